@@ -1,0 +1,30 @@
+"""safe_data: containers that never lose what they discard.
+
+``SafeList``, ``SafeDict`` and ``SafeSet`` are drop-in subclasses of the builtins; every
+destructive operation journals the discarded values first, to a crash-safe journal on
+local disk.  See the README and docs/ for the guarantees.
+"""
+
+from ._impl import EXTENSION, SafeDict, SafeList, SafeSet
+from .errors import (
+    CorruptRecordError,
+    CorruptSegmentError,
+    JournalClosedError,
+    JournalError,
+    JournalFullError,
+    RecordTooLargeError,
+    SafeDataError,
+    UnpicklableValueError,
+)
+from .journal.codec import UnverifiedPickle
+from .journal.journal import Journal, JournalWarning, configure, default_journal
+from .journal.reader import Problem, Record
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EXTENSION", "CorruptRecordError", "CorruptSegmentError", "Journal", "JournalClosedError",
+    "JournalError", "JournalFullError", "JournalWarning", "Problem", "Record",
+    "RecordTooLargeError", "SafeDataError", "SafeDict", "SafeList", "SafeSet",
+    "UnpicklableValueError", "UnverifiedPickle", "configure", "default_journal",
+]

@@ -1,0 +1,517 @@
+"""Pure-Python twin of ``_core.pyx``: the same names, in the same order, writing the same bytes.
+
+It follows the C code closely on purpose, so a fix in one is easy to carry to the other.
+Used when the extension is not built, or when ``SAFE_DATA_NO_EXTENSIONS=1``.
+
+Every destructive method follows one pattern: work out exactly what will be discarded,
+journal it (which may raise: then nothing changes), then let the builtin method do the
+change.  A record is only written when something is actually discarded.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import threading
+import time
+
+import google_crc32c
+
+from . import _support
+from .errors import JournalClosedError, RecordTooLargeError
+from .journal import format as fmt
+from .journal.codec import encode_value
+from .journal.segments import sync_data
+
+__all__ = ["DURABILITY_BATCH", "DURABILITY_FSYNC", "DURABILITY_PROCESS", "RecordWriter",
+           "SafeDict", "SafeList", "SafeSet", "crc32c"]
+
+crc32c = google_crc32c.value
+
+DURABILITY_PROCESS = 0
+DURABILITY_BATCH = 1
+DURABILITY_FSYNC = 2
+
+_MISSING = object()
+_OP = fmt.OP_CODES
+_lz4_compress = None
+
+
+def _compress(payload):
+    global _lz4_compress
+    if _lz4_compress is None:  # lz4 is imported on first use: keeps `import safe_data` light
+        from lz4.block import compress as _lz4_compress
+    return _lz4_compress(payload, store_size=True)
+
+
+class RecordWriter:
+    """Appends frames to the active segment of one journal, for all threads of a process."""
+
+    def __init__(self, manager, mac_key: bytes, durability: int, compress_threshold: int):
+        self._manager = manager
+        self._key = mac_key
+        self._durability = durability
+        self._threshold = compress_threshold
+        self._lock = threading.Lock()
+        self._map = None
+        self._pos = self._end = 0
+        self._fd = -1
+        self._seq = 0
+        self._closed = False
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    def append(self, op: int, name: bytes, key, values, caller=None) -> int:
+        """Journal one record; return its sequence number.  Raises before anything is lost."""
+        payload = bytearray()
+        encode_value(payload, key, self._key)
+        encode_value(payload, values, self._key)
+        flags = 0
+        if caller is not None:
+            encode_value(payload, caller, self._key)
+            flags |= fmt.FLAG_CALLER
+        if len(payload) >= self._threshold:
+            packed = _compress(payload)
+            if len(packed) < len(payload):
+                payload = packed
+                flags |= fmt.FLAG_COMPRESSED
+        frame_len = fmt.FRAME_HEADER_SIZE + len(name) + len(payload)
+        if frame_len > fmt.MAX_FRAME_LEN:
+            raise RecordTooLargeError(f"a {frame_len}-byte record exceeds the 4 GiB frame limit; nothing was discarded")
+        thread = threading.get_ident()
+        with self._lock:
+            if self._closed:
+                raise JournalClosedError("the journal is closed; nothing was discarded")
+            if self._pos + frame_len > self._end:
+                self._rotate(frame_len)
+            self._seq += 1
+            head = fmt.FRAME_HEADER.pack(0, 0, self._seq, time.time_ns(), thread, op, flags, len(name))
+            crc = google_crc32c.extend(google_crc32c.extend(crc32c(head[8:]), name), bytes(payload))
+            pos = self._pos
+            self._map[pos:pos + 8] = fmt.FRAME_HEADER.pack(frame_len, crc, 0, 0, 0, 0, 0, 0)[:8]
+            self._map[pos + 8:pos + fmt.FRAME_HEADER_SIZE] = head[8:]
+            body = pos + fmt.FRAME_HEADER_SIZE
+            self._map[body:body + len(name)] = name
+            self._map[body + len(name):pos + frame_len] = payload
+            self._pos = pos + frame_len
+            seq = self._seq
+            if self._durability == DURABILITY_FSYNC:
+                fd = os.dup(self._fd)
+        if self._durability == DURABILITY_FSYNC:
+            # outside the lock, on a duplicate: concurrent writers share one flush
+            try:
+                sync_data(fd)
+            finally:
+                os.close(fd)
+        return seq
+
+    def _rotate(self, need: int) -> None:
+        used, self._map, self._pos, self._end, self._fd = self._pos, None, 0, 0, -1
+        self._map, self._pos, self._end, self._fd = self._manager.rotate(used, need)
+
+    def sync(self) -> None:
+        """Make every record written so far durable (fdatasync of the active segment)."""
+        with self._lock:
+            if self._map is None:
+                return
+            fd = os.dup(self._fd)
+        try:
+            sync_data(fd)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            used, self._map, self._pos, self._end, self._fd = self._pos, None, 0, 0, -1
+            self._manager.seal(used)
+
+    def after_fork_in_child(self) -> None:
+        """A forked child must never write into its parent's segment."""
+        self._lock = threading.Lock()
+        self._map, self._pos, self._end, self._fd, self._seq = None, 0, 0, -1, 0
+        self._manager.forget_after_fork()
+
+
+# --- containers -----------------------------------------------------------------------------
+
+
+class _Safe:
+    """The settings every safe container carries, and its journaling entry point."""
+
+    __slots__ = ()
+
+    def _setup(self, kind, name, journal, deep, capture_caller):
+        self._journal = _support.resolve_journal(journal)
+        self._writer = self._journal._writer
+        self._name = name if name is not None else _support.auto_name(kind, __name__)
+        self._bname = self._name.encode("utf-8")
+        if len(self._bname) > fmt.MAX_NAME_LEN:
+            raise ValueError(f"container name longer than {fmt.MAX_NAME_LEN} bytes")
+        self._deep = deep
+        self._capture = capture_caller
+
+    def _log(self, op, key, values):
+        caller = _support.caller_of(__name__) if self._capture else None
+        self._writer.append(op, self._bname, key, values, caller)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def journal(self):
+        return self._journal
+
+    @property
+    def deep(self) -> bool:
+        return self._deep
+
+    @property
+    def capture_caller(self) -> bool:
+        return self._capture
+
+    def _convert(self, value, key):
+        """With deep=True: a plain list/dict/set stored inside becomes a safe container."""
+        t = type(value)
+        if t is list:
+            cls = SafeList
+        elif t is dict:
+            cls = SafeDict
+        elif t is set:
+            return SafeSet(value, name=_support.child_name(self._name, key), journal=self._journal,
+                           capture_caller=self._capture)
+        else:
+            return value
+        return cls(value, name=_support.child_name(self._name, key), journal=self._journal,
+                   deep=True, capture_caller=self._capture)
+
+    def __copy__(self):
+        return type(self)(self, **self._settings())
+
+    def _settings(self):
+        settings = {"name": self._name, "journal": self._journal, "capture_caller": self._capture}
+        if not isinstance(self, set):
+            settings["deep"] = self._deep
+        return settings
+
+
+def _index(self, i, message):
+    n = len(self)
+    i = operator.index(i)
+    if i < 0:
+        i += n
+    if not 0 <= i < n:
+        raise IndexError(message)
+    return i
+
+
+class SafeList(_Safe, list):
+    """A ``list`` whose every discarded value is journaled first."""
+
+    __slots__ = ("_journal", "_writer", "_name", "_bname", "_deep", "_capture", "__weakref__")
+
+    def __init__(self, iterable=(), *, name=None, journal=None, deep=False, capture_caller=False):
+        if hasattr(self, "_writer"):  # __init__ called again on a live list: it replaces
+            if name is None:
+                name = self._name
+            if journal is None:
+                journal = self._journal
+            if len(self):
+                self._log(_OP["list", "init"], None, self)
+        self._setup("list", name, journal, deep, capture_caller)
+        if deep:
+            iterable = [self._convert(v, i) for i, v in enumerate(iterable)]
+        list.__init__(self, iterable)
+
+    def __reduce__(self):
+        return (_support.rebuild, (_support.reduce_target(self, "list"), list(self), _support.settings_of(self)))
+
+    def __deepcopy__(self, memo):
+        from copy import deepcopy
+
+        new = type(self)(**self._settings())
+        memo[id(self)] = new
+        list.extend(new, [deepcopy(v, memo) for v in self])
+        return new
+
+    # discarding
+    def clear(self):
+        if len(self):
+            self._log(_OP["list", "clear"], None, self)
+        list.clear(self)
+
+    def pop(self, index=-1):
+        if not len(self):
+            raise IndexError("pop from empty list")
+        i = _index(self, index, "pop index out of range")
+        self._log(_OP["list", "pop"], i, [list.__getitem__(self, i)])
+        return list.pop(self, i)
+
+    def remove(self, value):
+        try:
+            i = list.index(self, value)
+        except ValueError:
+            raise ValueError("list.remove(x): x not in list") from None
+        self._log(_OP["list", "remove"], i, [list.__getitem__(self, i)])
+        list.__delitem__(self, i)
+
+    def __delitem__(self, key):
+        if type(key) is slice:
+            old = list.__getitem__(self, key)
+            if old:
+                self._log(_OP["list", "del"], slice(*key.indices(len(self))), old)
+        else:
+            key = _index(self, key, "list assignment index out of range")
+            self._log(_OP["list", "del"], key, [list.__getitem__(self, key)])
+        list.__delitem__(self, key)
+
+    def __setitem__(self, key, value):
+        if type(key) is slice:
+            if type(value) is not list:
+                value = list(value)
+            old = list.__getitem__(self, key)
+            start, stop, step = key.indices(len(self))
+            if step != 1 and len(old) != len(value):
+                raise ValueError(f"attempt to assign sequence of size {len(value)} to extended slice of size {len(old)}")
+            if old:
+                self._log(_OP["list", "set"], slice(start, stop, step), old)
+            if self._deep:
+                value = [self._convert(v, start + j * step) for j, v in enumerate(value)]
+            list.__setitem__(self, key, value)
+        else:
+            i = _index(self, key, "list assignment index out of range")
+            old = list.__getitem__(self, i)
+            if old is not value:
+                self._log(_OP["list", "set"], i, [old])
+            if self._deep:
+                value = self._convert(value, i)
+            list.__setitem__(self, i, value)
+
+    def __imul__(self, n):
+        if operator.index(n) <= 0 and len(self):
+            self._log(_OP["list", "*="], None, self)
+        return list.__imul__(self, n)
+
+    # adding (overridden only to convert nested values when deep=True)
+    def append(self, value):
+        if self._deep:
+            value = self._convert(value, len(self))
+        list.append(self, value)
+
+    def extend(self, iterable):
+        if self._deep:
+            n = len(self)
+            iterable = [self._convert(v, n + j) for j, v in enumerate(iterable)]
+        list.extend(self, iterable)
+
+    def insert(self, index, value):
+        if self._deep:
+            n = len(self)
+            i = operator.index(index)
+            value = self._convert(value, max(0, min(n, i + n if i < 0 else i)))
+        list.insert(self, index, value)
+
+    def __iadd__(self, other):
+        self.extend(other)
+        return self
+
+
+class SafeDict(_Safe, dict):
+    """A ``dict`` whose every removed or overwritten value is journaled first."""
+
+    __slots__ = ("_journal", "_writer", "_name", "_bname", "_deep", "_capture", "__weakref__")
+
+    def __init__(self, *args, name=None, journal=None, deep=False, capture_caller=False, **kwargs):
+        reinit = hasattr(self, "_writer")
+        if reinit:
+            if name is None:
+                name = self._name
+            if journal is None:
+                journal = self._journal
+        self._setup("dict", name, journal, deep, capture_caller)
+        self._update(args, kwargs, _OP["dict", "init"])
+
+    def __reduce__(self):
+        return (_support.rebuild, (_support.reduce_target(self, "dict"), dict(self), _support.settings_of(self)))
+
+    def __deepcopy__(self, memo):
+        from copy import deepcopy
+
+        new = type(self)(**self._settings())
+        memo[id(self)] = new
+        dict.update(new, [(deepcopy(k, memo), deepcopy(v, memo)) for k, v in dict.items(self)])
+        return new
+
+    def _update(self, args, kwargs, op):
+        if len(args) > 1:
+            raise TypeError(f"update expected at most 1 argument, got {len(args)}")
+        pairs = []
+        if args:
+            other = args[0]
+            if hasattr(other, "keys"):
+                pairs = [(k, other[k]) for k in other.keys()]
+            else:
+                for n, item in enumerate(other):
+                    item = tuple(item)
+                    if len(item) != 2:
+                        raise ValueError(f"dictionary update sequence element #{n} has length {len(item)}; 2 is required")
+                    pairs.append(item)
+        if kwargs:
+            pairs.extend(kwargs.items())
+        if len(self):
+            old = {}
+            for k, v in pairs:
+                o = dict.get(self, k, _MISSING)
+                if o is not _MISSING and o is not v and k not in old:
+                    old[k] = o
+            if old:
+                self._log(op, None, old)
+        if self._deep:
+            pairs = [(k, self._convert(v, k)) for k, v in pairs]
+        dict.update(self, pairs)
+
+    # discarding
+    def __setitem__(self, key, value):
+        old = dict.get(self, key, _MISSING)
+        if old is not _MISSING and old is not value:
+            self._log(_OP["dict", "set"], key, {key: old})
+        if self._deep:
+            value = self._convert(value, key)
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key):
+        old = dict.__getitem__(self, key)
+        self._log(_OP["dict", "del"], key, {key: old})
+        dict.__delitem__(self, key)
+
+    def pop(self, key, *default):
+        if len(default) > 1:
+            raise TypeError(f"pop expected at most 2 arguments, got {1 + len(default)}")
+        old = dict.get(self, key, _MISSING)
+        if old is _MISSING:
+            if default:
+                return default[0]
+            raise KeyError(key)
+        self._log(_OP["dict", "pop"], key, {key: old})
+        return dict.pop(self, key)
+
+    def popitem(self):
+        if not len(self):
+            raise KeyError("popitem(): dictionary is empty")
+        key = next(reversed(dict.keys(self)))
+        self._log(_OP["dict", "popitem"], key, {key: dict.__getitem__(self, key)})
+        return dict.popitem(self)
+
+    def clear(self):
+        if len(self):
+            self._log(_OP["dict", "clear"], None, self)
+        dict.clear(self)
+
+    def update(self, *args, **kwargs):
+        self._update(args, kwargs, _OP["dict", "update"])
+
+    def __ior__(self, other):
+        self._update((other,), {}, _OP["dict", "|="])
+        return self
+
+    # adding (overridden only to convert nested values when deep=True)
+    def setdefault(self, key, default=None):
+        if self._deep and key not in self:
+            default = self._convert(default, key)
+        return dict.setdefault(self, key, default)
+
+
+class SafeSet(_Safe, set):
+    """A ``set`` whose every removed element is journaled first."""
+
+    __slots__ = ("_journal", "_writer", "_name", "_bname", "_deep", "_capture")
+
+    def __init__(self, iterable=(), *, name=None, journal=None, capture_caller=False):
+        if hasattr(self, "_writer"):  # __init__ called again on a live set: it replaces
+            if name is None:
+                name = self._name
+            if journal is None:
+                journal = self._journal
+            if len(self):
+                self._log(_OP["set", "init"], None, self)
+        self._setup("set", name, journal, False, capture_caller)
+        set.__init__(self, iterable)
+
+    def __reduce__(self):
+        return (_support.rebuild, (_support.reduce_target(self, "set"), set(self), _support.settings_of(self)))
+
+    def __deepcopy__(self, memo):
+        from copy import deepcopy
+
+        new = type(self)(**self._settings())
+        memo[id(self)] = new
+        set.update(new, [deepcopy(v, memo) for v in self])
+        return new
+
+    def clear(self):
+        if len(self):
+            self._log(_OP["set", "clear"], None, self)
+        set.clear(self)
+
+    def pop(self):
+        value = set.pop(self)
+        try:
+            self._log(_OP["set", "pop"], None, {value})
+        except BaseException:
+            set.add(self, value)  # not journaled: put it back, lose nothing
+            raise
+        return value
+
+    def remove(self, value):
+        if value not in self:
+            raise KeyError(value)
+        self._log(_OP["set", "remove"], None, {value})
+        set.remove(self, value)
+
+    def discard(self, value):
+        if value in self:
+            self._log(_OP["set", "discard"], None, {value})
+            set.discard(self, value)
+
+    def _remove_all(self, gone, op):
+        if gone:
+            self._log(op, None, gone)
+            set.difference_update(self, gone)
+
+    def difference_update(self, *others):
+        self._remove_all(set.intersection(self, set().union(*others)), _OP["set", "difference_update"])
+
+    def intersection_update(self, *others):
+        self._remove_all(set.difference(self, set.intersection(self, *others)), _OP["set", "intersection_update"])
+
+    def symmetric_difference_update(self, other):
+        self._symmetric(other, _OP["set", "symmetric_difference_update"])
+
+    def __isub__(self, other):
+        if not isinstance(other, (set, frozenset)):
+            return NotImplemented
+        self._remove_all(set.intersection(self, other), _OP["set", "-="])
+        return self
+
+    def __iand__(self, other):
+        if not isinstance(other, (set, frozenset)):
+            return NotImplemented
+        self._remove_all(set.difference(self, other), _OP["set", "&="])
+        return self
+
+    def __ixor__(self, other):
+        if not isinstance(other, (set, frozenset)):
+            return NotImplemented
+        self._symmetric(other, _OP["set", "^="])
+        return self
+
+    def _symmetric(self, other, op):
+        other = set(other)
+        shared = set.intersection(self, other)
+        self._remove_all(shared, op)
+        set.update(self, other - shared)

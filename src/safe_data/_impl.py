@@ -1,0 +1,26 @@
+"""The one place that chooses the C extension or the pure-Python twin.
+
+``SAFE_DATA_NO_EXTENSIONS=1`` forces the twin; ``SAFE_DATA_REQUIRE_EXTENSIONS=1`` makes a
+missing extension an ImportError instead of a silent fallback.  Both modules are always
+importable under their own names (``safe_data._core``, ``safe_data._core_py``).
+"""
+
+import os
+
+if os.environ.get("SAFE_DATA_NO_EXTENSIONS", "") not in ("", "0"):
+    from ._core_py import *  # noqa: F403
+    from ._core_py import __all__ as _names
+    EXTENSION = False
+else:
+    try:
+        from ._core import *  # noqa: F403
+        from ._core import __all__ as _names
+        EXTENSION = True
+    except ImportError:
+        if os.environ.get("SAFE_DATA_REQUIRE_EXTENSIONS", "") not in ("", "0"):
+            raise
+        from ._core_py import *  # noqa: F403
+        from ._core_py import __all__ as _names
+        EXTENSION = False
+
+__all__ = list(_names) + ["EXTENSION"]

@@ -1,0 +1,81 @@
+"""Helpers both container implementations share: names, journal lookup, unpickling.
+
+Nothing here is on the hot path; the C and Python containers call it on construction,
+deep conversion and pickling only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def child_name(parent: str, key) -> str:
+    """The name of a nested container: ``orders[3]["items"]``."""
+    return f"{parent}[{json.dumps(key) if type(key) is str else repr(key)}]"
+
+
+def auto_name(kind: str, skip_module: str | None = None) -> str:
+    """A default name from where the container was created: ``list@myapp.orders:42``."""
+    frame = sys._getframe(1)
+    while frame is not None and (
+        frame.f_globals.get("__name__") in (__name__, skip_module)
+    ):
+        frame = frame.f_back
+    if frame is None:
+        return kind
+    return f"{kind}@{frame.f_globals.get('__name__', '?')}:{frame.f_lineno}"
+
+
+def caller_of(skip_module: str | None = None):
+    """(filename, line, function) of the nearest frame outside safe_data's containers."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") in (__name__, skip_module):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    return (frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
+
+
+def resolve_journal(journal):
+    from .journal.journal import default_journal
+
+    return default_journal() if journal is None else journal
+
+
+def settings_of(container) -> dict:
+    """The constructor keywords that recreate ``container``'s behaviour (for pickling)."""
+    from .journal.journal import is_default_journal
+
+    journal = container.journal
+    settings = {
+        "name": container.name,
+        "capture_caller": container.capture_caller,
+        "journal": None if is_default_journal(journal) else journal.path,
+    }
+    if not isinstance(container, set):
+        settings["deep"] = container.deep
+    return settings
+
+
+def rebuild(cls_or_kind, contents, settings):
+    """Unpickle a safe container: ``cls_or_kind`` is "list"/"dict"/"set" for our own
+    classes (so a pickle made with the C extension loads with the Python twin) or the
+    user's subclass."""
+    from .journal.journal import journal_at
+
+    if isinstance(cls_or_kind, str):
+        import safe_data
+
+        cls = {"list": safe_data.SafeList, "dict": safe_data.SafeDict, "set": safe_data.SafeSet}[cls_or_kind]
+    else:
+        cls = cls_or_kind
+    settings = dict(settings)
+    path = settings.pop("journal", None)
+    journal = None if path is None else journal_at(path)
+    return cls(contents, journal=journal, **settings)
+
+
+def reduce_target(container, kind: str):
+    """What ``__reduce__`` names: the kind for our exact classes, else the subclass."""
+    return kind if type(container).__module__ in ("safe_data._core", "safe_data._core_py") else type(container)

@@ -1,0 +1,51 @@
+"""The exception hierarchy.  Every error says what happened and what to do about it.
+
+When a destructive call raises one of these, the container was not changed: the value
+was neither journaled nor discarded.
+"""
+
+from __future__ import annotations
+
+
+class SafeDataError(Exception):
+    """Base class of every safe_data error."""
+
+
+class JournalError(SafeDataError):
+    """The journal could not take a record."""
+
+
+class JournalFullError(JournalError, OSError):
+    """The quota (``max_bytes``) or the filesystem is full."""
+
+
+class JournalClosedError(JournalError):
+    """The journal was closed; containers bound to it can no longer discard."""
+
+
+class RecordTooLargeError(JournalError, ValueError):
+    """One record would exceed the 4 GiB frame limit of the format."""
+
+
+class UnpicklableValueError(SafeDataError, TypeError):
+    """A discarded value can be neither encoded nor pickled, so it cannot be preserved."""
+
+    def __init__(self, value, cause: BaseException):
+        self.value_type = type(value)
+        super().__init__(
+            f"cannot preserve a {type(value).__module__}.{type(value).__qualname__} value: "
+            f"it is not picklable ({cause}); the container was not changed. Make the type "
+            f"picklable (define __reduce__) or remove it by a non-safe path."
+        )
+
+
+class CorruptRecordError(SafeDataError, ValueError):
+    """A record failed verification while it was decoded."""
+
+
+class CorruptSegmentError(SafeDataError):
+    """A segment holds a torn or corrupt frame (raised by readers asked to be strict)."""
+
+    def __init__(self, problem):
+        self.problem = problem
+        super().__init__(str(problem))

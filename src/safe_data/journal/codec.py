@@ -1,0 +1,272 @@
+"""The value codec (docs/format.md, "Values"): pure-Python encoder and the only decoder.
+
+Exact builtin types (None, bool, int, float, str, bytes, bytearray, tuple, list, dict,
+set, frozenset, slice) have a compact tagged encoding that decodes without running code.
+The safe containers encode as their builtin base.  Anything else is pickled (protocol 5)
+and the pickle is authenticated with HMAC-SHA256 under the journal's secret key: the
+decoder unpickles only a pickle whose MAC verifies, so a segment written elsewhere (or
+tampered with) can never make the reader execute code.  ``_core.pyx`` implements the same
+encoder in C; the two must produce identical bytes (tests/test_format.py checks).
+"""
+
+from __future__ import annotations
+
+import hmac
+import pickle
+import struct
+
+from ..errors import CorruptRecordError, UnpicklableValueError
+from . import format as fmt
+
+_DOUBLE = struct.Struct("<d")
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+
+
+class _TooDeep(Exception):
+    """Nesting exceeded MAX_ENCODE_DEPTH: the caller pickles the whole value instead."""
+
+
+class UnverifiedPickle:
+    """Stands in for a pickled value whose MAC did not verify under this journal's key.
+
+    The bytes are kept so nothing is lost; call :meth:`load` only if you trust where the
+    segment came from (unpickling runs code chosen by whoever wrote it).
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def load(self):
+        return pickle.loads(self.data)
+
+    def __repr__(self):
+        return f"<UnverifiedPickle {len(self.data)} bytes>"
+
+
+def put_varint(out: bytearray, n: int) -> None:
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+
+
+def mac(key: bytes, data) -> bytes:
+    return hmac.digest(key, data, "sha256")
+
+
+def _builtin_kinds():
+    # The safe containers encode as their builtin base; imported late to avoid a cycle.
+    from .. import _core_py
+
+    kinds = {list: fmt.T_LIST, dict: fmt.T_DICT, set: fmt.T_SET,
+             _core_py.SafeList: fmt.T_LIST, _core_py.SafeDict: fmt.T_DICT, _core_py.SafeSet: fmt.T_SET}
+    try:
+        from .. import _core
+    except ImportError:
+        pass
+    else:
+        kinds.update({_core.SafeList: fmt.T_LIST, _core.SafeDict: fmt.T_DICT, _core.SafeSet: fmt.T_SET})
+    return kinds
+
+
+_CONTAINER_TAGS: dict | None = None
+
+
+def _encode(out: bytearray, obj, depth: int, key: bytes) -> None:
+    global _CONTAINER_TAGS
+    t = type(obj)
+    if obj is None:
+        out.append(fmt.T_NONE)
+    elif obj is True:
+        out.append(fmt.T_TRUE)
+    elif obj is False:
+        out.append(fmt.T_FALSE)
+    elif t is int:
+        if _INT64_MIN <= obj <= _INT64_MAX:
+            out.append(fmt.T_INT)
+            put_varint(out, ((obj << 1) ^ (obj >> 63)) & 0xFFFFFFFFFFFFFFFF)
+        else:
+            raw = obj.to_bytes((obj.bit_length() + 8) // 8, "little", signed=True)
+            out.append(fmt.T_BIGINT)
+            put_varint(out, len(raw))
+            out += raw
+    elif t is float:
+        out.append(fmt.T_FLOAT)
+        out += _DOUBLE.pack(obj)
+    elif t is str:
+        try:
+            raw = obj.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: let pickle keep them
+            _encode_pickle(out, obj, key)
+            return
+        out.append(fmt.T_STR)
+        put_varint(out, len(raw))
+        out += raw
+    elif t is bytes or t is bytearray:
+        out.append(fmt.T_BYTES if t is bytes else fmt.T_BYTEARRAY)
+        put_varint(out, len(obj))
+        out += obj
+    else:
+        if _CONTAINER_TAGS is None:
+            _CONTAINER_TAGS = _builtin_kinds()
+        tag = _CONTAINER_TAGS.get(t)
+        if tag is None:
+            if t is tuple:
+                tag = fmt.T_TUPLE
+            elif t is frozenset:
+                tag = fmt.T_FROZENSET
+            elif t is slice:
+                out.append(fmt.T_SLICE)
+                _encode(out, obj.start, depth, key)
+                _encode(out, obj.stop, depth, key)
+                _encode(out, obj.step, depth, key)
+                return
+            else:
+                _encode_pickle(out, obj, key)
+                return
+        if depth >= fmt.MAX_ENCODE_DEPTH:
+            raise _TooDeep
+        out.append(tag)
+        put_varint(out, len(obj))
+        if tag == fmt.T_DICT:
+            for k, v in dict.items(obj):
+                _encode(out, k, depth + 1, key)
+                _encode(out, v, depth + 1, key)
+        else:
+            for item in obj:
+                _encode(out, item, depth + 1, key)
+
+
+def _encode_pickle(out: bytearray, obj, key: bytes) -> None:
+    try:
+        data = pickle.dumps(obj, fmt.PICKLE_PROTOCOL)
+    except Exception as exc:
+        raise UnpicklableValueError(obj, exc) from exc
+    out.append(fmt.T_PICKLE)
+    put_varint(out, len(data))
+    out += mac(key, data)
+    out += data
+
+
+def encode_value(out: bytearray, obj, key: bytes) -> None:
+    """Append the encoding of ``obj`` to ``out``; too-deep or cyclic values are pickled whole."""
+    start = len(out)
+    try:
+        _encode(out, obj, 0, key)
+    except _TooDeep:
+        del out[start:]
+        _encode_pickle(out, obj, key)
+
+
+# --- decoding -----------------------------------------------------------------------------
+
+
+class Decoder:
+    """Decodes one payload.  ``key`` is the journal's MAC key (None if unknown);
+    ``trust_pickles`` loads pickles even without a valid MAC (only for data you trust)."""
+
+    __slots__ = ("data", "pos", "key", "trust_pickles")
+
+    def __init__(self, data, key: bytes | None, trust_pickles: bool = False):
+        self.data = memoryview(data)
+        self.pos = 0
+        self.key = key
+        self.trust_pickles = trust_pickles
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.data)
+
+    def _fail(self, reason: str):
+        raise CorruptRecordError(f"{reason} at payload byte {self.pos}")
+
+    def _byte(self) -> int:
+        if self.pos >= len(self.data):
+            self._fail("payload truncated")
+        b = self.data[self.pos]
+        self.pos += 1
+        return b
+
+    def _varint(self) -> int:
+        n = shift = 0
+        while True:
+            b = self._byte()
+            n |= (b & 0x7F) << shift
+            if b < 0x80:
+                return n
+            shift += 7
+            if shift > 63:
+                self._fail("varint too long")
+
+    def _take(self, n: int) -> memoryview:
+        end = self.pos + n
+        if end > len(self.data):
+            self._fail(f"payload truncated (need {n} bytes)")
+        chunk = self.data[self.pos:end]
+        self.pos = end
+        return chunk
+
+    def value(self, depth: int = 0):
+        if depth > fmt.MAX_DECODE_DEPTH:
+            self._fail("nesting too deep")
+        tag = self._byte()
+        if tag == fmt.T_INT:
+            z = self._varint()
+            return (z >> 1) ^ -(z & 1)
+        if tag == fmt.T_STR:
+            try:
+                return str(self._take(self._varint()), "utf-8")
+            except UnicodeDecodeError:
+                self._fail("invalid UTF-8")
+        if tag == fmt.T_NONE:
+            return None
+        if tag == fmt.T_TRUE:
+            return True
+        if tag == fmt.T_FALSE:
+            return False
+        if tag == fmt.T_FLOAT:
+            return _DOUBLE.unpack(self._take(8))[0]
+        if tag == fmt.T_BYTES:
+            return bytes(self._take(self._varint()))
+        if tag == fmt.T_BYTEARRAY:
+            return bytearray(self._take(self._varint()))
+        if tag in (fmt.T_LIST, fmt.T_TUPLE, fmt.T_SET, fmt.T_FROZENSET):
+            n = self._varint()
+            if n > len(self.data) - self.pos:  # every item takes at least one byte
+                self._fail("item count exceeds payload")
+            items = [self.value(depth + 1) for _ in range(n)]
+            if tag == fmt.T_LIST:
+                return items
+            if tag == fmt.T_TUPLE:
+                return tuple(items)
+            try:
+                return set(items) if tag == fmt.T_SET else frozenset(items)
+            except TypeError:
+                self._fail("unhashable set element")
+        if tag == fmt.T_DICT:
+            n = self._varint()
+            if 2 * n > len(self.data) - self.pos:
+                self._fail("item count exceeds payload")
+            out = {}
+            for _ in range(n):
+                k = self.value(depth + 1)
+                try:
+                    out[k] = self.value(depth + 1)
+                except TypeError:
+                    self._fail("unhashable dict key")
+            return out
+        if tag == fmt.T_SLICE:
+            return slice(self.value(depth + 1), self.value(depth + 1), self.value(depth + 1))
+        if tag == fmt.T_BIGINT:
+            return int.from_bytes(self._take(self._varint()), "little", signed=True)
+        if tag == fmt.T_PICKLE:
+            n = self._varint()
+            tag_mac = bytes(self._take(fmt.MAC_SIZE))
+            data = bytes(self._take(n))
+            verified = self.key is not None and hmac.compare_digest(tag_mac, mac(self.key, data))
+            if not (verified or self.trust_pickles):
+                return UnverifiedPickle(data)
+            return pickle.loads(data)
+        self._fail(f"unknown value tag 0x{tag:02x}")

@@ -1,0 +1,147 @@
+"""The on-disk format, version 1: the one module that implements docs/format.md.
+
+The writers (``_core.pyx`` and its pure twin ``_core_py.py``) produce these bytes; this
+module defines the constants both use and decodes them back.  Everything is little-endian.
+
+Segment file = 64-byte header, then frames, then zero bytes up to the preallocated size
+(an ``.open`` segment) or end of file (a sealed ``.seg`` segment).
+
+Frame = 36-byte header ``<IIQqQBBH``::
+
+    frame_len   u32  length of the whole frame, header included (0 = no more frames)
+    crc         u32  CRC32C of bytes [8, frame_len) of the frame
+    seq         u64  per-writer sequence number, from 1
+    time_ns     i64  wall-clock time of the write, ns since the epoch
+    thread      u64  thread identifier of the writer
+    op          u8   operation code, see OPS
+    flags       u8   FLAG_COMPRESSED | FLAG_CALLER
+    name_len    u16  length of the container name
+
+then ``name`` (UTF-8) and the payload: the codec encodings of ``key``, ``values`` and, with
+FLAG_CALLER, ``caller``, concatenated; with FLAG_COMPRESSED the payload is an lz4 block
+with its uncompressed size stored in front (``lz4.block.compress(store_size=True)``).
+"""
+
+from __future__ import annotations
+
+import struct
+
+MAGIC = b"SAFEDATA"
+FORMAT_VERSION = 1
+
+#: magic, version, header size, flags, writer id, segment number, created ns, pid; then
+#: 16 reserved bytes and the CRC32C of the first 60 bytes.
+SEGMENT_HEADER = struct.Struct("<8sHHIQQqI16x")
+SEGMENT_HEADER_SIZE = 64
+SEGMENT_CRC = struct.Struct("<I")
+
+FRAME_HEADER = struct.Struct("<IIQqQBBH")
+FRAME_HEADER_SIZE = FRAME_HEADER.size  # 36
+MAX_FRAME_LEN = 0xFFFFFFFF
+MAX_NAME_LEN = 0xFFFF
+
+FLAG_COMPRESSED = 0x01
+FLAG_CALLER = 0x02
+KNOWN_FLAGS = FLAG_COMPRESSED | FLAG_CALLER
+
+OPEN_SUFFIX = ".open"
+SEALED_SUFFIX = ".seg"
+
+# --- operation codes: (container kind, operation) --------------------------------------
+# Codes are stable: never renumber, only add.
+OPS: dict[int, tuple[str, str]] = {
+    1: ("list", "clear"),
+    2: ("list", "pop"),
+    3: ("list", "remove"),
+    4: ("list", "del"),
+    5: ("list", "set"),
+    6: ("list", "*="),
+    7: ("list", "init"),
+    16: ("dict", "clear"),
+    17: ("dict", "pop"),
+    18: ("dict", "popitem"),
+    19: ("dict", "del"),
+    20: ("dict", "set"),
+    21: ("dict", "update"),
+    22: ("dict", "|="),
+    23: ("dict", "init"),
+    32: ("set", "clear"),
+    33: ("set", "pop"),
+    34: ("set", "remove"),
+    35: ("set", "discard"),
+    36: ("set", "difference_update"),
+    37: ("set", "intersection_update"),
+    38: ("set", "symmetric_difference_update"),
+    39: ("set", "-="),
+    40: ("set", "&="),
+    41: ("set", "^="),
+    42: ("set", "init"),
+}
+OP_CODES: dict[tuple[str, str], int] = {v: k for k, v in OPS.items()}
+
+# --- value codec tags -------------------------------------------------------------------
+# Exact builtin types get a compact encoding that decodes without running any code;
+# everything else is a pickle (protocol 5) authenticated with the journal's key.
+T_NONE = 0x00
+T_FALSE = 0x01
+T_TRUE = 0x02
+T_INT = 0x03  # zigzag LEB128, fits in int64
+T_FLOAT = 0x04  # 8-byte IEEE 754 double
+T_STR = 0x05  # LEB128 length + UTF-8
+T_BYTES = 0x06  # LEB128 length + raw
+T_TUPLE = 0x07  # LEB128 count + items
+T_LIST = 0x08
+T_DICT = 0x09  # LEB128 count + key, value pairs
+T_SET = 0x0A
+T_FROZENSET = 0x0B
+T_SLICE = 0x0C  # start, stop, step
+T_BYTEARRAY = 0x0D
+T_PICKLE = 0x0E  # LEB128 length n + 32-byte HMAC-SHA256 + n pickle bytes
+T_BIGINT = 0x0F  # LEB128 length + two's complement little-endian
+
+#: nesting deeper than this is pickled whole (pickle handles cycles and depth)
+MAX_ENCODE_DEPTH = 32
+#: a decoder refuses deeper nesting than any writer produces
+MAX_DECODE_DEPTH = MAX_ENCODE_DEPTH + 2
+MAC_SIZE = 32
+PICKLE_PROTOCOL = 5
+
+#: payloads at least this long are lz4-compressed (if that makes them smaller)
+DEFAULT_COMPRESS_THRESHOLD = 512
+#: lz4 cannot expand more than 255x; refuse to inflate anything claiming more
+MAX_LZ4_RATIO = 255
+
+
+def pack_segment_header(crc32c, writer_id: int, segment_no: int, created_ns: int, pid: int) -> bytes:
+    head = SEGMENT_HEADER.pack(
+        MAGIC, FORMAT_VERSION, SEGMENT_HEADER_SIZE, 0, writer_id, segment_no, created_ns, pid
+    )
+    return head + SEGMENT_CRC.pack(crc32c(head))
+
+
+class SegmentHeader:
+    """The parsed header of a segment file."""
+
+    __slots__ = ("version", "writer_id", "segment_no", "created_ns", "pid")
+
+    def __init__(self, version, writer_id, segment_no, created_ns, pid):
+        self.version = version
+        self.writer_id = writer_id
+        self.segment_no = segment_no
+        self.created_ns = created_ns
+        self.pid = pid
+
+
+def unpack_segment_header(crc32c, data) -> SegmentHeader:
+    """Parse and verify a segment header; raise ValueError with the reason if it is bad."""
+    if len(data) < SEGMENT_HEADER_SIZE:
+        raise ValueError(f"segment header truncated ({len(data)} of {SEGMENT_HEADER_SIZE} bytes)")
+    magic, version, size, _flags, writer_id, segment_no, created_ns, pid = SEGMENT_HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise ValueError(f"not a safe_data segment (magic {magic!r})")
+    (crc,) = SEGMENT_CRC.unpack_from(data, 60)
+    if crc != crc32c(bytes(data[:60])):
+        raise ValueError("segment header checksum mismatch")
+    if version != FORMAT_VERSION or size != SEGMENT_HEADER_SIZE:
+        raise ValueError(f"unsupported segment format version {version} (this reader knows {FORMAT_VERSION})")
+    return SegmentHeader(version, writer_id, segment_no, created_ns, pid)

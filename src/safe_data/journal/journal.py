@@ -1,0 +1,322 @@
+"""The Journal: a directory of segments, its writer for this process, and its readers.
+
+One ``Journal`` object per directory per process (``journal_at`` finds it again).  It owns
+a ``SegmentManager`` (segment files) and a ``RecordWriter`` (the C or Python hot path from
+``safe_data._impl``).  Fork safety: after ``os.fork()`` the child's writer forgets the
+parent's segment and starts its own on its first record; at exit every journal seals its
+active segment.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import stat
+import threading
+import warnings
+import weakref
+from datetime import datetime
+from typing import Iterator
+
+from .. import _impl
+from ..errors import SafeDataError
+from . import format as fmt
+from .reader import Problem, Record, read_records, recover_dead_segments, verify_directory
+from .segments import SegmentManager
+
+#: the writers' durability codes (both implementations define the same DURABILITY_* names)
+DURABILITY_MODES = {"process": 0, "batch": 1, "fsync": 2}
+DEFAULT_SEGMENT_SIZE = 16 << 20
+KEY_FILE = "key"
+KEY_SIZE = 32
+
+
+class JournalWarning(UserWarning):
+    """A reader found a torn or corrupt frame (the warning names segment and offset)."""
+
+
+def default_path() -> str:
+    """``$SAFE_DATA_HOME``, else the platform's user data directory + ``/journal``."""
+    home = os.environ.get("SAFE_DATA_HOME")
+    if home:
+        return os.path.abspath(home)
+    import platformdirs
+
+    return os.path.join(platformdirs.user_data_dir("safe-data", appauthor=False), "journal")
+
+
+class Journal:
+    """A crash-safe, append-only journal of discarded values.
+
+    Parameters
+    ----------
+    path : str, optional
+        The journal directory (created with mode 0700).  Default: :func:`default_path`.
+    durability : {"process", "batch", "fsync"}
+        ``"process"``: a record survives the process being killed the moment the call
+        returns (it is in the shared page cache).  ``"batch"``: also survives power loss,
+        except the records of the last ``batch_interval`` seconds.  ``"fsync"``: every
+        record is on disk before the call returns.
+    segment_size : int
+        Bytes preallocated per segment file.
+    max_bytes : int, optional
+        Quota for the directory's segments; a discard that would exceed it raises
+        :class:`~safe_data.errors.JournalFullError` and changes nothing.
+    batch_interval : float
+        Seconds between flushes in ``"batch"`` mode.
+    compress_threshold : int
+        Payloads of at least this many bytes are lz4-compressed.
+    trust_pickles : bool
+        Unpickle pickled values even when their MAC does not verify under this journal's
+        key (a journal copied from elsewhere without its key).  Only for data you trust.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, durability: str = "process",
+                 segment_size: int = DEFAULT_SEGMENT_SIZE, max_bytes: int | None = None,
+                 batch_interval: float = 0.05,
+                 compress_threshold: int = fmt.DEFAULT_COMPRESS_THRESHOLD,
+                 trust_pickles: bool = False):
+        if durability not in DURABILITY_MODES:
+            raise ValueError(f"durability must be one of {sorted(DURABILITY_MODES)}, not {durability!r}")
+        if segment_size < 4096:
+            raise ValueError("segment_size must be at least 4096 bytes")
+        self.path = os.path.abspath(os.fspath(path) if path is not None else default_path())
+        self.durability = durability
+        self.batch_interval = batch_interval
+        self.trust_pickles = trust_pickles
+        _make_private_dir(self.path)
+        self._key = _load_or_create_key(self.path)
+        durable = durability != "process"
+        self.recovered: list[Problem] = recover_dead_segments(self.path, _impl.crc32c, durable)
+        for problem in self.recovered:
+            warnings.warn(f"recovered a segment left open by a dead process: {problem}",
+                          JournalWarning, stacklevel=2)
+        self._manager = SegmentManager(self.path, crc32c=_impl.crc32c, segment_size=segment_size,
+                                       max_bytes=max_bytes, durable=durable)
+        self._writer = _impl.RecordWriter(self._manager, self._key, DURABILITY_MODES[durability],
+                                          compress_threshold)
+        self._closed = False
+        self._flusher = None
+        if durability == "batch":
+            self._start_flusher()
+        _register(self)
+
+    def __repr__(self):
+        state = "closed" if self._closed else self.durability
+        return f"<Journal {self.path!r} ({state})>"
+
+    # --- writing --------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Make every record written so far by this process durable on disk."""
+        self._writer.sync()
+
+    def close(self) -> None:
+        """Seal this process's active segment; containers bound to the journal then raise
+        :class:`~safe_data.errors.JournalClosedError` on any discard."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._flusher is not None:
+            self._flusher.set()
+        self._writer.close()
+        _unregister(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- reading --------------------------------------------------------------------------
+
+    def records(self, container: str | None = None, since: datetime | int | None = None,
+                until: datetime | int | None = None, *, on_error: str = "warn") -> Iterator[Record]:
+        """Yield the records of every process, oldest first.
+
+        ``container`` filters by name; ``since``/``until`` by time (a datetime, or
+        nanoseconds since the epoch).  Torn or corrupt frames are reported per
+        ``on_error``: "warn" (a :class:`JournalWarning`), "raise"
+        (:class:`~safe_data.errors.CorruptSegmentError`) or "ignore".
+        """
+        report = _reporter(on_error)
+        return read_records(self.path, _impl.crc32c, self._key, container=container,
+                            since_ns=_ns(since), until_ns=_ns(until),
+                            trust_pickles=self.trust_pickles, report=report)
+
+    def verify(self) -> list[Problem]:
+        """Check every frame of every segment; return the problems (empty when sound)."""
+        return [p for p in verify_directory(self.path, _impl.crc32c, self._key) if not p.live]
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _start_flusher(self) -> None:
+        stop = threading.Event()
+        self._flusher = stop
+        threading.Thread(target=_flush_loop, args=(weakref.ref(self), stop, self.batch_interval),
+                         name="safe_data-flusher", daemon=True).start()
+
+    def _after_fork_in_child(self) -> None:
+        self._writer.after_fork_in_child()
+        if self._flusher is not None and not self._closed:
+            self._start_flusher()
+
+
+def _flush_loop(journal_ref, stop: threading.Event, interval: float) -> None:
+    while not stop.wait(interval):
+        journal = journal_ref()
+        if journal is None:
+            return
+        try:
+            journal._writer.sync()
+        except OSError as exc:  # keep flushing; the next sync retries
+            warnings.warn(f"batch flush of {journal.path} failed: {exc}", JournalWarning)
+        del journal
+
+
+def _reporter(on_error: str):
+    from ..errors import CorruptSegmentError
+
+    if on_error == "ignore":
+        return None
+    if on_error == "raise":
+        def report(problem):
+            raise CorruptSegmentError(problem)
+        return report
+    if on_error == "warn":
+        def report(problem):
+            warnings.warn(f"journal problem: {problem}", JournalWarning, stacklevel=3)
+        return report
+    raise ValueError(f"on_error must be 'warn', 'raise' or 'ignore', not {on_error!r}")
+
+
+def _ns(t) -> int | None:
+    if t is None or isinstance(t, int):
+        return t
+    if isinstance(t, datetime):
+        return int(t.timestamp() * 1_000_000) * 1000
+    raise TypeError(f"expected a datetime or nanoseconds since the epoch, not {type(t).__name__}")
+
+
+def _make_private_dir(path: str) -> None:
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.stat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise SafeDataError(f"journal path {path} is not a directory")
+    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
+def _load_or_create_key(path: str) -> bytes:
+    """The journal's secret MAC key: authenticates its pickles (see codec)."""
+    key_path = os.path.join(path, KEY_FILE)
+    try:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "wb") as f:  # written whole or not at all: see below
+            f.write(os.urandom(KEY_SIZE))
+            f.flush()
+            os.fsync(f.fileno())
+    with open(key_path, "rb") as f:
+        key = f.read()
+    if len(key) != KEY_SIZE:
+        # Another process is between O_EXCL and its write; retry briefly.
+        import time
+
+        for _ in range(100):
+            time.sleep(0.01)
+            with open(key_path, "rb") as f:
+                key = f.read()
+            if len(key) == KEY_SIZE:
+                break
+        else:
+            raise SafeDataError(f"journal key file {key_path} is damaged ({len(key)} bytes, "
+                                f"expected {KEY_SIZE}); restore it from a backup or move the journal aside")
+    return key
+
+
+# --- the journals of this process -----------------------------------------------------------
+
+_journals: "weakref.WeakValueDictionary[str, Journal]" = weakref.WeakValueDictionary()  # by path
+_every: "weakref.WeakSet[Journal]" = weakref.WeakSet()  # for fork and exit hooks
+_default: Journal | None = None
+_lock = threading.RLock()
+
+
+def _register(journal: Journal) -> None:
+    with _lock:
+        _journals.setdefault(journal.path, journal)
+        _every.add(journal)
+
+
+def _unregister(journal: Journal) -> None:
+    global _default
+    with _lock:
+        if _journals.get(journal.path) is journal:
+            del _journals[journal.path]
+        _every.discard(journal)
+        if _default is journal:
+            _default = None
+
+
+def journal_at(path: str) -> Journal:
+    """The open journal of this process at ``path``, opening it if needed."""
+    path = os.path.abspath(path)
+    with _lock:
+        journal = _journals.get(path)
+    return journal if journal is not None else Journal(path)
+
+
+def default_journal() -> Journal:
+    """The journal containers use when none is given (see :func:`configure`)."""
+    global _default
+    journal = _default
+    if journal is None:
+        with _lock:
+            if _default is None:
+                path = os.path.abspath(default_path())
+                existing = _journals.get(path)
+                _default = existing if existing is not None else Journal(path)
+            journal = _default
+    return journal
+
+
+def is_default_journal(journal: Journal) -> bool:
+    return journal is _default
+
+
+def configure(path: str | os.PathLike | None = None, **options) -> Journal:
+    """Open the journal that containers created without ``journal=`` will use.
+
+    Takes the arguments of :class:`Journal`.  Containers created earlier keep theirs.
+    """
+    global _default
+    journal = Journal(path, **options)
+    with _lock:
+        _default = journal
+    return journal
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.RLock()
+    for journal in list(_every):
+        journal._after_fork_in_child()
+
+
+def _close_all() -> None:
+    for journal in list(_every):
+        try:
+            journal.close()
+        except Exception as exc:  # exiting: report, keep closing the others
+            warnings.warn(f"could not seal {journal.path} at exit: {exc}", JournalWarning)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_close_all)

@@ -1,0 +1,172 @@
+"""Segment files: create, preallocate, map, seal and recover.  Shared by both writers.
+
+Life of a segment (see docs/format.md, "Segment lifecycle")::
+
+    create  <writer>-<no>.open  O_EXCL, mode 0600, flock(LOCK_EX) held while it is written
+    preallocate with posix_fallocate: a full disk is ENOSPC here, never SIGBUS later
+    write the header, mmap it MAP_SHARED; the writer appends frames into the mapping
+    seal    unmap, truncate to the bytes used, fsync (batch/fsync modes), rename to .seg
+
+A process killed while writing leaves an ``.open`` file whose flock died with it; the
+next process that opens the journal recovers it: it keeps the valid frames, saves any
+bytes after them to ``damaged/`` (nothing is ever silently thrown away), truncates and
+seals.  The writer (C or Python) only ever sees (mmap, start, end, fd).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import mmap
+import os
+import threading
+import time
+
+from ..errors import JournalFullError
+from . import format as fmt
+
+_ENOSPC = (errno.ENOSPC, errno.EDQUOT)
+
+if hasattr(os, "posix_fallocate"):
+    def _preallocate(fd: int, size: int) -> None:
+        os.posix_fallocate(fd, 0, size)
+else:  # macOS: write zeros so the blocks exist before they are mapped
+    def _preallocate(fd: int, size: int) -> None:
+        chunk = bytes(1 << 20)
+        for offset in range(0, size, len(chunk)):
+            os.pwrite(fd, chunk[: size - offset], offset)
+
+_sync_data = getattr(os, "fdatasync", os.fsync)
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ActiveSegment:
+    __slots__ = ("path", "fd", "map", "size")
+
+    def __init__(self, path, fd, map_, size):
+        self.path = path
+        self.fd = fd
+        self.map = map_
+        self.size = size
+
+
+class SegmentManager:
+    """Creates and seals the segments of one writer (one process) in a journal directory."""
+
+    def __init__(self, directory: str, *, crc32c, segment_size: int, max_bytes: int | None,
+                 durable: bool):
+        self.directory = directory
+        self._crc32c = crc32c
+        self.segment_size = segment_size
+        self.max_bytes = max_bytes
+        self.durable = durable  # fsync on seal and directory changes
+        self.lock = threading.Lock()
+        self.active: ActiveSegment | None = None
+        self._new_writer()
+
+    def _new_writer(self) -> None:
+        self.writer_id = int.from_bytes(os.urandom(8), "little")
+        self.segment_no = 0
+
+    # --- called by the writer ------------------------------------------------------------
+
+    def rotate(self, used: int, need: int):
+        """Seal the active segment at ``used`` bytes and open one with ``need`` bytes free.
+
+        Returns (mmap, start, end, fd).  Raises JournalFullError if the quota or the disk
+        cannot take a new segment; the active segment is then still sealed and readable.
+        """
+        self.seal(used)
+        size = max(self.segment_size, fmt.SEGMENT_HEADER_SIZE + need)
+        self._check_quota(size)
+        self.active = seg = self._create(size)
+        return seg.map, fmt.SEGMENT_HEADER_SIZE, size, seg.fd
+
+    def seal(self, used: int) -> None:
+        seg, self.active = self.active, None
+        if seg is None:
+            return
+        seg.map.close()
+        os.ftruncate(seg.fd, used)
+        if self.durable:
+            os.fsync(seg.fd)
+        os.rename(seg.path, seg.path[: -len(fmt.OPEN_SUFFIX)] + fmt.SEALED_SUFFIX)
+        if self.durable:
+            fsync_dir(self.directory)
+        os.close(seg.fd)  # releases the flock
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's segment without touching it."""
+        seg, self.active = self.active, None
+        self.lock = threading.Lock()
+        if seg is not None:
+            seg.map.close()  # unmaps only the child's view
+            os.close(seg.fd)  # the parent's descriptor keeps the flock
+        self._new_writer()
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _check_quota(self, size: int) -> None:
+        if self.max_bytes is None:
+            return
+        used = directory_bytes(self.directory)
+        if used + size > self.max_bytes:
+            raise JournalFullError(
+                errno.ENOSPC,
+                f"journal quota of {self.max_bytes} bytes reached in {self.directory} "
+                f"({used} used, a new segment needs {size}); nothing was discarded. "
+                f"Upload or purge sealed segments, or raise max_bytes",
+            )
+
+    def _create(self, size: int) -> ActiveSegment:
+        self.segment_no += 1
+        name = f"{self.writer_id:016x}-{self.segment_no:06d}{fmt.OPEN_SUFFIX}"
+        path = os.path.join(self.directory, name)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                _preallocate(fd, size)
+            except OSError as exc:
+                if exc.errno in _ENOSPC:
+                    raise JournalFullError(
+                        exc.errno,
+                        f"no space left for a {size}-byte segment in {self.directory}; "
+                        f"nothing was discarded. Free disk space, upload or purge sealed "
+                        f"segments, or lower segment_size",
+                    ) from exc
+                raise
+            header = fmt.pack_segment_header(self._crc32c, self.writer_id, self.segment_no,
+                                             time.time_ns(), os.getpid())
+            os.pwrite(fd, header, 0)
+            m = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)  # a failed fallocate leaves the file extended on ext4
+            raise
+        if self.durable:
+            fsync_dir(self.directory)
+        return ActiveSegment(path, fd, m, size)
+
+
+def directory_bytes(directory: str) -> int:
+    total = 0
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.endswith((fmt.OPEN_SUFFIX, fmt.SEALED_SUFFIX)):
+                try:
+                    total += entry.stat().st_blocks * 512
+                except FileNotFoundError:
+                    pass
+    return total
+
+
+def sync_data(fd: int) -> None:
+    _sync_data(fd)
