@@ -1,0 +1,1053 @@
+# The C hot path: the record writer, the value encoder, and the safe containers.
+#
+# Same names, same order and the same bytes on disk as the pure twin _core_py.py; read
+# that file first, it is the easier one.  What is different here, and why:
+#
+# * A record is encoded into a stack buffer (heap beyond 512 bytes), then committed into
+#   the shared mapping by code that makes no Python calls.  Under the GIL that commit is
+#   atomic, so threads need no lock on the fast path; only rotation (Python code that
+#   may release the GIL) takes the writer's lock.
+# * Base-class methods are called through the C API or through references stored at
+#   import (_list_*).  Calling `list.pop(self, i)` from an overriding `pop` lets Cython
+#   "optimise" it into a method lookup that finds our own override again.
+# * One discarded item is encoded in place as a one-element list/dict/set
+#   (record_one): no temporary container per pop/del/discard.
+
+cimport cython
+from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_Clear, PyDict_DelItem, PyDict_Next, PyDict_SetItem
+from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.object cimport Py_EQ, PyObject, PyObject_RichCompareBool
+from cpython.ref cimport Py_INCREF
+from cpython.set cimport PySet_Add, PySet_Clear, PySet_Contains, PySet_Discard, PySet_Pop
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from libc.errno cimport errno
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+
+import operator
+import os
+import pickle
+import threading
+
+from . import _support
+from .errors import JournalClosedError, RecordTooLargeError, UnpicklableValueError
+from .journal import format as fmt
+
+cdef extern from "Python.h":
+    PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
+    object PyMemoryView_FromMemory(char* mem, Py_ssize_t size, int flags)
+    int PyBUF_READ
+    unsigned long PyThread_get_thread_ident()
+    int PyList_SetItem(object lst, Py_ssize_t i, object item) except -1
+    int PyList_SetSlice(object lst, Py_ssize_t low, Py_ssize_t high, PyObject* items) except -1
+    const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
+
+cdef extern from "_crc32c.h":
+    void sd_crc32c_setup()
+    uint32_t sd_crc32c(uint32_t crc, const void* p, size_t n) nogil
+    int sd_crc32c_hardware()
+
+cdef extern from "_sys.h":
+    int sd_fdatasync(int fd) nogil
+    int64_t sd_now_ns() nogil
+    int dup(int fd)
+    int close(int fd) nogil
+
+sd_crc32c_setup()
+
+__all__ = ["DURABILITY_BATCH", "DURABILITY_FSYNC", "DURABILITY_PROCESS", "RecordWriter",
+           "SafeDict", "SafeList", "SafeSet", "crc32c"]
+
+cdef enum:
+    STACK_BUF = 512
+    FRAME_HEADER_SIZE = 36
+    T_NONE = 0x00
+    T_FALSE = 0x01
+    T_TRUE = 0x02
+    T_INT = 0x03
+    T_FLOAT = 0x04
+    T_STR = 0x05
+    T_BYTES = 0x06
+    T_TUPLE = 0x07
+    T_LIST = 0x08
+    T_DICT = 0x09
+    T_SET = 0x0A
+    T_FROZENSET = 0x0B
+    T_SLICE = 0x0C
+    T_BYTEARRAY = 0x0D
+    T_PICKLE = 0x0E
+    T_BIGINT = 0x0F
+    MAX_ENCODE_DEPTH = 32
+    TOO_DEEP = 2
+    FLAG_COMPRESSED = 0x01
+    FLAG_CALLER = 0x02
+
+DURABILITY_PROCESS = 0
+DURABILITY_BATCH = 1
+DURABILITY_FSYNC = 2
+
+
+# value tags (journal/format.py)
+
+
+cdef dict _OP = fmt.OP_CODES
+cdef uint8_t OP_LIST_CLEAR = _OP["list", "clear"]
+cdef uint8_t OP_LIST_POP = _OP["list", "pop"]
+cdef uint8_t OP_LIST_REMOVE = _OP["list", "remove"]
+cdef uint8_t OP_LIST_DEL = _OP["list", "del"]
+cdef uint8_t OP_LIST_SET = _OP["list", "set"]
+cdef uint8_t OP_LIST_IMUL = _OP["list", "*="]
+cdef uint8_t OP_LIST_INIT = _OP["list", "init"]
+cdef uint8_t OP_DICT_CLEAR = _OP["dict", "clear"]
+cdef uint8_t OP_DICT_POP = _OP["dict", "pop"]
+cdef uint8_t OP_DICT_POPITEM = _OP["dict", "popitem"]
+cdef uint8_t OP_DICT_DEL = _OP["dict", "del"]
+cdef uint8_t OP_DICT_SET = _OP["dict", "set"]
+cdef uint8_t OP_DICT_UPDATE = _OP["dict", "update"]
+cdef uint8_t OP_DICT_IOR = _OP["dict", "|="]
+cdef uint8_t OP_DICT_INIT = _OP["dict", "init"]
+cdef uint8_t OP_SET_CLEAR = _OP["set", "clear"]
+cdef uint8_t OP_SET_POP = _OP["set", "pop"]
+cdef uint8_t OP_SET_REMOVE = _OP["set", "remove"]
+cdef uint8_t OP_SET_DISCARD = _OP["set", "discard"]
+cdef uint8_t OP_SET_DIFFERENCE_UPDATE = _OP["set", "difference_update"]
+cdef uint8_t OP_SET_INTERSECTION_UPDATE = _OP["set", "intersection_update"]
+cdef uint8_t OP_SET_SYMMETRIC_DIFFERENCE_UPDATE = _OP["set", "symmetric_difference_update"]
+cdef uint8_t OP_SET_ISUB = _OP["set", "-="]
+cdef uint8_t OP_SET_IAND = _OP["set", "&="]
+cdef uint8_t OP_SET_IXOR = _OP["set", "^="]
+cdef uint8_t OP_SET_INIT = _OP["set", "init"]
+
+cdef object _MISSING = object()
+cdef object _pickle_dumps = pickle.dumps
+cdef object _lz4_compress = None
+cdef object _mac = None
+cdef str _MODULE = __name__
+
+# base-class methods, called through these references (see the note at the top)
+cdef object _list_init = list.__init__
+cdef object _list_getitem = list.__getitem__
+cdef object _list_setitem = list.__setitem__
+cdef object _list_delitem = list.__delitem__
+cdef object _list_extend = list.extend
+cdef object _list_insert = list.insert
+cdef object _list_imul = list.__imul__
+cdef object _dict_update = dict.update
+cdef object _dict_setdefault = dict.setdefault
+cdef object _set_init = set.__init__
+cdef object _set_update = set.update
+cdef object _set_intersection = set.intersection
+cdef object _set_difference = set.difference
+cdef object _set_difference_update = set.difference_update
+
+
+def crc32c(data):
+    """CRC32C of a bytes-like object (the frames' checksum)."""
+    cdef const unsigned char[::1] view = data
+    if view.shape[0] == 0:
+        return 0
+    return sd_crc32c(0, &view[0], view.shape[0])
+
+
+def crc32c_is_hardware():
+    return bool(sd_crc32c_hardware())
+
+
+# --- the encode buffer ---------------------------------------------------------------------
+
+cdef struct Buf:
+    char* p
+    Py_ssize_t n
+    Py_ssize_t cap
+    bint heap
+
+
+cdef int buf_grow(Buf* b, Py_ssize_t extra) except -1:
+    cdef Py_ssize_t cap = b.cap * 2
+    cdef char* p
+    if cap < b.n + extra:
+        cap = b.n + extra
+    if b.heap:
+        p = <char*>realloc(b.p, cap)
+    else:
+        p = <char*>malloc(cap)
+        if p != NULL:
+            memcpy(p, b.p, b.n)
+    if p == NULL:
+        raise MemoryError()
+    b.p = p
+    b.cap = cap
+    b.heap = True
+    return 0
+
+
+cdef inline int buf_reserve(Buf* b, Py_ssize_t extra) except -1:
+    if b.n + extra > b.cap:
+        buf_grow(b, extra)
+    return 0
+
+
+cdef inline int put_byte(Buf* b, uint8_t v) except -1:
+    if b.n + 1 > b.cap:
+        buf_grow(b, 1)
+    b.p[b.n] = <char>v
+    b.n += 1
+    return 0
+
+
+cdef inline int put_varint(Buf* b, uint64_t v) except -1:
+    if b.n + 10 > b.cap:
+        buf_grow(b, 10)
+    while v > 0x7F:
+        b.p[b.n] = <char>((v & 0x7F) | 0x80)
+        b.n += 1
+        v >>= 7
+    b.p[b.n] = <char>v
+    b.n += 1
+    return 0
+
+
+cdef inline int put_raw(Buf* b, const char* data, Py_ssize_t size) except -1:
+    buf_reserve(b, size)
+    memcpy(b.p + b.n, data, size)
+    b.n += size
+    return 0
+
+
+cdef inline int put_tagged_bytes(Buf* b, uint8_t tag, const char* data, Py_ssize_t size) except -1:
+    buf_reserve(b, 11 + size)
+    b.p[b.n] = <char>tag
+    b.n += 1
+    put_varint(b, <uint64_t>size)
+    memcpy(b.p + b.n, data, size)
+    b.n += size
+    return 0
+
+
+# --- the value encoder (journal/codec.py is the reference) ---------------------------------
+
+cdef int encode_pickle(Buf* b, object obj, bytes key) except -1:
+    global _mac
+    try:
+        data = _pickle_dumps(obj, 5)
+    except Exception as exc:
+        raise UnpicklableValueError(obj, exc) from exc
+    if _mac is None:
+        from .journal.codec import mac as _mac_fn
+        _mac = _mac_fn
+    tag = _mac(key, data)
+    put_byte(b, T_PICKLE)
+    put_varint(b, <uint64_t>PyBytes_GET_SIZE(data))
+    put_raw(b, PyBytes_AS_STRING(tag), PyBytes_GET_SIZE(tag))
+    put_raw(b, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+    return 0
+
+
+cdef int encode(Buf* b, object obj, int depth, bytes key) except -1:
+    """Append the encoding of obj; return TOO_DEEP (nothing usable written) past the limit."""
+    cdef type t = type(obj)
+    cdef int overflow = 0
+    cdef long long v
+    cdef double d
+    cdef Py_ssize_t size, i, pos
+    cdef const char* s
+    cdef PyObject* k
+    cdef PyObject* val
+    if obj is None:
+        return put_byte(b, T_NONE)
+    if t is int:
+        v = PyLong_AsLongLongAndOverflow(obj, &overflow)
+        if overflow == 0:
+            put_byte(b, T_INT)
+            return put_varint(b, (<uint64_t>v << 1) ^ <uint64_t>(v >> 63))
+        raw = obj.to_bytes((obj.bit_length() + 8) // 8, "little", signed=True)
+        return put_tagged_bytes(b, T_BIGINT, PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
+    if t is str:
+        try:
+            s = PyUnicode_AsUTF8AndSize(obj, &size)
+        except UnicodeEncodeError:  # lone surrogates: let pickle keep them
+            return encode_pickle(b, obj, key)
+        return put_tagged_bytes(b, T_STR, s, size)
+    if t is float:
+        d = PyFloat_AS_DOUBLE(obj)
+        buf_reserve(b, 9)
+        b.p[b.n] = <char>T_FLOAT
+        memcpy(b.p + b.n + 1, &d, 8)
+        b.n += 9
+        return 0
+    if t is bool:
+        return put_byte(b, T_TRUE if obj else T_FALSE)
+    if t is bytes:
+        return put_tagged_bytes(b, T_BYTES, PyBytes_AS_STRING(obj), PyBytes_GET_SIZE(obj))
+    if t is bytearray:
+        return put_tagged_bytes(b, T_BYTEARRAY, PyByteArray_AS_STRING(obj), PyByteArray_GET_SIZE(obj))
+    if t is list or t is SafeList:
+        if depth >= MAX_ENCODE_DEPTH:
+            return TOO_DEEP
+        size = PyList_GET_SIZE(obj)
+        put_byte(b, T_LIST)
+        put_varint(b, <uint64_t>size)
+        i = 0
+        while i < size:
+            if PyList_GET_SIZE(obj) != size:
+                raise RuntimeError("list changed size while it was being journaled")
+            item = <object>PyList_GET_ITEM(obj, i)
+            if encode(b, item, depth + 1, key) == TOO_DEEP:
+                return TOO_DEEP
+            i += 1
+        return 0
+    if t is dict or t is SafeDict:
+        if depth >= MAX_ENCODE_DEPTH:
+            return TOO_DEEP
+        size = len(obj)
+        put_byte(b, T_DICT)
+        put_varint(b, <uint64_t>size)
+        pos = 0
+        i = 0
+        while PyDict_Next(obj, &pos, &k, &val):
+            kobj = <object>k  # strong references: encoding may run code (pickle)
+            vobj = <object>val
+            if encode(b, kobj, depth + 1, key) == TOO_DEEP or encode(b, vobj, depth + 1, key) == TOO_DEEP:
+                return TOO_DEEP
+            i += 1
+        if i != size or len(obj) != size:
+            raise RuntimeError("dict changed size while it was being journaled")
+        return 0
+    if t is tuple:
+        if depth >= MAX_ENCODE_DEPTH:
+            return TOO_DEEP
+        size = PyTuple_GET_SIZE(obj)
+        put_byte(b, T_TUPLE)
+        put_varint(b, <uint64_t>size)
+        for i in range(size):
+            if encode(b, <object>PyTuple_GET_ITEM(obj, i), depth + 1, key) == TOO_DEEP:
+                return TOO_DEEP
+        return 0
+    if t is set or t is SafeSet or t is frozenset:
+        if depth >= MAX_ENCODE_DEPTH:
+            return TOO_DEEP
+        size = len(obj)
+        put_byte(b, T_FROZENSET if t is frozenset else T_SET)
+        put_varint(b, <uint64_t>size)
+        for item in obj:  # the set iterator raises if the set changes size
+            if encode(b, item, depth + 1, key) == TOO_DEEP:
+                return TOO_DEEP
+        return 0
+    if t is slice:
+        put_byte(b, T_SLICE)
+        if (encode(b, obj.start, depth, key) == TOO_DEEP or encode(b, obj.stop, depth, key) == TOO_DEEP
+                or encode(b, obj.step, depth, key) == TOO_DEEP):
+            return TOO_DEEP
+        return 0
+    return encode_pickle(b, obj, key)
+
+
+cdef int encode_value(Buf* b, object obj, bytes key) except -1:
+    """Top level: a value too deep (or cyclic) for the compact encoding is pickled whole."""
+    cdef Py_ssize_t start = b.n
+    if encode(b, obj, 0, key) == TOO_DEEP:
+        b.n = start
+        encode_pickle(b, obj, key)
+    return 0
+
+
+def encode_value_bytes(obj, bytes key):
+    """The codec bytes of one value (for tests that compare the two implementations)."""
+    cdef char stack[STACK_BUF]
+    cdef Buf b
+    b.p = stack
+    b.n = 0
+    b.cap = STACK_BUF
+    b.heap = False
+    try:
+        encode_value(&b, obj, key)
+        return b.p[:b.n]
+    finally:
+        if b.heap:
+            free(b.p)
+
+
+# --- the record writer ---------------------------------------------------------------------
+
+cdef class RecordWriter:
+    """Appends frames to the active segment of one journal, for all threads of a process."""
+
+    cdef object _manager
+    cdef bytes _key
+    cdef int _durability
+    cdef Py_ssize_t _threshold
+    cdef object _lock
+    cdef object _map
+    cdef Py_buffer _view
+    cdef bint _has_view
+    cdef char* _base
+    cdef Py_ssize_t _pos
+    cdef Py_ssize_t _end
+    cdef int _fd
+    cdef uint64_t _seq
+    cdef bint _closed
+
+    def __cinit__(self):
+        self._has_view = False
+        self._base = NULL
+        self._fd = -1
+
+    def __init__(self, manager, bytes mac_key, int durability, Py_ssize_t compress_threshold):
+        self._manager = manager
+        self._key = mac_key
+        self._durability = durability
+        self._threshold = compress_threshold
+        self._lock = threading.Lock()
+        self._pos = self._end = 0
+        self._seq = 0
+        self._closed = False
+
+    def __dealloc__(self):
+        if self._has_view:
+            PyBuffer_Release(&self._view)
+
+    @property
+    def seq(self):
+        return self._seq
+
+    def append(self, int op, bytes name, key, values, caller=None):
+        """Journal one record; return its sequence number.  Raises before anything is lost."""
+        self.record(<uint8_t>op, name, key, values, caller)
+        return self._seq
+
+    cdef int record(self, uint8_t op, bytes name, object key, object values, object caller) except -1:
+        cdef char stack[STACK_BUF]
+        cdef Buf b
+        b.p = stack
+        b.n = 0
+        b.cap = STACK_BUF
+        b.heap = False
+        try:
+            encode_value(&b, key, self._key)
+            encode_value(&b, values, self._key)
+            if caller is not None:
+                encode_value(&b, caller, self._key)
+            self._finish(op, name, &b, FLAG_CALLER if caller is not None else 0)
+        finally:
+            if b.heap:
+                free(b.p)
+        return 0
+
+    cdef int record_one(self, uint8_t op, bytes name, object key, uint8_t tag, object item_key,
+                        object item, object caller) except -1:
+        """Like record() with values = [item], {item} or {item_key: item}, built in place."""
+        cdef char stack[STACK_BUF]
+        cdef Buf b
+        cdef Py_ssize_t start
+        b.p = stack
+        b.n = 0
+        b.cap = STACK_BUF
+        b.heap = False
+        try:
+            encode_value(&b, key, self._key)
+            start = b.n
+            put_byte(&b, tag)
+            put_byte(&b, 1)
+            if tag == T_DICT and encode(&b, item_key, 1, self._key) == TOO_DEEP:
+                b.n = start
+                encode_pickle(&b, {item_key: item}, self._key)
+            elif encode(&b, item, 1, self._key) == TOO_DEEP:
+                b.n = start
+                encode_pickle(&b, {item_key: item} if tag == T_DICT else ({item} if tag == T_SET else [item]),
+                              self._key)
+            if caller is not None:
+                encode_value(&b, caller, self._key)
+            self._finish(op, name, &b, FLAG_CALLER if caller is not None else 0)
+        finally:
+            if b.heap:
+                free(b.p)
+        return 0
+
+    cdef int _finish(self, uint8_t op, bytes name, Buf* b, uint8_t flags) except -1:
+        global _lz4_compress
+        cdef const char* payload = b.p
+        cdef Py_ssize_t plen = b.n
+        cdef bytes packed
+        if plen >= self._threshold:
+            if _lz4_compress is None:
+                from lz4.block import compress
+                _lz4_compress = compress
+            packed = _lz4_compress(PyMemoryView_FromMemory(b.p, b.n, PyBUF_READ), store_size=True)
+            if PyBytes_GET_SIZE(packed) < plen:
+                payload = PyBytes_AS_STRING(packed)
+                plen = PyBytes_GET_SIZE(packed)
+                flags |= FLAG_COMPRESSED
+        self._commit(op, flags, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name), payload, plen)
+        return 0
+
+    cdef int _commit(self, uint8_t op, uint8_t flags, const char* name, Py_ssize_t name_len,
+                     const char* payload, Py_ssize_t plen) except -1:
+        cdef Py_ssize_t frame_len = FRAME_HEADER_SIZE + name_len + plen
+        cdef char* p
+        cdef uint64_t thread
+        cdef int64_t now
+        cdef uint16_t nlen = <uint16_t>name_len
+        cdef uint32_t flen, crc
+        cdef int fd, rc
+        if frame_len > 0xFFFFFFFF:
+            raise RecordTooLargeError(f"a {frame_len}-byte record exceeds the 4 GiB frame limit; nothing was discarded")
+        while self._pos + frame_len > self._end:
+            self._rotate(frame_len)
+        # From here to the end of the copy: no Python calls, so atomic under the GIL.
+        p = self._base + self._pos
+        self._seq += 1
+        thread = PyThread_get_thread_ident()
+        now = sd_now_ns()
+        memcpy(p + 8, &self._seq, 8)
+        memcpy(p + 16, &now, 8)
+        memcpy(p + 24, &thread, 8)
+        p[32] = <char>op
+        p[33] = <char>flags
+        memcpy(p + 34, &nlen, 2)
+        memcpy(p + FRAME_HEADER_SIZE, name, name_len)
+        memcpy(p + FRAME_HEADER_SIZE + name_len, payload, plen)
+        crc = sd_crc32c(0, p + 8, frame_len - 8)
+        flen = <uint32_t>frame_len
+        memcpy(p + 4, &crc, 4)
+        memcpy(p, &flen, 4)
+        self._pos += frame_len
+        if self._durability == DURABILITY_FSYNC:
+            # on a duplicate, without the GIL: concurrent writers share one flush, and a
+            # rotation meanwhile is harmless (sealing fsyncs the segment in this mode)
+            fd = dup(self._fd)
+            if fd < 0:
+                raise OSError(errno, os.strerror(errno))
+            with nogil:
+                rc = sd_fdatasync(fd)
+                close(fd)
+            if rc != 0:
+                raise OSError(errno, f"fdatasync of the journal segment failed: {os.strerror(errno)}")
+        return 0
+
+    cdef int _rotate(self, Py_ssize_t need) except -1:
+        with self._lock:
+            if self._pos + need <= self._end:
+                return 0  # another thread rotated while we waited
+            if self._closed:
+                raise JournalClosedError("the journal is closed; nothing was discarded")
+            used = self._pos
+            self._release_map()
+            m, start, end, fd = self._manager.rotate(used, need)
+            PyObject_GetBuffer(m, &self._view, PyBUF_WRITABLE)
+            self._has_view = True
+            self._map = m
+            self._base = <char*>self._view.buf
+            self._fd = fd
+            self._end = end
+            self._pos = start
+        return 0
+
+    cdef void _release_map(self):
+        self._base = NULL
+        self._pos = self._end = 0
+        self._fd = -1
+        if self._has_view:
+            self._has_view = False
+            PyBuffer_Release(&self._view)
+        self._map = None
+
+    def sync(self):
+        """Make every record written so far durable (fdatasync of the active segment)."""
+        cdef int fd, rc
+        if self._base == NULL:
+            return
+        fd = dup(self._fd)
+        if fd < 0:
+            raise OSError(errno, os.strerror(errno))
+        with nogil:
+            rc = sd_fdatasync(fd)
+            close(fd)
+        if rc != 0:
+            raise OSError(errno, f"fdatasync of the journal segment failed: {os.strerror(errno)}")
+
+    def close(self):
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            used = self._pos
+            self._release_map()
+            self._manager.seal(used)
+
+    def after_fork_in_child(self):
+        """A forked child must never write into its parent's segment."""
+        self._lock = threading.Lock()
+        self._release_map()
+        self._seq = 0
+        self._manager.forget_after_fork()
+
+
+# --- containers -----------------------------------------------------------------------------
+
+cdef bytes _encode_name(str name):
+    cdef bytes bname = name.encode("utf-8")
+    if len(bname) > fmt.MAX_NAME_LEN:
+        raise ValueError(f"container name longer than {fmt.MAX_NAME_LEN} bytes")
+    return bname
+
+
+cdef inline object _caller(bint capture):
+    return _support.caller_of(_MODULE) if capture else None
+
+
+cdef Py_ssize_t _index(Py_ssize_t n, object index, str message) except -1:
+    cdef Py_ssize_t i = operator.index(index)
+    if i < 0:
+        i += n
+    if i < 0 or i >= n:
+        raise IndexError(message)
+    return i
+
+
+cdef object _convert(object value, object key, str parent, object journal, bint capture):
+    """With deep=True: a plain list/dict/set stored inside becomes a safe container."""
+    cdef type t = type(value)
+    if t is list:
+        return SafeList(value, name=_support.child_name(parent, key), journal=journal, deep=True,
+                        capture_caller=capture)
+    if t is dict:
+        return SafeDict(value, name=_support.child_name(parent, key), journal=journal, deep=True,
+                        capture_caller=capture)
+    if t is set:
+        return SafeSet(value, name=_support.child_name(parent, key), journal=journal,
+                       capture_caller=capture)
+    return value
+
+
+@cython.auto_pickle(False)
+cdef class SafeList(list):
+    """A ``list`` whose every discarded value is journaled first."""
+
+    cdef RecordWriter _writer
+    cdef object _journal
+    cdef str _name
+    cdef bytes _bname
+    cdef bint _deep
+    cdef bint _capture
+    cdef object __weakref__
+
+    def __init__(self, iterable=(), *, name=None, journal=None, deep=False, capture_caller=False):
+        if self._writer is not None:  # __init__ called again on a live list: it replaces
+            if name is None:
+                name = self._name
+            if journal is None:
+                journal = self._journal
+            if PyList_GET_SIZE(self):
+                self._writer.record(OP_LIST_INIT, self._bname, None, self, _caller(self._capture))
+        journal = _support.resolve_journal(journal)
+        self._name = name if name is not None else _support.auto_name("list", _MODULE)
+        self._bname = _encode_name(self._name)
+        self._journal = journal
+        self._writer = journal._writer
+        self._deep = deep
+        self._capture = capture_caller
+        if deep:
+            iterable = [_convert(v, i, self._name, self._journal, self._capture) for i, v in enumerate(iterable)]
+        _list_init(self, iterable)
+
+    @property
+    def name(self):
+        return self._name
+
+    @property
+    def journal(self):
+        return self._journal
+
+    @property
+    def deep(self):
+        return self._deep
+
+    @property
+    def capture_caller(self):
+        return self._capture
+
+    def _settings(self):
+        return {"name": self._name, "journal": self._journal, "deep": self._deep,
+                "capture_caller": self._capture}
+
+    def __reduce__(self):
+        return (_support.rebuild, (_support.reduce_target(self, "list"), list(self), _support.settings_of(self)))
+
+    def __copy__(self):
+        return type(self)(self, **self._settings())
+
+    def __deepcopy__(self, memo):
+        from copy import deepcopy
+
+        new = type(self)(**self._settings())
+        memo[id(self)] = new
+        _list_extend(new, [deepcopy(v, memo) for v in self])
+        return new
+
+    # discarding
+    def clear(self):
+        cdef Py_ssize_t n = PyList_GET_SIZE(self)
+        if n:
+            self._writer.record(OP_LIST_CLEAR, self._bname, None, self, _caller(self._capture))
+            PyList_SetSlice(self, 0, n, NULL)
+
+    def pop(self, index=-1):
+        cdef Py_ssize_t n = PyList_GET_SIZE(self)
+        cdef Py_ssize_t i
+        if n == 0:
+            raise IndexError("pop from empty list")
+        i = _index(n, index, "pop index out of range")
+        item = <object>PyList_GET_ITEM(self, i)
+        self._writer.record_one(OP_LIST_POP, self._bname, i, T_LIST, None, item, _caller(self._capture))
+        PyList_SetSlice(self, i, i + 1, NULL)
+        return item
+
+    def remove(self, value):
+        cdef Py_ssize_t i = 0
+        while i < PyList_GET_SIZE(self):
+            item = <object>PyList_GET_ITEM(self, i)
+            if item is value or PyObject_RichCompareBool(item, value, Py_EQ):
+                self._writer.record_one(OP_LIST_REMOVE, self._bname, i, T_LIST, None, item,
+                                        _caller(self._capture))
+                PyList_SetSlice(self, i, i + 1, NULL)
+                return
+            i += 1
+        raise ValueError("list.remove(x): x not in list")
+
+    def __delitem__(self, key):
+        cdef Py_ssize_t i
+        if type(key) is slice:
+            old = _list_getitem(self, key)
+            if old:
+                self._writer.record(OP_LIST_DEL, self._bname, slice(*key.indices(PyList_GET_SIZE(self))), old,
+                                    _caller(self._capture))
+            _list_delitem(self, key)
+        else:
+            i = _index(PyList_GET_SIZE(self), key, "list assignment index out of range")
+            item = <object>PyList_GET_ITEM(self, i)
+            self._writer.record_one(OP_LIST_DEL, self._bname, i, T_LIST, None, item, _caller(self._capture))
+            PyList_SetSlice(self, i, i + 1, NULL)
+
+    def __setitem__(self, key, value):
+        cdef Py_ssize_t i
+        if type(key) is slice:
+            if type(value) is not list:
+                value = list(value)
+            old = _list_getitem(self, key)
+            start, stop, step = key.indices(PyList_GET_SIZE(self))
+            if step != 1 and len(old) != len(value):
+                raise ValueError(f"attempt to assign sequence of size {len(value)} to extended slice of size {len(old)}")
+            if old:
+                self._writer.record(OP_LIST_SET, self._bname, slice(start, stop, step), old, _caller(self._capture))
+            if self._deep:
+                value = [_convert(v, start + j * step, self._name, self._journal, self._capture)
+                         for j, v in enumerate(value)]
+            _list_setitem(self, key, value)
+        else:
+            i = _index(PyList_GET_SIZE(self), key, "list assignment index out of range")
+            old = <object>PyList_GET_ITEM(self, i)
+            if old is not value:
+                self._writer.record_one(OP_LIST_SET, self._bname, i, T_LIST, None, old, _caller(self._capture))
+            if self._deep:
+                value = _convert(value, i, self._name, self._journal, self._capture)
+            Py_INCREF(value)  # PyList_SetItem steals a reference
+            PyList_SetItem(self, i, value)
+
+    def __imul__(self, n):
+        if operator.index(n) <= 0 and PyList_GET_SIZE(self):
+            self._writer.record(OP_LIST_IMUL, self._bname, None, self, _caller(self._capture))
+        return _list_imul(self, n)
+
+    # adding (overridden only to convert nested values when deep=True)
+    def append(self, value):
+        if self._deep:
+            value = _convert(value, PyList_GET_SIZE(self), self._name, self._journal, self._capture)
+        PyList_Append(self, value)
+
+    def extend(self, iterable):
+        cdef Py_ssize_t n
+        if self._deep:
+            n = PyList_GET_SIZE(self)
+            iterable = [_convert(v, n + j, self._name, self._journal, self._capture) for j, v in enumerate(iterable)]
+        _list_extend(self, iterable)
+
+    def insert(self, index, value):
+        cdef Py_ssize_t n, i
+        if self._deep:
+            n = PyList_GET_SIZE(self)
+            i = operator.index(index)
+            value = _convert(value, max(0, min(n, i + n if i < 0 else i)), self._name, self._journal, self._capture)
+        _list_insert(self, index, value)
+
+    def __iadd__(self, other):
+        self.extend(other)
+        return self
+
+
+@cython.auto_pickle(False)
+cdef class SafeDict(dict):
+    """A ``dict`` whose every removed or overwritten value is journaled first."""
+
+    cdef RecordWriter _writer
+    cdef object _journal
+    cdef str _name
+    cdef bytes _bname
+    cdef bint _deep
+    cdef bint _capture
+    cdef object __weakref__
+
+    def __init__(self, *args, name=None, journal=None, deep=False, capture_caller=False, **kwargs):
+        if self._writer is not None:  # __init__ called again on a live dict: it updates
+            if name is None:
+                name = self._name
+            if journal is None:
+                journal = self._journal
+        journal = _support.resolve_journal(journal)
+        self._name = name if name is not None else _support.auto_name("dict", _MODULE)
+        self._bname = _encode_name(self._name)
+        self._journal = journal
+        self._writer = journal._writer
+        self._deep = deep
+        self._capture = capture_caller
+        self._update(args, kwargs, OP_DICT_INIT)
+
+    @property
+    def name(self):
+        return self._name
+
+    @property
+    def journal(self):
+        return self._journal
+
+    @property
+    def deep(self):
+        return self._deep
+
+    @property
+    def capture_caller(self):
+        return self._capture
+
+    def _settings(self):
+        return {"name": self._name, "journal": self._journal, "deep": self._deep,
+                "capture_caller": self._capture}
+
+    def __reduce__(self):
+        return (_support.rebuild, (_support.reduce_target(self, "dict"), dict(self), _support.settings_of(self)))
+
+    def __copy__(self):
+        return type(self)(self, **self._settings())
+
+    def __deepcopy__(self, memo):
+        from copy import deepcopy
+
+        new = type(self)(**self._settings())
+        memo[id(self)] = new
+        _dict_update(new, [(deepcopy(k, memo), deepcopy(v, memo)) for k, v in dict.items(self)])
+        return new
+
+    cdef _update(self, tuple args, dict kwargs, uint8_t op):
+        if len(args) > 1:
+            raise TypeError(f"update expected at most 1 argument, got {len(args)}")
+        pairs = []
+        if args:
+            other = args[0]
+            if hasattr(other, "keys"):
+                pairs = [(k, other[k]) for k in other.keys()]
+            else:
+                for n, item in enumerate(other):
+                    item = tuple(item)
+                    if len(item) != 2:
+                        raise ValueError(f"dictionary update sequence element #{n} has length {len(item)}; 2 is required")
+                    pairs.append(item)
+        if kwargs:
+            pairs.extend(kwargs.items())
+        if len(self):
+            old = {}
+            for k, v in pairs:
+                o = dict.get(self, k, _MISSING)
+                if o is not _MISSING and o is not v and k not in old:
+                    old[k] = o
+            if old:
+                self._writer.record(op, self._bname, None, old, _caller(self._capture))
+        if self._deep:
+            pairs = [(k, _convert(v, k, self._name, self._journal, self._capture)) for k, v in pairs]
+        _dict_update(self, pairs)
+
+    # discarding
+    def __setitem__(self, key, value):
+        cdef PyObject* old = PyDict_GetItemWithError(self, key)
+        if old != NULL and <object>old is not value:
+            self._writer.record_one(OP_DICT_SET, self._bname, key, T_DICT, key, <object>old, _caller(self._capture))
+        if self._deep:
+            value = _convert(value, key, self._name, self._journal, self._capture)
+        PyDict_SetItem(self, key, value)
+
+    def __delitem__(self, key):
+        cdef PyObject* old = PyDict_GetItemWithError(self, key)
+        if old == NULL:
+            raise KeyError(key)
+        self._writer.record_one(OP_DICT_DEL, self._bname, key, T_DICT, key, <object>old, _caller(self._capture))
+        PyDict_DelItem(self, key)
+
+    def pop(self, key, default=_MISSING):
+        cdef PyObject* found = PyDict_GetItemWithError(self, key)
+        if found == NULL:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
+        old = <object>found
+        self._writer.record_one(OP_DICT_POP, self._bname, key, T_DICT, key, old, _caller(self._capture))
+        PyDict_DelItem(self, key)
+        return old
+
+    def popitem(self):
+        if not len(self):
+            raise KeyError("popitem(): dictionary is empty")
+        key = next(reversed(dict.keys(self)))
+        old = <object>PyDict_GetItemWithError(self, key)
+        self._writer.record_one(OP_DICT_POPITEM, self._bname, key, T_DICT, key, old, _caller(self._capture))
+        PyDict_DelItem(self, key)
+        return (key, old)
+
+    def clear(self):
+        if len(self):
+            self._writer.record(OP_DICT_CLEAR, self._bname, None, self, _caller(self._capture))
+            PyDict_Clear(self)
+
+    def update(self, *args, **kwargs):
+        self._update(args, kwargs, OP_DICT_UPDATE)
+
+    def __ior__(self, other):
+        self._update((other,), {}, OP_DICT_IOR)
+        return self
+
+    # adding (overridden only to convert nested values when deep=True)
+    def setdefault(self, key, default=None):
+        if self._deep and key not in self:
+            default = _convert(default, key, self._name, self._journal, self._capture)
+        return _dict_setdefault(self, key, default)
+
+
+@cython.auto_pickle(False)
+cdef class SafeSet(set):
+    """A ``set`` whose every removed element is journaled first."""
+
+    cdef RecordWriter _writer
+    cdef object _journal
+    cdef str _name
+    cdef bytes _bname
+    cdef bint _capture
+
+    def __init__(self, iterable=(), *, name=None, journal=None, capture_caller=False):
+        if self._writer is not None:  # __init__ called again on a live set: it replaces
+            if name is None:
+                name = self._name
+            if journal is None:
+                journal = self._journal
+            if len(self):
+                self._writer.record(OP_SET_INIT, self._bname, None, self, _caller(self._capture))
+        journal = _support.resolve_journal(journal)
+        self._name = name if name is not None else _support.auto_name("set", _MODULE)
+        self._bname = _encode_name(self._name)
+        self._journal = journal
+        self._writer = journal._writer
+        self._capture = capture_caller
+        _set_init(self, iterable)
+
+    @property
+    def name(self):
+        return self._name
+
+    @property
+    def journal(self):
+        return self._journal
+
+    @property
+    def capture_caller(self):
+        return self._capture
+
+    def _settings(self):
+        return {"name": self._name, "journal": self._journal, "capture_caller": self._capture}
+
+    def __reduce__(self):
+        return (_support.rebuild, (_support.reduce_target(self, "set"), set(self), _support.settings_of(self)))
+
+    def __copy__(self):
+        return type(self)(self, **self._settings())
+
+    def __deepcopy__(self, memo):
+        from copy import deepcopy
+
+        new = type(self)(**self._settings())
+        memo[id(self)] = new
+        _set_update(new, [deepcopy(v, memo) for v in self])
+        return new
+
+    def clear(self):
+        if len(self):
+            self._writer.record(OP_SET_CLEAR, self._bname, None, self, _caller(self._capture))
+            PySet_Clear(self)
+
+    def pop(self):
+        value = PySet_Pop(self)
+        try:
+            self._writer.record_one(OP_SET_POP, self._bname, None, T_SET, None, value, _caller(self._capture))
+        except BaseException:
+            PySet_Add(self, value)  # not journaled: put it back, lose nothing
+            raise
+        return value
+
+    def remove(self, value):
+        if not PySet_Contains(self, value):
+            raise KeyError(value)
+        self._writer.record_one(OP_SET_REMOVE, self._bname, None, T_SET, None, value, _caller(self._capture))
+        PySet_Discard(self, value)
+
+    def discard(self, value):
+        if PySet_Contains(self, value):
+            self._writer.record_one(OP_SET_DISCARD, self._bname, None, T_SET, None, value, _caller(self._capture))
+            PySet_Discard(self, value)
+
+    cdef _remove_all(self, gone, uint8_t op):
+        if gone:
+            self._writer.record(op, self._bname, None, gone, _caller(self._capture))
+            _set_difference_update(self, gone)
+
+    def difference_update(self, *others):
+        self._remove_all(_set_intersection(self, set().union(*others)), OP_SET_DIFFERENCE_UPDATE)
+
+    def intersection_update(self, *others):
+        self._remove_all(_set_difference(self, _set_intersection(self, *others)), OP_SET_INTERSECTION_UPDATE)
+
+    def symmetric_difference_update(self, other):
+        self._symmetric(other, OP_SET_SYMMETRIC_DIFFERENCE_UPDATE)
+
+    def __isub__(self, other):
+        if not isinstance(other, (set, frozenset)):
+            return NotImplemented
+        self._remove_all(_set_intersection(self, other), OP_SET_ISUB)
+        return self
+
+    def __iand__(self, other):
+        if not isinstance(other, (set, frozenset)):
+            return NotImplemented
+        self._remove_all(_set_difference(self, other), OP_SET_IAND)
+        return self
+
+    def __ixor__(self, other):
+        if not isinstance(other, (set, frozenset)):
+            return NotImplemented
+        self._symmetric(other, OP_SET_IXOR)
+        return self
+
+    cdef _symmetric(self, other, uint8_t op):
+        other = set(other)
+        shared = _set_intersection(self, other)
+        self._remove_all(shared, op)
+        _set_update(self, other - shared)

@@ -1,0 +1,21 @@
+/* Platform choices for the C writer, made once here. */
+#ifndef SAFE_DATA_SYS_H
+#define SAFE_DATA_SYS_H
+
+#include <stdint.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__APPLE__)
+#define sd_fdatasync(fd) fsync(fd)
+#else
+#define sd_fdatasync(fd) fdatasync(fd)
+#endif
+
+static inline int64_t sd_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+#endif
