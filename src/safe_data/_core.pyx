@@ -960,6 +960,9 @@ cdef class SafeSet(set):
         self._capture = capture_caller
         _set_init(self, iterable)
 
+    def __repr__(self):  # like the builtin's: set's own repr names subclasses
+        return "{" + ", ".join(map(repr, self)) + "}" if len(self) else "set()"
+
     @property
     def name(self):
         return self._name

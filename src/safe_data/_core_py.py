@@ -442,6 +442,9 @@ class SafeSet(_Safe, set):
         self._setup("set", name, journal, False, capture_caller)
         set.__init__(self, iterable)
 
+    def __repr__(self):  # like the builtin's: set's own repr names subclasses
+        return "{" + ", ".join(map(repr, self)) + "}" if len(self) else "set()"
+
     def __reduce__(self):
         return (_support.rebuild, (_support.reduce_target(self, "set"), set(self), _support.settings_of(self)))
 

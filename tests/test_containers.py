@@ -1,0 +1,388 @@
+"""Each destructive operation journals exactly what it discards, and behaves like the builtin."""
+
+import pytest
+
+import safe_data
+from safe_data import SafeDict, SafeList, SafeSet
+
+from .conftest import discarded, records
+
+
+def one_record(journal, container=None):
+    recs = records(journal, container)
+    assert len(recs) == 1, recs
+    return recs[0]
+
+
+# --- list -----------------------------------------------------------------------------------
+
+LIST_CASES = [
+    # (action, op, key, values)
+    (lambda x: x.clear(), "clear", None, [10, 11, 12, 13, 14]),
+    (lambda x: x.pop(), "pop", 4, [14]),
+    (lambda x: x.pop(1), "pop", 1, [11]),
+    (lambda x: x.pop(-2), "pop", 3, [13]),
+    (lambda x: x.remove(12), "remove", 2, [12]),
+    (lambda x: x.__delitem__(0), "del", 0, [10]),
+    (lambda x: x.__delitem__(-1), "del", 4, [14]),
+    (lambda x: x.__delitem__(slice(1, 3)), "del", slice(1, 3, 1), [11, 12]),
+    (lambda x: x.__delitem__(slice(None, None, 2)), "del", slice(0, 5, 2), [10, 12, 14]),
+    (lambda x: x.__delitem__(slice(-2, None)), "del", slice(3, 5, 1), [13, 14]),
+    (lambda x: x.__setitem__(0, 99), "set", 0, [10]),
+    (lambda x: x.__setitem__(-1, 99), "set", 4, [14]),
+    (lambda x: x.__setitem__(slice(1, 3), [7]), "set", slice(1, 3, 1), [11, 12]),
+    (lambda x: x.__setitem__(slice(None, None, 2), "abc"), "set", slice(0, 5, 2), [10, 12, 14]),
+    (lambda x: x.__imul__(0), "*=", None, [10, 11, 12, 13, 14]),
+    (lambda x: x.__imul__(-3), "*=", None, [10, 11, 12, 13, 14]),
+    (lambda x: x.__init__([1]), "init", None, [10, 11, 12, 13, 14]),
+]
+
+
+@pytest.mark.parametrize("action,op,key,values", LIST_CASES)
+def test_list_discards_are_journaled(journal, action, op, key, values):
+    safe = SafeList([10, 11, 12, 13, 14], name="L", journal=journal)
+    plain = [10, 11, 12, 13, 14]
+    assert action(safe) == action(plain) or op in ("*=", "init")
+    assert safe == plain
+    rec = one_record(journal)
+    assert (rec.container, rec.kind, rec.op, rec.key, rec.values) == ("L", "list", op, key, values)
+
+
+@pytest.mark.parametrize("action", [
+    lambda x: x.append(1), lambda x: x.extend([1, 2]), lambda x: x.insert(0, 1),
+    lambda x: x.__iadd__([1]), lambda x: x.__imul__(2), lambda x: x.sort(), lambda x: x.reverse(),
+    lambda x: x.__setitem__(slice(5, 5), [1, 2]), lambda x: x.__delitem__(slice(3, 1)),
+    lambda x: x.__setitem__(0, x[0]),  # the same object: nothing is lost
+], ids=["append", "extend", "insert", "iadd", "imul2", "sort", "reverse", "insert-slice",
+        "empty-del", "same-object"])
+def test_list_non_discarding_operations_write_nothing(journal, action):
+    safe = SafeList([3, 1, 2, 5, 4], journal=journal)
+    plain = [3, 1, 2, 5, 4]
+    action(safe)
+    action(plain)
+    assert safe == plain
+    assert records(journal) == []
+
+
+@pytest.mark.parametrize("action,exc", [
+    (lambda x: SafeList(journal=x.journal).pop(), IndexError),
+    (lambda x: x.pop(10), IndexError),
+    (lambda x: x.pop("a"), TypeError),
+    (lambda x: x.remove(42), ValueError),
+    (lambda x: x.__delitem__(10), IndexError),
+    (lambda x: x.__setitem__(10, 1), IndexError),
+    (lambda x: x.__setitem__(slice(None, None, 2), [1]), ValueError),
+])
+def test_list_errors_match_the_builtin_and_journal_nothing(journal, action, exc):
+    safe = SafeList([1, 2, 3], journal=journal)
+    with pytest.raises(exc):
+        action(safe)
+    assert safe == [1, 2, 3]
+    assert records(journal) == []
+
+
+def test_list_remove_uses_equality_and_journals_the_stored_object(journal):
+    safe = SafeList([1.0, 2, 3], journal=journal)
+    safe.remove(1)
+    assert type(one_record(journal).values[0]) is float
+
+
+# --- dict -----------------------------------------------------------------------------------
+
+DICT_CASES = [
+    (lambda d: d.clear(), "clear", None, {"a": 1, "b": 2, "c": 3}),
+    (lambda d: d.pop("b"), "pop", "b", {"b": 2}),
+    (lambda d: d.popitem(), "popitem", "c", {"c": 3}),
+    (lambda d: d.__delitem__("a"), "del", "a", {"a": 1}),
+    (lambda d: d.__setitem__("a", 9), "set", "a", {"a": 1}),
+    (lambda d: d.update({"a": 9, "z": 0}), "update", None, {"a": 1}),
+    (lambda d: d.update([("b", 9)], c=8), "update", None, {"b": 2, "c": 3}),
+    (lambda d: d.__ior__({"c": 9}), "|=", None, {"c": 3}),
+    (lambda d: d.__init__(a=5), "init", None, {"a": 1}),
+]
+
+
+@pytest.mark.parametrize("action,op,key,values", DICT_CASES)
+def test_dict_discards_are_journaled(journal, action, op, key, values):
+    safe = SafeDict({"a": 1, "b": 2, "c": 3}, name="D", journal=journal)
+    plain = {"a": 1, "b": 2, "c": 3}
+    result, expected = action(safe), action(plain)
+    if op not in ("|=", "init"):
+        assert result == expected
+    assert safe == plain and list(safe) == list(plain)
+    rec = one_record(journal)
+    assert (rec.container, rec.kind, rec.op, rec.key, rec.values) == ("D", "dict", op, key, values)
+
+
+@pytest.mark.parametrize("action", [
+    lambda d: d.__setitem__("new", 1), lambda d: d.update(new=1), lambda d: d.setdefault("a", 5),
+    lambda d: d.setdefault("n", 5), lambda d: d.pop("missing", None), lambda d: d.__ior__({"n": 1}),
+    lambda d: d.update(a=d["a"]),
+], ids=["add", "update-new", "setdefault-existing", "setdefault-new", "pop-default", "ior-new", "same-object"])
+def test_dict_non_discarding_operations_write_nothing(journal, action):
+    safe = SafeDict({"a": 1}, journal=journal)
+    plain = {"a": 1}
+    assert action(safe) == action(plain) or True
+    assert safe == plain
+    assert records(journal) == []
+
+
+@pytest.mark.parametrize("action,exc", [
+    (lambda d: d.pop("zz"), KeyError),
+    (lambda d: d.__delitem__("zz"), KeyError),
+    (lambda d: SafeDict(journal=d.journal).popitem(), KeyError),
+    (lambda d: d.__setitem__([], 1), TypeError),
+    (lambda d: d.update([(1, 2, 3)]), ValueError),
+    (lambda d: d.update({}, {}), TypeError),
+])
+def test_dict_errors_match_the_builtin_and_journal_nothing(journal, action, exc):
+    safe = SafeDict({"a": 1}, journal=journal)
+    with pytest.raises(exc):
+        action(safe)
+    assert safe == {"a": 1}
+    assert records(journal) == []
+
+
+def test_dict_constructor_forms(journal):
+    assert SafeDict(journal=journal) == {}
+    assert SafeDict({"a": 1}, b=2, journal=journal) == {"a": 1, "b": 2}
+    assert SafeDict([("a", 1)], journal=journal) == {"a": 1}
+    assert SafeDict(a=1, journal=journal) == {"a": 1}
+    assert SafeDict(zip("ab", range(2)), journal=journal) == {"a": 0, "b": 1}
+    assert records(journal) == []
+
+
+def test_dict_update_from_a_generator_is_consumed_once(journal):
+    safe = SafeDict({"a": 1}, journal=journal)
+    safe.update((k, 2) for k in "ab")
+    assert safe == {"a": 2, "b": 2}
+    assert one_record(journal).values == {"a": 1}
+
+
+# --- set ------------------------------------------------------------------------------------
+
+SET_CASES = [
+    (lambda s: s.clear(), "clear", {1, 2, 3}),
+    (lambda s: s.remove(2), "remove", {2}),
+    (lambda s: s.discard(3), "discard", {3}),
+    (lambda s: s.difference_update([1, 9], {2}), "difference_update", {1, 2}),
+    (lambda s: s.intersection_update([1, 9]), "intersection_update", {2, 3}),
+    (lambda s: s.symmetric_difference_update([3, 4]), "symmetric_difference_update", {3}),
+    (lambda s: s.__isub__({1}), "-=", {1}),
+    (lambda s: s.__iand__({1}), "&=", {2, 3}),
+    (lambda s: s.__ixor__({1, 7}), "^=", {1}),
+    (lambda s: s.__init__([5]), "init", {1, 2, 3}),
+]
+
+
+@pytest.mark.parametrize("action,op,values", SET_CASES)
+def test_set_discards_are_journaled(journal, action, op, values):
+    safe = SafeSet({1, 2, 3}, name="S", journal=journal)
+    plain = {1, 2, 3}
+    action(safe)
+    action(plain)
+    assert safe == plain
+    rec = one_record(journal)
+    assert (rec.container, rec.kind, rec.op, rec.key, rec.values) == ("S", "set", op, None, values)
+
+
+def test_set_pop_journals_the_popped_element(journal):
+    safe = SafeSet({1, 2, 3}, journal=journal)
+    value = safe.pop()
+    assert value not in safe and len(safe) == 2
+    assert one_record(journal).values == {value}
+
+
+@pytest.mark.parametrize("action", [
+    lambda s: s.add(1), lambda s: s.update({7}), lambda s: s.__ior__({8}), lambda s: s.discard(42),
+    lambda s: s.difference_update({42}), lambda s: s.intersection_update({1, 2, 3}),
+    lambda s: s.__isub__(set()), lambda s: s.symmetric_difference_update({9}),
+])
+def test_set_non_discarding_operations_write_nothing(journal, action):
+    safe, plain = SafeSet({1, 2, 3}, journal=journal), {1, 2, 3}
+    action(safe)
+    action(plain)
+    assert safe == plain
+    assert records(journal) == []
+
+
+def test_set_errors_match_the_builtin(journal):
+    safe = SafeSet({1}, journal=journal)
+    with pytest.raises(KeyError):
+        safe.remove(2)
+    with pytest.raises(KeyError):
+        SafeSet(journal=journal).pop()
+    with pytest.raises(TypeError):
+        safe -= [1]
+    assert safe == {1} and records(journal) == []
+
+
+def test_in_place_operators_keep_the_safe_type(journal):
+    s = SafeSet({1, 2}, journal=journal)
+    s -= {1}
+    s |= {5}
+    assert type(s) is SafeSet and s == {2, 5}
+    d = SafeDict({"a": 1}, journal=journal)
+    d |= {"a": 2}
+    assert type(d) is SafeDict
+    lst = SafeList([1], journal=journal)
+    lst += [2]
+    lst *= 0
+    assert type(lst) is SafeList and lst == []
+    assert discarded(journal) == [1, 1, 1, 2]  # s -= {1}; d |= {"a": 2}; lst *= 0
+
+
+# --- what a record holds ----------------------------------------------------------------------
+
+
+def test_a_record_is_a_snapshot_of_the_moment(journal):
+    item = {"qty": 1, "tags": ["a"]}
+    safe = SafeList([item], journal=journal)
+    popped = safe.pop()
+    popped["qty"] = 2
+    popped["tags"].append("b")
+    assert one_record(journal).values == [{"qty": 1, "tags": ["a"]}]
+
+
+def test_record_fields(journal):
+    import os
+    import threading
+    import time
+
+    before = time.time_ns()
+    safe = SafeDict({"k": "v"}, name="orders", journal=journal)
+    del safe["k"]
+    rec = one_record(journal)
+    assert rec.container == "orders" and rec.op == "del" and rec.key == "k"
+    assert rec.seq >= 1 and before <= rec.time_ns <= time.time_ns()
+    assert rec.pid == os.getpid() and rec.thread == threading.get_ident()
+    assert rec.caller is None
+    assert rec.time.timestamp() == pytest.approx(rec.time_ns / 1e9)
+
+
+def test_caller_is_captured_on_request(journal):
+    safe = SafeList([1, 2], journal=journal, capture_caller=True)
+
+    def remove_first():
+        del safe[0]
+
+    remove_first()
+    filename, line, function = one_record(journal).caller
+    assert filename == __file__ and function == "remove_first"
+    import inspect
+
+    assert line == inspect.getsourcelines(remove_first)[1] + 1
+
+
+def test_sequence_numbers_increase(journal):
+    safe = SafeList(range(5), journal=journal)
+    for _ in range(5):
+        safe.pop()
+    seqs = [r.seq for r in records(journal)]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 5
+
+
+def test_default_name_says_where_the_container_was_made(journal):
+    safe = SafeList(journal=journal)
+    assert safe.name == f"list@{__name__}:{test_default_name_says_where_the_container_was_made.__code__.co_firstlineno + 1}"
+
+
+def test_values_of_many_types_round_trip(journal):
+    from decimal import Decimal
+
+    values = [None, True, False, 0, -1, 2**63 - 1, -(2**63), 2**80, -(2**100), 1.5, float("inf"),
+              "", "héllo ✓", "\ud800", b"\x00\xff", bytearray(b"ab"), (1, (2,)), [1, [2]],
+              {"a": {1: None}}, {1, 2}, frozenset({3}), slice(1, None, -1), Decimal("1.10"),
+              complex(1, 2), SafeList([1], journal=journal), SafeDict({"x": 1}, journal=journal)]
+    safe = SafeList(values, journal=journal)
+    safe.clear()
+    got = one_record(journal).values
+    assert got == values
+    assert [type(v) for v in got[:-2]] == [type(v) for v in values[:-2]]
+    assert type(got[-2]) is list and type(got[-1]) is dict  # nested safe containers: their contents
+
+
+def test_deep_and_cyclic_values_are_preserved(journal):
+    deep = current = []
+    for _ in range(100):
+        current.append([])
+        current = current[0]
+    cyclic = [1]
+    cyclic.append(cyclic)
+    safe = SafeList([deep, cyclic], journal=journal)
+    safe.clear()
+    got = one_record(journal).values
+    assert got[0] == deep
+    assert got[1][0] == 1 and got[1][1] is got[1]
+
+
+def test_large_values_are_compressed_and_round_trip(tmp_path):
+    import os
+
+    big = ["x" * 100] * 10_000  # a 1 MB payload of repeats
+    with safe_data.Journal(tmp_path / "j") as j:
+        SafeList(big, journal=j).clear()
+    sealed = [n for n in os.listdir(j.path) if n.endswith(".seg")]
+    assert len(sealed) == 1 and os.path.getsize(os.path.join(j.path, sealed[0])) < 64 << 10
+    assert one_record(safe_data.Journal(j.path)).values == big
+
+
+def test_a_record_larger_than_a_segment_gets_its_own(tmp_path):
+    with safe_data.Journal(tmp_path / "j", segment_size=4096) as j:
+        data = [os_random(200) for _ in range(100)]  # incompressible, ~20 kB
+        safe = SafeList(data, journal=j)
+        safe.pop()
+        safe.clear()
+        assert discarded(j) == [data[-1]] + data[:-1]
+
+
+def os_random(n):
+    import os
+
+    return os.urandom(n)
+
+
+# --- nothing is lost when journaling fails ------------------------------------------------------
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise TypeError("no pickling here")
+
+
+@pytest.mark.parametrize("action", [
+    lambda c: c.pop(), lambda c: c.clear(), lambda c: c.__delitem__(0),
+    lambda c: c.__setitem__(0, 1),
+])
+def test_unpicklable_values_raise_and_change_nothing(journal, action):
+    import threading
+
+    lock = threading.Lock()
+    safe = SafeList([lock], journal=journal)
+    with pytest.raises(safe_data.UnpicklableValueError, match="not picklable.*not changed"):
+        action(safe)
+    assert safe == [lock] and records(journal) == []
+
+
+def test_unpicklable_dict_and_set_values(journal):
+    d = SafeDict({"a": Unpicklable()}, journal=journal)
+    with pytest.raises(safe_data.UnpicklableValueError):
+        d.pop("a")
+    assert "a" in d
+    s = SafeSet({Unpicklable()}, journal=journal)
+    with pytest.raises(safe_data.UnpicklableValueError):
+        s.pop()
+    assert len(s) == 1
+    assert records(journal) == []
+
+
+def test_a_closed_journal_refuses_and_changes_nothing(tmp_path):
+    j = safe_data.Journal(tmp_path / "j")
+    safe = SafeList([1, 2], journal=j)
+    safe.pop()
+    j.close()
+    with pytest.raises(safe_data.JournalClosedError):
+        safe.pop()
+    assert safe == [1]
+    safe.append(3)  # adding needs no journal
+    assert safe == [1, 3]
