@@ -1,0 +1,144 @@
+"""The on-disk format: both implementations write the same bytes, and the bytes match docs/format.md."""
+
+import os
+import struct
+
+import google_crc32c
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import safe_data
+from safe_data import _core_py
+from safe_data.errors import CorruptRecordError
+from safe_data.journal import codec
+from safe_data.journal import format as fmt
+
+from .conftest import records
+
+try:
+    from safe_data import _core
+except ImportError:  # the pure-Python run of a build without the extension
+    _core = None
+
+KEY = b"k" * 32
+
+scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+           | st.binary() | st.builds(bytearray, st.binary()))
+hashables = st.recursive(scalars.filter(lambda v: type(v) is not bytearray),
+                         lambda inner: st.tuples(inner, inner) | st.frozensets(inner, max_size=3), max_leaves=8)
+values = st.recursive(
+    scalars,
+    lambda inner: (st.lists(inner, max_size=4) | st.tuples(inner, inner)
+                   | st.dictionaries(hashables, inner, max_size=4) | st.sets(hashables, max_size=4)),
+    max_leaves=20,
+)
+
+
+def python_bytes(value):
+    out = bytearray()
+    codec.encode_value(out, value, KEY)
+    return bytes(out)
+
+
+@given(values)
+@settings(max_examples=400)
+def test_codec_round_trip(value):
+    decoder = codec.Decoder(python_bytes(value), KEY)
+    assert decoder.value() == value and decoder.at_end()
+
+
+@pytest.mark.skipif(_core is None, reason="the C extension is not built in this run")
+@given(values)
+@settings(max_examples=400)
+def test_c_and_python_encoders_write_identical_bytes(value):
+    assert _core.encode_value_bytes(value, KEY) == python_bytes(value)
+
+
+@pytest.mark.skipif(_core is None, reason="the C extension is not built in this run")
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, 2**200, "\udcff", object, slice(1, 2), [[[]]] * 3,
+                                   {"a": {"b": {"c": [1.5, None]}}}])
+def test_c_and_python_agree_on_edge_values(value):
+    assert _core.encode_value_bytes(value, KEY) == python_bytes(value)
+
+
+@pytest.mark.skipif(_core is None, reason="the C extension is not built in this run")
+@given(st.binary(max_size=300))
+def test_c_crc32c_is_crc32c(data):
+    assert _core.crc32c(data) == google_crc32c.value(data)
+
+
+@given(st.binary(max_size=200))
+@settings(max_examples=500)
+def test_decoder_rejects_garbage_cleanly(data):
+    try:
+        decoder = codec.Decoder(data, KEY)
+        decoder.value()
+    except CorruptRecordError:
+        pass
+
+
+def test_a_frame_is_laid_out_as_documented(journal):
+    safe_data.SafeList([7], name="ab", journal=journal).pop()
+    journal.close()
+    (seg,) = [n for n in os.listdir(journal.path) if n.endswith(fmt.SEALED_SUFFIX)]
+    data = open(os.path.join(journal.path, seg), "rb").read()
+    magic, version, header_size = struct.unpack_from("<8sHH", data)
+    assert (magic, version, header_size) == (b"SAFEDATA", 1, 64)
+    assert struct.unpack_from("<I", data, 60)[0] == google_crc32c.value(data[:60])
+    frame_len, crc, seq, time_ns, thread, op, flags, name_len = struct.unpack_from("<IIQqQBBH", data, 64)
+    assert frame_len == len(data) - 64
+    assert crc == google_crc32c.value(data[64 + 8:64 + frame_len])
+    assert (seq, fmt.OPS[op], flags, name_len) == (1, ("list", "pop"), 0, 2)
+    body = data[64 + 36:]
+    # name, then key (int 0 -> zigzag 0), then values: list of one int 7 (zigzag 14)
+    assert body == b"ab" + bytes([fmt.T_INT, 0, fmt.T_LIST, 1, fmt.T_INT, 14])
+
+
+def test_both_writers_produce_the_same_segment(tmp_path):
+    """Same records through both writers: identical frames but for time, thread and writer."""
+    if _core is None:
+        pytest.skip("the C extension is not built in this run")
+    from safe_data.journal.segments import SegmentManager
+
+    frames = []
+    for impl in (_core, _core_py):
+        directory = tmp_path / impl.__name__
+        directory.mkdir()
+        manager = SegmentManager(str(directory), crc32c=google_crc32c.value, segment_size=1 << 16,
+                                 max_bytes=None, durable=False)
+        writer = impl.RecordWriter(manager, KEY, impl.DURABILITY_PROCESS, 64)
+        writer.append(2, b"name", 3, ["x" * 100, {"a": (1, 2.5)}, {1, 2}], ("f.py", 3, "fn"))
+        writer.append(16, b"d", None, {"k": b"v"})
+        writer.close()
+        (seg,) = os.listdir(directory)
+        data = open(directory / seg, "rb").read()[64:]
+        # blank seq-independent fields that legitimately differ: crc, time, thread
+        out, pos = [], 0
+        while pos < len(data):
+            n = struct.unpack_from("<I", data, pos)[0]
+            out.append(data[pos:pos + 4] + data[pos + 8:pos + 16] + data[pos + 32:pos + n])
+            pos += n
+        frames.append(out)
+    assert frames[0] == frames[1] and len(frames[0]) == 2
+
+
+def test_record_too_deep_to_decode_is_refused():
+    data = bytes([fmt.T_LIST, 1]) * (fmt.MAX_DECODE_DEPTH + 5) + bytes([fmt.T_NONE])
+    with pytest.raises(CorruptRecordError, match="deep"):
+        codec.Decoder(data, KEY).value()
+
+
+def test_decompression_bomb_is_refused():
+    from safe_data.journal.reader import _decompress
+
+    with pytest.raises(CorruptRecordError, match="impossible"):
+        _decompress(struct.pack("<I", 1 << 31) + b"\x00" * 10)
+
+
+def test_journal_dir_and_files_are_private(journal):
+    safe_data.SafeList([1], journal=journal).pop()
+    assert os.stat(journal.path).st_mode & 0o777 == 0o700
+    for name in os.listdir(journal.path):
+        assert os.stat(os.path.join(journal.path, name)).st_mode & 0o777 == 0o600, name
+    assert records(journal)

@@ -1,0 +1,138 @@
+"""The Journal object: where it lives, how it is configured, read, flushed and closed."""
+
+import os
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+import safe_data
+from safe_data import SafeDict, SafeList, SafeSet
+
+from .conftest import records
+
+
+def test_default_journal_lives_in_safe_data_home(tmp_path):
+    SafeList([1]).pop()
+    journal = safe_data.default_journal()
+    assert journal.path == str(tmp_path / "default-journal")
+    assert [r.values for r in journal.records()] == [[1]]
+
+
+def test_default_path_without_safe_data_home(monkeypatch):
+    monkeypatch.delenv("SAFE_DATA_HOME")
+    from safe_data.journal.journal import default_path
+
+    path = default_path()
+    assert path.endswith(os.path.join("safe-data", "journal")) and os.path.isabs(path)
+
+
+def test_configure_sets_the_default(tmp_path):
+    j = safe_data.configure(tmp_path / "configured", durability="fsync")
+    assert safe_data.default_journal() is j and j.durability == "fsync"
+    safe = SafeDict(a=1)
+    assert safe.journal is j
+    del safe["a"]
+    assert records(j)[0].values == {"a": 1}
+
+
+@pytest.mark.parametrize("durability", ["process", "batch", "fsync"])
+def test_every_durability_mode_journals(tmp_path, durability):
+    with safe_data.Journal(tmp_path / "j", durability=durability, batch_interval=0.01) as j:
+        safe = SafeList(range(50), journal=j)
+        for _ in range(50):
+            safe.pop()
+        time.sleep(0.03)  # let the batch flusher run at least once
+        j.flush()
+        assert sorted(v for r in records(j) for v in r.values) == list(range(50))
+
+
+def test_bad_options_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="durability"):
+        safe_data.Journal(tmp_path, durability="sometimes")
+    with pytest.raises(ValueError, match="segment_size"):
+        safe_data.Journal(tmp_path, segment_size=10)
+    with pytest.raises(ValueError, match="on_error"):
+        list(safe_data.Journal(tmp_path / "x").records(on_error="shrug"))
+
+
+def test_filters_by_container_and_time(journal):
+    a, b = SafeList([1, 2, 3], name="a", journal=journal), SafeSet({9}, name="b", journal=journal)
+    a.pop()
+    middle = time.time_ns()
+    time.sleep(0.002)
+    b.pop()
+    a.pop()
+    assert [r.values for r in journal.records("a")] == [[3], [2]]
+    assert [r.container for r in journal.records(since=middle)] == ["b", "a"]
+    assert [r.container for r in journal.records(until=middle)] == ["a"]
+    since = datetime.fromtimestamp(middle / 1e9, tz=timezone.utc)
+    assert len(list(journal.records(since=since))) == 2
+    assert list(journal.records("nobody")) == []
+
+
+def test_rotation_keeps_every_record_in_order(tmp_path):
+    with safe_data.Journal(tmp_path / "j", segment_size=4096) as j:
+        safe = SafeList(range(2000), journal=j)
+        for _ in range(2000):
+            safe.pop()
+        segments = [n for n in os.listdir(j.path) if n.endswith((".seg", ".open"))]
+        assert len(segments) > 10
+        assert [r.values[0] for r in j.records()] == list(range(1999, -1, -1))
+        assert [r.seq for r in j.records()] == list(range(1, 2001))
+        assert j.verify() == []
+
+
+def test_records_of_several_journal_objects_merge_by_time(tmp_path):
+    one = safe_data.Journal(tmp_path / "j")
+    two = safe_data.Journal(tmp_path / "j")  # a second writer on the same directory
+    x, y = SafeList([1, 2], journal=one), SafeList([3, 4], journal=two)
+    x.pop()
+    y.pop()
+    x.pop()
+    y.pop()
+    got = [r.values[0] for r in one.records()]
+    assert got == [2, 4, 1, 3]
+    assert len({r.writer for r in one.records()}) == 2
+    one.close()
+    two.close()
+
+
+def test_close_seals_and_reopening_reads_everything(tmp_path):
+    with safe_data.Journal(tmp_path / "j") as j:
+        SafeList([1, 2], journal=j).clear()
+    assert j.closed
+    names = os.listdir(j.path)
+    assert any(n.endswith(".seg") for n in names) and not any(n.endswith(".open") for n in names)
+    again = safe_data.Journal(j.path)
+    assert [r.values for r in again.records()] == [[1, 2]]
+    SafeList([3], journal=again).pop()
+    assert [r.values for r in again.records()] == [[1, 2], [3]]
+    again.close()
+
+
+def test_journal_repr_and_double_close(tmp_path):
+    j = safe_data.Journal(tmp_path / "j")
+    assert "process" in repr(j)
+    j.close()
+    j.close()
+    assert "closed" in repr(j)
+
+
+def test_path_that_is_a_file_is_refused(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises((safe_data.SafeDataError, OSError)):
+        safe_data.Journal(f)
+
+
+def test_memory_stays_flat_over_many_discards(journal):
+    import tracemalloc
+
+    safe = SafeList(range(100_000), journal=journal)
+    tracemalloc.start()
+    for _ in range(100_000):
+        safe.pop()
+    current, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert current < 256 << 10  # records live in the mapping, not in Python objects

@@ -1,0 +1,92 @@
+"""Reading a journal never runs code its reader did not write: pickles need a valid MAC."""
+
+import os
+import shutil
+
+import pytest
+
+import safe_data
+from safe_data import SafeList, UnverifiedPickle
+
+
+class Canary:
+    """Unpickling this creates a file: proof that a pickle was executed."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+class Point:
+    def __init__(self, x):
+        self.x = x
+
+    def __eq__(self, other):
+        return isinstance(other, Point) and other.x == self.x
+
+
+def plant(tmp_path, value):
+    """An attacker's journal (its own key) with ``value`` pickled into a valid frame."""
+    attacker = safe_data.Journal(tmp_path / "attacker")
+    SafeList([value], name="planted", journal=attacker).pop()
+    attacker.close()
+    return [os.path.join(attacker.path, n) for n in os.listdir(attacker.path) if n.endswith(".seg")]
+
+
+def test_a_planted_pickle_is_never_executed(tmp_path, journal):
+    canary = tmp_path / "canary"
+    for seg in plant(tmp_path, Canary(str(canary))):
+        shutil.copy(seg, journal.path)
+    assert not canary.exists()  # writing it pickled it; nothing ran
+    (rec,) = journal.records()
+    assert isinstance(rec.values[0], UnverifiedPickle)
+    assert journal.verify() == []  # the frame itself is sound: the pickle is just not trusted
+    assert not canary.exists()
+    rec.values[0].load()  # the explicit opt-in does run it: the test above could have failed
+    assert canary.exists()
+
+
+def test_own_pickles_verify_and_load(journal):
+    SafeList([Point(3)], journal=journal).pop()
+    (rec,) = journal.records()
+    assert rec.values == [Point(3)]
+
+
+def test_a_journal_moved_without_its_key_needs_explicit_trust(tmp_path, journal):
+    SafeList([Point(1)], journal=journal).pop()
+    journal.close()
+    moved = tmp_path / "moved"
+    shutil.copytree(journal.path, moved)
+    os.unlink(moved / "key")
+    (rec,) = safe_data.Journal(moved).records()
+    assert isinstance(rec.values[0], UnverifiedPickle)
+    (rec,) = safe_data.Journal(moved, trust_pickles=True).records()
+    assert rec.values == [Point(1)]
+
+
+def test_plain_values_need_no_key(tmp_path, journal):
+    """Builtin types decode without running code, so they read back anywhere."""
+    SafeList([{"a": [1, "x"]}], journal=journal).pop()
+    journal.close()
+    moved = tmp_path / "moved"
+    shutil.copytree(journal.path, moved)
+    os.unlink(moved / "key")
+    (rec,) = safe_data.Journal(moved).records()
+    assert rec.values == [{"a": [1, "x"]}]
+
+
+def test_key_file_is_secret_and_stable(journal):
+    path = os.path.join(journal.path, "key")
+    assert os.stat(path).st_mode & 0o777 == 0o600 and os.path.getsize(path) == 32
+    before = open(path, "rb").read()
+    assert open(os.path.join(safe_data.Journal(journal.path).path, "key"), "rb").read() == before
+
+
+def test_a_damaged_key_file_is_a_clear_error(tmp_path):
+    d = tmp_path / "j"
+    d.mkdir(mode=0o700)
+    (d / "key").write_bytes(b"short")
+    with pytest.raises(safe_data.SafeDataError, match="key file .* damaged"):
+        safe_data.Journal(d)
