@@ -281,6 +281,7 @@ def recover_dead_segments(directory: str, crc32c, durable: bool) -> list[Problem
     from .segments import fsync_dir
 
     problems = []
+    _remove_stale_new_files(directory)
     for path in segment_paths(directory):
         if not path.endswith(fmt.OPEN_SUFFIX):
             continue
@@ -303,6 +304,31 @@ def recover_dead_segments(directory: str, crc32c, durable: bool) -> list[Problem
     if problems or durable:
         fsync_dir(directory)
     return problems
+
+
+def _remove_stale_new_files(directory: str) -> None:
+    """Segments whose writer died while building them hold no record: remove them."""
+    import time
+
+    from .segments import NEW_SUFFIX, STALE_NEW_SECONDS
+
+    for name in os.listdir(directory):
+        if not name.endswith(NEW_SUFFIX):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            if time.time() - os.fstat(fd).st_mtime < STALE_NEW_SECONDS:
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(path)
+        except (BlockingIOError, FileNotFoundError):
+            pass
+        finally:
+            os.close(fd)
 
 
 def _recover_one(directory, path, fd, crc32c, durable):

@@ -26,6 +26,10 @@ from ..errors import JournalFullError
 from . import format as fmt
 
 _ENOSPC = (errno.ENOSPC, errno.EDQUOT)
+#: a segment being built; renamed to .open once locked and headed
+NEW_SUFFIX = ".new"
+#: a .new file older than this whose lock is free belongs to a process that died building it
+STALE_NEW_SECONDS = 60
 
 if hasattr(os, "posix_fallocate"):
     def _preallocate(fd: int, size: int) -> None:
@@ -126,10 +130,12 @@ class SegmentManager:
             )
 
     def _create(self, size: int) -> ActiveSegment:
+        # Built under a temporary name and renamed to .open only once it is locked and has
+        # its header: a recovering process never sees an unlocked, header-less .open file.
         self.segment_no += 1
-        name = f"{self.writer_id:016x}-{self.segment_no:06d}{fmt.OPEN_SUFFIX}"
-        path = os.path.join(self.directory, name)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        stem = os.path.join(self.directory, f"{self.writer_id:016x}-{self.segment_no:06d}")
+        building, path = stem + NEW_SUFFIX, stem + fmt.OPEN_SUFFIX
+        fd = os.open(building, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             try:
@@ -147,9 +153,10 @@ class SegmentManager:
                                              time.time_ns(), os.getpid())
             os.pwrite(fd, header, 0)
             m = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            os.rename(building, path)
         except BaseException:
             os.close(fd)
-            os.unlink(path)  # a failed fallocate leaves the file extended on ext4
+            os.unlink(building)  # a failed fallocate leaves the file extended on ext4
             raise
         if self.durable:
             fsync_dir(self.directory)
@@ -160,7 +167,7 @@ def directory_bytes(directory: str) -> int:
     total = 0
     with os.scandir(directory) as entries:
         for entry in entries:
-            if entry.name.endswith((fmt.OPEN_SUFFIX, fmt.SEALED_SUFFIX)):
+            if entry.name.endswith((fmt.OPEN_SUFFIX, fmt.SEALED_SUFFIX, NEW_SUFFIX)):
                 try:
                     total += entry.stat().st_blocks * 512
                 except FileNotFoundError:
