@@ -6,21 +6,21 @@ importable under their own names (``safe_data._core``, ``safe_data._core_py``).
 """
 
 import os
+from typing import TYPE_CHECKING
 
-if os.environ.get("SAFE_DATA_NO_EXTENSIONS", "") not in ("", "0"):
+if TYPE_CHECKING:  # type checkers read the stubs of the compiled module
+    from ._core import *  # noqa: F403
+
+    EXTENSION: bool
+elif os.environ.get("SAFE_DATA_NO_EXTENSIONS", "") not in ("", "0"):
     from ._core_py import *  # noqa: F403
-    from ._core_py import __all__ as _names
     EXTENSION = False
 else:
     try:
         from ._core import *  # noqa: F403
-        from ._core import __all__ as _names
         EXTENSION = True
     except ImportError:
         if os.environ.get("SAFE_DATA_REQUIRE_EXTENSIONS", "") not in ("", "0"):
             raise
         from ._core_py import *  # noqa: F403
-        from ._core_py import __all__ as _names
         EXTENSION = False
-
-__all__ = list(_names) + ["EXTENSION"]
