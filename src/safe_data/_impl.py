@@ -6,7 +6,7 @@ importable under their own names (``safe_data._core``, ``safe_data._core_py``).
 """
 
 import os
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
 
 if TYPE_CHECKING:  # type checkers read the stubs of the compiled module
     from ._core import *  # noqa: F403

@@ -6,12 +6,13 @@ deep conversion and pickling only.
 
 from __future__ import annotations
 
-import json
 import sys
 
 
 def child_name(parent: str, key) -> str:
     """The name of a nested container: ``orders[3]["items"]``."""
+    import json
+
     return f"{parent}[{json.dumps(key) if type(key) is str else repr(key)}]"
 
 

@@ -11,7 +11,6 @@ encoder in C; the two must produce identical bytes (tests/test_format.py checks)
 
 from __future__ import annotations
 
-import hmac
 import pickle
 import struct
 
@@ -54,6 +53,8 @@ def put_varint(out: bytearray, n: int) -> None:
 
 
 def mac(key: bytes, data) -> bytes:
+    import hmac  # imported on first use: pulls in OpenSSL, and most journals never pickle
+
     return hmac.digest(key, data, "sha256")
 
 
@@ -265,7 +266,9 @@ class Decoder:
             n = self._varint()
             tag_mac = bytes(self._take(fmt.MAC_SIZE))
             data = bytes(self._take(n))
-            verified = self.key is not None and hmac.compare_digest(tag_mac, mac(self.key, data))
+            from hmac import compare_digest
+
+            verified = self.key is not None and compare_digest(tag_mac, mac(self.key, data))
             if not (verified or self.trust_pickles):
                 return UnverifiedPickle(data)
             return pickle.loads(data)

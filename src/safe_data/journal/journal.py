@@ -16,7 +16,10 @@ import threading
 import warnings
 import weakref
 from datetime import datetime
-from typing import Iterator
+TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
+
+if TYPE_CHECKING:
+    from typing import Iterator
 
 from .. import _impl
 from ..errors import SafeDataError

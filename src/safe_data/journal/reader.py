@@ -14,9 +14,8 @@ import heapq
 import mmap
 import os
 import struct
-from dataclasses import dataclass
+from collections import namedtuple
 from datetime import datetime, timezone
-from typing import Any, Iterator
 
 from ..errors import CorruptRecordError
 from . import format as fmt
@@ -25,21 +24,20 @@ from .codec import Decoder
 _U32 = struct.Struct("<I")
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """Something a reader could not use: where it is and why."""
+class Problem(namedtuple("Problem", "segment offset reason live", defaults=(False,))):
+    """Something a reader could not use: where it is and why.
 
-    segment: str
-    offset: int
-    reason: str
-    live: bool = False  # the segment is still being written by a running process
+    ``live`` is true when the segment is still being written by a running process.
+    """
+
+    __slots__ = ()
 
     def __str__(self):
         return f"{self.segment} at byte {self.offset}: {self.reason}"
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(namedtuple("Record", "seq time_ns container kind op key values pid thread caller "
+                                  "writer segment offset")):
     """One preserved discard.
 
     ``values`` holds what was discarded: a list for list operations, a dict
@@ -47,19 +45,7 @@ class Record:
     index, slice or key the operation addressed (None for whole-container operations).
     """
 
-    seq: int
-    time_ns: int
-    container: str
-    kind: str
-    op: str
-    key: Any
-    values: Any
-    pid: int
-    thread: int
-    caller: tuple | None
-    writer: int
-    segment: str
-    offset: int
+    __slots__ = ()
 
     @property
     def time(self) -> datetime:
@@ -220,7 +206,7 @@ class SegmentView:
 
 
 def read_records(directory: str, crc32c, key, *, container=None, since_ns=None, until_ns=None,
-                 trust_pickles=False, report=None) -> Iterator[Record]:
+                 trust_pickles=False, report=None):
     """Records of every segment in ``directory``, merged by time (then writer, then seq).
 
     ``report(problem)`` is called for each problem found; a record that fails to decode is
