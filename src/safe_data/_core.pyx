@@ -610,91 +610,106 @@ cdef Py_ssize_t _index(Py_ssize_t n, object index, str message) except -1:
     return i
 
 
-cdef object _convert(object value, object key, str parent, object journal, bint capture):
-    """With deep=True: a plain list/dict/set stored inside becomes a safe container."""
-    cdef type t = type(value)
-    if t is list:
-        return SafeList(value, name=_support.child_name(parent, key), journal=journal, deep=True,
-                        capture_caller=capture)
-    if t is dict:
-        return SafeDict(value, name=_support.child_name(parent, key), journal=journal, deep=True,
-                        capture_caller=capture)
-    if t is set:
-        return SafeSet(value, name=_support.child_name(parent, key), journal=journal,
-                       capture_caller=capture)
-    return value
+@cython.final
+cdef class _Binding:
+    """What a safe container is bound to: a journal's writer, its name and its options.
+
+    One object holds them for all three container classes, so each container has one
+    C field and the journaling calls read the same way everywhere.
+    """
+
+    cdef readonly object journal
+    cdef RecordWriter writer
+    cdef readonly str name
+    cdef bytes bname
+    cdef readonly bint deep
+    cdef readonly bint capture
+
+    cdef inline int many(self, uint8_t op, object key, object values) except -1:
+        return self.writer.record(op, self.bname, key, values, _caller(self.capture))
+
+    cdef inline int one(self, uint8_t op, object key, uint8_t tag, object item_key, object item) except -1:
+        return self.writer.record_one(op, self.bname, key, tag, item_key, item, _caller(self.capture))
+
+    cdef object convert(self, object value, object key):
+        """With deep=True: a plain list/dict/set stored inside becomes a safe container."""
+        cdef type t = type(value)
+        if t is list:
+            return SafeList(value, name=_support.child_name(self.name, key), journal=self.journal,
+                            deep=True, capture_caller=self.capture)
+        if t is dict:
+            return SafeDict(value, name=_support.child_name(self.name, key), journal=self.journal,
+                            deep=True, capture_caller=self.capture)
+        if t is set:
+            return SafeSet(value, name=_support.child_name(self.name, key), journal=self.journal,
+                           capture_caller=self.capture)
+        return value
+
+
+cdef _Binding _bind(_Binding old, str kind, name, journal, bint deep, bint capture):
+    """The binding of a new container; ``__init__`` called again keeps unspecified settings."""
+    cdef _Binding b = _Binding.__new__(_Binding)
+    if old is not None:
+        name = old.name if name is None else name
+        journal = old.journal if journal is None else journal
+    b.journal = _support.resolve_journal(journal)
+    b.writer = b.journal._writer
+    b.name = name if name is not None else _support.auto_name(kind, _MODULE)
+    b.bname = _encode_name(b.name)
+    b.deep = deep
+    b.capture = capture
+    return b
 
 
 @cython.auto_pickle(False)
 cdef class SafeList(list):
     """A ``list`` whose every discarded value is journaled first."""
 
-    cdef RecordWriter _writer
-    cdef object _journal
-    cdef str _name
-    cdef bytes _bname
-    cdef bint _deep
-    cdef bint _capture
+    cdef _Binding _b
     cdef object __weakref__
 
     def __init__(self, iterable=(), *, name=None, journal=None, deep=False, capture_caller=False):
-        if self._writer is not None:  # __init__ called again on a live list: it replaces
-            if name is None:
-                name = self._name
-            if journal is None:
-                journal = self._journal
-            if PyList_GET_SIZE(self):
-                self._writer.record(OP_LIST_INIT, self._bname, None, self, _caller(self._capture))
-        journal = _support.resolve_journal(journal)
-        self._name = name if name is not None else _support.auto_name("list", _MODULE)
-        self._bname = _encode_name(self._name)
-        self._journal = journal
-        self._writer = journal._writer
-        self._deep = deep
-        self._capture = capture_caller
+        if self._b is not None and PyList_GET_SIZE(self):  # __init__ again on a live list: it replaces
+            self._b.many(OP_LIST_INIT, None, self)
+        self._b = _bind(self._b, "list", name, journal, deep, capture_caller)
         if deep:
-            iterable = [_convert(v, i, self._name, self._journal, self._capture) for i, v in enumerate(iterable)]
+            iterable = [self._b.convert(v, i) for i, v in enumerate(iterable)]
         _list_init(self, iterable)
 
     @property
     def name(self):
-        return self._name
+        """The container's name in the journal."""
+        return self._b.name
 
     @property
     def journal(self):
-        return self._journal
+        """The journal it preserves into."""
+        return self._b.journal
 
     @property
     def deep(self):
-        return self._deep
+        """Whether nested containers become safe ones."""
+        return self._b.deep
 
     @property
     def capture_caller(self):
-        return self._capture
-
-    def _settings(self):
-        return {"name": self._name, "journal": self._journal, "deep": self._deep,
-                "capture_caller": self._capture}
+        """Whether records name their caller."""
+        return self._b.capture
 
     def __reduce__(self):
-        return (_support.rebuild, (_support.reduce_target(self, "list"), list(self), _support.settings_of(self)))
+        return _support.reduce(self, "list", list(self))
 
     def __copy__(self):
-        return type(self)(self, **self._settings())
+        return _support.copy_of(self)
 
     def __deepcopy__(self, memo):
-        from copy import deepcopy
-
-        new = type(self)(**self._settings())
-        memo[id(self)] = new
-        _list_extend(new, [deepcopy(v, memo) for v in self])
-        return new
+        return _support.deepcopy_of(self, memo, _list_extend, list(self))
 
     # discarding
     def clear(self):
         cdef Py_ssize_t n = PyList_GET_SIZE(self)
         if n:
-            self._writer.record(OP_LIST_CLEAR, self._bname, None, self, _caller(self._capture))
+            self._b.many(OP_LIST_CLEAR, None, self)
             PyList_SetSlice(self, 0, n, NULL)
 
     def pop(self, index=-1):
@@ -704,7 +719,7 @@ cdef class SafeList(list):
             raise IndexError("pop from empty list")
         i = _index(n, index, "pop index out of range")
         item = <object>PyList_GET_ITEM(self, i)
-        self._writer.record_one(OP_LIST_POP, self._bname, i, T_LIST, None, item, _caller(self._capture))
+        self._b.one(OP_LIST_POP, i, T_LIST, None, item)
         PyList_SetSlice(self, i, i + 1, NULL)
         return item
 
@@ -713,8 +728,7 @@ cdef class SafeList(list):
         while i < PyList_GET_SIZE(self):
             item = <object>PyList_GET_ITEM(self, i)
             if item is value or PyObject_RichCompareBool(item, value, Py_EQ):
-                self._writer.record_one(OP_LIST_REMOVE, self._bname, i, T_LIST, None, item,
-                                        _caller(self._capture))
+                self._b.one(OP_LIST_REMOVE, i, T_LIST, None, item)
                 PyList_SetSlice(self, i, i + 1, NULL)
                 return
             i += 1
@@ -725,13 +739,12 @@ cdef class SafeList(list):
         if type(key) is slice:
             old = _list_getitem(self, key)
             if old:
-                self._writer.record(OP_LIST_DEL, self._bname, slice(*key.indices(PyList_GET_SIZE(self))), old,
-                                    _caller(self._capture))
+                self._b.many(OP_LIST_DEL, slice(*key.indices(PyList_GET_SIZE(self))), old)
             _list_delitem(self, key)
         else:
             i = _index(PyList_GET_SIZE(self), key, "list assignment index out of range")
             item = <object>PyList_GET_ITEM(self, i)
-            self._writer.record_one(OP_LIST_DEL, self._bname, i, T_LIST, None, item, _caller(self._capture))
+            self._b.one(OP_LIST_DEL, i, T_LIST, None, item)
             PyList_SetSlice(self, i, i + 1, NULL)
 
     def __setitem__(self, key, value):
@@ -744,45 +757,45 @@ cdef class SafeList(list):
             if step != 1 and len(old) != len(value):
                 raise ValueError(f"attempt to assign sequence of size {len(value)} to extended slice of size {len(old)}")
             if old:
-                self._writer.record(OP_LIST_SET, self._bname, slice(start, stop, step), old, _caller(self._capture))
-            if self._deep:
-                value = [_convert(v, start + j * step, self._name, self._journal, self._capture)
+                self._b.many(OP_LIST_SET, slice(start, stop, step), old)
+            if self._b.deep:
+                value = [self._b.convert(v, start + j * step)
                          for j, v in enumerate(value)]
             _list_setitem(self, key, value)
         else:
             i = _index(PyList_GET_SIZE(self), key, "list assignment index out of range")
             old = <object>PyList_GET_ITEM(self, i)
             if old is not value:
-                self._writer.record_one(OP_LIST_SET, self._bname, i, T_LIST, None, old, _caller(self._capture))
-            if self._deep:
-                value = _convert(value, i, self._name, self._journal, self._capture)
+                self._b.one(OP_LIST_SET, i, T_LIST, None, old)
+            if self._b.deep:
+                value = self._b.convert(value, i)
             Py_INCREF(value)  # PyList_SetItem steals a reference
             PyList_SetItem(self, i, value)
 
     def __imul__(self, n):
         if operator.index(n) <= 0 and PyList_GET_SIZE(self):
-            self._writer.record(OP_LIST_IMUL, self._bname, None, self, _caller(self._capture))
+            self._b.many(OP_LIST_IMUL, None, self)
         return _list_imul(self, n)
 
     # adding (overridden only to convert nested values when deep=True)
     def append(self, value):
-        if self._deep:
-            value = _convert(value, PyList_GET_SIZE(self), self._name, self._journal, self._capture)
+        if self._b.deep:
+            value = self._b.convert(value, PyList_GET_SIZE(self))
         PyList_Append(self, value)
 
     def extend(self, iterable):
         cdef Py_ssize_t n
-        if self._deep:
+        if self._b.deep:
             n = PyList_GET_SIZE(self)
-            iterable = [_convert(v, n + j, self._name, self._journal, self._capture) for j, v in enumerate(iterable)]
+            iterable = [self._b.convert(v, n + j) for j, v in enumerate(iterable)]
         _list_extend(self, iterable)
 
     def insert(self, index, value):
         cdef Py_ssize_t n, i
-        if self._deep:
+        if self._b.deep:
             n = PyList_GET_SIZE(self)
             i = operator.index(index)
-            value = _convert(value, max(0, min(n, i + n if i < 0 else i)), self._name, self._journal, self._capture)
+            value = self._b.convert(value, max(0, min(n, i + n if i < 0 else i)))
         _list_insert(self, index, value)
 
     def __iadd__(self, other):
@@ -794,62 +807,41 @@ cdef class SafeList(list):
 cdef class SafeDict(dict):
     """A ``dict`` whose every removed or overwritten value is journaled first."""
 
-    cdef RecordWriter _writer
-    cdef object _journal
-    cdef str _name
-    cdef bytes _bname
-    cdef bint _deep
-    cdef bint _capture
+    cdef _Binding _b
     cdef object __weakref__
 
     def __init__(self, *args, name=None, journal=None, deep=False, capture_caller=False, **kwargs):
-        if self._writer is not None:  # __init__ called again on a live dict: it updates
-            if name is None:
-                name = self._name
-            if journal is None:
-                journal = self._journal
-        journal = _support.resolve_journal(journal)
-        self._name = name if name is not None else _support.auto_name("dict", _MODULE)
-        self._bname = _encode_name(self._name)
-        self._journal = journal
-        self._writer = journal._writer
-        self._deep = deep
-        self._capture = capture_caller
-        self._update(args, kwargs, OP_DICT_INIT)
+        self._b = _bind(self._b, "dict", name, journal, deep, capture_caller)
+        self._update(args, kwargs, OP_DICT_INIT)  # __init__ again on a live dict: it updates
 
     @property
     def name(self):
-        return self._name
+        """The container's name in the journal."""
+        return self._b.name
 
     @property
     def journal(self):
-        return self._journal
+        """The journal it preserves into."""
+        return self._b.journal
 
     @property
     def deep(self):
-        return self._deep
+        """Whether nested containers become safe ones."""
+        return self._b.deep
 
     @property
     def capture_caller(self):
-        return self._capture
-
-    def _settings(self):
-        return {"name": self._name, "journal": self._journal, "deep": self._deep,
-                "capture_caller": self._capture}
+        """Whether records name their caller."""
+        return self._b.capture
 
     def __reduce__(self):
-        return (_support.rebuild, (_support.reduce_target(self, "dict"), dict(self), _support.settings_of(self)))
+        return _support.reduce(self, "dict", dict(self))
 
     def __copy__(self):
-        return type(self)(self, **self._settings())
+        return _support.copy_of(self)
 
     def __deepcopy__(self, memo):
-        from copy import deepcopy
-
-        new = type(self)(**self._settings())
-        memo[id(self)] = new
-        _dict_update(new, [(deepcopy(k, memo), deepcopy(v, memo)) for k, v in dict.items(self)])
-        return new
+        return _support.deepcopy_of(self, memo, _dict_update, list(dict.items(self)))
 
     cdef _update(self, tuple args, dict kwargs, uint8_t op):
         if len(args) > 1:
@@ -874,25 +866,25 @@ cdef class SafeDict(dict):
                 if o is not _MISSING and o is not v and k not in old:
                     old[k] = o
             if old:
-                self._writer.record(op, self._bname, None, old, _caller(self._capture))
-        if self._deep:
-            pairs = [(k, _convert(v, k, self._name, self._journal, self._capture)) for k, v in pairs]
+                self._b.many(op, None, old)
+        if self._b.deep:
+            pairs = [(k, self._b.convert(v, k)) for k, v in pairs]
         _dict_update(self, pairs)
 
     # discarding
     def __setitem__(self, key, value):
         cdef PyObject* old = PyDict_GetItemWithError(self, key)
         if old != NULL and <object>old is not value:
-            self._writer.record_one(OP_DICT_SET, self._bname, key, T_DICT, key, <object>old, _caller(self._capture))
-        if self._deep:
-            value = _convert(value, key, self._name, self._journal, self._capture)
+            self._b.one(OP_DICT_SET, key, T_DICT, key, <object>old)
+        if self._b.deep:
+            value = self._b.convert(value, key)
         PyDict_SetItem(self, key, value)
 
     def __delitem__(self, key):
         cdef PyObject* old = PyDict_GetItemWithError(self, key)
         if old == NULL:
             raise KeyError(key)
-        self._writer.record_one(OP_DICT_DEL, self._bname, key, T_DICT, key, <object>old, _caller(self._capture))
+        self._b.one(OP_DICT_DEL, key, T_DICT, key, <object>old)
         PyDict_DelItem(self, key)
 
     def pop(self, key, default=_MISSING):
@@ -902,7 +894,7 @@ cdef class SafeDict(dict):
                 raise KeyError(key)
             return default
         old = <object>found
-        self._writer.record_one(OP_DICT_POP, self._bname, key, T_DICT, key, old, _caller(self._capture))
+        self._b.one(OP_DICT_POP, key, T_DICT, key, old)
         PyDict_DelItem(self, key)
         return old
 
@@ -911,13 +903,13 @@ cdef class SafeDict(dict):
             raise KeyError("popitem(): dictionary is empty")
         key = next(reversed(dict.keys(self)))
         old = <object>PyDict_GetItemWithError(self, key)
-        self._writer.record_one(OP_DICT_POPITEM, self._bname, key, T_DICT, key, old, _caller(self._capture))
+        self._b.one(OP_DICT_POPITEM, key, T_DICT, key, old)
         PyDict_DelItem(self, key)
         return (key, old)
 
     def clear(self):
         if len(self):
-            self._writer.record(OP_DICT_CLEAR, self._bname, None, self, _caller(self._capture))
+            self._b.many(OP_DICT_CLEAR, None, self)
             PyDict_Clear(self)
 
     def update(self, *args, **kwargs):
@@ -929,8 +921,8 @@ cdef class SafeDict(dict):
 
     # adding (overridden only to convert nested values when deep=True)
     def setdefault(self, key, default=None):
-        if self._deep and key not in self:
-            default = _convert(default, key, self._name, self._journal, self._capture)
+        if self._b.deep and key not in self:
+            default = self._b.convert(default, key)
         return _dict_setdefault(self, key, default)
 
 
@@ -938,26 +930,12 @@ cdef class SafeDict(dict):
 cdef class SafeSet(set):
     """A ``set`` whose every removed element is journaled first."""
 
-    cdef RecordWriter _writer
-    cdef object _journal
-    cdef str _name
-    cdef bytes _bname
-    cdef bint _capture
+    cdef _Binding _b
 
     def __init__(self, iterable=(), *, name=None, journal=None, capture_caller=False):
-        if self._writer is not None:  # __init__ called again on a live set: it replaces
-            if name is None:
-                name = self._name
-            if journal is None:
-                journal = self._journal
-            if len(self):
-                self._writer.record(OP_SET_INIT, self._bname, None, self, _caller(self._capture))
-        journal = _support.resolve_journal(journal)
-        self._name = name if name is not None else _support.auto_name("set", _MODULE)
-        self._bname = _encode_name(self._name)
-        self._journal = journal
-        self._writer = journal._writer
-        self._capture = capture_caller
+        if self._b is not None and len(self):  # __init__ again on a live set: it replaces
+            self._b.many(OP_SET_INIT, None, self)
+        self._b = _bind(self._b, "set", name, journal, False, capture_caller)
         _set_init(self, iterable)
 
     def __repr__(self):  # like the builtin's: set's own repr names subclasses
@@ -965,42 +943,37 @@ cdef class SafeSet(set):
 
     @property
     def name(self):
-        return self._name
+        """The container's name in the journal."""
+        return self._b.name
 
     @property
     def journal(self):
-        return self._journal
+        """The journal it preserves into."""
+        return self._b.journal
 
     @property
     def capture_caller(self):
-        return self._capture
-
-    def _settings(self):
-        return {"name": self._name, "journal": self._journal, "capture_caller": self._capture}
+        """Whether records name their caller."""
+        return self._b.capture
 
     def __reduce__(self):
-        return (_support.rebuild, (_support.reduce_target(self, "set"), set(self), _support.settings_of(self)))
+        return _support.reduce(self, "set", set(self))
 
     def __copy__(self):
-        return type(self)(self, **self._settings())
+        return _support.copy_of(self)
 
     def __deepcopy__(self, memo):
-        from copy import deepcopy
-
-        new = type(self)(**self._settings())
-        memo[id(self)] = new
-        _set_update(new, [deepcopy(v, memo) for v in self])
-        return new
+        return _support.deepcopy_of(self, memo, _set_update, list(self))
 
     def clear(self):
         if len(self):
-            self._writer.record(OP_SET_CLEAR, self._bname, None, self, _caller(self._capture))
+            self._b.many(OP_SET_CLEAR, None, self)
             PySet_Clear(self)
 
     def pop(self):
         value = PySet_Pop(self)
         try:
-            self._writer.record_one(OP_SET_POP, self._bname, None, T_SET, None, value, _caller(self._capture))
+            self._b.one(OP_SET_POP, None, T_SET, None, value)
         except BaseException:
             PySet_Add(self, value)  # not journaled: put it back, lose nothing
             raise
@@ -1009,17 +982,17 @@ cdef class SafeSet(set):
     def remove(self, value):
         if not PySet_Contains(self, value):
             raise KeyError(value)
-        self._writer.record_one(OP_SET_REMOVE, self._bname, None, T_SET, None, value, _caller(self._capture))
+        self._b.one(OP_SET_REMOVE, None, T_SET, None, value)
         PySet_Discard(self, value)
 
     def discard(self, value):
         if PySet_Contains(self, value):
-            self._writer.record_one(OP_SET_DISCARD, self._bname, None, T_SET, None, value, _caller(self._capture))
+            self._b.one(OP_SET_DISCARD, None, T_SET, None, value)
             PySet_Discard(self, value)
 
     cdef _remove_all(self, gone, uint8_t op):
         if gone:
-            self._writer.record(op, self._bname, None, gone, _caller(self._capture))
+            self._b.many(op, None, gone)
             _set_difference_update(self, gone)
 
     def difference_update(self, *others):

@@ -140,64 +140,69 @@ class RecordWriter:
 # --- containers -----------------------------------------------------------------------------
 
 
-class _Safe:
-    """The settings every safe container carries, and its journaling entry point."""
+class _Binding:
+    """What a safe container is bound to: a journal's writer, its name and its options."""
 
-    __slots__ = ()
+    __slots__ = ("journal", "writer", "name", "bname", "deep", "capture")
 
-    def _setup(self, kind, name, journal, deep, capture_caller):
-        self._journal = _support.resolve_journal(journal)
-        self._writer = self._journal._writer
-        self._name = name if name is not None else _support.auto_name(kind, __name__)
-        self._bname = self._name.encode("utf-8")
-        if len(self._bname) > fmt.MAX_NAME_LEN:
-            raise ValueError(f"container name longer than {fmt.MAX_NAME_LEN} bytes")
-        self._deep = deep
-        self._capture = capture_caller
+    def many(self, op, key, values):
+        caller = _support.caller_of(__name__) if self.capture else None
+        self.writer.append(op, self.bname, key, values, caller)
 
-    def _log(self, op, key, values):
-        caller = _support.caller_of(__name__) if self._capture else None
-        self._writer.append(op, self._bname, key, values, caller)
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def journal(self):
-        return self._journal
-
-    @property
-    def deep(self) -> bool:
-        return self._deep
-
-    @property
-    def capture_caller(self) -> bool:
-        return self._capture
-
-    def _convert(self, value, key):
+    def convert(self, value, key):
         """With deep=True: a plain list/dict/set stored inside becomes a safe container."""
         t = type(value)
         if t is list:
-            cls = SafeList
-        elif t is dict:
-            cls = SafeDict
-        elif t is set:
-            return SafeSet(value, name=_support.child_name(self._name, key), journal=self._journal,
-                           capture_caller=self._capture)
-        else:
-            return value
-        return cls(value, name=_support.child_name(self._name, key), journal=self._journal,
-                   deep=True, capture_caller=self._capture)
+            return SafeList(value, name=_support.child_name(self.name, key), journal=self.journal,
+                            deep=True, capture_caller=self.capture)
+        if t is dict:
+            return SafeDict(value, name=_support.child_name(self.name, key), journal=self.journal,
+                            deep=True, capture_caller=self.capture)
+        if t is set:
+            return SafeSet(value, name=_support.child_name(self.name, key), journal=self.journal,
+                           capture_caller=self.capture)
+        return value
+
+
+def _bind(old, kind, name, journal, deep, capture):
+    """The binding of a new container; ``__init__`` called again keeps unspecified settings."""
+    b = _Binding()
+    if old is not None:
+        name = old.name if name is None else name
+        journal = old.journal if journal is None else journal
+    b.journal = _support.resolve_journal(journal)
+    b.writer = b.journal._writer
+    b.name = name if name is not None else _support.auto_name(kind, __name__)
+    b.bname = b.name.encode("utf-8")
+    if len(b.bname) > fmt.MAX_NAME_LEN:
+        raise ValueError(f"container name longer than {fmt.MAX_NAME_LEN} bytes")
+    b.deep = deep
+    b.capture = capture
+    return b
+
+
+class _Safe:
+    """The read-only settings every safe container exposes (C: a property per class)."""
+
+    __slots__ = ()
+
+    @property
+    def name(self) -> str:
+        """The container's name in the journal."""
+        return self._b.name
+
+    @property
+    def journal(self):
+        """The journal it preserves into."""
+        return self._b.journal
+
+    @property
+    def capture_caller(self) -> bool:
+        """Whether records name their caller."""
+        return self._b.capture
 
     def __copy__(self):
-        return type(self)(self, **self._settings())
-
-    def _settings(self):
-        settings = {"name": self._name, "journal": self._journal, "capture_caller": self._capture}
-        if not isinstance(self, set):
-            settings["deep"] = self._deep
-        return settings
+        return _support.copy_of(self)
 
 
 def _index(self, i, message):
@@ -213,43 +218,39 @@ def _index(self, i, message):
 class SafeList(_Safe, list):
     """A ``list`` whose every discarded value is journaled first."""
 
-    __slots__ = ("_journal", "_writer", "_name", "_bname", "_deep", "_capture", "__weakref__")
+    __slots__ = ("_b", "__weakref__")
 
     def __init__(self, iterable=(), *, name=None, journal=None, deep=False, capture_caller=False):
-        if hasattr(self, "_writer"):  # __init__ called again on a live list: it replaces
-            if name is None:
-                name = self._name
-            if journal is None:
-                journal = self._journal
-            if len(self):
-                self._log(_OP["list", "init"], None, self)
-        self._setup("list", name, journal, deep, capture_caller)
+        old = getattr(self, "_b", None)
+        if old is not None and len(self):  # __init__ again on a live list: it replaces
+            old.many(_OP["list", "init"], None, self)
+        self._b = _bind(old, "list", name, journal, deep, capture_caller)
         if deep:
-            iterable = [self._convert(v, i) for i, v in enumerate(iterable)]
+            iterable = [self._b.convert(v, i) for i, v in enumerate(iterable)]
         list.__init__(self, iterable)
 
+    @property
+    def deep(self) -> bool:
+        """Whether nested containers become safe ones."""
+        return self._b.deep
+
     def __reduce__(self):
-        return (_support.rebuild, (_support.reduce_target(self, "list"), list(self), _support.settings_of(self)))
+        return _support.reduce(self, "list", list(self))
 
     def __deepcopy__(self, memo):
-        from copy import deepcopy
-
-        new = type(self)(**self._settings())
-        memo[id(self)] = new
-        list.extend(new, [deepcopy(v, memo) for v in self])
-        return new
+        return _support.deepcopy_of(self, memo, list.extend, list(self))
 
     # discarding
     def clear(self):
         if len(self):
-            self._log(_OP["list", "clear"], None, self)
+            self._b.many(_OP["list", "clear"], None, self)
         list.clear(self)
 
     def pop(self, index=-1):
         if not len(self):
             raise IndexError("pop from empty list")
         i = _index(self, index, "pop index out of range")
-        self._log(_OP["list", "pop"], i, [list.__getitem__(self, i)])
+        self._b.many(_OP["list", "pop"], i, [list.__getitem__(self, i)])
         return list.pop(self, i)
 
     def remove(self, value):
@@ -257,17 +258,17 @@ class SafeList(_Safe, list):
             i = list.index(self, value)
         except ValueError:
             raise ValueError("list.remove(x): x not in list") from None
-        self._log(_OP["list", "remove"], i, [list.__getitem__(self, i)])
+        self._b.many(_OP["list", "remove"], i, [list.__getitem__(self, i)])
         list.__delitem__(self, i)
 
     def __delitem__(self, key):
         if type(key) is slice:
             old = list.__getitem__(self, key)
             if old:
-                self._log(_OP["list", "del"], slice(*key.indices(len(self))), old)
+                self._b.many(_OP["list", "del"], slice(*key.indices(len(self))), old)
         else:
             key = _index(self, key, "list assignment index out of range")
-            self._log(_OP["list", "del"], key, [list.__getitem__(self, key)])
+            self._b.many(_OP["list", "del"], key, [list.__getitem__(self, key)])
         list.__delitem__(self, key)
 
     def __setitem__(self, key, value):
@@ -279,41 +280,41 @@ class SafeList(_Safe, list):
             if step != 1 and len(old) != len(value):
                 raise ValueError(f"attempt to assign sequence of size {len(value)} to extended slice of size {len(old)}")
             if old:
-                self._log(_OP["list", "set"], slice(start, stop, step), old)
-            if self._deep:
-                value = [self._convert(v, start + j * step) for j, v in enumerate(value)]
+                self._b.many(_OP["list", "set"], slice(start, stop, step), old)
+            if self._b.deep:
+                value = [self._b.convert(v, start + j * step) for j, v in enumerate(value)]
             list.__setitem__(self, key, value)
         else:
             i = _index(self, key, "list assignment index out of range")
             old = list.__getitem__(self, i)
             if old is not value:
-                self._log(_OP["list", "set"], i, [old])
-            if self._deep:
-                value = self._convert(value, i)
+                self._b.many(_OP["list", "set"], i, [old])
+            if self._b.deep:
+                value = self._b.convert(value, i)
             list.__setitem__(self, i, value)
 
     def __imul__(self, n):
         if operator.index(n) <= 0 and len(self):
-            self._log(_OP["list", "*="], None, self)
+            self._b.many(_OP["list", "*="], None, self)
         return list.__imul__(self, n)
 
     # adding (overridden only to convert nested values when deep=True)
     def append(self, value):
-        if self._deep:
-            value = self._convert(value, len(self))
+        if self._b.deep:
+            value = self._b.convert(value, len(self))
         list.append(self, value)
 
     def extend(self, iterable):
-        if self._deep:
+        if self._b.deep:
             n = len(self)
-            iterable = [self._convert(v, n + j) for j, v in enumerate(iterable)]
+            iterable = [self._b.convert(v, n + j) for j, v in enumerate(iterable)]
         list.extend(self, iterable)
 
     def insert(self, index, value):
-        if self._deep:
+        if self._b.deep:
             n = len(self)
             i = operator.index(index)
-            value = self._convert(value, max(0, min(n, i + n if i < 0 else i)))
+            value = self._b.convert(value, max(0, min(n, i + n if i < 0 else i)))
         list.insert(self, index, value)
 
     def __iadd__(self, other):
@@ -324,28 +325,22 @@ class SafeList(_Safe, list):
 class SafeDict(_Safe, dict):
     """A ``dict`` whose every removed or overwritten value is journaled first."""
 
-    __slots__ = ("_journal", "_writer", "_name", "_bname", "_deep", "_capture", "__weakref__")
+    __slots__ = ("_b", "__weakref__")
 
     def __init__(self, *args, name=None, journal=None, deep=False, capture_caller=False, **kwargs):
-        reinit = hasattr(self, "_writer")
-        if reinit:
-            if name is None:
-                name = self._name
-            if journal is None:
-                journal = self._journal
-        self._setup("dict", name, journal, deep, capture_caller)
-        self._update(args, kwargs, _OP["dict", "init"])
+        self._b = _bind(getattr(self, "_b", None), "dict", name, journal, deep, capture_caller)
+        self._update(args, kwargs, _OP["dict", "init"])  # __init__ again on a live dict: it updates
+
+    @property
+    def deep(self) -> bool:
+        """Whether nested containers become safe ones."""
+        return self._b.deep
 
     def __reduce__(self):
-        return (_support.rebuild, (_support.reduce_target(self, "dict"), dict(self), _support.settings_of(self)))
+        return _support.reduce(self, "dict", dict(self))
 
     def __deepcopy__(self, memo):
-        from copy import deepcopy
-
-        new = type(self)(**self._settings())
-        memo[id(self)] = new
-        dict.update(new, [(deepcopy(k, memo), deepcopy(v, memo)) for k, v in dict.items(self)])
-        return new
+        return _support.deepcopy_of(self, memo, dict.update, list(dict.items(self)))
 
     def _update(self, args, kwargs, op):
         if len(args) > 1:
@@ -370,23 +365,23 @@ class SafeDict(_Safe, dict):
                 if o is not _MISSING and o is not v and k not in old:
                     old[k] = o
             if old:
-                self._log(op, None, old)
-        if self._deep:
-            pairs = [(k, self._convert(v, k)) for k, v in pairs]
+                self._b.many(op, None, old)
+        if self._b.deep:
+            pairs = [(k, self._b.convert(v, k)) for k, v in pairs]
         dict.update(self, pairs)
 
     # discarding
     def __setitem__(self, key, value):
         old = dict.get(self, key, _MISSING)
         if old is not _MISSING and old is not value:
-            self._log(_OP["dict", "set"], key, {key: old})
-        if self._deep:
-            value = self._convert(value, key)
+            self._b.many(_OP["dict", "set"], key, {key: old})
+        if self._b.deep:
+            value = self._b.convert(value, key)
         dict.__setitem__(self, key, value)
 
     def __delitem__(self, key):
         old = dict.__getitem__(self, key)
-        self._log(_OP["dict", "del"], key, {key: old})
+        self._b.many(_OP["dict", "del"], key, {key: old})
         dict.__delitem__(self, key)
 
     def pop(self, key, *default):
@@ -397,19 +392,19 @@ class SafeDict(_Safe, dict):
             if default:
                 return default[0]
             raise KeyError(key)
-        self._log(_OP["dict", "pop"], key, {key: old})
+        self._b.many(_OP["dict", "pop"], key, {key: old})
         return dict.pop(self, key)
 
     def popitem(self):
         if not len(self):
             raise KeyError("popitem(): dictionary is empty")
         key = next(reversed(dict.keys(self)))
-        self._log(_OP["dict", "popitem"], key, {key: dict.__getitem__(self, key)})
+        self._b.many(_OP["dict", "popitem"], key, {key: dict.__getitem__(self, key)})
         return dict.popitem(self)
 
     def clear(self):
         if len(self):
-            self._log(_OP["dict", "clear"], None, self)
+            self._b.many(_OP["dict", "clear"], None, self)
         dict.clear(self)
 
     def update(self, *args, **kwargs):
@@ -421,50 +416,41 @@ class SafeDict(_Safe, dict):
 
     # adding (overridden only to convert nested values when deep=True)
     def setdefault(self, key, default=None):
-        if self._deep and key not in self:
-            default = self._convert(default, key)
+        if self._b.deep and key not in self:
+            default = self._b.convert(default, key)
         return dict.setdefault(self, key, default)
 
 
 class SafeSet(_Safe, set):
     """A ``set`` whose every removed element is journaled first."""
 
-    __slots__ = ("_journal", "_writer", "_name", "_bname", "_deep", "_capture")
+    __slots__ = ("_b",)
 
     def __init__(self, iterable=(), *, name=None, journal=None, capture_caller=False):
-        if hasattr(self, "_writer"):  # __init__ called again on a live set: it replaces
-            if name is None:
-                name = self._name
-            if journal is None:
-                journal = self._journal
-            if len(self):
-                self._log(_OP["set", "init"], None, self)
-        self._setup("set", name, journal, False, capture_caller)
+        old = getattr(self, "_b", None)
+        if old is not None and len(self):  # __init__ again on a live set: it replaces
+            old.many(_OP["set", "init"], None, self)
+        self._b = _bind(old, "set", name, journal, False, capture_caller)
         set.__init__(self, iterable)
 
     def __repr__(self):  # like the builtin's: set's own repr names subclasses
         return "{" + ", ".join(map(repr, self)) + "}" if len(self) else "set()"
 
     def __reduce__(self):
-        return (_support.rebuild, (_support.reduce_target(self, "set"), set(self), _support.settings_of(self)))
+        return _support.reduce(self, "set", set(self))
 
     def __deepcopy__(self, memo):
-        from copy import deepcopy
-
-        new = type(self)(**self._settings())
-        memo[id(self)] = new
-        set.update(new, [deepcopy(v, memo) for v in self])
-        return new
+        return _support.deepcopy_of(self, memo, set.update, list(self))
 
     def clear(self):
         if len(self):
-            self._log(_OP["set", "clear"], None, self)
+            self._b.many(_OP["set", "clear"], None, self)
         set.clear(self)
 
     def pop(self):
         value = set.pop(self)
         try:
-            self._log(_OP["set", "pop"], None, {value})
+            self._b.many(_OP["set", "pop"], None, {value})
         except BaseException:
             set.add(self, value)  # not journaled: put it back, lose nothing
             raise
@@ -473,17 +459,17 @@ class SafeSet(_Safe, set):
     def remove(self, value):
         if value not in self:
             raise KeyError(value)
-        self._log(_OP["set", "remove"], None, {value})
+        self._b.many(_OP["set", "remove"], None, {value})
         set.remove(self, value)
 
     def discard(self, value):
         if value in self:
-            self._log(_OP["set", "discard"], None, {value})
+            self._b.many(_OP["set", "discard"], None, {value})
             set.discard(self, value)
 
     def _remove_all(self, gone, op):
         if gone:
-            self._log(op, None, gone)
+            self._b.many(op, None, gone)
             set.difference_update(self, gone)
 
     def difference_update(self, *others):

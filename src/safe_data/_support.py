@@ -44,19 +44,39 @@ def resolve_journal(journal):
     return default_journal() if journal is None else journal
 
 
-def settings_of(container) -> dict:
-    """The constructor keywords that recreate ``container``'s behaviour (for pickling)."""
-    from .journal.journal import is_default_journal
-
-    journal = container.journal
-    settings = {
-        "name": container.name,
-        "capture_caller": container.capture_caller,
-        "journal": None if is_default_journal(journal) else journal.path,
-    }
+def settings_of(container, *, for_pickle: bool = False) -> dict:
+    """The constructor keywords that recreate ``container``'s behaviour."""
+    settings = {"name": container.name, "journal": container.journal,
+                "capture_caller": container.capture_caller}
     if not isinstance(container, set):
         settings["deep"] = container.deep
+    if for_pickle:  # a pickle names the journal by path (None: the default journal)
+        from .journal.journal import is_default_journal
+
+        journal = settings["journal"]
+        settings["journal"] = None if is_default_journal(journal) else journal.path
     return settings
+
+
+def reduce(container, kind: str, contents):
+    """``__reduce__`` of a safe container: its builtin contents and its settings."""
+    target = kind if type(container).__module__ in ("safe_data._core", "safe_data._core_py") else type(container)
+    return (rebuild, (target, contents, settings_of(container, for_pickle=True)))
+
+
+def copy_of(container):
+    return type(container)(container, **settings_of(container))
+
+
+def deepcopy_of(container, memo, fill, items):
+    """A deep copy with the same settings; ``fill(new, copied_items)`` is the builtin's
+    own update method, so copying journals nothing."""
+    from copy import deepcopy
+
+    new = type(container)(**settings_of(container))
+    memo[id(container)] = new
+    fill(new, deepcopy(items, memo))
+    return new
 
 
 def rebuild(cls_or_kind, contents, settings):
@@ -75,8 +95,3 @@ def rebuild(cls_or_kind, contents, settings):
     path = settings.pop("journal", None)
     journal = None if path is None else journal_at(path)
     return cls(contents, journal=journal, **settings)
-
-
-def reduce_target(container, kind: str):
-    """What ``__reduce__`` names: the kind for our exact classes, else the subclass."""
-    return kind if type(container).__module__ in ("safe_data._core", "safe_data._core_py") else type(container)
