@@ -124,7 +124,7 @@ def test_deep_converts_nested_containers_with_path_names(journal):
     orders = SafeList([{"id": 1, "items": ["a", "b"], "tags": {"x"}}], name="orders", journal=journal,
                       deep=True)
     assert type(orders[0]) is SafeDict and orders[0].name == "orders[0]"
-    assert type(orders[0]["items"]) is SafeList and orders[0]["items"].name == 'orders[0]["items"]'
+    assert isinstance(orders[0]["items"], SafeList) and orders[0]["items"].name == 'orders[0]["items"]'
     assert type(orders[0]["tags"]) is SafeSet
     orders[0]["items"].clear()
     orders[0]["tags"].discard("x")
@@ -140,7 +140,7 @@ def test_deep_converts_nested_containers_with_path_names(journal):
 def test_deep_list_converts_on_every_add(journal, add):
     lst = SafeList([0], name="l", journal=journal, deep=True)
     add(lst)
-    assert any(type(v) is SafeList for v in lst)
+    assert any(isinstance(v, SafeList) for v in lst)
 
 
 @pytest.mark.parametrize("add", [

@@ -69,3 +69,14 @@ def test_reading_methods_run_on_the_builtin_slots(builtin):
     safe = SAFE[builtin]
     for name in CLASSIFICATION[builtin]["reading"]:
         assert name not in vars(safe), f"{safe.__name__} needlessly overrides {name}"
+
+
+def test_plain_safe_list_keeps_the_builtin_adding_methods():
+    """append & co. run on list's own slots (and the interpreter's fast path for them);
+    only deep=True, which must convert what is added, creates a class that overrides them."""
+    for name in CLASSIFICATION[list]["adding"]:
+        assert name not in vars(safe_data.SafeList), name
+    deep = safe_data.SafeList(deep=True)
+    assert isinstance(deep, safe_data.SafeList) and type(deep) is not safe_data.SafeList
+    for name in CLASSIFICATION[list]["adding"]:
+        assert name in vars(type(deep)), name

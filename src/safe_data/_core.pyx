@@ -21,7 +21,7 @@ from cpython.dict cimport PyDict_Clear, PyDict_DelItem, PyDict_Next, PyDict_SetI
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from cpython.object cimport Py_EQ, PyObject, PyObject_RichCompareBool
+from cpython.object cimport Py_EQ, PyObject, PyObject_RichCompareBool, PyTypeObject, newfunc
 from cpython.ref cimport Py_INCREF
 from cpython.set cimport PySet_Add, PySet_Clear, PySet_Contains, PySet_Discard, PySet_Pop
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
@@ -777,30 +777,43 @@ cdef class SafeList(list):
             self._b.many(OP_LIST_IMUL, None, self)
         return _list_imul(self, n)
 
-    # adding (overridden only to convert nested values when deep=True)
+
+
+@cython.auto_pickle(False)
+cdef class _DeepSafeList(SafeList):
+    """What ``SafeList(..., deep=True)`` creates: adding converts nested containers too.
+
+    A separate class so that a plain SafeList does not override ``append`` and keeps the
+    interpreter's fast path for it (an override costs 2x on every append).
+    """
+
     def append(self, value):
-        if self._b.deep:
-            value = self._b.convert(value, PyList_GET_SIZE(self))
-        PyList_Append(self, value)
+        PyList_Append(self, self._b.convert(value, PyList_GET_SIZE(self)))
 
     def extend(self, iterable):
-        cdef Py_ssize_t n
-        if self._b.deep:
-            n = PyList_GET_SIZE(self)
-            iterable = [self._b.convert(v, n + j) for j, v in enumerate(iterable)]
-        _list_extend(self, iterable)
+        cdef Py_ssize_t n = PyList_GET_SIZE(self)
+        _list_extend(self, [self._b.convert(v, n + j) for j, v in enumerate(iterable)])
 
     def insert(self, index, value):
-        cdef Py_ssize_t n, i
-        if self._b.deep:
-            n = PyList_GET_SIZE(self)
-            i = operator.index(index)
-            value = self._b.convert(value, max(0, min(n, i + n if i < 0 else i)))
-        _list_insert(self, index, value)
+        cdef Py_ssize_t n = PyList_GET_SIZE(self)
+        cdef Py_ssize_t i = operator.index(index)
+        _list_insert(self, index, self._b.convert(value, max(0, min(n, i + n if i < 0 else i))))
 
     def __iadd__(self, other):
         self.extend(other)
         return self
+
+
+cdef newfunc _plain_list_new = (<PyTypeObject*>SafeList).tp_new
+
+
+cdef object _safe_list_new(type cls, PyObject* args, PyObject* kwargs):
+    if cls is SafeList and kwargs != NULL and (<object>kwargs).get("deep"):
+        cls = _DeepSafeList
+    return _plain_list_new(cls, args, kwargs)
+
+
+(<PyTypeObject*>SafeList).tp_new = <newfunc>_safe_list_new
 
 
 @cython.auto_pickle(False)

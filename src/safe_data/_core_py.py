@@ -220,6 +220,9 @@ class SafeList(_Safe, list):
 
     __slots__ = ("_b", "__weakref__")
 
+    def __new__(cls, *args, deep=False, **kwargs):
+        return list.__new__(_DeepSafeList if deep and cls is SafeList else cls)
+
     def __init__(self, iterable=(), *, name=None, journal=None, deep=False, capture_caller=False):
         old = getattr(self, "_b", None)
         if old is not None and len(self):  # __init__ again on a live list: it replaces
@@ -298,24 +301,25 @@ class SafeList(_Safe, list):
             self._b.many(_OP["list", "*="], None, self)
         return list.__imul__(self, n)
 
-    # adding (overridden only to convert nested values when deep=True)
+
+class _DeepSafeList(SafeList):
+    """What ``SafeList(..., deep=True)`` creates: adding converts nested containers too.
+
+    A separate class so that a plain SafeList does not override ``append``.
+    """
+
+    __slots__ = ()
+
     def append(self, value):
-        if self._b.deep:
-            value = self._b.convert(value, len(self))
-        list.append(self, value)
+        list.append(self, self._b.convert(value, len(self)))
 
     def extend(self, iterable):
-        if self._b.deep:
-            n = len(self)
-            iterable = [self._b.convert(v, n + j) for j, v in enumerate(iterable)]
-        list.extend(self, iterable)
+        n = len(self)
+        list.extend(self, [self._b.convert(v, n + j) for j, v in enumerate(iterable)])
 
     def insert(self, index, value):
-        if self._b.deep:
-            n = len(self)
-            i = operator.index(index)
-            value = self._b.convert(value, max(0, min(n, i + n if i < 0 else i)))
-        list.insert(self, index, value)
+        n, i = len(self), operator.index(index)
+        list.insert(self, index, self._b.convert(value, max(0, min(n, i + n if i < 0 else i))))
 
     def __iadd__(self, other):
         self.extend(other)
