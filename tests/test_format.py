@@ -105,11 +105,13 @@ def test_both_writers_produce_the_same_segment(tmp_path):
     for impl in (_core, _core_py):
         directory = tmp_path / impl.__name__
         directory.mkdir()
-        manager = SegmentManager(str(directory), crc32c=google_crc32c.value, segment_size=1 << 16,
+        manager = SegmentManager(str(directory), crc32c=google_crc32c.value, segment_size=1 << 20,
                                  max_bytes=None, durable=False)
         writer = impl.RecordWriter(manager, KEY, impl.DURABILITY_PROCESS, 64)
         writer.append(2, b"name", 3, ["x" * 100, {"a": (1, 2.5)}, {1, 2}], ("f.py", 3, "fn"))
         writer.append(16, b"d", None, {"k": b"v"})
+        writer.append(1, b"big", None, [i * 7919 % 1_000_003 for i in range(100_000)])  # incompressible
+        writer.append(1, b"big", None, ["x" * 100] * 2000)  # compressible, past the probe size
         writer.close()
         (seg,) = os.listdir(directory)
         data = open(directory / seg, "rb").read()[64:]
@@ -120,7 +122,9 @@ def test_both_writers_produce_the_same_segment(tmp_path):
             out.append(data[pos:pos + 4] + data[pos + 8:pos + 16] + data[pos + 32:pos + n])
             pos += n
         frames.append(out)
-    assert frames[0] == frames[1] and len(frames[0]) == 2
+    assert frames[0] == frames[1] and len(frames[0]) == 4
+    flags = [f[4 + 8 + 1] for f in frames[0]]  # kept: length, seq, then op, flags, ...
+    assert flags[2] & fmt.FLAG_COMPRESSED == 0 and flags[3] & fmt.FLAG_COMPRESSED
 
 
 def test_record_too_deep_to_decode_is_refused():

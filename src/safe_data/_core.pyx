@@ -25,7 +25,7 @@ from cpython.object cimport Py_EQ, PyObject, PyObject_RichCompareBool, PyTypeObj
 from cpython.ref cimport Py_INCREF
 from cpython.set cimport PySet_Add, PySet_Clear, PySet_Contains, PySet_Discard, PySet_Pop
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
-from libc.errno cimport errno
+from libc.errno cimport EINTR, errno
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
@@ -54,6 +54,9 @@ cdef extern from "_crc32c.h":
     int sd_crc32c_hardware()
 
 cdef extern from "_sys.h":
+    const char* sd_zeros
+    enum: SD_ZERO_SIZE
+    ssize_t pwrite(int fd, const void* buf, size_t n, long offset)
     int sd_fdatasync(int fd) nogil
     int64_t sd_now_ns() nogil
     int dup(int fd)
@@ -66,6 +69,9 @@ __all__ = ["DURABILITY_BATCH", "DURABILITY_FSYNC", "DURABILITY_PROCESS", "Record
 
 cdef enum:
     STACK_BUF = 512
+    MAX_SCRATCH = 16 * 1024 * 1024
+    LZ4_PROBE_SIZE = 65536
+    PREPARE_CHUNK = 256 * 1024
     FRAME_HEADER_SIZE = 36
     T_NONE = 0x00
     T_FALSE = 0x01
@@ -165,7 +171,8 @@ cdef struct Buf:
     char* p
     Py_ssize_t n
     Py_ssize_t cap
-    bint heap
+    bint heap     # p is malloc'd
+    bint scratch  # ... and is the writer's reusable scratch buffer (see RecordWriter._take_buffer)
 
 
 cdef int buf_grow(Buf* b, Py_ssize_t extra) except -1:
@@ -389,9 +396,13 @@ cdef class RecordWriter:
     cdef char* _base
     cdef Py_ssize_t _pos
     cdef Py_ssize_t _end
+    cdef Py_ssize_t _prepared  # zeros written up to here (see _prepare)
     cdef int _fd
     cdef uint64_t _seq
     cdef bint _closed
+    cdef char* _scratch
+    cdef Py_ssize_t _scratch_cap
+    cdef bint _scratch_busy
 
     def __cinit__(self):
         self._has_view = False
@@ -404,13 +415,14 @@ cdef class RecordWriter:
         self._durability = durability
         self._threshold = compress_threshold
         self._lock = threading.Lock()
-        self._pos = self._end = 0
+        self._pos = self._end = self._prepared = 0
         self._seq = 0
         self._closed = False
 
     def __dealloc__(self):
         if self._has_view:
             PyBuffer_Release(&self._view)
+        free(self._scratch)
 
     @property
     def seq(self):
@@ -424,10 +436,7 @@ cdef class RecordWriter:
     cdef int record(self, uint8_t op, bytes name, object key, object values, object caller) except -1:
         cdef char stack[STACK_BUF]
         cdef Buf b
-        b.p = stack
-        b.n = 0
-        b.cap = STACK_BUF
-        b.heap = False
+        self._take_buffer(&b, stack)
         try:
             encode_value(&b, key, self._key)
             encode_value(&b, values, self._key)
@@ -435,8 +444,7 @@ cdef class RecordWriter:
                 encode_value(&b, caller, self._key)
             self._finish(op, name, &b, FLAG_CALLER if caller is not None else 0)
         finally:
-            if b.heap:
-                free(b.p)
+            self._give_back(&b)
         return 0
 
     cdef int record_one(self, uint8_t op, bytes name, object key, uint8_t tag, object item_key,
@@ -445,10 +453,7 @@ cdef class RecordWriter:
         cdef char stack[STACK_BUF]
         cdef Buf b
         cdef Py_ssize_t start
-        b.p = stack
-        b.n = 0
-        b.cap = STACK_BUF
-        b.heap = False
+        self._take_buffer(&b, stack)
         try:
             encode_value(&b, key, self._key)
             start = b.n
@@ -465,9 +470,39 @@ cdef class RecordWriter:
                 encode_value(&b, caller, self._key)
             self._finish(op, name, &b, FLAG_CALLER if caller is not None else 0)
         finally:
-            if b.heap:
-                free(b.p)
+            self._give_back(&b)
         return 0
+
+    cdef void _take_buffer(self, Buf* b, char* stack):
+        """Encode into the writer's scratch buffer when it is free, else on the stack.
+
+        Large records would otherwise fault in fresh heap pages on every call (a third of
+        the time of a clear() of a million items); the scratch keeps them mapped.
+        """
+        b.n = 0
+        if self._scratch != NULL and not self._scratch_busy:
+            self._scratch_busy = True  # encoding may run Python code (pickle): another thread
+            b.p = self._scratch        # then encodes into its own buffer
+            b.cap = self._scratch_cap
+            b.heap = b.scratch = True
+        else:
+            b.p = stack
+            b.cap = STACK_BUF
+            b.heap = b.scratch = False
+
+    cdef void _give_back(self, Buf* b):
+        if b.scratch:
+            self._scratch_busy = False
+            if b.cap <= MAX_SCRATCH:
+                self._scratch, self._scratch_cap = b.p, b.cap  # it may have been reallocated
+                return
+            self._scratch = NULL
+            self._scratch_cap = 0
+        elif b.heap and self._scratch == NULL and b.cap <= MAX_SCRATCH:
+            self._scratch, self._scratch_cap = b.p, b.cap
+            return
+        if b.heap:
+            free(b.p)
 
     cdef int _finish(self, uint8_t op, bytes name, Buf* b, uint8_t flags) except -1:
         global _lz4_compress
@@ -478,6 +513,11 @@ cdef class RecordWriter:
             if _lz4_compress is None:
                 from lz4.block import compress
                 _lz4_compress = compress
+            if plen > LZ4_PROBE_SIZE:  # incompressible (say, a million ints)? skip it: see format.md
+                packed = _lz4_compress(PyMemoryView_FromMemory(b.p, LZ4_PROBE_SIZE, PyBUF_READ), store_size=True)
+                if PyBytes_GET_SIZE(packed) * 10 > LZ4_PROBE_SIZE * 9:
+                    self._commit(op, flags, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name), payload, plen)
+                    return 0
             packed = _lz4_compress(PyMemoryView_FromMemory(b.p, b.n, PyBUF_READ), store_size=True)
             if PyBytes_GET_SIZE(packed) < plen:
                 payload = PyBytes_AS_STRING(packed)
@@ -500,6 +540,8 @@ cdef class RecordWriter:
         while self._pos + frame_len > self._end:
             self._rotate(frame_len)
         # From here to the end of the copy: no Python calls, so atomic under the GIL.
+        if self._pos + frame_len > self._prepared:
+            self._prepare(self._pos + frame_len)
         p = self._base + self._pos
         self._seq += 1
         thread = PyThread_get_thread_ident()
@@ -530,6 +572,32 @@ cdef class RecordWriter:
                 raise OSError(errno, f"fdatasync of the journal segment failed: {os.strerror(errno)}")
         return 0
 
+    cdef int _prepare(self, Py_ssize_t upto) except -1:
+        """Write zeros ahead of the frames, PREPARE_CHUNK at a time.
+
+        The first store into a page of a fresh file mapping costs a page fault that
+        allocates it (about 4 us on ext4); pwrite puts the same pages in the page cache
+        eight times faster, after which stores into the mapping are plain memory writes.
+        """
+        cdef Py_ssize_t target = self._prepared + PREPARE_CHUNK
+        cdef Py_ssize_t n
+        cdef ssize_t written
+        if target < upto:
+            target = upto
+        if target > self._end:
+            target = self._end
+        while self._prepared < target:
+            n = target - self._prepared
+            if n > SD_ZERO_SIZE:
+                n = SD_ZERO_SIZE
+            written = pwrite(self._fd, sd_zeros, n, self._prepared)
+            if written < 0:
+                if errno == EINTR:
+                    continue
+                raise OSError(errno, f"writing to the journal segment failed: {os.strerror(errno)}")
+            self._prepared += written
+        return 0
+
     cdef int _rotate(self, Py_ssize_t need) except -1:
         with self._lock:
             if self._pos + need <= self._end:
@@ -545,12 +613,12 @@ cdef class RecordWriter:
             self._base = <char*>self._view.buf
             self._fd = fd
             self._end = end
-            self._pos = start
+            self._pos = self._prepared = start
         return 0
 
     cdef void _release_map(self):
         self._base = NULL
-        self._pos = self._end = 0
+        self._pos = self._end = self._prepared = 0
         self._fd = -1
         if self._has_view:
             self._has_view = False

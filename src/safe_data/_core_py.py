@@ -44,6 +44,13 @@ def _compress(payload):
     return _lz4_compress(payload, store_size=True)
 
 
+def _worth_compressing(payload) -> bool:
+    """Long payloads are compressed only if a probe of their start shrinks (format.md)."""
+    if len(payload) <= fmt.LZ4_PROBE_SIZE:
+        return True
+    return len(_compress(memoryview(payload)[:fmt.LZ4_PROBE_SIZE])) * 10 <= fmt.LZ4_PROBE_SIZE * 9
+
+
 class RecordWriter:
     """Appends frames to the active segment of one journal, for all threads of a process."""
 
@@ -72,7 +79,7 @@ class RecordWriter:
         if caller is not None:
             encode_value(payload, caller, self._key)
             flags |= fmt.FLAG_CALLER
-        if len(payload) >= self._threshold:
+        if len(payload) >= self._threshold and _worth_compressing(payload):
             packed = _compress(payload)
             if len(packed) < len(payload):
                 payload = packed

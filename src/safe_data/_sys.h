@@ -12,6 +12,11 @@
 #define sd_fdatasync(fd) fdatasync(fd)
 #endif
 
+/* zeros for pwrite-ahead of the writer (see RecordWriter._prepare) */
+#define SD_ZERO_SIZE 65536
+static const char sd_zeros_buf[SD_ZERO_SIZE] = {0};
+static const char *sd_zeros = sd_zeros_buf;
+
 static inline int64_t sd_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

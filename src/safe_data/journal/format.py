@@ -108,6 +108,9 @@ PICKLE_PROTOCOL = 5
 
 #: payloads at least this long are lz4-compressed (if that makes them smaller)
 DEFAULT_COMPRESS_THRESHOLD = 512
+#: a payload longer than this is compressed only if its first LZ4_PROBE_SIZE bytes shrink
+#: to at most 90% (both writers apply the rule, so they write the same bytes)
+LZ4_PROBE_SIZE = 65536
 #: lz4 cannot expand more than 255x; refuse to inflate anything claiming more
 MAX_LZ4_RATIO = 255
 
