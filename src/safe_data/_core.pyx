@@ -44,6 +44,13 @@ cdef extern from "Python.h":
     object PyMemoryView_FromMemory(char* mem, Py_ssize_t size, int flags)
     int PyBUF_READ
     unsigned long PyThread_get_thread_ident()
+    ctypedef void* PyThread_type_lock
+    PyThread_type_lock PyThread_allocate_lock()
+    void PyThread_free_lock(PyThread_type_lock)
+    int PyThread_acquire_lock(PyThread_type_lock, int) nogil
+    void PyThread_release_lock(PyThread_type_lock)
+    enum: WAIT_LOCK
+    enum: NOWAIT_LOCK
     int PyList_SetItem(object lst, Py_ssize_t i, object item) except -1
     int PyList_SetSlice(object lst, Py_ssize_t low, Py_ssize_t high, PyObject* items) except -1
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
@@ -403,11 +410,17 @@ cdef class RecordWriter:
     cdef char* _scratch
     cdef Py_ssize_t _scratch_cap
     cdef bint _scratch_busy
+    cdef PyThread_type_lock _op_lock  # see enter()
+    cdef unsigned long _op_owner
+    cdef int _op_depth
 
     def __cinit__(self):
         self._has_view = False
         self._base = NULL
         self._fd = -1
+        self._op_lock = PyThread_allocate_lock()
+        if self._op_lock == NULL:
+            raise MemoryError()
 
     def __init__(self, manager, bytes mac_key, int durability, Py_ssize_t compress_threshold):
         self._manager = manager
@@ -423,10 +436,41 @@ cdef class RecordWriter:
         if self._has_view:
             PyBuffer_Release(&self._view)
         free(self._scratch)
+        if self._op_lock != NULL:
+            PyThread_free_lock(self._op_lock)
 
     @property
     def seq(self):
         return self._seq
+
+    cdef inline int enter(self) except -1:
+        """Begin one destructive operation: reading what it discards, journaling it and
+        changing the container happen under this reentrant lock, one operation at a
+        time per journal.  Without it, a thread switch while a record is written (a
+        rotation, a pickle, lz4) lets another thread move the items, and the operation
+        then deletes something it did not journal.  Uncontended it costs two atomics.
+        """
+        cdef unsigned long me = PyThread_get_thread_ident()
+        if self._op_owner == me:
+            self._op_depth += 1  # reentered: a pickled value discarding from another container
+            return 0
+        if not PyThread_acquire_lock(self._op_lock, NOWAIT_LOCK):
+            with nogil:
+                PyThread_acquire_lock(self._op_lock, WAIT_LOCK)
+        self._op_owner = me
+        self._op_depth = 1
+        return 0
+
+    cdef inline void leave(self):
+        self._op_depth -= 1
+        if self._op_depth == 0:
+            self._op_owner = 0
+            PyThread_release_lock(self._op_lock)
+
+    @property
+    def operation_lock(self):
+        """For the Python twin's containers: the same lock as a context manager."""
+        return _OperationLock(self)
 
     def append(self, int op, bytes name, key, values, caller=None):
         """Journal one record; return its sequence number.  Raises before anything is lost."""
@@ -651,9 +695,28 @@ cdef class RecordWriter:
     def after_fork_in_child(self):
         """A forked child must never write into its parent's segment."""
         self._lock = threading.Lock()
+        # another thread of the parent may have held it at the fork: start unlocked
+        PyThread_free_lock(self._op_lock)
+        self._op_lock = PyThread_allocate_lock()
+        self._op_owner = 0
+        self._op_depth = 0
         self._release_map()
         self._seq = 0
         self._manager.forget_after_fork()
+
+
+@cython.final
+cdef class _OperationLock:
+    cdef RecordWriter writer
+
+    def __cinit__(self, RecordWriter writer):
+        self.writer = writer
+
+    def __enter__(self):
+        self.writer.enter()
+
+    def __exit__(self, *exc):
+        self.writer.leave()
 
 
 # --- containers -----------------------------------------------------------------------------
@@ -737,12 +800,23 @@ cdef class SafeList(list):
     cdef object __weakref__
 
     def __init__(self, iterable=(), *, name=None, journal=None, deep=False, capture_caller=False):
-        if self._b is not None and PyList_GET_SIZE(self):  # __init__ again on a live list: it replaces
-            self._b.many(OP_LIST_INIT, None, self)
-        self._b = _bind(self._b, "list", name, journal, deep, capture_caller)
+        cdef _Binding b = _bind(self._b, "list", name, journal, deep, capture_caller)
         if deep:
-            iterable = [self._b.convert(v, i) for i, v in enumerate(iterable)]
-        _list_init(self, iterable)
+            iterable = [b.convert(v, i) for i, v in enumerate(iterable)]
+        elif type(iterable) is not list:
+            iterable = list(iterable)
+        if self._b is None:
+            self._b = b
+            _list_init(self, iterable)
+            return
+        self._b.writer.enter()  # __init__ again on a live list: it replaces the contents
+        try:
+            if PyList_GET_SIZE(self):
+                self._b.many(OP_LIST_INIT, None, self)
+            self._b = b
+            _list_init(self, iterable)
+        finally:
+            self._b.writer.leave()
 
     @property
     def name(self):
@@ -773,77 +847,106 @@ cdef class SafeList(list):
     def __deepcopy__(self, memo):
         return _support.deepcopy_of(self, memo, _list_extend, list(self))
 
-    # discarding
+    # discarding: each reads what it discards, journals it and changes the list
+    # between writer.enter() and writer.leave() (see RecordWriter.enter)
     def clear(self):
-        cdef Py_ssize_t n = PyList_GET_SIZE(self)
-        if n:
-            self._b.many(OP_LIST_CLEAR, None, self)
-            PyList_SetSlice(self, 0, n, NULL)
+        cdef RecordWriter w = self._b.writer
+        w.enter()
+        try:
+            if PyList_GET_SIZE(self):
+                self._b.many(OP_LIST_CLEAR, None, self)
+                PyList_SetSlice(self, 0, PyList_GET_SIZE(self), NULL)
+        finally:
+            w.leave()
 
     def pop(self, index=-1):
-        cdef Py_ssize_t n = PyList_GET_SIZE(self)
-        cdef Py_ssize_t i
-        if n == 0:
-            raise IndexError("pop from empty list")
-        i = _index(n, index, "pop index out of range")
-        item = <object>PyList_GET_ITEM(self, i)
-        self._b.one(OP_LIST_POP, i, T_LIST, None, item)
-        PyList_SetSlice(self, i, i + 1, NULL)
-        return item
+        cdef RecordWriter w = self._b.writer
+        cdef Py_ssize_t n, i
+        w.enter()
+        try:
+            n = PyList_GET_SIZE(self)
+            if n == 0:
+                raise IndexError("pop from empty list")
+            i = _index(n, index, "pop index out of range")
+            item = <object>PyList_GET_ITEM(self, i)
+            self._b.one(OP_LIST_POP, i, T_LIST, None, item)
+            PyList_SetSlice(self, i, i + 1, NULL)
+            return item
+        finally:
+            w.leave()
 
     def remove(self, value):
+        cdef RecordWriter w = self._b.writer
         cdef Py_ssize_t i = 0
-        while i < PyList_GET_SIZE(self):
-            item = <object>PyList_GET_ITEM(self, i)
-            if item is value or PyObject_RichCompareBool(item, value, Py_EQ):
-                self._b.one(OP_LIST_REMOVE, i, T_LIST, None, item)
-                PyList_SetSlice(self, i, i + 1, NULL)
-                return
-            i += 1
-        raise ValueError("list.remove(x): x not in list")
+        w.enter()
+        try:
+            while i < PyList_GET_SIZE(self):
+                item = <object>PyList_GET_ITEM(self, i)
+                if item is value or PyObject_RichCompareBool(item, value, Py_EQ):
+                    self._b.one(OP_LIST_REMOVE, i, T_LIST, None, item)
+                    PyList_SetSlice(self, i, i + 1, NULL)
+                    return
+                i += 1
+            raise ValueError("list.remove(x): x not in list")
+        finally:
+            w.leave()
 
     def __delitem__(self, key):
+        cdef RecordWriter w = self._b.writer
         cdef Py_ssize_t i
-        if type(key) is slice:
-            old = _list_getitem(self, key)
-            if old:
-                self._b.many(OP_LIST_DEL, slice(*key.indices(PyList_GET_SIZE(self))), old)
-            _list_delitem(self, key)
-        else:
-            i = _index(PyList_GET_SIZE(self), key, "list assignment index out of range")
-            item = <object>PyList_GET_ITEM(self, i)
-            self._b.one(OP_LIST_DEL, i, T_LIST, None, item)
-            PyList_SetSlice(self, i, i + 1, NULL)
+        w.enter()
+        try:
+            if type(key) is slice:
+                old = _list_getitem(self, key)
+                if old:
+                    self._b.many(OP_LIST_DEL, slice(*key.indices(PyList_GET_SIZE(self))), old)
+                _list_delitem(self, key)
+            else:
+                i = _index(PyList_GET_SIZE(self), key, "list assignment index out of range")
+                item = <object>PyList_GET_ITEM(self, i)
+                self._b.one(OP_LIST_DEL, i, T_LIST, None, item)
+                PyList_SetSlice(self, i, i + 1, NULL)
+        finally:
+            w.leave()
 
     def __setitem__(self, key, value):
+        cdef RecordWriter w = self._b.writer
         cdef Py_ssize_t i
-        if type(key) is slice:
-            if type(value) is not list:
-                value = list(value)
-            old = _list_getitem(self, key)
-            start, stop, step = key.indices(PyList_GET_SIZE(self))
-            if step != 1 and len(old) != len(value):
-                raise ValueError(f"attempt to assign sequence of size {len(value)} to extended slice of size {len(old)}")
-            if old:
-                self._b.many(OP_LIST_SET, slice(start, stop, step), old)
-            if self._b.deep:
-                value = [self._b.convert(v, start + j * step)
-                         for j, v in enumerate(value)]
-            _list_setitem(self, key, value)
-        else:
-            i = _index(PyList_GET_SIZE(self), key, "list assignment index out of range")
-            old = <object>PyList_GET_ITEM(self, i)
-            if old is not value:
-                self._b.one(OP_LIST_SET, i, T_LIST, None, old)
-            if self._b.deep:
-                value = self._b.convert(value, i)
-            Py_INCREF(value)  # PyList_SetItem steals a reference
-            PyList_SetItem(self, i, value)
+        if type(key) is slice and type(value) is not list:
+            value = list(value)  # run the caller's iterable before taking the lock
+        w.enter()
+        try:
+            if type(key) is slice:
+                old = _list_getitem(self, key)
+                start, stop, step = key.indices(PyList_GET_SIZE(self))
+                if step != 1 and len(old) != len(value):
+                    raise ValueError(f"attempt to assign sequence of size {len(value)} to extended slice of size {len(old)}")
+                if old:
+                    self._b.many(OP_LIST_SET, slice(start, stop, step), old)
+                if self._b.deep:
+                    value = [self._b.convert(v, start + j * step) for j, v in enumerate(value)]
+                _list_setitem(self, key, value)
+            else:
+                i = _index(PyList_GET_SIZE(self), key, "list assignment index out of range")
+                old = <object>PyList_GET_ITEM(self, i)
+                if old is not value:
+                    self._b.one(OP_LIST_SET, i, T_LIST, None, old)
+                if self._b.deep:
+                    value = self._b.convert(value, i)
+                Py_INCREF(value)  # PyList_SetItem steals a reference
+                PyList_SetItem(self, i, value)
+        finally:
+            w.leave()
 
     def __imul__(self, n):
-        if operator.index(n) <= 0 and PyList_GET_SIZE(self):
-            self._b.many(OP_LIST_IMUL, None, self)
-        return _list_imul(self, n)
+        cdef RecordWriter w = self._b.writer
+        w.enter()
+        try:
+            if operator.index(n) <= 0 and PyList_GET_SIZE(self):
+                self._b.many(OP_LIST_IMUL, None, self)
+            return _list_imul(self, n)
+        finally:
+            w.leave()
 
 
 
@@ -925,6 +1028,7 @@ cdef class SafeDict(dict):
         return _support.deepcopy_of(self, memo, _dict_update, list(dict.items(self)))
 
     cdef _update(self, tuple args, dict kwargs, uint8_t op):
+        cdef RecordWriter w
         if len(args) > 1:
             raise TypeError(f"update expected at most 1 argument, got {len(args)}")
         pairs = []
@@ -940,58 +1044,92 @@ cdef class SafeDict(dict):
                     pairs.append(item)
         if kwargs:
             pairs.extend(kwargs.items())
-        if len(self):
-            old = {}
-            for k, v in pairs:
-                o = dict.get(self, k, _MISSING)
-                if o is not _MISSING and o is not v and k not in old:
-                    old[k] = o
-            if old:
-                self._b.many(op, None, old)
         if self._b.deep:
             pairs = [(k, self._b.convert(v, k)) for k, v in pairs]
-        _dict_update(self, pairs)
+        w = self._b.writer
+        w.enter()
+        try:
+            if len(self):
+                old = {}
+                for k, v in pairs:
+                    o = dict.get(self, k, _MISSING)
+                    if o is not _MISSING and o is not v and k not in old:
+                        old[k] = o
+                if old:
+                    self._b.many(op, None, old)
+            _dict_update(self, pairs)
+        finally:
+            w.leave()
 
-    # discarding
+    # discarding: each reads what it discards, journals it and changes the dict
+    # between writer.enter() and writer.leave() (see RecordWriter.enter)
     def __setitem__(self, key, value):
-        cdef PyObject* old = PyDict_GetItemWithError(self, key)
-        if old != NULL and <object>old is not value:
-            self._b.one(OP_DICT_SET, key, T_DICT, key, <object>old)
+        cdef RecordWriter w = self._b.writer
+        cdef PyObject* old
         if self._b.deep:
             value = self._b.convert(value, key)
-        PyDict_SetItem(self, key, value)
+        w.enter()
+        try:
+            old = PyDict_GetItemWithError(self, key)
+            if old != NULL and <object>old is not value:
+                self._b.one(OP_DICT_SET, key, T_DICT, key, <object>old)
+            PyDict_SetItem(self, key, value)
+        finally:
+            w.leave()
 
     def __delitem__(self, key):
-        cdef PyObject* old = PyDict_GetItemWithError(self, key)
-        if old == NULL:
-            raise KeyError(key)
-        self._b.one(OP_DICT_DEL, key, T_DICT, key, <object>old)
-        PyDict_DelItem(self, key)
+        cdef RecordWriter w = self._b.writer
+        cdef PyObject* old
+        w.enter()
+        try:
+            old = PyDict_GetItemWithError(self, key)
+            if old == NULL:
+                raise KeyError(key)
+            self._b.one(OP_DICT_DEL, key, T_DICT, key, <object>old)
+            PyDict_DelItem(self, key)
+        finally:
+            w.leave()
 
     def pop(self, key, default=_MISSING):
-        cdef PyObject* found = PyDict_GetItemWithError(self, key)
-        if found == NULL:
-            if default is _MISSING:
-                raise KeyError(key)
-            return default
-        old = <object>found
-        self._b.one(OP_DICT_POP, key, T_DICT, key, old)
-        PyDict_DelItem(self, key)
-        return old
+        cdef RecordWriter w = self._b.writer
+        cdef PyObject* found
+        w.enter()
+        try:
+            found = PyDict_GetItemWithError(self, key)
+            if found == NULL:
+                if default is _MISSING:
+                    raise KeyError(key)
+                return default
+            old = <object>found
+            self._b.one(OP_DICT_POP, key, T_DICT, key, old)
+            PyDict_DelItem(self, key)
+            return old
+        finally:
+            w.leave()
 
     def popitem(self):
-        if not len(self):
-            raise KeyError("popitem(): dictionary is empty")
-        key = next(reversed(dict.keys(self)))
-        old = <object>PyDict_GetItemWithError(self, key)
-        self._b.one(OP_DICT_POPITEM, key, T_DICT, key, old)
-        PyDict_DelItem(self, key)
-        return (key, old)
+        cdef RecordWriter w = self._b.writer
+        w.enter()
+        try:
+            if not len(self):
+                raise KeyError("popitem(): dictionary is empty")
+            key = next(reversed(dict.keys(self)))
+            old = <object>PyDict_GetItemWithError(self, key)
+            self._b.one(OP_DICT_POPITEM, key, T_DICT, key, old)
+            PyDict_DelItem(self, key)
+            return (key, old)
+        finally:
+            w.leave()
 
     def clear(self):
-        if len(self):
-            self._b.many(OP_DICT_CLEAR, None, self)
-            PyDict_Clear(self)
+        cdef RecordWriter w = self._b.writer
+        w.enter()
+        try:
+            if len(self):
+                self._b.many(OP_DICT_CLEAR, None, self)
+                PyDict_Clear(self)
+        finally:
+            w.leave()
 
     def update(self, *args, **kwargs):
         self._update(args, kwargs, OP_DICT_UPDATE)
@@ -1014,10 +1152,20 @@ cdef class SafeSet(set):
     cdef _Binding _b
 
     def __init__(self, iterable=(), *, name=None, journal=None, capture_caller=False):
-        if self._b is not None and len(self):  # __init__ again on a live set: it replaces
-            self._b.many(OP_SET_INIT, None, self)
-        self._b = _bind(self._b, "set", name, journal, False, capture_caller)
-        _set_init(self, iterable)
+        cdef _Binding b = _bind(self._b, "set", name, journal, False, capture_caller)
+        if self._b is None:
+            self._b = b
+            _set_init(self, iterable)
+            return
+        iterable = list(iterable)
+        self._b.writer.enter()  # __init__ again on a live set: it replaces the contents
+        try:
+            if len(self):
+                self._b.many(OP_SET_INIT, None, self)
+            self._b = b
+            _set_init(self, iterable)
+        finally:
+            self._b.writer.leave()
 
     def __repr__(self):  # like the builtin's: set's own repr names subclasses
         return "{" + ", ".join(map(repr, self)) + "}" if len(self) else "set()"
@@ -1046,41 +1194,85 @@ cdef class SafeSet(set):
     def __deepcopy__(self, memo):
         return _support.deepcopy_of(self, memo, _set_update, list(self))
 
+    # discarding: each reads what it discards, journals it and changes the set
+    # between writer.enter() and writer.leave() (see RecordWriter.enter)
     def clear(self):
-        if len(self):
-            self._b.many(OP_SET_CLEAR, None, self)
-            PySet_Clear(self)
+        cdef RecordWriter w = self._b.writer
+        w.enter()
+        try:
+            if len(self):
+                self._b.many(OP_SET_CLEAR, None, self)
+                PySet_Clear(self)
+        finally:
+            w.leave()
 
     def pop(self):
-        value = PySet_Pop(self)
+        cdef RecordWriter w = self._b.writer
+        w.enter()
         try:
-            self._b.one(OP_SET_POP, None, T_SET, None, value)
-        except BaseException:
-            PySet_Add(self, value)  # not journaled: put it back, lose nothing
-            raise
-        return value
+            value = PySet_Pop(self)
+            try:
+                self._b.one(OP_SET_POP, None, T_SET, None, value)
+            except BaseException:
+                PySet_Add(self, value)  # not journaled: put it back, lose nothing
+                raise
+            return value
+        finally:
+            w.leave()
 
     def remove(self, value):
-        if not PySet_Contains(self, value):
-            raise KeyError(value)
-        self._b.one(OP_SET_REMOVE, None, T_SET, None, value)
-        PySet_Discard(self, value)
+        cdef RecordWriter w = self._b.writer
+        w.enter()
+        try:
+            if not PySet_Contains(self, value):
+                raise KeyError(value)
+            self._b.one(OP_SET_REMOVE, None, T_SET, None, value)
+            PySet_Discard(self, value)
+        finally:
+            w.leave()
 
     def discard(self, value):
-        if PySet_Contains(self, value):
-            self._b.one(OP_SET_DISCARD, None, T_SET, None, value)
-            PySet_Discard(self, value)
+        cdef RecordWriter w = self._b.writer
+        w.enter()
+        try:
+            if PySet_Contains(self, value):
+                self._b.one(OP_SET_DISCARD, None, T_SET, None, value)
+                PySet_Discard(self, value)
+        finally:
+            w.leave()
 
-    cdef _remove_all(self, gone, uint8_t op):
-        if gone:
-            self._b.many(op, None, gone)
-            _set_difference_update(self, gone)
+    cdef _remove(self, other, bint keep_common, uint8_t op):
+        """Remove what is in ``other`` (or, with keep_common, what is not) and journal it."""
+        cdef RecordWriter w = self._b.writer
+        w.enter()
+        try:
+            gone = _set_intersection(self, other) if not keep_common else _set_difference(self, other)
+            if gone:
+                self._b.many(op, None, gone)
+                _set_difference_update(self, gone)
+        finally:
+            w.leave()
+
+    cdef _symmetric(self, other, uint8_t op):
+        cdef RecordWriter w = self._b.writer
+        other = set(other)
+        w.enter()
+        try:
+            shared = _set_intersection(self, other)
+            if shared:
+                self._b.many(op, None, shared)
+                _set_difference_update(self, shared)
+            _set_update(self, other - shared)
+        finally:
+            w.leave()
 
     def difference_update(self, *others):
-        self._remove_all(_set_intersection(self, set().union(*others)), OP_SET_DIFFERENCE_UPDATE)
+        self._remove(set().union(*others), False, OP_SET_DIFFERENCE_UPDATE)
 
     def intersection_update(self, *others):
-        self._remove_all(_set_difference(self, _set_intersection(self, *others)), OP_SET_INTERSECTION_UPDATE)
+        common = set(others[0]).intersection(*others[1:]) if others else None
+        if common is not None:
+            self._remove(common, True, OP_SET_INTERSECTION_UPDATE)
 
     def symmetric_difference_update(self, other):
         self._symmetric(other, OP_SET_SYMMETRIC_DIFFERENCE_UPDATE)
@@ -1088,13 +1280,13 @@ cdef class SafeSet(set):
     def __isub__(self, other):
         if not isinstance(other, (set, frozenset)):
             return NotImplemented
-        self._remove_all(_set_intersection(self, other), OP_SET_ISUB)
+        self._remove(other, False, OP_SET_ISUB)
         return self
 
     def __iand__(self, other):
         if not isinstance(other, (set, frozenset)):
             return NotImplemented
-        self._remove_all(_set_difference(self, other), OP_SET_IAND)
+        self._remove(other, True, OP_SET_IAND)
         return self
 
     def __ixor__(self, other):
@@ -1102,9 +1294,3 @@ cdef class SafeSet(set):
             return NotImplemented
         self._symmetric(other, OP_SET_IXOR)
         return self
-
-    cdef _symmetric(self, other, uint8_t op):
-        other = set(other)
-        shared = _set_intersection(self, other)
-        self._remove_all(shared, op)
-        _set_update(self, other - shared)

@@ -60,6 +60,9 @@ class RecordWriter:
         self._durability = durability
         self._threshold = compress_threshold
         self._lock = threading.Lock()
+        #: held by a container from reading what it discards to changing itself (see
+        #: RecordWriter.enter in _core.pyx); reentrant for pickles that discard
+        self.operation_lock = threading.RLock()
         self._map = None
         self._pos = self._end = 0
         self._fd = -1
@@ -140,6 +143,7 @@ class RecordWriter:
     def after_fork_in_child(self) -> None:
         """A forked child must never write into its parent's segment."""
         self._lock = threading.Lock()
+        self.operation_lock = threading.RLock()
         self._map, self._pos, self._end, self._fd, self._seq = None, 0, 0, -1, 0
         self._manager.forget_after_fork()
 
@@ -232,12 +236,17 @@ class SafeList(_Safe, list):
 
     def __init__(self, iterable=(), *, name=None, journal=None, deep=False, capture_caller=False):
         old = getattr(self, "_b", None)
-        if old is not None and len(self):  # __init__ again on a live list: it replaces
-            old.many(_OP["list", "init"], None, self)
-        self._b = _bind(old, "list", name, journal, deep, capture_caller)
-        if deep:
-            iterable = [self._b.convert(v, i) for i, v in enumerate(iterable)]
-        list.__init__(self, iterable)
+        b = _bind(old, "list", name, journal, deep, capture_caller)
+        iterable = [b.convert(v, i) for i, v in enumerate(iterable)] if deep else list(iterable)
+        if old is None:
+            self._b = b
+            list.__init__(self, iterable)
+            return
+        with old.writer.operation_lock:  # __init__ again on a live list: it replaces the contents
+            if len(self):
+                old.many(_OP["list", "init"], None, self)
+            self._b = b
+            list.__init__(self, iterable)
 
     @property
     def deep(self) -> bool:
@@ -250,63 +259,70 @@ class SafeList(_Safe, list):
     def __deepcopy__(self, memo):
         return _support.deepcopy_of(self, memo, list.extend, list(self))
 
-    # discarding
+    # discarding: each reads what it discards, journals it and changes the list
+    # under the writer's operation lock (see RecordWriter.enter in _core.pyx)
     def clear(self):
-        if len(self):
-            self._b.many(_OP["list", "clear"], None, self)
-        list.clear(self)
+        with self._b.writer.operation_lock:
+            if len(self):
+                self._b.many(_OP["list", "clear"], None, self)
+                list.clear(self)
 
     def pop(self, index=-1):
-        if not len(self):
-            raise IndexError("pop from empty list")
-        i = _index(self, index, "pop index out of range")
-        self._b.many(_OP["list", "pop"], i, [list.__getitem__(self, i)])
-        return list.pop(self, i)
+        with self._b.writer.operation_lock:
+            if not len(self):
+                raise IndexError("pop from empty list")
+            i = _index(self, index, "pop index out of range")
+            self._b.many(_OP["list", "pop"], i, [list.__getitem__(self, i)])
+            return list.pop(self, i)
 
     def remove(self, value):
-        try:
-            i = list.index(self, value)
-        except ValueError:
-            raise ValueError("list.remove(x): x not in list") from None
-        self._b.many(_OP["list", "remove"], i, [list.__getitem__(self, i)])
-        list.__delitem__(self, i)
+        with self._b.writer.operation_lock:
+            try:
+                i = list.index(self, value)
+            except ValueError:
+                raise ValueError("list.remove(x): x not in list") from None
+            self._b.many(_OP["list", "remove"], i, [list.__getitem__(self, i)])
+            list.__delitem__(self, i)
 
     def __delitem__(self, key):
-        if type(key) is slice:
-            old = list.__getitem__(self, key)
-            if old:
-                self._b.many(_OP["list", "del"], slice(*key.indices(len(self))), old)
-        else:
-            key = _index(self, key, "list assignment index out of range")
-            self._b.many(_OP["list", "del"], key, [list.__getitem__(self, key)])
-        list.__delitem__(self, key)
+        with self._b.writer.operation_lock:
+            if type(key) is slice:
+                old = list.__getitem__(self, key)
+                if old:
+                    self._b.many(_OP["list", "del"], slice(*key.indices(len(self))), old)
+            else:
+                key = _index(self, key, "list assignment index out of range")
+                self._b.many(_OP["list", "del"], key, [list.__getitem__(self, key)])
+            list.__delitem__(self, key)
 
     def __setitem__(self, key, value):
-        if type(key) is slice:
-            if type(value) is not list:
-                value = list(value)
-            old = list.__getitem__(self, key)
-            start, stop, step = key.indices(len(self))
-            if step != 1 and len(old) != len(value):
-                raise ValueError(f"attempt to assign sequence of size {len(value)} to extended slice of size {len(old)}")
-            if old:
-                self._b.many(_OP["list", "set"], slice(start, stop, step), old)
-            if self._b.deep:
-                value = [self._b.convert(v, start + j * step) for j, v in enumerate(value)]
-            list.__setitem__(self, key, value)
-        else:
-            i = _index(self, key, "list assignment index out of range")
-            old = list.__getitem__(self, i)
-            if old is not value:
-                self._b.many(_OP["list", "set"], i, [old])
-            if self._b.deep:
-                value = self._b.convert(value, i)
-            list.__setitem__(self, i, value)
+        if type(key) is slice and type(value) is not list:
+            value = list(value)  # run the caller's iterable before taking the lock
+        with self._b.writer.operation_lock:
+            if type(key) is slice:
+                old = list.__getitem__(self, key)
+                start, stop, step = key.indices(len(self))
+                if step != 1 and len(old) != len(value):
+                    raise ValueError(f"attempt to assign sequence of size {len(value)} to extended slice of size {len(old)}")
+                if old:
+                    self._b.many(_OP["list", "set"], slice(start, stop, step), old)
+                if self._b.deep:
+                    value = [self._b.convert(v, start + j * step) for j, v in enumerate(value)]
+                list.__setitem__(self, key, value)
+            else:
+                i = _index(self, key, "list assignment index out of range")
+                old = list.__getitem__(self, i)
+                if old is not value:
+                    self._b.many(_OP["list", "set"], i, [old])
+                if self._b.deep:
+                    value = self._b.convert(value, i)
+                list.__setitem__(self, i, value)
 
     def __imul__(self, n):
-        if operator.index(n) <= 0 and len(self):
-            self._b.many(_OP["list", "*="], None, self)
-        return list.__imul__(self, n)
+        with self._b.writer.operation_lock:
+            if operator.index(n) <= 0 and len(self):
+                self._b.many(_OP["list", "*="], None, self)
+            return list.__imul__(self, n)
 
 
 class _DeepSafeList(SafeList):
@@ -369,54 +385,61 @@ class SafeDict(_Safe, dict):
                     pairs.append(item)
         if kwargs:
             pairs.extend(kwargs.items())
-        if len(self):
-            old = {}
-            for k, v in pairs:
-                o = dict.get(self, k, _MISSING)
-                if o is not _MISSING and o is not v and k not in old:
-                    old[k] = o
-            if old:
-                self._b.many(op, None, old)
         if self._b.deep:
             pairs = [(k, self._b.convert(v, k)) for k, v in pairs]
-        dict.update(self, pairs)
+        with self._b.writer.operation_lock:
+            if len(self):
+                old = {}
+                for k, v in pairs:
+                    o = dict.get(self, k, _MISSING)
+                    if o is not _MISSING and o is not v and k not in old:
+                        old[k] = o
+                if old:
+                    self._b.many(op, None, old)
+            dict.update(self, pairs)
 
-    # discarding
+    # discarding: each reads what it discards, journals it and changes the dict
+    # under the writer's operation lock (see RecordWriter.enter in _core.pyx)
     def __setitem__(self, key, value):
-        old = dict.get(self, key, _MISSING)
-        if old is not _MISSING and old is not value:
-            self._b.many(_OP["dict", "set"], key, {key: old})
         if self._b.deep:
             value = self._b.convert(value, key)
-        dict.__setitem__(self, key, value)
+        with self._b.writer.operation_lock:
+            old = dict.get(self, key, _MISSING)
+            if old is not _MISSING and old is not value:
+                self._b.many(_OP["dict", "set"], key, {key: old})
+            dict.__setitem__(self, key, value)
 
     def __delitem__(self, key):
-        old = dict.__getitem__(self, key)
-        self._b.many(_OP["dict", "del"], key, {key: old})
-        dict.__delitem__(self, key)
+        with self._b.writer.operation_lock:
+            old = dict.__getitem__(self, key)
+            self._b.many(_OP["dict", "del"], key, {key: old})
+            dict.__delitem__(self, key)
 
     def pop(self, key, *default):
         if len(default) > 1:
             raise TypeError(f"pop expected at most 2 arguments, got {1 + len(default)}")
-        old = dict.get(self, key, _MISSING)
-        if old is _MISSING:
-            if default:
-                return default[0]
-            raise KeyError(key)
-        self._b.many(_OP["dict", "pop"], key, {key: old})
-        return dict.pop(self, key)
+        with self._b.writer.operation_lock:
+            old = dict.get(self, key, _MISSING)
+            if old is _MISSING:
+                if default:
+                    return default[0]
+                raise KeyError(key)
+            self._b.many(_OP["dict", "pop"], key, {key: old})
+            return dict.pop(self, key)
 
     def popitem(self):
-        if not len(self):
-            raise KeyError("popitem(): dictionary is empty")
-        key = next(reversed(dict.keys(self)))
-        self._b.many(_OP["dict", "popitem"], key, {key: dict.__getitem__(self, key)})
-        return dict.popitem(self)
+        with self._b.writer.operation_lock:
+            if not len(self):
+                raise KeyError("popitem(): dictionary is empty")
+            key = next(reversed(dict.keys(self)))
+            self._b.many(_OP["dict", "popitem"], key, {key: dict.__getitem__(self, key)})
+            return dict.popitem(self)
 
     def clear(self):
-        if len(self):
-            self._b.many(_OP["dict", "clear"], None, self)
-        dict.clear(self)
+        with self._b.writer.operation_lock:
+            if len(self):
+                self._b.many(_OP["dict", "clear"], None, self)
+                dict.clear(self)
 
     def update(self, *args, **kwargs):
         self._update(args, kwargs, _OP["dict", "update"])
@@ -439,10 +462,17 @@ class SafeSet(_Safe, set):
 
     def __init__(self, iterable=(), *, name=None, journal=None, capture_caller=False):
         old = getattr(self, "_b", None)
-        if old is not None and len(self):  # __init__ again on a live set: it replaces
-            old.many(_OP["set", "init"], None, self)
-        self._b = _bind(old, "set", name, journal, False, capture_caller)
-        set.__init__(self, iterable)
+        b = _bind(old, "set", name, journal, False, capture_caller)
+        if old is None:
+            self._b = b
+            set.__init__(self, iterable)
+            return
+        iterable = list(iterable)
+        with old.writer.operation_lock:  # __init__ again on a live set: it replaces the contents
+            if len(self):
+                old.many(_OP["set", "init"], None, self)
+            self._b = b
+            set.__init__(self, iterable)
 
     def __repr__(self):  # like the builtin's: set's own repr names subclasses
         return "{" + ", ".join(map(repr, self)) + "}" if len(self) else "set()"
@@ -453,41 +483,60 @@ class SafeSet(_Safe, set):
     def __deepcopy__(self, memo):
         return _support.deepcopy_of(self, memo, set.update, list(self))
 
+    # discarding: each reads what it discards, journals it and changes the set
+    # under the writer's operation lock (see RecordWriter.enter in _core.pyx)
     def clear(self):
-        if len(self):
-            self._b.many(_OP["set", "clear"], None, self)
-        set.clear(self)
+        with self._b.writer.operation_lock:
+            if len(self):
+                self._b.many(_OP["set", "clear"], None, self)
+                set.clear(self)
 
     def pop(self):
-        value = set.pop(self)
-        try:
-            self._b.many(_OP["set", "pop"], None, {value})
-        except BaseException:
-            set.add(self, value)  # not journaled: put it back, lose nothing
-            raise
-        return value
+        with self._b.writer.operation_lock:
+            value = set.pop(self)
+            try:
+                self._b.many(_OP["set", "pop"], None, {value})
+            except BaseException:
+                set.add(self, value)  # not journaled: put it back, lose nothing
+                raise
+            return value
 
     def remove(self, value):
-        if value not in self:
-            raise KeyError(value)
-        self._b.many(_OP["set", "remove"], None, {value})
-        set.remove(self, value)
+        with self._b.writer.operation_lock:
+            if value not in self:
+                raise KeyError(value)
+            self._b.many(_OP["set", "remove"], None, {value})
+            set.remove(self, value)
 
     def discard(self, value):
-        if value in self:
-            self._b.many(_OP["set", "discard"], None, {value})
-            set.discard(self, value)
+        with self._b.writer.operation_lock:
+            if value in self:
+                self._b.many(_OP["set", "discard"], None, {value})
+                set.discard(self, value)
 
-    def _remove_all(self, gone, op):
-        if gone:
-            self._b.many(op, None, gone)
-            set.difference_update(self, gone)
+    def _remove(self, other, keep_common, op):
+        """Remove what is in ``other`` (or, with keep_common, what is not) and journal it."""
+        with self._b.writer.operation_lock:
+            gone = set.difference(self, other) if keep_common else set.intersection(self, other)
+            if gone:
+                self._b.many(op, None, gone)
+                set.difference_update(self, gone)
+
+    def _symmetric(self, other, op):
+        other = set(other)
+        with self._b.writer.operation_lock:
+            shared = set.intersection(self, other)
+            if shared:
+                self._b.many(op, None, shared)
+                set.difference_update(self, shared)
+            set.update(self, other - shared)
 
     def difference_update(self, *others):
-        self._remove_all(set.intersection(self, set().union(*others)), _OP["set", "difference_update"])
+        self._remove(set().union(*others), False, _OP["set", "difference_update"])
 
     def intersection_update(self, *others):
-        self._remove_all(set.difference(self, set.intersection(self, *others)), _OP["set", "intersection_update"])
+        if others:
+            self._remove(set(others[0]).intersection(*others[1:]), True, _OP["set", "intersection_update"])
 
     def symmetric_difference_update(self, other):
         self._symmetric(other, _OP["set", "symmetric_difference_update"])
@@ -495,13 +544,13 @@ class SafeSet(_Safe, set):
     def __isub__(self, other):
         if not isinstance(other, (set, frozenset)):
             return NotImplemented
-        self._remove_all(set.intersection(self, other), _OP["set", "-="])
+        self._remove(other, False, _OP["set", "-="])
         return self
 
     def __iand__(self, other):
         if not isinstance(other, (set, frozenset)):
             return NotImplemented
-        self._remove_all(set.difference(self, other), _OP["set", "&="])
+        self._remove(other, True, _OP["set", "&="])
         return self
 
     def __ixor__(self, other):
@@ -509,9 +558,3 @@ class SafeSet(_Safe, set):
             return NotImplemented
         self._symmetric(other, _OP["set", "^="])
         return self
-
-    def _symmetric(self, other, op):
-        other = set(other)
-        shared = set.intersection(self, other)
-        self._remove_all(shared, op)
-        set.update(self, other - shared)

@@ -185,8 +185,13 @@ class SegmentView:
         self.live = is_live(path)
         self._crc32c = crc32c
         with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            self.data = mmap.mmap(f.fileno(), size, prot=mmap.PROT_READ) if size else b""
+            if self.sealed:  # immutable: map it
+                size = os.fstat(f.fileno()).st_size
+                self.data = mmap.mmap(f.fileno(), size, prot=mmap.PROT_READ) if size else b""
+            else:
+                # An .open segment may be sealed (truncated) by its writer at any moment;
+                # a mapping would then fault with SIGBUS.  Read a snapshot instead.
+                self.data = f.read()
         self.header = None
         self.problem = None
         try:

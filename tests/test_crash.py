@@ -1,0 +1,665 @@
+"""Crash durability: SIGKILL, torn tails, torn writes and bit flips, on real files.
+
+The SIGKILL tests run a child Python process (a script written to ``tmp_path``) that
+discards values from SafeList/SafeDict/SafeSet and prints one acknowledgement line per
+discarding call *after* the call returned.  The parent kills it with SIGKILL, then opens
+the journal (which recovers the dead writer's ``.open`` segment) and checks with
+:func:`check_acknowledged` that every acknowledged value is in the journal exactly once.
+Two negative controls prove that this checker does detect loss.
+
+The torn-tail and bit-flip tests damage segment files byte by byte and check what the
+readers, ``verify()`` and recovery report.  Frame offsets are found by parsing the file
+with the constants of ``safe_data.journal.format``, independently of the reader.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import safe_data as sd
+from safe_data.journal import format as fmt
+
+KILL_TIMEOUT = 30  # seconds a child may run before the harness gives up on it
+
+# --- the child process ------------------------------------------------------------------------
+
+CHILD = r'''
+import os, sys, threading, time
+import safe_data as sd
+
+path, mode, run, segment_size, nthreads, durability = sys.argv[1:7]
+segment_size, nthreads = int(segment_size), int(nthreads)
+journal = sd.Journal(path, segment_size=segment_size, durability=durability)
+out_lock = threading.Lock()
+started = time.monotonic()
+
+
+def ack(*ids):
+    """Acknowledge: the discarding call that removed these values has returned."""
+    line = " ".join(ids) + "\n"
+    with out_lock:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+
+def value(vid, i, k):
+    """Value ids are unique; some values are big (compressed or multi-KB frames)."""
+    if i % 53 == 0 and k == "a":
+        return vid + "|" + "x" * 3000           # compressible: an lz4 frame
+    if i % 71 == 0 and k == "b":
+        return vid + "|" + os.urandom(1200).hex()  # incompressible, spans more than a page
+    return vid
+
+
+def containers(t):
+    if mode == "plain":  # negative control: builtins journal nothing
+        return [], {}, set()
+    return (sd.SafeList(name=f"L{t}", journal=journal), sd.SafeDict(name=f"D{t}", journal=journal),
+            sd.SafeSet(name=f"S{t}", journal=journal))
+
+
+def step(L, D, S, t, i):
+    ids = {k: f"{run}.{t}.{i}.{k}" for k in "abc"}
+    a, b, c = (value(ids[k], i, k) for k in "abc")
+    ia, ib, ic = ids["a"], ids["b"], ids["c"]
+    key = "k" + ia
+    op = i % 13
+    if op == 0:
+        L.append(a); assert L.pop() == a; ack(ia)
+    elif op == 1:
+        L.extend([a, b]); L.remove(a); ack(ia); del L[-1]; ack(ib)
+    elif op == 2:
+        L.append(a); L[-1] = b; ack(ia); assert L.pop(0) == b; ack(ib)
+    elif op == 3:
+        L.extend([a, b, c]); del L[0:3]; ack(ia, ib, ic)
+    elif op == 4:
+        L.extend([a, b]); L.clear(); ack(ia, ib)
+    elif op == 5:
+        D[key] = a; D[key] = b; ack(ia); assert D.pop(key) == b; ack(ib)
+    elif op == 6:
+        D[key] = a; del D[key]; ack(ia)
+    elif op == 7:
+        D[key] = a; assert D.popitem() == (key, a); ack(ia)
+    elif op == 8:
+        D[key] = a; D.update({key: b}); ack(ia); D.clear(); ack(ib)
+    elif op == 9:
+        S.add(a); S.discard(a); ack(ia)
+    elif op == 10:
+        S.add(a); S.remove(a); ack(ia)
+    elif op == 11:
+        S.add(a); assert S.pop() == a; ack(ia)
+    else:
+        S.update([a, b]); S -= {a, b}; ack(ia, ib)
+    assert not L and not D and not S
+
+
+def worker(t):
+    L, D, S = containers(t)
+    i = 0
+    while time.monotonic() - started < 60:  # never outlive a crashed test run
+        if mode == "ack-first" and i == 20:
+            # The bug a durability test must catch: acknowledge, then journal.  The
+            # parent kills us right after this acknowledgement.
+            vid = f"{run}.{t}.{i}.a"
+            L.append(vid)
+            ack(vid)
+            time.sleep(3600)
+            L.pop()
+        step(L, D, S, t, i)
+        i += 1
+    os._exit(3)
+
+
+threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(nthreads)]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+'''
+
+
+@pytest.fixture
+def child_script(tmp_path):
+    script = tmp_path / "crash_child.py"
+    script.write_text(CHILD)
+    return script
+
+
+def run_and_kill(script, journal_dir, *, mode="safe", run="r0", threads=1, segment_size=16 << 20,
+                 durability="process", kill_after_acks=None, kill_after_seconds=None,
+                 kill_after_id=None):
+    """Run the child until it has acknowledged ``kill_after_acks`` lines (or the value
+    ``kill_after_id``), or for ``kill_after_seconds`` after its first acknowledgement;
+    SIGKILL it.
+
+    Returns (acknowledged value ids, pid).  Every complete line the child wrote before it
+    died counts: each was printed after its discarding call returned.
+    """
+    stderr_path = Path(script).parent / f"stderr-{run}.txt"
+    with open(stderr_path, "wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(journal_dir), mode, run, str(segment_size),
+             str(threads), durability],
+            stdout=subprocess.PIPE, stderr=stderr)
+    kill = lambda: proc.send_signal(signal.SIGKILL)  # noqa: E731  (no-op once reaped)
+    hung = threading.Event()
+    watchdog = threading.Timer(KILL_TIMEOUT, lambda: (hung.set(), kill()))
+    watchdog.start()
+    timer = None
+    acked, lines = [], 0
+    try:
+        for raw in proc.stdout:
+            if not raw.endswith(b"\n"):
+                break  # a partial last line: the child died inside write(); not counted
+            ids = raw.decode().split()
+            acked.extend(ids)
+            lines += 1
+            if lines == 1 and kill_after_seconds is not None:
+                timer = threading.Timer(kill_after_seconds, kill)
+                timer.start()
+            if lines == kill_after_acks or (kill_after_id is not None and kill_after_id in ids):
+                kill()  # keep reading: acknowledgements already in the pipe count too
+        proc.wait()
+    finally:
+        watchdog.cancel()
+        if timer is not None:
+            timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    assert not hung.is_set(), f"the kill condition never came; watchdog fired after {KILL_TIMEOUT}s"
+    assert proc.returncode == -signal.SIGKILL, (
+        f"child exited with {proc.returncode}, not by our SIGKILL:\n{stderr_path.read_text()}")
+    assert acked, f"the child acknowledged nothing:\n{stderr_path.read_text()}"
+    return acked, proc.pid
+
+
+# --- the checker --------------------------------------------------------------------------
+
+
+def record_values(record):
+    v = record.values
+    return list(v.values()) if isinstance(v, dict) else list(v)
+
+
+def value_id(v):
+    return v.split("|", 1)[0] if isinstance(v, str) else v
+
+
+@dataclass
+class LossReport:
+    acknowledged: int
+    missing: set = field(default_factory=set)  # acknowledged but not in the journal
+    duplicated: set = field(default_factory=set)  # in the journal more than once
+    problems: list = field(default_factory=list)  # verify() after recovery
+    recovered: list = field(default_factory=list)  # Journal.recovered
+    open_left: list = field(default_factory=list)  # .open segments left after recovery
+    writers: set = field(default_factory=set)
+    pids: set = field(default_factory=set)
+
+    @property
+    def lost_nothing(self):
+        return not (self.missing or self.duplicated or self.problems or self.open_left)
+
+
+def check_acknowledged(journal_dir, acknowledged) -> LossReport:
+    """Open the journal (recovering dead writers) and compare it with the acknowledgements."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sd.JournalWarning)  # recoveries are inspected below
+        j = sd.Journal(journal_dir)
+    try:
+        counts = Counter()
+        report = LossReport(len(acknowledged))
+        for r in j.records(on_error="ignore"):
+            counts.update(value_id(v) for v in record_values(r))
+            report.writers.add(r.writer)
+            report.pids.add(r.pid)
+        report.missing = {v for v in acknowledged if counts[v] == 0}
+        report.duplicated = {v for v, n in counts.items() if n > 1}
+        report.problems = j.verify()
+        report.recovered = j.recovered
+        report.open_left = sorted(p.name for p in Path(journal_dir).glob("*" + fmt.OPEN_SUFFIX))
+        return report
+    finally:
+        j.close()
+
+
+def summary(report):
+    return (f"{report.acknowledged} acknowledged, missing {sorted(report.missing)[:10]} "
+            f"({len(report.missing)}), duplicated {sorted(report.duplicated)[:10]} "
+            f"({len(report.duplicated)}), problems {report.problems}, left open {report.open_left}")
+
+
+# --- SIGKILL --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("durability", ["process", "batch", "fsync"])
+@pytest.mark.parametrize("kill_after_acks", [1, 40, 3000])
+def test_sigkill_after_n_acknowledgements_loses_nothing(tmp_path, child_script, kill_after_acks,
+                                                        durability):
+    journal_dir = tmp_path / "journal"
+    acked, pid = run_and_kill(child_script, journal_dir, kill_after_acks=kill_after_acks,
+                              durability=durability)
+    assert len(acked) >= kill_after_acks
+    report = check_acknowledged(journal_dir, acked)
+    assert report.lost_nothing, summary(report)
+    assert report.pids == {pid}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sigkill_at_a_random_moment_loses_nothing(tmp_path, child_script, seed):
+    rng = random.Random(seed)
+    journal_dir = tmp_path / "journal"
+    delay = rng.uniform(0.0, 0.3)
+    acked, _ = run_and_kill(child_script, journal_dir, threads=2, segment_size=64 * 1024,
+                            kill_after_seconds=delay)
+    report = check_acknowledged(journal_dir, acked)
+    assert report.lost_nothing, f"killed {delay:.3f}s after the first ack: {summary(report)}"
+
+
+def test_sigkill_under_heavy_load_repeatedly_in_one_directory(tmp_path, child_script):
+    """Five writers in turn, each killed mid-stream while three threads discard into 64 KiB
+    segments (frequent rotation, so kills land in rotations too).  Each new writer recovers
+    its predecessor's segment; the last recovery is the checker's own open."""
+    seed = int(os.environ.get("SAFE_DATA_TEST_SEED", time.time_ns() % 10**6))
+    rng = random.Random(seed)
+    journal_dir = tmp_path / "journal"
+    acked, pids = [], set()
+    for loop in range(5):
+        ids, pid = run_and_kill(child_script, journal_dir, run=f"loop{loop}", threads=3,
+                                segment_size=64 * 1024, kill_after_seconds=rng.uniform(0.05, 0.4))
+        acked += ids
+        pids.add(pid)
+        # the previous writer's segment was recovered by this writer's Journal(), so only
+        # the segment of the writer just killed may be left open
+        open_segments = list(journal_dir.glob("*" + fmt.OPEN_SUFFIX))
+        assert len(open_segments) <= 1, (seed, open_segments)
+    report = check_acknowledged(journal_dir, acked)
+    assert report.lost_nothing, f"seed {seed}: {summary(report)}"
+    assert report.pids == pids, f"seed {seed}"
+    assert len(report.writers) == 5
+
+
+# --- negative controls: the checker detects loss -------------------------------------------
+
+
+def test_negative_control_plain_containers_are_reported_lost(tmp_path, child_script):
+    journal_dir = tmp_path / "journal"
+    acked, _ = run_and_kill(child_script, journal_dir, mode="plain", kill_after_acks=50)
+    report = check_acknowledged(journal_dir, acked)
+    assert not report.lost_nothing
+    assert report.missing == set(acked) and len(report.missing) >= 50
+
+
+def test_negative_control_acknowledging_before_journaling_is_reported_lost(tmp_path, child_script):
+    journal_dir = tmp_path / "journal"
+    # the value of call 20 is acknowledged before it is journaled; kill right after that
+    premature = "r0.0.20.a"
+    acked, _ = run_and_kill(child_script, journal_dir, mode="ack-first", kill_after_id=premature)
+    assert acked[-1] == premature and len(acked) > 20
+    report = check_acknowledged(journal_dir, acked)
+    assert not report.lost_nothing
+    assert report.missing == {premature}  # exactly that one, the other 20 calls are there
+    assert not report.duplicated and not report.problems
+
+
+def test_negative_control_duplicate_is_reported(tmp_path):
+    journal_dir = tmp_path / "journal"
+    with sd.Journal(journal_dir) as j:
+        for _ in range(2):  # the same value discarded twice: two records
+            L = sd.SafeList(["r0.0.0.a"], name="L", journal=j)
+            L.pop()
+    report = check_acknowledged(journal_dir, ["r0.0.0.a"])
+    assert not report.lost_nothing and report.duplicated == {"r0.0.0.a"}
+
+
+# --- segment files: helpers -----------------------------------------------------------------
+
+
+def parse_frames(path):
+    """[(offset, frame_len)] of the frames in a segment file, up to the first zero length."""
+    data = Path(path).read_bytes()
+    frames, pos = [], fmt.SEGMENT_HEADER_SIZE
+    while pos + 4 <= len(data):
+        (frame_len,) = struct.unpack_from("<I", data, pos)
+        if frame_len == 0:
+            break
+        assert fmt.FRAME_HEADER_SIZE <= frame_len <= len(data) - pos, (path, pos, frame_len)
+        frames.append((pos, frame_len))
+        pos += frame_len
+    return frames
+
+
+def segments(journal_dir, suffix=fmt.SEALED_SUFFIX):
+    return sorted(Path(journal_dir).glob("*" + suffix))
+
+
+def make_sealed_journal(journal_dir, n=10, name="L", segment_size=64 * 1024):
+    """n pop records in one sealed segment; returns the popped values in order."""
+    values = [f"v{i}-" + "y" * (i * 7) for i in range(n)]
+    with sd.Journal(journal_dir, segment_size=segment_size) as j:
+        L = sd.SafeList(reversed(values), name=name, journal=j)
+        for v in values:
+            assert L.pop() == v
+    return values
+
+
+def popped(journal_dir, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sd.JournalWarning)
+        j = sd.Journal(journal_dir)
+    try:
+        return [r.values[0] for r in j.records(on_error="ignore", **kw)], j.verify()
+    finally:
+        j.close()
+
+
+def flip_bit(path, offset, bit=0):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)[0]
+        f.seek(offset)
+        f.write(bytes([byte ^ (1 << bit)]))
+
+
+# --- torn tails -------------------------------------------------------------------------------
+
+# cut positions inside the last frame, relative to its start (None: frame_len - 1)
+CUTS = [1, 2, 3, 4, 8, 20, 35, 36, 37, 45, None]
+
+
+def test_torn_tail_of_a_sealed_segment(tmp_path):
+    src = tmp_path / "src"
+    values = make_sealed_journal(src)
+    (seg,) = segments(src)
+    frames = parse_frames(seg)
+    assert len(frames) == len(values)
+    last_off, last_len = frames[-1]
+    assert last_off + last_len == seg.stat().st_size  # sealed: truncated to the last frame
+    assert last_len > 46
+    for cut in CUTS:
+        cut = last_len - 1 if cut is None else cut
+        journal_dir = tmp_path / f"cut{cut}"
+        shutil.copytree(src, journal_dir)
+        os.truncate(journal_dir / seg.name, last_off + cut)
+
+        got, problems = popped(journal_dir)
+        assert got == values[:-1], cut  # exactly the frames before the cut
+        assert len(problems) == 1, (cut, problems)
+        (p,) = problems
+        assert (p.segment, p.offset, p.live) == (seg.name, last_off, False), (cut, p)
+        if cut < 4:
+            assert p.reason == f"{cut} trailing bytes after the last frame"
+        else:
+            assert p.reason == f"torn frame: {last_len} bytes announced, {cut} present"
+
+        with sd.Journal(journal_dir) as j:
+            assert j.recovered == []  # sealed segments are never rewritten
+            it = j.records(on_error="raise")
+            assert [next(it).values[0] for _ in values[:-1]] == values[:-1]
+            with pytest.raises(sd.CorruptSegmentError) as exc:
+                next(it)
+            assert exc.value.problem == p
+            with pytest.warns(sd.JournalWarning, match=f"{seg.name} at byte {last_off}"):
+                assert len(list(j.records())) == len(values) - 1
+        assert (journal_dir / seg.name).stat().st_size == last_off + cut  # left as found
+
+
+def test_torn_tail_of_an_earlier_segment_does_not_hide_later_segments(tmp_path):
+    journal_dir = tmp_path / "journal"
+    values = [f"value-{i:04d}-" + "z" * 300 for i in range(60)]
+    with sd.Journal(journal_dir, segment_size=4096) as j:  # ~12 frames per segment
+        L = sd.SafeList(reversed(values), name="L", journal=j)
+        for _ in values:
+            L.pop()
+    segs = segments(journal_dir)
+    assert len(segs) >= 4
+    first = segs[0]
+    frames = parse_frames(first)
+    last_off, last_len = frames[-1]
+    os.truncate(first, last_off + last_len // 2)
+    got, problems = popped(journal_dir)
+    lost = values[len(frames) - 1]
+    assert got == [v for v in values if v != lost]
+    assert [(p.segment, p.offset) for p in problems] == [(first.name, last_off)]
+
+
+def open_segment_from(sealed: Path, data: bytes, size: int) -> Path:
+    """Replace a sealed segment by an ``.open`` one holding ``data`` then zeros up to
+    ``size``: what a writer that died after the page cache got ``data`` leaves behind."""
+    open_path = sealed.with_suffix(fmt.OPEN_SUFFIX)
+    open_path.write_bytes(data + bytes(size - len(data)))
+    sealed.unlink()
+    return open_path
+
+
+@pytest.mark.parametrize("cut", [0, 2, 4, 30, 40, None])
+def test_torn_write_in_an_open_segment_is_recovered_on_open(tmp_path, cut):
+    journal_dir = tmp_path / "journal"
+    segment_size = 64 * 1024
+    values = make_sealed_journal(journal_dir, segment_size=segment_size)
+    (seg,) = segments(journal_dir)
+    data = seg.read_bytes()
+    last_off, last_len = parse_frames(seg)[-1]
+    cut = last_len - 1 if cut is None else cut
+    open_path = open_segment_from(seg, data[:last_off + cut], segment_size)
+    tail = data[last_off:last_off + cut].rstrip(b"\0")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        j = sd.Journal(journal_dir)
+    try:
+        recovery_warnings = [w for w in caught if issubclass(w.category, sd.JournalWarning)]
+        damaged = journal_dir / "damaged" / f"{open_path.name}.{last_off}.bin"
+        if tail:
+            assert len(j.recovered) == 1 and len(recovery_warnings) == 1
+            (p,) = j.recovered
+            assert (p.segment, p.offset) == (open_path.name, last_off)
+            assert f"{len(tail)} bytes saved to damaged/{damaged.name}" in p.reason
+            assert open_path.name in str(recovery_warnings[0].message)
+            assert damaged.read_bytes() == tail  # nothing thrown away
+        else:
+            assert not damaged.exists()
+        assert not open_path.exists()
+        assert seg.exists() and seg.stat().st_size == last_off  # truncated, sealed
+        assert [r.values[0] for r in j.records(on_error="raise")] == values[:-1]
+        assert j.verify() == []
+
+        # appends continue: a new writer, new segment; old records intact
+        L = sd.SafeList(["after-1", "after-2"], name="L2", journal=j)
+        L.pop()
+        L.pop()
+        got = [r.values[0] for r in j.records(on_error="raise")]
+        assert got == values[:-1] + ["after-2", "after-1"]
+    finally:
+        j.close()
+    with sd.Journal(journal_dir) as j:  # nothing left to recover, everything still readable
+        assert j.recovered == [] and j.verify() == []
+        assert [r.values[0] for r in j.records(on_error="raise")] == values[:-1] + ["after-2", "after-1"]
+
+
+def test_garbage_after_the_frames_of_an_open_segment_is_set_aside(tmp_path):
+    journal_dir = tmp_path / "journal"
+    values = make_sealed_journal(journal_dir)
+    (seg,) = segments(journal_dir)
+    data = seg.read_bytes()
+    garbage = bytes(range(1, 200)) * 3
+    open_path = open_segment_from(seg, data + garbage, 64 * 1024)
+    with pytest.warns(sd.JournalWarning, match=open_path.name):
+        j = sd.Journal(journal_dir)
+    try:
+        (p,) = j.recovered
+        assert (p.segment, p.offset) == (open_path.name, len(data))
+        assert (journal_dir / "damaged" / f"{open_path.name}.{len(data)}.bin").read_bytes() == garbage
+        assert [r.values[0] for r in j.records(on_error="raise")] == values
+        assert j.verify() == []
+    finally:
+        j.close()
+
+
+def test_lost_page_in_the_middle_of_an_open_segment(tmp_path):
+    """A zeroed page between frames (power loss wrote later pages but not this one):
+    frames before it are kept, everything after it goes to damaged/, byte for byte."""
+    journal_dir = tmp_path / "journal"
+    values = [f"value-{i:04d}-" + "q" * 200 for i in range(80)]  # ~20 KiB of frames
+    with sd.Journal(journal_dir) as j:
+        L = sd.SafeList(reversed(values), name="L", journal=j)
+        for _ in values:
+            L.pop()
+    (seg,) = segments(journal_dir)
+    data = bytearray(seg.read_bytes())
+    frames = parse_frames(seg)
+    data[8192:12288] = bytes(4096)
+    first_bad = next(i for i, (off, n) in enumerate(frames) if off + n > 8192)
+    bad_off = frames[first_bad][0]
+    open_path = open_segment_from(seg, bytes(data), 64 * 1024)
+    with pytest.warns(sd.JournalWarning):
+        j = sd.Journal(journal_dir)
+    try:
+        (p,) = j.recovered
+        assert (p.segment, p.offset) == (open_path.name, bad_off)
+        saved = (journal_dir / "damaged" / f"{open_path.name}.{bad_off}.bin").read_bytes()
+        assert saved == bytes(data[bad_off:]).rstrip(b"\0")
+        assert [r.values[0] for r in j.records(on_error="raise")] == values[:first_bad]
+        assert j.verify() == []
+    finally:
+        j.close()
+
+
+def test_torn_last_frame_in_a_killed_writers_open_segment(tmp_path, child_script):
+    """A genuine ``.open`` segment (preallocated, never sealed) from a SIGKILLed writer,
+    whose last frame then loses its second half, as in a torn write after power loss."""
+    journal_dir = tmp_path / "journal"
+    run_and_kill(child_script, journal_dir, kill_after_acks=200)  # one 16 MiB segment
+    assert segments(journal_dir) == []
+    (open_path,) = segments(journal_dir, fmt.OPEN_SUFFIX)
+    assert open_path.stat().st_size == 16 << 20  # preallocated, as the writer left it
+    frames = parse_frames(open_path)
+    last_off, last_len = frames[-1]
+    data = bytearray(open_path.read_bytes())
+    data[last_off + last_len // 2:last_off + last_len] = bytes(last_len - last_len // 2)
+    open_path.write_bytes(bytes(data))
+    intact_offsets = [off for off, _ in frames[:-1]]
+
+    with pytest.warns(sd.JournalWarning, match="checksum mismatch"):
+        j = sd.Journal(journal_dir)
+    try:
+        (p,) = j.recovered
+        assert (p.segment, p.offset) == (open_path.name, last_off)
+        saved = (journal_dir / "damaged" / f"{open_path.name}.{last_off}.bin").read_bytes()
+        assert saved == bytes(data[last_off:last_off + last_len // 2]).rstrip(b"\0")
+        sealed = open_path.with_suffix(fmt.SEALED_SUFFIX)
+        assert sealed.stat().st_size == last_off and not open_path.exists()
+        recs = list(j.records(on_error="raise"))
+        assert [r.offset for r in recs] == intact_offsets
+        assert [r.seq for r in recs] == list(range(1, len(frames)))
+        assert j.verify() == []
+        # appends continue next to the recovered segment
+        S = sd.SafeSet({"after"}, name="S-after", journal=j)
+        S.pop()
+        assert [r.values for r in j.records("S-after", on_error="raise")] == [{"after"}]
+        assert [r.offset for r in j.records(on_error="raise") if r.container != "S-after"] == intact_offsets
+    finally:
+        j.close()
+
+
+# --- bit flips ----------------------------------------------------------------------------------
+
+# where in frame k the bit is flipped: (label, offset from the frame start; negative: from its end)
+FLIPS = [("crc", 4), ("seq", 8), ("time", 17), ("thread", 24), ("op", 32), ("name", 36),
+         ("payload", 38), ("payload-end", -1)]
+
+
+@pytest.mark.parametrize("label,where", FLIPS, ids=[f[0] for f in FLIPS])
+@pytest.mark.parametrize("k", [0, 4, 9])
+def test_bit_flip_in_a_frame_stops_the_segment_there(tmp_path, k, label, where):
+    journal_dir = tmp_path / "journal"
+    values = make_sealed_journal(journal_dir)
+    (seg,) = segments(journal_dir)
+    off, n = parse_frames(seg)[k]
+    flip_bit(seg, off + (where if where >= 0 else n + where), bit=3)
+
+    got, problems = popped(journal_dir)
+    assert got == values[:k]  # the frames before k, then nothing (not even the sound ones after)
+    expected = sd.Problem(seg.name, off, "checksum mismatch (torn write or corruption)")
+    assert problems == [expected]
+    with sd.Journal(journal_dir) as j:
+        it = j.records(on_error="raise")
+        assert [next(it).values[0] for _ in range(k)] == values[:k]
+        with pytest.raises(sd.CorruptSegmentError) as exc:
+            next(it)
+        assert exc.value.problem == expected
+        with pytest.warns(sd.JournalWarning, match=f"{seg.name} at byte {off}: checksum mismatch"):
+            list(j.records(on_error="warn"))
+
+
+def test_bit_flip_in_a_frame_length_is_reported_at_that_frame(tmp_path):
+    journal_dir = tmp_path / "journal"
+    values = make_sealed_journal(journal_dir)
+    (seg,) = segments(journal_dir)
+    frames = parse_frames(seg)
+    # (frame, byte of frame_len, bit): +-1, +-16, +-128 (the last frame: past the end), 2**30
+    for k, byte, bit in [(3, 0, 0), (5, 0, 4), (9, 0, 7), (2, 3, 6)]:
+        copy = tmp_path / f"copy-{k}-{byte}-{bit}"
+        shutil.copytree(journal_dir, copy)
+        flip_bit(copy / seg.name, frames[k][0] + byte, bit=bit)
+        got, problems = popped(copy)
+        assert got == values[:k]
+        assert [(p.segment, p.offset) for p in problems] == [(seg.name, frames[k][0])], problems
+
+
+@pytest.mark.parametrize("offset,reason", [
+    (0, "not a safe_data segment"), (9, "segment header checksum mismatch"),
+    (16, "segment header checksum mismatch"), (33, "segment header checksum mismatch"),
+    (48, "segment header checksum mismatch"), (61, "segment header checksum mismatch"),
+])
+def test_bit_flip_in_a_segment_header(tmp_path, offset, reason):
+    journal_dir = tmp_path / "journal"
+    with sd.Journal(journal_dir) as j1:  # two writers: two segments
+        sd.SafeList(["a1"], name="A", journal=j1).pop()
+    with sd.Journal(journal_dir) as j2:
+        sd.SafeList(["b1"], name="B", journal=j2).pop()
+    with sd.Journal(journal_dir) as j:
+        (seg_a,) = {journal_dir / r.segment for r in j.records("A", on_error="raise")}
+    flip_bit(seg_a, offset, bit=1)
+    with sd.Journal(journal_dir) as j:
+        assert [r.values for r in j.records(on_error="ignore")] == [["b1"]]  # the other segment
+        problems = j.verify()
+        assert [(p.segment, p.offset) for p in problems] == [(seg_a.name, 0)]
+        assert problems[0].reason.startswith(reason)
+        with pytest.raises(sd.CorruptSegmentError):
+            list(j.records(on_error="raise"))
+
+
+def test_bit_flip_in_the_header_of_a_dead_writers_open_segment_is_set_aside(tmp_path):
+    journal_dir = tmp_path / "journal"
+    make_sealed_journal(journal_dir)
+    (seg,) = segments(journal_dir)
+    data = bytearray(seg.read_bytes())
+    data[20] ^= 0x10
+    open_path = open_segment_from(seg, bytes(data), 64 * 1024)
+    with pytest.warns(sd.JournalWarning, match="segment header checksum mismatch"):
+        j = sd.Journal(journal_dir)
+    try:
+        (p,) = j.recovered
+        assert (p.segment, p.offset) == (open_path.name, 0)
+        saved = journal_dir / "damaged" / f"{open_path.name}.0.bin"
+        assert saved.read_bytes()[:len(data)] == bytes(data)  # the whole file, kept
+        assert list(j.records(on_error="raise")) == [] and j.verify() == []
+    finally:
+        j.close()
