@@ -44,13 +44,6 @@ cdef extern from "Python.h":
     object PyMemoryView_FromMemory(char* mem, Py_ssize_t size, int flags)
     int PyBUF_READ
     unsigned long PyThread_get_thread_ident()
-    ctypedef void* PyThread_type_lock
-    PyThread_type_lock PyThread_allocate_lock()
-    void PyThread_free_lock(PyThread_type_lock)
-    int PyThread_acquire_lock(PyThread_type_lock, int) nogil
-    void PyThread_release_lock(PyThread_type_lock)
-    enum: WAIT_LOCK
-    enum: NOWAIT_LOCK
     int PyList_SetItem(object lst, Py_ssize_t i, object item) except -1
     int PyList_SetSlice(object lst, Py_ssize_t low, Py_ssize_t high, PyObject* items) except -1
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
@@ -410,17 +403,16 @@ cdef class RecordWriter:
     cdef char* _scratch
     cdef Py_ssize_t _scratch_cap
     cdef bint _scratch_busy
-    cdef PyThread_type_lock _op_lock  # see enter()
-    cdef unsigned long _op_owner
+    cdef unsigned long _op_owner  # see enter()
     cdef int _op_depth
+    cdef int _op_waiters
+    cdef object _op_free  # threading.Condition, used only when contended
 
     def __cinit__(self):
         self._has_view = False
         self._base = NULL
         self._fd = -1
-        self._op_lock = PyThread_allocate_lock()
-        if self._op_lock == NULL:
-            raise MemoryError()
+        self._op_free = threading.Condition(threading.Lock())
 
     def __init__(self, manager, bytes mac_key, int durability, Py_ssize_t compress_threshold):
         self._manager = manager
@@ -436,8 +428,6 @@ cdef class RecordWriter:
         if self._has_view:
             PyBuffer_Release(&self._view)
         free(self._scratch)
-        if self._op_lock != NULL:
-            PyThread_free_lock(self._op_lock)
 
     @property
     def seq(self):
@@ -448,24 +438,42 @@ cdef class RecordWriter:
         changing the container happen under this reentrant lock, one operation at a
         time per journal.  Without it, a thread switch while a record is written (a
         rotation, a pickle, lz4) lets another thread move the items, and the operation
-        then deletes something it did not journal.  Uncontended it costs two atomics.
+        then deletes something it did not journal.
+
+        Uncontended it is two stores: the owner field is tested and set by C code that
+        holds the GIL throughout, so that is atomic.  Only a thread that finds another
+        owner (which let the GIL go in a slow path) waits, on a Condition.
         """
         cdef unsigned long me = PyThread_get_thread_ident()
         if self._op_owner == me:
             self._op_depth += 1  # reentered: a pickled value discarding from another container
-            return 0
-        if not PyThread_acquire_lock(self._op_lock, NOWAIT_LOCK):
-            with nogil:
-                PyThread_acquire_lock(self._op_lock, WAIT_LOCK)
-        self._op_owner = me
-        self._op_depth = 1
+        elif self._op_owner == 0:
+            self._op_owner = me
+            self._op_depth = 1
+        else:
+            self._wait_for_operation(me)
         return 0
 
-    cdef inline void leave(self):
+    cdef int _wait_for_operation(self, unsigned long me) except -1:
+        self._op_waiters += 1
+        try:
+            with self._op_free:
+                while self._op_owner != 0:
+                    self._op_free.wait(0.05)
+                self._op_owner = me  # no Python code since the test above: still free
+                self._op_depth = 1
+        finally:
+            self._op_waiters -= 1
+        return 0
+
+    cdef inline int leave(self) except -1:
         self._op_depth -= 1
         if self._op_depth == 0:
             self._op_owner = 0
-            PyThread_release_lock(self._op_lock)
+            if self._op_waiters:
+                with self._op_free:
+                    self._op_free.notify()
+        return 0
 
     @property
     def operation_lock(self):
@@ -695,11 +703,11 @@ cdef class RecordWriter:
     def after_fork_in_child(self):
         """A forked child must never write into its parent's segment."""
         self._lock = threading.Lock()
-        # another thread of the parent may have held it at the fork: start unlocked
-        PyThread_free_lock(self._op_lock)
-        self._op_lock = PyThread_allocate_lock()
+        # another thread of the parent may have been inside an operation: start free
+        self._op_free = threading.Condition(threading.Lock())
         self._op_owner = 0
         self._op_depth = 0
+        self._op_waiters = 0
         self._release_map()
         self._seq = 0
         self._manager.forget_after_fork()
