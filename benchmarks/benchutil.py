@@ -1,0 +1,296 @@
+"""Helpers of the safe_data benchmark suite (see benchmarks/README.md).
+
+* Implementations ("variants") compared side by side in every group:
+
+  ``builtin``     the builtin ``list``/``dict``/``set`` (no journal)
+  ``pysubclass``  an empty pure-Python subclass (``class PyList(list): pass``): the price
+                  any subclass pays (no specialised bytecodes for non-exact builtins)
+  ``c``           ``safe_data._core`` containers on a journal with the C ``RecordWriter``
+                  (what ``import safe_data`` gives when the extension is built)
+  ``twin``        ``safe_data._core_py`` containers on a journal with the pure-Python
+                  ``_core_py.RecordWriter``: exactly what ``SAFE_DATA_NO_EXTENSIONS=1``
+                  builds (the journal is opened with ``_impl.RecordWriter``/``_impl.crc32c``
+                  pointed at the twin for the duration of ``Journal(...)``)
+  ``twin-cw``     ``_core_py`` containers on a journal with the *C* writer (splits the
+                  twin's cost into containers vs writer; discard group only)
+
+* Every benchmark goes through :func:`run`, which sets the group, the number of
+  operations per round (``ops``) and, once timed, ``ns_per_op``/``ops_per_s`` (from the
+  group's statistic, see below) and ``ns_per_op_min/median/mean`` in ``benchmark.extra_info``.
+* At the end of the session :func:`compute_ratios` adds the cross-row ratios to each
+  row's ``extra_info`` (before pytest-benchmark writes ``--benchmark-json``/``--benchmark-save``
+  files) and :func:`print_summary` prints them, with the project's targets, after
+  pytest-benchmark's own table.  ``--bench-summary=PATH`` also writes them as JSON.
+
+Statistic: each row is summarised by one round statistic (STAT_BY_GROUP), divided by
+``ops``.  CPU-only groups (0, 1: reads and adds) use the fastest round (``min``): on a
+shared 2-core machine the other statistics mostly measure the neighbours.  Every group
+that writes to a journal or an mmap uses the ``mean`` round: the first write to a fresh
+page of the mapped segment costs a page fault whose price varies from round to round
+(kernel readahead zero-fills pages ahead, so one round often prepays the next), and only
+the mean is the long-run throughput.  ``import_ms`` is a difference of medians.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import safe_data as sd
+from safe_data import _core as C
+from safe_data import _core_py as P
+from safe_data import _impl
+
+SEGMENT_SIZE = 256 << 20  # large: rotations must not dominate
+STAT_BY_GROUP = (("0 ", "min"), ("1 ", "min"))  # group prefix -> statistic
+DEFAULT_STAT = "mean"
+
+
+def stat_for(group: str) -> str:
+    for prefix, stat in STAT_BY_GROUP:
+        if group.startswith(prefix):
+            return stat
+    return DEFAULT_STAT
+
+
+class PyList(list):
+    pass
+
+
+class PyDict(dict):
+    pass
+
+
+class PySet(set):
+    pass
+
+
+# --- journals and containers ---------------------------------------------------------------
+
+
+def open_journal(path, impl: str = "c", **options) -> sd.Journal:
+    """A Journal whose writer is the C one (impl="c") or the pure-Python twin ("twin")."""
+    options.setdefault("segment_size", SEGMENT_SIZE)
+    if impl == "c":
+        journal = sd.Journal(path, **options)
+        assert type(journal._writer) is C.RecordWriter
+        return journal
+    assert impl == "twin", impl
+    saved = _impl.RecordWriter, _impl.crc32c
+    _impl.RecordWriter, _impl.crc32c = P.RecordWriter, P.crc32c  # as SAFE_DATA_NO_EXTENSIONS=1
+    try:
+        journal = sd.Journal(path, **options)
+    finally:
+        _impl.RecordWriter, _impl.crc32c = saved
+    assert type(journal._writer) is P.RecordWriter
+    return journal
+
+
+class Journals:
+    """Opens journals in one (per-test) directory; closes and deletes them afterwards."""
+
+    def __init__(self, root):
+        self.root = str(root)
+        self.opened: list[sd.Journal] = []
+
+    def open(self, impl: str = "c", **options) -> sd.Journal:
+        path = os.path.join(self.root, f"journal-{len(self.opened)}-{impl}")
+        journal = open_journal(path, impl, **options)
+        self.opened.append(journal)
+        return journal
+
+    def close(self):
+        for journal in self.opened:
+            journal.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_CLASSES = {
+    "builtin": {"list": list, "dict": dict, "set": set},
+    "pysubclass": {"list": PyList, "dict": PyDict, "set": PySet},
+    "c": {"list": C.SafeList, "dict": C.SafeDict, "set": C.SafeSet},
+    "twin": {"list": P.SafeList, "dict": P.SafeDict, "set": P.SafeSet},
+    "twin-cw": {"list": P.SafeList, "dict": P.SafeDict, "set": P.SafeSet},
+}
+_WRITER = {"c": "c", "twin": "twin", "twin-cw": "c"}
+
+
+def container_factory(variant: str, journals: Journals, **journal_options):
+    """``new(kind, data=())`` building the ``variant``'s list/dict/set; safe containers get
+    one journal (opened here) per factory."""
+    classes = _CLASSES[variant]
+    if variant not in _WRITER:
+        return lambda kind, data=(): classes[kind](data)
+    journal = journals.open(_WRITER[variant], **journal_options)
+
+    def new(kind, data=()):
+        return classes[kind](data, name=f"bench-{kind}", journal=journal)
+
+    new.journal = journal
+    return new
+
+
+def records_written(new) -> int:
+    """Records the factory's journal has written so far (0 for unjournaled variants)."""
+    journal = getattr(new, "journal", None)
+    return 0 if journal is None else journal._writer.seq
+
+
+# --- running and recording -------------------------------------------------------------------
+
+
+def run(benchmark, target, *, group: str, variant: str, ops: int, rounds: int, args=(),
+        setup=None, warmup_rounds: int = 1, **info):
+    """benchmark.pedantic(...) with the suite's bookkeeping in extra_info."""
+    benchmark.group = group
+    benchmark.extra_info.update(variant=variant, ops=ops, **info)
+    if setup is not None:
+        result = benchmark.pedantic(target, setup=setup, rounds=rounds,
+                                    warmup_rounds=warmup_rounds, iterations=1)
+    else:
+        result = benchmark.pedantic(target, args=args, rounds=rounds,
+                                    warmup_rounds=warmup_rounds, iterations=1)
+    if benchmark.stats is None:  # --benchmark-disable: the target ran once, untimed
+        return result
+    stats = benchmark.stats.stats
+    t = per_op(benchmark.stats)
+    benchmark.extra_info.update(
+        stat=stat_for(group), ns_per_op=round(t * 1e9, 2), ops_per_s=round(1 / t),
+        **{f"ns_per_op_{name}": round(getattr(stats, name) / ops * 1e9, 2)
+           for name in ("min", "median", "mean")})
+    return result
+
+
+def per_op(meta) -> float:
+    """Seconds per operation of one benchmark (its Metadata), from its group's statistic."""
+    return getattr(meta.stats, stat_for(meta.group)) / meta.extra_info["ops"]
+
+
+# --- ratios ------------------------------------------------------------------------------------
+
+#: (group prefix, variant, extra_info key, comparison, limit, what) -- checked on C rows
+TARGETS = [
+    ("1 add: list.append", "c", "x_builtin", "<=", 1.2, "append <= 1.2x builtin time"),
+    ("1 read: dict d[k]", "c", "x_builtin", "<=", 1.3, "d[k] <= 1.3x builtin time"),
+    ("2 discard: list.pop() small int", "c", "ops_per_s", ">=", 2e6, "pop small ints >= 2M ops/s"),
+    ("2 discard: list.pop() 5-field dict", "c", "ops_per_s", ">=", 1e6, "pop 5-field dicts >= 1M ops/s"),
+    ("3 clear", "c", "raw_pickle_over_clear", ">=", 0.8, "clear() >= 80% of raw pickle+lz4+mmap speed"),
+    ("3 clear", "c", "raw_codec_over_clear", ">=", 0.8, "clear() >= 80% of raw codec+lz4+mmap speed"),
+    ("3 clear", "c", "interleaved_raw_pickle_over_clear", ">=", 0.8,
+     "same, pickle, interleaved rounds"),
+    ("3 clear", "c", "interleaved_raw_codec_over_clear", ">=", 0.8, "same, codec, interleaved rounds"),
+    ("4 durability", "batch", "batch_over_process", "<=", 1.5, "batch within 1.5x of process"),
+    ("4 durability", "batch", "interleaved_batch_over_process", "<=", 1.5, "same, interleaved rounds"),
+    ("5 footprint: import", "import safe_data", "import_ms", "<=", 50, "import safe_data <= 50 ms"),
+    ("5 footprint: heap", "c", "heap_current_growth_kib", "<=", 1024, "heap growth <= 1 MiB / 1M discards"),
+]
+
+
+def compute_ratios(benchmarks) -> None:
+    """Add the cross-row ratios of each group to the rows' extra_info.
+
+    * ``x_builtin``: time per op / builtin's time per op (every group with a builtin row);
+      ``net_x_builtin`` the same after subtracting the bare ``for`` loop's time per op
+      (rows flagged ``loop_overhead``, with the calibration row of the same run).
+    * ``raw_pickle_over_clear`` / ``raw_codec_over_clear``: raw pipeline time / this row's
+      time (clear groups; >= 1 means clear() is as fast as the raw pipeline).
+    * ``batch_over_process``, ``fsync_over_process``: time per op vs "process" durability.
+    * ``import_ms``: median ``python -c "import safe_data"`` minus median ``python -c pass``.
+
+    (The ``interleaved_*`` ratios are measured and stored by the clear and durability tests.)
+    """
+    groups: dict[str, dict[str, object]] = {}
+    for meta in benchmarks:
+        if meta and "ops" in meta.extra_info:
+            groups.setdefault(meta.group, {})[meta.extra_info["variant"]] = meta
+    loop = None
+    for group, rows in groups.items():
+        if group.startswith("0 calibration"):
+            loop = per_op(rows["loop"])
+    for group, rows in groups.items():
+        t = {variant: per_op(meta) for variant, meta in rows.items()}
+        for variant, meta in rows.items():
+            info = meta.extra_info
+            if "builtin" in t and variant != "builtin":
+                info["x_builtin"] = round(t[variant] / t["builtin"], 3)
+                if info.get("loop_overhead") and loop is not None and t["builtin"] > loop:
+                    info["net_x_builtin"] = round((t[variant] - loop) / (t["builtin"] - loop), 3)
+            if not variant.startswith("raw-") and variant != "builtin":
+                for raw in ("raw-pickle", "raw-codec"):
+                    if raw in t:
+                        info[raw.replace("-", "_") + "_over_clear"] = round(t[raw] / t[variant], 3)
+            if variant in ("batch", "fsync") and "process" in t:
+                info[f"{variant}_over_process"] = round(t[variant] / t["process"], 3)
+        if "import safe_data" in rows and "python -c pass" in rows:
+            imp, base = rows["import safe_data"].stats, rows["python -c pass"].stats
+            rows["import safe_data"].extra_info["import_ms"] = round((imp.median - base.median) * 1e3, 2)
+            rows["import safe_data"].extra_info["import_ms_min"] = round((imp.min - base.min) * 1e3, 2)
+
+
+_RATIO_KEYS = ("x_builtin", "net_x_builtin", "raw_pickle_over_clear", "raw_codec_over_clear",
+               "interleaved_raw_pickle_over_clear", "interleaved_raw_codec_over_clear",
+               "batch_over_process", "interleaved_batch_over_process", "fsync_over_process", "import_ms", "import_ms_min",
+               "importtime_cumulative_ms",
+               "heap_traced_pops", "heap_current_growth_kib", "heap_peak_growth_kib",
+               "rss_anon_growth_kib")
+
+
+def summary_rows(benchmarks) -> list[dict]:
+    rows = []
+    order = ["loop", "builtin", "pysubclass", "c", "twin", "twin-cw", "raw-pickle", "raw-codec",
+             "process", "batch", "fsync", "python -c pass", "import safe_data"]
+    for meta in sorted((m for m in benchmarks if m and "ops" in m.extra_info),
+                       key=lambda m: (m.group, order.index(m.extra_info["variant"])
+                                      if m.extra_info["variant"] in order else len(order))):
+        info = meta.extra_info
+        row = {"group": meta.group, "variant": info["variant"], "name": meta.name,
+               "stat": info.get("stat"), "ns_per_op": info.get("ns_per_op"),
+               "ops_per_s": info.get("ops_per_s")}
+        row.update({k: info[k] for k in _RATIO_KEYS if k in info})
+        rows.append(row)
+    return rows
+
+
+def check_targets(rows) -> list[tuple[str, str, float, bool]]:
+    results = []
+    for prefix, variant, key, op, limit, what in TARGETS:
+        for row in rows:
+            if row["group"].startswith(prefix) and row["variant"] == variant and key in row:
+                value = row[key]
+                ok = value <= limit if op == "<=" else value >= limit
+                results.append((what, f"{row['group']} [{variant}]", value, ok))
+    return results
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and abs(value) < 1000:
+        return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+    return f"{value:,.0f}"
+
+
+def print_summary(write_line, rows) -> None:
+    write_line("")
+    write_line("safe_data benchmark figures (per op, from each row's `stat` round; "
+               "import_ms from medians)", bold=True)
+    header = ["group", "variant", "stat", "ns/op", "ops/s", "ratios and figures"]
+    table = [header] + [
+        [r["group"], r["variant"], r["stat"] or "-", _fmt(r["ns_per_op"]), _fmt(r["ops_per_s"]),
+         "  ".join(f"{k}={_fmt(r[k])}" for k in _RATIO_KEYS if k in r)]
+        for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
+    for n, line in enumerate(table):
+        cells = [cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths))]
+        write_line("  ".join(cells + [line[-1]]).rstrip())
+        if n == 0:
+            write_line("  ".join("-" * w for w in widths) + "  " + "-" * len(header[-1]))
+    results = check_targets(rows)
+    if results:
+        write_line("")
+        write_line("targets", bold=True)
+        for what, where, value, ok in results:
+            write_line(f"  {'ok  ' if ok else 'MISS'}  {what:45s} {_fmt(value):>10s}   {where}",
+                       red=not ok, green=ok)

@@ -1,0 +1,63 @@
+"""Group 4: the price of durability, ``SafeList.pop()`` of small ints (C containers + C writer).
+
+``process``  the record is in the shared page cache when pop() returns (no syscall)
+``batch``    as process, plus a background thread fdatasync()s the segment every
+             ``batch_interval`` (default 0.05 s)
+``fsync``    fdatasync() of the segment in every pop() (hence far fewer ops per round)
+
+Each round pops N values (the list is rebuilt in ``setup``, outside the timing).  A
+process/batch round lasts ~40 ms (about one flush interval) and the figure is the mean of
+30 rounds (see benchutil.py), so the flusher's fdatasync and the page faults it causes
+(written-back pages are write-protected again) are in the figure.  ``batch_over_process`` = batch time per op /
+process time per op.  Each mode writes to its own journal, closed after its test (which
+stops the batch flusher).
+
+Cross-check: rows timed one after the other see the kernel in different states, so the
+``batch`` test also alternates INTERLEAVED rounds on a "process" and a "batch" journal in
+one loop and stores ``interleaved_batch_over_process`` (ratio of mean round times).
+"""
+
+import statistics
+import time
+
+import pytest
+
+from benchutil import container_factory, run
+
+MODES = {  # durability: (pops per round, rounds)
+    "process": (200_000, 30),
+    "batch": (200_000, 30),
+    "fsync": (1_000, 5),
+}
+INTS = list(range(max(n for n, _ in MODES.values())))
+INTERLEAVED_ROUNDS = 15
+
+
+def pop_loop(x, n):
+    for _ in range(n):
+        x.pop()
+
+
+@pytest.mark.parametrize("durability", list(MODES))
+def test_pop_durability(benchmark, journals, durability):
+    n, rounds = MODES[durability]
+    new = container_factory("c", journals, durability=durability)
+    values = INTS[:n]
+    run(benchmark, pop_loop, group="4 durability: SafeList.pop() small int [c]",
+        variant=durability, ops=n, rounds=rounds, setup=lambda: ((new("list", values), n), {}),
+        batch_interval=new.journal.batch_interval if durability == "batch" else None)
+    if durability == "batch" and benchmark.enabled:
+        benchmark.extra_info["interleaved_batch_over_process"] = interleaved(journals, n)
+
+
+def interleaved(journals, n):
+    news = {mode: container_factory("c", journals, durability=mode) for mode in ("process", "batch")}
+    values = INTS[:n]
+    times = {mode: [] for mode in news}
+    for _ in range(INTERLEAVED_ROUNDS + 1):  # the first round is a warm-up
+        for mode, new in news.items():
+            x = new("list", values)
+            t0 = time.perf_counter()
+            pop_loop(x, n)
+            times[mode].append(time.perf_counter() - t0)
+    return round(statistics.mean(times["batch"][1:]) / statistics.mean(times["process"][1:]), 3)
