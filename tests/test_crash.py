@@ -473,6 +473,7 @@ def test_torn_write_in_an_open_segment_is_recovered_on_open(tmp_path, cut):
             assert f"{len(tail)} bytes saved to damaged/{damaged.name}" in p.reason
             assert open_path.name in str(recovery_warnings[0].message)
             assert damaged.read_bytes() == tail  # nothing thrown away
+            assert damaged.stat().st_mode & 0o777 == 0o600  # and kept as private as the journal
         else:
             assert not damaged.exists()
         assert not open_path.exists()

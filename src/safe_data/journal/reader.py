@@ -364,7 +364,7 @@ def _set_aside(directory, name, offset, data) -> str:
     damaged = os.path.join(directory, "damaged")
     os.makedirs(damaged, mode=0o700, exist_ok=True)
     target = os.path.join(damaged, f"{name}.{offset}.bin")
-    with open(target, "wb") as f:
+    with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

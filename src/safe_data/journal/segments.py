@@ -157,6 +157,7 @@ class SegmentManager:
         except BaseException:
             os.close(fd)
             os.unlink(building)  # a failed fallocate leaves the file extended on ext4
+            self.segment_no -= 1  # the number is free again: no gaps after a full disk
             raise
         if self.durable:
             fsync_dir(self.directory)
