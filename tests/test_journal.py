@@ -136,3 +136,14 @@ def test_memory_stays_flat_over_many_discards(journal):
     current, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert current < 256 << 10  # records live in the mapping, not in Python objects
+
+
+def test_record_and_operation_lock_for_integrations(journal):
+    with journal.operation_lock:
+        with journal.operation_lock:  # reentrant
+            seq = journal.record("row", "delete", "users", (1,), {"id": 1, "name": "ada"})
+    (rec,) = records(journal)
+    assert (rec.seq, rec.kind, rec.op, rec.container, rec.key, rec.values) == (
+        seq, "row", "delete", "users", (1,), {"id": 1, "name": "ada"})
+    with pytest.raises(ValueError, match="unknown operation"):
+        journal.record("row", "explode", "users")

@@ -76,6 +76,9 @@ OPS: dict[int, tuple[str, str]] = {
     40: ("set", "&="),
     41: ("set", "^="),
     42: ("set", "init"),
+    # rows of a database table (the SQLAlchemy hook): key = primary key, values = {column: value}
+    64: ("row", "delete"),
+    65: ("row", "update"),
 }
 OP_CODES: dict[tuple[str, str], int] = {v: k for k, v in OPS.items()}
 

@@ -135,6 +135,26 @@ class Journal:
     def __exit__(self, *exc):
         self.close()
 
+    def record(self, kind: str, op: str, container: str, key=None, values=None, *,
+               caller: tuple | None = None) -> int:
+        """Journal one record directly; return its sequence number.
+
+        For integrations that preserve what they discard themselves (proxies, database
+        hooks): ``(kind, op)`` must be one of the operations of docs/format.md.  Take
+        :attr:`operation_lock` around reading what you discard, this call and the change.
+        """
+        try:
+            code = fmt.OP_CODES[kind, op]
+        except KeyError:
+            raise ValueError(f"unknown operation {kind!r}/{op!r}; see docs/format.md") from None
+        return self._writer.append(code, container.encode("utf-8"), key, values, caller)
+
+    @property
+    def operation_lock(self):
+        """The reentrant lock every destructive operation on this journal holds (a context
+        manager): read what you discard, :meth:`record` it and change your data under it."""
+        return self._writer.operation_lock
+
     # --- reading --------------------------------------------------------------------------
 
     def records(self, container: str | None = None, since: datetime | int | None = None,
