@@ -9,13 +9,16 @@ from ._impl import EXTENSION, SafeDict, SafeList, SafeSet
 from .errors import (
     CorruptRecordError,
     CorruptSegmentError,
+    IncompleteHistoryError,
     JournalClosedError,
     JournalError,
     JournalFullError,
     RecordTooLargeError,
     SafeDataError,
+    UndoError,
     UnpicklableValueError,
 )
+from .history import diff, discarded, history, restore, undo
 from .journal.codec import UnverifiedPickle
 from .journal.journal import Journal, JournalWarning, configure, default_journal
 from .journal.reader import Problem, Record
@@ -23,7 +26,8 @@ from .journal.reader import Problem, Record
 __version__ = "0.1.0"
 
 __all__ = [
-    "EXTENSION", "CorruptRecordError", "CorruptSegmentError", "Journal", "JournalClosedError",
+    "EXTENSION", "CorruptRecordError", "CorruptSegmentError", "IncompleteHistoryError", "Journal",
+    "JournalClosedError", "UndoError", "diff", "discarded", "history", "restore", "undo",
     "JournalError", "JournalFullError", "JournalWarning", "Problem", "Record",
     "RecordTooLargeError", "SafeDataError", "SafeDict", "SafeList", "SafeSet",
     "UnpicklableValueError", "UnverifiedPickle", "configure", "default_journal",

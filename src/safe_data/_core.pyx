@@ -110,6 +110,9 @@ cdef uint8_t OP_LIST_DEL = _OP["list", "del"]
 cdef uint8_t OP_LIST_SET = _OP["list", "set"]
 cdef uint8_t OP_LIST_IMUL = _OP["list", "*="]
 cdef uint8_t OP_LIST_INIT = _OP["list", "init"]
+cdef uint8_t OP_LIST_INSERT = _OP["list", "insert"]
+cdef uint8_t OP_LIST_ASSIGN = _OP["list", "assign"]
+cdef uint8_t OP_LIST_SNAPSHOT = _OP["list", "snapshot"]
 cdef uint8_t OP_DICT_CLEAR = _OP["dict", "clear"]
 cdef uint8_t OP_DICT_POP = _OP["dict", "pop"]
 cdef uint8_t OP_DICT_POPITEM = _OP["dict", "popitem"]
@@ -118,6 +121,8 @@ cdef uint8_t OP_DICT_SET = _OP["dict", "set"]
 cdef uint8_t OP_DICT_UPDATE = _OP["dict", "update"]
 cdef uint8_t OP_DICT_IOR = _OP["dict", "|="]
 cdef uint8_t OP_DICT_INIT = _OP["dict", "init"]
+cdef uint8_t OP_DICT_ASSIGN = _OP["dict", "assign"]
+cdef uint8_t OP_DICT_SNAPSHOT = _OP["dict", "snapshot"]
 cdef uint8_t OP_SET_CLEAR = _OP["set", "clear"]
 cdef uint8_t OP_SET_POP = _OP["set", "pop"]
 cdef uint8_t OP_SET_REMOVE = _OP["set", "remove"]
@@ -144,6 +149,8 @@ cdef object _list_delitem = list.__delitem__
 cdef object _list_extend = list.extend
 cdef object _list_insert = list.insert
 cdef object _list_imul = list.__imul__
+cdef object _list_sort = list.sort
+cdef object _list_reverse = list.reverse
 cdef object _dict_update = dict.update
 cdef object _dict_setdefault = dict.setdefault
 cdef object _set_init = set.__init__
@@ -763,6 +770,7 @@ cdef class _Binding:
     cdef bytes bname
     cdef readonly bint deep
     cdef readonly bint capture
+    cdef readonly bint versioned  # adds are journaled too ("insert", "assign", "snapshot")
 
     cdef inline int many(self, uint8_t op, object key, object values) except -1:
         return self.writer.record(op, self.bname, key, values, _caller(self.capture))
@@ -785,7 +793,7 @@ cdef class _Binding:
         return value
 
 
-cdef _Binding _bind(_Binding old, str kind, name, journal, bint deep, bint capture):
+cdef _Binding _bind(_Binding old, str kind, name, journal, bint deep, bint capture, bint versioned):
     """The binding of a new container; ``__init__`` called again keeps unspecified settings."""
     cdef _Binding b = _Binding.__new__(_Binding)
     if old is not None:
@@ -797,6 +805,7 @@ cdef _Binding _bind(_Binding old, str kind, name, journal, bint deep, bint captu
     b.bname = _encode_name(b.name)
     b.deep = deep
     b.capture = capture
+    b.versioned = versioned
     return b
 
 
@@ -807,24 +816,29 @@ cdef class SafeList(list):
     cdef _Binding _b
     cdef object __weakref__
 
-    def __init__(self, iterable=(), *, name=None, journal=None, deep=False, capture_caller=False):
-        cdef _Binding b = _bind(self._b, "list", name, journal, deep, capture_caller)
+    def __init__(self, iterable=(), *, name=None, journal=None, deep=False, capture_caller=False,
+                 versioned=False):
+        cdef _Binding b = _bind(self._b, "list", name, journal, deep, capture_caller, versioned)
         if deep:
             iterable = [b.convert(v, i) for i, v in enumerate(iterable)]
         elif type(iterable) is not list:
             iterable = list(iterable)
-        if self._b is None:
-            self._b = b
-            _list_init(self, iterable)
-            return
-        self._b.writer.enter()  # __init__ again on a live list: it replaces the contents
+        cdef RecordWriter w = b.writer
+        w.enter()
         try:
-            if PyList_GET_SIZE(self):
+            if self._b is not None and PyList_GET_SIZE(self):  # __init__ again: it replaces
                 self._b.many(OP_LIST_INIT, None, self)
             self._b = b
             _list_init(self, iterable)
+            if versioned:
+                b.many(OP_LIST_SNAPSHOT, None, self)
         finally:
-            self._b.writer.leave()
+            w.leave()
+
+    def undo(self, n=1):
+        """Revert the last ``n`` destructive operations (see :func:`safe_data.undo`)."""
+        from .history import undo
+        return undo(self, n)
 
     @property
     def name(self):
@@ -845,6 +859,11 @@ cdef class SafeList(list):
     def capture_caller(self):
         """Whether records name their caller."""
         return self._b.capture
+
+    @property
+    def versioned(self):
+        """Whether every change is journaled, so that restore() is exact."""
+        return self._b.versioned
 
     def __reduce__(self):
         return _support.reduce(self, "list", list(self))
@@ -929,10 +948,12 @@ cdef class SafeList(list):
                 start, stop, step = key.indices(PyList_GET_SIZE(self))
                 if step != 1 and len(old) != len(value):
                     raise ValueError(f"attempt to assign sequence of size {len(value)} to extended slice of size {len(old)}")
-                if old:
-                    self._b.many(OP_LIST_SET, slice(start, stop, step), old)
+                if old:  # the key says where the old items were and how many replace them
+                    self._b.many(OP_LIST_SET, (slice(start, stop, step), len(value)), old)
                 if self._b.deep:
                     value = [self._b.convert(v, start + j * step) for j, v in enumerate(value)]
+                if self._b.versioned:
+                    self._b.many(OP_LIST_ASSIGN, slice(start, stop, step), value)
                 _list_setitem(self, key, value)
             else:
                 i = _index(PyList_GET_SIZE(self), key, "list assignment index out of range")
@@ -941,6 +962,8 @@ cdef class SafeList(list):
                     self._b.one(OP_LIST_SET, i, T_LIST, None, old)
                 if self._b.deep:
                     value = self._b.convert(value, i)
+                if self._b.versioned and old is not value:
+                    self._b.one(OP_LIST_ASSIGN, i, T_LIST, None, value)
                 Py_INCREF(value)  # PyList_SetItem steals a reference
                 PyList_SetItem(self, i, value)
         finally:
@@ -952,43 +975,94 @@ cdef class SafeList(list):
         try:
             if operator.index(n) <= 0 and PyList_GET_SIZE(self):
                 self._b.many(OP_LIST_IMUL, None, self)
-            return _list_imul(self, n)
+            result = _list_imul(self, n)
+            if self._b.versioned and operator.index(n) > 1:
+                self._b.many(OP_LIST_SNAPSHOT, None, self)
+            return result
         finally:
             w.leave()
 
 
 
+cdef int _add(SafeList lst, Py_ssize_t index, list items) except -1:
+    """Insert ``items`` at ``index``; with versioned=True journal it as an "insert" first."""
+    cdef RecordWriter w = lst._b.writer
+    if not lst._b.versioned:
+        return PyList_SetSlice(lst, index, index, <PyObject*>items)
+    w.enter()  # the record and the change in the same order for every thread
+    try:
+        if index > PyList_GET_SIZE(lst):
+            index = PyList_GET_SIZE(lst)
+        lst._b.many(OP_LIST_INSERT, index, items)
+        PyList_SetSlice(lst, index, index, <PyObject*>items)
+    finally:
+        w.leave()
+    return 0
+
+
+cdef list _converted(SafeList lst, Py_ssize_t index, iterable):
+    if lst._b.deep:
+        return [lst._b.convert(v, index + j) for j, v in enumerate(iterable)]
+    return list(iterable)
+
+
+cdef int _reorder(SafeList lst, how, key, reverse) except -1:
+    cdef RecordWriter w = lst._b.writer
+    w.enter()
+    try:
+        if how is _list_sort:
+            how(lst, key=key, reverse=reverse)
+        else:
+            how(lst)
+        if lst._b.versioned:
+            lst._b.many(OP_LIST_SNAPSHOT, None, lst)
+    finally:
+        w.leave()
+    return 0
+
+
 @cython.auto_pickle(False)
-cdef class _DeepSafeList(SafeList):
-    """What ``SafeList(..., deep=True)`` creates: adding converts nested containers too.
+cdef class _TrackedSafeList(SafeList):
+    """What ``SafeList(..., deep=True)`` or ``versioned=True`` creates: adding converts
+    nested containers (deep) and is journaled (versioned); sort and reverse are journaled
+    as a snapshot (versioned).
 
     A separate class so that a plain SafeList does not override ``append`` and keeps the
-    interpreter's fast path for it (an override costs 2x on every append).
+    interpreter's fast path for it (an override costs 2x on every append).  It has no C
+    methods of its own (hence the module-level helpers): SafeList's tp_new creates it.
     """
 
     def append(self, value):
-        PyList_Append(self, self._b.convert(value, PyList_GET_SIZE(self)))
+        cdef Py_ssize_t n = PyList_GET_SIZE(self)
+        _add(self, n, _converted(self, n, (value,)))
 
     def extend(self, iterable):
         cdef Py_ssize_t n = PyList_GET_SIZE(self)
-        _list_extend(self, [self._b.convert(v, n + j) for j, v in enumerate(iterable)])
+        _add(self, n, _converted(self, n, iterable))
 
     def insert(self, index, value):
         cdef Py_ssize_t n = PyList_GET_SIZE(self)
         cdef Py_ssize_t i = operator.index(index)
-        _list_insert(self, index, self._b.convert(value, max(0, min(n, i + n if i < 0 else i))))
+        i = max(0, min(n, i + n if i < 0 else i))
+        _add(self, i, _converted(self, i, (value,)))
 
     def __iadd__(self, other):
         self.extend(other)
         return self
+
+    def sort(self, *, key=None, reverse=False):
+        _reorder(self, _list_sort, key, reverse)
+
+    def reverse(self):
+        _reorder(self, _list_reverse, None, None)
 
 
 cdef newfunc _plain_list_new = (<PyTypeObject*>SafeList).tp_new
 
 
 cdef object _safe_list_new(type cls, PyObject* args, PyObject* kwargs):
-    if cls is SafeList and kwargs != NULL and (<object>kwargs).get("deep"):
-        cls = _DeepSafeList
+    if cls is SafeList and kwargs != NULL and ((<object>kwargs).get("deep") or (<object>kwargs).get("versioned")):
+        cls = _TrackedSafeList
     return _plain_list_new(cls, args, kwargs)
 
 
@@ -1002,9 +1076,23 @@ cdef class SafeDict(dict):
     cdef _Binding _b
     cdef object __weakref__
 
-    def __init__(self, *args, name=None, journal=None, deep=False, capture_caller=False, **kwargs):
-        self._b = _bind(self._b, "dict", name, journal, deep, capture_caller)
-        self._update(args, kwargs, OP_DICT_INIT)  # __init__ again on a live dict: it updates
+    def __init__(self, *args, name=None, journal=None, deep=False, capture_caller=False,
+                 versioned=False, **kwargs):
+        cdef bint again = self._b is not None
+        self._b = _bind(self._b, "dict", name, journal, deep, capture_caller, versioned)
+        self._update(args, kwargs, OP_DICT_INIT, again)  # __init__ again on a live dict: it updates
+        if versioned and not again:
+            self._b.many(OP_DICT_SNAPSHOT, None, self)
+
+    def undo(self, n=1):
+        """Revert the last ``n`` destructive operations (see :func:`safe_data.undo`)."""
+        from .history import undo
+        return undo(self, n)
+
+    @property
+    def versioned(self):
+        """Whether every change is journaled, so that restore() is exact."""
+        return self._b.versioned
 
     @property
     def name(self):
@@ -1035,7 +1123,7 @@ cdef class SafeDict(dict):
     def __deepcopy__(self, memo):
         return _support.deepcopy_of(self, memo, _dict_update, list(dict.items(self)))
 
-    cdef _update(self, tuple args, dict kwargs, uint8_t op):
+    cdef _update(self, tuple args, dict kwargs, uint8_t op, bint track=True):
         cdef RecordWriter w
         if len(args) > 1:
             raise TypeError(f"update expected at most 1 argument, got {len(args)}")
@@ -1065,6 +1153,8 @@ cdef class SafeDict(dict):
                         old[k] = o
                 if old:
                     self._b.many(op, None, old)
+            if self._b.versioned and track and pairs:
+                self._b.many(OP_DICT_ASSIGN, None, dict(pairs))
             _dict_update(self, pairs)
         finally:
             w.leave()
@@ -1081,6 +1171,8 @@ cdef class SafeDict(dict):
             old = PyDict_GetItemWithError(self, key)
             if old != NULL and <object>old is not value:
                 self._b.one(OP_DICT_SET, key, T_DICT, key, <object>old)
+            if self._b.versioned and (old == NULL or <object>old is not value):
+                self._b.one(OP_DICT_ASSIGN, key, T_DICT, key, value)
             PyDict_SetItem(self, key, value)
         finally:
             w.leave()
@@ -1148,9 +1240,18 @@ cdef class SafeDict(dict):
 
     # adding (overridden only to convert nested values when deep=True)
     def setdefault(self, key, default=None):
-        if self._b.deep and key not in self:
+        cdef RecordWriter w = self._b.writer
+        if key in self:
+            return self[key]
+        if self._b.deep:
             default = self._b.convert(default, key)
-        return _dict_setdefault(self, key, default)
+        w.enter()
+        try:
+            if self._b.versioned and key not in self:
+                self._b.one(OP_DICT_ASSIGN, key, T_DICT, key, default)
+            return _dict_setdefault(self, key, default)
+        finally:
+            w.leave()
 
 
 @cython.auto_pickle(False)
@@ -1160,7 +1261,7 @@ cdef class SafeSet(set):
     cdef _Binding _b
 
     def __init__(self, iterable=(), *, name=None, journal=None, capture_caller=False):
-        cdef _Binding b = _bind(self._b, "set", name, journal, False, capture_caller)
+        cdef _Binding b = _bind(self._b, "set", name, journal, False, capture_caller, False)
         if self._b is None:
             self._b = b
             _set_init(self, iterable)
@@ -1177,6 +1278,11 @@ cdef class SafeSet(set):
 
     def __repr__(self):  # like the builtin's: set's own repr names subclasses
         return "{" + ", ".join(map(repr, self)) + "}" if len(self) else "set()"
+
+    def undo(self, n=1):
+        """Put back what the last ``n`` destructive operations removed (see :func:`safe_data.undo`)."""
+        from .history import undo
+        return undo(self, n)
 
     @property
     def name(self):

@@ -154,7 +154,7 @@ class RecordWriter:
 class _Binding:
     """What a safe container is bound to: a journal's writer, its name and its options."""
 
-    __slots__ = ("journal", "writer", "name", "bname", "deep", "capture")
+    __slots__ = ("journal", "writer", "name", "bname", "deep", "capture", "versioned")
 
     def many(self, op, key, values):
         caller = _support.caller_of(__name__) if self.capture else None
@@ -175,7 +175,7 @@ class _Binding:
         return value
 
 
-def _bind(old, kind, name, journal, deep, capture):
+def _bind(old, kind, name, journal, deep, capture, versioned):
     """The binding of a new container; ``__init__`` called again keeps unspecified settings."""
     b = _Binding()
     if old is not None:
@@ -189,6 +189,7 @@ def _bind(old, kind, name, journal, deep, capture):
         raise ValueError(f"container name longer than {fmt.MAX_NAME_LEN} bytes")
     b.deep = deep
     b.capture = capture
+    b.versioned = versioned  # adds are journaled too ("insert", "assign", "snapshot")
     return b
 
 
@@ -215,6 +216,12 @@ class _Safe:
     def __copy__(self):
         return _support.copy_of(self)
 
+    def undo(self, n=1):
+        """Revert the last ``n`` destructive operations (see :func:`safe_data.undo`)."""
+        from .history import undo
+
+        return undo(self, n)
+
 
 def _index(self, i, message):
     n = len(self)
@@ -231,27 +238,31 @@ class SafeList(_Safe, list):
 
     __slots__ = ("_b", "__weakref__")
 
-    def __new__(cls, *args, deep=False, **kwargs):
-        return list.__new__(_DeepSafeList if deep and cls is SafeList else cls)
+    def __new__(cls, *args, deep=False, versioned=False, **kwargs):
+        return list.__new__(_TrackedSafeList if (deep or versioned) and cls is SafeList else cls)
 
-    def __init__(self, iterable=(), *, name=None, journal=None, deep=False, capture_caller=False):
+    def __init__(self, iterable=(), *, name=None, journal=None, deep=False, capture_caller=False,
+                 versioned=False):
         old = getattr(self, "_b", None)
-        b = _bind(old, "list", name, journal, deep, capture_caller)
+        b = _bind(old, "list", name, journal, deep, capture_caller, versioned)
         iterable = [b.convert(v, i) for i, v in enumerate(iterable)] if deep else list(iterable)
-        if old is None:
-            self._b = b
-            list.__init__(self, iterable)
-            return
-        with old.writer.operation_lock:  # __init__ again on a live list: it replaces the contents
-            if len(self):
+        with b.writer.operation_lock:
+            if old is not None and len(self):  # __init__ again: it replaces the contents
                 old.many(_OP["list", "init"], None, self)
             self._b = b
             list.__init__(self, iterable)
+            if versioned:
+                b.many(_OP["list", "snapshot"], None, self)
 
     @property
     def deep(self) -> bool:
         """Whether nested containers become safe ones."""
         return self._b.deep
+
+    @property
+    def versioned(self) -> bool:
+        """Whether every change is journaled, so that restore() is exact."""
+        return self._b.versioned
 
     def __reduce__(self):
         return _support.reduce(self, "list", list(self))
@@ -304,10 +315,12 @@ class SafeList(_Safe, list):
                 start, stop, step = key.indices(len(self))
                 if step != 1 and len(old) != len(value):
                     raise ValueError(f"attempt to assign sequence of size {len(value)} to extended slice of size {len(old)}")
-                if old:
-                    self._b.many(_OP["list", "set"], slice(start, stop, step), old)
+                if old:  # the key says where the old items were and how many replace them
+                    self._b.many(_OP["list", "set"], (slice(start, stop, step), len(value)), old)
                 if self._b.deep:
                     value = [self._b.convert(v, start + j * step) for j, v in enumerate(value)]
+                if self._b.versioned:
+                    self._b.many(_OP["list", "assign"], slice(start, stop, step), value)
                 list.__setitem__(self, key, value)
             else:
                 i = _index(self, key, "list assignment index out of range")
@@ -316,37 +329,71 @@ class SafeList(_Safe, list):
                     self._b.many(_OP["list", "set"], i, [old])
                 if self._b.deep:
                     value = self._b.convert(value, i)
+                if self._b.versioned and old is not value:
+                    self._b.many(_OP["list", "assign"], i, [value])
                 list.__setitem__(self, i, value)
 
     def __imul__(self, n):
         with self._b.writer.operation_lock:
             if operator.index(n) <= 0 and len(self):
                 self._b.many(_OP["list", "*="], None, self)
-            return list.__imul__(self, n)
+            result = list.__imul__(self, n)
+            if self._b.versioned and operator.index(n) > 1:
+                self._b.many(_OP["list", "snapshot"], None, self)
+            return result
 
 
-class _DeepSafeList(SafeList):
-    """What ``SafeList(..., deep=True)`` creates: adding converts nested containers too.
-
-    A separate class so that a plain SafeList does not override ``append``.
+class _TrackedSafeList(SafeList):
+    """What ``SafeList(..., deep=True)`` or ``versioned=True`` creates: adding converts
+    nested containers (deep) and is journaled (versioned); sort and reverse are journaled
+    as a snapshot (versioned).  A separate class so that a plain SafeList does not
+    override ``append``.
     """
 
     __slots__ = ()
 
+    def _add(self, index, items):
+        if not self._b.versioned:
+            list.__setitem__(self, slice(index, index), items)
+            return
+        with self._b.writer.operation_lock:  # the record and the change in the same order
+            index = min(index, len(self))
+            self._b.many(_OP["list", "insert"], index, items)
+            list.__setitem__(self, slice(index, index), items)
+
+    def _converted(self, index, iterable):
+        if self._b.deep:
+            return [self._b.convert(v, index + j) for j, v in enumerate(iterable)]
+        return list(iterable)
+
     def append(self, value):
-        list.append(self, self._b.convert(value, len(self)))
+        n = len(self)
+        self._add(n, self._converted(n, (value,)))
 
     def extend(self, iterable):
         n = len(self)
-        list.extend(self, [self._b.convert(v, n + j) for j, v in enumerate(iterable)])
+        self._add(n, self._converted(n, iterable))
 
     def insert(self, index, value):
         n, i = len(self), operator.index(index)
-        list.insert(self, index, self._b.convert(value, max(0, min(n, i + n if i < 0 else i))))
+        i = max(0, min(n, i + n if i < 0 else i))
+        self._add(i, self._converted(i, (value,)))
 
     def __iadd__(self, other):
         self.extend(other)
         return self
+
+    def sort(self, *, key=None, reverse=False):
+        with self._b.writer.operation_lock:
+            list.sort(self, key=key, reverse=reverse)
+            if self._b.versioned:
+                self._b.many(_OP["list", "snapshot"], None, self)
+
+    def reverse(self):
+        with self._b.writer.operation_lock:
+            list.reverse(self)
+            if self._b.versioned:
+                self._b.many(_OP["list", "snapshot"], None, self)
 
 
 class SafeDict(_Safe, dict):
@@ -354,14 +401,23 @@ class SafeDict(_Safe, dict):
 
     __slots__ = ("_b", "__weakref__")
 
-    def __init__(self, *args, name=None, journal=None, deep=False, capture_caller=False, **kwargs):
-        self._b = _bind(getattr(self, "_b", None), "dict", name, journal, deep, capture_caller)
-        self._update(args, kwargs, _OP["dict", "init"])  # __init__ again on a live dict: it updates
+    def __init__(self, *args, name=None, journal=None, deep=False, capture_caller=False,
+                 versioned=False, **kwargs):
+        old = getattr(self, "_b", None)
+        self._b = _bind(old, "dict", name, journal, deep, capture_caller, versioned)
+        self._update(args, kwargs, _OP["dict", "init"], old is not None)  # again: it updates
+        if versioned and old is None:
+            self._b.many(_OP["dict", "snapshot"], None, self)
 
     @property
     def deep(self) -> bool:
         """Whether nested containers become safe ones."""
         return self._b.deep
+
+    @property
+    def versioned(self) -> bool:
+        """Whether every change is journaled, so that restore() is exact."""
+        return self._b.versioned
 
     def __reduce__(self):
         return _support.reduce(self, "dict", dict(self))
@@ -369,7 +425,7 @@ class SafeDict(_Safe, dict):
     def __deepcopy__(self, memo):
         return _support.deepcopy_of(self, memo, dict.update, list(dict.items(self)))
 
-    def _update(self, args, kwargs, op):
+    def _update(self, args, kwargs, op, track=True):
         if len(args) > 1:
             raise TypeError(f"update expected at most 1 argument, got {len(args)}")
         pairs = []
@@ -396,6 +452,8 @@ class SafeDict(_Safe, dict):
                         old[k] = o
                 if old:
                     self._b.many(op, None, old)
+            if self._b.versioned and track and pairs:
+                self._b.many(_OP["dict", "assign"], None, dict(pairs))
             dict.update(self, pairs)
 
     # discarding: each reads what it discards, journals it and changes the dict
@@ -407,6 +465,8 @@ class SafeDict(_Safe, dict):
             old = dict.get(self, key, _MISSING)
             if old is not _MISSING and old is not value:
                 self._b.many(_OP["dict", "set"], key, {key: old})
+            if self._b.versioned and old is not value:
+                self._b.many(_OP["dict", "assign"], key, {key: value})
             dict.__setitem__(self, key, value)
 
     def __delitem__(self, key):
@@ -450,9 +510,14 @@ class SafeDict(_Safe, dict):
 
     # adding (overridden only to convert nested values when deep=True)
     def setdefault(self, key, default=None):
-        if self._b.deep and key not in self:
+        if key in self:
+            return self[key]
+        if self._b.deep:
             default = self._b.convert(default, key)
-        return dict.setdefault(self, key, default)
+        with self._b.writer.operation_lock:
+            if self._b.versioned and key not in self:
+                self._b.many(_OP["dict", "assign"], key, {key: default})
+            return dict.setdefault(self, key, default)
 
 
 class SafeSet(_Safe, set):
@@ -462,7 +527,7 @@ class SafeSet(_Safe, set):
 
     def __init__(self, iterable=(), *, name=None, journal=None, capture_caller=False):
         old = getattr(self, "_b", None)
-        b = _bind(old, "set", name, journal, False, capture_caller)
+        b = _bind(old, "set", name, journal, False, capture_caller, False)
         if old is None:
             self._b = b
             set.__init__(self, iterable)

@@ -49,3 +49,26 @@ class CorruptSegmentError(SafeDataError):
     def __init__(self, problem):
         self.problem = problem
         super().__init__(str(problem))
+
+
+class UndoError(SafeDataError):
+    """There is nothing (or not enough) left to undo, or the container changed too much."""
+
+
+class IncompleteHistoryError(SafeDataError):
+    """The journal cannot say what a container held at that time.
+
+    ``partial`` holds what it does know: the values the container discarded after that
+    time (so it held them then), as a dict, list or set, or None if it saw nothing.
+    """
+
+    def __init__(self, name, at, partial):
+        self.name = name
+        self.at = at
+        self.partial = partial
+        when = "now" if at is None else f"at {at}"
+        super().__init__(
+            f"the journal cannot rebuild {name!r} {when}: it was not created with versioned=True, "
+            f"so only what it discarded was recorded, not what it held. `.partial` has the values "
+            f"it is known to have held; create it with versioned=True for exact restores."
+        )

@@ -1,0 +1,236 @@
+"""Getting data back: a container's history, its discarded values, undo, restore and diff.
+
+Everything here reads the journal; nothing is kept in memory by the containers.
+
+* A plain container journals what it *discards*, so its past states are only partly known:
+  :func:`restore` then raises :class:`IncompleteHistoryError`, whose ``partial`` holds what
+  the journal saw.
+* A container created with ``versioned=True`` also journals what it *adds* ("insert" and
+  "assign" records) and a full "snapshot" when it is created and after any change that is
+  cheaper to record whole (sort, re-init, undo).  Replaying from the last snapshot is exact.
+"""
+
+from __future__ import annotations
+
+from . import _support
+from .errors import IncompleteHistoryError, UndoError
+
+#: records of versioned containers that add; they discard nothing
+ADDING_OPS = frozenset({"insert", "assign", "snapshot"})
+
+
+def history(name: str, journal=None, *, since=None, until=None) -> list:
+    """Every record of container ``name``, oldest first (see :meth:`Journal.records`)."""
+    journal = _support.resolve_journal(journal)
+    return list(journal.records(name, since, until))
+
+
+def discarded(name: str, journal=None, *, since=None, until=None) -> list:
+    """Every value container ``name`` discarded, in journal order.
+
+    List and set records contribute their items, dict records ``(key, value)`` pairs,
+    row records their column dict.
+    """
+    out = []
+    for record in history(name, journal, since=since, until=until):
+        if record.op in ADDING_OPS:
+            continue
+        values = record.values
+        if isinstance(values, dict) and record.kind == "dict":
+            out.extend(values.items())
+        elif record.kind == "row":
+            out.append(values)
+        else:
+            out.extend(values)
+    return out
+
+
+# --- undo ------------------------------------------------------------------------------------
+
+
+def undo(container, n: int = 1) -> list:
+    """Revert the last ``n`` destructive operations this process made on ``container``.
+
+    Values go back at their index or key (sets: back in).  What the undo itself
+    overwrites is journaled first (op "undo", key = the seq of the undone record), so
+    nothing is lost by undoing either.  Returns the records undone, newest first.
+    """
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    journal = container.journal
+    with journal.operation_lock:
+        mine = [r for r in journal.records(container.name)
+                if r.writer == journal._manager.writer_id]
+        done = {r.key for r in mine if r.op == "undo"}
+        todo = [r for r in reversed(mine)
+                if r.op != "undo" and r.op not in ADDING_OPS and r.seq not in done][:n]
+        if len(todo) < n:
+            raise UndoError(f"{container.name!r} has {len(todo)} operation(s) of this process left "
+                            f"to undo, not {n}; undo reverts this process's own operations")
+        for record in todo:
+            _UNDO[record.kind](container, record, journal)
+            if getattr(container, "versioned", False):
+                journal.record(record.kind, "snapshot", container.name, None, _contents(container))
+    return todo
+
+
+def _undo_list(lst, record, journal):
+    key, values, op = record.key, record.values, record.op
+    gone: list = []
+    if op in ("pop", "remove", "del") and type(key) is int:
+        changes = [(slice(key, key), values)]
+    elif op == "del":
+        positions = range(key.start, key.stop, key.step)
+        changes = [(slice(p, p), [v]) for p, v in sorted(zip(positions, values), key=lambda pv: pv[0])]
+    elif op == "set" and type(key) is int:
+        if key >= len(lst):
+            raise UndoError(f"cannot undo: {record.container!r} no longer has index {key}")
+        gone = [list.__getitem__(lst, key)]
+        changes = [(slice(key, key + 1), values)]
+    elif op == "set":  # key: (slice of the old items, how many items replaced them)
+        where, replaced_by = key
+        if where.step == 1:
+            where = slice(where.start, where.start + replaced_by)
+        gone = list.__getitem__(lst, where)
+        changes = [(where, values)]
+    elif op in ("clear", "*="):
+        changes = [(slice(0, 0), values)]
+    else:  # init: the old contents replace the new
+        gone = list(lst)
+        changes = [(slice(0, len(lst)), values)]
+    journal.record("list", "undo", record.container, record.seq, gone)
+    for where, items in changes:
+        list.__setitem__(lst, where, items)
+
+
+def _undo_dict(d, record, journal):
+    old = record.values
+    gone = {k: dict.__getitem__(d, k) for k in old
+            if dict.__contains__(d, k) and dict.__getitem__(d, k) is not old[k]}
+    journal.record("dict", "undo", record.container, record.seq, gone)
+    dict.update(d, old)
+
+
+def _undo_set(s, record, journal):
+    journal.record("set", "undo", record.container, record.seq, set())
+    set.update(s, record.values)
+
+
+_UNDO = {"list": _undo_list, "dict": _undo_dict, "set": _undo_set}
+
+
+def _contents(container):
+    return {"list": list, "dict": dict, "set": set}[_kind(container)](container)
+
+
+def _kind(container) -> str:
+    return "list" if isinstance(container, list) else "dict" if isinstance(container, dict) else "set"
+
+
+# --- restore ---------------------------------------------------------------------------------
+
+
+def restore(name: str, *, at=None, journal=None):
+    """The contents of container ``name`` as they were at time ``at`` (default: the last
+    record), rebuilt from the journal.
+
+    Exact for containers created with ``versioned=True``: the last snapshot before ``at``
+    is replayed forward.  For other containers the journal holds only what they
+    discarded, so the state is uncertain: :class:`IncompleteHistoryError` is raised, and
+    its ``partial`` attribute holds what the journal does know (the values discarded
+    after ``at``, which the container therefore held at ``at``).
+    """
+    journal = _support.resolve_journal(journal)
+    until = None if at is None else _to_ns(at) + 1
+    records = list(journal.records(name, until=until))
+    snapshots = [r for r in records if r.op == "snapshot"]
+    if not snapshots:
+        raise IncompleteHistoryError(name, at, _partial(journal, name, at))
+    base = snapshots[-1]
+    state = list(base.values) if base.kind == "list" else dict(base.values)
+    for record in records:
+        if record.writer == base.writer and record.seq > base.seq:
+            _REPLAY[record.kind](state, record)
+    return state
+
+
+def _replay_list(state: list, record):
+    op, key, values = record.op, record.key, record.values
+    if op == "insert":
+        state[key:key] = values
+    elif op == "assign":
+        if type(key) is int:
+            state[key] = values[0]
+        else:
+            state[key] = values
+    elif op in ("pop", "remove", "del"):
+        del state[key]
+    elif op in ("clear", "*="):
+        state.clear()
+    elif op == "snapshot":
+        state[:] = values
+    # "set", "init", "undo": the "assign"/"snapshot" record that follows carries the change
+
+
+def _replay_dict(state: dict, record):
+    op, values = record.op, record.values
+    if op == "assign":
+        state.update(values)
+    elif op in ("pop", "popitem", "del"):
+        for k in values:
+            state.pop(k, None)
+    elif op == "clear":
+        state.clear()
+    elif op == "snapshot":
+        state.clear()
+        state.update(values)
+
+
+_REPLAY = {"list": _replay_list, "dict": _replay_dict}
+
+
+def _partial(journal, name, at):
+    """What the journal knows of ``name`` at ``at``: what it discarded afterwards."""
+    since = None if at is None else _to_ns(at)
+    records = [r for r in journal.records(name, since=since) if r.op not in ADDING_OPS]
+    if not records:
+        return None
+    kind = records[0].kind
+    if kind == "dict":
+        known: dict = {}
+        for r in records:  # the first discard after `at` is the value it had at `at`
+            for k, v in r.values.items():
+                known.setdefault(k, v)
+        return known
+    if kind == "set":
+        return set().union(*(r.values for r in records))
+    return [v for r in records for v in r.values]
+
+
+def _to_ns(t) -> int:
+    from .journal.journal import _ns
+
+    return _ns(t)
+
+
+# --- diff ------------------------------------------------------------------------------------
+
+
+def diff(name: str, since, until=None, *, journal=None) -> dict:
+    """What changed in versioned container ``name`` between two times.
+
+    For a dict: ``{"added": {...}, "removed": {...}, "changed": {key: (old, new)}}``;
+    for a list: ``{"opcodes": [...]}`` as :meth:`difflib.SequenceMatcher.get_opcodes`
+    gives them (over the items' reprs), with ``before`` and ``after``.
+    """
+    before, after = restore(name, at=since, journal=journal), restore(name, at=until, journal=journal)
+    if isinstance(before, dict):
+        return {
+            "added": {k: after[k] for k in after.keys() - before.keys()},
+            "removed": {k: before[k] for k in before.keys() - after.keys()},
+            "changed": {k: (before[k], after[k]) for k in before.keys() & after.keys() if before[k] != after[k]},
+        }
+    import difflib
+
+    matcher = difflib.SequenceMatcher(None, list(map(repr, before)), list(map(repr, after)), autojunk=False)
+    return {"opcodes": matcher.get_opcodes(), "before": before, "after": after}
