@@ -301,7 +301,7 @@ cdef int encode(Buf* b, object obj, int depth, bytes key) except -1:
         return put_tagged_bytes(b, T_BYTES, PyBytes_AS_STRING(obj), PyBytes_GET_SIZE(obj))
     if t is bytearray:
         return put_tagged_bytes(b, T_BYTEARRAY, PyByteArray_AS_STRING(obj), PyByteArray_GET_SIZE(obj))
-    if t is list or t is SafeList:
+    if t is list or t is SafeList or t is _TrackedSafeList:
         if depth >= MAX_ENCODE_DEPTH:
             return TOO_DEEP
         size = PyList_GET_SIZE(obj)
@@ -799,6 +799,8 @@ cdef _Binding _bind(_Binding old, str kind, name, journal, bint deep, bint captu
     if old is not None:
         name = old.name if name is None else name
         journal = old.journal if journal is None else journal
+        deep, versioned = old.deep, old.versioned  # fixed when the container was created
+        capture = capture or old.capture
     b.journal = _support.resolve_journal(journal)
     b.writer = b.journal._writer
     b.name = name if name is not None else _support.auto_name(kind, _MODULE)

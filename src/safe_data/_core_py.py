@@ -181,6 +181,8 @@ def _bind(old, kind, name, journal, deep, capture, versioned):
     if old is not None:
         name = old.name if name is None else name
         journal = old.journal if journal is None else journal
+        deep, versioned = old.deep, old.versioned  # fixed when the container was created
+        capture = capture or old.capture
     b.journal = _support.resolve_journal(journal)
     b.writer = b.journal._writer
     b.name = name if name is not None else _support.auto_name(kind, __name__)

@@ -84,8 +84,11 @@ def rebuild(cls_or_kind, contents, settings):
     """Unpickle a safe container: ``cls_or_kind`` is "list"/"dict"/"set" for our own
     classes (so a pickle made with the C extension loads with the Python twin) or the
     user's subclass."""
+    from .journal.codec import reading
     from .journal.journal import journal_at
 
+    if reading():  # a value read back from the journal: data, not a live container
+        return {"list": list, "dict": dict, "set": set}.get(cls_or_kind, type(contents))(contents)
     if isinstance(cls_or_kind, str):
         import safe_data
 

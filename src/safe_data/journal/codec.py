@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+import threading
 
 from ..errors import CorruptRecordError, UnpicklableValueError
 from . import format as fmt
@@ -20,6 +21,15 @@ from . import format as fmt
 _DOUBLE = struct.Struct("<d")
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
+
+
+#: set while the reader unpickles: safe containers inside come back as plain builtins
+#: (data, not live containers that would bind to a journal and write to it)
+_reading = threading.local()
+
+
+def reading() -> bool:
+    return getattr(_reading, "active", 0) > 0
 
 
 class _TooDeep(Exception):
@@ -62,14 +72,17 @@ def _builtin_kinds():
     # The safe containers encode as their builtin base; imported late to avoid a cycle.
     from .. import _core_py
 
-    kinds = {list: fmt.T_LIST, dict: fmt.T_DICT, set: fmt.T_SET,
-             _core_py.SafeList: fmt.T_LIST, _core_py.SafeDict: fmt.T_DICT, _core_py.SafeSet: fmt.T_SET}
+    kinds = {list: fmt.T_LIST, dict: fmt.T_DICT, set: fmt.T_SET}
+    impls = [_core_py]
     try:
         from .. import _core
     except ImportError:
         pass
     else:
-        kinds.update({_core.SafeList: fmt.T_LIST, _core.SafeDict: fmt.T_DICT, _core.SafeSet: fmt.T_SET})
+        impls.append(_core)
+    for impl in impls:
+        kinds.update({impl.SafeList: fmt.T_LIST, impl._TrackedSafeList: fmt.T_LIST,
+                      impl.SafeDict: fmt.T_DICT, impl.SafeSet: fmt.T_SET})
     return kinds
 
 
@@ -271,5 +284,9 @@ class Decoder:
             verified = self.key is not None and compare_digest(tag_mac, mac(self.key, data))
             if not (verified or self.trust_pickles):
                 return UnverifiedPickle(data)
-            return pickle.loads(data)
+            _reading.active = getattr(_reading, "active", 0) + 1
+            try:
+                return pickle.loads(data)
+            finally:
+                _reading.active -= 1
         self._fail(f"unknown value tag 0x{tag:02x}")
