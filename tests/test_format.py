@@ -146,3 +146,24 @@ def test_journal_dir_and_files_are_private(journal):
     for name in os.listdir(journal.path):
         assert os.stat(os.path.join(journal.path, name)).st_mode & 0o777 == 0o600, name
     assert records(journal)
+
+
+def _outcome(decode, data):
+    try:
+        return repr(decode(data, KEY, False, 1))
+    except CorruptRecordError:
+        return "corrupt"
+
+
+@pytest.mark.skipif(_core is None, reason="the C extension is not built in this run")
+@given(st.binary(max_size=200))
+@settings(max_examples=1000)
+def test_c_and_python_decoders_agree_on_garbage(data):
+    assert _outcome(_core.decode_values, data) == _outcome(codec.decode_values, data)
+
+
+@pytest.mark.skipif(_core is None, reason="the C extension is not built in this run")
+@given(values)
+@settings(max_examples=300)
+def test_c_decoder_round_trip(value):
+    assert _core.decode_values(python_bytes(value), KEY, False, 1) == [value]

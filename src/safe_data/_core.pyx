@@ -36,7 +36,7 @@ import pickle
 import threading
 
 from . import _support
-from .errors import JournalClosedError, RecordTooLargeError, UnpicklableValueError
+from .errors import CorruptRecordError, JournalClosedError, RecordTooLargeError, UnpicklableValueError
 from .journal import format as fmt
 
 cdef extern from "Python.h":
@@ -47,6 +47,15 @@ cdef extern from "Python.h":
     int PyList_SetItem(object lst, Py_ssize_t i, object item) except -1
     int PyList_SetSlice(object lst, Py_ssize_t low, Py_ssize_t high, PyObject* items) except -1
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
+    object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
+    object PyBytes_FromStringAndSize(const char* s, Py_ssize_t size)
+    object PyByteArray_FromStringAndSize(const char* s, Py_ssize_t size)
+    object PyLong_FromLongLong(long long v)
+    object PyFloat_FromDouble(double v)
+    object PyList_New(Py_ssize_t n)
+    void PyList_SET_ITEM(object lst, Py_ssize_t i, object item)
+    object PyTuple_New(Py_ssize_t n)
+    void PyTuple_SET_ITEM(object t, Py_ssize_t i, object item)
 
 cdef extern from "_crc32c.h":
     void sd_crc32c_setup()
@@ -65,7 +74,7 @@ cdef extern from "_sys.h":
 sd_crc32c_setup()
 
 __all__ = ["DURABILITY_BATCH", "DURABILITY_FSYNC", "DURABILITY_PROCESS", "RecordWriter",
-           "SafeDict", "SafeList", "SafeSet", "crc32c"]
+           "SafeDict", "SafeList", "SafeSet", "crc32c", "decode_values"]
 
 cdef enum:
     STACK_BUF = 512
@@ -137,6 +146,7 @@ cdef uint8_t OP_SET_INIT = _OP["set", "init"]
 
 cdef object _MISSING = object()
 cdef object _pickle_dumps = pickle.dumps
+from .journal.codec import load_pickle as _load_pickle
 cdef object _lz4_compress = None
 cdef object _mac = None
 cdef str _MODULE = __name__
@@ -385,6 +395,147 @@ def encode_value_bytes(obj, bytes key):
     finally:
         if b.heap:
             free(b.p)
+
+
+# --- the value decoder (journal/codec.py Decoder is the reference) -------------------------
+
+cdef enum:
+    MAX_DECODE_DEPTH = MAX_ENCODE_DEPTH + 2
+
+cdef struct Rd:
+    const unsigned char* p
+    Py_ssize_t n
+    Py_ssize_t pos
+
+
+cdef object _corrupt(Rd* r, str reason):
+    raise CorruptRecordError(f"{reason} at payload byte {r.pos}")
+
+
+cdef inline uint8_t rd_byte(Rd* r) except? 255:
+    if r.pos >= r.n:
+        _corrupt(r, "payload truncated")
+    r.pos += 1
+    return r.p[r.pos - 1]
+
+
+cdef uint64_t rd_varint(Rd* r) except? 0xFFFFFFFFFFFFFFFF:
+    cdef uint64_t v = 0
+    cdef int shift = 0
+    cdef uint8_t b
+    while True:
+        b = rd_byte(r)
+        v |= (<uint64_t>(b & 0x7F)) << shift
+        if b < 0x80:
+            return v
+        shift += 7
+        if shift > 63:
+            _corrupt(r, "varint too long")
+
+
+cdef const unsigned char* rd_take(Rd* r, uint64_t size) except NULL:
+    if size > <uint64_t>(r.n - r.pos):
+        _corrupt(r, f"payload truncated (need {size} bytes)")
+    r.pos += <Py_ssize_t>size
+    return r.p + r.pos - <Py_ssize_t>size
+
+
+cdef object rd_value(Rd* r, int depth, object key, bint trust):
+    cdef uint8_t tag
+    cdef uint64_t z, size, count, i
+    cdef const unsigned char* s
+    cdef double d
+    if depth > MAX_DECODE_DEPTH:
+        _corrupt(r, "nesting too deep")
+    tag = rd_byte(r)
+    if tag == T_INT:
+        z = rd_varint(r)
+        return PyLong_FromLongLong(<long long>((z >> 1) ^ (0 - (z & 1))))
+    if tag == T_STR:
+        size = rd_varint(r)
+        s = rd_take(r, size)
+        try:
+            return PyUnicode_DecodeUTF8(<const char*>s, <Py_ssize_t>size, "strict")
+        except UnicodeDecodeError:
+            _corrupt(r, "invalid UTF-8")
+    if tag == T_NONE:
+        return None
+    if tag == T_TRUE:
+        return True
+    if tag == T_FALSE:
+        return False
+    if tag == T_FLOAT:
+        memcpy(&d, rd_take(r, 8), 8)
+        return PyFloat_FromDouble(d)
+    if tag == T_BYTES or tag == T_BYTEARRAY:
+        size = rd_varint(r)
+        s = rd_take(r, size)
+        if tag == T_BYTES:
+            return PyBytes_FromStringAndSize(<const char*>s, <Py_ssize_t>size)
+        return PyByteArray_FromStringAndSize(<const char*>s, <Py_ssize_t>size)
+    if tag == T_LIST or tag == T_TUPLE or tag == T_SET or tag == T_FROZENSET:
+        count = rd_varint(r)
+        if count > <uint64_t>(r.n - r.pos):  # every item takes at least one byte
+            _corrupt(r, "item count exceeds payload")
+        if tag == T_TUPLE:
+            items = PyTuple_New(<Py_ssize_t>count)
+            for i in range(count):
+                item = rd_value(r, depth + 1, key, trust)
+                Py_INCREF(item)  # SET_ITEM steals a reference
+                PyTuple_SET_ITEM(items, <Py_ssize_t>i, item)
+            return items
+        items = PyList_New(<Py_ssize_t>count)
+        for i in range(count):
+            item = rd_value(r, depth + 1, key, trust)
+            Py_INCREF(item)
+            PyList_SET_ITEM(items, <Py_ssize_t>i, item)
+        if tag == T_LIST:
+            return items
+        try:
+            return set(items) if tag == T_SET else frozenset(items)
+        except TypeError:
+            _corrupt(r, "unhashable set element")
+    if tag == T_DICT:
+        count = rd_varint(r)
+        if count > <uint64_t>(r.n - r.pos) // 2:
+            _corrupt(r, "item count exceeds payload")
+        out = {}
+        for i in range(count):
+            k = rd_value(r, depth + 1, key, trust)
+            v = rd_value(r, depth + 1, key, trust)
+            try:
+                out[k] = v
+            except TypeError:
+                _corrupt(r, "unhashable dict key")
+        return out
+    if tag == T_SLICE:
+        start = rd_value(r, depth + 1, key, trust)
+        stop = rd_value(r, depth + 1, key, trust)
+        return slice(start, stop, rd_value(r, depth + 1, key, trust))
+    if tag == T_BIGINT:
+        size = rd_varint(r)
+        s = rd_take(r, size)
+        return int.from_bytes(PyBytes_FromStringAndSize(<const char*>s, <Py_ssize_t>size), "little", signed=True)
+    if tag == T_PICKLE:
+        size = rd_varint(r)
+        mac = PyBytes_FromStringAndSize(<const char*>rd_take(r, 32), 32)
+        s = rd_take(r, size)
+        return _load_pickle(PyBytes_FromStringAndSize(<const char*>s, <Py_ssize_t>size), mac, key, trust)
+    _corrupt(r, f"unknown value tag 0x{tag:02x}")
+
+
+def decode_values(payload, key, bint trust_pickles, int count):
+    """Decode exactly ``count`` consecutive values filling ``payload`` (see codec.Decoder)."""
+    cdef const unsigned char[::1] view = payload
+    cdef Rd r
+    cdef int i
+    r.p = &view[0] if view.shape[0] else <const unsigned char*>""
+    r.n = view.shape[0]
+    r.pos = 0
+    values = [rd_value(&r, 0, key, trust_pickles) for i in range(count)]
+    if r.pos != r.n:
+        raise CorruptRecordError("unexpected bytes after the payload")
+    return values
 
 
 # --- the record writer ---------------------------------------------------------------------

@@ -20,11 +20,11 @@ import google_crc32c
 from . import _support
 from .errors import JournalClosedError, RecordTooLargeError
 from .journal import format as fmt
-from .journal.codec import encode_value
+from .journal.codec import decode_values, encode_value
 from .journal.segments import sync_data
 
 __all__ = ["DURABILITY_BATCH", "DURABILITY_FSYNC", "DURABILITY_PROCESS", "RecordWriter",
-           "SafeDict", "SafeList", "SafeSet", "crc32c"]
+           "SafeDict", "SafeList", "SafeSet", "crc32c", "decode_values"]
 
 crc32c = google_crc32c.value
 

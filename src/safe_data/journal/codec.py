@@ -278,15 +278,28 @@ class Decoder:
         if tag == fmt.T_PICKLE:
             n = self._varint()
             tag_mac = bytes(self._take(fmt.MAC_SIZE))
-            data = bytes(self._take(n))
-            from hmac import compare_digest
-
-            verified = self.key is not None and compare_digest(tag_mac, mac(self.key, data))
-            if not (verified or self.trust_pickles):
-                return UnverifiedPickle(data)
-            _reading.active = getattr(_reading, "active", 0) + 1
-            try:
-                return pickle.loads(data)
-            finally:
-                _reading.active -= 1
+            return load_pickle(bytes(self._take(n)), tag_mac, self.key, self.trust_pickles)
         self._fail(f"unknown value tag 0x{tag:02x}")
+
+
+def load_pickle(data: bytes, tag_mac: bytes, key: bytes | None, trust_pickles: bool):
+    """Unpickle ``data`` only if its MAC verifies under ``key`` (or the caller trusts it)."""
+    from hmac import compare_digest
+
+    verified = key is not None and compare_digest(tag_mac, mac(key, data))
+    if not (verified or trust_pickles):
+        return UnverifiedPickle(data)
+    _reading.active = getattr(_reading, "active", 0) + 1
+    try:
+        return pickle.loads(data)
+    finally:
+        _reading.active -= 1
+
+
+def decode_values(payload, key: bytes | None, trust_pickles: bool, count: int) -> list:
+    """Decode exactly ``count`` consecutive values filling ``payload`` (the pure decoder)."""
+    decoder = Decoder(payload, key, trust_pickles)
+    values = [decoder.value() for _ in range(count)]
+    if not decoder.at_end():
+        raise CorruptRecordError("unexpected bytes after the payload")
+    return values

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 from ..errors import CorruptRecordError
 from . import format as fmt
-from .codec import Decoder
+from .. import _impl
 
 _U32 = struct.Struct("<I")
 
@@ -122,12 +122,9 @@ def decode_frame(frame: Frame, header: fmt.SegmentHeader, segment: str, key, tru
     payload = frame.payload
     if frame.flags & fmt.FLAG_COMPRESSED:
         payload = _decompress(payload)
-    dec = Decoder(payload, key, trust_pickles)
-    rec_key = dec.value()
-    values = dec.value()
-    caller = dec.value() if frame.flags & fmt.FLAG_CALLER else None
-    if not dec.at_end():
-        raise CorruptRecordError("unexpected bytes after the payload")
+    decoded = _impl.decode_values(payload, key, trust_pickles, 3 if frame.flags & fmt.FLAG_CALLER else 2)
+    rec_key, values = decoded[0], decoded[1]
+    caller = decoded[2] if len(decoded) == 3 else None
     try:
         name = str(frame.name, "utf-8")
     except UnicodeDecodeError:
