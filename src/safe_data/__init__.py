@@ -22,6 +22,9 @@ from .history import diff, discarded, history, restore, undo
 from .journal.codec import UnverifiedPickle
 from .journal.journal import Journal, JournalWarning, configure, default_journal
 from .journal.reader import Problem, Record
+from .patching import install, patched, uninstall
+from .protect import SafeBytearray, SafeDefaultDict, SafeDeque, SafeOrderedDict, make_safe
+from .proxies import SafeMappingProxy, SafeSequenceProxy, proxy
 
 __version__ = "0.1.0"
 
@@ -31,4 +34,6 @@ __all__ = [
     "JournalError", "JournalFullError", "JournalWarning", "Problem", "Record",
     "RecordTooLargeError", "SafeDataError", "SafeDict", "SafeList", "SafeSet",
     "UnpicklableValueError", "UnverifiedPickle", "configure", "default_journal",
+    "make_safe", "proxy", "SafeMappingProxy", "SafeSequenceProxy", "SafeDeque", "SafeOrderedDict",
+    "SafeDefaultDict", "SafeBytearray", "patched", "install", "uninstall",
 ]

@@ -57,6 +57,11 @@ def undo(container, n: int = 1) -> list:
     """
     if n < 1:
         raise ValueError("n must be at least 1")
+    from . import _impl
+
+    if not isinstance(container, (_impl.SafeList, _impl.SafeDict, _impl.SafeSet)):
+        raise TypeError(f"undo() reverts SafeList, SafeDict and SafeSet operations, not "
+                        f"{type(container).__name__}'s; use history() and restore the values yourself")
     journal = container.journal
     with journal.operation_lock:
         mine = [r for r in journal.records(container.name)
