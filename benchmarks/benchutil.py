@@ -170,6 +170,8 @@ def per_op(meta) -> float:
 
 #: (group prefix, variant, extra_info key, comparison, limit, what) -- checked on C rows
 TARGETS = [
+    ("7 restore", "discarded", "ops_per_s", ">=", 1e6, "discarded() >= 1M values/s"),
+    ("7 restore", "restore", "ops_per_s", ">=", 1e6, "restore() >= 1M values/s"),
     ("1 add: list.append", "c", "x_builtin", "<=", 1.2, "append <= 1.2x builtin time"),
     ("1 read: dict d[k]", "c", "x_builtin", "<=", 1.3, "d[k] <= 1.3x builtin time"),
     ("2 discard: list.pop() small int", "c", "ops_per_s", ">=", 2e6, "pop small ints >= 2M ops/s"),
