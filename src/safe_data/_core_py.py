@@ -428,21 +428,7 @@ class SafeDict(_Safe, dict):
         return _support.deepcopy_of(self, memo, dict.update, list(dict.items(self)))
 
     def _update(self, args, kwargs, op, track=True):
-        if len(args) > 1:
-            raise TypeError(f"update expected at most 1 argument, got {len(args)}")
-        pairs = []
-        if args:
-            other = args[0]
-            if hasattr(other, "keys"):
-                pairs = [(k, other[k]) for k in other.keys()]
-            else:
-                for n, item in enumerate(other):
-                    item = tuple(item)
-                    if len(item) != 2:
-                        raise ValueError(f"dictionary update sequence element #{n} has length {len(item)}; 2 is required")
-                    pairs.append(item)
-        if kwargs:
-            pairs.extend(kwargs.items())
+        pairs = _support.update_pairs(args, kwargs)
         if self._b.deep:
             pairs = [(k, self._b.convert(v, k)) for k, v in pairs]
         with self._b.writer.operation_lock:

@@ -38,6 +38,27 @@ def caller_of(skip_module: str | None = None):
     return (frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
 
 
+def update_pairs(args: tuple, kwargs: dict) -> list:
+    """The (key, value) pairs ``dict.update(*args, **kwargs)`` would store, read once (the
+    caller's mapping or iterable runs before any lock is taken), with dict's own errors."""
+    if len(args) > 1:
+        raise TypeError(f"update expected at most 1 argument, got {len(args)}")
+    pairs = []
+    if args:
+        other = args[0]
+        if hasattr(other, "keys"):
+            pairs = [(k, other[k]) for k in other.keys()]
+        else:
+            for n, item in enumerate(other):
+                item = tuple(item)
+                if len(item) != 2:
+                    raise ValueError(f"dictionary update sequence element #{n} has length "
+                                     f"{len(item)}; 2 is required")
+                pairs.append(item)
+    pairs.extend(kwargs.items())
+    return pairs
+
+
 def resolve_journal(journal):
     from .journal.journal import default_journal
 

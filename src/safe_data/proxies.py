@@ -143,21 +143,7 @@ class MappingJournaling(Journaled):
     def _update(self, args, kwargs, op):
         """``update`` under another operation name (``|=``, ``init``): journals the values
         it overwrites in one record."""
-        if len(args) > 1:
-            raise TypeError(f"update expected at most 1 argument, got {len(args)}")
-        pairs = []  # read the caller's mapping or iterable before taking the lock
-        if args:
-            other = args[0]
-            if hasattr(other, "keys"):
-                pairs = [(k, other[k]) for k in other.keys()]
-            else:
-                for n, item in enumerate(other):
-                    item = tuple(item)
-                    if len(item) != 2:
-                        raise ValueError(f"dictionary update sequence element #{n} has length "
-                                         f"{len(item)}; 2 is required")
-                    pairs.append(item)
-        pairs.extend(kwargs.items())
+        pairs = _support.update_pairs(args, kwargs)  # read before the lock is taken
         pairs = [(k, self._adopt(v, k)) for k, v in pairs]
         with self._journal.operation_lock:
             old = {}
