@@ -1,0 +1,37 @@
+"""The ``safe-data`` command: see, restore, check and trim what a journal holds.
+
+Every command works on the journal named by the global ``--journal DIR`` (default:
+``$SAFE_DATA_HOME``, else the platform's user data directory).  Listings are rich tables
+on a terminal and tab-separated text when piped; ``--json`` gives machine-readable
+output.  docs/cli.md documents each command, the JSON shapes and the exit codes.
+
+Inspecting commands (log, show, stats, verify without --repair) only read: they do not
+open a :class:`~safe_data.Journal`, so they neither create files nor recover segments.
+
+The modules: ``app`` (the click group), ``exits`` (exit codes, :class:`Failure`),
+``params`` (option types), ``output`` and ``json_output`` (text and JSON),
+``journal_view`` (read-only segment summaries), and the commands: ``listing`` (log,
+show), ``restoring`` (restore), ``maintenance`` (verify, stats, purge) and
+``walkthrough`` (demo).
+"""
+
+from __future__ import annotations
+
+from .app import main
+from .exits import (EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_OK,
+                    EXIT_REFUSED, EXIT_USAGE, Failure)
+from .journal_view import SegmentSummary, summarize_segments
+from .json_output import dumps, jsonable, record_fields
+from .listing import OP_NAMES, PLAIN_FIELDS, log, matching_records, show
+from .maintenance import NO_BACKUP_NOTE, journal_stats, purge, purge_plan, stats, verify
+from .params import SIZE, TIME, SizeType, TimeType
+from .restoring import restore
+from .walkthrough import demo
+
+__all__ = [
+    "EXIT_BROKEN_PIPE", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_NOT_FOUND", "EXIT_OK",
+    "EXIT_REFUSED", "EXIT_USAGE", "NO_BACKUP_NOTE", "OP_NAMES", "PLAIN_FIELDS", "SIZE", "TIME",
+    "Failure", "SegmentSummary", "SizeType", "TimeType", "demo", "dumps", "journal_stats",
+    "jsonable", "log", "main", "matching_records", "purge", "purge_plan", "record_fields",
+    "restore", "show", "stats", "summarize_segments", "verify",
+]

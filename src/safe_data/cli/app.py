@@ -1,0 +1,63 @@
+"""The ``safe-data`` click group: the global ``--journal`` option, the exit codes of a
+closed pipe, Ctrl-C and OS errors, and the commands it runs."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+import safe_data
+
+from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, Failure
+from .listing import log, show
+from .maintenance import purge, stats, verify
+from .restoring import restore
+from .walkthrough import demo
+
+
+class _Group(click.Group):
+    """Turns a closed output pipe and Ctrl-C into quiet exits with their own codes
+    (click's default, 1, would read as "problems found")."""
+
+    def invoke(self, ctx):
+        try:
+            try:
+                return super().invoke(ctx)
+            finally:
+                sys.stdout.flush()  # a closed pipe must surface here, not at interpreter exit
+        except BrokenPipeError:
+            _discard_stdout()
+            raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except OSError as exc:  # a permission, a full disk: a message, not a traceback
+            raise Failure(str(exc)) from None
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so the final flush at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+@click.group(cls=_Group)
+@click.version_option(safe_data.__version__, prog_name="safe-data")
+@click.option("--journal", "journal_path", type=click.Path(file_okay=False), default=None,
+              metavar="DIR", help="Journal directory (default: $SAFE_DATA_HOME, else the "
+                                  "platform's user data directory).")
+@click.pass_context
+def main(ctx, journal_path: str | None) -> None:
+    """See, restore and protect what your program discarded.
+
+    Exit codes: 0 ok, 1 damaged journal or failure, 2 usage error, 3 nothing matched,
+    4 refused without --force/--partial (docs/cli.md).
+    """
+    ctx.obj = journal_path
+
+
+for _command in (demo, log, show, restore, verify, stats, purge):
+    main.add_command(_command)

@@ -1,0 +1,276 @@
+"""``verify`` (and repair), ``stats`` and ``purge``: check, count and trim segments."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import click
+
+from ..journal.reader import Problem
+from ..journal.repair import DAMAGED_DIR, repair
+from ..journal.segments import fsync_dir
+from .exits import EXIT_FAILED, EXIT_REFUSED, Failure
+from .journal_view import SegmentSummary, _add_span, _journal_dir, _read_key, summarize_segments
+from .json_output import _dump_json
+from .output import _brief, _count, _human_bytes, _iso, _print_table, _table_time, _warn
+from .params import SIZE, TIME, _ns
+
+NO_BACKUP_NOTE = ("safe_data has no remote backup yet, so no record is backed up and every "
+                  "sealed segment is pending upload")
+
+
+# --- verify -------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--repair", "fix", is_flag=True,
+              help="Cut damaged tails off sealed segments and seal dead writers' segments, "
+                   "after saving the originals in damaged/.")
+@click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
+@click.pass_obj
+def verify(journal_path, fix, as_json) -> None:
+    """Check every segment; exit 1 if the journal is damaged.
+
+    Every frame's length and checksum are checked and every record is decoded.
+    Segments being written by live processes are read but never reported or changed.
+    """
+    directory = _journal_dir(journal_path)
+    key = _read_key(directory)
+    found, segments = _check(directory, key)
+    repaired, remaining = [], found
+    if fix and found:
+        repaired = repair(directory, found)
+        remaining, segments = _check(directory, key)
+    if as_json:
+        _dump_json({"journal": directory, "ok": not remaining, "segments": segments,
+                    "problems": [_problem_json(p) for p in found], "repaired": repaired,
+                    "remaining": [_problem_json(p) for p in remaining]})
+    else:
+        _report_check(found, repaired, remaining, segments, fix)
+    if remaining:
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
+def _check(directory: str, key) -> tuple[list[Problem], int]:
+    problems: list[Problem] = []
+    segments = 0
+    for summary in summarize_segments(directory, key=key, decode=True, description="verifying"):
+        segments += 1
+        problems.extend(p for p in summary.problems if not p.live)
+    return problems, segments
+
+
+def _problem_json(problem: Problem) -> dict:
+    return {"segment": problem.segment, "offset": problem.offset, "reason": problem.reason}
+
+
+def _problem_rows(problems):
+    return [(p.segment, p.offset, p.reason) for p in problems]
+
+
+def _report_check(found, repaired, remaining, segments: int, fix: bool) -> None:
+    columns = ("segment", "offset", "problem")
+    if not found:
+        click.echo(f"{_count(segments, 'segment')} checked: the journal is sound")
+        return
+    _print_table(columns, _problem_rows(found),
+                 title=f"{_count(len(found), 'problem')} in {_count(segments, 'segment')}")
+    for line in repaired:
+        click.echo(f"repaired {line}")
+    if not fix:
+        click.echo("run `safe-data verify --repair` to cut damaged tails (the originals are "
+                   "kept in damaged/)")
+    elif remaining:
+        _print_table(columns, _problem_rows(remaining),
+                     title=f"{_count(len(remaining), 'problem')} remaining")
+    else:
+        click.echo("after the repair the journal is sound")
+
+
+# --- stats --------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="The figures as one JSON object.")
+@click.pass_obj
+def stats(journal_path, as_json) -> None:
+    """Records, bytes and segments, per container too.
+
+    Also what awaits upload to a remote backup (today: every sealed segment).
+    """
+    directory = _journal_dir(journal_path)
+    figures = journal_stats(directory)
+    if as_json:
+        _dump_json(figures)
+    else:
+        _print_stats(figures)
+
+
+def journal_stats(directory: str) -> dict:
+    """The figures ``safe-data stats`` prints, as a JSON-ready dict (docs/cli.md)."""
+    totals = {"records": 0, "record_bytes": 0, "disk_bytes": 0, "sealed": 0, "open": 0,
+              "live": 0, "sealed_bytes": 0, "problems": 0}
+    containers: dict[bytes, list[int]] = {}
+    for s in summarize_segments(directory, description="counting"):
+        totals["records"] += s.records
+        totals["record_bytes"] += s.record_bytes
+        totals["disk_bytes"] += s.disk_bytes
+        totals["sealed" if s.sealed else "open"] += 1
+        totals["live"] += s.live
+        totals["sealed_bytes"] += s.disk_bytes if s.sealed else 0
+        totals["problems"] += sum(not p.live for p in s.problems)
+        for name, span in s.containers.items():
+            _add_span(containers, name, *span)
+    by_size = sorted(containers.items(), key=lambda item: (-item[1][1], item[0]))
+    return {
+        "journal": directory,
+        "records": totals["records"], "record_bytes": totals["record_bytes"],
+        "disk_bytes": totals["disk_bytes"],
+        "segments": {"sealed": totals["sealed"], "open": totals["open"], "live": totals["live"]},
+        "problems": totals["problems"],
+        "damaged": _damaged_files(directory),
+        "pending_upload": {"segments": totals["sealed"], "bytes": totals["sealed_bytes"],
+                           "note": NO_BACKUP_NOTE},
+        "containers": {
+            str(name, "utf-8", "replace"): {
+                "records": records, "bytes": size, "oldest": _iso(oldest), "newest": _iso(newest),
+                "oldest_ns": oldest, "newest_ns": newest}
+            for name, (records, size, oldest, newest) in by_size},
+    }
+
+
+def _damaged_files(directory: str) -> dict:
+    damaged = os.path.join(directory, DAMAGED_DIR)
+    try:
+        entries = [e for e in os.scandir(damaged) if e.is_file()]
+    except FileNotFoundError:
+        entries = []
+    return {"files": len(entries), "bytes": sum(e.stat().st_size for e in entries)}
+
+
+def _print_stats(figures: dict) -> None:
+    segments, damaged, pending = figures["segments"], figures["damaged"], figures["pending_upload"]
+    lines = [
+        ("journal", figures["journal"]),
+        ("records", f"{figures['records']:,} ({_human_bytes(figures['record_bytes'])} of frames)"),
+        ("on disk", f"{_human_bytes(figures['disk_bytes'])} in "
+                    f"{_count(segments['sealed'] + segments['open'], 'segment')}: "
+                    f"{segments['sealed']} sealed, {segments['open']} open" + (
+                        f" ({segments['live']} being written; an open segment takes its whole "
+                        f"preallocated size)" if segments["open"] else "")),
+        ("damaged/", f"{_count(damaged['files'], 'file')}, {_human_bytes(damaged['bytes'])}"),
+        ("pending upload", f"{_count(pending['segments'], 'sealed segment')}, "
+                           f"{_human_bytes(pending['bytes'])}: "
+                           f"{pending['note']}"),
+    ]
+    if figures["problems"]:
+        lines.append(("problems", f"{figures['problems']}: run `safe-data verify` for details"))
+    for name, value in lines:
+        click.echo(f"{name + ':':<16}{value}")
+    rows = [(name, f"{c['records']:,}", _human_bytes(c["bytes"]), _table_time(c["oldest_ns"]),
+             _table_time(c["newest_ns"])) for name, c in figures["containers"].items()]
+    if rows:
+        click.echo()
+        _print_table(("container", "records", "bytes", "oldest (UTC)", "newest (UTC)"), rows)
+
+
+# --- purge --------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--older-than", type=TIME, metavar="TIME",
+              help="Segments whose newest record is older than this (an age: 30d, or an ISO "
+                   "time).")
+@click.option("--container", "containers", multiple=True, metavar="NAME",
+              help="Only segments whose records all belong to these containers (repeatable).")
+@click.option("--max-bytes", type=SIZE, metavar="SIZE",
+              help="Delete the oldest segments until the journal takes at most SIZE on disk "
+                   "(500M, 2G).")
+@click.option("--force", is_flag=True,
+              help="Delete records that are not backed up (today that is every record).")
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
+@click.option("--json", "as_json", is_flag=True, help="The plan or result as one JSON object.")
+@click.pass_obj
+def purge(journal_path, older_than, containers, max_bytes, force, dry_run, as_json) -> None:
+    """Delete sealed segments: by age, by container, or down to a size.
+
+    Criteria combine: a segment goes only if it meets every one given.  Segments being
+    written and damaged segments are never deleted.  No record is backed up yet, so
+    without --force purge lists what it would delete and exits 4.
+    """
+    if older_than is None and not containers and max_bytes is None:
+        raise click.UsageError("say what to purge: --older-than, --container and/or --max-bytes")
+    directory = _journal_dir(journal_path)
+    summaries = list(summarize_segments(directory, description="scanning"))
+    plan = purge_plan(summaries, older_than=older_than, containers=containers, max_bytes=max_bytes)
+    skipped = sum(1 for s in summaries if s.sealed and s.problems)
+    action = _purge_action(plan, force=force, dry_run=dry_run)
+    if action == "deleted":
+        _delete(directory, plan)
+    if as_json:
+        _dump_json({"journal": directory, "action": action,
+                    "segments": [_segment_json(s) for s in plan],
+                    "bytes": sum(s.disk_bytes for s in plan), "skipped_damaged": skipped})
+    else:
+        _report_purge(plan, "would delete" if action == "refused" else action, skipped)
+    if action == "refused":
+        raise Failure(f"refusing to delete {_count(len(plan), 'segment')}: {NO_BACKUP_NOTE}. "
+                      f"Pass --force to delete them anyway, or --dry-run to only list them.",
+                      EXIT_REFUSED)
+
+
+def _purge_action(plan, *, force: bool, dry_run: bool) -> str:
+    if dry_run:
+        return "would delete"
+    if force:
+        return "deleted"
+    # No uploader exists yet, so no record is backed up: every deletion needs --force.
+    # Once remote backup lands, segments already uploaded can go without it.
+    return "refused" if plan else "would delete"
+
+
+def purge_plan(summaries, *, older_than=None, containers=(), max_bytes=None) -> list:
+    """The sealed, undamaged segments to delete, oldest first (see ``purge``)."""
+    cutoff = _ns(older_than)
+    candidates = [s for s in summaries if s.sealed and not s.problems
+                  and (cutoff is None or s.newest_ns < cutoff)
+                  and (not containers or s.container_names <= set(containers))]
+    candidates.sort(key=lambda s: (s.newest_ns, s.name))
+    if max_bytes is None:
+        return candidates
+    excess = sum(s.disk_bytes for s in summaries) - max_bytes
+    plan = []
+    for summary in candidates:
+        if excess <= 0:
+            break
+        plan.append(summary)
+        excess -= summary.disk_bytes
+    return plan
+
+
+def _delete(directory: str, plan) -> None:
+    for summary in plan:
+        with contextlib.suppress(FileNotFoundError):  # purged by someone else meanwhile
+            os.unlink(summary.path)
+    fsync_dir(directory)
+
+
+def _segment_json(summary: SegmentSummary) -> dict:
+    return {"segment": summary.name, "records": summary.records, "bytes": summary.disk_bytes,
+            "oldest": _iso(summary.oldest_ns), "newest": _iso(summary.newest_ns),
+            "containers": sorted(summary.container_names)}
+
+
+def _report_purge(plan, action: str, skipped: int) -> None:
+    if skipped:
+        _warn(f"{_count(skipped, 'damaged segment')} left alone: damaged segments are never "
+              f"purged; run `safe-data verify --repair` first")
+    if not plan:
+        click.echo("nothing to purge")
+        return
+    rows = [(s.name, f"{s.records:,}", _human_bytes(s.disk_bytes), _table_time(s.newest_ns),
+             _brief(sorted(s.container_names))) for s in plan]
+    total = _human_bytes(sum(s.disk_bytes for s in plan))
+    _print_table(("segment", "records", "bytes", "newest (UTC)", "containers"), rows,
+                 title=f"{action} {_count(len(plan), 'segment')} ({total})")

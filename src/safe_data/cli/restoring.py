@@ -1,0 +1,86 @@
+"""``restore``: a container's past state, or what it discarded, as JSON or a pickle."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import warnings
+
+import click
+
+import safe_data
+
+from ..errors import IncompleteHistoryError
+from ..journal import format as fmt
+from .exits import EXIT_NOT_FOUND, EXIT_REFUSED, Failure
+from .journal_view import _journal_dir
+from .json_output import dumps
+from .output import _is_terminal, _progress, _warn
+from .params import TIME
+
+
+@click.command()
+@click.argument("name")
+@click.option("--at", type=TIME, help="The state at this time (default: after the last record); "
+                                      "with --discarded: what was discarded before it.")
+@click.option("--discarded", "only_discarded", is_flag=True,
+              help="Write every value NAME discarded instead of its state.")
+@click.option("--format", "out_format", type=click.Choice(["json", "pickle"]), default="json",
+              show_default=True)
+@click.option("--output", "-o", default="-", metavar="FILE", show_default=True,
+              help="Where to write (- for stdout).")
+@click.option("--partial", is_flag=True,
+              help="When the state cannot be rebuilt exactly, write what is known of it.")
+@click.pass_obj
+def restore(journal_path, name, at, only_discarded, out_format, output, partial) -> None:
+    """Write a container's past state, or what it discarded.
+
+    Writes container NAME's state (or, with --discarded, its discarded values) as JSON
+    or a pickle.  The state is exact for containers created with versioned=True; for
+    others only what they discarded is known, so restore refuses (exit 4) unless
+    --partial is given.
+    """
+    if out_format == "pickle" and output == "-" and _is_terminal(sys.stdout):
+        raise click.UsageError("refusing to write a pickle to a terminal; use --output FILE "
+                               "or redirect stdout")
+    directory = _journal_dir(journal_path)
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *args, **kwargs: _warn(str(message))
+        with safe_data.Journal(directory) as journal, _progress(f"reading {name}", None):
+            if next(journal.records(name, on_error="ignore"), None) is None:
+                raise Failure(f"no records of container {name!r} in {directory}", EXIT_NOT_FOUND)
+            if only_discarded:
+                result = safe_data.discarded(name, journal, until=at)
+            else:
+                result = _state(name, at, journal, partial)
+    _write_result(result, out_format, output)
+
+
+def _state(name: str, at, journal, partial: bool):
+    try:
+        return safe_data.restore(name, at=at, journal=journal)
+    except IncompleteHistoryError as exc:
+        if not partial:
+            raise Failure(f"{exc}\nPass --partial to write what is known.", EXIT_REFUSED) from None
+        _warn(f"writing a partial state: {exc}")
+        return exc.partial
+
+
+def _write_result(result, out_format: str, output: str) -> None:
+    if out_format == "json":
+        data = (dumps(result, indent=2) + "\n").encode("utf-8")
+    else:  # builtin types: a pickle that loads without safe_data installed
+        data = pickle.dumps(_builtin(result), protocol=fmt.PICKLE_PROTOCOL)
+    if output == "-":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        return
+    with open(output, "wb") as f:
+        f.write(data)
+
+
+def _builtin(value):
+    for base in (list, dict, set):
+        if isinstance(value, base) and type(value) is not base:
+            return base(value)
+    return value
