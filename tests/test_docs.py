@@ -16,3 +16,28 @@ def test_doc_examples_run(tmp_path, page):
         optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
     )
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_cli_quick_start_commands_run(tmp_path):
+    """Every command of docs/cli.md's quick start runs and succeeds on a real journal."""
+    import re
+    import subprocess
+    import sys
+
+    import safe_data
+
+    home = tmp_path / "journal"
+    with safe_data.Journal(home) as journal:
+        cart = safe_data.SafeList(range(60), name="cart", journal=journal)
+        while cart:
+            cart.pop()
+    text = open(os.path.join(DOCS, "cli.md"), encoding="utf-8").read()
+    block = re.search(r"```sh\n(.*?)```", text, re.S).group(1)
+    commands = [line.split("#")[0].split(">")[0].split() for line in block.splitlines()
+                if line.startswith("safe-data ")]
+    assert len(commands) >= 5
+    env = dict(os.environ, SAFE_DATA_HOME=str(home))
+    for command in commands:
+        proc = subprocess.run([sys.executable, "-m", "safe_data", *command[1:]], env=env,
+                              capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 0, (command, proc.stdout[-500:], proc.stderr[-500:])
