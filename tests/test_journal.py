@@ -147,3 +147,14 @@ def test_record_and_operation_lock_for_integrations(journal):
         seq, "row", "delete", "users", (1,), {"id": 1, "name": "ada"})
     with pytest.raises(ValueError, match="unknown operation"):
         journal.record("row", "explode", "users")
+
+
+def test_seal_now_and_keep_writing(journal):
+    lst = SafeList([1, 2, 3], journal=journal)
+    journal.seal()  # nothing open yet: nothing to do
+    lst.pop()
+    journal.seal()
+    lst.pop()
+    names = sorted(os.listdir(journal.path))
+    assert sum(n.endswith(".seg") for n in names) == 1 and sum(n.endswith(".open") for n in names) == 1
+    assert [r.values for r in records(journal)] == [[3], [2]]

@@ -849,6 +849,16 @@ cdef class RecordWriter:
         if rc != 0:
             raise OSError(errno, f"fdatasync of the journal segment failed: {os.strerror(errno)}")
 
+    def seal_segment(self):
+        """Seal the active segment now (the next record opens a new one), so that what it
+        holds can be shipped; nothing happens if no segment is open."""
+        with self._lock:
+            if self._closed or self._base == NULL:
+                return
+            used = self._pos
+            self._release_map()
+            self._manager.seal(used)
+
     def close(self):
         with self._lock:
             if self._closed:

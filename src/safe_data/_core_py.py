@@ -132,6 +132,15 @@ class RecordWriter:
         finally:
             os.close(fd)
 
+    def seal_segment(self) -> None:
+        """Seal the active segment now (the next record opens a new one), so that what it
+        holds can be shipped; nothing happens if no segment is open."""
+        with self._lock:
+            if self._closed or self._map is None:
+                return
+            used, self._map, self._pos, self._end, self._fd = self._pos, None, 0, 0, -1
+            self._manager.seal(used)
+
     def close(self) -> None:
         with self._lock:
             if self._closed:

@@ -114,6 +114,11 @@ class Journal:
         """Make every record written so far by this process durable on disk."""
         self._writer.sync()
 
+    def seal(self) -> None:
+        """Seal this process's active segment now, so an uploader can ship it; the next
+        record starts a new segment."""
+        self._writer.seal_segment()
+
     def close(self) -> None:
         """Seal this process's active segment; containers bound to the journal then raise
         :class:`~safe_data.errors.JournalClosedError` on any discard."""
