@@ -14,6 +14,7 @@ from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, Failure
 from .listing import log, show
 from .maintenance import purge, stats, verify
 from .restoring import restore
+from .serving import serve
 from .walkthrough import demo
 
 
@@ -59,5 +60,5 @@ def main(ctx, journal_path: str | None) -> None:
     ctx.obj = journal_path
 
 
-for _command in (demo, log, show, restore, verify, stats, purge):
+for _command in (demo, log, show, restore, verify, stats, purge, serve):
     main.add_command(_command)

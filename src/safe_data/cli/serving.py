@@ -1,0 +1,131 @@
+"""``serve``: run the backup server (docs/remote.md) on a directory store.
+
+aiohttp is imported only when the command runs, so ``safe-data`` stays quick to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import click
+
+TOKENS_ENV = "SAFE_DATA_TOKENS"
+
+
+def parse_tokens(text: str, source: str, *, commas: bool) -> dict[str, str]:
+    """``namespace:token`` entries, one a line (or comma-separated); ``#`` starts a comment.
+
+    Raise click.UsageError on a malformed entry, an invalid namespace, an empty token, a
+    namespace given twice or a token shared by two namespaces.  Tokens never appear in
+    the messages.
+    """
+    from ..upload.store import valid_namespace
+
+    entries = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("#"):
+            continue
+        parts = line.split(",") if commas else [line]
+        for part in parts:
+            part = part.strip()
+            if part:
+                entries.append((number, part))
+    tokens: dict[str, str] = {}
+    for number, entry in entries:
+        namespace, sep, token = entry.partition(":")
+        namespace, token = namespace.strip(), token.strip()
+        where = f"{source}, line {number}"
+        if not sep or not token:
+            raise click.UsageError(f"{where}: expected namespace:token")
+        if not valid_namespace(namespace):
+            raise click.UsageError(f"{where}: invalid namespace {namespace!r} (letters, digits, "
+                                   "'_', '.', '-', at most 64)")
+        if namespace in tokens:
+            raise click.UsageError(f"{where}: namespace {namespace!r} given twice")
+        if token in tokens.values():
+            raise click.UsageError(f"{where}: the token of {namespace!r} is already used by "
+                                   "another namespace")
+        tokens[namespace] = token
+    return tokens
+
+
+def load_tokens(tokens_file: str | None) -> dict[str, str]:
+    if tokens_file is not None:
+        with open(tokens_file, encoding="utf-8") as f:
+            tokens = parse_tokens(f.read(), tokens_file, commas=False)
+        mode = os.stat(tokens_file).st_mode
+        if mode & 0o077:
+            click.echo(f"warning: {tokens_file} is readable by other users "
+                       f"(mode {mode & 0o777:o}); chmod 600 it", err=True)
+    else:
+        text = os.environ.get(TOKENS_ENV)
+        if not text:
+            raise click.UsageError(f"no tokens: give --tokens FILE or set {TOKENS_ENV}")
+        tokens = parse_tokens(text, TOKENS_ENV, commas=True)
+    if not tokens:
+        raise click.UsageError("no namespace:token entries found")
+    return tokens
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def _run(app, host: str, port: int) -> None:
+    from aiohttp import web
+
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = port
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            bound = server.sockets[0].getsockname()[1]
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        click.echo(f"serving on {_url(host, bound)}")
+        sys.stdout.flush()
+        await stop.wait()
+        click.echo("stopping", err=True)
+    finally:
+        await runner.cleanup()
+
+
+@click.command()
+@click.option("--store", "store_dir", required=True, type=click.Path(file_okay=False),
+              metavar="DIR", help="Directory store: <DIR>/<namespace>/<segment id>.seg.zst.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port, printed when ready).")
+@click.option("--tokens", "tokens_file", type=click.Path(dir_okay=False, exists=True),
+              metavar="FILE", default=None,
+              help=f"'namespace:token' lines ('#' comments). Default: ${TOKENS_ENV} "
+                   "(same entries, comma- or newline-separated).")
+@click.option("--max-segment-bytes", default=256 << 20, show_default=True,
+              type=click.IntRange(1), help="Largest decompressed segment accepted.")
+def serve(store_dir, host, port, tokens_file, max_segment_bytes) -> None:
+    """Run the backup server: receive sealed segments over HTTP and store them.
+
+    Prints 'serving on http://HOST:PORT' when ready; SIGTERM or Ctrl-C stop it.
+    """
+    import logging
+
+    from ..upload.server import make_app
+    from ..upload.store import DirectoryStore
+
+    tokens = load_tokens(tokens_file)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        stream=sys.stderr)
+    app = make_app(DirectoryStore(store_dir), tokens, max_segment_bytes=max_segment_bytes)
+    asyncio.run(_run(app, host, port))
+
+
+if __name__ == "__main__":
+    serve()

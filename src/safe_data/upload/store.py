@@ -1,0 +1,223 @@
+"""The backup server's directory store (docs/remote.md, "Layout in a store").
+
+``<root>/<namespace>/<segment id>.seg.zst`` holds the zstd-compressed segment exactly as
+it was uploaded and ``<segment id>.sha256`` the lowercase hex SHA-256 of the
+*decompressed* segment.  Directories are created with mode 0700, files with 0600.
+
+Every file is written atomically and durably: a temporary file in the same directory,
+write, fsync, rename over the final name, fsync the directory.
+
+Order: the body (``.seg.zst``) first, the hash file last.  The hash file is the commit
+record of an entry:
+
+* a crash after the body but before the hash leaves a body without a hash.  Such an
+  entry was never acknowledged; it is invisible to :meth:`DirectoryStore.list` and
+  :meth:`DirectoryStore.get`, and the next upload of that id (whatever its content)
+  simply replaces it.  So a crash can never turn a later, different body into a
+  "duplicate", nor make the store refuse it as a conflict;
+* once the hash file exists, the body it describes is already durable (fsynced and its
+  rename fsynced before the hash file was even created), so "duplicate" is only ever
+  answered for content that is really stored, and a different body is refused.
+
+Writing the hash first would be wrong both ways: after a crash between the two files a
+hash without a body would make a retry of the same content look "already stored" (with
+nothing stored) and a different content look like a conflict.
+
+Concurrent puts of one id (threads of this process, or other processes sharing the
+directory) are serialised by a per-id thread lock (from a fixed pool) plus an ``flock`` on the namespace
+directory, so the check-then-write sequence is atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hmac
+import os
+import re
+import tempfile
+import threading
+
+SEGMENT_ID_RE = re.compile(r"[0-9a-f]{16}-[0-9]{6}")
+NAMESPACE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
+BODY_SUFFIX = ".seg.zst"
+HASH_SUFFIX = ".sha256"
+_TMP_PREFIX = ".tmp-"
+
+
+class StoreError(Exception):
+    """Base class of the store's refusals."""
+
+
+class ConflictError(StoreError):
+    """Another content is already stored under this segment id."""
+
+    def __init__(self, segment_id: str, stored_sha256: str, new_sha256: str):
+        super().__init__(f"segment {segment_id} is already stored with another hash")
+        self.segment_id = segment_id
+        self.stored_sha256 = stored_sha256
+        self.new_sha256 = new_sha256
+
+
+class NotFound(StoreError, KeyError):
+    """No committed entry under this segment id."""
+
+
+def valid_segment_id(segment_id) -> bool:
+    return isinstance(segment_id, str) and SEGMENT_ID_RE.fullmatch(segment_id) is not None
+
+
+def valid_namespace(namespace) -> bool:
+    return isinstance(namespace, str) and NAMESPACE_RE.fullmatch(namespace) is not None
+
+
+def _check(namespace: str, segment_id: str | None = None) -> None:
+    if not valid_namespace(namespace):
+        raise ValueError(f"invalid namespace {namespace!r}")
+    if segment_id is not None and not valid_segment_id(segment_id):
+        raise ValueError(f"invalid segment id {segment_id!r}")
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(directory: str, name: str, data: bytes) -> None:
+    """temp file in ``directory``, write, fsync, rename to ``name``, fsync ``directory``."""
+    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=directory)  # mode 0600
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, os.path.join(directory, name))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+class DirectoryStore:
+    """Segments of every namespace under one root directory."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = os.fspath(root)
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        # a fixed pool (ids hash onto it), so the locks do not grow with the store
+        self._locks = [threading.Lock() for _ in range(64)]
+
+    def __repr__(self):
+        return f"DirectoryStore({self.root!r})"
+
+    # --- paths and locks -------------------------------------------------------------------
+
+    def _namespace_dir(self, namespace: str, create: bool) -> str:
+        path = os.path.join(self.root, namespace)
+        if create and not os.path.isdir(path):
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                pass
+            else:
+                os.chmod(path, 0o700)  # whatever the umask
+                _fsync_dir(self.root)
+        return path
+
+    @contextlib.contextmanager
+    def _locked(self, namespace: str, segment_id: str, directory: str):
+        with self._locks[hash((namespace, segment_id)) % len(self._locks)]:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # other processes sharing the store
+                yield
+            finally:
+                os.close(fd)  # releases the flock
+
+    @staticmethod
+    def _read_hash(path: str) -> str | None:
+        try:
+            with open(path, "rb") as f:
+                text = f.read(200).decode("ascii", "replace").strip()
+        except FileNotFoundError:
+            return None
+        return text if SHA256_RE.fullmatch(text) else None
+
+    # --- the interface ---------------------------------------------------------------------
+
+    def put(self, namespace: str, segment_id: str, compressed: bytes, sha256: str) -> str:
+        """Store ``compressed`` (whose decompressed SHA-256 is ``sha256``) under the id.
+
+        Return ``"stored"`` or ``"duplicate"`` (the same hash is already stored, nothing
+        changed); raise :class:`ConflictError` if another hash is stored under that id.
+        """
+        _check(namespace, segment_id)
+        sha256 = sha256.lower()
+        if not SHA256_RE.fullmatch(sha256):
+            raise ValueError("sha256 must be 64 hex digits")
+        directory = self._namespace_dir(namespace, create=True)
+        body_name, hash_name = segment_id + BODY_SUFFIX, segment_id + HASH_SUFFIX
+        with self._locked(namespace, segment_id, directory):
+            stored = self._read_hash(os.path.join(directory, hash_name))
+            if stored is not None:
+                if not hmac.compare_digest(stored, sha256):
+                    raise ConflictError(segment_id, stored, sha256)
+                if os.path.exists(os.path.join(directory, body_name)):
+                    return "duplicate"
+                # The body of a committed entry was lost (deleted by hand): the same
+                # content has come back, so put it back.  Still acknowledged as duplicate.
+                _atomic_write(directory, body_name, compressed)
+                return "duplicate"
+            # No commit record: any body present is a leftover of a crash, never
+            # acknowledged, and is replaced.  Body first, hash (the commit) last.
+            _atomic_write(directory, body_name, compressed)
+            _atomic_write(directory, hash_name, (sha256 + "\n").encode("ascii"))
+            return "stored"
+
+    def get(self, namespace: str, segment_id: str) -> tuple[bytes, str]:
+        """Return ``(compressed bytes, sha256)``; raise :class:`NotFound` if absent."""
+        _check(namespace, segment_id)
+        directory = self._namespace_dir(namespace, create=False)
+        sha256 = self._read_hash(os.path.join(directory, segment_id + HASH_SUFFIX))
+        if sha256 is None:
+            raise NotFound(segment_id)
+        try:
+            with open(os.path.join(directory, segment_id + BODY_SUFFIX), "rb") as f:
+                return f.read(), sha256
+        except FileNotFoundError:
+            raise NotFound(segment_id) from None
+
+    def list(self, namespace: str) -> list[dict]:
+        """Committed entries of the namespace, sorted by id: ``{"id", "sha256", "size"}``
+        where ``size`` is the size of the stored (compressed) body in bytes."""
+        _check(namespace)
+        directory = self._namespace_dir(namespace, create=False)
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in sorted(names):
+            if not name.endswith(HASH_SUFFIX):
+                continue
+            segment_id = name[: -len(HASH_SUFFIX)]
+            if not valid_segment_id(segment_id):
+                continue
+            sha256 = self._read_hash(os.path.join(directory, name))
+            try:
+                size = os.stat(os.path.join(directory, segment_id + BODY_SUFFIX)).st_size
+            except FileNotFoundError:
+                continue
+            if sha256 is not None:
+                out.append({"id": segment_id, "sha256": sha256, "size": size})
+        return out
