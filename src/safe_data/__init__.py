@@ -28,6 +28,18 @@ from .proxies import SafeMappingProxy, SafeSequenceProxy, proxy
 
 __version__ = "0.1.0"
 
+#: remote backup, loaded on first use (aiohttp costs a third of a second to import)
+_LAZY = {"Uploader": "upload.uploader", "HttpSink": "upload.sinks", "DirectorySink": "upload.sinks",
+         "S3Sink": "upload.s3"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "EXTENSION", "CorruptRecordError", "CorruptSegmentError", "IncompleteHistoryError", "Journal",
     "JournalClosedError", "UndoError", "diff", "discarded", "history", "restore", "undo",
@@ -36,4 +48,5 @@ __all__ = [
     "UnpicklableValueError", "UnverifiedPickle", "configure", "default_journal",
     "make_safe", "proxy", "SafeMappingProxy", "SafeSequenceProxy", "SafeDeque", "SafeOrderedDict",
     "SafeDefaultDict", "SafeBytearray", "patched", "install", "uninstall",
+    "Uploader", "HttpSink", "DirectorySink", "S3Sink",
 ]

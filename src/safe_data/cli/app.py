@@ -15,6 +15,7 @@ from .listing import log, show
 from .maintenance import purge, stats, verify
 from .restoring import restore
 from .serving import serve
+from .shipping import pull, push
 from .walkthrough import demo
 
 
@@ -60,5 +61,5 @@ def main(ctx, journal_path: str | None) -> None:
     ctx.obj = journal_path
 
 
-for _command in (demo, log, show, restore, verify, stats, purge, serve):
+for _command in (demo, log, show, restore, verify, stats, purge, serve, push, pull):
     main.add_command(_command)

@@ -1,0 +1,470 @@
+"""``S3Sink``: sealed segments into any S3-compatible object store (docs/remote.md).
+
+Objects are stored as ``<prefix><namespace>/<segment id>.seg.zst``, with the segment's
+hash in the user metadata ``x-amz-meta-sha256``.
+
+Why a small AWS Signature V4 signer over aiohttp instead of aiobotocore: aiobotocore pins
+botocore (and therefore boto3) to narrow version ranges, which routinely conflicts with
+whatever else an application installs, and importing it costs about half a second. The
+sink needs four calls (PUT, HEAD and GET object, ListObjectsV2, plus CreateBucket for
+tests and demos); signing them is ~60 lines of ``hmac``/``hashlib`` and is checked
+against AWS's published test vector in the test suite.
+
+Acknowledgement rules (docs/remote.md):
+
+- ``PUT`` is conditional (``If-None-Match: *``) and carries ``Content-MD5`` and
+  ``x-amz-content-sha256`` of the body, so a store never keeps a corrupted transfer;
+- ``200`` acknowledges; ``412`` (the key exists) leads to a ``HEAD`` comparing
+  ``x-amz-meta-sha256``: the same hash acknowledges, another one is refused for good;
+- because some stores (some SeaweedFS versions among them) ignore ``If-None-Match``,
+  the sink by default also ``HEAD``\\ s the key *before* writing (``check_first``), so an
+  object with other content is never overwritten even by such a store;
+- ``5xx``, ``429``, timeouts, resets and unreadable answers are transient (retried,
+  honouring ``Retry-After``); ``401``/``403`` are refused: the credentials were refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as _dt
+import email.utils
+import hashlib
+import hmac
+import os
+import re
+import xml.etree.ElementTree as ET
+from typing import Any, Mapping
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+from yarl import URL
+
+from .sinks import MAX_SEGMENT_BYTES, SEGMENT_ID, RejectedError, Sink, TransientError
+
+__all__ = ["S3Sink", "S3Error", "sign_v4", "RejectedError", "TransientError"]
+
+_NAMESPACE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")  # as the other sinks
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+_MAX_BODY = MAX_SEGMENT_BYTES + (16 << 20)  # zstd never grows a segment by that much
+
+
+class S3Error(Exception):
+    """An S3 answer other than the expected ones (used by ``list``/``get``/``ensure_bucket``)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"S3 {status} {code}: {message}".strip())
+        self.status = status
+        self.code = code
+
+
+# --------------------------------------------------------------------------- signing
+
+
+def _uri_encode(s: str, *, keep_slash: bool) -> str:
+    return quote(s, safe="-_.~/" if keep_slash else "-_.~")
+
+
+def _hmac(key: bytes, msg: str) -> bytes:
+    return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
+
+
+def sign_v4(
+    method: str,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+    payload_sha256: str,
+    *,
+    access_key: str,
+    secret_key: str,
+    region: str,
+    service: str = "s3",
+    amz_date: str,
+) -> str:
+    """The ``Authorization`` header of an AWS Signature V4 request.
+
+    *path* is the already URI-encoded path (S3 encodes it once), *query* the decoded
+    query parameters, *headers* every header to sign (they must include ``host`` and
+    ``x-amz-date``; S3 also wants ``x-amz-content-sha256``), *amz_date* the
+    ``YYYYMMDDTHHMMSSZ`` time also sent as ``x-amz-date``.
+    """
+    canonical_query = "&".join(
+        f"{_uri_encode(k, keep_slash=False)}={_uri_encode(v, keep_slash=False)}"
+        for k, v in sorted(query.items())
+    )
+    norm = {k.lower().strip(): " ".join(str(v).split()) for k, v in headers.items()}
+    signed = ";".join(sorted(norm))
+    canonical_headers = "".join(f"{k}:{norm[k]}\n" for k in sorted(norm))
+    canonical_request = "\n".join(
+        [method.upper(), path or "/", canonical_query, canonical_headers, signed, payload_sha256]
+    )
+    date = amz_date[:8]
+    scope = f"{date}/{region}/{service}/aws4_request"
+    string_to_sign = "\n".join(
+        [
+            "AWS4-HMAC-SHA256",
+            amz_date,
+            scope,
+            hashlib.sha256(canonical_request.encode("utf-8")).hexdigest(),
+        ]
+    )
+    key = _hmac(("AWS4" + secret_key).encode("utf-8"), date)
+    key = _hmac(key, region)
+    key = _hmac(key, service)
+    key = _hmac(key, "aws4_request")
+    signature = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    return (
+        f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
+        f"SignedHeaders={signed}, Signature={signature}"
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.timezone.utc)
+    return max(0.0, (when - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
+
+
+def _error_code(body: bytes) -> tuple[str, str]:
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return "", body[:200].decode("utf-8", "replace")
+    return root.findtext("Code") or "", root.findtext("Message") or ""
+
+
+# --------------------------------------------------------------------------- the sink
+
+
+class S3Sink(Sink):
+    """Store segments in an S3 bucket; see the module docstring for the rules.
+
+    Use it as ``async with S3Sink(...) as sink:`` or call ``await sink.close()``; the
+    HTTP session is created on first use in the running event loop.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        endpoint_url: str | None = None,
+        *,
+        region: str = "us-east-1",
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        session_token: str | None = None,
+        prefix: str = "",
+        namespace: str = "default",
+        timeout: float = 30,
+        check_first: bool = True,
+    ) -> None:
+        if not bucket or "/" in bucket:
+            raise ValueError(f"invalid bucket name {bucket!r}")
+        if not _NAMESPACE.match(namespace):
+            raise ValueError(f"invalid namespace {namespace!r}")
+        self.bucket = bucket
+        self.region = region
+        self.prefix = prefix
+        self.namespace = namespace
+        self.timeout = timeout
+        self.check_first = check_first
+        self._access_key = access_key if access_key is not None else os.environ.get("AWS_ACCESS_KEY_ID", "")
+        self._secret_key = secret_key if secret_key is not None else os.environ.get("AWS_SECRET_ACCESS_KEY", "")
+        if session_token is None and access_key is None:
+            session_token = os.environ.get("AWS_SESSION_TOKEN") or None
+        self._session_token = session_token
+        if not self._access_key or not self._secret_key:
+            raise ValueError(
+                "S3Sink needs credentials: pass access_key/secret_key or set "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+        endpoint = (
+            endpoint_url
+            or os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL")
+        )
+        if endpoint:
+            # custom endpoints (SeaweedFS, MinIO, ...): path-style URLs
+            parts = urlsplit(endpoint.rstrip("/"))
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"invalid endpoint URL {endpoint!r}")
+            self._origin = f"{parts.scheme}://{parts.netloc}"
+            self._host = parts.netloc
+            self._base_path = parts.path.rstrip("/") + "/" + _uri_encode(bucket, keep_slash=False)
+        elif "." in bucket:  # a dotted bucket breaks the virtual host's TLS certificate
+            self._host = f"s3.{region}.amazonaws.com"
+            self._origin = f"https://{self._host}"
+            self._base_path = "/" + _uri_encode(bucket, keep_slash=False)
+        else:
+            self._host = f"{bucket}.s3.{region}.amazonaws.com"
+            self._origin = f"https://{self._host}"
+            self._base_path = ""
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:  # never shows the secret
+        return (
+            f"S3Sink(bucket={self.bucket!r}, endpoint={self._origin!r}, "
+            f"prefix={self.prefix!r}, namespace={self.namespace!r})"
+        )
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        return self._origin
+
+    def key(self, segment_id: str) -> str:
+        """The object key of a segment."""
+        return f"{self.prefix}{self.namespace}/{segment_id}.seg.zst"
+
+    async def __aenter__(self) -> "S3Sink":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Content-Type"),
+            )
+        return self._session
+
+    def _signed(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        headers: dict[str, str],
+        payload_sha256: str,
+    ) -> tuple[URL, dict[str, str]]:
+        amz_date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        headers = {
+            **headers,
+            "host": self._host,
+            "x-amz-date": amz_date,
+            "x-amz-content-sha256": payload_sha256,
+        }
+        if self._session_token:
+            headers["x-amz-security-token"] = self._session_token
+        headers["authorization"] = sign_v4(
+            method,
+            path,
+            query,
+            headers,
+            payload_sha256,
+            access_key=self._access_key,
+            secret_key=self._secret_key,
+            region=self.region,
+            amz_date=amz_date,
+        )
+        qs = "&".join(
+            f"{_uri_encode(k, keep_slash=False)}={_uri_encode(v, keep_slash=False)}"
+            for k, v in sorted(query.items())
+        )
+        url = URL(self._origin + path + ("?" + qs if qs else ""), encoded=True)
+        return url, headers
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        body_sha256: str | None = None,
+        read_limit: int = 16 * 1024 * 1024,
+    ) -> tuple[int, Any, bytes]:
+        """One signed request: (status, response headers, body). Network trouble and
+        server errors become ``TransientError``."""
+        payload_sha256 = body_sha256 or (hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256)
+        url, hdrs = self._signed(method, path, query or {}, dict(headers or {}), payload_sha256)
+        try:
+            async with self._get_session().request(
+                method, url, headers=hdrs, data=body if body or method == "PUT" else None
+            ) as resp:
+                data = b""
+                if method != "HEAD":
+                    chunks = []
+                    size = 0
+                    async for chunk in resp.content.iter_chunked(1 << 20):
+                        size += len(chunk)
+                        if size > read_limit:
+                            raise TransientError(f"S3 answer to {method} larger than {read_limit} bytes")
+                        chunks.append(chunk)
+                    data = b"".join(chunks)
+                status, rheaders = resp.status, resp.headers
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise TransientError(
+                f"S3 {method} {self._origin}{path} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        if status >= 500 or status in (408, 429) or (status == 409 and method != "PUT"):
+            code, message = _error_code(data)
+            raise TransientError(
+                f"S3 {method} {path} answered {status} {code} {message}".strip(),
+                retry_after=_retry_after(rheaders.get("Retry-After")),
+            )
+        if status in (401, 403):
+            code, message = _error_code(data)
+            if code == "RequestTimeTooSkewed":
+                raise RejectedError(
+                    f"S3 refused the request: this machine's clock is too far off ({message})"
+                )
+            raise RejectedError(
+                f"S3 credentials were refused by {self._origin} for bucket {self.bucket!r} "
+                f"(access key {self._access_key!r}): {status} {code} {message}".strip()
+            )
+        return status, rheaders, data
+
+    def _object_path(self, segment_id: str) -> str:
+        if not isinstance(segment_id, str) or not SEGMENT_ID.match(segment_id):
+            raise RejectedError(f"invalid segment id {segment_id!r}")
+        return self._base_path + "/" + _uri_encode(self.key(segment_id), keep_slash=True)
+
+    # -- the Sink interface -----------------------------------------------------------
+
+    async def head(self, segment_id: str) -> str | None:
+        """The stored hash of *segment_id* (``""`` if the object has none), or ``None``
+        if it is not stored."""
+        status, headers, _ = await self._request("HEAD", self._object_path(segment_id))
+        if status == 404:
+            return None
+        if status != 200:
+            raise TransientError(f"S3 HEAD {self.key(segment_id)} answered {status}")
+        return (headers.get("x-amz-meta-sha256") or "").strip().lower()
+
+    async def _compare(self, segment_id: str, sha256: str) -> bool:
+        """True if already stored with that hash; RejectedError if stored with another."""
+        stored = await self.head(segment_id)
+        if stored is None:
+            return False
+        if stored == sha256:
+            return True
+        raise RejectedError(
+            f"segment {segment_id} is already stored in s3://{self.bucket}/{self.key(segment_id)} "
+            f"with other content (sha256 {stored or 'unknown'}, ours {sha256}); not overwritten"
+        )
+
+    async def put(self, segment_id: str, body: bytes, sha256: str) -> None:
+        """Store one zstd-compressed segment (*sha256*: hash of the raw segment);
+        returning means acknowledged."""
+        path = self._object_path(segment_id)
+        sha256 = sha256.lower()
+        if not _HEX64.match(sha256):
+            raise RejectedError(f"invalid sha256 {sha256!r}")
+        body = bytes(body)
+        if self.check_first and await self._compare(segment_id, sha256):
+            return
+        headers = {
+            "content-type": "application/zstd",
+            "content-md5": base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode("ascii"),
+            "if-none-match": "*",
+            "x-amz-meta-sha256": sha256,
+        }
+        status, _, data = await self._request(
+            "PUT", path, headers=headers, body=body, body_sha256=hashlib.sha256(body).hexdigest()
+        )
+        if status == 200:
+            return
+        code, message = _error_code(data)
+        if status == 412 or (status == 409 and code == "ConditionalRequestConflict"):
+            if await self._compare(segment_id, sha256):
+                return
+            # 412 but nothing there (deleted meanwhile) or a conflicting concurrent write
+            raise TransientError(f"S3 PUT {self.key(segment_id)}: {status} {code}, object vanished")
+        if status == 409:
+            raise TransientError(f"S3 PUT {self.key(segment_id)}: 409 {code} {message}")
+        if status == 400 and code in ("BadDigest", "XAmzContentSHA256Mismatch", "IncompleteBody"):
+            # the body was damaged on the way: the store refused it, sending again may work
+            raise TransientError(f"S3 PUT {self.key(segment_id)}: transfer damaged ({code})")
+        raise RejectedError(f"S3 PUT {self.key(segment_id)} refused: {status} {code} {message}".strip())
+
+    async def get(self, segment_id: str) -> bytes:
+        """The stored zstd-compressed segment; ``KeyError`` if absent."""
+        status, _, data = await self._request(
+            "GET", self._object_path(segment_id), read_limit=_MAX_BODY
+        )
+        if status == 404:
+            raise KeyError(segment_id)
+        if status != 200:
+            code, message = _error_code(data)
+            raise S3Error(status, code, message)
+        return data
+
+    async def list(self, *, with_sha256: bool = True) -> list[dict[str, Any]]:
+        """``[{"id", "sha256", "size"}]`` of the namespace, sorted by id (ListObjectsV2,
+        paginated). The hash costs one HEAD per object: ``with_sha256=False`` leaves
+        ``sha256`` as ``None``."""
+        key_prefix = f"{self.prefix}{self.namespace}/"
+        out: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            query = {"list-type": "2", "prefix": key_prefix}
+            if token:
+                query["continuation-token"] = token
+            status, _, data = await self._request("GET", self._base_path or "/", query=query)
+            if status != 200:
+                code, message = _error_code(data)
+                raise S3Error(status, code, message)
+            try:
+                root = ET.fromstring(data)
+            except ET.ParseError as exc:
+                raise TransientError(f"unreadable ListObjectsV2 answer: {exc}") from exc
+            for item in root.iter(_NS + "Contents"):
+                key = item.findtext(_NS + "Key") or ""
+                name = key[len(key_prefix):]
+                if not key.startswith(key_prefix) or not name.endswith(".seg.zst"):
+                    continue
+                seg = name[: -len(".seg.zst")]
+                if SEGMENT_ID.match(seg):
+                    out.append({"id": seg, "size": int(item.findtext(_NS + "Size") or 0), "sha256": None})
+            truncated = (root.findtext(_NS + "IsTruncated") or "false").lower() == "true"
+            token = root.findtext(_NS + "NextContinuationToken")
+            if not truncated or not token:
+                break
+        out.sort(key=lambda e: e["id"])
+        if with_sha256:
+            hashes = await asyncio.gather(*(self.head(e["id"]) for e in out))
+            for e, h in zip(out, hashes):
+                e["sha256"] = h
+        return out
+
+    async def ensure_bucket(self) -> None:
+        """Create the bucket if it does not exist (for tests and demos)."""
+        status, _, data = await self._request("HEAD", self._base_path or "/")
+        if status == 200:
+            return
+        body = b""
+        if self.region != "us-east-1":
+            body = (
+                '<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                f"<LocationConstraint>{self.region}</LocationConstraint></CreateBucketConfiguration>"
+            ).encode()
+        status, _, data = await self._request("PUT", self._base_path or "/", body=body)
+        if status == 200:
+            return
+        code, message = _error_code(data)
+        if code in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists") and status == 409:
+            return
+        raise S3Error(status, code, message)

