@@ -522,7 +522,7 @@ def test_stats(shop):
     assert cart["oldest_ns"] <= cart["newest_ns"] and cart["oldest"] <= cart["newest"]
     assert figures["disk_bytes"] >= figures["record_bytes"]
     pending = figures["pending_upload"]
-    assert pending["segments"] == 1 and "no remote backup" in pending["note"]
+    assert pending["segments"] == 1 and "not yet acknowledged" in pending["note"]
     plain = text(run_cli(shop, "stats"))
     assert "pending upload" in plain and "6 (" in plain and "cart\t3\t" in plain
 

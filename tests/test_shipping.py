@@ -78,3 +78,15 @@ def test_push_and_pull_with_a_directory(tmp_path):
     shutil.copy(source / "key", restored / "key")
     assert [r.values[0] for r in safe_data.Journal(restored).records()] == popped
     assert cli("--journal", str(tmp_path / "empty"), "pull", str(tmp_path / "nothing"), check=False).returncode == 3
+
+
+def test_purge_deletes_acknowledged_segments_without_force(tmp_path):
+    source = tmp_path / "source"
+    journal_with_records(source, [1, 2])
+    (segment,) = [n for n in os.listdir(source) if n.endswith(".seg")]
+    assert cli("--journal", str(source), "purge", "--max-bytes", "0", check=False).returncode == 4
+    assert '"segments": 1' in cli("--journal", str(source), "stats", "--json").stdout.split('"pending_upload"')[1]
+    (source / "uploaded").mkdir()
+    (source / "uploaded" / segment[: -len(".seg")]).touch()  # what an uploader writes on ack
+    cli("--journal", str(source), "purge", "--max-bytes", "0")
+    assert not (source / segment).exists()

@@ -16,8 +16,16 @@ from .json_output import _dump_json
 from .output import _brief, _count, _human_bytes, _iso, _print_table, _table_time, _warn
 from .params import SIZE, TIME, _ns
 
-NO_BACKUP_NOTE = ("safe_data has no remote backup yet, so no record is backed up and every "
-                  "sealed segment is pending upload")
+NO_BACKUP_NOTE = ("not yet acknowledged by a remote backup (`safe-data push`, or an Uploader in "
+                  "the program, ships them)")
+
+
+def _acknowledged(directory: str) -> set:
+    """Ids of the sealed segments a remote backup acknowledged (docs/remote.md)."""
+    try:
+        return set(os.listdir(os.path.join(directory, "uploaded")))
+    except FileNotFoundError:
+        return set()
 
 
 # --- verify -------------------------------------------------------------------------------------
@@ -112,7 +120,9 @@ def journal_stats(directory: str) -> dict:
     totals = {"records": 0, "record_bytes": 0, "disk_bytes": 0, "sealed": 0, "open": 0,
               "live": 0, "sealed_bytes": 0, "problems": 0}
     containers: dict[bytes, list[int]] = {}
+    summaries = []
     for s in summarize_segments(directory, description="counting"):
+        summaries.append(s)
         totals["records"] += s.records
         totals["record_bytes"] += s.record_bytes
         totals["disk_bytes"] += s.disk_bytes
@@ -130,8 +140,7 @@ def journal_stats(directory: str) -> dict:
         "segments": {"sealed": totals["sealed"], "open": totals["open"], "live": totals["live"]},
         "problems": totals["problems"],
         "damaged": _damaged_files(directory),
-        "pending_upload": {"segments": totals["sealed"], "bytes": totals["sealed_bytes"],
-                           "note": NO_BACKUP_NOTE},
+        "pending_upload": _pending(directory, summaries),
         "containers": {
             str(name, "utf-8", "replace"): {
                 "records": records, "bytes": size, "oldest": _iso(oldest), "newest": _iso(newest),
@@ -188,7 +197,7 @@ def _print_stats(figures: dict) -> None:
               help="Delete the oldest segments until the journal takes at most SIZE on disk "
                    "(500M, 2G).")
 @click.option("--force", is_flag=True,
-              help="Delete records that are not backed up (today that is every record).")
+              help="Also delete segments no remote backup has acknowledged.")
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
 @click.option("--json", "as_json", is_flag=True, help="The plan or result as one JSON object.")
 @click.pass_obj
@@ -196,8 +205,8 @@ def purge(journal_path, older_than, containers, max_bytes, force, dry_run, as_js
     """Delete sealed segments: by age, by container, or down to a size.
 
     Criteria combine: a segment goes only if it meets every one given.  Segments being
-    written and damaged segments are never deleted.  No record is backed up yet, so
-    without --force purge lists what it would delete and exits 4.
+    written and damaged segments are never deleted.  Segments a remote backup has not
+    acknowledged are deleted only with --force; without it purge lists them and exits 4.
     """
     if older_than is None and not containers and max_bytes is None:
         raise click.UsageError("say what to purge: --older-than, --container and/or --max-bytes")
@@ -205,7 +214,7 @@ def purge(journal_path, older_than, containers, max_bytes, force, dry_run, as_js
     summaries = list(summarize_segments(directory, description="scanning"))
     plan = purge_plan(summaries, older_than=older_than, containers=containers, max_bytes=max_bytes)
     skipped = sum(1 for s in summaries if s.sealed and s.problems)
-    action = _purge_action(plan, force=force, dry_run=dry_run)
+    action = _purge_action(plan, force=force, dry_run=dry_run, acked=_acknowledged(directory))
     if action == "deleted":
         _delete(directory, plan)
     if as_json:
@@ -220,14 +229,18 @@ def purge(journal_path, older_than, containers, max_bytes, force, dry_run, as_js
                       EXIT_REFUSED)
 
 
-def _purge_action(plan, *, force: bool, dry_run: bool) -> str:
+def _pending(directory: str, summaries) -> dict:
+    acked = _acknowledged(directory)
+    pending = [s for s in summaries if s.sealed and s.name[: -len(".seg")] not in acked]
+    return {"segments": len(pending), "bytes": sum(s.disk_bytes for s in pending), "note": NO_BACKUP_NOTE}
+
+
+def _purge_action(plan, *, force: bool, dry_run: bool, acked: set) -> str:
     if dry_run:
         return "would delete"
-    if force:
-        return "deleted"
-    # No uploader exists yet, so no record is backed up: every deletion needs --force.
-    # Once remote backup lands, segments already uploaded can go without it.
-    return "refused" if plan else "would delete"
+    if force or all(s.name[: -len(".seg")] in acked for s in plan):
+        return "deleted"  # backed-up segments may go; the others only when forced
+    return "refused"
 
 
 def purge_plan(summaries, *, older_than=None, containers=(), max_bytes=None) -> list:
