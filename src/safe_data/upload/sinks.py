@@ -31,6 +31,7 @@ import time
 from typing import Any, List as _List
 
 from ..errors import SafeDataError
+from ..journal.segments import fsync_dir
 
 __all__ = ["Sink", "SinkError", "TransientError", "RejectedError", "DirectorySink", "HttpSink",
            "SEGMENT_ID", "MAX_SEGMENT_BYTES", "decompress_segment"]
@@ -116,14 +117,6 @@ def decompress_segment(body: bytes, limit: int = MAX_SEGMENT_BYTES) -> bytes:
 # --- DirectorySink ---------------------------------------------------------------------------
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_temp(directory: str, name: str, data: bytes) -> str:
     """Write ``data`` to a new private temp file in ``directory``, fsynced; return its path."""
     tmp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
@@ -190,7 +183,7 @@ class DirectorySink(Sink):
         directory = self.directory
         if not os.path.isdir(directory):
             os.makedirs(directory, mode=0o700, exist_ok=True)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         data_path = os.path.join(directory, segment_id + ".seg.zst")
         sha_path = os.path.join(directory, segment_id + ".sha256")
         existing = _read_sha(sha_path)
@@ -220,7 +213,7 @@ class DirectorySink(Sink):
             except FileNotFoundError:
                 pass
             raise
-        _fsync_dir(directory)
+        fsync_dir(directory)
 
     async def list(self) -> _List[dict[str, Any]]:
         return await asyncio.get_running_loop().run_in_executor(None, self._list)

@@ -38,6 +38,8 @@ import re
 import tempfile
 import threading
 
+from ..journal.segments import fsync_dir
+
 SEGMENT_ID_RE = re.compile(r"[0-9a-f]{16}-[0-9]{6}")
 NAMESPACE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -80,14 +82,6 @@ def _check(namespace: str, segment_id: str | None = None) -> None:
         raise ValueError(f"invalid segment id {segment_id!r}")
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _atomic_write(directory: str, name: str, data: bytes) -> None:
     """temp file in ``directory``, write, fsync, rename to ``name``, fsync ``directory``."""
     fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=directory)  # mode 0600
@@ -105,7 +99,7 @@ def _atomic_write(directory: str, name: str, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 class DirectoryStore:
@@ -131,7 +125,7 @@ class DirectoryStore:
                 pass
             else:
                 os.chmod(path, 0o700)  # whatever the umask
-                _fsync_dir(self.root)
+                fsync_dir(self.root)
         return path
 
     @contextlib.contextmanager

@@ -32,6 +32,7 @@ from typing import Any
 
 from ..errors import SafeDataError
 from .sinks import SEGMENT_ID, RejectedError, Sink, TransientError
+from ..journal.segments import fsync_dir
 
 __all__ = ["Uploader", "UploaderError", "UploadWarning", "PendingSegment", "pending_segments",
            "MARKS_DIR"]
@@ -105,26 +106,18 @@ def _is_marked(journal_path: str, segment_id: str) -> bool:
     return os.path.exists(os.path.join(journal_path, MARKS_DIR, segment_id))
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_mark(journal_path: str, segment_id: str) -> None:
     """The durable record that a sink acknowledged ``segment_id`` (docs/remote.md)."""
     marks_dir = os.path.join(journal_path, MARKS_DIR)
     if not os.path.isdir(marks_dir):
         os.makedirs(marks_dir, mode=0o700, exist_ok=True)
-        _fsync_dir(journal_path)
+        fsync_dir(journal_path)
     fd = os.open(os.path.join(marks_dir, segment_id), os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    _fsync_dir(marks_dir)
+    fsync_dir(marks_dir)
 
 
 def _unlink(path: str) -> bool:
