@@ -185,6 +185,9 @@ TARGETS = [
     ("4 durability", "batch", "interleaved_batch_over_process", "<=", 1.5, "same, interleaved rounds"),
     ("5 footprint: import", "import safe_data", "import_ms", "<=", 50, "import safe_data <= 50 ms"),
     ("5 footprint: heap", "c", "heap_current_growth_kib", "<=", 1024, "heap growth <= 1 MiB / 1M discards"),
+    ("8 upload: ", "uploader", "upload_over_bare", ">=", 0.8, "upload >= 80% of bare aiohttp"),
+    ("8 upload: ", "uploader", "uploader_over_no_uploader", "<=", 1.1,
+     "pop() with an uploader running <= 1.1x without"),
 ]
 
 
@@ -234,7 +237,8 @@ _RATIO_KEYS = ("x_builtin", "net_x_builtin", "raw_pickle_over_clear", "raw_codec
                "batch_over_process", "interleaved_batch_over_process", "fsync_over_process", "import_ms", "import_ms_min",
                "importtime_cumulative_ms",
                "heap_traced_pops", "heap_current_growth_kib", "heap_peak_growth_kib",
-               "rss_anon_growth_kib")
+               "rss_anon_growth_kib", "mb_per_s", "bare_mb_per_s", "upload_over_bare",
+               "uploader_over_no_uploader")
 
 
 def summary_rows(benchmarks) -> list[dict]:
