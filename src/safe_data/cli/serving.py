@@ -1,4 +1,4 @@
-"""``serve``: run the backup server (docs/remote.md) on a directory store.
+"""``serve``: run the backup server (docs/remote.md) on a directory or S3 store.
 
 aiohttp is imported only when the command runs, so ``safe-data`` stays quick to start.
 """
@@ -77,9 +77,18 @@ def _url(host: str, port: int) -> str:
 async def _run(app, host: str, port: int) -> None:
     from aiohttp import web
 
+    from ..upload.server import STORE_KEY
+    from ..upload.store import StoreUnavailable
+
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     try:
+        check = getattr(app[STORE_KEY], "check", None)
+        if check is not None:  # S3: the bucket exists and the credentials are accepted
+            try:
+                await check()
+            except StoreUnavailable as exc:
+                raise click.ClickException(f"store unavailable: {exc}") from None
         site = web.TCPSite(runner, host, port)
         await site.start()
         bound = port
@@ -99,8 +108,13 @@ async def _run(app, host: str, port: int) -> None:
 
 
 @click.command()
-@click.option("--store", "store_dir", required=True, type=click.Path(file_okay=False),
-              metavar="DIR", help="Directory store: <DIR>/<namespace>/<segment id>.seg.zst.")
+@click.option("--store", "store_spec", required=True, metavar="DIR|s3://BUCKET[/PREFIX]",
+              help="Directory store: <DIR>/<namespace>/<segment id>.seg.zst; or an S3 bucket: "
+                   "objects <PREFIX>/<namespace>/<segment id>.seg.zst (credentials from "
+                   "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).")
+@click.option("--s3-endpoint-url", default=None, metavar="URL",
+              help="S3-compatible endpoint (SeaweedFS, MinIO, ...) for an s3:// store. "
+                   "Default: $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL, else AWS.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on (0: any free port, printed when ready).")
@@ -110,7 +124,7 @@ async def _run(app, host: str, port: int) -> None:
                    "(same entries, comma- or newline-separated).")
 @click.option("--max-segment-bytes", default=256 << 20, show_default=True,
               type=click.IntRange(1), help="Largest decompressed segment accepted.")
-def serve(store_dir, host, port, tokens_file, max_segment_bytes) -> None:
+def serve(store_spec, s3_endpoint_url, host, port, tokens_file, max_segment_bytes) -> None:
     """Run the backup server: receive sealed segments over HTTP and store them.
 
     Prints 'serving on http://HOST:PORT' when ready; SIGTERM or Ctrl-C stop it.
@@ -118,13 +132,33 @@ def serve(store_dir, host, port, tokens_file, max_segment_bytes) -> None:
     import logging
 
     from ..upload.server import make_app
-    from ..upload.store import DirectoryStore
 
     tokens = load_tokens(tokens_file)
+    store = _open_store(store_spec, s3_endpoint_url)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
-    app = make_app(DirectoryStore(store_dir), tokens, max_segment_bytes=max_segment_bytes)
+    app = make_app(store, tokens, max_segment_bytes=max_segment_bytes)
     asyncio.run(_run(app, host, port))
+
+
+def _open_store(spec: str, s3_endpoint_url: str | None):
+    if spec.startswith("s3://"):
+        from ..upload.s3_store import S3Store
+
+        try:
+            return S3Store.from_url(spec, endpoint_url=s3_endpoint_url)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--store'") from None
+    if s3_endpoint_url is not None:
+        raise click.UsageError("--s3-endpoint-url needs an s3://BUCKET store")
+    if "://" in spec:
+        raise click.BadParameter(f"unknown store URL {spec!r} (a directory or "
+                                 "s3://BUCKET[/PREFIX])", param_hint="'--store'")
+    if os.path.exists(spec) and not os.path.isdir(spec):
+        raise click.BadParameter(f"{spec!r} is not a directory", param_hint="'--store'")
+    from ..upload.store import DirectoryStore
+
+    return DirectoryStore(spec)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,12 @@ never trusted), the SHA-256 of the decompressed bytes against ``X-Content-SHA256
 the segment header and every frame's length and CRC32C (400).  Values are never decoded
 or unpickled.  Decompression, verification and file work run in a thread, so the event
 loop keeps answering while a large upload is checked.
+
+The store is a :class:`~safe_data.upload.store.DirectoryStore` (its blocking methods run in
+a worker thread) or any object with the same methods as coroutines, such as
+:class:`~safe_data.upload.s3_store.S3Store` (awaited in the server's event loop; its
+``aclose()`` is awaited when the application shuts down).  A
+:class:`~safe_data.upload.store.StoreUnavailable` from the store answers 503.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import inspect
 import io
 import logging
 import re
@@ -27,7 +34,7 @@ from aiohttp import web
 
 from ..journal import format as fmt
 from ..journal.reader import scan_frames
-from .store import ConflictError, DirectoryStore, NotFound, SEGMENT_ID_RE, SHA256_RE
+from .store import ConflictError, NotFound, SEGMENT_ID_RE, SHA256_RE, StoreUnavailable
 
 __all__ = ["make_app", "verify_segment", "decompress_bounded", "SegmentTooLarge",
            "InvalidSegment"]
@@ -40,7 +47,7 @@ _INFLATE_CHUNK = 1 << 20
 _SHA_HEADER = "X-Content-SHA256"
 _BEARER = re.compile(r"Bearer[ ]+(\S+)[ ]*", re.IGNORECASE)
 
-STORE_KEY = web.AppKey("store", DirectoryStore)
+STORE_KEY = web.AppKey("store", object)  # a DirectoryStore, S3Store, ...
 METRICS_KEY = web.AppKey("metrics", dict)
 
 
@@ -185,7 +192,7 @@ def _render_metrics(m: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_app(store: DirectoryStore, tokens: dict[str, str], *,
+def make_app(store, tokens: dict[str, str], *,
              max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,
              max_body_bytes: int | None = None,
              max_concurrent_uploads: int = 4) -> web.Application:
@@ -208,6 +215,18 @@ def make_app(store: DirectoryStore, tokens: dict[str, str], *,
     credentials = [(ns, tok.encode("utf-8")) for ns, tok in tokens.items()]
     metrics = _new_metrics()
     upload_slots = asyncio.Semaphore(max_concurrent_uploads)
+
+    async def call_store(method: str, *args):
+        """A store method: awaited if it is a coroutine, else run in a worker thread."""
+        fn = getattr(store, method)
+        try:
+            if inspect.iscoroutinefunction(fn):
+                return await fn(*args)
+            return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        except StoreUnavailable as exc:
+            log.error("store unavailable (%s): %s", method, exc)
+            raise web.HTTPServiceUnavailable(text="storage unavailable, try again later\n",
+                                             headers={"Retry-After": "5"}) from None
 
     def authenticate(request: web.Request) -> str:
         match = _BEARER.fullmatch(request.headers.get("Authorization", ""))
@@ -287,8 +306,7 @@ def make_app(store: DirectoryStore, tokens: dict[str, str], *,
             except InvalidSegment as exc:
                 raise reject(400, str(exc), namespace, segment_id) from None
             try:
-                outcome = await loop.run_in_executor(None, store.put, namespace, segment_id,
-                                                     body, sha256)
+                outcome = await call_store("put", namespace, segment_id, body, sha256)
             except ConflictError:
                 metrics["conflicts"] += 1
                 log.warning("conflict on %s/%s: other content already stored", namespace, segment_id)
@@ -308,9 +326,8 @@ def make_app(store: DirectoryStore, tokens: dict[str, str], *,
     async def get_segment(request: web.Request) -> web.Response:
         namespace = authenticate(request)
         segment_id = segment_id_of(request)
-        loop = asyncio.get_running_loop()
         try:
-            body, sha256 = await loop.run_in_executor(None, store.get, namespace, segment_id)
+            body, sha256 = await call_store("get", namespace, segment_id)
         except NotFound:
             raise web.HTTPNotFound(text="no such segment\n") from None
         return web.Response(body=body, content_type="application/zstd",
@@ -318,8 +335,7 @@ def make_app(store: DirectoryStore, tokens: dict[str, str], *,
 
     async def list_segments(request: web.Request) -> web.Response:
         namespace = authenticate(request)
-        loop = asyncio.get_running_loop()
-        return web.json_response(await loop.run_in_executor(None, store.list, namespace))
+        return web.json_response(await call_store("list", namespace))
 
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -335,6 +351,11 @@ def make_app(store: DirectoryStore, tokens: dict[str, str], *,
     app = web.Application(client_max_size=max_body_bytes)
     app[STORE_KEY] = store
     app[METRICS_KEY] = metrics
+    aclose = getattr(store, "aclose", None)
+    if aclose is not None:
+        async def close_store(_app: web.Application) -> None:
+            await aclose()
+        app.on_cleanup.append(close_store)
     app.router.add_put("/v1/segments/{segment_id:[\\s\\S]*}", put_segment, expect_handler=expect_continue)
     app.router.add_get("/v1/segments", list_segments)
     app.router.add_get("/v1/segments/{segment_id:[\\s\\S]*}", get_segment)

@@ -67,6 +67,11 @@ class NotFound(StoreError, KeyError):
     """No committed entry under this segment id."""
 
 
+class StoreUnavailable(StoreError):
+    """The storage behind the store failed for now (e.g. the object store of an
+    :class:`~safe_data.upload.s3_store.S3Store` answered 5xx): try again later."""
+
+
 def valid_segment_id(segment_id) -> bool:
     return isinstance(segment_id, str) and SEGMENT_ID_RE.fullmatch(segment_id) is not None
 

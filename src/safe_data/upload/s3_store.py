@@ -1,0 +1,196 @@
+"""The backup server's S3 store (docs/remote.md, "Layout in a store").
+
+``S3Store`` keeps the segments of every namespace in one S3-compatible bucket, with the
+layout of :class:`~safe_data.upload.s3.S3Sink`: object key
+``<prefix><namespace>/<segment id>.seg.zst``, the hash of the decompressed segment in the
+user metadata ``x-amz-meta-sha256``.  It is built on ``S3Sink`` (one sink, hence one HTTP
+session, per namespace), so the signing, conditional ``PUT`` (``If-None-Match: *``) and
+error classification are the sink's.
+
+It has the methods of :class:`~safe_data.upload.store.DirectoryStore` (``put``, ``get``,
+``list``) but as coroutines: the server awaits them in its own event loop (where the
+sinks' aiohttp sessions live) instead of running them in a worker thread.  Call
+``await store.aclose()`` when done (the server does it on cleanup).
+
+``put``:
+
+* ``HEAD`` the key first: the same hash is a ``"duplicate"``, another hash (or an object
+  without one) a :class:`~safe_data.upload.store.ConflictError`;
+* otherwise a conditional ``PUT``; if it loses a race with another writer, the winner's
+  hash decides between ``"duplicate"`` and a conflict;
+* puts of one id by this process are serialised, so a store that ignores
+  ``If-None-Match`` (some SeaweedFS versions) cannot be made to overwrite an object by two
+  concurrent uploads to one server.
+
+Answers of the object store that mean "not now" (5xx, timeouts, refused credentials, a
+missing bucket) raise :class:`~safe_data.upload.store.StoreUnavailable` (the server
+answers 503, the uploader retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+from urllib.parse import urlsplit
+
+from .s3 import S3Error, S3Sink
+from .sinks import RejectedError, TransientError
+from .store import SHA256_RE, ConflictError, NotFound, StoreUnavailable, _check
+
+__all__ = ["S3Store", "parse_s3_url"]
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket[/prefix]`` -> ``(bucket, prefix)``; a non-empty prefix ends with ``/``."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"expected s3://bucket[/prefix], got {url!r}")
+    bucket = parts.netloc
+    prefix = parts.path.strip("/")
+    if prefix:
+        if any(p in ("", ".", "..") for p in prefix.split("/")):
+            raise ValueError(f"invalid prefix in {url!r}")
+        prefix += "/"
+    return bucket, prefix
+
+
+class S3Store:
+    """Segments of every namespace in one S3 bucket (see the module docstring)."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        session_token: str | None = None,
+        timeout: float = 60,
+    ) -> None:
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") \
+            or "us-east-1"
+        self._sink_args = dict(
+            bucket=bucket, endpoint_url=endpoint_url, region=region, access_key=access_key,
+            secret_key=secret_key, session_token=session_token, prefix=prefix, timeout=timeout,
+            check_first=False,  # put() does its own HEAD first
+        )
+        # Validates the bucket, endpoint and credentials now (ValueError), not on first use.
+        self._probe = S3Sink(**self._sink_args)
+        self.bucket = bucket
+        self.prefix = prefix
+        self._sinks: dict[str, S3Sink] = {}
+        self._locks: dict[tuple[str, str], list] = {}
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs) -> "S3Store":
+        """An S3Store for ``s3://bucket[/prefix]``."""
+        bucket, prefix = parse_s3_url(url)
+        return cls(bucket, prefix, **kwargs)
+
+    def __repr__(self) -> str:  # never shows the secret
+        return f"S3Store(s3://{self.bucket}/{self.prefix}, endpoint={self._probe.endpoint!r})"
+
+    @property
+    def endpoint(self) -> str:
+        return self._probe.endpoint
+
+    def _sink(self, namespace: str) -> S3Sink:
+        sink = self._sinks.get(namespace)
+        if sink is None:
+            sink = self._sinks[namespace] = S3Sink(namespace=namespace, **self._sink_args)
+        return sink
+
+    async def aclose(self) -> None:
+        """Close the HTTP sessions (they belong to the event loop that used them)."""
+        sinks, self._sinks = list(self._sinks.values()), {}
+        for sink in sinks + [self._probe]:
+            await sink.close()
+
+    async def check(self) -> None:
+        """Raise StoreUnavailable unless the bucket exists and the credentials are accepted."""
+        sink = self._probe
+        try:
+            status, _, _ = await sink._request("HEAD", sink._base_path or "/")
+        except (TransientError, RejectedError) as exc:
+            raise StoreUnavailable(str(exc)) from None
+        if status == 404:
+            raise StoreUnavailable(f"bucket {self.bucket!r} does not exist at {sink.endpoint}")
+        if status != 200:
+            raise StoreUnavailable(f"bucket {self.bucket!r} at {sink.endpoint}: HEAD answered {status}")
+
+    # --- the interface (coroutines) --------------------------------------------------------
+
+    async def _stored_hash(self, sink: S3Sink, segment_id: str) -> str | None:
+        try:
+            return await sink.head(segment_id)
+        except (TransientError, RejectedError) as exc:
+            raise StoreUnavailable(str(exc)) from None
+
+    async def put(self, namespace: str, segment_id: str, compressed: bytes, sha256: str) -> str:
+        """Store ``compressed`` (whose decompressed SHA-256 is ``sha256``) under the id.
+
+        Return ``"stored"`` or ``"duplicate"``; raise :class:`ConflictError` if another
+        hash is stored under that id, :class:`StoreUnavailable` if the object store fails.
+        """
+        _check(namespace, segment_id)
+        sha256 = sha256.lower()
+        if not SHA256_RE.fullmatch(sha256):
+            raise ValueError("sha256 must be 64 hex digits")
+        sink = self._sink(namespace)
+        key = (namespace, segment_id)
+        entry = self._locks.get(key)
+        if entry is None:
+            entry = self._locks[key] = [asyncio.Lock(), 0]
+        entry[1] += 1  # users of the lock: it is dropped when none is left
+        try:
+            async with entry[0]:
+                stored = await self._stored_hash(sink, segment_id)
+                if stored is not None:
+                    if not hmac.compare_digest(stored, sha256):
+                        raise ConflictError(segment_id, stored, sha256)
+                    return "duplicate"
+                try:
+                    await sink.put(segment_id, compressed, sha256)
+                except RejectedError as exc:
+                    # lost a race with another writer: its hash decides
+                    stored = await self._stored_hash(sink, segment_id)
+                    if stored is not None and not hmac.compare_digest(stored, sha256):
+                        raise ConflictError(segment_id, stored, sha256) from None
+                    raise StoreUnavailable(str(exc)) from None
+                except TransientError as exc:
+                    raise StoreUnavailable(str(exc)) from None
+                return "stored"
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._locks[key]
+
+    async def get(self, namespace: str, segment_id: str) -> tuple[bytes, str]:
+        """Return ``(compressed bytes, sha256)``; raise :class:`NotFound` if absent."""
+        _check(namespace, segment_id)
+        sink = self._sink(namespace)
+        sha256 = await self._stored_hash(sink, segment_id)
+        if sha256 is None or not SHA256_RE.fullmatch(sha256):
+            raise NotFound(segment_id)
+        try:
+            return await sink.get(segment_id), sha256
+        except KeyError:
+            raise NotFound(segment_id) from None
+        except (TransientError, RejectedError, S3Error) as exc:
+            raise StoreUnavailable(str(exc)) from None
+
+    async def list(self, namespace: str) -> list[dict]:
+        """Entries of the namespace, sorted by id: ``{"id", "sha256", "size"}`` (``size``:
+        the stored compressed body).  Objects without a valid hash are not entries."""
+        _check(namespace)
+        try:
+            entries = await self._sink(namespace).list(with_sha256=True)
+        except (TransientError, RejectedError, S3Error) as exc:
+            raise StoreUnavailable(str(exc)) from None
+        return [{"id": e["id"], "sha256": e["sha256"], "size": e["size"]}
+                for e in entries if e["sha256"] and SHA256_RE.fullmatch(e["sha256"])]
