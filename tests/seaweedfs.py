@@ -103,7 +103,7 @@ def start(directory: Path, access_key: str = ACCESS_KEY, secret_key: str = SECRE
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             args, cwd=directory, env=env, stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
         )
     deadline = time.monotonic() + START_TIMEOUT
     while not _answers(ports["s3.port"]):
@@ -125,6 +125,16 @@ def _tail(log: Path, n: int = 30) -> str:
         return "\n".join(log.read_text(errors="replace").splitlines()[-n:])
     except OSError:
         return ""
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL weed if the test process dies first (a killed or
+    timed-out pytest must not leave a server running)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def stop(proc: subprocess.Popen, *, wait: bool = False) -> None:
