@@ -9,6 +9,8 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 
@@ -599,3 +601,17 @@ def test_real_backup_server_wrong_token(journal, tmp_path, backup_server):
     assert stats["rejected"] == 1 and stats["acked"] == 0
     assert "token" in stats["last_error"] and "wrong-token-123" not in stats["last_error"]
     assert len(sealed_ids(journal)) == 1  # kept
+
+
+def test_a_decompression_bomb_costs_no_memory():
+    """512 MiB of zeros in a 16 KB frame: refused at the limit, not inflated first."""
+    code = ("import resource, zstandard\n"
+            "from safe_data.upload.sinks import decompress_segment\n"
+            "c = zstandard.ZstdCompressor(write_content_size=False).compressobj()\n"
+            "zeros = bytes(1 << 20)  # the bomb is built without ever holding 512 MiB\n"
+            "bomb = b''.join(c.compress(zeros) for _ in range(512)) + c.flush()\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "try:\n    decompress_segment(bomb, limit=1 << 20)\nexcept ValueError:\n    pass\n"
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) < 64  # MiB of peak growth (the unbounded version took 1 GiB)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import email.utils
-import hashlib
 import os
 import re
 import time
@@ -95,23 +94,18 @@ def _check_sha(sha256: str) -> None:
 
 
 def decompress_segment(body: bytes, limit: int = MAX_SEGMENT_BYTES) -> bytes:
-    """Decompress a zstd body in a streaming way, refusing more than ``limit`` bytes
-    whatever the frame header claims (ValueError)."""
-    import zstandard
+    """Decompress a zstd body, refusing more than ``limit`` bytes whatever the frame header
+    claims (ValueError); see :func:`~safe_data.upload.checks.decompress_bounded`."""
+    return _decompress(body, limit)[0]
 
-    out = bytearray()
-    dobj = zstandard.ZstdDecompressor().decompressobj()
-    view = memoryview(body)
+
+def _decompress(body: bytes, limit: int) -> tuple[bytes, str]:
+    from .checks import SegmentTooLarge, decompress_bounded
+
     try:
-        for start in range(0, len(view), 1 << 16):
-            out += dobj.decompress(view[start:start + (1 << 16)])
-            if len(out) > limit:
-                raise ValueError(f"segment larger than {limit} bytes once decompressed")
-    except zstandard.ZstdError as exc:
-        raise ValueError(f"not a valid zstd body: {exc}") from None
-    if not dobj.eof:
-        raise ValueError("truncated zstd body")
-    return bytes(out)
+        return decompress_bounded(body, limit)
+    except SegmentTooLarge:
+        raise ValueError(f"segment larger than {limit} bytes once decompressed") from None
 
 
 # --- DirectorySink ---------------------------------------------------------------------------
@@ -168,12 +162,11 @@ class DirectorySink(Sink):
 
     def _put(self, segment_id: str, body: bytes, sha256: str) -> None:
         try:
-            raw = decompress_segment(body, self.max_segment_bytes)
+            _raw, digest = _decompress(body, self.max_segment_bytes)
         except ValueError as exc:
             raise RejectedError(f"segment {segment_id}: {exc}") from None
-        if hashlib.sha256(raw).hexdigest() != sha256:
+        if digest != sha256:
             raise RejectedError(f"segment {segment_id}: content does not match its sha256")
-        del raw
         try:
             self._store(segment_id, body, sha256)
         except OSError as exc:  # disk full, permissions, ...: maybe better later
