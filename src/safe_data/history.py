@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from . import _support
 from .errors import IncompleteHistoryError, UndoError
+from .journal.journal import to_ns
 
 #: records of versioned containers that add; they discard nothing
 ADDING_OPS = frozenset({"insert", "assign", "snapshot"})
@@ -146,7 +147,7 @@ def restore(name: str, *, at=None, journal=None):
     after ``at``, which the container therefore held at ``at``).
     """
     journal = _support.resolve_journal(journal)
-    until = None if at is None else _to_ns(at) + 1
+    until = None if at is None else to_ns(at) + 1
     records = list(journal.records(name, until=until))
     snapshots = [r for r in records if r.op == "snapshot"]
     if not snapshots:
@@ -196,7 +197,7 @@ _REPLAY = {"list": _replay_list, "dict": _replay_dict}
 
 def _partial(journal, name, at):
     """What the journal knows of ``name`` at ``at``: what it discarded afterwards."""
-    since = None if at is None else _to_ns(at)
+    since = None if at is None else to_ns(at)
     records = [r for r in journal.records(name, since=since) if r.op not in ADDING_OPS]
     if not records:
         return None
@@ -210,12 +211,6 @@ def _partial(journal, name, at):
     if kind == "set":
         return set().union(*(r.values for r in records))
     return [v for r in records for v in r.values]
-
-
-def _to_ns(t) -> int:
-    from .journal.journal import _ns
-
-    return _ns(t)
 
 
 # --- diff ------------------------------------------------------------------------------------

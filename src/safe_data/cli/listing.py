@@ -21,7 +21,8 @@ from .journal_view import _journal_dir, _open_view, _read_key
 from .json_output import _dump_json, dumps, record_fields
 from .output import (_ONE_LINE, _brief, _caller_text, _console, _is_terminal, _iso, _table_time,
                      _warn, _writer_hex)
-from .params import TIME, _ns
+from ..journal.journal import to_ns
+from .params import TIME
 
 
 OP_NAMES = sorted({op for _, op in fmt.OPS.values()})
@@ -71,7 +72,7 @@ def matching_records(directory: str, *, containers=(), ops=(), since=None, until
     """
     only = containers[0] if len(containers) == 1 else None  # the reader skips others undecoded
     records = read_records(directory, _impl.crc32c, _read_key(directory), container=only,
-                           since_ns=_ns(since), until_ns=_ns(until),
+                           since_ns=to_ns(since), until_ns=to_ns(until),
                            report=lambda problem: _warn(f"journal problem: {problem}"))
     wanted_containers, wanted_ops = set(containers), set(ops)
     for record in records:

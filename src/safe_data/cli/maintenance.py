@@ -14,7 +14,8 @@ from .exits import EXIT_FAILED, EXIT_REFUSED, Failure
 from .journal_view import SegmentSummary, _add_span, _journal_dir, _read_key, summarize_segments
 from .json_output import _dump_json
 from .output import _brief, _count, _human_bytes, _iso, _print_table, _table_time, _warn
-from .params import SIZE, TIME, _ns
+from ..journal.journal import to_ns
+from .params import SIZE, TIME
 
 NO_BACKUP_NOTE = ("not yet acknowledged by a remote backup (`safe-data push`, or an Uploader in "
                   "the program, ships them)")
@@ -245,7 +246,7 @@ def _purge_action(plan, *, force: bool, dry_run: bool, acked: set) -> str:
 
 def purge_plan(summaries, *, older_than=None, containers=(), max_bytes=None) -> list:
     """The sealed, undamaged segments to delete, oldest first (see ``purge``)."""
-    cutoff = _ns(older_than)
+    cutoff = to_ns(older_than)
     candidates = [s for s in summaries if s.sealed and not s.problems
                   and (cutoff is None or s.newest_ns < cutoff)
                   and (not containers or s.container_names <= set(containers))]

@@ -53,6 +53,3 @@ class SizeType(click.ParamType):
 TIME = TimeType()
 SIZE = SizeType()
 
-
-def _ns(when: datetime | None) -> int | None:
-    return None if when is None else (when - _EPOCH) // timedelta(microseconds=1) * 1000

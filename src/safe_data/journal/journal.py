@@ -15,7 +15,7 @@ import stat
 import threading
 import warnings
 import weakref
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ class Journal:
         """
         report = _reporter(on_error)
         return read_records(self.path, _impl.crc32c, self._key, container=container,
-                            since_ns=_ns(since), until_ns=_ns(until),
+                            since_ns=to_ns(since), until_ns=to_ns(until),
                             trust_pickles=self.trust_pickles, report=report)
 
     def verify(self) -> list[Problem]:
@@ -222,11 +222,19 @@ def _reporter(on_error: str):
     raise ValueError(f"on_error must be 'warn', 'raise' or 'ignore', not {on_error!r}")
 
 
-def _ns(t) -> int | None:
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def to_ns(t) -> int | None:
+    """A moment as nanoseconds since the epoch: None, an int (already ns), or a datetime
+    (a naive one is local time, as :meth:`datetime.timestamp` reads it).  Exact to the
+    microsecond: no float on the way."""
     if t is None or isinstance(t, int):
         return t
     if isinstance(t, datetime):
-        return int(t.timestamp() * 1_000_000) * 1000
+        if t.tzinfo is None:
+            t = t.astimezone()
+        return (t - _EPOCH) // timedelta(microseconds=1) * 1000
     raise TypeError(f"expected a datetime or nanoseconds since the epoch, not {type(t).__name__}")
 
 
