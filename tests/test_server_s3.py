@@ -17,16 +17,14 @@ import pytest
 pytest.importorskip("aiohttp")
 pytest.importorskip("zstandard")
 
-from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
 from safe_data.upload.s3 import S3Sink  # noqa: E402
 from safe_data.upload.s3_store import S3Store, parse_s3_url  # noqa: E402
-from safe_data.upload.server import make_app  # noqa: E402
 from safe_data.upload.store import ConflictError, NotFound, StoreUnavailable  # noqa: E402
 
 from .seaweedfs import seaweedfs  # noqa: E402,F401
-from .test_server import (AUTH, OTHER, TOKEN, TOKENS, _request, make_segment, put_headers,  # noqa: E402
-                          sha, zstd)
+from .test_server import (AUTH, OTHER, TOKEN, _request, make_segment, put_headers, run,  # noqa: E402
+                          segment, sha, zstd)  # segment: a fixture
 
 
 @pytest.fixture
@@ -53,19 +51,6 @@ def s3_env(seaweedfs) -> dict:
     env.update(AWS_ACCESS_KEY_ID=seaweedfs.access_key,
                AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key)
     return env
-
-
-@pytest.fixture
-def segment(tmp_path):
-    return make_segment(tmp_path)
-
-
-def run(coro_fn, store, **options):
-    async def main():
-        app = make_app(store, TOKENS, **options)
-        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-            return await coro_fn(client)
-    return asyncio.run(main())
 
 
 def test_parse_s3_url():
