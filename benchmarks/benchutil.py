@@ -186,6 +186,8 @@ TARGETS = [
     ("5 footprint: import", "import safe_data", "import_ms", "<=", 50, "import safe_data <= 50 ms"),
     ("5 footprint: heap", "c", "heap_current_growth_kib", "<=", 1024, "heap growth <= 1 MiB / 1M discards"),
     ("8 upload: ", "uploader", "upload_over_bare", ">=", 0.8, "upload >= 80% of bare aiohttp"),
+    ("8 upload: ", "uploader", "upload_over_bare_durable", ">=", 0.8,
+     "upload >= 80% of bare aiohttp + durable store"),
     ("8 upload: ", "uploader", "uploader_over_no_uploader", "<=", 1.1,
      "pop() with an uploader running <= 1.1x without"),
 ]
@@ -238,13 +240,15 @@ _RATIO_KEYS = ("x_builtin", "net_x_builtin", "raw_pickle_over_clear", "raw_codec
                "importtime_cumulative_ms",
                "heap_traced_pops", "heap_current_growth_kib", "heap_peak_growth_kib",
                "rss_anon_growth_kib", "mb_per_s", "bare_mb_per_s", "upload_over_bare",
+               "bare_durable_mb_per_s", "upload_over_bare_durable",
                "uploader_over_no_uploader")
 
 
 def summary_rows(benchmarks) -> list[dict]:
     rows = []
     order = ["loop", "builtin", "pysubclass", "c", "twin", "twin-cw", "raw-pickle", "raw-codec",
-             "process", "batch", "fsync", "python -c pass", "import safe_data"]
+             "process", "batch", "fsync", "python -c pass", "import safe_data", "bare", "bare-durable",
+             "no-uploader", "uploader", "uploader-directory"]
     for meta in sorted((m for m in benchmarks if m and "ops" in m.extra_info),
                        key=lambda m: (m.group, order.index(m.extra_info["variant"])
                                       if m.extra_info["variant"] in order else len(order))):

@@ -304,6 +304,77 @@ def test_keep_for_delays_deletion(journal, tmp_path):
         assert sealed_ids(journal) == []
 
 
+class Gate(Sink):
+    """Holds every stored put until ``width`` of them are waiting, then acknowledges them
+    all at once."""
+
+    def __init__(self, inner, width):
+        self.inner, self.width, self.waiting = inner, width, []
+
+    async def put(self, segment_id, body, sha256):
+        await self.inner.put(segment_id, body, sha256)
+        release = asyncio.get_running_loop().create_future()
+        self.waiting.append(release)
+        if len(self.waiting) == self.width:
+            for waiter in self.waiting:
+                waiter.set_result(None)
+            self.waiting = []
+        else:
+            await asyncio.wait({release}, timeout=0.5)  # the last ones of a flush come alone
+
+
+def test_marks_arriving_together_share_one_directory_fsync(journal, tmp_path, monkeypatch):
+    synced = []
+    real = uploader_module.fsync_dir
+    monkeypatch.setattr(uploader_module, "fsync_dir", lambda path: (synced.append(path), real(path)))
+    pop_many(journal, 250)
+    journal.seal()
+    expected = sealed_ids(journal)
+    assert len(expected) >= 12
+    with Uploader(Gate(DirectorySink(tmp_path / "store"), 4), journal, keep_for=3600,
+                  concurrency=4, **FAST) as up:
+        up.flush(timeout=20)
+    marks_dir = os.path.join(journal.path, MARKS_DIR)
+    assert sorted(os.listdir(marks_dir)) == expected  # every acknowledgement marked
+    # one directory fsync per mark without the group commit; here batches share them
+    assert 0 < synced.count(marks_dir) <= len(expected) // 2 + 1
+
+
+def test_without_retention_no_mark_is_written(journal, tmp_path, monkeypatch, deletions):
+    marked = []
+    monkeypatch.setattr(uploader_module, "_write_marks", lambda path, ids: marked.extend(ids))
+    with Uploader(Recording(DirectorySink(tmp_path / "store"), deletions), journal, **FAST) as up:
+        pop_many(journal, 60)
+        up.flush(timeout=10)
+    assert marked == [] and sealed_ids(journal) == []
+    assert_deleted_only_after_ack(deletions)
+
+
+def test_uploader_threads_stay_in_the_background(journal, tmp_path):
+    class Slow(Sink):  # keeps segments in flight while the threads are inspected
+        async def put(self, segment_id, body, sha256):
+            await asyncio.sleep(0.05)
+
+    own_priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) \
+        if sys.platform.startswith("linux") else None
+    with pytest.raises(ValueError, match="compress_threads"):
+        Uploader(Slow(), journal, compress_threads=0)
+    pop_many(journal, 200)
+    with Uploader(Slow(), journal, concurrency=8, **FAST) as up:
+        flushing = threading.Thread(target=up.flush, kwargs={"timeout": 20})
+        flushing.start()
+        time.sleep(0.2)
+        threads = [t for t in threading.enumerate() if t.name.startswith("safe_data-uploader")]
+        flushing.join()
+    compressors = [t for t in threads if "compress" in t.name]
+    assert len(compressors) == 1, [t.name for t in threads]  # whatever the concurrency
+    if own_priority is not None:
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own_priority
+        for thread in threads:
+            if thread.is_alive():
+                assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == min(19, own_priority + 10)
+
+
 def test_seal_every_ships_without_flush(journal, tmp_path):
     sink = DirectorySink(tmp_path / "store")
     with Uploader(sink, journal, seal_every=0.1, backoff=(0.01, 0.2)):
