@@ -136,6 +136,92 @@ def records_written(new) -> int:
     return 0 if journal is None else journal._writer.seq
 
 
+# --- sealed segments to upload (groups 8 and 9) ---------------------------------------------
+
+N_SEGMENTS = 24
+UPLOAD_SEGMENT_SIZE = 1 << 20
+_UPLOAD_VALUE_SIZE = 64 << 10
+
+
+def make_sealed_segments(where) -> tuple[list[str], int]:
+    """N_SEGMENTS sealed ~1 MiB segments (and the key) in a new journal directory
+    ``where``: 64 KiB random ``bytes`` popped out of a C ``SafeList`` (random, so zstd
+    barely shrinks them).  Return (segment file names, their total size)."""
+    rnd = os.urandom(_UPLOAD_VALUE_SIZE * (N_SEGMENTS * (UPLOAD_SEGMENT_SIZE // _UPLOAD_VALUE_SIZE) + 8))
+    values = [rnd[i:i + _UPLOAD_VALUE_SIZE] for i in range(0, len(rnd), _UPLOAD_VALUE_SIZE)]
+    with sd.Journal(where, segment_size=UPLOAD_SEGMENT_SIZE) as journal:
+        lst = C.SafeList(values, name="blobs", journal=journal)
+        while len(lst):
+            lst.pop()
+            if sum(n.endswith(".seg") for n in os.listdir(where)) > N_SEGMENTS:
+                break  # the (N+1)th is the active one: N are sealed
+    names = sorted(n for n in os.listdir(where) if n.endswith(".seg"))
+    for extra in names[N_SEGMENTS:]:
+        os.unlink(os.path.join(where, extra))
+    names = names[:N_SEGMENTS]
+    sizes = [os.path.getsize(os.path.join(where, n)) for n in names]
+    assert len(names) == N_SEGMENTS and min(sizes) > UPLOAD_SEGMENT_SIZE * 0.8, sizes
+    return names, sum(sizes)
+
+
+class ShippingRounds:
+    """Benchmark rounds of an uploader: ``setup`` copies the source segments into a new
+    journal directory and builds ``make_uploader(journal, round number)``; ``ship`` (the
+    timed part) runs it from ``start()`` to the return of ``flush()``.  ``check()``
+    asserts that every round shipped every segment without an error."""
+
+    def __init__(self, source, tmp_path, make_uploader):
+        self.where, self.names, _ = source
+        self.tmp_path = tmp_path
+        self.make_uploader = make_uploader
+        self.round_no = 0
+        self.journal = self.uploader = None
+        self.done: list[dict] = []
+
+    def setup(self):
+        self._finish()
+        target = os.path.join(self.tmp_path, f"journal-{self.round_no}")
+        os.mkdir(target)
+        for name in self.names + ["key"]:
+            shutil.copyfile(os.path.join(self.where, name), os.path.join(target, name))
+        self.journal = sd.Journal(target, segment_size=UPLOAD_SEGMENT_SIZE)
+        uploader = self.make_uploader(self.journal, self.round_no)
+        self.round_no += 1
+        return (uploader,), {}
+
+    def ship(self, uploader):
+        self.uploader = uploader.start()
+        uploader.flush(timeout=120)
+
+    def _finish(self):
+        if self.uploader is not None:
+            self.done.append(self.uploader.stats())
+            self.uploader.close()
+            self.uploader = None
+        if self.journal is not None:
+            self.journal.close()
+            shutil.rmtree(self.journal.path, ignore_errors=True)
+            self.journal = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._finish()
+
+    def check(self):
+        assert self.done
+        for stats in self.done:
+            assert stats["acked"] == N_SEGMENTS and stats["rejected"] == 0 and stats["errors"] == 0, stats
+
+
+def mb_per_s(benchmark, raw_bytes) -> float:
+    """Raw segment MB (10^6 bytes) per second of the mean round, stored in extra_info."""
+    mb = round(raw_bytes / benchmark.stats.stats.mean / 1e6, 1)
+    benchmark.extra_info.update(mb_per_s=mb, raw_bytes=raw_bytes)
+    return mb
+
+
 # --- running and recording -------------------------------------------------------------------
 
 
@@ -188,6 +274,7 @@ TARGETS = [
     ("8 upload: ", "uploader", "upload_over_bare", ">=", 0.8, "upload >= 80% of bare aiohttp"),
     ("8 upload: ", "uploader", "upload_over_bare_durable", ">=", 0.8,
      "upload >= 80% of bare aiohttp + durable store"),
+    ("9 S3: ", "uploader", "upload_over_aiobotocore", ">=", 0.8, "S3 upload >= 80% of bare aiobotocore"),
     ("8 upload: ", "uploader", "uploader_over_no_uploader", "<=", 1.1,
      "pop() with an uploader running <= 1.1x without"),
 ]
@@ -240,14 +327,15 @@ _RATIO_KEYS = ("x_builtin", "net_x_builtin", "raw_pickle_over_clear", "raw_codec
                "importtime_cumulative_ms",
                "heap_traced_pops", "heap_current_growth_kib", "heap_peak_growth_kib",
                "rss_anon_growth_kib", "mb_per_s", "bare_mb_per_s", "upload_over_bare",
-               "bare_durable_mb_per_s", "upload_over_bare_durable",
+               "bare_durable_mb_per_s", "upload_over_bare_durable", "aiobotocore_mb_per_s",
+               "upload_over_aiobotocore",
                "uploader_over_no_uploader")
 
 
 def summary_rows(benchmarks) -> list[dict]:
     rows = []
     order = ["loop", "builtin", "pysubclass", "c", "twin", "twin-cw", "raw-pickle", "raw-codec",
-             "process", "batch", "fsync", "python -c pass", "import safe_data", "bare", "bare-durable",
+             "process", "batch", "fsync", "python -c pass", "import safe_data", "bare", "bare-durable", "aiobotocore",
              "no-uploader", "uploader", "uploader-directory"]
     for meta in sorted((m for m in benchmarks if m and "ops" in m.extra_info),
                        key=lambda m: (m.group, order.index(m.extra_info["variant"])

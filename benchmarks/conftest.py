@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from benchutil import Journals, check_targets, compute_ratios, print_summary, summary_rows
+from benchutil import (Journals, check_targets, compute_ratios, make_sealed_segments, print_summary,
+                       summary_rows)
 
 
 @pytest.fixture
@@ -13,6 +14,14 @@ def journals(tmp_path):
     js = Journals(tmp_path / "journals")
     yield js
     js.close()
+
+
+@pytest.fixture(scope="session")
+def upload_segments(tmp_path_factory):
+    """(journal directory, names, total bytes) of sealed ~1 MiB segments to upload."""
+    where = tmp_path_factory.mktemp("upload-source") / "journal"
+    names, total = make_sealed_segments(where)
+    return where, names, total
 
 
 # --- hooks -------------------------------------------------------------------------------------

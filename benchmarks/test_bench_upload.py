@@ -43,7 +43,6 @@ tests of each group, which read the earlier ones' figures).
 import asyncio
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 
@@ -52,7 +51,7 @@ import pytest
 import safe_data
 from safe_data import _core as C
 
-from benchutil import run
+from benchutil import N_SEGMENTS, ShippingRounds, mb_per_s as _mb_per_s, run
 
 aiohttp = pytest.importorskip("aiohttp")
 zstandard = pytest.importorskip("zstandard")
@@ -60,9 +59,6 @@ zstandard = pytest.importorskip("zstandard")
 from safe_data.upload.sinks import DirectorySink, HttpSink  # noqa: E402
 from safe_data.upload.uploader import ZSTD_LEVEL, Uploader  # noqa: E402
 
-N_SEGMENTS = 24
-SEGMENT_SIZE = 1 << 20
-VALUE_SIZE = 64 << 10
 CONCURRENCY = 4  # Uploader's default
 UPLOAD_ROUNDS = 5
 UPLOAD_GROUP = f"8 upload: {N_SEGMENTS} x 1 MiB segments, loopback"
@@ -117,44 +113,12 @@ def backup_server(tmp_path, namespaces) -> ServerProcess:
                          "--tokens", tokens, log_path=tmp_path / "server.log")
 
 
-@pytest.fixture(scope="module")
-def segments(tmp_path_factory):
-    """A journal directory holding N_SEGMENTS sealed ~1 MiB segments (and its key)."""
-    where = tmp_path_factory.mktemp("upload-source") / "journal"
-    rnd = os.urandom(VALUE_SIZE * (N_SEGMENTS * (SEGMENT_SIZE // VALUE_SIZE) + 8))
-    values = [rnd[i:i + VALUE_SIZE] for i in range(0, len(rnd), VALUE_SIZE)]
-    with safe_data.Journal(where, segment_size=SEGMENT_SIZE) as journal:
-        lst = C.SafeList(values, name="blobs", journal=journal)
-        names = set()
-        while len(lst):
-            lst.pop()
-            names = {n for n in os.listdir(where) if n.endswith(".seg")}
-            if len(names) > N_SEGMENTS:  # the (N+1)th is the active one: N are sealed
-                break
-    names = sorted(n for n in os.listdir(where) if n.endswith(".seg"))
-    for extra in names[N_SEGMENTS:]:
-        os.unlink(where / extra)
-    names = names[:N_SEGMENTS]
-    assert len(names) == N_SEGMENTS
-    sizes = [os.path.getsize(where / n) for n in names]
-    assert min(sizes) > SEGMENT_SIZE * 0.8, sizes
-    yield where, names, sum(sizes)
-    shutil.rmtree(where.parent, ignore_errors=True)
-
-
-def _mb_per_s(benchmark, raw_bytes):
-    mean = benchmark.stats.stats.mean
-    mb = round(raw_bytes / mean / 1e6, 1)
-    benchmark.extra_info.update(mb_per_s=mb, raw_bytes=raw_bytes)
-    return mb
-
-
 # --- 1. throughput -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("mode", ["discard", "durable"])
-def test_upload_bare_aiohttp(benchmark, segments, tmp_path, mode):
-    where, names, raw_bytes = segments
+def test_upload_bare_aiohttp(benchmark, upload_segments, tmp_path, mode):
+    where, names, raw_bytes = upload_segments
     cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True)
     raws = [(where / n).read_bytes() for n in names]
     bodies = [cctx.compress(raw) for raw in raws]
@@ -188,50 +152,19 @@ def test_upload_bare_aiohttp(benchmark, segments, tmp_path, mode):
         _figures[f"{variant}_mb_per_s"] = _mb_per_s(benchmark, raw_bytes)
 
 
-def test_upload_uploader(benchmark, segments, tmp_path):
-    where, names, raw_bytes = segments
+def test_upload_uploader(benchmark, upload_segments, tmp_path):
     namespaces = {f"round{i}": f"token-{i}" for i in range(UPLOAD_ROUNDS + 2)}
-    rounds = iter(sorted(namespaces))
-    state = {"journal": None, "uploader": None, "done": []}
-
-    def finish_previous():
-        if state["uploader"] is not None:
-            stats = state["uploader"].stats()
-            state["uploader"].close()
-            state["done"].append(stats)
-            state["uploader"] = None
-        if state["journal"] is not None:
-            state["journal"].close()
-            shutil.rmtree(state["journal"].path, ignore_errors=True)
-            state["journal"] = None
-
     with backup_server(tmp_path, namespaces) as server:
-        def setup():
-            finish_previous()
-            namespace = next(rounds)
-            target = tmp_path / f"journal-{namespace}"
-            target.mkdir()
-            for name in names + ["key"]:
-                shutil.copyfile(where / name, target / name)
-            state["journal"] = safe_data.Journal(target, segment_size=SEGMENT_SIZE)
-            sink = HttpSink(server.url, namespaces[namespace])
-            uploader = Uploader(sink, state["journal"], seal_every=None, concurrency=CONCURRENCY)
-            return (uploader,), {}
+        def make_uploader(journal, round_no):
+            sink = HttpSink(server.url, namespaces[f"round{round_no}"])
+            return Uploader(sink, journal, seal_every=None, concurrency=CONCURRENCY)
 
-        def ship(uploader):
-            state["uploader"] = uploader.start()
-            uploader.flush(timeout=60)
-
-        try:
-            run(benchmark, ship, group=UPLOAD_GROUP, variant="uploader", ops=N_SEGMENTS,
-                rounds=UPLOAD_ROUNDS, setup=setup, concurrency=CONCURRENCY)
-        finally:
-            finish_previous()
-    for stats in state["done"]:
-        assert stats["acked"] == N_SEGMENTS and stats["rejected"] == 0 and stats["errors"] == 0, stats
-    assert state["done"]
+        with ShippingRounds(upload_segments, tmp_path, make_uploader) as rounds:
+            run(benchmark, rounds.ship, group=UPLOAD_GROUP, variant="uploader", ops=N_SEGMENTS,
+                rounds=UPLOAD_ROUNDS, setup=rounds.setup, concurrency=CONCURRENCY)
+    rounds.check()
     if benchmark.enabled:
-        mb = _mb_per_s(benchmark, raw_bytes)
+        mb = _mb_per_s(benchmark, upload_segments[2])
         for baseline in ("bare", "bare-durable"):
             if f"{baseline}_mb_per_s" in _figures:
                 figure = _figures[f"{baseline}_mb_per_s"]

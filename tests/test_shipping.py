@@ -1,5 +1,6 @@
 """`safe-data push` and `pull` through real processes: a real backup server, real segments."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -90,3 +91,39 @@ def test_purge_deletes_acknowledged_segments_without_force(tmp_path):
     (source / "uploaded" / segment[: -len(".seg")]).touch()  # what an uploader writes on ack
     cli("--journal", str(source), "purge", "--max-bytes", "0")
     assert not (source / segment).exists()
+
+
+def test_stats_shows_the_last_uploaders_report(tmp_path):
+    """An uploader that cannot reach its server, still running in another process, then
+    one that shipped everything: `safe-data stats` tells which, and the last error."""
+    source = tmp_path / "source"
+    journal_with_records(source, list(range(50)))
+    program = f"""
+import sys, time, safe_data
+from safe_data import HttpSink, Uploader
+up = Uploader(HttpSink("http://127.0.0.1:9", "tok"), {str(source)!r}, backoff=(0.01, 0.05)).start()
+time.sleep(1.5)
+print("reported", flush=True)
+sys.stdin.read()
+"""
+    child = subprocess.Popen([sys.executable, "-c", program], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "reported"
+        shown = cli("--journal", str(source), "stats").stdout
+        assert f"running (pid {child.pid}), to HttpSink('http://127.0.0.1:9', token=<hidden>)" in shown
+        assert "last error:" in shown and "Cannot connect" in shown and "tok\"" not in shown
+        report = json.loads(cli("--journal", str(source), "stats", "--json").stdout)["uploader"]
+        assert report["alive"] and report["acked"] == 0 and report["errors"] > 0
+    finally:
+        child.kill()
+        child.wait()
+    shown = cli("--journal", str(source), "stats").stdout
+    assert f"was running (pid {child.pid}, gone since)" in shown  # killed: no final report
+
+    with safe_data.Uploader(safe_data.DirectorySink(tmp_path / "store"), source) as up:
+        up.flush(timeout=10)
+    report = json.loads(cli("--journal", str(source), "stats", "--json").stdout)["uploader"]
+    assert report["running"] is False and report["alive"] is False and report["last_error"] is None
+    assert report["acked"] >= 1 and report["last_ack"]
+    assert "stopped, was shipping to DirectorySink(" in cli("--journal", str(source), "stats").stdout

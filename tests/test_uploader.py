@@ -237,7 +237,7 @@ def test_uploader_ships_to_a_directory_and_deletes_after_ack(journal, tmp_path, 
     assert stats["pending_segments"] == 0 and stats["rejected"] == 0
     assert stats["acked"] >= 5
     assert sealed_ids(journal) == []  # all acknowledged, all deleted
-    assert os.listdir(os.path.join(journal.path, MARKS_DIR)) == []  # marks tidied with them
+    assert os.listdir(os.path.join(journal.path, MARKS_DIR)) == ["status.json"]  # no mark left
     assert sorted(restored_values(journal, directory_contents(sink.inner), tmp_path)) == sorted(popped)
     assert_deleted_only_after_ack(events)
     assert {i for what, i in events if what == "deleted"} == {i for what, i in events if what == "acked"}
@@ -280,7 +280,7 @@ def test_restart_never_resends_marked_segments(journal, tmp_path):
         up.flush(timeout=10)
     kept = sealed_ids(journal)
     assert kept and sorted(first.puts) == kept  # kept locally, marked
-    assert sorted(os.listdir(os.path.join(journal.path, MARKS_DIR))) == kept
+    assert sorted(os.listdir(os.path.join(journal.path, MARKS_DIR))) == kept + ["status.json"]
     assert pending_segments(journal.path) == []
 
     second = Recording(store, [])
@@ -335,7 +335,7 @@ def test_marks_arriving_together_share_one_directory_fsync(journal, tmp_path, mo
                   concurrency=4, **FAST) as up:
         up.flush(timeout=20)
     marks_dir = os.path.join(journal.path, MARKS_DIR)
-    assert sorted(os.listdir(marks_dir)) == expected  # every acknowledgement marked
+    assert sorted(os.listdir(marks_dir)) == expected + ["status.json"]  # every ack marked
     # one directory fsync per mark without the group commit; here batches share them
     assert 0 < synced.count(marks_dir) <= len(expected) // 2 + 1
 

@@ -142,12 +142,54 @@ def journal_stats(directory: str) -> dict:
         "problems": totals["problems"],
         "damaged": _damaged_files(directory),
         "pending_upload": _pending(directory, summaries),
+        "uploader": _uploader_status(directory),
         "containers": {
             str(name, "utf-8", "replace"): {
                 "records": records, "bytes": size, "oldest": _iso(oldest), "newest": _iso(newest),
                 "oldest_ns": oldest, "newest_ns": newest}
             for name, (records, size, oldest, newest) in by_size},
     }
+
+
+def _uploader_status(directory: str) -> dict | None:
+    """The report of the last uploader that ran on this journal (docs/remote.md), with
+    ``alive``: whether its process still exists."""
+    from ..upload.uploader import read_status  # no network library imported
+
+    status = read_status(directory)
+    if status is None:
+        return None
+    alive = False
+    if status.get("running") and isinstance(status.get("pid"), int):
+        try:
+            os.kill(status["pid"], 0)
+        except ProcessLookupError:
+            pass
+        except PermissionError:  # exists, owned by someone else
+            alive = True
+        else:
+            alive = True
+    return {**status, "alive": alive}
+
+
+def _describe_uploader(status: dict) -> list[tuple[str, str]]:
+    if status["alive"]:
+        state = f"running (pid {status['pid']}), to {status['sink']}"
+    elif status.get("running"):
+        state = f"was running (pid {status['pid']}, gone since), to {status['sink']}"
+    else:
+        state = f"stopped, was shipping to {status['sink']}"
+    lines = [("uploader", f"{state}; report of {status.get('updated')}"),
+             ("  acknowledged", f"{_count(status.get('acked', 0), 'segment')} "
+                                f"({_human_bytes(status.get('acked_bytes', 0))}) since "
+                                f"{status.get('started')}; last at {status.get('last_ack') or '-'}")]
+    if status.get("last_error"):
+        lines.append(("  last error", f"{status.get('last_error_at')}: {' '.join(str(status['last_error']).split())[:300]} "
+                                      f"({_count(status.get('errors', 0), 'error')} in that run)"))
+    if status.get("rejected"):
+        lines.append(("  rejected", f"{_count(len(status['rejected']), 'segment')} kept locally, "
+                                    f"never sent again by that run: {', '.join(sorted(status['rejected']))}"))
+    return lines
 
 
 def _damaged_files(directory: str) -> dict:
@@ -174,6 +216,8 @@ def _print_stats(figures: dict) -> None:
                            f"{_human_bytes(pending['bytes'])}: "
                            f"{pending['note']}"),
     ]
+    if figures["uploader"] is not None:
+        lines += _describe_uploader(figures["uploader"])
     if figures["problems"]:
         lines.append(("problems", f"{figures['problems']}: run `safe-data verify` for details"))
     for name, value in lines:

@@ -51,13 +51,16 @@ from .sinks import SEGMENT_ID, RejectedError, Sink, TransientError
 from ..journal.segments import fsync_dir
 
 __all__ = ["Uploader", "UploaderError", "UploadWarning", "PendingSegment", "pending_segments",
-           "MARKS_DIR"]
+           "MARKS_DIR", "read_status"]
 
 log = logging.getLogger("safe_data.upload")
 
 #: the directory of acknowledgement marks inside the journal directory
 MARKS_DIR = "uploaded"
 SEALED_SUFFIX = ".seg"
+#: the last uploader's report, in MARKS_DIR (not a segment id, so never taken for a mark)
+STATUS_FILE = "status.json"
+STATUS_INTERVAL = 1.0  # seconds: the report is rewritten at most this often
 # Level 1: on journal segments it compresses as well as level 3 (4.5x on small-int records)
 # and 1.5x faster (740 vs 500 MB/s).
 ZSTD_LEVEL = 1
@@ -139,6 +142,37 @@ def _write_marks(journal_path: str, segment_ids) -> None:
         finally:
             os.close(fd)
     fsync_dir(marks_dir)
+
+
+def read_status(journal_path: str | os.PathLike) -> dict | None:
+    """The report the last uploader of this journal directory left (``safe-data stats``
+    shows it): ``sink``, ``pid``, ``running``, ``started``/``updated`` (ISO times), and
+    for that run ``acked``, ``acked_bytes``, ``last_ack``, ``errors``, ``last_error``,
+    ``last_error_at``, ``rejected`` (id -> reason).  None if there is none."""
+    import json
+
+    try:
+        with open(os.path.join(os.fspath(journal_path), MARKS_DIR, STATUS_FILE), "rb") as f:
+            status = json.loads(f.read(1 << 20))
+    except (FileNotFoundError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def _write_status(journal_path: str, status: dict) -> None:
+    """Replace the report atomically (temp file, rename; no fsync: it is informational)."""
+    import json
+
+    marks_dir = os.path.join(journal_path, MARKS_DIR)
+    tmp = os.path.join(marks_dir, f".{STATUS_FILE}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(status, f, indent=1)
+    os.replace(tmp, os.path.join(marks_dir, STATUS_FILE))
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _unlink(path: str) -> bool:
@@ -344,6 +378,9 @@ class Uploader:
         self._errors = 0
         self._last_error: str | None = None
         self._rejected: dict[str, str] = {}  # id -> reason, this run
+        self._started = self._last_ack = self._last_error_at = None  # ISO times, this run
+        self._status_dirty = True
+        self._status_written = 0.0  # monotonic time of the last report
         self._settled: set[str] = set()  # acknowledged or rejected, this run
         self._acked_ids: set[str] = set()  # acknowledged, this run
 
@@ -557,6 +594,29 @@ class Uploader:
         with self._stats_lock:
             self._errors += 1
             self._last_error = message
+            self._last_error_at = _now_iso()
+            self._status_dirty = True
+
+    def _status(self, running: bool) -> dict:
+        with self._stats_lock:
+            return {"sink": repr(self.sink), "pid": os.getpid(), "running": running,
+                    "started": self._started, "updated": _now_iso(),
+                    "acked": self._acked, "acked_bytes": self._acked_bytes,
+                    "last_ack": self._last_ack, "errors": self._errors,
+                    "last_error": self._last_error, "last_error_at": self._last_error_at,
+                    "rejected": dict(self._rejected)}
+
+    async def _report(self, loop, *, running: bool = True, force: bool = False) -> None:
+        """Rewrite the status file if something changed (at most every STATUS_INTERVAL)."""
+        now = time.monotonic()
+        if not force and (not self._status_dirty or now - self._status_written < STATUS_INTERVAL):
+            return
+        self._status_dirty = False
+        self._status_written = now
+        try:
+            await loop.run_in_executor(None, _write_status, self.path, self._status(running))
+        except OSError as exc:  # informational: never worth stopping for
+            log.warning("cannot write the upload status in %s: %s", self.path, exc)
 
     async def _main(self, ready) -> None:
         loop = asyncio.get_running_loop()
@@ -569,6 +629,7 @@ class Uploader:
             initializer=_lower_priority)
         self._marks = _MarkBatcher(self._acknowledged)
         await loop.run_in_executor(None, os.makedirs, os.path.join(self.path, MARKS_DIR), 0o700, True)
+        self._started = _now_iso()
         ready.set()
         next_seal = time.monotonic() + self.seal_every if self.seal_every else None
         try:
@@ -589,6 +650,7 @@ class Uploader:
                     log.exception("safe_data uploader round failed")
                     self._error(f"{type(exc).__name__}: {exc}")
                     wait = 1.0
+                await self._report(loop)
                 if next_seal is not None:
                     wait = min(wait, max(0.0, next_seal - time.monotonic()))
                 await _wait_event(self._wake, wait)
@@ -598,6 +660,7 @@ class Uploader:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._marks.aclose()
+            await self._report(loop, running=False, force=True)
             self._compressor.shutdown(wait=False, cancel_futures=True)
             try:
                 await self.sink.close()
@@ -679,6 +742,8 @@ class Uploader:
                         with self._stats_lock:
                             self._acked += 1
                             self._acked_bytes += size
+                            self._last_ack = _now_iso()
+                            self._status_dirty = True
                         return
                 first, longest = self.backoff
                 delay = random.uniform(0, min(longest, first * (2 ** min(attempt, 60))))
@@ -710,6 +775,8 @@ class Uploader:
             first = segment_id not in self._rejected
             self._rejected[segment_id] = reason
             self._last_error = reason
+            self._last_error_at = _now_iso()
+            self._status_dirty = True
         if first:
             message = (f"segment {segment_id} was rejected by {self.sink!r}: {reason}. It stays in "
                        f"{self.path}; it is not sent again by this uploader")
