@@ -290,6 +290,7 @@ def test_upload_idempotency_list_get_metrics(tmp_path, segment):
         async with client.get(url, headers=AUTH) as resp:
             assert resp.status == 200
             assert resp.headers["X-Content-SHA256"] == sha(data)
+            assert resp.content_type == "application/zstd"
             got = await resp.read()
         assert zstandard.ZstdDecompressor().decompress(got) == data
         async with client.get("/v1/segments/0123456789abcdef-000009", headers=AUTH) as resp:

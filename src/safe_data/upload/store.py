@@ -183,15 +183,23 @@ class DirectoryStore:
             _atomic_write(directory, hash_name, (sha256 + "\n").encode("ascii"))
             return "stored"
 
-    def get(self, namespace: str, segment_id: str) -> tuple[bytes, str]:
-        """Return ``(compressed bytes, sha256)``; raise :class:`NotFound` if absent."""
+    def locate(self, namespace: str, segment_id: str) -> tuple[str, str]:
+        """Return ``(path of the compressed body, sha256)`` of a committed entry; raise
+        :class:`NotFound` if absent.  A committed body is never changed, so the file can
+        be streamed as it is."""
         _check(namespace, segment_id)
         directory = self._namespace_dir(namespace, create=False)
         sha256 = self._read_hash(os.path.join(directory, segment_id + HASH_SUFFIX))
-        if sha256 is None:
+        path = os.path.join(directory, segment_id + BODY_SUFFIX)
+        if sha256 is None or not os.path.isfile(path):
             raise NotFound(segment_id)
+        return path, sha256
+
+    def get(self, namespace: str, segment_id: str) -> tuple[bytes, str]:
+        """Return ``(compressed bytes, sha256)``; raise :class:`NotFound` if absent."""
+        path, sha256 = self.locate(namespace, segment_id)
         try:
-            with open(os.path.join(directory, segment_id + BODY_SUFFIX), "rb") as f:
+            with open(path, "rb") as f:
                 return f.read(), sha256
         except FileNotFoundError:
             raise NotFound(segment_id) from None
