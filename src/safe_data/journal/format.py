@@ -87,6 +87,15 @@ OPS: dict[int, tuple[str, str]] = {
     # rows of a database table (the SQLAlchemy hook): key = primary key, values = {column: value}
     64: ("row", "delete"),
     65: ("row", "update"),
+    # a file replaced as a whole (safe_data.atomic): key = the file's absolute path,
+    # values = [its previous content, bytes]
+    80: ("file", "replace"),
+    # persistent synced collections (safe_data.synced): key = the path of keys/indexes from
+    # the collection's root to the container changed (a tuple; () for the root)
+    96: ("synced", "set"),      # values = {key or index: old value} of what was overwritten
+    97: ("synced", "del"),      # values = {key or index: value} of what was deleted
+    98: ("synced", "clear"),    # values = the whole container before (dict or list)
+    99: ("synced", "replace"),  # values = the whole collection before (reset(), outside change)
 }
 OP_CODES: dict[tuple[str, str], int] = {v: k for k, v in OPS.items()}
 
