@@ -101,8 +101,8 @@ class ServerThread:
 
 class FaultyBackend:
     """A backup server that misbehaves on cue.  ``script`` lists, per PUT, one of:
-    "503" (busy, Retry-After), "reset" (connection reset before storing), "lost-ack"
-    (store, then reset before answering), "ok".  After the script: "ok".  Stores like the
+    "503" (busy, Retry-After), "500" (internal error, nothing stored), "reset" (connection
+    reset before storing), "lost-ack" (store, then reset before answering), "ok".  After the script: "ok".  Stores like the
     real one: same id and hash: 200; other hash: 409."""
 
     def __init__(self, script=(), retry_after="0"):
@@ -125,6 +125,8 @@ class FaultyBackend:
         action = self.script.pop(0) if self.script else "ok"
         if action == "503":
             return web.Response(status=503, text="busy", headers={"Retry-After": self.retry_after})
+        if action == "500":
+            return web.Response(status=500, text="internal error")
         if action == "reset":
             request.transport.abort()
             return web.Response(status=500)
@@ -479,7 +481,8 @@ def test_fork(journal, tmp_path):
 
 
 def test_http_faults_store_every_record_exactly_once(journal, tmp_path, deletions):
-    backend = FaultyBackend(["503", "503", "reset", "lost-ack", "503", "reset", "lost-ack", "lost-ack"])
+    backend = FaultyBackend(["503", "500", "reset", "lost-ack", "503", "reset", "500", "lost-ack",
+                             "lost-ack"])
     events = deletions
     backend.events = events
     popped = pop_many(journal, 150)
@@ -499,7 +502,7 @@ def test_http_faults_store_every_record_exactly_once(journal, tmp_path, deletion
             stats = up.stats()
     assert backend.script == []  # every fault happened
     assert stats["rejected_ids"] == [victim]
-    assert stats["errors"] >= 3  # the 503s at least (aiohttp itself may retry a reset PUT once)
+    assert stats["errors"] >= 4  # the 503s and 500s at least (aiohttp may retry a reset PUT once)
     assert sealed_ids(journal) == [victim]  # the rejected segment stays local
     assert_deleted_only_after_ack(events)
     for what, segment_id in events:
