@@ -328,7 +328,7 @@ _RATIO_KEYS = ("x_builtin", "net_x_builtin", "raw_pickle_over_clear", "raw_codec
                "heap_traced_pops", "heap_current_growth_kib", "heap_peak_growth_kib",
                "rss_anon_growth_kib", "mb_per_s", "bare_mb_per_s", "upload_over_bare",
                "bare_durable_mb_per_s", "upload_over_bare_durable", "aiobotocore_mb_per_s",
-               "upload_over_aiobotocore",
+               "upload_over_aiobotocore", "cpu_uploader_over_no_uploader",
                "uploader_over_no_uploader")
 
 
