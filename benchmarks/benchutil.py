@@ -215,6 +215,22 @@ class ShippingRounds:
             assert stats["acked"] == N_SEGMENTS and stats["rejected"] == 0 and stats["errors"] == 0, stats
 
 
+def benchmark_uploader(benchmark, source, tmp_path, make_sink, *, group: str, rounds: int,
+                       concurrency: int):
+    """Time ``Uploader(make_sink(round number), journal, concurrency=...)`` shipping a
+    fresh copy of ``source`` per round; return the raw MB/s (None when not timed)."""
+    from safe_data.upload.uploader import Uploader
+
+    def make_uploader(journal, round_no):
+        return Uploader(make_sink(round_no), journal, seal_every=None, concurrency=concurrency)
+
+    with ShippingRounds(source, tmp_path, make_uploader) as shipping:
+        run(benchmark, shipping.ship, group=group, variant="uploader", ops=N_SEGMENTS,
+            rounds=rounds, setup=shipping.setup, concurrency=concurrency)
+    shipping.check()
+    return mb_per_s(benchmark, source[2]) if benchmark.enabled else None
+
+
 def mb_per_s(benchmark, raw_bytes) -> float:
     """Raw segment MB (10^6 bytes) per second of the mean round, stored in extra_info."""
     mb = round(raw_bytes / benchmark.stats.stats.mean / 1e6, 1)

@@ -22,7 +22,7 @@ import sys
 
 import pytest
 
-from benchutil import N_SEGMENTS, ShippingRounds, mb_per_s, run
+from benchutil import N_SEGMENTS, benchmark_uploader, mb_per_s, run
 
 pytest.importorskip("aiohttp")
 zstandard = pytest.importorskip("zstandard")
@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tests import seaweedfs as weed  # noqa: E402
 
 from safe_data.upload.s3 import S3Sink  # noqa: E402
-from safe_data.upload.uploader import ZSTD_LEVEL, Uploader  # noqa: E402
+from safe_data.upload.uploader import ZSTD_LEVEL  # noqa: E402
 
 CONCURRENCY = 4
 ROUNDS = 5
@@ -88,18 +88,12 @@ def test_s3_aiobotocore(benchmark, upload_segments, seaweedfs):
 
 
 def test_s3_uploader(benchmark, upload_segments, seaweedfs, tmp_path):
-    def make_uploader(journal, round_no):
-        sink = S3Sink(BUCKET, seaweedfs.endpoint, access_key=seaweedfs.access_key,
+    def make_sink(round_no):
+        return S3Sink(BUCKET, seaweedfs.endpoint, access_key=seaweedfs.access_key,
                       secret_key=seaweedfs.secret_key, namespace=f"uploader-{round_no}")
-        return Uploader(sink, journal, seal_every=None, concurrency=CONCURRENCY)
 
-    with ShippingRounds(upload_segments, tmp_path, make_uploader) as rounds:
-        run(benchmark, rounds.ship, group=GROUP, variant="uploader", ops=N_SEGMENTS,
-            rounds=ROUNDS, setup=rounds.setup, concurrency=CONCURRENCY)
-    rounds.check()
-    if benchmark.enabled:
-        mb = mb_per_s(benchmark, upload_segments[2])
-        if "aiobotocore_mb_per_s" in _figures:
-            benchmark.extra_info["aiobotocore_mb_per_s"] = _figures["aiobotocore_mb_per_s"]
-            benchmark.extra_info["upload_over_aiobotocore"] = round(
-                mb / _figures["aiobotocore_mb_per_s"], 3)
+    mb = benchmark_uploader(benchmark, upload_segments, tmp_path, make_sink, group=GROUP,
+                            rounds=ROUNDS, concurrency=CONCURRENCY)
+    if mb is not None and "aiobotocore_mb_per_s" in _figures:
+        benchmark.extra_info["aiobotocore_mb_per_s"] = _figures["aiobotocore_mb_per_s"]
+        benchmark.extra_info["upload_over_aiobotocore"] = round(mb / _figures["aiobotocore_mb_per_s"], 3)

@@ -55,7 +55,7 @@ import pytest
 import safe_data
 from safe_data import _core as C
 
-from benchutil import N_SEGMENTS, ShippingRounds, mb_per_s as _mb_per_s, run
+from benchutil import N_SEGMENTS, benchmark_uploader, mb_per_s as _mb_per_s, run
 
 aiohttp = pytest.importorskip("aiohttp")
 zstandard = pytest.importorskip("zstandard")
@@ -159,22 +159,16 @@ def test_upload_bare_aiohttp(benchmark, upload_segments, tmp_path, mode):
 def test_upload_uploader(benchmark, upload_segments, tmp_path):
     namespaces = {f"round{i}": f"token-{i}" for i in range(UPLOAD_ROUNDS + 2)}
     with backup_server(tmp_path, namespaces) as server:
-        def make_uploader(journal, round_no):
-            sink = HttpSink(server.url, namespaces[f"round{round_no}"])
-            return Uploader(sink, journal, seal_every=None, concurrency=CONCURRENCY)
-
-        with ShippingRounds(upload_segments, tmp_path, make_uploader) as rounds:
-            run(benchmark, rounds.ship, group=UPLOAD_GROUP, variant="uploader", ops=N_SEGMENTS,
-                rounds=UPLOAD_ROUNDS, setup=rounds.setup, concurrency=CONCURRENCY)
-    rounds.check()
-    if benchmark.enabled:
-        mb = _mb_per_s(benchmark, upload_segments[2])
-        for baseline in ("bare", "bare-durable"):
-            if f"{baseline}_mb_per_s" in _figures:
-                figure = _figures[f"{baseline}_mb_per_s"]
-                key = baseline.replace("-", "_")
-                benchmark.extra_info[f"{key}_mb_per_s"] = figure
-                benchmark.extra_info[f"upload_over_{key}"] = round(mb / figure, 3)
+        mb = benchmark_uploader(
+            benchmark, upload_segments, tmp_path,
+            lambda round_no: HttpSink(server.url, namespaces[f"round{round_no}"]),
+            group=UPLOAD_GROUP, rounds=UPLOAD_ROUNDS, concurrency=CONCURRENCY)
+    for baseline in ("bare", "bare-durable"):
+        if mb is not None and f"{baseline}_mb_per_s" in _figures:
+            figure = _figures[f"{baseline}_mb_per_s"]
+            key = baseline.replace("-", "_")
+            benchmark.extra_info[f"{key}_mb_per_s"] = figure
+            benchmark.extra_info[f"upload_over_{key}"] = round(mb / figure, 3)
 
 
 # --- 2. the application's cost ----------------------------------------------------------------
