@@ -423,14 +423,14 @@ def test_an_intact_record_that_does_not_decode_is_reported_but_never_cut(tmp_pat
     (segment,) = sealed_segments(path)
     data = bytearray(segment.read_bytes())
     middle = frame_offsets(bytes(data))[1]
-    data[middle + 32] = 99  # an operation code no version knows, under a valid checksum
+    data[middle + 32] = 250  # an operation code no version knows, under a valid checksum
     length = struct.unpack_from("<I", data, middle)[0]
     struct.pack_into("<I", data, middle + 4, _impl.crc32c(bytes(data[middle + 8:middle + length])))
     segment.write_bytes(bytes(data))
 
     report = json.loads(run_cli(path, "verify", "--repair", "--json").stdout)
     assert [(p["segment"], p["offset"]) for p in report["remaining"]] == [(segment.name, middle)]
-    assert "undecodable record: unknown operation code 99" in report["remaining"][0]["reason"]
+    assert "undecodable record: unknown operation code 250" in report["remaining"][0]["reason"]
     assert report["repaired"] == [] and not report["ok"]
     assert segment.read_bytes() == bytes(data)  # nothing was cut
     assert [r["values"] for r in json_lines(run_cli(path, "log", "--json"))] == [[2], [0]]
