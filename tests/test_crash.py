@@ -336,6 +336,20 @@ def test_negative_control_duplicate_is_reported(tmp_path):
 # --- segment files: helpers -----------------------------------------------------------------
 
 
+class Pickled:
+    """A value of a class of its own: journaled as a signed pickle."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __eq__(self, other):
+        return isinstance(other, Pickled) and other.n == self.n
+
+    def __hash__(self):
+        return hash(self.n)
+
+
+
 def parse_frames(path):
     """[(offset, frame_len)] of the frames in a segment file, up to the first zero length."""
     data = Path(path).read_bytes()
@@ -612,6 +626,87 @@ def test_bit_flip_in_a_frame_stops_the_segment_there(tmp_path, k, label, where):
         assert exc.value.problem == expected
         with pytest.warns(sd.JournalWarning, match=f"{seg.name} at byte {off}: checksum mismatch"):
             list(j.records(on_error="warn"))
+
+
+def test_frames_swapped_between_segments_are_refused(tmp_path):
+    """Two sound frames of the same length exchanged between two segments: each CRC still
+    matches, but each frame is out of sequence where it landed."""
+    journal_dir = tmp_path / "journal"
+    values = [f"v{i:04d}" for i in range(400)]
+    with sd.Journal(journal_dir, segment_size=4096) as j:
+        L = sd.SafeList(reversed(values), name="L", journal=j)
+        for v in values:
+            assert L.pop() == v
+    first, second = segments(journal_dir)[:2]
+    (a_off, a_len), (b_off, b_len) = parse_frames(first)[3], parse_frames(second)[5]
+    assert a_len == b_len
+    a, b = first.read_bytes(), second.read_bytes()
+    first.write_bytes(a[:a_off] + b[b_off:b_off + b_len] + a[a_off + a_len:])
+    second.write_bytes(b[:b_off] + a[a_off:a_off + a_len] + b[b_off + b_len:])
+
+    got, problems = popped(journal_dir)
+    reasons = {(p.segment, p.offset): p.reason for p in problems}
+    assert set(reasons) == {(first.name, a_off), (second.name, b_off)}
+    assert all("out of sequence" in r for r in reasons.values())
+    assert len(got) == len(set(got)) and set(got) <= set(values)  # nothing misplaced, nothing twice
+
+
+def test_truncation_at_every_offset_of_the_last_records(tmp_path):
+    """A sealed segment cut at each byte of its last three frames: the reader returns
+    exactly the frames before the cut, and reports the cut (except at a frame boundary)."""
+    src = tmp_path / "src"
+    values = make_sealed_journal(src)
+    (seg,) = segments(src)
+    frames = parse_frames(seg)
+    data = seg.read_bytes()
+    start = frames[-3][0]
+    for cut in range(start, len(data)):
+        journal_dir = tmp_path / f"cut{cut}"
+        journal_dir.mkdir()
+        (journal_dir / "key").write_bytes((src / "key").read_bytes())
+        (journal_dir / seg.name).write_bytes(data[:cut])
+        whole = sum(1 for off, n in frames if off + n <= cut)
+        got, problems = popped(journal_dir)
+        assert got == values[:whole], cut
+        at_boundary = any(off == cut for off, _ in frames) or cut == len(data)
+        assert (problems == []) == at_boundary, (cut, problems)
+
+
+def test_every_single_bit_flip_of_a_pickled_record_is_refused_before_unpickling(tmp_path, monkeypatch):
+    """A record holding a pickle (a value of a class of its own): flip each bit of its frame
+    in turn; the reader refuses every one (CRC or, past it, the pickle's signature) and
+    never calls pickle.loads on bytes it has not verified."""
+    import pickle
+
+    from safe_data.journal import codec
+
+    journal_dir = tmp_path / "journal"
+    with sd.Journal(journal_dir) as j:
+        L = sd.SafeList([Pickled(7)], name="L", journal=j)
+        L.pop()
+    (seg,) = segments(journal_dir)
+    (off, n), = parse_frames(seg)
+    data = seg.read_bytes()
+    loads, unpickled = pickle.loads, []
+
+    def spy(blob, *args, **kwargs):
+        unpickled.append(bytes(blob))
+        return loads(blob, *args, **kwargs)
+
+    monkeypatch.setattr(codec.pickle, "loads", spy)
+    for bit in range(n * 8):
+        damaged = bytearray(data)
+        damaged[off + bit // 8] ^= 1 << (bit % 8)
+        seg.write_bytes(bytes(damaged))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with sd.Journal(journal_dir) as j:
+                assert [r.values for r in j.records(on_error="ignore")] == [], bit
+    assert unpickled == []  # not once, whatever bit was flipped
+    seg.write_bytes(data)
+    with sd.Journal(journal_dir) as j:  # the sound record: verified, then unpickled
+        assert [r.values for r in j.records(on_error="raise")] == [[Pickled(7)]]
+    assert len(unpickled) == 1
 
 
 def test_bit_flip_in_a_frame_length_is_reported_at_that_frame(tmp_path):

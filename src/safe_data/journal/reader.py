@@ -81,8 +81,15 @@ def is_zero(data, start: int) -> bool:
 
 
 def scan_frames(data, crc32c, segment: str, sealed: bool, start: int = fmt.SEGMENT_HEADER_SIZE):
-    """Yield verified frames of ``data``; return (end of the last good frame, Problem or None)."""
+    """Yield verified frames of ``data``; return (end of the last good frame, Problem or None).
+
+    A frame is good when its length fits, its CRC32C matches and its sequence number
+    follows the previous frame's: one writer numbers its frames one by one into its active
+    segment, so a sound frame copied from another segment (or another place of this one)
+    is caught here too (at the frame itself, or at the next one if it landed first).
+    """
     pos, n = start, len(data)
+    last_seq = 0
     while pos < n:
         if n - pos < 4:
             return pos, Problem(segment, pos, f"{n - pos} trailing bytes after the last frame")
@@ -102,6 +109,10 @@ def scan_frames(data, crc32c, segment: str, sealed: bool, start: int = fmt.SEGME
         if crc != crc32c(data[pos + 8:pos + frame_len]):
             return pos, Problem(segment, pos, "checksum mismatch (torn write or corruption)")
         _, _, seq, time_ns, thread, op, flags, name_len = fmt.FRAME_HEADER.unpack_from(data, pos)
+        if last_seq and seq != last_seq + 1:
+            return pos, Problem(segment, pos, f"frame out of sequence: seq {seq} after {last_seq} "
+                                              f"(copied from elsewhere?)")
+        last_seq = seq
         body = pos + fmt.FRAME_HEADER_SIZE
         if body + name_len > pos + frame_len:
             return pos, Problem(segment, pos, "name longer than its frame")
