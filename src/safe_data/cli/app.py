@@ -35,8 +35,8 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
-        except OSError as exc:  # a permission, a full disk: a message, not a traceback
-            raise Failure(str(exc)) from None
+        except (OSError, safe_data.SafeDataError) as exc:  # a permission, a full disk, a
+            raise Failure(str(exc)) from None                 # refused key: a message
 
 
 def _discard_stdout() -> None:

@@ -11,7 +11,7 @@ import os
 from .. import _impl
 from ..errors import CorruptRecordError
 from ..journal import format as fmt
-from ..journal.journal import KEY_FILE, KEY_SIZE, default_path
+from ..journal.journal import KEY_FILE, KEY_SIZE, default_path, read_key_file
 from ..journal.reader import Problem, SegmentView, decode_frame, segment_paths
 from .exits import EXIT_NOT_FOUND, Failure
 from .output import _progress
@@ -26,10 +26,10 @@ def _journal_dir(journal_path: str | None) -> str:
 
 
 def _read_key(directory: str) -> bytes | None:
-    """The journal's MAC key, or None (its pickles then read as UnverifiedPickle)."""
+    """The journal's MAC key, or None (its pickles then read as UnverifiedPickle); a key
+    that could have been planted is refused (SafeDataError, see ``read_key_file``)."""
     try:
-        with open(os.path.join(directory, KEY_FILE), "rb") as f:
-            key = f.read()
+        key = read_key_file(os.path.join(directory, KEY_FILE))
     except FileNotFoundError:
         return None
     return key if len(key) == KEY_SIZE else None

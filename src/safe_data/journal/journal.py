@@ -10,6 +10,7 @@ active segment.
 from __future__ import annotations
 
 import atexit
+import errno
 import os
 import stat
 import threading
@@ -247,6 +248,33 @@ def _make_private_dir(path: str) -> None:
         os.chmod(path, 0o700)
 
 
+def read_key_file(key_path: str) -> bytes:
+    """The bytes of a journal key file; SafeDataError if the file could have been planted.
+
+    Whoever controls the key can sign pickles that readers will run, so the key must be
+    a regular file (not a symlink), owned by this user (or root) and writable by nobody
+    else.
+    FileNotFoundError if there is none.
+    """
+    try:
+        fd = os.open(key_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise SafeDataError(f"journal key {key_path} is a symlink: refusing a key that is not a "
+                            f"plain file of this journal (it could sign forged pickles)") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SafeDataError(f"journal key {key_path} is not a regular file; refusing to use it")
+        if hasattr(os, "getuid") and (st.st_uid not in (os.getuid(), 0) or st.st_mode & 0o022):
+            raise SafeDataError(
+                f"journal key {key_path} is owned by another user or writable by others (mode "
+                f"{st.st_mode & 0o777:o}): it could have been replaced to forge pickles; refusing "
+                f"to use it. Check the file, then `chmod 600` it")
+        return f.read(KEY_SIZE + 1)
+
+
 def _load_or_create_key(path: str) -> bytes:
     """The journal's secret MAC key: authenticates its pickles (see codec)."""
     key_path = os.path.join(path, KEY_FILE)
@@ -259,16 +287,14 @@ def _load_or_create_key(path: str) -> bytes:
             f.write(os.urandom(KEY_SIZE))
             f.flush()
             os.fsync(f.fileno())
-    with open(key_path, "rb") as f:
-        key = f.read()
+    key = read_key_file(key_path)
     if len(key) != KEY_SIZE:
         # Another process is between O_EXCL and its write; retry briefly.
         import time
 
         for _ in range(100):
             time.sleep(0.01)
-            with open(key_path, "rb") as f:
-                key = f.read()
+            key = read_key_file(key_path)
             if len(key) == KEY_SIZE:
                 break
         else:
