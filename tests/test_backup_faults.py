@@ -31,11 +31,14 @@ CLIENT = textwrap.dedent("""
 
 
 def start_server(store, tokens, port=0):
+    # the server logs every upload: to a file, as a pipe nobody reads would fill and block it
+    log = open(f"{store}.log", "a")
     proc = subprocess.Popen([sys.executable, "-m", "safe_data", "serve", "--store", str(store),
                              "--port", str(port), "--tokens", str(tokens)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=log, text=True)
+    log.close()
     line = proc.stdout.readline()
-    assert line.startswith("serving on "), line + proc.stderr.read()
+    assert line.startswith("serving on "), line + open(f"{store}.log").read()[-2000:]
     return proc, line.split()[-1]
 
 
