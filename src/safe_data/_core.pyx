@@ -35,7 +35,7 @@ import os
 import pickle
 import threading
 
-from . import _support
+from . import _faults, _support
 from .errors import CorruptRecordError, JournalClosedError, RecordTooLargeError, UnpicklableValueError
 from .journal import format as fmt
 
@@ -149,6 +149,7 @@ cdef object _pickle_dumps = pickle.dumps
 from .journal.codec import load_pickle as _load_pickle
 cdef object _lz4_compress = None
 cdef object _mac = None
+cdef bint faults_armed = _faults.armed  # SAFE_DATA_FAULT / _TRACE set: see _faults.py
 cdef str _MODULE = __name__
 
 # base-class methods, called through these references (see the note at the top)
@@ -744,6 +745,7 @@ cdef class RecordWriter:
         cdef int64_t now
         cdef uint16_t nlen = <uint16_t>name_len
         cdef uint32_t flen, crc
+        cdef uint64_t seq
         cdef int fd, rc
         if frame_len > 0xFFFFFFFF:
             raise RecordTooLargeError(f"a {frame_len}-byte record exceeds the 4 GiB frame limit; nothing was discarded")
@@ -753,10 +755,10 @@ cdef class RecordWriter:
         if self._pos + frame_len > self._prepared:
             self._prepare(self._pos + frame_len)
         p = self._base + self._pos
-        self._seq += 1
+        seq = self._seq + 1
         thread = PyThread_get_thread_ident()
         now = sd_now_ns()
-        memcpy(p + 8, &self._seq, 8)
+        memcpy(p + 8, &seq, 8)
         memcpy(p + 16, &now, 8)
         memcpy(p + 24, &thread, 8)
         p[32] = <char>op
@@ -767,9 +769,14 @@ cdef class RecordWriter:
         crc = sd_crc32c(0, p + 8, frame_len - 8)
         flen = <uint32_t>frame_len
         memcpy(p + 4, &crc, 4)
-        memcpy(p, &flen, 4)
+        if faults_armed:  # tests only (docs/guarantees.md): a Python call, so not atomic then
+            _faults.point("record.write")
+        memcpy(p, &flen, 4)  # the length last: the frame exists once it is written
         self._pos += frame_len
+        self._seq = seq
         if self._durability == DURABILITY_FSYNC:
+            if faults_armed:
+                _faults.point("record.sync")
             # on a duplicate, without the GIL: concurrent writers share one flush, and a
             # rotation meanwhile is harmless (sealing fsyncs the segment in this mode)
             fd = dup(self._fd)
@@ -840,6 +847,8 @@ cdef class RecordWriter:
         cdef int fd, rc
         if self._base == NULL:
             return
+        if faults_armed:
+            _faults.point("record.sync")
         fd = dup(self._fd)
         if fd < 0:
             raise OSError(errno, os.strerror(errno))

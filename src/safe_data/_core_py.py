@@ -17,7 +17,7 @@ import time
 
 import google_crc32c
 
-from . import _support
+from . import _faults, _support
 from .errors import JournalClosedError, RecordTooLargeError
 from .journal import format as fmt
 from .journal.codec import decode_values, encode_value
@@ -96,17 +96,19 @@ class RecordWriter:
                 raise JournalClosedError("the journal is closed; nothing was discarded")
             if self._pos + frame_len > self._end:
                 self._rotate(frame_len)
-            self._seq += 1
-            head = fmt.FRAME_HEADER.pack(0, 0, self._seq, time.time_ns(), thread, op, flags, len(name))
+            seq = self._seq + 1
+            head = fmt.FRAME_HEADER.pack(0, 0, seq, time.time_ns(), thread, op, flags, len(name))
             crc = google_crc32c.extend(google_crc32c.extend(crc32c(head[8:]), name), bytes(payload))
             pos = self._pos
-            self._map[pos:pos + 8] = fmt.FRAME_HEADER.pack(frame_len, crc, 0, 0, 0, 0, 0, 0)[:8]
             self._map[pos + 8:pos + fmt.FRAME_HEADER_SIZE] = head[8:]
             body = pos + fmt.FRAME_HEADER_SIZE
             self._map[body:body + len(name)] = name
             self._map[body + len(name):pos + frame_len] = payload
+            _faults.point("record.write")
+            # the length and CRC last, as the C writer does: a frame is there once they are
+            self._map[pos:pos + 8] = fmt.FRAME_HEADER.pack(frame_len, crc, 0, 0, 0, 0, 0, 0)[:8]
             self._pos = pos + frame_len
-            seq = self._seq
+            self._seq = seq
             if self._durability == DURABILITY_FSYNC:
                 fd = os.dup(self._fd)
         if self._durability == DURABILITY_FSYNC:

@@ -22,6 +22,7 @@ import os
 import threading
 import time
 
+from .. import _faults
 from ..errors import JournalFullError
 from . import format as fmt
 
@@ -44,6 +45,7 @@ _sync_data = getattr(os, "fdatasync", os.fsync)
 
 
 def fsync_dir(path: str) -> None:
+    _faults.point("dir.fsync")
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -88,6 +90,7 @@ class SegmentManager:
         cannot take a new segment; the active segment is then still sealed and readable.
         """
         self.seal(used)
+        _faults.point("segment.rotate")  # sealed; the next one not yet there
         size = max(self.segment_size, fmt.SEGMENT_HEADER_SIZE + need)
         self._check_quota(size)
         self.active = seg = self._create(size)
@@ -98,9 +101,11 @@ class SegmentManager:
         if seg is None:
             return
         seg.map.close()
+        _faults.point("segment.seal")
         os.ftruncate(seg.fd, used)
         if self.durable:
             os.fsync(seg.fd)
+        _faults.point("segment.rename")
         os.rename(seg.path, seg.path[: -len(fmt.OPEN_SUFFIX)] + fmt.SEALED_SUFFIX)
         if self.durable:
             fsync_dir(self.directory)
@@ -137,8 +142,10 @@ class SegmentManager:
         building, path = stem + NEW_SUFFIX, stem + fmt.OPEN_SUFFIX
         fd = os.open(building, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
+            _faults.point("segment.create")
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             try:
+                _faults.point("segment.preallocate")
                 _preallocate(fd, size)
             except OSError as exc:
                 if exc.errno in _ENOSPC:
@@ -151,8 +158,10 @@ class SegmentManager:
                 raise
             header = fmt.pack_segment_header(self._crc32c, self.writer_id, self.segment_no,
                                              time.time_ns(), os.getpid())
+            _faults.point("segment.header")
             os.pwrite(fd, header, 0)
             m = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            _faults.point("segment.publish")
             os.rename(building, path)
         except BaseException:
             os.close(fd)
@@ -177,4 +186,5 @@ def directory_bytes(directory: str) -> int:
 
 
 def sync_data(fd: int) -> None:
+    _faults.point("record.sync")
     _sync_data(fd)

@@ -46,6 +46,7 @@ import warnings
 import weakref
 from typing import Any
 
+from .. import _faults
 from ..errors import SafeDataError
 from .sinks import SEGMENT_ID, RejectedError, Sink, TransientError
 from ..journal.segments import fsync_dir
@@ -717,7 +718,9 @@ class Uploader:
                         if prepared is None:  # gone: deleted by another uploader after its ack
                             return
                     size, sha256, body = prepared
+                    _faults.point("upload.send")
                     await self.sink.put(segment.id, body, sha256)
+                    _faults.point("upload.ack")
                 except RejectedError as exc:
                     self._reject(segment.id, str(exc))
                     return
@@ -760,6 +763,7 @@ class Uploader:
     def _acknowledged(self, segment_ids: list[str]) -> None:
         """(In a worker thread) mark a batch of acknowledged segments, for the retention
         period's sake (``keep_for``) and so that a restart does not send them again."""
+        _faults.point("upload.delete")
         _write_marks(self.path, segment_ids)
         log.debug("acknowledged: %s", ", ".join(segment_ids))
 
@@ -767,6 +771,7 @@ class Uploader:
         """(In a worker thread) delete an acknowledged segment without a mark: should the
         deletion not survive a crash, the segment is sent again, and the sink answers
         "already stored" (a mark would cost two fsyncs per segment to save that resend)."""
+        _faults.point("upload.delete")
         _unlink(segment.path)
         log.debug("segment %s acknowledged and deleted", segment.id)
 
