@@ -293,6 +293,12 @@ TARGETS = [
     ("9 S3: ", "uploader", "upload_over_aiobotocore", ">=", 0.8, "S3 upload >= 80% of bare aiobotocore"),
     ("8 upload: ", "uploader", "uploader_over_no_uploader", "<=", 1.1,
      "pop() with an uploader running <= 1.1x without"),
+    ("10 atomic: commit() 10k-entry dict, json", "safe_data", "x_atomic_store", "<=", 1.0,
+     "atomic json commit() <= atomic_store's time"),
+    ("11 synced: JSONDict d[k] = v, unbuffered", "safe_data", "speed_over_synced_collections",
+     ">=", 2.0, "synced JSON writes >= 2x synced_collections"),
+    ("11 synced: MemoryBufferedJSONDict", "safe_data", "speed_over_synced_collections", ">=", 1.0,
+     "buffered synced writes >= synced_collections"),
 ]
 
 
@@ -305,6 +311,9 @@ def compute_ratios(benchmarks) -> None:
     * ``raw_pickle_over_clear`` / ``raw_codec_over_clear``: raw pipeline time / this row's
       time (clear groups; >= 1 means clear() is as fast as the raw pipeline).
     * ``batch_over_process``, ``fsync_over_process``: time per op vs "process" durability.
+    * ``x_atomic_store``: safe_data.atomic's commit time / atomic_store's (group 10).
+    * ``speed_over_synced_collections``: synced_collections' time per op / safe_data.synced's
+      (group 11; >= 1 means faster than the original).
     * ``import_ms``: median ``python -c "import safe_data"`` minus median ``python -c pass``.
 
     (The ``interleaved_*`` ratios are measured and stored by the clear and durability tests.)
@@ -331,6 +340,10 @@ def compute_ratios(benchmarks) -> None:
                         info[raw.replace("-", "_") + "_over_clear"] = round(t[raw] / t[variant], 3)
             if variant in ("batch", "fsync") and "process" in t:
                 info[f"{variant}_over_process"] = round(t[variant] / t["process"], 3)
+            if variant == "safe_data" and "atomic_store" in t:
+                info["x_atomic_store"] = round(t[variant] / t["atomic_store"], 3)
+            if variant == "safe_data" and "synced_collections" in t:
+                info["speed_over_synced_collections"] = round(t["synced_collections"] / t[variant], 3)
         if "import safe_data" in rows and "python -c pass" in rows:
             imp, base = rows["import safe_data"].stats, rows["python -c pass"].stats
             rows["import safe_data"].extra_info["import_ms"] = round((imp.median - base.median) * 1e3, 2)
@@ -345,7 +358,7 @@ _RATIO_KEYS = ("x_builtin", "net_x_builtin", "raw_pickle_over_clear", "raw_codec
                "rss_anon_growth_kib", "mb_per_s", "bare_mb_per_s", "upload_over_bare",
                "bare_durable_mb_per_s", "upload_over_bare_durable", "aiobotocore_mb_per_s",
                "upload_over_aiobotocore", "cpu_uploader_over_no_uploader",
-               "uploader_over_no_uploader")
+               "uploader_over_no_uploader", "x_atomic_store", "speed_over_synced_collections")
 
 
 def summary_rows(benchmarks) -> list[dict]:

@@ -105,19 +105,25 @@ def start(directory: Path, access_key: str = ACCESS_KEY, secret_key: str = SECRE
             args, cwd=directory, env=env, stdin=subprocess.DEVNULL, stdout=out,
             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
         )
-    deadline = time.monotonic() + START_TIMEOUT
-    while not _answers(ports["s3.port"]):
-        if proc.poll() is not None:
-            raise RuntimeError(f"weed mini exited with {proc.returncode}:\n{_tail(log)}")
-        if time.monotonic() > deadline:
-            stop(proc, wait=True)
-            raise RuntimeError(f"weed mini did not answer within {START_TIMEOUT} s:\n{_tail(log)}")
-        time.sleep(0.05)
+    wait_until_ready(proc, lambda: _answers(ports["s3.port"]), "weed mini", log)
     return SeaweedFS(
         endpoint=f"http://127.0.0.1:{ports['s3.port']}",
         access_key=access_key, secret_key=secret_key,
         process=proc, directory=directory, log=log,
     )
+
+
+def wait_until_ready(proc: subprocess.Popen, ready, name: str, log: Path) -> None:
+    """Poll ``ready()`` until it is true; stop the server and raise (with the end of its
+    log) if it exits or takes longer than START_TIMEOUT."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while not ready():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{_tail(log)}")
+        if time.monotonic() > deadline:
+            stop(proc, wait=True)
+            raise RuntimeError(f"{name} did not answer within {START_TIMEOUT} s:\n{_tail(log)}")
+        time.sleep(0.02)
 
 
 def _tail(log: Path, n: int = 30) -> str:

@@ -72,3 +72,19 @@ class IncompleteHistoryError(SafeDataError):
             f"so only what it discarded was recorded, not what it held. `.partial` has the values "
             f"it is known to have held; create it with versioned=True for exact restores."
         )
+
+
+class RevisionConflictError(SafeDataError):
+    """A file changed since its revision was taken: committing would silently overwrite
+    another writer's update (``safe_data.atomic``, ``check_revision``)."""
+
+    def __init__(self, path: str, expected, found):
+        self.path = path
+        self.expected = expected
+        self.found = found
+        now = "was deleted" if found is None else f"is now at revision {found}"
+        was = "did not exist" if expected is None else f"was at revision {expected}"
+        super().__init__(
+            f"{path} changed underneath: it {was} when read and {now}; nothing was written. "
+            f"Open it again, reapply your change to what it holds now, and commit that."
+        )

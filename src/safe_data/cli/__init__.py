@@ -11,8 +11,8 @@ open a :class:`~safe_data.Journal`, so they neither create files nor recover seg
 The modules: ``app`` (the click group), ``exits`` (exit codes, :class:`Failure`),
 ``params`` (option types), ``output`` and ``json_output`` (text and JSON),
 ``journal_view`` (read-only segment summaries), and the commands: ``listing`` (log,
-show), ``restoring`` (restore), ``maintenance`` (verify, stats, purge) and
-``walkthrough`` (demo).
+show), ``restoring`` (restore), ``files`` (file-versions, restore-file), ``maintenance``
+(verify, stats, purge) and ``walkthrough`` (demo).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import click
 import safe_data
 
 from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, Failure
+from .files import file_versions, restore_file
 from .listing import log, show
 from .maintenance import purge, stats, verify
 from .restoring import restore
@@ -61,5 +62,6 @@ def main(ctx, journal_path: str | None) -> None:
     ctx.obj = journal_path
 
 
-for _command in (demo, log, show, restore, verify, stats, purge, serve, push, pull):
+for _command in (demo, log, show, restore, file_versions, restore_file, verify, stats, purge,
+                 serve, push, pull):
     main.add_command(_command)
