@@ -29,7 +29,7 @@ import safe_data as sd
 from safe_data.journal import format as fmt
 
 THREADS = 8
-OPS = 20_000  # per thread
+OPS = int(os.environ.get("SAFE_DATA_THREAD_OPS", 20_000))  # per thread; 100000 for the long run
 
 
 def record_values(record):
