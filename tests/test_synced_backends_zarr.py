@@ -91,3 +91,23 @@ def test_a_root_needs_a_group_and_a_name(store):
         ZarrDict()
     with pytest.raises(ValueError, match="needs a zarr group and a name"):
         ZarrList(zarr.open_group(store, mode="a"))
+
+
+def test_a_planted_pickle_codec_is_never_run(store, journal, tmp_path, monkeypatch):
+    """An array whose metadata names the pickle codec would run code when read: refused,
+    unless the caller passed that codec itself."""
+    from .test_security import Canary
+
+    canary = tmp_path / "canary"
+    planted = zarr.open_group(store, mode="a").require_dataset(
+        "doc", shape=1, dtype=object, object_codec=numcodecs.Pickle())
+    planted[0] = {"x": Canary(str(canary))}
+    assert not canary.exists()
+    doc = ZarrDict(zarr.open_group(store, mode="a"), "doc", journal=journal)
+    with pytest.raises(ValueError, match="'pickle' can run code"):
+        doc()
+    assert not canary.exists()
+    trusted = ZarrDict(zarr.open_group(store, mode="a"), "doc", codec=numcodecs.Pickle(), journal=journal)
+    monkeypatch.setattr(numcodecs.pickles, "ALLOW_UNSAFE_PICKLE_DECODE", True, raising=False)
+    trusted()  # the explicit choice: decoding runs the pickle (the control)
+    assert canary.exists()

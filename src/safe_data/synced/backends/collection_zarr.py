@@ -26,6 +26,10 @@ from ..validators import require_string_key
 __all__ = ["ZarrCollection", "ZarrDict", "ZarrList"]
 
 
+#: object codecs whose decoding runs no code (a ``pickle`` codec would)
+_CODECS_RUNNING_NO_CODE = frozenset({"json2", "msgpack2", "vlen-utf8", "vlen-bytes", "vlen-array"})
+
+
 def _zarr2_codecs(user: str):
     """The ``numcodecs`` module, once zarr 2 is known to be installed."""
     try:
@@ -93,9 +97,27 @@ class ZarrCollection(SyncedCollection):
 
     def _load_from_resource(self):
         try:
-            return self._group[self._name][0]
+            array = self._group[self._name]
         except KeyError:
             return None
+        import zarr
+
+        if not isinstance(array, zarr.Array):  # a group of that name: not ours, never read
+            return None
+        self._refuse_unsafe_codecs(array)
+        return array[0]
+
+    def _refuse_unsafe_codecs(self, array) -> None:
+        """The stored array names its own object codec, and reading runs it: a planted
+        array with a ``pickle`` codec would run code (numcodecs refuses that itself only
+        since 0.16).  Only codecs that run none are read, and the one this collection was
+        given (the caller's explicit choice)."""
+        chosen = (self._root if self._root is not None else self)._object_codec
+        for codec in array.filters or ():
+            if codec.codec_id not in _CODECS_RUNNING_NO_CODE and codec != chosen:
+                raise ValueError(
+                    f"refusing to read {self._name!r}: its object codec {codec.codec_id!r} can run "
+                    f"code when decoding (pass that codec as codec= to trust it)")
 
     def _save_to_resource(self):
         # fill_value=None: a reader between the array's creation and its first write
