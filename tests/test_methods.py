@@ -13,6 +13,7 @@ OBJECT_PROTOCOL = {
     "__getattribute__", "__getstate__", "__gt__", "__hash__", "__init_subclass__", "__le__",
     "__lt__", "__ne__", "__new__", "__reduce__", "__reduce_ex__", "__repr__", "__setattr__",
     "__sizeof__", "__str__", "__subclasshook__", "__class_getitem__",
+    "__module__",  # listed by dir(collections.deque) since CPython 3.13: an attribute, no behaviour
 }
 
 CLASSIFICATION = {
