@@ -43,7 +43,8 @@ WRAPPED_CLASSIFICATION = {
                   "adding": _DICT["adding"] | {"__missing__"}},
     bytearray: {
         # bytes is immutable: its methods, on a bytearray, only read
-        "reading": set(dir(bytes)) - {"__init__"} | {"__alloc__", "copy"},
+        # (__release_buffer__: the buffer protocol, in dir() since CPython 3.13)
+        "reading": set(dir(bytes)) - {"__init__"} | {"__alloc__", "copy", "__release_buffer__"},
         "adding": _LIST["adding"],
         "reordering": {"reverse"},
         "discarding": _LIST["discarding"],
