@@ -1,4 +1,5 @@
-"""Docs are tests: the examples of docs/history.md run and print what the page says."""
+"""Docs are tests: the examples of docs/history.md and docs/tutorial.md run and print what
+the pages say."""
 
 import doctest
 import os
@@ -16,6 +17,16 @@ def test_doc_examples_run(tmp_path, page):
         optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
     )
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_tutorial_runs(tmp_path, monkeypatch):
+    """docs/tutorial.md runs top to bottom in an empty directory, as a reader would."""
+    monkeypatch.chdir(tmp_path)
+    result = doctest.testfile(
+        os.path.join(DOCS, "tutorial.md"), module_relative=False,
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+    )
+    assert result.attempted > 20 and result.failed == 0
 
 
 def test_cli_quick_start_commands_run(tmp_path):

@@ -90,3 +90,29 @@ def test_a_damaged_key_file_is_a_clear_error(tmp_path):
     (d / "key").write_bytes(b"short")
     with pytest.raises(safe_data.SafeDataError, match="key file .* damaged"):
         safe_data.Journal(d)
+
+
+def test_a_verified_pickle_whose_class_is_gone_is_kept_not_fatal(tmp_path, journal, monkeypatch):
+    """The record stays readable: its value is an UnloadablePickle holding the bytes and the
+    reason, and the other records are read as usual; load() works once the class is back."""
+    import importlib
+    import sys as _sys
+
+    module_dir = tmp_path / "mods"
+    module_dir.mkdir()
+    (module_dir / "gone_soon.py").write_text("class Thing:\n    def __init__(self, n):\n        self.n = n\n")
+    monkeypatch.syspath_prepend(str(module_dir))
+    gone_soon = importlib.import_module("gone_soon")
+    SafeList([gone_soon.Thing(3)], name="things", journal=journal).pop()
+    SafeList(["plain"], name="plain", journal=journal).pop()
+    del _sys.modules["gone_soon"]
+    (module_dir / "gone_soon.py").unlink()
+    importlib.invalidate_caches()
+
+    values = {r.container: r.values[0] for r in journal.records(on_error="raise")}
+    assert values["plain"] == "plain"
+    kept = values["things"]
+    assert isinstance(kept, safe_data.UnloadablePickle) and "gone_soon" in kept.error
+    (module_dir / "gone_soon.py").write_text("class Thing:\n    def __init__(self, n):\n        self.n = n\n")
+    importlib.invalidate_caches()
+    assert kept.load().n == 3

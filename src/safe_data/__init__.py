@@ -19,8 +19,8 @@ from .errors import (
     UnpicklableValueError,
 )
 from .history import diff, discarded, history, restore, undo
-from .journal.codec import UnverifiedPickle
-from .journal.journal import Journal, JournalWarning, configure, default_journal
+from .journal.codec import UnloadablePickle, UnverifiedPickle
+from .journal.journal import DiscardHookWarning, Journal, JournalWarning, configure, default_journal
 from .journal.reader import Problem, Record
 from .patching import install, patched, uninstall
 from .protect import SafeBytearray, SafeDefaultDict, SafeDeque, SafeOrderedDict, make_safe
@@ -28,9 +28,9 @@ from .proxies import SafeMappingProxy, SafeSequenceProxy, proxy
 
 __version__ = "0.1.0"
 
-#: remote backup, loaded on first use (aiohttp costs a third of a second to import)
+#: loaded on first use: the remote backup (aiohttp costs a third of a second to import), stats()
 _LAZY = {"Uploader": "upload.uploader", "HttpSink": "upload.sinks", "DirectorySink": "upload.sinks",
-         "S3Sink": "upload.s3"}
+         "S3Sink": "upload.s3", "stats": "integrations.metrics"}
 
 
 def __getattr__(name):
@@ -45,8 +45,8 @@ __all__ = [
     "JournalClosedError", "UndoError", "diff", "discarded", "history", "restore", "undo",
     "JournalError", "JournalFullError", "JournalWarning", "Problem", "Record",
     "RecordTooLargeError", "SafeDataError", "SafeDict", "SafeList", "SafeSet",
-    "UnpicklableValueError", "UnverifiedPickle", "configure", "default_journal",
+    "UnloadablePickle", "UnpicklableValueError", "UnverifiedPickle", "configure", "default_journal",
     "make_safe", "proxy", "SafeMappingProxy", "SafeSequenceProxy", "SafeDeque", "SafeOrderedDict",
     "SafeDefaultDict", "SafeBytearray", "patched", "install", "uninstall",
-    "Uploader", "HttpSink", "DirectorySink", "S3Sink",
+    "Uploader", "HttpSink", "DirectorySink", "S3Sink", "DiscardHookWarning", "stats",
 ]

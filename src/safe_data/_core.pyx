@@ -566,6 +566,11 @@ cdef class RecordWriter:
     cdef int _op_depth
     cdef int _op_waiters
     cdef object _op_free  # threading.Condition, used only when contended
+    cdef object _hook  # called after each record (Journal.on_discard), or None
+    cdef bint _hooked  # _hook is not None: the one test the hot path pays for it
+    cdef uint64_t _bytes  # frame bytes written by this process (safe_data.stats())
+    cdef uint64_t _last_seq  # seq and time of the last record committed, read by append()
+    cdef int64_t _last_time  # and by the hook right after the commit (no Python code between)
 
     def __cinit__(self):
         self._has_view = False
@@ -591,6 +596,18 @@ cdef class RecordWriter:
     @property
     def seq(self):
         return self._seq
+
+    @property
+    def bytes_written(self):
+        """Bytes of the frames this process wrote through this writer (since a fork)."""
+        return self._bytes
+
+    def set_hook(self, hook):
+        """Call ``hook(seq, time_ns, op, name, key, values, caller)`` after each record is
+        in the journal (durable as the mode promises), in the writing thread; None: no hook.
+        """
+        self._hook = hook
+        self._hooked = hook is not None
 
     cdef inline int enter(self) except -1:
         """Begin one destructive operation: reading what it discards, journaling it and
@@ -642,7 +659,7 @@ cdef class RecordWriter:
     def append(self, int op, bytes name, key, values, caller=None):
         """Journal one record; return its sequence number.  Raises before anything is lost."""
         self.record(<uint8_t>op, name, key, values, caller)
-        return self._seq
+        return self._last_seq
 
     cdef int record(self, uint8_t op, bytes name, object key, object values, object caller) except -1:
         cdef char stack[STACK_BUF]
@@ -656,6 +673,8 @@ cdef class RecordWriter:
             self._finish(op, name, &b, FLAG_CALLER if caller is not None else 0)
         finally:
             self._give_back(&b)
+        if self._hooked:  # no Python code ran since the commit: _last_seq is this record's
+            self._hook(self._last_seq, self._last_time, op, name, key, values, caller)
         return 0
 
     cdef int record_one(self, uint8_t op, bytes name, object key, uint8_t tag, object item_key,
@@ -682,6 +701,10 @@ cdef class RecordWriter:
             self._finish(op, name, &b, FLAG_CALLER if caller is not None else 0)
         finally:
             self._give_back(&b)
+        if self._hooked:
+            self._hook(self._last_seq, self._last_time, op, name, key,
+                       {item_key: item} if tag == T_DICT else ({item} if tag == T_SET else [item]),
+                       caller)
         return 0
 
     cdef void _take_buffer(self, Buf* b, char* stack):
@@ -774,6 +797,7 @@ cdef class RecordWriter:
         memcpy(p, &flen, 4)  # the length last: the frame exists once it is written
         self._pos += frame_len
         self._seq = seq
+        self._bytes += <uint64_t>frame_len
         if self._durability == DURABILITY_FSYNC:
             if faults_armed:
                 _faults.point("record.sync")
@@ -787,6 +811,9 @@ cdef class RecordWriter:
                 close(fd)
             if rc != 0:
                 raise OSError(errno, f"fdatasync of the journal segment failed: {os.strerror(errno)}")
+        # after the flush (which let the GIL go): this thread's record, for append() and the hook
+        self._last_seq = seq
+        self._last_time = now
         return 0
 
     cdef int _prepare(self, Py_ssize_t upto) except -1:
@@ -886,7 +913,7 @@ cdef class RecordWriter:
         self._op_depth = 0
         self._op_waiters = 0
         self._release_map()
-        self._seq = 0
+        self._seq = self._last_seq = self._bytes = 0
         self._manager.forget_after_fork()
 
 

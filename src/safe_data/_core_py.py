@@ -68,10 +68,23 @@ class RecordWriter:
         self._fd = -1
         self._seq = 0
         self._closed = False
+        self._hook = None  # called after each record (Journal.on_discard), or None
+        self._bytes = 0  # frame bytes written by this process (safe_data.stats())
 
     @property
     def seq(self) -> int:
         return self._seq
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes of the frames this process wrote through this writer (since a fork)."""
+        return self._bytes
+
+    def set_hook(self, hook) -> None:
+        """Call ``hook(seq, time_ns, op, name, key, values, caller)`` after each record is
+        in the journal (durable as the mode promises), in the writing thread; None: no hook.
+        """
+        self._hook = hook
 
     def append(self, op: int, name: bytes, key, values, caller=None) -> int:
         """Journal one record; return its sequence number.  Raises before anything is lost."""
@@ -97,7 +110,8 @@ class RecordWriter:
             if self._pos + frame_len > self._end:
                 self._rotate(frame_len)
             seq = self._seq + 1
-            head = fmt.FRAME_HEADER.pack(0, 0, seq, time.time_ns(), thread, op, flags, len(name))
+            now = time.time_ns()
+            head = fmt.FRAME_HEADER.pack(0, 0, seq, now, thread, op, flags, len(name))
             crc = google_crc32c.extend(google_crc32c.extend(crc32c(head[8:]), name), bytes(payload))
             pos = self._pos
             self._map[pos + 8:pos + fmt.FRAME_HEADER_SIZE] = head[8:]
@@ -109,6 +123,7 @@ class RecordWriter:
             self._map[pos:pos + 8] = fmt.FRAME_HEADER.pack(frame_len, crc, 0, 0, 0, 0, 0, 0)[:8]
             self._pos = pos + frame_len
             self._seq = seq
+            self._bytes += frame_len
             if self._durability == DURABILITY_FSYNC:
                 fd = os.dup(self._fd)
         if self._durability == DURABILITY_FSYNC:
@@ -117,6 +132,8 @@ class RecordWriter:
                 sync_data(fd)
             finally:
                 os.close(fd)
+        if self._hook is not None:
+            self._hook(seq, now, op, name, key, values, caller)
         return seq
 
     def _rotate(self, need: int) -> None:
@@ -156,6 +173,7 @@ class RecordWriter:
         self._lock = threading.Lock()
         self.operation_lock = threading.RLock()
         self._map, self._pos, self._end, self._fd, self._seq = None, 0, 0, -1, 0
+        self._bytes = 0
         self._manager.forget_after_fork()
 
 

@@ -124,20 +124,39 @@ async def _run(app, host: str, port: int) -> None:
                    "(same entries, comma- or newline-separated).")
 @click.option("--max-segment-bytes", default=256 << 20, show_default=True,
               type=click.IntRange(1), help="Largest decompressed segment accepted.")
-def serve(store_spec, s3_endpoint_url, host, port, tokens_file, max_segment_bytes) -> None:
+@click.option("--journal", "journal_dir", default=None, metavar="DIR",
+              type=click.Path(exists=True, file_okay=False),
+              help="A local journal the web view (/ui/) browses too, read only, for any "
+                   "token's holder (default: the global --journal if given, else none).")
+@click.option("--ui/--no-ui", default=True, show_default=True,
+              help="Serve the web view at /ui/ (docs/web.md).")
+@click.pass_obj
+def serve(global_journal, store_spec, s3_endpoint_url, host, port, tokens_file,
+          max_segment_bytes, journal_dir, ui) -> None:
     """Run the backup server: receive sealed segments over HTTP and store them.
 
-    Prints 'serving on http://HOST:PORT' when ready; SIGTERM or Ctrl-C stop it.
+    Also serves a web view at /ui/: search discarded values in the store (and in the
+    --journal DIR given), see a record and its caller, download a restore.  Prints
+    'serving on http://HOST:PORT' when ready; SIGTERM or Ctrl-C stop it.
     """
     import logging
 
     from ..upload.server import make_app
 
+    journal_dir = journal_dir or global_journal
+    if journal_dir is not None and not ui:
+        raise click.UsageError("--journal is for the web view: drop --no-ui or --journal")
+    if journal_dir is not None and not os.path.isdir(journal_dir):
+        raise click.BadParameter(f"no journal at {journal_dir}", param_hint="'--journal'")
     tokens = load_tokens(tokens_file)
     store = _open_store(store_spec, s3_endpoint_url)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
     app = make_app(store, tokens, max_segment_bytes=max_segment_bytes)
+    if ui:
+        from ..web import mount
+
+        mount(app, journal=journal_dir, max_segment_bytes=max_segment_bytes)
     asyncio.run(_run(app, host, port))
 
 

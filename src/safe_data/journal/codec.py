@@ -55,6 +55,25 @@ class UnverifiedPickle:
         return f"<UnverifiedPickle {len(self.data)} bytes>"
 
 
+class UnloadablePickle:
+    """Stands in for a verified pickle that cannot be loaded here: its class or module is
+    gone, or unpickling raised.  The bytes and the reason are kept so nothing is lost and
+    the rest of the record (and the journal) stays readable; :meth:`load` tries again,
+    say once the module is importable."""
+
+    __slots__ = ("data", "error")
+
+    def __init__(self, data: bytes, error: str):
+        self.data = data
+        self.error = error
+
+    def load(self):
+        return pickle.loads(self.data)
+
+    def __repr__(self):
+        return f"<UnloadablePickle {len(self.data)} bytes: {self.error}>"
+
+
 def put_varint(out: bytearray, n: int) -> None:
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
@@ -292,6 +311,8 @@ def load_pickle(data: bytes, tag_mac: bytes, key: bytes | None, trust_pickles: b
     _reading.active = getattr(_reading, "active", 0) + 1
     try:
         return pickle.loads(data)
+    except Exception as exc:  # a class that no longer exists here, a failing __setstate__...
+        return UnloadablePickle(data, f"{type(exc).__name__}: {exc}")
     finally:
         _reading.active -= 1
 

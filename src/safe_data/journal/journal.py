@@ -5,6 +5,16 @@ a ``SegmentManager`` (segment files) and a ``RecordWriter`` (the C or Python hot
 ``safe_data._impl``).  Fork safety: after ``os.fork()`` the child's writer forgets the
 parent's segment and starts its own on its first record; at exit every journal seals its
 active segment.
+
+Discard hooks (``on_discard``): the writer calls one function after each record is in
+the journal, only while a callback is registered (unset, the hot path pays one C flag
+test).  That function, a :class:`_DiscardHooks`, builds the :class:`Record` and calls the
+callbacks in turn, in the discarding thread, under the journal's operation lock and
+before the container changes.  A callback's exception is reported as a
+:class:`DiscardHookWarning` and never propagates: the record is already in the journal,
+and the operation goes on.  Records written while a callback runs (a callback that
+discards, into this journal or another) are journaled as always but fire no callbacks, so
+a callback can never recurse into itself.
 """
 
 from __future__ import annotations
@@ -37,6 +47,10 @@ KEY_SIZE = 32
 
 class JournalWarning(UserWarning):
     """A reader found a torn or corrupt frame (the warning names segment and offset)."""
+
+
+class DiscardHookWarning(JournalWarning):
+    """An ``on_discard`` callback raised; the record it was told about is in the journal."""
 
 
 def default_path() -> str:
@@ -101,6 +115,8 @@ class Journal:
                                           compress_threshold)
         self._closed = False
         self._flusher = None
+        self._hooks = _DiscardHooks(self._manager)
+        self._log_hook = None
         if durability == "batch":
             self._start_flusher()
         _register(self)
@@ -130,6 +146,7 @@ class Journal:
             self._flusher.set()
         self._writer.close()
         _unregister(self)
+        _count_closed(self._writer)
 
     @property
     def closed(self) -> bool:
@@ -154,6 +171,67 @@ class Journal:
         except KeyError:
             raise ValueError(f"unknown operation {kind!r}/{op!r}; see docs/format.md") from None
         return self._writer.append(code, container.encode("utf-8"), key, values, caller)
+
+    # --- hooks -----------------------------------------------------------------------------
+
+    def on_discard(self, callback):
+        """Call ``callback(record)`` after each record is written to this journal.
+
+        ``record`` is a :class:`~safe_data.journal.reader.Record` (``container``, ``kind``,
+        ``op``, ``key``, ``values``, ``seq``, ``time_ns``/``time``, ``pid``, ``thread``,
+        ``caller``, ``writer``; ``segment`` and ``offset`` are None).  The callback runs
+        synchronously in the discarding thread, once the record is in the journal (and on
+        disk in the "fsync" mode), while the operation lock is held and before the
+        container changes: keep it short, and do not touch the container it reports on.
+        An exception it raises is reported as a :class:`DiscardHookWarning`; the record
+        stays and the operation completes.  Discards made inside a callback are journaled
+        but fire no callbacks.  Callbacks run in the order they were added; adding the
+        same one twice calls it twice.  Returns ``callback`` (usable as a decorator).
+        """
+        if not callable(callback):
+            raise TypeError(f"on_discard needs a callable, not {type(callback).__name__}")
+        with _lock:
+            self._hooks.callbacks = self._hooks.callbacks + (callback,)
+            self._writer.set_hook(self._hooks)
+        return callback
+
+    def remove_on_discard(self, callback) -> None:
+        """Stop calling ``callback`` (its last registration); ValueError if it is not one."""
+        with _lock:
+            callbacks = list(self._hooks.callbacks)
+            for i in range(len(callbacks) - 1, -1, -1):
+                if callbacks[i] == callback:
+                    del callbacks[i]
+                    break
+            else:
+                raise ValueError(f"{callback!r} is not an on_discard callback of {self!r}")
+            self._hooks.callbacks = tuple(callbacks)
+            if not callbacks:
+                self._writer.set_hook(None)  # back to the one flag test
+
+    @property
+    def discard_callbacks(self) -> tuple:
+        """The registered ``on_discard`` callbacks, in call order."""
+        return self._hooks.callbacks
+
+    def log_discards(self, enabled: bool = True, *, logger=None, level: int | str = "INFO") -> None:
+        """Emit a :mod:`logging` record for each discard (off by default).
+
+        One record per discard on ``logger`` (default: the ``safe_data.discards`` logger)
+        at ``level``, with the fields in ``extra`` (see docs/integrations.md):
+        ``discard_container``, ``discard_kind``, ``discard_op``, ``discard_key``,
+        ``discard_count``, ``discard_values``, ``discard_seq``, ``discard_time_ns``,
+        ``discard_journal``.  Built on :meth:`on_discard`.  Calling it again replaces the
+        previous settings; ``enabled=False`` turns it off.
+        """
+        with _lock:
+            if self._log_hook is not None:
+                self.remove_on_discard(self._log_hook)
+                self._log_hook = None
+            if enabled:
+                from ..integrations.discard_logging import DiscardLogger
+
+                self._log_hook = self.on_discard(DiscardLogger(self.path, logger, level))
 
     @property
     def operation_lock(self):
@@ -193,6 +271,82 @@ class Journal:
         self._writer.after_fork_in_child()
         if self._flusher is not None and not self._closed:
             self._start_flusher()
+
+
+_in_callback = threading.local()  # .active: this thread is running a discard callback
+_pid = os.getpid()  # for the records callbacks get (reset after a fork)
+_hook_errors = 0  # callbacks that raised, for safe_data.stats()
+
+
+class _DiscardHooks:
+    """What a journal's writer calls after each record while callbacks are registered.
+
+    It holds the callbacks and the segment manager (for the writer id), not the journal,
+    so the writer -> hook reference makes no cycle.
+    """
+
+    __slots__ = ("callbacks", "_manager")
+
+    def __init__(self, manager):
+        self.callbacks: tuple = ()
+        self._manager = manager
+
+    def __call__(self, seq, time_ns, op, name, key, values, caller):
+        if getattr(_in_callback, "active", False):
+            return  # written by a callback: journaled, not reported (no recursion)
+        callbacks = self.callbacks
+        if not callbacks:
+            return
+        kind, op_name = fmt.OPS[op]
+        record = Record(seq, time_ns, name.decode("utf-8"), kind, op_name, _plain(key),
+                        _plain(values), _pid, threading.get_ident(), caller,
+                        self._manager.writer_id, None, None)
+        _in_callback.active = True
+        try:
+            for callback in callbacks:
+                try:
+                    callback(record)
+                except Exception as exc:
+                    _report_hook_error(callback, record, exc)
+        finally:
+            _in_callback.active = False
+
+
+def _plain(values):
+    """A builtin copy of a safe container passed as the discarded values (a clear() passes
+    the container itself, which is emptied right after the callback)."""
+    t = type(values)
+    if t is list or t is dict or t is set or values is None:
+        return values
+    if isinstance(values, list):
+        return list(values)
+    if isinstance(values, dict):
+        return dict(values)
+    if isinstance(values, set):
+        return set(values)
+    return values
+
+
+def _report_hook_error(callback, record, exc) -> None:
+    global _hook_errors
+    _hook_errors += 1
+    message = (f"on_discard callback {callback!r} raised {type(exc).__name__}: {exc} "
+               f"(record {record.seq} of {record.container!r} is in the journal)")
+    try:
+        warnings.warn(message, DiscardHookWarning, stacklevel=2)
+    except Exception as escalated:  # warnings turned into errors: still never propagate
+        import sys
+
+        sys.unraisablehook(_Unraisable(type(escalated), escalated, escalated.__traceback__,
+                                       None, callback))
+
+
+class _Unraisable:
+    """The argument sys.unraisablehook expects."""
+
+    def __init__(self, exc_type, exc_value, exc_traceback, err_msg, obj):
+        self.exc_type, self.exc_value, self.exc_traceback = exc_type, exc_value, exc_traceback
+        self.err_msg, self.object = err_msg, obj
 
 
 def _flush_loop(journal_ref, stop: threading.Event, interval: float) -> None:
@@ -309,6 +463,30 @@ _journals: "weakref.WeakValueDictionary[str, Journal]" = weakref.WeakValueDictio
 _every: "weakref.WeakSet[Journal]" = weakref.WeakSet()  # for fork and exit hooks
 _default: Journal | None = None
 _lock = threading.RLock()
+_closed_totals = [0, 0]  # records, bytes written by this process to journals since closed
+
+
+def _count_closed(writer) -> None:
+    with _lock:
+        _closed_totals[0] += writer.seq
+        _closed_totals[1] += writer.bytes_written
+
+
+def open_journals() -> list[Journal]:
+    """The open journals of this process."""
+    with _lock:
+        return list(_every)
+
+
+def totals() -> tuple[int, int]:
+    """(records, bytes) this process wrote to its journals, open or closed, since it started
+    (or since the fork that made it)."""
+    with _lock:
+        records, nbytes = _closed_totals
+        for journal in _every:
+            records += journal._writer.seq
+            nbytes += journal._writer.bytes_written
+    return records, nbytes
 
 
 def _register(journal: Journal) -> None:
@@ -353,21 +531,36 @@ def is_default_journal(journal: Journal) -> bool:
     return journal is _default
 
 
-def configure(path: str | os.PathLike | None = None, **options) -> Journal:
+def configure(path: str | os.PathLike | None = None, *, log_discards: bool = False,
+              **options) -> Journal:
     """Open the journal that containers created without ``journal=`` will use.
 
     Takes the arguments of :class:`Journal`.  Containers created earlier keep theirs.
+    ``log_discards=True`` turns on :meth:`Journal.log_discards` with its defaults.
     """
     global _default
     journal = Journal(path, **options)
+    if log_discards:
+        journal.log_discards()
     with _lock:
         _default = journal
     return journal
 
 
+def _swap_default(journal: Journal | None) -> Journal | None:
+    """Make ``journal`` the default journal; return the previous one (for safe_data.testing)."""
+    global _default
+    with _lock:
+        previous, _default = _default, journal
+    return previous
+
+
 def _after_fork_in_child() -> None:
-    global _lock
+    global _lock, _hook_errors, _pid
     _lock = threading.RLock()
+    _pid = os.getpid()
+    _closed_totals[:] = [0, 0]
+    _hook_errors = 0
     for journal in list(_every):
         journal._after_fork_in_child()
 

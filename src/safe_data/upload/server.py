@@ -43,6 +43,8 @@ _BEARER = re.compile(r"Bearer[ ]+(\S+)[ ]*", re.IGNORECASE)
 
 STORE_KEY = web.AppKey("store", object)  # a DirectoryStore, S3Store, ...
 METRICS_KEY = web.AppKey("metrics", dict)
+#: request -> its token's namespace, or HTTPUnauthorized; for sub-applications (safe_data.web)
+AUTHENTICATE_KEY = web.AppKey("authenticate", object)
 
 
 def _check_upload(body: bytes, sha256: str, segment_id: str, max_segment_bytes: int) -> int:
@@ -56,7 +58,8 @@ def _check_upload(body: bytes, sha256: str, segment_id: str, max_segment_bytes: 
 
 def _new_metrics() -> dict:
     return {"stored": 0, "duplicates": 0, "conflicts": 0, "rejected": {}, "unauthorized": 0,
-            "bytes_received": 0, "bytes_stored": 0, "segment_bytes_stored": 0}
+            "bytes_received": 0, "bytes_stored": 0, "segment_bytes_stored": 0,
+            "store_unavailable": 0, "uploads_in_progress": 0}
 
 
 def _render_metrics(m: dict) -> str:
@@ -89,6 +92,12 @@ def _render_metrics(m: dict) -> str:
         "# HELP safe_data_upload_segment_bytes_total Decompressed bytes of the segments stored.",
         "# TYPE safe_data_upload_segment_bytes_total counter",
         f"safe_data_upload_segment_bytes_total {m['segment_bytes_stored']}",
+        "# HELP safe_data_store_unavailable_total Requests answered 503: the storage was unavailable.",
+        "# TYPE safe_data_store_unavailable_total counter",
+        f"safe_data_store_unavailable_total {m['store_unavailable']}",
+        "# HELP safe_data_uploads_in_progress Uploads being received, checked or stored now.",
+        "# TYPE safe_data_uploads_in_progress gauge",
+        f"safe_data_uploads_in_progress {m['uploads_in_progress']}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -125,6 +134,7 @@ def make_app(store, tokens: dict[str, str], *,
                 return await fn(*args)
             return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
         except StoreUnavailable as exc:
+            metrics["store_unavailable"] += 1
             log.error("store unavailable (%s): %s", method, exc)
             raise web.HTTPServiceUnavailable(text="storage unavailable, try again later\n",
                                              headers={"Retry-After": "5"}) from None
@@ -189,6 +199,13 @@ def make_app(store, tokens: dict[str, str], *,
 
     async def put_segment(request: web.Request) -> web.Response:
         namespace = authenticate(request)
+        metrics["uploads_in_progress"] += 1
+        try:
+            return await receive_segment(request, namespace)
+        finally:
+            metrics["uploads_in_progress"] -= 1
+
+    async def receive_segment(request: web.Request, namespace: str) -> web.Response:
         segment_id = request.match_info["segment_id"]
         if SEGMENT_ID_RE.fullmatch(segment_id) is None:
             raise reject(400, "invalid segment id", namespace, None)
@@ -256,6 +273,7 @@ def make_app(store, tokens: dict[str, str], *,
     app = web.Application(client_max_size=max_body_bytes)
     app[STORE_KEY] = store
     app[METRICS_KEY] = metrics
+    app[AUTHENTICATE_KEY] = authenticate
     aclose = getattr(store, "aclose", None)
     if aclose is not None:
         async def close_store(_app: web.Application) -> None:

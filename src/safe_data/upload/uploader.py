@@ -331,6 +331,8 @@ class Uploader:
     exit_timeout : float
         At interpreter exit, a running uploader flushes for at most this long.
 
+    Notes
+    -----
     Use it from threads: ``start()`` ... ``close()`` (or ``with Uploader(...)``), which
     runs a daemon thread with its own event loop; or inside an asyncio program:
     ``async with Uploader(...) as uploader`` (a task of the running loop).

@@ -1,0 +1,40 @@
+"""Sphinx configuration of the safe_data documentation site.
+
+The pages are the Markdown files of this directory (MyST); the API reference is read from
+the docstrings (autodoc, numpydoc style through napoleon).  Build it strictly with
+``scripts/build_docs.sh``: every warning is an error.
+"""
+
+import safe_data
+
+project = "safe_data"
+author = "safe_data developers"
+copyright = "safe_data developers"
+release = version = safe_data.__version__
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+]
+
+source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+root_doc = "index"
+exclude_patterns = ["_build"]
+
+# MyST: GitHub-style anchors, so that the pages' ``page.md#section`` links resolve here
+# exactly as they do on GitHub
+myst_heading_anchors = 4
+myst_enable_extensions = ["colon_fence"]
+
+# autodoc and napoleon: numpy-style docstrings; members in the order of the source
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_preserve_defaults = True
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_use_rtype = False
+
+html_theme = "furo"
+html_title = f"safe_data {release}"
+html_static_path = []

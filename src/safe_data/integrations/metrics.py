@@ -1,0 +1,100 @@
+"""``safe_data.stats()``: this process's counters, flat, with OpenTelemetry-style names.
+
+Cheap to call (no lock on the hot path, one directory scan per open journal), so a
+metrics exporter can poll it: an OpenTelemetry observable counter or gauge per name, or a
+Prometheus collector.  The names and their meaning are in docs/integrations.md.  Nothing
+here imports the uploader: its counters are read only if it is already loaded (no
+uploader can be running otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["stats"]
+
+_SEALED_SUFFIX = ".seg"  # safe_data.upload.uploader.SEALED_SUFFIX
+_MARKS_DIR = "uploaded"  # safe_data.upload.uploader.MARKS_DIR
+
+
+def _pending(path: str) -> tuple[int, int]:
+    """(segments, bytes) sealed in a journal directory and not acknowledged by a sink:
+    what Uploader.stats() calls pending."""
+    try:
+        marks = set(os.listdir(os.path.join(path, _MARKS_DIR)))
+    except OSError:
+        marks = set()
+    segments = nbytes = 0
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                name = entry.name
+                if not name.endswith(_SEALED_SUFFIX) or name[: -len(_SEALED_SUFFIX)] in marks:
+                    continue
+                try:
+                    size = entry.stat().st_size
+                except OSError:  # shipped and deleted meanwhile
+                    continue
+                segments += 1
+                nbytes += size
+    except OSError:
+        pass
+    return segments, nbytes
+
+
+def stats() -> dict[str, int]:
+    """This process's safe_data counters, in one flat dict.
+
+    ``safe_data.records`` / ``safe_data.bytes``
+        Records and frame bytes this process journaled (all journals, open or closed;
+        a forked child starts from zero).  Monotonic counters.
+    ``safe_data.journals``
+        Journals open in this process.
+    ``safe_data.discard_hook.errors``
+        ``on_discard`` callbacks that raised (counter).
+    ``safe_data.upload.pending_segments`` / ``safe_data.upload.pending_bytes``
+        Sealed segments (and their bytes) not yet acknowledged by a sink, in the
+        directories of this process's open journals and running uploaders (gauges).
+    ``safe_data.upload.acked_segments`` / ``safe_data.upload.acked_bytes``
+        Summed over this process's live uploaders: segments and bytes acknowledged.
+    ``safe_data.upload.errors`` / ``safe_data.upload.rejected``
+        Summed over this process's live uploaders: transient failures (retried),
+        segments refused for good.
+    ``safe_data.upload.running``
+        Uploaders running in this process.
+    """
+    from ..journal import journal as _journal
+
+    records, nbytes = _journal.totals()
+    journals = _journal.open_journals()
+    paths = {j.path for j in journals}
+    acked = acked_bytes = errors = rejected = running = 0
+    uploader_mod = sys.modules.get("safe_data.upload.uploader")
+    if uploader_mod is not None:
+        for uploader in list(uploader_mod._live):
+            with uploader._stats_lock:
+                acked += uploader._acked
+                acked_bytes += uploader._acked_bytes
+                errors += uploader._errors
+                rejected += len(uploader._rejected)
+            running += uploader._state == "running"
+            paths.add(uploader.path)
+    pending_segments = pending_bytes = 0
+    for path in sorted(paths):
+        segments, size = _pending(path)
+        pending_segments += segments
+        pending_bytes += size
+    return {
+        "safe_data.records": records,
+        "safe_data.bytes": nbytes,
+        "safe_data.journals": len(journals),
+        "safe_data.discard_hook.errors": _journal._hook_errors,
+        "safe_data.upload.pending_segments": pending_segments,
+        "safe_data.upload.pending_bytes": pending_bytes,
+        "safe_data.upload.acked_segments": acked,
+        "safe_data.upload.acked_bytes": acked_bytes,
+        "safe_data.upload.errors": errors,
+        "safe_data.upload.rejected": rejected,
+        "safe_data.upload.running": running,
+    }
