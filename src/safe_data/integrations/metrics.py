@@ -72,13 +72,13 @@ def stats() -> dict[str, int]:
     acked = acked_bytes = errors = rejected = running = 0
     uploader_mod = sys.modules.get("safe_data.upload.uploader")
     if uploader_mod is not None:
-        for uploader in list(uploader_mod._live):
-            with uploader._stats_lock:
-                acked += uploader._acked
-                acked_bytes += uploader._acked_bytes
-                errors += uploader._errors
-                rejected += len(uploader._rejected)
-            running += uploader._state == "running"
+        for uploader in uploader_mod.live_uploaders():
+            counters = uploader.counters()
+            acked += counters["acked"]
+            acked_bytes += counters["acked_bytes"]
+            errors += counters["errors"]
+            rejected += counters["rejected"]
+            running += counters["running"]
             paths.add(uploader.path)
     pending_segments = pending_bytes = 0
     for path in sorted(paths):

@@ -52,7 +52,7 @@ from .sinks import SEGMENT_ID, RejectedError, Sink, TransientError
 from ..journal.segments import fsync_dir
 
 __all__ = ["Uploader", "UploaderError", "UploadWarning", "PendingSegment", "pending_segments",
-           "MARKS_DIR", "read_status"]
+           "MARKS_DIR", "read_status", "live_uploaders"]
 
 log = logging.getLogger("safe_data.upload")
 
@@ -272,6 +272,11 @@ class _MarkBatcher:
 # --- fork safety -----------------------------------------------------------------------------
 
 _live: "weakref.WeakSet[Uploader]" = weakref.WeakSet()
+
+
+def live_uploaders() -> list["Uploader"]:
+    """The uploaders of this process that have started and not been closed."""
+    return list(_live)
 
 
 def _after_fork_in_child() -> None:
@@ -520,16 +525,12 @@ class Uploader:
                     pass
             _live.discard(self)
 
-    def stats(self) -> dict[str, Any]:
-        """``pending_segments``/``pending_bytes`` (sealed, not acknowledged, in the directory
-        now), ``acked``/``acked_bytes``, ``rejected`` (count) and ``rejected_ids``,
-        ``errors`` (transient failures), ``last_error``, ``running``."""
-        self._check_usable()
-        pending = pending_segments(self.path)
+    def counters(self) -> dict[str, Any]:
+        """What this uploader did since it started, without looking at the disk (cheap):
+        ``acked``/``acked_bytes``, ``rejected`` (count) and ``rejected_ids``, ``errors``
+        (transient failures), ``last_error``, ``running``."""
         with self._stats_lock:
             return {
-                "pending_segments": len(pending),
-                "pending_bytes": sum(s.size for s in pending),
                 "acked": self._acked,
                 "acked_bytes": self._acked_bytes,
                 "rejected": len(self._rejected),
@@ -538,6 +539,14 @@ class Uploader:
                 "last_error": self._last_error,
                 "running": self._state == "running",
             }
+
+    def stats(self) -> dict[str, Any]:
+        """:meth:`counters`, and ``pending_segments``/``pending_bytes``: the sealed segments
+        not acknowledged yet, in the journal directory now."""
+        self._check_usable()
+        pending = pending_segments(self.path)
+        return {"pending_segments": len(pending), "pending_bytes": sum(s.size for s in pending),
+                **self.counters()}
 
     def __enter__(self) -> "Uploader":
         return self.start()
