@@ -22,10 +22,11 @@ for python in "${pythons[@]}"; do
     "$work/venv/bin/pip" install -q "$work/src[test]"
     for mode in extension twin; do
         if [ $mode = extension ]; then env=SAFE_DATA_REQUIRE_EXTENSIONS=1; else env=SAFE_DATA_NO_EXTENSIONS=1; fi
-        if (cd "$work/src" && env $env "$work/venv/bin/python" -m pytest -q -p no:cacheprovider > "$work/log" 2>&1); then
+        if (cd "$work/src" && env $env "$work/venv/bin/python" -m pytest -q -rfE -p no:cacheprovider > "$work/log" 2>&1); then
             echo "CPython $version, $mode: $(tail -1 "$work/log")"
         else
-            echo "CPython $version, $mode: FAILED"; tail -30 "$work/log"; failed=1
+            echo "CPython $version, $mode: FAILED"; grep -E "^(FAILED|ERROR) |passed|failed" "$work/log"
+            failed=1
         fi
     done
     rm -rf "$work"

@@ -30,7 +30,7 @@ _LIST, _DICT = CLASSIFICATION[list], CLASSIFICATION[dict]
 #: every method of each wrapped type, by what it does to the values (house rule 3)
 WRAPPED_CLASSIFICATION = {
     deque: {
-        "reading": _LIST["reading"] | {"__copy__", "maxlen"},
+        "reading": _LIST["reading"] | {"__copy__", "maxlen", "__bool__"},  # (__bool__: CPython < 3.12)
         "adding": {"insert"},  # a full bounded deque refuses to insert (IndexError)
         "reordering": {"reverse", "rotate"},
         # with maxlen, what overflows at the other end is dropped

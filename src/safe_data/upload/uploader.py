@@ -450,7 +450,7 @@ class Uploader:
         future = asyncio.run_coroutine_threadsafe(self._wait_settled(targets), self._loop)
         try:
             future.result(timeout)
-        except TimeoutError:
+        except concurrent.futures.TimeoutError:  # (not yet the builtin TimeoutError in 3.10)
             future.cancel()
             raise TimeoutError(self._timeout_message(targets, timeout)) from None
 
