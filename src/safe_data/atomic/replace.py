@@ -35,6 +35,7 @@ import sys
 
 from .. import _faults
 from ..errors import RevisionConflictError
+from ..journal.segments import write_all
 
 TEMP_PREFIX = ".safe-data-tmp-"
 #: our temp files, and nothing else, match this
@@ -93,7 +94,7 @@ def replace_file(path: str, data: bytes, *, journal, container: str,
         try:
             if before is not None:
                 _copy_owner_and_mode(fd, before)
-            _write_all(fd, data)
+            write_all(fd, data)
             _fsync(fd)
             with journal.operation_lock, _locked(dir_fd):
                 old, now = _read_at(name, dir_fd)
@@ -194,8 +195,3 @@ def _copy_owner_and_mode(fd: int, st) -> None:
             os.fchown(fd, -1, st.st_gid)
     os.fchmod(fd, stat.S_IMODE(st.st_mode))
 
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]

@@ -44,6 +44,13 @@ else:  # macOS: write zeros so the blocks exist before they are mapped
 _sync_data = getattr(os, "fdatasync", os.fsync)
 
 
+def write_all(fd: int, data) -> None:
+    """Write the whole of ``data`` at the descriptor's position (os.write may write less)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def fsync_dir(path: str) -> None:
     _faults.point("dir.fsync")
     fd = os.open(path, os.O_RDONLY)

@@ -25,6 +25,8 @@ import ctypes
 import errno
 import os
 
+from ..journal.segments import fsync_dir
+
 _fsync_data = getattr(os, "fdatasync", os.fsync)
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -126,9 +128,5 @@ def replace_file(path: str, blob: bytes, durable: bool) -> tuple:
     if not _exchange(swap, path):
         os.replace(swap, path)
     if durable:
-        dir_fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(os.path.dirname(path) or ".")
     return version

@@ -30,7 +30,7 @@ import time
 from typing import Any, List as _List
 
 from ..errors import SafeDataError
-from ..journal.segments import fsync_dir
+from ..journal.segments import fsync_dir, write_all
 
 __all__ = ["Sink", "SinkError", "TransientError", "RejectedError", "DirectorySink", "HttpSink",
            "SEGMENT_ID", "MAX_SEGMENT_BYTES", "decompress_segment"]
@@ -116,9 +116,7 @@ def _write_temp(directory: str, name: str, data: bytes) -> str:
     tmp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
         os.fsync(fd)
     except BaseException:
         os.close(fd)

@@ -38,7 +38,7 @@ import re
 import tempfile
 import threading
 
-from ..journal.segments import fsync_dir
+from ..journal.segments import fsync_dir, write_all
 
 SEGMENT_ID_RE = re.compile(r"[0-9a-f]{16}-[0-9]{6}")
 NAMESPACE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
@@ -92,10 +92,7 @@ def _atomic_write(directory: str, name: str, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=directory)  # mode 0600
     try:
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
