@@ -483,6 +483,17 @@ def _start_cli(tmp_path, *args, env=None):
     return proc, match.group(1)
 
 
+def _stop_cli(proc, sig=signal.SIGTERM, timeout=10) -> str:
+    """Stop a server started by _start_cli with ``sig``; its stderr (killed, and the test
+    failed, if it does not stop within ``timeout`` seconds)."""
+    proc.send_signal(sig)
+    try:
+        return proc.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+
+
 def _request(url, method="GET", data=None, headers=None):
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
@@ -507,12 +518,7 @@ def test_cli_serves_and_stops_on_sigterm(tmp_path, segment):
         assert status == 200 and json.loads(listing)[0]["id"] == seg_id
         assert _request(base + "/v1/segments/..%2f..", "PUT", b"", put_headers(b""))[0] == 400
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _out, err = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        err = _stop_cli(proc)
     assert proc.returncode == 0, err
     assert TOKEN not in err and OTHER not in err
     assert os.path.exists(tmp_path / "store" / "alpha" / f"{seg_id}.seg.zst")
@@ -524,8 +530,7 @@ def test_cli_tokens_from_env_and_sigint(tmp_path):
         assert _request(base + "/v1/segments", headers={"Authorization": f"Bearer {OTHER}"}) \
             == (200, b"[]")
     finally:
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=10)
+        err = _stop_cli(proc, signal.SIGINT)
     assert proc.returncode == 0, err
 
 

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import uuid
@@ -23,8 +22,8 @@ from safe_data.upload.s3_store import S3Store, parse_s3_url  # noqa: E402
 from safe_data.upload.store import ConflictError, NotFound, StoreUnavailable  # noqa: E402
 
 from .seaweedfs import seaweedfs  # noqa: E402,F401
-from .test_server import (AUTH, OTHER, TOKEN, _request, make_segment, put_headers, run,  # noqa: E402
-                          segment, sha, zstd)  # segment: a fixture
+from .test_server import (AUTH, OTHER, TOKEN, _request, _stop_cli, make_segment,  # noqa: E402
+                          put_headers, run, segment, sha, zstd)  # segment: a fixture
 
 
 @pytest.fixture
@@ -243,12 +242,7 @@ def test_cli_serve_s3(seaweedfs, bucket, segment):
             {"id": seg_id, "sha256": sha(data), "size": len(zstd(data))}]
         assert _request(url, headers=AUTH) == (200, zstd(data))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _out, err = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        err = _stop_cli(proc, timeout=15)
     assert proc.returncode == 0, err
     assert TOKEN not in err and seaweedfs.secret_key not in err
 

@@ -10,6 +10,8 @@ import pytest
 
 import safe_data
 
+from .test_backup_faults import start_server, stop
+
 
 def cli(*args, env=None, check=True):
     proc = subprocess.run([sys.executable, "-m", "safe_data", *args], capture_output=True, text=True,
@@ -24,14 +26,9 @@ def server(tmp_path):
     tokens = tmp_path / "tokens"
     tokens.write_text("app:s3cret-token\n")
     tokens.chmod(0o600)
-    proc = subprocess.Popen([sys.executable, "-m", "safe_data", "serve", "--store", str(tmp_path / "store"),
-                             "--port", "0", "--tokens", str(tokens)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("serving on "), line + proc.stderr.read()
-    yield line.split()[-1], tmp_path / "store"
-    proc.terminate()
-    proc.wait(timeout=10)
+    proc, url = start_server(tmp_path / "store", tokens)
+    yield url, tmp_path / "store"
+    stop(proc)
 
 
 def journal_with_records(path, values):
