@@ -26,6 +26,16 @@ def python(code: str, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def expect_line(proc: subprocess.Popen, line: str) -> None:
+    """Read the next line of a :func:`python` child; fail with its stderr if the line is not
+    ``line``."""
+    got = proc.stdout.readline()
+    if got != line + "\n":
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"the child said {got!r}, not {line!r}; its stderr:\n{err}")
+
+
 def finish(proc: subprocess.Popen) -> str:
     """Wait for a :func:`python` child; return its stdout; fail on a non-zero exit."""
     out, err = proc.communicate(timeout=60)

@@ -22,7 +22,7 @@ from safe_data.synced.backends.collection_sqlite import (
 from safe_data.synced.errors import InvalidKeyError
 
 from .conftest import discarded
-from .test_synced_backends import finish, python
+from .test_synced_backends import expect_line, finish, python
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_two_processes_appending_to_one_list_lose_no_update(db, tmp_path):
     """
     procs = [child(db, tmp_path / "journal", body, name, str(go)) for name in ("a", "b")]
     for proc in procs:
-        assert proc.stdout.readline() == "ready\n"
+        expect_line(proc, "ready")
     go.touch()
     for proc in procs:
         finish(proc)
@@ -63,6 +63,29 @@ def test_two_processes_appending_to_one_list_lose_no_update(db, tmp_path):
     assert len(items) == 200
     for name in ("a", "b"):
         assert [i for n, i in items if n == name] == list(range(100))
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_processes_opening_a_fresh_database_together_all_get_in(tmp_path, round_):
+    # Switching a new database to WAL fails at once, without SQLite's busy wait, while
+    # another process opens it: before the retry most such rounds lost a child.
+    go = tmp_path / "go"
+    procs = [python("""
+        import os
+        from safe_data.synced.backends.collection_sqlite import SQLiteList
+        db, journal, go, name = sys.argv[1:]
+        say("ready")
+        while not os.path.exists(go):
+            pass
+        SQLiteList(db, "items", journal=journal).append(name)
+    """, str(tmp_path / "fresh.db"), str(tmp_path / "journal"), str(go), str(n))
+             for n in range(6)]
+    for proc in procs:
+        expect_line(proc, "ready")
+    go.touch()
+    for proc in procs:
+        finish(proc)
+    assert sorted(SQLiteList(tmp_path / "fresh.db", "items")()) == [str(n) for n in range(6)]
 
 
 def hold_a_write_while_another_process_appends(db, tmp_path, journal):
@@ -76,7 +99,7 @@ def hold_a_write_while_another_process_appends(db, tmp_path, journal):
             say("ready")
             items.append("theirs")
         """)
-        assert proc.stdout.readline() == "ready\n"
+        expect_line(proc, "ready")
         try:
             proc.wait(timeout=0.5)
         except subprocess.TimeoutExpired:
@@ -111,7 +134,7 @@ def test_a_writer_killed_mid_write_leaves_a_whole_value(db, tmp_path):
             if i == 3:
                 say("writing")
     """)
-    assert proc.stdout.readline() == "writing\n"
+    expect_line(proc, "writing")
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     n, padding, m = SQLiteList(db, "items")()

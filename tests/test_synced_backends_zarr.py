@@ -9,7 +9,7 @@ numcodecs = pytest.importorskip("numcodecs")
 from safe_data.synced.backends.collection_zarr import ZarrDict, ZarrList  # noqa: E402
 
 from .conftest import records  # noqa: E402
-from .test_synced_backends import finish, python  # noqa: E402
+from .test_synced_backends import expect_line, finish, python  # noqa: E402
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_two_processes_appending_to_one_list_lose_no_update(store, tmp_path):
             items.append([name, i])
         """, store, str(tmp_path / "journal"), name, str(go)) for name in ("a", "b")]
     for proc in procs:
-        assert proc.stdout.readline() == "ready\n"
+        expect_line(proc, "ready")
     go.touch()
     for proc in procs:
         finish(proc)

@@ -23,6 +23,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 
 from ..data_types.attr_dict import AttrDict
 from ..data_types.synced_collection import SYNCED_ATTRIBUTES, SyncedCollection
@@ -42,8 +43,27 @@ BUSY_TIMEOUT = 30.0
 
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS synced_collections "
            "(key TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID")
+_TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'synced_collections'"
 _SELECT = "SELECT data FROM synced_collections WHERE key = ?"
 _UPSERT = "INSERT OR REPLACE INTO synced_collections (key, data) VALUES (?, ?)"
+
+
+def _while_busy(statement) -> None:
+    """Run ``statement`` again while SQLite answers "database is locked", up to
+    :data:`BUSY_TIMEOUT`.  Switching a database to WAL mode while another process opens
+    it fails at once, without SQLite's busy wait: fresh databases opened by several
+    processes together hit this."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    delay = 0.001
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 class _Database:
@@ -59,8 +79,12 @@ class _Database:
         # isolation_level=None: no implicit transactions, this class begins and ends them
         self._connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None,
                                            check_same_thread=False)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute(_SCHEMA)
+        _while_busy(lambda: self._connection.execute("PRAGMA journal_mode=WAL"))
+        if self._connection.execute(_TABLE_EXISTS).fetchone() is None:
+            # in a write transaction: a bare CREATE reads the schema, then fails at once
+            # (no busy wait) if another process created the table in between
+            with self:
+                self._connection.execute(_SCHEMA)
 
     def read(self, key: str) -> str | None:
         with self._lock:
