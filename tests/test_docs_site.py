@@ -1,7 +1,7 @@
 """The documentation site builds without a single warning (scripts/build_docs.sh).
 
-The docs tools are not in the `test` extra: without them (pip install '.[docs]') these
-tests are skipped.  The build takes a few seconds; it runs on whichever implementation
+The docs tools are in the `test` extra (and `docs`); without them these tests are
+skipped.  The build takes a few seconds; it runs on whichever implementation
 the suite runs on, so both docstring sets are checked.
 """
 

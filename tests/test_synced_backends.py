@@ -7,6 +7,7 @@ installed here): these tests check the backend's logic, not MongoDB's behaviour.
 Backend-specific behaviour is in tests/test_synced_backends_<backend>.py.
 """
 
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -250,7 +251,16 @@ def test_modules_import_without_their_optional_packages_and_say_what_to_install(
         say(json.dumps(errors))
         """, str(tmp_path / "x.db"), str(tmp_path / "journal"))
     errors = json.loads(finish(proc))
-    assert errors["redis"][0] == "ValueError" and "pip install redis" in errors["redis"][1]
-    assert errors["mongodb"] == ["ImportError", "MongoDBDict needs PyMongo: pip install pymongo"]
-    assert errors["zarr"] == ["ImportError", "ZarrList needs zarr 2 and numcodecs: pip install 'zarr<3'"]
+    assert errors["redis"][0] == "ValueError" and "pip install 'safe_data[redis]'" in errors["redis"][1]
+    assert errors["mongodb"] == ["ImportError", "MongoDBDict needs PyMongo: pip install 'safe_data[mongodb]'"]
+    assert errors["zarr"] == ["ImportError",
+                              "ZarrList needs zarr 2 and numcodecs: pip install 'safe_data[zarr]'"]
     assert errors["sqlite"] == {"works": True}
+
+
+@pytest.mark.parametrize("extra,package", [("redis", "redis"), ("zarr", "zarr"),
+                                           ("mongodb", "pymongo")])
+def test_the_extras_the_errors_name_install_the_backends_package(extra, package):
+    requires = importlib.metadata.requires("safe_data") or []
+    assert extra in importlib.metadata.metadata("safe_data").get_all("Provides-Extra")
+    assert any(r.startswith(package) and f'extra == "{extra}"' in r for r in requires), requires

@@ -22,7 +22,7 @@ def _require_pymongo(user: str) -> None:
     try:
         import bson  # noqa: F401  (the bson package of PyMongo)
     except ImportError:
-        raise ImportError(f"{user} needs PyMongo: pip install pymongo") from None
+        raise ImportError(f"{user} needs PyMongo: pip install 'safe_data[mongodb]'") from None
 
 
 class MongoDBCollection(SyncedCollection):

@@ -61,7 +61,7 @@ class RedisCollection(SyncedCollection):
     Parameters
     ----------
     client : redis.Redis
-        The client of the database (``pip install redis``).
+        The client of the database (``pip install 'safe_data[redis]'``).
     key : str
         The key that holds this collection.
     \*args, \*\*kwargs
@@ -76,7 +76,7 @@ class RedisCollection(SyncedCollection):
         if kwargs.get("parent") is None:
             if client is None or key is None:
                 raise ValueError(
-                    f"{type(self).__name__} needs a Redis client (pip install redis; "
+                    f"{type(self).__name__} needs a Redis client (pip install 'safe_data[redis]'; "
                     f"redis.Redis(...)) and a key, got client={client!r}, key={key!r}")
             self._compare_and_set = client.register_script(_COMPARE_AND_SET)
             self._server = _server_url(client)

@@ -36,10 +36,11 @@ def _zarr2_codecs(user: str):
         import numcodecs
         import zarr
     except ImportError:
-        raise ImportError(f"{user} needs zarr 2 and numcodecs: pip install 'zarr<3'") from None
+        raise ImportError(f"{user} needs zarr 2 and numcodecs: "
+                          f"pip install 'safe_data[zarr]'") from None
     if int(zarr.__version__.split(".")[0]) >= 3:
         raise ImportError(f"{user} needs zarr 2, and zarr {zarr.__version__} is installed: "
-                          f"pip install 'zarr<3'")
+                          f"pip install 'safe_data[zarr]'")
     return numcodecs
 
 
