@@ -77,11 +77,11 @@ def iso(microseconds: int) -> str:
     return (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=microseconds)).isoformat()
 
 
-def run(scenario, tmp_path, *, journal=None, ui=True):
+def run(scenario, tmp_path, *, journal=None, journal_readers=None, ui=True):
     async def main():
         app = make_app(DirectoryStore(tmp_path / "store"), TOKENS)
         if ui:
-            mount(app, journal=journal)
+            mount(app, journal=journal, journal_readers=journal_readers)
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             return await scenario(client)
     return asyncio.run(main())
@@ -427,3 +427,47 @@ def test_serve_refuses_a_journal_without_the_ui(tmp_path):
                                        "--journal", str(tmp_path)],
                                 env={"SAFE_DATA_TOKENS": f"alpha:{TOKEN}"})
     assert result.exit_code == 2 and "--no-ui" in result.output
+
+
+def test_the_journal_is_shown_only_to_its_readers_namespaces(tmp_path, journal_dir):
+    async def scenario(client):
+        beta = {"Authorization": f"Bearer {OTHER}"}
+        info = await get_json(client, "/ui/api/sources", headers=beta)
+        assert info["sources"] == ["store"] and info["journal"] is None
+        # beta's default source is its store; naming the journal is refused everywhere
+        assert await get_json(client, "/ui/api/records", {"op": "*"}, headers=beta) == {
+            "records": [], "next": None, "undecodable": 0}
+        journal_records = list(safe_data.Journal(journal_dir).records())
+        first = journal_records[0]
+        for path, params in [("/ui/api/records", {}),
+                             ("/ui/api/record", {"segment": first.segment,
+                                                 "offset": str(first.offset)}),
+                             ("/ui/api/restore", {"container": "orders"})]:
+            body = await get_json(client, path, dict(params, source="journal"), headers=beta,
+                                  status=403)
+            assert "may not read this server's journal" in body
+        info = await get_json(client, "/ui/api/sources")
+        assert info["sources"] == ["journal", "store"]
+        cart = await search_all(client, {"container": "cart"})
+        assert len(cart) == sum(r.container == "cart" for r in journal_records)
+
+    run(scenario, tmp_path, journal=journal_dir, journal_readers=["alpha"])
+
+
+@pytest.mark.parametrize("args,tokens,message", [
+    (["--journal", "{journal}"], f"alpha:{TOKEN},beta:{OTHER}",
+     "the tokens have 2 namespaces: name those whose tokens may browse --journal"),
+    (["--journal", "{journal}", "--journal-namespace", "gamma"], f"alpha:{TOKEN}",
+     "no token has the namespace 'gamma'"),
+    (["--journal-namespace", "alpha"], f"alpha:{TOKEN}", "give --journal too"),
+])
+def test_serve_needs_to_know_who_may_browse_its_journal(tmp_path, args, tokens, message):
+    from click.testing import CliRunner
+
+    from safe_data.cli import main
+
+    args = [a.format(journal=tmp_path) for a in args]
+    result = CliRunner().invoke(main, ["serve", "--store", str(tmp_path / "s"), *args],
+                                env={"SAFE_DATA_TOKENS": tokens})
+    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+    assert TOKEN not in result.output and not (tmp_path / "s").exists()

@@ -126,13 +126,16 @@ async def _run(app, host: str, port: int) -> None:
               type=click.IntRange(1), help="Largest decompressed segment accepted.")
 @click.option("--journal", "journal_dir", default=None, metavar="DIR",
               type=click.Path(exists=True, file_okay=False),
-              help="A local journal the web view (/ui/) browses too, read only, for any "
-                   "token's holder (default: the global --journal if given, else none).")
+              help="A local journal the web view (/ui/) browses too, read only (default: "
+                   "the global --journal if given, else none).")
+@click.option("--journal-namespace", "journal_readers", multiple=True, metavar="NS",
+              help="A namespace whose tokens may browse --journal (repeatable). Needed when "
+                   "the tokens have several namespaces; with one, it is that one.")
 @click.option("--ui/--no-ui", default=True, show_default=True,
               help="Serve the web view at /ui/ (docs/web.md).")
 @click.pass_obj
 def serve(global_journal, store_spec, s3_endpoint_url, host, port, tokens_file,
-          max_segment_bytes, journal_dir, ui) -> None:
+          max_segment_bytes, journal_dir, journal_readers, ui) -> None:
     """Run the backup server: receive sealed segments over HTTP and store them.
 
     Also serves a web view at /ui/: search discarded values in the store (and in the
@@ -149,6 +152,7 @@ def serve(global_journal, store_spec, s3_endpoint_url, host, port, tokens_file,
     if journal_dir is not None and not os.path.isdir(journal_dir):
         raise click.BadParameter(f"no journal at {journal_dir}", param_hint="'--journal'")
     tokens = load_tokens(tokens_file)
+    journal_readers = _journal_readers(journal_dir, journal_readers, tokens)
     store = _open_store(store_spec, s3_endpoint_url)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
@@ -156,8 +160,28 @@ def serve(global_journal, store_spec, s3_endpoint_url, host, port, tokens_file,
     if ui:
         from ..web import mount
 
-        mount(app, journal=journal_dir, max_segment_bytes=max_segment_bytes)
+        mount(app, journal=journal_dir, journal_readers=journal_readers,
+              max_segment_bytes=max_segment_bytes)
     asyncio.run(_run(app, host, port))
+
+
+def _journal_readers(journal_dir, readers: tuple[str, ...], tokens: dict[str, str]):
+    """The namespaces whose tokens may browse the journal: those named, or the only one."""
+    if journal_dir is None:
+        if readers:
+            raise click.UsageError("--journal-namespace names who may read --journal DIR: "
+                                   "give --journal too")
+        return None
+    unknown = sorted(set(readers) - set(tokens))
+    if unknown:
+        raise click.BadParameter(f"no token has the namespace {unknown[0]!r}",
+                                 param_hint="'--journal-namespace'")
+    if readers:
+        return frozenset(readers)
+    if len(tokens) > 1:
+        raise click.UsageError(f"the tokens have {len(tokens)} namespaces: name those whose "
+                               "tokens may browse --journal with --journal-namespace NS")
+    return frozenset(tokens)
 
 
 def _open_store(spec: str, s3_endpoint_url: str | None):

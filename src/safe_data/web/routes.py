@@ -4,7 +4,8 @@ sub-application of the backup server (docs/web.md).
 Every API request carries a server token (``Authorization: Bearer``, checked by the
 server's own check, so a bad token counts in its metrics); tokens never travel in URLs.
 A token reads its own namespace of the store (source ``store``) and, when the server was
-given ``--journal DIR``, that journal (source ``journal``).  Query parameters are bounded
+given ``--journal DIR``, that journal (source ``journal``) if its namespace is one of the
+journal's readers.  Query parameters are bounded
 and validated before anything is read; values go out as JSON and the page renders them as
 text only; a Content-Security-Policy allows nothing but the page's own script and style.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections.abc import Iterable
 from importlib import resources
 
 from aiohttp import web
@@ -48,15 +50,21 @@ _SECURITY_HEADERS = {
 }
 
 JOURNAL_KEY = web.AppKey("journal", object)  # a JournalSource, or None
+JOURNAL_READERS_KEY = web.AppKey("journal_readers", object)  # namespaces, or None: all
 OPTIONS_KEY = web.AppKey("options", dict)
 
 
 def make_ui_app(*, journal: str | os.PathLike | None = None,
+                journal_readers: Iterable[str] | None = None,
                 max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES) -> web.Application:
     """The web view as a sub-application; mount it on a :func:`~safe_data.upload.server.make_app`
-    application (it uses that application's tokens and store) with :func:`mount`."""
+    application (it uses that application's tokens and store) with :func:`mount`.
+
+    ``journal`` is shown to the tokens of the namespaces ``journal_readers`` (None: every
+    token's; ``safe-data serve`` always names them)."""
     app = web.Application(middlewares=[_security_headers])
     app[JOURNAL_KEY] = None if journal is None else reading.JournalSource(os.fspath(journal))
+    app[JOURNAL_READERS_KEY] = None if journal_readers is None else frozenset(journal_readers)
     app[OPTIONS_KEY] = {"max_segment_bytes": max_segment_bytes,
                         "scans": asyncio.Semaphore(MAX_SCANS)}
     app.router.add_get("/", _static)
@@ -69,13 +77,16 @@ def make_ui_app(*, journal: str | os.PathLike | None = None,
 
 
 def mount(app: web.Application, *, journal: str | os.PathLike | None = None,
+          journal_readers: Iterable[str] | None = None,
           max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES, prefix: str = "/ui") -> None:
-    """Serve the web view under ``prefix`` of the backup server application ``app``."""
+    """Serve the web view under ``prefix`` of the backup server application ``app``
+    (arguments as :func:`make_ui_app`)."""
     async def to_page(request: web.Request) -> web.Response:
         raise web.HTTPFound(prefix + "/")
 
     app.router.add_get(prefix, to_page)  # before the sub-application, which would answer 404
-    app.add_subapp(prefix, make_ui_app(journal=journal, max_segment_bytes=max_segment_bytes))
+    app.add_subapp(prefix, make_ui_app(journal=journal, journal_readers=journal_readers,
+                                       max_segment_bytes=max_segment_bytes))
 
 
 @web.middleware
@@ -143,17 +154,30 @@ def _int(query, name: str, default: int, low: int, high: int) -> int:
     return int(text)
 
 
+def _journal_for(request: web.Request, namespace: str):
+    """The journal source if ``namespace``'s tokens may read it, else None."""
+    readers = request.app[JOURNAL_READERS_KEY]
+    if readers is not None and namespace not in readers:
+        return None
+    return request.app[JOURNAL_KEY]
+
+
 def _source(request: web.Request):
     """The source a request names, once its token is accepted (401 otherwise)."""
     namespace = request.config_dict[AUTHENTICATE_KEY](request)
+    journal = _journal_for(request, namespace)
     name = _choice(request.query, "source", ("journal", "store"),
-                   "journal" if request.app[JOURNAL_KEY] is not None else "store")
+                   "journal" if journal is not None else "store")
     if name == "journal":
         if request.app[JOURNAL_KEY] is None:
             raise web.HTTPNotFound(text=dumps({"error": "this server browses no journal "
                                                         "(start it with --journal DIR)"}),
                                    content_type="application/json")
-        return request.app[JOURNAL_KEY]
+        if journal is None:
+            raise web.HTTPForbidden(text=dumps({"error": f"the tokens of {namespace!r} may not "
+                                                         "read this server's journal"}),
+                                    content_type="application/json")
+        return journal
     return reading.StoreSource(request.config_dict[STORE_KEY], namespace,
                                asyncio.get_running_loop(),
                                request.app[OPTIONS_KEY]["max_segment_bytes"])
@@ -180,7 +204,7 @@ def _json(obj) -> web.Response:
 
 async def _sources(request: web.Request) -> web.Response:
     namespace = request.config_dict[AUTHENTICATE_KEY](request)
-    journal = request.app[JOURNAL_KEY]
+    journal = _journal_for(request, namespace)
     sources = (["journal"] if journal is not None else []) + ["store"]
     return _json({"namespace": namespace, "sources": sources, "ops": OP_NAMES,
                   "journal": None if journal is None else os.path.basename(journal.directory)})
