@@ -98,8 +98,11 @@ def test_stats_shows_the_last_uploaders_report(tmp_path):
     program = f"""
 import sys, time, safe_data
 from safe_data import HttpSink, Uploader
+from safe_data.upload.uploader import read_status
 up = Uploader(HttpSink("http://127.0.0.1:9", "tok"), {str(source)!r}, backoff=(0.01, 0.05)).start()
-time.sleep(1.5)
+deadline = time.monotonic() + 60  # a loaded machine may take seconds to get there
+while not (read_status({str(source)!r}) or {{}}).get("last_error") and time.monotonic() < deadline:
+    time.sleep(0.05)
 print("reported", flush=True)
 sys.stdin.read()
 """

@@ -82,7 +82,7 @@ def test_records_name_the_store_group_and_array(store, journal):
 def test_zarr_3_is_refused_with_what_to_install(store, monkeypatch):
     monkeypatch.setattr(zarr, "__version__", "3.0.0")
     with pytest.raises(ImportError, match=r"needs zarr 2, and zarr 3.0.0 is installed: "
-                                          r"pip install 'zarr<3'"):
+                                          r"pip install 'safe_data\[zarr\]'"):
         ZarrDict(zarr.open_group(store, mode="a"), "doc")
 
 
