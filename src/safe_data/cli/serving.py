@@ -22,7 +22,7 @@ def parse_tokens(text: str, source: str, *, commas: bool) -> dict[str, str]:
     namespace given twice or a token shared by two namespaces.  Tokens never appear in
     the messages.
     """
-    from ..upload.store import valid_namespace
+    from ..upload.layout import valid_namespace
 
     entries = []
     for number, line in enumerate(text.splitlines(), 1):

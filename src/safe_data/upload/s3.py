@@ -32,7 +32,6 @@ import email.utils
 import hashlib
 import hmac
 import os
-import re
 import xml.etree.ElementTree as ET
 from typing import Any, Mapping
 from urllib.parse import quote, urlsplit
@@ -40,12 +39,11 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from yarl import URL
 
-from .sinks import MAX_SEGMENT_BYTES, SEGMENT_ID, RejectedError, Sink, TransientError
+from .layout import BODY_SUFFIX, valid_namespace, valid_segment_id, valid_sha256
+from .sinks import MAX_SEGMENT_BYTES, RejectedError, Sink, TransientError
 
 __all__ = ["S3Sink", "S3Error", "sign_v4", "RejectedError", "TransientError"]
 
-_NAMESPACE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")  # as the other sinks
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 _MAX_BODY = MAX_SEGMENT_BYTES + (16 << 20)  # zstd never grows a segment by that much
@@ -179,7 +177,7 @@ class S3Sink(Sink):
     ) -> None:
         if not bucket or "/" in bucket:
             raise ValueError(f"invalid bucket name {bucket!r}")
-        if not _NAMESPACE.match(namespace):
+        if not valid_namespace(namespace):
             raise ValueError(f"invalid namespace {namespace!r}")
         self.bucket = bucket
         self.region = region
@@ -234,7 +232,7 @@ class S3Sink(Sink):
 
     def key(self, segment_id: str) -> str:
         """The object key of a segment."""
-        return f"{self.prefix}{self.namespace}/{segment_id}.seg.zst"
+        return f"{self.prefix}{self.namespace}/{segment_id}{BODY_SUFFIX}"
 
     async def __aenter__(self) -> "S3Sink":
         return self
@@ -344,7 +342,7 @@ class S3Sink(Sink):
         return status, rheaders, data
 
     def _object_path(self, segment_id: str) -> str:
-        if not isinstance(segment_id, str) or not SEGMENT_ID.match(segment_id):
+        if not valid_segment_id(segment_id):
             raise RejectedError(f"invalid segment id {segment_id!r}")
         return self._base_path + "/" + _uri_encode(self.key(segment_id), keep_slash=True)
 
@@ -377,7 +375,7 @@ class S3Sink(Sink):
         returning means acknowledged."""
         path = self._object_path(segment_id)
         sha256 = sha256.lower()
-        if not _HEX64.match(sha256):
+        if not valid_sha256(sha256):
             raise RejectedError(f"invalid sha256 {sha256!r}")
         body = bytes(body)
         if self.check_first and await self._compare(segment_id, sha256):
@@ -443,10 +441,10 @@ class S3Sink(Sink):
             for item in root.iter(_NS + "Contents"):
                 key = item.findtext(_NS + "Key") or ""
                 name = key[len(key_prefix):]
-                if not key.startswith(key_prefix) or not name.endswith(".seg.zst"):
+                if not key.startswith(key_prefix) or not name.endswith(BODY_SUFFIX):
                     continue
-                seg = name[: -len(".seg.zst")]
-                if SEGMENT_ID.match(seg):
+                seg = name[: -len(BODY_SUFFIX)]
+                if valid_segment_id(seg):
                     out.append({"id": seg, "size": int(item.findtext(_NS + "Size") or 0), "sha256": None})
             truncated = (root.findtext(_NS + "IsTruncated") or "false").lower() == "true"
             token = root.findtext(_NS + "NextContinuationToken")

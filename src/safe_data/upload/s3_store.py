@@ -34,9 +34,10 @@ import hmac
 import os
 from urllib.parse import urlsplit
 
+from .layout import valid_sha256
 from .s3 import S3Error, S3Sink
 from .sinks import RejectedError, TransientError
-from .store import SHA256_RE, ConflictError, NotFound, StoreUnavailable, _check
+from .store import ConflictError, NotFound, StoreUnavailable, _check
 
 __all__ = ["S3Store", "parse_s3_url"]
 
@@ -139,7 +140,7 @@ class S3Store:
         """
         _check(namespace, segment_id)
         sha256 = sha256.lower()
-        if not SHA256_RE.fullmatch(sha256):
+        if not valid_sha256(sha256):
             raise ValueError("sha256 must be 64 hex digits")
         sink = self._sink(namespace)
         key = (namespace, segment_id)
@@ -175,7 +176,7 @@ class S3Store:
         _check(namespace, segment_id)
         sink = self._sink(namespace)
         sha256 = await self._stored_hash(sink, segment_id)
-        if sha256 is None or not SHA256_RE.fullmatch(sha256):
+        if sha256 is None or not valid_sha256(sha256):
             raise NotFound(segment_id)
         try:
             return await sink.get(segment_id), sha256
@@ -193,4 +194,4 @@ class S3Store:
         except (TransientError, RejectedError, S3Error) as exc:
             raise StoreUnavailable(str(exc)) from None
         return [{"id": e["id"], "sha256": e["sha256"], "size": e["size"]}
-                for e in entries if e["sha256"] and SHA256_RE.fullmatch(e["sha256"])]
+                for e in entries if e["sha256"] and valid_sha256(e["sha256"])]

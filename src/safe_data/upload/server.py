@@ -29,7 +29,8 @@ import aiohttp
 from aiohttp import web
 
 from .checks import InvalidSegment, SegmentTooLarge, decompress_bounded, verify_segment
-from .store import ConflictError, NotFound, SEGMENT_ID_RE, SHA256_RE, StoreUnavailable
+from .layout import valid_segment_id, valid_sha256
+from .store import ConflictError, NotFound, StoreUnavailable
 
 __all__ = ["make_app", "verify_segment", "decompress_bounded", "SegmentTooLarge",
            "InvalidSegment"]
@@ -155,7 +156,7 @@ def make_app(store, tokens: dict[str, str], *,
 
     def segment_id_of(request: web.Request) -> str:
         segment_id = request.match_info["segment_id"]
-        if SEGMENT_ID_RE.fullmatch(segment_id) is None:
+        if not valid_segment_id(segment_id):
             raise web.HTTPBadRequest(text="invalid segment id\n")
         return segment_id
 
@@ -207,10 +208,10 @@ def make_app(store, tokens: dict[str, str], *,
 
     async def receive_segment(request: web.Request, namespace: str) -> web.Response:
         segment_id = request.match_info["segment_id"]
-        if SEGMENT_ID_RE.fullmatch(segment_id) is None:
+        if not valid_segment_id(segment_id):
             raise reject(400, "invalid segment id", namespace, None)
         sha256 = request.headers.get(_SHA_HEADER, "").strip().lower()
-        if SHA256_RE.fullmatch(sha256) is None:
+        if not valid_sha256(sha256):
             raise reject(400, f"missing or malformed {_SHA_HEADER}", namespace, segment_id)
         body = await read_body(request, namespace, segment_id)
         metrics["bytes_received"] += len(body)

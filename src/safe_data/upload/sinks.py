@@ -25,20 +25,17 @@ import abc
 import asyncio
 import email.utils
 import os
-import re
 import time
 from typing import Any, List as _List
 
 from ..errors import SafeDataError
 from ..journal.segments import fsync_dir, write_all
+from .layout import (BODY_SUFFIX, HASH_SUFFIX, committed, list_committed, read_hash,
+                     valid_namespace, valid_segment_id, valid_sha256)
 
 __all__ = ["Sink", "SinkError", "TransientError", "RejectedError", "DirectorySink", "HttpSink",
-           "SEGMENT_ID", "MAX_SEGMENT_BYTES", "decompress_segment"]
+           "MAX_SEGMENT_BYTES", "decompress_segment"]
 
-#: a segment id: ``<writer id, 16 hex digits>-<segment number, 6 digits>``
-SEGMENT_ID = re.compile(r"^[0-9a-f]{16}-[0-9]{6}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_NAMESPACE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 #: receivers refuse a segment that decompresses to more than this (docs/remote.md)
 MAX_SEGMENT_BYTES = 256 << 20
 
@@ -84,12 +81,12 @@ class Sink(abc.ABC):
 
 
 def _check_id(segment_id: str) -> None:
-    if not isinstance(segment_id, str) or not SEGMENT_ID.match(segment_id):
+    if not valid_segment_id(segment_id):
         raise RejectedError(f"invalid segment id {segment_id!r}")
 
 
 def _check_sha(sha256: str) -> None:
-    if not isinstance(sha256, str) or not _HEX64.match(sha256):
+    if not valid_sha256(sha256):
         raise RejectedError(f"invalid sha256 {sha256!r} (64 lowercase hex digits expected)")
 
 
@@ -143,7 +140,7 @@ class DirectorySink(Sink):
 
     def __init__(self, path: str | os.PathLike, *, namespace: str = "default",
                  max_segment_bytes: int = MAX_SEGMENT_BYTES) -> None:
-        if not _NAMESPACE.match(namespace):
+        if not valid_namespace(namespace):
             raise ValueError(f"invalid namespace {namespace!r}")
         self.root = os.path.abspath(os.fspath(path))
         self.namespace = namespace
@@ -175,23 +172,23 @@ class DirectorySink(Sink):
         if not os.path.isdir(directory):
             os.makedirs(directory, mode=0o700, exist_ok=True)
             fsync_dir(self.root)
-        data_path = os.path.join(directory, segment_id + ".seg.zst")
-        sha_path = os.path.join(directory, segment_id + ".sha256")
-        existing = _read_sha(sha_path)
+        data_path = os.path.join(directory, segment_id + BODY_SUFFIX)
+        sha_path = os.path.join(directory, segment_id + HASH_SUFFIX)
+        existing = read_hash(sha_path)
         if existing is not None:
             if existing != sha256:
                 raise RejectedError(f"segment {segment_id} is already stored with another content "
                                     f"(sha256 {existing}); it is never overwritten")
             if os.path.exists(data_path):
                 return  # already stored: acknowledged, nothing changes
-        data_tmp = _write_temp(directory, segment_id + ".seg.zst", body)
+        data_tmp = _write_temp(directory, segment_id + BODY_SUFFIX, body)
         try:
             if existing is None:
-                sha_tmp = _write_temp(directory, segment_id + ".sha256", sha256.encode() + b"\n")
+                sha_tmp = _write_temp(directory, segment_id + HASH_SUFFIX, sha256.encode() + b"\n")
                 try:
                     os.link(sha_tmp, sha_path)  # exclusive: fails if another writer claimed the id
                 except FileExistsError:
-                    existing = _read_sha(sha_path)
+                    existing = read_hash(sha_path)
                     if existing != sha256:
                         raise RejectedError(f"segment {segment_id} is already stored with another "
                                             f"content (sha256 {existing}); it is never overwritten") from None
@@ -210,47 +207,22 @@ class DirectorySink(Sink):
         return await asyncio.get_running_loop().run_in_executor(None, self._list)
 
     def _list(self) -> _List[dict[str, Any]]:
-        out: _List[dict[str, Any]] = []
-        try:
-            names = sorted(os.listdir(self.directory))
-        except FileNotFoundError:
-            return out
-        for name in names:
-            if not name.endswith(".seg.zst") or not SEGMENT_ID.match(name[:-8]):
-                continue
-            segment_id = name[:-8]
-            sha = _read_sha(os.path.join(self.directory, segment_id + ".sha256"))
-            if sha is None:
-                continue
-            try:
-                size = os.stat(os.path.join(self.directory, name)).st_size
-            except FileNotFoundError:
-                continue
-            out.append({"id": segment_id, "sha256": sha, "size": size})
-        return out
+        return list_committed(self.directory)
 
     async def get(self, segment_id: str) -> bytes:
-        if not SEGMENT_ID.match(segment_id):
+        if not valid_segment_id(segment_id):
             raise KeyError(segment_id)
         return await asyncio.get_running_loop().run_in_executor(None, self._get, segment_id)
 
     def _get(self, segment_id: str) -> bytes:
-        if _read_sha(os.path.join(self.directory, segment_id + ".sha256")) is None:
+        entry = committed(self.directory, segment_id)
+        if entry is None:
             raise KeyError(segment_id)
         try:
-            with open(os.path.join(self.directory, segment_id + ".seg.zst"), "rb") as f:
+            with open(entry[0], "rb") as f:
                 return f.read()
-        except FileNotFoundError:
+        except FileNotFoundError:  # removed meanwhile
             raise KeyError(segment_id) from None
-
-
-def _read_sha(path: str) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            text = f.read(200).decode("ascii", "replace").strip()
-    except FileNotFoundError:
-        return None
-    return text or None
 
 
 # --- HttpSink --------------------------------------------------------------------------------
@@ -370,7 +342,7 @@ class HttpSink(Sink):
             raise TransientError(f"listing segments: {self.url} answered something else than JSON") from None
 
     async def get(self, segment_id: str) -> bytes:
-        if not SEGMENT_ID.match(segment_id):
+        if not valid_segment_id(segment_id):
             raise KeyError(segment_id)
         what = f"download of segment {segment_id}"
         status, headers, answer = await self._request("GET", f"/v1/segments/{segment_id}", what=what)

@@ -2,7 +2,8 @@
 
 ``<root>/<namespace>/<segment id>.seg.zst`` holds the zstd-compressed segment exactly as
 it was uploaded and ``<segment id>.sha256`` the lowercase hex SHA-256 of the
-*decompressed* segment.  Directories are created with mode 0700, files with 0600.
+*decompressed* segment (:mod:`~safe_data.upload.layout`, which also reads it).
+Directories are created with mode 0700, files with 0600.
 
 Every file is written atomically and durably: a temporary file in the same directory,
 write, fsync, rename over the final name, fsync the directory.
@@ -34,18 +35,13 @@ import contextlib
 import fcntl
 import hmac
 import os
-import re
 import tempfile
 import threading
 
 from ..journal.segments import fsync_dir, write_all
+from .layout import (BODY_SUFFIX, HASH_SUFFIX, committed, list_committed, read_hash,
+                     valid_namespace, valid_segment_id, valid_sha256)
 
-SEGMENT_ID_RE = re.compile(r"[0-9a-f]{16}-[0-9]{6}")
-NAMESPACE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
-SHA256_RE = re.compile(r"[0-9a-f]{64}")
-
-BODY_SUFFIX = ".seg.zst"
-HASH_SUFFIX = ".sha256"
 _TMP_PREFIX = ".tmp-"
 
 
@@ -70,14 +66,6 @@ class NotFound(StoreError, KeyError):
 class StoreUnavailable(StoreError):
     """The storage behind the store failed for now (e.g. the object store of an
     :class:`~safe_data.upload.s3_store.S3Store` answered 5xx): try again later."""
-
-
-def valid_segment_id(segment_id) -> bool:
-    return isinstance(segment_id, str) and SEGMENT_ID_RE.fullmatch(segment_id) is not None
-
-
-def valid_namespace(namespace) -> bool:
-    return isinstance(namespace, str) and NAMESPACE_RE.fullmatch(namespace) is not None
 
 
 def _check(namespace: str, segment_id: str | None = None) -> None:
@@ -140,15 +128,6 @@ class DirectoryStore:
             finally:
                 os.close(fd)  # releases the flock
 
-    @staticmethod
-    def _read_hash(path: str) -> str | None:
-        try:
-            with open(path, "rb") as f:
-                text = f.read(200).decode("ascii", "replace").strip()
-        except FileNotFoundError:
-            return None
-        return text if SHA256_RE.fullmatch(text) else None
-
     # --- the interface ---------------------------------------------------------------------
 
     def put(self, namespace: str, segment_id: str, compressed: bytes, sha256: str) -> str:
@@ -159,12 +138,12 @@ class DirectoryStore:
         """
         _check(namespace, segment_id)
         sha256 = sha256.lower()
-        if not SHA256_RE.fullmatch(sha256):
+        if not valid_sha256(sha256):
             raise ValueError("sha256 must be 64 hex digits")
         directory = self._namespace_dir(namespace, create=True)
         body_name, hash_name = segment_id + BODY_SUFFIX, segment_id + HASH_SUFFIX
         with self._locked(namespace, segment_id, directory):
-            stored = self._read_hash(os.path.join(directory, hash_name))
+            stored = read_hash(os.path.join(directory, hash_name))
             if stored is not None:
                 if not hmac.compare_digest(stored, sha256):
                     raise ConflictError(segment_id, stored, sha256)
@@ -185,12 +164,10 @@ class DirectoryStore:
         :class:`NotFound` if absent.  A committed body is never changed, so the file can
         be streamed as it is."""
         _check(namespace, segment_id)
-        directory = self._namespace_dir(namespace, create=False)
-        sha256 = self._read_hash(os.path.join(directory, segment_id + HASH_SUFFIX))
-        path = os.path.join(directory, segment_id + BODY_SUFFIX)
-        if sha256 is None or not os.path.isfile(path):
+        entry = committed(self._namespace_dir(namespace, create=False), segment_id)
+        if entry is None:
             raise NotFound(segment_id)
-        return path, sha256
+        return entry
 
     def get(self, namespace: str, segment_id: str) -> tuple[bytes, str]:
         """Return ``(compressed bytes, sha256)``; raise :class:`NotFound` if absent."""
@@ -205,23 +182,4 @@ class DirectoryStore:
         """Committed entries of the namespace, sorted by id: ``{"id", "sha256", "size"}``
         where ``size`` is the size of the stored (compressed) body in bytes."""
         _check(namespace)
-        directory = self._namespace_dir(namespace, create=False)
-        try:
-            names = os.listdir(directory)
-        except FileNotFoundError:
-            return []
-        out = []
-        for name in sorted(names):
-            if not name.endswith(HASH_SUFFIX):
-                continue
-            segment_id = name[: -len(HASH_SUFFIX)]
-            if not valid_segment_id(segment_id):
-                continue
-            sha256 = self._read_hash(os.path.join(directory, name))
-            try:
-                size = os.stat(os.path.join(directory, segment_id + BODY_SUFFIX)).st_size
-            except FileNotFoundError:
-                continue
-            if sha256 is not None:
-                out.append({"id": segment_id, "sha256": sha256, "size": size})
-        return out
+        return list_committed(self._namespace_dir(namespace, create=False))

@@ -48,7 +48,8 @@ from typing import Any
 
 from .. import _faults
 from ..errors import SafeDataError
-from .sinks import SEGMENT_ID, RejectedError, Sink, TransientError
+from .layout import valid_segment_id
+from .sinks import RejectedError, Sink, TransientError
 from ..journal.segments import fsync_dir
 
 __all__ = ["Uploader", "UploaderError", "UploadWarning", "PendingSegment", "pending_segments",
@@ -96,7 +97,7 @@ def _scan(journal_path: str):
             if not name.endswith(SEALED_SUFFIX):
                 continue
             segment_id = name[: -len(SEALED_SUFFIX)]
-            if not SEGMENT_ID.match(segment_id):
+            if not valid_segment_id(segment_id):
                 continue
             try:
                 st = entry.stat()
@@ -111,7 +112,7 @@ def _scan(journal_path: str):
             else:
                 pending.append(PendingSegment(segment_id, entry.path, st.st_size, st.st_mtime))
     pending.sort(key=lambda s: (s.mtime, s.id))
-    orphans = [m for m in marks if SEGMENT_ID.match(m) and m not in present]
+    orphans = [m for m in marks if valid_segment_id(m) and m not in present]
     return pending, marked, orphans
 
 
