@@ -200,8 +200,9 @@ def test_directory_sink_roundtrip_and_idempotency(tmp_path):
                            hashlib.sha256(other).hexdigest())
         with pytest.raises(RejectedError, match="does not match"):
             await sink.put("0123456789abcdef-000002", body, "0" * 64)
-        with pytest.raises(RejectedError, match="invalid segment id"):
-            await sink.put("../../etc/passwd", body, sha)
+        for bad_id in ("../../etc/passwd", segment_id + "\n"):
+            with pytest.raises(RejectedError, match="invalid segment id"):
+                await sink.put(bad_id, body, sha)
         assert await sink.list() == [{"id": segment_id, "sha256": sha, "size": len(body)}]
         assert decompress_segment(await sink.get(segment_id)) == raw
         with pytest.raises(KeyError):
