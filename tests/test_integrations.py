@@ -22,7 +22,7 @@ from .conftest import records
 
 pytest_plugins = ["pytester"]
 
-PLUGIN = "safe_data.integrations.pytest_plugin"
+PLUGIN = "_safe_data_pytestplugin"  # loaded by pytest itself: the pytest11 entry point
 
 
 # --- on_discard -------------------------------------------------------------------------------
@@ -468,7 +468,7 @@ def test_plugin_fixture_and_marker(pytester):
             safe_journal.assert_nothing_discarded()
         """
     )
-    result = pytester.runpytest("-p", PLUGIN, "-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=4, failed=2)
     result.stdout.fnmatch_lines([
         "FAILED *::test_marked_and_discarding - *",
@@ -483,17 +483,33 @@ def test_plugin_fixture_and_marker(pytester):
 
 def test_plugin_marker_is_registered(pytester):
     pytester.makepyfile("def test_nothing(): pass")
-    result = pytester.runpytest("-p", PLUGIN, "--strict-markers", "--markers")
+    result = pytester.runpytest("--strict-markers", "--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.discards_nothing:*"])
 
 
-def test_plugin_import_is_light():
-    """Loading the plugin costs what ``import safe_data`` costs and no more: the helpers
-    (safe_data.testing) are imported when a test first uses the fixture or the marker."""
-    code = ("import sys, pytest, safe_data; before = set(sys.modules); "
+def test_plugin_is_an_entry_point_that_can_be_turned_off_or_loaded_by_name(pytester, monkeypatch):
+    import importlib.metadata
+
+    (entry,) = [e for e in importlib.metadata.entry_points(group="pytest11") if e.name == "safe_data"]
+    assert entry.value == PLUGIN
+    pytester.makepyfile("def test_uses_it(safe_journal): assert safe_journal.discards() == []")
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:safe_data")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'safe_journal' not found*"])
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(errors=1)
+    pytester.runpytest("-p", "no:cacheprovider", "-p", "safe_data").assert_outcomes(passed=1)
+
+
+def test_loading_the_plugin_imports_nothing_of_safe_data():
+    """pytest loads the plugin at every start wherever safe_data is installed, so it must
+    cost nothing: safe_data (and its helpers, safe_data.testing) are imported when a test
+    first uses the fixture or the marker."""
+    code = ("import sys, pytest; before = set(sys.modules); "
             f"import {PLUGIN}; print(sorted(set(sys.modules) - before))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == str(["safe_data.integrations", PLUGIN])
+    assert out.stdout.strip() == str([PLUGIN])
 
 
 # --- docs/integrations.md ---------------------------------------------------------------------
@@ -516,7 +532,6 @@ def test_doc_pytest_example_passes(pytester):
     text = open(DOC, encoding="utf-8").read()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     (example,) = [b for b in blocks if "discards_nothing" in b and ">>>" not in b]
-    pytester.makeconftest('pytest_plugins = ["%s"]' % PLUGIN)
     pytester.makepyfile(example)
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
     # and the marker is what makes the second one strict

@@ -2,9 +2,9 @@
 
 ``temporary_journal(path)`` opens a :class:`TemporaryJournal` in ``path``, makes it the
 default journal (containers created without ``journal=`` use it) and, on exit, closes it
-and restores the previous default.  With pytest, load the plugin
-``safe_data.integrations.pytest_plugin`` for the ``safe_journal`` fixture and the
-``discards_nothing`` marker (docs/integrations.md).  This module does not import pytest.
+and restores the previous default.  Under pytest, safe_data's plugin (loaded by pytest
+itself) gives the ``safe_journal`` fixture and the ``discards_nothing`` marker on top of
+it (docs/integrations.md).  This module does not import pytest.
 """
 
 from __future__ import annotations

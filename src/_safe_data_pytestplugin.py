@@ -1,10 +1,11 @@
-"""The pytest plugin: a ``safe_journal`` fixture and a ``discards_nothing`` marker.
+"""safe_data's pytest plugin: a ``safe_journal`` fixture and a ``discards_nothing`` marker.
 
-Load it with ``-p safe_data.integrations.pytest_plugin`` or, in the root conftest.py,
-``pytest_plugins = ["safe_data.integrations.pytest_plugin"]``.  It is not registered as a
-``pytest11`` entry point on purpose: pytest would then import it, and with it
-``safe_data`` (tens of milliseconds), at every start of every test run of every
-environment where safe_data is installed, used or not (docs/integrations.md).
+pytest loads it by itself (the ``pytest11`` entry point ``safe_data``) wherever safe_data
+is installed; ``-p no:safe_data`` turns it off, ``-p safe_data`` loads it when plugin
+autoloading is disabled.  It lives outside the package, as hypothesis's plugin does, so
+that loading it imports nothing of safe_data: every pytest start of every environment
+would pay for that, used or not.  ``safe_data.testing`` is imported when a test first
+uses the fixture or the marker (docs/integrations.md).
 
 * ``safe_journal``: a throw-away :class:`~safe_data.testing.TemporaryJournal` in the
   test's ``tmp_path``, the default journal while the test runs.
