@@ -396,8 +396,12 @@ def test_uploader_threads_stay_in_the_background(journal, tmp_path):
     with Uploader(Slow(), journal, concurrency=8, **FAST) as up:
         flushing = threading.Thread(target=up.flush, kwargs={"timeout": 20})
         flushing.start()
-        time.sleep(0.2)
-        threads = [t for t in threading.enumerate() if t.name.startswith("safe_data-uploader")]
+        deadline = time.monotonic() + 30  # the compressor starts with the first segment
+        while True:
+            threads = [t for t in threading.enumerate() if t.name.startswith("safe_data-uploader")]
+            if any("compress" in t.name for t in threads) or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         flushing.join()
     compressors = [t for t in threads if "compress" in t.name]
     assert len(compressors) == 1, [t.name for t in threads]  # whatever the concurrency
