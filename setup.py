@@ -4,14 +4,44 @@ pyproject.toml).
 Policy: the extension is always built from the ``.pyx`` (Cython is a build requirement,
 no generated C is shipped); compiler directives live here and only here.
 ``SAFE_DATA_NO_EXTENSIONS=1`` skips the build and installs the pure-Python twin only.
+Where no C compiler works, the install goes on with the twin alone (and says so), as
+msgpack and frozenlist do; ``SAFE_DATA_REQUIRE_EXTENSIONS=1`` makes that an error.
 """
 
 import os
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+from setuptools.errors import CCompilerError, ExecError, PlatformError
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
+class optional_build_ext(build_ext):
+    """build_ext that falls back to the pure-Python twin when compiling fails."""
+
+    def run(self):
+        try:
+            super().run()
+        except PlatformError as exc:  # no compiler at all
+            self._fall_back(exc)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except (CCompilerError, ExecError, PlatformError) as exc:
+            self._fall_back(exc)
+
+    def _fall_back(self, exc):
+        if _flag("SAFE_DATA_REQUIRE_EXTENSIONS"):
+            raise exc
+        self.warn(f"safe_data: the C extension could not be built ({exc}); installing the "
+                  "pure-Python twin only (same API and format, slower)")
 
 ext_modules = []
-if os.environ.get("SAFE_DATA_NO_EXTENSIONS", "") in ("", "0"):
+if not _flag("SAFE_DATA_NO_EXTENSIONS"):
     from Cython.Build import cythonize
 
     ext_modules = cythonize(
@@ -31,4 +61,4 @@ if os.environ.get("SAFE_DATA_NO_EXTENSIONS", "") in ("", "0"):
         },
     )
 
-setup(ext_modules=ext_modules)
+setup(ext_modules=ext_modules, cmdclass={"build_ext": optional_build_ext})

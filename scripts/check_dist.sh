@@ -5,7 +5,9 @@
 #   3. `auditwheel show`: the wheel is manylinux-compatible;
 #   4. the wheel installs into a fresh venv and passes the test suite with the extension
 #      required (the suite imports the installed wheel: the package is under src/);
-#   5. SAFE_DATA_NO_EXTENSIONS=1 builds a pure-Python wheel (py3-none-any).
+#   5. SAFE_DATA_NO_EXTENSIONS=1 builds a pure-Python wheel (py3-none-any);
+#   6. without a working C compiler (CC=false) `pip install` still succeeds, with the
+#      pure-Python twin, and SAFE_DATA_REQUIRE_EXTENSIONS=1 turns that into a failure.
 # Usage: scripts/check_dist.sh [python]   (default: python3)
 set -euo pipefail
 python=${1:-python3}
@@ -43,4 +45,14 @@ echo "== 5. the pure-Python wheel =="
 (cd "$work/src" && SAFE_DATA_NO_EXTENSIONS=1 "$work/tools/bin/python" -m build --wheel --outdir "$work/pure" >/dev/null)
 pure=$(ls "$work"/pure/*.whl)
 case "$pure" in *-py3-none-any.whl) echo "ok: $(basename "$pure")";; *) echo "not pure: $pure"; exit 1;; esac
+
+echo "== 6. no C compiler: the twin, or an error when the extension is required =="
+"$python" -m venv "$work/nocc"
+CC=false "$work/nocc/bin/pip" install -q "$work/src"
+"$work/nocc/bin/python" -c 'import safe_data._impl as impl; assert not impl.EXTENSION; print("ok: installed with the pure-Python twin")'
+"$python" -m venv "$work/nocc-required"
+if CC=false SAFE_DATA_REQUIRE_EXTENSIONS=1 "$work/nocc-required/bin/pip" install -q "$work/src" >/dev/null 2>&1; then
+    echo "SAFE_DATA_REQUIRE_EXTENSIONS=1 installed without the extension"; exit 1
+fi
+echo "ok: SAFE_DATA_REQUIRE_EXTENSIONS=1 refuses to install without it"
 echo "all packaging checks passed"
