@@ -37,17 +37,9 @@ def discarded(journal, container=None):
     return out
 
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "") not in ("", "0")
-
-
-# The implementation this run must be on: the flags CI sets decide (with
-# SAFE_DATA_REQUIRE_EXTENSIONS=1 a missing extension already fails `import safe_data`);
-# without them, the extension wherever it was built: an install on a machine without a C
-# compiler has the pure-Python twin only.
-if _flag("SAFE_DATA_NO_EXTENSIONS"):
-    EXTENSION_EXPECTED = False
-elif _flag("SAFE_DATA_REQUIRE_EXTENSIONS"):
-    EXTENSION_EXPECTED = True
-else:
-    EXTENSION_EXPECTED = importlib.util.find_spec("safe_data._core") is not None
+# The implementation this run must be on: the twin when SAFE_DATA_NO_EXTENSIONS asks for it,
+# else the extension wherever it was built (an install on a machine without a C compiler
+# has the twin only; with SAFE_DATA_REQUIRE_EXTENSIONS=1, as in CI, a missing extension
+# already fails `import safe_data`).
+EXTENSION_EXPECTED = (os.environ.get("SAFE_DATA_NO_EXTENSIONS", "") in ("", "0")
+                      and importlib.util.find_spec("safe_data._core") is not None)
