@@ -51,6 +51,22 @@ def write_all(fd: int, data) -> None:
         view = view[os.write(fd, view):]
 
 
+def write_temp(directory: str, name: str, data) -> str:
+    """Write ``data`` to a new private (0600) temp file in ``directory``, fsynced, and
+    return its path: the caller renames or links it into place (then fsyncs the directory)."""
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    return tmp
+
+
 def fsync_dir(path: str) -> None:
     _faults.point("dir.fsync")
     fd = os.open(path, os.O_RDONLY)

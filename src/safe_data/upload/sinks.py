@@ -29,7 +29,7 @@ import time
 from typing import Any, List as _List
 
 from ..errors import SafeDataError
-from ..journal.segments import fsync_dir, write_all
+from ..journal.segments import fsync_dir, write_temp
 from .layout import (BODY_SUFFIX, HASH_SUFFIX, committed, list_committed, read_hash,
                      valid_namespace, valid_segment_id, valid_sha256)
 
@@ -108,21 +108,6 @@ def _decompress(body: bytes, limit: int) -> tuple[bytes, str]:
 # --- DirectorySink ---------------------------------------------------------------------------
 
 
-def _write_temp(directory: str, name: str, data: bytes) -> str:
-    """Write ``data`` to a new private temp file in ``directory``, fsynced; return its path."""
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        write_all(fd, data)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    return tmp
-
-
 class DirectorySink(Sink):
     """Store segments in ``<path>/<namespace>/`` as ``<id>.seg.zst`` + ``<id>.sha256``.
 
@@ -181,10 +166,10 @@ class DirectorySink(Sink):
                                     f"(sha256 {existing}); it is never overwritten")
             if os.path.exists(data_path):
                 return  # already stored: acknowledged, nothing changes
-        data_tmp = _write_temp(directory, segment_id + BODY_SUFFIX, body)
+        data_tmp = write_temp(directory, segment_id + BODY_SUFFIX, body)
         try:
             if existing is None:
-                sha_tmp = _write_temp(directory, segment_id + HASH_SUFFIX, sha256.encode() + b"\n")
+                sha_tmp = write_temp(directory, segment_id + HASH_SUFFIX, sha256.encode() + b"\n")
                 try:
                     os.link(sha_tmp, sha_path)  # exclusive: fails if another writer claimed the id
                 except FileExistsError:

@@ -35,14 +35,11 @@ import contextlib
 import fcntl
 import hmac
 import os
-import tempfile
 import threading
 
-from ..journal.segments import fsync_dir, write_all
+from ..journal.segments import fsync_dir, write_temp
 from .layout import (BODY_SUFFIX, HASH_SUFFIX, committed, list_committed, read_hash,
                      valid_namespace, valid_segment_id, valid_sha256)
-
-_TMP_PREFIX = ".tmp-"
 
 
 class StoreError(Exception):
@@ -77,13 +74,8 @@ def _check(namespace: str, segment_id: str | None = None) -> None:
 
 def _atomic_write(directory: str, name: str, data: bytes) -> None:
     """temp file in ``directory``, write, fsync, rename to ``name``, fsync ``directory``."""
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=directory)  # mode 0600
+    tmp = write_temp(directory, name, data)
     try:
-        try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         os.rename(tmp, os.path.join(directory, name))
     except BaseException:
         with contextlib.suppress(OSError):
