@@ -107,10 +107,10 @@ def _scan(journal_path: str):
             if segment_id in marks:
                 try:
                     marked[segment_id] = os.stat(os.path.join(marks_dir, segment_id)).st_mtime
-                except FileNotFoundError:  # tidied by another uploader meanwhile
-                    pending.append(PendingSegment(segment_id, entry.path, st.st_size, st.st_mtime))
-            else:
-                pending.append(PendingSegment(segment_id, entry.path, st.st_size, st.st_mtime))
+                    continue
+                except FileNotFoundError:  # tidied by another uploader meanwhile: pending
+                    pass
+            pending.append(PendingSegment(segment_id, entry.path, st.st_size, st.st_mtime))
     pending.sort(key=lambda s: (s.mtime, s.id))
     orphans = [m for m in marks if valid_segment_id(m) and m not in present]
     return pending, marked, orphans
