@@ -10,6 +10,7 @@ import pytest
 
 import safe_data
 
+from .seaweedfs import seaweedfs  # noqa: F401  (a fixture)
 from .test_backup_faults import start_server, stop
 
 
@@ -76,6 +77,35 @@ def test_push_and_pull_with_a_directory(tmp_path):
     shutil.copy(source / "key", restored / "key")
     assert [r.values[0] for r in safe_data.Journal(restored).records()] == popped
     assert cli("--journal", str(tmp_path / "empty"), "pull", str(tmp_path / "nothing"), check=False).returncode == 3
+
+
+def test_push_and_pull_with_an_s3_bucket(tmp_path, seaweedfs):
+    pytest.importorskip("aiohttp")
+    import asyncio
+    import uuid
+
+    from safe_data.upload.s3 import S3Sink
+
+    bucket = "push-" + uuid.uuid4().hex[:12]
+
+    async def create():
+        async with S3Sink(bucket, seaweedfs.endpoint, access_key=seaweedfs.access_key,
+                          secret_key=seaweedfs.secret_key) as sink:
+            await sink.ensure_bucket()
+
+    asyncio.run(create())
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=seaweedfs.access_key,
+               AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key)
+    source, restored = tmp_path / "source", tmp_path / "restored"
+    popped = journal_with_records(source, ["a", "b"])
+    target = f"s3://{bucket}/backups/"
+    cli("--journal", str(source), "push", target, "--endpoint-url", seaweedfs.endpoint, env=env)
+    assert not [n for n in os.listdir(source) if n.endswith(".seg")]  # acknowledged: freed
+    cli("--journal", str(restored), "pull", target, "--endpoint-url", seaweedfs.endpoint, env=env)
+    shutil.copy(source / "key", restored / "key")
+    assert [r.values[0] for r in safe_data.Journal(restored).records()] == popped
+    bad = cli("--journal", str(source), "push", f"s3://{bucket}/a/../b", env=env, check=False)
+    assert bad.returncode == 2 and "invalid prefix" in bad.stderr
 
 
 def test_purge_deletes_acknowledged_segments_without_force(tmp_path):

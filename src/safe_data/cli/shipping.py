@@ -22,10 +22,13 @@ def make_sink(target: str, token: str | None, namespace: str, endpoint_url: str 
         return HttpSink(target, token)
     if target.startswith("s3://"):
         from ..upload.s3 import S3Sink
+        from ..upload.s3_store import parse_s3_url
 
-        bucket, _, prefix = target[len("s3://"):].partition("/")
-        return S3Sink(bucket, endpoint_url, prefix=prefix and prefix.rstrip("/") + "/",
-                      namespace=namespace)
+        try:
+            bucket, prefix = parse_s3_url(target)
+        except ValueError as exc:
+            raise Failure(str(exc), 2) from None
+        return S3Sink(bucket, endpoint_url, prefix=prefix, namespace=namespace)
     from ..upload.sinks import DirectorySink
 
     return DirectorySink(target, namespace=namespace)
