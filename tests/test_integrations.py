@@ -53,17 +53,21 @@ def test_callback_gets_each_record_as_the_journal_holds_it(journal):
     assert type(got[1].values) is list  # a copy, not the container emptied right after
 
 
-def test_callback_runs_after_the_record_and_before_the_change(journal):
+def test_callback_runs_after_the_record_inside_the_operation(journal):
     lst = SafeList(["x", "y"], name="l", journal=journal)
     seen = []
 
     def callback(record):
-        seen.append((len(records(journal)), list(lst), threading.get_ident()))
+        seen.append((len(records(journal)), threading.get_ident()))
+        lst.append("from the callback")  # adding is allowed
+        lst.pop(0)  # a change by code inside the operation is refused
 
     journal.on_discard(callback)
-    lst.pop()
-    assert seen == [(1, ["x", "y"], threading.get_ident())]
-    assert lst == ["x"]
+    with pytest.warns(safe_data.DiscardHookWarning, match="ReentrantChangeError"):
+        assert lst.pop() == "y"
+    assert seen == [(1, threading.get_ident())]
+    assert lst == ["x", "from the callback"]
+    assert [(r.op, r.values) for r in records(journal)] == [("pop", ["y"])]
 
 
 def test_remove_and_order(journal):

@@ -19,7 +19,8 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_Clear, PyDict_DelItem, PyDict_Next, PyDict_SetItem
 from cpython.float cimport PyFloat_AS_DOUBLE
-from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE, PyList_Insert
+from cpython.slice cimport PySlice_AdjustIndices, PySlice_Unpack
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport Py_EQ, PyObject, PyObject_RichCompareBool, PyTypeObject, newfunc
 from cpython.ref cimport Py_INCREF
@@ -36,7 +37,8 @@ import pickle
 import threading
 
 from . import _faults, _support
-from .errors import CorruptRecordError, JournalClosedError, RecordTooLargeError, UnpicklableValueError
+from .errors import (CorruptRecordError, JournalClosedError, RecordTooLargeError, ReentrantChangeError,
+                     UnpicklableValueError)
 from .journal import format as fmt
 
 cdef extern from "Python.h":
@@ -56,6 +58,49 @@ cdef extern from "Python.h":
     void PyList_SET_ITEM(object lst, Py_ssize_t i, object item)
     object PyTuple_New(Py_ssize_t n)
     void PyTuple_SET_ITEM(object t, Py_ssize_t i, object item)
+
+cdef extern from *:
+    """
+    /* Move every item of a list into a new one: O(1), and it runs no Python code (the
+       new list is allocated before anything is read), so under the GIL no other thread
+       can add to or reorder the list between what is taken and what is left. */
+    static PyObject* sd_list_take_all(PyObject* list) {
+        PyListObject* out = (PyListObject*)PyList_New(0);
+        PyListObject* a = (PyListObject*)list;
+        if (out == NULL) return NULL;
+        out->ob_item = a->ob_item;
+        out->allocated = a->allocated;
+        Py_SET_SIZE(out, Py_SIZE(a));
+        a->ob_item = NULL;
+        a->allocated = 0;
+        Py_SET_SIZE(a, 0);
+        return (PyObject*)out;
+    }
+
+    /* list's own subscript assignment (a SafeList's slot would find our override). */
+    static int sd_list_assign(PyObject* list, PyObject* key, PyObject* value) {
+        return PyList_Type.tp_as_mapping->mp_ass_subscript(list, key, value);
+    }
+
+    /* Copy a set, then clear it; set_merge copies entries with their stored hashes and
+       calls no __eq__, so no Python code runs between the copy and the clear. */
+    static PyObject* sd_set_take_all(PyObject* set) {
+        PyObject* out = PySet_New(NULL);
+        PyObject* merged;
+        if (out == NULL) return NULL;
+        merged = PyNumber_InPlaceOr(out, set);
+        if (merged == NULL || PySet_Clear(set) < 0) {
+            Py_XDECREF(merged);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(merged);
+        return out;
+    }
+    """
+    list sd_list_take_all(object lst)
+    int sd_list_assign(object lst, object key, PyObject* value) except -1
+    set sd_set_take_all(object s)
 
 cdef extern from "_crc32c.h":
     void sd_crc32c_setup()
@@ -261,6 +306,8 @@ cdef int encode_pickle(Buf* b, object obj, bytes key) except -1:
     global _mac
     try:
         data = _pickle_dumps(obj, 5)
+    except ReentrantChangeError:
+        raise  # the value's __reduce__ changed the container being changed: say that
     except Exception as exc:
         raise UnpicklableValueError(obj, exc) from exc
     if _mac is None:
@@ -565,6 +612,7 @@ cdef class RecordWriter:
     cdef unsigned long _op_owner  # see enter()
     cdef int _op_depth
     cdef int _op_waiters
+    cdef uint64_t _op_epoch  # counts the outermost enter()s: see _Binding.begin
     cdef object _op_free  # threading.Condition, used only when contended
     cdef object _hook  # called after each record (Journal.on_discard), or None
     cdef bint _hooked  # _hook is not None: the one test the hot path pays for it
@@ -626,6 +674,7 @@ cdef class RecordWriter:
         elif self._op_owner == 0:
             self._op_owner = me
             self._op_depth = 1
+            self._op_epoch += 1
         else:
             self._wait_for_operation(me)
         return 0
@@ -638,6 +687,7 @@ cdef class RecordWriter:
                     self._op_free.wait(0.05)
                 self._op_owner = me  # no Python code since the test above: still free
                 self._op_depth = 1
+                self._op_epoch += 1
         finally:
             self._op_waiters -= 1
         return 0
@@ -944,8 +994,7 @@ cdef inline object _caller(bint capture):
     return _support.caller_of(_MODULE) if capture else None
 
 
-cdef Py_ssize_t _index(Py_ssize_t n, object index, str message) except -1:
-    cdef Py_ssize_t i = operator.index(index)
+cdef Py_ssize_t _position(Py_ssize_t n, Py_ssize_t i, str message) except -1:
     if i < 0:
         i += n
     if i < 0 or i >= n:
@@ -968,6 +1017,29 @@ cdef class _Binding:
     cdef readonly bint deep
     cdef readonly bint capture
     cdef readonly bint versioned  # adds are journaled too ("insert", "assign", "snapshot")
+    cdef uint64_t _active  # the writer's operation epoch while an operation of ours runs
+
+    cdef inline int begin(self) except -1:
+        """Start an operation on this container: writer.enter(), and refuse one that code
+        run by another operation of this container starts (re-entrant change).
+
+        An operation may run code of the values it handles (a pickle's ``__reduce__``, an
+        ``__eq__``, a finalizer).  Were that code to change this container, the records
+        would no longer follow the changes (docs/guarantees.md, "Re-entrant changes").
+        Other threads wait in enter(), so finding our epoch marked means this thread is
+        inside one of our own operations; after a fork the epoch moves on, so a mark left
+        by a thread of the parent means nothing.
+        """
+        self.writer.enter()
+        if self._active == self.writer._op_epoch:
+            self.writer.leave()
+            raise ReentrantChangeError(self.name)
+        self._active = self.writer._op_epoch
+        return 0
+
+    cdef inline int end(self) except -1:
+        self._active = 0
+        return self.writer.leave()
 
     cdef inline int many(self, uint8_t op, object key, object values) except -1:
         return self.writer.record(op, self.bname, key, values, _caller(self.capture))
@@ -1017,22 +1089,28 @@ cdef class SafeList(list):
 
     def __init__(self, iterable=(), *, name=None, journal=None, deep=False, capture_caller=False,
                  versioned=False):
-        cdef _Binding b = _bind(self._b, "list", name, journal, deep, capture_caller, versioned)
+        cdef _Binding old = self._b
+        cdef _Binding b = _bind(old, "list", name, journal, deep, capture_caller, versioned)
         if deep:
             iterable = [b.convert(v, i) for i, v in enumerate(iterable)]
         elif type(iterable) is not list:
             iterable = list(iterable)
-        cdef RecordWriter w = b.writer
-        w.enter()
-        try:
-            if self._b is not None and PyList_GET_SIZE(self):  # __init__ again: it replaces
-                self._b.many(OP_LIST_INIT, None, self)
+        if old is None:
             self._b = b
             _list_init(self, iterable)
             if versioned:
                 b.many(OP_LIST_SNAPSHOT, None, self)
+            return
+        old.begin()  # __init__ again on a live list: it replaces the contents
+        try:
+            if PyList_GET_SIZE(self):
+                _discard_all(self, OP_LIST_INIT)
+            self._b = b
+            _list_extend(self, iterable)  # after whatever other threads added meanwhile
+            if versioned:
+                b.many(OP_LIST_SNAPSHOT, None, self)
         finally:
-            w.leave()
+            old.end()
 
     def undo(self, n=1):
         """Revert the last ``n`` destructive operations (see :func:`safe_data.undo`)."""
@@ -1073,129 +1151,256 @@ cdef class SafeList(list):
     def __deepcopy__(self, memo):
         return _support.deepcopy_of(self, memo, _list_extend, list(self))
 
-    # discarding: each reads what it discards, journals it and changes the list
-    # between writer.enter() and writer.leave() (see RecordWriter.enter)
+    # Discarding, between _Binding.begin() and end().  A plain SafeList's append, extend,
+    # insert, sort and reverse take no lock (the interpreter's fast path), so another thread
+    # may add or reorder whenever journaling lets the GIL go.  Each operation therefore takes
+    # out exactly what it discards first, in C code that runs no Python code, then journals
+    # what it took, and puts it back if that fails: what is journaled is what was removed.
     def clear(self):
-        cdef RecordWriter w = self._b.writer
-        w.enter()
+        cdef _Binding b = self._b
+        b.begin()
         try:
             if PyList_GET_SIZE(self):
-                self._b.many(OP_LIST_CLEAR, None, self)
-                PyList_SetSlice(self, 0, PyList_GET_SIZE(self), NULL)
+                _discard_all(self, OP_LIST_CLEAR)
         finally:
-            w.leave()
+            b.end()
 
     def pop(self, index=-1):
-        cdef RecordWriter w = self._b.writer
-        cdef Py_ssize_t n, i
-        w.enter()
+        cdef _Binding b = self._b
+        cdef Py_ssize_t i = operator.index(index)
+        b.begin()
         try:
-            n = PyList_GET_SIZE(self)
-            if n == 0:
+            if PyList_GET_SIZE(self) == 0:
                 raise IndexError("pop from empty list")
-            i = _index(n, index, "pop index out of range")
+            i = _position(PyList_GET_SIZE(self), i, "pop index out of range")
             item = <object>PyList_GET_ITEM(self, i)
-            self._b.one(OP_LIST_POP, i, T_LIST, None, item)
-            PyList_SetSlice(self, i, i + 1, NULL)
+            PyList_SetSlice(self, i, i + 1, NULL)  # we hold item: no finalizer runs
+            try:
+                b.one(OP_LIST_POP, i, T_LIST, None, item)
+            except BaseException:
+                _put_back(self, i, 1, [item])
+                raise
             return item
         finally:
-            w.leave()
+            b.end()
 
     def remove(self, value):
-        cdef RecordWriter w = self._b.writer
+        cdef _Binding b = self._b
         cdef Py_ssize_t i = 0
-        w.enter()
+        b.begin()
         try:
             while i < PyList_GET_SIZE(self):
                 item = <object>PyList_GET_ITEM(self, i)
                 if item is value or PyObject_RichCompareBool(item, value, Py_EQ):
-                    self._b.one(OP_LIST_REMOVE, i, T_LIST, None, item)
+                    # __eq__ may have let another thread insert or reorder: find it again
+                    i = _locate(self, item, i)
+                    if i < 0:
+                        i = 0  # taken out by a base-class call meanwhile: look again
+                        continue
                     PyList_SetSlice(self, i, i + 1, NULL)
+                    try:
+                        b.one(OP_LIST_REMOVE, i, T_LIST, None, item)
+                    except BaseException:
+                        _put_back(self, i, 1, [item])
+                        raise
                     return
                 i += 1
             raise ValueError("list.remove(x): x not in list")
         finally:
-            w.leave()
+            b.end()
 
     def __delitem__(self, key):
-        cdef RecordWriter w = self._b.writer
-        cdef Py_ssize_t i
-        w.enter()
+        cdef _Binding b = self._b
+        cdef Py_ssize_t i, start, stop, step
+        if type(key) is slice:
+            PySlice_Unpack(key, &start, &stop, &step)  # may run __index__: before begin()
+        else:
+            i = operator.index(key)
+        b.begin()
         try:
             if type(key) is slice:
-                old = _list_getitem(self, key)
-                if old:
-                    self._b.many(OP_LIST_DEL, slice(*key.indices(PyList_GET_SIZE(self))), old)
-                _list_delitem(self, key)
+                taken, where = _take_slice(self, start, stop, step, None)
+                if taken:
+                    try:
+                        b.many(OP_LIST_DEL, where, taken)
+                    except BaseException:
+                        _put_back(self, where.start, where.step, taken)
+                        raise
             else:
-                i = _index(PyList_GET_SIZE(self), key, "list assignment index out of range")
+                i = _position(PyList_GET_SIZE(self), i, "list assignment index out of range")
                 item = <object>PyList_GET_ITEM(self, i)
-                self._b.one(OP_LIST_DEL, i, T_LIST, None, item)
                 PyList_SetSlice(self, i, i + 1, NULL)
+                try:
+                    b.one(OP_LIST_DEL, i, T_LIST, None, item)
+                except BaseException:
+                    _put_back(self, i, 1, [item])
+                    raise
         finally:
-            w.leave()
+            b.end()
 
     def __setitem__(self, key, value):
-        cdef RecordWriter w = self._b.writer
-        cdef Py_ssize_t i
-        if type(key) is slice and type(value) is not list:
-            value = list(value)  # run the caller's iterable before taking the lock
-        w.enter()
+        cdef _Binding b = self._b
+        cdef Py_ssize_t i, start, stop, step
+        if type(key) is slice:
+            if type(value) is not list:
+                value = list(value)  # run the caller's iterable before taking the lock
+            PySlice_Unpack(key, &start, &stop, &step)
+            self._set_slice(start, stop, step, value)
+            return
+        i = operator.index(key)
+        if b.deep:
+            value = b.convert(value, _position(PyList_GET_SIZE(self), i, "list assignment index out of range"))
+        b.begin()
         try:
-            if type(key) is slice:
-                old = _list_getitem(self, key)
-                start, stop, step = key.indices(PyList_GET_SIZE(self))
-                if step != 1 and len(old) != len(value):
-                    raise ValueError(f"attempt to assign sequence of size {len(value)} to extended slice of size {len(old)}")
-                if old:  # the key says where the old items were and how many replace them
-                    self._b.many(OP_LIST_SET, (slice(start, stop, step), len(value)), old)
-                if self._b.deep:
-                    value = [self._b.convert(v, start + j * step) for j, v in enumerate(value)]
-                if self._b.versioned:
-                    self._b.many(OP_LIST_ASSIGN, slice(start, stop, step), value)
-                _list_setitem(self, key, value)
-            else:
-                i = _index(PyList_GET_SIZE(self), key, "list assignment index out of range")
-                old = <object>PyList_GET_ITEM(self, i)
-                if old is not value:
-                    self._b.one(OP_LIST_SET, i, T_LIST, None, old)
-                if self._b.deep:
-                    value = self._b.convert(value, i)
-                if self._b.versioned and old is not value:
-                    self._b.one(OP_LIST_ASSIGN, i, T_LIST, None, value)
-                Py_INCREF(value)  # PyList_SetItem steals a reference
-                PyList_SetItem(self, i, value)
+            i = _position(PyList_GET_SIZE(self), i, "list assignment index out of range")
+            old = <object>PyList_GET_ITEM(self, i)
+            if old is value:
+                return
+            Py_INCREF(value)  # PyList_SetItem steals a reference
+            PyList_SetItem(self, i, value)  # we hold old: no finalizer runs
+            try:
+                b.one(OP_LIST_SET, i, T_LIST, None, old)
+                if b.versioned:
+                    b.one(OP_LIST_ASSIGN, i, T_LIST, None, value)
+            except BaseException:
+                _undo_assign(self, i, 1, [value], [old])
+                raise
         finally:
-            w.leave()
+            b.end()
+
+    cdef _set_slice(self, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t step, list value):
+        cdef _Binding b = self._b
+        cdef Py_ssize_t n = PyList_GET_SIZE(self)
+        cdef Py_ssize_t first = start, last = stop
+        if b.deep:  # the labels of nested containers: as of now (converting runs code)
+            PySlice_AdjustIndices(n, &first, &last, step)
+            value = [b.convert(v, first + j * step) for j, v in enumerate(value)]
+        b.begin()
+        try:
+            taken, where = _take_slice(self, start, stop, step, value)
+            try:
+                if taken:  # the key says where the old items were and how many replace them
+                    b.many(OP_LIST_SET, (where, PyList_GET_SIZE(value)), taken)
+                if b.versioned:
+                    b.many(OP_LIST_ASSIGN, where, value)
+            except BaseException:
+                _undo_assign(self, where.start, where.step, value, taken)
+                raise
+        finally:
+            b.end()
 
     def __imul__(self, n):
-        cdef RecordWriter w = self._b.writer
-        w.enter()
+        cdef _Binding b = self._b
+        cdef Py_ssize_t times = operator.index(n)
+        b.begin()
         try:
-            if operator.index(n) <= 0 and PyList_GET_SIZE(self):
-                self._b.many(OP_LIST_IMUL, None, self)
-            result = _list_imul(self, n)
-            if self._b.versioned and operator.index(n) > 1:
-                self._b.many(OP_LIST_SNAPSHOT, None, self)
+            if times <= 0:
+                if PyList_GET_SIZE(self):
+                    _discard_all(self, OP_LIST_IMUL)
+                return self
+            result = _list_imul(self, times)
+            if b.versioned and times > 1:
+                b.many(OP_LIST_SNAPSHOT, None, self)
             return result
         finally:
-            w.leave()
+            b.end()
 
+
+cdef int _discard_all(SafeList lst, uint8_t op) except -1:
+    """Take every item out, journal them, and put them back in front if that fails."""
+    taken = sd_list_take_all(lst)
+    try:
+        lst._b.many(op, None, taken)
+    except BaseException:
+        PyList_SetSlice(lst, 0, 0, <PyObject*>taken)
+        raise
+    return 0
+
+
+cdef tuple _take_slice(SafeList lst, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t step, list value):
+    """Replace lst[start:stop:step] (already unpacked) by value (None: delete it); return
+    (the items taken out, as a list, the slice normalized to the length they came from).
+
+    Everything is allocated first; then, if no Python code run meanwhile (a garbage
+    collection pass on CPython < 3.12) changed the length, the items are read and replaced
+    by code that runs none, so they are exactly what the list lost.
+    """
+    cdef Py_ssize_t n, count, k, first, last
+    while True:
+        n = PyList_GET_SIZE(lst)
+        first, last = start, stop
+        count = PySlice_AdjustIndices(n, &first, &last, step)
+        if value is not None and step != 1 and count != PyList_GET_SIZE(value):
+            raise ValueError(f"attempt to assign sequence of size {PyList_GET_SIZE(value)} "
+                             f"to extended slice of size {count}")
+        where = slice(first, last, step)  # for the record (docs/format.md)
+        unpacked = slice(start, stop, step)  # for the change: ints, so it runs no code
+        taken = PyList_New(count)
+        if PyList_GET_SIZE(lst) == n:
+            break
+    for k in range(count):
+        item = <object>PyList_GET_ITEM(lst, first + k * step)
+        Py_INCREF(item)  # SET_ITEM steals a reference
+        PyList_SET_ITEM(taken, k, item)
+    sd_list_assign(lst, unpacked, NULL if value is None else <PyObject*>value)
+    return taken, where
+
+
+cdef Py_ssize_t _locate(object lst, object item, Py_ssize_t hint):
+    """The index of item itself (by identity) in lst, looking at hint first; -1 if gone."""
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(lst)
+    if hint < n and <object>PyList_GET_ITEM(lst, hint) is item:
+        return hint
+    for i in range(n):
+        if <object>PyList_GET_ITEM(lst, i) is item:
+            return i
+    return -1
+
+
+cdef int _put_back(object lst, Py_ssize_t start, Py_ssize_t step, list taken) except -1:
+    """The record of a removal could not be written: put the items back where they were
+    (where another thread moved things meanwhile: near there; nothing is lost)."""
+    cdef Py_ssize_t k, count = PyList_GET_SIZE(taken)
+    if step == 1:
+        PyList_SetSlice(lst, min(start, PyList_GET_SIZE(lst)), min(start, PyList_GET_SIZE(lst)), <PyObject*>taken)
+        return 0
+    order = range(count) if step > 0 else range(count - 1, -1, -1)  # lowest position first
+    for k in order:
+        PyList_Insert(lst, min(start + k * step, PyList_GET_SIZE(lst)), <object>PyList_GET_ITEM(taken, k))
+    return 0
+
+
+cdef int _undo_assign(object lst, Py_ssize_t start, Py_ssize_t step, list value, list taken) except -1:
+    """The record of an assignment could not be written: put back what it replaced."""
+    cdef Py_ssize_t k, n = PyList_GET_SIZE(value)
+    for k in range(n):
+        if _locate(lst, <object>PyList_GET_ITEM(value, k), start + k * step) != start + k * step:
+            break  # another thread moved items meanwhile: keep both, lose nothing
+    else:
+        if step == 1:
+            PyList_SetSlice(lst, start, start + n, <PyObject*>taken)
+            return 0
+        for k in range(n):
+            item = <object>PyList_GET_ITEM(taken, k)
+            Py_INCREF(item)
+            PyList_SetItem(lst, start + k * step, item)
+        return 0
+    return _put_back(lst, start, 1, taken)
 
 
 cdef int _add(SafeList lst, Py_ssize_t index, list items) except -1:
     """Insert ``items`` at ``index``; with versioned=True journal it as an "insert" first."""
-    cdef RecordWriter w = lst._b.writer
-    if not lst._b.versioned:
+    cdef _Binding b = lst._b
+    if not b.versioned:
         return PyList_SetSlice(lst, index, index, <PyObject*>items)
-    w.enter()  # the record and the change in the same order for every thread
+    b.begin()  # the record and the change in the same order for every thread
     try:
         if index > PyList_GET_SIZE(lst):
             index = PyList_GET_SIZE(lst)
-        lst._b.many(OP_LIST_INSERT, index, items)
+        b.many(OP_LIST_INSERT, index, items)
         PyList_SetSlice(lst, index, index, <PyObject*>items)
     finally:
-        w.leave()
+        b.end()
     return 0
 
 
@@ -1206,17 +1411,17 @@ cdef list _converted(SafeList lst, Py_ssize_t index, iterable):
 
 
 cdef int _reorder(SafeList lst, how, key, reverse) except -1:
-    cdef RecordWriter w = lst._b.writer
-    w.enter()
+    cdef _Binding b = lst._b
+    b.begin()
     try:
         if how is _list_sort:
             how(lst, key=key, reverse=reverse)
         else:
             how(lst)
-        if lst._b.versioned:
-            lst._b.many(OP_LIST_SNAPSHOT, None, lst)
+        if b.versioned:
+            b.many(OP_LIST_SNAPSHOT, None, lst)
     finally:
-        w.leave()
+        b.end()
     return 0
 
 
@@ -1323,12 +1528,11 @@ cdef class SafeDict(dict):
         return _support.deepcopy_of(self, memo, _dict_update, list(dict.items(self)))
 
     cdef _update(self, tuple args, dict kwargs, uint8_t op, bint track=True):
-        cdef RecordWriter w
+        cdef _Binding b = self._b
         pairs = _support.update_pairs(args, kwargs)
-        if self._b.deep:
-            pairs = [(k, self._b.convert(v, k)) for k, v in pairs]
-        w = self._b.writer
-        w.enter()
+        if b.deep:
+            pairs = [(k, b.convert(v, k)) for k, v in pairs]
+        b.begin()
         try:
             if len(self):
                 old = {}
@@ -1337,48 +1541,49 @@ cdef class SafeDict(dict):
                     if o is not _MISSING and o is not v and k not in old:
                         old[k] = o
                 if old:
-                    self._b.many(op, None, old)
-            if self._b.versioned and track and pairs:
-                self._b.many(OP_DICT_ASSIGN, None, dict(pairs))
+                    b.many(op, None, old)
+            if b.versioned and track and pairs:
+                b.many(OP_DICT_ASSIGN, None, dict(pairs))
             _dict_update(self, pairs)
         finally:
-            w.leave()
+            b.end()
 
-    # discarding: each reads what it discards, journals it and changes the dict
-    # between writer.enter() and writer.leave() (see RecordWriter.enter)
+    # Discarding: each reads what it discards, journals it and changes the dict between
+    # _Binding.begin() and end().  Every method that changes a SafeDict takes that lock,
+    # so no other thread changes it meanwhile, and code run by the journaling cannot.
     def __setitem__(self, key, value):
-        cdef RecordWriter w = self._b.writer
+        cdef _Binding b = self._b
         cdef PyObject* old
-        if self._b.deep:
-            value = self._b.convert(value, key)
-        w.enter()
+        if b.deep:
+            value = b.convert(value, key)
+        b.begin()
         try:
             old = PyDict_GetItemWithError(self, key)
             if old != NULL and <object>old is not value:
-                self._b.one(OP_DICT_SET, key, T_DICT, key, <object>old)
-            if self._b.versioned and (old == NULL or <object>old is not value):
-                self._b.one(OP_DICT_ASSIGN, key, T_DICT, key, value)
+                b.one(OP_DICT_SET, key, T_DICT, key, <object>old)
+            if b.versioned and (old == NULL or <object>old is not value):
+                b.one(OP_DICT_ASSIGN, key, T_DICT, key, value)
             PyDict_SetItem(self, key, value)
         finally:
-            w.leave()
+            b.end()
 
     def __delitem__(self, key):
-        cdef RecordWriter w = self._b.writer
+        cdef _Binding b = self._b
         cdef PyObject* old
-        w.enter()
+        b.begin()
         try:
             old = PyDict_GetItemWithError(self, key)
             if old == NULL:
                 raise KeyError(key)
-            self._b.one(OP_DICT_DEL, key, T_DICT, key, <object>old)
+            b.one(OP_DICT_DEL, key, T_DICT, key, <object>old)
             PyDict_DelItem(self, key)
         finally:
-            w.leave()
+            b.end()
 
     def pop(self, key, default=_MISSING):
-        cdef RecordWriter w = self._b.writer
+        cdef _Binding b = self._b
         cdef PyObject* found
-        w.enter()
+        b.begin()
         try:
             found = PyDict_GetItemWithError(self, key)
             if found == NULL:
@@ -1386,35 +1591,35 @@ cdef class SafeDict(dict):
                     raise KeyError(key)
                 return default
             old = <object>found
-            self._b.one(OP_DICT_POP, key, T_DICT, key, old)
+            b.one(OP_DICT_POP, key, T_DICT, key, old)
             PyDict_DelItem(self, key)
             return old
         finally:
-            w.leave()
+            b.end()
 
     def popitem(self):
-        cdef RecordWriter w = self._b.writer
-        w.enter()
+        cdef _Binding b = self._b
+        b.begin()
         try:
             if not len(self):
                 raise KeyError("popitem(): dictionary is empty")
             key = next(reversed(dict.keys(self)))
             old = <object>PyDict_GetItemWithError(self, key)
-            self._b.one(OP_DICT_POPITEM, key, T_DICT, key, old)
+            b.one(OP_DICT_POPITEM, key, T_DICT, key, old)
             PyDict_DelItem(self, key)
             return (key, old)
         finally:
-            w.leave()
+            b.end()
 
     def clear(self):
-        cdef RecordWriter w = self._b.writer
-        w.enter()
+        cdef _Binding b = self._b
+        b.begin()
         try:
             if len(self):
-                self._b.many(OP_DICT_CLEAR, None, self)
+                b.many(OP_DICT_CLEAR, None, self)
                 PyDict_Clear(self)
         finally:
-            w.leave()
+            b.end()
 
     def update(self, *args, **kwargs):
         self._update(args, kwargs, OP_DICT_UPDATE)
@@ -1425,18 +1630,18 @@ cdef class SafeDict(dict):
 
     # adding (overridden only to convert nested values when deep=True)
     def setdefault(self, key, default=None):
-        cdef RecordWriter w = self._b.writer
+        cdef _Binding b = self._b
         if key in self:
             return self[key]
-        if self._b.deep:
-            default = self._b.convert(default, key)
-        w.enter()
+        if b.deep:
+            default = b.convert(default, key)
+        b.begin()
         try:
-            if self._b.versioned and key not in self:
-                self._b.one(OP_DICT_ASSIGN, key, T_DICT, key, default)
+            if b.versioned and key not in self:
+                b.one(OP_DICT_ASSIGN, key, T_DICT, key, default)
             return _dict_setdefault(self, key, default)
         finally:
-            w.leave()
+            b.end()
 
 
 @cython.auto_pickle(False)
@@ -1446,20 +1651,21 @@ cdef class SafeSet(set):
     cdef _Binding _b
 
     def __init__(self, iterable=(), *, name=None, journal=None, capture_caller=False):
-        cdef _Binding b = _bind(self._b, "set", name, journal, False, capture_caller, False)
-        if self._b is None:
+        cdef _Binding old = self._b
+        cdef _Binding b = _bind(old, "set", name, journal, False, capture_caller, False)
+        if old is None:
             self._b = b
             _set_init(self, iterable)
             return
         iterable = list(iterable)
-        self._b.writer.enter()  # __init__ again on a live set: it replaces the contents
+        old.begin()  # __init__ again on a live set: it replaces the contents
         try:
             if len(self):
-                self._b.many(OP_SET_INIT, None, self)
+                _discard_all_of_set(self, OP_SET_INIT)
             self._b = b
-            _set_init(self, iterable)
+            _set_update(self, iterable)  # besides whatever other threads added meanwhile
         finally:
-            self._b.writer.leave()
+            old.end()
 
     def __repr__(self):  # like the builtin's: set's own repr names subclasses
         return "{" + ", ".join(map(repr, self)) + "}" if len(self) else "set()"
@@ -1493,77 +1699,78 @@ cdef class SafeSet(set):
     def __deepcopy__(self, memo):
         return _support.deepcopy_of(self, memo, _set_update, list(self))
 
-    # discarding: each reads what it discards, journals it and changes the set
-    # between writer.enter() and writer.leave() (see RecordWriter.enter)
+    # Discarding, between _Binding.begin() and end().  A plain SafeSet's add, update and |=
+    # take no lock, so another thread may add whenever journaling lets the GIL go; that
+    # cannot undo a removal by value, so only clear() (and __init__ again) must take out
+    # exactly what they journal, as SafeList does.
     def clear(self):
-        cdef RecordWriter w = self._b.writer
-        w.enter()
+        cdef _Binding b = self._b
+        b.begin()
         try:
             if len(self):
-                self._b.many(OP_SET_CLEAR, None, self)
-                PySet_Clear(self)
+                _discard_all_of_set(self, OP_SET_CLEAR)
         finally:
-            w.leave()
+            b.end()
 
     def pop(self):
-        cdef RecordWriter w = self._b.writer
-        w.enter()
+        cdef _Binding b = self._b
+        b.begin()
         try:
             value = PySet_Pop(self)
             try:
-                self._b.one(OP_SET_POP, None, T_SET, None, value)
+                b.one(OP_SET_POP, None, T_SET, None, value)
             except BaseException:
                 PySet_Add(self, value)  # not journaled: put it back, lose nothing
                 raise
             return value
         finally:
-            w.leave()
+            b.end()
 
     def remove(self, value):
-        cdef RecordWriter w = self._b.writer
-        w.enter()
+        cdef _Binding b = self._b
+        b.begin()
         try:
             if not PySet_Contains(self, value):
                 raise KeyError(value)
-            self._b.one(OP_SET_REMOVE, None, T_SET, None, value)
+            b.one(OP_SET_REMOVE, None, T_SET, None, value)
             PySet_Discard(self, value)
         finally:
-            w.leave()
+            b.end()
 
     def discard(self, value):
-        cdef RecordWriter w = self._b.writer
-        w.enter()
+        cdef _Binding b = self._b
+        b.begin()
         try:
             if PySet_Contains(self, value):
-                self._b.one(OP_SET_DISCARD, None, T_SET, None, value)
+                b.one(OP_SET_DISCARD, None, T_SET, None, value)
                 PySet_Discard(self, value)
         finally:
-            w.leave()
+            b.end()
 
     cdef _remove(self, other, bint keep_common, uint8_t op):
         """Remove what is in ``other`` (or, with keep_common, what is not) and journal it."""
-        cdef RecordWriter w = self._b.writer
-        w.enter()
+        cdef _Binding b = self._b
+        b.begin()
         try:
             gone = _set_intersection(self, other) if not keep_common else _set_difference(self, other)
             if gone:
-                self._b.many(op, None, gone)
+                b.many(op, None, gone)
                 _set_difference_update(self, gone)
         finally:
-            w.leave()
+            b.end()
 
     cdef _symmetric(self, other, uint8_t op):
-        cdef RecordWriter w = self._b.writer
+        cdef _Binding b = self._b
         other = set(other)
-        w.enter()
+        b.begin()
         try:
             shared = _set_intersection(self, other)
             if shared:
-                self._b.many(op, None, shared)
+                b.many(op, None, shared)
                 _set_difference_update(self, shared)
             _set_update(self, other - shared)
         finally:
-            w.leave()
+            b.end()
 
     def difference_update(self, *others):
         self._remove(set().union(*others), False, OP_SET_DIFFERENCE_UPDATE)
@@ -1593,3 +1800,14 @@ cdef class SafeSet(set):
             return NotImplemented
         self._symmetric(other, OP_SET_IXOR)
         return self
+
+
+cdef int _discard_all_of_set(SafeSet s, uint8_t op) except -1:
+    """Take every element out, journal them, and put them back if that fails."""
+    taken = sd_set_take_all(s)
+    try:
+        s._b.many(op, None, taken)
+    except BaseException:
+        _set_update(s, taken)
+        raise
+    return 0

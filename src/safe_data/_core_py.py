@@ -18,7 +18,7 @@ import time
 import google_crc32c
 
 from . import _faults, _support
-from .errors import JournalClosedError, RecordTooLargeError
+from .errors import JournalClosedError, RecordTooLargeError, ReentrantChangeError
 from .journal import format as fmt
 from .journal.codec import decode_values, encode_value
 from .journal.segments import sync_data
@@ -61,8 +61,11 @@ class RecordWriter:
         self._threshold = compress_threshold
         self._lock = threading.Lock()
         #: held by a container from reading what it discards to changing itself (see
-        #: RecordWriter.enter in _core.pyx); reentrant for pickles that discard
+        #: RecordWriter.enter in _core.pyx); reentrant for pickles that discard.  In this
+        #: twin, adding takes it too: Python code cannot take items out in one atomic step
         self.operation_lock = threading.RLock()
+        self.op_depth = 0  # operations in progress in the thread holding the lock
+        self.op_epoch = 0  # counts the outermost ones: see _Binding.__enter__
         self._map = None
         self._pos = self._end = 0
         self._fd = -1
@@ -172,6 +175,7 @@ class RecordWriter:
         """A forked child must never write into its parent's segment."""
         self._lock = threading.Lock()
         self.operation_lock = threading.RLock()
+        self.op_depth = 0  # another thread of the parent may have been inside an operation
         self._map, self._pos, self._end, self._fd, self._seq = None, 0, 0, -1, 0
         self._bytes = 0
         self._manager.forget_after_fork()
@@ -183,7 +187,30 @@ class RecordWriter:
 class _Binding:
     """What a safe container is bound to: a journal's writer, its name and its options."""
 
-    __slots__ = ("journal", "writer", "name", "bname", "deep", "capture", "versioned")
+    __slots__ = ("journal", "writer", "name", "bname", "deep", "capture", "versioned", "active")
+
+    def __enter__(self):
+        """Start an operation on this container (C: _Binding.begin): take the operation
+        lock, and refuse an operation that code run by another operation of this container
+        starts (re-entrant change; see _core.pyx)."""
+        w = self.writer
+        w.operation_lock.acquire()
+        w.op_depth += 1
+        if w.op_depth == 1:
+            w.op_epoch += 1
+        if self.active == w.op_epoch:
+            self._leave()
+            raise ReentrantChangeError(self.name)
+        self.active = w.op_epoch
+        return self
+
+    def __exit__(self, *exc):
+        self.active = 0
+        self._leave()
+
+    def _leave(self):
+        self.writer.op_depth -= 1
+        self.writer.operation_lock.release()
 
     def many(self, op, key, values):
         caller = _support.caller_of(__name__) if self.capture else None
@@ -221,6 +248,7 @@ def _bind(old, kind, name, journal, deep, capture, versioned):
     b.deep = deep
     b.capture = capture
     b.versioned = versioned  # adds are journaled too ("insert", "assign", "snapshot")
+    b.active = 0  # the writer's operation epoch while an operation of ours runs
     return b
 
 
@@ -254,9 +282,7 @@ class _Safe:
         return undo(self, n)
 
 
-def _index(self, i, message):
-    n = len(self)
-    i = operator.index(i)
+def _position(n, i, message):
     if i < 0:
         i += n
     if not 0 <= i < n:
@@ -277,11 +303,17 @@ class SafeList(_Safe, list):
         old = getattr(self, "_b", None)
         b = _bind(old, "list", name, journal, deep, capture_caller, versioned)
         iterable = [b.convert(v, i) for i, v in enumerate(iterable)] if deep else list(iterable)
-        with b.writer.operation_lock:
-            if old is not None and len(self):  # __init__ again: it replaces the contents
-                old.many(_OP["list", "init"], None, self)
+        if old is None:
             self._b = b
             list.__init__(self, iterable)
+            if versioned:
+                b.many(_OP["list", "snapshot"], None, self)
+            return
+        with old:  # __init__ again on a live list: it replaces the contents
+            if len(self):
+                _discard_all(self, _OP["list", "init"])
+            self._b = b
+            list.extend(self, iterable)
             if versioned:
                 b.many(_OP["list", "snapshot"], None, self)
 
@@ -301,93 +333,215 @@ class SafeList(_Safe, list):
     def __deepcopy__(self, memo):
         return _support.deepcopy_of(self, memo, list.extend, list(self))
 
-    # discarding: each reads what it discards, journals it and changes the list
-    # under the writer's operation lock (see RecordWriter.enter in _core.pyx)
+    # Discarding, under the binding (see _core.pyx): each takes out exactly what it
+    # discards, journals what it took, and puts it back if that fails.
     def clear(self):
-        with self._b.writer.operation_lock:
+        with self._b:
             if len(self):
-                self._b.many(_OP["list", "clear"], None, self)
-                list.clear(self)
+                _discard_all(self, _OP["list", "clear"])
 
     def pop(self, index=-1):
-        with self._b.writer.operation_lock:
+        b = self._b
+        i = operator.index(index)
+        with b:
             if not len(self):
                 raise IndexError("pop from empty list")
-            i = _index(self, index, "pop index out of range")
-            self._b.many(_OP["list", "pop"], i, [list.__getitem__(self, i)])
-            return list.pop(self, i)
+            i = _position(len(self), i, "pop index out of range")
+            item = list.pop(self, i)
+            try:
+                b.many(_OP["list", "pop"], i, [item])
+            except BaseException:
+                _put_back(self, i, 1, [item])
+                raise
+            return item
 
     def remove(self, value):
-        with self._b.writer.operation_lock:
+        b = self._b
+        with b:
             try:
                 i = list.index(self, value)
             except ValueError:
                 raise ValueError("list.remove(x): x not in list") from None
-            self._b.many(_OP["list", "remove"], i, [list.__getitem__(self, i)])
-            list.__delitem__(self, i)
+            item = list.pop(self, i)
+            try:
+                b.many(_OP["list", "remove"], i, [item])
+            except BaseException:
+                _put_back(self, i, 1, [item])
+                raise
 
     def __delitem__(self, key):
-        with self._b.writer.operation_lock:
+        b = self._b
+        if type(key) is not slice:
+            key = operator.index(key)
+        with b:
             if type(key) is slice:
-                old = list.__getitem__(self, key)
-                if old:
-                    self._b.many(_OP["list", "del"], slice(*key.indices(len(self))), old)
+                taken, where = _take_slice(self, key, None)
+                if taken:
+                    try:
+                        b.many(_OP["list", "del"], where, taken)
+                    except BaseException:
+                        _put_back(self, where.start, where.step, taken)
+                        raise
             else:
-                key = _index(self, key, "list assignment index out of range")
-                self._b.many(_OP["list", "del"], key, [list.__getitem__(self, key)])
-            list.__delitem__(self, key)
+                i = _position(len(self), key, "list assignment index out of range")
+                item = list.pop(self, i)
+                try:
+                    b.many(_OP["list", "del"], i, [item])
+                except BaseException:
+                    _put_back(self, i, 1, [item])
+                    raise
 
     def __setitem__(self, key, value):
-        if type(key) is slice and type(value) is not list:
-            value = list(value)  # run the caller's iterable before taking the lock
-        with self._b.writer.operation_lock:
-            if type(key) is slice:
-                old = list.__getitem__(self, key)
-                start, stop, step = key.indices(len(self))
-                if step != 1 and len(old) != len(value):
-                    raise ValueError(f"attempt to assign sequence of size {len(value)} to extended slice of size {len(old)}")
-                if old:  # the key says where the old items were and how many replace them
-                    self._b.many(_OP["list", "set"], (slice(start, stop, step), len(value)), old)
-                if self._b.deep:
-                    value = [self._b.convert(v, start + j * step) for j, v in enumerate(value)]
-                if self._b.versioned:
-                    self._b.many(_OP["list", "assign"], slice(start, stop, step), value)
-                list.__setitem__(self, key, value)
-            else:
-                i = _index(self, key, "list assignment index out of range")
-                old = list.__getitem__(self, i)
-                if old is not value:
-                    self._b.many(_OP["list", "set"], i, [old])
-                if self._b.deep:
-                    value = self._b.convert(value, i)
-                if self._b.versioned and old is not value:
-                    self._b.many(_OP["list", "assign"], i, [value])
-                list.__setitem__(self, i, value)
+        b = self._b
+        if type(key) is slice:
+            if type(value) is not list:
+                value = list(value)  # run the caller's iterable before taking the lock
+            self._set_slice(key, value)
+            return
+        i = operator.index(key)
+        if b.deep:
+            value = b.convert(value, _position(len(self), i, "list assignment index out of range"))
+        with b:
+            i = _position(len(self), i, "list assignment index out of range")
+            old = list.__getitem__(self, i)
+            if old is value:
+                return
+            list.__setitem__(self, i, value)
+            try:
+                b.many(_OP["list", "set"], i, [old])
+                if b.versioned:
+                    b.many(_OP["list", "assign"], i, [value])
+            except BaseException:
+                _undo_assign(self, i, 1, [value], [old])
+                raise
+
+    def _set_slice(self, key, value):
+        b = self._b
+        if b.deep:  # the labels of nested containers: as of now (converting runs code)
+            first, _, step = key.indices(len(self))
+            value = [b.convert(v, first + j * step) for j, v in enumerate(value)]
+        with b:
+            taken, where = _take_slice(self, key, value)
+            try:
+                if taken:  # the key says where the old items were and how many replace them
+                    b.many(_OP["list", "set"], (where, len(value)), taken)
+                if b.versioned:
+                    b.many(_OP["list", "assign"], where, value)
+            except BaseException:
+                _undo_assign(self, where.start, where.step, value, taken)
+                raise
 
     def __imul__(self, n):
-        with self._b.writer.operation_lock:
-            if operator.index(n) <= 0 and len(self):
-                self._b.many(_OP["list", "*="], None, self)
-            result = list.__imul__(self, n)
-            if self._b.versioned and operator.index(n) > 1:
-                self._b.many(_OP["list", "snapshot"], None, self)
+        b = self._b
+        times = operator.index(n)
+        with b:
+            if times <= 0:
+                if len(self):
+                    _discard_all(self, _OP["list", "*="])
+                return self
+            result = list.__imul__(self, times)
+            if b.versioned and times > 1:
+                b.many(_OP["list", "snapshot"], None, self)
             return result
+
+    # Adding, in this twin only: under the operation lock, so that no other thread adds
+    # between what a discard reads and what it removes (C does that without a lock).
+    def append(self, value):
+        with self._b.writer.operation_lock:
+            list.append(self, value)
+
+    def extend(self, iterable):
+        items = list(iterable)  # run the caller's iterable before taking the lock
+        with self._b.writer.operation_lock:
+            list.extend(self, items)
+
+    def insert(self, index, value):
+        with self._b.writer.operation_lock:
+            list.insert(self, index, value)
+
+    def __iadd__(self, other):
+        self.extend(other)
+        return self
+
+    def sort(self, *, key=None, reverse=False):
+        with self._b.writer.operation_lock:
+            list.sort(self, key=key, reverse=reverse)
+
+    def reverse(self):
+        with self._b.writer.operation_lock:
+            list.reverse(self)
+
+
+def _discard_all(lst, op):
+    """Take every item out, journal them, and put them back in front if that fails."""
+    taken = list.copy(lst)
+    list.clear(lst)
+    try:
+        lst._b.many(op, None, taken)
+    except BaseException:
+        list.__setitem__(lst, slice(0, 0), taken)
+        raise
+
+
+def _take_slice(lst, key, value):
+    """Replace lst[key] by value (None: delete it); return (the items taken out, the
+    slice normalized to the length they came from)."""
+    where = slice(*key.indices(len(lst)))
+    taken = list.__getitem__(lst, key)
+    if value is None:
+        list.__delitem__(lst, key)
+    else:
+        if where.step != 1 and len(taken) != len(value):
+            raise ValueError(f"attempt to assign sequence of size {len(value)} to extended slice of size {len(taken)}")
+        list.__setitem__(lst, key, value)
+    return taken, where
+
+
+def _locate(lst, item, hint):
+    """The index of item itself (by identity) in lst, looking at hint first; -1 if gone."""
+    if hint < len(lst) and list.__getitem__(lst, hint) is item:
+        return hint
+    return next((i for i, x in enumerate(list.__iter__(lst)) if x is item), -1)
+
+
+def _put_back(lst, start, step, taken):
+    """The record of a removal could not be written: put the items back where they were."""
+    if step == 1:
+        start = min(start, len(lst))
+        list.__setitem__(lst, slice(start, start), taken)
+        return
+    order = range(len(taken)) if step > 0 else range(len(taken) - 1, -1, -1)  # lowest first
+    for k in order:
+        list.insert(lst, min(start + k * step, len(lst)), taken[k])
+
+
+def _undo_assign(lst, start, step, value, taken):
+    """The record of an assignment could not be written: put back what it replaced."""
+    if all(_locate(lst, v, start + k * step) == start + k * step for k, v in enumerate(value)):
+        if step == 1:
+            list.__setitem__(lst, slice(start, start + len(value)), taken)
+        else:
+            for k, item in enumerate(taken):
+                list.__setitem__(lst, start + k * step, item)
+        return
+    _put_back(lst, start, 1, taken)  # another thread moved items meanwhile: keep both
 
 
 class _TrackedSafeList(SafeList):
     """What ``SafeList(..., deep=True)`` or ``versioned=True`` creates: adding converts
     nested containers (deep) and is journaled (versioned); sort and reverse are journaled
     as a snapshot (versioned).  A separate class so that a plain SafeList does not
-    override ``append``.
+    override ``append`` (in C; this twin's plain SafeList does, to take the lock).
     """
 
     __slots__ = ()
 
     def _add(self, index, items):
         if not self._b.versioned:
-            list.__setitem__(self, slice(index, index), items)
+            with self._b.writer.operation_lock:
+                list.__setitem__(self, slice(index, index), items)
             return
-        with self._b.writer.operation_lock:  # the record and the change in the same order
+        with self._b:  # the record and the change in the same order
             index = min(index, len(self))
             self._b.many(_OP["list", "insert"], index, items)
             list.__setitem__(self, slice(index, index), items)
@@ -415,13 +569,13 @@ class _TrackedSafeList(SafeList):
         return self
 
     def sort(self, *, key=None, reverse=False):
-        with self._b.writer.operation_lock:
+        with self._b:
             list.sort(self, key=key, reverse=reverse)
             if self._b.versioned:
                 self._b.many(_OP["list", "snapshot"], None, self)
 
     def reverse(self):
-        with self._b.writer.operation_lock:
+        with self._b:
             list.reverse(self)
             if self._b.versioned:
                 self._b.many(_OP["list", "snapshot"], None, self)
@@ -460,7 +614,7 @@ class SafeDict(_Safe, dict):
         pairs = _support.update_pairs(args, kwargs)
         if self._b.deep:
             pairs = [(k, self._b.convert(v, k)) for k, v in pairs]
-        with self._b.writer.operation_lock:
+        with self._b:
             if len(self):
                 old = {}
                 for k, v in pairs:
@@ -473,12 +627,12 @@ class SafeDict(_Safe, dict):
                 self._b.many(_OP["dict", "assign"], None, dict(pairs))
             dict.update(self, pairs)
 
-    # discarding: each reads what it discards, journals it and changes the dict
-    # under the writer's operation lock (see RecordWriter.enter in _core.pyx)
+    # Discarding: each reads what it discards, journals it and changes the dict under
+    # the binding (see _core.pyx): every method that changes a SafeDict takes it.
     def __setitem__(self, key, value):
         if self._b.deep:
             value = self._b.convert(value, key)
-        with self._b.writer.operation_lock:
+        with self._b:
             old = dict.get(self, key, _MISSING)
             if old is not _MISSING and old is not value:
                 self._b.many(_OP["dict", "set"], key, {key: old})
@@ -487,7 +641,7 @@ class SafeDict(_Safe, dict):
             dict.__setitem__(self, key, value)
 
     def __delitem__(self, key):
-        with self._b.writer.operation_lock:
+        with self._b:
             old = dict.__getitem__(self, key)
             self._b.many(_OP["dict", "del"], key, {key: old})
             dict.__delitem__(self, key)
@@ -495,7 +649,7 @@ class SafeDict(_Safe, dict):
     def pop(self, key, *default):
         if len(default) > 1:
             raise TypeError(f"pop expected at most 2 arguments, got {1 + len(default)}")
-        with self._b.writer.operation_lock:
+        with self._b:
             old = dict.get(self, key, _MISSING)
             if old is _MISSING:
                 if default:
@@ -505,7 +659,7 @@ class SafeDict(_Safe, dict):
             return dict.pop(self, key)
 
     def popitem(self):
-        with self._b.writer.operation_lock:
+        with self._b:
             if not len(self):
                 raise KeyError("popitem(): dictionary is empty")
             key = next(reversed(dict.keys(self)))
@@ -513,7 +667,7 @@ class SafeDict(_Safe, dict):
             return dict.popitem(self)
 
     def clear(self):
-        with self._b.writer.operation_lock:
+        with self._b:
             if len(self):
                 self._b.many(_OP["dict", "clear"], None, self)
                 dict.clear(self)
@@ -531,7 +685,7 @@ class SafeDict(_Safe, dict):
             return self[key]
         if self._b.deep:
             default = self._b.convert(default, key)
-        with self._b.writer.operation_lock:
+        with self._b:
             if self._b.versioned and key not in self:
                 self._b.many(_OP["dict", "assign"], key, {key: default})
             return dict.setdefault(self, key, default)
@@ -550,11 +704,27 @@ class SafeSet(_Safe, set):
             set.__init__(self, iterable)
             return
         iterable = list(iterable)
-        with old.writer.operation_lock:  # __init__ again on a live set: it replaces the contents
+        with old:  # __init__ again on a live set: it replaces the contents
             if len(self):
-                old.many(_OP["set", "init"], None, self)
+                _discard_all_of_set(self, _OP["set", "init"])
             self._b = b
-            set.__init__(self, iterable)
+            set.update(self, iterable)
+
+    # Adding, in this twin only: under the operation lock (see SafeList.append).
+    def add(self, value):
+        with self._b.writer.operation_lock:
+            set.add(self, value)
+
+    def update(self, *others):
+        others = [o if type(o) in (set, frozenset) else set(o) for o in others]
+        with self._b.writer.operation_lock:
+            set.update(self, *others)
+
+    def __ior__(self, other):
+        if not isinstance(other, (set, frozenset)):
+            return NotImplemented
+        self.update(other)
+        return self
 
     def __repr__(self):  # like the builtin's: set's own repr names subclasses
         return "{" + ", ".join(map(repr, self)) + "}" if len(self) else "set()"
@@ -565,16 +735,15 @@ class SafeSet(_Safe, set):
     def __deepcopy__(self, memo):
         return _support.deepcopy_of(self, memo, set.update, list(self))
 
-    # discarding: each reads what it discards, journals it and changes the set
-    # under the writer's operation lock (see RecordWriter.enter in _core.pyx)
+    # Discarding, under the binding (see _core.pyx); only clear() (and __init__ again)
+    # take out what they journal first, as SafeList does.
     def clear(self):
-        with self._b.writer.operation_lock:
+        with self._b:
             if len(self):
-                self._b.many(_OP["set", "clear"], None, self)
-                set.clear(self)
+                _discard_all_of_set(self, _OP["set", "clear"])
 
     def pop(self):
-        with self._b.writer.operation_lock:
+        with self._b:
             value = set.pop(self)
             try:
                 self._b.many(_OP["set", "pop"], None, {value})
@@ -584,21 +753,21 @@ class SafeSet(_Safe, set):
             return value
 
     def remove(self, value):
-        with self._b.writer.operation_lock:
+        with self._b:
             if value not in self:
                 raise KeyError(value)
             self._b.many(_OP["set", "remove"], None, {value})
             set.remove(self, value)
 
     def discard(self, value):
-        with self._b.writer.operation_lock:
+        with self._b:
             if value in self:
                 self._b.many(_OP["set", "discard"], None, {value})
                 set.discard(self, value)
 
     def _remove(self, other, keep_common, op):
         """Remove what is in ``other`` (or, with keep_common, what is not) and journal it."""
-        with self._b.writer.operation_lock:
+        with self._b:
             gone = set.difference(self, other) if keep_common else set.intersection(self, other)
             if gone:
                 self._b.many(op, None, gone)
@@ -606,7 +775,7 @@ class SafeSet(_Safe, set):
 
     def _symmetric(self, other, op):
         other = set(other)
-        with self._b.writer.operation_lock:
+        with self._b:
             shared = set.intersection(self, other)
             if shared:
                 self._b.many(op, None, shared)
@@ -640,3 +809,14 @@ class SafeSet(_Safe, set):
             return NotImplemented
         self._symmetric(other, _OP["set", "^="])
         return self
+
+
+def _discard_all_of_set(s, op):
+    """Take every element out, journal them, and put them back if that fails."""
+    taken = set.copy(s)
+    set.clear(s)
+    try:
+        s._b.many(op, None, taken)
+    except BaseException:
+        set.update(s, taken)
+        raise

@@ -39,6 +39,23 @@ class UnpicklableValueError(SafeDataError, TypeError):
         )
 
 
+class ReentrantChangeError(SafeDataError, RuntimeError):
+    """Code that an operation of a safe container ran (a value's ``__reduce__``, ``__eq__``
+    or ``__hash__``, a finalizer) tried to change that same container.
+
+    That inner change is refused and the container is left as the operation leaves it;
+    adding through a plain ``SafeList``'s or ``SafeSet``'s own methods is always allowed.
+    """
+
+    def __init__(self, name: str):
+        self.container = name
+        super().__init__(
+            f"container {name!r} cannot be changed by code that runs inside one of its own "
+            f"operations (a value's __reduce__, __eq__ or __hash__, or a finalizer); that "
+            f"change was refused. Change it after the operation returns."
+        )
+
+
 class CorruptRecordError(SafeDataError, ValueError):
     """A record failed verification while it was decoded."""
 

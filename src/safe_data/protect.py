@@ -218,13 +218,25 @@ class SafeDeque(_ProtectedSequence, deque):
         return self
 
     def insert(self, index, value):  # never evicts: a full bounded deque refuses (IndexError)
-        deque.insert(self, index, self._adopt(value, index))
+        value = self._adopt(value, index)
+        with self._journal.operation_lock:
+            deque.insert(self, index, value)
+
+    def reverse(self):
+        with self._journal.operation_lock:
+            deque.reverse(self)
+
+    def rotate(self, n=1):
+        with self._journal.operation_lock:
+            deque.rotate(self, n)
 
     def _add(self, items: list, left: bool) -> None:
-        if self.maxlen is None:
-            (deque.extendleft if left else deque.extend)(self, items)
-            return
+        # under the operation lock even when nothing overflows: no thread may add between
+        # what a discard reads and what it removes
         with self._journal.operation_lock:
+            if self.maxlen is None:
+                (deque.extendleft if left else deque.extend)(self, items)
+                return
             overflow = len(self) + len(items) - self.maxlen
             if overflow > 0:
                 self._record("del", *self._evicted(items, overflow, left))
@@ -283,6 +295,31 @@ class SafeBytearray(_ProtectedSequence, bytearray):
 
     def remove(self, value):
         super().remove(operator.index(value))  # index() would also find a subsequence
+
+    # adding and reordering take the operation lock: bytearray's own methods would let
+    # another thread add between what a discard reads and what it removes
+    def append(self, item):
+        with self._journal.operation_lock:
+            bytearray.append(self, item)
+
+    def extend(self, iterable):
+        data = bytearray(iterable)  # the caller's iterable runs before the lock
+        with self._journal.operation_lock:
+            bytearray.extend(self, data)
+
+    def insert(self, index, item):
+        with self._journal.operation_lock:
+            bytearray.insert(self, index, item)
+
+    def __iadd__(self, other):
+        data = bytes(memoryview(other))  # bytearray's += takes buffers only
+        with self._journal.operation_lock:
+            bytearray.extend(self, data)
+        return self
+
+    def reverse(self):
+        with self._journal.operation_lock:
+            bytearray.reverse(self)
 
     def _pickled_contents(self):
         return bytes(self), None, None

@@ -319,8 +319,9 @@ class SafeMappingProxy(MappingJournaling, _Proxy, MutableMapping):
     def values(self):
         return self._target.values()
 
-    def setdefault(self, key, default=None):  # only ever adds
-        return self._target.setdefault(key, default)
+    def setdefault(self, key, default=None):  # only ever adds; locked as the sequence's adds
+        with self._journal.operation_lock:
+            return self._target.setdefault(key, default)
 
     def popitem(self):
         return self._popitem(iter)
@@ -331,7 +332,8 @@ class SafeSequenceProxy(SequenceJournaling, _Proxy, MutableSequence):
 
     Assigning over items, deleting, ``pop``, ``remove`` and ``clear`` journal the items they
     discard, then change the wrapped sequence; everything else (``insert``, ``append``,
-    ``extend``, ``reverse``, reads) is the wrapped sequence's own method.
+    ``extend``, ``reverse``, reads) is the wrapped sequence's own method, called under the
+    journal's operation lock when it changes the sequence.
     ``SafeSequenceProxy(sequence, *, name=None, journal=None, capture_caller=False)``, or
     :func:`proxy`.
     """
@@ -348,24 +350,28 @@ class SafeSequenceProxy(SequenceJournaling, _Proxy, MutableSequence):
     def count(self, value):
         return self._target.count(value)
 
-    # adding and reordering: nothing is discarded
+    # adding and reordering: nothing is discarded, but under the operation lock, so that
+    # no thread adds between what a discard reads and what it removes
     def insert(self, index, value):
-        self._target.insert(index, value)
+        with self._journal.operation_lock:
+            self._target.insert(index, value)
 
     def append(self, value):
-        self._target.append(value)
+        with self._journal.operation_lock:
+            self._target.append(value)
 
     def extend(self, values):
-        if values is self:  # the wrapped object would iterate itself while growing
-            values = list(values)
-        self._target.extend(values)
+        values = list(values)  # the caller's iterable runs before the lock (and may be self)
+        with self._journal.operation_lock:
+            self._target.extend(values)
 
     def __iadd__(self, values):
         self.extend(values)
         return self
 
     def reverse(self):
-        self._target.reverse()
+        with self._journal.operation_lock:
+            self._target.reverse()
 
 
 def proxy(obj, name: str | None = None, journal=None, capture_caller: bool = False):

@@ -15,7 +15,7 @@ import pickle
 import struct
 import threading
 
-from ..errors import CorruptRecordError, UnpicklableValueError
+from ..errors import CorruptRecordError, ReentrantChangeError, UnpicklableValueError
 from . import format as fmt
 
 _DOUBLE = struct.Struct("<d")
@@ -176,6 +176,8 @@ def _encode(out: bytearray, obj, depth: int, key: bytes) -> None:
 def _encode_pickle(out: bytearray, obj, key: bytes) -> None:
     try:
         data = pickle.dumps(obj, fmt.PICKLE_PROTOCOL)
+    except ReentrantChangeError:
+        raise  # the value's __reduce__ changed the container being changed: say that
     except Exception as exc:
         raise UnpicklableValueError(obj, exc) from exc
     out.append(fmt.T_PICKLE)
