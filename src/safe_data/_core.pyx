@@ -706,6 +706,16 @@ cdef class RecordWriter:
         """For the Python twin's containers: the same lock as a context manager."""
         return _OperationLock(self)
 
+    @property
+    def op_epoch(self):
+        """How many outermost operations have begun (see _Binding.begin)."""
+        return self._op_epoch
+
+    @property
+    def adding_lock(self):
+        """For the Python twin's adding methods (C containers' adds take no lock)."""
+        return _OperationLock(self)
+
     def append(self, int op, bytes name, key, values, caller=None):
         """Journal one record; return its sequence number.  Raises before anything is lost."""
         self.record(<uint8_t>op, name, key, values, caller)

@@ -63,9 +63,8 @@ class RecordWriter:
         #: held by a container from reading what it discards to changing itself (see
         #: RecordWriter.enter in _core.pyx); reentrant for pickles that discard.  In this
         #: twin, adding takes it too: Python code cannot take items out in one atomic step
-        self.operation_lock = threading.RLock()
-        self.op_depth = 0  # operations in progress in the thread holding the lock
-        self.op_epoch = 0  # counts the outermost ones: see _Binding.__enter__
+        self.operation_lock = _OperationLock()
+        self.adding_lock = self.operation_lock.lock  # adding methods need no epoch
         self._map = None
         self._pos = self._end = 0
         self._fd = -1
@@ -77,6 +76,11 @@ class RecordWriter:
     @property
     def seq(self) -> int:
         return self._seq
+
+    @property
+    def op_epoch(self) -> int:
+        """How many outermost operations have begun (see _Binding.__enter__)."""
+        return self.operation_lock.epoch
 
     @property
     def bytes_written(self) -> int:
@@ -174,11 +178,37 @@ class RecordWriter:
     def after_fork_in_child(self) -> None:
         """A forked child must never write into its parent's segment."""
         self._lock = threading.Lock()
-        self.operation_lock = threading.RLock()
-        self.op_depth = 0  # another thread of the parent may have been inside an operation
+        # another thread of the parent may have been inside an operation: start free,
+        # but keep counting epochs (marks left by the parent's threads must not match)
+        epoch, self.operation_lock = self.operation_lock.epoch, _OperationLock()
+        self.operation_lock.epoch = epoch
+        self.adding_lock = self.operation_lock.lock
         self._map, self._pos, self._end, self._fd, self._seq = None, 0, 0, -1, 0
         self._bytes = 0
         self._manager.forget_after_fork()
+
+
+class _OperationLock:
+    """RecordWriter.enter/leave of _core.pyx: a reentrant lock that counts the outermost
+    entries (``epoch``), by which a container tells its own operation from another's."""
+
+    __slots__ = ("lock", "_depth", "epoch")
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self._depth = 0
+        self.epoch = 0
+
+    def __enter__(self):
+        self.lock.acquire()
+        self._depth += 1
+        if self._depth == 1:
+            self.epoch += 1
+        return self
+
+    def __exit__(self, *exc):
+        self._depth -= 1
+        self.lock.release()
 
 
 # --- containers -----------------------------------------------------------------------------
@@ -194,23 +224,16 @@ class _Binding:
         lock, and refuse an operation that code run by another operation of this container
         starts (re-entrant change; see _core.pyx)."""
         w = self.writer
-        w.operation_lock.acquire()
-        w.op_depth += 1
-        if w.op_depth == 1:
-            w.op_epoch += 1
+        w.operation_lock.__enter__()
         if self.active == w.op_epoch:
-            self._leave()
+            w.operation_lock.__exit__(None, None, None)
             raise ReentrantChangeError(self.name)
         self.active = w.op_epoch
         return self
 
     def __exit__(self, *exc):
         self.active = 0
-        self._leave()
-
-    def _leave(self):
-        self.writer.op_depth -= 1
-        self.writer.operation_lock.release()
+        self.writer.operation_lock.__exit__(None, None, None)
 
     def many(self, op, key, values):
         caller = _support.caller_of(__name__) if self.capture else None
@@ -447,16 +470,16 @@ class SafeList(_Safe, list):
     # Adding, in this twin only: under the operation lock, so that no other thread adds
     # between what a discard reads and what it removes (C does that without a lock).
     def append(self, value):
-        with self._b.writer.operation_lock:
+        with self._b.writer.adding_lock:
             list.append(self, value)
 
     def extend(self, iterable):
         items = list(iterable)  # run the caller's iterable before taking the lock
-        with self._b.writer.operation_lock:
+        with self._b.writer.adding_lock:
             list.extend(self, items)
 
     def insert(self, index, value):
-        with self._b.writer.operation_lock:
+        with self._b.writer.adding_lock:
             list.insert(self, index, value)
 
     def __iadd__(self, other):
@@ -464,11 +487,11 @@ class SafeList(_Safe, list):
         return self
 
     def sort(self, *, key=None, reverse=False):
-        with self._b.writer.operation_lock:
+        with self._b.writer.adding_lock:
             list.sort(self, key=key, reverse=reverse)
 
     def reverse(self):
-        with self._b.writer.operation_lock:
+        with self._b.writer.adding_lock:
             list.reverse(self)
 
 
@@ -538,7 +561,7 @@ class _TrackedSafeList(SafeList):
 
     def _add(self, index, items):
         if not self._b.versioned:
-            with self._b.writer.operation_lock:
+            with self._b.writer.adding_lock:
                 list.__setitem__(self, slice(index, index), items)
             return
         with self._b:  # the record and the change in the same order
@@ -712,12 +735,12 @@ class SafeSet(_Safe, set):
 
     # Adding, in this twin only: under the operation lock (see SafeList.append).
     def add(self, value):
-        with self._b.writer.operation_lock:
+        with self._b.writer.adding_lock:
             set.add(self, value)
 
     def update(self, *others):
         others = [o if type(o) in (set, frozenset) else set(o) for o in others]
-        with self._b.writer.operation_lock:
+        with self._b.writer.adding_lock:
             set.update(self, *others)
 
     def __ior__(self, other):
