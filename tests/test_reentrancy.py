@@ -166,3 +166,24 @@ def test_the_refusal_names_the_container_and_is_a_runtime_error(journal):
     assert isinstance(info.value, sd.ReentrantChangeError)
     assert info.value.container == "orders" and "'orders'" in str(info.value)
     assert discarded(journal) == []
+
+
+@pytest.mark.parametrize("kind", ["deque", "sequence proxy", "OrderedDict", "mapping proxy"])
+def test_wrappers_refuse_a_change_from_inside_their_own_operation(journal, kind):
+    import collections
+
+    if kind in ("deque", "sequence proxy"):
+        W = sd.make_safe(collections.deque(["a", "b"]), name="W", journal=journal) if kind == "deque" \
+            else sd.proxy(["a", "b"], name="W", journal=journal)
+        W.append(Meddler("m", lambda: W.append("added")))
+        change = W.clear
+    else:
+        W = sd.make_safe(collections.OrderedDict(a="a"), name="W", journal=journal) if kind == "OrderedDict" \
+            else sd.proxy({"a": "a"}, name="W", journal=journal)
+        W["m"] = Meddler("m", lambda: W.pop("a"))
+        change = lambda: W.__setitem__("m", "new")  # noqa: E731
+    before = list(W.values()) if hasattr(W, "values") else list(W)
+    with pytest.raises(sd.ReentrantChangeError, match="'W'"):
+        change()
+    assert (list(W.values()) if hasattr(W, "values") else list(W)) == before
+    assert journaled(journal, "W") == []

@@ -124,13 +124,13 @@ class _ProtectedSequence(SequenceJournaling, _Protected):
 
     def _replace(self, fill) -> None:
         """``__init__``: journal the current items (a live object re-initialised), then fill."""
-        with self._journal.operation_lock:
+        with self._operation():
             if len(self):
                 self._record("init", None, self._values(self))
             fill()
 
     def __imul__(self, n):
-        with self._journal.operation_lock:
+        with self._operation():
             if operator.index(n) <= 0 and len(self):
                 self._record("*=", None, self._values(self))
             return self._raw_imul(n)
@@ -157,7 +157,7 @@ class _ProtectedMapping(MappingJournaling, _Protected):
 
     def setdefault(self, key, default=None):
         default = self._adopt(default, key)
-        with self._journal.operation_lock:
+        with self._operation():
             if key not in self:
                 self._raw_setitem(key, default)
             return self.get(key)
@@ -193,7 +193,7 @@ class SafeDeque(_ProtectedSequence, deque):
         return self._pop_end(0, deque.popleft)
 
     def _pop_end(self, index, take):
-        with self._journal.operation_lock:
+        with self._operation():
             if not len(self):
                 raise IndexError("pop from an empty deque")
             self._record("pop", index % len(self), [self[index]])
@@ -219,21 +219,21 @@ class SafeDeque(_ProtectedSequence, deque):
 
     def insert(self, index, value):  # never evicts: a full bounded deque refuses (IndexError)
         value = self._adopt(value, index)
-        with self._journal.operation_lock:
+        with self._operation():
             deque.insert(self, index, value)
 
     def reverse(self):
-        with self._journal.operation_lock:
+        with self._operation():
             deque.reverse(self)
 
     def rotate(self, n=1):
-        with self._journal.operation_lock:
+        with self._operation():
             deque.rotate(self, n)
 
     def _add(self, items: list, left: bool) -> None:
         # under the operation lock even when nothing overflows: no thread may add between
         # what a discard reads and what it removes
-        with self._journal.operation_lock:
+        with self._operation():
             if self.maxlen is None:
                 (deque.extendleft if left else deque.extend)(self, items)
                 return
@@ -299,26 +299,26 @@ class SafeBytearray(_ProtectedSequence, bytearray):
     # adding and reordering take the operation lock: bytearray's own methods would let
     # another thread add between what a discard reads and what it removes
     def append(self, item):
-        with self._journal.operation_lock:
+        with self._operation():
             bytearray.append(self, item)
 
     def extend(self, iterable):
         data = bytearray(iterable)  # the caller's iterable runs before the lock
-        with self._journal.operation_lock:
+        with self._operation():
             bytearray.extend(self, data)
 
     def insert(self, index, item):
-        with self._journal.operation_lock:
+        with self._operation():
             bytearray.insert(self, index, item)
 
     def __iadd__(self, other):
         data = bytes(memoryview(other))  # bytearray's += takes buffers only
-        with self._journal.operation_lock:
+        with self._operation():
             bytearray.extend(self, data)
         return self
 
     def reverse(self):
-        with self._journal.operation_lock:
+        with self._operation():
             bytearray.reverse(self)
 
     def _pickled_contents(self):

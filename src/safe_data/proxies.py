@@ -22,6 +22,7 @@ import sys
 from collections.abc import MutableMapping, MutableSequence
 
 from . import _support
+from .errors import ReentrantChangeError
 from .journal import format as fmt
 
 __all__ = ["SafeMappingProxy", "SafeSequenceProxy", "proxy"]
@@ -41,6 +42,32 @@ def _caller():
     return (frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
 
 
+class _Operation:
+    """The journal's operation lock around one change of a wrapper, refusing a change that
+    code run by another of its operations makes (ReentrantChangeError; the rule of
+    _core.pyx's _Binding.begin).  Adding is refused too: these wrappers journal what
+    they discard before they remove it, so an add in between would be removed unjournaled.
+    """
+
+    __slots__ = ("_owner", "_lock")
+
+    def __init__(self, owner):
+        self._owner = owner
+        self._lock = owner._journal.operation_lock
+
+    def __enter__(self):
+        self._lock.__enter__()
+        epoch = self._owner._journal._writer.op_epoch
+        if self._owner._active == epoch:
+            self._lock.__exit__(None, None, None)
+            raise ReentrantChangeError(self._owner._name)
+        self._owner._active = epoch
+
+    def __exit__(self, *exc):
+        self._owner._active = 0
+        self._lock.__exit__(*exc)
+
+
 class Journaled:
     """A container bound to a journal under a name: records what its methods discard."""
 
@@ -54,6 +81,12 @@ class Journaled:
         self._name = name
         self._journal = _support.resolve_journal(journal)
         self._capture = bool(capture_caller)
+        if not hasattr(self, "_active"):  # (__init__ again keeps an operation's mark)
+            self._active = 0  # the writer's operation epoch while an operation of ours runs
+
+    def _operation(self) -> _Operation:
+        """``with self._operation():`` around every change: see :class:`_Operation`."""
+        return _Operation(self)
 
     @property
     def name(self) -> str:
@@ -91,14 +124,14 @@ class MappingJournaling(Journaled):
 
     def __setitem__(self, key, value):
         value = self._adopt(value, key)
-        with self._journal.operation_lock:
+        with self._operation():
             old = self.get(key, _MISSING)
             if old is not _MISSING and old is not value:
                 self._record("set", key, {key: old})
             self._raw_setitem(key, value)
 
     def __delitem__(self, key):
-        with self._journal.operation_lock:
+        with self._operation():
             old = self.get(key, _MISSING)
             if old is _MISSING:
                 raise KeyError(key)
@@ -108,7 +141,7 @@ class MappingJournaling(Journaled):
     def pop(self, key, *default):
         if len(default) > 1:
             raise TypeError(f"pop expected at most 2 arguments, got {1 + len(default)}")
-        with self._journal.operation_lock:
+        with self._operation():
             old = self.get(key, _MISSING)
             if old is _MISSING:
                 if default:
@@ -120,7 +153,7 @@ class MappingJournaling(Journaled):
 
     def _popitem(self, order):
         """Remove the first key of ``order(self)`` (``iter`` or ``reversed``)."""
-        with self._journal.operation_lock:
+        with self._operation():
             for key in order(self):
                 break
             else:
@@ -131,7 +164,7 @@ class MappingJournaling(Journaled):
             return key, value
 
     def clear(self):
-        with self._journal.operation_lock:
+        with self._operation():
             old = dict(self.items())
             if old:
                 self._record("clear", None, old)
@@ -145,7 +178,7 @@ class MappingJournaling(Journaled):
         it overwrites in one record."""
         pairs = _support.update_pairs(args, kwargs)  # read before the lock is taken
         pairs = [(k, self._adopt(v, k)) for k, v in pairs]
-        with self._journal.operation_lock:
+        with self._operation():
             old = {}
             for k, v in pairs:
                 o = self.get(k, _MISSING)
@@ -184,7 +217,7 @@ class SequenceJournaling(Journaled):
             self._set_slice(key, self._materialize(value))
             return
         value = self._adopt(value, key)
-        with self._journal.operation_lock:
+        with self._operation():
             try:
                 old = self[key]
             except IndexError:  # nothing there, nothing discarded: the object decides
@@ -194,7 +227,7 @@ class SequenceJournaling(Journaled):
             self._raw_setitem(key, value)
 
     def _set_slice(self, key, value):
-        with self._journal.operation_lock:
+        with self._operation():
             old = self[key]
             start, stop, step = key.indices(len(self))
             if step != 1 and len(old) != len(value):
@@ -207,7 +240,7 @@ class SequenceJournaling(Journaled):
             self._raw_setitem(key, value)
 
     def __delitem__(self, key):
-        with self._journal.operation_lock:
+        with self._operation():
             old = self[key]  # IndexError, TypeError: nothing is deleted either
             if type(key) is slice:
                 if len(old):
@@ -217,21 +250,21 @@ class SequenceJournaling(Journaled):
             self._raw_delitem(key)
 
     def pop(self, index=-1):
-        with self._journal.operation_lock:
+        with self._operation():
             old = self[index]
             self._record("pop", self._position(index), self._values([old]))
             self._raw_delitem(index)
             return old
 
     def remove(self, value):
-        with self._journal.operation_lock:
+        with self._operation():
             # the first equal item, found once: the item journaled is the item deleted
             i = self.index(value)
             self._record("remove", i, self._values([self[i]]))
             self._raw_delitem(i)
 
     def clear(self):
-        with self._journal.operation_lock:
+        with self._operation():
             old = self._values(self)
             if len(old):
                 self._record("clear", None, old)
@@ -241,7 +274,7 @@ class SequenceJournaling(Journaled):
 class _Proxy(Journaled):
     """What both proxies share: the wrapped object, the primitives and the reading methods."""
 
-    __slots__ = ("_target", "_name", "_journal", "_capture", "__weakref__")
+    __slots__ = ("_target", "_name", "_journal", "_capture", "_active", "__weakref__")
     __hash__ = None
 
     def __init__(self, target, *, name: str | None = None, journal=None,
@@ -320,7 +353,7 @@ class SafeMappingProxy(MappingJournaling, _Proxy, MutableMapping):
         return self._target.values()
 
     def setdefault(self, key, default=None):  # only ever adds; locked as the sequence's adds
-        with self._journal.operation_lock:
+        with self._operation():
             return self._target.setdefault(key, default)
 
     def popitem(self):
@@ -353,16 +386,16 @@ class SafeSequenceProxy(SequenceJournaling, _Proxy, MutableSequence):
     # adding and reordering: nothing is discarded, but under the operation lock, so that
     # no thread adds between what a discard reads and what it removes
     def insert(self, index, value):
-        with self._journal.operation_lock:
+        with self._operation():
             self._target.insert(index, value)
 
     def append(self, value):
-        with self._journal.operation_lock:
+        with self._operation():
             self._target.append(value)
 
     def extend(self, values):
         values = list(values)  # the caller's iterable runs before the lock (and may be self)
-        with self._journal.operation_lock:
+        with self._operation():
             self._target.extend(values)
 
     def __iadd__(self, values):
@@ -370,7 +403,7 @@ class SafeSequenceProxy(SequenceJournaling, _Proxy, MutableSequence):
         return self
 
     def reverse(self):
-        with self._journal.operation_lock:
+        with self._operation():
             self._target.reverse()
 
 
