@@ -158,3 +158,18 @@ def test_deep_dict_converts_on_every_add(journal, add):
 def test_without_deep_nested_values_stay_plain(journal):
     d = SafeDict({"a": [1]}, journal=journal)
     assert type(d["a"]) is list
+
+
+def test_index_errors_are_the_builtins(journal):
+    """Out-of-range and too-large indexes raise what list raises (pop: OverflowError past
+    ssize_t, as list.pop's argument conversion; del and assignment: IndexError)."""
+    calls = [lambda L: L.pop(2**70), lambda L: L.__delitem__(2**70), lambda L: L.__setitem__(2**70, 0),
+             lambda L: L.pop(5), lambda L: L.__delitem__(-5), lambda L: L.__setitem__(5, 0),
+             lambda L: L.pop("a")]
+    for call in calls:
+        raised = []
+        for L in ([1, 2], safe_data.SafeList([1, 2], journal=journal)):
+            with pytest.raises(Exception) as info:
+                call(L)
+            raised.append(type(info.value))
+        assert raised[0] is raised[1]

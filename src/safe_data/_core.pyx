@@ -48,6 +48,7 @@ cdef extern from "Python.h":
     unsigned long PyThread_get_thread_ident()
     int PyList_SetItem(object lst, Py_ssize_t i, object item) except -1
     int PyList_SetSlice(object lst, Py_ssize_t low, Py_ssize_t high, PyObject* items) except -1
+    Py_ssize_t PyNumber_AsSsize_t(object o, object overflow) except? -1
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
     object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
     object PyBytes_FromStringAndSize(const char* s, Py_ssize_t size)
@@ -1225,7 +1226,7 @@ cdef class SafeList(list):
         if type(key) is slice:
             PySlice_Unpack(key, &start, &stop, &step)  # may run __index__: before begin()
         else:
-            i = operator.index(key)
+            i = PyNumber_AsSsize_t(key, IndexError)  # as list's: too large is IndexError
         b.begin()
         try:
             if type(key) is slice:
@@ -1257,7 +1258,7 @@ cdef class SafeList(list):
             PySlice_Unpack(key, &start, &stop, &step)
             self._set_slice(start, stop, step, value)
             return
-        i = operator.index(key)
+        i = PyNumber_AsSsize_t(key, IndexError)
         if b.deep:
             value = b.convert(value, _position(PyList_GET_SIZE(self), i, "list assignment index out of range"))
         b.begin()

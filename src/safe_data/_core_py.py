@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import operator
 import os
+import sys
 import threading
 import time
 
@@ -305,6 +306,15 @@ class _Safe:
         return undo(self, n)
 
 
+def _ssize(i, overflow):
+    """An index as list's C code takes it (C: PyNumber_AsSsize_t): ``overflow`` past ssize_t."""
+    i = operator.index(i)
+    if not -sys.maxsize - 1 <= i <= sys.maxsize:
+        raise overflow("cannot fit 'int' into an index-sized integer" if overflow is IndexError
+                       else "Python int too large to convert to C ssize_t")
+    return i
+
+
 def _position(n, i, message):
     if i < 0:
         i += n
@@ -365,7 +375,7 @@ class SafeList(_Safe, list):
 
     def pop(self, index=-1):
         b = self._b
-        i = operator.index(index)
+        i = _ssize(index, OverflowError)
         with b:
             if not len(self):
                 raise IndexError("pop from empty list")
@@ -395,7 +405,7 @@ class SafeList(_Safe, list):
     def __delitem__(self, key):
         b = self._b
         if type(key) is not slice:
-            key = operator.index(key)
+            key = _ssize(key, IndexError)
         with b:
             if type(key) is slice:
                 taken, where = _take_slice(self, key, None)
@@ -421,7 +431,7 @@ class SafeList(_Safe, list):
                 value = list(value)  # run the caller's iterable before taking the lock
             self._set_slice(key, value)
             return
-        i = operator.index(key)
+        i = _ssize(key, IndexError)
         if b.deep:
             value = b.convert(value, _position(len(self), i, "list assignment index out of range"))
         with b:
