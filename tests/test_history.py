@@ -1,7 +1,9 @@
 """Getting data back: history, discarded, undo, restore (exact when versioned) and diff."""
 
 import copy
+import datetime
 import pickle
+import os
 import time
 
 import pytest
@@ -278,3 +280,55 @@ def test_reading_back_never_creates_live_containers(journal):
     (holder,) = [r for r in records(journal) if r.container == "outer"][0].values
     assert type(holder.items) is list and holder.items == [1, 2]
     assert len(records(journal)) == before
+
+
+def test_restore_tells_why_it_cannot_answer(journal):
+    with pytest.raises(IncompleteHistoryError, match="no record of a container named 'nobody'") as info:
+        safe_data.restore("nobody", journal=journal)
+    assert (info.value.reason, info.value.partial) == ("unknown", None)
+
+    before = time.time_ns()
+    time.sleep(0.002)
+    v = SafeList([1, 2], name="v", journal=journal, versioned=True)
+    with pytest.raises(IncompleteHistoryError, match="did not exist yet") as info:
+        safe_data.restore("v", at=before, journal=journal)
+    assert (info.value.reason, info.value.partial) == ("not created", [])
+    assert safe_data.restore("v", journal=journal) == [1, 2]
+
+    plain = SafeSet({1}, name="p", journal=journal)
+    plain.discard(1)
+    after = time.time_ns()
+    with pytest.raises(IncompleteHistoryError, match="versioned=True") as info:
+        safe_data.restore("p", at=after, journal=journal)
+    assert (info.value.reason, info.value.partial) == ("not versioned", set())  # known, if empty
+
+
+def test_restore_takes_the_times_the_command_takes(journal):
+    v = SafeDict(a=1, name="v", journal=journal, versioned=True)
+    assert safe_data.restore("v", at="0s", journal=journal) == {"a": 1}
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert safe_data.restore("v", at=now.replace(tzinfo=None).isoformat(), journal=journal) == {"a": 1}
+    assert safe_data.restore("v", at=now.isoformat().replace("+00:00", "Z"), journal=journal) == {"a": 1}
+    with pytest.raises(IncompleteHistoryError, match="did not exist yet"):
+        safe_data.restore("v", at="1h", journal=journal)
+    with pytest.raises(ValueError, match="neither an ISO time"):
+        safe_data.restore("v", at="yesterday", journal=journal)
+    v["a"] = 2
+    assert safe_data.restore("v", journal=journal) == {"a": 2}
+
+
+def test_restore_refuses_a_name_that_several_processes_changed(journal):
+    """A forked child's copy of a versioned container is another container with the same
+    name: replaying one process's records would silently give a wrong state."""
+    v = SafeList(["a"], name="v", journal=journal, versioned=True)
+    pid = os.fork()
+    if pid == 0:  # the child changes its copy, and only that
+        try:
+            v.append("child")
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    v.append("parent")
+    with pytest.raises(IncompleteHistoryError, match="more than one process") as info:
+        safe_data.restore("v", journal=journal)
+    assert info.value.reason == "several writers" and info.value.partial == ["a", "parent"]

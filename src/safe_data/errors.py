@@ -75,20 +75,38 @@ class UndoError(SafeDataError):
 class IncompleteHistoryError(SafeDataError):
     """The journal cannot say what a container held at that time.
 
-    ``partial`` holds what it does know: the values the container discarded after that
-    time (so it held them then), as a dict, list or set, or None if it saw nothing.
+    ``reason`` says why: ``"unknown"`` (no record has that name), ``"not created"`` (a
+    versioned container asked for a moment before its creation), ``"not versioned"``
+    (only its discards were recorded), ``"several writers"`` (processes changed their
+    own copies of it after its last snapshot).  ``partial`` holds what the journal does
+    know, as a dict, list or set: the values the container discarded after that time (so
+    it held them then); for several writers, the state the last snapshot's writer left;
+    empty before its creation.  It is None only for an unknown name.
     """
 
-    def __init__(self, name, at, partial):
+    _MESSAGES = {
+        "unknown": "the journal has no record of a container named {name!r}; `safe-data log` "
+                   "lists the names it has",
+        "not created": "{name!r} did not exist yet {when}: it was created (versioned) at "
+                       "{first}. `.partial` is empty.",
+        "not versioned": "the journal cannot rebuild {name!r} {when}: it was not created with "
+                         "versioned=True, so only what it discarded was recorded, not what it "
+                         "held. `.partial` has the values it is known to have held; create it "
+                         "with versioned=True for exact restores.",
+        "several writers": "the journal cannot rebuild {name!r} {when}: after its last snapshot, "
+                           "more than one process changed a container of that name, so no one "
+                           "state follows from the records. `.partial` has the state the last "
+                           "snapshot's process left; give each process's container a name of "
+                           "its own.",
+    }
+
+    def __init__(self, name, at, partial, reason: str = "not versioned", first=None):
         self.name = name
         self.at = at
         self.partial = partial
+        self.reason = reason
         when = "now" if at is None else f"at {at}"
-        super().__init__(
-            f"the journal cannot rebuild {name!r} {when}: it was not created with versioned=True, "
-            f"so only what it discarded was recorded, not what it held. `.partial` has the values "
-            f"it is known to have held; create it with versioned=True for exact restores."
-        )
+        super().__init__(self._MESSAGES[reason].format(name=name, when=when, first=first))
 
 
 class RevisionConflictError(SafeDataError):

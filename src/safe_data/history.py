@@ -140,24 +140,44 @@ def restore(name: str, *, at=None, journal=None):
     """The contents of container ``name`` as they were at time ``at`` (default: the last
     record), rebuilt from the journal.
 
+    ``at`` is a datetime, nanoseconds since the epoch, or a string as the ``safe-data``
+    command takes it: an ISO time (UTC when it names no zone) or an age (``10m``, ``2h``).
+
     Exact for containers created with ``versioned=True``: the last snapshot before ``at``
-    is replayed forward.  For other containers the journal holds only what they
-    discarded, so the state is uncertain: :class:`IncompleteHistoryError` is raised, and
-    its ``partial`` attribute holds what the journal does know (the values discarded
-    after ``at``, which the container therefore held at ``at``).
+    is replayed forward.  Where the journal cannot know the state it never guesses: it
+    raises :class:`IncompleteHistoryError`, whose ``reason`` says why (an unknown name, a
+    moment before the container was created, a container that was not versioned, several
+    processes changing containers of that name) and whose ``partial`` holds what the
+    journal does know.
     """
     journal = _support.resolve_journal(journal)
     until = None if at is None else to_ns(at) + 1
-    records = list(journal.records(name, until=until))
+    everything = list(journal.records(name))
+    if not everything:
+        raise IncompleteHistoryError(name, at, None, "unknown")
+    records = [r for r in everything if until is None or r.time_ns < until]
     snapshots = [r for r in records if r.op == "snapshot"]
     if not snapshots:
+        created = next((r for r in everything if r.op == "snapshot"), None)
+        if created is not None and not any(r.op not in ADDING_OPS for r in records):
+            raise IncompleteHistoryError(name, at, _EMPTY[created.kind](), "not created", first=created.time)
         raise IncompleteHistoryError(name, at, _partial(journal, name, at))
     base = snapshots[-1]
     state = list(base.values) if base.kind == "list" else dict(base.values)
+    others = False
     for record in records:
-        if record.writer == base.writer and record.seq > base.seq:
-            _REPLAY[record.kind](state, record)
+        if (record.time_ns, record.writer, record.seq) <= (base.time_ns, base.writer, base.seq):
+            continue
+        if record.writer != base.writer:
+            others = True  # another process's container of that name, changed meanwhile
+            continue
+        _REPLAY[record.kind](state, record)
+    if others:
+        raise IncompleteHistoryError(name, at, state, "several writers")
     return state
+
+
+_EMPTY = {"list": list, "dict": dict, "set": set, "row": dict}
 
 
 def _replay_list(state: list, record):
@@ -199,8 +219,8 @@ def _partial(journal, name, at):
     """What the journal knows of ``name`` at ``at``: what it discarded afterwards."""
     since = None if at is None else to_ns(at)
     records = [r for r in journal.records(name, since=since) if r.op not in ADDING_OPS]
-    if not records:
-        return None
+    if not records:  # nothing discarded since: nothing is known to have been held
+        return _EMPTY[next(iter(journal.records(name))).kind]()
     kind = records[0].kind
     if kind == "dict":
         known: dict = {}

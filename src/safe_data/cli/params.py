@@ -7,32 +7,24 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
+from ..journal.journal import parse_time
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class TimeType(click.ParamType):
     """An ISO 8601 time (without a zone: UTC, as the listings show it) or an age such as
-    ``90s``, ``10m``, ``2h``, ``1d``, ``1w`` (that long ago)."""
+    ``90s``, ``10m``, ``2h``, ``1d``, ``1w`` (that long ago): see ``journal.parse_time``."""
 
     name = "time"
-    _AGE = re.compile(r"(\d+(?:\.\d*)?)\s*([smhdw])")
-    _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
     def convert(self, value, param, ctx) -> datetime:
         if isinstance(value, datetime):
             return value
-        text = value.strip()
-        age = self._AGE.fullmatch(text)
-        if age:
-            return datetime.now(timezone.utc) - timedelta(seconds=float(age[1]) * self._SECONDS[age[2]])
-        if text.endswith(("Z", "z")):  # fromisoformat accepts a trailing Z only from 3.11
-            text = text[:-1] + "+00:00"
         try:
-            when = datetime.fromisoformat(text)
-        except ValueError:
-            self.fail(f"{value!r} is neither an ISO time (2026-11-23T21:24:01) nor an age "
-                      f"(30s, 10m, 2h, 1d, 1w)", param, ctx)
-        return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+            return parse_time(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 class SizeType(click.ParamType):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import errno
 import os
+import re
 import stat
 import threading
 import warnings
@@ -380,12 +381,36 @@ def _reporter(on_error: str):
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+_AGE = re.compile(r"(\d+(?:\.\d*)?)\s*([smhdw])")
+_AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_time(text: str) -> datetime:
+    """A moment written as the ``safe-data`` command takes it: an ISO 8601 time (without
+    a zone: UTC, as the listings show it; a trailing ``Z`` too) or an age such as ``90s``,
+    ``10m``, ``2h``, ``1d``, ``1w`` (that long ago).  ValueError otherwise."""
+    text = text.strip()
+    age = _AGE.fullmatch(text)
+    if age:
+        return datetime.now(timezone.utc) - timedelta(seconds=float(age[1]) * _AGE_SECONDS[age[2]])
+    if text.endswith(("Z", "z")):  # fromisoformat accepts a trailing Z only from 3.11
+        text = text[:-1] + "+00:00"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither an ISO time (2026-11-23T21:24:01) nor an age "
+                         f"(30s, 10m, 2h, 1d, 1w)") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
 def to_ns(t) -> int | None:
-    """A moment as nanoseconds since the epoch: None, an int (already ns), or a datetime
-    (a naive one is local time, as :meth:`datetime.timestamp` reads it).  Exact to the
-    microsecond: no float on the way."""
+    """A moment as nanoseconds since the epoch: None, an int (already ns), a datetime (a
+    naive one is local time, as :meth:`datetime.timestamp` reads it), or a string that
+    :func:`parse_time` reads.  Exact to the microsecond: no float on the way."""
     if t is None or isinstance(t, int):
         return t
+    if isinstance(t, str):
+        t = parse_time(t)
     if isinstance(t, datetime):
         if t.tzinfo is None:
             t = t.astimezone()
