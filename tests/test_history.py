@@ -266,6 +266,63 @@ def test_versioned_dict_restore_is_exact(tmp_path_factory, ops):
             assert safe_data.restore("v", journal=j) == d, (op, k, v)
 
 
+SET_OPS = st.lists(st.tuples(st.sampled_from(
+    ["add", "update", "ior", "pop", "remove", "discard", "isub", "iand", "ixor", "difference_update",
+     "intersection_update", "symmetric_difference_update", "clear", "reinit", "undo"]),
+    st.frozensets(st.integers(0, 6), max_size=4)), max_size=30)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=SET_OPS)
+def test_versioned_set_restore_is_exact(tmp_path_factory, ops):
+    with safe_data.Journal(tmp_path_factory.mktemp("j")) as j:
+        s = SafeSet({0, 1, 2}, name="v", journal=j, versioned=True)
+        assert s.versioned
+        for op, other in ops:
+            some = min(other, default=0)
+            if op == "add":
+                s.add(some)
+            elif op == "update":
+                s.update(other, [9])
+            elif op == "ior":
+                s |= other
+            elif op == "pop" and s:
+                s.pop()
+            elif op == "remove" and some in s:
+                s.remove(some)
+            elif op == "discard":
+                s.discard(some)
+            elif op == "isub":
+                s -= other
+            elif op == "iand":
+                s &= other
+            elif op == "ixor":
+                s ^= other
+            elif op == "difference_update":
+                s.difference_update(other)
+            elif op == "intersection_update":
+                s.intersection_update(other, range(4))
+            elif op == "symmetric_difference_update":
+                s.symmetric_difference_update(other)
+            elif op == "clear":
+                s.clear()
+            elif op == "reinit":
+                s.__init__(other)
+            elif op == "undo":
+                try:
+                    s.undo()
+                except UndoError:
+                    pass
+            assert safe_data.restore("v", journal=j) == s, (op, other)
+
+
+def test_versioned_set_survives_copy_and_pickle(journal):
+    s = SafeSet({1}, name="v", journal=journal, versioned=True)
+    for dup in (copy.copy(s), copy.deepcopy(s), pickle.loads(pickle.dumps(s))):
+        assert dup.versioned and dup == {1}
+    assert not SafeSet(name="plain", journal=journal).versioned
+
+
 class Holder:
     def __init__(self, items):
         self.items = items

@@ -75,7 +75,10 @@ class SafeSet(set[_T]):
         name: str | None = ...,
         journal: Journal | None = ...,
         capture_caller: bool = ...,
+        versioned: bool = ...,
     ) -> None: ...
+    @property
+    def versioned(self) -> bool: ...
     @property
     def name(self) -> str: ...
     @property

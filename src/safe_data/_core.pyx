@@ -189,6 +189,8 @@ cdef uint8_t OP_SET_ISUB = _OP["set", "-="]
 cdef uint8_t OP_SET_IAND = _OP["set", "&="]
 cdef uint8_t OP_SET_IXOR = _OP["set", "^="]
 cdef uint8_t OP_SET_INIT = _OP["set", "init"]
+cdef uint8_t OP_SET_INSERT = _OP["set", "insert"]
+cdef uint8_t OP_SET_SNAPSHOT = _OP["set", "snapshot"]
 
 cdef object _MISSING = object()
 cdef object _pickle_dumps = pickle.dumps
@@ -402,7 +404,7 @@ cdef int encode(Buf* b, object obj, int depth, bytes key) except -1:
             if encode(b, <object>PyTuple_GET_ITEM(obj, i), depth + 1, key) == TOO_DEEP:
                 return TOO_DEEP
         return 0
-    if t is set or t is SafeSet or t is frozenset:
+    if t is set or t is SafeSet or t is _TrackedSafeSet or t is frozenset:
         if depth >= MAX_ENCODE_DEPTH:
             return TOO_DEEP
         size = len(obj)
@@ -1661,12 +1663,15 @@ cdef class SafeSet(set):
 
     cdef _Binding _b
 
-    def __init__(self, iterable=(), *, name=None, journal=None, capture_caller=False):
+    def __init__(self, iterable=(), *, name=None, journal=None, capture_caller=False,
+                 versioned=False):
         cdef _Binding old = self._b
-        cdef _Binding b = _bind(old, "set", name, journal, False, capture_caller, False)
+        cdef _Binding b = _bind(old, "set", name, journal, False, capture_caller, versioned)
         if old is None:
             self._b = b
             _set_init(self, iterable)
+            if versioned:
+                b.many(OP_SET_SNAPSHOT, None, set(self))
             return
         iterable = list(iterable)
         old.begin()  # __init__ again on a live set: it replaces the contents
@@ -1675,6 +1680,8 @@ cdef class SafeSet(set):
                 _discard_all_of_set(self, OP_SET_INIT)
             self._b = b
             _set_update(self, iterable)  # besides whatever other threads added meanwhile
+            if b.versioned:
+                b.many(OP_SET_SNAPSHOT, None, set(self))
         finally:
             old.end()
 
@@ -1700,6 +1707,11 @@ cdef class SafeSet(set):
     def capture_caller(self):
         """Whether records name their caller."""
         return self._b.capture
+
+    @property
+    def versioned(self):
+        """Whether every change is journaled, so that restore() is exact."""
+        return self._b.versioned
 
     def __reduce__(self):
         return _support.reduce(self, "set", set(self))
@@ -1779,7 +1791,10 @@ cdef class SafeSet(set):
             if shared:
                 b.many(op, None, shared)
                 _set_difference_update(self, shared)
-            _set_update(self, other - shared)
+            added = other - shared
+            if b.versioned and added:
+                b.many(OP_SET_INSERT, None, added)
+            _set_update(self, added)
         finally:
             b.end()
 
@@ -1822,3 +1837,50 @@ cdef int _discard_all_of_set(SafeSet s, uint8_t op) except -1:
         _set_update(s, taken)
         raise
     return 0
+
+
+@cython.auto_pickle(False)
+cdef class _TrackedSafeSet(SafeSet):
+    """What ``SafeSet(..., versioned=True)`` creates: adding is journaled ("insert"), so
+    that restore() is exact.  A separate class, as _TrackedSafeList is, so that a plain
+    SafeSet keeps set's own add and update."""
+
+    def add(self, value):
+        cdef _Binding b = self._b
+        b.begin()
+        try:
+            if not PySet_Contains(self, value):
+                b.many(OP_SET_INSERT, None, {value})
+                PySet_Add(self, value)
+        finally:
+            b.end()
+
+    def update(self, *others):
+        cdef _Binding b = self._b
+        items = set().union(*others)  # the caller's iterables run before the lock
+        b.begin()
+        try:
+            new = items.difference(self)
+            if new:
+                b.many(OP_SET_INSERT, None, new)
+                _set_update(self, new)
+        finally:
+            b.end()
+
+    def __ior__(self, other):
+        if not isinstance(other, (set, frozenset)):
+            return NotImplemented
+        self.update(other)
+        return self
+
+
+cdef newfunc _plain_set_new = (<PyTypeObject*>SafeSet).tp_new
+
+
+cdef object _safe_set_new(type cls, PyObject* args, PyObject* kwargs):
+    if cls is SafeSet and kwargs != NULL and (<object>kwargs).get("versioned"):
+        cls = _TrackedSafeSet
+    return _plain_set_new(cls, args, kwargs)
+
+
+(<PyTypeObject*>SafeSet).tp_new = <newfunc>_safe_set_new

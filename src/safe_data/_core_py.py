@@ -729,12 +729,18 @@ class SafeSet(_Safe, set):
 
     __slots__ = ("_b",)
 
-    def __init__(self, iterable=(), *, name=None, journal=None, capture_caller=False):
+    def __new__(cls, *args, versioned=False, **kwargs):
+        return set.__new__(_TrackedSafeSet if versioned and cls is SafeSet else cls)
+
+    def __init__(self, iterable=(), *, name=None, journal=None, capture_caller=False,
+                 versioned=False):
         old = getattr(self, "_b", None)
-        b = _bind(old, "set", name, journal, False, capture_caller, False)
+        b = _bind(old, "set", name, journal, False, capture_caller, versioned)
         if old is None:
             self._b = b
             set.__init__(self, iterable)
+            if versioned:
+                b.many(_OP["set", "snapshot"], None, set(self))
             return
         iterable = list(iterable)
         with old:  # __init__ again on a live set: it replaces the contents
@@ -742,6 +748,13 @@ class SafeSet(_Safe, set):
                 _discard_all_of_set(self, _OP["set", "init"])
             self._b = b
             set.update(self, iterable)
+            if b.versioned:
+                b.many(_OP["set", "snapshot"], None, set(self))
+
+    @property
+    def versioned(self) -> bool:
+        """Whether every change is journaled, so that restore() is exact."""
+        return self._b.versioned
 
     # Adding, in this twin only: under the operation lock (see SafeList.append).
     def add(self, value):
@@ -813,7 +826,10 @@ class SafeSet(_Safe, set):
             if shared:
                 self._b.many(op, None, shared)
                 set.difference_update(self, shared)
-            set.update(self, other - shared)
+            added = other - shared
+            if self._b.versioned and added:
+                self._b.many(_OP["set", "insert"], None, added)
+            set.update(self, added)
 
     def difference_update(self, *others):
         self._remove(set().union(*others), False, _OP["set", "difference_update"])
@@ -853,3 +869,30 @@ def _discard_all_of_set(s, op):
     except BaseException:
         set.update(s, taken)
         raise
+
+
+class _TrackedSafeSet(SafeSet):
+    """What ``SafeSet(..., versioned=True)`` creates: adding is journaled ("insert"), so
+    that restore() is exact (see _core.pyx)."""
+
+    __slots__ = ()
+
+    def add(self, value):
+        with self._b:
+            if value not in self:
+                self._b.many(_OP["set", "insert"], None, {value})
+                set.add(self, value)
+
+    def update(self, *others):
+        items = set().union(*others)  # the caller's iterables run before the lock
+        with self._b:
+            new = items.difference(self)
+            if new:
+                self._b.many(_OP["set", "insert"], None, new)
+                set.update(self, new)
+
+    def __ior__(self, other):
+        if not isinstance(other, (set, frozenset)):
+            return NotImplemented
+        self.update(other)
+        return self

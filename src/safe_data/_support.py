@@ -71,7 +71,7 @@ def settings_of(container, *, for_pickle: bool = False) -> dict:
                 "capture_caller": container.capture_caller}
     if not isinstance(container, set):
         settings["deep"] = container.deep
-        settings["versioned"] = container.versioned
+    settings["versioned"] = container.versioned
     if for_pickle:  # a pickle names the journal by path (None: the default journal)
         from .journal.journal import is_default_journal
 

@@ -163,7 +163,7 @@ def restore(name: str, *, at=None, journal=None):
             raise IncompleteHistoryError(name, at, _EMPTY[created.kind](), "not created", first=created.time)
         raise IncompleteHistoryError(name, at, _partial(journal, name, at))
     base = snapshots[-1]
-    state = list(base.values) if base.kind == "list" else dict(base.values)
+    state = _EMPTY[base.kind](base.values)
     others = False
     for record in records:
         if (record.time_ns, record.writer, record.seq) <= (base.time_ns, base.writer, base.seq):
@@ -212,7 +212,20 @@ def _replay_dict(state: dict, record):
         state.update(values)
 
 
-_REPLAY = {"list": _replay_list, "dict": _replay_dict}
+def _replay_set(state: set, record):
+    op, values = record.op, record.values
+    if op == "insert":
+        state.update(values)
+    elif op in ("clear", "init"):
+        state.clear()
+    elif op == "snapshot":
+        state.clear()
+        state.update(values)
+    elif op != "undo":  # every other set record removes its values
+        state.difference_update(values)
+
+
+_REPLAY = {"list": _replay_list, "dict": _replay_dict, "set": _replay_set}
 
 
 def _partial(journal, name, at):

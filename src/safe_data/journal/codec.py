@@ -101,7 +101,8 @@ def _builtin_kinds():
         impls.append(_core)
     for impl in impls:
         kinds.update({impl.SafeList: fmt.T_LIST, impl._TrackedSafeList: fmt.T_LIST,
-                      impl.SafeDict: fmt.T_DICT, impl.SafeSet: fmt.T_SET})
+                      impl.SafeDict: fmt.T_DICT, impl.SafeSet: fmt.T_SET,
+                      impl._TrackedSafeSet: fmt.T_SET})
     return kinds
 
 

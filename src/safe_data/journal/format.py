@@ -84,6 +84,8 @@ OPS: dict[int, tuple[str, str]] = {
     41: ("set", "^="),
     42: ("set", "init"),
     43: ("set", "undo"),
+    44: ("set", "insert"),
+    45: ("set", "snapshot"),
     # rows of a database table (the SQLAlchemy hook): key = primary key, values = {column: value}
     64: ("row", "delete"),
     65: ("row", "update"),
