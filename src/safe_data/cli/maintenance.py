@@ -8,7 +8,8 @@ import os
 import click
 
 from ..journal.reader import Problem
-from ..journal.repair import DAMAGED_DIR, repair
+from ..journal.recovery import DAMAGED_DIR
+from ..journal.repair import repair
 from ..journal.segments import fsync_dir
 from .exits import EXIT_FAILED, EXIT_REFUSED, Failure
 from .journal_view import SegmentSummary, _add_span, _journal_dir, _read_key, summarize_segments

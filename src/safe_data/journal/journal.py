@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 from .. import _impl
 from ..errors import SafeDataError
 from . import format as fmt
-from .reader import Problem, Record, read_records, recover_dead_segments, verify_directory
+from .reader import Problem, Record, read_records, verify_directory
+from .recovery import recover_dead_segments
 from .segments import SegmentManager
 
 #: the writers' durability codes (both implementations define the same DURABILITY_* names)

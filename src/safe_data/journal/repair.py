@@ -7,7 +7,7 @@ mapped keeps reading the old bytes (truncating in place could kill it with SIGBU
 a crash at any step leaves either the original or the repaired segment, never neither.
 
 ``.open`` segments of dead writers get the journal's own recovery (see
-:func:`.reader.recover_dead_segments`); those of live writers are never touched.
+:func:`.recovery.recover_dead_segments`); those of live writers are never touched.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ import shutil
 
 from .. import _impl
 from . import format as fmt
-from .reader import Problem, recover_dead_segments, scan_frames
+from .reader import Problem, scan_frames
+from .recovery import DAMAGED_DIR, recover_dead_segments
 from .segments import NEW_SUFFIX, fsync_dir
-
-DAMAGED_DIR = "damaged"
 _CHUNK = 1 << 20
 
 
