@@ -77,13 +77,14 @@ def fsync_dir(path: str) -> None:
 
 
 class ActiveSegment:
-    __slots__ = ("path", "fd", "map", "size")
+    __slots__ = ("path", "fd", "map", "size", "first_seq")
 
-    def __init__(self, path, fd, map_, size):
+    def __init__(self, path, fd, map_, size, first_seq):
         self.path = path
         self.fd = fd
         self.map = map_
         self.size = size
+        self.first_seq = first_seq  # the seq its first record gets
 
 
 class SegmentManager:
@@ -106,20 +107,22 @@ class SegmentManager:
 
     # --- called by the writer ------------------------------------------------------------
 
-    def rotate(self, used: int, need: int):
-        """Seal the active segment at ``used`` bytes and open one with ``need`` bytes free.
+    def rotate(self, used: int, need: int, last_seq: int):
+        """Seal the active segment at ``used`` bytes (its last record numbered ``last_seq``)
+        and open one with ``need`` bytes free.
 
         Returns (mmap, start, end, fd).  Raises JournalFullError if the quota or the disk
         cannot take a new segment; the active segment is then still sealed and readable.
         """
-        self.seal(used)
+        self.seal(used, last_seq)
         _faults.point("segment.rotate")  # sealed; the next one not yet there
         size = max(self.segment_size, fmt.SEGMENT_HEADER_SIZE + need)
         self._check_quota(size)
-        self.active = seg = self._create(size)
+        self.active = seg = self._create(size, last_seq + 1)
         return seg.map, fmt.SEGMENT_HEADER_SIZE, size, seg.fd
 
-    def seal(self, used: int) -> None:
+    def seal(self, used: int, last_seq: int) -> None:
+        """Seal the active segment at ``used`` bytes; ``last_seq`` is the writer's last seq."""
         seg, self.active = self.active, None
         if seg is None:
             return
@@ -157,7 +160,7 @@ class SegmentManager:
                 f"Upload or purge sealed segments, or raise max_bytes",
             )
 
-    def _create(self, size: int) -> ActiveSegment:
+    def _create(self, size: int, first_seq: int) -> ActiveSegment:
         # Built under a temporary name and renamed to .open only once it is locked and has
         # its header: a recovering process never sees an unlocked, header-less .open file.
         self.segment_no += 1
@@ -193,7 +196,7 @@ class SegmentManager:
             raise
         if self.durable:
             fsync_dir(self.directory)
-        return ActiveSegment(path, fd, m, size)
+        return ActiveSegment(path, fd, m, size, first_seq)
 
 
 def directory_bytes(directory: str) -> int:
