@@ -365,6 +365,12 @@ def damage(segments) -> dict[str, tuple[bytes, int]]:
     return originals
 
 
+def frames_of(data: bytes) -> dict[int, bytes]:
+    """{offset: frame bytes} of the frames of a segment that its lengths locate."""
+    return {offset: data[offset:offset + struct.unpack_from("<I", data, offset)[0]]
+            for offset in frame_offsets(data)}
+
+
 def frame_offsets(data: bytes) -> list[int]:
     offsets, pos = [], fmt.SEGMENT_HEADER_SIZE
     while pos + 4 <= len(data):
@@ -405,9 +411,16 @@ def test_verify_reports_damage_and_repair_cuts_it_keeping_the_originals(tmp_path
     result = run_cli(path, "verify", "--repair")
     assert result.returncode == 0, result.stdout
     assert b"after the repair the journal is sound" in result.stdout
+    holes = {}
     for name, (original, bad) in originals.items():
         assert (path / "damaged" / f"{name}.0.bin").read_bytes() == original  # whole, byte for byte
-        assert (path / name).read_bytes() == original[:bad]  # cut at the first bad frame
+        repaired = (path / name).read_bytes()
+        assert repaired[:bad] == original[:bad]  # cut at the first bad frame
+        holes[name] = [f[32] for f in frames_of(repaired).values()].count(fmt.OP_HOLE)
+    garbage, torn, flipped = originals
+    # a hole stands for the records the header counts past the cut; the garbage after a's
+    # last frame held none
+    assert holes == {garbage: 0, torn: 1, flipped: 1}
     assert run_cli(path, "verify").returncode == 0
     records = json_lines(run_cli(path, "log", "--json"))
     assert sum(r["container"] == "a" for r in records) == 50  # garbage tail: no record lost

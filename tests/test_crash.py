@@ -388,6 +388,11 @@ def popped(journal_dir, **kw):
         j.close()
 
 
+def records_text(first, last):
+    """How reports name a run of records."""
+    return f"1 record (seq {first})" if first == last else f"{last - first + 1} records (seq {first}-{last})"
+
+
 def flip_bit(path, offset, bit=0):
     with open(path, "r+b") as f:
         f.seek(offset)
@@ -422,10 +427,11 @@ def test_torn_tail_of_a_sealed_segment(tmp_path):
         assert len(problems) == 1, (cut, problems)
         (p,) = problems
         assert (p.segment, p.offset, p.live) == (seg.name, last_off, False), (cut, p)
+        lost = f"; 1 record (seq {len(values)}) unreadable from here"  # the header counts it
         if cut < 4:
-            assert p.reason == f"{cut} trailing bytes after the last frame"
+            assert p.reason == f"{cut} trailing bytes after the last frame{lost}"
         else:
-            assert p.reason == f"torn frame: {last_len} bytes announced, {cut} present"
+            assert p.reason == f"torn frame: {last_len} bytes announced, {cut} present{lost}"
 
         with sd.Journal(journal_dir) as j:
             assert j.recovered == []  # sealed segments are never rewritten
@@ -619,7 +625,8 @@ def test_bit_flip_in_a_frame_stops_the_segment_there(tmp_path, k, label, where):
 
     got, problems = popped(journal_dir)
     assert got == values[:k]  # the frames before k, then nothing (not even the sound ones after)
-    expected = sd.Problem(seg.name, off, "checksum mismatch (torn write or corruption)")
+    expected = sd.Problem(seg.name, off, f"checksum mismatch (torn write or corruption); "
+                                         f"{records_text(k + 1, len(values))} unreadable from here")
     assert problems == [expected]
     with sd.Journal(journal_dir) as j:
         it = j.records(on_error="raise")
@@ -656,7 +663,8 @@ def test_frames_swapped_between_segments_are_refused(tmp_path):
 
 def test_truncation_at_every_offset_of_the_last_records(tmp_path):
     """A sealed segment cut at each byte of its last three frames: the reader returns
-    exactly the frames before the cut, and reports the cut (except at a frame boundary)."""
+    exactly the frames before the cut, and reports the cut, at a frame boundary too (the
+    header counts the records)."""
     src = tmp_path / "src"
     values = make_sealed_journal(src)
     (seg,) = segments(src)
@@ -671,8 +679,11 @@ def test_truncation_at_every_offset_of_the_last_records(tmp_path):
         whole = sum(1 for off, n in frames if off + n <= cut)
         got, problems = popped(journal_dir)
         assert got == values[:whole], cut
-        at_boundary = any(off == cut for off, _ in frames) or cut == len(data)
-        assert (problems == []) == at_boundary, (cut, problems)
+        assert (problems == []) == (cut == len(data)), (cut, problems)
+        if cut < len(data):
+            (problem,) = problems
+            assert problem.offset == max(off for off, _ in frames if off <= cut), cut
+            assert f"{records_text(whole + 1, len(values))}" in problem.reason, (cut, problem)
 
 
 def test_every_single_bit_flip_of_a_pickled_record_is_refused_before_unpickling(tmp_path, monkeypatch):

@@ -16,7 +16,8 @@ import time
 import pytest
 
 import safe_data
-from safe_data import SafeList
+from safe_data import SafeList, _impl
+from safe_data.journal import format as fmt
 from safe_data.upload import uploader as uploader_module
 from safe_data.upload.sinks import (DirectorySink, HttpSink, RejectedError, Sink, TransientError,
                                     decompress_segment, parse_retry_after)
@@ -678,7 +679,9 @@ def test_real_backup_server_idempotent_and_conflict(journal, tmp_path, backup_se
             await sink.put(segment_id, body, sha)
             await sink.put(segment_id, body, sha)  # again: acknowledged
             first_frame = int.from_bytes(raw[64:68], "little")
-            forged = raw[:64 + first_frame]  # a valid segment too: its first frame only
+            # a valid segment too: its first frame only, and a header counting just that one
+            header = fmt.counted_header(_impl.crc32c, raw[:64], 1, 1)
+            forged = header + raw[64:64 + first_frame]
             assert forged != raw
             with pytest.raises(RejectedError, match="409"):
                 await sink.put(segment_id, zstandard.ZstdCompressor().compress(forged),

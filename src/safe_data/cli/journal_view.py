@@ -130,8 +130,7 @@ def _summarize(view: SegmentView, key, decode: bool, advance) -> SegmentSummary:
         if summary.records % 4096 == 0:
             advance(frame.offset - reported)
             reported = frame.offset
-    if view.problem is not None:
-        summary.problems.append(view.problem)
+    summary.problems.extend(view.problems)
     advance(summary.size - reported)
     return summary
 

@@ -2,8 +2,8 @@
 
 Opening a journal takes each ``.open`` segment whose lock it can get (its writer died),
 keeps the frames that verify, copies any non-zero bytes after them to ``damaged/``,
-truncates it and renames it to ``.seg``.  Recovery never destroys a byte it could not
-read, and never appends to a recovered segment.
+truncates it, states in its header what it holds and renames it to ``.seg``.  Recovery
+never destroys a byte it could not read, and never appends to a recovered segment.
 """
 
 from __future__ import annotations
@@ -14,42 +14,39 @@ import os
 import time
 
 from . import format as fmt
-from .reader import Problem, is_zero, scan_frames, segment_paths
-from .segments import NEW_SUFFIX, STALE_NEW_SECONDS, fsync_dir
+from .reader import Problem, is_zero, scan_frames, scan_to_end, segment_paths
+from .segments import NEW_SUFFIX, STALE_NEW_SECONDS, fsync_dir, state_counts
 
 DAMAGED_DIR = "damaged"
 
 
 def recover_dead_segments(directory: str, crc32c, durable: bool) -> list[Problem]:
-    """Seal every ``.open`` segment whose writer died; return what had to be set aside.
-
-    Valid frames are kept; any non-zero bytes after them are copied to ``damaged/`` before
-    the segment is truncated, so recovery never destroys a byte it could not read.
-    """
+    """Seal every ``.open`` segment whose writer died; return what had to be set aside."""
     problems = []
     _remove_stale_new_files(directory)
     for path in segment_paths(directory):
-        if not path.endswith(fmt.OPEN_SUFFIX):
-            continue
-        try:
-            fd = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
-            continue
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # its writer is alive
-            if not os.path.exists(path):  # sealed by its writer while we waited
-                continue
-            problem = _recover_one(directory, path, fd, crc32c, durable)
-            if problem is not None:
-                problems.append(problem)
-        finally:
-            os.close(fd)
+        if path.endswith(fmt.OPEN_SUFFIX):
+            problems.extend(_recover_if_dead(directory, path, crc32c, durable))
     if problems or durable:
         fsync_dir(directory)
     return problems
+
+
+def _recover_if_dead(directory: str, path: str, crc32c, durable: bool) -> list[Problem]:
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return []
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return []  # its writer is alive
+        if not os.path.exists(path):  # sealed by its writer while we waited
+            return []
+        return _recover_one(directory, path, fd, crc32c, durable)
+    finally:
+        os.close(fd)
 
 
 def _remove_stale_new_files(directory: str) -> None:
@@ -73,7 +70,7 @@ def _remove_stale_new_files(directory: str) -> None:
             os.close(fd)
 
 
-def _recover_one(directory, path, fd, crc32c, durable):
+def _recover_one(directory, path, fd, crc32c, durable) -> list[Problem]:
     name = os.path.basename(path)
     size = os.fstat(fd).st_size
     data = mmap.mmap(fd, size, prot=mmap.PROT_READ) if size else b""
@@ -81,37 +78,41 @@ def _recover_one(directory, path, fd, crc32c, durable):
         try:
             fmt.unpack_segment_header(crc32c, data)
         except ValueError as exc:
-            if is_zero(data, 0):  # died before writing its header: nothing to keep
-                os.unlink(path)
-                return None
-            _set_aside(directory, name, 0, data[:])
-            os.unlink(path)
-            return Problem(name, 0, f"{exc}; moved to damaged/")
-        scan = scan_frames(data, crc32c, name, sealed=False)
-        while True:
-            try:
-                next(scan)
-            except StopIteration as stop:
-                end, problem = stop.value
-                break
-        tail = bytes(data[end:]).rstrip(b"\0")
+            return _remove_headerless(directory, path, data, exc)
+        scan = scan_to_end(scan_frames(data, crc32c, name, sealed=False))
+        tail = bytes(data[scan.end:]).rstrip(b"\0")
     finally:
         if size:
             data.close()
+    problems = []
     if tail:
-        saved = _set_aside(directory, name, end, tail)
-        problem = Problem(name, end, f"{problem.reason if problem else 'unreadable tail'}; "
-                                     f"{len(tail)} bytes saved to {saved}")
-    else:
-        problem = None
-    os.ftruncate(fd, end)
+        saved = _set_aside(directory, name, scan.end, tail)
+        reason = scan.stopped.reason if scan.stopped else "unreadable tail"
+        problems.append(Problem(name, scan.end, f"{reason}; {len(tail)} bytes saved to {saved}"))
+    os.ftruncate(fd, scan.end)
+    if scan.last_seq is not None:  # a segment without records states nothing
+        state_counts(fd, crc32c, scan.last_seq - scan.first_seq + 1, scan.last_seq)
     if durable:
         os.fsync(fd)
     os.rename(path, path[: -len(fmt.OPEN_SUFFIX)] + fmt.SEALED_SUFFIX)
-    return problem
+    return problems
 
 
-def _set_aside(directory, name, offset, data) -> str:
+def _remove_headerless(directory: str, path: str, data, exc: ValueError) -> list[Problem]:
+    """A file without a valid header: removed if it is all zeros (its writer died before
+    any of it reached the disk), else moved to damaged/ whole."""
+    name = os.path.basename(path)
+    if is_zero(data, 0):
+        os.unlink(path)
+        return []
+    _set_aside(directory, name, 0, data[:])
+    os.unlink(path)
+    return [Problem(name, 0, f"{exc}; moved to damaged/")]
+
+
+def _set_aside(directory: str, name: str, offset: int, data) -> str:
+    """Save ``data`` (bytes of segment ``name`` from ``offset``) to damaged/, durably;
+    return its path relative to ``directory``."""
     damaged = os.path.join(directory, DAMAGED_DIR)
     os.makedirs(damaged, mode=0o700, exist_ok=True)
     target = os.path.join(damaged, f"{name}.{offset}.bin")

@@ -1,10 +1,13 @@
 """Repairing a damaged journal: cut what cannot be read off its segments, keep a copy.
 
 A sealed segment is immutable and readers map it, so a repair never changes one in
-place: the whole original is first copied to ``damaged/``, then a file holding only the
-frames that verify replaces it by an atomic rename.  A reader that has the old file
-mapped keeps reading the old bytes (truncating in place could kill it with SIGBUS), and
-a crash at any step leaves either the original or the repaired segment, never neither.
+place: the whole original is first copied to ``damaged/``, then a file holding the frames
+that verify replaces it by an atomic rename.  Where it cut records its header counts it
+holds a *hole* (docs/format.md): a frame that numbers the records lost there and names
+the copy that keeps their bytes, so the segment still accounts for every record its
+header counts and verify reports it sound.  A reader that has the old file mapped keeps
+reading the old bytes (truncating in place could kill it with SIGBUS), and a crash at any
+step leaves either the original or the repaired segment, never neither.
 
 ``.open`` segments of dead writers get the journal's own recovery (see
 :func:`.recovery.recover_dead_segments`); those of live writers are never touched.
@@ -15,12 +18,15 @@ from __future__ import annotations
 import mmap
 import os
 import shutil
+import time
 
 from .. import _impl
 from . import format as fmt
-from .reader import Problem, scan_frames
+from .codec import encode_value
+from .reader import Scan, records_text, scan_frames, shortfall
 from .recovery import DAMAGED_DIR, recover_dead_segments
-from .segments import NEW_SUFFIX, fsync_dir
+from .segments import NEW_SUFFIX, fsync_dir, write_all
+
 _CHUNK = 1 << 20
 
 
@@ -44,7 +50,8 @@ def repair(directory: str, problems) -> list[str]:
     Notes
     -----
     * A sealed segment with a damaged tail keeps its frames up to the first one that
-      fails; the frames after that point are in the saved copy only.
+      fails, and a hole for the records its header counts past it; the frames after that
+      point are in the saved copy only.
     * A sealed segment whose header is unreadable is moved to ``damaged/`` whole.
     * A segment whose frames all verify but do not decode (an unknown operation written
       by a newer version, say) is left alone: there is nothing torn to cut.
@@ -78,32 +85,96 @@ def _repair_sealed(directory: str, name: str) -> str | None:
                                    if size else b"")
         try:
             try:
-                fmt.unpack_segment_header(_impl.crc32c, data)
+                header = fmt.unpack_segment_header(_impl.crc32c, data)
             except ValueError as exc:
-                saved = _save_copy(directory, name, source)
-                os.unlink(path)
-                fsync_dir(directory)
-                return f"{name}: {exc}; the whole segment was moved to {saved}"
-            end, problem = _valid_end(data, name)
+                return _set_aside_unreadable(directory, name, source, str(exc))
+            extents, scan = _readable(data, name, header)
+            if not scan.problems:
+                return None
+            saved = _save_copy(directory, name, source)
+            pieces = _rebuilt(data, header, extents, scan, saved)
         finally:
             if isinstance(data, mmap.mmap):
                 data.close()
-        if problem is None:
-            return None
-        saved = _save_copy(directory, name, source)
-        _replace_with_prefix(directory, path, source, end)
-    return (f"{name}: cut {size - end} bytes from byte {end} ({problem.reason}); "
-            f"the original was saved to {saved}")
+        _replace(directory, path, source, pieces)
+    return f"{name}: {_describe(scan, header, size)}; the original was saved to {saved}"
 
 
-def _valid_end(data, name: str) -> tuple[int, Problem | None]:
-    """(end of the last frame that verifies, the problem that stopped the scan or None)."""
-    scan = scan_frames(data, _impl.crc32c, name, sealed=True)
+def _set_aside_unreadable(directory: str, name: str, source, why: str) -> str:
+    """Move a segment whose header does not verify to damaged/."""
+    saved = _save_copy(directory, name, source)
+    os.unlink(os.path.join(directory, name))
+    fsync_dir(directory)
+    return f"{name}: {why}; the whole segment was moved to {saved}"
+
+
+def _readable(data, name: str, header: fmt.SegmentHeader) -> tuple[list, Scan]:
+    """([(offset, length)] of the frames that verify, the Scan)."""
+    extents = []
+    frames = scan_frames(data, _impl.crc32c, name, sealed=True, first_seq=header.first_seq)
     while True:
         try:
-            next(scan)
+            frame = next(frames)
         except StopIteration as stop:
-            return stop.value
+            return extents, stop.value
+        extents.append((frame.offset, fmt.FRAME_HEADER_SIZE + len(frame.name) + len(frame.payload)))
+
+
+def _rebuilt(data, header: fmt.SegmentHeader, extents, scan: Scan, saved: str) -> list:
+    """The repaired segment, as pieces: (offset, length) of the original to copy, or the
+    bytes of a new hole.  The header, then in their order the frames that verify and the
+    holes already there, and a hole for a damaged tail whose records are not all
+    accounted for."""
+    now = time.time_ns()
+    placed = extents + [(h.offset, h.length) for h in scan.holes]
+    tail = _tail_hole(header, scan, len(data), now, saved)
+    if tail is not None:
+        placed.append((scan.end, tail))
+    pieces: list = [(0, fmt.SEGMENT_HEADER_SIZE)]
+    for offset, piece in sorted(placed, key=lambda p: p[0]):
+        last = pieces[-1]
+        if isinstance(piece, int) and isinstance(last, tuple) and sum(last) == offset:
+            pieces[-1] = (last[0], last[1] + piece)  # contiguous frames: one copy
+        else:
+            pieces.append((offset, piece) if isinstance(piece, int) else piece)
+    return pieces
+
+
+def _tail_hole(header: fmt.SegmentHeader, scan: Scan, size: int, now: int, saved: str):
+    """The hole for the records lost in a damaged tail, or None when there are none (or
+    nothing tells which: a segment without counts and without a readable frame)."""
+    if scan.stopped is None:
+        return None
+    missing = shortfall(header, scan)
+    if header.counted:
+        if missing is None:
+            return None
+        seq, span = missing[0], missing[1] - missing[0] + 1
+    elif scan.next_seq is not None:
+        seq, span = scan.next_seq, 0  # how many were lost is not known
+    else:
+        return None
+    return _hole(seq, span, now, saved, scan.end, size - scan.end, scan.stopped.reason)
+
+
+def _hole(seq: int, span: int, time_ns: int, saved: str, offset: int, length: int,
+          reason: str) -> bytes:
+    """A hole frame (docs/format.md): it stands for ``span`` records from ``seq``, whose
+    bytes are at ``offset`` (``length`` bytes) of the copy ``saved``."""
+    payload = bytearray()
+    encode_value(payload, span, b"")
+    encode_value(payload, {"file": saved, "offset": offset, "bytes": length, "reason": reason}, b"")
+    frame_len = fmt.FRAME_HEADER_SIZE + len(payload)
+    head = fmt.FRAME_HEADER.pack(frame_len, 0, seq, time_ns, 0, fmt.OP_HOLE, 0, 0)
+    crc = _impl.crc32c(head[8:] + payload)
+    return fmt.FRAME_HEADER.pack(frame_len, crc, seq, time_ns, 0, fmt.OP_HOLE, 0, 0) + payload
+
+
+def _describe(scan: Scan, header: fmt.SegmentHeader, size: int) -> str:
+    """What the repair did to a segment, for its report."""
+    missing = shortfall(header, scan)
+    lost = f", {records_text(*missing)}" if missing else ""
+    return f"cut {size - scan.end} bytes from byte {scan.end}{lost} ({scan.stopped.reason})"
 
 
 def _save_copy(directory: str, name: str, source) -> str:
@@ -132,22 +203,31 @@ def _exclusive_file(directory: str, stem: str, suffix: str) -> tuple[int, str]:
             n += 1
 
 
-def _replace_with_prefix(directory: str, path: str, source, end: int) -> None:
-    """Atomically replace ``path`` by its first ``end`` bytes."""
+def _replace(directory: str, path: str, source, pieces) -> None:
+    """Atomically replace ``path`` by ``pieces``: (offset, length) ranges of ``source``
+    and bytes."""
     # The .new suffix is the journal's own for files being built: should we crash before
     # the rename, recovery removes the leftover once it is stale.
     building = path + NEW_SUFFIX
     fd = os.open(building, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        source.seek(0)
-        remaining = end
-        while remaining:
-            chunk = source.read(min(_CHUNK, remaining))
-            if not chunk:
-                raise OSError(f"{path} shrank while it was being repaired")
-            out.write(chunk)
-            remaining -= len(chunk)
-        out.flush()
-        os.fsync(out.fileno())
+    try:
+        for piece in pieces:
+            if isinstance(piece, tuple):
+                _copy_range(source, fd, *piece)
+            else:
+                write_all(fd, piece)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     os.rename(building, path)
     fsync_dir(directory)
+
+
+def _copy_range(source, fd: int, offset: int, length: int) -> None:
+    source.seek(offset)
+    while length:
+        chunk = source.read(min(_CHUNK, length))
+        if not chunk:
+            raise OSError(f"{source.name} shrank while it was being repaired")
+        write_all(fd, chunk)
+        length -= len(chunk)

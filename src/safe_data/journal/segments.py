@@ -5,7 +5,8 @@ Life of a segment (see docs/format.md, "Segment lifecycle")::
     create  <writer>-<no>.open  O_EXCL, mode 0600, flock(LOCK_EX) held while it is written
     preallocate with posix_fallocate: a full disk is ENOSPC here, never SIGBUS later
     write the header, mmap it MAP_SHARED; the writer appends frames into the mapping
-    seal    unmap, truncate to the bytes used, fsync (batch/fsync modes), rename to .seg
+    seal    unmap, truncate to the bytes used, state in the header how many records it
+            holds and the seq of the last, fsync (batch/fsync modes), rename to .seg
 
 A process killed while writing leaves an ``.open`` file whose flock died with it; the
 next process that opens the journal recovers it: it keeps the valid frames, saves any
@@ -129,6 +130,7 @@ class SegmentManager:
         seg.map.close()
         _faults.point("segment.seal")
         os.ftruncate(seg.fd, used)
+        state_counts(seg.fd, self._crc32c, last_seq - seg.first_seq + 1, last_seq)
         if self.durable:
             os.fsync(seg.fd)
         _faults.point("segment.rename")
@@ -164,7 +166,7 @@ class SegmentManager:
         # Built under a temporary name and renamed to .open only once it is locked and has
         # its header: a recovering process never sees an unlocked, header-less .open file.
         self.segment_no += 1
-        stem = os.path.join(self.directory, f"{self.writer_id:016x}-{self.segment_no:06d}")
+        stem = os.path.join(self.directory, fmt.segment_id(self.writer_id, self.segment_no))
         building, path = stem + NEW_SUFFIX, stem + fmt.OPEN_SUFFIX
         fd = os.open(building, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
@@ -197,6 +199,14 @@ class SegmentManager:
         if self.durable:
             fsync_dir(self.directory)
         return ActiveSegment(path, fd, m, size, first_seq)
+
+
+def state_counts(fd: int, crc32c, records: int, last_seq: int) -> None:
+    """Rewrite the header of the segment open at ``fd`` to state that it holds
+    ``records`` records, the last numbered ``last_seq`` (docs/format.md, revision 2): a
+    reader can then tell a sealed segment cut short at a frame boundary."""
+    header = os.pread(fd, fmt.SEGMENT_HEADER_SIZE, 0)
+    os.pwrite(fd, fmt.counted_header(crc32c, header, records, last_seq), 0)
 
 
 def directory_bytes(directory: str) -> int:
