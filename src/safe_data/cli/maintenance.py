@@ -35,8 +35,9 @@ def _acknowledged(directory: str) -> set:
 
 @click.command()
 @click.option("--repair", "fix", is_flag=True,
-              help="Cut damaged tails off sealed segments and seal dead writers' segments, "
-                   "after saving the originals in damaged/.")
+              help="Set the damaged records of sealed segments aside, keeping every readable "
+                   "one, and seal dead writers' segments, after saving the originals in "
+                   "damaged/.")
 @click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
 @click.pass_obj
 def verify(journal_path, fix, as_json) -> None:
@@ -89,8 +90,8 @@ def _report_check(found, repaired, remaining, segments: int, fix: bool) -> None:
     for line in repaired:
         click.echo(f"repaired {line}")
     if not fix:
-        click.echo("run `safe-data verify --repair` to cut damaged tails (the originals are "
-                   "kept in damaged/)")
+        click.echo("run `safe-data verify --repair` to set damaged records aside (the "
+                   "originals are kept in damaged/)")
     elif remaining:
         _print_table(columns, _problem_rows(remaining),
                      title=f"{_count(len(remaining), 'problem')} remaining")

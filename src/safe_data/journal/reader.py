@@ -1,12 +1,12 @@
 """Reading segments back: frame validation, records and problems.
 
 A reader trusts nothing it reads.  Every frame's length and CRC32C are checked before
-any byte of it is decoded; the first frame that fails ends the segment and is reported as
-a :class:`Problem` (segment, offset, reason), because after a bad length nothing that
-follows can be located reliably.  A sealed segment's header says how many records it
-holds, so one cut short at a frame boundary is reported too.  Values are decoded by
-:mod:`.codec`, which runs no code for builtin types and unpickles only MAC-verified
-pickles.
+any byte of it is decoded.  A frame that fails is reported as a :class:`Problem`
+(segment, offset, reason); it costs that frame only when the next frame proves where it
+ends, otherwise nothing that follows can be located reliably and the segment's frames end
+there.  A sealed segment's header says how many records it holds, so one cut short at a
+frame boundary is reported too.  Values are decoded by :mod:`.codec`, which runs no code
+for builtin types and unpickles only MAC-verified pickles.
 """
 
 from __future__ import annotations
@@ -94,13 +94,15 @@ class Hole(namedtuple("Hole", "offset length seq span saved")):
 class Scan:
     """What one pass over a segment's frames found (what :func:`scan_frames` returns).
 
-    ``end``: where the frames that could be located end; ``problems``: why the scan
-    stopped early (if it did: ``stopped``); ``holes``: the holes met; ``first_seq`` and
-    ``last_seq``: the seqs the frames and holes cover, consecutive (None: none);
-    ``open_ended``: the last hole stands for an unknown number of records.
+    ``end``: where the frames that could be located end; ``problems``: the frames
+    skipped, then why the scan stopped early (if it did: ``stopped``); ``skipped``:
+    (offset, length, seq) of each frame skipped; ``holes``: the holes met; ``first_seq``
+    and ``last_seq``: the seqs the frames, skipped frames and holes cover, consecutive
+    (None: none); ``open_ended``: the last hole stands for an unknown number of records.
     """
 
-    __slots__ = ("end", "problems", "stopped", "first_seq", "last_seq", "holes", "open_ended")
+    __slots__ = ("end", "problems", "stopped", "first_seq", "last_seq", "skipped", "holes",
+                 "open_ended")
 
     def __init__(self, start: int):
         self.end = start
@@ -108,6 +110,7 @@ class Scan:
         self.stopped: Problem | None = None
         self.first_seq: int | None = None
         self.last_seq: int | None = None
+        self.skipped: list[tuple[int, int, int]] = []
         self.holes: list[Hole] = []
         self.open_ended = False
 
@@ -134,9 +137,12 @@ def scan_frames(data, crc32c, segment: str, sealed: bool, start: int = fmt.SEGME
     follows the previous frame's (the first one's is ``first_seq``, when the header says
     it): one writer numbers its frames one by one into its active segment, so a sound
     frame copied from another segment (or another place of this one) is caught here too
-    (at the frame itself, or at the next one if it landed first).  The first frame that
-    fails ends the scan.  Holes (frames a repair wrote) are not yielded; they count for
-    the records they stand for.
+    (at the frame itself, or at the next one if it landed first).
+
+    A frame whose CRC fails costs that frame only when the next frame proves its length
+    right (see :func:`_resumes_at`): it is skipped and reported, and the scan goes on.
+    Otherwise nothing after it can be located reliably and the scan stops there.  Holes
+    (frames a repair wrote) are not yielded; they count for the records they stand for.
     """
     scan = Scan(start)
     expected = first_seq  # the seq the next frame must carry (None: any)
@@ -150,8 +156,17 @@ def scan_frames(data, crc32c, segment: str, sealed: bool, start: int = fmt.SEGME
                 scan.stop(Problem(segment, pos, reason))
             break
         if crc32c(data[pos + 8:pos + frame_len]) != _U32.unpack_from(data, pos + 4)[0]:
-            scan.stop(Problem(segment, pos, "checksum mismatch (torn write or corruption)"))
-            break
+            lost = expected if expected is not None else _claimed_seq(data, pos)
+            if not _resumes_at(data, pos + frame_len, crc32c, lost + 1):
+                scan.stop(Problem(segment, pos, "checksum mismatch (torn write or corruption)"))
+                break
+            scan.problems.append(Problem(segment, pos, f"checksum mismatch: record seq {lost} "
+                                                       f"({frame_len} bytes) skipped, the frames "
+                                                       f"after it verify"))
+            scan.skipped.append((pos, frame_len, lost))
+            first, expected = lost if first is None else first, lost + 1
+            pos += frame_len
+            continue
         _, _, seq, time_ns, thread, op, flags, name_len = fmt.FRAME_HEADER.unpack_from(data, pos)
         body = pos + fmt.FRAME_HEADER_SIZE
         if (seq != expected and expected is not None) or body + name_len > pos + frame_len \
@@ -210,6 +225,24 @@ def _why_no_frame(data, pos: int, sealed: bool) -> str | None:
     if frame_len < fmt.FRAME_HEADER_SIZE:
         return f"invalid frame length {frame_len}"
     return f"torn frame: {frame_len} bytes announced, {n - pos} present"
+
+
+def _claimed_seq(data, pos: int) -> int:
+    """The seq a frame whose CRC failed says it has (a hint: it may be the damaged field)."""
+    return fmt.FRAME_HEADER.unpack_from(data, pos)[2]
+
+
+def _resumes_at(data, pos: int, crc32c, seq: int) -> bool:
+    """Whether a sound frame numbered ``seq`` starts at ``pos``: its length is sane and
+    fits, and its CRC verifies.  Only then was the length of the failed frame before it
+    right, so skipping that one frame loses nothing else: a damaged length points into
+    the middle of some frame, where a header with the next seq and a matching CRC over
+    exactly its length does not occur by chance."""
+    frame_len = _frame_length(data, pos, len(data))
+    if frame_len is None:
+        return False
+    stored_crc, stored_seq = _U32.unpack_from(data, pos + 4)[0], _claimed_seq(data, pos)
+    return stored_seq == seq and crc32c(data[pos + 8:pos + frame_len]) == stored_crc
 
 
 def _out_of_place(scan: Scan, seq: int, expected: int | None) -> str:

@@ -21,7 +21,8 @@ DAMAGED_DIR = "damaged"
 
 
 def recover_dead_segments(directory: str, crc32c, durable: bool) -> list[Problem]:
-    """Seal every ``.open`` segment whose writer died; return what had to be set aside."""
+    """Seal every ``.open`` segment whose writer died; return what had to be set aside
+    or skipped."""
     problems = []
     _remove_stale_new_files(directory)
     for path in segment_paths(directory):
@@ -84,7 +85,7 @@ def _recover_one(directory, path, fd, crc32c, durable) -> list[Problem]:
     finally:
         if size:
             data.close()
-    problems = []
+    problems = [p for p in scan.problems if p is not scan.stopped]  # skipped frames stay
     if tail:
         saved = _set_aside(directory, name, scan.end, tail)
         reason = scan.stopped.reason if scan.stopped else "unreadable tail"

@@ -1,8 +1,8 @@
-"""Repairing a damaged journal: cut what cannot be read off its segments, keep a copy.
+"""Repairing a damaged journal: set aside what cannot be read, keep every record that can.
 
 A sealed segment is immutable and readers map it, so a repair never changes one in
-place: the whole original is first copied to ``damaged/``, then a file holding the frames
-that verify replaces it by an atomic rename.  Where it cut records its header counts it
+place: the whole original is first copied to ``damaged/``, then a file holding every
+frame that verifies replaces it by an atomic rename.  Where frames could not be read it
 holds a *hole* (docs/format.md): a frame that numbers the records lost there and names
 the copy that keeps their bytes, so the segment still accounts for every record its
 header counts and verify reports it sound.  A reader that has the old file mapped keeps
@@ -49,9 +49,9 @@ def repair(directory: str, problems) -> list[str]:
 
     Notes
     -----
-    * A sealed segment with a damaged tail keeps its frames up to the first one that
-      fails, and a hole for the records its header counts past it; the frames after that
-      point are in the saved copy only.
+    * A sealed segment keeps every frame that verifies: a frame skipped for a failed
+      checksum becomes a hole, and so does a damaged tail (the frames after a damaged
+      length cannot be located; they are in the saved copy only).
     * A sealed segment whose header is unreadable is moved to ``damaged/`` whole.
     * A segment whose frames all verify but do not decode (an unknown operation written
       by a newer version, say) is left alone: there is nothing torn to cut.
@@ -123,10 +123,13 @@ def _readable(data, name: str, header: fmt.SegmentHeader) -> tuple[list, Scan]:
 def _rebuilt(data, header: fmt.SegmentHeader, extents, scan: Scan, saved: str) -> list:
     """The repaired segment, as pieces: (offset, length) of the original to copy, or the
     bytes of a new hole.  The header, then in their order the frames that verify and the
-    holes already there, and a hole for a damaged tail whose records are not all
-    accounted for."""
+    holes already there, a hole for each frame skipped, and one for a damaged tail whose
+    records are not all accounted for."""
     now = time.time_ns()
+    reasons = {p.offset: p.reason for p in scan.problems}
     placed = extents + [(h.offset, h.length) for h in scan.holes]
+    placed += [(offset, _hole(seq, 1, now, saved, offset, length, reasons[offset]))
+               for offset, length, seq in scan.skipped]
     tail = _tail_hole(header, scan, len(data), now, saved)
     if tail is not None:
         placed.append((scan.end, tail))
@@ -172,9 +175,15 @@ def _hole(seq: int, span: int, time_ns: int, saved: str, offset: int, length: in
 
 def _describe(scan: Scan, header: fmt.SegmentHeader, size: int) -> str:
     """What the repair did to a segment, for its report."""
-    missing = shortfall(header, scan)
-    lost = f", {records_text(*missing)}" if missing else ""
-    return f"cut {size - scan.end} bytes from byte {scan.end}{lost} ({scan.stopped.reason})"
+    reasons = {p.offset: p.reason for p in scan.problems}
+    done = [f"set aside {records_text(seq, seq)} at byte {offset} ({reasons[offset]})"
+            for offset, _, seq in scan.skipped]
+    if scan.stopped is not None:
+        missing = shortfall(header, scan)
+        lost = f", {records_text(*missing)}" if missing else ""
+        done.append(f"cut {size - scan.end} bytes from byte {scan.end}{lost} "
+                    f"({scan.stopped.reason})")
+    return "; ".join(done)
 
 
 def _save_copy(directory: str, name: str, source) -> str:
