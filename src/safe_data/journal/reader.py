@@ -5,8 +5,9 @@ any byte of it is decoded.  A frame that fails is reported as a :class:`Problem`
 (segment, offset, reason); it costs that frame only when the next frame proves where it
 ends, otherwise nothing that follows can be located reliably and the segment's frames end
 there.  A sealed segment's header says how many records it holds, so one cut short at a
-frame boundary is reported too.  Values are decoded by :mod:`.codec`, which runs no code
-for builtin types and unpickles only MAC-verified pickles.
+frame boundary is reported too, and :mod:`.continuity` checks each writer's segments
+against one another.  Values are decoded by :mod:`.codec`, which runs no code for builtin
+types and unpickles only MAC-verified pickles.
 """
 
 from __future__ import annotations
@@ -352,9 +353,10 @@ class SegmentView:
         self.live = is_live(path)
         self._crc32c = crc32c
         with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            self.inode = (st.st_dev, st.st_ino)
             if self.sealed:  # immutable: map it
-                size = os.fstat(f.fileno()).st_size
-                self.data = mmap.mmap(f.fileno(), size, prot=mmap.PROT_READ) if size else b""
+                self.data = mmap.mmap(f.fileno(), st.st_size, prot=mmap.PROT_READ) if st.st_size else b""
             else:
                 # An .open segment may be sealed (truncated) by its writer at any moment;
                 # a mapping would then fault with SIGBUS.  Read a snapshot instead.
@@ -394,27 +396,48 @@ def _with_shortfall(header: fmt.SegmentHeader, scan: Scan, name: str) -> list[Pr
                                          f"{stop.reason}; {lost} unreadable from here")]
 
 
+def open_segment(path: str, crc32c) -> SegmentView | None:
+    """Map one segment; an ``.open`` one sealed meanwhile is read under its new name;
+    None if it is gone (purged or set aside meanwhile)."""
+    try:
+        return SegmentView(path, crc32c)
+    except (FileNotFoundError, IsADirectoryError):
+        if path.endswith(fmt.OPEN_SUFFIX):
+            return open_segment(path[: -len(fmt.OPEN_SUFFIX)] + fmt.SEALED_SUFFIX, crc32c)
+        return None
+
+
+def open_segments(directory: str, crc32c) -> list[SegmentView]:
+    """Every segment of ``directory``, each file once (a listing that raced with a
+    rename may name one file twice)."""
+    views, seen = [], set()
+    for path in segment_paths(directory):
+        view = open_segment(path, crc32c)
+        if view is not None and view.inode not in seen:
+            seen.add(view.inode)
+            views.append(view)
+    return views
+
+
 def read_records(directory: str, crc32c, key, *, container=None, since_ns=None, until_ns=None,
                  trust_pickles=False, report=None):
     """Records of every segment in ``directory``, merged by time (then writer, then seq).
 
     ``report(problem)`` is called for each problem found; a record that fails to decode is
-    reported and skipped, the rest of its segment is still read.
+    reported and skipped, the rest of its segment is still read.  Across each writer's
+    segments, what vanished, was cut short or appears twice is reported too
+    (:mod:`.continuity`); a segment that appears twice is read once.
     """
-    chains: dict[int, list[SegmentView]] = {}
-    for path in segment_paths(directory):
-        try:
-            view = SegmentView(path, crc32c)
-        except FileNotFoundError:  # sealed or recovered meanwhile: its .seg is listed next time
-            continue
-        if view.header is None:
-            if report and not view.live:
-                report(view.problems[0])
-            continue
-        chains.setdefault(view.header.writer_id, []).append(view)
+    from .continuity import ChainContext, Span, writer_chains  # (it imports this module)
+
+    views = open_segments(directory, crc32c)
+    chains, duplicated = writer_chains([v for v in views if v.header is not None])
+    context = ChainContext(directory)  # reads the ledger: after the segments were opened
+    if report:
+        for problem in unreadable_headers(views) + duplicated + context.ledger_problems:
+            report(problem)
 
     def chain(views):
-        views.sort(key=lambda v: v.header.segment_no)
         for view in views:
             for frame in view.frames():
                 if container is not None and frame.name != container:
@@ -432,11 +455,22 @@ def read_records(directory: str, crc32c, key, *, container=None, since_ns=None, 
                 for problem in view.problems:
                     if not problem.live:
                         report(problem)
+        if report:
+            spans = [Span.of(v.name, v.header, v.scan, v.live) for v in views]
+            for problem in context.problems(spans):
+                if not problem.live:
+                    report(problem)
 
     if container is not None:
         container = container.encode("utf-8")
     yield from heapq.merge(*(chain(v) for v in chains.values()),
                            key=lambda r: (r.time_ns, r.writer, r.seq))
+
+
+def unreadable_headers(views) -> list[Problem]:
+    """The problems of the segments whose header does not verify (live ones aside: a
+    writer may be between creating a file and writing its header)."""
+    return [view.problems[0] for view in views if view.header is None and not view.live]
 
 
 def verify_directory(directory: str, crc32c, key) -> list[Problem]:

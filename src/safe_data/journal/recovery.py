@@ -14,6 +14,7 @@ import os
 import time
 
 from . import format as fmt
+from . import ledger
 from .reader import Problem, is_zero, scan_frames, scan_to_end, segment_paths
 from .segments import NEW_SUFFIX, STALE_NEW_SECONDS, fsync_dir, state_counts
 
@@ -101,13 +102,16 @@ def _recover_one(directory, path, fd, crc32c, durable) -> list[Problem]:
 
 def _remove_headerless(directory: str, path: str, data, exc: ValueError) -> list[Problem]:
     """A file without a valid header: removed if it is all zeros (its writer died before
-    any of it reached the disk), else moved to damaged/ whole."""
+    any of it reached the disk), else moved to damaged/ whole; recorded in the ledger."""
     name = os.path.basename(path)
     if is_zero(data, 0):
-        os.unlink(path)
+        ledger.remove_segments(directory, [path], "recovered: all zeros, its writer died "
+                                                  "before any of it reached the disk",
+                               durable=False)
         return []
-    _set_aside(directory, name, 0, data[:])
-    os.unlink(path)
+    saved = _set_aside(directory, name, 0, data[:])
+    ledger.remove_segments(directory, [path], f"recovered: {exc}; moved to {saved}",
+                           durable=False)
     return [Problem(name, 0, f"{exc}; moved to damaged/")]
 
 

@@ -22,6 +22,7 @@ import time
 
 from .. import _impl
 from . import format as fmt
+from . import ledger
 from .codec import encode_value
 from .reader import Scan, records_text, scan_frames, shortfall
 from .recovery import DAMAGED_DIR, recover_dead_segments
@@ -52,7 +53,9 @@ def repair(directory: str, problems) -> list[str]:
     * A sealed segment keeps every frame that verifies: a frame skipped for a failed
       checksum becomes a hole, and so does a damaged tail (the frames after a damaged
       length cannot be located; they are in the saved copy only).
-    * A sealed segment whose header is unreadable is moved to ``damaged/`` whole.
+    * A sealed segment whose header is unreadable, or that is a second copy of another
+      segment, is moved to ``damaged/`` whole (and recorded in the ledger).
+    * A segment that is missing cannot be repaired: it stays reported.
     * A segment whose frames all verify but do not decode (an unknown operation written
       by a newer version, say) is left alone: there is nothing torn to cut.
     * Dead writers' ``.open`` segments are recovered and sealed; live ones are skipped.
@@ -88,6 +91,8 @@ def _repair_sealed(directory: str, name: str) -> str | None:
                 header = fmt.unpack_segment_header(_impl.crc32c, data)
             except ValueError as exc:
                 return _set_aside_unreadable(directory, name, source, str(exc))
+            if _is_second_copy(directory, name, header, source):
+                return _set_aside_copy(directory, name, source, header)
             extents, scan = _readable(data, name, header)
             if not scan.problems:
                 return None
@@ -101,11 +106,35 @@ def _repair_sealed(directory: str, name: str) -> str | None:
 
 
 def _set_aside_unreadable(directory: str, name: str, source, why: str) -> str:
-    """Move a segment whose header does not verify to damaged/."""
+    """Move a segment whose header does not verify to damaged/, recorded in the ledger
+    (it leaves the journal: its records are readable only from the copy)."""
+    saved = _save_copy(directory, name, source)
+    ledger.remove_segments(directory, [os.path.join(directory, name)],
+                           f"repaired: {why}; moved to {saved}")
+    return f"{name}: {why}; the whole segment was moved to {saved}"
+
+
+def _set_aside_copy(directory: str, name: str, source, header: fmt.SegmentHeader) -> str:
+    """Move a second copy of a segment to damaged/; no ledger line: the segment has not
+    left the journal, its first copy is still there."""
     saved = _save_copy(directory, name, source)
     os.unlink(os.path.join(directory, name))
     fsync_dir(directory)
-    return f"{name}: {why}; the whole segment was moved to {saved}"
+    return (f"{name}: a second copy of {header.segment_id}{fmt.SEALED_SUFFIX}; it was moved "
+            f"to {saved}")
+
+
+def _is_second_copy(directory: str, name: str, header: fmt.SegmentHeader, source) -> bool:
+    """Whether another file, named as this segment's header says, holds the segment."""
+    own = header.segment_id + fmt.SEALED_SUFFIX
+    if name == own:
+        return False
+    try:
+        other = os.stat(os.path.join(directory, own))
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(source.fileno())
+    return (other.st_dev, other.st_ino) != (mine.st_dev, mine.st_ino)
 
 
 def _readable(data, name: str, header: fmt.SegmentHeader) -> tuple[list, Scan]:
