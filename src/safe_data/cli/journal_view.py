@@ -12,7 +12,8 @@ from .. import _impl
 from ..errors import CorruptRecordError
 from ..journal import format as fmt
 from ..journal.continuity import ChainContext, Span, writer_chains
-from ..journal.journal import KEY_FILE, KEY_SIZE, default_path, read_key_file
+from ..journal.journal import default_path
+from ..journal.keyfile import read_key
 from ..journal.reader import Problem, SegmentView, decode_frame, open_segment, segment_paths
 from .exits import EXIT_NOT_FOUND, Failure
 from .output import _progress
@@ -26,14 +27,7 @@ def _journal_dir(journal_path: str | None) -> str:
     return path
 
 
-def _read_key(directory: str) -> bytes | None:
-    """The journal's MAC key, or None (its pickles then read as UnverifiedPickle); a key
-    that could have been planted is refused (SafeDataError, see ``read_key_file``)."""
-    try:
-        key = read_key_file(os.path.join(directory, KEY_FILE))
-    except FileNotFoundError:
-        return None
-    return key if len(key) == KEY_SIZE else None
+_read_key = read_key  # the journal's MAC key for reading, or None (see keyfile.read_key)
 
 
 def _open_view(path: str) -> SegmentView | None:

@@ -46,7 +46,9 @@ def restore(journal_path, name, at, only_discarded, out_format, output, partial)
     directory = _journal_dir(journal_path)
     with warnings.catch_warnings():
         warnings.showwarning = lambda message, *args, **kwargs: _warn(str(message))
-        with safe_data.Journal(directory) as journal, _progress(f"reading {name}", None):
+        # read-only: restore changes nothing (no key created, no segment recovered)
+        with safe_data.Journal(directory, readonly=True) as journal, \
+                _progress(f"reading {name}", None):
             if next(journal.records(name, on_error="ignore"), None) is None:
                 raise Failure(f"no records of container {name!r} in {directory}", EXIT_NOT_FOUND)
             if only_discarded:
