@@ -3,22 +3,27 @@
 Opening a journal takes each ``.open`` segment whose lock it can get (its writer died),
 keeps the frames that verify, copies any non-zero bytes after them to ``damaged/``,
 truncates it, states in its header what it holds and renames it to ``.seg``.  Recovery
-never destroys a byte it could not read, and never appends to a recovered segment.
+never destroys a byte it could not read, and never appends to a recovered segment.  A
+full disk stops it before anything changes (:class:`~safe_data.errors.JournalFullError`):
+the segment stays as it was, for the next open once space is freed.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import mmap
 import os
 import time
 
+from ..errors import JournalFullError
 from . import format as fmt
 from . import ledger
 from .reader import Problem, is_zero, scan_frames, scan_to_end, segment_paths
 from .segments import NEW_SUFFIX, STALE_NEW_SECONDS, fsync_dir, state_counts
 
 DAMAGED_DIR = "damaged"
+_ENOSPC = (errno.ENOSPC, errno.EDQUOT)
 
 
 def recover_dead_segments(directory: str, crc32c, durable: bool) -> list[Problem]:
@@ -46,7 +51,16 @@ def _recover_if_dead(directory: str, path: str, crc32c, durable: bool) -> list[P
             return []  # its writer is alive
         if not os.path.exists(path):  # sealed by its writer while we waited
             return []
-        return _recover_one(directory, path, fd, crc32c, durable)
+        try:
+            return _recover_one(directory, path, fd, crc32c, durable)
+        except OSError as exc:
+            if exc.errno in _ENOSPC:
+                raise JournalFullError(
+                    exc.errno, f"no space left in {directory} to recover "
+                               f"{os.path.basename(path)}, a segment a process that died left "
+                               f"open; it was left as it was, nothing is lost. Free some space "
+                               f"and open the journal again") from exc
+            raise
     finally:
         os.close(fd)
 
@@ -117,12 +131,19 @@ def _remove_headerless(directory: str, path: str, data, exc: ValueError) -> list
 
 def _set_aside(directory: str, name: str, offset: int, data) -> str:
     """Save ``data`` (bytes of segment ``name`` from ``offset``) to damaged/, durably;
-    return its path relative to ``directory``."""
+    return its path relative to ``directory``.  On failure nothing is left behind."""
     damaged = os.path.join(directory, DAMAGED_DIR)
     os.makedirs(damaged, mode=0o700, exist_ok=True)
     target = os.path.join(damaged, f"{name}.{offset}.bin")
-    with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        try:
+            os.unlink(target)
+        except FileNotFoundError:
+            pass
+        raise
     return os.path.relpath(target, directory)
