@@ -572,6 +572,42 @@ def test_cli_file_versions_and_restore_file(path, tmp_path, journal):
     assert invoke(journal, "restore-file", path, "--version", "1", "--at", "1h").exit_code == 2
 
 
+def test_cli_file_commands_on_forged_records_warn_and_keep_the_versions(path, tmp_path):
+    """Records that say they replaced the file but do not hold a content (written by
+    something else than a store: forged) are reported and left out, never a traceback;
+    the real versions still list and restore.  With only forged ones: exit 3."""
+    file = os.path.realpath(path)
+    with safe_data.Journal(tmp_path / "journal") as journal:
+        journal.record("file", "replace", file, key=file, values=[b"real"])
+        for forged in ("text", [], {"k": b"v"}, [1], [b"a", b"b"], None):
+            journal.record("file", "replace", file, key=file, values=forged)
+    with open(path, "wb") as f:
+        f.write(b"now")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "safe_data", "--journal", str(tmp_path / "journal"),
+                               *args], capture_output=True, text=True, timeout=60)
+
+    listing = run("file-versions", path, "--json")
+    assert listing.returncode == 0 and "Traceback" not in listing.stderr
+    assert [json.loads(line)["bytes"] for line in listing.stdout.splitlines()] == [4]
+    assert listing.stderr.count("holds no file content") == 6
+    out = run("restore-file", path, "--output", "-")
+    assert out.returncode == 0 and out.stdout == "real" and "Traceback" not in out.stderr
+    restored = run("restore-file", path)
+    assert restored.returncode == 0 and "Traceback" not in restored.stderr, restored.stderr
+    assert read(path) == "real"
+
+    only_forged = tmp_path / "forged-only"
+    with safe_data.Journal(only_forged) as journal:
+        journal.record("file", "replace", file, key=file, values="text")
+    for command in (["file-versions", path], ["restore-file", path], ["restore-file", path, "-o", "-"]):
+        proc = subprocess.run([sys.executable, "-m", "safe_data", "--journal", str(only_forged),
+                               *command], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 3 and "Traceback" not in proc.stderr, (command, proc.stderr)
+        assert "holds no file content" in proc.stderr and "no earlier version" in proc.stderr
+
+
 # --- docs and imports -------------------------------------------------------------------------
 
 

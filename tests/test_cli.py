@@ -365,6 +365,12 @@ def damage(segments) -> dict[str, tuple[bytes, int]]:
     return originals
 
 
+def frames_of(data: bytes) -> dict[int, bytes]:
+    """{offset: frame bytes} of the frames of a segment that its lengths locate."""
+    return {offset: data[offset:offset + struct.unpack_from("<I", data, offset)[0]]
+            for offset in frame_offsets(data)}
+
+
 def frame_offsets(data: bytes) -> list[int]:
     offsets, pos = [], fmt.SEGMENT_HEADER_SIZE
     while pos + 4 <= len(data):
@@ -399,19 +405,28 @@ def test_verify_reports_damage_and_repair_cuts_it_keeping_the_originals(tmp_path
     assert "3 problems in 3 segments" in plain and "checksum mismatch" in plain
     listed = run_cli(path, "log", "--json")  # damage is reported, what is readable still listed
     assert listed.returncode == 0 and listed.stderr.count(b"safe-data: warning: journal problem") == 3
-    assert len(json_lines(listed)) == 50 + 49 + 20
+    assert len(json_lines(listed)) == 50 + 49 + 49  # the flipped frame only is skipped
     assert json.loads(run_cli(path, "stats", "--json").stdout)["problems"] == 3
 
     result = run_cli(path, "verify", "--repair")
     assert result.returncode == 0, result.stdout
     assert b"after the repair the journal is sound" in result.stdout
+    holes = {}
     for name, (original, bad) in originals.items():
         assert (path / "damaged" / f"{name}.0.bin").read_bytes() == original  # whole, byte for byte
-        assert (path / name).read_bytes() == original[:bad]  # cut at the first bad frame
+        repaired = frames_of((path / name).read_bytes()).values()
+        kept = [f for f in repaired if f[32] != fmt.OP_HOLE]
+        holes[name] = len(repaired) - len(kept)
+        assert kept == [f for offset, f in frames_of(original).items() if offset != bad]
+    garbage, torn, flipped = originals
+    # a hole stands for each record lost (the torn last one, the flipped one); the garbage
+    # after a's last frame held none
+    assert holes == {garbage: 0, torn: 1, flipped: 1}
     assert run_cli(path, "verify").returncode == 0
     records = json_lines(run_cli(path, "log", "--json"))
     assert sum(r["container"] == "a" for r in records) == 50  # garbage tail: no record lost
     assert sum(r["container"] == "b" for r in records) == 49  # the torn frame is in damaged/
+    assert sum(r["container"] == "c" for r in records) == 49  # and so is the flipped one
 
 
 def test_an_intact_record_that_does_not_decode_is_reported_but_never_cut(tmp_path):

@@ -388,6 +388,11 @@ def popped(journal_dir, **kw):
         j.close()
 
 
+def records_text(first, last):
+    """How reports name a run of records."""
+    return f"1 record (seq {first})" if first == last else f"{last - first + 1} records (seq {first}-{last})"
+
+
 def flip_bit(path, offset, bit=0):
     with open(path, "r+b") as f:
         f.seek(offset)
@@ -422,10 +427,11 @@ def test_torn_tail_of_a_sealed_segment(tmp_path):
         assert len(problems) == 1, (cut, problems)
         (p,) = problems
         assert (p.segment, p.offset, p.live) == (seg.name, last_off, False), (cut, p)
+        lost = f"; 1 record (seq {len(values)}) unreadable from here"  # the header counts it
         if cut < 4:
-            assert p.reason == f"{cut} trailing bytes after the last frame"
+            assert p.reason == f"{cut} trailing bytes after the last frame{lost}"
         else:
-            assert p.reason == f"torn frame: {last_len} bytes announced, {cut} present"
+            assert p.reason == f"torn frame: {last_len} bytes announced, {cut} present{lost}"
 
         with sd.Journal(journal_dir) as j:
             assert j.recovered == []  # sealed segments are never rewritten
@@ -610,7 +616,11 @@ FLIPS = [("crc", 4), ("seq", 8), ("time", 17), ("thread", 24), ("op", 32), ("nam
 
 @pytest.mark.parametrize("label,where", FLIPS, ids=[f[0] for f in FLIPS])
 @pytest.mark.parametrize("k", [0, 4, 9])
-def test_bit_flip_in_a_frame_stops_the_segment_there(tmp_path, k, label, where):
+def test_bit_flip_in_a_frame_costs_that_record_only(tmp_path, k, label, where):
+    """A flipped bit anywhere but the length: the frame's CRC fails, the next frame
+    (seq + 2, its own CRC sound) proves the length right, so the reader skips that one
+    record, reports it and reads on.  The last frame has no next one to prove it: the
+    segment's frames end there (the header's count says one record is missing)."""
     journal_dir = tmp_path / "journal"
     values = make_sealed_journal(journal_dir)
     (seg,) = segments(journal_dir)
@@ -618,17 +628,82 @@ def test_bit_flip_in_a_frame_stops_the_segment_there(tmp_path, k, label, where):
     flip_bit(seg, off + (where if where >= 0 else n + where), bit=3)
 
     got, problems = popped(journal_dir)
-    assert got == values[:k]  # the frames before k, then nothing (not even the sound ones after)
-    expected = sd.Problem(seg.name, off, "checksum mismatch (torn write or corruption)")
+    assert got == values[:k] + values[k + 1:]  # every record but the damaged one
+    seq = k + 1
+    if k < len(values) - 1:
+        reason = f"checksum mismatch: record seq {seq} ({n} bytes) skipped, the frames after it verify"
+    else:
+        reason = f"checksum mismatch (torn write or corruption); 1 record (seq {seq}) unreadable from here"
+    expected = sd.Problem(seg.name, off, reason)
     assert problems == [expected]
     with sd.Journal(journal_dir) as j:
         it = j.records(on_error="raise")
         assert [next(it).values[0] for _ in range(k)] == values[:k]
         with pytest.raises(sd.CorruptSegmentError) as exc:
-            next(it)
+            list(it)
         assert exc.value.problem == expected
         with pytest.warns(sd.JournalWarning, match=f"{seg.name} at byte {off}: checksum mismatch"):
             list(j.records(on_error="warn"))
+
+
+def test_two_damaged_frames_in_a_row_stop_the_segment_at_the_first(tmp_path):
+    """The control of resynchronisation: a frame is skipped only when the next one proves
+    its length right.  With the next one damaged too, nothing proves it: the segment's
+    readable frames end at the first."""
+    journal_dir = tmp_path / "journal"
+    values = make_sealed_journal(journal_dir)
+    (seg,) = segments(journal_dir)
+    frames = parse_frames(seg)
+    for k in (3, 4):
+        off, n = frames[k]
+        flip_bit(seg, off + n - 1, bit=2)  # payloads only: both lengths are intact
+    got, problems = popped(journal_dir)
+    assert got == values[:3]
+    assert [(p.offset, p.reason) for p in problems] == [
+        (frames[3][0], f"checksum mismatch (torn write or corruption); "
+                       f"{records_text(4, len(values))} unreadable from here")]
+
+
+def test_repair_keeps_every_readable_record_and_a_hole_for_each_lost_one(tmp_path):
+    """verify --repair (the library's repair()) on a segment with a flipped bit in one
+    record, then on the repaired segment damaged again: every readable record stays, each
+    lost one has a hole naming the copy that keeps its bytes, and verify is clean."""
+    from safe_data import _impl
+    from safe_data.journal.reader import scan_frames, scan_to_end
+    from safe_data.journal.repair import repair
+
+    journal_dir = tmp_path / "journal"
+    values = make_sealed_journal(journal_dir, n=30)
+    (seg,) = segments(journal_dir)
+    off, n = parse_frames(seg)[7]
+    flip_bit(seg, off + n - 1)
+    damaged = seg.read_bytes()
+    with sd.Journal(journal_dir) as j:
+        done = repair(j.path, j.verify())
+        assert len(done) == 1 and "set aside 1 record (seq 8) at byte" in done[0]
+        assert j.verify() == []
+        assert [r.values[0] for r in j.records(on_error="raise")] == values[:7] + values[8:]
+    (copy,) = (journal_dir / "damaged").iterdir()
+    assert copy.read_bytes() == damaged  # the whole original
+    scan = scan_to_end(scan_frames(seg.read_bytes(), _impl.crc32c, seg.name, True))
+    assert [(h.offset, h.seq, h.span) for h in scan.holes] == [(off, 8, 1)]
+    assert scan.holes[0].saved == {"file": f"damaged/{copy.name}", "offset": off, "bytes": n,
+                                   "reason": scan.holes[0].saved["reason"]}
+
+    # damaged again, at a record after the hole and at the very last one (no next frame
+    # proves it: the tail is cut, and a hole stands for it)
+    frames = parse_frames(seg)
+    for k in (20, len(frames) - 1):
+        o, m = frames[k]
+        flip_bit(seg, o + m - 1)
+    with sd.Journal(journal_dir) as j:
+        assert len(repair(j.path, j.verify())) == 1
+        assert j.verify() == []
+        lost = {7, 20, len(values) - 1}
+        assert [r.values[0] for r in j.records(on_error="raise")] == \
+               [v for i, v in enumerate(values) if i not in lost]
+    assert [seg.read_bytes()[o + 32] == fmt.OP_HOLE for o, _ in parse_frames(seg)].count(True) == 3
+    assert len(list((journal_dir / "damaged").iterdir())) == 2  # each original kept
 
 
 def test_frames_swapped_between_segments_are_refused(tmp_path):
@@ -656,7 +731,8 @@ def test_frames_swapped_between_segments_are_refused(tmp_path):
 
 def test_truncation_at_every_offset_of_the_last_records(tmp_path):
     """A sealed segment cut at each byte of its last three frames: the reader returns
-    exactly the frames before the cut, and reports the cut (except at a frame boundary)."""
+    exactly the frames before the cut, and reports the cut, at a frame boundary too (the
+    header counts the records)."""
     src = tmp_path / "src"
     values = make_sealed_journal(src)
     (seg,) = segments(src)
@@ -671,8 +747,11 @@ def test_truncation_at_every_offset_of_the_last_records(tmp_path):
         whole = sum(1 for off, n in frames if off + n <= cut)
         got, problems = popped(journal_dir)
         assert got == values[:whole], cut
-        at_boundary = any(off == cut for off, _ in frames) or cut == len(data)
-        assert (problems == []) == at_boundary, (cut, problems)
+        assert (problems == []) == (cut == len(data)), (cut, problems)
+        if cut < len(data):
+            (problem,) = problems
+            assert problem.offset == max(off for off, _ in frames if off <= cut), cut
+            assert f"{records_text(whole + 1, len(values))}" in problem.reason, (cut, problem)
 
 
 def test_every_single_bit_flip_of_a_pickled_record_is_refused_before_unpickling(tmp_path, monkeypatch):

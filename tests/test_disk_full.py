@@ -18,6 +18,7 @@ import pytest
 
 import safe_data as sd
 from safe_data.journal import format as fmt
+from safe_data.journal.ledger import remove_segments
 
 SEGMENT = 64 * 1024
 
@@ -252,9 +253,10 @@ def test_quota_raises_journal_full_naming_the_quota(tmp_path):
         assert [r.values for r in j.records(on_error="raise")] == [[a] for a in acked]
         assert j.verify() == []
 
-        # purging a sealed segment (after uploading it, say) makes room again
+        # purging a sealed segment (after uploading it, say) makes room again; the
+        # ledger records it, so that it is not reported missing
         purged = {r.values[0] for r in j.records(on_error="raise") if r.segment == sealed[0].name}
-        sealed[0].unlink()
+        remove_segments(str(journal_dir), [str(sealed[0])], "uploaded")
         assert L.pop() == v
         left = [a for a in acked if a not in purged] + [v]
         assert [r.values[0] for r in j.records(on_error="raise")] == left
@@ -270,3 +272,54 @@ def test_quota_smaller_than_one_segment_refuses_the_first_discard(tmp_path):
             del D["k"]
         assert D == {"k": 1}
         assert list(j.records(on_error="raise")) == [] and j.verify() == []
+
+
+WRITER = r"""
+import sys, time, safe_data as sd
+journal = sd.Journal(sys.argv[1], segment_size=64 * 1024)
+items = sd.SafeList(range(10**6), name="items", journal=journal)
+for _ in range(int(sys.argv[2])):
+    print(items.pop(), flush=True)
+time.sleep(3600)  # killed here, its last segment open
+"""
+
+
+@pytest.mark.root
+def test_full_disk_during_recovery_is_journal_full_and_changes_nothing(tmp_path, small_tmpfs):
+    """Recovering a killed writer's segment must save the bytes after its frames to
+    damaged/ first; on a full disk that is JournalFullError (not a raw OSError), the
+    segment is left as it was, and the next open, with space again, recovers it all."""
+    journal_dir = small_tmpfs / "journal"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(journal_dir), "500"],
+                              stdout=subprocess.PIPE, text=True)
+    acked = [int(writer.stdout.readline()) for _ in range(500)]
+    writer.kill()  # SIGKILL
+    writer.wait()
+    writer.stdout.close()
+    (segment,) = journal_dir.glob("*" + fmt.OPEN_SUFFIX)
+    with open(segment, "r+b") as f:  # a page of garbage after the frames (a torn write)
+        f.seek(48 * 1024)
+        f.write(os.urandom(4096))
+    before = segment.read_bytes()
+    filler = small_tmpfs / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:  # fill the filesystem to the last block
+        while True:
+            os.write(fd, b"\xff" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+
+    with pytest.raises(sd.JournalFullError, match="no space left .* to recover") as exc:
+        sd.Journal(journal_dir)
+    assert exc.value.errno == errno.ENOSPC and "nothing is lost" in str(exc.value)
+    assert segment.read_bytes() == before  # left as it was, for the next open
+    assert not any((journal_dir / "damaged").glob("*"))  # no partial copy left behind
+
+    filler.unlink()
+    with pytest.warns(sd.JournalWarning, match="bytes saved to damaged/"):
+        journal = sd.Journal(journal_dir)
+    with journal:
+        assert [r.values[0] for r in journal.records(on_error="raise")] == acked
+        assert journal.verify() == []

@@ -103,7 +103,7 @@ def test_the_backup_server_and_pull_never_run_a_planted_pickle(planted, tmp_path
     proc = cli(pulled, "pull", str(tmp_path / "store"), "--namespace", "attacker")
     assert proc.returncode == 0, proc.stderr
     cli(pulled, "log")
-    with safe_data.Journal(pulled) as journal:  # its own new key: the pickle is not trusted
+    with safe_data.Journal(pulled, readonly=True) as journal:  # no key: the pickle is not trusted
         [record] = [r for r in journal.records() if r.container == "planted"]
         assert isinstance(record.values[0], safe_data.UnverifiedPickle)
     assert not canary.exists()

@@ -60,9 +60,9 @@ def test_a_journal_moved_without_its_key_needs_explicit_trust(tmp_path, journal)
     moved = tmp_path / "moved"
     shutil.copytree(journal.path, moved)
     os.unlink(moved / "key")
-    (rec,) = safe_data.Journal(moved).records()
+    (rec,) = safe_data.Journal(moved, readonly=True).records()
     assert isinstance(rec.values[0], UnverifiedPickle)
-    (rec,) = safe_data.Journal(moved, trust_pickles=True).records()
+    (rec,) = safe_data.Journal(moved, readonly=True, trust_pickles=True).records()
     assert rec.values == [Point(1)]
 
 
@@ -73,7 +73,7 @@ def test_plain_values_need_no_key(tmp_path, journal):
     moved = tmp_path / "moved"
     shutil.copytree(journal.path, moved)
     os.unlink(moved / "key")
-    (rec,) = safe_data.Journal(moved).records()
+    (rec,) = safe_data.Journal(moved, readonly=True).records()
     assert rec.values == [{"a": [1, "x"]}]
 
 

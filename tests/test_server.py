@@ -323,14 +323,21 @@ def test_upload_idempotency_list_get_metrics(tmp_path, segment):
 
 
 def _drop_last_frame(data: bytes) -> bytes:
-    from safe_data.journal.format import FRAME_HEADER, SEGMENT_HEADER_SIZE
+    """The segment without its last frame, its header counting one record fewer: a valid
+    sealed segment of the same writer (cutting the frame alone would not be one)."""
+    from safe_data import _impl
+    from safe_data.journal.format import (FRAME_HEADER, SEGMENT_HEADER_SIZE, counted_header,
+                                          unpack_segment_header)
 
     pos, last = SEGMENT_HEADER_SIZE, SEGMENT_HEADER_SIZE
     while pos < len(data):
         last = pos
         pos += FRAME_HEADER.unpack_from(data, pos)[0]
     assert last > SEGMENT_HEADER_SIZE
-    return data[:last]
+    header = unpack_segment_header(_impl.crc32c, data)
+    head = counted_header(_impl.crc32c, data[:SEGMENT_HEADER_SIZE], header.records - 1,
+                          header.last_seq - 1)
+    return head + data[SEGMENT_HEADER_SIZE:last]
 
 
 def test_invalid_bodies_are_refused(tmp_path, segment):

@@ -108,6 +108,19 @@ def test_push_and_pull_with_an_s3_bucket(tmp_path, seaweedfs):
     assert bad.returncode == 2 and "invalid prefix" in bad.stderr
 
 
+@pytest.mark.parametrize("command", ["push", "pull"])
+@pytest.mark.parametrize("namespace", ["../x", "a/b", ".hidden", "", "x" * 65])
+def test_a_namespace_that_could_escape_the_store_is_a_usage_error(tmp_path, command, namespace):
+    source = tmp_path / "source"
+    journal_with_records(source, ["a"])
+    before = sorted(os.listdir(source))
+    proc = cli("--journal", str(source), command, str(tmp_path / "store"), "--namespace", namespace,
+               check=False)
+    assert proc.returncode == 2 and "is not a namespace" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(os.listdir(source)) == before and not (tmp_path / "store").exists()
+
+
 def test_purge_deletes_acknowledged_segments_without_force(tmp_path):
     source = tmp_path / "source"
     journal_with_records(source, [1, 2])

@@ -13,6 +13,7 @@ from .errors import (
     JournalClosedError,
     JournalError,
     JournalFullError,
+    JournalReadOnlyError,
     RecordTooLargeError,
     ReentrantChangeError,
     SafeDataError,
@@ -44,7 +45,7 @@ def __getattr__(name):
 __all__ = [
     "EXTENSION", "CorruptRecordError", "CorruptSegmentError", "IncompleteHistoryError", "Journal",
     "JournalClosedError", "UndoError", "diff", "discarded", "history", "restore", "undo",
-    "JournalError", "JournalFullError", "JournalWarning", "Problem", "Record",
+    "JournalError", "JournalFullError", "JournalReadOnlyError", "JournalWarning", "Problem", "Record",
     "RecordTooLargeError", "ReentrantChangeError", "SafeDataError", "SafeDict", "SafeList", "SafeSet",
     "UnloadablePickle", "UnpicklableValueError", "UnverifiedPickle", "configure", "default_journal",
     "make_safe", "proxy", "SafeMappingProxy", "SafeSequenceProxy", "SafeDeque", "SafeOrderedDict",

@@ -913,7 +913,7 @@ cdef class RecordWriter:
                 raise JournalClosedError("the journal is closed; nothing was discarded")
             used = self._pos
             self._release_map()
-            m, start, end, fd = self._manager.rotate(used, need)
+            m, start, end, fd = self._manager.rotate(used, need, self._seq)
             PyObject_GetBuffer(m, &self._view, PyBUF_WRITABLE)
             self._has_view = True
             self._map = m
@@ -956,7 +956,7 @@ cdef class RecordWriter:
                 return
             used = self._pos
             self._release_map()
-            self._manager.seal(used)
+            self._manager.seal(used, self._seq)
 
     def close(self):
         with self._lock:
@@ -965,7 +965,7 @@ cdef class RecordWriter:
             self._closed = True
             used = self._pos
             self._release_map()
-            self._manager.seal(used)
+            self._manager.seal(used, self._seq)
 
     def after_fork_in_child(self):
         """A forked child must never write into its parent's segment."""

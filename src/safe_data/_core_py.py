@@ -146,7 +146,7 @@ class RecordWriter:
 
     def _rotate(self, need: int) -> None:
         used, self._map, self._pos, self._end, self._fd = self._pos, None, 0, 0, -1
-        self._map, self._pos, self._end, self._fd = self._manager.rotate(used, need)
+        self._map, self._pos, self._end, self._fd = self._manager.rotate(used, need, self._seq)
 
     def sync(self) -> None:
         """Make every record written so far durable (fdatasync of the active segment)."""
@@ -166,7 +166,7 @@ class RecordWriter:
             if self._closed or self._map is None:
                 return
             used, self._map, self._pos, self._end, self._fd = self._pos, None, 0, 0, -1
-            self._manager.seal(used)
+            self._manager.seal(used, self._seq)
 
     def close(self) -> None:
         with self._lock:
@@ -174,7 +174,7 @@ class RecordWriter:
                 return
             self._closed = True
             used, self._map, self._pos, self._end, self._fd = self._pos, None, 0, 0, -1
-            self._manager.seal(used)
+            self._manager.seal(used, self._seq)
 
     def after_fork_in_child(self) -> None:
         """A forked child must never write into its parent's segment."""

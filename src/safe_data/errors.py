@@ -23,6 +23,10 @@ class JournalClosedError(JournalError):
     """The journal was closed; containers bound to it can no longer discard."""
 
 
+class JournalReadOnlyError(JournalError):
+    """The journal was opened with ``readonly=True``; containers bound to it cannot discard."""
+
+
 class RecordTooLargeError(JournalError, ValueError):
     """One record would exceed the 4 GiB frame limit of the format."""
 

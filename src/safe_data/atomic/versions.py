@@ -8,11 +8,13 @@ records, oldest first.
 from __future__ import annotations
 
 import os
+import reprlib
+import warnings
 from collections import namedtuple
 from datetime import datetime, timezone
 
 from .. import _support
-from ..journal.journal import to_ns
+from ..journal.journal import JournalWarning, to_ns
 from .replace import replace_file
 
 
@@ -37,10 +39,28 @@ def versions(path, journal=None, *, name=None) -> list[FileVersion]:
     return versions_in(journal.records(file if name is None else name), file)
 
 
-def versions_in(records, file: str) -> list[FileVersion]:
-    """The versions of ``file`` (absolute, symlinks resolved) among ``records``."""
-    return [FileVersion(file, r.values[0], r.time_ns, r) for r in records
-            if r.kind == "file" and r.op == "replace" and r.key == file]
+def versions_in(records, file: str, report=None) -> list[FileVersion]:
+    """The versions of ``file`` (absolute, symlinks resolved) among ``records``.
+
+    A record that says it replaced ``file`` but does not hold one content (``[bytes]``:
+    forged, or written by something else) is no version: it is left out, and
+    ``report(message)`` says so (default: a JournalWarning).
+    """
+    found = []
+    for r in records:
+        if r.kind != "file" or r.op != "replace" or r.key != file:
+            continue
+        if type(r.values) is list and len(r.values) == 1 and type(r.values[0]) is bytes:
+            found.append(FileVersion(file, r.values[0], r.time_ns, r))
+        else:
+            (report or _warn)(f"the record at {r.segment}:{r.offset} (seq {r.seq}) says it replaced "
+                              f"{file} but holds no file content ({reprlib.repr(r.values)}); it is "
+                              f"not listed as a version")
+    return found
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, JournalWarning, stacklevel=3)
 
 
 def pick(found: list[FileVersion], file: str, version: int | None = None, at=None) -> FileVersion:

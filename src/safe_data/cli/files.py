@@ -16,7 +16,8 @@ from .exits import EXIT_NOT_FOUND, Failure
 from .journal_view import _journal_dir
 from .json_output import dumps
 from .listing import matching_records
-from .output import _human_bytes, _is_terminal, _iso, _print_table, _table_time, _writer_hex
+from .output import (_human_bytes, _is_terminal, _iso, _print_table, _table_time, _warn,
+                     _warnings_to_stderr, _writer_hex)
 from .params import TIME
 
 _NAME_HELP = "The store's name= if it was opened with one (default: the file's absolute path)."
@@ -71,7 +72,7 @@ def restore_file(journal_path, path, number, at, name, output) -> None:
         if output is not None:
             _write(pick(_versions(journal_path, path, name), path, index, at).content, output)
             return
-        with safe_data.Journal(_journal_dir(journal_path)) as journal:
+        with _warnings_to_stderr(), safe_data.Journal(_journal_dir(journal_path)) as journal:
             version = restore_version(path, index, at=at, journal=journal, name=name)
     except LookupError as exc:
         raise Failure(str(exc), EXIT_NOT_FOUND) from None
@@ -84,7 +85,7 @@ def _versions(journal_path, path: str, name: str | None):
     """The versions of PATH, read without opening the journal; exit 3 if there are none."""
     directory = _journal_dir(journal_path)
     file = os.path.realpath(path)
-    found = versions_in(matching_records(directory, containers=(name or file,)), file)
+    found = versions_in(matching_records(directory, containers=(name or file,)), file, _warn)
     if not found:
         raise Failure(f"the journal {directory} holds no earlier version of {file}", EXIT_NOT_FOUND)
     return found

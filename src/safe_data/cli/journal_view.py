@@ -11,8 +11,10 @@ import os
 from .. import _impl
 from ..errors import CorruptRecordError
 from ..journal import format as fmt
-from ..journal.journal import KEY_FILE, KEY_SIZE, default_path, read_key_file
-from ..journal.reader import Problem, SegmentView, decode_frame, segment_paths
+from ..journal.continuity import ChainContext, Span, writer_chains
+from ..journal.journal import default_path
+from ..journal.keyfile import read_key
+from ..journal.reader import Problem, SegmentView, decode_frame, open_segment, segment_paths
 from .exits import EXIT_NOT_FOUND, Failure
 from .output import _progress
 
@@ -25,24 +27,12 @@ def _journal_dir(journal_path: str | None) -> str:
     return path
 
 
-def _read_key(directory: str) -> bytes | None:
-    """The journal's MAC key, or None (its pickles then read as UnverifiedPickle); a key
-    that could have been planted is refused (SafeDataError, see ``read_key_file``)."""
-    try:
-        key = read_key_file(os.path.join(directory, KEY_FILE))
-    except FileNotFoundError:
-        return None
-    return key if len(key) == KEY_SIZE else None
+_read_key = read_key  # the journal's MAC key for reading, or None (see keyfile.read_key)
 
 
 def _open_view(path: str) -> SegmentView | None:
     """Map one segment; an ``.open`` one sealed meanwhile is read under its new name."""
-    try:
-        return SegmentView(path, _impl.crc32c)
-    except FileNotFoundError:
-        if path.endswith(fmt.OPEN_SUFFIX):
-            return _open_view(path[: -len(fmt.OPEN_SUFFIX)] + fmt.SEALED_SUFFIX)
-        return None  # purged meanwhile
+    return open_segment(path, _impl.crc32c)
 
 
 class SegmentSummary:
@@ -55,7 +45,9 @@ class SegmentSummary:
         self.live = view.live
         self.size = len(view.data)
         self.disk_bytes = disk_bytes
+        self.header = view.header
         self.created_ns = view.header.created_ns if view.header else 0
+        self.span: Span | None = None  # what its frames cover, once read
         self.records = 0
         self.record_bytes = 0
         #: container name (bytes) -> [records, bytes, oldest ns, newest ns]
@@ -130,10 +122,22 @@ def _summarize(view: SegmentView, key, decode: bool, advance) -> SegmentSummary:
         if summary.records % 4096 == 0:
             advance(frame.offset - reported)
             reported = frame.offset
-    if view.problem is not None:
-        summary.problems.append(view.problem)
+    summary.problems.extend(view.problems)
+    if view.header is not None:
+        summary.span = Span.of(view.name, view.header, view.scan, view.live)
     advance(summary.size - reported)
     return summary
+
+
+def continuity_problems(directory: str, summaries) -> list[Problem]:
+    """What the checks across segments find (:mod:`safe_data.journal.continuity`): for
+    the summaries of every segment of the journal, read first."""
+    chains, problems = writer_chains([s for s in summaries if s.header is not None])
+    context = ChainContext(directory)  # its ledger, read after the segments were
+    problems += context.ledger_problems
+    for chain in chains.values():
+        problems += context.problems([s.span for s in chain])
+    return [p for p in problems if not p.live]
 
 
 def _undecodable(view: SegmentView, frame, key) -> Problem | None:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 import click
 
+from ..journal import ledger
 from ..journal.reader import Problem
-from ..journal.repair import DAMAGED_DIR, repair
-from ..journal.segments import fsync_dir
+from ..journal.recovery import DAMAGED_DIR
+from ..journal.repair import repair
 from .exits import EXIT_FAILED, EXIT_REFUSED, Failure
-from .journal_view import SegmentSummary, _add_span, _journal_dir, _read_key, summarize_segments
+from .journal_view import (SegmentSummary, _add_span, _journal_dir, _read_key, continuity_problems,
+                           summarize_segments)
 from .json_output import _dump_json
 from .output import _brief, _count, _human_bytes, _iso, _print_table, _table_time, _warn
 from ..journal.journal import to_ns
@@ -34,14 +35,17 @@ def _acknowledged(directory: str) -> set:
 
 @click.command()
 @click.option("--repair", "fix", is_flag=True,
-              help="Cut damaged tails off sealed segments and seal dead writers' segments, "
-                   "after saving the originals in damaged/.")
+              help="Set the damaged records of sealed segments aside, keeping every readable "
+                   "one, and seal dead writers' segments, after saving the originals in "
+                   "damaged/.")
 @click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
 @click.pass_obj
 def verify(journal_path, fix, as_json) -> None:
     """Check every segment; exit 1 if the journal is damaged.
 
-    Every frame's length and checksum are checked and every record is decoded.
+    Every frame's length and checksum are checked and every record is decoded; each
+    sealed segment must hold the records its header counts, and each writer's segments
+    must follow one another (none missing, none twice; purges are in the ledger).
     Segments being written by live processes are read but never reported or changed.
     """
     directory = _journal_dir(journal_path)
@@ -62,12 +66,9 @@ def verify(journal_path, fix, as_json) -> None:
 
 
 def _check(directory: str, key) -> tuple[list[Problem], int]:
-    problems: list[Problem] = []
-    segments = 0
-    for summary in summarize_segments(directory, key=key, decode=True, description="verifying"):
-        segments += 1
-        problems.extend(p for p in summary.problems if not p.live)
-    return problems, segments
+    summaries = list(summarize_segments(directory, key=key, decode=True, description="verifying"))
+    problems = [p for s in summaries for p in s.problems if not p.live]
+    return problems + continuity_problems(directory, summaries), len(summaries)
 
 
 def _problem_json(problem: Problem) -> dict:
@@ -88,8 +89,8 @@ def _report_check(found, repaired, remaining, segments: int, fix: bool) -> None:
     for line in repaired:
         click.echo(f"repaired {line}")
     if not fix:
-        click.echo("run `safe-data verify --repair` to cut damaged tails (the originals are "
-                   "kept in damaged/)")
+        click.echo("run `safe-data verify --repair` to set damaged records aside (the "
+                   "originals are kept in damaged/)")
     elif remaining:
         _print_table(columns, _problem_rows(remaining),
                      title=f"{_count(len(remaining), 'problem')} remaining")
@@ -133,6 +134,7 @@ def journal_stats(directory: str) -> dict:
         totals["problems"] += sum(not p.live for p in s.problems)
         for name, span in s.containers.items():
             _add_span(containers, name, *span)
+    totals["problems"] += len(continuity_problems(directory, summaries))
     by_size = sorted(containers.items(), key=lambda item: (-item[1][1], item[0]))
     return {
         "journal": directory,
@@ -259,9 +261,10 @@ def purge(journal_path, older_than, containers, max_bytes, force, dry_run, as_js
     summaries = list(summarize_segments(directory, description="scanning"))
     plan = purge_plan(summaries, older_than=older_than, containers=containers, max_bytes=max_bytes)
     skipped = sum(1 for s in summaries if s.sealed and s.problems)
-    action = _purge_action(plan, force=force, dry_run=dry_run, acked=_acknowledged(directory))
+    acked = _acknowledged(directory)
+    action = _purge_action(plan, force=force, dry_run=dry_run, acked=acked)
     if action == "deleted":
-        _delete(directory, plan)
+        _delete(directory, plan, acked)
     if as_json:
         _dump_json({"journal": directory, "action": action,
                     "segments": [_segment_json(s) for s in plan],
@@ -307,11 +310,15 @@ def purge_plan(summaries, *, older_than=None, containers=(), max_bytes=None) -> 
     return plan
 
 
-def _delete(directory: str, plan) -> None:
-    for summary in plan:
-        with contextlib.suppress(FileNotFoundError):  # purged by someone else meanwhile
-            os.unlink(summary.path)
-    fsync_dir(directory)
+def _delete(directory: str, plan, acked: set) -> None:
+    """Delete the segments of the plan, each recorded in the journal's ledger first."""
+    backed_up = [s.path for s in plan if s.name[: -len(".seg")] in acked]
+    forced = [s.path for s in plan if s.name[: -len(".seg")] not in acked]
+    for paths, why in ((backed_up, "purged by safe-data purge: acknowledged by a remote backup"),
+                       (forced, "purged by safe-data purge --force: no remote backup had "
+                                "acknowledged it")):
+        if paths:
+            ledger.remove_segments(directory, paths, why)
 
 
 def _segment_json(summary: SegmentSummary) -> dict:

@@ -114,3 +114,14 @@ def _count(n: int, noun: str) -> str:
 
 def _warn(message: str) -> None:
     click.echo(f"safe-data: warning: {message}", err=True)
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr():
+    """Within it, warnings the library emits (a torn frame, a skipped record) are printed
+    as ``_warn`` prints them."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *args, **kwargs: _warn(str(message))
+        yield

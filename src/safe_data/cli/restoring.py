@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 import sys
-import warnings
 
 import click
 
@@ -15,7 +14,7 @@ from ..journal import format as fmt
 from .exits import EXIT_NOT_FOUND, EXIT_REFUSED, Failure
 from .journal_view import _journal_dir
 from .json_output import dumps
-from .output import _is_terminal, _progress, _warn
+from .output import _is_terminal, _progress, _warn, _warnings_to_stderr
 from .params import TIME
 
 
@@ -44,9 +43,10 @@ def restore(journal_path, name, at, only_discarded, out_format, output, partial)
         raise click.UsageError("refusing to write a pickle to a terminal; use --output FILE "
                                "or redirect stdout")
     directory = _journal_dir(journal_path)
-    with warnings.catch_warnings():
-        warnings.showwarning = lambda message, *args, **kwargs: _warn(str(message))
-        with safe_data.Journal(directory) as journal, _progress(f"reading {name}", None):
+    with _warnings_to_stderr():
+        # read-only: restore changes nothing (no key created, no segment recovered)
+        with safe_data.Journal(directory, readonly=True) as journal, \
+                _progress(f"reading {name}", None):
             if next(journal.records(name, on_error="ignore"), None) is None:
                 raise Failure(f"no records of container {name!r} in {directory}", EXIT_NOT_FOUND)
             if only_discarded:

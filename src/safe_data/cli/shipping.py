@@ -7,6 +7,7 @@ import threading
 
 import click
 
+from ..upload.layout import valid_namespace
 from .exits import EXIT_FAILED, EXIT_NOT_FOUND, Failure
 from .journal_view import _journal_dir
 from .output import _count, _human_bytes, _progress
@@ -36,7 +37,14 @@ def make_sink(target: str, token: str | None, namespace: str, endpoint_url: str 
 
 _TARGET = click.argument("target", metavar="TARGET")
 _TOKEN = click.option("--token", envvar="SAFE_DATA_TOKEN", help="Bearer token of an HTTP backup server.")
-_NAMESPACE = click.option("--namespace", default="default", show_default=True,
+def _namespace(ctx, param, value: str) -> str:
+    if not valid_namespace(value):
+        raise click.BadParameter(f"{value!r} is not a namespace: 1 to 64 letters, digits, '_', "
+                                 f"'.' or '-', not starting with '.' or '-'")
+    return value
+
+
+_NAMESPACE = click.option("--namespace", default="default", show_default=True, callback=_namespace,
                           help="Namespace in a directory or S3 store (a server takes it from the token).")
 _ENDPOINT = click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL",
                          help="S3-compatible endpoint (default: AWS).")

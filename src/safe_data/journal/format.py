@@ -1,4 +1,4 @@
-"""The on-disk format, version 1: the one module that implements docs/format.md.
+"""The on-disk format, version 1 (revision 2): the one module that implements docs/format.md.
 
 The writers (``_core.pyx`` and its pure twin ``_core_py.py``) produce these bytes; this
 module defines the constants both use and decodes them back.  Everything is little-endian.
@@ -29,11 +29,16 @@ import struct
 MAGIC = b"SAFEDATA"
 FORMAT_VERSION = 1
 
-#: magic, version, header size, flags, writer id, segment number, created ns, pid; then
-#: 16 reserved bytes and the CRC32C of the first 60 bytes.
-SEGMENT_HEADER = struct.Struct("<8sHHIQQqI16x")
+#: magic, version, header size, flags, writer id, segment number, created ns, pid, and
+#: (with HEADER_COUNTED) the sealed segment's record count and last seq; then the CRC32C
+#: of the first 60 bytes.
+SEGMENT_HEADER = struct.Struct("<8sHHIQQqIQQ")
 SEGMENT_HEADER_SIZE = 64
 SEGMENT_CRC = struct.Struct("<I")
+CRC_OFFSET = 60
+#: header flag: bytes 44..59 state how many records the sealed segment holds and the seq
+#: of its last one (revision 2); without it they are zero (an .open segment, revision 1)
+HEADER_COUNTED = 0x1
 
 FRAME_HEADER = struct.Struct("<IIQqQBBH")
 FRAME_HEADER_SIZE = FRAME_HEADER.size  # 36
@@ -43,6 +48,10 @@ MAX_NAME_LEN = 0xFFFF
 FLAG_COMPRESSED = 0x01
 FLAG_CALLER = 0x02
 KNOWN_FLAGS = FLAG_COMPRESSED | FLAG_CALLER
+
+#: the op code of a hole: a frame a repair put where records could not be read (their
+#: bytes are in damaged/); it numbers the records it stands for and is not a record
+OP_HOLE = 255
 
 OPEN_SUFFIX = ".open"
 SEALED_SUFFIX = ".seg"
@@ -139,34 +148,71 @@ MAX_LZ4_RATIO = 255
 
 def pack_segment_header(crc32c, writer_id: int, segment_no: int, created_ns: int, pid: int) -> bytes:
     head = SEGMENT_HEADER.pack(
-        MAGIC, FORMAT_VERSION, SEGMENT_HEADER_SIZE, 0, writer_id, segment_no, created_ns, pid
+        MAGIC, FORMAT_VERSION, SEGMENT_HEADER_SIZE, 0, writer_id, segment_no, created_ns, pid, 0, 0
     )
     return head + SEGMENT_CRC.pack(crc32c(head))
 
 
+def counted_header(crc32c, header, records: int, last_seq: int) -> bytes:
+    """``header`` (a segment's first 64 bytes) stating that the sealed segment holds
+    ``records`` records, the last numbered ``last_seq``."""
+    fields = list(SEGMENT_HEADER.unpack_from(header))
+    fields[3] |= HEADER_COUNTED
+    fields[8:10] = records, last_seq
+    head = SEGMENT_HEADER.pack(*fields)
+    return head + SEGMENT_CRC.pack(crc32c(head))
+
+
 class SegmentHeader:
-    """The parsed header of a segment file."""
+    """The parsed header of a segment file.  ``records`` and ``last_seq`` are what a
+    sealed segment states it holds (None when its header does not say: revision 1, or
+    an ``.open`` segment)."""
 
-    __slots__ = ("version", "writer_id", "segment_no", "created_ns", "pid")
+    __slots__ = ("version", "writer_id", "segment_no", "created_ns", "pid", "records", "last_seq")
 
-    def __init__(self, version, writer_id, segment_no, created_ns, pid):
+    def __init__(self, version, writer_id, segment_no, created_ns, pid, records=None, last_seq=None):
         self.version = version
         self.writer_id = writer_id
         self.segment_no = segment_no
         self.created_ns = created_ns
         self.pid = pid
+        self.records = records
+        self.last_seq = last_seq
+
+    @property
+    def segment_id(self) -> str:
+        """``<writer>-<n>``: the segment's name without its suffix."""
+        return segment_id(self.writer_id, self.segment_no)
+
+    @property
+    def counted(self) -> bool:
+        return self.records is not None
+
+    @property
+    def first_seq(self) -> int | None:
+        """The seq the stated records start at (None if not stated, or no records)."""
+        return self.last_seq - self.records + 1 if self.records else None
+
+
+def segment_id(writer_id: int, segment_no: int) -> str:
+    return f"{writer_id:016x}-{segment_no:06d}"
 
 
 def unpack_segment_header(crc32c, data) -> SegmentHeader:
     """Parse and verify a segment header; raise ValueError with the reason if it is bad."""
     if len(data) < SEGMENT_HEADER_SIZE:
         raise ValueError(f"segment header truncated ({len(data)} of {SEGMENT_HEADER_SIZE} bytes)")
-    magic, version, size, _flags, writer_id, segment_no, created_ns, pid = SEGMENT_HEADER.unpack_from(data)
+    (magic, version, size, flags, writer_id, segment_no, created_ns, pid, records,
+     last_seq) = SEGMENT_HEADER.unpack_from(data)
     if magic != MAGIC:
         raise ValueError(f"not a safe_data segment (magic {magic!r})")
-    (crc,) = SEGMENT_CRC.unpack_from(data, 60)
-    if crc != crc32c(bytes(data[:60])):
+    (crc,) = SEGMENT_CRC.unpack_from(data, CRC_OFFSET)
+    if crc != crc32c(bytes(data[:CRC_OFFSET])):
         raise ValueError("segment header checksum mismatch")
     if version != FORMAT_VERSION or size != SEGMENT_HEADER_SIZE:
         raise ValueError(f"unsupported segment format version {version} (this reader knows {FORMAT_VERSION})")
-    return SegmentHeader(version, writer_id, segment_no, created_ns, pid)
+    if not flags & HEADER_COUNTED:
+        return SegmentHeader(version, writer_id, segment_no, created_ns, pid)
+    if records > last_seq:
+        raise ValueError(f"segment header states {records} records ending at seq {last_seq}")
+    return SegmentHeader(version, writer_id, segment_no, created_ns, pid, records, last_seq)

@@ -34,16 +34,16 @@ if TYPE_CHECKING:
     from typing import Iterator
 
 from .. import _impl
-from ..errors import SafeDataError
+from ..errors import JournalReadOnlyError, SafeDataError
 from . import format as fmt
-from .reader import Problem, Record, read_records, recover_dead_segments, verify_directory
+from .keyfile import load_or_create_key, read_key
+from .reader import Problem, Record, read_records, verify_directory
+from .recovery import recover_dead_segments
 from .segments import SegmentManager
 
 #: the writers' durability codes (both implementations define the same DURABILITY_* names)
 DURABILITY_MODES = {"process": 0, "batch": 1, "fsync": 2}
 DEFAULT_SEGMENT_SIZE = 16 << 20
-KEY_FILE = "key"
-KEY_SIZE = 32
 
 
 class JournalWarning(UserWarning):
@@ -88,13 +88,19 @@ class Journal:
     trust_pickles : bool
         Unpickle pickled values even when their MAC does not verify under this journal's
         key (a journal copied from elsewhere without its key).  Only for data you trust.
+    readonly : bool
+        Only read: nothing in the directory is created or changed (a journal on a
+        read-only filesystem, a copy under inspection).  Segments left open by dead
+        processes are read as recovery would keep them, in memory only; without a key
+        file, pickled values read as ``UnverifiedPickle``.  Containers bound to it raise
+        :class:`~safe_data.errors.JournalReadOnlyError` on any discard.
     """
 
     def __init__(self, path: str | os.PathLike | None = None, *, durability: str = "process",
                  segment_size: int = DEFAULT_SEGMENT_SIZE, max_bytes: int | None = None,
                  batch_interval: float = 0.05,
                  compress_threshold: int = fmt.DEFAULT_COMPRESS_THRESHOLD,
-                 trust_pickles: bool = False):
+                 trust_pickles: bool = False, readonly: bool = False):
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {sorted(DURABILITY_MODES)}, not {durability!r}")
         if segment_size < 4096:
@@ -103,27 +109,52 @@ class Journal:
         self.durability = durability
         self.batch_interval = batch_interval
         self.trust_pickles = trust_pickles
-        _make_private_dir(self.path)
-        self._key = _load_or_create_key(self.path)
-        durable = durability != "process"
-        self.recovered: list[Problem] = recover_dead_segments(self.path, _impl.crc32c, durable)
-        for problem in self.recovered:
-            warnings.warn(f"recovered a segment left open by a dead process: {problem}",
-                          JournalWarning, stacklevel=2)
-        self._manager = SegmentManager(self.path, crc32c=_impl.crc32c, segment_size=segment_size,
-                                       max_bytes=max_bytes, durable=durable)
-        self._writer = _impl.RecordWriter(self._manager, self._key, DURABILITY_MODES[durability],
-                                          compress_threshold)
+        self.readonly = readonly
+        if readonly:
+            self._key, self._manager, self.recovered = self._open_for_reading()
+        else:
+            try:
+                self._key, self._manager, self.recovered = self._open_for_writing(segment_size,
+                                                                                  max_bytes)
+            except OSError as exc:
+                if exc.errno != errno.EROFS:
+                    raise
+                raise OSError(errno.EROFS, f"the journal {self.path} is on a read-only "
+                                           f"filesystem: open it with readonly=True to read it") from exc
+        self._writer = _impl.RecordWriter(self._manager, self._key or b"",
+                                          DURABILITY_MODES[durability], compress_threshold)
         self._closed = False
         self._flusher = None
         self._hooks = _DiscardHooks(self._manager)
         self._log_hook = None
+        if readonly:
+            return  # never found by journal_at(), nothing to flush or seal at exit
         if durability == "batch":
             self._start_flusher()
         _register(self)
 
+    def _open_for_writing(self, segment_size: int, max_bytes: int | None):
+        """(key, segment manager, what recovery set aside): the directory and key made if
+        needed, dead writers' segments recovered."""
+        _make_private_dir(self.path)
+        key = load_or_create_key(self.path)
+        durable = self.durability != "process"
+        recovered: list[Problem] = recover_dead_segments(self.path, _impl.crc32c, durable)
+        for problem in recovered:
+            warnings.warn(f"recovered a segment left open by a dead process: {problem}",
+                          JournalWarning, stacklevel=3)
+        manager = SegmentManager(self.path, crc32c=_impl.crc32c, segment_size=segment_size,
+                                 max_bytes=max_bytes, durable=durable)
+        return key, manager, recovered
+
+    def _open_for_reading(self):
+        """(key or None, a manager that refuses to write, []): nothing is created."""
+        if not os.path.isdir(self.path):
+            raise FileNotFoundError(errno.ENOENT, f"no journal at {self.path}", self.path)
+        return read_key(self.path), _ReadOnlySegments(self.path), []
+
     def __repr__(self):
-        state = "closed" if self._closed else self.durability
+        state = "closed" if self._closed else "read-only" if self.readonly else self.durability
         return f"<Journal {self.path!r} ({state})>"
 
     # --- writing --------------------------------------------------------------------------
@@ -257,7 +288,10 @@ class Journal:
                             trust_pickles=self.trust_pickles, report=report)
 
     def verify(self) -> list[Problem]:
-        """Check every frame of every segment; return the problems (empty when sound)."""
+        """Check every frame of every segment, that each sealed segment holds the records
+        its header counts, and each writer's segments against one another (a segment
+        missing, or present twice; purges recorded in the ledger are not missing); return
+        the problems (empty when sound)."""
         return [p for p in verify_directory(self.path, _impl.crc32c, self._key) if not p.live]
 
     # --- internals ------------------------------------------------------------------------
@@ -272,6 +306,25 @@ class Journal:
         self._writer.after_fork_in_child()
         if self._flusher is not None and not self._closed:
             self._start_flusher()
+
+
+class _ReadOnlySegments:
+    """The segment manager of a journal opened read-only: it never creates a segment."""
+
+    writer_id = 0  # it never writes a record
+
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    def rotate(self, used: int, need: int, last_seq: int):
+        raise JournalReadOnlyError(f"the journal {self.directory} was opened read-only "
+                                   f"(readonly=True); nothing was discarded")
+
+    def seal(self, used: int, last_seq: int) -> None:
+        pass  # no segment was ever opened
+
+    def forget_after_fork(self) -> None:
+        pass
 
 
 _in_callback = threading.local()  # .active: this thread is running a discard callback
@@ -425,61 +478,6 @@ def _make_private_dir(path: str) -> None:
         raise SafeDataError(f"journal path {path} is not a directory")
     if st.st_uid == os.getuid() and st.st_mode & 0o077:
         os.chmod(path, 0o700)
-
-
-def read_key_file(key_path: str) -> bytes:
-    """The bytes of a journal key file; SafeDataError if the file could have been planted.
-
-    Whoever controls the key can sign pickles that readers will run, so the key must be
-    a regular file (not a symlink), owned by this user (or root) and writable by nobody
-    else.
-    FileNotFoundError if there is none.
-    """
-    try:
-        fd = os.open(key_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
-        raise SafeDataError(f"journal key {key_path} is a symlink: refusing a key that is not a "
-                            f"plain file of this journal (it could sign forged pickles)") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise SafeDataError(f"journal key {key_path} is not a regular file; refusing to use it")
-        if hasattr(os, "getuid") and (st.st_uid not in (os.getuid(), 0) or st.st_mode & 0o022):
-            raise SafeDataError(
-                f"journal key {key_path} is owned by another user or writable by others (mode "
-                f"{st.st_mode & 0o777:o}): it could have been replaced to forge pickles; refusing "
-                f"to use it. Check the file, then `chmod 600` it")
-        return f.read(KEY_SIZE + 1)
-
-
-def _load_or_create_key(path: str) -> bytes:
-    """The journal's secret MAC key: authenticates its pickles (see codec)."""
-    key_path = os.path.join(path, KEY_FILE)
-    try:
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "wb") as f:  # written whole or not at all: see below
-            f.write(os.urandom(KEY_SIZE))
-            f.flush()
-            os.fsync(f.fileno())
-    key = read_key_file(key_path)
-    if len(key) != KEY_SIZE:
-        # Another process is between O_EXCL and its write; retry briefly.
-        import time
-
-        for _ in range(100):
-            time.sleep(0.01)
-            key = read_key_file(key_path)
-            if len(key) == KEY_SIZE:
-                break
-        else:
-            raise SafeDataError(f"journal key file {key_path} is damaged ({len(key)} bytes, "
-                                f"expected {KEY_SIZE}); restore it from a backup or move the journal aside")
-    return key
 
 
 # --- the journals of this process -----------------------------------------------------------

@@ -1,10 +1,13 @@
-"""Reading segments back: frame validation, records, problems, and crash recovery.
+"""Reading segments back: frame validation, records and problems.
 
 A reader trusts nothing it reads.  Every frame's length and CRC32C are checked before
-any byte of it is decoded; the first frame that fails ends the segment and is reported as
-a :class:`Problem` (segment, offset, reason), because after a bad length nothing that
-follows can be located reliably.  Values are decoded by :mod:`.codec`, which runs no code
-for builtin types and unpickles only MAC-verified pickles.
+any byte of it is decoded.  A frame that fails is reported as a :class:`Problem`
+(segment, offset, reason); it costs that frame only when the next frame proves where it
+ends, otherwise nothing that follows can be located reliably and the segment's frames end
+there.  A sealed segment's header says how many records it holds, so one cut short at a
+frame boundary is reported too, and :mod:`.continuity` checks each writer's segments
+against one another.  Values are decoded by :mod:`.codec`, which runs no code for builtin
+types and unpickles only MAC-verified pickles.
 """
 
 from __future__ import annotations
@@ -80,46 +83,203 @@ def is_zero(data, start: int) -> bool:
     return True
 
 
-def scan_frames(data, crc32c, segment: str, sealed: bool, start: int = fmt.SEGMENT_HEADER_SIZE):
-    """Yield verified frames of ``data``; return (end of the last good frame, Problem or None).
+class Hole(namedtuple("Hole", "offset length seq span saved")):
+    """A frame (at ``offset``, ``length`` bytes) a repair put where records could not be
+    read: it stands for ``span`` records from ``seq`` (0: an unknown number, up to the
+    next segment) whose bytes were set aside; ``saved`` says where (a dict: ``file`` in
+    damaged/, ``offset`` and ``bytes`` there, ``reason``)."""
+
+    __slots__ = ()
+
+
+class Scan:
+    """What one pass over a segment's frames found (what :func:`scan_frames` returns).
+
+    ``end``: where the frames that could be located end; ``problems``: the frames
+    skipped, then why the scan stopped early (if it did: ``stopped``); ``skipped``:
+    (offset, length, seq) of each frame skipped; ``holes``: the holes met; ``first_seq``
+    and ``last_seq``: the seqs the frames, skipped frames and holes cover, consecutive
+    (None: none); ``open_ended``: the last hole stands for an unknown number of records.
+    """
+
+    __slots__ = ("end", "problems", "stopped", "first_seq", "last_seq", "skipped", "holes",
+                 "open_ended")
+
+    def __init__(self, start: int):
+        self.end = start
+        self.problems: list[Problem] = []
+        self.stopped: Problem | None = None
+        self.first_seq: int | None = None
+        self.last_seq: int | None = None
+        self.skipped: list[tuple[int, int, int]] = []
+        self.holes: list[Hole] = []
+        self.open_ended = False
+
+    @property
+    def next_seq(self) -> int | None:
+        """The seq after the last one covered (None if none is)."""
+        return None if self.last_seq is None else self.last_seq + 1
+
+    @property
+    def complete(self) -> bool:
+        """Every seq the frames stand for is known: the scan was not stopped early."""
+        return self.stopped is None and not self.open_ended
+
+    def stop(self, problem: Problem) -> None:
+        self.stopped = problem
+        self.problems.append(problem)
+
+
+def scan_frames(data, crc32c, segment: str, sealed: bool, start: int = fmt.SEGMENT_HEADER_SIZE,
+                first_seq: int | None = None):
+    """Yield verified frames of ``data``; return a :class:`Scan`.
 
     A frame is good when its length fits, its CRC32C matches and its sequence number
-    follows the previous frame's: one writer numbers its frames one by one into its active
-    segment, so a sound frame copied from another segment (or another place of this one)
-    is caught here too (at the frame itself, or at the next one if it landed first).
+    follows the previous frame's (the first one's is ``first_seq``, when the header says
+    it): one writer numbers its frames one by one into its active segment, so a sound
+    frame copied from another segment (or another place of this one) is caught here too
+    (at the frame itself, or at the next one if it landed first).
+
+    A frame whose CRC fails costs that frame only when the next frame proves its length
+    right (see :func:`_resumes_at`): it is skipped and reported, and the scan goes on.
+    Otherwise nothing after it can be located reliably and the scan stops there.  Holes
+    (frames a repair wrote) are not yielded; they count for the records they stand for.
     """
+    scan = Scan(start)
+    expected = first_seq  # the seq the next frame must carry (None: any)
+    first = None
     pos, n = start, len(data)
-    last_seq = 0
     while pos < n:
-        if n - pos < 4:
-            return pos, Problem(segment, pos, f"{n - pos} trailing bytes after the last frame")
-        (frame_len,) = _U32.unpack_from(data, pos)
-        if frame_len == 0:
-            rest = n - pos
-            if is_zero(data, pos):  # the preallocated zero tail
-                if sealed:
-                    return pos, Problem(segment, pos, f"{rest} zero bytes after the last frame")
-                return pos, None
-            return pos, Problem(segment, pos, "zeroed bytes followed by data (lost page?)")
-        if frame_len < fmt.FRAME_HEADER_SIZE:
-            return pos, Problem(segment, pos, f"invalid frame length {frame_len}")
-        if frame_len > n - pos:
-            return pos, Problem(segment, pos, f"torn frame: {frame_len} bytes announced, {n - pos} present")
-        crc = _U32.unpack_from(data, pos + 4)[0]
-        if crc != crc32c(data[pos + 8:pos + frame_len]):
-            return pos, Problem(segment, pos, "checksum mismatch (torn write or corruption)")
+        frame_len = _frame_length(data, pos, n)
+        if frame_len is None:
+            reason = _why_no_frame(data, pos, sealed)
+            if reason is not None:
+                scan.stop(Problem(segment, pos, reason))
+            break
+        if crc32c(data[pos + 8:pos + frame_len]) != _U32.unpack_from(data, pos + 4)[0]:
+            lost = expected if expected is not None else _claimed_seq(data, pos)
+            if not _resumes_at(data, pos + frame_len, crc32c, lost + 1):
+                scan.stop(Problem(segment, pos, "checksum mismatch (torn write or corruption)"))
+                break
+            scan.problems.append(Problem(segment, pos, f"checksum mismatch: record seq {lost} "
+                                                       f"({frame_len} bytes) skipped, the frames "
+                                                       f"after it verify"))
+            scan.skipped.append((pos, frame_len, lost))
+            first, expected = lost if first is None else first, lost + 1
+            pos += frame_len
+            continue
         _, _, seq, time_ns, thread, op, flags, name_len = fmt.FRAME_HEADER.unpack_from(data, pos)
-        if last_seq and seq != last_seq + 1:
-            return pos, Problem(segment, pos, f"frame out of sequence: seq {seq} after {last_seq} "
-                                              f"(copied from elsewhere?)")
-        last_seq = seq
         body = pos + fmt.FRAME_HEADER_SIZE
-        if body + name_len > pos + frame_len:
-            return pos, Problem(segment, pos, "name longer than its frame")
-        yield Frame(pos, seq, time_ns, thread, op, flags, data[body:body + name_len],
-                    data[body + name_len:pos + frame_len])
+        if (seq != expected and expected is not None) or body + name_len > pos + frame_len \
+                or scan.open_ended:
+            scan.stop(Problem(segment, pos, _out_of_place(scan, seq, expected)))
+            break
+        if first is None:
+            first = seq
+        if op == fmt.OP_HOLE:
+            hole = _read_hole(pos, frame_len, seq, data[body + name_len:pos + frame_len])
+            if hole is None:
+                scan.stop(Problem(segment, pos, "unreadable hole (a repair's placeholder)"))
+                break
+            scan.holes.append(hole)
+            scan.open_ended = hole.span == 0
+            expected = seq + max(hole.span, 1)
+        else:
+            expected = seq + 1
+            yield Frame(pos, seq, time_ns, thread, op, flags, data[body:body + name_len],
+                        data[body + name_len:pos + frame_len])
         pos += frame_len
-    return pos, None
+    scan.end = pos
+    if first is not None:
+        scan.first_seq, scan.last_seq = first, expected - 1
+    return scan
+
+
+def scan_to_end(frames) -> Scan:
+    """Run a :func:`scan_frames` generator to its end, dropping the frames; its Scan."""
+    while True:
+        try:
+            next(frames)
+        except StopIteration as stop:
+            return stop.value
+
+
+def _frame_length(data, pos: int, n: int) -> int | None:
+    """The length of the frame at ``pos`` if it is sane and the frame fits, else None."""
+    if n - pos < 4:
+        return None
+    (frame_len,) = _U32.unpack_from(data, pos)
+    return frame_len if fmt.FRAME_HEADER_SIZE <= frame_len <= n - pos else None
+
+
+def _why_no_frame(data, pos: int, sealed: bool) -> str | None:
+    """Why no frame can be read at ``pos`` (None: the clean end of an ``.open``
+    segment's frames, its preallocated zeros)."""
+    n = len(data)
+    if n - pos < 4:
+        return f"{n - pos} trailing bytes after the last frame"
+    (frame_len,) = _U32.unpack_from(data, pos)
+    if frame_len == 0:
+        if not is_zero(data, pos):
+            return "zeroed bytes followed by data (lost page?)"
+        return f"{n - pos} zero bytes after the last frame" if sealed else None
+    if frame_len < fmt.FRAME_HEADER_SIZE:
+        return f"invalid frame length {frame_len}"
+    return f"torn frame: {frame_len} bytes announced, {n - pos} present"
+
+
+def _claimed_seq(data, pos: int) -> int:
+    """The seq a frame whose CRC failed says it has (a hint: it may be the damaged field)."""
+    return fmt.FRAME_HEADER.unpack_from(data, pos)[2]
+
+
+def _resumes_at(data, pos: int, crc32c, seq: int) -> bool:
+    """Whether a sound frame numbered ``seq`` starts at ``pos``: its length is sane and
+    fits, and its CRC verifies.  Only then was the length of the failed frame before it
+    right, so skipping that one frame loses nothing else: a damaged length points into
+    the middle of some frame, where a header with the next seq and a matching CRC over
+    exactly its length does not occur by chance."""
+    frame_len = _frame_length(data, pos, len(data))
+    if frame_len is None:
+        return False
+    stored_crc, stored_seq = _U32.unpack_from(data, pos + 4)[0], _claimed_seq(data, pos)
+    return stored_seq == seq and crc32c(data[pos + 8:pos + frame_len]) == stored_crc
+
+
+def _out_of_place(scan: Scan, seq: int, expected: int | None) -> str:
+    """Why a frame whose CRC verified cannot be taken where it is."""
+    if scan.open_ended:
+        return f"frame seq {seq} after a hole of unknown size"
+    if expected is not None and seq != expected:
+        return f"frame out of sequence: seq {seq} where {expected} belongs (copied from elsewhere?)"
+    return "name longer than its frame"
+
+
+def _read_hole(offset: int, length: int, seq: int, payload) -> Hole | None:
+    """The hole a repair wrote, or None if its payload is not one."""
+    try:
+        span, saved = _impl.decode_values(payload, None, False, 2)
+    except CorruptRecordError:
+        return None
+    if type(span) is not int or span < 0 or type(saved) is not dict:
+        return None
+    return Hole(offset, length, seq, span, saved)
+
+
+def shortfall(header: fmt.SegmentHeader, scan: Scan) -> tuple[int, int] | None:
+    """(first, last) seq of the records a counted sealed segment states it holds but its
+    frames do not reach, or None."""
+    if not header.counted or header.records == 0:
+        return None
+    first = header.last_seq - header.records + 1
+    reached = first - 1 if scan.last_seq is None else scan.last_seq
+    return (reached + 1, header.last_seq) if reached < header.last_seq else None
+
+
+def records_text(first: int, last: int) -> str:
+    """``3 records (seq 8-10)``, ``1 record (seq 8)``."""
+    count = last - first + 1
+    return f"1 record (seq {first})" if count == 1 else f"{count} records (seq {first}-{last})"
 
 
 def decode_frame(frame: Frame, header: fmt.SegmentHeader, segment: str, key, trust_pickles) -> Record:
@@ -193,29 +353,70 @@ class SegmentView:
         self.live = is_live(path)
         self._crc32c = crc32c
         with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            self.inode = (st.st_dev, st.st_ino)
             if self.sealed:  # immutable: map it
-                size = os.fstat(f.fileno()).st_size
-                self.data = mmap.mmap(f.fileno(), size, prot=mmap.PROT_READ) if size else b""
+                self.data = mmap.mmap(f.fileno(), st.st_size, prot=mmap.PROT_READ) if st.st_size else b""
             else:
                 # An .open segment may be sealed (truncated) by its writer at any moment;
                 # a mapping would then fault with SIGBUS.  Read a snapshot instead.
                 self.data = f.read()
         self.header = None
-        self.problem = None
+        self.problems: list[Problem] = []
+        self.scan: Scan | None = None
         try:
             self.header = fmt.unpack_segment_header(crc32c, self.data)
         except ValueError as exc:
-            self.problem = Problem(self.name, 0, str(exc), self.live)
+            self.problems.append(Problem(self.name, 0, str(exc), self.live))
 
     def frames(self):
-        """Yield verified frames; afterwards ``self.problem`` tells why the scan stopped."""
+        """Yield verified frames; afterwards ``self.problems`` tells what could not be
+        read, and ``self.scan`` what the frames cover."""
         if self.header is None:
             return
-        problem = yield from scan_frames(self.data, self._crc32c, self.name, self.sealed)
-        end, problem = problem
-        if problem is not None:
-            self.problem = Problem(problem.segment, problem.offset, problem.reason, self.live)
-        self.end = end
+        self.scan = yield from scan_frames(self.data, self._crc32c, self.name, self.sealed,
+                                           first_seq=self.header.first_seq)
+        self.problems.extend(Problem(p.segment, p.offset, p.reason, self.live)
+                             for p in _with_shortfall(self.header, self.scan, self.name))
+
+
+def _with_shortfall(header: fmt.SegmentHeader, scan: Scan, name: str) -> list[Problem]:
+    """The scan's problems, saying how many of the records the header counts they cost."""
+    missing = shortfall(header, scan)
+    if missing is None:
+        return scan.problems
+    lost = records_text(*missing)
+    if scan.stopped is None:
+        return scan.problems + [Problem(name, scan.end, f"{lost} missing: the segment ends "
+                                                        f"there, its header counts "
+                                                        f"{header.records} records up to seq "
+                                                        f"{header.last_seq} (cut short?)")]
+    stop = scan.stopped
+    return scan.problems[:-1] + [Problem(stop.segment, stop.offset,
+                                         f"{stop.reason}; {lost} unreadable from here")]
+
+
+def open_segment(path: str, crc32c) -> SegmentView | None:
+    """Map one segment; an ``.open`` one sealed meanwhile is read under its new name;
+    None if it is gone (purged or set aside meanwhile)."""
+    try:
+        return SegmentView(path, crc32c)
+    except (FileNotFoundError, IsADirectoryError):
+        if path.endswith(fmt.OPEN_SUFFIX):
+            return open_segment(path[: -len(fmt.OPEN_SUFFIX)] + fmt.SEALED_SUFFIX, crc32c)
+        return None
+
+
+def open_segments(directory: str, crc32c) -> list[SegmentView]:
+    """Every segment of ``directory``, each file once (a listing that raced with a
+    rename may name one file twice)."""
+    views, seen = [], set()
+    for path in segment_paths(directory):
+        view = open_segment(path, crc32c)
+        if view is not None and view.inode not in seen:
+            seen.add(view.inode)
+            views.append(view)
+    return views
 
 
 def read_records(directory: str, crc32c, key, *, container=None, since_ns=None, until_ns=None,
@@ -223,22 +424,20 @@ def read_records(directory: str, crc32c, key, *, container=None, since_ns=None, 
     """Records of every segment in ``directory``, merged by time (then writer, then seq).
 
     ``report(problem)`` is called for each problem found; a record that fails to decode is
-    reported and skipped, the rest of its segment is still read.
+    reported and skipped, the rest of its segment is still read.  Across each writer's
+    segments, what vanished, was cut short or appears twice is reported too
+    (:mod:`.continuity`); a segment that appears twice is read once.
     """
-    chains: dict[int, list[SegmentView]] = {}
-    for path in segment_paths(directory):
-        try:
-            view = SegmentView(path, crc32c)
-        except FileNotFoundError:  # sealed or recovered meanwhile: its .seg is listed next time
-            continue
-        if view.header is None:
-            if report and not view.live:
-                report(view.problem)
-            continue
-        chains.setdefault(view.header.writer_id, []).append(view)
+    from .continuity import ChainContext, Span, writer_chains  # (it imports this module)
+
+    views = open_segments(directory, crc32c)
+    chains, duplicated = writer_chains([v for v in views if v.header is not None])
+    context = ChainContext(directory)  # reads the ledger: after the segments were opened
+    if report:
+        for problem in unreadable_headers(views) + duplicated + context.ledger_problems:
+            report(problem)
 
     def chain(views):
-        views.sort(key=lambda v: v.header.segment_no)
         for view in views:
             for frame in view.frames():
                 if container is not None and frame.name != container:
@@ -252,8 +451,15 @@ def read_records(directory: str, crc32c, key, *, container=None, since_ns=None, 
                 except CorruptRecordError as exc:
                     if report:
                         report(Problem(view.name, frame.offset, f"undecodable record: {exc}"))
-            if view.problem is not None and report and not view.live:
-                report(view.problem)
+            if report:
+                for problem in view.problems:
+                    if not problem.live:
+                        report(problem)
+        if report:
+            spans = [Span.of(v.name, v.header, v.scan, v.live) for v in views]
+            for problem in context.problems(spans):
+                if not problem.live:
+                    report(problem)
 
     if container is not None:
         container = container.encode("utf-8")
@@ -261,119 +467,14 @@ def read_records(directory: str, crc32c, key, *, container=None, since_ns=None, 
                            key=lambda r: (r.time_ns, r.writer, r.seq))
 
 
+def unreadable_headers(views) -> list[Problem]:
+    """The problems of the segments whose header does not verify (live ones aside: a
+    writer may be between creating a file and writing its header)."""
+    return [view.problems[0] for view in views if view.header is None and not view.live]
+
+
 def verify_directory(directory: str, crc32c, key) -> list[Problem]:
     problems: list[Problem] = []
     for _ in read_records(directory, crc32c, key, report=problems.append):
         pass
     return problems
-
-
-# --- recovery ------------------------------------------------------------------------------
-
-
-def recover_dead_segments(directory: str, crc32c, durable: bool) -> list[Problem]:
-    """Seal every ``.open`` segment whose writer died; return what had to be set aside.
-
-    Valid frames are kept; any non-zero bytes after them are copied to ``damaged/`` before
-    the segment is truncated, so recovery never destroys a byte it could not read.
-    """
-    from .segments import fsync_dir
-
-    problems = []
-    _remove_stale_new_files(directory)
-    for path in segment_paths(directory):
-        if not path.endswith(fmt.OPEN_SUFFIX):
-            continue
-        try:
-            fd = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
-            continue
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # its writer is alive
-            if not os.path.exists(path):  # sealed by its writer while we waited
-                continue
-            problem = _recover_one(directory, path, fd, crc32c, durable)
-            if problem is not None:
-                problems.append(problem)
-        finally:
-            os.close(fd)
-    if problems or durable:
-        fsync_dir(directory)
-    return problems
-
-
-def _remove_stale_new_files(directory: str) -> None:
-    """Segments whose writer died while building them hold no record: remove them."""
-    import time
-
-    from .segments import NEW_SUFFIX, STALE_NEW_SECONDS
-
-    for name in os.listdir(directory):
-        if not name.endswith(NEW_SUFFIX):
-            continue
-        path = os.path.join(directory, name)
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            continue
-        try:
-            if time.time() - os.fstat(fd).st_mtime < STALE_NEW_SECONDS:
-                continue
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.unlink(path)
-        except (BlockingIOError, FileNotFoundError):
-            pass
-        finally:
-            os.close(fd)
-
-
-def _recover_one(directory, path, fd, crc32c, durable):
-    name = os.path.basename(path)
-    size = os.fstat(fd).st_size
-    data = mmap.mmap(fd, size, prot=mmap.PROT_READ) if size else b""
-    try:
-        try:
-            fmt.unpack_segment_header(crc32c, data)
-        except ValueError as exc:
-            if is_zero(data, 0):  # died before writing its header: nothing to keep
-                os.unlink(path)
-                return None
-            _set_aside(directory, name, 0, data[:])
-            os.unlink(path)
-            return Problem(name, 0, f"{exc}; moved to damaged/")
-        scan = scan_frames(data, crc32c, name, sealed=False)
-        while True:
-            try:
-                next(scan)
-            except StopIteration as stop:
-                end, problem = stop.value
-                break
-        tail = bytes(data[end:]).rstrip(b"\0")
-    finally:
-        if size:
-            data.close()
-    if tail:
-        saved = _set_aside(directory, name, end, tail)
-        problem = Problem(name, end, f"{problem.reason if problem else 'unreadable tail'}; "
-                                     f"{len(tail)} bytes saved to {saved}")
-    else:
-        problem = None
-    os.ftruncate(fd, end)
-    if durable:
-        os.fsync(fd)
-    os.rename(path, path[: -len(fmt.OPEN_SUFFIX)] + fmt.SEALED_SUFFIX)
-    return problem
-
-
-def _set_aside(directory, name, offset, data) -> str:
-    damaged = os.path.join(directory, "damaged")
-    os.makedirs(damaged, mode=0o700, exist_ok=True)
-    target = os.path.join(damaged, f"{name}.{offset}.bin")
-    with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    return os.path.relpath(target, directory)

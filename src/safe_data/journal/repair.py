@@ -1,13 +1,16 @@
-"""Repairing a damaged journal: cut what cannot be read off its segments, keep a copy.
+"""Repairing a damaged journal: set aside what cannot be read, keep every record that can.
 
 A sealed segment is immutable and readers map it, so a repair never changes one in
-place: the whole original is first copied to ``damaged/``, then a file holding only the
-frames that verify replaces it by an atomic rename.  A reader that has the old file
-mapped keeps reading the old bytes (truncating in place could kill it with SIGBUS), and
-a crash at any step leaves either the original or the repaired segment, never neither.
+place: the whole original is first copied to ``damaged/``, then a file holding every
+frame that verifies replaces it by an atomic rename.  Where frames could not be read it
+holds a *hole* (docs/format.md): a frame that numbers the records lost there and names
+the copy that keeps their bytes, so the segment still accounts for every record its
+header counts and verify reports it sound.  A reader that has the old file mapped keeps
+reading the old bytes (truncating in place could kill it with SIGBUS), and a crash at any
+step leaves either the original or the repaired segment, never neither.
 
 ``.open`` segments of dead writers get the journal's own recovery (see
-:func:`.reader.recover_dead_segments`); those of live writers are never touched.
+:func:`.recovery.recover_dead_segments`); those of live writers are never touched.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from __future__ import annotations
 import mmap
 import os
 import shutil
+import time
 
 from .. import _impl
 from . import format as fmt
-from .reader import Problem, recover_dead_segments, scan_frames
-from .segments import NEW_SUFFIX, fsync_dir
+from . import ledger
+from .codec import encode_value
+from .reader import Scan, records_text, scan_frames, shortfall
+from .recovery import DAMAGED_DIR, recover_dead_segments
+from .segments import NEW_SUFFIX, fsync_dir, write_all
 
-DAMAGED_DIR = "damaged"
 _CHUNK = 1 << 20
 
 
@@ -44,9 +50,12 @@ def repair(directory: str, problems) -> list[str]:
 
     Notes
     -----
-    * A sealed segment with a damaged tail keeps its frames up to the first one that
-      fails; the frames after that point are in the saved copy only.
-    * A sealed segment whose header is unreadable is moved to ``damaged/`` whole.
+    * A sealed segment keeps every frame that verifies: a frame skipped for a failed
+      checksum becomes a hole, and so does a damaged tail (the frames after a damaged
+      length cannot be located; they are in the saved copy only).
+    * A sealed segment whose header is unreadable, or that is a second copy of another
+      segment, is moved to ``damaged/`` whole (and recorded in the ledger).
+    * A segment that is missing cannot be repaired: it stays reported.
     * A segment whose frames all verify but do not decode (an unknown operation written
       by a newer version, say) is left alone: there is nothing torn to cut.
     * Dead writers' ``.open`` segments are recovered and sealed; live ones are skipped.
@@ -79,32 +88,131 @@ def _repair_sealed(directory: str, name: str) -> str | None:
                                    if size else b"")
         try:
             try:
-                fmt.unpack_segment_header(_impl.crc32c, data)
+                header = fmt.unpack_segment_header(_impl.crc32c, data)
             except ValueError as exc:
-                saved = _save_copy(directory, name, source)
-                os.unlink(path)
-                fsync_dir(directory)
-                return f"{name}: {exc}; the whole segment was moved to {saved}"
-            end, problem = _valid_end(data, name)
+                return _set_aside_unreadable(directory, name, source, str(exc))
+            if _is_second_copy(directory, name, header, source):
+                return _set_aside_copy(directory, name, source, header)
+            extents, scan = _readable(data, name, header)
+            if not scan.problems:
+                return None
+            saved = _save_copy(directory, name, source)
+            pieces = _rebuilt(data, header, extents, scan, saved)
         finally:
             if isinstance(data, mmap.mmap):
                 data.close()
-        if problem is None:
-            return None
-        saved = _save_copy(directory, name, source)
-        _replace_with_prefix(directory, path, source, end)
-    return (f"{name}: cut {size - end} bytes from byte {end} ({problem.reason}); "
-            f"the original was saved to {saved}")
+        _replace(directory, path, source, pieces)
+    return f"{name}: {_describe(scan, header, size)}; the original was saved to {saved}"
 
 
-def _valid_end(data, name: str) -> tuple[int, Problem | None]:
-    """(end of the last frame that verifies, the problem that stopped the scan or None)."""
-    scan = scan_frames(data, _impl.crc32c, name, sealed=True)
+def _set_aside_unreadable(directory: str, name: str, source, why: str) -> str:
+    """Move a segment whose header does not verify to damaged/, recorded in the ledger
+    (it leaves the journal: its records are readable only from the copy)."""
+    saved = _save_copy(directory, name, source)
+    ledger.remove_segments(directory, [os.path.join(directory, name)],
+                           f"repaired: {why}; moved to {saved}")
+    return f"{name}: {why}; the whole segment was moved to {saved}"
+
+
+def _set_aside_copy(directory: str, name: str, source, header: fmt.SegmentHeader) -> str:
+    """Move a second copy of a segment to damaged/; no ledger line: the segment has not
+    left the journal, its first copy is still there."""
+    saved = _save_copy(directory, name, source)
+    os.unlink(os.path.join(directory, name))
+    fsync_dir(directory)
+    return (f"{name}: a second copy of {header.segment_id}{fmt.SEALED_SUFFIX}; it was moved "
+            f"to {saved}")
+
+
+def _is_second_copy(directory: str, name: str, header: fmt.SegmentHeader, source) -> bool:
+    """Whether another file, named as this segment's header says, holds the segment."""
+    own = header.segment_id + fmt.SEALED_SUFFIX
+    if name == own:
+        return False
+    try:
+        other = os.stat(os.path.join(directory, own))
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(source.fileno())
+    return (other.st_dev, other.st_ino) != (mine.st_dev, mine.st_ino)
+
+
+def _readable(data, name: str, header: fmt.SegmentHeader) -> tuple[list, Scan]:
+    """([(offset, length)] of the frames that verify, the Scan)."""
+    extents = []
+    frames = scan_frames(data, _impl.crc32c, name, sealed=True, first_seq=header.first_seq)
     while True:
         try:
-            next(scan)
+            frame = next(frames)
         except StopIteration as stop:
-            return stop.value
+            return extents, stop.value
+        extents.append((frame.offset, fmt.FRAME_HEADER_SIZE + len(frame.name) + len(frame.payload)))
+
+
+def _rebuilt(data, header: fmt.SegmentHeader, extents, scan: Scan, saved: str) -> list:
+    """The repaired segment, as pieces: (offset, length) of the original to copy, or the
+    bytes of a new hole.  The header, then in their order the frames that verify and the
+    holes already there, a hole for each frame skipped, and one for a damaged tail whose
+    records are not all accounted for."""
+    now = time.time_ns()
+    reasons = {p.offset: p.reason for p in scan.problems}
+    placed = extents + [(h.offset, h.length) for h in scan.holes]
+    placed += [(offset, _hole(seq, 1, now, saved, offset, length, reasons[offset]))
+               for offset, length, seq in scan.skipped]
+    tail = _tail_hole(header, scan, len(data), now, saved)
+    if tail is not None:
+        placed.append((scan.end, tail))
+    pieces: list = [(0, fmt.SEGMENT_HEADER_SIZE)]
+    for offset, piece in sorted(placed, key=lambda p: p[0]):
+        last = pieces[-1]
+        if isinstance(piece, int) and isinstance(last, tuple) and sum(last) == offset:
+            pieces[-1] = (last[0], last[1] + piece)  # contiguous frames: one copy
+        else:
+            pieces.append((offset, piece) if isinstance(piece, int) else piece)
+    return pieces
+
+
+def _tail_hole(header: fmt.SegmentHeader, scan: Scan, size: int, now: int, saved: str):
+    """The hole for the records lost in a damaged tail, or None when there are none (or
+    nothing tells which: a segment without counts and without a readable frame)."""
+    if scan.stopped is None:
+        return None
+    missing = shortfall(header, scan)
+    if header.counted:
+        if missing is None:
+            return None
+        seq, span = missing[0], missing[1] - missing[0] + 1
+    elif scan.next_seq is not None:
+        seq, span = scan.next_seq, 0  # how many were lost is not known
+    else:
+        return None
+    return _hole(seq, span, now, saved, scan.end, size - scan.end, scan.stopped.reason)
+
+
+def _hole(seq: int, span: int, time_ns: int, saved: str, offset: int, length: int,
+          reason: str) -> bytes:
+    """A hole frame (docs/format.md): it stands for ``span`` records from ``seq``, whose
+    bytes are at ``offset`` (``length`` bytes) of the copy ``saved``."""
+    payload = bytearray()
+    encode_value(payload, span, b"")
+    encode_value(payload, {"file": saved, "offset": offset, "bytes": length, "reason": reason}, b"")
+    frame_len = fmt.FRAME_HEADER_SIZE + len(payload)
+    head = fmt.FRAME_HEADER.pack(frame_len, 0, seq, time_ns, 0, fmt.OP_HOLE, 0, 0)
+    crc = _impl.crc32c(head[8:] + payload)
+    return fmt.FRAME_HEADER.pack(frame_len, crc, seq, time_ns, 0, fmt.OP_HOLE, 0, 0) + payload
+
+
+def _describe(scan: Scan, header: fmt.SegmentHeader, size: int) -> str:
+    """What the repair did to a segment, for its report."""
+    reasons = {p.offset: p.reason for p in scan.problems}
+    done = [f"set aside {records_text(seq, seq)} at byte {offset} ({reasons[offset]})"
+            for offset, _, seq in scan.skipped]
+    if scan.stopped is not None:
+        missing = shortfall(header, scan)
+        lost = f", {records_text(*missing)}" if missing else ""
+        done.append(f"cut {size - scan.end} bytes from byte {scan.end}{lost} "
+                    f"({scan.stopped.reason})")
+    return "; ".join(done)
 
 
 def _save_copy(directory: str, name: str, source) -> str:
@@ -133,22 +241,31 @@ def _exclusive_file(directory: str, stem: str, suffix: str) -> tuple[int, str]:
             n += 1
 
 
-def _replace_with_prefix(directory: str, path: str, source, end: int) -> None:
-    """Atomically replace ``path`` by its first ``end`` bytes."""
+def _replace(directory: str, path: str, source, pieces) -> None:
+    """Atomically replace ``path`` by ``pieces``: (offset, length) ranges of ``source``
+    and bytes."""
     # The .new suffix is the journal's own for files being built: should we crash before
     # the rename, recovery removes the leftover once it is stale.
     building = path + NEW_SUFFIX
     fd = os.open(building, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        source.seek(0)
-        remaining = end
-        while remaining:
-            chunk = source.read(min(_CHUNK, remaining))
-            if not chunk:
-                raise OSError(f"{path} shrank while it was being repaired")
-            out.write(chunk)
-            remaining -= len(chunk)
-        out.flush()
-        os.fsync(out.fileno())
+    try:
+        for piece in pieces:
+            if isinstance(piece, tuple):
+                _copy_range(source, fd, *piece)
+            else:
+                write_all(fd, piece)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     os.rename(building, path)
     fsync_dir(directory)
+
+
+def _copy_range(source, fd: int, offset: int, length: int) -> None:
+    source.seek(offset)
+    while length:
+        chunk = source.read(min(_CHUNK, length))
+        if not chunk:
+            raise OSError(f"{source.name} shrank while it was being repaired")
+        write_all(fd, chunk)
+        length -= len(chunk)

@@ -5,7 +5,8 @@ Life of a segment (see docs/format.md, "Segment lifecycle")::
     create  <writer>-<no>.open  O_EXCL, mode 0600, flock(LOCK_EX) held while it is written
     preallocate with posix_fallocate: a full disk is ENOSPC here, never SIGBUS later
     write the header, mmap it MAP_SHARED; the writer appends frames into the mapping
-    seal    unmap, truncate to the bytes used, fsync (batch/fsync modes), rename to .seg
+    seal    unmap, truncate to the bytes used, state in the header how many records it
+            holds and the seq of the last, fsync (batch/fsync modes), rename to .seg
 
 A process killed while writing leaves an ``.open`` file whose flock died with it; the
 next process that opens the journal recovers it: it keeps the valid frames, saves any
@@ -77,13 +78,14 @@ def fsync_dir(path: str) -> None:
 
 
 class ActiveSegment:
-    __slots__ = ("path", "fd", "map", "size")
+    __slots__ = ("path", "fd", "map", "size", "first_seq")
 
-    def __init__(self, path, fd, map_, size):
+    def __init__(self, path, fd, map_, size, first_seq):
         self.path = path
         self.fd = fd
         self.map = map_
         self.size = size
+        self.first_seq = first_seq  # the seq its first record gets
 
 
 class SegmentManager:
@@ -106,26 +108,29 @@ class SegmentManager:
 
     # --- called by the writer ------------------------------------------------------------
 
-    def rotate(self, used: int, need: int):
-        """Seal the active segment at ``used`` bytes and open one with ``need`` bytes free.
+    def rotate(self, used: int, need: int, last_seq: int):
+        """Seal the active segment at ``used`` bytes (its last record numbered ``last_seq``)
+        and open one with ``need`` bytes free.
 
         Returns (mmap, start, end, fd).  Raises JournalFullError if the quota or the disk
         cannot take a new segment; the active segment is then still sealed and readable.
         """
-        self.seal(used)
+        self.seal(used, last_seq)
         _faults.point("segment.rotate")  # sealed; the next one not yet there
         size = max(self.segment_size, fmt.SEGMENT_HEADER_SIZE + need)
         self._check_quota(size)
-        self.active = seg = self._create(size)
+        self.active = seg = self._create(size, last_seq + 1)
         return seg.map, fmt.SEGMENT_HEADER_SIZE, size, seg.fd
 
-    def seal(self, used: int) -> None:
+    def seal(self, used: int, last_seq: int) -> None:
+        """Seal the active segment at ``used`` bytes; ``last_seq`` is the writer's last seq."""
         seg, self.active = self.active, None
         if seg is None:
             return
         seg.map.close()
         _faults.point("segment.seal")
         os.ftruncate(seg.fd, used)
+        state_counts(seg.fd, self._crc32c, last_seq - seg.first_seq + 1, last_seq)
         if self.durable:
             os.fsync(seg.fd)
         _faults.point("segment.rename")
@@ -157,11 +162,11 @@ class SegmentManager:
                 f"Upload or purge sealed segments, or raise max_bytes",
             )
 
-    def _create(self, size: int) -> ActiveSegment:
+    def _create(self, size: int, first_seq: int) -> ActiveSegment:
         # Built under a temporary name and renamed to .open only once it is locked and has
         # its header: a recovering process never sees an unlocked, header-less .open file.
         self.segment_no += 1
-        stem = os.path.join(self.directory, f"{self.writer_id:016x}-{self.segment_no:06d}")
+        stem = os.path.join(self.directory, fmt.segment_id(self.writer_id, self.segment_no))
         building, path = stem + NEW_SUFFIX, stem + fmt.OPEN_SUFFIX
         fd = os.open(building, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
@@ -193,7 +198,15 @@ class SegmentManager:
             raise
         if self.durable:
             fsync_dir(self.directory)
-        return ActiveSegment(path, fd, m, size)
+        return ActiveSegment(path, fd, m, size, first_seq)
+
+
+def state_counts(fd: int, crc32c, records: int, last_seq: int) -> None:
+    """Rewrite the header of the segment open at ``fd`` to state that it holds
+    ``records`` records, the last numbered ``last_seq`` (docs/format.md, revision 2): a
+    reader can then tell a sealed segment cut short at a frame boundary."""
+    header = os.pread(fd, fmt.SEGMENT_HEADER_SIZE, 0)
+    os.pwrite(fd, fmt.counted_header(crc32c, header, records, last_seq), 0)
 
 
 def directory_bytes(directory: str) -> int:

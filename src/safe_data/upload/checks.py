@@ -12,7 +12,7 @@ import google_crc32c
 import zstandard
 
 from ..journal import format as fmt
-from ..journal.reader import scan_frames
+from ..journal.reader import scan_frames, scan_to_end, shortfall
 
 __all__ = ["InvalidSegment", "SegmentTooLarge", "decompress_bounded", "verify_segment"]
 
@@ -98,16 +98,13 @@ def verify_segment(data: bytes, segment_id: str | None = None) -> None:
         header = fmt.unpack_segment_header(crc32c, data)
     except ValueError as exc:
         raise InvalidSegment(str(exc)) from None
-    if segment_id is not None:
-        expected = f"{header.writer_id:016x}-{header.segment_no:06d}"
-        if expected != segment_id:
-            raise InvalidSegment(f"segment id {segment_id} does not match its header ({expected})")
-    frames = scan_frames(data, crc32c, segment_id or "segment", True)
-    while True:
-        try:
-            next(frames)
-        except StopIteration as stop:
-            _end, problem = stop.value
-            break
-    if problem is not None:
+    if segment_id is not None and header.segment_id != segment_id:
+        raise InvalidSegment(f"segment id {segment_id} does not match its header ({header.segment_id})")
+    scan = scan_to_end(scan_frames(data, crc32c, segment_id or "segment", True,
+                                   first_seq=header.first_seq))
+    if scan.problems:
+        problem = scan.problems[0]
         raise InvalidSegment(f"byte {problem.offset}: {problem.reason}")
+    if shortfall(header, scan) is not None:
+        raise InvalidSegment(f"byte {scan.end}: the segment ends before the last record its "
+                             f"header counts (seq {header.last_seq})")

@@ -3,7 +3,9 @@
 See docs/remote.md for the contract.  In short, for each sealed ``<id>.seg`` of the
 journal directory without a ``uploaded/<id>`` mark: read it, hash it (SHA-256 of the raw
 segment), zstd-compress it (level 1), ``await sink.put(...)``.  On acknowledgement: delete
-the segment at once, or write its mark durably and delete it ``keep_for`` seconds later.
+the segment at once, or write its mark durably and delete it ``keep_for`` seconds later;
+either way the journal's ledger records it first (:mod:`safe_data.journal.ledger`), so
+that a reader can tell it from a segment that vanished.
 
 Transient failures are retried with exponential backoff and full jitter, honouring
 ``Retry-After``; a rejected segment is kept, reported once and counted.  Nothing of this
@@ -20,9 +22,9 @@ what it popped; now about 10-15%):
   however many segments are in flight;
 * its threads run at a lower priority (nice +10, Linux), so on a busy machine the
   application's threads go first;
-* no fsync per segment: with ``keep_for=0`` an acknowledged segment is simply deleted,
-  and with a retention period the marks of the acknowledgements that arrive together
-  share one directory fsync (group commit).
+* no fsync per segment: the ledger lines of the acknowledgements that arrive together
+  share one fsync before their segments are deleted (``keep_for=0``), and with a
+  retention period their marks share one directory fsync (group commit).
 
 Every sealed segment in the directory is shipped, whichever process wrote it, so one
 uploader can serve several writers; two uploaders on one directory are harmless (the
@@ -50,6 +52,7 @@ from .. import _faults
 from ..errors import SafeDataError
 from .layout import valid_segment_id
 from .sinks import RejectedError, Sink, TransientError
+from ..journal import ledger
 from ..journal.segments import fsync_dir
 
 __all__ = ["Uploader", "UploaderError", "UploadWarning", "PendingSegment", "pending_segments",
@@ -186,14 +189,12 @@ def _unlink(path: str) -> bool:
     return True
 
 
-def _remove_acknowledged(journal_path: str, segment_id: str) -> bool:
-    """Delete an acknowledged segment (its mark was written first), then its mark.  False
-    if there was nothing to delete."""
-    if not _is_marked(journal_path, segment_id):  # never delete what no sink holds
-        return False  # (or another uploader just deleted both)
-    removed = _unlink(os.path.join(journal_path, segment_id + SEALED_SUFFIX))
-    _unlink(os.path.join(journal_path, MARKS_DIR, segment_id))
-    return removed
+def _remove_acknowledged(journal_path: str, segment_ids, sink) -> list[str]:
+    """Delete segments ``sink`` acknowledged, each recorded in the journal's ledger first;
+    return the ids of those deleted (the others were already gone)."""
+    paths = [os.path.join(journal_path, i + SEALED_SUFFIX) for i in segment_ids]
+    present = ledger.record_removal(journal_path, paths, f"acknowledged by {sink!r}")
+    return [os.path.basename(p)[: -len(SEALED_SUFFIX)] for p in present if _unlink(p)]
 
 
 def _prepare(path: str):
@@ -229,10 +230,11 @@ def _lower_priority() -> None:
             pass
 
 
-class _MarkBatcher:
-    """Group commit of acknowledgement marks.  ``await mark(id)`` returns once the mark of
-    ``id`` is durable (or raises the OSError that prevented it).  One batch is written at
-    a time, in a worker thread; the ids that arrive meanwhile form the next batch."""
+class _GroupCommit:
+    """Group commit of what follows acknowledgements (marks, or ledger lines and
+    deletions).  ``await mark(id)`` returns once ``write_batch`` handled a batch holding
+    ``id`` (or raises the OSError that prevented it).  One batch is written at a time,
+    in a worker thread; the ids that arrive meanwhile form the next batch."""
 
     def __init__(self, write_batch) -> None:
         self._write_batch = write_batch  # blocking: (list of ids) -> None
@@ -640,7 +642,8 @@ class Uploader:
         self._compressor = concurrent.futures.ThreadPoolExecutor(
             self.compress_threads, thread_name_prefix="safe_data-uploader-compress",
             initializer=_lower_priority)
-        self._marks = _MarkBatcher(self._acknowledged)
+        self._marks = _GroupCommit(self._acknowledged)
+        self._deletions = _GroupCommit(self._delete_now)
         await loop.run_in_executor(None, os.makedirs, os.path.join(self.path, MARKS_DIR), 0o700, True)
         self._started = _now_iso()
         ready.set()
@@ -673,6 +676,7 @@ class Uploader:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._marks.aclose()
+            await self._deletions.aclose()
             await self._report(loop, running=False, force=True)
             self._compressor.shutdown(wait=False, cancel_futures=True)
             try:
@@ -707,12 +711,15 @@ class Uploader:
         return wait
 
     def _tidy(self, due, orphans) -> None:
-        for segment_id in due:
-            try:
-                if _remove_acknowledged(self.path, segment_id):
-                    log.debug("deleted acknowledged segment %s", segment_id)
-            except OSError as exc:
-                self._error(f"cannot delete acknowledged segment {segment_id}: {exc}")
+        marked = [i for i in due if _is_marked(self.path, i)]  # never delete what no sink holds
+        try:                                                   # (or another uploader just did)
+            for segment_id in _remove_acknowledged(self.path, marked, self.sink):
+                log.debug("deleted acknowledged segment %s", segment_id)
+        except OSError as exc:
+            self._error(f"cannot delete acknowledged segments {', '.join(marked)}: {exc}")
+        else:
+            for segment_id in marked:
+                _unlink(os.path.join(self.path, MARKS_DIR, segment_id))
         for segment_id in orphans:
             if not os.path.exists(os.path.join(self.path, segment_id + SEALED_SUFFIX)):
                 _unlink(os.path.join(self.path, MARKS_DIR, segment_id))
@@ -745,10 +752,7 @@ class Uploader:
                     self._error(f"segment {segment.id}: {type(exc).__name__}: {exc}")
                 else:
                     try:
-                        if self.keep_for > 0:
-                            await self._marks.mark(segment.id)
-                        else:
-                            await loop.run_in_executor(None, self._delete_now, segment)
+                        await (self._marks if self.keep_for > 0 else self._deletions).mark(segment.id)
                     except OSError as exc:  # it stays: sending it again is harmless
                         self._error(f"segment {segment.id} was acknowledged, but deleting or "
                                     f"marking it failed: {exc}")
@@ -779,13 +783,14 @@ class Uploader:
         _write_marks(self.path, segment_ids)
         log.debug("acknowledged: %s", ", ".join(segment_ids))
 
-    def _delete_now(self, segment: PendingSegment) -> None:
-        """(In a worker thread) delete an acknowledged segment without a mark: should the
-        deletion not survive a crash, the segment is sent again, and the sink answers
-        "already stored" (a mark would cost two fsyncs per segment to save that resend)."""
+    def _delete_now(self, segment_ids: list[str]) -> None:
+        """(In a worker thread) delete a batch of acknowledged segments without marks:
+        their ledger lines share one fsync, the deletions none.  Should a deletion not
+        survive a crash, the segment is sent again, and the sink answers "already stored"
+        (a mark would cost two fsyncs per segment to save that resend)."""
         _faults.point("upload.delete")
-        _unlink(segment.path)
-        log.debug("segment %s acknowledged and deleted", segment.id)
+        for segment_id in _remove_acknowledged(self.path, segment_ids, self.sink):
+            log.debug("segment %s acknowledged and deleted", segment_id)
 
     def _reject(self, segment_id: str, reason: str) -> None:
         with self._stats_lock:
