@@ -158,3 +158,46 @@ def test_seal_now_and_keep_writing(journal):
     names = sorted(os.listdir(journal.path))
     assert sum(n.endswith(".seg") for n in names) == 1 and sum(n.endswith(".open") for n in names) == 1
     assert [r.values for r in records(journal)] == [[3], [2]]
+
+
+def test_reading_a_journal_of_more_segments_than_open_files_allowed(tmp_path):
+    """Readers map one segment per writer at a time, not every segment at once: a journal
+    of 300 segments reads in a process allowed 64 open files."""
+    import subprocess
+    import sys
+
+    with safe_data.Journal(tmp_path / "j", segment_size=4096) as j:
+        L = safe_data.SafeList(name="L", journal=j)
+        for i in range(300):
+            L.append(os.urandom(3000))  # incompressible: one record a segment
+            L.pop()
+        assert len(list((tmp_path / "j").glob("*.seg"))) > 250
+    code = ("import resource, sys, safe_data\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
+            "j = safe_data.Journal(sys.argv[1])\n"
+            "print(len(list(j.records(on_error='raise'))), len(j.verify()))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "j")], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["300", "0"]
+
+
+def test_a_segment_purged_while_the_others_are_read_is_skipped_not_reported(tmp_path):
+    """Segments are mapped when read, not when listed: one purged in between (through
+    the ledger, as an uploader purges) is skipped, and the ledger says it left."""
+    from safe_data.journal import ledger
+
+    with safe_data.Journal(tmp_path / "j", segment_size=4096) as j:
+        L = safe_data.SafeList(name="L", journal=j)
+        for i in range(20):
+            L.append(os.urandom(3000))  # incompressible: one record a segment
+            L.pop()
+        problems = []
+        reading = safe_data.journal.reader.read_records(j.path, safe_data._impl.crc32c, j._key,
+                                                        report=problems.append)
+        first = next(reading)
+        last = sorted((tmp_path / "j").glob("*.seg"))[-1]
+        assert ledger.remove_segments(j.path, [str(last)], "test") == [last.name]
+        rest = list(reading)
+    assert 1 + len(rest) == 19 and first.seq == 1
+    assert problems == []

@@ -43,7 +43,7 @@ class SegmentSummary:
         self.path = view.path
         self.sealed = view.sealed
         self.live = view.live
-        self.size = len(view.data)
+        self.size = view.size
         self.disk_bytes = disk_bytes
         self.header = view.header
         self.created_ns = view.header.created_ns if view.header else 0
@@ -123,7 +123,7 @@ def _summarize(view: SegmentView, key, decode: bool, advance) -> SegmentSummary:
             advance(frame.offset - reported)
             reported = frame.offset
     summary.problems.extend(view.problems)
-    if view.header is not None:
+    if view.header is not None and not view.vanished:  # (vanished: purged meanwhile)
         summary.span = Span.of(view.name, view.header, view.scan, view.live)
     advance(summary.size - reported)
     return summary
@@ -136,7 +136,7 @@ def continuity_problems(directory: str, summaries) -> list[Problem]:
     context = ChainContext(directory)  # its ledger, read after the segments were
     problems += context.ledger_problems
     for chain in chains.values():
-        problems += context.problems([s.span for s in chain])
+        problems += context.problems([s.span for s in chain if s.span is not None])
     return [p for p in problems if not p.live]
 
 

@@ -344,7 +344,12 @@ def is_live(path: str) -> bool:
 
 
 class SegmentView:
-    """One segment file mapped for reading."""
+    """One segment file, read: its header at once, its frames when asked.
+
+    A sealed segment is immutable, so it is mapped, but only while its frames are read
+    (``data`` maps it, ``release()`` unmaps it): a mapping holds a file descriptor, and a
+    journal may have more segments than a process may open files.
+    """
 
     def __init__(self, path: str, crc32c):
         self.path = path
@@ -355,27 +360,57 @@ class SegmentView:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             self.inode = (st.st_dev, st.st_ino)
-            if self.sealed:  # immutable: map it
-                self.data = mmap.mmap(f.fileno(), st.st_size, prot=mmap.PROT_READ) if st.st_size else b""
+            self.size = st.st_size
+            if self.sealed:
+                self._data = None
+                head = f.read(fmt.SEGMENT_HEADER_SIZE)
             else:
                 # An .open segment may be sealed (truncated) by its writer at any moment;
                 # a mapping would then fault with SIGBUS.  Read a snapshot instead.
-                self.data = f.read()
+                self._data = head = f.read()
+                self.size = len(head)
         self.header = None
         self.problems: list[Problem] = []
         self.scan: Scan | None = None
+        self.vanished = False  # purged or set aside between its listing and its reading
         try:
-            self.header = fmt.unpack_segment_header(crc32c, self.data)
+            self.header = fmt.unpack_segment_header(crc32c, head)
         except ValueError as exc:
             self.problems.append(Problem(self.name, 0, str(exc), self.live))
+
+    @property
+    def data(self):
+        """The segment's bytes (a sealed one mapped now, until ``release()``)."""
+        if self._data is None:
+            with open(self.path, "rb") as f:
+                self._data = mmap.mmap(f.fileno(), self.size, prot=mmap.PROT_READ) if self.size else b""
+        return self._data
+
+    def release(self) -> None:
+        """Unmap a sealed segment (``data`` maps it again if asked)."""
+        if isinstance(self._data, mmap.mmap):
+            try:
+                self._data.close()
+            except BufferError:  # a caller still holds a view of it: the GC unmaps it
+                return
+            self._data = None
 
     def frames(self):
         """Yield verified frames; afterwards ``self.problems`` tells what could not be
         read, and ``self.scan`` what the frames cover."""
         if self.header is None:
             return
-        self.scan = yield from scan_frames(self.data, self._crc32c, self.name, self.sealed,
-                                           first_seq=self.header.first_seq)
+        try:
+            data = self.data
+        except FileNotFoundError:
+            self.vanished = True
+            return
+        try:
+            self.scan = yield from scan_frames(data, self._crc32c, self.name, self.sealed,
+                                               first_seq=self.header.first_seq)
+        finally:
+            del data
+            self.release()
         self.problems.extend(Problem(p.segment, p.offset, p.reason, self.live)
                              for p in _with_shortfall(self.header, self.scan, self.name))
 
@@ -456,8 +491,10 @@ def read_records(directory: str, crc32c, key, *, container=None, since_ns=None, 
                     if not problem.live:
                         report(problem)
         if report:
-            spans = [Span.of(v.name, v.header, v.scan, v.live) for v in views]
-            for problem in context.problems(spans):
+            spans = [Span.of(v.name, v.header, v.scan, v.live) for v in views if not v.vanished]
+            # a segment purged while the others were read is in the ledger by now
+            latest = ChainContext(directory) if any(v.vanished for v in views) else context
+            for problem in latest.problems(spans):
                 if not problem.live:
                     report(problem)
 
