@@ -1061,17 +1061,18 @@ cdef class _Binding:
         return self.writer.record_one(op, self.bname, key, tag, item_key, item, _caller(self.capture))
 
     cdef object convert(self, object value, object key):
-        """With deep=True: a plain list/dict/set stored inside becomes a safe container."""
+        """With deep=True: a plain list/dict/set stored inside becomes a safe container (a
+        versioned one in a versioned container, so that restore() sees its changes)."""
         cdef type t = type(value)
         if t is list:
             return SafeList(value, name=_support.child_name(self.name, key), journal=self.journal,
-                            deep=True, capture_caller=self.capture)
+                            deep=True, capture_caller=self.capture, versioned=self.versioned)
         if t is dict:
             return SafeDict(value, name=_support.child_name(self.name, key), journal=self.journal,
-                            deep=True, capture_caller=self.capture)
+                            deep=True, capture_caller=self.capture, versioned=self.versioned)
         if t is set:
             return SafeSet(value, name=_support.child_name(self.name, key), journal=self.journal,
-                           capture_caller=self.capture)
+                           capture_caller=self.capture, versioned=self.versioned)
         return value
 
 

@@ -241,17 +241,18 @@ class _Binding:
         self.writer.append(op, self.bname, key, values, caller)
 
     def convert(self, value, key):
-        """With deep=True: a plain list/dict/set stored inside becomes a safe container."""
+        """With deep=True: a plain list/dict/set stored inside becomes a safe container (a
+        versioned one in a versioned container, so that restore() sees its changes)."""
         t = type(value)
         if t is list:
             return SafeList(value, name=_support.child_name(self.name, key), journal=self.journal,
-                            deep=True, capture_caller=self.capture)
+                            deep=True, capture_caller=self.capture, versioned=self.versioned)
         if t is dict:
             return SafeDict(value, name=_support.child_name(self.name, key), journal=self.journal,
-                            deep=True, capture_caller=self.capture)
+                            deep=True, capture_caller=self.capture, versioned=self.versioned)
         if t is set:
             return SafeSet(value, name=_support.child_name(self.name, key), journal=self.journal,
-                           capture_caller=self.capture)
+                           capture_caller=self.capture, versioned=self.versioned)
         return value
 
 

@@ -82,7 +82,8 @@ class IncompleteHistoryError(SafeDataError):
     ``reason`` says why: ``"unknown"`` (no record has that name), ``"not created"`` (a
     versioned container asked for a moment before its creation), ``"not versioned"``
     (only its discards were recorded), ``"several writers"`` (processes changed their
-    own copies of it after its last snapshot).  ``partial`` holds what the journal does
+    own copies of it after its last snapshot), ``"nested"`` (a container nested in a list
+    inside it changed after its last snapshot).  ``partial`` holds what the journal does
     know, as a dict, list or set: the values the container discarded after that time (so
     it held them then); for several writers, the state the last snapshot's writer left;
     empty before its creation.  It is None only for an unknown name.
@@ -97,6 +98,10 @@ class IncompleteHistoryError(SafeDataError):
                          "versioned=True, so only what it discarded was recorded, not what it "
                          "held. `.partial` has the values it is known to have held; create it "
                          "with versioned=True for exact restores.",
+        "nested": "the journal cannot rebuild {name!r} {when}: a container nested in a list "
+                  "inside it changed after its last snapshot, and a nested container's path "
+                  "is its index when it was created, which inserts and removals move. "
+                  "`.partial` has the state with the snapshot's copies of them.",
         "several writers": "the journal cannot rebuild {name!r} {when}: after its last snapshot, "
                            "more than one process changed a container of that name, so no one "
                            "state follows from the records. `.partial` has the state the last "

@@ -152,9 +152,16 @@ def restore(name: str, *, at=None, journal=None):
     """
     journal = _support.resolve_journal(journal)
     until = None if at is None else to_ns(at) + 1
-    everything = list(journal.records(name))
-    if not everything:
+    by_name: dict[str, list] = {}
+    for record in journal.records(name, nested=True):
+        by_name.setdefault(record.container, []).append(record)
+    if name not in by_name:
         raise IncompleteHistoryError(name, at, None, "unknown")
+    return _restore(name, at, until, by_name, journal)
+
+
+def _restore(name, at, until, by_name, journal):
+    everything = by_name[name]
     records = [r for r in everything if until is None or r.time_ns < until]
     snapshots = [r for r in records if r.op == "snapshot"]
     if not snapshots:
@@ -174,9 +181,38 @@ def restore(name: str, *, at=None, journal=None):
         _REPLAY[record.kind](state, record)
     if others:
         raise IncompleteHistoryError(name, at, state, "several writers")
+    return _with_nested(name, state, at, until, base, by_name, journal)
+
+
+def _with_nested(name, state, at, until, base, by_name, journal):
+    """Overlay the histories of the containers nested in ``name`` (deep=True) on state.
+
+    A nested container journals its own changes under its path, ``name["key"]``.  In a
+    dict the path names the same container for as long as it stays under that key, so
+    the value there is restored from its own records.  In a list the path is the index
+    it had when it was created, which later inserts and removals move: if a container
+    nested in a list changed after the snapshot, the state cannot be told and the
+    error says so, rather than giving the snapshot's stale copy.
+    """
+    inside = name + "["
+    if isinstance(state, dict):
+        for key, value in state.items():
+            child = _support.child_name(name, key)
+            if type(value) in _EMPTY_NESTED and child in by_name:
+                try:
+                    state[key] = _restore(child, at, until, by_name, journal)
+                except IncompleteHistoryError as exc:
+                    if exc.reason != "not created":  # (stored before it had a history)
+                        raise IncompleteHistoryError(name, at, state, "nested") from exc
+        return state
+    changed = any(base.time_ns < r.time_ns and (until is None or r.time_ns < until)
+                  for label, rs in by_name.items() if label.startswith(inside) for r in rs)
+    if changed:
+        raise IncompleteHistoryError(name, at, state, "nested")
     return state
 
 
+_EMPTY_NESTED = (list, dict, set)
 _EMPTY = {"list": list, "dict": dict, "set": set, "row": dict}
 
 

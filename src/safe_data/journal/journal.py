@@ -273,18 +273,21 @@ class Journal:
 
     # --- reading --------------------------------------------------------------------------
 
-    def records(self, container: str | None = None, since: datetime | int | None = None,
-                until: datetime | int | None = None, *, on_error: str = "warn") -> Iterator[Record]:
+    def records(self, container: str | None = None, since: datetime | int | str | None = None,
+                until: datetime | int | str | None = None, *, nested: bool = False,
+                on_error: str = "warn") -> Iterator[Record]:
         """Yield the records of every process, oldest first.
 
-        ``container`` filters by name; ``since``/``until`` by time (a datetime, or
-        nanoseconds since the epoch).  Torn or corrupt frames are reported per
-        ``on_error``: "warn" (a :class:`JournalWarning`), "raise"
-        (:class:`~safe_data.errors.CorruptSegmentError`) or "ignore".
+        ``container`` filters by name (with ``nested=True``, the containers nested in it
+        too: ``orders[3]["items"]`` is nested in ``orders``); ``since``/``until`` by time
+        (a datetime, nanoseconds since the epoch, or a string :func:`parse_time` reads).
+        Torn or corrupt frames are reported per ``on_error``: "warn" (a
+        :class:`JournalWarning`), "raise" (:class:`~safe_data.errors.CorruptSegmentError`)
+        or "ignore".
         """
         report = _reporter(on_error)
         return read_records(self.path, _impl.crc32c, self._key, container=container,
-                            since_ns=to_ns(since), until_ns=to_ns(until),
+                            nested=nested, since_ns=to_ns(since), until_ns=to_ns(until),
                             trust_pickles=self.trust_pickles, report=report)
 
     def verify(self) -> list[Problem]:

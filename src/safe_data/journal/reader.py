@@ -454,9 +454,10 @@ def open_segments(directory: str, crc32c) -> list[SegmentView]:
     return views
 
 
-def read_records(directory: str, crc32c, key, *, container=None, since_ns=None, until_ns=None,
-                 trust_pickles=False, report=None):
-    """Records of every segment in ``directory``, merged by time (then writer, then seq).
+def read_records(directory: str, crc32c, key, *, container=None, nested=False, since_ns=None,
+                 until_ns=None, trust_pickles=False, report=None):
+    """Records of every segment in ``directory``, merged by time (then writer, then seq);
+    only ``container``'s if given (and with ``nested``, those of containers nested in it).
 
     ``report(problem)`` is called for each problem found; a record that fails to decode is
     reported and skipped, the rest of its segment is still read.  Across each writer's
@@ -475,7 +476,8 @@ def read_records(directory: str, crc32c, key, *, container=None, since_ns=None, 
     def chain(views):
         for view in views:
             for frame in view.frames():
-                if container is not None and frame.name != container:
+                if container is not None and frame.name != container and not (
+                        nested and frame.name.startswith(inside)):
                     continue
                 if since_ns is not None and frame.time_ns < since_ns:
                     continue
@@ -500,6 +502,7 @@ def read_records(directory: str, crc32c, key, *, container=None, since_ns=None, 
 
     if container is not None:
         container = container.encode("utf-8")
+        inside = container + b"["  # the names of nested containers: _support.child_name
     yield from heapq.merge(*(chain(v) for v in chains.values()),
                            key=lambda r: (r.time_ns, r.writer, r.seq))
 
