@@ -213,8 +213,9 @@ class Journal:
         ``op``, ``key``, ``values``, ``seq``, ``time_ns``/``time``, ``pid``, ``thread``,
         ``caller``, ``writer``; ``segment`` and ``offset`` are None).  The callback runs
         synchronously in the discarding thread, once the record is in the journal (and on
-        disk in the "fsync" mode), while the operation lock is held and before the
-        container changes: keep it short, and do not touch the container it reports on.
+        disk in the "fsync" mode), inside the operation, with the operation lock held
+        (whether the container already shows the change is not specified): keep it short;
+        changing the container it reports on raises ReentrantChangeError.
         An exception it raises is reported as a :class:`DiscardHookWarning`; the record
         stays and the operation completes.  Discards made inside a callback are journaled
         but fire no callbacks.  Callbacks run in the order they were added; adding the
