@@ -1,5 +1,7 @@
+import contextlib
 import importlib.util
 import os
+import sys
 
 import pytest
 
@@ -23,6 +25,17 @@ def journal(tmp_path):
     j = safe_data.Journal(tmp_path / "journal")
     yield j
     j.close()
+
+
+@contextlib.contextmanager
+def thread_switch_interval(seconds: float):
+    """Threads switch every ``seconds`` instead of 5 ms: many more interleavings per run."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
 
 
 def records(journal, container=None):

@@ -28,6 +28,8 @@ import pytest
 import safe_data as sd
 from safe_data.journal import format as fmt
 
+from .conftest import thread_switch_interval
+
 THREADS = 8
 OPS = int(os.environ.get("SAFE_DATA_THREAD_OPS", 20_000))  # per thread; 100000 for the long run
 
@@ -101,11 +103,8 @@ def thread_ops(t, n, L, D, S, calls):
 
 @pytest.fixture
 def eager_thread_switching():
-    """Switch threads every 10 us instead of 5 ms: many more interleavings per run."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    yield
-    sys.setswitchinterval(old)
+    with thread_switch_interval(1e-5):
+        yield
 
 
 def run_threads(target, nthreads=THREADS):

@@ -135,6 +135,20 @@ def small_tmpfs(tmp_path):
         yield mnt
 
 
+def fill_to_the_last_block(mnt: Path) -> Path:
+    """Fill the filesystem at ``mnt`` with a file until ENOSPC; return the file."""
+    filler = mnt / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\xff" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    return filler
+
+
 def fs_free(path):
     st = os.statvfs(path)
     return st.f_bavail * st.f_frsize
@@ -200,15 +214,7 @@ def test_full_disk_when_the_first_segment_cannot_be_created(tmp_path, small_tmpf
     """The very first discard needs a segment: it fails cleanly, in this process."""
     journal_dir = small_tmpfs / "journal"
     with sd.Journal(journal_dir, segment_size=SEGMENT) as j:
-        filler = small_tmpfs / "filler"
-        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-        try:  # fill the filesystem to the last block
-            while True:
-                os.write(fd, b"\xff" * 4096)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-        finally:
-            os.close(fd)
+        filler = fill_to_the_last_block(small_tmpfs)
         L = sd.SafeList(["keep"], name="L", journal=j)
         with pytest.raises(sd.JournalFullError, match="no space left") as exc:
             L.pop()
@@ -301,15 +307,7 @@ def test_full_disk_during_recovery_is_journal_full_and_changes_nothing(tmp_path,
         f.seek(48 * 1024)
         f.write(os.urandom(4096))
     before = segment.read_bytes()
-    filler = small_tmpfs / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:  # fill the filesystem to the last block
-        while True:
-            os.write(fd, b"\xff" * 4096)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
+    filler = fill_to_the_last_block(small_tmpfs)
 
     with pytest.raises(sd.JournalFullError, match="no space left .* to recover") as exc:
         sd.Journal(journal_dir)

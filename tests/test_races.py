@@ -15,7 +15,6 @@ neither.  The discarding calls must also raise nothing a builtin would not raise
 from __future__ import annotations
 
 import random
-import sys
 import threading
 import traceback
 from collections import Counter
@@ -25,6 +24,8 @@ import pytest
 import safe_data as sd
 from safe_data.history import ADDING_OPS
 
+from .conftest import thread_switch_interval
+
 SEEDS = range(4)
 DISCARDS = 300  # destructive calls per run
 PAD = "x" * 600  # compressible, and enough to rotate 64 KiB segments often
@@ -32,10 +33,8 @@ PAD = "x" * 600  # compressible, and enough to rotate 64 KiB segments often
 
 @pytest.fixture
 def switch_every_microsecond():
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(old)
+    with thread_switch_interval(1e-6):
+        yield
 
 
 class Values:
