@@ -1186,15 +1186,7 @@ cdef class SafeList(list):
         try:
             if PyList_GET_SIZE(self) == 0:
                 raise IndexError("pop from empty list")
-            i = _position(PyList_GET_SIZE(self), i, "pop index out of range")
-            item = <object>PyList_GET_ITEM(self, i)
-            PyList_SetSlice(self, i, i + 1, NULL)  # we hold item: no finalizer runs
-            try:
-                b.one(OP_LIST_POP, i, T_LIST, None, item)
-            except BaseException:
-                _put_back(self, i, 1, [item])
-                raise
-            return item
+            return _discard_at(self, OP_LIST_POP, _position(PyList_GET_SIZE(self), i, "pop index out of range"))
         finally:
             b.end()
 
@@ -1211,12 +1203,7 @@ cdef class SafeList(list):
                     if i < 0:
                         i = 0  # taken out by a base-class call meanwhile: look again
                         continue
-                    PyList_SetSlice(self, i, i + 1, NULL)
-                    try:
-                        b.one(OP_LIST_REMOVE, i, T_LIST, None, item)
-                    except BaseException:
-                        _put_back(self, i, 1, [item])
-                        raise
+                    _discard_at(self, OP_LIST_REMOVE, i)
                     return
                 i += 1
             raise ValueError("list.remove(x): x not in list")
@@ -1241,14 +1228,7 @@ cdef class SafeList(list):
                         _put_back(self, where.start, where.step, taken)
                         raise
             else:
-                i = _position(PyList_GET_SIZE(self), i, "list assignment index out of range")
-                item = <object>PyList_GET_ITEM(self, i)
-                PyList_SetSlice(self, i, i + 1, NULL)
-                try:
-                    b.one(OP_LIST_DEL, i, T_LIST, None, item)
-                except BaseException:
-                    _put_back(self, i, 1, [item])
-                    raise
+                _discard_at(self, OP_LIST_DEL, _position(PyList_GET_SIZE(self), i, "list assignment index out of range"))
         finally:
             b.end()
 
@@ -1318,6 +1298,18 @@ cdef class SafeList(list):
             return result
         finally:
             b.end()
+
+
+cdef object _discard_at(SafeList lst, uint8_t op, Py_ssize_t i):
+    """Take the item at i out, journal it, and put it back if that fails; return it."""
+    item = <object>PyList_GET_ITEM(lst, i)
+    PyList_SetSlice(lst, i, i + 1, NULL)  # we hold item: no finalizer runs
+    try:
+        lst._b.one(op, i, T_LIST, None, item)
+    except BaseException:
+        _put_back(lst, i, 1, [item])
+        raise
+    return item
 
 
 cdef int _discard_all(SafeList lst, uint8_t op) except -1:

@@ -380,28 +380,15 @@ class SafeList(_Safe, list):
         with b:
             if not len(self):
                 raise IndexError("pop from empty list")
-            i = _position(len(self), i, "pop index out of range")
-            item = list.pop(self, i)
-            try:
-                b.many(_OP["list", "pop"], i, [item])
-            except BaseException:
-                _put_back(self, i, 1, [item])
-                raise
-            return item
+            return _discard_at(self, _OP["list", "pop"], _position(len(self), i, "pop index out of range"))
 
     def remove(self, value):
-        b = self._b
-        with b:
+        with self._b:
             try:
                 i = list.index(self, value)
             except ValueError:
                 raise ValueError("list.remove(x): x not in list") from None
-            item = list.pop(self, i)
-            try:
-                b.many(_OP["list", "remove"], i, [item])
-            except BaseException:
-                _put_back(self, i, 1, [item])
-                raise
+            _discard_at(self, _OP["list", "remove"], i)
 
     def __delitem__(self, key):
         b = self._b
@@ -417,13 +404,7 @@ class SafeList(_Safe, list):
                         _put_back(self, where.start, where.step, taken)
                         raise
             else:
-                i = _position(len(self), key, "list assignment index out of range")
-                item = list.pop(self, i)
-                try:
-                    b.many(_OP["list", "del"], i, [item])
-                except BaseException:
-                    _put_back(self, i, 1, [item])
-                    raise
+                _discard_at(self, _OP["list", "del"], _position(len(self), key, "list assignment index out of range"))
 
     def __setitem__(self, key, value):
         b = self._b
@@ -515,6 +496,17 @@ def _discard_all(lst, op):
     except BaseException:
         list.__setitem__(lst, slice(0, 0), taken)
         raise
+
+
+def _discard_at(lst, op, i):
+    """Take the item at i out, journal it, and put it back if that fails; return it."""
+    item = list.pop(lst, i)
+    try:
+        lst._b.many(op, i, [item])
+    except BaseException:
+        _put_back(lst, i, 1, [item])
+        raise
+    return item
 
 
 def _take_slice(lst, key, value):
