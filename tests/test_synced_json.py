@@ -253,3 +253,11 @@ def test_the_tour_of_docs_synced_runs(tmp_path, monkeypatch):
     result = doctest.testfile(page, module_relative=False,
                               optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("cls,empty", [(JSONDict, {}), (JSONList, [])])
+def test_clear_on_an_empty_collection_still_saves(tmp_path, cls, empty):
+    """As the original does: code calls clear() to create the file."""
+    path = tmp_path / "new.json"
+    cls(path).clear()
+    assert json.loads(path.read_text()) == empty

@@ -189,10 +189,7 @@ class SyncedDict(SyncedCollection, MutableMapping):
         return key, old
 
     def clear(self):  # noqa: D102
-        self._load()
-        if not self._data:
-            return
-        with self._load_and_save, self._operation_lock:
+        with self._load_and_save, self._operation_lock:  # saves even when empty, as the original
             if self._data:
                 self._journal_discard("clear", self._to_base())
                 self._data.clear()

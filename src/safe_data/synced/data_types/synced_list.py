@@ -218,10 +218,7 @@ class SyncedList(SyncedCollection, MutableSequence):
             del self._data[index]
 
     def clear(self):  # noqa: D102
-        self._load()
-        if not self._data:
-            return
-        with self._load_and_save, self._operation_lock:
+        with self._load_and_save, self._operation_lock:  # saves even when empty, as the original
             if self._data:
                 self._journal_discard("clear", self._to_base())
                 self._data.clear()
