@@ -157,10 +157,10 @@ def restore(name: str, *, at=None, journal=None):
         by_name.setdefault(record.container, []).append(record)
     if name not in by_name:
         raise IncompleteHistoryError(name, at, None, "unknown")
-    return _restore(name, at, until, by_name, journal)
+    return _restore(name, at, until, by_name)
 
 
-def _restore(name, at, until, by_name, journal):
+def _restore(name, at, until, by_name):
     everything = by_name[name]
     records = [r for r in everything if until is None or r.time_ns < until]
     snapshots = [r for r in records if r.op == "snapshot"]
@@ -168,7 +168,7 @@ def _restore(name, at, until, by_name, journal):
         created = next((r for r in everything if r.op == "snapshot"), None)
         if created is not None and not any(r.op not in ADDING_OPS for r in records):
             raise IncompleteHistoryError(name, at, _EMPTY[created.kind](), "not created", first=created.time)
-        raise IncompleteHistoryError(name, at, _partial(journal, name, at))
+        raise IncompleteHistoryError(name, at, _partial(everything, at))
     base = snapshots[-1]
     state = _EMPTY[base.kind](base.values)
     others = False
@@ -181,10 +181,10 @@ def _restore(name, at, until, by_name, journal):
         _REPLAY[record.kind](state, record)
     if others:
         raise IncompleteHistoryError(name, at, state, "several writers")
-    return _with_nested(name, state, at, until, base, by_name, journal)
+    return _with_nested(name, state, at, until, base, by_name)
 
 
-def _with_nested(name, state, at, until, base, by_name, journal):
+def _with_nested(name, state, at, until, base, by_name):
     """Overlay the histories of the containers nested in ``name`` (deep=True) on state.
 
     A nested container journals its own changes under its path, ``name["key"]``.  In a
@@ -200,7 +200,7 @@ def _with_nested(name, state, at, until, base, by_name, journal):
             child = _support.child_name(name, key)
             if type(value) in _EMPTY_NESTED and child in by_name:
                 try:
-                    state[key] = _restore(child, at, until, by_name, journal)
+                    state[key] = _restore(child, at, until, by_name)
                 except IncompleteHistoryError as exc:
                     if exc.reason != "not created":  # (stored before it had a history)
                         raise IncompleteHistoryError(name, at, state, "nested") from exc
@@ -264,12 +264,14 @@ def _replay_set(state: set, record):
 _REPLAY = {"list": _replay_list, "dict": _replay_dict, "set": _replay_set}
 
 
-def _partial(journal, name, at):
-    """What the journal knows of ``name`` at ``at``: what it discarded afterwards."""
+def _partial(everything, at):
+    """What ``everything`` (a container's records) tells of it at ``at``: what it discarded
+    afterwards."""
     since = None if at is None else to_ns(at)
-    records = [r for r in journal.records(name, since=since) if r.op not in ADDING_OPS]
+    records = [r for r in everything
+               if r.op not in ADDING_OPS and (since is None or r.time_ns >= since)]
     if not records:  # nothing discarded since: nothing is known to have been held
-        return _EMPTY[next(iter(journal.records(name))).kind]()
+        return _EMPTY[everything[0].kind]()
     kind = records[0].kind
     if kind == "dict":
         known: dict = {}
