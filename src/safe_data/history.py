@@ -198,7 +198,7 @@ def _with_nested(name, state, at, until, base, by_name):
     if isinstance(state, dict):
         for key, value in state.items():
             child = _support.child_name(name, key)
-            if type(value) in _EMPTY_NESTED and child in by_name:
+            if type(value) in (list, dict, set) and child in by_name:
                 try:
                     state[key] = _restore(child, at, until, by_name)
                 except IncompleteHistoryError as exc:
@@ -212,7 +212,6 @@ def _with_nested(name, state, at, until, base, by_name):
     return state
 
 
-_EMPTY_NESTED = (list, dict, set)
 _EMPTY = {"list": list, "dict": dict, "set": set, "row": dict}
 
 
