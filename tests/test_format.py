@@ -79,7 +79,8 @@ def test_decoder_rejects_garbage_cleanly(data):
 
 
 def test_a_frame_is_laid_out_as_documented(journal):
-    safe_data.SafeList([7], name="ab", journal=journal).pop()
+    ab = safe_data.SafeList([7], name="ab", journal=journal)
+    ab.pop()
     journal.close()
     (seg,) = [n for n in os.listdir(journal.path) if n.endswith(fmt.SEALED_SUFFIX)]
     data = open(os.path.join(journal.path, seg), "rb").read()
@@ -89,10 +90,12 @@ def test_a_frame_is_laid_out_as_documented(journal):
     frame_len, crc, seq, time_ns, thread, op, flags, name_len = struct.unpack_from("<IIQqQBBH", data, 64)
     assert frame_len == len(data) - 64
     assert crc == google_crc32c.value(data[64 + 8:64 + frame_len])
-    assert (seq, fmt.OPS[op], flags, name_len) == (1, ("list", "pop"), 0, 2)
+    assert (seq, fmt.OPS[op], flags, name_len) == (1, ("list", "pop"), fmt.FLAG_ID, 2)
     body = data[64 + 36:]
-    # name, then key (int 0 -> zigzag 0), then values: list of one int 7 (zigzag 14)
-    assert body == b"ab" + bytes([fmt.T_INT, 0, fmt.T_LIST, 1, fmt.T_INT, 14])
+    # name, the container's number (LEB128), then key (int 0 -> zigzag 0), then values:
+    # a list of one int 7 (zigzag 14)
+    assert 0 < ab.container_id < 0x80
+    assert body == b"ab" + bytes([ab.container_id, fmt.T_INT, 0, fmt.T_LIST, 1, fmt.T_INT, 14])
 
 
 def test_both_writers_produce_the_same_segment(tmp_path):
@@ -109,7 +112,7 @@ def test_both_writers_produce_the_same_segment(tmp_path):
                                  max_bytes=None, durable=False)
         writer = impl.RecordWriter(manager, KEY, impl.DURABILITY_PROCESS, 64)
         writer.append(2, b"name", 3, ["x" * 100, {"a": (1, 2.5)}, {1, 2}], ("f.py", 3, "fn"))
-        writer.append(16, b"d", None, {"k": b"v"})
+        writer.append(16, b"d", None, {"k": b"v"}, None, 300)  # a container's number: 2 bytes
         writer.append(1, b"big", None, [i * 7919 % 1_000_003 for i in range(100_000)])  # incompressible
         writer.append(1, b"big", None, ["x" * 100] * 2000)  # compressible, past the probe size
         writer.close()

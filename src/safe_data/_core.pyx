@@ -35,6 +35,7 @@ import operator
 import os
 import pickle
 import threading
+import weakref
 
 from . import _faults, _support
 from .errors import (CorruptRecordError, JournalClosedError, RecordTooLargeError, ReentrantChangeError,
@@ -144,10 +145,12 @@ cdef enum:
     T_BYTEARRAY = 0x0D
     T_PICKLE = 0x0E
     T_BIGINT = 0x0F
+    T_NESTED = 0x10
     MAX_ENCODE_DEPTH = 32
     TOO_DEEP = 2
     FLAG_COMPRESSED = 0x01
     FLAG_CALLER = 0x02
+    FLAG_ID = 0x04
 
 DURABILITY_PROCESS = 0
 DURABILITY_BATCH = 1
@@ -194,7 +197,7 @@ cdef uint8_t OP_SET_SNAPSHOT = _OP["set", "snapshot"]
 
 cdef object _MISSING = object()
 cdef object _pickle_dumps = pickle.dumps
-from .journal.codec import load_pickle as _load_pickle
+from .journal.codec import NestedContainer, load_pickle as _load_pickle
 cdef object _lz4_compress = None
 cdef object _mac = None
 cdef bint faults_armed = _faults.armed  # SAFE_DATA_FAULT / _TRACE set: see _faults.py
@@ -324,6 +327,12 @@ cdef int encode_pickle(Buf* b, object obj, bytes key) except -1:
     return 0
 
 
+cdef int put_nested(Buf* b, _Binding binding, bytes key) except -1:
+    """A safe container inside a value: T_NESTED and its number (codec._container_number)."""
+    put_byte(b, T_NESTED)
+    return put_varint(b, binding.container_id if binding is not None and binding.writer._key is key else 0)
+
+
 cdef int encode(Buf* b, object obj, int depth, bytes key) except -1:
     """Append the encoding of obj; return TOO_DEEP (nothing usable written) past the limit."""
     cdef type t = type(obj)
@@ -365,6 +374,8 @@ cdef int encode(Buf* b, object obj, int depth, bytes key) except -1:
     if t is list or t is SafeList or t is _TrackedSafeList:
         if depth >= MAX_ENCODE_DEPTH:
             return TOO_DEEP
+        if depth and t is not list:
+            put_nested(b, (<SafeList>obj)._b, key)
         size = PyList_GET_SIZE(obj)
         put_byte(b, T_LIST)
         put_varint(b, <uint64_t>size)
@@ -380,6 +391,8 @@ cdef int encode(Buf* b, object obj, int depth, bytes key) except -1:
     if t is dict or t is SafeDict:
         if depth >= MAX_ENCODE_DEPTH:
             return TOO_DEEP
+        if depth and t is not dict:
+            put_nested(b, (<SafeDict>obj)._b, key)
         size = len(obj)
         put_byte(b, T_DICT)
         put_varint(b, <uint64_t>size)
@@ -407,6 +420,8 @@ cdef int encode(Buf* b, object obj, int depth, bytes key) except -1:
     if t is set or t is SafeSet or t is _TrackedSafeSet or t is frozenset:
         if depth >= MAX_ENCODE_DEPTH:
             return TOO_DEEP
+        if depth and t is not set and t is not frozenset:
+            put_nested(b, (<SafeSet>obj)._b, key)
         size = len(obj)
         put_byte(b, T_FROZENSET if t is frozenset else T_SET)
         put_varint(b, <uint64_t>size)
@@ -457,6 +472,7 @@ cdef struct Rd:
     const unsigned char* p
     Py_ssize_t n
     Py_ssize_t pos
+    bint nested_ids  # T_NESTED gives a NestedContainer (codec.Decoder.nested_ids)
 
 
 cdef object _corrupt(Rd* r, str reason):
@@ -572,10 +588,16 @@ cdef object rd_value(Rd* r, int depth, object key, bint trust):
         mac = PyBytes_FromStringAndSize(<const char*>rd_take(r, 32), 32)
         s = rd_take(r, size)
         return _load_pickle(PyBytes_FromStringAndSize(<const char*>s, <Py_ssize_t>size), mac, key, trust)
+    if tag == T_NESTED:
+        z = rd_varint(r)
+        if r.pos >= r.n or (r.p[r.pos] != T_LIST and r.p[r.pos] != T_DICT and r.p[r.pos] != T_SET):
+            _corrupt(r, "a nested container that is not a list, dict or set")
+        value = rd_value(r, depth, key, trust)  # (its own tag was checked: no recursion through here)
+        return NestedContainer(z, value) if r.nested_ids else value
     _corrupt(r, f"unknown value tag 0x{tag:02x}")
 
 
-def decode_values(payload, key, bint trust_pickles, int count):
+def decode_values(payload, key, bint trust_pickles, int count, bint nested_ids=False):
     """Decode exactly ``count`` consecutive values filling ``payload`` (see codec.Decoder)."""
     cdef const unsigned char[::1] view = payload
     cdef Rd r
@@ -583,6 +605,7 @@ def decode_values(payload, key, bint trust_pickles, int count):
     r.p = &view[0] if view.shape[0] else <const unsigned char*>""
     r.n = view.shape[0]
     r.pos = 0
+    r.nested_ids = nested_ids
     values = [rd_value(&r, 0, key, trust_pickles) for i in range(count)]
     if r.pos != r.n:
         raise CorruptRecordError("unexpected bytes after the payload")
@@ -620,6 +643,7 @@ cdef class RecordWriter:
     cdef object _hook  # called after each record (Journal.on_discard), or None
     cdef bint _hooked  # _hook is not None: the one test the hot path pays for it
     cdef uint64_t _bytes  # frame bytes written by this process (safe_data.stats())
+    cdef uint64_t _containers  # numbers given to containers (next_container_id)
     cdef uint64_t _last_seq  # seq and time of the last record committed, read by append()
     cdef int64_t _last_time  # and by the hook right after the commit (no Python code between)
 
@@ -654,8 +678,9 @@ cdef class RecordWriter:
         return self._bytes
 
     def set_hook(self, hook):
-        """Call ``hook(seq, time_ns, op, name, key, values, caller)`` after each record is
-        in the journal (durable as the mode promises), in the writing thread; None: no hook.
+        """Call ``hook(seq, time_ns, op, name, key, values, caller, container_id)`` after
+        each record is in the journal (durable as the mode promises), in the writing
+        thread; None: no hook.
         """
         self._hook = hook
         self._hooked = hook is not None
@@ -719,12 +744,23 @@ cdef class RecordWriter:
         """For the Python twin's adding methods (C containers' adds take no lock)."""
         return _OperationLock(self)
 
-    def append(self, int op, bytes name, key, values, caller=None):
+    @property
+    def mac_key(self):
+        """The journal's key, which authenticates pickles (and tells its containers)."""
+        return self._key
+
+    def next_container_id(self):
+        """A number for a new container, unique among this writer's (codes 1, 2, ...)."""
+        self._containers += 1
+        return self._containers
+
+    def append(self, int op, bytes name, key, values, caller=None, uint64_t container_id=0):
         """Journal one record; return its sequence number.  Raises before anything is lost."""
-        self.record(<uint8_t>op, name, key, values, caller)
+        self.record(<uint8_t>op, name, container_id, key, values, caller)
         return self._last_seq
 
-    cdef int record(self, uint8_t op, bytes name, object key, object values, object caller) except -1:
+    cdef int record(self, uint8_t op, bytes name, uint64_t cid, object key, object values,
+                    object caller) except -1:
         cdef char stack[STACK_BUF]
         cdef Buf b
         self._take_buffer(&b, stack)
@@ -733,15 +769,15 @@ cdef class RecordWriter:
             encode_value(&b, values, self._key)
             if caller is not None:
                 encode_value(&b, caller, self._key)
-            self._finish(op, name, &b, FLAG_CALLER if caller is not None else 0)
+            self._finish(op, name, cid, &b, FLAG_CALLER if caller is not None else 0)
         finally:
             self._give_back(&b)
         if self._hooked:  # no Python code ran since the commit: _last_seq is this record's
-            self._hook(self._last_seq, self._last_time, op, name, key, values, caller)
+            self._hook(self._last_seq, self._last_time, op, name, key, values, caller, cid)
         return 0
 
-    cdef int record_one(self, uint8_t op, bytes name, object key, uint8_t tag, object item_key,
-                        object item, object caller) except -1:
+    cdef int record_one(self, uint8_t op, bytes name, uint64_t cid, object key, uint8_t tag,
+                        object item_key, object item, object caller) except -1:
         """Like record() with values = [item], {item} or {item_key: item}, built in place."""
         cdef char stack[STACK_BUF]
         cdef Buf b
@@ -761,13 +797,13 @@ cdef class RecordWriter:
                               self._key)
             if caller is not None:
                 encode_value(&b, caller, self._key)
-            self._finish(op, name, &b, FLAG_CALLER if caller is not None else 0)
+            self._finish(op, name, cid, &b, FLAG_CALLER if caller is not None else 0)
         finally:
             self._give_back(&b)
         if self._hooked:
             self._hook(self._last_seq, self._last_time, op, name, key,
                        {item_key: item} if tag == T_DICT else ({item} if tag == T_SET else [item]),
-                       caller)
+                       caller, cid)
         return 0
 
     cdef void _take_buffer(self, Buf* b, char* stack):
@@ -801,7 +837,7 @@ cdef class RecordWriter:
         if b.heap:
             free(b.p)
 
-    cdef int _finish(self, uint8_t op, bytes name, Buf* b, uint8_t flags) except -1:
+    cdef int _finish(self, uint8_t op, bytes name, uint64_t cid, Buf* b, uint8_t flags) except -1:
         global _lz4_compress
         cdef const char* payload = b.p
         cdef Py_ssize_t plen = b.n
@@ -813,19 +849,22 @@ cdef class RecordWriter:
             if plen > LZ4_PROBE_SIZE:  # incompressible (say, a million ints)? skip it: see format.md
                 packed = _lz4_compress(PyMemoryView_FromMemory(b.p, LZ4_PROBE_SIZE, PyBUF_READ), store_size=True)
                 if PyBytes_GET_SIZE(packed) * 10 > LZ4_PROBE_SIZE * 9:
-                    self._commit(op, flags, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name), payload, plen)
+                    self._commit(op, flags, name, cid, payload, plen)
                     return 0
             packed = _lz4_compress(PyMemoryView_FromMemory(b.p, b.n, PyBUF_READ), store_size=True)
             if PyBytes_GET_SIZE(packed) < plen:
                 payload = PyBytes_AS_STRING(packed)
                 plen = PyBytes_GET_SIZE(packed)
                 flags |= FLAG_COMPRESSED
-        self._commit(op, flags, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name), payload, plen)
+        self._commit(op, flags, name, cid, payload, plen)
         return 0
 
-    cdef int _commit(self, uint8_t op, uint8_t flags, const char* name, Py_ssize_t name_len,
+    cdef int _commit(self, uint8_t op, uint8_t flags, bytes name, uint64_t cid,
                      const char* payload, Py_ssize_t plen) except -1:
-        cdef Py_ssize_t frame_len = FRAME_HEADER_SIZE + name_len + plen
+        cdef Py_ssize_t name_len = PyBytes_GET_SIZE(name)
+        cdef char id_bytes[10]
+        cdef Py_ssize_t id_len = 0
+        cdef Py_ssize_t frame_len
         cdef char* p
         cdef uint64_t thread
         cdef int64_t now
@@ -833,6 +872,15 @@ cdef class RecordWriter:
         cdef uint32_t flen, crc
         cdef uint64_t seq
         cdef int fd, rc
+        if cid:  # the container's number, LEB128, after the name
+            flags |= FLAG_ID
+            while cid > 0x7F:
+                id_bytes[id_len] = <char>((cid & 0x7F) | 0x80)
+                id_len += 1
+                cid >>= 7
+            id_bytes[id_len] = <char>cid
+            id_len += 1
+        frame_len = FRAME_HEADER_SIZE + name_len + id_len + plen
         if frame_len > 0xFFFFFFFF:
             raise RecordTooLargeError(f"a {frame_len}-byte record exceeds the 4 GiB frame limit; nothing was discarded")
         while self._pos + frame_len > self._end:
@@ -850,8 +898,9 @@ cdef class RecordWriter:
         p[32] = <char>op
         p[33] = <char>flags
         memcpy(p + 34, &nlen, 2)
-        memcpy(p + FRAME_HEADER_SIZE, name, name_len)
-        memcpy(p + FRAME_HEADER_SIZE + name_len, payload, plen)
+        memcpy(p + FRAME_HEADER_SIZE, PyBytes_AS_STRING(name), name_len)
+        memcpy(p + FRAME_HEADER_SIZE + name_len, id_bytes, id_len)
+        memcpy(p + FRAME_HEADER_SIZE + name_len + id_len, payload, plen)
         crc = sd_crc32c(0, p + 8, frame_len - 8)
         flen = <uint32_t>frame_len
         memcpy(p + 4, &crc, 4)
@@ -1017,20 +1066,34 @@ cdef Py_ssize_t _position(Py_ssize_t n, Py_ssize_t i, str message) except -1:
 
 @cython.final
 cdef class _Binding:
-    """What a safe container is bound to: a journal's writer, its name and its options.
+    """What a safe container is bound to: a journal's writer, its identity, its name and
+    its options.
 
     One object holds them for all three container classes, so each container has one
     C field and the journaling calls read the same way everywhere.
+
+    The identity is ``cid``, a number unique among the writer's containers, carried by
+    every record.  The name is a label: a nested container's (``orders[3]["items"]``) is
+    its parent's label and where it now is in the parent, worked out again before each
+    record (relabel), so records carry the path as of the operation.
     """
 
     cdef readonly object journal
-    cdef RecordWriter writer
+    cdef readonly RecordWriter writer
+    cdef readonly uint64_t container_id
     cdef readonly str name
     cdef bytes bname
     cdef readonly bint deep
     cdef readonly bint capture
     cdef readonly bint versioned  # adds are journaled too ("insert", "assign", "snapshot")
     cdef uint64_t _active  # the writer's operation epoch while an operation of ours runs
+    cdef object _me  # (deep) a weak reference to the container, its children's parent
+    # a nested container: a weak reference to its parent, where it was last seen there,
+    # the parent's label its own was made from, and its own address (to find it)
+    cdef object _parent
+    cdef object _key
+    cdef str _parent_label
+    cdef PyObject* _self
 
     cdef inline int begin(self) except -1:
         """Start an operation on this container: writer.enter(), and refuse one that code
@@ -1055,29 +1118,124 @@ cdef class _Binding:
         return self.writer.leave()
 
     cdef inline int many(self, uint8_t op, object key, object values) except -1:
-        return self.writer.record(op, self.bname, key, values, _caller(self.capture))
+        if self._parent is not None:
+            self.relabel()
+        return self.writer.record(op, self.bname, self.container_id, key, values, _caller(self.capture))
 
     cdef inline int one(self, uint8_t op, object key, uint8_t tag, object item_key, object item) except -1:
-        return self.writer.record_one(op, self.bname, key, tag, item_key, item, _caller(self.capture))
+        if self._parent is not None:
+            self.relabel()
+        return self.writer.record_one(op, self.bname, self.container_id, key, tag, item_key, item,
+                                      _caller(self.capture))
+
+    cdef int relabel(self) except -1:
+        """A nested container's label as of now: its parent's (itself relabeled) and where
+        it is in the parent.  Where it was last seen is tried first; else the parent is
+        searched by identity.  Gone from its parent (or the parent gone), it keeps the
+        label it last had."""
+        cdef _Binding pb
+        cdef Py_ssize_t i, n, pos = 0
+        cdef PyObject* k
+        cdef PyObject* v
+        parent = self._parent()
+        if parent is None:
+            return 0
+        pb = _binding_of(parent)
+        if pb is None:
+            return 0
+        if pb._parent is not None:
+            pb.relabel()
+        key = self._key
+        if isinstance(parent, list):
+            n = PyList_GET_SIZE(parent)
+            i = key
+            if not (0 <= i < n and PyList_GET_ITEM(parent, i) == self._self):
+                for i in range(n):
+                    if PyList_GET_ITEM(parent, i) == self._self:
+                        break
+                else:
+                    return 0
+                key = i
+        else:
+            v = PyDict_GetItemWithError(parent, key)
+            if v != self._self:
+                while PyDict_Next(parent, &pos, &k, &v):  # no Python code runs: by identity
+                    if v == self._self:
+                        key = <object>k
+                        break
+                else:
+                    return 0
+        if key is not self._key or pb.name is not self._parent_label:
+            self._key = key
+            self._parent_label = pb.name
+            self.name = _support.child_name(pb.name, key)
+            self.bname = _encode_name(self.name)
+        return 0
+
+    cdef str label(self):
+        if self._parent is not None:
+            self.relabel()
+        return self.name
+
+    @property
+    def root(self):
+        """The name of the outermost container it is nested in, as far as that is alive
+        (its records are found under that name: Journal.records(root, nested=True))."""
+        cdef _Binding b = self, up
+        while b._parent is not None:
+            parent = b._parent()
+            up = None if parent is None else _binding_of(parent)
+            if up is None:
+                break
+            b = up
+        return b.name
 
     cdef object convert(self, object value, object key):
         """With deep=True: a plain list/dict/set stored inside becomes a safe container (a
-        versioned one in a versioned container, so that restore() sees its changes)."""
+        versioned one in a versioned container, so that restore() sees its changes)
+        nested in this one; a safe container of ours nested elsewhere moves here."""
         cdef type t = type(value)
+        cdef _Binding child
         if t is list:
-            return SafeList(value, name=_support.child_name(self.name, key), journal=self.journal,
-                            deep=True, capture_caller=self.capture, versioned=self.versioned)
-        if t is dict:
-            return SafeDict(value, name=_support.child_name(self.name, key), journal=self.journal,
-                            deep=True, capture_caller=self.capture, versioned=self.versioned)
-        if t is set:
-            return SafeSet(value, name=_support.child_name(self.name, key), journal=self.journal,
-                           capture_caller=self.capture, versioned=self.versioned)
+            value = SafeList(value, name=_support.child_name(self.label(), key), journal=self.journal,
+                             deep=True, capture_caller=self.capture, versioned=self.versioned)
+        elif t is dict:
+            value = SafeDict(value, name=_support.child_name(self.label(), key), journal=self.journal,
+                             deep=True, capture_caller=self.capture, versioned=self.versioned)
+        elif t is set:
+            value = SafeSet(value, name=_support.child_name(self.label(), key), journal=self.journal,
+                            capture_caller=self.capture, versioned=self.versioned)
+        else:
+            child = _binding_of(value)
+            if child is None or child._parent is None or child.writer is not self.writer:
+                return value
+            child._parent = self._me
+            child._key = key
+            child._parent_label = None  # its label is rebuilt at its next record
+            return value
+        child = _binding_of(value)
+        child._parent = self._me
+        child._key = key
+        child._parent_label = self.name
+        child._self = <PyObject*>value
         return value
 
 
-cdef _Binding _bind(_Binding old, str kind, name, journal, bint deep, bint capture, bint versioned):
-    """The binding of a new container; ``__init__`` called again keeps unspecified settings."""
+cdef _Binding _binding_of(object container):
+    """The binding of a safe container of this module (None for anything else)."""
+    if isinstance(container, SafeList):
+        return (<SafeList>container)._b
+    if isinstance(container, SafeDict):
+        return (<SafeDict>container)._b
+    if isinstance(container, SafeSet):
+        return (<SafeSet>container)._b
+    return None
+
+
+cdef _Binding _bind(_Binding old, object owner, str kind, name, journal, bint deep, bint capture,
+                    bint versioned):
+    """The binding of a new container; ``__init__`` called again keeps unspecified settings
+    and the container's identity (in the same journal)."""
     cdef _Binding b = _Binding.__new__(_Binding)
     if old is not None:
         name = old.name if name is None else name
@@ -1091,6 +1249,15 @@ cdef _Binding _bind(_Binding old, str kind, name, journal, bint deep, bint captu
     b.deep = deep
     b.capture = capture
     b.versioned = versioned
+    if old is not None and old.writer is b.writer:
+        b.container_id = old.container_id
+        if name is None or name == old.name:  # still where it was: still nested there
+            b.name, b.bname = old.name, old.bname
+            b._parent, b._key, b._parent_label, b._self = old._parent, old._key, old._parent_label, old._self
+    else:
+        b.container_id = b.writer.next_container_id()
+    if deep:
+        b._me = weakref.ref(owner)
     return b
 
 
@@ -1098,14 +1265,14 @@ cdef _Binding _bind(_Binding old, str kind, name, journal, bint deep, bint captu
 cdef class SafeList(list):
     """A ``list`` whose every discarded value is journaled first."""
 
-    cdef _Binding _b
+    cdef readonly _Binding _b
     cdef object __weakref__
 
     def __init__(self, iterable=(), *, name=None, journal=None, deep=False, capture_caller=False,
                  versioned=False):
         cdef _Binding old = self._b
-        cdef _Binding b = _bind(old, "list", name, journal, deep, capture_caller, versioned)
-        if deep:
+        cdef _Binding b = _bind(old, self, "list", name, journal, deep, capture_caller, versioned)
+        if b.deep:  # (called again, the settings are the container's: b's, not the arguments)
             iterable = [b.convert(v, i) for i, v in enumerate(iterable)]
         elif type(iterable) is not list:
             iterable = list(iterable)
@@ -1121,7 +1288,7 @@ cdef class SafeList(list):
                 _discard_all(self, OP_LIST_INIT)
             self._b = b
             _list_extend(self, iterable)  # after whatever other threads added meanwhile
-            if versioned:
+            if b.versioned:
                 b.many(OP_LIST_SNAPSHOT, None, self)
         finally:
             old.end()
@@ -1133,8 +1300,13 @@ cdef class SafeList(list):
 
     @property
     def name(self):
-        """The container's name in the journal."""
-        return self._b.name
+        """The container's name in the journal (nested: its path as of now)."""
+        return self._b.label()
+
+    @property
+    def container_id(self):
+        """Its number in the journal: with the writer id, its identity in the records."""
+        return self._b.container_id
 
     @property
     def journal(self):
@@ -1483,13 +1655,13 @@ cdef object _safe_list_new(type cls, PyObject* args, PyObject* kwargs):
 cdef class SafeDict(dict):
     """A ``dict`` whose every removed or overwritten value is journaled first."""
 
-    cdef _Binding _b
+    cdef readonly _Binding _b
     cdef object __weakref__
 
     def __init__(self, *args, name=None, journal=None, deep=False, capture_caller=False,
                  versioned=False, **kwargs):
         cdef bint again = self._b is not None
-        self._b = _bind(self._b, "dict", name, journal, deep, capture_caller, versioned)
+        self._b = _bind(self._b, self, "dict", name, journal, deep, capture_caller, versioned)
         self._update(args, kwargs, OP_DICT_INIT, again)  # __init__ again on a live dict: it updates
         if versioned and not again:
             self._b.many(OP_DICT_SNAPSHOT, None, self)
@@ -1506,8 +1678,13 @@ cdef class SafeDict(dict):
 
     @property
     def name(self):
-        """The container's name in the journal."""
-        return self._b.name
+        """The container's name in the journal (nested: its path as of now)."""
+        return self._b.label()
+
+    @property
+    def container_id(self):
+        """Its number in the journal: with the writer id, its identity in the records."""
+        return self._b.container_id
 
     @property
     def journal(self):
@@ -1654,12 +1831,12 @@ cdef class SafeDict(dict):
 cdef class SafeSet(set):
     """A ``set`` whose every removed element is journaled first."""
 
-    cdef _Binding _b
+    cdef readonly _Binding _b
 
     def __init__(self, iterable=(), *, name=None, journal=None, capture_caller=False,
                  versioned=False):
         cdef _Binding old = self._b
-        cdef _Binding b = _bind(old, "set", name, journal, False, capture_caller, versioned)
+        cdef _Binding b = _bind(old, self, "set", name, journal, False, capture_caller, versioned)
         if old is None:
             self._b = b
             _set_init(self, iterable)
@@ -1688,8 +1865,13 @@ cdef class SafeSet(set):
 
     @property
     def name(self):
-        """The container's name in the journal."""
-        return self._b.name
+        """The container's name in the journal (nested: its path as of now)."""
+        return self._b.label()
+
+    @property
+    def container_id(self):
+        """Its number in the journal: with the writer id, its identity in the records."""
+        return self._b.container_id
 
     @property
     def journal(self):

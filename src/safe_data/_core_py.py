@@ -15,13 +15,14 @@ import os
 import sys
 import threading
 import time
+import weakref
 
 import google_crc32c
 
 from . import _faults, _support
 from .errors import JournalClosedError, RecordTooLargeError, ReentrantChangeError
 from .journal import format as fmt
-from .journal.codec import decode_values, encode_value
+from .journal.codec import decode_values, encode_value, put_varint
 from .journal.segments import sync_data
 
 __all__ = ["DURABILITY_BATCH", "DURABILITY_FSYNC", "DURABILITY_PROCESS", "RecordWriter",
@@ -73,6 +74,7 @@ class RecordWriter:
         self._closed = False
         self._hook = None  # called after each record (Journal.on_discard), or None
         self._bytes = 0  # frame bytes written by this process (safe_data.stats())
+        self._containers = 0  # numbers given to containers (next_container_id)
 
     @property
     def seq(self) -> int:
@@ -88,13 +90,25 @@ class RecordWriter:
         """Bytes of the frames this process wrote through this writer (since a fork)."""
         return self._bytes
 
+    @property
+    def mac_key(self) -> bytes:
+        """The journal's key, which authenticates pickles (and tells its containers)."""
+        return self._key
+
+    def next_container_id(self) -> int:
+        """A number for a new container, unique among this writer's (codes 1, 2, ...)."""
+        with self._lock:
+            self._containers += 1
+            return self._containers
+
     def set_hook(self, hook) -> None:
-        """Call ``hook(seq, time_ns, op, name, key, values, caller)`` after each record is
-        in the journal (durable as the mode promises), in the writing thread; None: no hook.
+        """Call ``hook(seq, time_ns, op, name, key, values, caller, container_id)`` after
+        each record is in the journal (durable as the mode promises), in the writing
+        thread; None: no hook.
         """
         self._hook = hook
 
-    def append(self, op: int, name: bytes, key, values, caller=None) -> int:
+    def append(self, op: int, name: bytes, key, values, caller=None, container_id: int = 0) -> int:
         """Journal one record; return its sequence number.  Raises before anything is lost."""
         payload = bytearray()
         encode_value(payload, key, self._key)
@@ -108,7 +122,12 @@ class RecordWriter:
             if len(packed) < len(payload):
                 payload = packed
                 flags |= fmt.FLAG_COMPRESSED
-        frame_len = fmt.FRAME_HEADER_SIZE + len(name) + len(payload)
+        number = bytearray()
+        if container_id:  # the container's number, LEB128, after the name
+            flags |= fmt.FLAG_ID
+            put_varint(number, container_id)
+        body = bytes(name + number + payload)
+        frame_len = fmt.FRAME_HEADER_SIZE + len(body)
         if frame_len > fmt.MAX_FRAME_LEN:
             raise RecordTooLargeError(f"a {frame_len}-byte record exceeds the 4 GiB frame limit; nothing was discarded")
         thread = threading.get_ident()
@@ -120,12 +139,10 @@ class RecordWriter:
             seq = self._seq + 1
             now = time.time_ns()
             head = fmt.FRAME_HEADER.pack(0, 0, seq, now, thread, op, flags, len(name))
-            crc = google_crc32c.extend(google_crc32c.extend(crc32c(head[8:]), name), bytes(payload))
+            crc = google_crc32c.extend(crc32c(head[8:]), body)
             pos = self._pos
             self._map[pos + 8:pos + fmt.FRAME_HEADER_SIZE] = head[8:]
-            body = pos + fmt.FRAME_HEADER_SIZE
-            self._map[body:body + len(name)] = name
-            self._map[body + len(name):pos + frame_len] = payload
+            self._map[pos + fmt.FRAME_HEADER_SIZE:pos + frame_len] = body
             _faults.point("record.write")
             # the length and CRC last, as the C writer does: a frame is there once they are
             self._map[pos:pos + 8] = fmt.FRAME_HEADER.pack(frame_len, crc, 0, 0, 0, 0, 0, 0)[:8]
@@ -141,7 +158,7 @@ class RecordWriter:
             finally:
                 os.close(fd)
         if self._hook is not None:
-            self._hook(seq, now, op, name, key, values, caller)
+            self._hook(seq, now, op, name, key, values, caller, container_id)
         return seq
 
     def _rotate(self, need: int) -> None:
@@ -216,9 +233,12 @@ class _OperationLock:
 
 
 class _Binding:
-    """What a safe container is bound to: a journal's writer, its name and its options."""
+    """What a safe container is bound to: a journal's writer, its identity (a number
+    unique among the writer's containers), its name and its options.  A nested
+    container's name is a label worked out again before each record (see _core.pyx)."""
 
-    __slots__ = ("journal", "writer", "name", "bname", "deep", "capture", "versioned", "active")
+    __slots__ = ("journal", "writer", "container_id", "name", "bname", "deep", "capture",
+                 "versioned", "active", "_me", "_parent", "_key", "_parent_label", "_self")
 
     def __enter__(self):
         """Start an operation on this container (C: _Binding.begin): take the operation
@@ -237,27 +257,81 @@ class _Binding:
         self.writer.operation_lock.__exit__(None, None, None)
 
     def many(self, op, key, values):
+        if self._parent is not None:
+            self.relabel()
         caller = _support.caller_of(__name__) if self.capture else None
-        self.writer.append(op, self.bname, key, values, caller)
+        self.writer.append(op, self.bname, key, values, caller, self.container_id)
+
+    def relabel(self):
+        """A nested container's label as of now (C: _Binding.relabel)."""
+        parent = self._parent()
+        if parent is None:
+            return
+        pb = getattr(parent, "_b", None)
+        if pb is None:
+            return
+        if pb._parent is not None:
+            pb.relabel()
+        key, me = self._key, self._self
+        if isinstance(parent, list):
+            if not (0 <= key < len(parent) and id(list.__getitem__(parent, key)) == me):
+                key = next((i for i, v in enumerate(list.__iter__(parent)) if id(v) == me), _MISSING)
+        elif id(dict.get(parent, key)) != me:
+            key = next((k for k, v in list(dict.items(parent)) if id(v) == me), _MISSING)
+        if key is _MISSING:
+            return
+        if key is not self._key or pb.name is not self._parent_label:
+            self._key = key
+            self._parent_label = pb.name
+            self.name = _support.child_name(pb.name, key)
+            self.bname = self.name.encode("utf-8")
+
+    def label(self) -> str:
+        if self._parent is not None:
+            self.relabel()
+        return self.name
+
+    @property
+    def root(self) -> str:
+        """The name of the outermost container it is nested in (C: _Binding.root)."""
+        b = self
+        while b._parent is not None:
+            up = getattr(b._parent(), "_b", None)
+            if up is None:
+                break
+            b = up
+        return b.name
 
     def convert(self, value, key):
         """With deep=True: a plain list/dict/set stored inside becomes a safe container (a
-        versioned one in a versioned container, so that restore() sees its changes)."""
+        versioned one in a versioned container, so that restore() sees its changes)
+        nested in this one; a safe container of ours nested elsewhere moves here."""
         t = type(value)
         if t is list:
-            return SafeList(value, name=_support.child_name(self.name, key), journal=self.journal,
-                            deep=True, capture_caller=self.capture, versioned=self.versioned)
-        if t is dict:
-            return SafeDict(value, name=_support.child_name(self.name, key), journal=self.journal,
-                            deep=True, capture_caller=self.capture, versioned=self.versioned)
-        if t is set:
-            return SafeSet(value, name=_support.child_name(self.name, key), journal=self.journal,
-                           capture_caller=self.capture, versioned=self.versioned)
+            value = SafeList(value, name=_support.child_name(self.label(), key), journal=self.journal,
+                             deep=True, capture_caller=self.capture, versioned=self.versioned)
+        elif t is dict:
+            value = SafeDict(value, name=_support.child_name(self.label(), key), journal=self.journal,
+                             deep=True, capture_caller=self.capture, versioned=self.versioned)
+        elif t is set:
+            value = SafeSet(value, name=_support.child_name(self.label(), key), journal=self.journal,
+                            capture_caller=self.capture, versioned=self.versioned)
+        else:
+            child = getattr(value, "_b", None) if isinstance(value, (SafeList, SafeDict, SafeSet)) else None
+            if child is None or child._parent is None or child.writer is not self.writer:
+                return value
+            child._parent, child._key = self._me, key
+            child._parent_label = None  # its label is rebuilt at its next record
+            return value
+        child = value._b
+        child._parent, child._key, child._parent_label = self._me, key, self.name
+        child._self = id(value)
         return value
 
 
-def _bind(old, kind, name, journal, deep, capture, versioned):
-    """The binding of a new container; ``__init__`` called again keeps unspecified settings."""
+def _bind(old, owner, kind, name, journal, deep, capture, versioned):
+    """The binding of a new container; ``__init__`` called again keeps unspecified settings
+    and the container's identity (in the same journal)."""
     b = _Binding()
     if old is not None:
         name = old.name if name is None else name
@@ -274,6 +348,15 @@ def _bind(old, kind, name, journal, deep, capture, versioned):
     b.capture = capture
     b.versioned = versioned  # adds are journaled too ("insert", "assign", "snapshot")
     b.active = 0  # the writer's operation epoch while an operation of ours runs
+    b._parent = b._key = b._parent_label = b._self = None
+    if old is not None and old.writer is b.writer:
+        b.container_id = old.container_id
+        if name == old.name:  # still where it was: still nested there
+            b.name, b.bname = old.name, old.bname
+            b._parent, b._key, b._parent_label, b._self = old._parent, old._key, old._parent_label, old._self
+    else:
+        b.container_id = b.writer.next_container_id()
+    b._me = weakref.ref(owner) if deep else None
     return b
 
 
@@ -284,8 +367,13 @@ class _Safe:
 
     @property
     def name(self) -> str:
-        """The container's name in the journal."""
-        return self._b.name
+        """The container's name in the journal (nested: its path as of now)."""
+        return self._b.label()
+
+    @property
+    def container_id(self) -> int:
+        """Its number in the journal: with the writer id, its identity in the records."""
+        return self._b.container_id
 
     @property
     def journal(self):
@@ -335,8 +423,9 @@ class SafeList(_Safe, list):
     def __init__(self, iterable=(), *, name=None, journal=None, deep=False, capture_caller=False,
                  versioned=False):
         old = getattr(self, "_b", None)
-        b = _bind(old, "list", name, journal, deep, capture_caller, versioned)
-        iterable = [b.convert(v, i) for i, v in enumerate(iterable)] if deep else list(iterable)
+        b = _bind(old, self, "list", name, journal, deep, capture_caller, versioned)
+        # (called again, the settings are the container's: b's, not the arguments)
+        iterable = [b.convert(v, i) for i, v in enumerate(iterable)] if b.deep else list(iterable)
         if old is None:
             self._b = b
             list.__init__(self, iterable)
@@ -348,7 +437,7 @@ class SafeList(_Safe, list):
                 _discard_all(self, _OP["list", "init"])
             self._b = b
             list.extend(self, iterable)
-            if versioned:
+            if b.versioned:
                 b.many(_OP["list", "snapshot"], None, self)
 
     @property
@@ -615,7 +704,7 @@ class SafeDict(_Safe, dict):
     def __init__(self, *args, name=None, journal=None, deep=False, capture_caller=False,
                  versioned=False, **kwargs):
         old = getattr(self, "_b", None)
-        self._b = _bind(old, "dict", name, journal, deep, capture_caller, versioned)
+        self._b = _bind(old, self, "dict", name, journal, deep, capture_caller, versioned)
         self._update(args, kwargs, _OP["dict", "init"], old is not None)  # again: it updates
         if versioned and old is None:
             self._b.many(_OP["dict", "snapshot"], None, self)
@@ -728,7 +817,7 @@ class SafeSet(_Safe, set):
     def __init__(self, iterable=(), *, name=None, journal=None, capture_caller=False,
                  versioned=False):
         old = getattr(self, "_b", None)
-        b = _bind(old, "set", name, journal, False, capture_caller, versioned)
+        b = _bind(old, self, "set", name, journal, False, capture_caller, versioned)
         if old is None:
             self._b = b
             set.__init__(self, iterable)

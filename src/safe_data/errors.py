@@ -81,12 +81,14 @@ class IncompleteHistoryError(SafeDataError):
 
     ``reason`` says why: ``"unknown"`` (no record has that name), ``"not created"`` (a
     versioned container asked for a moment before its creation), ``"not versioned"``
-    (only its discards were recorded), ``"several writers"`` (processes changed their
-    own copies of it after its last snapshot), ``"nested"`` (a container nested in a list
-    inside it changed after its last snapshot).  ``partial`` holds what the journal does
-    know, as a dict, list or set: the values the container discarded after that time (so
-    it held them then); for several writers, the state the last snapshot's writer left;
-    empty before its creation.  It is None only for an unknown name.
+    (only its discards were recorded), ``"several writers"`` (more than one container of
+    that name, in one process or several, changed after its last snapshot), ``"nested"``
+    (a container nested inside it has no exact history for that moment).  ``partial``
+    holds what the journal does know, as a dict, list or set: the values the container
+    discarded after that time (so it held them then); for several writers, the state the
+    last snapshot's container left; for a nested one, the state with the copies of the
+    nested containers recorded when they were stored; empty before its creation.  It is
+    None only for an unknown name.
     """
 
     _MESSAGES = {
@@ -98,15 +100,15 @@ class IncompleteHistoryError(SafeDataError):
                          "versioned=True, so only what it discarded was recorded, not what it "
                          "held. `.partial` has the values it is known to have held; create it "
                          "with versioned=True for exact restores.",
-        "nested": "the journal cannot rebuild {name!r} {when}: a container nested in a list "
-                  "inside it changed after its last snapshot, and a nested container's path "
-                  "is its index when it was created, which inserts and removals move. "
-                  "`.partial` has the state with the snapshot's copies of them.",
+        "nested": "the journal cannot rebuild {name!r} {when}: a container nested inside it "
+                  "has no exact history then (it was not versioned, belongs to another "
+                  "journal, or its records are missing). `.partial` has the state with the "
+                  "copies of the nested containers recorded when they were stored.",
         "several writers": "the journal cannot rebuild {name!r} {when}: after its last snapshot, "
-                           "more than one process changed a container of that name, so no one "
-                           "state follows from the records. `.partial` has the state the last "
-                           "snapshot's process left; give each process's container a name of "
-                           "its own.",
+                           "more than one container of that name (in one process or several) "
+                           "changed, so no one state follows from the records. `.partial` has "
+                           "the state the last snapshot's container left; give each container "
+                           "a name of its own.",
     }
 
     def __init__(self, name, at, partial, reason: str = "not versioned", first=None):

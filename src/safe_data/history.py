@@ -8,26 +8,53 @@ Everything here reads the journal; nothing is kept in memory by the containers.
 * A container created with ``versioned=True`` also journals what it *adds* ("insert" and
   "assign" records) and a full "snapshot" when it is created and after any change that is
   cheaper to record whole (sort, re-init, undo).  Replaying from the last snapshot is exact.
+
+Every record carries its container's identity, ``(writer, container_id)``, besides its
+name; a nested container's name is its path as of the record, which moves as the items
+before it come and go.  undo() and the containers nested in a restore() go by identity:
+a safe container inside a recorded value is written with its number, so the replay of a
+parent knows which container stood where, and takes each one's state from its own records.
 """
 
 from __future__ import annotations
 
 from . import _support
 from .errors import IncompleteHistoryError, UndoError
+from .journal.codec import NestedContainer
 from .journal.journal import to_ns
 
 #: records of versioned containers that add; they discard nothing
 ADDING_OPS = frozenset({"insert", "assign", "snapshot"})
 
 
-def history(name: str, journal=None, *, since=None, until=None) -> list:
-    """Every record of container ``name``, oldest first (see :meth:`Journal.records`)."""
+def history(name, journal=None, *, since=None, until=None) -> list:
+    """Every record of container ``name``, oldest first (see :meth:`Journal.records`).
+
+    ``name`` is a name (the records made under it, by whichever containers had it) or a
+    safe container (its own records, by identity, under whatever paths it had).
+    """
+    if not isinstance(name, str):
+        return _records_of(name, since, until)
     journal = _support.resolve_journal(journal)
     return list(journal.records(name, since, until))
 
 
-def discarded(name: str, journal=None, *, since=None, until=None) -> list:
-    """Every value container ``name`` discarded, in journal order.
+def _identity(record):
+    return record.writer, record.container_id
+
+
+def _records_of(container, since=None, until=None, **options) -> list:
+    """The records this process made of ``container``, found by its identity among those
+    under its outermost container's name."""
+    journal, root = container.journal, container._b.root
+    me = (journal._manager.writer_id, container.container_id)
+    return [r for r in journal.records(root, since, until, nested=root != container.name, **options)
+            if _identity(r) == me]
+
+
+def discarded(name, journal=None, *, since=None, until=None) -> list:
+    """Every value container ``name`` (a name or a container, as for :func:`history`)
+    discarded, in journal order.
 
     List and set records contribute their items, dict records ``(key, value)`` pairs,
     row records their column dict.
@@ -65,8 +92,7 @@ def undo(container, n: int = 1) -> list:
                         f"{type(container).__name__}'s; use history() and restore the values yourself")
     journal = container.journal
     with journal.operation_lock:
-        mine = [r for r in journal.records(container.name)
-                if r.writer == journal._manager.writer_id]
+        mine = _records_of(container)
         done = {r.key for r in mine if r.op == "undo"}
         todo = [r for r in reversed(mine)
                 if r.op != "undo" and r.op not in ADDING_OPS and r.seq not in done][:n]
@@ -74,13 +100,20 @@ def undo(container, n: int = 1) -> list:
             raise UndoError(f"{container.name!r} has {len(todo)} operation(s) of this process left "
                             f"to undo, not {n}; undo reverts this process's own operations")
         for record in todo:
-            _UNDO[record.kind](container, record, journal)
+            gone, apply = _UNDO[record.kind](container, record)
+            _record(container, record.kind, "undo", record.seq, gone)  # first: nothing is lost
+            apply()
             if getattr(container, "versioned", False):
-                journal.record(record.kind, "snapshot", container.name, None, _contents(container))
+                _record(container, record.kind, "snapshot", None, _contents(container))
     return todo
 
 
-def _undo_list(lst, record, journal):
+def _record(container, kind, op, key, values):
+    container.journal.record(kind, op, container.name, key, values, container_id=container.container_id)
+
+
+# Each _undo_<kind> returns what the undo overwrites and the function that makes it.
+def _undo_list(lst, record):
     key, values, op = record.key, record.values, record.op
     gone: list = []
     if op in ("pop", "remove", "del") and type(key) is int:
@@ -104,22 +137,22 @@ def _undo_list(lst, record, journal):
     else:  # init: the old contents replace the new
         gone = list(lst)
         changes = [(slice(0, len(lst)), values)]
-    journal.record("list", "undo", record.container, record.seq, gone)
-    for where, items in changes:
-        list.__setitem__(lst, where, items)
+
+    def apply():
+        for where, items in changes:
+            list.__setitem__(lst, where, items)
+    return gone, apply
 
 
-def _undo_dict(d, record, journal):
+def _undo_dict(d, record):
     old = record.values
     gone = {k: dict.__getitem__(d, k) for k in old
             if dict.__contains__(d, k) and dict.__getitem__(d, k) is not old[k]}
-    journal.record("dict", "undo", record.container, record.seq, gone)
-    dict.update(d, old)
+    return gone, lambda: dict.update(d, old)
 
 
-def _undo_set(s, record, journal):
-    journal.record("set", "undo", record.container, record.seq, set())
-    set.update(s, record.values)
+def _undo_set(s, record):
+    return set(), lambda: set.update(s, record.values)
 
 
 _UNDO = {"list": _undo_list, "dict": _undo_dict, "set": _undo_set}
@@ -136,80 +169,138 @@ def _kind(container) -> str:
 # --- restore ---------------------------------------------------------------------------------
 
 
-def restore(name: str, *, at=None, journal=None):
+def restore(name, *, at=None, journal=None):
     """The contents of container ``name`` as they were at time ``at`` (default: the last
     record), rebuilt from the journal.
 
-    ``at`` is a datetime, nanoseconds since the epoch, or a string as the ``safe-data``
-    command takes it: an ISO time (UTC when it names no zone) or an age (``10m``, ``2h``).
+    ``name`` is a name, or a safe container (then its own history, by identity: say a
+    nested one, whose name has changed).  ``at`` is a datetime, nanoseconds since the
+    epoch, or a string as the ``safe-data`` command takes it: an ISO time (UTC when it
+    names no zone) or an age (``10m``, ``2h``).
 
     Exact for containers created with ``versioned=True``: the last snapshot before ``at``
-    is replayed forward.  Where the journal cannot know the state it never guesses: it
-    raises :class:`IncompleteHistoryError`, whose ``reason`` says why (an unknown name, a
-    moment before the container was created, a container that was not versioned, several
-    processes changing containers of that name) and whose ``partial`` holds what the
-    journal does know.
+    is replayed forward, and so is each container nested inside it, found by identity.
+    Where the journal cannot know the state it never guesses: it raises
+    :class:`IncompleteHistoryError`, whose ``reason`` says why (an unknown name, a moment
+    before the container was created, a container that was not versioned, several
+    containers of that name, a nested container without an exact history) and whose
+    ``partial`` holds what the journal does know.
     """
-    journal = _support.resolve_journal(journal)
     until = None if at is None else to_ns(at) + 1
-    by_name: dict[str, list] = {}
-    for record in journal.records(name, nested=True):
-        by_name.setdefault(record.container, []).append(record)
-    if name not in by_name:
+    if not isinstance(name, str):
+        container = name
+        histories = _Histories(container.journal, container._b.root)
+        named = histories.of((container.journal._manager.writer_id, container.container_id))
+        name = container.name
+    else:
+        histories = _Histories(_support.resolve_journal(journal), name)
+        named = [r for r in histories.records if r.container == name]
+    if not named:
         raise IncompleteHistoryError(name, at, None, "unknown")
-    return _restore(name, at, until, by_name)
+    return _restore(name, at, until, histories, named)
 
 
-def _restore(name, at, until, by_name):
-    everything = by_name[name]
-    records = [r for r in everything if until is None or r.time_ns < until]
-    snapshots = [r for r in records if r.op == "snapshot"]
-    if not snapshots:
-        created = next((r for r in everything if r.op == "snapshot"), None)
-        if created is not None and not any(r.op not in ADDING_OPS for r in records):
-            raise IncompleteHistoryError(name, at, _EMPTY[created.kind](), "not created", first=created.time)
-        raise IncompleteHistoryError(name, at, _partial(everything, at))
-    base = snapshots[-1]
-    state = _EMPTY[base.kind](base.values)
-    others = False
+class _Histories:
+    """The records a restore reads, by container identity: those under the outermost
+    container's name, and, should a container inside have come from elsewhere, all."""
+
+    def __init__(self, journal, root: str):
+        self.journal = journal
+        self.records = list(journal.records(root, nested=True, nested_ids=True))
+        self._by_identity = _by_identity(self.records)
+        self._everything = False
+
+    def of(self, identity) -> list:
+        if identity not in self._by_identity and not self._everything:
+            self._by_identity = _by_identity(self.journal.records(nested_ids=True))
+            self._everything = True
+        return self._by_identity.get(identity, [])
+
+
+def _by_identity(records) -> dict:
+    out: dict = {}
     for record in records:
-        if (record.time_ns, record.writer, record.seq) <= (base.time_ns, base.writer, base.seq):
-            continue
-        if record.writer != base.writer:
-            others = True  # another process's container of that name, changed meanwhile
-            continue
-        _REPLAY[record.kind](state, record)
-    if others:
-        raise IncompleteHistoryError(name, at, state, "several writers")
-    return _with_nested(name, state, at, until, base, by_name)
+        out.setdefault(_identity(record), []).append(record)
+    return out
 
 
-def _with_nested(name, state, at, until, base, by_name):
-    """Overlay the histories of the containers nested in ``name`` (deep=True) on state.
-
-    A nested container journals its own changes under its path, ``name["key"]``.  In a
-    dict the path names the same container for as long as it stays under that key, so
-    the value there is restored from its own records.  In a list the path is the index
-    it had when it was created, which later inserts and removals move: if a container
-    nested in a list changed after the snapshot, the state cannot be told and the
-    error says so, rather than giving the snapshot's stale copy.
-    """
-    inside = name + "["
-    if isinstance(state, dict):
-        for key, value in state.items():
-            child = _support.child_name(name, key)
-            if type(value) in (list, dict, set) and child in by_name:
-                try:
-                    state[key] = _restore(child, at, until, by_name)
-                except IncompleteHistoryError as exc:
-                    if exc.reason != "not created":  # (stored before it had a history)
-                        raise IncompleteHistoryError(name, at, state, "nested") from exc
-        return state
-    changed = any(base.time_ns < r.time_ns and (until is None or r.time_ns < until)
-                  for label, rs in by_name.items() if label.startswith(inside) for r in rs)
-    if changed:
+def _restore(name, at, until, histories, named):
+    """``named``: the records made under ``name`` (or of one identity), oldest first."""
+    known = [r for r in named if until is None or r.time_ns < until]
+    snapshots = [r for r in known if r.op == "snapshot"]
+    if not snapshots:
+        created = next((r for r in named if r.op == "snapshot"), None)
+        if created is not None and not any(r.op not in ADDING_OPS for r in known):
+            raise IncompleteHistoryError(name, at, _EMPTY[created.kind](), "not created", first=created.time)
+        raise IncompleteHistoryError(name, at, _partial(named, at))
+    base = snapshots[-1]
+    state = _replay(histories.of(_identity(base)), base, until)
+    if any(_identity(r) != _identity(base) and _after(r, base) for r in known):
+        raise IncompleteHistoryError(name, at, _unmark(state), "several writers")
+    if base.container_id is None and _nested_changed(name, base, until, histories):
+        # written before records carried identities: which container was where is unknown
         raise IncompleteHistoryError(name, at, state, "nested")
+    try:
+        return _with_nested(state, base.writer, until, histories)
+    except _NoHistory:
+        raise IncompleteHistoryError(name, at, _unmark(state), "nested") from None
+
+
+def _after(record, base) -> bool:
+    return (record.time_ns, record.writer, record.seq) > (base.time_ns, base.writer, base.seq)
+
+
+def _replay(records, base, until):
+    """The state ``base`` (a snapshot) and the records after it up to ``until`` make."""
+    state = _EMPTY[base.kind](base.values)
+    for record in records:
+        if _after(record, base) and (until is None or record.time_ns < until):
+            _REPLAY[record.kind](state, record)
     return state
+
+
+class _NoHistory(Exception):
+    """A container nested in the state has no exact history for the moment asked."""
+
+
+def _with_nested(value, writer, until, histories):
+    """``value`` with each nested container (a NestedContainer, as its parent recorded
+    it) replaced by its own state at ``until``, replayed from its own records."""
+    t = type(value)
+    if t is NestedContainer:
+        records = histories.of((writer, value.container_id)) if value.container_id else []
+        known = [r for r in records if r.op == "snapshot" and (until is None or r.time_ns < until)]
+        if not known:
+            raise _NoHistory
+        value = _replay(records, known[-1], until)
+        t = type(value)
+    if t is list:
+        return [_with_nested(v, writer, until, histories) for v in value]
+    if t is dict:
+        return {k: _with_nested(v, writer, until, histories) for k, v in value.items()}
+    if t is tuple:
+        return tuple(_with_nested(v, writer, until, histories) for v in value)
+    return value
+
+
+def _unmark(value):
+    """``value`` with each nested container as its parent recorded it."""
+    t = type(value)
+    if t is NestedContainer:
+        return _unmark(value.value)
+    if t is list:
+        return [_unmark(v) for v in value]
+    if t is dict:
+        return {k: _unmark(v) for k, v in value.items()}
+    if t is tuple:
+        return tuple(_unmark(v) for v in value)
+    return value
+
+
+def _nested_changed(name, base, until, histories) -> bool:
+    inside = name + "["
+    return any(r.container.startswith(inside) and _after(r, base) and (until is None or r.time_ns < until)
+               for r in histories.records)
 
 
 _EMPTY = {"list": list, "dict": dict, "set": set, "row": dict}
@@ -267,7 +358,7 @@ def _partial(everything, at):
     """What ``everything`` (a container's records) tells of it at ``at``: what it discarded
     afterwards."""
     since = None if at is None else to_ns(at)
-    records = [r for r in everything
+    records = [r._replace(values=_unmark(r.values)) for r in everything
                if r.op not in ADDING_OPS and (since is None or r.time_ns >= since)]
     if not records:  # nothing discarded since: nothing is known to have been held
         return _EMPTY[everything[0].kind]()

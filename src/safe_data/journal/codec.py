@@ -2,7 +2,9 @@
 
 Exact builtin types (None, bool, int, float, str, bytes, bytearray, tuple, list, dict,
 set, frozenset, slice) have a compact tagged encoding that decodes without running code.
-The safe containers encode as their builtin base.  Anything else is pickled (protocol 5)
+The safe containers encode as their builtin base; nested inside a value, that encoding
+is preceded by the container's number (T_NESTED), so that a restore can tell which
+container stood where.  Anything else is pickled (protocol 5)
 and the pickle is authenticated with HMAC-SHA256 under the journal's secret key: the
 decoder unpickles only a pickle whose MAC verifies, so a segment written elsewhere (or
 tampered with) can never make the reader execute code.  ``_core.pyx`` implements the same
@@ -14,6 +16,7 @@ from __future__ import annotations
 import pickle
 import struct
 import threading
+from typing import NamedTuple
 
 from ..errors import CorruptRecordError, ReentrantChangeError, UnpicklableValueError
 from . import format as fmt
@@ -30,6 +33,15 @@ _reading = threading.local()
 
 def reading() -> bool:
     return getattr(_reading, "active", 0) > 0
+
+
+class NestedContainer(NamedTuple):
+    """A safe container nested in a recorded value, as a reader asked to keep identities
+    returns it (``Journal.records(nested_ids=True)``): the container's number in the
+    journal (0: it was bound to another journal) and its contents when recorded."""
+
+    container_id: int
+    value: list | dict | set
 
 
 class _TooDeep(Exception):
@@ -85,6 +97,13 @@ def mac(key: bytes, data) -> bytes:
     import hmac  # imported on first use: pulls in OpenSSL, and most journals never pickle
 
     return hmac.digest(key, data, "sha256")
+
+
+def _container_number(obj, key: bytes) -> int:
+    """The number of safe container ``obj`` in the journal whose MAC key is ``key``; 0 if
+    it is bound to another journal (or to none: a subclass that skipped ``__init__``)."""
+    b = getattr(obj, "_b", None)
+    return b.container_id if b is not None and b.writer.mac_key is key else 0
 
 
 def _builtin_kinds():
@@ -147,6 +166,7 @@ def _encode(out: bytearray, obj, depth: int, key: bytes) -> None:
         if _CONTAINER_TAGS is None:
             _CONTAINER_TAGS = _builtin_kinds()
         tag = _CONTAINER_TAGS.get(t)
+        nested = depth and tag is not None and t is not list and t is not dict and t is not set
         if tag is None:
             if t is tuple:
                 tag = fmt.T_TUPLE
@@ -163,6 +183,9 @@ def _encode(out: bytearray, obj, depth: int, key: bytes) -> None:
                 return
         if depth >= fmt.MAX_ENCODE_DEPTH:
             raise _TooDeep
+        if nested:
+            out.append(fmt.T_NESTED)  # a safe container inside the value: say which
+            put_varint(out, _container_number(obj, key))
         out.append(tag)
         put_varint(out, len(obj))
         if tag == fmt.T_DICT:
@@ -204,13 +227,14 @@ class Decoder:
     """Decodes one payload.  ``key`` is the journal's MAC key (None if unknown);
     ``trust_pickles`` loads pickles even without a valid MAC (only for data you trust)."""
 
-    __slots__ = ("data", "pos", "key", "trust_pickles")
+    __slots__ = ("data", "pos", "key", "trust_pickles", "nested_ids")
 
-    def __init__(self, data, key: bytes | None, trust_pickles: bool = False):
+    def __init__(self, data, key: bytes | None, trust_pickles: bool = False, nested_ids: bool = False):
         self.data = memoryview(data)
         self.pos = 0
         self.key = key
         self.trust_pickles = trust_pickles
+        self.nested_ids = nested_ids  # T_NESTED gives a NestedContainer, not just the value
 
     def at_end(self) -> bool:
         return self.pos >= len(self.data)
@@ -301,6 +325,12 @@ class Decoder:
             n = self._varint()
             tag_mac = bytes(self._take(fmt.MAC_SIZE))
             return load_pickle(bytes(self._take(n)), tag_mac, self.key, self.trust_pickles)
+        if tag == fmt.T_NESTED:
+            number = self._varint()
+            if self.pos >= len(self.data) or self.data[self.pos] not in (fmt.T_LIST, fmt.T_DICT, fmt.T_SET):
+                self._fail("a nested container that is not a list, dict or set")
+            value = self.value(depth)  # (its own tag was checked: no recursion through here)
+            return NestedContainer(number, value) if self.nested_ids else value
         self._fail(f"unknown value tag 0x{tag:02x}")
 
 
@@ -320,9 +350,10 @@ def load_pickle(data: bytes, tag_mac: bytes, key: bytes | None, trust_pickles: b
         _reading.active -= 1
 
 
-def decode_values(payload, key: bytes | None, trust_pickles: bool, count: int) -> list:
+def decode_values(payload, key: bytes | None, trust_pickles: bool, count: int,
+                  nested_ids: bool = False) -> list:
     """Decode exactly ``count`` consecutive values filling ``payload`` (the pure decoder)."""
-    decoder = Decoder(payload, key, trust_pickles)
+    decoder = Decoder(payload, key, trust_pickles, nested_ids)
     values = [decoder.value() for _ in range(count)]
     if not decoder.at_end():
         raise CorruptRecordError("unexpected bytes after the payload")

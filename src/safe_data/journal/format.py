@@ -1,4 +1,4 @@
-"""The on-disk format, version 1 (revision 2): the one module that implements docs/format.md.
+"""The on-disk format, version 1 (revision 3): the one module that implements docs/format.md.
 
 The writers (``_core.pyx`` and its pure twin ``_core_py.py``) produce these bytes; this
 module defines the constants both use and decodes them back.  Everything is little-endian.
@@ -14,11 +14,12 @@ Frame = 36-byte header ``<IIQqQBBH``::
     time_ns     i64  wall-clock time of the write, ns since the epoch
     thread      u64  thread identifier of the writer
     op          u8   operation code, see OPS
-    flags       u8   FLAG_COMPRESSED | FLAG_CALLER
+    flags       u8   FLAG_COMPRESSED | FLAG_CALLER | FLAG_ID
     name_len    u16  length of the container name
 
-then ``name`` (UTF-8) and the payload: the codec encodings of ``key``, ``values`` and, with
-FLAG_CALLER, ``caller``, concatenated; with FLAG_COMPRESSED the payload is an lz4 block
+then ``name`` (UTF-8), with FLAG_ID the container's number (LEB128; revision 3), and the
+payload: the codec encodings of ``key``, ``values`` and, with FLAG_CALLER, ``caller``,
+concatenated; with FLAG_COMPRESSED the payload is an lz4 block
 with its uncompressed size stored in front (``lz4.block.compress(store_size=True)``).
 """
 
@@ -47,7 +48,10 @@ MAX_NAME_LEN = 0xFFFF
 
 FLAG_COMPRESSED = 0x01
 FLAG_CALLER = 0x02
-KNOWN_FLAGS = FLAG_COMPRESSED | FLAG_CALLER
+#: the container's number follows the name: with the writer id, the identity of the
+#: container that wrote the record, whatever its name (revision 3)
+FLAG_ID = 0x04
+KNOWN_FLAGS = FLAG_COMPRESSED | FLAG_CALLER | FLAG_ID
 
 #: the op code of a hole: a frame a repair put where records could not be read (their
 #: bytes are in damaged/); it numbers the records it stands for and is not a record
@@ -129,6 +133,7 @@ T_SLICE = 0x0C  # start, stop, step
 T_BYTEARRAY = 0x0D
 T_PICKLE = 0x0E  # LEB128 length n + 32-byte HMAC-SHA256 + n pickle bytes
 T_BIGINT = 0x0F  # LEB128 length + two's complement little-endian
+T_NESTED = 0x10  # LEB128 container number (0: not of this journal) + a list, dict or set (revision 3)
 
 #: nesting deeper than this is pickled whole (pickle handles cycles and depth)
 MAX_ENCODE_DEPTH = 32

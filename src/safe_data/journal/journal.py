@@ -191,7 +191,7 @@ class Journal:
         self.close()
 
     def record(self, kind: str, op: str, container: str, key=None, values=None, *,
-               caller: tuple | None = None) -> int:
+               caller: tuple | None = None, container_id: int = 0) -> int:
         """Journal one record directly; return its sequence number.
 
         For integrations that preserve what they discard themselves (proxies, database
@@ -202,7 +202,7 @@ class Journal:
             code = fmt.OP_CODES[kind, op]
         except KeyError:
             raise ValueError(f"unknown operation {kind!r}/{op!r}; see docs/format.md") from None
-        return self._writer.append(code, container.encode("utf-8"), key, values, caller)
+        return self._writer.append(code, container.encode("utf-8"), key, values, caller, container_id)
 
     # --- hooks -----------------------------------------------------------------------------
 
@@ -276,7 +276,7 @@ class Journal:
 
     def records(self, container: str | None = None, since: datetime | int | str | None = None,
                 until: datetime | int | str | None = None, *, nested: bool = False,
-                on_error: str = "warn") -> Iterator[Record]:
+                on_error: str = "warn", nested_ids: bool = False) -> Iterator[Record]:
         """Yield the records of every process, oldest first.
 
         ``container`` filters by name (with ``nested=True``, the containers nested in it
@@ -284,12 +284,14 @@ class Journal:
         (a datetime, nanoseconds since the epoch, or a string :func:`parse_time` reads).
         Torn or corrupt frames are reported per ``on_error``: "warn" (a
         :class:`JournalWarning`), "raise" (:class:`~safe_data.errors.CorruptSegmentError`)
-        or "ignore".
+        or "ignore".  With ``nested_ids``, a safe container inside a recorded value comes
+        back as a :class:`~safe_data.journal.codec.NestedContainer` (its number and its
+        contents) rather than as its contents.
         """
         report = _reporter(on_error)
         return read_records(self.path, _impl.crc32c, self._key, container=container,
                             nested=nested, since_ns=to_ns(since), until_ns=to_ns(until),
-                            trust_pickles=self.trust_pickles, report=report)
+                            trust_pickles=self.trust_pickles, report=report, nested_ids=nested_ids)
 
     def verify(self) -> list[Problem]:
         """Check every frame of every segment, that each sealed segment holds the records
@@ -349,7 +351,7 @@ class _DiscardHooks:
         self.callbacks: tuple = ()
         self._manager = manager
 
-    def __call__(self, seq, time_ns, op, name, key, values, caller):
+    def __call__(self, seq, time_ns, op, name, key, values, caller, container_id):
         if getattr(_in_callback, "active", False):
             return  # written by a callback: journaled, not reported (no recursion)
         callbacks = self.callbacks
@@ -358,7 +360,7 @@ class _DiscardHooks:
         kind, op_name = fmt.OPS[op]
         record = Record(seq, time_ns, name.decode("utf-8"), kind, op_name, _plain(key),
                         _plain(values), _pid, threading.get_ident(), caller,
-                        self._manager.writer_id, None, None)
+                        self._manager.writer_id, None, None, container_id or None)
         _in_callback.active = True
         try:
             for callback in callbacks:

@@ -40,12 +40,15 @@ class Problem(namedtuple("Problem", "segment offset reason live", defaults=(Fals
 
 
 class Record(namedtuple("Record", "seq time_ns container kind op key values pid thread caller "
-                                  "writer segment offset")):
+                                  "writer segment offset container_id", defaults=(None,))):
     """One preserved discard.
 
     ``values`` holds what was discarded: a list for list operations, a dict
     ``{key: old value}`` for dict operations, a set for set operations.  ``key`` is the
     index, slice or key the operation addressed (None for whole-container operations).
+    ``container`` is the container's name as of the operation (a nested container's
+    path); ``(writer, container_id)`` is its identity, whatever its name (None for
+    records of other producers and of journals older than identities).
     """
 
     __slots__ = ()
@@ -282,7 +285,8 @@ def records_text(first: int, last: int) -> str:
     return f"1 record (seq {first})" if count == 1 else f"{count} records (seq {first}-{last})"
 
 
-def decode_frame(frame: Frame, header: fmt.SegmentHeader, segment: str, key, trust_pickles) -> Record:
+def decode_frame(frame: Frame, header: fmt.SegmentHeader, segment: str, key, trust_pickles,
+                 nested_ids: bool = False) -> Record:
     """Decode a verified frame; raise CorruptRecordError if its content is malformed."""
     try:
         kind, op = fmt.OPS[frame.op]
@@ -291,9 +295,14 @@ def decode_frame(frame: Frame, header: fmt.SegmentHeader, segment: str, key, tru
     if frame.flags & ~fmt.KNOWN_FLAGS:
         raise CorruptRecordError(f"unknown flags 0x{frame.flags:02x}")
     payload = frame.payload
+    container_id = None
+    if frame.flags & fmt.FLAG_ID:
+        container_id, size = _leb128(payload)
+        payload = payload[size:]
     if frame.flags & fmt.FLAG_COMPRESSED:
         payload = _decompress(payload)
-    decoded = _impl.decode_values(payload, key, trust_pickles, 3 if frame.flags & fmt.FLAG_CALLER else 2)
+    decoded = _impl.decode_values(payload, key, trust_pickles, 3 if frame.flags & fmt.FLAG_CALLER else 2,
+                                  nested_ids)
     rec_key, values = decoded[0], decoded[1]
     caller = decoded[2] if len(decoded) == 3 else None
     try:
@@ -301,7 +310,17 @@ def decode_frame(frame: Frame, header: fmt.SegmentHeader, segment: str, key, tru
     except UnicodeDecodeError:
         raise CorruptRecordError("container name is not UTF-8") from None
     return Record(frame.seq, frame.time_ns, name, kind, op, rec_key, values, header.pid,
-                  frame.thread, caller, header.writer_id, segment, frame.offset)
+                  frame.thread, caller, header.writer_id, segment, frame.offset, container_id)
+
+
+def _leb128(data) -> tuple[int, int]:
+    """The unsigned LEB128 number at the start of ``data`` and how many bytes it takes."""
+    n = 0
+    for i in range(min(len(data), 10)):
+        n |= (data[i] & 0x7F) << (7 * i)
+        if data[i] < 0x80:
+            return n, i + 1
+    raise CorruptRecordError("container number truncated")
 
 
 def _decompress(payload) -> bytes:
@@ -455,9 +474,10 @@ def open_segments(directory: str, crc32c) -> list[SegmentView]:
 
 
 def read_records(directory: str, crc32c, key, *, container=None, nested=False, since_ns=None,
-                 until_ns=None, trust_pickles=False, report=None):
+                 until_ns=None, trust_pickles=False, report=None, nested_ids=False):
     """Records of every segment in ``directory``, merged by time (then writer, then seq);
     only ``container``'s if given (and with ``nested``, those of containers nested in it).
+    With ``nested_ids``, safe containers inside values come back as NestedContainer.
 
     ``report(problem)`` is called for each problem found; a record that fails to decode is
     reported and skipped, the rest of its segment is still read.  Across each writer's
@@ -484,7 +504,7 @@ def read_records(directory: str, crc32c, key, *, container=None, nested=False, s
                 if until_ns is not None and frame.time_ns >= until_ns:
                     continue
                 try:
-                    yield decode_frame(frame, view.header, view.name, key, trust_pickles)
+                    yield decode_frame(frame, view.header, view.name, key, trust_pickles, nested_ids)
                 except CorruptRecordError as exc:
                     if report:
                         report(Problem(view.name, frame.offset, f"undecodable record: {exc}"))
