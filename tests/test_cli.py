@@ -30,7 +30,7 @@ from safe_data.journal import format as fmt
 from safe_data.journal.repair import repair
 
 REQUIRED_KEYS = {"seq", "time_ns", "container", "kind", "op", "key", "values", "pid", "thread",
-                 "caller", "writer", "segment", "offset"}
+                 "caller", "writer", "segment", "offset", "container_id"}
 
 
 def run_cli(journal, *args, env=None, timeout=60):

@@ -96,7 +96,7 @@ def record_fields(record) -> dict:
         "container": record.container, "kind": record.kind, "op": record.op,
         "key": record.key, "values": record.values, "pid": record.pid, "thread": record.thread,
         "caller": record.caller, "writer": _writer_hex(record.writer), "segment": record.segment,
-        "offset": record.offset,
+        "offset": record.offset, "container_id": record.container_id,
     }
 
 
