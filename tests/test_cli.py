@@ -569,16 +569,78 @@ def purged(path, *args):
     return result.returncode, json.loads(result.stdout)
 
 
-def test_purge_refuses_records_not_backed_up_without_force(three_ages):
-    path, segments, _ = three_ages
-    code, plan = purged(path, "--container", "old")
-    assert code == cli.EXIT_REFUSED and plan["action"] == "refused"
-    assert [s["segment"] for s in plan["segments"]] == [segments["old"].name]  # not the mixed one
-    code, plan = purged(path, "--container", "old", "--dry-run")
-    assert code == 0 and plan["action"] == "would delete" and len(plan["segments"]) == 1
-    assert all(s.exists() for s in segments.values())
-    result = run_cli(path, "purge", "--container", "old")
-    assert b"--force" in result.stderr and segments["old"].name.encode() in result.stdout
+@pytest.fixture
+def backed_up(tmp_path):
+    """14 sealed segments a real uploader shipped to a directory (kept locally, marked as
+    acknowledged: keep_for), then 1 sealed segment never sent; returns (path, unsent)."""
+    path = tmp_path / "j"
+    with sd.Journal(path) as j:
+        for n in range(14):
+            sd.SafeList(range(10), name=f"shipped{n}", journal=j).clear()
+            j.seal()
+        with sd.Uploader(sd.DirectorySink(tmp_path / "backup"), j, keep_for=3600) as uploader:
+            uploader.flush(timeout=60)
+        sd.SafeList(range(10), name="unsent", journal=j).clear()
+    (unsent,) = set(sealed_segments(path)) - {path / (m + fmt.SEALED_SUFFIX)
+                                              for m in os.listdir(path / "uploaded")}
+    return path, unsent
+
+
+def test_purge_deletes_what_was_backed_up_and_keeps_the_rest(backed_up):
+    path, unsent = backed_up
+    code, result = purged(path, "--older-than", "2999-01-01", "--dry-run")
+    assert code == 0 and result["action"] == "would delete" and len(result["segments"]) == 14
+    assert [s["segment"] for s in result["kept"]] == [unsent.name] and len(sealed_segments(path)) == 15
+
+    plain = run_cli(path, "purge", "--older-than", "2999-01-01")
+    assert plain.returncode == cli.EXIT_PARTIAL == 5
+    assert sealed_segments(path) == [unsent]  # the 14 went, the unsent one stayed
+    out, err = text(plain), plain.stderr.decode()
+    assert "# deleted 14 segments" in out and "# kept 1 segment" in out and unsent.name in out
+    assert err.count("\n") == 1 and "kept 1 segment not yet acknowledged" in err and "--force" in err
+    assert "Traceback" not in err
+    assert run_cli(path, "verify").returncode == 0  # the deletions are in the ledger
+
+    code, result = purged(path, "--older-than", "2999-01-01")
+    assert code == 5 and result["segments"] == [] and result["kept"][0]["segment"] == unsent.name
+    code, result = purged(path, "--older-than", "2999-01-01", "--force")
+    assert code == 0 and [s["segment"] for s in result["segments"]] == [unsent.name]
+    assert result["kept"] == [] and sealed_segments(path) == []
+
+
+def test_purge_down_to_a_size_takes_the_next_backed_up_segment_for_a_kept_one(tmp_path):
+    path = tmp_path / "j"
+    with sd.Journal(path) as j:
+        for name in ("first", "second", "third"):
+            sd.SafeList(range(10), name=name, journal=j).clear()
+            j.seal()
+    first, second, third = sealed_segments(path)
+    (path / "uploaded").mkdir()
+    for segment in (second, third):
+        (path / "uploaded" / segment.name[: -len(fmt.SEALED_SUFFIX)]).touch()
+    size = first.stat().st_blocks * 512
+    code, result = purged(path, "--max-bytes", str(2 * size))  # one segment must go
+    assert code == 5 and [s["segment"] for s in result["kept"]] == [first.name]
+    assert [s["segment"] for s in result["segments"]] == [second.name]
+    assert sealed_segments(path) == [first, third]
+
+
+def test_journal_purge_keeps_what_no_backup_acknowledged(backed_up):
+    path, unsent = backed_up
+    with sd.Journal(path) as journal:
+        with pytest.raises(ValueError, match="say what to purge"):
+            journal.purge()
+        result = journal.purge(older_than="2999-01-01", dry_run=True)
+        assert (len(result.deleted), [s.path for s in result.kept]) == (14, [str(unsent)])
+        assert len(sealed_segments(path)) == 15
+        result = journal.purge(older_than="2999-01-01", keep_unsent=True)
+        assert len(result.deleted) == 14 and [s.name for s in result.kept] == [unsent.name]
+        assert sealed_segments(path) == [unsent] and journal.verify() == []
+        result = journal.purge(older_than="2999-01-01", keep_unsent=False)
+        assert [s.name for s in result.deleted] == [unsent.name] and result.kept == []
+    assert sealed_segments(path) == []
+    with sd.Journal(path, readonly=True) as journal, pytest.raises(sd.JournalReadOnlyError):
+        journal.purge(max_bytes=0)
 
 
 def test_purge_by_container_age_and_size(three_ages):

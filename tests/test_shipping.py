@@ -125,7 +125,7 @@ def test_purge_deletes_acknowledged_segments_without_force(tmp_path):
     source = tmp_path / "source"
     journal_with_records(source, [1, 2])
     (segment,) = [n for n in os.listdir(source) if n.endswith(".seg")]
-    assert cli("--journal", str(source), "purge", "--max-bytes", "0", check=False).returncode == 4
+    assert cli("--journal", str(source), "purge", "--max-bytes", "0", check=False).returncode == 5
     assert '"segments": 1' in cli("--journal", str(source), "stats", "--json").stdout.split('"pending_upload"')[1]
     (source / "uploaded").mkdir()
     (source / "uploaded" / segment[: -len(".seg")]).touch()  # what an uploader writes on ack

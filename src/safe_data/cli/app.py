@@ -57,7 +57,7 @@ def main(ctx, journal_path: str | None) -> None:
     """See, restore and protect what your program discarded.
 
     Exit codes: 0 ok, 1 damaged journal or failure, 2 usage error, 3 nothing matched,
-    4 refused without --force/--partial (docs/cli.md).
+    4 refused without --partial, 5 done in part (docs/cli.md).
     """
     ctx.obj = journal_path
 
