@@ -36,8 +36,10 @@ import xml.etree.ElementTree as ET
 from typing import Any, Mapping
 from urllib.parse import quote, urlsplit
 
-import aiohttp
-from yarl import URL
+from .requires import aiohttp as _require
+
+aiohttp = _require("S3Sink (an S3 backup)")
+from yarl import URL  # noqa: E402 - installed with aiohttp
 
 from .layout import BODY_SUFFIX, valid_namespace, valid_segment_id, valid_sha256
 from .sinks import MAX_SEGMENT_BYTES, RejectedError, Sink, TransientError

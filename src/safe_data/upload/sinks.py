@@ -30,6 +30,7 @@ from typing import Any, List as _List
 
 from ..errors import SafeDataError
 from ..journal.segments import fsync_dir, write_temp
+from . import requires
 from .layout import (BODY_SUFFIX, HASH_SUFFIX, committed, list_committed, read_hash,
                      valid_namespace, valid_segment_id, valid_sha256)
 
@@ -251,6 +252,7 @@ class HttpSink(Sink):
             raise ValueError(f"HttpSink needs an http:// or https:// URL, not {url!r}")
         if not token or any(c in token for c in "\r\n"):
             raise ValueError("HttpSink needs a non-empty token without line breaks")
+        requires.aiohttp("HttpSink")
         self.url = url.rstrip("/")
         self._token = token
         self.timeout = timeout
