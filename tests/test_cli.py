@@ -254,6 +254,8 @@ def test_show_prints_a_record_in_full(tmp_path):
     plain = text(run_cli(tmp_path / "j", "show", "1"))
     assert "container: big" in plain and "op:        clear" in plain
     assert "999]" in plain  # not abbreviated, unlike log
+    assert "caller:    not recorded (capture_caller=True records it)" in plain
+    assert "caller:    None" not in plain
     assert "8, 9, ...] (1000 items)" in invoke(tmp_path / "j", "log").stdout
 
 
@@ -721,16 +723,62 @@ def test_time_and_size_parameters():
 # --- demo and the entry points ---------------------------------------------------------------
 
 
-def test_demo_walks_through_and_succeeds(tmp_path):
-    result = CliRunner().invoke(main, ["demo", "--journal", str(tmp_path / "j")])
-    assert result.exit_code == 0, result.output
-    assert "1000 of 1000 popped values are in the journal" in result.output
-    assert "['bread', 'milk', 'eggs', 'apple']" in result.output
-    assert "0 problems" in result.output
+def test_demo_walks_through_keeps_its_journal_and_its_next_commands_work(tmp_path):
+    env = dict(os.environ, TMPDIR=str(tmp_path))  # where the demo makes its journal
+    result = run_cli(None, "demo", env=env)
+    out = text(result)
+    assert result.returncode == 0, out + result.stderr.decode()
+    assert "before:  cart = ['apple', 'bread', 'milk', 'eggs']" in out
+    assert "after:   cart = ['bread', 'milk']" in out
+    assert "undo(cart, 2)              -> cart = ['apple', 'bread', 'milk', 'eggs']" in out
+    assert "-> {'theme': 'light', 'lang': 'en'}" in out and "the same as before" in out
+    assert "1000 of 1000 popped values are in the journal" in out and "0 problems" in out
+    (journal,) = tmp_path.glob("safe-data-demo-*")
+    assert f"The journal is kept at {journal}. Try:" in out
+    commands = [line.split() for line in out.splitlines() if line.startswith("   safe-data ")]
+    assert len(commands) == 4
+    for command in commands:  # as the reader would type them
+        proc = subprocess.run([sys.executable, "-m", "safe_data", *command[1:]], capture_output=True)
+        assert proc.returncode == 0, (command, proc.stdout, proc.stderr)
+    cart = json.loads(run_cli(journal, "restore", "cart", "--discarded").stdout)
+    assert cart == ["eggs", "apple"]
+
+
+def test_demo_json_and_a_journal_given_after_the_command(tmp_path):
+    result = run_cli(None, "demo", "--journal", str(tmp_path / "j"), "--json")
+    shown = json.loads(result.stdout)
+    assert result.returncode == 0 and shown["ok"] and shown["journal"] == str(tmp_path / "j")
+    assert shown["restored"] == shown["before"] and shown["survived"] == 1000
+    assert [(r["container"], r["op"]) for r in shown["discarded"]] == [
+        ("cart", "pop"), ("cart", "remove"), ("prefs", "set"), ("prefs", "del")]
+    assert shown["implementation"] == ("C extension" if sd.EXTENSION else "pure Python")
 
 
 def test_python_dash_m_and_version(tmp_path):
     env = dict(os.environ, SAFE_DATA_HOME=str(tmp_path))
     out = subprocess.run([sys.executable, "-m", "safe_data", "--version"], env=env,
                          capture_output=True, text=True, check=True)
-    assert out.stdout.startswith("safe-data, version ")
+    implementation = "C extension" if sd.EXTENSION else "pure Python"
+    assert out.stdout == (f"safe-data, version {sd.__version__} ({implementation}, "
+                          f"Python {sys.version.split()[0]})\n")
+
+
+def test_help_texts_are_plain_text():
+    """No reStructuredText (or Markdown) markup in what --help prints."""
+    for args in [[]] + [[name] for name in main.commands]:
+        shown = CliRunner().invoke(main, [*args, "--help"]).output
+        assert shown.startswith("Usage: ")
+        assert not re.search(r"`|:[a-z]+:|\*\*|^\s*\.\. ", shown, re.M), (args, shown)
+
+
+def test_the_journal_can_follow_the_command(shop, tmp_path):
+    for args in (["log", "--json"], ["show", "1", "--json"], ["stats", "--json"], ["verify"],
+                 ["restore", "cart", "--discarded"], ["purge", "--older-than", "1d", "--json"],
+                 ["file-versions", str(tmp_path / "nothing")]):
+        before = run_cli(shop, *args)
+        after = run_cli(None, *args, "--journal", str(shop))
+        assert (after.returncode, after.stdout, after.stderr) == \
+               (before.returncode, before.stdout, before.stderr), args
+    assert run_cli(shop, "log", "--journal", str(shop)).returncode == 0  # the same twice: fine
+    twice = run_cli(shop, "log", "--journal", str(tmp_path / "other"))
+    assert twice.returncode == 2 and b"given before the command" in twice.stderr
