@@ -14,6 +14,7 @@ from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, Failure
 from .files import file_versions, restore_file
 from .listing import log, show
 from .maintenance import purge, stats, verify
+from .output import IMPLEMENTATION
 from .params import journal_option
 from .restoring import restore
 from .serving import serve
@@ -48,12 +49,9 @@ def _discard_stdout() -> None:
     os.close(devnull)
 
 
-_IMPLEMENTATION = "C extension" if safe_data.EXTENSION else "pure Python"
-
-
 @click.group(cls=_Group)
 @click.version_option(safe_data.__version__, prog_name="safe-data",
-                      message=f"%(prog)s, version %(version)s ({_IMPLEMENTATION}, "
+                      message=f"%(prog)s, version %(version)s ({IMPLEMENTATION}, "
                               f"Python {sys.version.split()[0]})")
 @journal_option("Journal directory (default: $SAFE_DATA_HOME, else the platform's user "
                 "data directory); also accepted after the command.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -46,7 +47,6 @@ TIME = TimeType()
 SIZE = SizeType()
 
 
-
 def journal_option(help_text: str):
     """``--journal DIR``, before the command (the group's) or after it (each command's):
     the directory becomes the context's object, which the commands take with pass_obj.
@@ -55,7 +55,7 @@ def journal_option(help_text: str):
     def remember(ctx, param, value):
         if value is not None:
             before = ctx.parent.obj if ctx.parent is not None else None
-            if before is not None and before != value:
+            if before is not None and os.path.abspath(before) != os.path.abspath(value):
                 raise click.BadParameter(f"given before the command as {before!r} and after it "
                                          f"as {value!r}: give one", ctx, param)
             ctx.obj = value

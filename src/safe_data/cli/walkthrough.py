@@ -17,7 +17,7 @@ import safe_data
 
 from ..history import ADDING_OPS
 from .json_output import _dump_json, record_fields
-from .output import _writer_hex
+from .output import IMPLEMENTATION, _writer_hex
 
 
 def _short(value, width=48) -> str:
@@ -81,27 +81,26 @@ def demo(journal_path: str | None, as_json: bool) -> None:
     it suggests at the end can be tried on it.  Exit 1 if a step did not do what it says.
     """
     path = os.path.abspath(journal_path or tempfile.mkdtemp(prefix="safe-data-demo-"))
-    implementation = "C extension" if safe_data.EXTENSION else "pure Python"
     with safe_data.Journal(path) as journal:
         shown = _walk(journal)
     commands = _next_commands(path, shown["discarded"][0])
     ok = (not shown["problems"] and shown["killed"] and shown["survived"] == 1000
           and shown["restored"] == shown["before"])
     if as_json:
-        _dump_json({"version": safe_data.__version__, "implementation": implementation,
+        _dump_json({"version": safe_data.__version__, "implementation": IMPLEMENTATION,
                     "journal": path, "ok": ok, **shown,
                     "discarded": [record_fields(r) for r in shown["discarded"]],
                     "next": commands})
     else:
-        _tell(shown, path, implementation, commands)
+        _tell(shown, path, commands)
     if not ok:
         raise SystemExit(1)
 
 
-def _tell(shown: dict, path: str, implementation: str, commands: list[str]) -> None:
+def _tell(shown: dict, path: str, commands: list[str]) -> None:
     before, after, restored = shown["before"], shown["after"], shown["restored"]
     echo = click.echo
-    echo(f"safe_data {safe_data.__version__} ({implementation}); journal at {path}\n")
+    echo(f"safe_data {safe_data.__version__} ({IMPLEMENTATION}); journal at {path}\n")
     echo("1. A list and a dict that behave like list and dict, and lose nothing:")
     echo(f"   before:  cart = {before['cart']!r}, prefs = {before['prefs']!r}")
     echo("   cart.pop(); cart.remove('apple'); prefs['theme'] = 'dark'; del prefs['lang']")
