@@ -571,6 +571,13 @@ def test_cli_file_versions_and_restore_file(path, tmp_path, journal):
     assert invoke(journal, "file-versions", str(tmp_path / "other")).exit_code == 3
     assert invoke(journal, "restore-file", path, "--version", "1", "--at", "1h").exit_code == 2
 
+    restored = json.loads(invoke(journal, "restore-file", path, "--json").output)
+    assert read(path) == '"b"' and restored["output"] is None
+    assert (restored["path"], restored["bytes"]) == (os.path.realpath(path), 3)
+    written = json.loads(invoke(journal, "restore-file", path, "-o", str(tmp_path / "c"), "--json").output)
+    assert read(tmp_path / "c") == '"c"' and written["output"] == str(tmp_path / "c")
+    assert invoke(journal, "restore-file", path, "-o", "-", "--json").exit_code == 2
+
 
 def test_cli_file_commands_on_forged_records_warn_and_keep_the_versions(path, tmp_path):
     """Records that say they replaced the file but do not hold a content (written by

@@ -254,6 +254,8 @@ def test_show_prints_a_record_in_full(tmp_path):
     plain = text(run_cli(tmp_path / "j", "show", "1"))
     assert "container: big" in plain and "op:        clear" in plain
     assert "999]" in plain  # not abbreviated, unlike log
+    assert "caller:    not recorded (capture_caller=True records it)" in plain
+    assert "caller:    None" not in plain
     assert "8, 9, ...] (1000 items)" in invoke(tmp_path / "j", "log").stdout
 
 
@@ -569,16 +571,78 @@ def purged(path, *args):
     return result.returncode, json.loads(result.stdout)
 
 
-def test_purge_refuses_records_not_backed_up_without_force(three_ages):
-    path, segments, _ = three_ages
-    code, plan = purged(path, "--container", "old")
-    assert code == cli.EXIT_REFUSED and plan["action"] == "refused"
-    assert [s["segment"] for s in plan["segments"]] == [segments["old"].name]  # not the mixed one
-    code, plan = purged(path, "--container", "old", "--dry-run")
-    assert code == 0 and plan["action"] == "would delete" and len(plan["segments"]) == 1
-    assert all(s.exists() for s in segments.values())
-    result = run_cli(path, "purge", "--container", "old")
-    assert b"--force" in result.stderr and segments["old"].name.encode() in result.stdout
+@pytest.fixture
+def backed_up(tmp_path):
+    """14 sealed segments a real uploader shipped to a directory (kept locally, marked as
+    acknowledged: keep_for), then 1 sealed segment never sent; returns (path, unsent)."""
+    path = tmp_path / "j"
+    with sd.Journal(path) as j:
+        for n in range(14):
+            sd.SafeList(range(10), name=f"shipped{n}", journal=j).clear()
+            j.seal()
+        with sd.Uploader(sd.DirectorySink(tmp_path / "backup"), j, keep_for=3600) as uploader:
+            uploader.flush(timeout=60)
+        sd.SafeList(range(10), name="unsent", journal=j).clear()
+    (unsent,) = set(sealed_segments(path)) - {path / (m + fmt.SEALED_SUFFIX)
+                                              for m in os.listdir(path / "uploaded")}
+    return path, unsent
+
+
+def test_purge_deletes_what_was_backed_up_and_keeps_the_rest(backed_up):
+    path, unsent = backed_up
+    code, result = purged(path, "--older-than", "2999-01-01", "--dry-run")
+    assert code == 0 and result["action"] == "would delete" and len(result["segments"]) == 14
+    assert [s["segment"] for s in result["kept"]] == [unsent.name] and len(sealed_segments(path)) == 15
+
+    plain = run_cli(path, "purge", "--older-than", "2999-01-01")
+    assert plain.returncode == cli.EXIT_PARTIAL == 5
+    assert sealed_segments(path) == [unsent]  # the 14 went, the unsent one stayed
+    out, err = text(plain), plain.stderr.decode()
+    assert "# deleted 14 segments" in out and "# kept 1 segment" in out and unsent.name in out
+    assert err.count("\n") == 1 and "kept 1 segment not yet acknowledged" in err and "--force" in err
+    assert "Traceback" not in err
+    assert run_cli(path, "verify").returncode == 0  # the deletions are in the ledger
+
+    code, result = purged(path, "--older-than", "2999-01-01")
+    assert code == 5 and result["segments"] == [] and result["kept"][0]["segment"] == unsent.name
+    code, result = purged(path, "--older-than", "2999-01-01", "--force")
+    assert code == 0 and [s["segment"] for s in result["segments"]] == [unsent.name]
+    assert result["kept"] == [] and sealed_segments(path) == []
+
+
+def test_purge_down_to_a_size_takes_the_next_backed_up_segment_for_a_kept_one(tmp_path):
+    path = tmp_path / "j"
+    with sd.Journal(path) as j:
+        for name in ("first", "second", "third"):
+            sd.SafeList(range(10), name=name, journal=j).clear()
+            j.seal()
+    first, second, third = sealed_segments(path)
+    (path / "uploaded").mkdir()
+    for segment in (second, third):
+        (path / "uploaded" / segment.name[: -len(fmt.SEALED_SUFFIX)]).touch()
+    size = first.stat().st_blocks * 512
+    code, result = purged(path, "--max-bytes", str(2 * size))  # one segment must go
+    assert code == 5 and [s["segment"] for s in result["kept"]] == [first.name]
+    assert [s["segment"] for s in result["segments"]] == [second.name]
+    assert sealed_segments(path) == [first, third]
+
+
+def test_journal_purge_keeps_what_no_backup_acknowledged(backed_up):
+    path, unsent = backed_up
+    with sd.Journal(path) as journal:
+        with pytest.raises(ValueError, match="say what to purge"):
+            journal.purge()
+        result = journal.purge(older_than="2999-01-01", dry_run=True)
+        assert (len(result.deleted), [s.path for s in result.kept]) == (14, [str(unsent)])
+        assert len(sealed_segments(path)) == 15
+        result = journal.purge(older_than="2999-01-01", keep_unsent=True)
+        assert len(result.deleted) == 14 and [s.name for s in result.kept] == [unsent.name]
+        assert sealed_segments(path) == [unsent] and journal.verify() == []
+        result = journal.purge(older_than="2999-01-01", keep_unsent=False)
+        assert [s.name for s in result.deleted] == [unsent.name] and result.kept == []
+    assert sealed_segments(path) == []
+    with sd.Journal(path, readonly=True) as journal, pytest.raises(sd.JournalReadOnlyError):
+        journal.purge(max_bytes=0)
 
 
 def test_purge_by_container_age_and_size(three_ages):
@@ -659,16 +723,62 @@ def test_time_and_size_parameters():
 # --- demo and the entry points ---------------------------------------------------------------
 
 
-def test_demo_walks_through_and_succeeds(tmp_path):
-    result = CliRunner().invoke(main, ["demo", "--journal", str(tmp_path / "j")])
-    assert result.exit_code == 0, result.output
-    assert "1000 of 1000 popped values are in the journal" in result.output
-    assert "['bread', 'milk', 'eggs', 'apple']" in result.output
-    assert "0 problems" in result.output
+def test_demo_walks_through_keeps_its_journal_and_its_next_commands_work(tmp_path):
+    env = dict(os.environ, TMPDIR=str(tmp_path))  # where the demo makes its journal
+    result = run_cli(None, "demo", env=env)
+    out = text(result)
+    assert result.returncode == 0, out + result.stderr.decode()
+    assert "before:  cart = ['apple', 'bread', 'milk', 'eggs']" in out
+    assert "after:   cart = ['bread', 'milk']" in out
+    assert "undo(cart, 2)              -> cart = ['apple', 'bread', 'milk', 'eggs']" in out
+    assert "-> {'theme': 'light', 'lang': 'en'}" in out and "the same as before" in out
+    assert "1000 of 1000 popped values are in the journal" in out and "0 problems" in out
+    (journal,) = tmp_path.glob("safe-data-demo-*")
+    assert f"The journal is kept at {journal}. Try:" in out
+    commands = [line.split() for line in out.splitlines() if line.startswith("   safe-data ")]
+    assert len(commands) == 4
+    for command in commands:  # as the reader would type them
+        proc = subprocess.run([sys.executable, "-m", "safe_data", *command[1:]], capture_output=True)
+        assert proc.returncode == 0, (command, proc.stdout, proc.stderr)
+    cart = json.loads(run_cli(journal, "restore", "cart", "--discarded").stdout)
+    assert cart == ["eggs", "apple"]
+
+
+def test_demo_json_and_a_journal_given_after_the_command(tmp_path):
+    result = run_cli(None, "demo", "--journal", str(tmp_path / "j"), "--json")
+    shown = json.loads(result.stdout)
+    assert result.returncode == 0 and shown["ok"] and shown["journal"] == str(tmp_path / "j")
+    assert shown["restored"] == shown["before"] and shown["survived"] == 1000
+    assert [(r["container"], r["op"]) for r in shown["discarded"]] == [
+        ("cart", "pop"), ("cart", "remove"), ("prefs", "set"), ("prefs", "del")]
+    assert shown["implementation"] == ("C extension" if sd.EXTENSION else "pure Python")
 
 
 def test_python_dash_m_and_version(tmp_path):
     env = dict(os.environ, SAFE_DATA_HOME=str(tmp_path))
     out = subprocess.run([sys.executable, "-m", "safe_data", "--version"], env=env,
                          capture_output=True, text=True, check=True)
-    assert out.stdout.startswith("safe-data, version ")
+    implementation = "C extension" if sd.EXTENSION else "pure Python"
+    assert out.stdout == (f"safe-data, version {sd.__version__} ({implementation}, "
+                          f"Python {sys.version.split()[0]})\n")
+
+
+def test_help_texts_are_plain_text():
+    """No reStructuredText (or Markdown) markup in what --help prints."""
+    for args in [[]] + [[name] for name in main.commands]:
+        shown = CliRunner().invoke(main, [*args, "--help"]).output
+        assert shown.startswith("Usage: ")
+        assert not re.search(r"`|:[a-z]+:|\*\*|^\s*\.\. ", shown, re.M), (args, shown)
+
+
+def test_the_journal_can_follow_the_command(shop, tmp_path):
+    for args in (["log", "--json"], ["show", "1", "--json"], ["stats", "--json"], ["verify"],
+                 ["restore", "cart", "--discarded"], ["purge", "--older-than", "1d", "--json"],
+                 ["file-versions", str(tmp_path / "nothing")]):
+        before = run_cli(shop, *args)
+        after = run_cli(None, *args, "--journal", str(shop))
+        assert (after.returncode, after.stdout, after.stderr) == \
+               (before.returncode, before.stdout, before.stderr), args
+    assert run_cli(shop, "log", "--journal", str(shop)).returncode == 0  # the same twice: fine
+    twice = run_cli(shop, "log", "--journal", str(tmp_path / "other"))
+    assert twice.returncode == 2 and b"given before the command" in twice.stderr

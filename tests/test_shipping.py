@@ -3,8 +3,10 @@
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -65,6 +67,7 @@ def test_a_wrong_token_keeps_everything_local(tmp_path, server):
     out = cli("--journal", str(source), "push", url, "--token", "not-the-token-9f3a", "--timeout", "10",
               check=False)
     assert out.returncode == 1 and "refused the token" in out.stderr
+    assert out.stderr.count("\n") == 1 and "Warning" not in out.stderr and out.stdout == ""
     assert "not-the-token-9f3a" not in out.stdout + out.stderr  # tokens are never printed
     assert [n for n in os.listdir(source) if n.endswith(".seg")]
 
@@ -125,7 +128,7 @@ def test_purge_deletes_acknowledged_segments_without_force(tmp_path):
     source = tmp_path / "source"
     journal_with_records(source, [1, 2])
     (segment,) = [n for n in os.listdir(source) if n.endswith(".seg")]
-    assert cli("--journal", str(source), "purge", "--max-bytes", "0", check=False).returncode == 4
+    assert cli("--journal", str(source), "purge", "--max-bytes", "0", check=False).returncode == 5
     assert '"segments": 1' in cli("--journal", str(source), "stats", "--json").stdout.split('"pending_upload"')[1]
     (source / "uploaded").mkdir()
     (source / "uploaded" / segment[: -len(".seg")]).touch()  # what an uploader writes on ack
@@ -170,3 +173,123 @@ sys.stdin.read()
     assert report["running"] is False and report["alive"] is False and report["last_error"] is None
     assert report["acked"] >= 1 and report["last_ack"]
     assert "stopped, was shipping to DirectorySink(" in cli("--journal", str(source), "stats").stdout
+
+
+# --- failing fast: an unreachable backup, one that never answers, one too slow ----------------
+
+
+def timed_cli(*args, env=None):
+    started = time.monotonic()
+    proc = cli(*args, env=env, check=False)
+    return proc, time.monotonic() - started
+
+
+def assert_one_error_line(proc, *expected):
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: "), proc.stderr
+    assert all(text in proc.stderr for text in expected), proc.stderr
+    assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed when the socket is: nothing listens there
+
+
+@pytest.mark.parametrize("command", ["push", "pull"])
+def test_nothing_listening_is_one_line_at_once(tmp_path, command):
+    source = tmp_path / "source"
+    journal_with_records(source, [1, 2])
+    before = sorted(os.listdir(source))
+    url = f"http://127.0.0.1:{closed_port()}"
+    proc, elapsed = timed_cli("--journal", str(source), command, url, "--token", "t")
+    assert_one_error_line(proc, "cannot reach the backup", "Cannot connect")
+    assert proc.stdout == "" and elapsed < 10
+    assert sorted(os.listdir(source)) == before
+
+
+@pytest.mark.parametrize("command", ["push", "pull"])
+def test_a_server_that_never_answers_times_out_at_the_connect_timeout(tmp_path, command):
+    """A real socket that takes connections (the kernel completes them) and never answers."""
+    source = tmp_path / "source"
+    journal_with_records(source, [1, 2])
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = "http://127.0.0.1:%d" % silent.getsockname()[1]
+        proc, elapsed = timed_cli("--journal", str(source), command, url, "--token", "t",
+                                  "--connect-timeout", "1")
+    assert_one_error_line(proc, "no answer within 1 s (--connect-timeout)")
+    assert 1 <= elapsed < 8
+
+
+STALLING_SERVER = """
+import asyncio, sys
+from aiohttp import web
+
+async def health(request):
+    return web.json_response({"status": "ok"})
+
+async def stall(request):
+    await asyncio.sleep(3600)
+
+app = web.Application()
+app.router.add_get("/health", health)
+app.router.add_put("/v1/segments/{id}", stall)
+app.router.add_get("/v1/segments", stall)
+
+async def main():
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    print("http://127.0.0.1:%d" % site._server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture
+def stalling_server():
+    """A real HTTP server that answers /health and never answers an upload or a listing."""
+    pytest.importorskip("aiohttp")
+    proc = subprocess.Popen([sys.executable, "-c", STALLING_SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        yield proc.stdout.readline().strip()
+    finally:
+        stop(proc)
+
+
+def test_push_gives_up_at_its_timeout_and_keeps_every_segment(tmp_path, stalling_server):
+    source = tmp_path / "source"
+    journal_with_records(source, [1, 2])
+    before = sorted(os.listdir(source))
+    proc, elapsed = timed_cli("--journal", str(source), "push", stalling_server, "--token", "t",
+                              "--timeout", "2")
+    assert_one_error_line(proc, "push did not finish within 2 s (--timeout): 0 of 1 segments")
+    assert proc.stdout == "" and 2 <= elapsed < 10
+    assert [n for n in os.listdir(source) if n.endswith(".seg")] == [n for n in before if n.endswith(".seg")]
+    proc, _ = timed_cli("--journal", str(source), "push", stalling_server, "--token", "t",
+                        "--timeout", "1", "--json")
+    result = json.loads(proc.stdout)
+    assert proc.returncode == 1 and result["ok"] is False and result["pending"] == 1
+    assert result["error"] in proc.stderr
+
+
+def test_pull_gives_up_at_its_timeout(tmp_path, stalling_server):
+    proc, elapsed = timed_cli("--journal", str(tmp_path / "restored"), "pull", stalling_server,
+                              "--token", "t", "--timeout", "2")
+    assert_one_error_line(proc, "pull did not finish within 2 s (--timeout)")
+    assert 2 <= elapsed < 10
+
+
+def test_push_and_pull_to_s3_without_credentials_is_one_line(tmp_path):
+    source = tmp_path / "source"
+    journal_with_records(source, [1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    for command in ("push", "pull"):
+        proc, _ = timed_cli("--journal", str(source), command, "s3://bucket", env=env)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "AWS_ACCESS_KEY_ID" in proc.stderr and "Traceback" not in proc.stderr

@@ -14,6 +14,7 @@ from .errors import (
     JournalError,
     JournalFullError,
     JournalReadOnlyError,
+    MissingDependencyError,
     RecordTooLargeError,
     ReentrantChangeError,
     SafeDataError,
@@ -45,7 +46,7 @@ def __getattr__(name):
 __all__ = [
     "EXTENSION", "CorruptRecordError", "CorruptSegmentError", "IncompleteHistoryError", "Journal",
     "JournalClosedError", "UndoError", "diff", "discarded", "history", "restore", "undo",
-    "JournalError", "JournalFullError", "JournalReadOnlyError", "JournalWarning", "Problem", "Record",
+    "JournalError", "JournalFullError", "JournalReadOnlyError", "MissingDependencyError", "JournalWarning", "Problem", "Record",
     "RecordTooLargeError", "ReentrantChangeError", "SafeDataError", "SafeDict", "SafeList", "SafeSet",
     "UnloadablePickle", "UnpicklableValueError", "UnverifiedPickle", "configure", "default_journal",
     "make_safe", "proxy", "SafeMappingProxy", "SafeSequenceProxy", "SafeDeque", "SafeOrderedDict",

@@ -134,3 +134,7 @@ class RevisionConflictError(SafeDataError):
             f"{path} changed underneath: it {was} when read and {now}; nothing was written. "
             f"Open it again, reapply your change to what it holds now, and commit that."
         )
+
+
+class MissingDependencyError(SafeDataError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""

@@ -18,20 +18,22 @@ show), ``restoring`` (restore), ``files`` (file-versions, restore-file), ``maint
 from __future__ import annotations
 
 from .app import main
+from ..journal.summary import SegmentSummary
 from .exits import (EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_OK,
-                    EXIT_REFUSED, EXIT_USAGE, Failure)
-from .journal_view import SegmentSummary, summarize_segments
+                    EXIT_PARTIAL, EXIT_REFUSED, EXIT_USAGE, Failure)
+from .journal_view import summarize_segments
 from .json_output import dumps, jsonable, record_fields
 from .listing import OP_NAMES, PLAIN_FIELDS, log, matching_records, show
-from .maintenance import NO_BACKUP_NOTE, journal_stats, purge, purge_plan, stats, verify
+from .maintenance import NO_BACKUP_NOTE, journal_stats, purge, stats, verify
 from .params import SIZE, TIME, SizeType, TimeType
 from .restoring import restore
 from .walkthrough import demo
 
 __all__ = [
     "EXIT_BROKEN_PIPE", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_NOT_FOUND", "EXIT_OK",
-    "EXIT_REFUSED", "EXIT_USAGE", "NO_BACKUP_NOTE", "OP_NAMES", "PLAIN_FIELDS", "SIZE", "TIME",
+    "EXIT_PARTIAL", "EXIT_REFUSED", "EXIT_USAGE", "NO_BACKUP_NOTE", "OP_NAMES", "PLAIN_FIELDS",
+    "SIZE", "TIME",
     "Failure", "SegmentSummary", "SizeType", "TimeType", "demo", "dumps", "journal_stats",
-    "jsonable", "log", "main", "matching_records", "purge", "purge_plan", "record_fields",
+    "jsonable", "log", "main", "matching_records", "purge", "record_fields",
     "restore", "show", "stats", "summarize_segments", "verify",
 ]

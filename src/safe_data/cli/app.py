@@ -14,6 +14,8 @@ from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, Failure
 from .files import file_versions, restore_file
 from .listing import log, show
 from .maintenance import purge, stats, verify
+from .output import IMPLEMENTATION
+from .params import journal_option
 from .restoring import restore
 from .serving import serve
 from .shipping import pull, push
@@ -48,20 +50,21 @@ def _discard_stdout() -> None:
 
 
 @click.group(cls=_Group)
-@click.version_option(safe_data.__version__, prog_name="safe-data")
-@click.option("--journal", "journal_path", type=click.Path(file_okay=False), default=None,
-              metavar="DIR", help="Journal directory (default: $SAFE_DATA_HOME, else the "
-                                  "platform's user data directory).")
-@click.pass_context
-def main(ctx, journal_path: str | None) -> None:
+@click.version_option(safe_data.__version__, prog_name="safe-data",
+                      message=f"%(prog)s, version %(version)s ({IMPLEMENTATION}, "
+                              f"Python {sys.version.split()[0]})")
+@journal_option("Journal directory (default: $SAFE_DATA_HOME, else the platform's user "
+                "data directory); also accepted after the command.")
+def main() -> None:
     """See, restore and protect what your program discarded.
 
     Exit codes: 0 ok, 1 damaged journal or failure, 2 usage error, 3 nothing matched,
-    4 refused without --force/--partial (docs/cli.md).
+    4 refused without --partial, 5 done in part (docs/cli.md).
     """
-    ctx.obj = journal_path
 
 
+_SAME_JOURNAL = "Journal directory, as --journal before the command."
 for _command in (demo, log, show, restore, file_versions, restore_file, verify, stats, purge,
-                 serve, push, pull):
-    main.add_command(_command)
+                 push, pull):
+    main.add_command(journal_option(_SAME_JOURNAL)(_command))
+main.add_command(serve)  # its --journal is the journal its web view shows

@@ -10,6 +10,7 @@ EXIT_FAILED = 1  # the journal is damaged, or the command failed
 EXIT_USAGE = 2  # click's usage errors
 EXIT_NOT_FOUND = 3  # no journal, no matching record, unknown container
 EXIT_REFUSED = 4  # would lose or misstate data without --force / --partial
+EXIT_PARTIAL = 5  # done in part: purge kept segments no remote backup acknowledged
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `producer | head`
 

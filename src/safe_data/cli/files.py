@@ -32,7 +32,7 @@ def file_versions(journal_path, path, name, as_json) -> None:
     """The earlier contents of the file PATH that the journal holds, oldest first.
 
     Version N held the file until the time shown, when a commit replaced it;
-    `restore-file PATH --version N` puts it back.
+    "restore-file PATH --version N" puts it back.
     """
     found = _versions(journal_path, path, name)
     if as_json:
@@ -58,8 +58,9 @@ def file_versions(journal_path, path, name, as_json) -> None:
 @click.option("--name", help=_NAME_HELP)
 @click.option("--output", "-o", metavar="FILE",
               help="Write the version there (- for stdout) instead of replacing PATH.")
+@click.option("--json", "as_json", is_flag=True, help="What was restored, as one JSON object.")
 @click.pass_obj
-def restore_file(journal_path, path, number, at, name, output) -> None:
+def restore_file(journal_path, path, number, at, name, output, as_json) -> None:
     """Put an earlier content of the file PATH back.
 
     PATH is replaced atomically and durably, as a commit replaces it, and what it holds
@@ -67,18 +68,27 @@ def restore_file(journal_path, path, number, at, name, output) -> None:
     """
     if number is not None and at is not None:
         raise click.UsageError("give --version or --at, not both")
+    if as_json and output == "-":
+        raise click.UsageError("--json and --output - would both write to stdout: give a FILE")
     index = None if number is None else number - 1
     try:
         if output is not None:
-            _write(pick(_versions(journal_path, path, name), path, index, at).content, output)
-            return
-        with _warnings_to_stderr(), safe_data.Journal(_journal_dir(journal_path)) as journal:
-            version = restore_version(path, index, at=at, journal=journal, name=name)
+            version = pick(_versions(journal_path, path, name), path, index, at)
+            _write(version.content, output)
+        else:
+            with _warnings_to_stderr(), safe_data.Journal(_journal_dir(journal_path)) as journal:
+                version = restore_version(path, index, at=at, journal=journal, name=name)
     except LookupError as exc:
         raise Failure(str(exc), EXIT_NOT_FOUND) from None
-    click.echo(f"restored {version.path} to what it held until {_iso(version.time_ns)} "
-               f"({_human_bytes(len(version.content))}); what it held before is journaled, "
-               f"so restore-file again undoes this")
+    if as_json:
+        sys.stdout.write(dumps({
+            "path": version.path, "output": output and os.path.abspath(output),
+            "time_ns": version.time_ns, "time": _iso(version.time_ns),
+            "bytes": len(version.content), "revision": revision_of(version.content)}) + "\n")
+    elif output is None:
+        click.echo(f"restored {version.path} to what it held until {_iso(version.time_ns)} "
+                   f"({_human_bytes(len(version.content))}); what it held before is journaled, "
+                   f"so restore-file again undoes this")
 
 
 def _versions(journal_path, path: str, name: str | None):

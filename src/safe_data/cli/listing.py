@@ -45,7 +45,7 @@ def log(journal_path, containers, ops, since, until, limit, everything, as_json)
     """What was discarded, where, when and by whom, oldest first.
 
     Streams: the first records print at once, however large the journal.  Long values
-    are abbreviated; `show` and --json give them in full.
+    are abbreviated; "show" and --json give them in full.
     """
     directory = _journal_dir(journal_path)
     records = matching_records(directory, containers=containers, ops=ops, since=since,
@@ -188,7 +188,7 @@ def show(journal_path, address, writer, as_json) -> None:
     """Print one record in full.
 
     ADDRESS is SEQ (with --writer when several writers have that number) or
-    SEGMENT:OFFSET, as `log --json` gives them.
+    SEGMENT:OFFSET, as "log --json" gives them.
     """
     directory = _journal_dir(journal_path)
     if ":" in address:
@@ -265,7 +265,8 @@ def _show_fields(record) -> list[tuple[str, object]]:
         ("key", record.key), ("values", record.values),
         ("time", f"{_iso(record.time_ns, ' ')} ({record.time_ns} ns)"),
         ("seq", record.seq), ("writer", _writer_hex(record.writer)), ("pid", record.pid),
-        ("thread", record.thread), ("caller", _caller_text(record.caller) or None),
+        ("thread", record.thread),
+        ("caller", _caller_text(record.caller) or "not recorded (capture_caller=True records it)"),
         ("address", f"{record.segment}:{record.offset}"),
     ]
 

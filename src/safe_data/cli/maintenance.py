@@ -6,28 +6,20 @@ import os
 
 import click
 
-from ..journal import ledger
+from ..journal import retention
+from ..journal.journal import to_ns
 from ..journal.reader import Problem
 from ..journal.recovery import DAMAGED_DIR
 from ..journal.repair import repair
-from .exits import EXIT_FAILED, EXIT_REFUSED, Failure
-from .journal_view import (SegmentSummary, _add_span, _journal_dir, _read_key, continuity_problems,
-                           summarize_segments)
+from ..journal.summary import SegmentSummary, add_span
+from .exits import EXIT_FAILED, EXIT_PARTIAL
+from .journal_view import _journal_dir, _read_key, continuity_problems, summarize_segments
 from .json_output import _dump_json
 from .output import _brief, _count, _human_bytes, _iso, _print_table, _table_time, _warn
-from ..journal.journal import to_ns
 from .params import SIZE, TIME
 
 NO_BACKUP_NOTE = ("not yet acknowledged by a remote backup (`safe-data push`, or an Uploader in "
                   "the program, ships them)")
-
-
-def _acknowledged(directory: str) -> set:
-    """Ids of the sealed segments a remote backup acknowledged (docs/remote.md)."""
-    try:
-        return set(os.listdir(os.path.join(directory, "uploaded")))
-    except FileNotFoundError:
-        return set()
 
 
 # --- verify -------------------------------------------------------------------------------------
@@ -133,7 +125,7 @@ def journal_stats(directory: str) -> dict:
         totals["sealed_bytes"] += s.disk_bytes if s.sealed else 0
         totals["problems"] += sum(not p.live for p in s.problems)
         for name, span in s.containers.items():
-            _add_span(containers, name, *span)
+            add_span(containers, name, *span)
     totals["problems"] += len(continuity_problems(directory, summaries))
     by_size = sorted(containers.items(), key=lambda item: (-item[1][1], item[0]))
     return {
@@ -245,80 +237,43 @@ def _print_stats(figures: dict) -> None:
                    "(500M, 2G).")
 @click.option("--force", is_flag=True,
               help="Also delete segments no remote backup has acknowledged.")
-@click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted and kept.")
 @click.option("--json", "as_json", is_flag=True, help="The plan or result as one JSON object.")
 @click.pass_obj
 def purge(journal_path, older_than, containers, max_bytes, force, dry_run, as_json) -> None:
     """Delete sealed segments: by age, by container, or down to a size.
 
     Criteria combine: a segment goes only if it meets every one given.  Segments being
-    written and damaged segments are never deleted.  Segments a remote backup has not
-    acknowledged are deleted only with --force; without it purge lists them and exits 4.
+    written and damaged segments are never deleted.  Segments no remote backup has
+    acknowledged are kept and listed (exit 5) unless --force is given; the others are
+    deleted all the same.
     """
     if older_than is None and not containers and max_bytes is None:
         raise click.UsageError("say what to purge: --older-than, --container and/or --max-bytes")
     directory = _journal_dir(journal_path)
-    summaries = list(summarize_segments(directory, description="scanning"))
-    plan = purge_plan(summaries, older_than=older_than, containers=containers, max_bytes=max_bytes)
-    skipped = sum(1 for s in summaries if s.sealed and s.problems)
-    acked = _acknowledged(directory)
-    action = _purge_action(plan, force=force, dry_run=dry_run, acked=acked)
-    if action == "deleted":
-        _delete(directory, plan, acked)
+    result = retention.purge(directory, older_than_ns=to_ns(older_than), containers=containers,
+                             max_bytes=max_bytes, keep_unsent=not force, dry_run=dry_run,
+                             summaries=summarize_segments(directory, description="scanning"))
+    action = "would delete" if dry_run else "deleted"
     if as_json:
         _dump_json({"journal": directory, "action": action,
-                    "segments": [_segment_json(s) for s in plan],
-                    "bytes": sum(s.disk_bytes for s in plan), "skipped_damaged": skipped})
+                    "segments": [_segment_json(s) for s in result.deleted],
+                    "bytes": sum(s.disk_bytes for s in result.deleted),
+                    "kept": [_segment_json(s) for s in result.kept],
+                    "kept_bytes": sum(s.disk_bytes for s in result.kept),
+                    "skipped_damaged": result.damaged})
     else:
-        _report_purge(plan, "would delete" if action == "refused" else action, skipped)
-    if action == "refused":
-        raise Failure(f"refusing to delete {_count(len(plan), 'segment')}: {NO_BACKUP_NOTE}. "
-                      f"Pass --force to delete them anyway, or --dry-run to only list them.",
-                      EXIT_REFUSED)
+        _report_purge(result, action)
+    if result.kept and not dry_run:
+        _warn(f"kept {_count(len(result.kept), 'segment')} {NO_BACKUP_NOTE}; --force deletes "
+              f"them anyway")
+        raise click.exceptions.Exit(EXIT_PARTIAL)
 
 
 def _pending(directory: str, summaries) -> dict:
-    acked = _acknowledged(directory)
-    pending = [s for s in summaries if s.sealed and s.name[: -len(".seg")] not in acked]
+    acked = retention.acknowledged(directory)
+    pending = [s for s in summaries if s.sealed and s.segment_id not in acked]
     return {"segments": len(pending), "bytes": sum(s.disk_bytes for s in pending), "note": NO_BACKUP_NOTE}
-
-
-def _purge_action(plan, *, force: bool, dry_run: bool, acked: set) -> str:
-    if dry_run:
-        return "would delete"
-    if force or all(s.name[: -len(".seg")] in acked for s in plan):
-        return "deleted"  # backed-up segments may go; the others only when forced
-    return "refused"
-
-
-def purge_plan(summaries, *, older_than=None, containers=(), max_bytes=None) -> list:
-    """The sealed, undamaged segments to delete, oldest first (see ``purge``)."""
-    cutoff = to_ns(older_than)
-    candidates = [s for s in summaries if s.sealed and not s.problems
-                  and (cutoff is None or s.newest_ns < cutoff)
-                  and (not containers or s.container_names <= set(containers))]
-    candidates.sort(key=lambda s: (s.newest_ns, s.name))
-    if max_bytes is None:
-        return candidates
-    excess = sum(s.disk_bytes for s in summaries) - max_bytes
-    plan = []
-    for summary in candidates:
-        if excess <= 0:
-            break
-        plan.append(summary)
-        excess -= summary.disk_bytes
-    return plan
-
-
-def _delete(directory: str, plan, acked: set) -> None:
-    """Delete the segments of the plan, each recorded in the journal's ledger first."""
-    backed_up = [s.path for s in plan if s.name[: -len(".seg")] in acked]
-    forced = [s.path for s in plan if s.name[: -len(".seg")] not in acked]
-    for paths, why in ((backed_up, "purged by safe-data purge: acknowledged by a remote backup"),
-                       (forced, "purged by safe-data purge --force: no remote backup had "
-                                "acknowledged it")):
-        if paths:
-            ledger.remove_segments(directory, paths, why)
 
 
 def _segment_json(summary: SegmentSummary) -> dict:
@@ -327,15 +282,19 @@ def _segment_json(summary: SegmentSummary) -> dict:
             "containers": sorted(summary.container_names)}
 
 
-def _report_purge(plan, action: str, skipped: int) -> None:
-    if skipped:
-        _warn(f"{_count(skipped, 'damaged segment')} left alone: damaged segments are never "
-              f"purged; run `safe-data verify --repair` first")
-    if not plan:
+def _report_purge(result, action: str) -> None:
+    if result.damaged:
+        _warn(f"{_count(result.damaged, 'damaged segment')} left alone: damaged segments are "
+              f"never purged; run `safe-data verify --repair` first")
+    if not result.deleted and not result.kept:
         click.echo("nothing to purge")
         return
-    rows = [(s.name, f"{s.records:,}", _human_bytes(s.disk_bytes), _table_time(s.newest_ns),
-             _brief(sorted(s.container_names))) for s in plan]
-    total = _human_bytes(sum(s.disk_bytes for s in plan))
-    _print_table(("segment", "records", "bytes", "newest (UTC)", "containers"), rows,
-                 title=f"{action} {_count(len(plan), 'segment')} ({total})")
+    for segments, verb, why in ((result.deleted, action, ""),
+                                (result.kept, "kept", ": not yet acknowledged by a remote backup")):
+        if segments:
+            total = _human_bytes(sum(s.disk_bytes for s in segments))
+            _print_table(("segment", "records", "bytes", "newest (UTC)", "containers"),
+                         [(s.name, f"{s.records:,}", _human_bytes(s.disk_bytes),
+                           _table_time(s.newest_ns), _brief(sorted(s.container_names)))
+                          for s in segments],
+                         title=f"{verb} {_count(len(segments), 'segment')} ({total}){why}")

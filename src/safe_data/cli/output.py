@@ -12,7 +12,11 @@ from datetime import timedelta
 
 import click
 
+from .. import _impl
 from .params import _EPOCH
+
+#: which implementation runs, as --version and the demo say it
+IMPLEMENTATION = "C extension" if _impl.EXTENSION else "pure Python"
 
 
 def _iso(time_ns: int, sep: str = "T") -> str:

@@ -1,7 +1,8 @@
-"""Option types: times (ISO or an age) and sizes (``500M``), and times as nanoseconds."""
+"""Option types: times (ISO or an age) and sizes (``500M``), and the ``--journal`` option."""
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -45,3 +46,21 @@ class SizeType(click.ParamType):
 TIME = TimeType()
 SIZE = SizeType()
 
+
+def journal_option(help_text: str):
+    """``--journal DIR``, before the command (the group's) or after it (each command's):
+    the directory becomes the context's object, which the commands take with pass_obj.
+    Given in both places, it must name the same directory."""
+
+    def remember(ctx, param, value):
+        if value is not None:
+            before = ctx.parent.obj if ctx.parent is not None else None
+            if before is not None and os.path.abspath(before) != os.path.abspath(value):
+                raise click.BadParameter(f"given before the command as {before!r} and after it "
+                                         f"as {value!r}: give one", ctx, param)
+            ctx.obj = value
+        return value
+
+    return click.option("--journal", "journal_path", type=click.Path(file_okay=False),
+                        metavar="DIR", default=None, callback=remember,
+                        expose_value=False, is_eager=True, help=help_text)

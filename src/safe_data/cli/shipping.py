@@ -1,42 +1,112 @@
-"""``push`` and ``pull``: ship sealed segments to a remote backup now, and bring them back."""
+"""``push`` and ``pull``: ship sealed segments to a remote backup now, and bring them back.
+
+Both fail fast and say so in one line: each first checks that the backup answers
+(``Sink.check``) within ``--connect-timeout``, then does its work within ``--timeout``
+overall; when either runs out, or the backup refuses, the segments stay where they were
+and the error is the only thing printed (the uploader's own warnings and log lines are
+kept quiet: push reports them itself).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 import threading
+import time
+import warnings
 
 import click
 
 from ..upload.layout import valid_namespace
-from .exits import EXIT_FAILED, EXIT_NOT_FOUND, Failure
+from .exits import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_USAGE, Failure
 from .journal_view import _journal_dir
+from .json_output import _dump_json
 from .output import _count, _human_bytes, _progress
 
+CONNECT_TIMEOUT = 10.0  # seconds to reach the backup: connect, and its first answer
+TIMEOUT = 300.0  # seconds for the whole command
 
-def make_sink(target: str, token: str | None, namespace: str, endpoint_url: str | None):
+
+def make_sink(target: str, token: str | None, namespace: str, endpoint_url: str | None,
+              connect_timeout: float = CONNECT_TIMEOUT):
     """A sink for TARGET: ``http(s)://server``, ``s3://bucket[/prefix]`` or a directory."""
     if target.startswith(("http://", "https://")):
         from ..upload.sinks import HttpSink
 
         if not token:
-            raise Failure("an HTTP backup server needs --token (or SAFE_DATA_TOKEN)", 2)
-        return HttpSink(target, token)
+            raise Failure("an HTTP backup server needs --token (or SAFE_DATA_TOKEN)", EXIT_USAGE)
+        with _usage_error():
+            return HttpSink(target, token, connect_timeout=connect_timeout)
     if target.startswith("s3://"):
         from ..upload.s3 import S3Sink
         from ..upload.s3_store import parse_s3_url
 
-        try:
+        with _usage_error():
             bucket, prefix = parse_s3_url(target)
-        except ValueError as exc:
-            raise Failure(str(exc), 2) from None
-        return S3Sink(bucket, endpoint_url, prefix=prefix, namespace=namespace)
+            return S3Sink(bucket, endpoint_url, prefix=prefix, namespace=namespace,
+                          connect_timeout=connect_timeout)
     from ..upload.sinks import DirectorySink
 
     return DirectorySink(target, namespace=namespace)
 
 
+@contextlib.contextmanager
+def _usage_error():
+    """A target the sink refuses (no S3 credentials, a bad URL or token): exit 2."""
+    try:
+        yield
+    except ValueError as exc:
+        raise Failure(str(exc), EXIT_USAGE) from None
+
+
+def _reach(sink, connect_timeout: float) -> None:
+    """Exit at once, in one line, if the backup cannot be reached or refuses us."""
+    from ..upload.sinks import SinkError
+
+    async def check() -> None:
+        try:
+            await asyncio.wait_for(sink.check(), connect_timeout or None)
+        finally:
+            await sink.close()
+
+    try:
+        asyncio.run(check())
+    except asyncio.TimeoutError:
+        raise Failure(f"cannot reach {sink!r}: no answer within {connect_timeout:g} s "
+                      f"(--connect-timeout)") from None
+    except SinkError as exc:
+        raise Failure(f"cannot reach the backup: {exc}") from None
+
+
+@contextlib.contextmanager
+def _uploader_quiet():
+    """Within it, the uploader's warnings and log lines are not printed: push says
+    what happened itself, once."""
+    from ..upload.uploader import UploadWarning
+
+    logger = logging.getLogger("safe_data.upload")
+    handler = logging.NullHandler()  # so that logging's last-resort handler stays silent
+    logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UploadWarning)
+            yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def _positive_or_none(ctx, param, value: float) -> float | None:
+    if value < 0:
+        raise click.BadParameter("must not be negative")
+    return value or None  # 0: no limit
+
+
 _TARGET = click.argument("target", metavar="TARGET")
 _TOKEN = click.option("--token", envvar="SAFE_DATA_TOKEN", help="Bearer token of an HTTP backup server.")
+
+
 def _namespace(ctx, param, value: str) -> str:
     if not valid_namespace(value):
         raise click.BadParameter(f"{value!r} is not a namespace: 1 to 64 letters, digits, '_', "
@@ -48,6 +118,14 @@ _NAMESPACE = click.option("--namespace", default="default", show_default=True, c
                           help="Namespace in a directory or S3 store (a server takes it from the token).")
 _ENDPOINT = click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL",
                          help="S3-compatible endpoint (default: AWS).")
+_CONNECT_TIMEOUT = click.option("--connect-timeout", type=float, default=CONNECT_TIMEOUT,
+                                show_default=True, metavar="S", callback=_positive_or_none,
+                                help="Seconds to reach the backup (each connection, and its "
+                                     "first answer); 0: no limit.")
+_TIMEOUT = click.option("--timeout", type=float, default=TIMEOUT, show_default=True, metavar="S",
+                        callback=_positive_or_none,
+                        help="Seconds for the whole command; 0: no limit.")
+_JSON = click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
 
 
 @click.command()
@@ -55,47 +133,76 @@ _ENDPOINT = click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL",
 @_TOKEN
 @_NAMESPACE
 @_ENDPOINT
-@click.option("--timeout", type=float, default=None, help="Give up after this many seconds.")
+@_CONNECT_TIMEOUT
+@_TIMEOUT
+@_JSON
 @click.pass_obj
-def push(journal_path, target, token, namespace, endpoint_url, timeout) -> None:
+def push(journal_path, target, token, namespace, endpoint_url, connect_timeout, timeout,
+         as_json) -> None:
     """Upload every sealed segment now, and free the local copies once acknowledged.
 
     TARGET is http(s)://SERVER, s3://BUCKET[/PREFIX] or a directory.  Segments still
     being written by running programs are shipped by their own uploader or once sealed.
+    Exit 1, leaving every segment not acknowledged in place, if the backup cannot be
+    reached, refuses a segment or does not finish within the timeout.
     """
     from ..journal.journal import Journal
     from ..upload.uploader import Uploader, pending_segments
 
+    started = time.monotonic()
     directory = _journal_dir(journal_path)
+    sink = make_sink(target, token, namespace, endpoint_url, connect_timeout)
+    _reach(sink, connect_timeout)
     pending = pending_segments(directory)
-    total = sum(segment.size for segment in pending)
-    uploader = Uploader(make_sink(target, token, namespace, endpoint_url), Journal(directory),
-                        seal_every=None)
-    failure: list[BaseException] = []
+    with _uploader_quiet():
+        uploader = Uploader(sink, Journal(directory), seal_every=None).start()
+        try:
+            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+            finished = _flush(uploader, pending, left)
+        finally:
+            uploader.close(timeout=0)  # what is not acknowledged by now stays local
+        stats = uploader.stats()
+    error = None
+    if stats["rejected"]:
+        error = (f"the backup refused {_count(stats['rejected'], 'segment')} "
+                 f"({', '.join(stats['rejected_ids'])}), kept locally: {stats['last_error']}")
+    elif not finished:
+        error = (f"push did not finish within {timeout:g} s (--timeout): {stats['acked']} of "
+                 f"{len(pending)} segments acknowledged, the others stay in {directory}"
+                 + (f"; last error: {stats['last_error']}" if stats["last_error"] else ""))
+    if as_json:
+        _dump_json({"journal": directory, "target": repr(sink), "ok": error is None,
+                    "acknowledged": stats["acked"], "acknowledged_bytes": stats["acked_bytes"],
+                    "pending": stats["pending_segments"], "refused": stats["rejected_ids"],
+                    "error": error})
+    elif error is None:
+        click.echo(f"{_count(stats['acked'], 'segment')} acknowledged "
+                   f"({_human_bytes(stats['acked_bytes'])}), {stats['pending_segments']} pending")
+    if error is not None:
+        raise Failure(error, EXIT_FAILED)
+
+
+def _flush(uploader, pending, timeout: float | None) -> bool:
+    """Flush with a progress bar over the bytes to send; False if it timed out."""
+    timed_out = threading.Event()
 
     def flush() -> None:
         try:
             uploader.flush(timeout)
-        except BaseException as exc:  # reported by the main thread
-            failure.append(exc)
+        except TimeoutError:
+            timed_out.set()
 
-    with uploader:
-        worker = threading.Thread(target=flush, daemon=True)
-        worker.start()
-        with _progress(f"uploading {_count(len(pending), 'segment')}", total) as advance:
-            done = 0
-            while worker.is_alive():
-                worker.join(0.2)
-                acked = uploader.stats()["acked_bytes"]
-                advance(acked - done)
-                done = acked
-        stats = uploader.stats()
-    click.echo(f"{_count(stats['acked'], 'segment')} acknowledged ({_human_bytes(stats['acked_bytes'])}), "
-               f"{stats['pending_segments']} pending, {stats['rejected']} refused by the backup")
-    if failure:
-        raise Failure(f"push did not finish: {failure[0]}", EXIT_FAILED)
-    if stats["rejected"]:
-        raise Failure(f"the backup refused {', '.join(stats['rejected_ids'])}; they stay local", EXIT_FAILED)
+    worker = threading.Thread(target=flush, daemon=True)
+    worker.start()
+    total = sum(segment.size for segment in pending)
+    with _progress(f"uploading {_count(len(pending), 'segment')}", total) as advance:
+        done = 0
+        while worker.is_alive():
+            worker.join(0.2)
+            acked = uploader.counters()["acked_bytes"]
+            advance(acked - done)
+            done = acked
+    return not timed_out.is_set()
 
 
 @click.command()
@@ -103,44 +210,65 @@ def push(journal_path, target, token, namespace, endpoint_url, timeout) -> None:
 @_TOKEN
 @_NAMESPACE
 @_ENDPOINT
+@_CONNECT_TIMEOUT
+@_TIMEOUT
+@_JSON
 @click.pass_obj
-def pull(journal_path, target, token, namespace, endpoint_url) -> None:
+def pull(journal_path, target, token, namespace, endpoint_url, connect_timeout, timeout,
+         as_json) -> None:
     """Download the backed-up segments of TARGET into the journal directory.
 
-    Segments already present are skipped; the journal's ``key`` file does not travel
-    (copy it back to read pickled values: docs/remote.md).
+    Segments already present are skipped; the journal's key file does not travel
+    (copy it back to read pickled values: docs/remote.md).  Exit 1 if the backup cannot
+    be reached or the download does not finish within the timeout (what was downloaded
+    stays), 3 if the backup holds nothing.
     """
-    import asyncio
-
+    from ..journal.journal import default_path
     from ..upload.sinks import decompress_segment
 
-    from ..journal.journal import default_path
-
+    started = time.monotonic()
     directory = os.path.abspath(journal_path or default_path())
+    sink = make_sink(target, token, namespace, endpoint_url, connect_timeout)
+    _reach(sink, connect_timeout)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    sink = make_sink(target, token, namespace, endpoint_url)
+    counts = {"downloaded": 0, "already_here": 0, "listed": 0}
 
-    async def fetch() -> tuple[int, int]:
-        fetched = skipped = 0
+    async def fetch() -> None:
         try:
             entries = await sink.list()
+            counts["listed"] = len(entries)
             with _progress(f"downloading {_count(len(entries), 'segment')}", len(entries)) as advance:
                 for entry in entries:
                     path = os.path.join(directory, entry["id"] + ".seg")
                     if os.path.exists(path):
-                        skipped += 1
+                        counts["already_here"] += 1
                     else:
-                        data = decompress_segment(await sink.get(entry["id"]))
-                        _write_new(path, data)
-                        fetched += 1
+                        _write_new(path, decompress_segment(await sink.get(entry["id"])))
+                        counts["downloaded"] += 1
                     advance(1)
         finally:
             await sink.close()
-        return fetched, skipped
 
-    fetched, skipped = asyncio.run(fetch())
-    click.echo(f"{_count(fetched, 'segment')} downloaded, {skipped} already here, into {directory}")
-    if fetched + skipped == 0:
+    async def fetch_in_time() -> None:
+        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+        await asyncio.wait_for(fetch(), left)
+
+    error = None
+    try:
+        asyncio.run(fetch_in_time())
+    except asyncio.TimeoutError:
+        error = (f"pull did not finish within {timeout:g} s (--timeout): "
+                 f"{counts['downloaded']} of {counts['listed'] - counts['already_here']} "
+                 f"segments downloaded")
+    if as_json:
+        _dump_json({"journal": directory, "target": repr(sink), "ok": error is None, **counts,
+                    "error": error})
+    elif error is None:
+        click.echo(f"{_count(counts['downloaded'], 'segment')} downloaded, "
+                   f"{counts['already_here']} already here, into {directory}")
+    if error is not None:
+        raise Failure(error, EXIT_FAILED)
+    if counts["downloaded"] + counts["already_here"] == 0:
         raise Failure(f"nothing to pull from {target}", EXIT_NOT_FOUND)
 
 

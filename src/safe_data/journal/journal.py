@@ -300,6 +300,36 @@ class Journal:
         the problems (empty when sound)."""
         return [p for p in verify_directory(self.path, _impl.crc32c, self._key) if not p.live]
 
+
+    # --- retention ------------------------------------------------------------------------
+
+    def purge(self, older_than: datetime | int | str | None = None, *, containers=(),
+              max_bytes: int | None = None, keep_unsent: bool = True, dry_run: bool = False):
+        """Delete sealed segments: by age, by container, or down to a size.
+
+        ``older_than`` (as ``since`` of :meth:`records`: ``"30d"`` is thirty days ago):
+        segments whose newest record is older; ``containers``: segments whose records all
+        belong to these; ``max_bytes``: the oldest segments until the journal's take at
+        most that on disk.  A segment goes only if it meets every criterion given (one at
+        least).  Segments being written and damaged ones are never deleted.
+
+        With ``keep_unsent`` (the default), a segment no remote backup has acknowledged
+        is kept, and the others are deleted all the same; ``keep_unsent=False`` deletes
+        it too.  ``dry_run`` deletes nothing.  Returns a
+        :class:`~safe_data.journal.retention.PurgeResult`: ``deleted`` (or would be),
+        ``kept`` (chosen but never backed up), ``damaged`` (left alone).
+        """
+        from .retention import purge
+
+        if older_than is None and not containers and max_bytes is None:
+            raise ValueError("say what to purge: older_than, containers and/or max_bytes")
+        if isinstance(containers, str):
+            raise TypeError("containers must be a collection of names, not a str")
+        if self.readonly and not dry_run:
+            raise JournalReadOnlyError(f"the journal {self.path} was opened with readonly=True: "
+                                       f"it cannot purge (dry_run=True only lists)")
+        return purge(self.path, older_than_ns=to_ns(older_than), containers=tuple(containers),
+                     max_bytes=max_bytes, keep_unsent=keep_unsent, dry_run=dry_run)
     # --- internals ------------------------------------------------------------------------
 
     def _start_flusher(self) -> None:

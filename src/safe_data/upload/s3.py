@@ -36,8 +36,10 @@ import xml.etree.ElementTree as ET
 from typing import Any, Mapping
 from urllib.parse import quote, urlsplit
 
-import aiohttp
-from yarl import URL
+from .requires import aiohttp as _require
+
+aiohttp = _require("S3Sink (an S3 backup)")
+from yarl import URL  # noqa: E402 - installed with aiohttp
 
 from .layout import BODY_SUFFIX, valid_namespace, valid_segment_id, valid_sha256
 from .sinks import MAX_SEGMENT_BYTES, RejectedError, Sink, TransientError
@@ -173,6 +175,7 @@ class S3Sink(Sink):
         prefix: str = "",
         namespace: str = "default",
         timeout: float = 30,
+        connect_timeout: float = 10,
         check_first: bool = True,
     ) -> None:
         if not bucket or "/" in bucket:
@@ -184,6 +187,7 @@ class S3Sink(Sink):
         self.prefix = prefix
         self.namespace = namespace
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self.check_first = check_first
         self._access_key = access_key if access_key is not None else os.environ.get("AWS_ACCESS_KEY_ID", "")
         self._secret_key = secret_key if secret_key is not None else os.environ.get("AWS_SECRET_ACCESS_KEY", "")
@@ -248,7 +252,7 @@ class S3Sink(Sink):
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.connect_timeout),
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Content-Type"),
             )
@@ -347,6 +351,14 @@ class S3Sink(Sink):
         return self._base_path + "/" + _uri_encode(self.key(segment_id), keep_slash=True)
 
     # -- the Sink interface -----------------------------------------------------------
+
+    async def check(self) -> None:
+        """``HEAD`` the bucket: it exists and the credentials are accepted."""
+        status, _, _ = await self._request("HEAD", self._base_path or "/")
+        if status == 404:
+            raise RejectedError(f"bucket {self.bucket!r} does not exist at {self.endpoint}")
+        if status != 200:
+            raise RejectedError(f"bucket {self.bucket!r} at {self.endpoint}: HEAD answered {status}")
 
     async def head(self, segment_id: str) -> str | None:
         """The stored hash of *segment_id* (``""`` if the object has none), or ``None``

@@ -114,15 +114,10 @@ class S3Store:
 
     async def check(self) -> None:
         """Raise StoreUnavailable unless the bucket exists and the credentials are accepted."""
-        sink = self._probe
         try:
-            status, _, _ = await sink._request("HEAD", sink._base_path or "/")
+            await self._probe.check()
         except (TransientError, RejectedError) as exc:
             raise StoreUnavailable(str(exc)) from None
-        if status == 404:
-            raise StoreUnavailable(f"bucket {self.bucket!r} does not exist at {sink.endpoint}")
-        if status != 200:
-            raise StoreUnavailable(f"bucket {self.bucket!r} at {sink.endpoint}: HEAD answered {status}")
 
     # --- the interface (coroutines) --------------------------------------------------------
 

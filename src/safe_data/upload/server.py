@@ -25,8 +25,10 @@ import inspect
 import logging
 import re
 
-import aiohttp
-from aiohttp import web
+from .requires import aiohttp as _require
+
+aiohttp = _require("The backup server (safe-data serve)")
+from aiohttp import web  # noqa: E402
 
 from .checks import InvalidSegment, SegmentTooLarge, decompress_bounded, verify_segment
 from .layout import valid_segment_id, valid_sha256

@@ -30,6 +30,7 @@ from typing import Any, List as _List
 
 from ..errors import SafeDataError
 from ..journal.segments import fsync_dir, write_temp
+from . import requires
 from .layout import (BODY_SUFFIX, HASH_SUFFIX, committed, list_committed, read_hash,
                      valid_namespace, valid_segment_id, valid_sha256)
 
@@ -67,6 +68,11 @@ class Sink(abc.ABC):
         """Store one segment: ``body`` is the zstd-compressed segment, ``sha256`` the hex
         SHA-256 of the raw segment.  Return only once it is durably stored (or already
         was, with that hash); raise :class:`TransientError` or :class:`RejectedError`."""
+
+    async def check(self) -> None:
+        """Raise :class:`TransientError` if the sink cannot be reached now, or
+        :class:`RejectedError` if it refuses this client; a sink with nothing to check
+        returns (``safe-data push`` and ``pull`` call it before they start)."""
 
     async def close(self) -> None:
         """Release connections and other resources (the sink may be used again later)."""
@@ -244,16 +250,21 @@ class HttpSink(Sink):
     the server's message; the token is never shown); 5xx, 429, timeouts and connection
     errors are transient, honouring ``Retry-After``.  The aiohttp session is created
     lazily in the running event loop, on first use.
+
+    ``timeout`` bounds each request, ``connect_timeout`` each connection to the server.
     """
 
-    def __init__(self, url: str, token: str, *, timeout: float = 30) -> None:
+    def __init__(self, url: str, token: str, *, timeout: float = 30,
+                 connect_timeout: float = 10) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError(f"HttpSink needs an http:// or https:// URL, not {url!r}")
         if not token or any(c in token for c in "\r\n"):
             raise ValueError("HttpSink needs a non-empty token without line breaks")
+        requires.aiohttp("HttpSink")
         self.url = url.rstrip("/")
         self._token = token
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self._session = None
         self._session_loop = None
 
@@ -266,7 +277,7 @@ class HttpSink(Sink):
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._session_loop is not loop:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.connect_timeout),
                 headers={"Authorization": f"Bearer {self._token}"})
             self._session_loop = loop
         return self._session
@@ -285,6 +296,8 @@ class HttpSink(Sink):
         try:
             async with session.request(method, self.url + path, allow_redirects=False, **kwargs) as resp:
                 return resp.status, resp.headers, await resp.read()
+        except aiohttp.ServerTimeoutError as exc:  # connecting, or a read, timed out: it says which
+            raise TransientError(f"{what}: {exc}") from None
         except asyncio.TimeoutError:
             raise TransientError(f"{what}: no answer from {self.url} within {self.timeout} s") from None
         except aiohttp.ClientError as exc:
@@ -303,6 +316,13 @@ class HttpSink(Sink):
                                 + (f": {message}" if message else ""))
         raise TransientError(f"{what}: {self.url} answered {status}" + (f": {message}" if message else ""),
                              retry_after=parse_retry_after(headers.get("Retry-After")))
+
+    async def check(self) -> None:
+        """``GET /health``: the server answers."""
+        what = f"GET {self.url}/health"
+        status, headers, answer = await self._request("GET", "/health", what=what)
+        if status != 200:
+            self._fail(what, status, headers, answer)
 
     async def put(self, segment_id: str, body: bytes, sha256: str) -> None:
         _check_id(segment_id)

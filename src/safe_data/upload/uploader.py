@@ -53,6 +53,7 @@ from ..errors import SafeDataError
 from .layout import valid_segment_id
 from .sinks import RejectedError, Sink, TransientError
 from ..journal import ledger
+from ..journal.retention import MARKS_DIR  # the directory of acknowledgement marks
 from ..journal.segments import fsync_dir
 
 __all__ = ["Uploader", "UploaderError", "UploadWarning", "PendingSegment", "pending_segments",
@@ -60,8 +61,6 @@ __all__ = ["Uploader", "UploaderError", "UploadWarning", "PendingSegment", "pend
 
 log = logging.getLogger("safe_data.upload")
 
-#: the directory of acknowledgement marks inside the journal directory
-MARKS_DIR = "uploaded"
 SEALED_SUFFIX = ".seg"
 #: the last uploader's report, in MARKS_DIR (not a segment id, so never taken for a mark)
 STATUS_FILE = "status.json"
