@@ -252,7 +252,8 @@ def test_show_prints_a_record_in_full(tmp_path):
         big = sd.SafeList(range(1000), name="big", journal=j)
         big.clear()
     plain = text(run_cli(tmp_path / "j", "show", "1"))
-    assert "container: big" in plain and "op:        clear" in plain
+    assert f"container: big (container {big.container_id} of its writer)" in plain
+    assert "op:        clear" in plain
     assert "999]" in plain  # not abbreviated, unlike log
     assert "caller:    not recorded (capture_caller=True records it)" in plain
     assert "caller:    None" not in plain

@@ -261,8 +261,9 @@ def _seq_in_chain(paths, seq: int):
 
 def _show_fields(record) -> list[tuple[str, object]]:
     return [
-        ("container", record.container), ("kind", record.kind), ("op", record.op),
-        ("key", record.key), ("values", record.values),
+        ("container", record.container if record.container_id is None
+         else f"{record.container} (container {record.container_id} of its writer)"),
+        ("kind", record.kind), ("op", record.op), ("key", record.key), ("values", record.values),
         ("time", f"{_iso(record.time_ns, ' ')} ({record.time_ns} ns)"),
         ("seq", record.seq), ("writer", _writer_hex(record.writer)), ("pid", record.pid),
         ("thread", record.thread),
