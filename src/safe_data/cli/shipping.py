@@ -13,7 +13,8 @@ from .journal_view import _journal_dir
 from .output import _count, _human_bytes, _progress
 
 
-def make_sink(target: str, token: str | None, namespace: str, endpoint_url: str | None):
+def make_sink(target: str, token: str | None, namespace: str, endpoint_url: str | None,
+              region: str | None = None, profile: str | None = None):
     """A sink for TARGET: ``http(s)://server``, ``s3://bucket[/prefix]`` or a directory."""
     if target.startswith(("http://", "https://")):
         from ..upload.sinks import HttpSink
@@ -27,9 +28,10 @@ def make_sink(target: str, token: str | None, namespace: str, endpoint_url: str 
 
         try:
             bucket, prefix = parse_s3_url(target)
-        except ValueError as exc:
+            return S3Sink(bucket, endpoint_url, prefix=prefix, namespace=namespace, region=region,
+                          profile=profile)
+        except ValueError as exc:  # also: no credentials found, an unknown profile
             raise Failure(str(exc), 2) from None
-        return S3Sink(bucket, endpoint_url, prefix=prefix, namespace=namespace)
     from ..upload.sinks import DirectorySink
 
     return DirectorySink(target, namespace=namespace)
@@ -48,6 +50,10 @@ _NAMESPACE = click.option("--namespace", default="default", show_default=True, c
                           help="Namespace in a directory or S3 store (a server takes it from the token).")
 _ENDPOINT = click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL",
                          help="S3-compatible endpoint (default: AWS).")
+_REGION = click.option("--region", default=None,
+                       help="S3 region (default: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's).")
+_PROFILE = click.option("--profile", default=None,
+                        help="AWS profile of the shared config files (default: $AWS_PROFILE).")
 
 
 @click.command()
@@ -55,9 +61,11 @@ _ENDPOINT = click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL",
 @_TOKEN
 @_NAMESPACE
 @_ENDPOINT
+@_REGION
+@_PROFILE
 @click.option("--timeout", type=float, default=None, help="Give up after this many seconds.")
 @click.pass_obj
-def push(journal_path, target, token, namespace, endpoint_url, timeout) -> None:
+def push(journal_path, target, token, namespace, endpoint_url, region, profile, timeout) -> None:
     """Upload every sealed segment now, and free the local copies once acknowledged.
 
     TARGET is http(s)://SERVER, s3://BUCKET[/PREFIX] or a directory.  Segments still
@@ -69,8 +77,8 @@ def push(journal_path, target, token, namespace, endpoint_url, timeout) -> None:
     directory = _journal_dir(journal_path)
     pending = pending_segments(directory)
     total = sum(segment.size for segment in pending)
-    uploader = Uploader(make_sink(target, token, namespace, endpoint_url), Journal(directory),
-                        seal_every=None)
+    sink = make_sink(target, token, namespace, endpoint_url, region, profile)
+    uploader = Uploader(sink, Journal(directory), seal_every=None)
     failure: list[BaseException] = []
 
     def flush() -> None:
@@ -103,8 +111,10 @@ def push(journal_path, target, token, namespace, endpoint_url, timeout) -> None:
 @_TOKEN
 @_NAMESPACE
 @_ENDPOINT
+@_REGION
+@_PROFILE
 @click.pass_obj
-def pull(journal_path, target, token, namespace, endpoint_url) -> None:
+def pull(journal_path, target, token, namespace, endpoint_url, region, profile) -> None:
     """Download the backed-up segments of TARGET into the journal directory.
 
     Segments already present are skipped; the journal's ``key`` file does not travel
@@ -118,7 +128,7 @@ def pull(journal_path, target, token, namespace, endpoint_url) -> None:
 
     directory = os.path.abspath(journal_path or default_path())
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    sink = make_sink(target, token, namespace, endpoint_url)
+    sink = make_sink(target, token, namespace, endpoint_url, region, profile)
 
     async def fetch() -> tuple[int, int]:
         fetched = skipped = 0
