@@ -156,9 +156,12 @@ def _error_code(body: bytes) -> tuple[str, str]:
     return root.findtext("Code") or "", root.findtext("Message") or ""
 
 
-def _refuses_keys(status: int, body: bytes) -> bool:
-    """Whether an answer refuses the request's keys (HEAD answers have no body to tell)."""
-    return status in (401, 403) or (status == 400 and _error_code(body)[0] in _REFUSED_TOKEN)
+def _refuses_keys(method: str, status: int, body: bytes) -> bool:
+    """Whether an answer may refuse the request's keys.  A HEAD answer has no body to
+    tell why: S3 answers a bare 400 to an expired token there."""
+    if status in (401, 403):
+        return True
+    return status == 400 and (method == "HEAD" or _error_code(body)[0] in _REFUSED_TOKEN)
 
 
 def _body_digests(body: bytes) -> tuple[str, str]:
@@ -336,7 +339,7 @@ class S3Sink(Sink):
         args = (method, path, query or {}, dict(headers or {}), body, payload_sha256, read_limit)
         keys = await self._credentials.keys()
         status, rheaders, data = await self._send(keys, *args)
-        if _refuses_keys(status, data):
+        if _refuses_keys(method, status, data):
             renewed = await self._credentials.renew(keys)
             if renewed is not None:
                 keys = renewed
@@ -347,8 +350,8 @@ class S3Sink(Sink):
                 f"S3 {method} {path} answered {status} {code} {message}".strip(),
                 retry_after=_retry_after(rheaders.get("Retry-After")),
             )
-        if _refuses_keys(status, data):
-            code, message = _error_code(data)
+        code, message = _error_code(data) if status >= 400 else ("", "")
+        if status in (401, 403) or (status == 400 and code in _REFUSED_TOKEN):
             if code == "RequestTimeTooSkewed":
                 raise RejectedError(
                     f"S3 refused the request: this machine's clock is too far off ({message})"
