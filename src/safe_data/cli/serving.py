@@ -118,8 +118,9 @@ async def _run(app, host: str, port: int, ui: bool) -> None:
 @click.command()
 @click.option("--store", "store_spec", required=True, metavar="DIR|s3://BUCKET[/PREFIX]",
               help="Directory store: <DIR>/<namespace>/<segment id>.seg.zst; or an S3 bucket: "
-                   "objects <PREFIX>/<namespace>/<segment id>.seg.zst (credentials from "
-                   "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).")
+                   "objects <PREFIX>/<namespace>/<segment id>.seg.zst (keys and region found "
+                   "as the AWS CLI finds them, e.g. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                   "or AWS_PROFILE).")
 @click.option("--s3-endpoint-url", default=None, metavar="URL",
               help="S3-compatible endpoint (SeaweedFS, MinIO, ...) for an s3:// store. "
                    "Default: $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL, else AWS.")
