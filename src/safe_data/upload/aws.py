@@ -185,8 +185,8 @@ class AwsSettings:
             environ = os.environ
             if environ.get("AWS_ACCESS_KEY_ID") and environ.get("AWS_SECRET_ACCESS_KEY"):
                 return CredentialSource(Keys(environ["AWS_ACCESS_KEY_ID"],
-                                                  environ["AWS_SECRET_ACCESS_KEY"],
-                                                  environ.get("AWS_SESSION_TOKEN") or None))
+                                             environ["AWS_SECRET_ACCESS_KEY"],
+                                             environ.get("AWS_SESSION_TOKEN") or None))
             raise ValueError(f"{_NO_KEYS}, or install botocore (pip install 'safe_data[s3]') for "
                              "profiles, web identity, container and instance credentials")
         provider = self._resolve()
