@@ -13,6 +13,13 @@ from safe_data.journal import journal as journal_module
 def _isolated_home(tmp_path, monkeypatch):
     """Every test gets its own default journal directory, closed afterwards."""
     monkeypatch.setenv("SAFE_DATA_HOME", str(tmp_path / "default-journal"))
+    # S3 keys are looked up as AWS's tools do: never in this machine's ~/.aws, its
+    # environment or its instance metadata endpoint
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setattr(journal_module, "_default", None)
     yield
     default = journal_module._default

@@ -93,6 +93,8 @@ def start(directory: Path, access_key: str = ACCESS_KEY, secret_key: str = SECRE
         "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
         f"-dir={directory}",
         "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        # the gateway's IAM API writable: tests issue and revoke access keys through it
+        "-s3.iam.readOnly=false",
         f"-filer.localSocket={directory}/filer.sock", f"-s3.localSocket={directory}/s3.sock",
         *(f"-{name}={port}" for name, port in ports.items()),
     ]

@@ -7,6 +7,8 @@ import asyncio
 import hashlib
 import os
 import re
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -112,8 +114,10 @@ def test_page_is_served_locally_with_a_strict_policy(tmp_path, journal_dir):
     async def scenario(client):
         redirect = await client.get("/ui", allow_redirects=False)
         assert redirect.status == 302 and redirect.headers["Location"] == "/ui/"
+        home = await client.get("/", allow_redirects=False)
+        assert home.status == 302 and home.headers["Location"] == "/ui/"
         pages = {}
-        for name in ("", "app.js", "style.css"):
+        for name in ("", "app.js", "style.css", "favicon.svg"):
             response = await client.get("/ui/" + name)
             assert response.status == 200
             csp = response.headers["Content-Security-Policy"]
@@ -133,12 +137,15 @@ def test_page_is_served_locally_with_a_strict_policy(tmp_path, journal_dir):
     # what the server sends is written as text, never parsed as HTML
     assert "innerHTML" not in script and "insertAdjacentHTML" not in script
     assert "document.write" not in script and "eval(" not in script
-    assert "localStorage" not in script and "sessionStorage" not in script
+    # the token is kept for the browser session only (the browser test checks its use)
+    assert "localStorage" not in script and "sessionStorage" in script
+    assert '<link rel="icon" href="favicon.svg"' in html
 
 
 def test_no_ui_without_mount(tmp_path):
     async def scenario(client):
         assert (await client.get("/ui/")).status == 404
+        assert (await client.get("/", allow_redirects=False)).status == 404
         assert (await client.get("/health")).status == 200
 
     run(scenario, tmp_path, ui=False)
@@ -213,6 +220,35 @@ def test_pages_follow_the_cursor_without_gaps_or_repeats(tmp_path, journal_dir):
         assert len(first["records"]) == 5 and first["next"]
 
     run(scenario, tmp_path, journal=journal_dir)
+
+
+WRITE = """
+import sys, safe_data
+with safe_data.Journal(sys.argv[1], segment_size=4096) as journal:
+    items = safe_data.SafeList([sys.argv[2] + "-%03d-" % i + "x" * 100 for i in range(40)],
+                               name="w" + sys.argv[2], journal=journal)
+    for _ in range(40):
+        items.pop()
+"""
+
+
+def test_newest_first_is_the_journal_order_reversed(tmp_path):
+    path = tmp_path / "writers"
+    for writer in "abc":  # three processes: three writers, each over several segments
+        subprocess.run([sys.executable, "-c", WRITE, str(path), writer], check=True, timeout=60)
+    assert len([n for n in os.listdir(path) if n.endswith(".seg")]) >= 6
+
+    async def scenario(client):
+        oldest = await search_all(client, {"limit": "200"})
+        assert len(oldest) == 120 and [r["values"][2:3] for r in oldest[::40]] == ["a", "b", "c"]
+        for limit in ("1", "7", "40"):
+            assert await search_all(client, {"order": "newest", "limit": limit}) == oldest[::-1]
+        until = oldest[70]["time"]
+        assert await search_all(client, {"order": "newest", "container": "wb", "until": until}) \
+            == [r for r in oldest[::-1] if r["container"] == "wb" and r["time"] < until]
+        await get_json(client, "/ui/api/records", {"order": "up"}, status=400)
+
+    run(scenario, tmp_path, journal=path)
 
 
 def test_a_search_stops_at_its_time_budget_and_resumes(tmp_path, journal_dir, monkeypatch):

@@ -74,7 +74,13 @@ def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-async def _run(app, host: str, port: int) -> None:
+def _browser_url(host: str, port: int) -> str:
+    """The URL a browser on this machine opens (a wildcard address is no place to go)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return _url(host, port)
+
+
+async def _run(app, host: str, port: int, ui: bool) -> None:
     from aiohttp import web
 
     from ..upload.server import STORE_KEY
@@ -100,6 +106,8 @@ async def _run(app, host: str, port: int) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         click.echo(f"serving on {_url(host, bound)}")
+        if ui:
+            click.echo(f"web view on {_browser_url(host, bound)}/ui/")
         sys.stdout.flush()
         await stop.wait()
         click.echo("stopping", err=True)
@@ -110,8 +118,9 @@ async def _run(app, host: str, port: int) -> None:
 @click.command()
 @click.option("--store", "store_spec", required=True, metavar="DIR|s3://BUCKET[/PREFIX]",
               help="Directory store: <DIR>/<namespace>/<segment id>.seg.zst; or an S3 bucket: "
-                   "objects <PREFIX>/<namespace>/<segment id>.seg.zst (credentials from "
-                   "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).")
+                   "objects <PREFIX>/<namespace>/<segment id>.seg.zst (keys and region found "
+                   "as the AWS CLI finds them, e.g. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                   "or AWS_PROFILE).")
 @click.option("--s3-endpoint-url", default=None, metavar="URL",
               help="S3-compatible endpoint (SeaweedFS, MinIO, ...) for an s3:// store. "
                    "Default: $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL, else AWS.")
@@ -140,7 +149,8 @@ def serve(global_journal, store_spec, s3_endpoint_url, host, port, tokens_file,
 
     Also serves a web view at /ui/: search discarded values in the store (and in the
     --journal DIR given), see a record and its caller, download a restore.  Prints
-    'serving on http://HOST:PORT' when ready; SIGTERM or Ctrl-C stop it.
+    'serving on http://HOST:PORT' when ready (then 'web view on URL'); SIGTERM or Ctrl-C
+    stop it.
     """
     import logging
 
@@ -162,7 +172,7 @@ def serve(global_journal, store_spec, s3_endpoint_url, host, port, tokens_file,
 
         mount(app, journal=journal_dir, journal_readers=journal_readers,
               max_segment_bytes=max_segment_bytes)
-    asyncio.run(_run(app, host, port))
+    asyncio.run(_run(app, host, port, ui))
 
 
 def _journal_readers(journal_dir, readers: tuple[str, ...], tokens: dict[str, str]):

@@ -30,7 +30,8 @@ TIMEOUT = 300.0  # seconds for the whole command
 
 
 def make_sink(target: str, token: str | None, namespace: str, endpoint_url: str | None,
-              connect_timeout: float = CONNECT_TIMEOUT):
+              connect_timeout: float = CONNECT_TIMEOUT, region: str | None = None,
+              profile: str | None = None):
     """A sink for TARGET: ``http(s)://server``, ``s3://bucket[/prefix]`` or a directory."""
     if target.startswith(("http://", "https://")):
         from ..upload.sinks import HttpSink
@@ -43,10 +44,10 @@ def make_sink(target: str, token: str | None, namespace: str, endpoint_url: str 
         from ..upload.s3 import S3Sink
         from ..upload.s3_store import parse_s3_url
 
-        with _usage_error():
+        with _usage_error():  # also: no credentials found, an unknown profile
             bucket, prefix = parse_s3_url(target)
             return S3Sink(bucket, endpoint_url, prefix=prefix, namespace=namespace,
-                          connect_timeout=connect_timeout)
+                          connect_timeout=connect_timeout, region=region, profile=profile)
     from ..upload.sinks import DirectorySink
 
     return DirectorySink(target, namespace=namespace)
@@ -126,6 +127,10 @@ _TIMEOUT = click.option("--timeout", type=float, default=TIMEOUT, show_default=T
                         callback=_positive_or_none,
                         help="Seconds for the whole command; 0: no limit.")
 _JSON = click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
+_REGION = click.option("--region", default=None,
+                       help="S3 region (default: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's).")
+_PROFILE = click.option("--profile", default=None,
+                        help="AWS profile of the shared config files (default: $AWS_PROFILE).")
 
 
 @click.command()
@@ -133,12 +138,14 @@ _JSON = click.option("--json", "as_json", is_flag=True, help="The result as one 
 @_TOKEN
 @_NAMESPACE
 @_ENDPOINT
+@_REGION
+@_PROFILE
 @_CONNECT_TIMEOUT
 @_TIMEOUT
 @_JSON
 @click.pass_obj
-def push(journal_path, target, token, namespace, endpoint_url, connect_timeout, timeout,
-         as_json) -> None:
+def push(journal_path, target, token, namespace, endpoint_url, region, profile, connect_timeout,
+         timeout, as_json) -> None:
     """Upload every sealed segment now, and free the local copies once acknowledged.
 
     TARGET is http(s)://SERVER, s3://BUCKET[/PREFIX] or a directory.  Segments still
@@ -151,7 +158,7 @@ def push(journal_path, target, token, namespace, endpoint_url, connect_timeout, 
 
     started = time.monotonic()
     directory = _journal_dir(journal_path)
-    sink = make_sink(target, token, namespace, endpoint_url, connect_timeout)
+    sink = make_sink(target, token, namespace, endpoint_url, connect_timeout, region, profile)
     _reach(sink, connect_timeout)
     pending = pending_segments(directory)
     with _uploader_quiet():
@@ -210,12 +217,14 @@ def _flush(uploader, pending, timeout: float | None) -> bool:
 @_TOKEN
 @_NAMESPACE
 @_ENDPOINT
+@_REGION
+@_PROFILE
 @_CONNECT_TIMEOUT
 @_TIMEOUT
 @_JSON
 @click.pass_obj
-def pull(journal_path, target, token, namespace, endpoint_url, connect_timeout, timeout,
-         as_json) -> None:
+def pull(journal_path, target, token, namespace, endpoint_url, region, profile, connect_timeout,
+         timeout, as_json) -> None:
     """Download the backed-up segments of TARGET into the journal directory.
 
     Segments already present are skipped; the journal's key file does not travel
@@ -228,7 +237,7 @@ def pull(journal_path, target, token, namespace, endpoint_url, connect_timeout, 
 
     started = time.monotonic()
     directory = os.path.abspath(journal_path or default_path())
-    sink = make_sink(target, token, namespace, endpoint_url, connect_timeout)
+    sink = make_sink(target, token, namespace, endpoint_url, connect_timeout, region, profile)
     _reach(sink, connect_timeout)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     counts = {"downloaded": 0, "already_here": 0, "listed": 0}

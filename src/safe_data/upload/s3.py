@@ -20,13 +20,19 @@ Acknowledgement rules (docs/remote.md):
   the sink by default also ``HEAD``\\ s the key *before* writing (``check_first``), so an
   object with other content is never overwritten even by such a store;
 - ``5xx``, ``429``, timeouts, resets and unreadable answers are transient (retried,
-  honouring ``Retry-After``); ``401``/``403`` are refused: the credentials were refused.
+  honouring ``Retry-After``);
+- refused keys (``401``/``403``, or ``400 ExpiredToken``) are renewed from their source
+  (:mod:`safe_data.upload.aws`) and the request sent once more; keys still expired after
+  that are transient (the source has no new ones yet), other refusals are refused.
+
+Keys and region are found as AWS's tools find them (:mod:`safe_data.upload.aws`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import datetime as _dt
 import email.utils
 import hashlib
@@ -41,6 +47,7 @@ from .requires import aiohttp as _require
 aiohttp = _require("S3Sink (an S3 backup)")
 from yarl import URL  # noqa: E402 - installed with aiohttp
 
+from .aws import AwsSettings, Keys
 from .layout import BODY_SUFFIX, valid_namespace, valid_segment_id, valid_sha256
 from .sinks import MAX_SEGMENT_BYTES, RejectedError, Sink, TransientError
 
@@ -49,6 +56,10 @@ __all__ = ["S3Sink", "S3Error", "sign_v4", "RejectedError", "TransientError"]
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 _MAX_BODY = MAX_SEGMENT_BYTES + (16 << 20)  # zstd never grows a segment by that much
+# 400 answers refusing the keys' session token (401 and 403 refuse the keys too)
+_REFUSED_TOKEN = frozenset({"ExpiredToken", "TokenRefreshRequired", "InvalidToken"})
+# of those, the ones meaning "expired": keys the source renews later will do
+_EXPIRED = frozenset({"ExpiredToken", "TokenRefreshRequired"})
 
 
 class S3Error(Exception):
@@ -147,6 +158,14 @@ def _error_code(body: bytes) -> tuple[str, str]:
     return root.findtext("Code") or "", root.findtext("Message") or ""
 
 
+def _refuses_keys(method: str, status: int, body: bytes) -> bool:
+    """Whether an answer may refuse the request's keys.  A HEAD answer has no body to
+    tell why: S3 answers a bare 400 to an expired token there."""
+    if status in (401, 403):
+        return True
+    return status == 400 and (method == "HEAD" or _error_code(body)[0] in _REFUSED_TOKEN)
+
+
 def _body_digests(body: bytes) -> tuple[str, str]:
     """(Content-MD5 header value, hex SHA-256) of a request body."""
     md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode("ascii")
@@ -159,6 +178,13 @@ def _body_digests(body: bytes) -> tuple[str, str]:
 class S3Sink(Sink):
     """Store segments in an S3 bucket; see the module docstring for the rules.
 
+    Keys: *access_key*/*secret_key*/*session_token*, or *credentials* (botocore's
+    ``Credentials``, e.g. ``boto3.Session().get_credentials()``), else found as the AWS
+    CLI finds them, in *profile* (default ``$AWS_PROFILE``) with botocore installed
+    (:mod:`safe_data.upload.aws`).  *region*: default ``$AWS_REGION``,
+    ``$AWS_DEFAULT_REGION``, the profile's, else ``us-east-1``.  ``ValueError`` if no
+    keys are found.
+
     Use it as ``async with S3Sink(...) as sink:`` or call ``await sink.close()``; the
     HTTP session is created on first use in the running event loop.
     """
@@ -168,10 +194,12 @@ class S3Sink(Sink):
         bucket: str,
         endpoint_url: str | None = None,
         *,
-        region: str = "us-east-1",
+        region: str | None = None,
+        profile: str | None = None,
         access_key: str | None = None,
         secret_key: str | None = None,
         session_token: str | None = None,
+        credentials: Any = None,
         prefix: str = "",
         namespace: str = "default",
         timeout: float = 30,
@@ -182,23 +210,17 @@ class S3Sink(Sink):
             raise ValueError(f"invalid bucket name {bucket!r}")
         if not valid_namespace(namespace):
             raise ValueError(f"invalid namespace {namespace!r}")
+        settings = AwsSettings(profile)
         self.bucket = bucket
-        self.region = region
+        self.region = region = settings.region(region)
         self.prefix = prefix
         self.namespace = namespace
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.check_first = check_first
-        self._access_key = access_key if access_key is not None else os.environ.get("AWS_ACCESS_KEY_ID", "")
-        self._secret_key = secret_key if secret_key is not None else os.environ.get("AWS_SECRET_ACCESS_KEY", "")
-        if session_token is None and access_key is None:
-            session_token = os.environ.get("AWS_SESSION_TOKEN") or None
-        self._session_token = session_token
-        if not self._access_key or not self._secret_key:
-            raise ValueError(
-                "S3Sink needs credentials: pass access_key/secret_key or set "
-                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-            )
+        self._credentials = settings.credentials(
+            access_key=access_key, secret_key=secret_key, session_token=session_token,
+            credentials=credentials)
         endpoint = (
             endpoint_url
             or os.environ.get("AWS_ENDPOINT_URL_S3")
@@ -227,6 +249,15 @@ class S3Sink(Sink):
             f"S3Sink(bucket={self.bucket!r}, endpoint={self._origin!r}, "
             f"prefix={self.prefix!r}, namespace={self.namespace!r})"
         )
+
+    def for_namespace(self, namespace: str) -> "S3Sink":
+        """A sink on *namespace* of the same bucket, sharing these keys (and their renewal)."""
+        if not valid_namespace(namespace):
+            raise ValueError(f"invalid namespace {namespace!r}")
+        sink = copy.copy(self)
+        sink.namespace = namespace
+        sink._session = None
+        return sink
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -260,6 +291,7 @@ class S3Sink(Sink):
 
     def _signed(
         self,
+        keys: Keys,
         method: str,
         path: str,
         query: Mapping[str, str],
@@ -273,16 +305,16 @@ class S3Sink(Sink):
             "x-amz-date": amz_date,
             "x-amz-content-sha256": payload_sha256,
         }
-        if self._session_token:
-            headers["x-amz-security-token"] = self._session_token
+        if keys.token:
+            headers["x-amz-security-token"] = keys.token
         headers["authorization"] = sign_v4(
             method,
             path,
             query,
             headers,
             payload_sha256,
-            access_key=self._access_key,
-            secret_key=self._secret_key,
+            access_key=keys.access_key,
+            secret_key=keys.secret_key,
             region=self.region,
             amz_date=amz_date,
         )
@@ -305,9 +337,41 @@ class S3Sink(Sink):
         read_limit: int = 16 * 1024 * 1024,
     ) -> tuple[int, Any, bytes]:
         """One signed request: (status, response headers, body). Network trouble and
-        server errors become ``TransientError``."""
+        server errors become ``TransientError``; refused keys are renewed and the request
+        sent again once (module docstring)."""
         payload_sha256 = body_sha256 or (hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256)
-        url, hdrs = self._signed(method, path, query or {}, dict(headers or {}), payload_sha256)
+        args = (method, path, query or {}, dict(headers or {}), body, payload_sha256, read_limit)
+        keys = await self._credentials.keys()
+        status, rheaders, data = await self._send(keys, *args)
+        if _refuses_keys(method, status, data):
+            renewed = await self._credentials.renew(keys)
+            if renewed is not None:
+                keys = renewed
+                status, rheaders, data = await self._send(keys, *args)
+        if status >= 500 or status in (408, 429) or (status == 409 and method != "PUT"):
+            code, message = _error_code(data)
+            raise TransientError(
+                f"S3 {method} {path} answered {status} {code} {message}".strip(),
+                retry_after=_retry_after(rheaders.get("Retry-After")),
+            )
+        code, message = _error_code(data) if status >= 400 else ("", "")
+        if status in (401, 403) or (status == 400 and code in _REFUSED_TOKEN):
+            if code == "RequestTimeTooSkewed":
+                raise RejectedError(
+                    f"S3 refused the request: this machine's clock is too far off ({message})"
+                )
+            refusal = (f"by {self._origin} for bucket {self.bucket!r} (access key "
+                       f"{keys.access_key!r}): {status} {code} {message}".strip())
+            if code in _EXPIRED:
+                raise TransientError(f"S3 credentials have expired and none newer are available yet, "
+                                     f"refused {refusal}")
+            raise RejectedError(f"S3 credentials were refused {refusal}")
+        return status, rheaders, data
+
+    async def _send(self, keys: Keys, method: str, path: str, query: Mapping[str, str],
+                    headers: dict[str, str], body: bytes, payload_sha256: str,
+                    read_limit: int) -> tuple[int, Any, bytes]:
+        url, hdrs = self._signed(keys, method, path, query, headers, payload_sha256)
         try:
             async with self._get_session().request(
                 method, url, headers=hdrs, data=body if body or method == "PUT" else None
@@ -322,28 +386,11 @@ class S3Sink(Sink):
                             raise TransientError(f"S3 answer to {method} larger than {read_limit} bytes")
                         chunks.append(chunk)
                     data = b"".join(chunks)
-                status, rheaders = resp.status, resp.headers
+                return resp.status, resp.headers, data
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise TransientError(
                 f"S3 {method} {self._origin}{path} failed: {type(exc).__name__}: {exc}"
             ) from exc
-        if status >= 500 or status in (408, 429) or (status == 409 and method != "PUT"):
-            code, message = _error_code(data)
-            raise TransientError(
-                f"S3 {method} {path} answered {status} {code} {message}".strip(),
-                retry_after=_retry_after(rheaders.get("Retry-After")),
-            )
-        if status in (401, 403):
-            code, message = _error_code(data)
-            if code == "RequestTimeTooSkewed":
-                raise RejectedError(
-                    f"S3 refused the request: this machine's clock is too far off ({message})"
-                )
-            raise RejectedError(
-                f"S3 credentials were refused by {self._origin} for bucket {self.bucket!r} "
-                f"(access key {self._access_key!r}): {status} {code} {message}".strip()
-            )
-        return status, rheaders, data
 
     def _object_path(self, segment_id: str) -> str:
         if not valid_segment_id(segment_id):

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import os
 from urllib.parse import urlsplit
 
 from .layout import valid_sha256
@@ -66,6 +65,7 @@ class S3Store:
         *,
         endpoint_url: str | None = None,
         region: str | None = None,
+        profile: str | None = None,
         access_key: str | None = None,
         secret_key: str | None = None,
         session_token: str | None = None,
@@ -73,15 +73,13 @@ class S3Store:
     ) -> None:
         if prefix and not prefix.endswith("/"):
             prefix += "/"
-        region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") \
-            or "us-east-1"
-        self._sink_args = dict(
-            bucket=bucket, endpoint_url=endpoint_url, region=region, access_key=access_key,
+        # Finds the keys and validates the bucket and endpoint now (ValueError), not on
+        # first use; every namespace's sink shares its keys (S3Sink.for_namespace).
+        self._probe = S3Sink(
+            bucket, endpoint_url, region=region, profile=profile, access_key=access_key,
             secret_key=secret_key, session_token=session_token, prefix=prefix, timeout=timeout,
             check_first=False,  # put() does its own HEAD first
         )
-        # Validates the bucket, endpoint and credentials now (ValueError), not on first use.
-        self._probe = S3Sink(**self._sink_args)
         self.bucket = bucket
         self.prefix = prefix
         self._sinks: dict[str, S3Sink] = {}
@@ -103,7 +101,7 @@ class S3Store:
     def _sink(self, namespace: str) -> S3Sink:
         sink = self._sinks.get(namespace)
         if sink is None:
-            sink = self._sinks[namespace] = S3Sink(namespace=namespace, **self._sink_args)
+            sink = self._sinks[namespace] = self._probe.for_namespace(namespace)
         return sink
 
     async def aclose(self) -> None:

@@ -3,7 +3,9 @@
 Design.  A *source* lists, per writer, its segments in order, each opened only when the
 scan reaches it (a local segment is mapped; a stored one is fetched and decompressed with
 the server's bound).  :func:`search` merges the writers' frames by (time, writer, seq),
-the order of :meth:`safe_data.Journal.records`, and filters on what a frame tells
+the order of :meth:`safe_data.Journal.records`, or the reverse (newest first: each
+writer's segments from its last, a segment's frames read into a list and reversed, one
+segment per writer at a time), and filters on what a frame tells
 without decoding it (container name, operation, time), so a page decodes only the
 records it returns.  A search stops after ``limit`` matches or after ``budget`` seconds
 and returns a cursor (the last position it scanned): however large the journal, a page
@@ -158,14 +160,15 @@ class StoreSource:
 # --- searching -------------------------------------------------------------------------------
 
 
-def _chain(entries, since_ns, until_ns):
-    """One writer's frames in order, as ((time_ns, writer, seq), view, frame)."""
-    for _name, opener in entries:
+def _chain(entries, since_ns, until_ns, newest=False):
+    """One writer's frames in order (or newest first), as ((time_ns, writer, seq), view, frame)."""
+    for _name, opener in (reversed(entries) if newest else entries):
         view = opener()
         if view is None or view.header is None:
             continue
         writer = view.header.writer_id
-        for frame in view.frames():
+        frames = view.frames()
+        for frame in (reversed(list(frames)) if newest else frames):
             if since_ns is not None and frame.time_ns < since_ns:
                 continue
             if until_ns is not None and frame.time_ns >= until_ns:
@@ -173,9 +176,9 @@ def _chain(entries, since_ns, until_ns):
             yield (frame.time_ns, writer, frame.seq), view, frame
 
 
-def _merged(source, since_ns, until_ns):
-    return heapq.merge(*(_chain(c, since_ns, until_ns) for c in source.chains()),
-                       key=lambda item: item[0])
+def _merged(source, since_ns, until_ns, newest=False):
+    return heapq.merge(*(_chain(c, since_ns, until_ns, newest) for c in source.chains()),
+                       key=lambda item: item[0], reverse=newest)
 
 
 def op_codes(op: str | None) -> frozenset | None:
@@ -190,17 +193,20 @@ def op_codes(op: str | None) -> frozenset | None:
 
 def search(source, *, container: str | None = None, prefix: bool = False, op: str | None = None,
            since_ns: int | None = None, until_ns: int | None = None, after=None,
-           limit: int = 50, budget: float = 5.0):
-    """Up to ``limit`` matching records after position ``after``; returns
-    ``(records, next position or None when the journal is exhausted, undecodable count)``."""
+           newest: bool = False, limit: int = 50, budget: float = 5.0):
+    """Up to ``limit`` matching records after position ``after`` in journal order (before
+    it if ``newest``: newest first); returns ``(records, next position or None when the
+    journal is exhausted, undecodable count)``."""
     name = container.encode("utf-8") if container else None
     codes = op_codes(op)
-    if after is not None:
+    if after is not None and newest:
+        until_ns = after[0] + 1 if until_ns is None else min(until_ns, after[0] + 1)
+    elif after is not None:
         since_ns = after[0] if since_ns is None else max(since_ns, after[0])
     deadline = time.monotonic() + budget
     found, undecodable, scanned = [], 0, 0
-    for position, view, frame in _merged(source, since_ns, until_ns):
-        if after is not None and position <= after:
+    for position, view, frame in _merged(source, since_ns, until_ns, newest):
+        if after is not None and (position >= after if newest else position <= after):
             continue
         scanned += 1
         if (codes is None or frame.op in codes) and (

@@ -38,7 +38,7 @@ MAX_SCANS = 2  # searches and restores read the journal in worker threads: at mo
 _CURSOR_RE = re.compile(r"([0-9]{1,20})-([0-9a-f]{16})-([0-9]{1,20})")
 _FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _STATIC = {"": ("index.html", "text/html"), "app.js": ("app.js", "text/javascript"),
-           "style.css": ("style.css", "text/css")}
+           "style.css": ("style.css", "text/css"), "favicon.svg": ("favicon.svg", "image/svg+xml")}
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
                                "connect-src 'self'; img-src 'self'; form-action 'none'; "
@@ -68,7 +68,7 @@ def make_ui_app(*, journal: str | os.PathLike | None = None,
     app[OPTIONS_KEY] = {"max_segment_bytes": max_segment_bytes,
                         "scans": asyncio.Semaphore(MAX_SCANS)}
     app.router.add_get("/", _static)
-    app.router.add_get("/{name:app\\.js|style\\.css}", _static)
+    app.router.add_get("/{name:app\\.js|style\\.css|favicon\\.svg}", _static)
     app.router.add_get("/api/sources", _sources)
     app.router.add_get("/api/records", _records)
     app.router.add_get("/api/record", _record)
@@ -80,10 +80,11 @@ def mount(app: web.Application, *, journal: str | os.PathLike | None = None,
           journal_readers: Iterable[str] | None = None,
           max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES, prefix: str = "/ui") -> None:
     """Serve the web view under ``prefix`` of the backup server application ``app``
-    (arguments as :func:`make_ui_app`)."""
+    (arguments as :func:`make_ui_app`); ``/`` and ``prefix`` redirect to it."""
     async def to_page(request: web.Request) -> web.Response:
         raise web.HTTPFound(prefix + "/")
 
+    app.router.add_get("/", to_page)
     app.router.add_get(prefix, to_page)  # before the sub-application, which would answer 404
     app.add_subapp(prefix, make_ui_app(journal=journal, journal_readers=journal_readers,
                                        max_segment_bytes=max_segment_bytes))
@@ -228,6 +229,7 @@ async def _records(request: web.Request) -> web.Response:
     op = _choice(query, "op", ["", "*"] + OP_NAMES, "")
     since_ns, until_ns = _time_ns(query, "since"), _time_ns(query, "until")
     limit = _int(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    newest = _choice(query, "order", ("oldest", "newest"), "oldest") == "newest"
     after = None
     if query.get("after"):
         cursor = _CURSOR_RE.fullmatch(query["after"])
@@ -237,7 +239,8 @@ async def _records(request: web.Request) -> web.Response:
     found, position, undecodable = await _in_thread(
         request, lambda: reading.search(source, container=container or None, prefix=prefix,
                                         op=op, since_ns=since_ns, until_ns=until_ns,
-                                        after=after, limit=limit, budget=SEARCH_BUDGET))
+                                        after=after, newest=newest, limit=limit,
+                                        budget=SEARCH_BUDGET))
     next_cursor = None if position is None else \
         f"{position[0]}-{_writer_hex(position[1])}-{position[2]}"
     return _json({"records": [_summary(r) for r in found], "next": next_cursor,
