@@ -33,13 +33,17 @@ __version__ = "0.1.0"
 #: loaded on first use: the remote backup (aiohttp costs a third of a second to import), stats()
 _LAZY = {"Uploader": "upload.uploader", "HttpSink": "upload.sinks", "DirectorySink": "upload.sinks",
          "S3Sink": "upload.s3", "stats": "integrations.metrics"}
+#: subpackages imported on first use, so that ``safe_data.atomic.open(...)`` needs no import of its own
+_SUBPACKAGES = frozenset({"atomic", "synced", "integrations", "testing", "upload", "web"})
 
 
 def __getattr__(name):
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
