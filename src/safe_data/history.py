@@ -16,17 +16,24 @@ from . import _support
 from .errors import IncompleteHistoryError, UndoError
 from .journal.journal import to_ns
 
+TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ._impl import SafeDict, SafeList, SafeSet
+    from .journal.reader import Record
+
 #: records of versioned containers that add; they discard nothing
 ADDING_OPS = frozenset({"insert", "assign", "snapshot"})
 
 
-def history(name: str, journal=None, *, since=None, until=None) -> list:
+def history(name: str, journal=None, *, since=None, until=None) -> list[Record]:
     """Every record of container ``name``, oldest first (see :meth:`Journal.records`)."""
     journal = _support.resolve_journal(journal)
     return list(journal.records(name, since, until))
 
 
-def discarded(name: str, journal=None, *, since=None, until=None) -> list:
+def discarded(name: str, journal=None, *, since=None, until=None) -> list[Any]:
     """Every value container ``name`` discarded, in journal order.
 
     List and set records contribute their items, dict records ``(key, value)`` pairs,
@@ -49,7 +56,7 @@ def discarded(name: str, journal=None, *, since=None, until=None) -> list:
 # --- undo ------------------------------------------------------------------------------------
 
 
-def undo(container, n: int = 1) -> list:
+def undo(container: SafeList[Any] | SafeDict[Any, Any] | SafeSet[Any], n: int = 1) -> list[Record]:
     """Revert the last ``n`` destructive operations this process made on ``container``.
 
     Values go back at their index or key (sets: back in).  What the undo itself
@@ -136,7 +143,7 @@ def _kind(container) -> str:
 # --- restore ---------------------------------------------------------------------------------
 
 
-def restore(name: str, *, at=None, journal=None):
+def restore(name: str, *, at=None, journal=None) -> list[Any] | dict[Any, Any] | set[Any]:
     """The contents of container ``name`` as they were at time ``at`` (default: the last
     record), rebuilt from the journal.
 
@@ -286,14 +293,15 @@ def _partial(everything, at):
 # --- diff ------------------------------------------------------------------------------------
 
 
-def diff(name: str, since, until=None, *, journal=None) -> dict:
+def diff(name: str, since, until=None, *, journal=None) -> dict[str, Any]:
     """What changed in versioned container ``name`` between two times.
 
     For a dict: ``{"added": {...}, "removed": {...}, "changed": {key: (old, new)}}``;
     for a list: ``{"opcodes": [...]}`` as :meth:`difflib.SequenceMatcher.get_opcodes`
     gives them (over the items' reprs), with ``before`` and ``after``.
     """
-    before, after = restore(name, at=since, journal=journal), restore(name, at=until, journal=journal)
+    before: Any = restore(name, at=since, journal=journal)  # (a list or a dict, checked below)
+    after: Any = restore(name, at=until, journal=journal)
     if isinstance(before, dict):
         return {
             "added": {k: after[k] for k in after.keys() - before.keys()},
