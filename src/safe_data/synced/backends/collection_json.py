@@ -163,6 +163,15 @@ class JSONCollection(SyncedCollection):
         with self._thread_lock:
             self._set_file(value)
 
+    def __deepcopy__(self, memo):
+        """A new collection of the same file holding a copy of the data, as
+        ``synced_collections`` gives; the file's locks and the journal are shared, not
+        copied (they cannot be).  A nested collection is not copied alone."""
+        if self._root is not None:
+            raise TypeError(f"a nested {type(self).__name__} cannot be deep-copied alone: "
+                            f"deep-copy its root, or call it for a plain copy of the data")
+        return type(self)(self._filename, self._write_concern, data=self(), journal=self._journal)
+
 
 #: attributes of JSON collections (not keys for attribute access)
 _JSON_ATTRIBUTES = SYNCED_ATTRIBUTES | frozenset((
