@@ -38,3 +38,23 @@ napoleon_use_rtype = False
 html_theme = "furo"
 html_title = f"safe_data {release}"
 html_static_path = []
+
+
+# Furo draws a `contents` directive as a red "ERROR" box (its own table of contents is in
+# the sidebar) without any warning from Sphinx: warn here, so that the strict build fails.
+_FURO_ESCAPE_HATCH = "this-will-duplicate-information-and-it-is-still-useful-here"
+
+
+def _refuse_tables_of_contents(app, doctree, docname):
+    from docutils import nodes
+    from sphinx.util import logging
+
+    for topic in doctree.findall(nodes.topic):
+        if "contents" in topic["classes"] and _FURO_ESCAPE_HATCH not in topic["classes"]:
+            logging.getLogger(__name__).warning(
+                "a table of contents (the contents directive) shows as an ERROR box under "
+                "Furo, which has one in its sidebar: remove the directive", location=topic)
+
+
+def setup(app):
+    app.connect("doctree-resolved", _refuse_tables_of_contents)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The packaging, proved locally (what .github/workflows/wheels.yml does on GitHub):
 #   1. from a clean clone, build the sdist, then the wheel from that sdist (python -m build);
-#   2. the sdist holds the .pyx and no build product (.c, .so, .o);
+#   2. the sdist holds the build sources (.pyx, .h) and no build product (.c, .so, .o);
+#      the wheel holds the stub and py.typed, and none of the build sources;
 #   3. `auditwheel show`: the wheel is manylinux-compatible;
 #   4. the wheel installs into a fresh venv and passes the test suite with the extension
 #      required (the suite imports the installed wheel: the package is under src/);
@@ -25,11 +26,19 @@ sdist=$(ls "$work"/dist/*.tar.gz)
 wheel=$(ls "$work"/dist/*.whl)
 echo "$(basename "$sdist")  $(basename "$wheel")"
 
-echo "== 2. sdist contents =="
+echo "== 2. sdist and wheel contents =="
 tar tzf "$sdist" > "$work/sdist.txt"
-grep -q "/src/safe_data/_core.pyx$" "$work/sdist.txt" || { echo "the .pyx is missing"; exit 1; }
+for source in _core.pyx _crc32c.h _sys.h _core.pyi py.typed; do
+    grep -q "/src/safe_data/$source$" "$work/sdist.txt" || { echo "$source is missing from the sdist"; exit 1; }
+done
 if grep -E "\.(c|so|o)$" "$work/sdist.txt"; then echo "build products in the sdist"; exit 1; fi
-echo "ok: .pyx present, no build product ($(wc -l < "$work/sdist.txt") files)"
+echo "ok: the sdist has the sources (.pyx, .h), no build product ($(wc -l < "$work/sdist.txt") files)"
+"$work/tools/bin/python" -m zipfile -l "$wheel" | awk 'NR > 1 {print $1}' > "$work/wheel.txt"
+for typing in safe_data/_core.pyi safe_data/py.typed; do
+    grep -qx "$typing" "$work/wheel.txt" || { echo "$typing is missing from the wheel"; exit 1; }
+done
+if grep -E "\.(pyx|h|c)$" "$work/wheel.txt"; then echo "build sources in the wheel"; exit 1; fi
+echo "ok: the wheel has the stub and py.typed, no build source ($(wc -l < "$work/wheel.txt") files)"
 
 echo "== 3. auditwheel show =="
 "$work/tools/bin/auditwheel" show "$wheel" | tee "$work/auditwheel.txt"

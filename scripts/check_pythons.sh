@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The suite on other CPython versions than the development one: for each interpreter given
-# (default: whichever of python3.10 ... python3.13 are found, on PATH or under pyenv), a clean
+# (default: whichever of python3.10 ... python3.14 are found, on PATH or under pyenv), a clean
 # clone, a fresh venv, `pip install '.[test]'` (the extension built from source), then the
 # suite on the extension (required) and on the pure-Python twin.
 # Usage: scripts/check_pythons.sh [/path/to/python ...]
@@ -8,7 +8,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 pythons=("$@")
 if [ ${#pythons[@]} -eq 0 ]; then
-    for v in 3.10 3.11 3.12 3.13; do
+    for v in 3.10 3.11 3.12 3.13 3.14; do
         found=$(command -v "python$v" || ls -d "$HOME"/.pyenv/versions/"$v".*/bin/python3 2>/dev/null | tail -1 || true)
         [ -n "$found" ] && pythons+=("$found")
     done

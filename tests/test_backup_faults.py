@@ -13,6 +13,8 @@ import pytest
 
 import safe_data
 
+from .backup_server import start_server, stop
+
 TOKEN = "fault-test-token-7c1e"
 
 CLIENT = textwrap.dedent("""
@@ -28,27 +30,6 @@ CLIENT = textwrap.dedent("""
         uploader.flush(timeout=90)
     print("flushed", flush=True)
 """)
-
-
-def start_server(store, tokens, port=0):
-    # the server logs every upload: to a file, as a pipe nobody reads would fill and block it
-    log = open(f"{store}.log", "a")
-    proc = subprocess.Popen([sys.executable, "-m", "safe_data", "serve", "--store", str(store),
-                             "--port", str(port), "--tokens", str(tokens)],
-                            stdout=subprocess.PIPE, stderr=log, text=True)
-    log.close()
-    line = proc.stdout.readline()
-    assert line.startswith("serving on "), line + open(f"{store}.log").read()[-2000:]
-    return proc, line.split()[-1]
-
-
-def stop(server):
-    server.terminate()
-    try:
-        server.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
 
 
 @pytest.fixture

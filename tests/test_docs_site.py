@@ -55,3 +55,20 @@ def test_a_broken_link_fails_the_build(tmp_path):
     proc = build(tmp_path / "html", source)
     assert proc.returncode != 0
     assert "no-such-page" in proc.stderr
+
+
+def test_a_table_of_contents_fails_the_build(tmp_path):
+    """Negative control: a ``contents`` directive builds without a warning from Sphinx, yet
+    Furo shows it as a red "ERROR" box (its own table of contents is in the sidebar); the
+    strict build catches it, in reStructuredText and in Markdown pages."""
+    source = tmp_path / "docs"
+    shutil.copytree(DOCS, source, ignore=shutil.ignore_patterns("_build"))
+    api = (source / "api.rst").read_text(encoding="utf-8")  # under the title: it has entries
+    (source / "api.rst").write_text(api.replace("=\n\n", "=\n\n.. contents::\n   :local:\n\n", 1),
+                                    encoding="utf-8")
+    with open(source / "caveats.md", "a", encoding="utf-8") as f:
+        f.write("\n```{contents}\n```\n")
+    proc = build(tmp_path / "html", source)
+    assert proc.returncode != 0
+    assert "api.rst" in proc.stderr and "caveats.md" in proc.stderr, proc.stderr[-3000:]
+    assert "table of contents" in proc.stderr, proc.stderr[-3000:]

@@ -1,6 +1,7 @@
 """safe_data.synced JSON backend: atomic replace, the cache of unchanged files, the file
 lock between processes (with negative controls), write_concern, filename changes."""
 
+import copy
 import json
 import multiprocessing
 import os
@@ -8,7 +9,8 @@ import os
 import pytest
 
 import safe_data
-from safe_data.synced.backends.collection_json import JSONDict, JSONList
+from safe_data.synced.backends.collection_json import (
+    BufferedJSONDict, JSONDict, JSONList, MemoryBufferedJSONDict)
 
 from .conftest import records
 from .test_synced_core import UnlockedJSONDict, on_disk
@@ -261,3 +263,20 @@ def test_clear_on_an_empty_collection_still_saves(tmp_path, cls, empty):
     path = tmp_path / "new.json"
     cls(path).clear()
     assert json.loads(path.read_text()) == empty
+
+
+@pytest.mark.parametrize("cls", [JSONDict, BufferedJSONDict, MemoryBufferedJSONDict])
+def test_a_deep_copy_is_a_new_collection_of_the_same_file(tmp_path, journal, cls):
+    """As in synced_collections (whose tests deep-copy a collection and reload it): the
+    copy holds the data, and shares the file and the journal, which are not copied."""
+    doc = cls(tmp_path / "doc.json", journal=journal)
+    doc["a"] = {"b": 1}
+    twin = copy.deepcopy(doc)
+    assert type(twin) is cls and twin is not doc and twin == {"a": {"b": 1}}
+    assert twin.filename == doc.filename and twin._journal is journal
+    twin["a"] = 2  # through the copy: saved to the file, the overwritten value journaled
+    assert doc == {"a": 2} and on_disk(doc) == {"a": 2}
+    assert [(r.op, r.values) for r in records(journal)] == [("set", {"a": {"b": 1}})]
+    doc["n"] = {"m": 1}
+    with pytest.raises(TypeError, match="deep-copy its root"):
+        copy.deepcopy(doc["n"])  # a nested collection alone: its root is not copied

@@ -31,16 +31,28 @@ from .proxies import SafeMappingProxy, SafeSequenceProxy, proxy
 
 __version__ = "0.1.0"
 
+TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
+if TYPE_CHECKING:  # what __getattr__ below loads on first use, for type checkers
+    from . import atomic, integrations, synced, testing, upload, web
+    from .integrations.metrics import stats
+    from .upload.s3 import S3Sink
+    from .upload.sinks import DirectorySink, HttpSink
+    from .upload.uploader import Uploader
+
 #: loaded on first use: the remote backup (aiohttp costs a third of a second to import), stats()
 _LAZY = {"Uploader": "upload.uploader", "HttpSink": "upload.sinks", "DirectorySink": "upload.sinks",
          "S3Sink": "upload.s3", "stats": "integrations.metrics"}
+#: subpackages imported on first use, so that ``safe_data.atomic.open(...)`` needs no import of its own
+_SUBPACKAGES = frozenset({"atomic", "synced", "integrations", "testing", "upload", "web"})
 
 
 def __getattr__(name):
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [

@@ -23,11 +23,20 @@ from .errors import IncompleteHistoryError, UndoError
 from .journal.codec import NestedContainer
 from .journal.journal import to_ns
 
+TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ._impl import SafeDict, SafeList, SafeSet
+    from .journal.reader import Record
+
+    Container = SafeList[Any] | SafeDict[Any, Any] | SafeSet[Any]
+
 #: records of versioned containers that add; they discard nothing
 ADDING_OPS = frozenset({"insert", "assign", "snapshot"})
 
 
-def history(name, journal=None, *, since=None, until=None) -> list:
+def history(name: str | Container, journal=None, *, since=None, until=None) -> list[Record]:
     """Every record of container ``name``, oldest first (see :meth:`Journal.records`).
 
     ``name`` is a name (the records made under it, by whichever containers had it) or a
@@ -52,7 +61,7 @@ def _records_of(container, since=None, until=None, **options) -> list:
             if _identity(r) == me]
 
 
-def discarded(name, journal=None, *, since=None, until=None) -> list:
+def discarded(name: str | Container, journal=None, *, since=None, until=None) -> list[Any]:
     """Every value container ``name`` (a name or a container, as for :func:`history`)
     discarded, in journal order.
 
@@ -76,7 +85,7 @@ def discarded(name, journal=None, *, since=None, until=None) -> list:
 # --- undo ------------------------------------------------------------------------------------
 
 
-def undo(container, n: int = 1) -> list:
+def undo(container: Container, n: int = 1) -> list[Record]:
     """Revert the last ``n`` destructive operations this process made on ``container``.
 
     Values go back at their index or key (sets: back in).  What the undo itself
@@ -169,7 +178,7 @@ def _kind(container) -> str:
 # --- restore ---------------------------------------------------------------------------------
 
 
-def restore(name, *, at=None, journal=None):
+def restore(name: str | Container, *, at=None, journal=None) -> list[Any] | dict[Any, Any] | set[Any]:
     """The contents of container ``name`` as they were at time ``at`` (default: the last
     record), rebuilt from the journal.
 
@@ -377,14 +386,15 @@ def _partial(everything, at):
 # --- diff ------------------------------------------------------------------------------------
 
 
-def diff(name: str, since, until=None, *, journal=None) -> dict:
+def diff(name: str, since, until=None, *, journal=None) -> dict[str, Any]:
     """What changed in versioned container ``name`` between two times.
 
     For a dict: ``{"added": {...}, "removed": {...}, "changed": {key: (old, new)}}``;
     for a list: ``{"opcodes": [...]}`` as :meth:`difflib.SequenceMatcher.get_opcodes`
     gives them (over the items' reprs), with ``before`` and ``after``.
     """
-    before, after = restore(name, at=since, journal=journal), restore(name, at=until, journal=journal)
+    before: Any = restore(name, at=since, journal=journal)  # (a list or a dict, checked below)
+    after: Any = restore(name, at=until, journal=journal)
     if isinstance(before, dict):
         return {
             "added": {k: after[k] for k in after.keys() - before.keys()},

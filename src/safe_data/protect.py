@@ -36,6 +36,15 @@ from .proxies import Journaled, MappingJournaling, SequenceJournaling, _Proxy
 __all__ = ["SafeBytearray", "SafeDefaultDict", "SafeDeque", "SafeOrderedDict", "is_safe",
            "make_safe"]
 
+TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, overload
+
+    _T = TypeVar("_T")
+    _K = TypeVar("_K")
+    _V = TypeVar("_V")
+    _J = TypeVar("_J", bound=Journaled)
+
 
 def _child(value, name: str, journal, capture_caller: bool):
     """With deep=True: a nested container make_safe knows becomes a safe one named ``name``."""
@@ -406,6 +415,38 @@ def is_safe(obj) -> bool:
     """Whether ``obj`` already journals what it discards (a safe container, a wrapper of
     this module or a proxy)."""
     return isinstance(obj, (SafeList, SafeDict, SafeSet, _Protected, _Proxy))
+
+
+# What make_safe gives for each type it takes.  It converts by exact type, which a static
+# type cannot tell: a defaultdict typed as a dict is said to give a SafeDict (mypy flags
+# that overlap).
+if TYPE_CHECKING:
+    @overload
+    def make_safe(obj: list[_T], name: str | None = None, deep: bool = True, journal: Any = None,
+                  capture_caller: bool = False) -> SafeList[_T]: ...
+    @overload
+    def make_safe(obj: defaultdict[Any, Any], name: str | None = None,  # type: ignore[overload-overlap]
+                  deep: bool = True, journal: Any = None,
+                  capture_caller: bool = False) -> SafeDefaultDict: ...
+    @overload
+    def make_safe(obj: OrderedDict[Any, Any], name: str | None = None,  # type: ignore[overload-overlap]
+                  deep: bool = True, journal: Any = None,
+                  capture_caller: bool = False) -> SafeOrderedDict: ...
+    @overload
+    def make_safe(obj: dict[_K, _V], name: str | None = None, deep: bool = True, journal: Any = None,
+                  capture_caller: bool = False) -> SafeDict[_K, _V]: ...
+    @overload
+    def make_safe(obj: set[_T], name: str | None = None, deep: bool = True, journal: Any = None,
+                  capture_caller: bool = False) -> SafeSet[_T]: ...
+    @overload
+    def make_safe(obj: deque[Any], name: str | None = None, deep: bool = True, journal: Any = None,
+                  capture_caller: bool = False) -> SafeDeque: ...
+    @overload
+    def make_safe(obj: bytearray, name: str | None = None, deep: bool = True, journal: Any = None,
+                  capture_caller: bool = False) -> SafeBytearray: ...
+    @overload
+    def make_safe(obj: _J, name: str | None = None, deep: bool = True, journal: Any = None,
+                  capture_caller: bool = False) -> _J: ...
 
 
 def make_safe(obj, name: str | None = None, deep: bool = True, journal=None,

@@ -27,6 +27,17 @@ from .journal import format as fmt
 
 __all__ = ["SafeMappingProxy", "SafeSequenceProxy", "proxy"]
 
+TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, overload
+
+    from ._impl import SafeDict, SafeList, SafeSet
+
+    _T = TypeVar("_T")
+    _K = TypeVar("_K")
+    _V = TypeVar("_V")
+    _J = TypeVar("_J", bound="Journaled")
+
 _MISSING = object()
 #: frames of these modules are never "the caller" of a discarding call
 _OWN_MODULES = frozenset({__name__, "safe_data.protect", "safe_data._support"})
@@ -405,6 +416,30 @@ class SafeSequenceProxy(SequenceJournaling, _Proxy, MutableSequence):
     def reverse(self):
         with self._operation():
             self._target.reverse()
+
+
+# What proxy gives: the object itself if it already journals, else a proxy.  A safe
+# container typed only as a MutableSequence or MutableMapping is said to give a proxy
+# (mypy flags that overlap).
+if TYPE_CHECKING:
+    @overload
+    def proxy(obj: SafeList[_T], name: str | None = None,  # type: ignore[overload-overlap]
+              journal: Any = None, capture_caller: bool = False) -> SafeList[_T]: ...
+    @overload
+    def proxy(obj: SafeDict[_K, _V], name: str | None = None,  # type: ignore[overload-overlap]
+              journal: Any = None, capture_caller: bool = False) -> SafeDict[_K, _V]: ...
+    @overload
+    def proxy(obj: SafeSet[_T], name: str | None = None, journal: Any = None,
+              capture_caller: bool = False) -> SafeSet[_T]: ...
+    @overload
+    def proxy(obj: _J, name: str | None = None, journal: Any = None,
+              capture_caller: bool = False) -> _J: ...
+    @overload
+    def proxy(obj: MutableMapping[Any, Any], name: str | None = None, journal: Any = None,
+              capture_caller: bool = False) -> SafeMappingProxy: ...
+    @overload
+    def proxy(obj: MutableSequence[Any], name: str | None = None, journal: Any = None,
+              capture_caller: bool = False) -> SafeSequenceProxy: ...
 
 
 def proxy(obj, name: str | None = None, journal=None, capture_caller: bool = False):

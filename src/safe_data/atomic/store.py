@@ -81,7 +81,7 @@ class AtomicStore:
                      container=self.name, expected=expected)
         self._content, self._revision = data, _NOT_HASHED
 
-    def __enter__(self):
+    def __enter__(self) -> AtomicStore:
         self.level += 1
         return self
 

@@ -31,7 +31,10 @@ from datetime import datetime, timedelta, timezone
 TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
 
 if TYPE_CHECKING:
-    from typing import Iterator
+    from typing import Iterator, Literal
+
+    #: the durability modes (see Journal)
+    Durability = Literal["process", "batch", "fsync"]
 
 from .. import _impl
 from ..errors import JournalReadOnlyError, SafeDataError
@@ -96,7 +99,7 @@ class Journal:
         :class:`~safe_data.errors.JournalReadOnlyError` on any discard.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, durability: str = "process",
+    def __init__(self, path: str | os.PathLike | None = None, *, durability: Durability = "process",
                  segment_size: int = DEFAULT_SEGMENT_SIZE, max_bytes: int | None = None,
                  batch_interval: float = 0.05,
                  compress_threshold: int = fmt.DEFAULT_COMPRESS_THRESHOLD,

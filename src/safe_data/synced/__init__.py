@@ -8,5 +8,6 @@ Backends live in ``safe_data.synced.backends.*`` and buffering in
 """
 
 from .data_types import SyncedCollection, SyncedDict, SyncedList
+from .version import __version__
 
-__all__ = ["SyncedCollection", "SyncedDict", "SyncedList"]
+__all__ = ["__version__", "SyncedCollection", "SyncedDict", "SyncedList"]

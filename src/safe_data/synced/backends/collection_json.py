@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from ..buffers.memory_buffered_collection import SharedMemoryFileBufferedCollection
 from ..buffers.serialized_file_buffered_collection import SerializedFileBufferedCollection
@@ -24,22 +25,33 @@ from ..data_types.attr_dict import AttrDict
 from ..data_types.synced_collection import SYNCED_ATTRIBUTES, SyncedCollection
 from ..data_types.synced_dict import SyncedDict
 from ..data_types.synced_list import SyncedList
+from ..errors import InvalidKeyError, KeyTypeError
+from ..utils import AbstractTypeResolver, SyncedCollectionJSONEncoder
 from ..validators import (
     json_attr_dict_validator,
     json_format_validator,
     no_dot_in_key,
+    require_string_key,
 )
 from .._file_io import read_file, replace_file, stat_version
 from .._file_lock import FileLock, lock_path_for
 
+# with the original module's names (its imports included: code written for it, its
+# tests too, imports them from here)
 __all__ = [
     "JSONCollection", "JSONDict", "JSONList", "JSONAttrDict", "JSONAttrList",
     "BufferedJSONCollection", "BufferedJSONDict", "BufferedJSONList",
     "BufferedJSONAttrDict", "BufferedJSONAttrList",
     "MemoryBufferedJSONCollection", "MemoryBufferedJSONDict", "MemoryBufferedJSONList",
     "MemoryBufferedJSONAttrDict", "MemoryBufferedJSONAttrList",
-    "json_attr_dict_validator",
+    "json_attr_dict_validator", "json_format_validator", "no_dot_in_key", "require_string_key",
+    "ON_WINDOWS", "AbstractTypeResolver", "AttrDict", "InvalidKeyError", "KeyTypeError",
+    "SerializedFileBufferedCollection", "SharedMemoryFileBufferedCollection", "SyncedCollection",
+    "SyncedCollectionJSONEncoder", "SyncedDict", "SyncedList",
 ]
+
+#: as in the original (which uses it to skip thread tests); always False here: POSIX only
+ON_WINDOWS = sys.platform.startswith(("win32", "cygwin"))
 
 
 def _nested_data(collection):
@@ -150,6 +162,15 @@ class JSONCollection(SyncedCollection):
     def filename(self, value):
         with self._thread_lock:
             self._set_file(value)
+
+    def __deepcopy__(self, memo):
+        """A new collection of the same file holding a copy of the data, as
+        ``synced_collections`` gives; the file's locks and the journal are shared, not
+        copied (they cannot be).  A nested collection is not copied alone."""
+        if self._root is not None:
+            raise TypeError(f"a nested {type(self).__name__} cannot be deep-copied alone: "
+                            f"deep-copy its root, or call it for a plain copy of the data")
+        return type(self)(self._filename, self._write_concern, data=self(), journal=self._journal)
 
 
 #: attributes of JSON collections (not keys for attribute access)

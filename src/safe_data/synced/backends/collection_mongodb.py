@@ -7,6 +7,7 @@ it only when a collection is made.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 from ..data_types.synced_collection import SyncedCollection
@@ -15,7 +16,12 @@ from ..data_types.synced_list import SyncedList
 from ..validators import json_format_validator, require_string_key
 
 
-__all__ = ["MongoDBCollection", "MongoDBDict", "MongoDBList"]
+# with the original module's names (its imports included)
+__all__ = ["MONGO", "MongoDBCollection", "MongoDBDict", "MongoDBList", "SyncedCollection", "SyncedDict",
+           "SyncedList", "json_format_validator", "require_string_key"]
+
+#: whether PyMongo's ``bson`` is installed (looked up, not imported)
+MONGO = importlib.util.find_spec("bson") is not None
 
 
 def _require_pymongo(user: str) -> None:

@@ -19,9 +19,13 @@ from ...errors import SafeDataError
 from ..data_types.synced_collection import SyncedCollection
 from ..data_types.synced_dict import SyncedDict
 from ..data_types.synced_list import SyncedList
+from ..utils import SyncedCollectionJSONEncoder
 from ..validators import json_format_validator, require_string_key
 
-__all__ = ["RedisCollection", "RedisDict", "RedisList", "ConcurrentWriteError"]
+# with the original module's names (its imports included)
+__all__ = ["RedisCollection", "RedisDict", "RedisList", "ConcurrentWriteError", "SyncedCollection",
+           "SyncedCollectionJSONEncoder", "SyncedDict", "SyncedList", "json_format_validator",
+           "require_string_key"]
 
 # KEYS[1] = the key, ARGV[1] = the value expected ('' for none: a JSON text is never
 # empty), ARGV[2] = the new value; returns 1 if it was set

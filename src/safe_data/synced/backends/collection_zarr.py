@@ -14,6 +14,7 @@ other's updates.  Other stores get no lock.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 
 from .._file_lock import FileLock
@@ -23,7 +24,12 @@ from ..data_types.synced_list import SyncedList
 from ..validators import require_string_key
 
 
-__all__ = ["ZarrCollection", "ZarrDict", "ZarrList"]
+# with the original module's names (its imports included)
+__all__ = ["ZARR", "ZarrCollection", "ZarrDict", "ZarrList", "SyncedCollection", "SyncedDict", "SyncedList",
+           "require_string_key"]
+
+#: whether zarr and numcodecs are installed (looked up, not imported; zarr 3 is refused on use)
+ZARR = all(importlib.util.find_spec(name) is not None for name in ("zarr", "numcodecs"))
 
 
 #: object codecs whose decoding runs no code (a ``pickle`` codec would)

@@ -17,9 +17,15 @@ journals the old value at once, like an unbuffered one.
 
 from __future__ import annotations
 
+import logging
 
 from ..data_types.synced_collection import _NULL_CONTEXT, SyncedCollection
 from ..utils import _CounterFuncContext, _is_abstract
+
+__all__ = ["BufferedCollection", "SyncedCollection", "logger"]
+
+#: the module's logger, a public name of the original's module (which logs nothing to it either)
+logger = logging.getLogger(__name__)
 
 
 class BufferedCollection(SyncedCollection):

@@ -8,7 +8,11 @@ fills the buffer (so it has no memory bound: use the serialized buffer for one).
 
 from __future__ import annotations
 
+from ..errors import MetadataError
 from .file_buffered_collection import FileBufferedCollection
+
+# the original module's names (MetadataError is raised by the flush, in file_buffered_collection)
+__all__ = ["FileBufferedCollection", "MetadataError", "SharedMemoryFileBufferedCollection"]
 
 
 class SharedMemoryFileBufferedCollection(FileBufferedCollection):

@@ -13,8 +13,13 @@ import hashlib
 import itertools
 import json
 
+from ..errors import MetadataError
 from ..utils import SyncedCollectionJSONEncoder
 from .file_buffered_collection import FileBufferedCollection
+
+# the original module's names (MetadataError is raised by the flush, in file_buffered_collection)
+__all__ = ["FileBufferedCollection", "MetadataError", "SerializedFileBufferedCollection",
+           "SyncedCollectionJSONEncoder"]
 
 #: serial numbers of buffer contents, never reused in a process
 _serials = itertools.count(1)

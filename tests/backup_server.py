@@ -1,0 +1,34 @@
+"""A real ``safe-data serve`` in its own process, on a port of its choosing.
+
+    server, url = start_server(tmp_path / "store", tokens_file)
+    try:
+        ...
+    finally:
+        stop(server)
+"""
+
+import subprocess
+import sys
+
+
+def start_server(store, tokens, port=0):
+    """Start the server on ``store`` with the tokens file ``tokens``; returns the process
+    and its URL once it listens (port 0: a free port, read from its first line)."""
+    # the server logs every upload: to a file, as a pipe nobody reads would fill and block it
+    log = open(f"{store}.log", "a")
+    proc = subprocess.Popen([sys.executable, "-m", "safe_data", "serve", "--store", str(store),
+                             "--port", str(port), "--tokens", str(tokens)],
+                            stdout=subprocess.PIPE, stderr=log, text=True)
+    log.close()
+    line = proc.stdout.readline()
+    assert line.startswith("serving on "), line + open(f"{store}.log").read()[-2000:]
+    return proc, line.split()[-1]
+
+
+def stop(server):
+    server.terminate()
+    try:
+        server.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
