@@ -43,6 +43,24 @@ class SeaweedFS:
     log: Path
 
 
+def new_bucket(store: SeaweedFS, prefix: str) -> str:
+    """A fresh bucket (tests do not see each other's objects)."""
+    import asyncio
+    import uuid
+
+    from safe_data.upload.s3 import S3Sink
+
+    name = prefix + uuid.uuid4().hex[:12]
+
+    async def create():
+        async with S3Sink(name, store.endpoint, access_key=store.access_key,
+                          secret_key=store.secret_key) as sink:
+            await sink.ensure_bucket()
+
+    asyncio.run(create())
+    return name
+
+
 def find_weed() -> str | None:
     """The ``weed`` binary: on PATH, next to this interpreter, or in its scripts dir."""
     candidates = [

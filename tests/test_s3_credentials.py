@@ -25,7 +25,7 @@ from safe_data.upload.s3 import S3Sink  # noqa: E402
 from safe_data.upload.sinks import TransientError  # noqa: E402
 from safe_data.upload.uploader import Uploader  # noqa: E402
 
-from .seaweedfs import seaweedfs  # noqa: E402,F401
+from .seaweedfs import new_bucket, seaweedfs  # noqa: E402,F401
 
 # A credential_process: prints the keys of KEYFILE, expiring EXPIRES_IN seconds from now
 # (as AWS's tools expect), and counts its runs in KEYFILE.runs.
@@ -86,15 +86,7 @@ def user(iam):
 
 @pytest.fixture
 def bucket(seaweedfs):
-    name = "cred-" + uuid.uuid4().hex[:12]
-
-    async def create():
-        async with S3Sink(name, seaweedfs.endpoint, access_key=seaweedfs.access_key,
-                          secret_key=seaweedfs.secret_key) as sink:
-            await sink.ensure_bucket()
-
-    asyncio.run(create())
-    return name
+    return new_bucket(seaweedfs, "cred-")
 
 
 def new_key(iam, user) -> tuple[str, str]:
@@ -204,7 +196,8 @@ class ExpiringStore:
             await request.read()
             self.objects.add(request.path)
             return web.Response(status=200)
-        return web.Response(status=200 if request.path in self.objects else 404)
+        is_bucket = request.path.strip("/").count("/") == 0  # every bucket exists
+        return web.Response(status=200 if is_bucket or request.path in self.objects else 404)
 
     async def __aenter__(self) -> str:
         from aiohttp import web

@@ -21,23 +21,14 @@ from safe_data.upload.s3 import S3Sink  # noqa: E402
 from safe_data.upload.s3_store import S3Store, parse_s3_url  # noqa: E402
 from safe_data.upload.store import ConflictError, NotFound, StoreUnavailable  # noqa: E402
 
-from .seaweedfs import seaweedfs  # noqa: E402,F401
+from .seaweedfs import new_bucket, seaweedfs  # noqa: E402,F401
 from .test_server import (AUTH, OTHER, TOKEN, _request, _stop_cli, make_segment,  # noqa: E402
                           put_headers, run, segment, sha, zstd)  # segment: a fixture
 
 
 @pytest.fixture
 def bucket(seaweedfs):
-    """A fresh bucket (tests do not see each other's objects)."""
-    name = "srv-" + uuid.uuid4().hex[:12]
-
-    async def create():
-        async with S3Sink(name, seaweedfs.endpoint, access_key=seaweedfs.access_key,
-                          secret_key=seaweedfs.secret_key) as sink:
-            await sink.ensure_bucket()
-
-    asyncio.run(create())
-    return name
+    return new_bucket(seaweedfs, "srv-")
 
 
 def new_store(seaweedfs, bucket, prefix="backups/") -> S3Store:
