@@ -27,7 +27,7 @@ echo "$(basename "$sdist")  $(basename "$wheel")"
 
 echo "== 2. sdist contents =="
 tar tzf "$sdist" > "$work/sdist.txt"
-grep -q "/src/safe_data/_core.pyx$" "$work/sdist.txt" || { echo "the .pyx is missing"; exit 1; }
+grep -q "/src/safe_data/journal/_writer_c.pyx$" "$work/sdist.txt" && grep -q "/src/safe_data/containers/_containers_c.pyx$" "$work/sdist.txt" && grep -q "/src/safe_data/journal/_writer_c.pxd$" "$work/sdist.txt" || { echo "a .pyx or .pxd is missing"; exit 1; }
 if grep -E "\.(c|so|o)$" "$work/sdist.txt"; then echo "build products in the sdist"; exit 1; fi
 echo "ok: .pyx present, no build product ($(wc -l < "$work/sdist.txt") files)"
 
