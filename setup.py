@@ -1,5 +1,6 @@
-"""Builds the Cython extension ``safe_data._core`` -- and nothing else (metadata is in
-pyproject.toml).
+"""Builds the Cython extension -- and nothing else (metadata is in pyproject.toml): two
+modules, the record writer and codec ``safe_data.journal._writer_c`` and the containers
+``safe_data.containers._containers_c``, which cimports the writer through its ``.pxd``.
 
 Policy: the extension is always built from the ``.pyx`` (Cython is a build requirement,
 no generated C is shipped); compiler directives live here and only here.
@@ -44,13 +45,16 @@ ext_modules = []
 if not _flag("SAFE_DATA_NO_EXTENSIONS"):
     from Cython.Build import cythonize
 
-    ext_modules = cythonize(
-        [Extension(
-            "safe_data._core", ["src/safe_data/_core.pyx"], include_dirs=["src/safe_data"],
+    def _extension(name: str) -> Extension:
+        return Extension(
+            name, ["src/" + name.replace(".", "/") + ".pyx"], include_dirs=["src/safe_data"],
             # `cdef inline` is only a hint; the encoder's tiny buffer writers must really be
             # inlined (gcc stopped doing it as the module grew: 4x slower encoding)
             define_macros=[("CYTHON_INLINE", "__attribute__((always_inline)) inline")],
-        )],
+        )
+
+    ext_modules = cythonize(
+        [_extension("safe_data.journal._writer_c"), _extension("safe_data.containers._containers_c")],
         compiler_directives={
             "language_level": 3,
             "boundscheck": False,

@@ -28,7 +28,8 @@ echo "$(basename "$sdist")  $(basename "$wheel")"
 
 echo "== 2. sdist and wheel contents =="
 tar tzf "$sdist" > "$work/sdist.txt"
-for source in _core.pyx _crc32c.h _sys.h _core.pyi py.typed; do
+for source in journal/_writer_c.pyx journal/_writer_c.pxd journal/_format.pxd \
+              containers/_containers_c.pyx _crc32c.h _sys.h _core.pyi py.typed; do
     grep -q "/src/safe_data/$source$" "$work/sdist.txt" || { echo "$source is missing from the sdist"; exit 1; }
 done
 if grep -E "\.(c|so|o)$" "$work/sdist.txt"; then echo "build products in the sdist"; exit 1; fi
@@ -37,7 +38,7 @@ echo "ok: the sdist has the sources (.pyx, .h), no build product ($(wc -l < "$wo
 for typing in safe_data/_core.pyi safe_data/py.typed; do
     grep -qx "$typing" "$work/wheel.txt" || { echo "$typing is missing from the wheel"; exit 1; }
 done
-if grep -E "\.(pyx|h|c)$" "$work/wheel.txt"; then echo "build sources in the wheel"; exit 1; fi
+if grep -E "\.(pyx|pxd|h|c)$" "$work/wheel.txt"; then echo "build sources in the wheel"; exit 1; fi
 echo "ok: the wheel has the stub and py.typed, no build source ($(wc -l < "$work/wheel.txt") files)"
 
 echo "== 3. auditwheel show =="

@@ -41,7 +41,7 @@ def test_require_extensions_fails_loudly_when_missing(tmp_path):
         "import sys, importlib.abc\n"
         "class Hide(importlib.abc.MetaPathFinder):\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'safe_data._core': raise ImportError('hidden')\n"
+        "        if name == 'safe_data.journal._writer_c': raise ImportError('hidden')\n"
         "sys.meta_path.insert(0, Hide())\n"
         "import safe_data\n"
     )

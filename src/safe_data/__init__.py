@@ -5,7 +5,8 @@ destructive operation journals the discarded values first, to a crash-safe journ
 local disk.  See the README and docs/ for the guarantees.
 """
 
-from ._impl import EXTENSION, SafeDict, SafeList, SafeSet
+from ._impl import EXTENSION
+from .containers import SafeDict, SafeList, SafeSet
 from .errors import (
     CorruptRecordError,
     CorruptSegmentError,

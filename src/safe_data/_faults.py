@@ -13,7 +13,7 @@ process through ``site`` fail (SQLite's "fail the n-th I/O" loop, docs/guarantee
 that file (once per site), so a test knows which sites its workload passes through.
 
 Unset (the normal case), :func:`point` returns at once, and the C record writer tests
-one flag (``_core.fault_record_write``) that stays false.
+one flag (``_writer_c.faults_armed``) that stays false.
 """
 
 from __future__ import annotations

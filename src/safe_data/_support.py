@@ -6,13 +6,19 @@ deep conversion and pickling only.
 
 from __future__ import annotations
 
+import json
 import sys
+from copy import deepcopy
+
+from .journal.codec import reading
+from .journal.journal import default_journal, is_default_journal, journal_at
+
+#: where our own container classes live (a pickle names them by kind, not by class)
+_OUR_MODULES = ("safe_data.containers._containers_c", "safe_data.containers._containers_py")
 
 
 def child_name(parent: str, key) -> str:
     """The name of a nested container: ``orders[3]["items"]``."""
-    import json
-
     return f"{parent}[{json.dumps(key) if type(key) is str else repr(key)}]"
 
 
@@ -60,8 +66,6 @@ def update_pairs(args: tuple, kwargs: dict) -> list:
 
 
 def resolve_journal(journal):
-    from .journal.journal import default_journal
-
     return default_journal() if journal is None else journal
 
 
@@ -73,8 +77,6 @@ def settings_of(container, *, for_pickle: bool = False) -> dict:
         settings["deep"] = container.deep
     settings["versioned"] = container.versioned
     if for_pickle:  # a pickle names the journal by path (None: the default journal)
-        from .journal.journal import is_default_journal
-
         journal = settings["journal"]
         settings["journal"] = None if is_default_journal(journal) else journal.path
     return settings
@@ -82,7 +84,7 @@ def settings_of(container, *, for_pickle: bool = False) -> dict:
 
 def reduce(container, kind: str, contents):
     """``__reduce__`` of a safe container: its builtin contents and its settings."""
-    target = kind if type(container).__module__ in ("safe_data._core", "safe_data._core_py") else type(container)
+    target = kind if type(container).__module__ in _OUR_MODULES else type(container)
     return (rebuild, (target, contents, settings_of(container, for_pickle=True)))
 
 
@@ -93,8 +95,6 @@ def copy_of(container):
 def deepcopy_of(container, memo, fill, items):
     """A deep copy with the same settings; ``fill(new, copied_items)`` is the builtin's
     own update method, so copying journals nothing."""
-    from copy import deepcopy
-
     new = type(container)(**settings_of(container))
     memo[id(container)] = new
     fill(new, deepcopy(items, memo))
@@ -105,15 +105,12 @@ def rebuild(cls_or_kind, contents, settings):
     """Unpickle a safe container: ``cls_or_kind`` is "list"/"dict"/"set" for our own
     classes (so a pickle made with the C extension loads with the Python twin) or the
     user's subclass."""
-    from .journal.codec import reading
-    from .journal.journal import journal_at
-
     if reading():  # a value read back from the journal: data, not a live container
         return {"list": list, "dict": dict, "set": set}.get(cls_or_kind, type(contents))(contents)
     if isinstance(cls_or_kind, str):
-        import safe_data
+        from . import containers  # (they import this module)
 
-        cls = {"list": safe_data.SafeList, "dict": safe_data.SafeDict, "set": safe_data.SafeSet}[cls_or_kind]
+        cls = {"list": containers.SafeList, "dict": containers.SafeDict, "set": containers.SafeSet}[cls_or_kind]
     else:
         cls = cls_or_kind
     settings = dict(settings)

@@ -19,6 +19,7 @@ parent knows which container stood where, and takes each one's state from its ow
 from __future__ import annotations
 
 from . import _support
+from .containers import SafeDict, SafeList, SafeSet
 from .errors import IncompleteHistoryError, UndoError
 from .journal.codec import NestedContainer
 from .journal.journal import to_ns
@@ -94,9 +95,7 @@ def undo(container: Container, n: int = 1) -> list[Record]:
     """
     if n < 1:
         raise ValueError("n must be at least 1")
-    from . import _impl
-
-    if not isinstance(container, (_impl.SafeList, _impl.SafeDict, _impl.SafeSet)):
+    if not isinstance(container, (SafeList, SafeDict, SafeSet)):
         raise TypeError(f"undo() reverts SafeList, SafeDict and SafeSet operations, not "
                         f"{type(container).__name__}'s; use history() and restore the values yourself")
     journal = container.journal

@@ -27,7 +27,7 @@ import types
 from contextlib import contextmanager
 
 from . import _support
-from ._impl import SafeDict, SafeList, SafeSet
+from .containers import SafeDict, SafeList, SafeSet
 
 __all__ = ["install", "patched", "uninstall"]
 

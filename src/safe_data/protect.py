@@ -30,7 +30,7 @@ from collections import OrderedDict, defaultdict, deque
 from itertools import islice
 
 from . import _support
-from ._impl import SafeDict, SafeList, SafeSet
+from .containers import SafeDict, SafeList, SafeSet
 from .proxies import Journaled, MappingJournaling, SequenceJournaling, _Proxy
 
 __all__ = ["SafeBytearray", "SafeDefaultDict", "SafeDeque", "SafeOrderedDict", "is_safe",

@@ -56,7 +56,7 @@ def _caller():
 class _Operation:
     """The journal's operation lock around one change of a wrapper, refusing a change that
     code run by another of its operations makes (ReentrantChangeError; the rule of
-    _core.pyx's _Binding.begin).  Adding is refused too: these wrappers journal what
+    _containers_c.pyx's _Binding.begin).  Adding is refused too: these wrappers journal what
     they discard before they remove it, so an add in between would be removed unjournaled.
     """
 

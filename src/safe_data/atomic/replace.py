@@ -31,11 +31,11 @@ import hashlib
 import os
 import re
 import stat
-import sys
 
 from .. import _faults
 from ..errors import RevisionConflictError
-from ..journal.segments import write_all
+from .._fs import fsync as _fsync  # (its own name here: the crash tests trace it)
+from .._fs import write_all
 
 TEMP_PREFIX = ".safe-data-tmp-"
 #: our temp files, and nothing else, match this
@@ -49,15 +49,6 @@ class _AnyRevision:
 
 #: ``expected=ANY_REVISION``: replace whatever the file holds
 ANY_REVISION = _AnyRevision()
-
-if sys.platform == "darwin":
-    def _fsync(fd: int) -> None:
-        try:
-            fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
-        except OSError:  # a filesystem without it (network, FAT): the best left is fsync
-            os.fsync(fd)
-else:
-    _fsync = os.fsync
 
 
 def revision_of(content: bytes | None) -> str | None:

@@ -7,7 +7,7 @@ is preceded by the container's number (T_NESTED), so that a restore can tell whi
 container stood where.  Anything else is pickled (protocol 5)
 and the pickle is authenticated with HMAC-SHA256 under the journal's secret key: the
 decoder unpickles only a pickle whose MAC verifies, so a segment written elsewhere (or
-tampered with) can never make the reader execute code.  ``_core.pyx`` implements the same
+tampered with) can never make the reader execute code.  ``_writer_c.pyx`` implements the same
 encoder in C; the two must produce identical bytes (tests/test_format.py checks).
 """
 
@@ -106,30 +106,19 @@ def _container_number(obj, key: bytes) -> int:
     return b.container_id if b is not None and b.writer.mac_key is key else 0
 
 
-def _builtin_kinds():
-    # The safe containers encode as their builtin base; imported late to avoid a cycle.
-    from .. import _core_py
-
-    kinds = {list: fmt.T_LIST, dict: fmt.T_DICT, set: fmt.T_SET}
-    impls = [_core_py]
-    try:
-        from .. import _core
-    except ImportError:
-        pass
-    else:
-        impls.append(_core)
-    for impl in impls:
-        kinds.update({impl.SafeList: fmt.T_LIST, impl._TrackedSafeList: fmt.T_LIST,
-                      impl.SafeDict: fmt.T_DICT, impl.SafeSet: fmt.T_SET,
-                      impl._TrackedSafeSet: fmt.T_SET})
-    return kinds
+#: the tag each list, dict and set type encodes as; the safe containers add theirs
+#: (register_containers): they encode as their builtin base
+_CONTAINER_TAGS = {list: fmt.T_LIST, dict: fmt.T_DICT, set: fmt.T_SET}
 
 
-_CONTAINER_TAGS: dict | None = None
+def register_containers(tags: dict) -> None:
+    """Encode the container types in ``tags`` (type -> T_LIST, T_DICT or T_SET) as their
+    builtin base; nested in a value, preceded by their number.  Each container
+    implementation registers its types when it is imported."""
+    _CONTAINER_TAGS.update(tags)
 
 
 def _encode(out: bytearray, obj, depth: int, key: bytes) -> None:
-    global _CONTAINER_TAGS
     t = type(obj)
     if obj is None:
         out.append(fmt.T_NONE)
@@ -163,8 +152,6 @@ def _encode(out: bytearray, obj, depth: int, key: bytes) -> None:
         put_varint(out, len(obj))
         out += obj
     else:
-        if _CONTAINER_TAGS is None:
-            _CONTAINER_TAGS = _builtin_kinds()
         tag = _CONTAINER_TAGS.get(t)
         nested = depth and tag is not None and t is not list and t is not dict and t is not set
         if tag is None:

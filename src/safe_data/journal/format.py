@@ -1,6 +1,6 @@
 """The on-disk format, version 1 (revision 3): the one module that implements docs/format.md.
 
-The writers (``_core.pyx`` and its pure twin ``_core_py.py``) produce these bytes; this
+The writers (``_writer_c.pyx`` and its pure twin ``_writer_py.py``) produce these bytes; this
 module defines the constants both use and decodes them back.  Everything is little-endian.
 
 Segment file = 64-byte header, then frames, then zero bytes up to the preallocated size

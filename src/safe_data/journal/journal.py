@@ -265,7 +265,7 @@ class Journal:
                 self.remove_on_discard(self._log_hook)
                 self._log_hook = None
             if enabled:
-                from ..integrations.discard_logging import DiscardLogger
+                from .discard_logging import DiscardLogger  # imports logging: only when asked
 
                 self._log_hook = self.on_discard(DiscardLogger(self.path, logger, level))
 

@@ -19,7 +19,7 @@ import stat
 
 from ..errors import JournalFullError, SafeDataError
 from . import format as fmt
-from .segments import fsync_dir, write_all
+from .._fs import fsync, fsync_dir, write_all
 
 KEY_FILE = "key"
 KEY_SIZE = 32
@@ -86,7 +86,7 @@ def _key_of(fd: int, key_path: str, directory: str) -> bytes:
 def _write_key(fd: int, key: bytes, directory: str) -> None:
     try:
         write_all(fd, key)
-        os.fsync(fd)
+        fsync(fd)
         fsync_dir(directory)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):

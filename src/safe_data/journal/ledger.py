@@ -26,7 +26,7 @@ from .. import _impl
 from ..errors import JournalFullError
 from . import format as fmt
 from .reader import Problem
-from .segments import fsync_dir, write_all
+from .._fs import fsync, fsync_dir, write_all
 
 LEDGER_FILE = "ledger"
 _SEGMENT_ID = re.compile(r"([0-9a-f]{16})-([0-9]{6})")
@@ -109,7 +109,7 @@ def record(directory: str, departures) -> None:
     try:
         created = os.fstat(fd).st_size == 0
         write_all(fd, lines)
-        os.fsync(fd)
+        fsync(fd)
     except OSError as exc:
         if exc.errno in _ENOSPC:
             raise JournalFullError(exc.errno, f"no space left in {directory} to record in its "

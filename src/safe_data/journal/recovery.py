@@ -20,7 +20,8 @@ from ..errors import JournalFullError
 from . import format as fmt
 from . import ledger
 from .reader import Problem, is_zero, scan_frames, scan_to_end, segment_paths
-from .segments import NEW_SUFFIX, STALE_NEW_SECONDS, fsync_dir, state_counts
+from .._fs import fsync, fsync_dir
+from .segments import NEW_SUFFIX, STALE_NEW_SECONDS, state_counts
 
 DAMAGED_DIR = "damaged"
 _ENOSPC = (errno.ENOSPC, errno.EDQUOT)
@@ -109,7 +110,7 @@ def _recover_one(directory, path, fd, crc32c, durable) -> list[Problem]:
     if scan.last_seq is not None:  # a segment without records states nothing
         state_counts(fd, crc32c, scan.last_seq - scan.first_seq + 1, scan.last_seq)
     if durable:
-        os.fsync(fd)
+        fsync(fd)
     os.rename(path, path[: -len(fmt.OPEN_SUFFIX)] + fmt.SEALED_SUFFIX)
     return problems
 
@@ -139,7 +140,7 @@ def _set_aside(directory: str, name: str, offset: int, data) -> str:
         with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            fsync(f.fileno())
     except BaseException:
         try:
             os.unlink(target)

@@ -26,7 +26,8 @@ from . import ledger
 from .codec import encode_value
 from .reader import Scan, records_text, scan_frames, shortfall
 from .recovery import DAMAGED_DIR, recover_dead_segments
-from .segments import NEW_SUFFIX, fsync_dir, write_all
+from .._fs import fsync, fsync_dir, write_all
+from .segments import NEW_SUFFIX
 
 _CHUNK = 1 << 20
 
@@ -225,7 +226,7 @@ def _save_copy(directory: str, name: str, source) -> str:
         source.seek(0)
         shutil.copyfileobj(source, out, _CHUNK)
         out.flush()
-        os.fsync(out.fileno())
+        fsync(out.fileno())
     fsync_dir(damaged)
     return os.path.relpath(target, directory)
 
@@ -254,7 +255,7 @@ def _replace(directory: str, path: str, source, pieces) -> None:
                 _copy_range(source, fd, *piece)
             else:
                 write_all(fd, piece)
-        os.fsync(fd)
+        fsync(fd)
     finally:
         os.close(fd)
     os.rename(building, path)

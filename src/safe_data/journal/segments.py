@@ -24,6 +24,7 @@ import threading
 import time
 
 from .. import _faults
+from .._fs import fsync, fsync_dir
 from ..errors import JournalFullError
 from . import format as fmt
 
@@ -43,38 +44,6 @@ else:  # macOS: write zeros so the blocks exist before they are mapped
             os.pwrite(fd, chunk[: size - offset], offset)
 
 _sync_data = getattr(os, "fdatasync", os.fsync)
-
-
-def write_all(fd: int, data) -> None:
-    """Write the whole of ``data`` at the descriptor's position (os.write may write less)."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def write_temp(directory: str, name: str, data) -> str:
-    """Write ``data`` to a new private (0600) temp file in ``directory``, fsynced, and
-    return its path: the caller renames or links it into place (then fsyncs the directory)."""
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        write_all(fd, data)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    return tmp
-
-
-def fsync_dir(path: str) -> None:
-    _faults.point("dir.fsync")
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ActiveSegment:
@@ -132,7 +101,7 @@ class SegmentManager:
         os.ftruncate(seg.fd, used)
         state_counts(seg.fd, self._crc32c, last_seq - seg.first_seq + 1, last_seq)
         if self.durable:
-            os.fsync(seg.fd)
+            fsync(seg.fd)
         _faults.point("segment.rename")
         os.rename(seg.path, seg.path[: -len(fmt.OPEN_SUFFIX)] + fmt.SEALED_SUFFIX)
         if self.durable:

@@ -25,9 +25,8 @@ import ctypes
 import errno
 import os
 
-from ..journal.segments import fsync_dir
+from .._fs import fdatasync, fsync_dir
 
-_fsync_data = getattr(os, "fdatasync", os.fsync)
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 #: errors meaning "this system or filesystem cannot exchange": fall back to a rename
@@ -121,7 +120,7 @@ def replace_file(path: str, blob: bytes, durable: bool) -> tuple:
             offset += os.pwrite(fd, view[offset:], offset)
         os.ftruncate(fd, len(blob))
         if durable:
-            _fsync_data(fd)
+            fdatasync(fd)
         version = version_of(os.fstat(fd))  # a rename or exchange keeps inode, size, mtime
     finally:
         os.close(fd)

@@ -29,7 +29,7 @@ import time
 from typing import Any, List as _List
 
 from ..errors import SafeDataError
-from ..journal.segments import fsync_dir, write_temp
+from .._fs import fsync_dir, write_temp
 from . import requires
 from .layout import (BODY_SUFFIX, HASH_SUFFIX, committed, list_committed, read_hash,
                      valid_namespace, valid_segment_id, valid_sha256)

@@ -37,7 +37,7 @@ import hmac
 import os
 import threading
 
-from ..journal.segments import fsync_dir, write_temp
+from .._fs import fsync_dir, write_temp
 from .layout import (BODY_SUFFIX, HASH_SUFFIX, committed, list_committed, read_hash,
                      valid_namespace, valid_segment_id, valid_sha256)
 

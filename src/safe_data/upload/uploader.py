@@ -54,7 +54,7 @@ from .layout import valid_segment_id
 from .sinks import RejectedError, Sink, TransientError
 from ..journal import ledger
 from ..journal.retention import MARKS_DIR  # the directory of acknowledgement marks
-from ..journal.segments import fsync_dir
+from .._fs import fsync, fsync_dir
 
 __all__ = ["Uploader", "UploaderError", "UploadWarning", "PendingSegment", "pending_segments",
            "MARKS_DIR", "read_status", "live_uploaders"]
@@ -142,7 +142,7 @@ def _write_marks(journal_path: str, segment_ids) -> None:
     for segment_id in segment_ids:
         fd = os.open(os.path.join(marks_dir, segment_id), os.O_WRONLY | os.O_CREAT, 0o600)
         try:
-            os.fsync(fd)
+            fsync(fd)
         finally:
             os.close(fd)
     fsync_dir(marks_dir)

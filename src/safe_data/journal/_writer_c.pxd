@@ -1,0 +1,97 @@
+# What the C containers use of the writer: the RecordWriter type with its cdef methods,
+# called directly (no Python call on the hot path), and the containers' registration.
+
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+
+cdef extern from "Python.h":
+    unsigned long PyThread_get_thread_ident()
+
+cdef struct Buf:
+    char* p
+    Py_ssize_t n
+    Py_ssize_t cap
+    bint heap     # p is malloc'd
+    bint scratch  # ... and is the writer's reusable scratch buffer (see RecordWriter._take_buffer)
+
+#: a safe container's number in the journal whose MAC key is ``key`` (0: another journal)
+ctypedef uint64_t (*ContainerNumber)(object container, bytes key) noexcept
+
+cdef int register_containers(type safe_list, type tracked_safe_list, type safe_dict, type safe_set,
+                             type tracked_safe_set, ContainerNumber number) except -1
+
+
+cdef class RecordWriter:
+    cdef object _manager
+    cdef bytes _key
+    cdef int _durability
+    cdef Py_ssize_t _threshold
+    cdef object _lock
+    cdef object _map
+    cdef Py_buffer _view
+    cdef bint _has_view
+    cdef char* _base
+    cdef Py_ssize_t _pos
+    cdef Py_ssize_t _end
+    cdef Py_ssize_t _prepared  # zeros written up to here (see _prepare)
+    cdef int _fd
+    cdef uint64_t _seq
+    cdef bint _closed
+    cdef char* _scratch
+    cdef Py_ssize_t _scratch_cap
+    cdef bint _scratch_busy
+    cdef unsigned long _op_owner  # see enter()
+    cdef int _op_depth
+    cdef int _op_waiters
+    cdef uint64_t _op_epoch  # counts the outermost enter()s: see _Binding.begin
+    cdef object _op_free  # threading.Condition, used only when contended
+    cdef object _hook  # called after each record (Journal.on_discard), or None
+    cdef bint _hooked  # _hook is not None: the one test the hot path pays for it
+    cdef uint64_t _bytes  # frame bytes written by this process (safe_data.stats())
+    cdef uint64_t _containers  # numbers given to containers (next_container_id)
+    cdef uint64_t _last_seq  # seq and time of the last record committed, read by append()
+    cdef int64_t _last_time  # and by the hook right after the commit (no Python code between)
+
+    cdef inline int enter(self) except -1:
+        """Begin one destructive operation: reading what it discards, journaling it and
+        changing the container happen under this reentrant lock, one operation at a
+        time per journal.  Without it, a thread switch while a record is written (a
+        rotation, a pickle, lz4) lets another thread move the items, and the operation
+        then deletes something it did not journal.
+
+        Uncontended it is two stores: the owner field is tested and set by C code that
+        holds the GIL throughout, so that is atomic.  Only a thread that finds another
+        owner (which let the GIL go in a slow path) waits, on a Condition.
+        """
+        cdef unsigned long me = PyThread_get_thread_ident()
+        if self._op_owner == me:
+            self._op_depth += 1  # reentered: a pickled value discarding from another container
+        elif self._op_owner == 0:
+            self._op_owner = me
+            self._op_depth = 1
+            self._op_epoch += 1
+        else:
+            self._wait_for_operation(me)
+        return 0
+
+    cdef inline int leave(self) except -1:
+        self._op_depth -= 1
+        if self._op_depth == 0:
+            self._op_owner = 0
+            if self._op_waiters:
+                with self._op_free:
+                    self._op_free.notify()
+        return 0
+
+    cdef int _wait_for_operation(self, unsigned long me) except -1
+    cdef int record(self, uint8_t op, bytes name, uint64_t cid, object key, object values,
+                    object caller) except -1
+    cdef int record_one(self, uint8_t op, bytes name, uint64_t cid, object key, uint8_t tag,
+                        object item_key, object item, object caller) except -1
+    cdef void _take_buffer(self, Buf* b, char* stack)
+    cdef void _give_back(self, Buf* b)
+    cdef int _finish(self, uint8_t op, bytes name, uint64_t cid, Buf* b, uint8_t flags) except -1
+    cdef int _commit(self, uint8_t op, uint8_t flags, bytes name, uint64_t cid,
+                     const char* payload, Py_ssize_t plen) except -1
+    cdef int _prepare(self, Py_ssize_t upto) except -1
+    cdef int _rotate(self, Py_ssize_t need) except -1
+    cdef void _release_map(self)

@@ -1,0 +1,858 @@
+# The C hot path's bottom half: CRC32C, the value codec and the record writer.
+#
+# Same names, same order and the same bytes on disk as the pure twin _writer_py.py (with
+# the encoder of codec.py); read those first, they are the easier ones.  What is
+# different here, and why:
+#
+# * A record is encoded into a stack buffer (heap beyond 512 bytes), then committed into
+#   the shared mapping by code that makes no Python calls.  Under the GIL that commit is
+#   atomic, so threads need no lock on the fast path; only rotation (Python code that
+#   may release the GIL) takes the writer's lock.
+# * The safe containers (containers/_containers_c.pyx) cimport this module through
+#   _writer_c.pxd and call RecordWriter's cdef methods directly; this module knows them
+#   only through register_containers(), which they call at import.
+
+cimport cython
+
+from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_Next
+from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from libc.errno cimport EINTR, errno
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+
+from ._format cimport *
+
+import os
+import pickle
+import threading
+
+from .. import _faults
+from ..errors import (CorruptRecordError, JournalClosedError, RecordTooLargeError, ReentrantChangeError,
+                      UnpicklableValueError)
+from . import format as fmt
+from .codec import NestedContainer, load_pickle as _load_pickle, mac as _mac
+
+cdef extern from "Python.h":
+    PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
+    object PyMemoryView_FromMemory(char* mem, Py_ssize_t size, int flags)
+    int PyBUF_READ
+    int PyList_SetItem(object lst, Py_ssize_t i, object item) except -1
+    int PyList_SetSlice(object lst, Py_ssize_t low, Py_ssize_t high, PyObject* items) except -1
+    Py_ssize_t PyNumber_AsSsize_t(object o, object overflow) except? -1
+    const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
+    object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
+    object PyBytes_FromStringAndSize(const char* s, Py_ssize_t size)
+    object PyByteArray_FromStringAndSize(const char* s, Py_ssize_t size)
+    object PyLong_FromLongLong(long long v)
+    object PyFloat_FromDouble(double v)
+    object PyList_New(Py_ssize_t n)
+    void PyList_SET_ITEM(object lst, Py_ssize_t i, object item)
+    object PyTuple_New(Py_ssize_t n)
+    void PyTuple_SET_ITEM(object t, Py_ssize_t i, object item)
+
+cdef extern from "_crc32c.h":
+    void sd_crc32c_setup()
+    uint32_t sd_crc32c(uint32_t crc, const void* p, size_t n) nogil
+    int sd_crc32c_hardware()
+
+cdef extern from "_sys.h":
+    const char* sd_zeros
+    enum: SD_ZERO_SIZE
+    ssize_t pwrite(int fd, const void* buf, size_t n, long offset)
+    int sd_fdatasync(int fd) nogil
+    int64_t sd_now_ns() nogil
+    int dup(int fd)
+    int close(int fd) nogil
+
+sd_crc32c_setup()
+
+__all__ = ["DURABILITY_BATCH", "DURABILITY_FSYNC", "DURABILITY_PROCESS", "RecordWriter", "crc32c",
+           "decode_values"]
+
+cdef enum:
+    STACK_BUF = 512
+    MAX_SCRATCH = 16 * 1024 * 1024
+    PREPARE_CHUNK = 256 * 1024
+    TOO_DEEP = 2
+
+DURABILITY_PROCESS = 0
+DURABILITY_BATCH = 1
+DURABILITY_FSYNC = 2
+
+cdef object _pickle_dumps = pickle.dumps
+cdef object _lz4_compress = None
+cdef bint faults_armed = _faults.armed  # SAFE_DATA_FAULT / _TRACE set: see _faults.py
+
+# The safe container types, as register_containers() gives them (None until then): the
+# encoder writes them as their builtin base, nested ones preceded by their number.
+cdef type _safe_list = None
+cdef type _tracked_safe_list = None
+cdef type _safe_dict = None
+cdef type _safe_set = None
+cdef type _tracked_safe_set = None
+cdef ContainerNumber _container_number = NULL
+
+
+cdef int register_containers(type safe_list, type tracked_safe_list, type safe_dict, type safe_set,
+                             type tracked_safe_set, ContainerNumber number) except -1:
+    global _safe_list, _tracked_safe_list, _safe_dict, _safe_set, _tracked_safe_set, _container_number
+    _safe_list, _tracked_safe_list, _safe_dict = safe_list, tracked_safe_list, safe_dict
+    _safe_set, _tracked_safe_set = safe_set, tracked_safe_set
+    _container_number = number
+    return 0
+
+def crc32c(data):
+    """CRC32C of a bytes-like object (the frames' checksum)."""
+    cdef const unsigned char[::1] view = data
+    if view.shape[0] == 0:
+        return 0
+    return sd_crc32c(0, &view[0], view.shape[0])
+
+
+def crc32c_is_hardware():
+    return bool(sd_crc32c_hardware())
+
+
+# --- the encode buffer ---------------------------------------------------------------------
+
+cdef int buf_grow(Buf* b, Py_ssize_t extra) except -1:
+    cdef Py_ssize_t cap = b.cap * 2
+    cdef char* p
+    if cap < b.n + extra:
+        cap = b.n + extra
+    if b.heap:
+        p = <char*>realloc(b.p, cap)
+    else:
+        p = <char*>malloc(cap)
+        if p != NULL:
+            memcpy(p, b.p, b.n)
+    if p == NULL:
+        raise MemoryError()
+    b.p = p
+    b.cap = cap
+    b.heap = True
+    return 0
+
+
+cdef inline int buf_reserve(Buf* b, Py_ssize_t extra) except -1:
+    if b.n + extra > b.cap:
+        buf_grow(b, extra)
+    return 0
+
+
+cdef inline int put_byte(Buf* b, uint8_t v) except -1:
+    if b.n + 1 > b.cap:
+        buf_grow(b, 1)
+    b.p[b.n] = <char>v
+    b.n += 1
+    return 0
+
+
+cdef inline int put_varint(Buf* b, uint64_t v) except -1:
+    if b.n + 10 > b.cap:
+        buf_grow(b, 10)
+    while v > 0x7F:
+        b.p[b.n] = <char>((v & 0x7F) | 0x80)
+        b.n += 1
+        v >>= 7
+    b.p[b.n] = <char>v
+    b.n += 1
+    return 0
+
+
+cdef inline int put_raw(Buf* b, const char* data, Py_ssize_t size) except -1:
+    buf_reserve(b, size)
+    memcpy(b.p + b.n, data, size)
+    b.n += size
+    return 0
+
+
+cdef inline int put_tagged_bytes(Buf* b, uint8_t tag, const char* data, Py_ssize_t size) except -1:
+    buf_reserve(b, 11 + size)
+    b.p[b.n] = <char>tag
+    b.n += 1
+    put_varint(b, <uint64_t>size)
+    memcpy(b.p + b.n, data, size)
+    b.n += size
+    return 0
+
+
+# --- the value encoder (journal/codec.py is the reference) ---------------------------------
+
+cdef int encode_pickle(Buf* b, object obj, bytes key) except -1:
+    try:
+        data = _pickle_dumps(obj, 5)
+    except ReentrantChangeError:
+        raise  # the value's __reduce__ changed the container being changed: say that
+    except Exception as exc:
+        raise UnpicklableValueError(obj, exc) from exc
+    tag = _mac(key, data)
+    put_byte(b, T_PICKLE)
+    put_varint(b, <uint64_t>PyBytes_GET_SIZE(data))
+    put_raw(b, PyBytes_AS_STRING(tag), PyBytes_GET_SIZE(tag))
+    put_raw(b, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+    return 0
+
+
+cdef int put_nested(Buf* b, object container, bytes key) except -1:
+    """A safe container inside a value: T_NESTED and its number (codec._container_number)."""
+    put_byte(b, T_NESTED)
+    return put_varint(b, _container_number(container, key))
+
+
+cdef int encode(Buf* b, object obj, int depth, bytes key) except -1:
+    """Append the encoding of obj; return TOO_DEEP (nothing usable written) past the limit."""
+    cdef type t = type(obj)
+    cdef int overflow = 0
+    cdef long long v
+    cdef double d
+    cdef Py_ssize_t size, i, pos
+    cdef const char* s
+    cdef PyObject* k
+    cdef PyObject* val
+    if obj is None:
+        return put_byte(b, T_NONE)
+    if t is int:
+        v = PyLong_AsLongLongAndOverflow(obj, &overflow)
+        if overflow == 0:
+            put_byte(b, T_INT)
+            return put_varint(b, (<uint64_t>v << 1) ^ <uint64_t>(v >> 63))
+        raw = obj.to_bytes((obj.bit_length() + 8) // 8, "little", signed=True)
+        return put_tagged_bytes(b, T_BIGINT, PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
+    if t is str:
+        try:
+            s = PyUnicode_AsUTF8AndSize(obj, &size)
+        except UnicodeEncodeError:  # lone surrogates: let pickle keep them
+            return encode_pickle(b, obj, key)
+        return put_tagged_bytes(b, T_STR, s, size)
+    if t is float:
+        d = PyFloat_AS_DOUBLE(obj)
+        buf_reserve(b, 9)
+        b.p[b.n] = <char>T_FLOAT
+        memcpy(b.p + b.n + 1, &d, 8)
+        b.n += 9
+        return 0
+    if t is bool:
+        return put_byte(b, T_TRUE if obj else T_FALSE)
+    if t is bytes:
+        return put_tagged_bytes(b, T_BYTES, PyBytes_AS_STRING(obj), PyBytes_GET_SIZE(obj))
+    if t is bytearray:
+        return put_tagged_bytes(b, T_BYTEARRAY, PyByteArray_AS_STRING(obj), PyByteArray_GET_SIZE(obj))
+    if t is list or t is _safe_list or t is _tracked_safe_list:
+        if depth >= MAX_ENCODE_DEPTH:
+            return TOO_DEEP
+        if depth and t is not list:
+            put_nested(b, obj, key)
+        size = PyList_GET_SIZE(obj)
+        put_byte(b, T_LIST)
+        put_varint(b, <uint64_t>size)
+        i = 0
+        while i < size:
+            if PyList_GET_SIZE(obj) != size:
+                raise RuntimeError("list changed size while it was being journaled")
+            item = <object>PyList_GET_ITEM(obj, i)
+            if encode(b, item, depth + 1, key) == TOO_DEEP:
+                return TOO_DEEP
+            i += 1
+        return 0
+    if t is dict or t is _safe_dict:
+        if depth >= MAX_ENCODE_DEPTH:
+            return TOO_DEEP
+        if depth and t is not dict:
+            put_nested(b, obj, key)
+        size = len(obj)
+        put_byte(b, T_DICT)
+        put_varint(b, <uint64_t>size)
+        pos = 0
+        i = 0
+        while PyDict_Next(obj, &pos, &k, &val):
+            kobj = <object>k  # strong references: encoding may run code (pickle)
+            vobj = <object>val
+            if encode(b, kobj, depth + 1, key) == TOO_DEEP or encode(b, vobj, depth + 1, key) == TOO_DEEP:
+                return TOO_DEEP
+            i += 1
+        if i != size or len(obj) != size:
+            raise RuntimeError("dict changed size while it was being journaled")
+        return 0
+    if t is tuple:
+        if depth >= MAX_ENCODE_DEPTH:
+            return TOO_DEEP
+        size = PyTuple_GET_SIZE(obj)
+        put_byte(b, T_TUPLE)
+        put_varint(b, <uint64_t>size)
+        for i in range(size):
+            if encode(b, <object>PyTuple_GET_ITEM(obj, i), depth + 1, key) == TOO_DEEP:
+                return TOO_DEEP
+        return 0
+    if t is set or t is _safe_set or t is _tracked_safe_set or t is frozenset:
+        if depth >= MAX_ENCODE_DEPTH:
+            return TOO_DEEP
+        if depth and t is not set and t is not frozenset:
+            put_nested(b, obj, key)
+        size = len(obj)
+        put_byte(b, T_FROZENSET if t is frozenset else T_SET)
+        put_varint(b, <uint64_t>size)
+        for item in obj:  # the set iterator raises if the set changes size
+            if encode(b, item, depth + 1, key) == TOO_DEEP:
+                return TOO_DEEP
+        return 0
+    if t is slice:
+        put_byte(b, T_SLICE)
+        if (encode(b, obj.start, depth, key) == TOO_DEEP or encode(b, obj.stop, depth, key) == TOO_DEEP
+                or encode(b, obj.step, depth, key) == TOO_DEEP):
+            return TOO_DEEP
+        return 0
+    return encode_pickle(b, obj, key)
+
+
+cdef int encode_value(Buf* b, object obj, bytes key) except -1:
+    """Top level: a value too deep (or cyclic) for the compact encoding is pickled whole."""
+    cdef Py_ssize_t start = b.n
+    if encode(b, obj, 0, key) == TOO_DEEP:
+        b.n = start
+        encode_pickle(b, obj, key)
+    return 0
+
+
+def encode_value_bytes(obj, bytes key):
+    """The codec bytes of one value (for tests that compare the two implementations)."""
+    cdef char stack[STACK_BUF]
+    cdef Buf b
+    b.p = stack
+    b.n = 0
+    b.cap = STACK_BUF
+    b.heap = False
+    try:
+        encode_value(&b, obj, key)
+        return b.p[:b.n]
+    finally:
+        if b.heap:
+            free(b.p)
+
+
+# --- the value decoder (journal/codec.py Decoder is the reference) -------------------------
+
+cdef enum:
+    MAX_DECODE_DEPTH = MAX_ENCODE_DEPTH + 2
+
+cdef struct Rd:
+    const unsigned char* p
+    Py_ssize_t n
+    Py_ssize_t pos
+    bint nested_ids  # T_NESTED gives a NestedContainer (codec.Decoder.nested_ids)
+
+
+cdef object _corrupt(Rd* r, str reason):
+    raise CorruptRecordError(f"{reason} at payload byte {r.pos}")
+
+
+cdef inline uint8_t rd_byte(Rd* r) except? 255:
+    if r.pos >= r.n:
+        _corrupt(r, "payload truncated")
+    r.pos += 1
+    return r.p[r.pos - 1]
+
+
+cdef uint64_t rd_varint(Rd* r) except? 0xFFFFFFFFFFFFFFFF:
+    cdef uint64_t v = 0
+    cdef int shift = 0
+    cdef uint8_t b
+    while True:
+        b = rd_byte(r)
+        v |= (<uint64_t>(b & 0x7F)) << shift
+        if b < 0x80:
+            return v
+        shift += 7
+        if shift > 63:
+            _corrupt(r, "varint too long")
+
+
+cdef const unsigned char* rd_take(Rd* r, uint64_t size) except NULL:
+    if size > <uint64_t>(r.n - r.pos):
+        _corrupt(r, f"payload truncated (need {size} bytes)")
+    r.pos += <Py_ssize_t>size
+    return r.p + r.pos - <Py_ssize_t>size
+
+
+cdef object rd_value(Rd* r, int depth, object key, bint trust):
+    cdef uint8_t tag
+    cdef uint64_t z, size, count, i
+    cdef const unsigned char* s
+    cdef double d
+    if depth > MAX_DECODE_DEPTH:
+        _corrupt(r, "nesting too deep")
+    tag = rd_byte(r)
+    if tag == T_INT:
+        z = rd_varint(r)
+        return PyLong_FromLongLong(<long long>((z >> 1) ^ (0 - (z & 1))))
+    if tag == T_STR:
+        size = rd_varint(r)
+        s = rd_take(r, size)
+        try:
+            return PyUnicode_DecodeUTF8(<const char*>s, <Py_ssize_t>size, "strict")
+        except UnicodeDecodeError:
+            _corrupt(r, "invalid UTF-8")
+    if tag == T_NONE:
+        return None
+    if tag == T_TRUE:
+        return True
+    if tag == T_FALSE:
+        return False
+    if tag == T_FLOAT:
+        memcpy(&d, rd_take(r, 8), 8)
+        return PyFloat_FromDouble(d)
+    if tag == T_BYTES or tag == T_BYTEARRAY:
+        size = rd_varint(r)
+        s = rd_take(r, size)
+        if tag == T_BYTES:
+            return PyBytes_FromStringAndSize(<const char*>s, <Py_ssize_t>size)
+        return PyByteArray_FromStringAndSize(<const char*>s, <Py_ssize_t>size)
+    if tag == T_LIST or tag == T_TUPLE or tag == T_SET or tag == T_FROZENSET:
+        count = rd_varint(r)
+        if count > <uint64_t>(r.n - r.pos):  # every item takes at least one byte
+            _corrupt(r, "item count exceeds payload")
+        if tag == T_TUPLE:
+            items = PyTuple_New(<Py_ssize_t>count)
+            for i in range(count):
+                item = rd_value(r, depth + 1, key, trust)
+                Py_INCREF(item)  # SET_ITEM steals a reference
+                PyTuple_SET_ITEM(items, <Py_ssize_t>i, item)
+            return items
+        items = PyList_New(<Py_ssize_t>count)
+        for i in range(count):
+            item = rd_value(r, depth + 1, key, trust)
+            Py_INCREF(item)
+            PyList_SET_ITEM(items, <Py_ssize_t>i, item)
+        if tag == T_LIST:
+            return items
+        try:
+            return set(items) if tag == T_SET else frozenset(items)
+        except TypeError:
+            _corrupt(r, "unhashable set element")
+    if tag == T_DICT:
+        count = rd_varint(r)
+        if count > <uint64_t>(r.n - r.pos) // 2:
+            _corrupt(r, "item count exceeds payload")
+        out = {}
+        for i in range(count):
+            k = rd_value(r, depth + 1, key, trust)
+            v = rd_value(r, depth + 1, key, trust)
+            try:
+                out[k] = v
+            except TypeError:
+                _corrupt(r, "unhashable dict key")
+        return out
+    if tag == T_SLICE:
+        start = rd_value(r, depth + 1, key, trust)
+        stop = rd_value(r, depth + 1, key, trust)
+        return slice(start, stop, rd_value(r, depth + 1, key, trust))
+    if tag == T_BIGINT:
+        size = rd_varint(r)
+        s = rd_take(r, size)
+        return int.from_bytes(PyBytes_FromStringAndSize(<const char*>s, <Py_ssize_t>size), "little", signed=True)
+    if tag == T_PICKLE:
+        size = rd_varint(r)
+        mac = PyBytes_FromStringAndSize(<const char*>rd_take(r, 32), 32)
+        s = rd_take(r, size)
+        return _load_pickle(PyBytes_FromStringAndSize(<const char*>s, <Py_ssize_t>size), mac, key, trust)
+    if tag == T_NESTED:
+        z = rd_varint(r)
+        if r.pos >= r.n or (r.p[r.pos] != T_LIST and r.p[r.pos] != T_DICT and r.p[r.pos] != T_SET):
+            _corrupt(r, "a nested container that is not a list, dict or set")
+        value = rd_value(r, depth, key, trust)  # (its own tag was checked: no recursion through here)
+        return NestedContainer(z, value) if r.nested_ids else value
+    _corrupt(r, f"unknown value tag 0x{tag:02x}")
+
+
+def decode_values(payload, key, bint trust_pickles, int count, bint nested_ids=False):
+    """Decode exactly ``count`` consecutive values filling ``payload`` (see codec.Decoder)."""
+    cdef const unsigned char[::1] view = payload
+    cdef Rd r
+    cdef int i
+    r.p = &view[0] if view.shape[0] else <const unsigned char*>""
+    r.n = view.shape[0]
+    r.pos = 0
+    r.nested_ids = nested_ids
+    values = [rd_value(&r, 0, key, trust_pickles) for i in range(count)]
+    if r.pos != r.n:
+        raise CorruptRecordError("unexpected bytes after the payload")
+    return values
+
+
+# --- the record writer ---------------------------------------------------------------------
+
+cdef class RecordWriter:
+    """Appends frames to the active segment of one journal, for all threads of a process."""
+
+    def __cinit__(self):
+        self._has_view = False
+        self._base = NULL
+        self._fd = -1
+        self._op_free = threading.Condition(threading.Lock())
+
+    def __init__(self, manager, bytes mac_key, int durability, Py_ssize_t compress_threshold):
+        self._manager = manager
+        self._key = mac_key
+        self._durability = durability
+        self._threshold = compress_threshold
+        self._lock = threading.Lock()
+        self._pos = self._end = self._prepared = 0
+        self._seq = 0
+        self._closed = False
+
+    def __dealloc__(self):
+        if self._has_view:
+            PyBuffer_Release(&self._view)
+        free(self._scratch)
+
+    @property
+    def seq(self):
+        return self._seq
+
+    @property
+    def bytes_written(self):
+        """Bytes of the frames this process wrote through this writer (since a fork)."""
+        return self._bytes
+
+    def set_hook(self, hook):
+        """Call ``hook(seq, time_ns, op, name, key, values, caller, container_id)`` after
+        each record is in the journal (durable as the mode promises), in the writing
+        thread; None: no hook.
+        """
+        self._hook = hook
+        self._hooked = hook is not None
+
+    cdef int _wait_for_operation(self, unsigned long me) except -1:
+        self._op_waiters += 1
+        try:
+            with self._op_free:
+                while self._op_owner != 0:
+                    self._op_free.wait(0.05)
+                self._op_owner = me  # no Python code since the test above: still free
+                self._op_depth = 1
+                self._op_epoch += 1
+        finally:
+            self._op_waiters -= 1
+        return 0
+
+    @property
+    def operation_lock(self):
+        """For the Python twin's containers: the same lock as a context manager."""
+        return _OperationLock(self)
+
+    @property
+    def op_epoch(self):
+        """How many outermost operations have begun (see _Binding.begin)."""
+        return self._op_epoch
+
+    @property
+    def adding_lock(self):
+        """For the Python twin's adding methods (C containers' adds take no lock)."""
+        return _OperationLock(self)
+
+    @property
+    def mac_key(self):
+        """The journal's key, which authenticates pickles (and tells its containers)."""
+        return self._key
+
+    def next_container_id(self):
+        """A number for a new container, unique among this writer's (codes 1, 2, ...)."""
+        self._containers += 1
+        return self._containers
+
+    def append(self, int op, bytes name, key, values, caller=None, uint64_t container_id=0):
+        """Journal one record; return its sequence number.  Raises before anything is lost."""
+        self.record(<uint8_t>op, name, container_id, key, values, caller)
+        return self._last_seq
+
+    cdef int record(self, uint8_t op, bytes name, uint64_t cid, object key, object values,
+                    object caller) except -1:
+        cdef char stack[STACK_BUF]
+        cdef Buf b
+        self._take_buffer(&b, stack)
+        try:
+            encode_value(&b, key, self._key)
+            encode_value(&b, values, self._key)
+            if caller is not None:
+                encode_value(&b, caller, self._key)
+            self._finish(op, name, cid, &b, FLAG_CALLER if caller is not None else 0)
+        finally:
+            self._give_back(&b)
+        if self._hooked:  # no Python code ran since the commit: _last_seq is this record's
+            self._hook(self._last_seq, self._last_time, op, name, key, values, caller, cid)
+        return 0
+
+    cdef int record_one(self, uint8_t op, bytes name, uint64_t cid, object key, uint8_t tag,
+                        object item_key, object item, object caller) except -1:
+        """Like record() with values = [item], {item} or {item_key: item}, built in place."""
+        cdef char stack[STACK_BUF]
+        cdef Buf b
+        cdef Py_ssize_t start
+        self._take_buffer(&b, stack)
+        try:
+            encode_value(&b, key, self._key)
+            start = b.n
+            put_byte(&b, tag)
+            put_byte(&b, 1)
+            if tag == T_DICT and encode(&b, item_key, 1, self._key) == TOO_DEEP:
+                b.n = start
+                encode_pickle(&b, {item_key: item}, self._key)
+            elif encode(&b, item, 1, self._key) == TOO_DEEP:
+                b.n = start
+                encode_pickle(&b, {item_key: item} if tag == T_DICT else ({item} if tag == T_SET else [item]),
+                              self._key)
+            if caller is not None:
+                encode_value(&b, caller, self._key)
+            self._finish(op, name, cid, &b, FLAG_CALLER if caller is not None else 0)
+        finally:
+            self._give_back(&b)
+        if self._hooked:
+            self._hook(self._last_seq, self._last_time, op, name, key,
+                       {item_key: item} if tag == T_DICT else ({item} if tag == T_SET else [item]),
+                       caller, cid)
+        return 0
+
+    cdef void _take_buffer(self, Buf* b, char* stack):
+        """Encode into the writer's scratch buffer when it is free, else on the stack.
+
+        Large records would otherwise fault in fresh heap pages on every call (a third of
+        the time of a clear() of a million items); the scratch keeps them mapped.
+        """
+        b.n = 0
+        if self._scratch != NULL and not self._scratch_busy:
+            self._scratch_busy = True  # encoding may run Python code (pickle): another thread
+            b.p = self._scratch        # then encodes into its own buffer
+            b.cap = self._scratch_cap
+            b.heap = b.scratch = True
+        else:
+            b.p = stack
+            b.cap = STACK_BUF
+            b.heap = b.scratch = False
+
+    cdef void _give_back(self, Buf* b):
+        if b.scratch:
+            self._scratch_busy = False
+            if b.cap <= MAX_SCRATCH:
+                self._scratch, self._scratch_cap = b.p, b.cap  # it may have been reallocated
+                return
+            self._scratch = NULL
+            self._scratch_cap = 0
+        elif b.heap and self._scratch == NULL and b.cap <= MAX_SCRATCH:
+            self._scratch, self._scratch_cap = b.p, b.cap
+            return
+        if b.heap:
+            free(b.p)
+
+    cdef int _finish(self, uint8_t op, bytes name, uint64_t cid, Buf* b, uint8_t flags) except -1:
+        global _lz4_compress
+        cdef const char* payload = b.p
+        cdef Py_ssize_t plen = b.n
+        cdef bytes packed
+        if plen >= self._threshold:
+            if _lz4_compress is None:
+                from lz4.block import compress
+                _lz4_compress = compress
+            if plen > LZ4_PROBE_SIZE:  # incompressible (say, a million ints)? skip it: see format.md
+                packed = _lz4_compress(PyMemoryView_FromMemory(b.p, LZ4_PROBE_SIZE, PyBUF_READ), store_size=True)
+                if PyBytes_GET_SIZE(packed) * 10 > LZ4_PROBE_SIZE * 9:
+                    self._commit(op, flags, name, cid, payload, plen)
+                    return 0
+            packed = _lz4_compress(PyMemoryView_FromMemory(b.p, b.n, PyBUF_READ), store_size=True)
+            if PyBytes_GET_SIZE(packed) < plen:
+                payload = PyBytes_AS_STRING(packed)
+                plen = PyBytes_GET_SIZE(packed)
+                flags |= FLAG_COMPRESSED
+        self._commit(op, flags, name, cid, payload, plen)
+        return 0
+
+    cdef int _commit(self, uint8_t op, uint8_t flags, bytes name, uint64_t cid,
+                     const char* payload, Py_ssize_t plen) except -1:
+        cdef Py_ssize_t name_len = PyBytes_GET_SIZE(name)
+        cdef char id_bytes[10]
+        cdef Py_ssize_t id_len = 0
+        cdef Py_ssize_t frame_len
+        cdef char* p
+        cdef uint64_t thread
+        cdef int64_t now
+        cdef uint16_t nlen = <uint16_t>name_len
+        cdef uint32_t flen, crc
+        cdef uint64_t seq
+        cdef int fd, rc
+        if cid:  # the container's number, LEB128, after the name
+            flags |= FLAG_ID
+            while cid > 0x7F:
+                id_bytes[id_len] = <char>((cid & 0x7F) | 0x80)
+                id_len += 1
+                cid >>= 7
+            id_bytes[id_len] = <char>cid
+            id_len += 1
+        frame_len = FRAME_HEADER_SIZE + name_len + id_len + plen
+        if frame_len > 0xFFFFFFFF:
+            raise RecordTooLargeError(f"a {frame_len}-byte record exceeds the 4 GiB frame limit; nothing was discarded")
+        while self._pos + frame_len > self._end:
+            self._rotate(frame_len)
+        # From here to the end of the copy: no Python calls, so atomic under the GIL.
+        if self._pos + frame_len > self._prepared:
+            self._prepare(self._pos + frame_len)
+        p = self._base + self._pos
+        seq = self._seq + 1
+        thread = PyThread_get_thread_ident()
+        now = sd_now_ns()
+        memcpy(p + 8, &seq, 8)
+        memcpy(p + 16, &now, 8)
+        memcpy(p + 24, &thread, 8)
+        p[32] = <char>op
+        p[33] = <char>flags
+        memcpy(p + 34, &nlen, 2)
+        memcpy(p + FRAME_HEADER_SIZE, PyBytes_AS_STRING(name), name_len)
+        memcpy(p + FRAME_HEADER_SIZE + name_len, id_bytes, id_len)
+        memcpy(p + FRAME_HEADER_SIZE + name_len + id_len, payload, plen)
+        crc = sd_crc32c(0, p + 8, frame_len - 8)
+        flen = <uint32_t>frame_len
+        memcpy(p + 4, &crc, 4)
+        if faults_armed:  # tests only (docs/guarantees.md): a Python call, so not atomic then
+            _faults.point("record.write")
+        memcpy(p, &flen, 4)  # the length last: the frame exists once it is written
+        self._pos += frame_len
+        self._seq = seq
+        self._bytes += <uint64_t>frame_len
+        if self._durability == DURABILITY_FSYNC:
+            if faults_armed:
+                _faults.point("record.sync")
+            # on a duplicate, without the GIL: concurrent writers share one flush, and a
+            # rotation meanwhile is harmless (sealing fsyncs the segment in this mode)
+            fd = dup(self._fd)
+            if fd < 0:
+                raise OSError(errno, os.strerror(errno))
+            with nogil:
+                rc = sd_fdatasync(fd)
+                close(fd)
+            if rc != 0:
+                raise OSError(errno, f"fdatasync of the journal segment failed: {os.strerror(errno)}")
+        # after the flush (which let the GIL go): this thread's record, for append() and the hook
+        self._last_seq = seq
+        self._last_time = now
+        return 0
+
+    cdef int _prepare(self, Py_ssize_t upto) except -1:
+        """Write zeros ahead of the frames, PREPARE_CHUNK at a time.
+
+        The first store into a page of a fresh file mapping costs a page fault that
+        allocates it (about 4 us on ext4); pwrite puts the same pages in the page cache
+        eight times faster, after which stores into the mapping are plain memory writes.
+        """
+        cdef Py_ssize_t target = self._prepared + PREPARE_CHUNK
+        cdef Py_ssize_t n
+        cdef ssize_t written
+        if target < upto:
+            target = upto
+        if target > self._end:
+            target = self._end
+        while self._prepared < target:
+            n = target - self._prepared
+            if n > SD_ZERO_SIZE:
+                n = SD_ZERO_SIZE
+            written = pwrite(self._fd, sd_zeros, n, self._prepared)
+            if written < 0:
+                if errno == EINTR:
+                    continue
+                raise OSError(errno, f"writing to the journal segment failed: {os.strerror(errno)}")
+            self._prepared += written
+        return 0
+
+    cdef int _rotate(self, Py_ssize_t need) except -1:
+        with self._lock:
+            if self._pos + need <= self._end:
+                return 0  # another thread rotated while we waited
+            if self._closed:
+                raise JournalClosedError("the journal is closed; nothing was discarded")
+            used = self._pos
+            self._release_map()
+            m, start, end, fd = self._manager.rotate(used, need, self._seq)
+            PyObject_GetBuffer(m, &self._view, PyBUF_WRITABLE)
+            self._has_view = True
+            self._map = m
+            self._base = <char*>self._view.buf
+            self._fd = fd
+            self._end = end
+            self._pos = self._prepared = start
+        return 0
+
+    cdef void _release_map(self):
+        self._base = NULL
+        self._pos = self._end = self._prepared = 0
+        self._fd = -1
+        if self._has_view:
+            self._has_view = False
+            PyBuffer_Release(&self._view)
+        self._map = None
+
+    def sync(self):
+        """Make every record written so far durable (fdatasync of the active segment)."""
+        cdef int fd, rc
+        if self._base == NULL:
+            return
+        if faults_armed:
+            _faults.point("record.sync")
+        fd = dup(self._fd)
+        if fd < 0:
+            raise OSError(errno, os.strerror(errno))
+        with nogil:
+            rc = sd_fdatasync(fd)
+            close(fd)
+        if rc != 0:
+            raise OSError(errno, f"fdatasync of the journal segment failed: {os.strerror(errno)}")
+
+    def seal_segment(self):
+        """Seal the active segment now (the next record opens a new one), so that what it
+        holds can be shipped; nothing happens if no segment is open."""
+        with self._lock:
+            if self._closed or self._base == NULL:
+                return
+            used = self._pos
+            self._release_map()
+            self._manager.seal(used, self._seq)
+
+    def close(self):
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            used = self._pos
+            self._release_map()
+            self._manager.seal(used, self._seq)
+
+    def after_fork_in_child(self):
+        """A forked child must never write into its parent's segment."""
+        self._lock = threading.Lock()
+        # another thread of the parent may have been inside an operation: start free
+        self._op_free = threading.Condition(threading.Lock())
+        self._op_owner = 0
+        self._op_depth = 0
+        self._op_waiters = 0
+        self._release_map()
+        self._seq = self._last_seq = self._bytes = 0
+        self._manager.forget_after_fork()
+
+
+@cython.final
+cdef class _OperationLock:
+    cdef RecordWriter writer
+
+    def __cinit__(self, RecordWriter writer):
+        self.writer = writer
+
+    def __enter__(self):
+        self.writer.enter()
+
+    def __exit__(self, *exc):
+        self.writer.leave()

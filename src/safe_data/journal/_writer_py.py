@@ -1,0 +1,222 @@
+"""Pure-Python twin of ``_writer_c.pyx``: the same names, in the same order, writing the
+same bytes (the value encoder is ``codec.py``'s).
+
+It follows the C code closely on purpose, so a fix in one is easy to carry to the other.
+Used when the extension is not built, or when ``SAFE_DATA_NO_EXTENSIONS=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import google_crc32c
+
+from .. import _faults
+from ..errors import JournalClosedError, RecordTooLargeError
+from . import format as fmt
+from .codec import decode_values, encode_value, put_varint
+from .segments import sync_data
+
+
+__all__ = ["DURABILITY_BATCH", "DURABILITY_FSYNC", "DURABILITY_PROCESS", "RecordWriter", "crc32c",
+           "decode_values"]
+
+crc32c = google_crc32c.value
+
+DURABILITY_PROCESS = 0
+DURABILITY_BATCH = 1
+DURABILITY_FSYNC = 2
+
+_lz4_compress = None
+
+
+def _compress(payload):
+    global _lz4_compress
+    if _lz4_compress is None:  # lz4 is imported on first use: keeps `import safe_data` light
+        from lz4.block import compress as _lz4_compress
+    return _lz4_compress(payload, store_size=True)
+
+
+def _worth_compressing(payload) -> bool:
+    """Long payloads are compressed only if a probe of their start shrinks (format.md)."""
+    if len(payload) <= fmt.LZ4_PROBE_SIZE:
+        return True
+    return len(_compress(memoryview(payload)[:fmt.LZ4_PROBE_SIZE])) * 10 <= fmt.LZ4_PROBE_SIZE * 9
+
+
+class RecordWriter:
+    """Appends frames to the active segment of one journal, for all threads of a process."""
+
+    def __init__(self, manager, mac_key: bytes, durability: int, compress_threshold: int):
+        self._manager = manager
+        self._key = mac_key
+        self._durability = durability
+        self._threshold = compress_threshold
+        self._lock = threading.Lock()
+        #: held by a container from reading what it discards to changing itself (see
+        #: RecordWriter.enter in _writer_c.pyx); reentrant for pickles that discard.  In this
+        #: twin, adding takes it too: Python code cannot take items out in one atomic step
+        self.operation_lock = _OperationLock()
+        self.adding_lock = self.operation_lock.lock  # adding methods need no epoch
+        self._map = None
+        self._pos = self._end = 0
+        self._fd = -1
+        self._seq = 0
+        self._closed = False
+        self._hook = None  # called after each record (Journal.on_discard), or None
+        self._bytes = 0  # frame bytes written by this process (safe_data.stats())
+        self._containers = 0  # numbers given to containers (next_container_id)
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    @property
+    def op_epoch(self) -> int:
+        """How many outermost operations have begun (see _Binding.__enter__)."""
+        return self.operation_lock.epoch
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes of the frames this process wrote through this writer (since a fork)."""
+        return self._bytes
+
+    @property
+    def mac_key(self) -> bytes:
+        """The journal's key, which authenticates pickles (and tells its containers)."""
+        return self._key
+
+    def next_container_id(self) -> int:
+        """A number for a new container, unique among this writer's (codes 1, 2, ...)."""
+        with self._lock:
+            self._containers += 1
+            return self._containers
+
+    def set_hook(self, hook) -> None:
+        """Call ``hook(seq, time_ns, op, name, key, values, caller, container_id)`` after
+        each record is in the journal (durable as the mode promises), in the writing
+        thread; None: no hook.
+        """
+        self._hook = hook
+
+    def append(self, op: int, name: bytes, key, values, caller=None, container_id: int = 0) -> int:
+        """Journal one record; return its sequence number.  Raises before anything is lost."""
+        payload = bytearray()
+        encode_value(payload, key, self._key)
+        encode_value(payload, values, self._key)
+        flags = 0
+        if caller is not None:
+            encode_value(payload, caller, self._key)
+            flags |= fmt.FLAG_CALLER
+        if len(payload) >= self._threshold and _worth_compressing(payload):
+            packed = _compress(payload)
+            if len(packed) < len(payload):
+                payload = packed
+                flags |= fmt.FLAG_COMPRESSED
+        number = bytearray()
+        if container_id:  # the container's number, LEB128, after the name
+            flags |= fmt.FLAG_ID
+            put_varint(number, container_id)
+        body = bytes(name + number + payload)
+        frame_len = fmt.FRAME_HEADER_SIZE + len(body)
+        if frame_len > fmt.MAX_FRAME_LEN:
+            raise RecordTooLargeError(f"a {frame_len}-byte record exceeds the 4 GiB frame limit; nothing was discarded")
+        thread = threading.get_ident()
+        with self._lock:
+            if self._closed:
+                raise JournalClosedError("the journal is closed; nothing was discarded")
+            if self._pos + frame_len > self._end:
+                self._rotate(frame_len)
+            seq = self._seq + 1
+            now = time.time_ns()
+            head = fmt.FRAME_HEADER.pack(0, 0, seq, now, thread, op, flags, len(name))
+            crc = google_crc32c.extend(crc32c(head[8:]), body)
+            pos = self._pos
+            self._map[pos + 8:pos + fmt.FRAME_HEADER_SIZE] = head[8:]
+            self._map[pos + fmt.FRAME_HEADER_SIZE:pos + frame_len] = body
+            _faults.point("record.write")
+            # the length and CRC last, as the C writer does: a frame is there once they are
+            self._map[pos:pos + 8] = fmt.FRAME_HEADER.pack(frame_len, crc, 0, 0, 0, 0, 0, 0)[:8]
+            self._pos = pos + frame_len
+            self._seq = seq
+            self._bytes += frame_len
+            if self._durability == DURABILITY_FSYNC:
+                fd = os.dup(self._fd)
+        if self._durability == DURABILITY_FSYNC:
+            # outside the lock, on a duplicate: concurrent writers share one flush
+            try:
+                sync_data(fd)
+            finally:
+                os.close(fd)
+        if self._hook is not None:
+            self._hook(seq, now, op, name, key, values, caller, container_id)
+        return seq
+
+    def _rotate(self, need: int) -> None:
+        used, self._map, self._pos, self._end, self._fd = self._pos, None, 0, 0, -1
+        self._map, self._pos, self._end, self._fd = self._manager.rotate(used, need, self._seq)
+
+    def sync(self) -> None:
+        """Make every record written so far durable (fdatasync of the active segment)."""
+        with self._lock:
+            if self._map is None:
+                return
+            fd = os.dup(self._fd)
+        try:
+            sync_data(fd)
+        finally:
+            os.close(fd)
+
+    def seal_segment(self) -> None:
+        """Seal the active segment now (the next record opens a new one), so that what it
+        holds can be shipped; nothing happens if no segment is open."""
+        with self._lock:
+            if self._closed or self._map is None:
+                return
+            used, self._map, self._pos, self._end, self._fd = self._pos, None, 0, 0, -1
+            self._manager.seal(used, self._seq)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            used, self._map, self._pos, self._end, self._fd = self._pos, None, 0, 0, -1
+            self._manager.seal(used, self._seq)
+
+    def after_fork_in_child(self) -> None:
+        """A forked child must never write into its parent's segment."""
+        self._lock = threading.Lock()
+        # another thread of the parent may have been inside an operation: start free,
+        # but keep counting epochs (marks left by the parent's threads must not match)
+        epoch, self.operation_lock = self.operation_lock.epoch, _OperationLock()
+        self.operation_lock.epoch = epoch
+        self.adding_lock = self.operation_lock.lock
+        self._map, self._pos, self._end, self._fd, self._seq = None, 0, 0, -1, 0
+        self._bytes = 0
+        self._manager.forget_after_fork()
+
+
+class _OperationLock:
+    """RecordWriter.enter/leave of _writer_c.pyx: a reentrant lock that counts the outermost
+    entries (``epoch``), by which a container tells its own operation from another's."""
+
+    __slots__ = ("lock", "_depth", "epoch")
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self._depth = 0
+        self.epoch = 0
+
+    def __enter__(self):
+        self.lock.acquire()
+        self._depth += 1
+        if self._depth == 1:
+            self.epoch += 1
+        return self
+
+    def __exit__(self, *exc):
+        self._depth -= 1
+        self.lock.release()
