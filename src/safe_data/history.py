@@ -28,7 +28,7 @@ TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers trea
 if TYPE_CHECKING:
     from typing import Any
 
-    from ._impl import SafeDict, SafeList, SafeSet
+    from .containers import SafeDict, SafeList, SafeSet
     from .journal.reader import Record
 
     Container = SafeList[Any] | SafeDict[Any, Any] | SafeSet[Any]

@@ -31,7 +31,7 @@ TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers trea
 if TYPE_CHECKING:
     from typing import Any, TypeVar, overload
 
-    from ._impl import SafeDict, SafeList, SafeSet
+    from .containers import SafeDict, SafeList, SafeSet
 
     _T = TypeVar("_T")
     _K = TypeVar("_K")
