@@ -18,7 +18,10 @@ import pytest
 
 import safe_data
 
-PACKAGE = pathlib.Path(safe_data.__file__).parent
+#: the sources, read from the repository (an installed wheel has no .pyx/.pxd); the
+#: import probes run the installed package (where the extension is built)
+PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "src" / "safe_data"
+INSTALLED = pathlib.Path(safe_data.__file__).parent
 JOURNAL = PACKAGE / "journal"
 #: what the journal may use: itself and the package's foundation modules
 BELOW_OR_AT = ("safe_data.journal", "safe_data.errors", "safe_data._faults", "safe_data._fs",
@@ -84,7 +87,7 @@ print(json.dumps(sorted(m for m in sys.modules if m.startswith("safe_data."))))
 @pytest.mark.parametrize("module", [f"safe_data.journal.{p.stem}" for p in _journal_sources()
                                     if p.suffix == ".py"] + ["safe_data._impl"])
 def test_importing_the_journal_loads_nothing_above_it(module):
-    out = subprocess.run([sys.executable, "-c", _PROBE, str(PACKAGE), module],
+    out = subprocess.run([sys.executable, "-c", _PROBE, str(INSTALLED), module],
                          capture_output=True, text=True, env=dict(os.environ))
     assert out.returncode == 0, out.stderr
     above = [name for name in json.loads(out.stdout) if not _allowed(name)]
