@@ -274,34 +274,32 @@ class _NoHistory(Exception):
 def _with_nested(value, writer, until, histories):
     """``value`` with each nested container (a NestedContainer, as its parent recorded
     it) replaced by its own state at ``until``, replayed from its own records."""
-    t = type(value)
-    if t is NestedContainer:
-        records = histories.of((writer, value.container_id)) if value.container_id else []
+    def state(nested):
+        records = histories.of((writer, nested.container_id)) if nested.container_id else []
         known = [r for r in records if r.op == "snapshot" and (until is None or r.time_ns < until)]
         if not known:
             raise _NoHistory
-        value = _replay(records, known[-1], until)
-        t = type(value)
-    if t is list:
-        return [_with_nested(v, writer, until, histories) for v in value]
-    if t is dict:
-        return {k: _with_nested(v, writer, until, histories) for k, v in value.items()}
-    if t is tuple:
-        return tuple(_with_nested(v, writer, until, histories) for v in value)
-    return value
+        return _replay(records, known[-1], until)
+    return _each_nested(value, state)
 
 
 def _unmark(value):
     """``value`` with each nested container as its parent recorded it."""
+    return _each_nested(value, lambda nested: nested.value)
+
+
+def _each_nested(value, state):
+    """``value`` with each NestedContainer inside replaced by ``state(it)``, itself walked."""
     t = type(value)
     if t is NestedContainer:
-        return _unmark(value.value)
+        value = state(value)
+        t = type(value)
     if t is list:
-        return [_unmark(v) for v in value]
+        return [_each_nested(v, state) for v in value]
     if t is dict:
-        return {k: _unmark(v) for k, v in value.items()}
+        return {k: _each_nested(v, state) for k, v in value.items()}
     if t is tuple:
-        return tuple(_unmark(v) for v in value)
+        return tuple(_each_nested(v, state) for v in value)
     return value
 
 
