@@ -6,7 +6,7 @@ import sys
 import pytest
 
 import safe_data
-from safe_data.journal import journal as journal_module
+from safe_data.journal import registry
 
 
 @pytest.fixture(autouse=True)
@@ -20,9 +20,9 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setattr(journal_module, "_default", None)
+    monkeypatch.setattr(registry, "_default", None)
     yield
-    default = journal_module._default
+    default = registry._default
     if default is not None:
         default.close()
 

@@ -16,7 +16,7 @@ import pytest
 
 import safe_data
 from safe_data import DiscardHookWarning, SafeDict, SafeList, SafeSet
-from safe_data.journal import journal as journal_module
+from safe_data.journal import registry
 
 from .conftest import records
 
@@ -411,7 +411,7 @@ def test_server_counts_store_unavailable():
 def test_temporary_journal_is_the_default_for_the_block(tmp_path):
     from safe_data.testing import temporary_journal
 
-    previous = journal_module._default
+    previous = registry._default
     with temporary_journal(tmp_path / "t") as j:
         assert safe_data.default_journal() is j
         lst = SafeList([1, 2])
@@ -426,7 +426,7 @@ def test_temporary_journal_is_the_default_for_the_block(tmp_path):
             j.assert_nothing_discarded()
         assert len(j.discards(include_expected=True)) == 2
     assert j.closed
-    assert journal_module._default is previous
+    assert registry._default is previous
 
 
 def test_plugin_fixture_and_marker(pytester):

@@ -10,11 +10,13 @@ from .containers import SafeDict, SafeList, SafeSet
 from .errors import (
     CorruptRecordError,
     CorruptSegmentError,
+    DiscardHookWarning,
     IncompleteHistoryError,
     JournalClosedError,
     JournalError,
     JournalFullError,
     JournalReadOnlyError,
+    JournalWarning,
     MissingDependencyError,
     RecordTooLargeError,
     ReentrantChangeError,
@@ -24,7 +26,7 @@ from .errors import (
 )
 from .history import diff, discarded, history, restore, undo
 from .journal.codec import UnloadablePickle, UnverifiedPickle
-from .journal.journal import DiscardHookWarning, Journal, JournalWarning, configure, default_journal
+from .journal.journal import Journal, configure, default_journal
 from .journal.reader import Problem, Record
 from .patching import install, patched, uninstall
 from .protect import SafeBytearray, SafeDefaultDict, SafeDeque, SafeOrderedDict, make_safe

@@ -11,7 +11,8 @@ import sys
 from copy import deepcopy
 
 from .journal.codec import reading
-from .journal.journal import default_journal, is_default_journal, journal_at
+from .journal import registry
+from .journal.journal import default_journal, journal_at
 
 #: where our own container classes live (a pickle names them by kind, not by class)
 _OUR_MODULES = ("safe_data.containers._containers_c", "safe_data.containers._containers_py")
@@ -78,7 +79,7 @@ def settings_of(container, *, for_pickle: bool = False) -> dict:
     settings["versioned"] = container.versioned
     if for_pickle:  # a pickle names the journal by path (None: the default journal)
         journal = settings["journal"]
-        settings["journal"] = None if is_default_journal(journal) else journal.path
+        settings["journal"] = None if registry.is_default(journal) else journal.path
     return settings
 
 

@@ -138,3 +138,11 @@ class RevisionConflictError(SafeDataError):
 
 class MissingDependencyError(SafeDataError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+class JournalWarning(UserWarning):
+    """A reader found a torn or corrupt frame (the warning names segment and offset)."""
+
+
+class DiscardHookWarning(JournalWarning):
+    """An ``on_discard`` callback raised; the record it was told about is in the journal."""

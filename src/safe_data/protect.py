@@ -31,6 +31,7 @@ from itertools import islice
 
 from . import _support
 from .containers import SafeDict, SafeList, SafeSet
+from .journal import registry
 from .proxies import Journaled, MappingJournaling, SequenceJournaling, _Proxy
 
 __all__ = ["SafeBytearray", "SafeDefaultDict", "SafeDeque", "SafeOrderedDict", "is_safe",
@@ -92,9 +93,7 @@ class _Protected(Journaled):
     def _settings(self, *, for_pickle: bool = False) -> dict:
         journal = self._journal
         if for_pickle:  # a pickle names the journal by path (None: the default journal)
-            from .journal.journal import is_default_journal
-
-            journal = None if is_default_journal(journal) else journal.path
+            journal = None if registry.is_default(journal) else journal.path
         return {"name": self._name, "journal": journal, "capture_caller": self._capture,
                 **self._options()}
 

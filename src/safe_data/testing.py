@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from .journal import journal as _journal
+from .journal import registry
 from .journal.journal import Journal
 
 __all__ = ["TemporaryJournal", "temporary_journal"]
@@ -78,9 +78,9 @@ def temporary_journal(path, **options):
     """Open a :class:`TemporaryJournal` at ``path`` (arguments of :class:`Journal`) as the
     default journal for the block; close it and restore the previous default after."""
     journal = TemporaryJournal(os.fspath(path), **options)
-    previous = _journal._swap_default(journal)
+    previous = registry.swap_default(journal)
     try:
         yield journal
     finally:
-        _journal._swap_default(previous)
+        registry.swap_default(previous)
         journal.close()

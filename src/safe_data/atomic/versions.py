@@ -14,7 +14,8 @@ from collections import namedtuple
 from datetime import datetime, timezone
 
 from .. import _support
-from ..journal.journal import JournalWarning, to_ns
+from ..errors import JournalWarning
+from ..journal.journal import to_ns
 from .replace import replace_file
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
+from ..journal import hooks, registry
+
 __all__ = ["stats"]
 
 _SEALED_SUFFIX = ".seg"  # safe_data.upload.uploader.SEALED_SUFFIX
@@ -64,10 +66,8 @@ def stats() -> dict[str, int]:
     ``safe_data.upload.running``
         Uploaders running in this process.
     """
-    from ..journal import journal as _journal
-
-    records, nbytes = _journal.totals()
-    journals = _journal.open_journals()
+    records, nbytes = registry.totals()
+    journals = registry.open_journals()
     paths = {j.path for j in journals}
     acked = acked_bytes = errors = rejected = running = 0
     uploader_mod = sys.modules.get("safe_data.upload.uploader")
@@ -89,7 +89,7 @@ def stats() -> dict[str, int]:
         "safe_data.records": records,
         "safe_data.bytes": nbytes,
         "safe_data.journals": len(journals),
-        "safe_data.discard_hook.errors": _journal._hook_errors,
+        "safe_data.discard_hook.errors": hooks.errors,
         "safe_data.upload.pending_segments": pending_segments,
         "safe_data.upload.pending_bytes": pending_bytes,
         "safe_data.upload.acked_segments": acked,

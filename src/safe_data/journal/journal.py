@@ -6,20 +6,12 @@ a ``SegmentManager`` (segment files) and a ``RecordWriter`` (the C or Python hot
 parent's segment and starts its own on its first record; at exit every journal seals its
 active segment.
 
-Discard hooks (``on_discard``): the writer calls one function after each record is in
-the journal, only while a callback is registered (unset, the hot path pays one C flag
-test).  That function, a :class:`_DiscardHooks`, builds the :class:`Record` and calls the
-callbacks in turn, in the discarding thread, under the journal's operation lock and
-before the container changes.  A callback's exception is reported as a
-:class:`DiscardHookWarning` and never propagates: the record is already in the journal,
-and the operation goes on.  Records written while a callback runs (a callback that
-discards, into this journal or another) are journaled as always but fire no callbacks, so
-a callback can never recurse into itself.
+Discard hooks: journal/hooks.py; the journals of this process (by path, the default one,
+fork and exit): journal/registry.py.
 """
 
 from __future__ import annotations
 
-import atexit
 import errno
 import os
 import re
@@ -37,8 +29,10 @@ if TYPE_CHECKING:
     Durability = Literal["process", "batch", "fsync"]
 
 from .. import _impl
-from ..errors import JournalReadOnlyError, SafeDataError
+from ..errors import JournalReadOnlyError, JournalWarning, SafeDataError
 from . import format as fmt
+from . import registry
+from .hooks import DiscardHooks
 from .keyfile import load_or_create_key, read_key
 from .reader import Problem, Record, read_records, verify_directory
 from .recovery import recover_dead_segments
@@ -47,14 +41,6 @@ from .segments import SegmentManager
 #: the writers' durability codes (both implementations define the same DURABILITY_* names)
 DURABILITY_MODES = {"process": 0, "batch": 1, "fsync": 2}
 DEFAULT_SEGMENT_SIZE = 16 << 20
-
-
-class JournalWarning(UserWarning):
-    """A reader found a torn or corrupt frame (the warning names segment and offset)."""
-
-
-class DiscardHookWarning(JournalWarning):
-    """An ``on_discard`` callback raised; the record it was told about is in the journal."""
 
 
 def default_path() -> str:
@@ -128,13 +114,14 @@ class Journal:
                                           DURABILITY_MODES[durability], compress_threshold)
         self._closed = False
         self._flusher = None
-        self._hooks = _DiscardHooks(self._manager)
+        self._hooks = DiscardHooks(self._manager)
+        self._hooks_lock = threading.RLock()  # adding and removing callbacks (log_discards nests)
         self._log_hook = None
         if readonly:
             return  # never found by journal_at(), nothing to flush or seal at exit
         if durability == "batch":
             self._start_flusher()
-        _register(self)
+        registry.register(self)
 
     def _open_for_writing(self, segment_size: int, max_bytes: int | None):
         """(key, segment manager, what recovery set aside): the directory and key made if
@@ -180,8 +167,7 @@ class Journal:
         if self._flusher is not None:
             self._flusher.set()
         self._writer.close()
-        _unregister(self)
-        _count_closed(self._writer)
+        registry.unregister(self)
 
     @property
     def closed(self) -> bool:
@@ -226,14 +212,14 @@ class Journal:
         """
         if not callable(callback):
             raise TypeError(f"on_discard needs a callable, not {type(callback).__name__}")
-        with _lock:
+        with self._hooks_lock:
             self._hooks.callbacks = self._hooks.callbacks + (callback,)
             self._writer.set_hook(self._hooks)
         return callback
 
     def remove_on_discard(self, callback) -> None:
         """Stop calling ``callback`` (its last registration); ValueError if it is not one."""
-        with _lock:
+        with self._hooks_lock:
             callbacks = list(self._hooks.callbacks)
             for i in range(len(callbacks) - 1, -1, -1):
                 if callbacks[i] == callback:
@@ -260,7 +246,7 @@ class Journal:
         ``discard_journal``.  Built on :meth:`on_discard`.  Calling it again replaces the
         previous settings; ``enabled=False`` turns it off.
         """
-        with _lock:
+        with self._hooks_lock:
             if self._log_hook is not None:
                 self.remove_on_discard(self._log_hook)
                 self._log_hook = None
@@ -366,82 +352,6 @@ class _ReadOnlySegments:
         pass
 
 
-_in_callback = threading.local()  # .active: this thread is running a discard callback
-_pid = os.getpid()  # for the records callbacks get (reset after a fork)
-_hook_errors = 0  # callbacks that raised, for safe_data.stats()
-
-
-class _DiscardHooks:
-    """What a journal's writer calls after each record while callbacks are registered.
-
-    It holds the callbacks and the segment manager (for the writer id), not the journal,
-    so the writer -> hook reference makes no cycle.
-    """
-
-    __slots__ = ("callbacks", "_manager")
-
-    def __init__(self, manager):
-        self.callbacks: tuple = ()
-        self._manager = manager
-
-    def __call__(self, seq, time_ns, op, name, key, values, caller, container_id):
-        if getattr(_in_callback, "active", False):
-            return  # written by a callback: journaled, not reported (no recursion)
-        callbacks = self.callbacks
-        if not callbacks:
-            return
-        kind, op_name = fmt.OPS[op]
-        record = Record(seq, time_ns, name.decode("utf-8"), kind, op_name, _plain(key),
-                        _plain(values), _pid, threading.get_ident(), caller,
-                        self._manager.writer_id, None, None, container_id or None)
-        _in_callback.active = True
-        try:
-            for callback in callbacks:
-                try:
-                    callback(record)
-                except Exception as exc:
-                    _report_hook_error(callback, record, exc)
-        finally:
-            _in_callback.active = False
-
-
-def _plain(values):
-    """A builtin copy of a safe container passed as the discarded values (a clear() passes
-    the container itself, which is emptied right after the callback)."""
-    t = type(values)
-    if t is list or t is dict or t is set or values is None:
-        return values
-    if isinstance(values, list):
-        return list(values)
-    if isinstance(values, dict):
-        return dict(values)
-    if isinstance(values, set):
-        return set(values)
-    return values
-
-
-def _report_hook_error(callback, record, exc) -> None:
-    global _hook_errors
-    _hook_errors += 1
-    message = (f"on_discard callback {callback!r} raised {type(exc).__name__}: {exc} "
-               f"(record {record.seq} of {record.container!r} is in the journal)")
-    try:
-        warnings.warn(message, DiscardHookWarning, stacklevel=2)
-    except Exception as escalated:  # warnings turned into errors: still never propagate
-        import sys
-
-        sys.unraisablehook(_Unraisable(type(escalated), escalated, escalated.__traceback__,
-                                       None, callback))
-
-
-class _Unraisable:
-    """The argument sys.unraisablehook expects."""
-
-    def __init__(self, exc_type, exc_value, exc_traceback, err_msg, obj):
-        self.exc_type, self.exc_value, self.exc_traceback = exc_type, exc_value, exc_traceback
-        self.err_msg, self.object = err_msg, obj
-
-
 def _flush_loop(journal_ref, stop: threading.Event, interval: float) -> None:
     while not stop.wait(interval):
         journal = journal_ref()
@@ -519,78 +429,16 @@ def _make_private_dir(path: str) -> None:
         os.chmod(path, 0o700)
 
 
-# --- the journals of this process -----------------------------------------------------------
-
-_journals: "weakref.WeakValueDictionary[str, Journal]" = weakref.WeakValueDictionary()  # by path
-_every: "weakref.WeakSet[Journal]" = weakref.WeakSet()  # for fork and exit hooks
-_default: Journal | None = None
-_lock = threading.RLock()
-_closed_totals = [0, 0]  # records, bytes written by this process to journals since closed
-
-
-def _count_closed(writer) -> None:
-    with _lock:
-        _closed_totals[0] += writer.seq
-        _closed_totals[1] += writer.bytes_written
-
-
-def open_journals() -> list[Journal]:
-    """The open journals of this process."""
-    with _lock:
-        return list(_every)
-
-
-def totals() -> tuple[int, int]:
-    """(records, bytes) this process wrote to its journals, open or closed, since it started
-    (or since the fork that made it)."""
-    with _lock:
-        records, nbytes = _closed_totals
-        for journal in _every:
-            records += journal._writer.seq
-            nbytes += journal._writer.bytes_written
-    return records, nbytes
-
-
-def _register(journal: Journal) -> None:
-    with _lock:
-        _journals.setdefault(journal.path, journal)
-        _every.add(journal)
-
-
-def _unregister(journal: Journal) -> None:
-    global _default
-    with _lock:
-        if _journals.get(journal.path) is journal:
-            del _journals[journal.path]
-        _every.discard(journal)
-        if _default is journal:
-            _default = None
-
-
 def journal_at(path: str) -> Journal:
     """The open journal of this process at ``path``, opening it if needed."""
     path = os.path.abspath(path)
-    with _lock:
-        journal = _journals.get(path)
+    journal = registry.open_at(path)
     return journal if journal is not None else Journal(path)
 
 
 def default_journal() -> Journal:
     """The journal containers use when none is given (see :func:`configure`)."""
-    global _default
-    journal = _default
-    if journal is None:
-        with _lock:
-            if _default is None:
-                path = os.path.abspath(default_path())
-                existing = _journals.get(path)
-                _default = existing if existing is not None else Journal(path)
-            journal = _default
-    return journal
-
-
-def is_default_journal(journal: Journal) -> bool:
-    return journal is _default
+    return registry.default(lambda: journal_at(default_path()))
 
 
 def configure(path: str | os.PathLike | None = None, *, log_discards: bool = False,
@@ -600,40 +448,8 @@ def configure(path: str | os.PathLike | None = None, *, log_discards: bool = Fal
     Takes the arguments of :class:`Journal`.  Containers created earlier keep theirs.
     ``log_discards=True`` turns on :meth:`Journal.log_discards` with its defaults.
     """
-    global _default
     journal = Journal(path, **options)
     if log_discards:
         journal.log_discards()
-    with _lock:
-        _default = journal
+    registry.swap_default(journal)
     return journal
-
-
-def _swap_default(journal: Journal | None) -> Journal | None:
-    """Make ``journal`` the default journal; return the previous one (for safe_data.testing)."""
-    global _default
-    with _lock:
-        previous, _default = _default, journal
-    return previous
-
-
-def _after_fork_in_child() -> None:
-    global _lock, _hook_errors, _pid
-    _lock = threading.RLock()
-    _pid = os.getpid()
-    _closed_totals[:] = [0, 0]
-    _hook_errors = 0
-    for journal in list(_every):
-        journal._after_fork_in_child()
-
-
-def _close_all() -> None:
-    for journal in list(_every):
-        try:
-            journal.close()
-        except Exception as exc:  # exiting: report, keep closing the others
-            warnings.warn(f"could not seal {journal.path} at exit: {exc}", JournalWarning)
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(_close_all)

@@ -1,0 +1,114 @@
+"""The journals of this process: found again by path, the default one, their totals for
+``safe_data.stats()``, and what happens to all of them at a fork and at exit.
+
+After ``os.fork()`` each journal's writer forgets the parent's segment and starts its own
+on its first record; at exit every journal seals its active segment.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import warnings
+import weakref
+
+from ..errors import JournalWarning
+
+TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
+if TYPE_CHECKING:
+    from typing import Callable
+
+    from .journal import Journal
+
+_journals: weakref.WeakValueDictionary[str, Journal] = weakref.WeakValueDictionary()  # by path
+_every: weakref.WeakSet[Journal] = weakref.WeakSet()  # for fork and exit hooks
+_default: Journal | None = None
+_lock = threading.RLock()
+_closed_totals = [0, 0]  # records, bytes written by this process to journals since closed
+
+
+def register(journal: Journal) -> None:
+    with _lock:
+        _journals.setdefault(journal.path, journal)
+        _every.add(journal)
+
+
+def unregister(journal: Journal) -> None:
+    """Forget a journal that closed, counting what its writer wrote into the totals."""
+    global _default
+    with _lock:
+        if _journals.get(journal.path) is journal:
+            del _journals[journal.path]
+        _every.discard(journal)
+        if _default is journal:
+            _default = None
+        _closed_totals[0] += journal._writer.seq
+        _closed_totals[1] += journal._writer.bytes_written
+
+
+def open_at(path: str) -> Journal | None:
+    """The open journal of this process at the absolute ``path``, if any."""
+    with _lock:
+        return _journals.get(path)
+
+
+def open_journals() -> list[Journal]:
+    """The open journals of this process."""
+    with _lock:
+        return list(_every)
+
+
+def totals() -> tuple[int, int]:
+    """(records, bytes) this process wrote to its journals, open or closed, since it started
+    (or since the fork that made it)."""
+    with _lock:
+        records, nbytes = _closed_totals
+        for journal in _every:
+            records += journal._writer.seq
+            nbytes += journal._writer.bytes_written
+    return records, nbytes
+
+
+def default(make: Callable[[], Journal]) -> Journal:
+    """The default journal, made by ``make()`` (or found open) the first time."""
+    global _default
+    journal = _default
+    if journal is None:
+        with _lock:
+            if _default is None:
+                _default = make()
+            journal = _default
+    return journal
+
+
+def is_default(journal: Journal) -> bool:
+    return journal is _default
+
+
+def swap_default(journal: Journal | None) -> Journal | None:
+    """Make ``journal`` the default journal; return the previous one."""
+    global _default
+    with _lock:
+        previous, _default = _default, journal
+    return previous
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.RLock()
+    _closed_totals[:] = [0, 0]
+    for journal in list(_every):
+        journal._after_fork_in_child()
+
+
+def _close_all() -> None:
+    for journal in list(_every):
+        try:
+            journal.close()
+        except Exception as exc:  # exiting: report, keep closing the others
+            warnings.warn(f"could not seal {journal.path} at exit: {exc}", JournalWarning)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_close_all)
