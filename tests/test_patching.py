@@ -11,7 +11,7 @@ import pytest
 
 import safe_data
 from safe_data import _core_py
-from safe_data.patching import install, patched, uninstall
+from safe_data.containers.patching import install, patched, uninstall
 
 from .conftest import discarded
 

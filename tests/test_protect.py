@@ -13,10 +13,10 @@ import pytest
 
 import safe_data
 from safe_data.errors import JournalClosedError, UnpicklableValueError
-from safe_data.patching import install, patched, uninstall
-from safe_data.protect import (SafeBytearray, SafeDefaultDict, SafeDeque, SafeOrderedDict,
+from safe_data.containers.patching import install, patched, uninstall
+from safe_data.containers.protect import (SafeBytearray, SafeDefaultDict, SafeDeque, SafeOrderedDict,
                                make_safe)
-from safe_data.proxies import SafeMappingProxy, SafeSequenceProxy, proxy
+from safe_data.containers.proxies import SafeMappingProxy, SafeSequenceProxy, proxy
 
 from .conftest import discarded, records
 from .test_methods import CLASSIFICATION, OBJECT_PROTOCOL

@@ -10,7 +10,7 @@ import pytest
 
 import safe_data
 from safe_data.errors import JournalClosedError
-from safe_data.proxies import SafeMappingProxy, SafeSequenceProxy, proxy
+from safe_data.containers.proxies import SafeMappingProxy, SafeSequenceProxy, proxy
 
 from .conftest import discarded, records
 from .test_methods import CLASSIFICATION, OBJECT_PROTOCOL
@@ -142,7 +142,7 @@ def test_the_proxy_implements_every_abc_method_itself(abc):
     assert issubclass(proxy_class, abc) and not proxy_class.__abstractmethods__
     for name in abc_methods(abc) - OBJECT_PROTOCOL | {"__eq__"}:
         owner = next(cls for cls in proxy_class.__mro__ if name in vars(cls))
-        assert owner.__module__ == "safe_data.proxies", f"{name} comes from {owner}"
+        assert owner.__module__ == "safe_data.containers.proxies", f"{name} comes from {owner}"
 
 
 @ABC_PARAMS

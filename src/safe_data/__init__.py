@@ -5,6 +5,8 @@ destructive operation journals the discarded values first, to a crash-safe journ
 local disk.  See the README and docs/ for the guarantees.
 """
 
+import sys as _sys
+
 from ._impl import EXTENSION
 from .containers import SafeDict, SafeList, SafeSet
 from .errors import (
@@ -28,9 +30,17 @@ from .history import diff, discarded, history, restore, undo
 from .journal.codec import UnloadablePickle, UnverifiedPickle
 from .journal.journal import Journal, configure, default_journal
 from .journal.reader import Problem, Record
-from .patching import install, patched, uninstall
-from .protect import SafeBytearray, SafeDefaultDict, SafeDeque, SafeOrderedDict, make_safe
-from .proxies import SafeMappingProxy, SafeSequenceProxy, proxy
+from .containers.patching import install, patched, uninstall
+from .containers.protect import SafeBytearray, SafeDefaultDict, SafeDeque, SafeOrderedDict, make_safe
+from .containers.proxies import SafeMappingProxy, SafeSequenceProxy, proxy
+
+# modules that moved into safe_data.containers in 0.2, under their old names too: imports
+# and pickles made by earlier versions name them (tests/test_compat.py)
+from .containers import _support, patching, protect, proxies  # noqa: E402
+
+for _module in (_support, patching, protect, proxies):
+    _sys.modules[f"{__name__}.{_module.__name__.rpartition('.')[2]}"] = _module
+del _module
 
 __version__ = "0.1.0"
 

@@ -18,7 +18,7 @@ parent knows which container stood where, and takes each one's state from its ow
 
 from __future__ import annotations
 
-from . import _support
+from .containers import _support
 from .containers import SafeDict, SafeList, SafeSet
 from .errors import IncompleteHistoryError, UndoError
 from .journal.codec import NestedContainer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .. import _support
+from ..containers import _support
 from .formats import Codec, resolve_format
 from .replace import ANY_REVISION, read_file, remove_dead_temps, replace_file, revision_of
 

@@ -13,7 +13,7 @@ import warnings
 from collections import namedtuple
 from datetime import datetime, timezone
 
-from .. import _support
+from ..containers import _support
 from ..errors import JournalWarning
 from ..journal.journal import to_ns
 from .replace import replace_file

@@ -26,7 +26,7 @@ from ..journal._writer_c cimport RecordWriter, register_containers
 import operator
 import weakref
 
-from .. import _support
+from . import _support
 from ..errors import ReentrantChangeError
 from ..journal import codec
 from ..journal import format as fmt

@@ -15,7 +15,7 @@ import operator
 import sys
 import weakref
 
-from .. import _support
+from . import _support
 from ..errors import ReentrantChangeError
 from ..journal import codec
 from ..journal import format as fmt

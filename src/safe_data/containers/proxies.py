@@ -22,8 +22,8 @@ import sys
 from collections.abc import MutableMapping, MutableSequence
 
 from . import _support
-from .errors import ReentrantChangeError
-from .journal import format as fmt
+from ..errors import ReentrantChangeError
+from ..journal import format as fmt
 
 __all__ = ["SafeMappingProxy", "SafeSequenceProxy", "proxy"]
 
@@ -31,7 +31,7 @@ TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers trea
 if TYPE_CHECKING:
     from typing import Any, TypeVar, overload
 
-    from .containers import SafeDict, SafeList, SafeSet
+    from . import SafeDict, SafeList, SafeSet
 
     _T = TypeVar("_T")
     _K = TypeVar("_K")
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 _MISSING = object()
 #: frames of these modules are never "the caller" of a discarding call
-_OWN_MODULES = frozenset({__name__, "safe_data.protect", "safe_data._support"})
+_OWN_MODULES = frozenset({__name__, "safe_data.containers.protect", "safe_data.containers._support"})
 
 
 def _caller():

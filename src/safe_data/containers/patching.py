@@ -27,7 +27,7 @@ import types
 from contextlib import contextmanager
 
 from . import _support
-from .containers import SafeDict, SafeList, SafeSet
+from . import SafeDict, SafeList, SafeSet
 
 __all__ = ["install", "patched", "uninstall"]
 

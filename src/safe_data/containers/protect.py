@@ -30,8 +30,8 @@ from collections import OrderedDict, defaultdict, deque
 from itertools import islice
 
 from . import _support
-from .containers import SafeDict, SafeList, SafeSet
-from .journal import registry
+from . import SafeDict, SafeList, SafeSet
+from ..journal import registry
 from .proxies import Journaled, MappingJournaling, SequenceJournaling, _Proxy
 
 __all__ = ["SafeBytearray", "SafeDefaultDict", "SafeDeque", "SafeOrderedDict", "is_safe",
@@ -118,7 +118,7 @@ class _Protected(Journaled):
 
 def _rebuild(cls, args, settings):
     """Unpickle a wrapper: the journal is named by its path (None: the default journal)."""
-    from .journal.journal import journal_at
+    from ..journal.journal import journal_at
 
     settings = dict(settings)
     path = settings.pop("journal")

@@ -10,9 +10,9 @@ import json
 import sys
 from copy import deepcopy
 
-from .journal.codec import reading
-from .journal import registry
-from .journal.journal import default_journal, journal_at
+from ..journal.codec import reading
+from ..journal import registry
+from ..journal.journal import default_journal, journal_at
 
 #: where our own container classes live (a pickle names them by kind, not by class)
 _OUR_MODULES = ("safe_data.containers._containers_c", "safe_data.containers._containers_py")
@@ -109,7 +109,7 @@ def rebuild(cls_or_kind, contents, settings):
     if reading():  # a value read back from the journal: data, not a live container
         return {"list": list, "dict": dict, "set": set}.get(cls_or_kind, type(contents))(contents)
     if isinstance(cls_or_kind, str):
-        from . import containers  # (they import this module)
+        from .. import containers  # (they import this module)
 
         cls = {"list": containers.SafeList, "dict": containers.SafeDict, "set": containers.SafeSet}[cls_or_kind]
     else:
