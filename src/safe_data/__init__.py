@@ -42,7 +42,7 @@ for _module in (_support, patching, protect, proxies):
     _sys.modules[f"{__name__}.{_module.__name__.rpartition('.')[2]}"] = _module
 del _module
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"  # the one version source (pyproject.toml reads it)
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
 if TYPE_CHECKING:  # what __getattr__ below loads on first use, for type checkers
