@@ -8,7 +8,13 @@ local disk.  See the README and docs/ for the guarantees.
 import sys as _sys
 
 from ._impl import EXTENSION
-from .containers import SafeDict, SafeList, SafeSet
+
+# modules that moved into safe_data.containers in 0.2, under their old names too: imports
+# and pickles made by earlier versions name them (tests/test_compat.py)
+from .containers import SafeDict, SafeList, SafeSet, _support, patching, protect, proxies  # noqa: E402
+from .containers.patching import install, patched, uninstall
+from .containers.protect import SafeBytearray, SafeDefaultDict, SafeDeque, SafeOrderedDict, make_safe
+from .containers.proxies import SafeMappingProxy, SafeSequenceProxy, proxy
 from .errors import (
     CorruptRecordError,
     CorruptSegmentError,
@@ -30,13 +36,6 @@ from .history import diff, discarded, history, restore, undo
 from .journal.codec import UnloadablePickle, UnverifiedPickle
 from .journal.journal import Journal, configure, default_journal
 from .journal.reader import Problem, Record
-from .containers.patching import install, patched, uninstall
-from .containers.protect import SafeBytearray, SafeDefaultDict, SafeDeque, SafeOrderedDict, make_safe
-from .containers.proxies import SafeMappingProxy, SafeSequenceProxy, proxy
-
-# modules that moved into safe_data.containers in 0.2, under their old names too: imports
-# and pickles made by earlier versions name them (tests/test_compat.py)
-from .containers import _support, patching, protect, proxies  # noqa: E402
 
 for _module in (_support, patching, protect, proxies):
     _sys.modules[f"{__name__}.{_module.__name__.rpartition('.')[2]}"] = _module
@@ -46,7 +45,7 @@ __version__ = "0.2.0.dev0"  # the one version source (pyproject.toml reads it)
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
 if TYPE_CHECKING:  # what __getattr__ below loads on first use, for type checkers
-    from . import atomic, integrations, synced, testing, upload, web
+    from . import atomic, integrations, synced, testing, upload, web  # noqa: F401
     from .integrations.metrics import stats
     from .upload.s3 import S3Sink
     from .upload.sinks import DirectorySink, HttpSink

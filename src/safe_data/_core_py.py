@@ -4,8 +4,8 @@
 """
 
 from .containers._containers_py import *  # noqa: F403
-from .containers._containers_py import _TrackedSafeList, _TrackedSafeSet  # noqa: F401
 from .containers._containers_py import __all__ as _containers
+from .containers._containers_py import _TrackedSafeList, _TrackedSafeSet  # noqa: F401
 from .journal._writer_py import *  # noqa: F403
 from .journal._writer_py import __all__ as _writer
 

@@ -13,11 +13,18 @@ This module imports nothing above the journal (tests/test_layers.py).
 """
 
 import os
+
 TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
 
-if TYPE_CHECKING:  # type checkers read the stubs of the compiled module
-    from ._core import (DURABILITY_BATCH, DURABILITY_FSYNC, DURABILITY_PROCESS, RecordWriter, crc32c,
-                        decode_values)
+if TYPE_CHECKING:  # type checkers read the stubs of the compiled module (re-exported here)
+    from ._core import (  # noqa: F401
+        DURABILITY_BATCH,
+        DURABILITY_FSYNC,
+        DURABILITY_PROCESS,
+        RecordWriter,
+        crc32c,
+        decode_values,
+    )
 
     EXTENSION: bool
 elif os.environ.get("SAFE_DATA_NO_EXTENSIONS", "") not in ("", "0"):

@@ -18,8 +18,7 @@ parent knows which container stood where, and takes each one's state from its ow
 
 from __future__ import annotations
 
-from .containers import _support
-from .containers import SafeDict, SafeList, SafeSet
+from .containers import SafeDict, SafeList, SafeSet, _support
 from .errors import IncompleteHistoryError, UndoError
 from .journal.codec import NestedContainer
 from .journal.journal import to_ns
@@ -69,7 +68,7 @@ def discarded(name: str | Container, journal=None, *, since=None, until=None) ->
     List and set records contribute their items, dict records ``(key, value)`` pairs,
     row records their column dict.
     """
-    out = []
+    out: list = []
     for record in history(name, journal, since=since, until=until):
         if record.op in ADDING_OPS:
             continue
@@ -128,7 +127,7 @@ def _undo_list(lst, record):
         changes = [(slice(key, key), values)]
     elif op == "del":
         positions = range(key.start, key.stop, key.step)
-        changes = [(slice(p, p), [v]) for p, v in sorted(zip(positions, values), key=lambda pv: pv[0])]
+        changes = [(slice(p, p), [v]) for p, v in sorted(zip(positions, values, strict=True), key=lambda pv: pv[0])]
     elif op == "set" and type(key) is int:
         if key >= len(lst):
             raise UndoError(f"cannot undo: {record.container!r} no longer has index {key}")
@@ -197,7 +196,7 @@ def restore(name: str | Container, *, at=None, journal=None) -> list[Any] | dict
     until = None if at is None else to_ns(at) + 1
     if not isinstance(name, str):
         container = name
-        histories = _Histories(container.journal, container._b.root)
+        histories = _Histories(container.journal, container._b.root)  # type: ignore[union-attr]
         named = histories.of((container.journal._manager.writer_id, container.container_id))
         name = container.name
     else:

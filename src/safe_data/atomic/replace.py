@@ -33,9 +33,9 @@ import re
 import stat
 
 from .. import _faults
-from ..errors import RevisionConflictError
 from .._fs import fsync as _fsync  # (its own name here: the crash tests trace it)
 from .._fs import write_all
+from ..errors import RevisionConflictError
 
 TEMP_PREFIX = ".safe-data-tmp-"
 #: our temp files, and nothing else, match this

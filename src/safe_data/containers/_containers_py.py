@@ -15,10 +15,18 @@ import operator
 import sys
 import weakref
 
-from . import _support
 from ..errors import ReentrantChangeError
 from ..journal import codec
 from ..journal import format as fmt
+from . import _support
+
+TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
+if TYPE_CHECKING:
+    from ..journal._writer_py import RecordWriter
+    from ..journal.journal import Journal
+
+# (mypy: the in-place operators keep the builtins' signatures, which differ from the binary
+# ones; "type: ignore[misc]" marks each)
 
 __all__ = ["SafeDict", "SafeList", "SafeSet"]
 
@@ -33,6 +41,18 @@ class _Binding:
 
     __slots__ = ("journal", "writer", "container_id", "name", "bname", "deep", "capture",
                  "versioned", "active", "_me", "_parent", "_key", "_parent_label", "_self")
+    journal: Journal
+    writer: RecordWriter
+    container_id: int
+    name: str
+    bname: bytes
+    deep: bool
+    capture: bool
+    versioned: bool
+    active: int
+    _parent: weakref.ref | None  # a nested container's parent, else None
+    _key: object  # where it was last seen in its parent
+    _parent_label: str  # the parent's name when _key was noted
 
     def __enter__(self):
         """Start an operation on this container (C: _Binding.begin): take the operation
@@ -158,6 +178,7 @@ class _Safe:
     """The read-only settings every safe container exposes (C: a property per class)."""
 
     __slots__ = ()
+    _b: _Binding  # (each class's own slot)
 
     @property
     def name(self) -> str:
@@ -329,7 +350,7 @@ class SafeList(_Safe, list):
                 _undo_assign(self, where.start, where.step, value, taken)
                 raise
 
-    def __imul__(self, n):
+    def __imul__(self, n):  # type: ignore[misc]
         b = self._b
         times = operator.index(n)
         with b:
@@ -357,7 +378,7 @@ class SafeList(_Safe, list):
         with self._b.writer.adding_lock:
             list.insert(self, index, value)
 
-    def __iadd__(self, other):
+    def __iadd__(self, other):  # type: ignore[misc]
         self.extend(other)
         return self
 
@@ -473,7 +494,7 @@ class _TrackedSafeList(SafeList):
         i = max(0, min(n, i + n if i < 0 else i))
         self._add(i, self._converted(i, (value,)))
 
-    def __iadd__(self, other):
+    def __iadd__(self, other):  # type: ignore[misc]
         self.extend(other)
         return self
 
@@ -584,7 +605,7 @@ class SafeDict(_Safe, dict):
     def update(self, *args, **kwargs):
         self._update(args, kwargs, _OP["dict", "update"])
 
-    def __ior__(self, other):
+    def __ior__(self, other):  # type: ignore[misc]
         self._update((other,), {}, _OP["dict", "|="])
         return self
 
@@ -642,7 +663,7 @@ class SafeSet(_Safe, set):
         with self._b.writer.adding_lock:
             set.update(self, *others)
 
-    def __ior__(self, other):
+    def __ior__(self, other):  # type: ignore[misc]
         if not isinstance(other, (set, frozenset)):
             return NotImplemented
         self.update(other)
@@ -717,19 +738,19 @@ class SafeSet(_Safe, set):
     def symmetric_difference_update(self, other):
         self._symmetric(other, _OP["set", "symmetric_difference_update"])
 
-    def __isub__(self, other):
+    def __isub__(self, other):  # type: ignore[misc]
         if not isinstance(other, (set, frozenset)):
             return NotImplemented
         self._remove(other, False, _OP["set", "-="])
         return self
 
-    def __iand__(self, other):
+    def __iand__(self, other):  # type: ignore[misc]
         if not isinstance(other, (set, frozenset)):
             return NotImplemented
         self._remove(other, True, _OP["set", "&="])
         return self
 
-    def __ixor__(self, other):
+    def __ixor__(self, other):  # type: ignore[misc]
         if not isinstance(other, (set, frozenset)):
             return NotImplemented
         self._symmetric(other, _OP["set", "^="])
@@ -767,7 +788,7 @@ class _TrackedSafeSet(SafeSet):
                 self._b.many(_OP["set", "insert"], None, new)
                 set.update(self, new)
 
-    def __ior__(self, other):
+    def __ior__(self, other):  # type: ignore[misc]
         if not isinstance(other, (set, frozenset)):
             return NotImplemented
         self.update(other)

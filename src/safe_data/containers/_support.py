@@ -10,9 +10,13 @@ import json
 import sys
 from copy import deepcopy
 
-from ..journal.codec import reading
 from ..journal import registry
+from ..journal.codec import reading
 from ..journal.journal import default_journal, journal_at
+
+TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
+if TYPE_CHECKING:
+    from types import FrameType
 
 #: where our own container classes live (a pickle names them by kind, not by class)
 _OUR_MODULES = ("safe_data.containers._containers_c", "safe_data.containers._containers_py")
@@ -25,7 +29,7 @@ def child_name(parent: str, key) -> str:
 
 def auto_name(kind: str, skip_module: str | None = None) -> str:
     """A default name from where the container was created: ``list@myapp.orders:42``."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and (
         frame.f_globals.get("__name__") in (__name__, skip_module)
     ):
@@ -37,7 +41,7 @@ def auto_name(kind: str, skip_module: str | None = None) -> str:
 
 def caller_of(skip_module: str | None = None):
     """(filename, line, function) of the nearest frame outside safe_data's containers."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_globals.get("__name__") in (__name__, skip_module):
         frame = frame.f_back
     if frame is None:

@@ -26,8 +26,7 @@ import threading
 import types
 from contextlib import contextmanager
 
-from . import _support
-from . import SafeDict, SafeList, SafeSet
+from . import SafeDict, SafeList, SafeSet, _support
 
 __all__ = ["install", "patched", "uninstall"]
 

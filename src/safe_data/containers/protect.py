@@ -29,9 +29,8 @@ import operator
 from collections import OrderedDict, defaultdict, deque
 from itertools import islice
 
-from . import _support
-from . import SafeDict, SafeList, SafeSet
 from ..journal import registry
+from . import SafeDict, SafeList, SafeSet, _support
 from .proxies import Journaled, MappingJournaling, SequenceJournaling, _Proxy
 
 __all__ = ["SafeBytearray", "SafeDefaultDict", "SafeDeque", "SafeOrderedDict", "is_safe",
@@ -39,6 +38,7 @@ __all__ = ["SafeBytearray", "SafeDefaultDict", "SafeDeque", "SafeOrderedDict", "
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, TypeVar, overload
 
     _T = TypeVar("_T")
@@ -74,7 +74,7 @@ class _Protected(Journaled):
         elif name is None:
             name = _support.auto_name(self._label, __name__)
         self._bind(name, journal, capture_caller)
-        self._deep = bool(deep)
+        self._deep = bool(deep)  # type: ignore[misc]
 
     @property
     def deep(self) -> bool:
@@ -133,7 +133,7 @@ class _ProtectedSequence(SequenceJournaling, _Protected):
     def _replace(self, fill) -> None:
         """``__init__``: journal the current items (a live object re-initialised), then fill."""
         with self._operation():
-            if len(self):
+            if len(self):  # type: ignore[arg-type]  # (a sequence)
                 self._record("init", None, self._values(self))
             fill()
 
@@ -221,7 +221,7 @@ class SafeDeque(_ProtectedSequence, deque):
     def extendleft(self, iterable):
         self._add([self._adopt(v, 0) for v in iterable], left=True)
 
-    def __iadd__(self, other):
+    def __iadd__(self, other):  # type: ignore[misc]
         self.extend(other)
         return self
 
@@ -256,7 +256,7 @@ class SafeDeque(_ProtectedSequence, deque):
         beyond = max(0, overflow - len(self))  # how many of the added items go too
         if left:  # the right end goes: the deque's last items, then the first ones added
             gone = items[:beyond][::-1] + list(islice(reversed(self), overflow - beyond))[::-1]
-            start = self.maxlen
+            start = self.maxlen or 0  # (only a bounded deque overflows)
         else:  # the left end goes: the deque's first items, then the first ones added
             gone = list(islice(self, overflow - beyond)) + items[:beyond]
             start = 0
@@ -319,7 +319,7 @@ class SafeBytearray(_ProtectedSequence, bytearray):
         with self._operation():
             bytearray.insert(self, index, item)
 
-    def __iadd__(self, other):
+    def __iadd__(self, other):  # type: ignore[misc]
         data = bytes(memoryview(other))  # bytearray's += takes buffers only
         with self._operation():
             bytearray.extend(self, data)
@@ -405,7 +405,7 @@ def _safe_bytearray(obj, name, journal, deep, capture):
 
 
 #: the exact types make_safe converts (deep=True nests them too), and how
-_CONVERTERS = {list: _safe_list, dict: _safe_dict, set: _safe_set, deque: _safe_deque,
+_CONVERTERS: dict[type, Callable[..., Any]] = {list: _safe_list, dict: _safe_dict, set: _safe_set, deque: _safe_deque,
                OrderedDict: _safe_ordered_dict, defaultdict: _safe_defaultdict,
                bytearray: _safe_bytearray}
 

@@ -21,9 +21,9 @@ import operator
 import sys
 from collections.abc import MutableMapping, MutableSequence
 
-from . import _support
 from ..errors import ReentrantChangeError
 from ..journal import format as fmt
+from . import _support
 
 __all__ = ["SafeMappingProxy", "SafeSequenceProxy", "proxy"]
 
@@ -89,11 +89,11 @@ class Journaled:
     def _bind(self, name: str, journal, capture_caller: bool) -> None:
         if len(name.encode("utf-8")) > fmt.MAX_NAME_LEN:
             raise ValueError(f"container name longer than {fmt.MAX_NAME_LEN} bytes")
-        self._name = name
-        self._journal = _support.resolve_journal(journal)
-        self._capture = bool(capture_caller)
+        self._name = name  # type: ignore[misc]
+        self._journal = _support.resolve_journal(journal)  # type: ignore[misc]
+        self._capture = bool(capture_caller)  # type: ignore[misc]
         if not hasattr(self, "_active"):  # (__init__ again keeps an operation's mark)
-            self._active = 0  # the writer's operation epoch while an operation of ours runs
+            self._active = 0  # type: ignore[misc]  # the writer's operation epoch while an operation of ours runs
 
     def _operation(self) -> _Operation:
         """``with self._operation():`` around every change: see :class:`_Operation`."""
@@ -165,10 +165,10 @@ class MappingJournaling(Journaled):
     def _popitem(self, order):
         """Remove the first key of ``order(self)`` (``iter`` or ``reversed``)."""
         with self._operation():
-            for key in order(self):
-                break
-            else:
-                raise KeyError("popitem(): dictionary is empty")
+            try:
+                key = next(order(self))
+            except StopIteration:
+                raise KeyError("popitem(): dictionary is empty") from None
             value = self[key]
             self._record("popitem", key, {key: value})
             self._raw_delitem(key)
@@ -221,7 +221,7 @@ class SequenceJournaling(Journaled):
 
     def _position(self, index) -> int:
         index = operator.index(index)
-        return index + len(self) if index < 0 else index
+        return index + len(self) if index < 0 else index  # type: ignore[arg-type]  # (a sequence)
 
     def __setitem__(self, key, value):
         if type(key) is slice:
@@ -286,7 +286,7 @@ class _Proxy(Journaled):
     """What both proxies share: the wrapped object, the primitives and the reading methods."""
 
     __slots__ = ("_target", "_name", "_journal", "_capture", "_active", "__weakref__")
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as the builtins
 
     def __init__(self, target, *, name: str | None = None, journal=None,
                  capture_caller: bool = False):

@@ -202,7 +202,7 @@ def _held_values(mapper, state, table):
 def _old_key(mapper, state, table, held) -> tuple:
     """``table``'s primary key of the row as stored now (before a primary key change)."""
     attribute_of = _attribute_keys(mapper)
-    identity = {attribute_of[c]: v for c, v in zip(mapper.primary_key, state.key[1])}
+    identity = {attribute_of[c]: v for c, v in zip(mapper.primary_key, state.key[1], strict=True)}
     return tuple(identity[attribute_of[c]] if attribute_of.get(c) in identity else held[c.name]
                  for c in table.primary_key)
 
@@ -229,7 +229,7 @@ def _select_row(connection, table, key) -> dict | None:
 
 
 def _key_clause(table, key):
-    return and_(*(column == value for column, value in zip(table.primary_key, key)))
+    return and_(*(column == value for column, value in zip(table.primary_key, key, strict=True)))
 
 
 # --- update() and delete() statements run by session.execute --------------------------------

@@ -19,6 +19,9 @@ from . import format as fmt
 from .codec import decode_values, encode_value, put_varint
 from .segments import sync_data
 
+TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["DURABILITY_BATCH", "DURABILITY_FSYNC", "DURABILITY_PROCESS", "RecordWriter", "crc32c",
            "decode_values"]
@@ -60,7 +63,7 @@ class RecordWriter:
         #: twin, adding takes it too: Python code cannot take items out in one atomic step
         self.operation_lock = _OperationLock()
         self.adding_lock = self.operation_lock.lock  # adding methods need no epoch
-        self._map = None
+        self._map: Any = None  # the active segment's mmap, None between segments
         self._pos = self._end = 0
         self._fd = -1
         self._seq = 0

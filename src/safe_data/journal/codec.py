@@ -108,7 +108,7 @@ def _container_number(obj, key: bytes) -> int:
 
 #: the tag each list, dict and set type encodes as; the safe containers add theirs
 #: (register_containers): they encode as their builtin base
-_CONTAINER_TAGS = {list: fmt.T_LIST, dict: fmt.T_DICT, set: fmt.T_SET}
+_CONTAINER_TAGS: dict[type, int] = {list: fmt.T_LIST, dict: fmt.T_DICT, set: fmt.T_SET}
 
 
 def register_containers(tags: dict) -> None:

@@ -28,7 +28,7 @@ class Span(namedtuple("Span", "name writer number first last end_known live")):
     __slots__ = ()
 
     @classmethod
-    def of(cls, name: str, header: fmt.SegmentHeader, scan, live: bool) -> "Span":
+    def of(cls, name: str, header: fmt.SegmentHeader, scan, live: bool) -> Span:
         if header.counted:  # what the writer stated when it sealed the segment
             first, last, end_known = header.last_seq - header.records + 1, header.last_seq, True
         else:
@@ -80,7 +80,8 @@ class ChainContext:
             return []
         present = {span.number: span for span in spans}
         writer = spans[0].writer
-        problems, before = [], 0  # the seq the chain has reached, when known (None)
+        problems: list[Problem] = []
+        before: int | None = 0  # the seq the chain has reached, when known (None)
         number = 1
         while number <= max(present):
             span = present.get(number)

@@ -20,13 +20,7 @@ import threading
 import warnings
 import weakref
 from datetime import datetime, timedelta, timezone
-TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
-
-if TYPE_CHECKING:
-    from typing import Iterator, Literal
-
-    #: the durability modes (see Journal)
-    Durability = Literal["process", "batch", "fsync"]
+from typing import overload  # (typing is loaded anyway: the codec's NamedTuple)
 
 from .. import _impl
 from ..errors import JournalReadOnlyError, JournalWarning, SafeDataError
@@ -37,6 +31,14 @@ from .keyfile import load_or_create_key, read_key
 from .reader import Problem, Record, read_records, verify_directory
 from .recovery import recover_dead_segments
 from .segments import SegmentManager
+
+TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Literal
+
+    #: the durability modes (see Journal)
+    Durability = Literal["process", "batch", "fsync"]
 
 #: the writers' durability codes (both implementations define the same DURABILITY_* names)
 DURABILITY_MODES = {"process": 0, "batch": 1, "fsync": 2}
@@ -113,7 +115,7 @@ class Journal:
         self._writer = _impl.RecordWriter(self._manager, self._key or b"",
                                           DURABILITY_MODES[durability], compress_threshold)
         self._closed = False
-        self._flusher = None
+        self._flusher: threading.Event | None = None
         self._hooks = DiscardHooks(self._manager)
         self._hooks_lock = threading.RLock()  # adding and removing callbacks (log_discards nests)
         self._log_hook = None
@@ -360,7 +362,7 @@ def _flush_loop(journal_ref, stop: threading.Event, interval: float) -> None:
         try:
             journal._writer.sync()
         except OSError as exc:  # keep flushing; the next sync retries
-            warnings.warn(f"batch flush of {journal.path} failed: {exc}", JournalWarning)
+            warnings.warn(f"batch flush of {journal.path} failed: {exc}", JournalWarning, stacklevel=1)
         del journal
 
 
@@ -405,7 +407,15 @@ def parse_time(text: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
-def to_ns(t) -> int | None:
+@overload
+def to_ns(t: None) -> None: ...
+
+
+@overload
+def to_ns(t: int | datetime | str) -> int: ...
+
+
+def to_ns(t):
     """A moment as nanoseconds since the epoch: None, an int (already ns), a datetime (a
     naive one is local time, as :meth:`datetime.timestamp` reads it), or a string that
     :func:`parse_time` reads.  Exact to the microsecond: no float on the way."""

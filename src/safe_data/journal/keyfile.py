@@ -17,9 +17,9 @@ import fcntl
 import os
 import stat
 
+from .._fs import fsync, fsync_dir, write_all
 from ..errors import JournalFullError, SafeDataError
 from . import format as fmt
-from .._fs import fsync, fsync_dir, write_all
 
 KEY_FILE = "key"
 KEY_SIZE = 32

@@ -23,10 +23,10 @@ import time
 from collections import namedtuple
 
 from .. import _impl
+from .._fs import fsync, fsync_dir, write_all
 from ..errors import JournalFullError
 from . import format as fmt
 from .reader import Problem
-from .._fs import fsync, fsync_dir, write_all
 
 LEDGER_FILE = "ledger"
 _SEGMENT_ID = re.compile(r"([0-9a-f]{16})-([0-9]{6})")

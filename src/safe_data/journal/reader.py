@@ -20,9 +20,9 @@ import struct
 from collections import namedtuple
 from datetime import datetime, timezone
 
+from .. import _impl
 from ..errors import CorruptRecordError
 from . import format as fmt
-from .. import _impl
 
 _U32 = struct.Struct("<I")
 
@@ -193,7 +193,7 @@ def scan_frames(data, crc32c, segment: str, sealed: bool, start: int = fmt.SEGME
                         data[body + name_len:pos + frame_len])
         pos += frame_len
     scan.end = pos
-    if first is not None:
+    if first is not None and expected is not None:
         scan.first_seq, scan.last_seq = first, expected - 1
     return scan
 

@@ -16,11 +16,11 @@ import mmap
 import os
 import time
 
+from .._fs import fsync, fsync_dir
 from ..errors import JournalFullError
 from . import format as fmt
 from . import ledger
 from .reader import Problem, is_zero, scan_frames, scan_to_end, segment_paths
-from .._fs import fsync, fsync_dir
 from .segments import NEW_SUFFIX, STALE_NEW_SECONDS, state_counts
 
 DAMAGED_DIR = "damaged"
@@ -99,7 +99,7 @@ def _recover_one(directory, path, fd, crc32c, durable) -> list[Problem]:
         scan = scan_to_end(scan_frames(data, crc32c, name, sealed=False))
         tail = bytes(data[scan.end:]).rstrip(b"\0")
     finally:
-        if size:
+        if isinstance(data, mmap.mmap):
             data.close()
     problems = [p for p in scan.problems if p is not scan.stopped]  # skipped frames stay
     if tail:
@@ -107,7 +107,7 @@ def _recover_one(directory, path, fd, crc32c, durable) -> list[Problem]:
         reason = scan.stopped.reason if scan.stopped else "unreadable tail"
         problems.append(Problem(name, scan.end, f"{reason}; {len(tail)} bytes saved to {saved}"))
     os.ftruncate(fd, scan.end)
-    if scan.last_seq is not None:  # a segment without records states nothing
+    if scan.first_seq is not None and scan.last_seq is not None:  # no records: nothing to state
         state_counts(fd, crc32c, scan.last_seq - scan.first_seq + 1, scan.last_seq)
     if durable:
         fsync(fd)

@@ -17,7 +17,7 @@ from ..errors import JournalWarning
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
     from .journal import Journal
 
@@ -107,7 +107,7 @@ def _close_all() -> None:
         try:
             journal.close()
         except Exception as exc:  # exiting: report, keep closing the others
-            warnings.warn(f"could not seal {journal.path} at exit: {exc}", JournalWarning)
+            warnings.warn(f"could not seal {journal.path} at exit: {exc}", JournalWarning, stacklevel=1)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -21,12 +21,12 @@ import shutil
 import time
 
 from .. import _impl
+from .._fs import fsync, fsync_dir, write_all
 from . import format as fmt
 from . import ledger
 from .codec import encode_value
 from .reader import Scan, records_text, scan_frames, shortfall
 from .recovery import DAMAGED_DIR, recover_dead_segments
-from .._fs import fsync, fsync_dir, write_all
 from .segments import NEW_SUFFIX
 
 _CHUNK = 1 << 20
@@ -140,7 +140,7 @@ def _is_second_copy(directory: str, name: str, header: fmt.SegmentHeader, source
 
 def _readable(data, name: str, header: fmt.SegmentHeader) -> tuple[list, Scan]:
     """([(offset, length)] of the frames that verify, the Scan)."""
-    extents = []
+    extents: list[tuple[int, int]] = []
     frames = scan_frames(data, _impl.crc32c, name, sealed=True, first_seq=header.first_seq)
     while True:
         try:

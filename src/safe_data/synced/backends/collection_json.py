@@ -19,6 +19,8 @@ import json
 import os
 import sys
 
+from .._file_io import read_file, replace_file, stat_version
+from .._file_lock import FileLock, lock_path_for
 from ..buffers.memory_buffered_collection import SharedMemoryFileBufferedCollection
 from ..buffers.serialized_file_buffered_collection import SerializedFileBufferedCollection
 from ..data_types.attr_dict import AttrDict
@@ -33,8 +35,6 @@ from ..validators import (
     no_dot_in_key,
     require_string_key,
 )
-from .._file_io import read_file, replace_file, stat_version
-from .._file_lock import FileLock, lock_path_for
 
 # with the original module's names (its imports included: code written for it, its
 # tests too, imports them from here)
@@ -210,8 +210,8 @@ class JSONDict(JSONCollection, SyncedDict):
 
     def __init__(self, filename=None, write_concern=False, data=None, parent=None, *args,
                  **kwargs):
-        super().__init__(filename=filename, write_concern=write_concern, data=data,
-                         parent=parent, *args, **kwargs)
+        super().__init__(*args, filename=filename, write_concern=write_concern, data=data,
+                         parent=parent, **kwargs)
 
 
 class JSONList(JSONCollection, SyncedList):
@@ -222,8 +222,8 @@ class JSONList(JSONCollection, SyncedList):
 
     def __init__(self, filename=None, write_concern=False, data=None, parent=None, *args,
                  **kwargs):
-        super().__init__(filename=filename, write_concern=write_concern, data=data,
-                         parent=parent, *args, **kwargs)
+        super().__init__(*args, filename=filename, write_concern=write_concern, data=data,
+                         parent=parent, **kwargs)
 
 
 class BufferedJSONCollection(SerializedFileBufferedCollection, JSONCollection):
@@ -240,8 +240,8 @@ class BufferedJSONDict(BufferedJSONCollection, SyncedDict):
 
     def __init__(self, filename=None, write_concern=False, data=None, parent=None, *args,
                  **kwargs):
-        super().__init__(filename=filename, write_concern=write_concern, data=data,
-                         parent=parent, *args, **kwargs)
+        super().__init__(*args, filename=filename, write_concern=write_concern, data=data,
+                         parent=parent, **kwargs)
 
 
 class BufferedJSONList(BufferedJSONCollection, SyncedList):
@@ -249,8 +249,8 @@ class BufferedJSONList(BufferedJSONCollection, SyncedList):
 
     def __init__(self, filename=None, write_concern=False, data=None, parent=None, *args,
                  **kwargs):
-        super().__init__(filename=filename, write_concern=write_concern, data=data,
-                         parent=parent, *args, **kwargs)
+        super().__init__(*args, filename=filename, write_concern=write_concern, data=data,
+                         parent=parent, **kwargs)
 
 
 class MemoryBufferedJSONCollection(SharedMemoryFileBufferedCollection, JSONCollection):
@@ -267,8 +267,8 @@ class MemoryBufferedJSONDict(MemoryBufferedJSONCollection, SyncedDict):
 
     def __init__(self, filename=None, write_concern=False, data=None, parent=None, *args,
                  **kwargs):
-        super().__init__(filename=filename, write_concern=write_concern, data=data,
-                         parent=parent, *args, **kwargs)
+        super().__init__(*args, filename=filename, write_concern=write_concern, data=data,
+                         parent=parent, **kwargs)
 
 
 class MemoryBufferedJSONList(MemoryBufferedJSONCollection, SyncedList):
@@ -276,8 +276,8 @@ class MemoryBufferedJSONList(MemoryBufferedJSONCollection, SyncedList):
 
     def __init__(self, filename=None, write_concern=False, data=None, parent=None, *args,
                  **kwargs):
-        super().__init__(filename=filename, write_concern=write_concern, data=data,
-                         parent=parent, *args, **kwargs)
+        super().__init__(*args, filename=filename, write_concern=write_concern, data=data,
+                         parent=parent, **kwargs)
 
 
 # Attribute-access forms.  The lists differ from the plain ones only by their backend

@@ -15,7 +15,6 @@ from ..data_types.synced_dict import SyncedDict
 from ..data_types.synced_list import SyncedList
 from ..validators import json_format_validator, require_string_key
 
-
 # with the original module's names (its imports included)
 __all__ = ["MONGO", "MongoDBCollection", "MongoDBDict", "MongoDBList", "SyncedCollection", "SyncedDict",
            "SyncedList", "json_format_validator", "require_string_key"]

@@ -24,6 +24,8 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from ..data_types.attr_dict import AttrDict
 from ..data_types.synced_collection import SYNCED_ATTRIBUTES, SyncedCollection
@@ -170,7 +172,7 @@ class SQLiteCollection(SyncedCollection):
 
     _backend = __name__
     _supports_threading = True
-    _validators = (require_string_key, json_format_validator)
+    _validators: tuple[Callable[[Any], None], ...] = (require_string_key, json_format_validator)
 
     def __init__(self, filename=None, key=None, *args, **kwargs):
         if kwargs.get("parent") is None:

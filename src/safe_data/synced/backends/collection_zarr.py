@@ -23,7 +23,6 @@ from ..data_types.synced_dict import SyncedDict
 from ..data_types.synced_list import SyncedList
 from ..validators import require_string_key
 
-
 # with the original module's names (its imports included)
 __all__ = ["ZARR", "ZarrCollection", "ZarrDict", "ZarrList", "SyncedCollection", "SyncedDict", "SyncedList",
            "require_string_key"]

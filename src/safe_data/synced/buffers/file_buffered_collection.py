@@ -27,7 +27,6 @@ from ..errors import BufferedError, MetadataError
 from ..utils import _CounterFuncContext
 from .buffered_collection import BufferedCollection
 
-
 #: every buffer lock made, to free them in a forked child (see synced_collection.py)
 _buffer_locks: list = []
 

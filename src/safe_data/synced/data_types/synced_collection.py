@@ -472,7 +472,7 @@ class SyncedCollection(Collection):
             other = other()
         return self() == other
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as the builtins
 
     def __repr__(self):
         return repr(self())
