@@ -207,7 +207,7 @@ def sound_segment(tmp_path_factory):
 def test_fuzz_the_segment_reader(tmp_path_factory, sound_segment, data):
     """Random damage to a sound segment (flips, cuts, splices, garbage): the reader yields
     records or reports problems; it never raises anything else, never unpickles."""
-    from safe_data.journal.reader import read_records
+    from safe_data.journal.records import read_records
 
     damaged = bytearray(sound_segment)
     for _ in range(data.draw(st.integers(1, 4))):

@@ -193,7 +193,7 @@ def test_a_segment_purged_while_the_others_are_read_is_skipped_not_reported(tmp_
             L.append(os.urandom(3000))  # incompressible: one record a segment
             L.pop()
         problems = []
-        reading = safe_data.journal.reader.read_records(j.path, safe_data._impl.crc32c, j._key,
+        reading = safe_data.journal.records.read_records(j.path, safe_data._impl.crc32c, j._key,
                                                         report=problems.append)
         first = next(reading)
         last = sorted((tmp_path / "j").glob("*.seg"))[-1]

@@ -215,12 +215,17 @@ class _Histories:
         self.journal = journal
         self.records = list(journal.records(root, nested=True, nested_ids=True))
         self._by_identity = _by_identity(self.records)
-        self._everything = False
+        self._looked_up: set = set()  # identities read from the whole journal
 
     def of(self, identity) -> list:
-        if identity not in self._by_identity and not self._everything:
-            self._by_identity = _by_identity(self.journal.records(nested_ids=True))
-            self._everything = True
+        if identity not in self._by_identity and identity not in self._looked_up:
+            self._looked_up.add(identity)
+            if identity[1] is None:  # records written before they carried a number
+                everything = _by_identity(self.journal.records(nested_ids=True))
+                self._by_identity.setdefault(identity, everything.get(identity, []))
+            else:  # through the segments' indexes: only that container's records are read
+                self._by_identity[identity] = list(self.journal.records(nested_ids=True,
+                                                                        identity=identity))
         return self._by_identity.get(identity, [])
 
 

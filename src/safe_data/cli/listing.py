@@ -15,7 +15,8 @@ from .. import _impl
 from ..errors import CorruptRecordError
 from ..history import ADDING_OPS
 from ..journal import format as fmt
-from ..journal.reader import decode_frame, read_records, segment_paths
+from ..journal.reader import decode_frame, segment_paths
+from ..journal.records import read_records
 from .exits import EXIT_NOT_FOUND, Failure
 from .journal_view import _journal_dir, _open_view, _read_key
 from .json_output import _dump_json, dumps, record_fields

@@ -60,6 +60,13 @@ OP_HOLE = 255
 OPEN_SUFFIX = ".open"
 SEALED_SUFFIX = ".seg"
 
+#: a sealed segment's index, beside it (derived data, see journal/index.py): magic,
+#: payload length, HMAC-SHA256 of the payload under the journal's key; then the payload,
+#: one codec value
+INDEX_SUFFIX = ".idx"
+INDEX_MAGIC = b"SDINDEX1"
+INDEX_HEADER = struct.Struct("<8sI32s")
+
 # --- operation codes: (container kind, operation) --------------------------------------
 # Codes are stable: never renumber, only add.
 OPS: dict[int, tuple[str, str]] = {

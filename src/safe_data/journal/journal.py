@@ -28,7 +28,8 @@ from . import format as fmt
 from . import registry
 from .hooks import DiscardHooks
 from .keyfile import load_or_create_key, read_key
-from .reader import Problem, Record, read_records, verify_directory
+from .reader import Problem, Record
+from .records import read_records, verify_directory
 from .recovery import recover_dead_segments
 from .segments import SegmentManager
 
@@ -267,11 +268,13 @@ class Journal:
 
     def records(self, container: str | None = None, since: datetime | int | str | None = None,
                 until: datetime | int | str | None = None, *, nested: bool = False,
-                on_error: str = "warn", nested_ids: bool = False) -> Iterator[Record]:
+                on_error: str = "warn", nested_ids: bool = False,
+                identity: tuple[int, int] | None = None) -> Iterator[Record]:
         """Yield the records of every process, oldest first.
 
         ``container`` filters by name (with ``nested=True``, the containers nested in it
-        too: ``orders[3]["items"]`` is nested in ``orders``); ``since``/``until`` by time
+        too: ``orders[3]["items"]`` is nested in ``orders``), ``identity`` by container
+        (its writer id and ``container_id``, whatever its name); ``since``/``until`` by time
         (a datetime, nanoseconds since the epoch, or a string :func:`parse_time` reads).
         Torn or corrupt frames are reported per ``on_error``: "warn" (a
         :class:`JournalWarning`), "raise" (:class:`~safe_data.errors.CorruptSegmentError`)
@@ -282,7 +285,8 @@ class Journal:
         report = _reporter(on_error)
         return read_records(self.path, _impl.crc32c, self._key, container=container,
                             nested=nested, since_ns=to_ns(since), until_ns=to_ns(until),
-                            trust_pickles=self.trust_pickles, report=report, nested_ids=nested_ids)
+                            trust_pickles=self.trust_pickles, report=report, nested_ids=nested_ids,
+                            identity=identity, save_indexes=not self.readonly)
 
     def verify(self) -> list[Problem]:
         """Check every frame of every segment, that each sealed segment holds the records

@@ -80,9 +80,19 @@ def remove_segments(directory: str, paths, why: str, *, durable: bool = True) ->
         except FileNotFoundError:
             continue
         removed.append(os.path.basename(path))
+        remove_index(path)
     if durable:
         fsync_dir(directory)
     return removed
+
+
+def remove_index(segment_path: str) -> None:
+    """Delete the index of a segment that left the journal (derived data: journal/index.py)."""
+    if segment_path.endswith(fmt.SEALED_SUFFIX):
+        try:
+            os.unlink(segment_path[: -len(fmt.SEALED_SUFFIX)] + fmt.INDEX_SUFFIX)
+        except FileNotFoundError:
+            pass
 
 
 def record_removal(directory: str, paths, why: str) -> list[str]:

@@ -12,8 +12,8 @@ types and unpickles only MAC-verified pickles.
 
 from __future__ import annotations
 
+import errno
 import fcntl
-import heapq
 import mmap
 import os
 import struct
@@ -25,6 +25,7 @@ from ..errors import CorruptRecordError
 from . import format as fmt
 
 _U32 = struct.Struct("<I")
+_READ_CHUNK = 1 << 20
 
 
 class Problem(namedtuple("Problem", "segment offset reason live", defaults=(False,))):
@@ -297,7 +298,7 @@ def decode_frame(frame: Frame, header: fmt.SegmentHeader, segment: str, key, tru
     payload = frame.payload
     container_id = None
     if frame.flags & fmt.FLAG_ID:
-        container_id, size = _leb128(payload)
+        container_id, size = leb128(payload)
         payload = payload[size:]
     if frame.flags & fmt.FLAG_COMPRESSED:
         payload = _decompress(payload)
@@ -313,7 +314,7 @@ def decode_frame(frame: Frame, header: fmt.SegmentHeader, segment: str, key, tru
                   frame.thread, caller, header.writer_id, segment, frame.offset, container_id)
 
 
-def _leb128(data) -> tuple[int, int]:
+def leb128(data) -> tuple[int, int]:
     """The unsigned LEB128 number at the start of ``data`` and how many bytes it takes."""
     n = 0
     for i in range(min(len(data), 10)):
@@ -375,20 +376,15 @@ class SegmentView:
         self.name = os.path.basename(path)
         self.sealed = path.endswith(fmt.SEALED_SUFFIX)
         self.live = is_live(path)
-        self._crc32c = crc32c
+        self.crc32c = crc32c
+        self._data = None
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             self.inode = (st.st_dev, st.st_ino)
             self.size = st.st_size
-            if self.sealed:
-                self._data = None
-                head = f.read(fmt.SEGMENT_HEADER_SIZE)
-            else:
-                # An .open segment may be sealed (truncated) by its writer at any moment;
-                # a mapping would then fault with SIGBUS.  Read a snapshot instead.
-                self._data = head = f.read()
-                self.size = len(head)
+            head = f.read(fmt.SEGMENT_HEADER_SIZE)
         self.header = None
+        self.header_crc = fmt.SEGMENT_CRC.unpack_from(head, fmt.CRC_OFFSET)[0] if len(head) >= 64 else None
         self.problems: list[Problem] = []
         self.scan: Scan | None = None
         self.vanished = False  # purged or set aside between its listing and its reading
@@ -399,11 +395,38 @@ class SegmentView:
 
     @property
     def data(self):
-        """The segment's bytes (a sealed one mapped now, until ``release()``)."""
+        """The segment's bytes: a sealed one mapped now (until ``release()``), an ``.open``
+        one read now.  (An ``.open`` segment may be sealed, truncated, by its writer at any
+        moment; a mapping would then fault with SIGBUS.)"""
         if self._data is None:
-            with open(self.path, "rb") as f:
-                self._data = mmap.mmap(f.fileno(), self.size, prot=mmap.PROT_READ) if self.size else b""
+            if self.sealed:
+                with open(self.path, "rb") as f:
+                    self._data = mmap.mmap(f.fileno(), self.size, prot=mmap.PROT_READ) if self.size else b""
+            else:
+                fd = self.reopen()
+                try:
+                    self._data = read_all(fd)
+                finally:
+                    os.close(fd)
+                self.size = len(self._data)
         return self._data
+
+    def reopen(self) -> int:
+        """A descriptor of this very file (an ``.open`` segment is renamed when sealed);
+        FileNotFoundError if it is gone."""
+        paths = [self.path]
+        if not self.sealed:
+            paths.append(self.path[: -len(fmt.OPEN_SUFFIX)] + fmt.SEALED_SUFFIX)
+        for path in paths:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) == self.inode:
+                return fd
+            os.close(fd)
+        raise FileNotFoundError(errno.ENOENT, "segment gone", self.path)
 
     def release(self) -> None:
         """Unmap a sealed segment (``data`` maps it again if asked)."""
@@ -425,13 +448,85 @@ class SegmentView:
             self.vanished = True
             return
         try:
-            self.scan = yield from scan_frames(data, self._crc32c, self.name, self.sealed,
+            self.scan = yield from scan_frames(data, self.crc32c, self.name, self.sealed,
                                                first_seq=self.header.first_seq)
         finally:
             del data
             self.release()
-        self.problems.extend(Problem(p.segment, p.offset, p.reason, self.live)
-                             for p in _with_shortfall(self.header, self.scan, self.name))
+        self.note_problems(self.scan)
+
+    def frames_at(self, offsets, scan: Scan) -> list[Frame] | None:
+        """The frames at ``offsets`` (from the segment's index), each verified as
+        :meth:`frames` verifies them, ``scan`` standing for what a full scan finds; None if
+        one does not verify (the index is wrong: scan the segment whole instead)."""
+        if self.header is None:
+            return []
+        frames: list = []
+        if offsets:
+            try:
+                data = self.data
+            except FileNotFoundError:
+                self.vanished = True
+                return []
+            try:
+                frames = [frame_at(data, offset, self.crc32c, scan) for offset in offsets]
+            finally:
+                del data
+                self.release()
+            if any(frame is None for frame in frames):
+                return None
+        self.scan = scan
+        self.note_problems(scan)
+        return frames
+
+    def note_problems(self, scan: Scan) -> None:
+        """Take what ``scan`` (this segment's, however it was made) found as the problems."""
+        if self.header is not None:
+            self.problems.extend(Problem(p.segment, p.offset, p.reason, self.live)
+                                 for p in _with_shortfall(self.header, scan, self.name))
+
+
+def frame_at(data, pos: int, crc32c, scan) -> Frame | None:
+    """The record frame at ``pos`` if it is one, verifies and lies within what ``scan``
+    (a Scan, or anything with its ``end``, ``first_seq`` and ``last_seq``) covers; else None."""
+    frame_len = _frame_length(data, pos, scan.end)
+    if frame_len is None or crc32c(data[pos + 8:pos + frame_len]) != _U32.unpack_from(data, pos + 4)[0]:
+        return None
+    _, _, seq, time_ns, thread, op, flags, name_len = fmt.FRAME_HEADER.unpack_from(data, pos)
+    body = pos + fmt.FRAME_HEADER_SIZE
+    if (op == fmt.OP_HOLE or body + name_len > pos + frame_len or scan.first_seq is None
+            or not scan.first_seq <= seq <= scan.last_seq):
+        return None
+    return Frame(pos, seq, time_ns, thread, op, flags, bytes(data[body:body + name_len]),
+                 bytes(data[body + name_len:pos + frame_len]))
+
+
+def read_all(fd: int) -> bytes:
+    chunks, pos = [], 0
+    while chunk := os.pread(fd, _READ_CHUNK, pos):
+        chunks.append(chunk)
+        pos += len(chunk)
+    return b"".join(chunks)
+
+
+def read_frames_from(fd: int, start: int) -> bytes:
+    """An ``.open`` segment's bytes from ``start`` (where a frame begins) to just past its
+    last whole frame: enough for a scan to see where the frames end (its preallocated
+    zeros) or what stops them, without reading the rest of the preallocated file."""
+    data = bytearray()
+    walked = 0  # where the next frame's length is, from start
+    while True:
+        chunk = os.pread(fd, _READ_CHUNK, start + len(data))
+        data += chunk
+        while len(data) - walked >= 4:
+            (length,) = _U32.unpack_from(data, walked)
+            if length < fmt.FRAME_HEADER_SIZE:
+                return bytes(data)  # zeros (the end) or not a frame length
+            if walked + length > len(data):
+                break
+            walked += length
+        if not chunk:
+            return bytes(data)
 
 
 def _with_shortfall(header: fmt.SegmentHeader, scan: Scan, name: str) -> list[Problem]:
@@ -471,70 +566,3 @@ def open_segments(directory: str, crc32c) -> list[SegmentView]:
             seen.add(view.inode)
             views.append(view)
     return views
-
-
-def read_records(directory: str, crc32c, key, *, container=None, nested=False, since_ns=None,
-                 until_ns=None, trust_pickles=False, report=None, nested_ids=False):
-    """Records of every segment in ``directory``, merged by time (then writer, then seq);
-    only ``container``'s if given (and with ``nested``, those of containers nested in it).
-    With ``nested_ids``, safe containers inside values come back as NestedContainer.
-
-    ``report(problem)`` is called for each problem found; a record that fails to decode is
-    reported and skipped, the rest of its segment is still read.  Across each writer's
-    segments, what vanished, was cut short or appears twice is reported too
-    (:mod:`.continuity`); a segment that appears twice is read once.
-    """
-    from .continuity import ChainContext, Span, writer_chains  # (it imports this module)
-
-    views = open_segments(directory, crc32c)
-    chains, duplicated = writer_chains([v for v in views if v.header is not None])
-    context = ChainContext(directory)  # reads the ledger: after the segments were opened
-    if report:
-        for problem in unreadable_headers(views) + duplicated + context.ledger_problems:
-            report(problem)
-
-    def chain(views):
-        for view in views:
-            for frame in view.frames():
-                if container is not None and frame.name != container and not (
-                        nested and frame.name.startswith(inside)):
-                    continue
-                if since_ns is not None and frame.time_ns < since_ns:
-                    continue
-                if until_ns is not None and frame.time_ns >= until_ns:
-                    continue
-                try:
-                    yield decode_frame(frame, view.header, view.name, key, trust_pickles, nested_ids)
-                except CorruptRecordError as exc:
-                    if report:
-                        report(Problem(view.name, frame.offset, f"undecodable record: {exc}"))
-            if report:
-                for problem in view.problems:
-                    if not problem.live:
-                        report(problem)
-        if report:
-            spans = [Span.of(v.name, v.header, v.scan, v.live) for v in views if not v.vanished]
-            # a segment purged while the others were read is in the ledger by now
-            latest = ChainContext(directory) if any(v.vanished for v in views) else context
-            for problem in latest.problems(spans):
-                if not problem.live:
-                    report(problem)
-
-    if container is not None:
-        container = container.encode("utf-8")
-        inside = container + b"["  # the names of nested containers: _support.child_name
-    yield from heapq.merge(*(chain(v) for v in chains.values()),
-                           key=lambda r: (r.time_ns, r.writer, r.seq))
-
-
-def unreadable_headers(views) -> list[Problem]:
-    """The problems of the segments whose header does not verify (live ones aside: a
-    writer may be between creating a file and writing its header)."""
-    return [view.problems[0] for view in views if view.header is None and not view.live]
-
-
-def verify_directory(directory: str, crc32c, key) -> list[Problem]:
-    problems: list[Problem] = []
-    for _ in read_records(directory, crc32c, key, report=problems.append):
-        pass
-    return problems
