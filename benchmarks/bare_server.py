@@ -17,7 +17,7 @@ from aiohttp import web
 def make_app(mode: str, store_root: str | None) -> web.Application:
     store = None
     if mode == "durable":
-        from safe_data.upload.store import DirectoryStore
+        from safe_data.server.stores.directory import DirectoryStore
 
         store = DirectoryStore(store_root)
 

@@ -219,7 +219,7 @@ def benchmark_uploader(benchmark, source, tmp_path, make_sink, *, group: str, ro
                        concurrency: int):
     """Time ``Uploader(make_sink(round number), journal, concurrency=...)`` shipping a
     fresh copy of ``source`` per round; return the raw MB/s (None when not timed)."""
-    from safe_data.upload.uploader import Uploader
+    from safe_data.remote.uploader import Uploader
 
     def make_uploader(journal, round_no):
         return Uploader(make_sink(round_no), journal, seal_every=None, concurrency=concurrency)

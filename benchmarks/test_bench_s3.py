@@ -29,8 +29,8 @@ zstandard = pytest.importorskip("zstandard")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tests import seaweedfs as weed  # noqa: E402
 
-from safe_data.upload.s3 import S3Sink  # noqa: E402
-from safe_data.upload.uploader import ZSTD_LEVEL  # noqa: E402
+from safe_data.remote.sinks.s3 import S3Sink  # noqa: E402
+from safe_data.remote.uploader import ZSTD_LEVEL  # noqa: E402
 
 CONCURRENCY = 4
 ROUNDS = 5

@@ -60,8 +60,9 @@ from benchutil import N_SEGMENTS, benchmark_uploader, mb_per_s as _mb_per_s, run
 aiohttp = pytest.importorskip("aiohttp")
 zstandard = pytest.importorskip("zstandard")
 
-from safe_data.upload.sinks import DirectorySink, HttpSink  # noqa: E402
-from safe_data.upload.uploader import ZSTD_LEVEL, Uploader  # noqa: E402
+from safe_data.remote.sinks.directory import DirectorySink  # noqa: E402
+from safe_data.remote.sinks.http import HttpSink  # noqa: E402
+from safe_data.remote.uploader import ZSTD_LEVEL, Uploader  # noqa: E402
 
 CONCURRENCY = 4  # Uploader's default
 UPLOAD_ROUNDS = 5

@@ -48,7 +48,7 @@ def new_bucket(store: SeaweedFS, prefix: str) -> str:
     import asyncio
     import uuid
 
-    from safe_data.upload.s3 import S3Sink
+    from safe_data.remote.sinks.s3 import S3Sink
 
     name = prefix + uuid.uuid4().hex[:12]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import safe_data as sd
 from safe_data import _impl
 from safe_data.journal import format as fmt
-from safe_data.upload.sinks import DirectorySink
+from safe_data.remote.sinks.directory import DirectorySink
 
 SEGMENT_SIZE = 4096  # about 90 small records a segment
 LEDGER = "ledger"

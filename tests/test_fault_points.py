@@ -25,7 +25,7 @@ import pytest
 
 import safe_data
 from safe_data import _faults
-from safe_data.upload.sinks import decompress_segment
+from safe_data.remote.protocol import decompress_segment
 
 pytest.importorskip("zstandard")
 
@@ -36,7 +36,7 @@ WORKER = textwrap.dedent("""
 
     journal_dir, store_dir, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if sys.argv[4:] == ["delete-before-ack"]:  # the negative control's broken uploader
-        import safe_data.upload.uploader as uploader_module
+        import safe_data.remote.uploader as uploader_module
         read = uploader_module._prepare
         def read_and_delete(path):
             prepared = read(path)

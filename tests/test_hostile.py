@@ -83,7 +83,7 @@ def test_the_backup_server_and_pull_never_run_a_planted_pickle(planted, tmp_path
     from aiohttp.test_utils import TestClient, TestServer
 
     from safe_data.upload.server import make_app
-    from safe_data.upload.store import DirectoryStore
+    from safe_data.server.stores.directory import DirectoryStore
 
     victim, canary = planted
     [segment] = [p for p in victim.iterdir() if p.suffix == ".seg"
@@ -116,7 +116,7 @@ def test_the_journal_is_private_under_umask_000(tmp_path):
             items = SafeList([f"{i}" * 300 for i in range(40)], name="l", journal=journal)
             while items:
                 items.pop()
-        from safe_data.upload.sinks import DirectorySink
+        from safe_data.remote.sinks.directory import DirectorySink
         with safe_data.Uploader(DirectorySink(tmp_path / "sink"), tmp_path / "journal", keep_for=60,
                                 seal_every=None) as up:
             up.flush(timeout=10)
@@ -239,7 +239,7 @@ def test_fuzz_the_segment_reader(tmp_path_factory, sound_segment, data):
 def test_fuzz_the_servers_ingest(sound_segment, body, flip):
     """What the server does with a body (random bytes, or a damaged sound segment): accept
     a sound segment, refuse the rest with InvalidSegment/SegmentTooLarge; nothing else."""
-    from safe_data.upload.checks import InvalidSegment, SegmentTooLarge
+    from safe_data.remote.protocol import InvalidSegment, SegmentTooLarge
     from safe_data.upload.server import _check_upload
 
     candidates = [body, zstandard.compress(body)]

@@ -329,7 +329,7 @@ def test_stats_bytes_match_the_frames(tmp_path):
 
 def test_stats_upload_errors_from_a_running_uploader(tmp_path):
     pytest.importorskip("aiohttp")
-    from safe_data.upload.sinks import Sink, TransientError
+    from safe_data.remote.sinks import Sink, TransientError
 
     class Down(Sink):
         async def put(self, segment_id, body, sha256):
@@ -385,7 +385,7 @@ def test_server_counts_store_unavailable():
     from aiohttp.test_utils import TestClient, TestServer
 
     from safe_data.upload.server import make_app
-    from safe_data.upload.store import StoreUnavailable
+    from safe_data.server.stores import StoreUnavailable
 
     class DownStore:
         async def list(self, namespace):

@@ -12,8 +12,9 @@ pytest.importorskip("aiohttp")
 
 import zstandard  # noqa: E402
 
-from safe_data.upload.s3 import S3Sink, sign_v4  # noqa: E402
-from safe_data.upload.sinks import RejectedError, Sink, TransientError  # noqa: E402
+from safe_data.remote.sinks._sigv4 import sign_v4  # noqa: E402
+from safe_data.remote.sinks.s3 import S3Sink  # noqa: E402
+from safe_data.remote.sinks import RejectedError, Sink, TransientError  # noqa: E402
 
 from .seaweedfs import free_port, seaweedfs  # noqa: E402,F401
 
@@ -182,7 +183,7 @@ def test_list_and_get_round_trip(sink_args):
 def test_list_is_paginated(sink_args, monkeypatch):
     """SeaweedFS answers at most 1000 keys per page; 1001 would take a while, so ask for
     pages of 2 by adding max-keys to the signed query."""
-    from safe_data.upload import s3 as s3mod
+    from safe_data.remote.sinks import s3 as s3mod
 
     segs = {f"0123456789abcdef-{i:06d}": segment(i, 100) for i in range(1, 6)}
 

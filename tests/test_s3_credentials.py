@@ -21,9 +21,9 @@ pytest.importorskip("aiohttp")
 botocore_session = pytest.importorskip("botocore.session")
 
 import safe_data  # noqa: E402
-from safe_data.upload.s3 import S3Sink  # noqa: E402
-from safe_data.upload.sinks import TransientError  # noqa: E402
-from safe_data.upload.uploader import Uploader  # noqa: E402
+from safe_data.remote.sinks.s3 import S3Sink  # noqa: E402
+from safe_data.remote.sinks import TransientError  # noqa: E402
+from safe_data.remote.uploader import Uploader  # noqa: E402
 
 from .seaweedfs import new_bucket, seaweedfs  # noqa: E402,F401
 
@@ -318,7 +318,7 @@ def test_without_botocore_keys_come_from_the_environment():
         import sys
         sys.modules["botocore"] = None  # as if not installed
         import os, pytest
-        from safe_data.upload.s3 import S3Sink
+        from safe_data.remote.sinks.s3 import S3Sink
         with pytest.raises(ValueError, match="install botocore"):
             S3Sink("b")
         with pytest.raises(ValueError, match="needs botocore"):

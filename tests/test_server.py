@@ -25,7 +25,8 @@ from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
 import safe_data  # noqa: E402
 from safe_data.upload.server import make_app, verify_segment, InvalidSegment  # noqa: E402
-from safe_data.upload.store import ConflictError, DirectoryStore, NotFound  # noqa: E402
+from safe_data.server.stores import ConflictError, NotFound  # noqa: E402
+from safe_data.server.stores.directory import DirectoryStore  # noqa: E402
 
 TOKEN = "s3cret-token-of-alpha-0123456789"
 OTHER = "another-token-for-beta-987654321"

@@ -17,9 +17,9 @@ pytest.importorskip("aiohttp")
 pytest.importorskip("zstandard")
 
 
-from safe_data.upload.s3 import S3Sink  # noqa: E402
-from safe_data.upload.s3_store import S3Store, parse_s3_url  # noqa: E402
-from safe_data.upload.store import ConflictError, NotFound, StoreUnavailable  # noqa: E402
+from safe_data.remote.sinks.s3 import S3Sink  # noqa: E402
+from safe_data.server.stores.s3 import S3Store, parse_s3_url  # noqa: E402
+from safe_data.server.stores import ConflictError, NotFound, StoreUnavailable  # noqa: E402
 
 from .seaweedfs import new_bucket, seaweedfs  # noqa: E402,F401
 from .test_server import (AUTH, OTHER, TOKEN, _request, _stop_cli, make_segment,  # noqa: E402

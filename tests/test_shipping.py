@@ -87,7 +87,7 @@ def test_push_and_pull_with_an_s3_bucket(tmp_path, seaweedfs):
     import asyncio
     import uuid
 
-    from safe_data.upload.s3 import S3Sink
+    from safe_data.remote.sinks.s3 import S3Sink
 
     bucket = "push-" + uuid.uuid4().hex[:12]
 
@@ -144,7 +144,7 @@ def test_stats_shows_the_last_uploaders_report(tmp_path):
     program = f"""
 import sys, time, safe_data
 from safe_data import HttpSink, Uploader
-from safe_data.upload.uploader import read_status
+from safe_data.remote import read_status
 up = Uploader(HttpSink("http://127.0.0.1:9", "tok"), {str(source)!r}, backoff=(0.01, 0.05)).start()
 deadline = time.monotonic() + 60  # a loaded machine may take seconds to get there
 while not (read_status({str(source)!r}) or {{}}).get("last_error") and time.monotonic() < deadline:

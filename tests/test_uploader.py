@@ -18,10 +18,12 @@ import pytest
 import safe_data
 from safe_data import SafeList, _impl
 from safe_data.journal import format as fmt
-from safe_data.upload import uploader as uploader_module
-from safe_data.upload.sinks import (DirectorySink, HttpSink, RejectedError, Sink, TransientError,
-                                    decompress_segment, parse_retry_after)
-from safe_data.upload.uploader import (MARKS_DIR, Uploader, UploaderError, UploadWarning,
+from safe_data.remote import _ledger
+from safe_data.remote.protocol import decompress_segment, parse_retry_after
+from safe_data.remote.sinks import RejectedError, Sink, TransientError
+from safe_data.remote.sinks.directory import DirectorySink
+from safe_data.remote.sinks.http import HttpSink
+from safe_data.remote.uploader import (MARKS_DIR, Uploader, UploaderError, UploadWarning,
                                        pending_segments)
 
 aiohttp = pytest.importorskip("aiohttp")
@@ -168,14 +170,14 @@ class Recording(Sink):
 def deletions(monkeypatch):
     """Record ("deleted", id) for every local segment the uploader deletes."""
     events = []
-    real = uploader_module._unlink
+    real = _ledger._unlink
 
     def unlink(path):
         if path.endswith(".seg"):
             events.append(("deleted", os.path.basename(path)[:-4]))
         return real(path)
 
-    monkeypatch.setattr(uploader_module, "_unlink", unlink)
+    monkeypatch.setattr(_ledger, "_unlink", unlink)
     return events
 
 
@@ -221,7 +223,7 @@ def test_directory_sink_roundtrip_and_idempotency(tmp_path):
 def test_directory_sink_and_the_servers_store_read_each_others_entries(tmp_path):
     """One layout (docs/remote.md): what the sink wrote, the server's store lists, serves
     and acknowledges again; what the store wrote, the sink lists and reads back."""
-    from safe_data.upload.store import DirectoryStore
+    from safe_data.server.stores.directory import DirectoryStore
 
     def segment(n):
         raw = b"SAFEDATA" + bytes([n]) * 100
@@ -362,8 +364,8 @@ class Gate(Sink):
 
 def test_marks_arriving_together_share_one_directory_fsync(journal, tmp_path, monkeypatch):
     synced = []
-    real = uploader_module.fsync_dir
-    monkeypatch.setattr(uploader_module, "fsync_dir", lambda path: (synced.append(path), real(path)))
+    real = _ledger.fsync_dir
+    monkeypatch.setattr(_ledger, "fsync_dir", lambda path: (synced.append(path), real(path)))
     pop_many(journal, 250)
     journal.seal()
     expected = sealed_ids(journal)
@@ -379,7 +381,7 @@ def test_marks_arriving_together_share_one_directory_fsync(journal, tmp_path, mo
 
 def test_without_retention_no_mark_is_written(journal, tmp_path, monkeypatch, deletions):
     marked = []
-    monkeypatch.setattr(uploader_module, "_write_marks", lambda path, ids: marked.extend(ids))
+    monkeypatch.setattr(_ledger, "write_marks", lambda path, ids: marked.extend(ids))
     with Uploader(Recording(DirectorySink(tmp_path / "store"), deletions), journal, **FAST) as up:
         pop_many(journal, 60)
         up.flush(timeout=10)
@@ -629,7 +631,7 @@ def test_http_sink_connection_refused_is_transient():
 @pytest.fixture
 def backup_server(tmp_path):
     from safe_data.upload.server import make_app
-    from safe_data.upload.store import DirectoryStore
+    from safe_data.server.stores.directory import DirectoryStore
 
     store_root = tmp_path / "server-store"
     store_root.mkdir()
@@ -713,7 +715,7 @@ def test_real_backup_server_wrong_token(journal, tmp_path, backup_server):
 def test_a_decompression_bomb_costs_no_memory():
     """512 MiB of zeros in a 16 KB frame: refused at the limit, not inflated first."""
     code = ("import resource, zstandard\n"
-            "from safe_data.upload.sinks import decompress_segment\n"
+            "from safe_data.remote.protocol import decompress_segment\n"
             "c = zstandard.ZstdCompressor(write_content_size=False).compressobj()\n"
             "zeros = bytes(1 << 20)  # the bomb is built without ever holding 512 MiB\n"
             "bomb = b''.join(c.compress(zeros) for _ in range(512)) + c.flush()\n"

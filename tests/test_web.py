@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
 import safe_data  # noqa: E402
 from safe_data.upload.server import make_app  # noqa: E402
-from safe_data.upload.store import DirectoryStore  # noqa: E402
+from safe_data.server.stores.directory import DirectoryStore  # noqa: E402
 from safe_data.web import mount, routes  # noqa: E402
 
 TOKEN = "web-token-of-alpha-0123456789abcdef"

@@ -45,17 +45,20 @@ __version__ = "0.2.0.dev0"  # the one version source (pyproject.toml reads it)
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
 if TYPE_CHECKING:  # what __getattr__ below loads on first use, for type checkers
-    from . import atomic, integrations, synced, testing, upload, web  # noqa: F401
+    from . import atomic, integrations, remote, server, synced, testing, upload, web  # noqa: F401
     from .integrations.metrics import stats
-    from .upload.s3 import S3Sink
-    from .upload.sinks import DirectorySink, HttpSink
-    from .upload.uploader import Uploader
+    from .remote.sinks.directory import DirectorySink
+    from .remote.sinks.http import HttpSink
+    from .remote.sinks.s3 import S3Sink
+    from .remote.uploader import Uploader
 
 #: loaded on first use: the remote backup (aiohttp costs a third of a second to import), stats()
-_LAZY = {"Uploader": "upload.uploader", "HttpSink": "upload.sinks", "DirectorySink": "upload.sinks",
-         "S3Sink": "upload.s3", "stats": "integrations.metrics"}
+_LAZY = {"Uploader": "remote.uploader", "HttpSink": "remote.sinks.http",
+         "DirectorySink": "remote.sinks.directory", "S3Sink": "remote.sinks.s3",
+         "stats": "integrations.metrics"}
 #: subpackages imported on first use, so that ``safe_data.atomic.open(...)`` needs no import of its own
-_SUBPACKAGES = frozenset({"atomic", "synced", "integrations", "testing", "upload", "web"})
+_SUBPACKAGES = frozenset({"atomic", "synced", "integrations", "testing", "remote", "server", "upload",
+                          "web"})
 
 
 def __getattr__(name):

@@ -148,7 +148,7 @@ def journal_stats(directory: str) -> dict:
 def _uploader_status(directory: str) -> dict | None:
     """The report of the last uploader that ran on this journal (docs/remote.md), with
     ``alive``: whether its process still exists."""
-    from ..upload.uploader import read_status  # no network library imported
+    from ..remote._ledger import read_status  # no network library imported
 
     status = read_status(directory)
     if status is None:

@@ -22,7 +22,7 @@ def parse_tokens(text: str, source: str, *, commas: bool) -> dict[str, str]:
     namespace given twice or a token shared by two namespaces.  Tokens never appear in
     the messages.
     """
-    from ..upload.layout import valid_namespace
+    from ..remote.protocol import valid_namespace
 
     entries = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -84,7 +84,7 @@ async def _run(app, host: str, port: int, ui: bool) -> None:
     from aiohttp import web
 
     from ..upload.server import STORE_KEY
-    from ..upload.store import StoreUnavailable
+    from ..server.stores import StoreUnavailable
 
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
@@ -196,7 +196,7 @@ def _journal_readers(journal_dir, readers: tuple[str, ...], tokens: dict[str, st
 
 def _open_store(spec: str, s3_endpoint_url: str | None):
     if spec.startswith("s3://"):
-        from ..upload.s3_store import S3Store
+        from ..server.stores.s3 import S3Store
 
         try:
             return S3Store.from_url(spec, endpoint_url=s3_endpoint_url)
@@ -209,7 +209,7 @@ def _open_store(spec: str, s3_endpoint_url: str | None):
                                  "s3://BUCKET[/PREFIX])", param_hint="'--store'")
     if os.path.exists(spec) and not os.path.isdir(spec):
         raise click.BadParameter(f"{spec!r} is not a directory", param_hint="'--store'")
-    from ..upload.store import DirectoryStore
+    from ..server.stores.directory import DirectoryStore
 
     return DirectoryStore(spec)
 

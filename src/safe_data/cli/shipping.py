@@ -19,7 +19,7 @@ import warnings
 
 import click
 
-from ..upload.layout import valid_namespace
+from ..remote.protocol import valid_namespace
 from .exits import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_USAGE, Failure
 from .journal_view import _journal_dir
 from .json_output import _dump_json
@@ -34,21 +34,21 @@ def make_sink(target: str, token: str | None, namespace: str, endpoint_url: str 
               profile: str | None = None):
     """A sink for TARGET: ``http(s)://server``, ``s3://bucket[/prefix]`` or a directory."""
     if target.startswith(("http://", "https://")):
-        from ..upload.sinks import HttpSink
+        from ..remote.sinks.http import HttpSink
 
         if not token:
             raise Failure("an HTTP backup server needs --token (or SAFE_DATA_TOKEN)", EXIT_USAGE)
         with _usage_error():
             return HttpSink(target, token, connect_timeout=connect_timeout)
     if target.startswith("s3://"):
-        from ..upload.s3 import S3Sink
-        from ..upload.s3_store import parse_s3_url
+        from ..remote.sinks.s3 import S3Sink
+        from ..server.stores.s3 import parse_s3_url
 
         with _usage_error():  # also: no credentials found, an unknown profile
             bucket, prefix = parse_s3_url(target)
             return S3Sink(bucket, endpoint_url, prefix=prefix, namespace=namespace,
                           connect_timeout=connect_timeout, region=region, profile=profile)
-    from ..upload.sinks import DirectorySink
+    from ..remote.sinks.directory import DirectorySink
 
     return DirectorySink(target, namespace=namespace)
 
@@ -64,7 +64,7 @@ def _usage_error():
 
 def _reach(sink, connect_timeout: float) -> None:
     """Exit at once, in one line, if the backup cannot be reached or refuses us."""
-    from ..upload.sinks import SinkError
+    from ..remote.sinks import SinkError
 
     async def check() -> None:
         try:
@@ -85,7 +85,7 @@ def _reach(sink, connect_timeout: float) -> None:
 def _uploader_quiet():
     """Within it, the uploader's warnings and log lines are not printed: push says
     what happened itself, once."""
-    from ..upload.uploader import UploadWarning
+    from ..remote.uploader import UploadWarning
 
     logger = logging.getLogger("safe_data.upload")
     handler = logging.NullHandler()  # so that logging's last-resort handler stays silent
@@ -154,7 +154,7 @@ def push(journal_path, target, token, namespace, endpoint_url, region, profile, 
     reached, refuses a segment or does not finish within the timeout.
     """
     from ..journal.journal import Journal
-    from ..upload.uploader import Uploader, pending_segments
+    from ..remote.uploader import Uploader, pending_segments
 
     started = time.monotonic()
     directory = _journal_dir(journal_path)
@@ -233,7 +233,7 @@ def pull(journal_path, target, token, namespace, endpoint_url, region, profile, 
     stays), 3 if the backup holds nothing.
     """
     from ..journal.journal import default_path
-    from ..upload.sinks import decompress_segment
+    from ..remote.protocol import decompress_segment
 
     started = time.monotonic()
     directory = os.path.abspath(journal_path or default_path())

@@ -12,19 +12,20 @@ from __future__ import annotations
 import os
 import sys
 
+from ..journal import format as fmt
 from ..journal import hooks, registry
+from ..journal.retention import MARKS_DIR
 
 __all__ = ["stats"]
 
-_SEALED_SUFFIX = ".seg"  # safe_data.upload.uploader.SEALED_SUFFIX
-_MARKS_DIR = "uploaded"  # safe_data.upload.uploader.MARKS_DIR
+__all__ = ["stats"]
 
 
 def _pending(path: str) -> tuple[int, int]:
     """(segments, bytes) sealed in a journal directory and not acknowledged by a sink:
     what Uploader.stats() calls pending."""
     try:
-        marks = set(os.listdir(os.path.join(path, _MARKS_DIR)))
+        marks = set(os.listdir(os.path.join(path, MARKS_DIR)))
     except OSError:
         marks = set()
     segments = nbytes = 0
@@ -32,7 +33,7 @@ def _pending(path: str) -> tuple[int, int]:
         with os.scandir(path) as entries:
             for entry in entries:
                 name = entry.name
-                if not name.endswith(_SEALED_SUFFIX) or name[: -len(_SEALED_SUFFIX)] in marks:
+                if not name.endswith(fmt.SEALED_SUFFIX) or name[: -len(fmt.SEALED_SUFFIX)] in marks:
                     continue
                 try:
                     size = entry.stat().st_size
@@ -70,9 +71,9 @@ def stats() -> dict[str, int]:
     journals = registry.open_journals()
     paths = {j.path for j in journals}
     acked = acked_bytes = errors = rejected = running = 0
-    uploader_mod = sys.modules.get("safe_data.upload.uploader")
-    if uploader_mod is not None:
-        for uploader in uploader_mod.live_uploaders():
+    loop_thread = sys.modules.get("safe_data.remote._loop_thread")  # where live uploaders register
+    if loop_thread is not None:
+        for uploader in loop_thread.live_uploaders():
             counters = uploader.counters()
             acked += counters["acked"]
             acked_bytes += counters["acked_bytes"]

@@ -25,6 +25,7 @@ with its uncompressed size stored in front (``lz4.block.compress(store_size=True
 
 from __future__ import annotations
 
+import re
 import struct
 
 MAGIC = b"SAFEDATA"
@@ -57,8 +58,15 @@ KNOWN_FLAGS = FLAG_COMPRESSED | FLAG_CALLER | FLAG_ID
 #: bytes are in damaged/); it numbers the records it stands for and is not a record
 OP_HOLE = 255
 
+# --- segment names ----------------------------------------------------------------------
+# A segment is named by its id, ``<writer id, 16 hex digits>-<segment number, 6 digits>``
+# (:func:`segment_id`), plus a suffix: ``.open`` while it is written, ``.seg`` once sealed.
+# The remote layout (safe_data.remote.protocol) builds its names on these.
+
 OPEN_SUFFIX = ".open"
 SEALED_SUFFIX = ".seg"
+#: a segment id; groups: the writer id (hex), the segment number
+SEGMENT_ID = re.compile(r"([0-9a-f]{16})-([0-9]{6})")
 
 #: a sealed segment's index, beside it (derived data, see journal/index.py): magic,
 #: payload length, HMAC-SHA256 of the payload under the journal's key; then the payload,
@@ -207,7 +215,26 @@ class SegmentHeader:
 
 
 def segment_id(writer_id: int, segment_no: int) -> str:
+    """The id of a writer's segment: ``<writer>-<n>`` (the inverse of :func:`parse_segment_id`)."""
     return f"{writer_id:016x}-{segment_no:06d}"
+
+
+def parse_segment_id(text) -> tuple[int, int] | None:
+    """``(writer id, segment number)`` of a segment id, or None if ``text`` is not one."""
+    match = SEGMENT_ID.fullmatch(text) if isinstance(text, str) else None
+    return (int(match[1], 16), int(match[2])) if match else None
+
+
+def is_segment_id(text) -> bool:
+    return isinstance(text, str) and SEGMENT_ID.fullmatch(text) is not None
+
+
+def sealed_segment_id(name: str) -> str | None:
+    """The id of a sealed segment's file name (``<id>.seg``), or None for any other name."""
+    if not name.endswith(SEALED_SUFFIX):
+        return None
+    stem = name[: -len(SEALED_SUFFIX)]
+    return stem if is_segment_id(stem) else None
 
 
 def unpack_segment_header(crc32c, data) -> SegmentHeader:

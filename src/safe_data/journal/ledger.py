@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import time
 from collections import namedtuple
 
@@ -29,7 +28,6 @@ from . import format as fmt
 from .reader import Problem
 
 LEDGER_FILE = "ledger"
-_SEGMENT_ID = re.compile(r"([0-9a-f]{16})-([0-9]{6})")
 _ENOSPC = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -42,8 +40,7 @@ class Departure(namedtuple("Departure", "segment first last why time")):
     @property
     def identity(self) -> tuple[int, int] | None:
         """(writer id, segment number), or None if ``segment`` is not a segment id."""
-        match = _SEGMENT_ID.fullmatch(self.segment)
-        return (int(match[1], 16), int(match[2])) if match else None
+        return fmt.parse_segment_id(self.segment)
 
 
 def departure_of(path: str, why: str) -> Departure:

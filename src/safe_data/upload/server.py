@@ -25,14 +25,14 @@ import inspect
 import logging
 import re
 
-from .requires import aiohttp as _require
+from ..remote.requires import aiohttp as _require
 
 aiohttp = _require("The backup server (safe-data serve)")
 from aiohttp import web  # noqa: E402
 
-from .checks import InvalidSegment, SegmentTooLarge, decompress_bounded, verify_segment
-from .layout import valid_segment_id, valid_sha256
-from .store import ConflictError, NotFound, StoreUnavailable
+from ..remote.protocol import InvalidSegment, SegmentTooLarge, decompress_bounded, verify_segment
+from ..remote.protocol import valid_segment_id, valid_sha256
+from ..server.stores import ConflictError, NotFound, StoreUnavailable
 
 __all__ = ["make_app", "verify_segment", "decompress_bounded", "SegmentTooLarge",
            "InvalidSegment"]

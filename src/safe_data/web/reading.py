@@ -121,7 +121,7 @@ class StoreSource:
         self.max_segment_bytes = max_segment_bytes
 
     def _call(self, method: str, *args):
-        from ..upload.store import StoreUnavailable
+        from ..server.stores import StoreUnavailable
 
         fn = getattr(self.store, method)
         try:
@@ -146,8 +146,8 @@ class StoreSource:
         return self._fetch(name[:23])
 
     def _fetch(self, segment_id: str):
-        from ..upload.checks import InvalidSegment, SegmentTooLarge, decompress_bounded
-        from ..upload.store import NotFound
+        from ..remote.protocol import InvalidSegment, SegmentTooLarge, decompress_bounded
+        from ..server.stores import NotFound
 
         try:
             body, _sha256 = self._call("get", self.namespace, segment_id)

@@ -34,6 +34,8 @@ import threading
 import time
 from typing import Any, Callable
 
+from . import TransientError
+
 __all__ = ["Keys", "CredentialSource", "AwsSettings"]
 
 DEFAULT_REGION = "us-east-1"
@@ -109,8 +111,6 @@ class CredentialSource:
         try:
             return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
         except Exception as exc:  # botocore's errors: a failing credential_process, IMDS...
-            from .sinks import TransientError
-
             raise TransientError(f"cannot get S3 credentials: {type(exc).__name__}: {exc}") from exc
 
     def _renew(self, refused: Keys) -> Keys | None:

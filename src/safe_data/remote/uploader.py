@@ -34,43 +34,34 @@ sink's idempotency absorbs the duplicate sends).
 from __future__ import annotations
 
 import asyncio
-import atexit
-import collections
 import concurrent.futures
 import hashlib
 import logging
 import os
 import random
-import sys
 import threading
 import time
 import warnings
-import weakref
 from typing import Any
 
 from .. import _faults
 from ..errors import SafeDataError
-from .layout import valid_segment_id
+from ..journal.journal import Journal, default_journal, journal_at
+from . import _ledger
+from ._ledger import MARKS_DIR, PendingSegment, pending_segments, read_status
+from ._loop_thread import LoopThread, live_uploaders, lower_priority, register, unregister
 from .sinks import RejectedError, Sink, TransientError
-from ..journal import ledger
-from ..journal.retention import MARKS_DIR  # the directory of acknowledgement marks
-from .._fs import fsync, fsync_dir
 
 __all__ = ["Uploader", "UploaderError", "UploadWarning", "PendingSegment", "pending_segments",
            "MARKS_DIR", "read_status", "live_uploaders"]
 
+# the old package's name: what applications configure their logging for
 log = logging.getLogger("safe_data.upload")
 
-SEALED_SUFFIX = ".seg"
-#: the last uploader's report, in MARKS_DIR (not a segment id, so never taken for a mark)
-STATUS_FILE = "status.json"
 STATUS_INTERVAL = 1.0  # seconds: the report is rewritten at most this often
 # Level 1: on journal segments it compresses as well as level 3 (4.5x on small-int records)
 # and 1.5x faster (740 vs 500 MB/s).
 ZSTD_LEVEL = 1
-
-PendingSegment = collections.namedtuple("PendingSegment", "id path size mtime")
-PendingSegment.__doc__ = "A sealed segment not yet acknowledged by a sink."
 
 
 class UploaderError(SafeDataError):
@@ -81,124 +72,9 @@ class UploadWarning(UserWarning):
     """A sink rejected a segment for good; it stays in the journal directory."""
 
 
-# --- the journal directory -------------------------------------------------------------------
-
-
-def _scan(journal_path: str):
-    """(unmarked sealed segments oldest first, {marked id: mark mtime} of present segments,
-    orphan marks)."""
-    marks_dir = os.path.join(journal_path, MARKS_DIR)
-    try:
-        marks = set(os.listdir(marks_dir))
-    except FileNotFoundError:
-        marks = set()
-    pending, marked, present = [], {}, set()
-    with os.scandir(journal_path) as entries:
-        for entry in entries:
-            name = entry.name
-            if not name.endswith(SEALED_SUFFIX):
-                continue
-            segment_id = name[: -len(SEALED_SUFFIX)]
-            if not valid_segment_id(segment_id):
-                continue
-            try:
-                st = entry.stat()
-            except FileNotFoundError:
-                continue
-            present.add(segment_id)
-            if segment_id in marks:
-                try:
-                    marked[segment_id] = os.stat(os.path.join(marks_dir, segment_id)).st_mtime
-                    continue
-                except FileNotFoundError:  # tidied by another uploader meanwhile: pending
-                    pass
-            pending.append(PendingSegment(segment_id, entry.path, st.st_size, st.st_mtime))
-    pending.sort(key=lambda s: (s.mtime, s.id))
-    orphans = [m for m in marks if valid_segment_id(m) and m not in present]
-    return pending, marked, orphans
-
-
-def pending_segments(journal_path: str | os.PathLike) -> list[PendingSegment]:
-    """The sealed segments of a journal directory that no sink acknowledged yet, oldest
-    first (``id``, ``path``, ``size`` in bytes, ``mtime``).  Rejected segments are pending."""
-    path = os.path.abspath(os.fspath(journal_path))
-    if not os.path.isdir(path):
-        return []
-    return _scan(path)[0]
-
-
-def _is_marked(journal_path: str, segment_id: str) -> bool:
-    return os.path.exists(os.path.join(journal_path, MARKS_DIR, segment_id))
-
-
-def _write_marks(journal_path: str, segment_ids) -> None:
-    """The durable records that a sink acknowledged these segments (docs/remote.md): each
-    mark created and fsynced (all but the first fsync find nothing left to write), then
-    one fsync of the directory for the whole batch."""
-    marks_dir = os.path.join(journal_path, MARKS_DIR)
-    if not os.path.isdir(marks_dir):
-        os.makedirs(marks_dir, mode=0o700, exist_ok=True)
-        fsync_dir(journal_path)
-    for segment_id in segment_ids:
-        fd = os.open(os.path.join(marks_dir, segment_id), os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            fsync(fd)
-        finally:
-            os.close(fd)
-    fsync_dir(marks_dir)
-
-
-def read_status(journal_path: str | os.PathLike) -> dict | None:
-    """The report the last uploader of this journal directory left (``safe-data stats``
-    shows it): ``sink``, ``pid``, ``running``, ``started``/``updated`` (ISO times), and
-    for that run ``acked``, ``acked_bytes``, ``last_ack``, ``errors``, ``last_error``,
-    ``last_error_at``, ``rejected`` (id -> reason).  None if there is none."""
-    import json
-
-    try:
-        with open(os.path.join(os.fspath(journal_path), MARKS_DIR, STATUS_FILE), "rb") as f:
-            status = json.loads(f.read(1 << 20))
-    except (FileNotFoundError, ValueError):
-        return None
-    return status if isinstance(status, dict) else None
-
-
-def _write_status(journal_path: str, status: dict) -> None:
-    """Replace the report atomically (temp file, rename; no fsync: it is informational)."""
-    import json
-
-    marks_dir = os.path.join(journal_path, MARKS_DIR)
-    tmp = os.path.join(marks_dir, f".{STATUS_FILE}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(status, f, indent=1)
-    os.replace(tmp, os.path.join(marks_dir, STATUS_FILE))
-
-
-def _now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _unlink(path: str) -> bool:
-    """Remove a file; False if it was already gone."""
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def _remove_acknowledged(journal_path: str, segment_ids, sink) -> list[str]:
-    """Delete segments ``sink`` acknowledged, each recorded in the journal's ledger first;
-    return the ids of those deleted (the others were already gone)."""
-    paths = [os.path.join(journal_path, i + SEALED_SUFFIX) for i in segment_ids]
-    present = ledger.record_removal(journal_path, paths, f"acknowledged by {sink!r}")
-    return [os.path.basename(p)[: -len(SEALED_SUFFIX)] for p in present if _unlink(p)]
-
-
 def _prepare(path: str):
     """(raw size, sha256 hex, zstd body) of a segment file, or None if it is gone."""
-    import zstandard
+    import zstandard  # lazy: only a running uploader compresses
 
     try:
         with open(path, "rb") as f:
@@ -216,17 +92,6 @@ async def _wait_event(event: asyncio.Event, timeout: float) -> None:
         await asyncio.wait({waiter}, timeout=timeout)
     finally:
         waiter.cancel()
-
-
-def _lower_priority() -> None:
-    """Lower the calling thread's scheduling priority to nice +10, so that on a busy
-    machine the application's threads go first.  Linux only: there a thread has its own
-    nice value (inherited by the threads it starts), and its native id names it."""
-    if sys.platform.startswith("linux"):
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        except OSError:  # not permitted (seccomp, ...): run at normal priority
-            pass
 
 
 class _GroupCommit:
@@ -271,42 +136,6 @@ class _GroupCommit:
             await asyncio.gather(self._drainer, return_exceptions=True)
 
 
-# --- fork safety -----------------------------------------------------------------------------
-
-_live: "weakref.WeakSet[Uploader]" = weakref.WeakSet()
-
-
-def live_uploaders() -> list["Uploader"]:
-    """The uploaders of this process that have started and not been closed."""
-    return list(_live)
-
-
-def _after_fork_in_child() -> None:
-    for uploader in list(_live):
-        uploader._forked = True
-    _live.clear()
-
-
-def _close_at_exit() -> None:
-    for uploader in list(_live):
-        if uploader._thread is not None:
-            try:
-                uploader.close(timeout=uploader.exit_timeout)
-            except Exception as exc:  # exiting: report, keep closing the others
-                warnings.warn(f"uploader could not finish at exit: {exc}", UploadWarning)
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-# At exit, flush before concurrent.futures stops its thread pools (which the uploader's loop
-# uses): hooks registered with threading run before atexit's, the latest first.
-import concurrent.futures.thread  # noqa: E402,F401 - registers its hook before ours
-
-if hasattr(threading, "_register_atexit"):
-    threading._register_atexit(_close_at_exit)
-else:  # pragma: no cover
-    atexit.register(_close_at_exit)
-
-
 # --- the uploader ----------------------------------------------------------------------------
 
 
@@ -316,8 +145,8 @@ class Uploader:
     Parameters
     ----------
     sink : Sink
-        Where segments go (:class:`~safe_data.upload.sinks.DirectorySink`,
-        :class:`~safe_data.upload.sinks.HttpSink`, ``S3Sink``).  The uploader closes it
+        Where segments go (:class:`~safe_data.remote.sinks.directory.DirectorySink`,
+        :class:`~safe_data.remote.sinks.http.HttpSink`, ``S3Sink``).  The uploader closes it
         when it stops.
     journal : Journal or path, optional
         The journal whose directory is shipped; default: the default journal.  A path opens
@@ -348,8 +177,6 @@ class Uploader:
     def __init__(self, sink: Sink, journal=None, *, seal_every: float | None = 5.0,
                  keep_for: float = 0.0, concurrency: int = 4, compress_threads: int = 1,
                  backoff: tuple[float, float] = (0.1, 30.0), exit_timeout: float = 5.0) -> None:
-        from ..journal.journal import Journal, default_journal, journal_at
-
         if not hasattr(sink, "put"):
             raise TypeError(f"sink must be a Sink, not {type(sink).__name__}")
         if concurrency < 1:
@@ -379,7 +206,7 @@ class Uploader:
         self._pid = os.getpid()
         self._forked = False
         self._state = "new"  # new, running, closed
-        self._thread: threading.Thread | None = None
+        self._thread: LoopThread | None = None  # with start(): the thread running _main
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main_task: asyncio.Task | None = None
         self._stats_lock = threading.Lock()
@@ -404,37 +231,14 @@ class Uploader:
         self._check_usable()
         if self._state != "new":
             raise UploaderError(f"this uploader is already {self._state}; create a new one")
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            _lower_priority()  # this thread and the workers it starts: background work
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                self._main_task = loop.create_task(self._main(ready))
-                loop.run_until_complete(self._main_task)
-            except BaseException as exc:  # noqa: BLE001 - reported to start()
-                if not ready.is_set():
-                    failure.append(exc)
-                    ready.set()
-                elif not isinstance(exc, asyncio.CancelledError):
-                    log.exception("safe_data uploader stopped by an error")
-            finally:
-                try:
-                    loop.run_until_complete(loop.shutdown_asyncgens())
-                    loop.run_until_complete(loop.shutdown_default_executor())
-                finally:
-                    loop.close()
-
         self._state = "running"
-        self._thread = threading.Thread(target=run, name="safe_data-uploader", daemon=True)
-        _live.add(self)
-        self._thread.start()
-        ready.wait()
-        if failure:
+        self._thread = LoopThread("safe_data-uploader", "safe_data uploader")
+        register(self)
+        try:
+            self._loop = self._thread.start(self._main)
+        except BaseException:
             self._state = "closed"
-            raise failure[0]
+            raise
         return self
 
     def flush(self, timeout: float | None = None) -> None:
@@ -443,11 +247,11 @@ class Uploader:
         longer than ``timeout`` seconds; the uploader keeps trying.  From a coroutine use
         :meth:`aflush`."""
         self._check_running()
-        if asyncio._get_running_loop() is self._loop or threading.current_thread() is self._thread:
+        if asyncio._get_running_loop() is self._loop or self._in_own_thread():
             raise UploaderError("flush() would block the uploader's own event loop: "
                                 "use `await uploader.aflush()` in asyncio code")
         self.journal.seal()
-        targets = [s.id for s in _scan(self.path)[0]]
+        targets = [s.id for s in _ledger.scan(self.path)[0]]
         assert self._loop is not None
         future = asyncio.run_coroutine_threadsafe(self._wait_settled(targets), self._loop)
         try:
@@ -461,7 +265,7 @@ class Uploader:
         self._check_running()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.journal.seal)
-        targets = [s.id for s in (await loop.run_in_executor(None, _scan, self.path))[0]]
+        targets = [s.id for s in (await loop.run_in_executor(None, _ledger.scan, self.path))[0]]
         assert self._loop is not None
         waiter: asyncio.Future[None]
         if loop is self._loop:
@@ -488,7 +292,7 @@ class Uploader:
         if self._thread is None:
             raise UploaderError("this uploader runs in an event loop: use `await uploader.aclose()` "
                                 "(or `async with`)")
-        if threading.current_thread() is self._thread:
+        if self._in_own_thread():
             raise UploaderError("close() cannot be called from the uploader's own thread")
         try:
             self.flush(timeout)
@@ -496,14 +300,9 @@ class Uploader:
             warnings.warn(f"closing the uploader: {exc}", UploadWarning, stacklevel=2)
         finally:
             self._state = "closed"
-            loop = self._loop
-            if loop is not None:
-                try:
-                    loop.call_soon_threadsafe(self._request_stop)
-                except RuntimeError:  # loop already closed
-                    pass
+            self._thread.call_soon(self._request_stop)
             self._thread.join(timeout=max(5.0, self.exit_timeout))
-            _live.discard(self)
+            unregister(self)
 
     async def aclose(self, timeout: float | None = 10) -> None:
         """:meth:`close` for the ``async with`` form."""
@@ -525,7 +324,7 @@ class Uploader:
                     await task
                 except asyncio.CancelledError:
                     pass
-            _live.discard(self)
+            unregister(self)
 
     def counters(self) -> dict[str, Any]:
         """What this uploader did since it started, without looking at the disk (cheap):
@@ -563,7 +362,7 @@ class Uploader:
         self._loop = asyncio.get_running_loop()
         ready = asyncio.Event()
         self._state = "running"
-        _live.add(self)
+        register(self)
         self._main_task = self._loop.create_task(self._main(ready))
         waiter = asyncio.ensure_future(ready.wait())
         await asyncio.wait({waiter, self._main_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -577,6 +376,19 @@ class Uploader:
         await self.aclose()
 
     # --- internals -------------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        self._forked = True  # the thread and loop stayed in the parent
+
+    def _close_at_exit(self) -> None:
+        if self._thread is not None:
+            try:
+                self.close(timeout=self.exit_timeout)
+            except Exception as exc:  # exiting: report, let the others close
+                warnings.warn(f"uploader could not finish at exit: {exc}", UploadWarning)
+
+    def _in_own_thread(self) -> bool:
+        return self._thread is not None and self._thread.is_current()
 
     def _check_usable(self) -> None:
         if self._forked or os.getpid() != self._pid:
@@ -592,8 +404,7 @@ class Uploader:
                                 "the uploader is closed; create a new one")
 
     def _timeout_message(self, targets, timeout) -> str:
-        left = [t for t in targets if t not in self._settled and not _is_marked(self.path, t)
-                and os.path.exists(os.path.join(self.path, t + SEALED_SUFFIX))]
+        left = _ledger.unacknowledged(self.path, [t for t in targets if t not in self._settled])
         detail = f"; last error: {self._last_error}" if self._last_error else ""
         return (f"{len(left)} segment(s) of {self.path} not acknowledged within {timeout} s; "
                 f"they stay on local disk and are retried{detail}")
@@ -608,13 +419,13 @@ class Uploader:
         with self._stats_lock:
             self._errors += 1
             self._last_error = message
-            self._last_error_at = _now_iso()
+            self._last_error_at = _ledger.now_iso()
             self._status_dirty = True
 
     def _status(self, running: bool) -> dict:
         with self._stats_lock:
             return {"sink": repr(self.sink), "pid": os.getpid(), "running": running,
-                    "started": self._started, "updated": _now_iso(),
+                    "started": self._started, "updated": _ledger.now_iso(),
                     "acked": self._acked, "acked_bytes": self._acked_bytes,
                     "last_ack": self._last_ack, "errors": self._errors,
                     "last_error": self._last_error, "last_error_at": self._last_error_at,
@@ -628,7 +439,7 @@ class Uploader:
         self._status_dirty = False
         self._status_written = now
         try:
-            await loop.run_in_executor(None, _write_status, self.path, self._status(running))
+            await loop.run_in_executor(None, _ledger.write_status, self.path, self._status(running))
         except OSError as exc:  # informational: never worth stopping for
             log.warning("cannot write the upload status in %s: %s", self.path, exc)
 
@@ -640,11 +451,11 @@ class Uploader:
         self._tasks: dict[str, asyncio.Task] = {}
         self._compressor = concurrent.futures.ThreadPoolExecutor(
             self.compress_threads, thread_name_prefix="safe_data-uploader-compress",
-            initializer=_lower_priority)
+            initializer=lower_priority)
         self._marks = _GroupCommit(self._acknowledged)
         self._deletions = _GroupCommit(self._delete_now)
         await loop.run_in_executor(None, os.makedirs, os.path.join(self.path, MARKS_DIR), 0o700, True)
-        self._started = _now_iso()
+        self._started = _ledger.now_iso()
         ready.set()
         next_seal = time.monotonic() + self.seal_every if self.seal_every else None
         try:
@@ -686,7 +497,7 @@ class Uploader:
     async def _round(self, loop) -> float:
         """Start shipping what is pending, delete what is due; seconds until the next round."""
         try:
-            pending, marked, orphans = await loop.run_in_executor(None, _scan, self.path)
+            pending, marked, orphans = await loop.run_in_executor(None, _ledger.scan, self.path)
         except OSError as exc:
             self._error(f"cannot list {self.path}: {exc}")
             return 1.0
@@ -710,18 +521,16 @@ class Uploader:
         return wait
 
     def _tidy(self, due, orphans) -> None:
-        marked = [i for i in due if _is_marked(self.path, i)]  # never delete what no sink holds
-        try:                                                   # (or another uploader just did)
-            for segment_id in _remove_acknowledged(self.path, marked, self.sink):
+        # never delete what no sink holds (or another uploader just deleted)
+        marked = [i for i in due if _ledger.is_marked(self.path, i)]
+        try:
+            for segment_id in _ledger.remove_acknowledged(self.path, marked, self.sink):
                 log.debug("deleted acknowledged segment %s", segment_id)
         except OSError as exc:
             self._error(f"cannot delete acknowledged segments {', '.join(marked)}: {exc}")
         else:
-            for segment_id in marked:
-                _unlink(os.path.join(self.path, MARKS_DIR, segment_id))
-        for segment_id in orphans:
-            if not os.path.exists(os.path.join(self.path, segment_id + SEALED_SUFFIX)):
-                _unlink(os.path.join(self.path, MARKS_DIR, segment_id))
+            _ledger.remove_marks(self.path, marked)
+        _ledger.remove_orphan_marks(self.path, orphans)
 
     async def _ship(self, segment: PendingSegment) -> None:
         loop = asyncio.get_running_loop()
@@ -760,7 +569,7 @@ class Uploader:
                         with self._stats_lock:
                             self._acked += 1
                             self._acked_bytes += size
-                            self._last_ack = _now_iso()
+                            self._last_ack = _ledger.now_iso()
                             self._status_dirty = True
                         return
                 first, longest = self.backoff
@@ -779,7 +588,7 @@ class Uploader:
         """(In a worker thread) mark a batch of acknowledged segments, for the retention
         period's sake (``keep_for``) and so that a restart does not send them again."""
         _faults.point("upload.delete")
-        _write_marks(self.path, segment_ids)
+        _ledger.write_marks(self.path, segment_ids)
         log.debug("acknowledged: %s", ", ".join(segment_ids))
 
     def _delete_now(self, segment_ids: list[str]) -> None:
@@ -788,7 +597,7 @@ class Uploader:
         survive a crash, the segment is sent again, and the sink answers "already stored"
         (a mark would cost two fsyncs per segment to save that resend)."""
         _faults.point("upload.delete")
-        for segment_id in _remove_acknowledged(self.path, segment_ids, self.sink):
+        for segment_id in _ledger.remove_acknowledged(self.path, segment_ids, self.sink):
             log.debug("segment %s acknowledged and deleted", segment_id)
 
     def _reject(self, segment_id: str, reason: str) -> None:
@@ -796,7 +605,7 @@ class Uploader:
             first = segment_id not in self._rejected
             self._rejected[segment_id] = reason
             self._last_error = reason
-            self._last_error_at = _now_iso()
+            self._last_error_at = _ledger.now_iso()
             self._status_dirty = True
         if first:
             message = (f"segment {segment_id} was rejected by {self.sink!r}: {reason}. It stays in "
@@ -815,8 +624,7 @@ class Uploader:
         loop = asyncio.get_running_loop()
 
         def remaining(ids):
-            return [t for t in ids if t not in self._rejected and not _is_marked(self.path, t)
-                    and os.path.exists(os.path.join(self.path, t + SEALED_SUFFIX))]
+            return _ledger.unacknowledged(self.path, [t for t in ids if t not in self._rejected])
 
         left = list(targets)
         while True:

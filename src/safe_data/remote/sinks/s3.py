@@ -7,8 +7,7 @@ Why a small AWS Signature V4 signer over aiohttp instead of aiobotocore: aioboto
 botocore (and therefore boto3) to narrow version ranges, which routinely conflicts with
 whatever else an application installs, and importing it costs about half a second. The
 sink needs four calls (PUT, HEAD and GET object, ListObjectsV2, plus CreateBucket for
-tests and demos); signing them is ~60 lines of ``hmac``/``hashlib`` and is checked
-against AWS's published test vector in the test suite.
+tests and demos); signing them is ~60 lines of ``hmac``/``hashlib`` (:mod:`._sigv4`).
 
 Acknowledgement rules (docs/remote.md):
 
@@ -22,10 +21,10 @@ Acknowledgement rules (docs/remote.md):
 - ``5xx``, ``429``, timeouts, resets and unreadable answers are transient (retried,
   honouring ``Retry-After``);
 - refused keys (``401``/``403``, or ``400 ExpiredToken``) are renewed from their source
-  (:mod:`safe_data.upload.aws`) and the request sent once more; keys still expired after
+  (:mod:`._aws`) and the request sent once more; keys still expired after
   that are transient (the source has no new ones yet), other refusals are refused.
 
-Keys and region are found as AWS's tools find them (:mod:`safe_data.upload.aws`).
+Keys and region are found as AWS's tools find them (:mod:`._aws`).
 """
 
 from __future__ import annotations
@@ -34,24 +33,23 @@ import asyncio
 import base64
 import copy
 import datetime as _dt
-import email.utils
 import hashlib
-import hmac
 import os
 import xml.etree.ElementTree as ET
 from typing import Any, Mapping
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
-from .requires import aiohttp as _require
+from ..requires import aiohttp as _require
 
 aiohttp = _require("S3Sink (an S3 backup)")
 from yarl import URL  # noqa: E402 - installed with aiohttp
 
-from .aws import AwsSettings, Keys
-from .layout import BODY_SUFFIX, valid_namespace, valid_segment_id, valid_sha256
-from .sinks import MAX_SEGMENT_BYTES, RejectedError, Sink, TransientError
+from ..protocol import BODY_SUFFIX, MAX_SEGMENT_BYTES, parse_retry_after, valid_namespace, valid_segment_id
+from . import RejectedError, Sink, TransientError, check_id, check_sha
+from ._aws import AwsSettings, Keys
+from ._sigv4 import sign_v4, uri_encode
 
-__all__ = ["S3Sink", "S3Error", "sign_v4", "RejectedError", "TransientError"]
+__all__ = ["S3Sink", "S3Error"]
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -72,82 +70,6 @@ class S3Error(Exception):
 
 
 # --------------------------------------------------------------------------- signing
-
-
-def _uri_encode(s: str, *, keep_slash: bool) -> str:
-    return quote(s, safe="-_.~/" if keep_slash else "-_.~")
-
-
-def _hmac(key: bytes, msg: str) -> bytes:
-    return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
-
-
-def sign_v4(
-    method: str,
-    path: str,
-    query: Mapping[str, str],
-    headers: Mapping[str, str],
-    payload_sha256: str,
-    *,
-    access_key: str,
-    secret_key: str,
-    region: str,
-    service: str = "s3",
-    amz_date: str,
-) -> str:
-    """The ``Authorization`` header of an AWS Signature V4 request.
-
-    *path* is the already URI-encoded path (S3 encodes it once), *query* the decoded
-    query parameters, *headers* every header to sign (they must include ``host`` and
-    ``x-amz-date``; S3 also wants ``x-amz-content-sha256``), *amz_date* the
-    ``YYYYMMDDTHHMMSSZ`` time also sent as ``x-amz-date``.
-    """
-    canonical_query = "&".join(
-        f"{_uri_encode(k, keep_slash=False)}={_uri_encode(v, keep_slash=False)}"
-        for k, v in sorted(query.items())
-    )
-    norm = {k.lower().strip(): " ".join(str(v).split()) for k, v in headers.items()}
-    signed = ";".join(sorted(norm))
-    canonical_headers = "".join(f"{k}:{norm[k]}\n" for k in sorted(norm))
-    canonical_request = "\n".join(
-        [method.upper(), path or "/", canonical_query, canonical_headers, signed, payload_sha256]
-    )
-    date = amz_date[:8]
-    scope = f"{date}/{region}/{service}/aws4_request"
-    string_to_sign = "\n".join(
-        [
-            "AWS4-HMAC-SHA256",
-            amz_date,
-            scope,
-            hashlib.sha256(canonical_request.encode("utf-8")).hexdigest(),
-        ]
-    )
-    key = _hmac(("AWS4" + secret_key).encode("utf-8"), date)
-    key = _hmac(key, region)
-    key = _hmac(key, service)
-    key = _hmac(key, "aws4_request")
-    signature = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-    return (
-        f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
-        f"SignedHeaders={signed}, Signature={signature}"
-    )
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=_dt.timezone.utc)
-    return max(0.0, (when - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
 
 
 def _error_code(body: bytes) -> tuple[str, str]:
@@ -181,7 +103,7 @@ class S3Sink(Sink):
     Keys: *access_key*/*secret_key*/*session_token*, or *credentials* (botocore's
     ``Credentials``, e.g. ``boto3.Session().get_credentials()``), else found as the AWS
     CLI finds them, in *profile* (default ``$AWS_PROFILE``) with botocore installed
-    (:mod:`safe_data.upload.aws`).  *region*: default ``$AWS_REGION``,
+    (:mod:`safe_data.remote.sinks._aws`).  *region*: default ``$AWS_REGION``,
     ``$AWS_DEFAULT_REGION``, the profile's, else ``us-east-1``.  ``ValueError`` if no
     keys are found.
 
@@ -233,11 +155,11 @@ class S3Sink(Sink):
                 raise ValueError(f"invalid endpoint URL {endpoint!r}")
             self._origin = f"{parts.scheme}://{parts.netloc}"
             self._host = parts.netloc
-            self._base_path = parts.path.rstrip("/") + "/" + _uri_encode(bucket, keep_slash=False)
+            self._base_path = parts.path.rstrip("/") + "/" + uri_encode(bucket, keep_slash=False)
         elif "." in bucket:  # a dotted bucket breaks the virtual host's TLS certificate
             self._host = f"s3.{region}.amazonaws.com"
             self._origin = f"https://{self._host}"
-            self._base_path = "/" + _uri_encode(bucket, keep_slash=False)
+            self._base_path = "/" + uri_encode(bucket, keep_slash=False)
         else:
             self._host = f"{bucket}.s3.{region}.amazonaws.com"
             self._origin = f"https://{self._host}"
@@ -319,7 +241,7 @@ class S3Sink(Sink):
             amz_date=amz_date,
         )
         qs = "&".join(
-            f"{_uri_encode(k, keep_slash=False)}={_uri_encode(v, keep_slash=False)}"
+            f"{uri_encode(k, keep_slash=False)}={uri_encode(v, keep_slash=False)}"
             for k, v in sorted(query.items())
         )
         url = URL(self._origin + path + ("?" + qs if qs else ""), encoded=True)
@@ -352,7 +274,7 @@ class S3Sink(Sink):
             code, message = _error_code(data)
             raise TransientError(
                 f"S3 {method} {path} answered {status} {code} {message}".strip(),
-                retry_after=_retry_after(rheaders.get("Retry-After")),
+                retry_after=parse_retry_after(rheaders.get("Retry-After")),
             )
         code, message = _error_code(data) if status >= 400 else ("", "")
         if status in (401, 403) or (status == 400 and code in _REFUSED_TOKEN):
@@ -393,9 +315,8 @@ class S3Sink(Sink):
             ) from exc
 
     def _object_path(self, segment_id: str) -> str:
-        if not valid_segment_id(segment_id):
-            raise RejectedError(f"invalid segment id {segment_id!r}")
-        return self._base_path + "/" + _uri_encode(self.key(segment_id), keep_slash=True)
+        check_id(segment_id)
+        return self._base_path + "/" + uri_encode(self.key(segment_id), keep_slash=True)
 
     # -- the Sink interface -----------------------------------------------------------
 
@@ -434,8 +355,7 @@ class S3Sink(Sink):
         returning means acknowledged."""
         path = self._object_path(segment_id)
         sha256 = sha256.lower()
-        if not valid_sha256(sha256):
-            raise RejectedError(f"invalid sha256 {sha256!r}")
+        check_sha(sha256)
         body = bytes(body)
         if self.check_first and await self._compare(segment_id, sha256):
             return

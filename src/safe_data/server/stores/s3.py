@@ -1,13 +1,13 @@
 """The backup server's S3 store (docs/remote.md, "Layout in a store").
 
 ``S3Store`` keeps the segments of every namespace in one S3-compatible bucket, with the
-layout of :class:`~safe_data.upload.s3.S3Sink`: object key
+layout of :class:`~safe_data.remote.sinks.s3.S3Sink`: object key
 ``<prefix><namespace>/<segment id>.seg.zst``, the hash of the decompressed segment in the
 user metadata ``x-amz-meta-sha256``.  It is built on ``S3Sink`` (one sink, hence one HTTP
 session, per namespace), so the signing, conditional ``PUT`` (``If-None-Match: *``) and
 error classification are the sink's.
 
-It has the methods of :class:`~safe_data.upload.store.DirectoryStore` (``put``, ``get``,
+It has the methods of :class:`~safe_data.server.stores.directory.DirectoryStore` (``put``, ``get``,
 ``list``) but as coroutines: the server awaits them in its own event loop (where the
 sinks' aiohttp sessions live) instead of running them in a worker thread.  Call
 ``await store.aclose()`` when done (the server does it on cleanup).
@@ -15,7 +15,7 @@ sinks' aiohttp sessions live) instead of running them in a worker thread.  Call
 ``put``:
 
 * ``HEAD`` the key first: the same hash is a ``"duplicate"``, another hash (or an object
-  without one) a :class:`~safe_data.upload.store.ConflictError`;
+  without one) a :class:`~safe_data.server.stores.ConflictError`;
 * otherwise a conditional ``PUT``; if it loses a race with another writer, the winner's
   hash decides between ``"duplicate"`` and a conflict;
 * puts of one id by this process are serialised, so a store that ignores
@@ -23,7 +23,7 @@ sinks' aiohttp sessions live) instead of running them in a worker thread.  Call
   concurrent uploads to one server.
 
 Answers of the object store that mean "not now" (5xx, timeouts, refused credentials, a
-missing bucket) raise :class:`~safe_data.upload.store.StoreUnavailable` (the server
+missing bucket) raise :class:`~safe_data.server.stores.StoreUnavailable` (the server
 answers 503, the uploader retries).
 """
 
@@ -33,10 +33,10 @@ import asyncio
 import hmac
 from urllib.parse import urlsplit
 
-from .layout import valid_sha256
-from .s3 import S3Error, S3Sink
-from .sinks import RejectedError, TransientError
-from .store import ConflictError, NotFound, StoreUnavailable, _check
+from ...remote.protocol import valid_sha256
+from ...remote.sinks import RejectedError, TransientError
+from ...remote.sinks.s3 import S3Error, S3Sink
+from . import ConflictError, NotFound, StoreUnavailable, check_names
 
 __all__ = ["S3Store", "parse_s3_url"]
 
@@ -131,7 +131,7 @@ class S3Store:
         Return ``"stored"`` or ``"duplicate"``; raise :class:`ConflictError` if another
         hash is stored under that id, :class:`StoreUnavailable` if the object store fails.
         """
-        _check(namespace, segment_id)
+        check_names(namespace, segment_id)
         sha256 = sha256.lower()
         if not valid_sha256(sha256):
             raise ValueError("sha256 must be 64 hex digits")
@@ -166,7 +166,7 @@ class S3Store:
 
     async def get(self, namespace: str, segment_id: str) -> tuple[bytes, str]:
         """Return ``(compressed bytes, sha256)``; raise :class:`NotFound` if absent."""
-        _check(namespace, segment_id)
+        check_names(namespace, segment_id)
         sink = self._sink(namespace)
         sha256 = await self._stored_hash(sink, segment_id)
         if sha256 is None or not valid_sha256(sha256):
@@ -181,7 +181,7 @@ class S3Store:
     async def list(self, namespace: str) -> list[dict]:
         """Entries of the namespace, sorted by id: ``{"id", "sha256", "size"}`` (``size``:
         the stored compressed body).  Objects without a valid hash are not entries."""
-        _check(namespace)
+        check_names(namespace)
         try:
             entries = await self._sink(namespace).list(with_sha256=True)
         except (TransientError, RejectedError, S3Error) as exc:

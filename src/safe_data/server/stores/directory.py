@@ -1,15 +1,18 @@
-"""The backup server's directory store (docs/remote.md, "Layout in a store").
+"""The directory store (docs/remote.md, "Layout in a store"): the backup server's, and the
+one the :class:`~safe_data.remote.sinks.directory.DirectorySink` writes through, so a
+directory filled by either is read by both.
 
 ``<root>/<namespace>/<segment id>.seg.zst`` holds the zstd-compressed segment exactly as
 it was uploaded and ``<segment id>.sha256`` the lowercase hex SHA-256 of the
-*decompressed* segment (:mod:`~safe_data.upload.layout`, which also reads it).
+*decompressed* segment (:mod:`safe_data.remote.protocol`, which also reads them).
 Directories are created with mode 0700, files with 0600.
 
 Every file is written atomically and durably: a temporary file in the same directory,
 write, fsync, rename over the final name, fsync the directory.
 
 Order: the body (``.seg.zst``) first, the hash file last.  The hash file is the commit
-record of an entry:
+record of an entry, and a reader (:func:`~safe_data.remote.protocol.committed`) sees an
+entry only through it:
 
 * a crash after the body but before the hash leaves a body without a hash.  Such an
   entry was never acknowledged; it is invisible to :meth:`DirectoryStore.list` and
@@ -20,13 +23,15 @@ record of an entry:
   rename fsynced before the hash file was even created), so "duplicate" is only ever
   answered for content that is really stored, and a different body is refused.
 
-Writing the hash first would be wrong both ways: after a crash between the two files a
-hash without a body would make a retry of the same content look "already stored" (with
-nothing stored) and a different content look like a conflict.
+Writing the hash first (as the directory sink once did, to claim the id) would be wrong
+both ways: after a crash between the two files a hash without a body would make a retry
+of the same content look "already stored" (with nothing stored) and a different content
+look like a conflict.
 
 Concurrent puts of one id (threads of this process, or other processes sharing the
-directory) are serialised by a per-id thread lock (from a fixed pool) plus an ``flock`` on the namespace
-directory, so the check-then-write sequence is atomic.
+directory: a server and a sink, two sinks) are serialised by a per-id thread lock (from a
+fixed pool) plus an ``flock`` on the namespace directory, so the check-then-write sequence
+is atomic.
 """
 
 from __future__ import annotations
@@ -37,39 +42,11 @@ import hmac
 import os
 import threading
 
-from .._fs import fsync_dir, write_temp
-from .layout import (BODY_SUFFIX, HASH_SUFFIX, committed, list_committed, read_hash,
-                     valid_namespace, valid_segment_id, valid_sha256)
+from ..._fs import fsync_dir, write_temp
+from ...remote.protocol import BODY_SUFFIX, HASH_SUFFIX, committed, list_committed, read_hash, valid_sha256
+from . import ConflictError, NotFound, check_names
 
-
-class StoreError(Exception):
-    """Base class of the store's refusals."""
-
-
-class ConflictError(StoreError):
-    """Another content is already stored under this segment id."""
-
-    def __init__(self, segment_id: str, stored_sha256: str, new_sha256: str):
-        super().__init__(f"segment {segment_id} is already stored with another hash")
-        self.segment_id = segment_id
-        self.stored_sha256 = stored_sha256
-        self.new_sha256 = new_sha256
-
-
-class NotFound(StoreError, KeyError):
-    """No committed entry under this segment id."""
-
-
-class StoreUnavailable(StoreError):
-    """The storage behind the store failed for now (e.g. the object store of an
-    :class:`~safe_data.upload.s3_store.S3Store` answered 5xx): try again later."""
-
-
-def _check(namespace: str, segment_id: str | None = None) -> None:
-    if not valid_namespace(namespace):
-        raise ValueError(f"invalid namespace {namespace!r}")
-    if segment_id is not None and not valid_segment_id(segment_id):
-        raise ValueError(f"invalid segment id {segment_id!r}")
+__all__ = ["DirectoryStore"]
 
 
 def _atomic_write(directory: str, name: str, data: bytes) -> None:
@@ -128,7 +105,7 @@ class DirectoryStore:
         Return ``"stored"`` or ``"duplicate"`` (the same hash is already stored, nothing
         changed); raise :class:`ConflictError` if another hash is stored under that id.
         """
-        _check(namespace, segment_id)
+        check_names(namespace, segment_id)
         sha256 = sha256.lower()
         if not valid_sha256(sha256):
             raise ValueError("sha256 must be 64 hex digits")
@@ -155,7 +132,7 @@ class DirectoryStore:
         """Return ``(path of the compressed body, sha256)`` of a committed entry; raise
         :class:`NotFound` if absent.  A committed body is never changed, so the file can
         be streamed as it is."""
-        _check(namespace, segment_id)
+        check_names(namespace, segment_id)
         entry = committed(self._namespace_dir(namespace, create=False), segment_id)
         if entry is None:
             raise NotFound(segment_id)
@@ -173,5 +150,5 @@ class DirectoryStore:
     def list(self, namespace: str) -> list[dict]:
         """Committed entries of the namespace, sorted by id: ``{"id", "sha256", "size"}``
         where ``size`` is the size of the stored (compressed) body in bytes."""
-        _check(namespace)
+        check_names(namespace)
         return list_committed(self._namespace_dir(namespace, create=False))

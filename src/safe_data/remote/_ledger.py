@@ -1,0 +1,165 @@
+"""The uploader's records in the journal directory (docs/remote.md): which sealed segments
+are pending, the acknowledgement marks, the status report, deleting acknowledged segments.
+
+The marks live in ``<journal>/uploaded/`` (``MARKS_DIR``): an empty file named after each
+segment a sink acknowledged that is kept for a retention period, plus ``status.json``, the
+last uploader's report.  (Not to be confused with the journal's own ledger of departed
+segments, :mod:`safe_data.journal.ledger`, which every deletion here is recorded in first.)
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import time
+
+from ..journal import format as fmt
+from ..journal import ledger
+from ..journal.retention import MARKS_DIR
+from .._fs import fsync, fsync_dir
+
+__all__ = ["PendingSegment", "pending_segments", "read_status", "MARKS_DIR"]
+
+#: the last uploader's report, in MARKS_DIR (not a segment id, so never taken for a mark)
+STATUS_FILE = "status.json"
+
+PendingSegment = collections.namedtuple("PendingSegment", "id path size mtime")
+PendingSegment.__doc__ = "A sealed segment not yet acknowledged by a sink."
+
+
+def segment_path(journal_path: str, segment_id: str) -> str:
+    return os.path.join(journal_path, segment_id + fmt.SEALED_SUFFIX)
+
+
+def _mark_path(journal_path: str, segment_id: str) -> str:
+    return os.path.join(journal_path, MARKS_DIR, segment_id)
+
+
+def scan(journal_path: str):
+    """(unmarked sealed segments oldest first, {marked id: mark mtime} of present segments,
+    orphan marks)."""
+    marks_dir = os.path.join(journal_path, MARKS_DIR)
+    try:
+        marks = set(os.listdir(marks_dir))
+    except FileNotFoundError:
+        marks = set()
+    pending, marked, present = [], {}, set()
+    with os.scandir(journal_path) as entries:
+        for entry in entries:
+            segment_id = fmt.sealed_segment_id(entry.name)
+            if segment_id is None:
+                continue
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue
+            present.add(segment_id)
+            if segment_id in marks:
+                try:
+                    marked[segment_id] = os.stat(os.path.join(marks_dir, segment_id)).st_mtime
+                    continue
+                except FileNotFoundError:  # tidied by another uploader meanwhile: pending
+                    pass
+            pending.append(PendingSegment(segment_id, entry.path, st.st_size, st.st_mtime))
+    pending.sort(key=lambda s: (s.mtime, s.id))
+    orphans = [m for m in marks if fmt.is_segment_id(m) and m not in present]
+    return pending, marked, orphans
+
+
+def pending_segments(journal_path: str | os.PathLike) -> list[PendingSegment]:
+    """The sealed segments of a journal directory that no sink acknowledged yet, oldest
+    first (``id``, ``path``, ``size`` in bytes, ``mtime``).  Rejected segments are pending."""
+    path = os.path.abspath(os.fspath(journal_path))
+    if not os.path.isdir(path):
+        return []
+    return scan(path)[0]
+
+
+def is_marked(journal_path: str, segment_id: str) -> bool:
+    return os.path.exists(_mark_path(journal_path, segment_id))
+
+
+def unacknowledged(journal_path: str, segment_ids) -> list[str]:
+    """Those of ``segment_ids`` still in the journal directory and not marked."""
+    return [i for i in segment_ids if not is_marked(journal_path, i)
+            and os.path.exists(segment_path(journal_path, i))]
+
+
+def write_marks(journal_path: str, segment_ids) -> None:
+    """The durable records that a sink acknowledged these segments (docs/remote.md): each
+    mark created and fsynced (all but the first fsync find nothing left to write), then
+    one fsync of the directory for the whole batch."""
+    marks_dir = os.path.join(journal_path, MARKS_DIR)
+    if not os.path.isdir(marks_dir):
+        os.makedirs(marks_dir, mode=0o700, exist_ok=True)
+        fsync_dir(journal_path)
+    for segment_id in segment_ids:
+        fd = os.open(os.path.join(marks_dir, segment_id), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            fsync(fd)
+        finally:
+            os.close(fd)
+    fsync_dir(marks_dir)
+
+
+def _unlink(path: str) -> bool:
+    """Remove a file; False if it was already gone."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def remove_acknowledged(journal_path: str, segment_ids, sink) -> list[str]:
+    """Delete segments ``sink`` acknowledged, each recorded in the journal's ledger first;
+    return the ids of those deleted (the others were already gone)."""
+    paths = [segment_path(journal_path, i) for i in segment_ids]
+    present = ledger.record_removal(journal_path, paths, f"acknowledged by {sink!r}")
+    removed = [p for p in present if _unlink(p)]
+    for path in removed:
+        ledger.remove_index(path)
+    return [fmt.sealed_segment_id(os.path.basename(p)) for p in removed]
+
+
+def remove_marks(journal_path: str, segment_ids) -> None:
+    for segment_id in segment_ids:
+        _unlink(_mark_path(journal_path, segment_id))
+
+
+def remove_orphan_marks(journal_path: str, segment_ids) -> None:
+    """Remove the marks of segments no longer in the journal directory."""
+    remove_marks(journal_path, [i for i in segment_ids
+                                if not os.path.exists(segment_path(journal_path, i))])
+
+
+# --- the status report -----------------------------------------------------------------------
+
+
+def read_status(journal_path: str | os.PathLike) -> dict | None:
+    """The report the last uploader of this journal directory left (``safe-data stats``
+    shows it): ``sink``, ``pid``, ``running``, ``started``/``updated`` (ISO times), and
+    for that run ``acked``, ``acked_bytes``, ``last_ack``, ``errors``, ``last_error``,
+    ``last_error_at``, ``rejected`` (id -> reason).  None if there is none."""
+    try:
+        with open(os.path.join(os.fspath(journal_path), MARKS_DIR, STATUS_FILE), "rb") as f:
+            status = json.loads(f.read(1 << 20))
+    except (FileNotFoundError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def write_status(journal_path: str, status: dict) -> None:
+    """Replace the report atomically (temp file, rename; no fsync: it is informational)."""
+    marks_dir = os.path.join(journal_path, MARKS_DIR)
+    tmp = os.path.join(marks_dir, f".{STATUS_FILE}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(status, f, indent=1)
+    os.replace(tmp, os.path.join(marks_dir, STATUS_FILE))
+
+
+def now_iso() -> str:
+    """The time as the report spells it (UTC, to the second)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -1,0 +1,250 @@
+"""The remote layout in one place (docs/remote.md): names, the directory form, checks.
+
+A remote copy keeps each sealed segment under ``<namespace>/<segment id>``: in a
+directory (the backup server's :class:`~safe_data.server.stores.directory.DirectoryStore`,
+which the :class:`~safe_data.remote.sinks.directory.DirectorySink` writes through) as
+``<id>.seg.zst``, the zstd-compressed segment, and ``<id>.sha256``, the hex SHA-256 of the
+decompressed segment; in S3 as the object ``<prefix><namespace>/<id>.seg.zst``.  An entry
+of a directory counts once both files are present and the hash is well formed (read here;
+the order they are written in is explained where they are written).
+
+Also here: the checks of a segment received from elsewhere (bounded decompression of its
+zstd body, verification of its header and frames), shared by the backup server and the
+sinks that read segments back, and the one reading of ``Retry-After`` every sink uses.
+Nothing here needs a network library; zstandard is imported when first needed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import email.utils
+import hashlib
+import io
+import math
+import os
+import re
+
+import google_crc32c
+
+from ..journal import format as fmt
+from ..journal.reader import scan_frames, scan_to_end, shortfall
+
+__all__ = ["BODY_SUFFIX", "HASH_SUFFIX", "MAX_SEGMENT_BYTES", "MAX_RETRY_AFTER",
+           "valid_segment_id", "valid_namespace", "valid_sha256", "read_hash", "committed",
+           "list_committed", "InvalidSegment", "SegmentTooLarge", "decompress_bounded",
+           "decompress_segment", "verify_segment", "parse_retry_after"]
+
+# --- names -----------------------------------------------------------------------------------
+
+NAMESPACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+#: a stored body: the sealed segment's name, zstd-compressed
+BODY_SUFFIX = fmt.SEALED_SUFFIX + ".zst"
+HASH_SUFFIX = ".sha256"
+
+#: receivers refuse a segment that decompresses to more than this (docs/remote.md)
+MAX_SEGMENT_BYTES = 256 << 20
+
+valid_segment_id = fmt.is_segment_id
+
+
+def valid_namespace(namespace) -> bool:
+    return isinstance(namespace, str) and NAMESPACE.fullmatch(namespace) is not None
+
+
+def valid_sha256(sha256) -> bool:
+    return isinstance(sha256, str) and SHA256.fullmatch(sha256) is not None
+
+
+# --- the directory form, read side -----------------------------------------------------------
+
+
+def read_hash(path: str) -> str | None:
+    """The hash in a ``.sha256`` file; None if the file is absent or holds no valid hash."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read(200).decode("ascii", "replace").strip()
+    except FileNotFoundError:
+        return None
+    return text if valid_sha256(text) else None
+
+
+def committed(directory: str, segment_id: str) -> tuple[str, str] | None:
+    """``(path of the body, sha256)`` of the entry in a namespace directory, or None."""
+    sha256 = read_hash(os.path.join(directory, segment_id + HASH_SUFFIX))
+    path = os.path.join(directory, segment_id + BODY_SUFFIX)
+    if sha256 is None or not os.path.isfile(path):
+        return None
+    return path, sha256
+
+
+def list_committed(directory: str) -> list[dict]:
+    """The entries of a namespace directory, sorted by id: ``{"id", "sha256", "size"}``,
+    ``size`` being the compressed body's (an absent directory has none)."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in sorted(names):
+        segment_id = name[:-len(HASH_SUFFIX)]
+        if not name.endswith(HASH_SUFFIX) or not valid_segment_id(segment_id):
+            continue
+        sha256 = read_hash(os.path.join(directory, name))
+        try:
+            size = os.stat(os.path.join(directory, segment_id + BODY_SUFFIX)).st_size
+        except FileNotFoundError:
+            continue
+        if sha256 is not None:
+            out.append({"id": segment_id, "sha256": sha256, "size": size})
+    return out
+
+
+# --- checking a received segment -------------------------------------------------------------
+
+_READ_CHUNK = 1 << 16
+_INFLATE_CHUNK = 1 << 20
+
+
+class InvalidSegment(ValueError):
+    """The body is not a valid sealed segment (or not valid zstd): 400."""
+
+
+class SegmentTooLarge(ValueError):
+    """The body or the decompressed segment exceeds its limit: 413."""
+
+
+def _max_window(max_segment_bytes: int) -> int:
+    # A frame of a segment of n bytes needs a window of at most the next power of two
+    # >= n; streaming compressors may use their level's default (a few MiB).  Anything
+    # bigger is refused before zstd allocates it.
+    window = 8 << 20
+    while window < max_segment_bytes and window < (1 << 27):
+        window <<= 1
+    return window
+
+
+def decompress_bounded(body: bytes, max_segment_bytes: int) -> tuple[bytes, str]:
+    """Decompress a one-frame zstd body; return (segment bytes, their SHA-256 hex).
+
+    Raise SegmentTooLarge past ``max_segment_bytes`` and InvalidSegment if the body is
+    not exactly one complete zstd frame.  The content size in the frame header is never
+    trusted to accept anything; it only lets an honest oversized upload be refused first.
+
+    Two passes: the first streams the frame in bounded chunks (so a bomb stops at the
+    limit, costing no memory) and hashes what comes out; only when that proved the output
+    small enough, the second decompresses it whole, which also tells whether the frame
+    was complete (a truncated frame just ends a stream early) and nothing follows it.
+    """
+    import zstandard  # lazy: a tenth of a second, and only receivers and readers need it
+
+    try:
+        params = zstandard.get_frame_parameters(body)
+    except zstandard.ZstdError as exc:
+        raise InvalidSegment(f"not a zstd frame: {exc}") from None
+    if params.content_size not in (0, zstandard.CONTENTSIZE_UNKNOWN) \
+            and params.content_size > max_segment_bytes:
+        raise SegmentTooLarge(f"segment of {params.content_size} bytes exceeds the limit "
+                              f"of {max_segment_bytes}")
+    window = _max_window(max_segment_bytes)
+    if params.window_size > window:
+        raise SegmentTooLarge(f"zstd window of {params.window_size} bytes exceeds {window}")
+    dctx = zstandard.ZstdDecompressor(max_window_size=window)
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with dctx.stream_reader(io.BytesIO(body), read_size=_READ_CHUNK) as reader:
+            while True:
+                chunk = reader.read(_INFLATE_CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > max_segment_bytes:
+                    raise SegmentTooLarge(f"segment exceeds the limit of {max_segment_bytes} bytes")
+                digest.update(chunk)
+        dobj = dctx.decompressobj()
+        data = dobj.decompress(body)
+    except zstandard.ZstdError as exc:
+        raise InvalidSegment(f"zstd: {exc}") from None
+    if not dobj.eof:
+        raise InvalidSegment("zstd: truncated frame")
+    if dobj.unused_data:
+        raise InvalidSegment("zstd: data after the frame (one frame expected)")
+    if len(data) != size:  # cannot happen: the same bytes decompressed twice
+        raise InvalidSegment("zstd: inconsistent decompression")
+    return data, digest.hexdigest()
+
+
+def decompress_checked(body: bytes, limit: int = MAX_SEGMENT_BYTES) -> tuple[bytes, str]:
+    """:func:`decompress_bounded` for the sinks: (segment bytes, SHA-256 hex); ValueError
+    past ``limit`` bytes or for anything that is not one zstd frame."""
+    try:
+        return decompress_bounded(body, limit)
+    except SegmentTooLarge:
+        raise ValueError(f"segment larger than {limit} bytes once decompressed") from None
+
+
+def decompress_segment(body: bytes, limit: int = MAX_SEGMENT_BYTES) -> bytes:
+    """Decompress a zstd body, refusing more than ``limit`` bytes whatever the frame header
+    claims (ValueError); see :func:`decompress_bounded`."""
+    return decompress_checked(body, limit)[0]
+
+
+def verify_segment(data: bytes, segment_id: str | None = None) -> None:
+    """Check a sealed segment's header and every frame's length and CRC32C.
+
+    Raise InvalidSegment with the reason.  Nothing is decoded or unpickled.  With
+    ``segment_id``, the header's writer id and segment number must match it.
+    """
+    crc32c = google_crc32c.value
+    try:
+        header = fmt.unpack_segment_header(crc32c, data)
+    except ValueError as exc:
+        raise InvalidSegment(str(exc)) from None
+    if segment_id is not None and header.segment_id != segment_id:
+        raise InvalidSegment(f"segment id {segment_id} does not match its header ({header.segment_id})")
+    scan = scan_to_end(scan_frames(data, crc32c, segment_id or "segment", True,
+                                   first_seq=header.first_seq))
+    if scan.problems:
+        problem = scan.problems[0]
+        raise InvalidSegment(f"byte {problem.offset}: {problem.reason}")
+    if shortfall(header, scan) is not None:
+        raise InvalidSegment(f"byte {scan.end}: the segment ends before the last record its "
+                             f"header counts (seq {header.last_seq})")
+
+
+# --- Retry-After -----------------------------------------------------------------------------
+
+#: the longest wait a ``Retry-After`` may impose: a misconfigured server or proxy must not
+#: park a segment for days (it stays on local disk meanwhile, so waiting is safe, only late)
+MAX_RETRY_AFTER = 3600.0
+_DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header, or None if it says nothing usable.
+
+    Either delta-seconds (RFC 9110: digits; a fraction is accepted too) or an HTTP date
+    (a date without a zone is UTC, one in the past means now: 0).  Anything else
+    (negative, ``inf``/``nan``, exponents, garbage) is None.  At most
+    :data:`MAX_RETRY_AFTER`.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if _DELTA_SECONDS.fullmatch(value):
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when is None:  # Python < 3.10 answers None to some garbage
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=_dt.timezone.utc)
+        seconds = max(0.0, (when - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
+    if not math.isfinite(seconds):
+        return None
+    return min(seconds, MAX_RETRY_AFTER)

@@ -1,0 +1,87 @@
+"""``DirectorySink``: sealed segments into a local or mounted directory (docs/remote.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from typing import Any, List as _List
+
+from ...server.stores import ConflictError
+from ...server.stores.directory import DirectoryStore
+from ..protocol import (MAX_SEGMENT_BYTES, committed, decompress_checked, list_committed,
+                        valid_namespace, valid_segment_id)
+from . import RejectedError, Sink, TransientError, check_id, check_sha
+
+__all__ = ["DirectorySink"]
+
+
+class DirectorySink(Sink):
+    """Store segments in ``<path>/<namespace>/`` as ``<id>.seg.zst`` + ``<id>.sha256``.
+
+    Written through the backup server's
+    :class:`~safe_data.server.stores.directory.DirectoryStore` (its layout, its commit
+    order, its locks), so a directory filled by either can be read by the other, and a
+    sink and a server may share one.  Writes are atomic and durable; the hash file,
+    written last, commits an entry, so a crash at any point leaves nothing a retry does
+    not complete.  The body is decompressed (with a size limit) and its hash checked
+    before anything is written.
+
+    Same id and same hash again: acknowledged, nothing written.  Same id, another hash:
+    :class:`RejectedError`.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, namespace: str = "default",
+                 max_segment_bytes: int = MAX_SEGMENT_BYTES) -> None:
+        if not valid_namespace(namespace):
+            raise ValueError(f"invalid namespace {namespace!r}")
+        self.root = os.path.abspath(os.fspath(path))
+        self.namespace = namespace
+        self.directory = os.path.join(self.root, namespace)
+        self.max_segment_bytes = max_segment_bytes
+
+    def __repr__(self) -> str:
+        return f"DirectorySink({self.root!r}, namespace={self.namespace!r})"
+
+    @functools.cached_property
+    def _store(self) -> DirectoryStore:
+        # on first put: the store creates its root, which a sink only read from must not
+        return DirectoryStore(self.root)
+
+    async def put(self, segment_id: str, body: bytes, sha256: str) -> None:
+        check_id(segment_id)
+        check_sha(sha256)
+        await asyncio.get_running_loop().run_in_executor(None, self._put, segment_id, bytes(body), sha256)
+
+    def _put(self, segment_id: str, body: bytes, sha256: str) -> None:
+        try:
+            _raw, digest = decompress_checked(body, self.max_segment_bytes)
+        except ValueError as exc:
+            raise RejectedError(f"segment {segment_id}: {exc}") from None
+        if digest != sha256:
+            raise RejectedError(f"segment {segment_id}: content does not match its sha256")
+        try:
+            self._store.put(self.namespace, segment_id, body, sha256)
+        except ConflictError as exc:
+            raise RejectedError(f"segment {segment_id} is already stored with another content "
+                                f"(sha256 {exc.stored_sha256}); it is never overwritten") from None
+        except OSError as exc:  # disk full, permissions, ...: maybe better later
+            raise TransientError(f"cannot write segment {segment_id} to {self.directory}: {exc}") from exc
+
+    async def list(self) -> _List[dict[str, Any]]:
+        return await asyncio.get_running_loop().run_in_executor(None, list_committed, self.directory)
+
+    async def get(self, segment_id: str) -> bytes:
+        if not valid_segment_id(segment_id):
+            raise KeyError(segment_id)
+        return await asyncio.get_running_loop().run_in_executor(None, self._get, segment_id)
+
+    def _get(self, segment_id: str) -> bytes:
+        entry = committed(self.directory, segment_id)
+        if entry is None:
+            raise KeyError(segment_id)
+        try:
+            with open(entry[0], "rb") as f:
+                return f.read()
+        except FileNotFoundError:  # removed meanwhile
+            raise KeyError(segment_id) from None

@@ -1,0 +1,143 @@
+"""``HttpSink``: sealed segments to the backup server (``safe-data serve``) over HTTP(S)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, List as _List
+
+from .. import requires
+from ..protocol import parse_retry_after, valid_segment_id
+from . import RejectedError, Sink, TransientError, check_id, check_sha
+
+__all__ = ["HttpSink"]
+
+_REJECTING = {400: "invalid", 401: "unauthorized", 403: "forbidden", 409: "conflict", 413: "too large"}
+
+
+class HttpSink(Sink):
+    """The backup server (``safe-data serve``, docs/remote.md) over HTTP(S).
+
+    ``PUT {url}/v1/segments/{id}`` with ``Authorization: Bearer <token>`` and
+    ``X-Content-SHA256``.  200/201 acknowledge; 400, 401, 403, 409 and 413 reject (with
+    the server's message; the token is never shown); 5xx, 429, timeouts and connection
+    errors are transient, honouring ``Retry-After``.  The aiohttp session is created
+    lazily in the running event loop, on first use.
+
+    ``timeout`` bounds each request, ``connect_timeout`` each connection to the server.
+    """
+
+    def __init__(self, url: str, token: str, *, timeout: float = 30,
+                 connect_timeout: float = 10) -> None:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError(f"HttpSink needs an http:// or https:// URL, not {url!r}")
+        if not token or any(c in token for c in "\r\n"):
+            raise ValueError("HttpSink needs a non-empty token without line breaks")
+        requires.aiohttp("HttpSink")
+        self.url = url.rstrip("/")
+        self._token = token
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self._session = None
+        self._session_loop = None
+
+    def __repr__(self) -> str:
+        return f"HttpSink({self.url!r}, token=<hidden>)"
+
+    def _get_session(self):
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._session_loop is not loop:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.connect_timeout),
+                headers={"Authorization": f"Bearer {self._token}"})
+            self._session_loop = loop
+        return self._session
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed and self._session_loop is asyncio.get_running_loop():
+            await session.close()
+        self._session_loop = None
+
+    async def _request(self, method: str, path: str, *, what: str, **kwargs):
+        """(status, headers, body bytes); transport problems become TransientError."""
+        import aiohttp
+
+        session = self._get_session()
+        try:
+            async with session.request(method, self.url + path, allow_redirects=False, **kwargs) as resp:
+                return resp.status, resp.headers, await resp.read()
+        except aiohttp.ServerTimeoutError as exc:  # connecting, or a read, timed out: it says which
+            raise TransientError(f"{what}: {exc}") from None
+        except asyncio.TimeoutError:
+            raise TransientError(f"{what}: no answer from {self.url} within {self.timeout} s") from None
+        except aiohttp.ClientError as exc:
+            raise TransientError(f"{what}: {type(exc).__name__}: {exc}") from None
+        except OSError as exc:
+            raise TransientError(f"{what}: {exc}") from None
+
+    def _fail(self, what: str, status: int, headers, body: bytes):
+        message = _server_message(body)
+        if status in (401, 403):
+            raise RejectedError(f"{what}: the backup server at {self.url} refused the token "
+                                f"({status} {_REJECTING[status]}): check the token configured for "
+                                f"this client" + (f"; server says: {message}" if message else ""))
+        if status in _REJECTING:
+            raise RejectedError(f"{what}: refused by {self.url} ({status} {_REJECTING[status]})"
+                                + (f": {message}" if message else ""))
+        raise TransientError(f"{what}: {self.url} answered {status}" + (f": {message}" if message else ""),
+                             retry_after=parse_retry_after(headers.get("Retry-After")))
+
+    async def check(self) -> None:
+        """``GET /health``: the server answers."""
+        what = f"GET {self.url}/health"
+        status, headers, answer = await self._request("GET", "/health", what=what)
+        if status != 200:
+            self._fail(what, status, headers, answer)
+
+    async def put(self, segment_id: str, body: bytes, sha256: str) -> None:
+        check_id(segment_id)
+        check_sha(sha256)
+        what = f"upload of segment {segment_id}"
+        status, headers, answer = await self._request(
+            "PUT", f"/v1/segments/{segment_id}", what=what, data=body,
+            headers={"X-Content-SHA256": sha256, "Content-Type": "application/zstd"})
+        if status in (200, 201):
+            return
+        self._fail(what, status, headers, answer)
+
+    async def list(self) -> _List[dict[str, Any]]:
+        status, headers, answer = await self._request("GET", "/v1/segments", what="listing segments")
+        if status != 200:
+            self._fail("listing segments", status, headers, answer)
+        try:
+            return json.loads(answer)
+        except ValueError:
+            raise TransientError(f"listing segments: {self.url} answered something else than JSON") from None
+
+    async def get(self, segment_id: str) -> bytes:
+        if not valid_segment_id(segment_id):
+            raise KeyError(segment_id)
+        what = f"download of segment {segment_id}"
+        status, headers, answer = await self._request("GET", f"/v1/segments/{segment_id}", what=what)
+        if status == 404:
+            raise KeyError(segment_id)
+        if status != 200:
+            self._fail(what, status, headers, answer)
+        return answer
+
+
+def _server_message(body: bytes) -> str:
+    """The error text of an answer (JSON ``error``/``message`` or plain text), shortened."""
+    text = body[:2000].decode("utf-8", "replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        pass
+    else:
+        if isinstance(data, dict):
+            text = str(data.get("error") or data.get("message") or data.get("detail") or text)
+    text = " ".join(text.split())
+    return text[:300]
