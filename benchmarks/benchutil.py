@@ -272,6 +272,8 @@ def per_op(meta) -> float:
 
 #: (group prefix, variant, extra_info key, comparison, limit, what) -- checked on C rows
 TARGETS = [
+    ("12 history", "300k", "x_fewest", "<=", 3.0, "history() with 300k others <= 3x with 3k"),
+    ("12 restore", "300k", "x_fewest", "<=", 3.0, "restore() with 300k others <= 3x with 3k"),
     ("7 restore", "discarded", "ops_per_s", ">=", 1e6, "discarded() >= 1M values/s"),
     ("7 restore", "restore", "ops_per_s", ">=", 1e6, "restore() >= 1M values/s"),
     ("1 add: list.append", "c", "x_builtin", "<=", 1.2, "append <= 1.2x builtin time"),
@@ -342,6 +344,8 @@ def compute_ratios(benchmarks) -> None:
                 info[f"{variant}_over_process"] = round(t[variant] / t["process"], 3)
             if variant == "safe_data" and "atomic_store" in t:
                 info["x_atomic_store"] = round(t[variant] / t["atomic_store"], 3)
+            if group.startswith("12 ") and "3k" in t:
+                info["x_fewest"] = round(t[variant] / t["3k"], 3)
             if variant == "safe_data" and "synced_collections" in t:
                 info["speed_over_synced_collections"] = round(t["synced_collections"] / t[variant], 3)
         if "import safe_data" in rows and "python -c pass" in rows:
@@ -358,14 +362,15 @@ _RATIO_KEYS = ("x_builtin", "net_x_builtin", "raw_pickle_over_clear", "raw_codec
                "rss_anon_growth_kib", "mb_per_s", "bare_mb_per_s", "upload_over_bare",
                "bare_durable_mb_per_s", "upload_over_bare_durable", "aiobotocore_mb_per_s",
                "upload_over_aiobotocore", "cpu_uploader_over_no_uploader",
-               "uploader_over_no_uploader", "x_atomic_store", "speed_over_synced_collections")
+               "uploader_over_no_uploader", "x_atomic_store", "speed_over_synced_collections",
+               "x_fewest")
 
 
 def summary_rows(benchmarks) -> list[dict]:
     rows = []
     order = ["loop", "builtin", "pysubclass", "c", "twin", "twin-cw", "raw-pickle", "raw-codec",
              "process", "batch", "fsync", "python -c pass", "import safe_data", "bare", "bare-durable", "aiobotocore",
-             "no-uploader", "uploader", "uploader-directory"]
+             "no-uploader", "uploader", "uploader-directory", "3k", "30k", "300k", "1M"]
     for meta in sorted((m for m in benchmarks if m and "ops" in m.extra_info),
                        key=lambda m: (m.group, order.index(m.extra_info["variant"])
                                       if m.extra_info["variant"] in order else len(order))):

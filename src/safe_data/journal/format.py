@@ -1,4 +1,4 @@
-"""The on-disk format, version 1 (revision 3): the one module that implements docs/format.md.
+"""The on-disk format, version 1 (revision 4): the one module that implements docs/format.md.
 
 The writers (``_writer_c.pyx`` and its pure twin ``_writer_py.py``) produce these bytes; this
 module defines the constants both use and decodes them back.  Everything is little-endian.
