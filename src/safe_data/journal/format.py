@@ -255,3 +255,8 @@ def unpack_segment_header(crc32c, data) -> SegmentHeader:
     if records > last_seq:
         raise ValueError(f"segment header states {records} records ending at seq {last_seq}")
     return SegmentHeader(version, writer_id, segment_no, created_ns, pid, records, last_seq)
+
+
+def index_path(segment_path: str) -> str:
+    """Where the index of the sealed segment at ``segment_path`` is (journal/index.py)."""
+    return segment_path[: -len(SEALED_SUFFIX)] + INDEX_SUFFIX

@@ -162,10 +162,6 @@ def identity_of(view: SegmentView) -> tuple:
     return (header.writer_id, header.segment_no, view.size, view.header_crc)
 
 
-def index_path(segment_path: str) -> str:
-    return segment_path[: -len(fmt.SEALED_SUFFIX)] + fmt.INDEX_SUFFIX
-
-
 # --- the file ---------------------------------------------------------------------------
 
 
@@ -313,7 +309,7 @@ def cached(view: SegmentView, key: bytes | None) -> SegmentIndex | None:
     if not key:
         return None
     try:
-        with open(index_path(view.path), "rb") as f:
+        with open(fmt.index_path(view.path), "rb") as f:
             data = f.read()
     except OSError:
         return None
@@ -339,7 +335,7 @@ def save(view: SegmentView, index: SegmentIndex, key: bytes | None) -> None:
     remember(view, index)
     if not key:
         return
-    path = index_path(view.path)
+    path = fmt.index_path(view.path)
     tmp = f"{path}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
     try:  # not fsynced: after a power loss a torn index fails its CRC and is rebuilt
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

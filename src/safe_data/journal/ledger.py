@@ -87,7 +87,7 @@ def remove_index(segment_path: str) -> None:
     """Delete the index of a segment that left the journal (derived data: journal/index.py)."""
     if segment_path.endswith(fmt.SEALED_SUFFIX):
         try:
-            os.unlink(segment_path[: -len(fmt.SEALED_SUFFIX)] + fmt.INDEX_SUFFIX)
+            os.unlink(fmt.index_path(segment_path))
         except FileNotFoundError:
             pass
 
