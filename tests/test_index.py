@@ -281,3 +281,15 @@ def test_verify_reports_an_index_that_disagrees_and_replaces_it(tmp_path, monkey
     assert journal.verify() == []
     assert len(list(journal.records("needle"))) == 2
     journal.close()
+
+
+def test_a_segment_a_backup_acknowledged_leaves_with_its_index(tmp_path):
+    from safe_data.remote import _ledger
+
+    journal = _sealed_journal(tmp_path / "j")
+    list(journal.records())  # builds every index
+    ids = sorted(p.stem for p in tmp_path.joinpath("j").glob("*.seg"))
+    assert sorted(p.stem for p in _index_files(tmp_path / "j")) == ids
+    assert _ledger.remove_acknowledged(journal.path, ids[:2], "a sink") == ids[:2]
+    assert sorted(p.stem for p in _index_files(tmp_path / "j")) == ids[2:]
+    journal.close()
