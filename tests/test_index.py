@@ -94,9 +94,16 @@ def _sealed_journal(path, segments=6):
     return journal
 
 
-def test_a_segment_without_the_container_is_not_read(tmp_path, monkeypatch):
+@pytest.fixture
+def needle(tmp_path):
+    """(journal of sealed segments, needle's records as a full scan finds them)."""
     journal = _sealed_journal(tmp_path / "j")
-    expected = _full_scan(journal, lambda r: r.container == "needle")  # builds the indexes
+    yield journal, _full_scan(journal, lambda r: r.container == "needle")
+    journal.close()
+
+
+def test_a_segment_without_the_container_is_not_read(monkeypatch, needle):
+    journal, expected = needle  # (the full scan built the indexes)
     mapped = []
     real = reader.SegmentView.data
 
@@ -107,7 +114,6 @@ def test_a_segment_without_the_container_is_not_read(tmp_path, monkeypatch):
     monkeypatch.setattr(reader.SegmentView, "data", property(counting))
     assert _indexed(journal, container="needle") == expected and len(expected) == 2
     assert len(set(mapped)) == 1, mapped  # of six or more segments
-    journal.close()
 
 
 def _index_files(path):
@@ -156,9 +162,8 @@ def _last_index(journal_dir):
 
 
 @pytest.mark.parametrize("damage", ["bit flip", "truncated", "empty", "garbage"])
-def test_a_damaged_index_is_rebuilt(tmp_path, monkeypatch, damage):
-    journal = _sealed_journal(tmp_path / "j")
-    expected = _full_scan(journal, lambda r: r.container == "needle")
+def test_a_damaged_index_is_rebuilt(tmp_path, monkeypatch, needle, damage):
+    journal, expected = needle
     path = _last_index(tmp_path / "j")
     data = bytearray(path.read_bytes())
     if damage == "bit flip":
@@ -173,12 +178,10 @@ def test_a_damaged_index_is_rebuilt(tmp_path, monkeypatch, damage):
     _fresh_process_view(monkeypatch)
     assert _indexed(journal, container="needle") == expected
     assert path.read_bytes() != bytes(data)  # rebuilt and saved again
-    journal.close()
 
 
-def test_an_index_that_leaves_a_record_out_is_refused(tmp_path, monkeypatch):
-    journal = _sealed_journal(tmp_path / "j")
-    expected = _full_scan(journal, lambda r: r.container == "needle")
+def test_an_index_that_leaves_a_record_out_is_refused(tmp_path, monkeypatch, needle):
+    journal, expected = needle
 
     def drop_one(found):
         entry = next(e for e in found.entries if e.name == b"needle")
@@ -192,44 +195,38 @@ def test_an_index_that_leaves_a_record_out_is_refused(tmp_path, monkeypatch):
     _fresh_process_view(monkeypatch)
     monkeypatch.setattr(index, "_accounts_for_every_record", lambda found, view: True)
     assert _indexed(journal, container="needle") == expected[:-1]
-    journal.close()
 
 
-def test_an_index_pointing_elsewhere_is_not_believed(tmp_path, monkeypatch):
-    journal = _sealed_journal(tmp_path / "j")
-    expected = _full_scan(journal, lambda r: r.container == "needle")
+def test_an_index_pointing_elsewhere_is_not_believed(tmp_path, monkeypatch, needle):
+    journal, expected = needle
 
     def swap(found):  # needle's offsets and another container's: counts still add up
-        needle = next(e for e in found.entries if e.name == b"needle")
+        mine = next(e for e in found.entries if e.name == b"needle")
         other = next(e for e in found.entries if e.name != b"needle" and len(e.offsets) >= 2)
-        needle.offsets, other.offsets = other.offsets[:len(needle.offsets)], (
-            needle.offsets + other.offsets[len(needle.offsets):])
+        mine.offsets, other.offsets = other.offsets[:len(mine.offsets)], (
+            mine.offsets + other.offsets[len(mine.offsets):])
 
     _rewrite(_last_index(tmp_path / "j"), swap, journal._key)
     _fresh_process_view(monkeypatch)
     assert _indexed(journal, container="needle") == expected
-    journal.close()
 
 
-def test_the_index_of_another_segment_is_not_believed(tmp_path, monkeypatch):
-    journal = _sealed_journal(tmp_path / "j")
-    expected = _full_scan(journal, lambda r: r.container == "needle")
+def test_the_index_of_another_segment_is_not_believed(tmp_path, monkeypatch, needle):
+    journal, expected = needle
     first, last = _index_files(tmp_path / "j")[0], _last_index(tmp_path / "j")
     shutil.copyfile(first, last)  # says: no needle in the last segment
     _fresh_process_view(monkeypatch)
     assert _indexed(journal, container="needle") == expected
-    journal.close()
 
 
-def test_an_index_not_made_with_the_journals_key_is_not_used(tmp_path, monkeypatch):
-    journal = _sealed_journal(tmp_path / "j")
-    expected = _full_scan(journal, lambda r: r.container == "needle")
+def test_an_index_not_made_with_the_journals_key_is_not_used(tmp_path, monkeypatch, needle):
+    journal, expected = needle
 
     def hide_needle(found):
-        needle = next(e for e in found.entries if e.name == b"needle")
+        hidden = next(e for e in found.entries if e.name == b"needle")
         other = next(e for e in found.entries if e.name != b"needle")
-        other.offsets = array("I", sorted(other.offsets + needle.offsets))
-        found.entries.remove(needle)
+        other.offsets = array("I", sorted(other.offsets + hidden.offsets))
+        found.entries.remove(hidden)
 
     path = _last_index(tmp_path / "j")
     _rewrite(path, hide_needle, journal._key, sign_with=os.urandom(32))  # a forger without the key
@@ -240,7 +237,6 @@ def test_an_index_not_made_with_the_journals_key_is_not_used(tmp_path, monkeypat
     _rewrite(path, hide_needle, journal._key)
     _fresh_process_view(monkeypatch)
     assert _indexed(journal, container="needle") == []
-    journal.close()
 
 
 def test_an_open_segment_read_while_it_grows_and_seals(tmp_path):
