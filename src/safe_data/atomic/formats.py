@@ -1,11 +1,11 @@
 """Formats: how a store's value becomes the bytes of its file, and back.
 
 A format is named the way ``atomic_store`` takes it: ``None`` or ``"json"``, ``"pickle"``,
-``"bson"`` (the ``bson`` package, or pymongo's), any module or object with ``dump``/``load`` (on files) or ``dumps``/``loads``
-(on strings), or a subclass of the abstract classes below.  :class:`Codec` turns it into
-``encode(value) -> bytes`` and ``decode(bytes) -> value``: a commit holds the whole new
-content before it touches the disk, so it writes it in one call and a format that raises
-half-way leaves no trace.
+``"bson"`` (the ``bson`` package, or pymongo's), any module or object with ``dump``/``load``
+(on files) or ``dumps``/``loads`` (on strings), or a subclass of the abstract classes below.
+:class:`Codec` turns it into ``encode(value) -> bytes`` and ``decode(bytes) -> value``:
+a commit holds the whole new content before it touches the disk, so it writes it in one
+call and a format that raises half-way leaves no trace.
 
 json and pickle are used through their one-shot ``dumps``/``loads``: the same bytes as
 ``dump``/``load`` on a file, and for json several times faster (its C encoder runs once

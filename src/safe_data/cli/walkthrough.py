@@ -38,7 +38,7 @@ _CRASHING_CHILD = textwrap.dedent("""
 def _walk(journal) -> dict:
     """Run the walk-through on ``journal``; what it showed, as a dict."""
     cart = safe_data.SafeList(["apple", "bread", "milk", "eggs"], name="cart", journal=journal)
-    prefs = safe_data.SafeDict(theme="light", lang="en", name="prefs", journal=journal,
+    prefs: safe_data.SafeDict[str, str] = safe_data.SafeDict(theme="light", lang="en", name="prefs", journal=journal,
                                versioned=True)  # versioned: restore() knows its every state
     before = {"cart": list(cart), "prefs": dict(prefs)}
     changed_at = time.time_ns()

@@ -422,7 +422,8 @@ def _take_slice(lst, key, value):
         list.__delitem__(lst, key)
     else:
         if where.step != 1 and len(taken) != len(value):
-            raise ValueError(f"attempt to assign sequence of size {len(value)} to extended slice of size {len(taken)}")
+            raise ValueError(f"attempt to assign sequence of size {len(value)} "
+                             f"to extended slice of size {len(taken)}")
         list.__setitem__(lst, key, value)
     return taken, where
 

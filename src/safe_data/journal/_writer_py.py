@@ -125,7 +125,8 @@ class RecordWriter:
         body = bytes(name + number + payload)
         frame_len = fmt.FRAME_HEADER_SIZE + len(body)
         if frame_len > fmt.MAX_FRAME_LEN:
-            raise RecordTooLargeError(f"a {frame_len}-byte record exceeds the 4 GiB frame limit; nothing was discarded")
+            raise RecordTooLargeError(f"a {frame_len}-byte record exceeds the 4 GiB frame limit; "
+                                      "nothing was discarded")
         thread = threading.get_ident()
         with self._lock:
             if self._closed:

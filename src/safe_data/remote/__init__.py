@@ -18,13 +18,19 @@ from __future__ import annotations
 import importlib
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
-if TYPE_CHECKING:
-    from ._ledger import pending_segments, read_status
-    from .sinks import RejectedError, Sink, SinkError, TransientError
-    from .sinks.directory import DirectorySink
-    from .sinks.http import HttpSink
-    from .sinks.s3 import S3Sink
-    from .uploader import Uploader, UploaderError, UploadWarning
+if TYPE_CHECKING:  # ``import x as x``: re-exported, for type checkers
+    from ._ledger import pending_segments as pending_segments
+    from ._ledger import read_status as read_status
+    from .sinks import RejectedError as RejectedError
+    from .sinks import Sink as Sink
+    from .sinks import SinkError as SinkError
+    from .sinks import TransientError as TransientError
+    from .sinks.directory import DirectorySink as DirectorySink
+    from .sinks.http import HttpSink as HttpSink
+    from .sinks.s3 import S3Sink as S3Sink
+    from .uploader import Uploader as Uploader
+    from .uploader import UploaderError as UploaderError
+    from .uploader import UploadWarning as UploadWarning
 
 #: name -> the module (in this package) that defines it
 _LAZY = {

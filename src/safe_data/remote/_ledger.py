@@ -14,10 +14,10 @@ import json
 import os
 import time
 
+from .._fs import fsync, fsync_dir
 from ..journal import format as fmt
 from ..journal import ledger
 from ..journal.retention import MARKS_DIR
-from .._fs import fsync, fsync_dir
 
 __all__ = ["PendingSegment", "pending_segments", "read_status", "MARKS_DIR"]
 
@@ -115,12 +115,12 @@ def _unlink(path: str) -> bool:
 def remove_acknowledged(journal_path: str, segment_ids, sink) -> list[str]:
     """Delete segments ``sink`` acknowledged, each recorded in the journal's ledger first;
     return the ids of those deleted (the others were already gone)."""
-    paths = [segment_path(journal_path, i) for i in segment_ids]
-    present = ledger.record_removal(journal_path, paths, f"acknowledged by {sink!r}")
+    id_of = {segment_path(journal_path, i): i for i in segment_ids}
+    present = ledger.record_removal(journal_path, list(id_of), f"acknowledged by {sink!r}")
     removed = [p for p in present if _unlink(p)]
     for path in removed:
         ledger.remove_index(path)
-    return [fmt.sealed_segment_id(os.path.basename(p)) for p in removed]
+    return [id_of[path] for path in removed]
 
 
 def remove_marks(journal_path: str, segment_ids) -> None:

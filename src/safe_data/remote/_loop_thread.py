@@ -16,13 +16,14 @@ import os
 import sys
 import threading
 import weakref
-from typing import Any, Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 __all__ = ["LoopThread", "lower_priority", "register", "unregister", "live_uploaders"]
 
 log = logging.getLogger("safe_data.upload")
 
-_live: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_live: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def register(uploader) -> None:
@@ -81,7 +82,8 @@ class LoopThread:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self, main: Callable[[threading.Event], Awaitable[None]]) -> asyncio.AbstractEventLoop:
+    def start(self, main: Callable[[threading.Event], Coroutine[Any, Any, None]]) \
+            -> asyncio.AbstractEventLoop:
         """Run ``main(ready)`` in the thread until it returns; return the loop once it set
         ``ready``, or raise what it raised before that."""
         ready = threading.Event()

@@ -215,7 +215,10 @@ class Uploader:
         self._errors = 0
         self._last_error: str | None = None
         self._rejected: dict[str, str] = {}  # id -> reason, this run
-        self._started = self._last_ack = self._last_error_at = None  # ISO times, this run
+        # ISO times, this run
+        self._started: str | None = None
+        self._last_ack: str | None = None
+        self._last_error_at: str | None = None
         self._status_dirty = True
         self._status_written = 0.0  # monotonic time of the last report
         self._settled: set[str] = set()  # acknowledged or rejected, this run
@@ -226,7 +229,7 @@ class Uploader:
 
     # --- public API ------------------------------------------------------------------------
 
-    def start(self) -> "Uploader":
+    def start(self) -> Uploader:
         """Start the background thread (its own event loop); return self."""
         self._check_usable()
         if self._state != "new":
@@ -349,13 +352,13 @@ class Uploader:
         return {"pending_segments": len(pending), "pending_bytes": sum(s.size for s in pending),
                 **self.counters()}
 
-    def __enter__(self) -> "Uploader":
+    def __enter__(self) -> Uploader:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    async def __aenter__(self) -> "Uploader":
+    async def __aenter__(self) -> Uploader:
         self._check_usable()
         if self._state != "new":
             raise UploaderError(f"this uploader is already {self._state}; create a new one")
@@ -385,7 +388,7 @@ class Uploader:
             try:
                 self.close(timeout=self.exit_timeout)
             except Exception as exc:  # exiting: report, let the others close
-                warnings.warn(f"uploader could not finish at exit: {exc}", UploadWarning)
+                warnings.warn(f"uploader could not finish at exit: {exc}", UploadWarning, stacklevel=1)
 
     def _in_own_thread(self) -> bool:
         return self._thread is not None and self._thread.is_current()

@@ -22,7 +22,8 @@ Each imports its heavy dependencies (aiohttp, zstandard) only when used.
 from __future__ import annotations
 
 import abc
-from typing import Any, List as _List
+import builtins
+from typing import Any
 
 from ...errors import SafeDataError
 from ..protocol import valid_segment_id, valid_sha256
@@ -58,15 +59,15 @@ class Sink(abc.ABC):
         SHA-256 of the raw segment.  Return only once it is durably stored (or already
         was, with that hash); raise :class:`TransientError` or :class:`RejectedError`."""
 
-    async def check(self) -> None:
+    async def check(self) -> None:  # noqa: B027 - optional: most sinks have nothing to check
         """Raise :class:`TransientError` if the sink cannot be reached now, or
         :class:`RejectedError` if it refuses this client; a sink with nothing to check
         returns (``safe-data push`` and ``pull`` call it before they start)."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional: most sinks hold nothing
         """Release connections and other resources (the sink may be used again later)."""
 
-    async def list(self) -> _List[dict[str, Any]]:
+    async def list(self) -> builtins.list[dict[str, Any]]:
         """Optional: ``[{"id", "sha256", "size"}]`` of the stored segments."""
         raise NotImplementedError(f"{type(self).__name__} cannot list its segments")
 

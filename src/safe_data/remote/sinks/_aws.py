@@ -32,7 +32,8 @@ import functools
 import os
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import TransientError
 
@@ -80,30 +81,26 @@ class CredentialSource:
         self._supply = self._supply_of(supply)
 
     @staticmethod
-    def _supply_of(supply: Any) -> tuple[Any, Keys | None]:
-        """(refreshable provider, None) or (None, fixed keys): one attribute, swapped whole."""
-        if isinstance(supply, Keys):
-            return None, supply
-        if callable(getattr(supply, "refresh_needed", None)):
-            return supply, None
-        return None, _frozen(supply)
+    def _supply_of(supply: Any) -> Any:
+        """Fixed :class:`Keys`, or a refreshable provider: one attribute, swapped whole."""
+        if isinstance(supply, Keys) or callable(getattr(supply, "refresh_needed", None)):
+            return supply
+        return _frozen(supply)
 
     def __repr__(self) -> str:
-        provider, _ = self._supply
-        return f"CredentialSource({type(provider).__name__ if provider else 'fixed keys'})"
+        fixed = isinstance(self._supply, Keys)
+        return f"CredentialSource({'fixed keys' if fixed else type(self._supply).__name__})"
 
     async def keys(self) -> Keys:
         """The keys to sign the next request with (renewed first if they expire soon)."""
-        provider, keys = self._supply
-        if provider is None:
-            assert keys is not None
-            return keys
-        return await self._in_thread(_frozen, provider)
+        if isinstance(self._supply, Keys):
+            return self._supply
+        return await self._in_thread(_frozen, self._supply)
 
     async def renew(self, refused: Keys) -> Keys | None:
         """Keys other than *refused* (which the store just refused), or None if the source
         has none: the resolver chain runs again, unless another request just did that."""
-        if self._supply[0] is None and self._resolve is None:
+        if isinstance(self._supply, Keys) and self._resolve is None:
             return None
         return await self._in_thread(self._renew, refused)
 
@@ -129,8 +126,7 @@ class CredentialSource:
             return current if current != refused else None
 
     def _current(self) -> Keys:
-        provider, keys = self._supply
-        return keys if provider is None else _frozen(provider)
+        return self._supply if isinstance(self._supply, Keys) else _frozen(self._supply)
 
 
 class AwsSettings:

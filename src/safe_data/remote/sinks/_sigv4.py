@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Mapping
+from collections.abc import Mapping
 from urllib.parse import quote
 
 __all__ = ["sign_v4", "uri_encode"]

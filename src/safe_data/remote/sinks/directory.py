@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import functools
 import os
-from typing import Any, List as _List
+from typing import Any
 
 from ...server.stores import ConflictError
 from ...server.stores.directory import DirectoryStore
-from ..protocol import (MAX_SEGMENT_BYTES, committed, decompress_checked, list_committed,
-                        valid_namespace, valid_segment_id)
+from ..protocol import (
+    MAX_SEGMENT_BYTES,
+    committed,
+    decompress_checked,
+    list_committed,
+    valid_namespace,
+    valid_segment_id,
+)
 from . import RejectedError, Sink, TransientError, check_id, check_sha
 
 __all__ = ["DirectorySink"]
@@ -68,7 +75,7 @@ class DirectorySink(Sink):
         except OSError as exc:  # disk full, permissions, ...: maybe better later
             raise TransientError(f"cannot write segment {segment_id} to {self.directory}: {exc}") from exc
 
-    async def list(self) -> _List[dict[str, Any]]:
+    async def list(self) -> builtins.list[dict[str, Any]]:
         return await asyncio.get_running_loop().run_in_executor(None, list_committed, self.directory)
 
     async def get(self, segment_id: str) -> bytes:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
-from typing import Any, List as _List
+from typing import Any
 
 from .. import requires
 from ..protocol import parse_retry_after, valid_segment_id
@@ -108,7 +109,7 @@ class HttpSink(Sink):
             return
         self._fail(what, status, headers, answer)
 
-    async def list(self) -> _List[dict[str, Any]]:
+    async def list(self) -> builtins.list[dict[str, Any]]:
         status, headers, answer = await self._request("GET", "/v1/segments", what="listing segments")
         if status != 200:
             self._fail("listing segments", status, headers, answer)

@@ -36,18 +36,21 @@ import datetime as _dt
 import hashlib
 import os
 import xml.etree.ElementTree as ET
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ..protocol import BODY_SUFFIX, MAX_SEGMENT_BYTES, parse_retry_after, valid_namespace, valid_segment_id
 from ..requires import aiohttp as _require
+from . import RejectedError, Sink, TransientError, check_id, check_sha
+from ._aws import AwsSettings, Keys
+from ._sigv4 import sign_v4, uri_encode
 
 aiohttp = _require("S3Sink (an S3 backup)")
 from yarl import URL  # noqa: E402 - installed with aiohttp
 
-from ..protocol import BODY_SUFFIX, MAX_SEGMENT_BYTES, parse_retry_after, valid_namespace, valid_segment_id
-from . import RejectedError, Sink, TransientError, check_id, check_sha
-from ._aws import AwsSettings, Keys
-from ._sigv4 import sign_v4, uri_encode
+if TYPE_CHECKING:
+    from aiohttp import ClientSession
 
 __all__ = ["S3Sink", "S3Error"]
 
@@ -164,7 +167,7 @@ class S3Sink(Sink):
             self._host = f"{bucket}.s3.{region}.amazonaws.com"
             self._origin = f"https://{self._host}"
             self._base_path = ""
-        self._session: aiohttp.ClientSession | None = None
+        self._session: ClientSession | None = None
 
     def __repr__(self) -> str:  # never shows the secret
         return (
@@ -172,7 +175,7 @@ class S3Sink(Sink):
             f"prefix={self.prefix!r}, namespace={self.namespace!r})"
         )
 
-    def for_namespace(self, namespace: str) -> "S3Sink":
+    def for_namespace(self, namespace: str) -> S3Sink:
         """A sink on *namespace* of the same bucket, sharing these keys (and their renewal)."""
         if not valid_namespace(namespace):
             raise ValueError(f"invalid namespace {namespace!r}")
@@ -191,7 +194,7 @@ class S3Sink(Sink):
         """The object key of a segment."""
         return f"{self.prefix}{self.namespace}/{segment_id}{BODY_SUFFIX}"
 
-    async def __aenter__(self) -> "S3Sink":
+    async def __aenter__(self) -> S3Sink:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -202,7 +205,7 @@ class S3Sink(Sink):
             await self._session.close()
             self._session = None
 
-    def _get_session(self) -> aiohttp.ClientSession:
+    def _get_session(self) -> ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.connect_timeout),
@@ -432,7 +435,7 @@ class S3Sink(Sink):
         out.sort(key=lambda e: e["id"])
         if with_sha256:
             hashes = await asyncio.gather(*(self.head(e["id"]) for e in out))
-            for e, h in zip(out, hashes):
+            for e, h in zip(out, hashes, strict=True):
                 e["sha256"] = h
         return out
 

@@ -86,7 +86,7 @@ class S3Store:
         self._locks: dict[tuple[str, str], list] = {}
 
     @classmethod
-    def from_url(cls, url: str, **kwargs) -> "S3Store":
+    def from_url(cls, url: str, **kwargs) -> S3Store:
         """An S3Store for ``s3://bucket[/prefix]``."""
         bucket, prefix = parse_s3_url(url)
         return cls(bucket, prefix, **kwargs)
