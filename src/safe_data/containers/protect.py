@@ -30,6 +30,7 @@ from collections import OrderedDict, defaultdict, deque
 from itertools import islice
 
 from ..journal import registry
+from ..journal.journal import journal_at
 from . import SafeDict, SafeList, SafeSet, _support
 from .proxies import Journaled, MappingJournaling, SequenceJournaling, _Proxy
 
@@ -118,8 +119,6 @@ class _Protected(Journaled):
 
 def _rebuild(cls, args, settings):
     """Unpickle a wrapper: the journal is named by its path (None: the default journal)."""
-    from ..journal.journal import journal_at
-
     settings = dict(settings)
     path = settings.pop("journal")
     return cls(*args, journal=None if path is None else journal_at(path), **settings)

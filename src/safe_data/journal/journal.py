@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from typing import overload  # (typing is loaded anyway: the codec's NamedTuple)
 
 from .. import _impl
-from ..errors import JournalReadOnlyError, JournalWarning, SafeDataError
+from ..errors import CorruptSegmentError, JournalReadOnlyError, JournalWarning, SafeDataError
 from . import format as fmt
 from . import registry
 from .hooks import DiscardHooks
@@ -31,6 +31,7 @@ from .keyfile import load_or_create_key, read_key
 from .reader import Problem, Record
 from .records import read_records, verify_directory
 from .recovery import recover_dead_segments
+from . import retention
 from .segments import SegmentManager
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
@@ -314,8 +315,6 @@ class Journal:
         :class:`~safe_data.journal.retention.PurgeResult`: ``deleted`` (or would be),
         ``kept`` (chosen but never backed up), ``damaged`` (left alone).
         """
-        from .retention import purge
-
         if older_than is None and not containers and max_bytes is None:
             raise ValueError("say what to purge: older_than, containers and/or max_bytes")
         if isinstance(containers, str):
@@ -323,7 +322,7 @@ class Journal:
         if self.readonly and not dry_run:
             raise JournalReadOnlyError(f"the journal {self.path} was opened with readonly=True: "
                                        f"it cannot purge (dry_run=True only lists)")
-        return purge(self.path, older_than_ns=to_ns(older_than), containers=tuple(containers),
+        return retention.purge(self.path, older_than_ns=to_ns(older_than), containers=tuple(containers),
                      max_bytes=max_bytes, keep_unsent=keep_unsent, dry_run=dry_run)
     # --- internals ------------------------------------------------------------------------
 
@@ -371,8 +370,6 @@ def _flush_loop(journal_ref, stop: threading.Event, interval: float) -> None:
 
 
 def _reporter(on_error: str):
-    from ..errors import CorruptSegmentError
-
     if on_error == "ignore":
         return None
     if on_error == "raise":

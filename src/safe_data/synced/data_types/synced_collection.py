@@ -32,6 +32,7 @@ from abc import abstractmethod
 from collections import defaultdict
 from collections.abc import Collection
 
+from ...journal.journal import Journal, default_journal, journal_at
 from ..numpy_utils import _convert_numpy
 from ..utils import AbstractTypeResolver, _CounterContext, _is_abstract, _NullContext
 
@@ -68,8 +69,6 @@ def _plain(value):
 
 def _resolve_journal(journal):
     """A Journal from ``journal=``: a Journal, a directory path, or None (the default)."""
-    from ...journal.journal import Journal, default_journal, journal_at
-
     if journal is None:
         return default_journal()
     if isinstance(journal, Journal):
