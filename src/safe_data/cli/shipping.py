@@ -22,8 +22,7 @@ import click
 from ..remote.protocol import valid_namespace
 from .exits import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_USAGE, Failure
 from .journal_view import _journal_dir
-from .json_output import _dump_json
-from .output import _count, _human_bytes, _progress
+from .output import _count, _dump_json, _human_bytes, _progress
 
 CONNECT_TIMEOUT = 10.0  # seconds to reach the backup: connect, and its first answer
 TIMEOUT = 300.0  # seconds for the whole command
