@@ -27,12 +27,12 @@ import os
 import re
 import time
 
-from .. import _impl
-from ..errors import CorruptRecordError
-from ..history import ADDING_OPS
-from ..journal import format as fmt
-from ..journal.journal import to_ns
-from ..journal.reader import SegmentView, decode_frame, scan_frames, segment_paths
+from ... import _impl
+from ...errors import CorruptRecordError
+from ...history import ADDING_OPS
+from ...journal import format as fmt
+from ...journal.journal import to_ns
+from ...journal.reader import SegmentView, decode_frame, scan_frames, segment_paths
 
 #: a segment as records name it: ``<writer>-<n>.seg`` (``.open`` while being written)
 SEGMENT_NAME_RE = re.compile(r"([0-9a-f]{16})-([0-9]{6})(\.seg|\.open)?")
@@ -59,6 +59,7 @@ class _BytesView:
         self.name = name
         self.data = data
         self.problem = None
+        self.header: fmt.SegmentHeader | None
         try:
             self.header = fmt.unpack_segment_header(_impl.crc32c, data)
         except ValueError:
@@ -121,7 +122,7 @@ class StoreSource:
         self.max_segment_bytes = max_segment_bytes
 
     def _call(self, method: str, *args):
-        from ..server.stores import StoreUnavailable
+        from ..stores import StoreUnavailable
 
         fn = getattr(self.store, method)
         try:
@@ -146,8 +147,8 @@ class StoreSource:
         return self._fetch(name[:23])
 
     def _fetch(self, segment_id: str):
-        from ..remote.protocol import InvalidSegment, SegmentTooLarge, decompress_bounded
-        from ..server.stores import NotFound
+        from ...remote.protocol import InvalidSegment, SegmentTooLarge, decompress_bounded
+        from ..stores import NotFound
 
         try:
             body, _sha256 = self._call("get", self.namespace, segment_id)

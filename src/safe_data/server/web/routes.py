@@ -20,10 +20,10 @@ from importlib import resources
 
 from aiohttp import web
 
-from ..errors import IncompleteHistoryError
-from ..journal.journal import parse_time, to_ns
-from ..present import OP_NAMES, brief, caller_text, dumps, iso, record_fields, writer_hex
-from ..upload.server import AUTHENTICATE_KEY, DEFAULT_MAX_SEGMENT_BYTES, STORE_KEY
+from ...errors import IncompleteHistoryError
+from ...journal.journal import parse_time, to_ns
+from ...present import OP_NAMES, brief, caller_text, dumps, iso, record_fields, writer_hex
+from ..state import AUTHENTICATE_KEY, DEFAULT_MAX_SEGMENT_BYTES, STORE_KEY
 from . import reading
 
 MAX_LIMIT = 200
@@ -47,15 +47,15 @@ _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-JOURNAL_KEY = web.AppKey("journal", object)  # a JournalSource, or None
-JOURNAL_READERS_KEY = web.AppKey("journal_readers", object)  # namespaces, or None: all
+JOURNAL_KEY = web.AppKey[reading.JournalSource | None]("journal")
+JOURNAL_READERS_KEY = web.AppKey[frozenset[str] | None]("journal_readers")  # None: all
 OPTIONS_KEY = web.AppKey("options", dict)
 
 
 def make_ui_app(*, journal: str | os.PathLike | None = None,
                 journal_readers: Iterable[str] | None = None,
                 max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES) -> web.Application:
-    """The web view as a sub-application; mount it on a :func:`~safe_data.upload.server.make_app`
+    """The web view as a sub-application; mount it on a :func:`~safe_data.server.app.make_app`
     application (it uses that application's tokens and store) with :func:`mount`.
 
     ``journal`` is shown to the tokens of the namespaces ``journal_readers`` (None: every
@@ -101,7 +101,7 @@ async def _security_headers(request: web.Request, handler):
 
 async def _static(request: web.Request) -> web.Response:
     filename, content_type = _STATIC[request.match_info.get("name", "")]
-    body = resources.files(__package__).joinpath("static", filename).read_bytes()
+    body = (resources.files(__package__) / "static" / filename).read_bytes()
     return web.Response(body=body, content_type=content_type, charset="utf-8")
 
 
