@@ -24,7 +24,6 @@ import asyncio
 import heapq
 import inspect
 import os
-import re
 import time
 
 from ... import _impl
@@ -34,8 +33,17 @@ from ...journal import format as fmt
 from ...journal.journal import to_ns
 from ...journal.reader import SegmentView, decode_frame, scan_frames, segment_paths
 
-#: a segment as records name it: ``<writer>-<n>.seg`` (``.open`` while being written)
-SEGMENT_NAME_RE = re.compile(r"([0-9a-f]{16})-([0-9]{6})(\.seg|\.open)?")
+
+def parse_segment_name(name: str) -> tuple[str, str] | None:
+    """``(segment id, suffix)`` of a segment as records and the page name it: its id, with
+    ``.seg`` or ``.open`` (``.open`` while it was written) or without (suffix ``""``);
+    None for any other name."""
+    for suffix in (fmt.SEALED_SUFFIX, fmt.OPEN_SUFFIX, ""):
+        segment_id = name[: len(name) - len(suffix)]
+        if name.endswith(suffix) and fmt.is_segment_id(segment_id):
+            return segment_id, suffix
+    return None
+
 
 #: operation codes that only add (versioned containers); a search leaves them out unless
 #: it names an operation or asks for everything
@@ -80,24 +88,26 @@ class JournalSource:
 
     def chains(self) -> list[list[tuple[str, object]]]:
         """Per writer, ``[(segment name, opener)]`` in segment order."""
-        chains: dict[str, list] = {}
+        chains: dict[int, list] = {}
         for path in segment_paths(self.directory):
             name = os.path.basename(path)
-            if SEGMENT_NAME_RE.fullmatch(name):
-                chains.setdefault(name[:16], []).append((name, lambda p=path: _map(p)))
+            parsed = parse_segment_name(name)
+            writer_and_number = None if parsed is None else fmt.parse_segment_id(parsed[0])
+            if writer_and_number is not None:
+                chains.setdefault(writer_and_number[0], []).append((name, lambda p=path: _map(p)))
         return [sorted(chain, key=lambda entry: entry[0]) for chain in chains.values()]
 
     def segment(self, name: str):
         """The view of one segment by name (with or without its suffix), or None."""
-        match = SEGMENT_NAME_RE.fullmatch(name)
-        if match is None:
+        parsed = parse_segment_name(name)
+        if parsed is None:
             return None
-        stem = name[:23]
-        suffixes = [match[3]] if match[3] else [fmt.SEALED_SUFFIX, fmt.OPEN_SUFFIX]
-        if match[3] == fmt.OPEN_SUFFIX:
+        segment_id, suffix = parsed
+        suffixes = [suffix] if suffix else [fmt.SEALED_SUFFIX, fmt.OPEN_SUFFIX]
+        if suffix == fmt.OPEN_SUFFIX:
             suffixes.append(fmt.SEALED_SUFFIX)  # sealed since it was listed
         for suffix in suffixes:
-            view = _map(os.path.join(self.directory, stem + suffix))
+            view = _map(os.path.join(self.directory, segment_id + suffix))
             if view is not None:
                 return view
         return None
@@ -133,18 +143,20 @@ class StoreSource:
             raise SourceUnavailable(str(exc)) from None
 
     def chains(self) -> list[list[tuple[str, object]]]:
-        chains: dict[str, list] = {}
+        chains: dict[int, list] = {}
         for entry in self._call("list", self.namespace):
             segment_id = entry["id"]
-            chains.setdefault(segment_id[:16], []).append(
-                (segment_id + fmt.SEALED_SUFFIX, lambda s=segment_id: self._fetch(s)))
+            writer_and_number = fmt.parse_segment_id(segment_id)  # a store lists valid ids only
+            if writer_and_number is not None:
+                chains.setdefault(writer_and_number[0], []).append(
+                    (segment_id + fmt.SEALED_SUFFIX, lambda s=segment_id: self._fetch(s)))
         return [sorted(chain, key=lambda e: e[0]) for chain in chains.values()]
 
     def segment(self, name: str):
-        match = SEGMENT_NAME_RE.fullmatch(name)
-        if match is None or match[3] == fmt.OPEN_SUFFIX:
+        parsed = parse_segment_name(name)
+        if parsed is None or parsed[1] == fmt.OPEN_SUFFIX:
             return None
-        return self._fetch(name[:23])
+        return self._fetch(parsed[0])
 
     def _fetch(self, segment_id: str):
         from ...remote.protocol import InvalidSegment, SegmentTooLarge, decompress_bounded

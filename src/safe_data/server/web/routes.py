@@ -245,7 +245,7 @@ async def _records(request: web.Request) -> web.Response:
 async def _record(request: web.Request) -> web.Response:
     source = _source(request)
     segment = _text(request.query, "segment", 40)
-    if reading.SEGMENT_NAME_RE.fullmatch(segment) is None:
+    if reading.parse_segment_name(segment) is None:
         raise _bad("segment must be a segment name such as 0123456789abcdef-000001.seg")
     offset = _int(request.query, "offset", -1, 0, 1 << 40)
     if offset < 0:
