@@ -377,6 +377,29 @@ def test_restore_downloads(tmp_path, journal_dir):
     run(scenario, tmp_path, journal=journal_dir)
 
 
+def test_restore_from_the_journal_follows_nested_containers(tmp_path):
+    """As the journal reads them: the records of the containers nested in it, by identity
+    (a versioned deep=True container whose nested list and dict changed)."""
+    path = tmp_path / "journal"
+    with safe_data.Journal(path) as journal:
+        orders = safe_data.SafeDict({"a": [1, 2, 3], "b": {"x": 1}}, name="orders",
+                                    journal=journal, deep=True, versioned=True)
+        orders["a"].pop()
+        orders["a"].append(9)
+        del orders["b"]["x"]
+    with safe_data.Journal(path, readonly=True) as journal:
+        expected = safe_data.restore("orders", journal=journal)
+    assert expected == {"a": [1, 2, 9], "b": {}}
+
+    async def scenario(client):
+        response = await client.get("/ui/api/restore", params={"container": "orders"},
+                                    headers=AUTH)
+        assert response.status == 200
+        assert await response.json() == expected
+
+    run(scenario, tmp_path, journal=path, journal_readers=["alpha"])
+
+
 def test_restore_file_name_is_sanitized(tmp_path):
     path = tmp_path / "journal"
     with safe_data.Journal(path) as journal:

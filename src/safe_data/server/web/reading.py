@@ -10,6 +10,9 @@ without decoding it (container name, operation, time), so a page decodes only th
 records it returns.  A search stops after ``limit`` matches or after ``budget`` seconds
 and returns a cursor (the last position it scanned): however large the journal, a page
 costs bounded time and memory, and the next page resumes where this one stopped.
+A restore reads a local journal as the journal reads itself
+(:func:`~safe_data.journal.records.read_records`, through the segment indexes), and a
+store by the same scan as a search.
 
 Values are decoded without the journal's key, always: nothing the view reads is ever
 unpickled.  A pickled value (an instance of a custom class) reads as
@@ -32,6 +35,7 @@ from ...history import ADDING_OPS
 from ...journal import format as fmt
 from ...journal.journal import to_ns
 from ...journal.reader import SegmentView, decode_frame, scan_frames, segment_paths
+from ...journal.records import read_records
 
 
 def parse_segment_name(name: str) -> tuple[str, str] | None:
@@ -97,6 +101,14 @@ class JournalSource:
                 chains.setdefault(writer_and_number[0], []).append((name, lambda p=path: _map(p)))
         return [sorted(chain, key=lambda entry: entry[0]) for chain in chains.values()]
 
+    def records(self, container, since_ns, until_ns, **selection):
+        """Records as :meth:`safe_data.Journal.records` reads them (``selection``: its
+        ``nested``, ``nested_ids`` and ``identity``), through the segment indexes, without
+        the key: an index is kept in this process's cache only, never read or written
+        beside the segment."""
+        return read_records(self.directory, _impl.crc32c, None, container=container,
+                            since_ns=since_ns, until_ns=until_ns, save_indexes=False, **selection)
+
     def segment(self, name: str):
         """The view of one segment by name (with or without its suffix), or None."""
         parsed = parse_segment_name(name)
@@ -151,6 +163,11 @@ class StoreSource:
                 chains.setdefault(writer_and_number[0], []).append(
                     (segment_id + fmt.SEALED_SUFFIX, lambda s=segment_id: self._fetch(s)))
         return [sorted(chain, key=lambda e: e[0]) for chain in chains.values()]
+
+    def records(self, container, since_ns, until_ns, **_selection):
+        # a scan of every segment, by name only: ``selection`` (the containers nested in
+        # it, an identity) is not applied
+        return _scanned_records(self, container, since_ns, until_ns)
 
     def segment(self, name: str):
         parsed = parse_segment_name(name)
@@ -258,12 +275,20 @@ class ReadOnlyJournal:
     def __init__(self, source):
         self.source = source
 
-    def records(self, container=None, since=None, until=None, **_options):
-        name = None if container is None else container.encode("utf-8")
-        for _position, view, frame in _merged(self.source, to_ns(since), to_ns(until)):
-            if name is not None and frame.name != name:
-                continue
-            try:
-                yield decode_frame(frame, view.header, view.name, None, False)
-            except CorruptRecordError:
-                continue
+    def records(self, container=None, since=None, until=None, *, nested=False, nested_ids=False,
+                identity=None, **_options):
+        return self.source.records(container, to_ns(since), to_ns(until), nested=nested,
+                                   nested_ids=nested_ids, identity=identity)
+
+
+def _scanned_records(source, container: str | None, since_ns, until_ns):
+    """``container``'s records in ``source`` (every record if None), by a scan of all its
+    frames; records that do not decode are left out."""
+    name = None if container is None else container.encode("utf-8")
+    for _position, view, frame in _merged(source, since_ns, until_ns):
+        if name is not None and frame.name != name:
+            continue
+        try:
+            yield decode_frame(frame, view.header, view.name, None, False)
+        except CorruptRecordError:
+            continue
