@@ -82,7 +82,7 @@ def test_the_backup_server_and_pull_never_run_a_planted_pickle(planted, tmp_path
     value; a victim pulling it from there gets an UnverifiedPickle, not a run one."""
     from aiohttp.test_utils import TestClient, TestServer
 
-    from safe_data.upload.server import make_app
+    from safe_data.server.app import make_app
     from safe_data.server.stores.directory import DirectoryStore
 
     victim, canary = planted
@@ -240,7 +240,7 @@ def test_fuzz_the_servers_ingest(sound_segment, body, flip):
     """What the server does with a body (random bytes, or a damaged sound segment): accept
     a sound segment, refuse the rest with InvalidSegment/SegmentTooLarge; nothing else."""
     from safe_data.remote.protocol import InvalidSegment, SegmentTooLarge
-    from safe_data.upload.server import _check_upload
+    from safe_data.server.app import _check_upload
 
     candidates = [body, zstandard.compress(body)]
     damaged = bytearray(sound_segment)

@@ -368,9 +368,9 @@ def test_stats_is_cheap(journal):
 
 def test_server_metrics_render_the_new_series():
     pytest.importorskip("aiohttp")
-    from safe_data.upload import server
+    from safe_data.server import app
 
-    text = server._render_metrics(server._new_metrics())
+    text = app._render_metrics(app._new_metrics())
     for line in ("# TYPE safe_data_store_unavailable_total counter",
                  "safe_data_store_unavailable_total 0",
                  "# TYPE safe_data_uploads_in_progress gauge",
@@ -384,7 +384,7 @@ def test_server_counts_store_unavailable():
 
     from aiohttp.test_utils import TestClient, TestServer
 
-    from safe_data.upload.server import make_app
+    from safe_data.server.app import make_app
     from safe_data.server.stores import StoreUnavailable
 
     class DownStore:

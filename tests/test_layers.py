@@ -1,4 +1,7 @@
-"""The journal is the bottom layer: it imports nothing above it.
+"""The journal is the bottom layer: it imports nothing above it.  Above it, the record
+formatting the command line and the web view share (``present.py``) needs neither of
+them, the backup server and its web view need nothing of the command line, and ``serve``
+leaves the web view to the server.
 
 Two checks, because each misses what the other sees: an AST walk of the journal's
 sources finds every import, the ones inside functions too; importing each module in a
@@ -80,7 +83,7 @@ package = types.ModuleType("safe_data")
 package.__path__ = [sys.argv[1]]
 sys.modules["safe_data"] = package
 importlib.import_module(sys.argv[2])
-print(json.dumps(sorted(m for m in sys.modules if m.startswith("safe_data."))))
+print(json.dumps(sorted(m for m in sys.modules if m != "safe_data")))  # all but the stand-in
 """
 
 
@@ -101,3 +104,47 @@ def test_the_c_constants_are_the_formats():
     assert declared, "no constant found in _format.pxd"
     for name, value in declared.items():
         assert int(value, 0) == getattr(fmt, name), name
+
+
+# --- above the journal -------------------------------------------------------------------------
+
+
+def _within(module: str, packages) -> bool:
+    return any(module == name or module.startswith(name + ".") for name in packages)
+
+
+def _python_sources(*directories: pathlib.Path):
+    return sorted(p for directory in directories for p in directory.rglob("*.py"))
+
+
+#: what the shared record formatting may not use: the interfaces it serves
+NOT_FOR_PRESENT = ("click", "rich", "aiohttp", "safe_data.cli", "safe_data.server",
+                   "safe_data.web")
+
+
+def test_present_imports_no_interface():
+    found = sorted(name for name in _imports_of(PACKAGE / "present.py")
+                   if _within(name, NOT_FOR_PRESENT))
+    assert found == [], f"present.py imports {found}"
+
+
+def test_importing_present_loads_no_interface():
+    out = subprocess.run([sys.executable, "-c", _PROBE, str(INSTALLED), "safe_data.present"],
+                         capture_output=True, text=True, env=dict(os.environ))
+    assert out.returncode == 0, out.stderr
+    loaded = [name for name in json.loads(out.stdout) if _within(name, NOT_FOR_PRESENT)]
+    assert loaded == [], f"importing safe_data.present loads {loaded}"
+
+
+# the old name of the web view (web/) too: it must not bring the command line back in
+@pytest.mark.parametrize("path", _python_sources(PACKAGE / "server", PACKAGE / "web"),
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_the_server_and_its_web_view_import_nothing_of_the_command_line(path):
+    found = sorted(name for name in _imports_of(path) if _within(name, ("safe_data.cli",)))
+    assert found == [], f"{path.relative_to(PACKAGE)} imports {found}"
+
+
+def test_serve_leaves_the_web_view_to_the_server():
+    found = sorted(name for name in _imports_of(PACKAGE / "cli" / "serving.py")
+                   if _within(name, ("safe_data.server.web", "safe_data.web")))
+    assert found == [], f"cli/serving.py imports {found}"

@@ -24,7 +24,7 @@ zstandard = pytest.importorskip("zstandard")
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
 import safe_data  # noqa: E402
-from safe_data.upload.server import make_app, verify_segment, InvalidSegment  # noqa: E402
+from safe_data.server.app import make_app, verify_segment, InvalidSegment  # noqa: E402
 from safe_data.server.stores import ConflictError, NotFound  # noqa: E402
 from safe_data.server.stores.directory import DirectoryStore  # noqa: E402
 

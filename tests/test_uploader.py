@@ -630,7 +630,7 @@ def test_http_sink_connection_refused_is_transient():
 
 @pytest.fixture
 def backup_server(tmp_path):
-    from safe_data.upload.server import make_app
+    from safe_data.server.app import make_app
     from safe_data.server.stores.directory import DirectoryStore
 
     store_root = tmp_path / "server-store"

@@ -20,9 +20,9 @@ zstandard = pytest.importorskip("zstandard")
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
 import safe_data  # noqa: E402
-from safe_data.upload.server import make_app  # noqa: E402
+from safe_data.server.app import make_app  # noqa: E402
 from safe_data.server.stores.directory import DirectoryStore  # noqa: E402
-from safe_data.web import mount, routes  # noqa: E402
+from safe_data.server.web import routes  # noqa: E402
 
 TOKEN = "web-token-of-alpha-0123456789abcdef"
 OTHER = "web-token-of-beta-fedcba9876543210"
@@ -81,9 +81,8 @@ def iso(microseconds: int) -> str:
 
 def run(scenario, tmp_path, *, journal=None, journal_readers=None, ui=True):
     async def main():
-        app = make_app(DirectoryStore(tmp_path / "store"), TOKENS)
-        if ui:
-            mount(app, journal=journal, journal_readers=journal_readers)
+        app = make_app(DirectoryStore(tmp_path / "store"), TOKENS, web_view=ui, journal=journal,
+                       journal_readers=journal_readers)
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             return await scenario(client)
     return asyncio.run(main())
@@ -142,13 +141,32 @@ def test_page_is_served_locally_with_a_strict_policy(tmp_path, journal_dir):
     assert '<link rel="icon" href="favicon.svg"' in html
 
 
-def test_no_ui_without_mount(tmp_path):
+def test_no_ui_without_web_view(tmp_path):
     async def scenario(client):
         assert (await client.get("/ui/")).status == 404
         assert (await client.get("/", allow_redirects=False)).status == 404
         assert (await client.get("/health")).status == 200
 
     run(scenario, tmp_path, ui=False)
+
+
+def test_the_old_names_still_serve_the_web_view(tmp_path, journal_dir):
+    """safe_data.upload.server and safe_data.web, the names before the server moved."""
+    from safe_data.upload.server import make_app as old_make_app
+    from safe_data.web import mount as old_mount
+
+    async def main():
+        app = old_make_app(DirectoryStore(tmp_path / "store"), TOKENS)
+        old_mount(app, journal=journal_dir, journal_readers=["alpha"])
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            return await get_json(client, "/ui/api/sources")
+
+    assert asyncio.run(main())["sources"] == ["journal", "store"]
+
+
+def test_a_journal_needs_the_web_view(tmp_path, journal_dir):
+    with pytest.raises(ValueError, match="web_view=True"):
+        make_app(DirectoryStore(tmp_path / "store"), TOKENS, journal=journal_dir)
 
 
 # --- tokens ------------------------------------------------------------------------------------
@@ -357,6 +375,29 @@ def test_restore_downloads(tmp_path, journal_dir):
         await get_json(client, "/ui/api/restore", {"container": "ghost"}, status=404)
 
     run(scenario, tmp_path, journal=journal_dir)
+
+
+def test_restore_from_the_journal_follows_nested_containers(tmp_path):
+    """As the journal reads them: the records of the containers nested in it, by identity
+    (a versioned deep=True container whose nested list and dict changed)."""
+    path = tmp_path / "journal"
+    with safe_data.Journal(path) as journal:
+        orders = safe_data.SafeDict({"a": [1, 2, 3], "b": {"x": 1}}, name="orders",
+                                    journal=journal, deep=True, versioned=True)
+        orders["a"].pop()
+        orders["a"].append(9)
+        del orders["b"]["x"]
+    with safe_data.Journal(path, readonly=True) as journal:
+        expected = safe_data.restore("orders", journal=journal)
+    assert expected == {"a": [1, 2, 9], "b": {}}
+
+    async def scenario(client):
+        response = await client.get("/ui/api/restore", params={"container": "orders"},
+                                    headers=AUTH)
+        assert response.status == 200
+        assert await response.json() == expected
+
+    run(scenario, tmp_path, journal=path, journal_readers=["alpha"])
 
 
 def test_restore_file_name_is_sanitized(tmp_path):

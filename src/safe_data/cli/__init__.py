@@ -9,21 +9,22 @@ Inspecting commands (log, show, stats, verify without --repair) only read: they 
 open a :class:`~safe_data.Journal`, so they neither create files nor recover segments.
 
 The modules: ``app`` (the click group), ``exits`` (exit codes, :class:`Failure`),
-``params`` (option types), ``output`` and ``json_output`` (text and JSON),
-``journal_view`` (read-only segment summaries), and the commands: ``listing`` (log,
-show), ``restoring`` (restore), ``files`` (file-versions, restore-file), ``maintenance``
-(verify, stats, purge) and ``walkthrough`` (demo).
+``params`` (option types), ``output`` (text and JSON on stdout; what a record looks
+like is :mod:`safe_data.present`'s), ``journal_view`` (read-only segment summaries),
+and the commands: ``listing`` (log, show), ``restoring`` (restore), ``files``
+(file-versions, restore-file), ``maintenance`` (verify, stats, purge) and
+``walkthrough`` (demo).
 """
 
 from __future__ import annotations
 
-from .app import main
 from ..journal.summary import SegmentSummary
+from ..present import OP_NAMES, dumps, jsonable, record_fields
+from .app import main
 from .exits import (EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_OK,
                     EXIT_PARTIAL, EXIT_REFUSED, EXIT_USAGE, Failure)
 from .journal_view import summarize_segments
-from .json_output import dumps, jsonable, record_fields
-from .listing import OP_NAMES, PLAIN_FIELDS, log, matching_records, show
+from .listing import PLAIN_FIELDS, log, matching_records, show
 from .maintenance import NO_BACKUP_NOTE, journal_stats, purge, stats, verify
 from .params import SIZE, TIME, SizeType, TimeType
 from .restoring import restore

@@ -12,12 +12,11 @@ import safe_data
 
 from ..atomic.replace import revision_of
 from ..atomic.versions import pick, restore_version, versions_in
+from ..present import dumps, iso, writer_hex
 from .exits import EXIT_NOT_FOUND, Failure
 from .journal_view import _journal_dir
-from .json_output import dumps
 from .listing import matching_records
-from .output import (_human_bytes, _is_terminal, _iso, _print_table, _table_time, _warn,
-                     _warnings_to_stderr, _writer_hex)
+from .output import _human_bytes, _is_terminal, _print_table, _table_time, _warn, _warnings_to_stderr
 from .params import TIME
 
 _NAME_HELP = "The store's name= if it was opened with one (default: the file's absolute path)."
@@ -39,9 +38,9 @@ def file_versions(journal_path, path, name, as_json) -> None:
         for number, version in enumerate(found, 1):
             sys.stdout.write(dumps({
                 "version": number, "path": version.path, "time_ns": version.time_ns,
-                "time": _iso(version.time_ns), "bytes": len(version.content),
+                "time": iso(version.time_ns), "bytes": len(version.content),
                 "revision": revision_of(version.content), "seq": version.record.seq,
-                "writer": _writer_hex(version.record.writer), "pid": version.record.pid}) + "\n")
+                "writer": writer_hex(version.record.writer), "pid": version.record.pid}) + "\n")
         return
     _print_table(("version", "replaced at (UTC)", "size", "revision", "pid"),
                  [(number, _table_time(v.time_ns), _human_bytes(len(v.content)),
@@ -83,10 +82,10 @@ def restore_file(journal_path, path, number, at, name, output, as_json) -> None:
     if as_json:
         sys.stdout.write(dumps({
             "path": version.path, "output": output and os.path.abspath(output),
-            "time_ns": version.time_ns, "time": _iso(version.time_ns),
+            "time_ns": version.time_ns, "time": iso(version.time_ns),
             "bytes": len(version.content), "revision": revision_of(version.content)}) + "\n")
     elif output is None:
-        click.echo(f"restored {version.path} to what it held until {_iso(version.time_ns)} "
+        click.echo(f"restored {version.path} to what it held until {iso(version.time_ns)} "
                    f"({_human_bytes(len(version.content))}); what it held before is journaled, "
                    f"so restore-file again undoes this")
 

@@ -15,18 +15,14 @@ from .. import _impl
 from ..errors import CorruptRecordError
 from ..history import ADDING_OPS
 from ..journal import format as fmt
+from ..journal.journal import to_ns
 from ..journal.reader import decode_frame, segment_paths
 from ..journal.records import read_records
+from ..present import ONE_LINE, OP_NAMES, brief, caller_text, dumps, iso, record_fields, writer_hex
 from .exits import EXIT_NOT_FOUND, Failure
 from .journal_view import _journal_dir, _open_view, _read_key
-from .json_output import _dump_json, dumps, record_fields
-from .output import (_ONE_LINE, _brief, _caller_text, _console, _is_terminal, _iso, _table_time,
-                     _warn, _writer_hex)
-from ..journal.journal import to_ns
+from .output import _console, _dump_json, _is_terminal, _table_time, _warn
 from .params import TIME
-
-
-OP_NAMES = sorted({op for _, op in fmt.OPS.values()})
 
 
 @click.command()
@@ -101,9 +97,9 @@ def _write_plain_lines(records) -> int:
     write, count = sys.stdout.write, 0
     write("\t".join(PLAIN_FIELDS) + "\n")
     for count, r in enumerate(records, 1):
-        write("\t".join((str(r.seq), _writer_hex(r.writer), _iso(r.time_ns),
-                         r.container.translate(_ONE_LINE), r.op, _brief(r.key), _brief(r.values),
-                         str(r.pid), str(r.thread), _caller_text(r.caller))) + "\n")
+        write("\t".join((str(r.seq), writer_hex(r.writer), iso(r.time_ns),
+                         r.container.translate(ONE_LINE), r.op, brief(r.key), brief(r.values),
+                         str(r.pid), str(r.thread), caller_text(r.caller))) + "\n")
     return count
 
 
@@ -152,11 +148,11 @@ def _log_cells(record, columns) -> list:
     from rich.text import Text  # cells are Text: a value like "[bold]" is not markup
 
     cells = {
-        "seq": str(record.seq), "writer": _writer_hex(record.writer)[:8],
+        "seq": str(record.seq), "writer": writer_hex(record.writer)[:8],
         "time": _table_time(record.time_ns), "short time": _table_time(record.time_ns)[5:19],
         "container": record.container,
-        "op": record.op, "key": _brief(record.key), "discarded": _brief(record.values),
-        "pid": str(record.pid), "caller": _caller_text(record.caller, short=True),
+        "op": record.op, "key": brief(record.key), "discarded": brief(record.values),
+        "pid": str(record.pid), "caller": caller_text(record.caller, short=True),
     }
     return [Text(cells[c]) for c in columns]
 
@@ -244,7 +240,7 @@ def _frame_with_seq(directory: str, seq: int, writer_prefix: str):
         where = f"writer {writer_prefix}" if writer_prefix else "the journal"
         raise Failure(f"no record with seq {seq} in {where}", EXIT_NOT_FOUND)
     if len(found) > 1:
-        writers = ", ".join(_writer_hex(view.header.writer_id) for view, _ in found)
+        writers = ", ".join(writer_hex(view.header.writer_id) for view, _ in found)
         raise click.UsageError(f"seq {seq} exists in {len(found)} writers ({writers}); "
                                f"choose one with --writer")
     return found[0]
@@ -265,10 +261,10 @@ def _show_fields(record) -> list[tuple[str, object]]:
         ("container", record.container if record.container_id is None
          else f"{record.container} (container {record.container_id} of its writer)"),
         ("kind", record.kind), ("op", record.op), ("key", record.key), ("values", record.values),
-        ("time", f"{_iso(record.time_ns, ' ')} ({record.time_ns} ns)"),
-        ("seq", record.seq), ("writer", _writer_hex(record.writer)), ("pid", record.pid),
+        ("time", f"{iso(record.time_ns, ' ')} ({record.time_ns} ns)"),
+        ("seq", record.seq), ("writer", writer_hex(record.writer)), ("pid", record.pid),
         ("thread", record.thread),
-        ("caller", _caller_text(record.caller) or "not recorded (capture_caller=True records it)"),
+        ("caller", caller_text(record.caller) or "not recorded (capture_caller=True records it)"),
         ("address", f"{record.segment}:{record.offset}"),
     ]
 

@@ -12,10 +12,10 @@ from ..journal.reader import Problem
 from ..journal.recovery import DAMAGED_DIR
 from ..journal.repair import repair
 from ..journal.summary import SegmentSummary, add_span
+from ..present import brief, iso
 from .exits import EXIT_FAILED, EXIT_PARTIAL
 from .journal_view import _journal_dir, _read_key, continuity_problems, summarize_segments
-from .json_output import _dump_json
-from .output import _brief, _count, _human_bytes, _iso, _print_table, _table_time, _warn
+from .output import _count, _dump_json, _human_bytes, _print_table, _table_time, _warn
 from .params import SIZE, TIME
 
 NO_BACKUP_NOTE = ("not yet acknowledged by a remote backup (`safe-data push`, or an Uploader in "
@@ -139,7 +139,7 @@ def journal_stats(directory: str) -> dict:
         "uploader": _uploader_status(directory),
         "containers": {
             str(name, "utf-8", "replace"): {
-                "records": records, "bytes": size, "oldest": _iso(oldest), "newest": _iso(newest),
+                "records": records, "bytes": size, "oldest": iso(oldest), "newest": iso(newest),
                 "oldest_ns": oldest, "newest_ns": newest}
             for name, (records, size, oldest, newest) in by_size},
     }
@@ -278,7 +278,7 @@ def _pending(directory: str, summaries) -> dict:
 
 def _segment_json(summary: SegmentSummary) -> dict:
     return {"segment": summary.name, "records": summary.records, "bytes": summary.disk_bytes,
-            "oldest": _iso(summary.oldest_ns), "newest": _iso(summary.newest_ns),
+            "oldest": iso(summary.oldest_ns), "newest": iso(summary.newest_ns),
             "containers": sorted(summary.container_names)}
 
 
@@ -295,6 +295,6 @@ def _report_purge(result, action: str) -> None:
             total = _human_bytes(sum(s.disk_bytes for s in segments))
             _print_table(("segment", "records", "bytes", "newest (UTC)", "containers"),
                          [(s.name, f"{s.records:,}", _human_bytes(s.disk_bytes),
-                           _table_time(s.newest_ns), _brief(sorted(s.container_names)))
+                           _table_time(s.newest_ns), brief(sorted(s.container_names)))
                           for s in segments],
                          title=f"{verb} {_count(len(segments), 'segment')} ({total}){why}")

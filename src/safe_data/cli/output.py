@@ -1,58 +1,25 @@
-"""Text output: times, abbreviated values, sizes, and tables, progress bars and warnings
-(rich on a terminal, imported only there; plain text when piped)."""
+"""Text output: times, sizes, and tables, progress bars and warnings (rich on a terminal,
+imported only there; plain text when piped), and JSON on stdout.  What a record looks
+like is :mod:`safe_data.present`'s, shared with the web view."""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import os
-import reprlib
 import sys
 from datetime import timedelta
 
 import click
 
 from .. import _impl
-from .params import _EPOCH
+from ..present import EPOCH, ONE_LINE, dumps
 
 #: which implementation runs, as --version and the demo say it
 IMPLEMENTATION = "C extension" if _impl.EXTENSION else "pure Python"
 
 
-def _iso(time_ns: int, sep: str = "T") -> str:
-    return (_EPOCH + timedelta(microseconds=time_ns // 1000)).isoformat(sep)
-
-
 def _table_time(time_ns: int) -> str:
-    return (_EPOCH + timedelta(microseconds=time_ns // 1000)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
-def _writer_hex(writer: int) -> str:
-    return f"{writer:016x}"
-
-
-_BRIEF = reprlib.Repr()
-_BRIEF.maxlist = _BRIEF.maxtuple = _BRIEF.maxset = _BRIEF.maxfrozenset = _BRIEF.maxdict = 10
-_BRIEF.maxstring = _BRIEF.maxother = 80
-_BRIEF.maxlevel = 3
-_ONE_LINE = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": " "})
-
-
-def _brief(value) -> str:
-    """A one-line repr of bounded length (a million discarded items print as ten)."""
-    text = _BRIEF.repr(value)
-    if isinstance(value, (list, tuple, set, frozenset, dict)) and len(value) > 10:
-        text += f" ({len(value)} items)"
-    return text.translate(_ONE_LINE)
-
-
-def _caller_text(caller, short: bool = False) -> str:
-    if caller is None:
-        return ""
-    if isinstance(caller, tuple) and len(caller) == 3:
-        file, line, function = caller
-        return f"{os.path.basename(file) if short else file}:{line} in {function}"
-    return _brief(caller)
+    return (EPOCH + timedelta(microseconds=time_ns // 1000)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def _human_bytes(n: int) -> str:
@@ -91,7 +58,7 @@ def _print_table(columns, rows, *, title: str | None = None) -> None:
     if title:
         sys.stdout.write(f"# {title}\n")
     for row in itertools.chain([columns], rows):
-        sys.stdout.write("\t".join(str(cell).translate(_ONE_LINE) for cell in row) + "\n")
+        sys.stdout.write("\t".join(str(cell).translate(ONE_LINE) for cell in row) + "\n")
 
 
 @contextlib.contextmanager
@@ -114,6 +81,10 @@ def _progress(description: str, total: int | None):
 
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def _dump_json(obj) -> None:
+    sys.stdout.write(dumps(obj, indent=2) + "\n")
 
 
 def _warn(message: str) -> None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 import click
 
 from ..journal.journal import parse_time
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class TimeType(click.ParamType):

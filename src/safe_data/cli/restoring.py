@@ -11,9 +11,9 @@ import safe_data
 
 from ..errors import IncompleteHistoryError
 from ..journal import format as fmt
+from ..present import dumps
 from .exits import EXIT_NOT_FOUND, EXIT_REFUSED, Failure
 from .journal_view import _journal_dir
-from .json_output import dumps
 from .output import _is_terminal, _progress, _warn, _warnings_to_stderr
 from .params import TIME
 

@@ -83,7 +83,7 @@ def _browser_url(host: str, port: int) -> str:
 async def _run(app, host: str, port: int, ui: bool) -> None:
     from aiohttp import web
 
-    from ..upload.server import STORE_KEY
+    from ..server.state import STORE_KEY
     from ..server.stores import StoreUnavailable
 
     runner = web.AppRunner(app, handle_signals=False)
@@ -154,7 +154,7 @@ def serve(global_journal, store_spec, s3_endpoint_url, host, port, tokens_file,
     """
     import logging
 
-    from ..upload.server import make_app
+    from ..server.app import make_app
 
     journal_dir = journal_dir or global_journal
     if journal_dir is not None and not ui:
@@ -166,12 +166,8 @@ def serve(global_journal, store_spec, s3_endpoint_url, host, port, tokens_file,
     store = _open_store(store_spec, s3_endpoint_url)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
-    app = make_app(store, tokens, max_segment_bytes=max_segment_bytes)
-    if ui:
-        from ..web import mount
-
-        mount(app, journal=journal_dir, journal_readers=journal_readers,
-              max_segment_bytes=max_segment_bytes)
+    app = make_app(store, tokens, max_segment_bytes=max_segment_bytes, web_view=ui,
+                   journal=journal_dir, journal_readers=journal_readers)
     asyncio.run(_run(app, host, port, ui))
 
 

@@ -19,11 +19,11 @@ import warnings
 
 import click
 
+from ..journal import format as fmt
 from ..remote.protocol import valid_namespace
 from .exits import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_USAGE, Failure
 from .journal_view import _journal_dir
-from .json_output import _dump_json
-from .output import _count, _human_bytes, _progress
+from .output import _count, _dump_json, _human_bytes, _progress
 
 CONNECT_TIMEOUT = 10.0  # seconds to reach the backup: connect, and its first answer
 TIMEOUT = 300.0  # seconds for the whole command
@@ -248,7 +248,7 @@ def pull(journal_path, target, token, namespace, endpoint_url, region, profile, 
             counts["listed"] = len(entries)
             with _progress(f"downloading {_count(len(entries), 'segment')}", len(entries)) as advance:
                 for entry in entries:
-                    path = os.path.join(directory, entry["id"] + ".seg")
+                    path = os.path.join(directory, entry["id"] + fmt.SEALED_SUFFIX)
                     if os.path.exists(path):
                         counts["already_here"] += 1
                     else:

@@ -16,8 +16,8 @@ import click
 import safe_data
 
 from ..history import ADDING_OPS
-from .json_output import _dump_json, record_fields
-from .output import IMPLEMENTATION, _writer_hex
+from ..present import record_fields, writer_hex
+from .output import IMPLEMENTATION, _dump_json
 
 
 def _short(value, width=48) -> str:
@@ -64,7 +64,7 @@ def _next_commands(path: str, first) -> list[str]:
     """Commands to try on the journal, the first record shown by its writer and seq (the
     killed child has its own writer, with the same seqs)."""
     journal = f"--journal {path}"
-    writer = _writer_hex(first.writer)[:8]
+    writer = writer_hex(first.writer)[:8]
     return [f"safe-data {journal} log", f"safe-data {journal} show {first.seq} --writer {writer}",
             f"safe-data {journal} restore cart --discarded", f"safe-data {journal} stats",
             f"rm -r {path}"]

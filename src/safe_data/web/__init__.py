@@ -1,11 +1,8 @@
-"""A browsable view of discarded values, served by ``safe-data serve`` under ``/ui/``
-(docs/web.md): search a local journal or a backup store namespace by container, time and
-operation, see a record with its caller, download a container's restored contents.
+"""The old name of :mod:`safe_data.server.web` (the web view), kept so that
+``from safe_data.web import mount`` still works.  New code imports from
+:mod:`safe_data.server.web`, or asks :func:`~safe_data.server.app.make_app` for it
+(``web_view=True``)."""
 
-:func:`mount` adds it to a :func:`~safe_data.upload.server.make_app` application.  Needs
-aiohttp (the ``upload`` extra).
-"""
-
-from .routes import make_ui_app, mount
+from ..server.web import make_ui_app, mount
 
 __all__ = ["make_ui_app", "mount"]

@@ -20,12 +20,10 @@ from importlib import resources
 
 from aiohttp import web
 
-from ..cli.json_output import dumps, record_fields
-from ..cli.output import _brief, _caller_text, _iso, _writer_hex
-from ..cli.listing import OP_NAMES
-from ..errors import IncompleteHistoryError
-from ..journal.journal import to_ns
-from ..upload.server import AUTHENTICATE_KEY, DEFAULT_MAX_SEGMENT_BYTES, STORE_KEY
+from ...errors import IncompleteHistoryError
+from ...journal.journal import parse_time, to_ns
+from ...present import OP_NAMES, brief, caller_text, dumps, iso, record_fields, writer_hex
+from ..state import AUTHENTICATE_KEY, DEFAULT_MAX_SEGMENT_BYTES, STORE_KEY
 from . import reading
 
 MAX_LIMIT = 200
@@ -49,15 +47,15 @@ _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-JOURNAL_KEY = web.AppKey("journal", object)  # a JournalSource, or None
-JOURNAL_READERS_KEY = web.AppKey("journal_readers", object)  # namespaces, or None: all
+JOURNAL_KEY = web.AppKey[reading.JournalSource | None]("journal")
+JOURNAL_READERS_KEY = web.AppKey[frozenset[str] | None]("journal_readers")  # None: all
 OPTIONS_KEY = web.AppKey("options", dict)
 
 
 def make_ui_app(*, journal: str | os.PathLike | None = None,
                 journal_readers: Iterable[str] | None = None,
                 max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES) -> web.Application:
-    """The web view as a sub-application; mount it on a :func:`~safe_data.upload.server.make_app`
+    """The web view as a sub-application; mount it on a :func:`~safe_data.server.app.make_app`
     application (it uses that application's tokens and store) with :func:`mount`.
 
     ``journal`` is shown to the tokens of the namespaces ``journal_readers`` (None: every
@@ -103,7 +101,7 @@ async def _security_headers(request: web.Request, handler):
 
 async def _static(request: web.Request) -> web.Response:
     filename, content_type = _STATIC[request.match_info.get("name", "")]
-    body = resources.files(__package__).joinpath("static", filename).read_bytes()
+    body = (resources.files(__package__) / "static" / filename).read_bytes()
     return web.Response(body=body, content_type=content_type, charset="utf-8")
 
 
@@ -131,19 +129,16 @@ def _choice(query, name: str, choices, default: str) -> str:
 
 
 def _time_ns(query, name: str) -> int | None:
-    import click
-
-    from ..cli.params import TIME
-
     text = _text(query, name, MAX_TIME).strip()
     if not text:
         return None
     try:
-        return to_ns(TIME.convert(text, None, None))
-    except click.BadParameter as exc:
-        raise _bad(f"{name}: {exc.message}") from None
-    except (ValueError, OverflowError):
+        when = parse_time(text)
+    except ValueError as exc:
+        raise _bad(f"{name}: {exc}") from None
+    except OverflowError:  # an age beyond the calendar
         raise _bad(f"{name}: {text!r} is out of range") from None
+    return to_ns(when)
 
 
 def _int(query, name: str, default: int, low: int, high: int) -> int:
@@ -213,11 +208,11 @@ async def _sources(request: web.Request) -> web.Response:
 
 def _summary(record) -> dict:
     """A search result: the record's fields, its key and values abbreviated."""
-    return {"seq": record.seq, "time": _iso(record.time_ns), "time_ns": record.time_ns,
+    return {"seq": record.seq, "time": iso(record.time_ns), "time_ns": record.time_ns,
             "container": record.container, "kind": record.kind, "op": record.op,
-            "key": _brief(record.key), "values": _brief(record.values),
-            "caller": _caller_text(record.caller, short=True), "pid": record.pid,
-            "writer": _writer_hex(record.writer), "segment": record.segment,
+            "key": brief(record.key), "values": brief(record.values),
+            "caller": caller_text(record.caller, short=True), "pid": record.pid,
+            "writer": writer_hex(record.writer), "segment": record.segment,
             "offset": record.offset}
 
 
@@ -242,7 +237,7 @@ async def _records(request: web.Request) -> web.Response:
                                         after=after, newest=newest, limit=limit,
                                         budget=SEARCH_BUDGET))
     next_cursor = None if position is None else \
-        f"{position[0]}-{_writer_hex(position[1])}-{position[2]}"
+        f"{position[0]}-{writer_hex(position[1])}-{position[2]}"
     return _json({"records": [_summary(r) for r in found], "next": next_cursor,
                   "undecodable": undecodable})
 
@@ -250,7 +245,7 @@ async def _records(request: web.Request) -> web.Response:
 async def _record(request: web.Request) -> web.Response:
     source = _source(request)
     segment = _text(request.query, "segment", 40)
-    if reading.SEGMENT_NAME_RE.fullmatch(segment) is None:
+    if reading.parse_segment_name(segment) is None:
         raise _bad("segment must be a segment name such as 0123456789abcdef-000001.seg")
     offset = _int(request.query, "offset", -1, 0, 1 << 40)
     if offset < 0:
@@ -261,7 +256,7 @@ async def _record(request: web.Request) -> web.Response:
                                                     f"{segment}"}),
                                content_type="application/json")
     fields = record_fields(record)
-    fields["caller_text"] = _caller_text(record.caller)
+    fields["caller_text"] = caller_text(record.caller)
     return _json(fields)
 
 

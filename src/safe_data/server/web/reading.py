@@ -10,6 +10,9 @@ without decoding it (container name, operation, time), so a page decodes only th
 records it returns.  A search stops after ``limit`` matches or after ``budget`` seconds
 and returns a cursor (the last position it scanned): however large the journal, a page
 costs bounded time and memory, and the next page resumes where this one stopped.
+A restore reads a local journal as the journal reads itself
+(:func:`~safe_data.journal.records.read_records`, through the segment indexes), and a
+store by the same scan as a search.
 
 Values are decoded without the journal's key, always: nothing the view reads is ever
 unpickled.  A pickled value (an instance of a custom class) reads as
@@ -24,18 +27,27 @@ import asyncio
 import heapq
 import inspect
 import os
-import re
 import time
 
-from .. import _impl
-from ..errors import CorruptRecordError
-from ..history import ADDING_OPS
-from ..journal import format as fmt
-from ..journal.journal import to_ns
-from ..journal.reader import SegmentView, decode_frame, scan_frames, segment_paths
+from ... import _impl
+from ...errors import CorruptRecordError
+from ...history import ADDING_OPS
+from ...journal import format as fmt
+from ...journal.journal import to_ns
+from ...journal.reader import SegmentView, decode_frame, scan_frames, segment_paths
+from ...journal.records import read_records
 
-#: a segment as records name it: ``<writer>-<n>.seg`` (``.open`` while being written)
-SEGMENT_NAME_RE = re.compile(r"([0-9a-f]{16})-([0-9]{6})(\.seg|\.open)?")
+
+def parse_segment_name(name: str) -> tuple[str, str] | None:
+    """``(segment id, suffix)`` of a segment as records and the page name it: its id, with
+    ``.seg`` or ``.open`` (``.open`` while it was written) or without (suffix ``""``);
+    None for any other name."""
+    for suffix in (fmt.SEALED_SUFFIX, fmt.OPEN_SUFFIX, ""):
+        segment_id = name[: len(name) - len(suffix)]
+        if name.endswith(suffix) and fmt.is_segment_id(segment_id):
+            return segment_id, suffix
+    return None
+
 
 #: operation codes that only add (versioned containers); a search leaves them out unless
 #: it names an operation or asks for everything
@@ -59,6 +71,7 @@ class _BytesView:
         self.name = name
         self.data = data
         self.problem = None
+        self.header: fmt.SegmentHeader | None
         try:
             self.header = fmt.unpack_segment_header(_impl.crc32c, data)
         except ValueError:
@@ -79,24 +92,34 @@ class JournalSource:
 
     def chains(self) -> list[list[tuple[str, object]]]:
         """Per writer, ``[(segment name, opener)]`` in segment order."""
-        chains: dict[str, list] = {}
+        chains: dict[int, list] = {}
         for path in segment_paths(self.directory):
             name = os.path.basename(path)
-            if SEGMENT_NAME_RE.fullmatch(name):
-                chains.setdefault(name[:16], []).append((name, lambda p=path: _map(p)))
+            parsed = parse_segment_name(name)
+            writer_and_number = None if parsed is None else fmt.parse_segment_id(parsed[0])
+            if writer_and_number is not None:
+                chains.setdefault(writer_and_number[0], []).append((name, lambda p=path: _map(p)))
         return [sorted(chain, key=lambda entry: entry[0]) for chain in chains.values()]
+
+    def records(self, container, since_ns, until_ns, **selection):
+        """Records as :meth:`safe_data.Journal.records` reads them (``selection``: its
+        ``nested``, ``nested_ids`` and ``identity``), through the segment indexes, without
+        the key: an index is kept in this process's cache only, never read or written
+        beside the segment."""
+        return read_records(self.directory, _impl.crc32c, None, container=container,
+                            since_ns=since_ns, until_ns=until_ns, save_indexes=False, **selection)
 
     def segment(self, name: str):
         """The view of one segment by name (with or without its suffix), or None."""
-        match = SEGMENT_NAME_RE.fullmatch(name)
-        if match is None:
+        parsed = parse_segment_name(name)
+        if parsed is None:
             return None
-        stem = name[:23]
-        suffixes = [match[3]] if match[3] else [fmt.SEALED_SUFFIX, fmt.OPEN_SUFFIX]
-        if match[3] == fmt.OPEN_SUFFIX:
+        segment_id, suffix = parsed
+        suffixes = [suffix] if suffix else [fmt.SEALED_SUFFIX, fmt.OPEN_SUFFIX]
+        if suffix == fmt.OPEN_SUFFIX:
             suffixes.append(fmt.SEALED_SUFFIX)  # sealed since it was listed
         for suffix in suffixes:
-            view = _map(os.path.join(self.directory, stem + suffix))
+            view = _map(os.path.join(self.directory, segment_id + suffix))
             if view is not None:
                 return view
         return None
@@ -121,7 +144,7 @@ class StoreSource:
         self.max_segment_bytes = max_segment_bytes
 
     def _call(self, method: str, *args):
-        from ..server.stores import StoreUnavailable
+        from ..stores import StoreUnavailable
 
         fn = getattr(self.store, method)
         try:
@@ -132,22 +155,29 @@ class StoreSource:
             raise SourceUnavailable(str(exc)) from None
 
     def chains(self) -> list[list[tuple[str, object]]]:
-        chains: dict[str, list] = {}
+        chains: dict[int, list] = {}
         for entry in self._call("list", self.namespace):
             segment_id = entry["id"]
-            chains.setdefault(segment_id[:16], []).append(
-                (segment_id + fmt.SEALED_SUFFIX, lambda s=segment_id: self._fetch(s)))
+            writer_and_number = fmt.parse_segment_id(segment_id)  # a store lists valid ids only
+            if writer_and_number is not None:
+                chains.setdefault(writer_and_number[0], []).append(
+                    (segment_id + fmt.SEALED_SUFFIX, lambda s=segment_id: self._fetch(s)))
         return [sorted(chain, key=lambda e: e[0]) for chain in chains.values()]
 
+    def records(self, container, since_ns, until_ns, **_selection):
+        # a scan of every segment, by name only: ``selection`` (the containers nested in
+        # it, an identity) is not applied
+        return _scanned_records(self, container, since_ns, until_ns)
+
     def segment(self, name: str):
-        match = SEGMENT_NAME_RE.fullmatch(name)
-        if match is None or match[3] == fmt.OPEN_SUFFIX:
+        parsed = parse_segment_name(name)
+        if parsed is None or parsed[1] == fmt.OPEN_SUFFIX:
             return None
-        return self._fetch(name[:23])
+        return self._fetch(parsed[0])
 
     def _fetch(self, segment_id: str):
-        from ..remote.protocol import InvalidSegment, SegmentTooLarge, decompress_bounded
-        from ..server.stores import NotFound
+        from ...remote.protocol import InvalidSegment, SegmentTooLarge, decompress_bounded
+        from ..stores import NotFound
 
         try:
             body, _sha256 = self._call("get", self.namespace, segment_id)
@@ -245,12 +275,20 @@ class ReadOnlyJournal:
     def __init__(self, source):
         self.source = source
 
-    def records(self, container=None, since=None, until=None, **_options):
-        name = None if container is None else container.encode("utf-8")
-        for _position, view, frame in _merged(self.source, to_ns(since), to_ns(until)):
-            if name is not None and frame.name != name:
-                continue
-            try:
-                yield decode_frame(frame, view.header, view.name, None, False)
-            except CorruptRecordError:
-                continue
+    def records(self, container=None, since=None, until=None, *, nested=False, nested_ids=False,
+                identity=None, **_options):
+        return self.source.records(container, to_ns(since), to_ns(until), nested=nested,
+                                   nested_ids=nested_ids, identity=identity)
+
+
+def _scanned_records(source, container: str | None, since_ns, until_ns):
+    """``container``'s records in ``source`` (every record if None), by a scan of all its
+    frames; records that do not decode are left out."""
+    name = None if container is None else container.encode("utf-8")
+    for _position, view, frame in _merged(source, since_ns, until_ns):
+        if name is not None and frame.name != name:
+            continue
+        try:
+            yield decode_frame(frame, view.header, view.name, None, False)
+        except CorruptRecordError:
+            continue

@@ -1,13 +1,65 @@
-"""JSON output: any decoded value made JSON-safe, and records as JSON objects."""
+"""Records as people read them: times, writer ids, abbreviated values, callers, and JSON.
+
+What the ``safe-data`` command and the web view (:mod:`safe_data.server.web`) show of a
+record is written here once, so that both show it alike.  It imports neither of them,
+nor click, rich or aiohttp: any interface can use it.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
 import math
-import sys
+import os
+import reprlib
+from datetime import datetime, timedelta, timezone
 
-from .output import _iso, _writer_hex
+from .journal import format as fmt
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+#: the operation names records carry, sorted
+OP_NAMES = sorted({op for _, op in fmt.OPS.values()})
+
+
+def iso(time_ns: int, sep: str = "T") -> str:
+    """A time in nanoseconds since the epoch in ISO 8601, UTC, to the microsecond."""
+    return (EPOCH + timedelta(microseconds=time_ns // 1000)).isoformat(sep)
+
+
+def writer_hex(writer: int) -> str:
+    """A writer id as segment names spell it: 16 hex digits."""
+    return f"{writer:016x}"
+
+
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlist = _BRIEF.maxtuple = _BRIEF.maxset = _BRIEF.maxfrozenset = _BRIEF.maxdict = 10
+_BRIEF.maxstring = _BRIEF.maxother = 80
+_BRIEF.maxlevel = 3
+#: a str.translate table that keeps text on one line
+ONE_LINE = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": " "})
+
+
+def brief(value) -> str:
+    """A one-line repr of bounded length (a million discarded items print as ten)."""
+    text = _BRIEF.repr(value)
+    if isinstance(value, (list, tuple, set, frozenset, dict)) and len(value) > 10:
+        text += f" ({len(value)} items)"
+    return text.translate(ONE_LINE)
+
+
+def caller_text(caller, short: bool = False) -> str:
+    """Where a record was made, ``file:line in function`` (``short``: the file's base
+    name), or "" when it was not recorded."""
+    if caller is None:
+        return ""
+    if isinstance(caller, tuple) and len(caller) == 3:
+        file, line, function = caller
+        return f"{os.path.basename(file) if short else file}:{line} in {function}"
+    return brief(caller)
+
+
+# --- JSON --------------------------------------------------------------------------------------
 
 
 def jsonable(value):
@@ -92,13 +144,9 @@ def record_fields(record) -> dict:
     as 16 hex digits, as in segment names) plus ``time``, ``time_ns`` in ISO 8601.
     ``key``, ``values`` and ``caller`` are as decoded: pass the dict to :func:`dumps`."""
     return {
-        "seq": record.seq, "time_ns": record.time_ns, "time": _iso(record.time_ns),
+        "seq": record.seq, "time_ns": record.time_ns, "time": iso(record.time_ns),
         "container": record.container, "kind": record.kind, "op": record.op,
         "key": record.key, "values": record.values, "pid": record.pid, "thread": record.thread,
-        "caller": record.caller, "writer": _writer_hex(record.writer), "segment": record.segment,
+        "caller": record.caller, "writer": writer_hex(record.writer), "segment": record.segment,
         "offset": record.offset, "container_id": record.container_id,
     }
-
-
-def _dump_json(obj) -> None:
-    sys.stdout.write(dumps(obj, indent=2) + "\n")

@@ -1,0 +1,309 @@
+"""The backup server (``safe-data serve``): the HTTP side of docs/remote.md.
+
+``make_app(store, tokens)`` builds the aiohttp application.  An upload is checked before
+anything is stored, in this order: the bearer token (401), the segment id (400, before
+any storage is touched), the declared body size (413 from Content-Length, before reading),
+the body size as it is read (413), the zstd stream decompressed in bounded chunks with a
+hard output limit (413 once more than ``max_segment_bytes`` come out; the frame header is
+never trusted), the SHA-256 of the decompressed bytes against ``X-Content-SHA256`` (400),
+the segment header and every frame's length and CRC32C (400).  Values are never decoded
+or unpickled.  Decompression, verification and file work run in a thread, so the event
+loop keeps answering while a large upload is checked.
+
+The store is a :class:`~safe_data.server.stores.directory.DirectoryStore` (its blocking
+methods run in a worker thread) or any object with the same methods as coroutines, such as
+:class:`~safe_data.server.stores.s3.S3Store` (awaited in the server's event loop; its
+``aclose()`` is awaited when the application shuts down).  A
+:class:`~safe_data.server.stores.StoreUnavailable` from the store answers 503.
+
+With ``web_view=True`` the application also serves the web view (:mod:`.web`) under
+``/ui/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import inspect
+import logging
+import os
+import re
+from collections.abc import Iterable
+
+from ..remote.protocol import (
+    InvalidSegment,
+    SegmentTooLarge,
+    decompress_bounded,
+    valid_segment_id,
+    valid_sha256,
+    verify_segment,
+)
+from ..remote.requires import aiohttp as _require
+from .state import AUTHENTICATE_KEY, DEFAULT_MAX_SEGMENT_BYTES, METRICS_KEY, STORE_KEY
+from .stores import ConflictError, NotFound, StoreUnavailable
+
+aiohttp = _require("The backup server (safe-data serve)")
+from aiohttp import web  # noqa: E402
+
+__all__ = ["make_app", "verify_segment", "decompress_bounded", "SegmentTooLarge",
+           "InvalidSegment"]
+
+# the name it has always logged under (before the move): logging configurations name it
+log = logging.getLogger("safe_data.upload.server")
+
+_READ_CHUNK = 1 << 16
+_SHA_HEADER = "X-Content-SHA256"
+_BEARER = re.compile(r"Bearer[ ]+(\S+)[ ]*", re.IGNORECASE)
+
+
+def _check_upload(body: bytes, sha256: str, segment_id: str, max_segment_bytes: int) -> int:
+    """Decompress and verify; return the segment's size.  Runs in a worker thread."""
+    data, actual = decompress_bounded(body, max_segment_bytes)
+    if not hmac.compare_digest(actual, sha256):
+        raise InvalidSegment(f"{_SHA_HEADER} does not match the decompressed segment")
+    verify_segment(data, segment_id)
+    return len(data)
+
+
+def _new_metrics() -> dict:
+    return {"stored": 0, "duplicates": 0, "conflicts": 0, "rejected": {}, "unauthorized": 0,
+            "bytes_received": 0, "bytes_stored": 0, "segment_bytes_stored": 0,
+            "store_unavailable": 0, "uploads_in_progress": 0}
+
+
+def _render_metrics(m: dict) -> str:
+    lines = [
+        "# HELP safe_data_uploads_stored_total Segments stored (201).",
+        "# TYPE safe_data_uploads_stored_total counter",
+        f"safe_data_uploads_stored_total {m['stored']}",
+        "# HELP safe_data_uploads_duplicate_total Uploads of an already stored segment (200).",
+        "# TYPE safe_data_uploads_duplicate_total counter",
+        f"safe_data_uploads_duplicate_total {m['duplicates']}",
+        "# HELP safe_data_uploads_conflict_total Uploads refused: other content under that id (409).",
+        "# TYPE safe_data_uploads_conflict_total counter",
+        f"safe_data_uploads_conflict_total {m['conflicts']}",
+        "# HELP safe_data_uploads_rejected_total Uploads refused as invalid or too large.",
+        "# TYPE safe_data_uploads_rejected_total counter",
+    ]
+    rejected = m["rejected"] or {"400": 0, "413": 0}
+    for code in sorted(rejected):
+        lines.append(f'safe_data_uploads_rejected_total{{code="{code}"}} {rejected[code]}')
+    lines += [
+        "# HELP safe_data_requests_unauthorized_total Requests refused for a missing or bad token (401).",
+        "# TYPE safe_data_requests_unauthorized_total counter",
+        f"safe_data_requests_unauthorized_total {m['unauthorized']}",
+        "# HELP safe_data_upload_received_bytes_total Compressed bytes received in uploads.",
+        "# TYPE safe_data_upload_received_bytes_total counter",
+        f"safe_data_upload_received_bytes_total {m['bytes_received']}",
+        "# HELP safe_data_upload_stored_bytes_total Compressed bytes of the segments stored.",
+        "# TYPE safe_data_upload_stored_bytes_total counter",
+        f"safe_data_upload_stored_bytes_total {m['bytes_stored']}",
+        "# HELP safe_data_upload_segment_bytes_total Decompressed bytes of the segments stored.",
+        "# TYPE safe_data_upload_segment_bytes_total counter",
+        f"safe_data_upload_segment_bytes_total {m['segment_bytes_stored']}",
+        "# HELP safe_data_store_unavailable_total Requests answered 503: the storage was unavailable.",
+        "# TYPE safe_data_store_unavailable_total counter",
+        f"safe_data_store_unavailable_total {m['store_unavailable']}",
+        "# HELP safe_data_uploads_in_progress Uploads being received, checked or stored now.",
+        "# TYPE safe_data_uploads_in_progress gauge",
+        f"safe_data_uploads_in_progress {m['uploads_in_progress']}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def make_app(store, tokens: dict[str, str], *,
+             max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,
+             max_body_bytes: int | None = None,
+             max_concurrent_uploads: int = 4, web_view: bool = False,
+             journal: str | os.PathLike | None = None,
+             journal_readers: Iterable[str] | None = None) -> web.Application:
+    """The backup server application.
+
+    ``tokens`` maps namespace -> bearer token.  ``max_body_bytes`` (the compressed body)
+    defaults to zstd's worst case for a ``max_segment_bytes`` segment.  At most
+    ``max_concurrent_uploads`` uploads are decompressed and checked at once (each holds up
+    to ``max_body_bytes + max_segment_bytes`` of memory); the others wait their turn.
+
+    ``web_view``: serve the web view under ``/ui/`` (docs/web.md), showing the tokens the
+    store and, if given, the local ``journal`` directory (to the tokens of the namespaces
+    ``journal_readers``; None: every token's).
+    """
+    if journal is not None and not web_view:
+        raise ValueError("journal is shown by the web view: give web_view=True")
+    if max_segment_bytes <= 0:
+        raise ValueError("max_segment_bytes must be positive")
+    if max_body_bytes is None:
+        max_body_bytes = max_segment_bytes + (max_segment_bytes >> 7) + (1 << 16)
+    for namespace, token in tokens.items():
+        if not token:
+            raise ValueError(f"empty token for namespace {namespace!r}")
+    # Encoded once; compared in constant time against every namespace's token (no early
+    # exit on a match, so the time does not tell which namespace or how many exist).
+    credentials = [(ns, tok.encode("utf-8")) for ns, tok in tokens.items()]
+    metrics = _new_metrics()
+    upload_slots = asyncio.Semaphore(max_concurrent_uploads)
+
+    async def call_store(method: str, *args):
+        """A store method: awaited if it is a coroutine, else run in a worker thread."""
+        fn = getattr(store, method)
+        try:
+            if inspect.iscoroutinefunction(fn):
+                return await fn(*args)
+            return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        except StoreUnavailable as exc:
+            metrics["store_unavailable"] += 1
+            log.error("store unavailable (%s): %s", method, exc)
+            raise web.HTTPServiceUnavailable(text="storage unavailable, try again later\n",
+                                             headers={"Retry-After": "5"}) from None
+
+    def authenticate(request: web.Request) -> str:
+        match = _BEARER.fullmatch(request.headers.get("Authorization", ""))
+        found = None
+        if match:
+            offered = match.group(1).encode("utf-8", "replace")
+            for namespace, token in credentials:
+                if hmac.compare_digest(offered, token) and found is None:
+                    found = namespace
+        if found is None:
+            metrics["unauthorized"] += 1
+            raise web.HTTPUnauthorized(text="missing or invalid bearer token\n",
+                                       headers={"WWW-Authenticate": 'Bearer realm="safe-data"'})
+        return found
+
+    def segment_id_of(request: web.Request) -> str:
+        segment_id = request.match_info["segment_id"]
+        if not valid_segment_id(segment_id):
+            raise web.HTTPBadRequest(text="invalid segment id\n")
+        return segment_id
+
+    def reject(code: int, reason: str, namespace: str, segment_id: str | None):
+        metrics["rejected"][str(code)] = metrics["rejected"].get(str(code), 0) + 1
+        log.warning("refused upload %s/%s: %s", namespace, segment_id, reason)
+        if code == 413:
+            return web.HTTPRequestEntityTooLarge(max_size=max_body_bytes, actual_size=0,
+                                                 text=reason + "\n")
+        return web.HTTPBadRequest(text=reason + "\n")
+
+    async def read_body(request: web.Request, namespace: str, segment_id: str) -> bytes:
+        length = request.content_length
+        if length is not None and length > max_body_bytes:
+            raise reject(413, f"body of {length} bytes exceeds the limit of {max_body_bytes}",
+                         namespace, segment_id)
+        body = bytearray()
+        while True:
+            chunk = await request.content.read(_READ_CHUNK)
+            if not chunk:
+                break
+            body += chunk
+            if len(body) > max_body_bytes:
+                raise reject(413, f"body exceeds the limit of {max_body_bytes} bytes",
+                             namespace, segment_id)
+        return bytes(body)
+
+    async def expect_continue(request: web.Request) -> None:
+        # "Expect: 100-continue": refuse a bad token or an oversized body before the client
+        # sends it.
+        if request.version != aiohttp.HttpVersion11:
+            return
+        if request.headers.get("Expect", "").lower() != "100-continue":
+            raise web.HTTPExpectationFailed(text="unknown Expect header\n")
+        namespace = authenticate(request)
+        length = request.content_length
+        if length is not None and length > max_body_bytes:
+            raise reject(413, f"body of {length} bytes exceeds the limit of {max_body_bytes}",
+                         namespace, None)
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    async def put_segment(request: web.Request) -> web.Response:
+        namespace = authenticate(request)
+        metrics["uploads_in_progress"] += 1
+        try:
+            return await receive_segment(request, namespace)
+        finally:
+            metrics["uploads_in_progress"] -= 1
+
+    async def receive_segment(request: web.Request, namespace: str) -> web.Response:
+        segment_id = request.match_info["segment_id"]
+        if not valid_segment_id(segment_id):
+            raise reject(400, "invalid segment id", namespace, None)
+        sha256 = request.headers.get(_SHA_HEADER, "").strip().lower()
+        if not valid_sha256(sha256):
+            raise reject(400, f"missing or malformed {_SHA_HEADER}", namespace, segment_id)
+        body = await read_body(request, namespace, segment_id)
+        metrics["bytes_received"] += len(body)
+        loop = asyncio.get_running_loop()
+        async with upload_slots:
+            try:
+                size = await loop.run_in_executor(None, _check_upload, body, sha256, segment_id,
+                                                  max_segment_bytes)
+            except SegmentTooLarge as exc:
+                raise reject(413, str(exc), namespace, segment_id) from None
+            except InvalidSegment as exc:
+                raise reject(400, str(exc), namespace, segment_id) from None
+            try:
+                outcome = await call_store("put", namespace, segment_id, body, sha256)
+            except ConflictError:
+                metrics["conflicts"] += 1
+                log.warning("conflict on %s/%s: other content already stored", namespace, segment_id)
+                raise web.HTTPConflict(text="another content is stored under this segment id\n") \
+                    from None
+        if outcome == "duplicate":
+            metrics["duplicates"] += 1
+            return web.json_response({"id": segment_id, "sha256": sha256, "status": "duplicate"},
+                                     status=200)
+        metrics["stored"] += 1
+        metrics["bytes_stored"] += len(body)
+        metrics["segment_bytes_stored"] += size
+        log.info("stored %s/%s (%d bytes, %d compressed)", namespace, segment_id, size, len(body))
+        return web.json_response({"id": segment_id, "sha256": sha256, "status": "stored"},
+                                 status=201)
+
+    async def get_segment(request: web.Request) -> web.StreamResponse:
+        namespace = authenticate(request)
+        segment_id = segment_id_of(request)
+        try:
+            if hasattr(store, "locate"):  # a file: streamed from disk, not read into memory
+                path, sha256 = await call_store("locate", namespace, segment_id)
+                return web.FileResponse(path, headers={_SHA_HEADER: sha256,
+                                                       "Content-Type": "application/zstd"})
+            body, sha256 = await call_store("get", namespace, segment_id)
+        except NotFound:
+            raise web.HTTPNotFound(text="no such segment\n") from None
+        return web.Response(body=body, content_type="application/zstd",
+                            headers={_SHA_HEADER: sha256})
+
+    async def list_segments(request: web.Request) -> web.Response:
+        namespace = authenticate(request)
+        return web.json_response(await call_store("list", namespace))
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def metrics_view(request: web.Request) -> web.Response:
+        authenticate(request)
+        return web.Response(text=_render_metrics(metrics),
+                            content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
+
+    # client_max_size bounds any body aiohttp reads on its own (chunked included); uploads
+    # are read by read_body with the same bound.
+    app = web.Application(client_max_size=max_body_bytes)
+    app[STORE_KEY] = store
+    app[METRICS_KEY] = metrics
+    app[AUTHENTICATE_KEY] = authenticate
+    aclose = getattr(store, "aclose", None)
+    if aclose is not None:
+        async def close_store(_app: web.Application) -> None:
+            await aclose()
+        app.on_cleanup.append(close_store)
+    app.router.add_put("/v1/segments/{segment_id:[\\s\\S]*}", put_segment, expect_handler=expect_continue)
+    app.router.add_get("/v1/segments", list_segments)
+    app.router.add_get("/v1/segments/{segment_id:[\\s\\S]*}", get_segment)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics_view)
+    if web_view:
+        from .web import mount  # its modules load only for a server that shows it
+
+        mount(app, journal=journal, journal_readers=journal_readers,
+              max_segment_bytes=max_segment_bytes)
+    return app
