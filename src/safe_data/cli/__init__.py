@@ -21,8 +21,17 @@ from __future__ import annotations
 from ..journal.summary import SegmentSummary
 from ..present import OP_NAMES, dumps, jsonable, record_fields
 from .app import main
-from .exits import (EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_OK,
-                    EXIT_PARTIAL, EXIT_REFUSED, EXIT_USAGE, Failure)
+from .exits import (
+                    EXIT_BROKEN_PIPE,
+                    EXIT_FAILED,
+                    EXIT_INTERRUPTED,
+                    EXIT_NOT_FOUND,
+                    EXIT_OK,
+                    EXIT_PARTIAL,
+                    EXIT_REFUSED,
+                    EXIT_USAGE,
+                    Failure,
+)
 from .journal_view import summarize_segments
 from .listing import PLAIN_FIELDS, log, matching_records, show
 from .maintenance import NO_BACKUP_NOTE, journal_stats, purge, stats, verify

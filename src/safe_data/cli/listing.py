@@ -85,8 +85,9 @@ def matching_records(directory: str, *, containers=(), ops=(), since=None, until
 
 def _write_json_lines(records) -> int:
     write, count = sys.stdout.write, 0
-    for count, record in enumerate(records, 1):
+    for record in records:
         write(dumps(record_fields(record)) + "\n")
+        count += 1
     return count
 
 
@@ -96,10 +97,11 @@ PLAIN_FIELDS = ("seq", "writer", "time", "container", "op", "key", "values", "pi
 def _write_plain_lines(records) -> int:
     write, count = sys.stdout.write, 0
     write("\t".join(PLAIN_FIELDS) + "\n")
-    for count, r in enumerate(records, 1):
+    for r in records:
         write("\t".join((str(r.seq), writer_hex(r.writer), iso(r.time_ns),
                          r.container.translate(ONE_LINE), r.op, brief(r.key), brief(r.values),
                          str(r.pid), str(r.thread), caller_text(r.caller))) + "\n")
+        count += 1
     return count
 
 

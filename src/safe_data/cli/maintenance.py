@@ -178,7 +178,8 @@ def _describe_uploader(status: dict) -> list[tuple[str, str]]:
                                 f"({_human_bytes(status.get('acked_bytes', 0))}) since "
                                 f"{status.get('started')}; last at {status.get('last_ack') or '-'}")]
     if status.get("last_error"):
-        lines.append(("  last error", f"{status.get('last_error_at')}: {' '.join(str(status['last_error']).split())[:300]} "
+        error = " ".join(str(status["last_error"]).split())[:300]  # one line, bounded
+        lines.append(("  last error", f"{status.get('last_error_at')}: {error} "
                                       f"({_count(status.get('errors', 0), 'error')} in that run)"))
     if status.get("rejected"):
         lines.append(("  rejected", f"{_count(len(status['rejected']), 'segment')} kept locally, "

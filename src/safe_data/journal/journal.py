@@ -25,13 +25,12 @@ from typing import overload  # (typing is loaded anyway: the codec's NamedTuple)
 from .. import _impl
 from ..errors import CorruptSegmentError, JournalReadOnlyError, JournalWarning, SafeDataError
 from . import format as fmt
-from . import registry
+from . import registry, retention
 from .hooks import DiscardHooks
 from .keyfile import load_or_create_key, read_key
 from .reader import Problem, Record
 from .records import read_records, verify_directory
 from .recovery import recover_dead_segments
-from . import retention
 from .segments import SegmentManager
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
