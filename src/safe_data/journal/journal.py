@@ -25,7 +25,7 @@ from typing import overload  # (typing is loaded anyway: the codec's NamedTuple)
 from .. import _impl
 from ..errors import CorruptSegmentError, JournalReadOnlyError, JournalWarning, SafeDataError
 from . import format as fmt
-from . import registry, retention
+from . import registry
 from .hooks import DiscardHooks
 from .keyfile import load_or_create_key, read_key
 from .reader import Problem, Record
@@ -314,6 +314,8 @@ class Journal:
         :class:`~safe_data.journal.retention.PurgeResult`: ``deleted`` (or would be),
         ``kept`` (chosen but never backed up), ``damaged`` (left alone).
         """
+        from . import retention  # first use here: keeps import safe_data light
+
         if older_than is None and not containers and max_bytes is None:
             raise ValueError("say what to purge: older_than, containers and/or max_bytes")
         if isinstance(containers, str):
