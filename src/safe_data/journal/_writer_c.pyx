@@ -344,13 +344,6 @@ def encode_value_bytes(obj, bytes key):
 cdef enum:
     MAX_DECODE_DEPTH = MAX_ENCODE_DEPTH + 2
 
-cdef struct Rd:
-    const unsigned char* p
-    Py_ssize_t n
-    Py_ssize_t pos
-    bint nested_ids  # T_NESTED gives a NestedContainer (codec.Decoder.nested_ids)
-
-
 cdef object _corrupt(Rd* r, str reason):
     raise CorruptRecordError(f"{reason} at payload byte {r.pos}")
 
