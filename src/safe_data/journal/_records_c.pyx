@@ -22,9 +22,11 @@ cdef extern from "Python.h":
     char* PyBytes_AS_STRING(object b)
     Py_ssize_t PyBytes_GET_SIZE(object b)
     PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
-    object PyTuple_New(Py_ssize_t n)
     void PyTuple_SET_ITEM(object t, Py_ssize_t i, object item)
     int PyList_Append(object lst, object item) except -1
+
+cdef extern from "_records.h":
+    object sd_new_tuple_of(type t, Py_ssize_t n)
 
 cdef extern from "_crc32c.h":
     void sd_crc32c_setup()
@@ -61,6 +63,8 @@ cdef class FrameDecoder:
 
     def __init__(self, type record_type, dict ops, decompress, pid, writer, str segment, key,
                  bint trust_pickles, bint nested_ids):
+        if not issubclass(record_type, tuple) or record_type.__dictoffset__:
+            raise TypeError("record_type must be a tuple subclass with __slots__ = ()")
         self.record_type = record_type
         self.ops = ops
         self.decompress = decompress
@@ -154,22 +158,22 @@ cdef class FrameDecoder:
         memcpy(&thread, f + 24, 8)
         if self.last_thread_obj is None or thread != self.last_thread:
             self.last_thread, self.last_thread_obj = thread, PyLong_FromUnsignedLongLong(thread)
-        fields = PyTuple_New(RECORD_FIELDS)
-        put(fields, 0, PyLong_FromUnsignedLongLong(seq))
-        put(fields, 1, PyLong_FromLongLong(time_ns))
-        put(fields, 2, name)
-        put(fields, 3, kind_op[0])
-        put(fields, 4, kind_op[1])
-        put(fields, 5, key)
-        put(fields, 6, values)
-        put(fields, 7, self.pid)
-        put(fields, 8, self.last_thread_obj)
-        put(fields, 9, caller)
-        put(fields, 10, self.writer)
-        put(fields, 11, self.segment)
-        put(fields, 12, PyLong_FromLongLong(offset))
-        put(fields, 13, container_id)
-        return tuple.__new__(self.record_type, fields)
+        record = sd_new_tuple_of(self.record_type, RECORD_FIELDS)
+        put(record, 0, PyLong_FromUnsignedLongLong(seq))
+        put(record, 1, PyLong_FromLongLong(time_ns))
+        put(record, 2, name)
+        put(record, 3, kind_op[0])
+        put(record, 4, kind_op[1])
+        put(record, 5, key)
+        put(record, 6, values)
+        put(record, 7, self.pid)
+        put(record, 8, self.last_thread_obj)
+        put(record, 9, caller)
+        put(record, 10, self.writer)
+        put(record, 11, self.segment)
+        put(record, 12, PyLong_FromLongLong(offset))
+        put(record, 13, container_id)
+        return record
 
     cdef object name(self, const unsigned char* raw, uint16_t size):
         """The container name, decoded (None: not UTF-8)."""
