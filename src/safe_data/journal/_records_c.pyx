@@ -4,6 +4,8 @@
 # its seq is the next one, it is no hole, it decodes), and stops at the first frame it
 # cannot take so plainly; the caller reads the rest of the segment from there through them.
 
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.list cimport PyList_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
@@ -79,31 +81,37 @@ cdef class FrameDecoder:
         segment's bytes), the first numbered ``expected`` (None: any); stop before the
         first one reader.scan_frames or decode_frame would say anything about, or at the
         end.  Return (records, where the next frame is, the seq it must carry)."""
-        cdef const unsigned char[::1] view = data
-        cdef Py_ssize_t n = view.shape[0]
-        cdef const unsigned char* p = &view[0] if n else <const unsigned char*>""
+        cdef Py_buffer view
+        cdef const unsigned char* p
+        cdef Py_ssize_t n
         cdef uint32_t frame_len, crc
         cdef uint64_t seq, next_seq = 0
         cdef bint numbered = expected is not None
         if numbered:
             next_seq = expected
         records = []
-        while len(records) < limit and n - pos >= 4:
-            memcpy(&frame_len, p + pos, 4)
-            if frame_len < FRAME_HEADER_SIZE or frame_len > n - pos:
-                break
-            memcpy(&crc, p + pos + 4, 4)
-            if sd_crc32c(0, p + pos + 8, frame_len - 8) != crc:
-                break
-            memcpy(&seq, p + pos + 8, 8)
-            if numbered and seq != next_seq:
-                break
-            record = self.record(p + pos, frame_len, pos, seq)
-            if record is None:
-                break
-            PyList_Append(records, record)
-            next_seq, numbered = seq + 1, True
-            pos += frame_len
+        # the buffer protocol itself: a typed memoryview costs microseconds a call
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            p, n = <const unsigned char*>view.buf, view.len
+            while PyList_GET_SIZE(records) < limit and n - pos >= 4:
+                memcpy(&frame_len, p + pos, 4)
+                if frame_len < FRAME_HEADER_SIZE or frame_len > n - pos:
+                    break
+                memcpy(&crc, p + pos + 4, 4)
+                if sd_crc32c(0, p + pos + 8, frame_len - 8) != crc:
+                    break
+                memcpy(&seq, p + pos + 8, 8)
+                if numbered and seq != next_seq:
+                    break
+                record = self.record(p + pos, frame_len, pos, seq)
+                if record is None:
+                    break
+                PyList_Append(records, record)
+                next_seq, numbered = seq + 1, True
+                pos += frame_len
+        finally:
+            PyBuffer_Release(&view)
         return records, pos, (next_seq if numbered else None)
 
     cdef object record(self, const unsigned char* f, uint32_t frame_len, Py_ssize_t offset, uint64_t seq):
