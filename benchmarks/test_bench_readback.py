@@ -14,12 +14,11 @@ least as fast as written, in the same run).  Target: ``records`` >= 1.0.
 """
 
 import pytest
+from benchutil import container_factory, run
+from test_bench_discards import pop_loop
 
 import safe_data as sd
 from safe_data.cli import main
-
-from benchutil import container_factory, run
-from test_bench_discards import pop_loop
 
 N = 300_000
 INTS = list(range(N))
