@@ -1,6 +1,7 @@
 """Reading every record back (journal/bulk.py): the records the C frame decoder makes are
-the ones the Python path makes, damage is reported and skipped as before, and a reader of
-a journal of many segments holds a few of them at a time, not the journal."""
+the ones the Python path makes, in Records or in columns (Journal.record_batches()),
+damage is reported and skipped as before, and a reader of a journal of many segments
+holds a few of them at a time, not the journal."""
 
 import json
 import os
@@ -81,6 +82,22 @@ def test_c_and_python_paths_give_identical_records(varied, monkeypatch, options)
         assert [type(v) for v in a] == [type(v) for v in b]
     assert any(isinstance(r.values, dict) and isinstance(next(iter(r.values.values()), None), Fraction)
                for r in fast)  # a verified pickle, unpickled
+
+
+@pytest.mark.parametrize("python_only", [False, True])
+@pytest.mark.parametrize("options", [{}, {"container": "items"}, {"nested_ids": True}])
+def test_record_batches_hold_the_records_in_order(varied, monkeypatch, python_only, options):
+    with monkeypatch.context() as patch:
+        if python_only:
+            patch.setattr(_impl, "FrameDecoder", None)
+        batches = list(varied.record_batches(**options))
+    records = list(varied.records(**options))
+    assert [r for batch in batches for r in batch.records()] == records
+    assert sum(map(len, batches)) == len(records) > 100
+    for batch in batches:
+        assert batch.seq.typecode == "Q" and batch.time_ns.typecode == "q"
+        assert batch.values == [r.values for r in batch.records()]
+        assert list(batch.offset) == [r.offset for r in batch.records()]
 
 
 def _frames(data: bytes) -> list[int]:

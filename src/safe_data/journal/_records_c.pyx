@@ -5,7 +5,6 @@
 # cannot take so plainly; the caller reads the rest of the segment from there through them.
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.list cimport PyList_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
@@ -23,9 +22,11 @@ cdef extern from "Python.h":
     object PyBytes_FromStringAndSize(const char* s, Py_ssize_t size)
     char* PyBytes_AS_STRING(object b)
     Py_ssize_t PyBytes_GET_SIZE(object b)
-    PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
     void PyTuple_SET_ITEM(object t, Py_ssize_t i, object item)
     int PyList_Append(object lst, object item) except -1
+    object PyByteArray_FromStringAndSize(const char* s, Py_ssize_t size)
+    char* PyByteArray_AS_STRING(object b)
+    int PyByteArray_Resize(object b, Py_ssize_t size) except -1
 
 cdef extern from "_records.h":
     object sd_new_tuple_of(type t, Py_ssize_t n)
@@ -54,7 +55,7 @@ cdef class FrameDecoder:
     step, ``key``/``trust_pickles``/``nested_ids`` as decode_frame's."""
 
     cdef type record_type
-    cdef dict ops
+    cdef tuple kinds, op_names  # by op code (256 each): format.OPS split; None: unknown
     cdef object decompress
     cdef object pid, writer, segment, key
     cdef bint trust, nested_ids
@@ -62,13 +63,16 @@ cdef class FrameDecoder:
     cdef object last_text  # come in runs of one container, so most names decode once
     cdef uint64_t last_thread
     cdef object last_thread_obj
+    # what decode() took of the last frame, for record() or append_columns(): no tuple a record
+    cdef object _name, _key, _values, _caller, _container_id
 
     def __init__(self, type record_type, dict ops, decompress, pid, writer, str segment, key,
                  bint trust_pickles, bint nested_ids):
         if not issubclass(record_type, tuple) or record_type.__dictoffset__:
             raise TypeError("record_type must be a tuple subclass with __slots__ = ()")
         self.record_type = record_type
-        self.ops = ops
+        self.kinds = tuple(ops.get(code, (None, None))[0] for code in range(256))
+        self.op_names = tuple(ops.get(code, (None, None))[1] for code in range(256))
         self.decompress = decompress
         self.pid, self.writer, self.segment, self.key = pid, writer, segment, key
         self.trust, self.nested_ids = trust_pickles, nested_ids
@@ -76,25 +80,36 @@ cdef class FrameDecoder:
         self.last_text = ""
         self.last_thread_obj = None
 
-    def run(self, data, Py_ssize_t pos, expected, Py_ssize_t limit):
+    def run(self, data, Py_ssize_t pos, expected, Py_ssize_t limit, bint columns=False):
         """Decode up to ``limit`` consecutive frames from byte ``pos`` of ``data`` (a
         segment's bytes), the first numbered ``expected`` (None: any); stop before the
         first one reader.scan_frames or decode_frame would say anything about, or at the
-        end.  Return (records, where the next frame is, the seq it must carry)."""
+        end.  Return (records, where the next frame is, the seq it must carry).
+
+        With ``columns``, the records are columns instead (batches.RecordBatch makes them
+        one): seq, time_ns, thread and offset as bytearrays of native 64-bit integers,
+        then lists of container, kind, op, key, values, caller and container_id."""
         cdef Py_buffer view
         cdef const unsigned char* p
-        cdef Py_ssize_t n
+        cdef Py_ssize_t n, count = 0
         cdef uint32_t frame_len, crc
         cdef uint64_t seq, next_seq = 0
         cdef bint numbered = expected is not None
+        cdef uint64_t* numbers[4]
         if numbered:
             next_seq = expected
-        records = []
+        if columns:
+            made = tuple([PyByteArray_FromStringAndSize(NULL, limit * 8) for _ in range(4)]
+                         + [[] for _ in range(7)])
+            for i in range(4):
+                numbers[i] = <uint64_t*>PyByteArray_AS_STRING(made[i])
+        else:
+            made = []
         # the buffer protocol itself: a typed memoryview costs microseconds a call
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
             p, n = <const unsigned char*>view.buf, view.len
-            while PyList_GET_SIZE(records) < limit and n - pos >= 4:
+            while count < limit and n - pos >= 4:
                 memcpy(&frame_len, p + pos, 4)
                 if frame_len < FRAME_HEADER_SIZE or frame_len > n - pos:
                     break
@@ -104,40 +119,47 @@ cdef class FrameDecoder:
                 memcpy(&seq, p + pos + 8, 8)
                 if numbered and seq != next_seq:
                     break
-                record = self.record(p + pos, frame_len, pos, seq)
-                if record is None:
+                if not self.decode(p + pos, frame_len):
                     break
-                PyList_Append(records, record)
+                if columns:
+                    numbers[0][count] = seq
+                    memcpy(&numbers[1][count], p + pos + 16, 8)  # time_ns
+                    memcpy(&numbers[2][count], p + pos + 24, 8)  # thread
+                    numbers[3][count] = <uint64_t>pos
+                    self.append_columns(made, p[pos + 32])
+                else:
+                    PyList_Append(made, self.record(p + pos, pos, seq))
+                count += 1
                 next_seq, numbered = seq + 1, True
                 pos += frame_len
         finally:
             PyBuffer_Release(&view)
-        return records, pos, (next_seq if numbered else None)
+        if columns:
+            for i in range(4):
+                PyByteArray_Resize(made[i], count * 8)
+        return made, pos, (next_seq if numbered else None)
 
-    cdef object record(self, const unsigned char* f, uint32_t frame_len, Py_ssize_t offset, uint64_t seq):
-        """The Record of the verified frame at ``f``, or None if decode_frame would not
-        take it plainly (a hole, a name longer than its frame, an unknown op or flag, a
-        payload that does not decode)."""
-        cdef int64_t time_ns
-        cdef uint64_t thread, number = 0
+    cdef bint decode(self, const unsigned char* f, uint32_t frame_len) except -1:
+        """Decode the verified frame at ``f`` into the ``_decoded`` fields; False if
+        decode_frame would not take it plainly (a hole, a name longer than its frame, an
+        unknown op or flag, a payload that does not decode)."""
+        cdef uint64_t number = 0
         cdef uint8_t op = f[32], flags = f[33]
         cdef uint16_t name_len
-        cdef Py_ssize_t body, size, i
+        cdef Py_ssize_t body, i
         cdef Rd r
         memcpy(&name_len, f + 34, 2)
         body = FRAME_HEADER_SIZE + name_len
         if op == OP_HOLE or body > frame_len or flags & ~KNOWN_FLAGS:
-            return None
-        found = PyDict_GetItemWithError(self.ops, op)
-        if found is NULL:
-            return None
-        kind_op = <object>found
+            return False
+        if self.kinds[op] is None:
+            return False
         container_id = None
         if flags & FLAG_ID:
             i = 0
             while True:
                 if i == MAX_ID_BYTES or body + i >= frame_len:
-                    return None
+                    return False
                 number |= (<uint64_t>(f[body + i] & 0x7F)) << (7 * i)
                 i += 1
                 if f[body + i - 1] < 0x80:
@@ -149,19 +171,28 @@ cdef class FrameDecoder:
             try:
                 payload = self.decompress(PyBytes_FromStringAndSize(<const char*>r.p, r.n))
             except CorruptRecordError:
-                return None
+                return False
             r.p, r.n = <const unsigned char*>PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload)
         try:
             key = rd_value(&r, 0, self.key, self.trust)
             values = rd_value(&r, 0, self.key, self.trust)
             caller = rd_value(&r, 0, self.key, self.trust) if flags & FLAG_CALLER else None
         except CorruptRecordError:
-            return None
+            return False
         if r.pos != r.n:
-            return None
+            return False
         name = self.name(f + FRAME_HEADER_SIZE, name_len)
         if name is None:
-            return None
+            return False
+        self._name, self._key, self._values, self._caller = name, key, values, caller
+        self._container_id = container_id
+        return True
+
+    cdef object record(self, const unsigned char* f, Py_ssize_t offset, uint64_t seq):
+        """The Record of the frame at ``f`` that decode() just took."""
+        cdef int64_t time_ns
+        cdef uint64_t thread
+        cdef uint8_t op = f[32]
         memcpy(&time_ns, f + 16, 8)
         memcpy(&thread, f + 24, 8)
         if self.last_thread_obj is None or thread != self.last_thread:
@@ -169,19 +200,30 @@ cdef class FrameDecoder:
         record = sd_new_tuple_of(self.record_type, RECORD_FIELDS)
         put(record, 0, PyLong_FromUnsignedLongLong(seq))
         put(record, 1, PyLong_FromLongLong(time_ns))
-        put(record, 2, name)
-        put(record, 3, kind_op[0])
-        put(record, 4, kind_op[1])
-        put(record, 5, key)
-        put(record, 6, values)
+        put(record, 2, self._name)
+        put(record, 3, self.kinds[op])
+        put(record, 4, self.op_names[op])
+        put(record, 5, self._key)
+        put(record, 6, self._values)
         put(record, 7, self.pid)
         put(record, 8, self.last_thread_obj)
-        put(record, 9, caller)
+        put(record, 9, self._caller)
         put(record, 10, self.writer)
         put(record, 11, self.segment)
         put(record, 12, PyLong_FromLongLong(offset))
-        put(record, 13, container_id)
+        put(record, 13, self._container_id)
         return record
+
+    cdef int append_columns(self, tuple made, uint8_t op) except -1:
+        """Append what decode() just took to the object columns of ``made``."""
+        PyList_Append(made[4], self._name)
+        PyList_Append(made[5], self.kinds[op])
+        PyList_Append(made[6], self.op_names[op])
+        PyList_Append(made[7], self._key)
+        PyList_Append(made[8], self._values)
+        PyList_Append(made[9], self._caller)
+        PyList_Append(made[10], self._container_id)
+        return 0
 
     cdef object name(self, const unsigned char* raw, uint16_t size):
         """The container name, decoded (None: not UTF-8)."""

@@ -2,7 +2,8 @@
 without a filter, ``safe-data export``), a batch at a time.
 
 Where the C extension is built, runs of sound frames are decoded straight into Records
-(``_impl.FrameDecoder``, ``journal/_records_c.pyx``).  From the first frame such a run
+(``_impl.FrameDecoder``, ``journal/_records_c.pyx``), or into the columns of a
+:class:`~.batches.RecordBatch`.  From the first frame such a run
 does not take (damaged, a hole, a record that does not decode) to the end, the segment
 is read as :meth:`~.reader.SegmentView.frames` reads it, and each frame decoded by
 :func:`~.reader.decode_frame`: what is reported and what is skipped is what the generic
@@ -14,20 +15,24 @@ from __future__ import annotations
 from .. import _impl
 from ..errors import CorruptRecordError
 from . import format as fmt
+from .batches import RecordBatch
 from .reader import Problem, Record, Scan, SegmentView, _decompress, decode_frame, scan_frames
 
-#: records decoded per call into C.  Small, so that most of a batch is taken and gone before
-#: the garbage collector's next young-generation pass (every 700 allocations): records that
-#: outlive one are moved to an older generation, which costs more than the calls saved by
-#: larger batches (4096: 0.4-0.6x the rate of 256)
+#: records decoded per call into C (Records, or columns).  Small, so that most of a batch is
+#: taken and gone before the garbage collector's next young-generation pass (every 700
+#: allocations): records that outlive one are moved to an older generation, which costs
+#: more than the calls saved by larger batches (4096: 0.4-0.6x the rate of 256; columns
+#: too, whose values are objects)
 BATCH = 256
 
 
-def segment_batches(view: SegmentView, key, trust_pickles: bool, nested_ids: bool, report):
-    """Yield lists of the records of ``view``, in order; ``report(problem)`` is called
-    for a record that does not decode (it is skipped), after the records before it were
-    taken.  Afterwards ``view.scan`` and ``view.problems`` are as ``view.frames()``
-    leaves them.  The segment is mapped only while its frames are read."""
+def segment_batches(view: SegmentView, key, trust_pickles: bool, nested_ids: bool, report,
+                    columns: bool = False):
+    """Yield lists of the records of ``view``, in order (with ``columns``, RecordBatches
+    of them); ``report(problem)`` is called for a record that does not decode (it is
+    skipped), after the records before it were taken.  Afterwards ``view.scan`` and
+    ``view.problems`` are as ``view.frames()`` leaves them.  The segment is mapped only
+    while its frames are read."""
     header = view.header
     if header is None:
         return
@@ -42,14 +47,18 @@ def segment_batches(view: SegmentView, key, trust_pickles: bool, nested_ids: boo
             decoder = _impl.FrameDecoder(Record, fmt.OPS, _decompress, header.pid, header.writer_id,
                                          view.name, key, trust_pickles, nested_ids)
             while True:
-                batch, pos, seq = decoder.run(data, pos, seq, BATCH)
+                made, pos, seq = decoder.run(data, pos, seq, BATCH, columns)
+                batch = RecordBatch.of_columns(made, header.pid, header.writer_id, view.name) \
+                    if columns else made
                 if batch:
-                    first = batch[0].seq if first is None else first
+                    if first is None:
+                        first = batch.seq[0] if columns else batch[0].seq
                     yield batch
                 if len(batch) < BATCH:
                     break
         rest = scan_frames(data, view.crc32c, view.name, view.sealed, start=pos, first_seq=seq)
-        scan = yield from _decoded_batches(rest, view, key, trust_pickles, nested_ids, report)
+        decoded = _decoded_batches(rest, view, key, trust_pickles, nested_ids, report)
+        scan = yield from (_as_columns(decoded) if columns else decoded)
         view.scan = _joined(scan, first, seq)
     finally:
         del data
@@ -84,6 +93,16 @@ def _decoded_batches(frames, view: SegmentView, key, trust_pickles: bool, nested
         if len(batch) == BATCH:
             yield batch
             batch = []
+
+
+def _as_columns(batches):
+    """The lists of Records of ``batches`` as RecordBatches; return what it returns."""
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration as done:
+            return done.value
+        yield RecordBatch.of_records(batch)
 
 
 def _joined(rest: Scan, first: int | None, seq: int | None) -> Scan:

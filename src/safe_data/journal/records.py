@@ -17,7 +17,8 @@ import os
 from ..errors import CorruptRecordError
 from . import format as fmt
 from . import index
-from .bulk import segment_batches, undecodable
+from .batches import RecordBatch
+from .bulk import BATCH, segment_batches, undecodable
 from .continuity import ChainContext, Span, writer_chains
 from .reader import (
     Frame,
@@ -55,12 +56,29 @@ def read_records(directory: str, crc32c, key, *, container=None, nested=False, s
     """
     return itertools.chain.from_iterable(_batches(
         directory, crc32c, key, container, nested, since_ns, until_ns, trust_pickles, report,
-        nested_ids, identity, save_indexes, check_indexes))
+        nested_ids, identity, save_indexes, check_indexes, False))
+
+
+def read_record_batches(directory: str, crc32c, key, *, container=None, nested=False, since_ns=None,
+                        until_ns=None, trust_pickles=False, report=None, nested_ids=False,
+                        identity: tuple[int, int] | None = None, save_indexes: bool = True):
+    """:func:`read_records`' records, in the same order, as :class:`~.batches.RecordBatch`
+    objects: those of one writer's sealed and open segments, unfiltered, decoded in C
+    straight into columns where the extension is built."""
+    for made in _batches(directory, crc32c, key, container, nested, since_ns, until_ns, trust_pickles,
+                         report, nested_ids, identity, save_indexes, False, True):
+        if isinstance(made, RecordBatch):
+            yield made
+            continue
+        # the records of a filtered reading, or of several writers merged by time
+        while records := list(itertools.islice(made, BATCH)):
+            yield RecordBatch.of_records(records)
 
 
 def _batches(directory, crc32c, key, container, nested, since_ns, until_ns, trust_pickles, report,
-             nested_ids, identity, save_indexes, check_indexes):
-    """Iterables of :func:`read_records`' records, in order."""
+             nested_ids, identity, save_indexes, check_indexes, columns):
+    """Iterables of :func:`read_records`' records, in order; with ``columns``, some are
+    RecordBatches (a segment read whole: :func:`.bulk.segment_batches`)."""
     views = open_segments(directory, crc32c)
     chains, duplicated = writer_chains([v for v in views if v.header is not None])
     context = ChainContext(directory)  # reads the ledger: after the segments were opened
@@ -89,11 +107,11 @@ def _batches(directory, crc32c, key, container, nested, since_ns, until_ns, trus
                 if report:
                     report(undecodable(view, frame, exc))
 
-    def chain(views):
+    def chain(views, columns):
         for view in views:
             frames = _frames(view, wanted, key if save_indexes else None, key, check_indexes)
             if frames is None:
-                yield from segment_batches(view, key, trust_pickles, nested_ids, report)
+                yield from segment_batches(view, key, trust_pickles, nested_ids, report, columns)
             else:
                 yield wanted_records(view, frames)
             if report:  # (each batch is taken before the next is asked for)
@@ -109,9 +127,9 @@ def _batches(directory, crc32c, key, container, nested, since_ns, until_ns, trus
                     report(problem)
 
     if len(chains) == 1:  # one writer: its records are in order already
-        yield from chain(*chains.values())
+        yield from chain(*chains.values(), columns)
     else:
-        yield heapq.merge(*(itertools.chain.from_iterable(chain(v)) for v in chains.values()),
+        yield heapq.merge(*(itertools.chain.from_iterable(chain(v, False)) for v in chains.values()),
                           key=lambda r: (r.time_ns, r.writer, r.seq))
 
 
