@@ -7,10 +7,13 @@ Rows (N = 300,000 records each round; ``ops`` = N, so ``ops_per_s`` is records p
 * ``records``: ``for record in journal.records(): pass`` over a journal of N such
   records in sealed segments of the default size (16 MiB), their indexes built (the first
   read builds them, docs/history.md): every Record made by the C frame decoder;
+* ``record_batches``: ``for batch in journal.record_batches(): pass``, the same records
+  in columns (RecordBatch), decoded into them in C;
 * ``export jsonl``: ``safe-data export --format jsonl`` of that journal, in process.
 
 ``read_over_write``: the write row's time per record over this row's (>= 1: read back at
 least as fast as written, in the same run).  Target: ``records`` >= 1.0.
+``record_batches`` is the bulk readers' way if Records cannot get there.
 """
 
 import pytest
@@ -22,7 +25,7 @@ from safe_data.cli import main
 
 N = 300_000
 INTS = list(range(N))
-ROUNDS = {"write": 15, "records": 15, "export jsonl": 3}
+ROUNDS = {"write": 15, "records": 15, "record_batches": 15, "export jsonl": 3}
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +46,11 @@ def read_all(journal):
         pass
 
 
+def read_batches(journal):
+    for _ in journal.record_batches():
+        pass
+
+
 def export_jsonl(journal, output):
     main(["--journal", journal.path, "export", "--format", "jsonl", "--output", output],
          standalone_mode=False)
@@ -55,9 +63,9 @@ def test_read_back(benchmark, journals, written, tmp_path, variant):
         new = container_factory("c", journals)
         run(benchmark, pop_loop, group=group, variant=variant, ops=N, rounds=ROUNDS[variant],
             setup=lambda: ((new("list", INTS), N), {}))
-    elif variant == "records":
-        run(benchmark, read_all, group=group, variant=variant, ops=N, rounds=ROUNDS[variant],
-            args=(written,))
+    elif variant in ("records", "record_batches"):
+        run(benchmark, read_all if variant == "records" else read_batches, group=group,
+            variant=variant, ops=N, rounds=ROUNDS[variant], args=(written,))
     else:
         output = tmp_path / "records.jsonl"
         run(benchmark, export_jsonl, group=group, variant=variant, ops=N, rounds=ROUNDS[variant],

@@ -44,7 +44,7 @@ cdef enum:
     MAX_ID_BYTES = 9    # a container number beyond 63 bits goes to reader.leb128
 
 
-cdef inline void put(object t, Py_ssize_t i, object item):
+cdef inline void put(object t, Py_ssize_t i, object item) noexcept:
     Py_INCREF(item)  # SET_ITEM steals a reference
     PyTuple_SET_ITEM(t, i, item)
 
