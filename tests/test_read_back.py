@@ -188,8 +188,11 @@ def many_segments(tmp_path_factory):
 
 
 def _read_in_subprocess(path, how: str) -> dict:
-    result = subprocess.run([sys.executable, "-c", READER, str(path), how], capture_output=True,
-                            timeout=300, check=True)
+    # Started by a shell that forks it: a process started straight from this one (vfork,
+    # exec) starts with this process's peak RSS as its own ru_maxrss, which would hide
+    # any growth below it.
+    result = subprocess.run(["/bin/sh", "-c", '"$@"; exit $?', "sh", sys.executable, "-c", READER,
+                             str(path), how], capture_output=True, timeout=300, check=True)
     return json.loads(result.stdout)
 
 
