@@ -24,6 +24,20 @@ class RecordBatch:
     integers, the other fields lists.  ``records()`` gives the Records themselves."""
 
     __slots__ = Record._fields
+    seq: array
+    time_ns: array
+    container: list[str]
+    kind: list[str]
+    op: list[str]
+    key: list
+    values: list
+    pid: list[int]
+    thread: array
+    caller: list
+    writer: list[int]
+    segment: list[str]
+    offset: array
+    container_id: list[int | None]
 
     def __init__(self, columns: dict):
         for field in Record._fields:
@@ -37,7 +51,8 @@ class RecordBatch:
 
     @classmethod
     def of_records(cls, records: list[Record]) -> RecordBatch:
-        columns = {field: [getattr(r, field) for r in records] for field in Record._fields}
+        columns: dict[str, list | array] = {field: [getattr(r, field) for r in records]
+                                            for field in Record._fields}
         for field, typecode in NUMBERS.items():
             columns[field] = array(typecode, columns[field])
         return cls(columns)

@@ -50,14 +50,14 @@ def segment_batches(view: SegmentView, key, trust_pickles: bool, nested_ids: boo
                 made, pos, seq = decoder.run(data, pos, seq, BATCH, columns)
                 batch = RecordBatch.of_columns(made, header.pid, header.writer_id, view.name) \
                     if columns else made
-                if batch:
+                if len(batch):
                     if first is None:
-                        first = batch.seq[0] if columns else batch[0].seq
+                        first = seq - len(batch)  # (a run's seqs are consecutive)
                     yield batch
                 if len(batch) < BATCH:
                     break
         rest = scan_frames(data, view.crc32c, view.name, view.sealed, start=pos, first_seq=seq)
-        decoded = _decoded_batches(rest, view, key, trust_pickles, nested_ids, report)
+        decoded = _decoded_batches(rest, view, header, key, trust_pickles, nested_ids, report)
         scan = yield from (_as_columns(decoded) if columns else decoded)
         view.scan = _joined(scan, first, seq)
     finally:
@@ -71,7 +71,8 @@ def undecodable(view: SegmentView, frame, exc: CorruptRecordError) -> Problem:
     return Problem(view.name, frame.offset, f"undecodable record: {exc}")
 
 
-def _decoded_batches(frames, view: SegmentView, key, trust_pickles: bool, nested_ids: bool, report):
+def _decoded_batches(frames, view: SegmentView, header: fmt.SegmentHeader, key, trust_pickles: bool,
+                     nested_ids: bool, report):
     """Yield the records of a :func:`scan_frames` generator in lists; return its Scan."""
     batch: list = []
     while True:
@@ -82,7 +83,7 @@ def _decoded_batches(frames, view: SegmentView, key, trust_pickles: bool, nested
                 yield batch
             return done.value
         try:
-            batch.append(decode_frame(frame, view.header, view.name, key, trust_pickles, nested_ids))
+            batch.append(decode_frame(frame, header, view.name, key, trust_pickles, nested_ids))
         except CorruptRecordError as exc:
             if batch:  # the records before it are taken before it is reported
                 yield batch
@@ -108,7 +109,7 @@ def _as_columns(batches):
 def _joined(rest: Scan, first: int | None, seq: int | None) -> Scan:
     """The Scan of the whole segment: ``rest``'s, from where the decoded run stopped,
     which took the frames ``first`` to ``seq - 1`` (``first`` None: none)."""
-    if first is not None:
+    if first is not None and seq is not None:
         rest.first_seq = first
         if rest.last_seq is None:
             rest.last_seq = seq - 1
