@@ -15,10 +15,10 @@ from .listing import matching_records
 from .output import _count, _progress
 from .params import TIME
 
-#: records per Parquet row group: what an export holds in memory at a time
+#: records per Parquet row group: what a Parquet export holds in memory at a time
 ROW_GROUP = 65_536
-#: records between two steps of the progress bar (a step costs more than a record)
-PROGRESS_STEP = 4096
+#: records per write of a JSON Lines export, and per step of the progress bar
+JSONL_CHUNK = 4096
 #: the columns that hold a decoded value, as the JSON text "log --json" writes for it
 JSON_COLUMNS = ("key", "values", "caller")
 
@@ -47,18 +47,17 @@ def export(journal_path, since, until, container, file_format, output) -> None:
     records = matching_records(directory, containers=(container,) if container else (), since=since,
                                until=until, everything=True)
     with _progress(f"exporting to {os.path.basename(output)}", None) as advance:
-        count = _written_whole(output, lambda f: write(_advancing(records, advance), f))
+        count = _written_whole(output, lambda f: write(records, f, advance))
     click.echo(f"exported {_count(count, 'record')} to {output}", err=True)
     if not count:
         raise Failure("no records match", EXIT_NOT_FOUND)
 
 
-def _advancing(records, advance):
-    """``records``, calling ``advance(n)`` every PROGRESS_STEP of them."""
-    for n, record in enumerate(records, 1):
-        if n % PROGRESS_STEP == 0:
-            advance(PROGRESS_STEP)
-        yield record
+def _chunks(records, size: int, advance):
+    """Lists of at most ``size`` of ``records``; ``advance(n)`` after each is written."""
+    while chunk := list(itertools.islice(records, size)):
+        yield chunk
+        advance(len(chunk))
 
 
 def _written_whole(path: str, write) -> int:
@@ -75,11 +74,11 @@ def _written_whole(path: str, write) -> int:
     return count
 
 
-def _write_jsonl(records, f) -> int:
+def _write_jsonl(records, f, advance) -> int:
     count = 0
-    for record in records:
-        f.write(dumps(record_fields(record)).encode() + b"\n")  # (dumps writes ASCII)
-        count += 1
+    for chunk in _chunks(records, JSONL_CHUNK, advance):
+        f.write("".join([dumps(record_fields(record)) + "\n" for record in chunk]).encode())
+        count += len(chunk)
     return count
 
 
@@ -103,12 +102,12 @@ def _parquet_schema(pa):
     ])
 
 
-def _write_parquet(records, f) -> int:
+def _write_parquet(records, f, advance) -> int:
     pa = _pyarrow()
     schema = _parquet_schema(pa)
     count = 0
     with pa.parquet.ParquetWriter(f, schema) as writer:
-        while rows := list(itertools.islice(records, ROW_GROUP)):
+        for rows in _chunks(records, ROW_GROUP, advance):
             columns: dict[str, list] = {name: [] for name in schema.names}
             for record in rows:
                 fields = record_fields(record)
