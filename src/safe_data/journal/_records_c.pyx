@@ -107,8 +107,8 @@ cdef class FrameDecoder:
             made = []
         # the buffer protocol itself: a typed memoryview costs microseconds a call
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-        try:
-            p, n = <const unsigned char*>view.buf, view.len
+        p, n = <const unsigned char*>view.buf, view.len
+        try:  # (once a run, not once a frame: setting up a try costs as much as a field)
             while count < limit and n - pos >= 4:
                 memcpy(&frame_len, p + pos, 4)
                 if frame_len < FRAME_HEADER_SIZE or frame_len > n - pos:
@@ -132,6 +132,8 @@ cdef class FrameDecoder:
                 count += 1
                 next_seq, numbered = seq + 1, True
                 pos += frame_len
+        except CorruptRecordError:
+            pass  # the frame at pos does not decode: the Python reader says why
         finally:
             PyBuffer_Release(&view)
         if columns:
@@ -142,7 +144,8 @@ cdef class FrameDecoder:
     cdef bint decode(self, const unsigned char* f, uint32_t frame_len) except -1:
         """Decode the verified frame at ``f`` into the ``_decoded`` fields; False if
         decode_frame would not take it plainly (a hole, a name longer than its frame, an
-        unknown op or flag, a payload that does not decode)."""
+        unknown op or flag, a name that is not UTF-8); CorruptRecordError if its payload
+        does not decode."""
         cdef uint64_t number = 0
         cdef uint8_t op = f[32], flags = f[33]
         cdef uint16_t name_len
@@ -168,17 +171,11 @@ cdef class FrameDecoder:
             body += i
         r.p, r.n, r.pos, r.nested_ids = f + body, frame_len - body, 0, self.nested_ids
         if flags & FLAG_COMPRESSED:
-            try:
-                payload = self.decompress(PyBytes_FromStringAndSize(<const char*>r.p, r.n))
-            except CorruptRecordError:
-                return False
+            payload = self.decompress(PyBytes_FromStringAndSize(<const char*>r.p, r.n))
             r.p, r.n = <const unsigned char*>PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload)
-        try:
-            key = rd_value(&r, 0, self.key, self.trust)
-            values = rd_value(&r, 0, self.key, self.trust)
-            caller = rd_value(&r, 0, self.key, self.trust) if flags & FLAG_CALLER else None
-        except CorruptRecordError:
-            return False
+        key = rd_value(&r, 0, self.key, self.trust)
+        values = rd_value(&r, 0, self.key, self.trust)
+        caller = rd_value(&r, 0, self.key, self.trust) if flags & FLAG_CALLER else None
         if r.pos != r.n:
             return False
         name = self.name(f + FRAME_HEADER_SIZE, name_len)
