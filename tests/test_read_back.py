@@ -212,3 +212,22 @@ def test_a_reader_keeping_every_segment_mapped_would_exceed_the_bound(many_segme
     read = _read_in_subprocess(path, "keep-mapped")
     assert read["records"] == [records, records]
     assert read["growth_kib"][0] > RSS_BOUND_KIB, read
+
+
+@pytest.mark.parametrize("payload, reason", [
+    (bytes([fmt.T_STR, 2, 0xC3, 0x28]), "invalid UTF-8"),
+    (bytes([fmt.T_DICT, 1, fmt.T_LIST, 0, fmt.T_NONE]), "unhashable dict key"),
+    (bytes([fmt.T_SET, 1, fmt.T_LIST, 0]), "unhashable set element"),
+    (bytes([fmt.T_FROZENSET, 1, fmt.T_DICT, 0]), "unhashable set element"),
+])
+def test_values_that_cannot_be_built_are_corrupt_records_in_both_decoders(payload, reason):
+    from safe_data.errors import CorruptRecordError
+    from safe_data.journal import codec
+
+    messages = []
+    for decode in {_impl.decode_values, codec.decode_values}:
+        with pytest.raises(CorruptRecordError, match=reason) as raised:
+            decode(payload, None, False, 1)
+        messages.append(str(raised.value))
+    assert len(set(messages)) == 1
+    assert _impl.decode_values(bytes([fmt.T_STR, 2]) + "é".encode(), None, False, 1) == ["é"]
