@@ -1,5 +1,5 @@
-# Reading back at scale: a run of sound frames decoded into Records in C (journal/bulk.py
-# calls it).  reader.scan_frames and reader.decode_frame are the reference: this takes a
+# Reading back at scale: a run of sound frames decoded into Records, or into the columns of
+# a RecordBatch, in C (journal/bulk.py calls it).  reader.scan_frames and reader.decode_frame are the reference: this takes a
 # frame only when they would take it without a word (its length fits, its CRC32C verifies,
 # its seq is the next one, it is no hole, it decodes), and stops at the first frame it
 # cannot take so plainly; the caller reads the rest of the segment from there through them.
@@ -108,7 +108,9 @@ cdef class FrameDecoder:
         # the buffer protocol itself: a typed memoryview costs microseconds a call
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         p, n = <const unsigned char*>view.buf, view.len
-        try:  # (once a run, not once a frame: setting up a try costs as much as a field)
+        # one try a run, not one a frame: entering a try walks the thread's stack of
+        # exception contexts (deep under the reader's generators)
+        try:
             while count < limit and n - pos >= 4:
                 memcpy(&frame_len, p + pos, 4)
                 if frame_len < FRAME_HEADER_SIZE or frame_len > n - pos:
@@ -142,9 +144,10 @@ cdef class FrameDecoder:
         return made, pos, (next_seq if numbered else None)
 
     cdef bint decode(self, const unsigned char* f, uint32_t frame_len) except -1:
-        """Decode the verified frame at ``f`` into the ``_decoded`` fields; False if
-        decode_frame would not take it plainly (a hole, a name longer than its frame, an
-        unknown op or flag, a name that is not UTF-8); CorruptRecordError if its payload
+        """Decode the verified frame at ``f`` into ``_name``, ``_key``, ``_values``,
+        ``_caller`` and ``_container_id``; False if decode_frame would not take it plainly
+        (a hole, a name longer than its frame, an unknown op or flag, a name that is not
+        UTF-8); CorruptRecordError if its payload
         does not decode."""
         cdef uint64_t number = 0
         cdef uint8_t op = f[32], flags = f[33]
