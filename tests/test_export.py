@@ -58,7 +58,7 @@ def test_jsonl_holds_every_record_once_as_log_json_writes_it(journal, tmp_path):
     assert len({(line["writer"], line["seq"]) for line in lines}) == len(records) == 600
     first = next(line for line in lines if line["container"] == "orders")
     assert first["values"] == {"0": [0, "AHJhdw==", [0], "nan"]}  # bytes base64, set sorted
-    assert b"exported 600 records" in result.stderr
+    assert result.stderr.decode().splitlines() == [f"exported 600 records to {out}"]  # no bar
 
 
 def test_parquet_holds_every_record_once_with_the_same_fields(journal, tmp_path):
@@ -122,3 +122,15 @@ def test_parquet_without_pyarrow_says_which_extra_in_one_line(journal, tmp_path)
     assert result.stderr.decode().splitlines() == [
         "Error: --format parquet needs pyarrow: pip install 'safe_data[parquet]'"]
     assert not out.exists() and not list(tmp_path.glob(".export-*"))
+
+
+def test_a_progress_bar_on_a_terminal(journal, tmp_path):
+    from tests.test_cli import run_in_terminal
+
+    reader, _ = journal
+    out = tmp_path / "all.jsonl"
+    code, shown = run_in_terminal([sys.executable, "-m", "safe_data", "--journal", reader.path,
+                                   "export", "--format", "jsonl", "--output", str(out)])
+    assert code == 0
+    assert "exporting to all.jsonl" in shown and f"exported 600 records to {out}" in shown
+    assert len(out.read_text().splitlines()) == 600
