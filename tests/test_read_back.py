@@ -100,6 +100,29 @@ def test_record_batches_hold_the_records_in_order(varied, monkeypatch, python_on
         assert list(batch.offset) == [r.offset for r in batch.records()]
 
 
+def test_record_batches_of_several_writers_are_merged_by_time(tmp_path):
+    path = tmp_path / "journal"
+    other = textwrap.dedent("""
+        import sys, safe_data as sd
+        journal = sd.Journal(sys.argv[1])
+        queue = sd.SafeList(range(300), name="theirs", journal=journal)
+        for _ in range(300):
+            queue.pop()
+        journal.close()
+    """)
+    journal = sd.Journal(path)
+    ours = sd.SafeList(range(300), name="ours", journal=journal)
+    for _ in range(150):
+        ours.pop()
+    subprocess.run([sys.executable, "-c", other, str(path)], check=True, timeout=60)
+    for _ in range(150):
+        ours.pop()
+    records = list(journal.records())
+    assert len({r.writer for r in records}) == 2 and len(records) == 600
+    assert [r for batch in journal.record_batches() for r in batch.records()] == records
+    journal.close()
+
+
 def _frames(data: bytes) -> list[int]:
     """The offsets of a segment's frames."""
     offsets, pos = [], fmt.SEGMENT_HEADER_SIZE
