@@ -6,7 +6,7 @@
 
 /* An instance of ``type``, a tuple subclass without a __dict__ (reader.Record), of ``n``
    items, each NULL until PyTuple_SET_ITEM fills it: what tuple.__new__(type, items) makes,
-   without a tuple of the items to copy them from (a third of a record's cost). */
+   without a tuple of the items to copy them from, and a second allocation. */
 static inline PyObject *sd_new_tuple_of(PyTypeObject *type, Py_ssize_t n) {
     PyObject *t = type->tp_alloc(type, n);
 #if PY_VERSION_HEX >= 0x030E0000
