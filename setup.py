@@ -1,6 +1,7 @@
-"""Builds the Cython extension -- and nothing else (metadata is in pyproject.toml): two
-modules, the record writer and codec ``safe_data.journal._writer_c`` and the containers
-``safe_data.containers._containers_c``, which cimports the writer through its ``.pxd``.
+"""Builds the Cython extension -- and nothing else (metadata is in pyproject.toml): three
+modules, the record writer and codec ``safe_data.journal._writer_c``, the frame decoder of
+bulk reads ``safe_data.journal._records_c`` and the containers
+``safe_data.containers._containers_c``; the last two cimport the writer through its ``.pxd``.
 
 Policy: the extension is always built from the ``.pyx`` (Cython is a build requirement,
 no generated C is shipped); compiler directives live here and only here.
@@ -54,7 +55,8 @@ if not _flag("SAFE_DATA_NO_EXTENSIONS"):
         )
 
     ext_modules = cythonize(
-        [_extension("safe_data.journal._writer_c"), _extension("safe_data.containers._containers_c")],
+        [_extension("safe_data.journal._writer_c"), _extension("safe_data.journal._records_c"),
+         _extension("safe_data.containers._containers_c")],
         compiler_directives={
             "language_level": 3,
             "boundscheck": False,

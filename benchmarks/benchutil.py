@@ -272,6 +272,10 @@ def per_op(meta) -> float:
 
 #: (group prefix, variant, extra_info key, comparison, limit, what) -- checked on C rows
 TARGETS = [
+    ("13 read-back", "records", "read_over_write", ">=", 1.0,
+     "records() >= the single-discard write rate"),
+    ("13 read-back", "record_batches", "read_over_write", ">=", 1.0,
+     "record_batches() >= the single-discard write rate"),
     ("12 history", "300k", "x_fewest", "<=", 3.0, "history() with 300k others <= 3x with 3k"),
     ("12 restore", "300k", "x_fewest", "<=", 3.0, "restore() with 300k others <= 3x with 3k"),
     ("7 restore", "discarded", "ops_per_s", ">=", 1e6, "discarded() >= 1M values/s"),
@@ -316,6 +320,8 @@ def compute_ratios(benchmarks) -> None:
     * ``x_atomic_store``: safe_data.atomic's commit time / atomic_store's (group 10).
     * ``speed_over_synced_collections``: synced_collections' time per op / safe_data.synced's
       (group 11; >= 1 means faster than the original).
+    * ``read_over_write``: the write row's time per op / this row's (group 13; >= 1 means
+      read back at least as fast as written).
     * ``import_ms``: median ``python -c "import safe_data"`` minus median ``python -c pass``.
 
     (The ``interleaved_*`` ratios are measured and stored by the clear and durability tests.)
@@ -344,6 +350,8 @@ def compute_ratios(benchmarks) -> None:
                 info[f"{variant}_over_process"] = round(t[variant] / t["process"], 3)
             if variant == "safe_data" and "atomic_store" in t:
                 info["x_atomic_store"] = round(t[variant] / t["atomic_store"], 3)
+            if group.startswith("13 ") and "write" in t and variant != "write":
+                info["read_over_write"] = round(t["write"] / t[variant], 3)
             if group.startswith("12 ") and "3k" in t:
                 info["x_fewest"] = round(t[variant] / t["3k"], 3)
             if variant == "safe_data" and "synced_collections" in t:
@@ -363,14 +371,15 @@ _RATIO_KEYS = ("x_builtin", "net_x_builtin", "raw_pickle_over_clear", "raw_codec
                "bare_durable_mb_per_s", "upload_over_bare_durable", "aiobotocore_mb_per_s",
                "upload_over_aiobotocore", "cpu_uploader_over_no_uploader",
                "uploader_over_no_uploader", "x_atomic_store", "speed_over_synced_collections",
-               "x_fewest")
+               "x_fewest", "read_over_write")
 
 
 def summary_rows(benchmarks) -> list[dict]:
     rows = []
     order = ["loop", "builtin", "pysubclass", "c", "twin", "twin-cw", "raw-pickle", "raw-codec",
              "process", "batch", "fsync", "python -c pass", "import safe_data", "bare", "bare-durable", "aiobotocore",
-             "no-uploader", "uploader", "uploader-directory", "3k", "30k", "300k", "1M"]
+             "no-uploader", "uploader", "uploader-directory", "3k", "30k", "300k", "1M", "write", "records",
+             "record_batches", "export jsonl"]
     for meta in sorted((m for m in benchmarks if m and "ops" in m.extra_info),
                        key=lambda m: (m.group, order.index(m.extra_info["variant"])
                                       if m.extra_info["variant"] in order else len(order))):

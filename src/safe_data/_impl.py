@@ -5,7 +5,9 @@ environment once, at import.
 missing extension an ImportError instead of a silent fallback.  The choice is made here
 for the journal's record writer and codec (``journal/_writer_c`` or ``journal/_writer_py``),
 whose ``RecordWriter``, ``crc32c`` and ``decode_values`` the journal reads from this
-module; the containers follow it (``containers/__init__.py``).  Every implementation stays
+module; the containers follow it (``containers/__init__.py``).  ``FrameDecoder`` decodes
+runs of frames in C for the readers of every record (``journal/bulk.py``); the twin has
+none (None), and reads every frame through ``journal/reader.py``.  Every implementation stays
 importable under its own name, and ``safe_data._core`` / ``safe_data._core_py`` gather
 each whole implementation under the names they have always had.
 
@@ -27,11 +29,14 @@ if TYPE_CHECKING:  # type checkers read the stubs of the compiled module (re-exp
     )
 
     EXTENSION: bool
+    FrameDecoder: type | None
 elif os.environ.get("SAFE_DATA_NO_EXTENSIONS", "") not in ("", "0"):
     from .journal._writer_py import *  # noqa: F403
     EXTENSION = False
+    FrameDecoder = None
 else:
     try:
+        from .journal._records_c import FrameDecoder
         from .journal._writer_c import *  # noqa: F403
         EXTENSION = True
     except ImportError:
@@ -39,3 +44,4 @@ else:
             raise
         from .journal._writer_py import *  # noqa: F403
         EXTENSION = False
+        FrameDecoder = None

@@ -11,6 +11,7 @@ import click
 import safe_data
 
 from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, Failure
+from .exporting import export
 from .files import file_versions, restore_file
 from .listing import log, show
 from .maintenance import purge, stats, verify
@@ -64,7 +65,7 @@ def main() -> None:
 
 
 _SAME_JOURNAL = "Journal directory, as --journal before the command."
-for _command in (demo, log, show, restore, file_versions, restore_file, verify, stats, purge,
-                 push, pull):
+for _command in (demo, log, show, export, restore, file_versions, restore_file, verify, stats,
+                 purge, push, pull):
     main.add_command(journal_option(_SAME_JOURNAL)(_command))
 main.add_command(serve)  # its --journal is the journal its web view shows

@@ -1,5 +1,6 @@
 # What the C containers use of the writer: the RecordWriter type with its cdef methods,
-# called directly (no Python call on the hot path), and the containers' registration.
+# called directly (no Python call on the hot path), and the containers' registration;
+# and what the frame decoder (_records_c.pyx) uses: the value decoder.
 
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 
@@ -18,6 +19,17 @@ ctypedef uint64_t (*ContainerNumber)(object container, bytes key) noexcept
 
 cdef int register_containers(type safe_list, type tracked_safe_list, type safe_dict, type safe_set,
                              type tracked_safe_set, ContainerNumber number) except -1
+
+
+#: a payload being decoded (rd_value reads one value from it)
+cdef struct Rd:
+    const unsigned char* p
+    Py_ssize_t n
+    Py_ssize_t pos
+    bint nested_ids  # T_NESTED gives a NestedContainer (codec.Decoder.nested_ids)
+
+#: the next value of ``r`` (CorruptRecordError if it is malformed), as codec.Decoder.value
+cdef object rd_value(Rd* r, int depth, object key, bint trust)
 
 
 cdef class RecordWriter:

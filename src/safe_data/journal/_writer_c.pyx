@@ -22,7 +22,7 @@ from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.errno cimport EINTR, errno
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
@@ -50,6 +50,13 @@ cdef extern from "Python.h":
     Py_ssize_t PyNumber_AsSsize_t(object o, object overflow) except? -1
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
     object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
+    # the same, NULL on error without Cython raising it (see failed_as)
+    PyObject* utf8_or_null "PyUnicode_DecodeUTF8"(const char* s, Py_ssize_t size, const char* errors)
+    PyObject* set_or_null "PySet_New"(object iterable)
+    PyObject* frozenset_or_null "PyFrozenSet_New"(object iterable)
+    int dict_set_or_fail "PyDict_SetItem"(object d, object key, object value)
+    int PyErr_ExceptionMatches(object exc)
+    void PyErr_Clear()
     object PyBytes_FromStringAndSize(const char* s, Py_ssize_t size)
     object PyByteArray_FromStringAndSize(const char* s, Py_ssize_t size)
     object PyLong_FromLongLong(long long v)
@@ -344,15 +351,25 @@ def encode_value_bytes(obj, bytes key):
 cdef enum:
     MAX_DECODE_DEPTH = MAX_ENCODE_DEPTH + 2
 
-cdef struct Rd:
-    const unsigned char* p
-    Py_ssize_t n
-    Py_ssize_t pos
-    bint nested_ids  # T_NESTED gives a NestedContainer (codec.Decoder.nested_ids)
-
-
 cdef object _corrupt(Rd* r, str reason):
     raise CorruptRecordError(f"{reason} at payload byte {r.pos}")
+
+
+cdef int failed_as(Rd* r, object expected, str reason) except -1:
+    """The error a C API call just raised: CorruptRecordError(reason) if it is an
+    ``expected``, else itself.  (The decoder checks for errors so rather than with try:
+    entering a try walks the thread's stack of exception contexts, once per value.)"""
+    if PyErr_ExceptionMatches(expected):
+        PyErr_Clear()
+        _corrupt(r, reason)
+    return -1
+
+
+cdef inline object owned(PyObject* new_reference):
+    """An object from a C API call's new reference (not NULL)."""
+    value = <object>new_reference
+    Py_DECREF(value)  # the cast took a reference of its own
+    return value
 
 
 cdef inline uint8_t rd_byte(Rd* r) except? 255:
@@ -388,6 +405,7 @@ cdef object rd_value(Rd* r, int depth, object key, bint trust):
     cdef uint64_t z, size, count, i
     cdef const unsigned char* s
     cdef double d
+    cdef PyObject* made
     if depth > MAX_DECODE_DEPTH:
         _corrupt(r, "nesting too deep")
     tag = rd_byte(r)
@@ -397,10 +415,10 @@ cdef object rd_value(Rd* r, int depth, object key, bint trust):
     if tag == T_STR:
         size = rd_varint(r)
         s = rd_take(r, size)
-        try:
-            return PyUnicode_DecodeUTF8(<const char*>s, <Py_ssize_t>size, "strict")
-        except UnicodeDecodeError:
-            _corrupt(r, "invalid UTF-8")
+        made = utf8_or_null(<const char*>s, <Py_ssize_t>size, "strict")
+        if made is NULL:
+            failed_as(r, UnicodeDecodeError, "invalid UTF-8")
+        return owned(made)
     if tag == T_NONE:
         return None
     if tag == T_TRUE:
@@ -434,10 +452,10 @@ cdef object rd_value(Rd* r, int depth, object key, bint trust):
             PyList_SET_ITEM(items, <Py_ssize_t>i, item)
         if tag == T_LIST:
             return items
-        try:
-            return set(items) if tag == T_SET else frozenset(items)
-        except TypeError:
-            _corrupt(r, "unhashable set element")
+        made = set_or_null(items) if tag == T_SET else frozenset_or_null(items)
+        if made is NULL:
+            failed_as(r, TypeError, "unhashable set element")
+        return owned(made)
     if tag == T_DICT:
         count = rd_varint(r)
         if count > <uint64_t>(r.n - r.pos) // 2:
@@ -446,10 +464,8 @@ cdef object rd_value(Rd* r, int depth, object key, bint trust):
         for i in range(count):
             k = rd_value(r, depth + 1, key, trust)
             v = rd_value(r, depth + 1, key, trust)
-            try:
-                out[k] = v
-            except TypeError:
-                _corrupt(r, "unhashable dict key")
+            if dict_set_or_fail(out, k, v) < 0:
+                failed_as(r, TypeError, "unhashable dict key")
         return out
     if tag == T_SLICE:
         start = rd_value(r, depth + 1, key, trust)

@@ -29,7 +29,7 @@ from . import registry
 from .hooks import DiscardHooks
 from .keyfile import load_or_create_key, read_key
 from .reader import Problem, Record
-from .records import read_records, verify_directory
+from .records import read_record_batches, read_records, verify_directory
 from .recovery import recover_dead_segments
 from .segments import SegmentManager
 
@@ -37,6 +37,8 @@ TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers trea
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Literal
+
+    from .batches import RecordBatch
 
     #: the durability modes (see Journal)
     Durability = Literal["process", "batch", "fsync"]
@@ -287,6 +289,20 @@ class Journal:
                             nested=nested, since_ns=to_ns(since), until_ns=to_ns(until),
                             trust_pickles=self.trust_pickles, report=report, nested_ids=nested_ids,
                             identity=identity, save_indexes=not self.readonly)
+
+    def record_batches(self, container: str | None = None, since: datetime | int | str | None = None,
+                       until: datetime | int | str | None = None, *, nested: bool = False,
+                       on_error: str = "warn", nested_ids: bool = False,
+                       identity: tuple[int, int] | None = None) -> Iterator[RecordBatch]:
+        """The records of :meth:`records` (same arguments), in the same order, a batch at a
+        time: :class:`~safe_data.journal.batches.RecordBatch` holds them column by column
+        (``batch.seq``, ``batch.values``...), for readers of many records that need no
+        Record object each (docs/history.md, "Reading everything back")."""
+        return read_record_batches(self.path, _impl.crc32c, self._key, container=container,
+                                   nested=nested, since_ns=to_ns(since), until_ns=to_ns(until),
+                                   trust_pickles=self.trust_pickles, report=_reporter(on_error),
+                                   nested_ids=nested_ids, identity=identity,
+                                   save_indexes=not self.readonly)
 
     def verify(self) -> list[Problem]:
         """Check every frame of every segment, that each sealed segment holds the records

@@ -11,11 +11,14 @@ segment once was, and its index built on the way.
 from __future__ import annotations
 
 import heapq
+import itertools
 import os
 
 from ..errors import CorruptRecordError
 from . import format as fmt
 from . import index
+from .batches import RecordBatch
+from .bulk import BATCH, segment_batches, undecodable
 from .continuity import ChainContext, Span, writer_chains
 from .reader import (
     Frame,
@@ -46,7 +49,36 @@ def read_records(directory: str, crc32c, key, *, container=None, nested=False, s
     (:mod:`.continuity`); a segment that appears twice is read once.  ``save_indexes``:
     write the segment indexes built on the way (not in a journal opened read-only);
     ``check_indexes``: scan every segment whole and report an index that disagrees.
+
+    Nothing is read before the first record is asked for.  Records are made a batch at a
+    time (:mod:`.bulk`) and handed out one by one by C code: a reader of every record
+    pays no Python call per record.
     """
+    return itertools.chain.from_iterable(_batches(
+        directory, crc32c, key, container, nested, since_ns, until_ns, trust_pickles, report,
+        nested_ids, identity, save_indexes, check_indexes, False))
+
+
+def read_record_batches(directory: str, crc32c, key, *, container=None, nested=False, since_ns=None,
+                        until_ns=None, trust_pickles=False, report=None, nested_ids=False,
+                        identity: tuple[int, int] | None = None, save_indexes: bool = True):
+    """:func:`read_records`' records, in the same order, as :class:`~.batches.RecordBatch`
+    objects: those of one writer's sealed and open segments, unfiltered, decoded in C
+    straight into columns where the extension is built."""
+    for made in _batches(directory, crc32c, key, container, nested, since_ns, until_ns, trust_pickles,
+                         report, nested_ids, identity, save_indexes, False, True):
+        if isinstance(made, RecordBatch):
+            yield made
+            continue
+        # the records of a filtered reading, or of several writers merged by time
+        while records := list(itertools.islice(made, BATCH)):
+            yield RecordBatch.of_records(records)
+
+
+def _batches(directory, crc32c, key, container, nested, since_ns, until_ns, trust_pickles, report,
+             nested_ids, identity, save_indexes, check_indexes, columns):
+    """Iterables of :func:`read_records`' records, in order; with ``columns``, some are
+    RecordBatches (a segment read whole: :func:`.bulk.segment_batches`)."""
     views = open_segments(directory, crc32c)
     chains, duplicated = writer_chains([v for v in views if v.header is not None])
     context = ChainContext(directory)  # reads the ledger: after the segments were opened
@@ -61,21 +93,28 @@ def read_records(directory: str, crc32c, key, *, container=None, nested=False, s
         container_ids=() if identity is None else (identity[1],),
         since_ns=since_ns, until_ns=until_ns)
 
-    def chain(views):
+    def wanted_records(view, frames):
+        for frame in frames:
+            if not _is_wanted(frame, wanted, view.header.writer_id):
+                continue
+            if since_ns is not None and frame.time_ns < since_ns:
+                continue
+            if until_ns is not None and frame.time_ns >= until_ns:
+                continue
+            try:
+                yield decode_frame(frame, view.header, view.name, key, trust_pickles, nested_ids)
+            except CorruptRecordError as exc:
+                if report:
+                    report(undecodable(view, frame, exc))
+
+    def chain(views, columns):
         for view in views:
-            for frame in _frames(view, wanted, key if save_indexes else None, key, check_indexes):
-                if not _is_wanted(frame, wanted, view.header.writer_id):
-                    continue
-                if since_ns is not None and frame.time_ns < since_ns:
-                    continue
-                if until_ns is not None and frame.time_ns >= until_ns:
-                    continue
-                try:
-                    yield decode_frame(frame, view.header, view.name, key, trust_pickles, nested_ids)
-                except CorruptRecordError as exc:
-                    if report:
-                        report(Problem(view.name, frame.offset, f"undecodable record: {exc}"))
-            if report:
+            frames = _frames(view, wanted, key if save_indexes else None, key, check_indexes)
+            if frames is None:
+                yield from segment_batches(view, key, trust_pickles, nested_ids, report, columns)
+            else:
+                yield wanted_records(view, frames)
+            if report:  # (each batch is taken before the next is asked for)
                 for problem in view.problems:
                     if not problem.live:
                         report(problem)
@@ -87,8 +126,11 @@ def read_records(directory: str, crc32c, key, *, container=None, nested=False, s
                 if not problem.live:
                     report(problem)
 
-    yield from heapq.merge(*(chain(v) for v in chains.values()),
-                           key=lambda r: (r.time_ns, r.writer, r.seq))
+    if len(chains) == 1:  # one writer: its records are in order already
+        yield from chain(*chains.values(), columns)
+    else:
+        yield heapq.merge(*(itertools.chain.from_iterable(chain(v, False)) for v in chains.values()),
+                          key=lambda r: (r.time_ns, r.writer, r.seq))
 
 
 def _number(frame) -> int:
@@ -106,17 +148,18 @@ def _frames(view: SegmentView, wanted: index.Selection, save_key: bytes | None, 
     """The frames of ``view`` a reader wanting ``wanted`` needs: through the segment's
     index when it is sealed and has a sound one, else all of them, by a full scan that
     builds its index (saved, authenticated with ``save_key``, if given).  ``check``: scan
-    whole and compare with the index there is."""
+    whole and compare with the index there is.  None: every frame of the segment, which
+    needs no index built (read them with :func:`.bulk.segment_batches`)."""
     everything = wanted.every and wanted.since_ns is None and wanted.until_ns is None
     if view.header is None or (everything and not view.sealed):
-        return view.frames()
+        return None
     if not view.sealed:
         return _open_frames(view, wanted)
     found = index.cached(view, key)
     if found is None or check:
         return _scan_and_index(view, save_key, found)
     if everything:
-        return view.frames()
+        return None
     frames = view.frames_at(found.offsets(wanted), found.scan)
     if frames is None or not all(_is_wanted(frame, wanted, found.identity[0]) for frame in frames):
         view.problems.clear()
