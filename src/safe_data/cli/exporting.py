@@ -8,9 +8,9 @@ import tempfile
 
 import click
 
+from ..present import dumps, record_fields
 from .exits import EXIT_NOT_FOUND, Failure
 from .journal_view import _journal_dir
-from ..present import dumps, record_fields
 from .listing import matching_records
 from .output import _count, _progress
 from .params import TIME
