@@ -6,8 +6,6 @@ reads, adds, reorders or discards -- and, if it discards, overrides it.
 
 import pytest
 
-import safe_data
-
 OBJECT_PROTOCOL = {
     "__class__", "__delattr__", "__dir__", "__doc__", "__eq__", "__format__", "__ge__",
     "__getattribute__", "__getstate__", "__gt__", "__hash__", "__init_subclass__", "__le__",
@@ -45,7 +43,10 @@ CLASSIFICATION = {
     },
 }
 
-SAFE = {list: safe_data.SafeList, dict: safe_data.SafeDict, set: safe_data.SafeSet}
+
+def safe_class(impl, builtin):
+    """The implementation's safe subclass of ``builtin``."""
+    return {list: impl.SafeList, dict: impl.SafeDict, set: impl.SafeSet}[builtin]
 
 
 @pytest.mark.parametrize("builtin", [list, dict, set], ids=lambda t: t.__name__)
@@ -56,8 +57,8 @@ def test_every_method_is_classified(builtin):
 
 
 @pytest.mark.parametrize("builtin", [list, dict, set], ids=lambda t: t.__name__)
-def test_every_discarding_method_is_overridden(builtin):
-    safe = SAFE[builtin]
+def test_every_discarding_method_is_overridden(impl, builtin):
+    safe = safe_class(impl, builtin)
     for name in CLASSIFICATION[builtin]["discarding"]:
         if name in dir(builtin):
             assert name in vars(safe), f"{safe.__name__} does not override {name}"
@@ -65,21 +66,21 @@ def test_every_discarding_method_is_overridden(builtin):
 
 
 @pytest.mark.parametrize("builtin", [list, dict, set], ids=lambda t: t.__name__)
-def test_reading_methods_run_on_the_builtin_slots(builtin):
+def test_reading_methods_run_on_the_builtin_slots(impl, builtin):
     """Drop-in speed: nothing that only reads is overridden."""
-    safe = SAFE[builtin]
+    safe = safe_class(impl, builtin)
     for name in CLASSIFICATION[builtin]["reading"]:
         assert name not in vars(safe), f"{safe.__name__} needlessly overrides {name}"
 
 
-def test_plain_safe_list_keeps_the_builtin_adding_methods():
+def test_plain_safe_list_keeps_the_builtin_adding_methods(impl):
     """append & co. run on list's own slots (and the interpreter's fast path for them);
     only deep=True, which must convert what is added, creates a class that overrides them.
     The pure twin's plain SafeList overrides them to take the operation lock (Python code
     cannot take items out of a list in one atomic step, as the C discards do)."""
     for name in CLASSIFICATION[list]["adding"]:
-        assert (name in vars(safe_data.SafeList)) is (not safe_data.EXTENSION), name
-    deep = safe_data.SafeList(deep=True)
-    assert isinstance(deep, safe_data.SafeList) and type(deep) is not safe_data.SafeList
+        assert (name in vars(impl.SafeList)) is (not impl.extension), name
+    deep = impl.SafeList(deep=True)
+    assert isinstance(deep, impl.SafeList) and type(deep) is not impl.SafeList
     for name in CLASSIFICATION[list]["adding"]:
         assert name in vars(type(deep)), name
