@@ -2,8 +2,8 @@
 driven by selenium through chromium: connect, search, page, open a record, download a
 restore; the token kept for the session; a phone-width window.
 
-Skipped when selenium, chromium or chromedriver is missing (Debian: the ``chromium`` and
-``chromium-driver`` packages).
+Skipped when selenium (the ``browser`` extra), chromium or chromedriver is missing (Debian:
+the ``chromium`` and ``chromium-driver`` packages).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import types
 import pytest
 
 pytest.importorskip("aiohttp")
-pytest.importorskip("selenium", reason="the browser test needs selenium (pip install selenium)")
+pytest.importorskip("selenium", reason="the browser test needs selenium: pip install '.[browser]'")
 
 import safe_data  # noqa: E402
 
