@@ -10,6 +10,8 @@ import safe_data
 from safe_data import _impl
 from safe_data.journal import registry
 
+from ._helpers import CHILD
+
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):
@@ -36,6 +38,14 @@ def journal(request, tmp_path):
     j = safe_data.Journal(tmp_path / "journal")
     yield j
     j.close()
+
+
+@pytest.fixture
+def child_script(tmp_path):
+    """The SIGKILLed writer of test_crash.py and test_kill_loop.py, as a script file."""
+    script = tmp_path / "crash_child.py"
+    script.write_text(CHILD)
+    return script
 
 
 @contextlib.contextmanager

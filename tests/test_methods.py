@@ -6,42 +6,7 @@ reads, adds, reorders or discards -- and, if it discards, overrides it.
 
 import pytest
 
-OBJECT_PROTOCOL = {
-    "__class__", "__delattr__", "__dir__", "__doc__", "__eq__", "__format__", "__ge__",
-    "__getattribute__", "__getstate__", "__gt__", "__hash__", "__init_subclass__", "__le__",
-    "__lt__", "__ne__", "__new__", "__reduce__", "__reduce_ex__", "__repr__", "__setattr__",
-    "__sizeof__", "__str__", "__subclasshook__", "__class_getitem__",
-    "__module__",  # listed by dir(collections.deque) since CPython 3.13: an attribute, no behaviour
-}
-
-CLASSIFICATION = {
-    list: {
-        "reading": {"__contains__", "__getitem__", "__iter__", "__len__", "__reversed__", "copy",
-                    "count", "index", "__add__", "__mul__", "__rmul__"},
-        "adding": {"append", "extend", "insert", "__iadd__"},
-        "reordering": {"sort", "reverse"},
-        "discarding": {"clear", "pop", "remove", "__delitem__", "__setitem__", "__imul__", "__init__"},
-    },
-    dict: {
-        "reading": {"__contains__", "__getitem__", "__iter__", "__len__", "__reversed__", "copy",
-                    "get", "items", "keys", "values", "fromkeys", "__or__", "__ror__"},
-        "adding": {"setdefault"},
-        "reordering": set(),
-        "discarding": {"clear", "pop", "popitem", "__delitem__", "__setitem__", "update", "__ior__",
-                       "__init__"},
-    },
-    set: {
-        "reading": {"__contains__", "__iter__", "__len__", "copy", "difference", "intersection",
-                    "isdisjoint", "issubset", "issuperset", "symmetric_difference", "union",
-                    "__and__", "__or__", "__rand__", "__ror__", "__rsub__", "__rxor__", "__sub__",
-                    "__xor__"},
-        "adding": {"add", "update", "__ior__"},
-        "reordering": set(),
-        "discarding": {"clear", "pop", "remove", "discard", "difference_update",
-                       "intersection_update", "symmetric_difference_update", "__isub__",
-                       "__iand__", "__ixor__", "__init__"},
-    },
-}
+from ._helpers import CLASSIFICATION, OBJECT_PROTOCOL
 
 
 def safe_class(impl, builtin):

@@ -15,7 +15,7 @@ import pytest
 import safe_data as sd
 from safe_data.journal import format as fmt
 
-from .test_disk_full import mounted_tmpfs
+from ._helpers import mounted_tmpfs
 
 WRITER = r"""
 import sys, time, safe_data as sd

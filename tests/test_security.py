@@ -8,15 +8,7 @@ import pytest
 import safe_data
 from safe_data import SafeList, UnverifiedPickle
 
-
-class Canary:
-    """Unpickling this creates a file: proof that a pickle was executed."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
+from ._helpers import Canary, plant
 
 
 class Point:
@@ -25,14 +17,6 @@ class Point:
 
     def __eq__(self, other):
         return isinstance(other, Point) and other.x == self.x
-
-
-def plant(tmp_path, value):
-    """An attacker's journal (its own key) with ``value`` pickled into a valid frame."""
-    attacker = safe_data.Journal(tmp_path / "attacker")
-    SafeList([value], name="planted", journal=attacker).pop()
-    attacker.close()
-    return [os.path.join(attacker.path, n) for n in os.listdir(attacker.path) if n.endswith(".seg")]
 
 
 def test_a_planted_pickle_is_never_executed(tmp_path, journal):

@@ -12,8 +12,8 @@ import pytest
 
 import safe_data
 
+from .backup_server import start_server, stop
 from .seaweedfs import seaweedfs  # noqa: F401  (a fixture)
-from .test_backup_faults import start_server, stop
 
 
 def cli(*args, env=None, check=True):

@@ -30,8 +30,9 @@ import pytest
 
 import safe_data
 
-from .test_backup_faults import TOKEN, start_server, stop
+from .backup_server import start_server, stop
 
+TOKEN = "soak-test-token-3f9a"
 SECONDS = float(os.environ.get("SAFE_DATA_SOAK_SECONDS", "0"))
 CHECK_EVERY = float(os.environ.get("SAFE_DATA_SOAK_CHECK_EVERY", "60"))
 CLIENTS = 3

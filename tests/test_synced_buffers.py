@@ -17,8 +17,8 @@ from safe_data.synced.backends.collection_json import (
 from safe_data.synced.buffers.buffered_collection import BufferedCollection
 from safe_data.synced.errors import BufferedError, MetadataError
 
+from ._helpers import on_disk
 from .conftest import records
-from .test_synced_core import on_disk
 
 DICTS = [BufferedJSONDict, MemoryBufferedJSONDict]
 

@@ -12,8 +12,8 @@ import safe_data
 from safe_data.synced.backends.collection_json import (
     BufferedJSONDict, JSONDict, JSONList, MemoryBufferedJSONDict)
 
+from ._helpers import UnlockedJSONDict, on_disk
 from .conftest import records
-from .test_synced_core import UnlockedJSONDict, on_disk
 
 FORK = multiprocessing.get_context("fork")
 
