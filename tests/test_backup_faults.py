@@ -82,7 +82,7 @@ def test_server_killed_and_restarted_during_uploads(tmp_path, tokens):
     try:
         wait_until(lambda: list(store.rglob("*.seg.zst")), 30, "no upload reached the server")
         server.send_signal(signal.SIGKILL)  # mid-upload: no clean shutdown
-        server.wait()
+        stop(server)
         time.sleep(0.5)  # the client meets a dead server and backs off
         server, url = start_server(store, tokens, port=int(port))
         out, err = proc.communicate(timeout=120)

@@ -2,10 +2,11 @@
 journal directory, cumulatively; then the journal is compared with every acknowledgement.
 
 Each writer (the child of test_crash.py, in _helpers.py: threads discarding from
-SafeList/SafeDict/SafeSet into small segments, one line per returned call) is SIGKILLed either at a random moment
-after it started (a quarter of the kills: while Python starts, while ``Journal()`` opens
-the directory and recovers its predecessor, or already discarding) or at a random moment
-after its first acknowledgement.  Each writer recovers the one killed before it.
+SafeList/SafeDict/SafeSet into small segments, one line per returned call) is SIGKILLed
+either at a random moment after it started (a quarter of the kills: while Python starts,
+while ``Journal()`` opens the directory and recovers its predecessor, or already
+discarding) or at a random moment after its first acknowledgement.  Each writer recovers
+the one killed before it.
 
 ``SAFE_DATA_KILLS`` sets the number of kills (20 by default; the figures of
 docs/guarantees.md come from 200).  ``SAFE_DATA_FIGURES=<file>`` writes the figures there
@@ -19,7 +20,7 @@ import time
 
 import safe_data as sd
 
-from ._helpers import check_acknowledged, run_and_kill, summary
+from ._helpers import check_acknowledged, recovering, run_and_kill, summary
 
 KILLS = int(os.environ.get("SAFE_DATA_KILLS", "20"))
 
@@ -58,7 +59,7 @@ def test_recovery_time_of_a_dead_writers_segment(tmp_path, child_script):
     [segment] = list(journal_dir.glob("*.open"))
     size = segment.stat().st_size
     started = time.perf_counter()
-    with sd.Journal(journal_dir):
+    with recovering(), sd.Journal(journal_dir):
         seconds = time.perf_counter() - started
     assert not segment.exists() and segment.with_suffix(".seg").exists()  # recovered: sealed
     per_gib = seconds * (1 << 30) / size

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -57,15 +58,17 @@ def test_plain_values_need_no_key(tmp_path, journal):
     moved = tmp_path / "moved"
     shutil.copytree(journal.path, moved)
     os.unlink(moved / "key")
-    (rec,) = safe_data.Journal(moved, readonly=True).records()
+    with safe_data.Journal(moved, readonly=True) as reader:
+        (rec,) = reader.records()
     assert rec.values == [{"a": [1, "x"]}]
 
 
 def test_key_file_is_secret_and_stable(journal):
     path = os.path.join(journal.path, "key")
     assert os.stat(path).st_mode & 0o777 == 0o600 and os.path.getsize(path) == 32
-    before = open(path, "rb").read()
-    assert open(os.path.join(safe_data.Journal(journal.path).path, "key"), "rb").read() == before
+    before = Path(path).read_bytes()
+    with safe_data.Journal(journal.path) as reopened:
+        assert Path(reopened.path, "key").read_bytes() == before
 
 
 def test_a_damaged_key_file_is_a_clear_error(tmp_path):

@@ -163,7 +163,7 @@ sys.stdin.read()
         assert report["alive"] and report["acked"] == 0 and report["errors"] > 0
     finally:
         child.kill()
-        child.wait()
+        child.communicate()  # reaps it and closes both pipes
     shown = cli("--journal", str(source), "stats").stdout
     assert f"was running (pid {child.pid}, gone since)" in shown  # killed: no final report
 

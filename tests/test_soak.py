@@ -85,6 +85,7 @@ class Client:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         self.reader.join()
+        self.proc.stdout.close()
 
 
 def everything(tmp_path, url, clients):
@@ -138,7 +139,7 @@ def test_soak(tmp_path):
             time.sleep(rng.uniform(0.5, 3.0))
             if rng.random() < 0.2:
                 server.send_signal(signal.SIGKILL)
-                server.wait()
+                stop(server)
                 time.sleep(rng.uniform(0, 1))
                 server, url = start_server(store, tokens, port=port)
                 figures["server_kills"] += 1
