@@ -9,6 +9,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 
 def start_server(store, tokens, port=0):
@@ -21,14 +22,16 @@ def start_server(store, tokens, port=0):
                             stdout=subprocess.PIPE, stderr=log, text=True)
     log.close()
     line = proc.stdout.readline()
-    assert line.startswith("serving on "), line + open(f"{store}.log").read()[-2000:]
+    assert line.startswith("serving on "), line + Path(f"{store}.log").read_text()[-2000:]
     return proc, line.split()[-1]
 
 
 def stop(server):
+    """Stop the server (at once if already killed) and close its end of the pipe."""
     server.terminate()
     try:
         server.wait(timeout=5)
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
+    server.stdout.close()

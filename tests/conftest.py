@@ -1,4 +1,5 @@
 import contextlib
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -6,7 +7,10 @@ import sys
 import pytest
 
 import safe_data
+from safe_data import _impl
 from safe_data.journal import registry
+
+from ._helpers import CHILD
 
 
 @pytest.fixture(autouse=True)
@@ -28,10 +32,20 @@ def _isolated_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def journal(tmp_path):
+def journal(request, tmp_path):
+    if "impl" in request.fixturenames:
+        request.getfixturevalue("impl")  # first: it chooses the writer the journal is made with
     j = safe_data.Journal(tmp_path / "journal")
     yield j
     j.close()
+
+
+@pytest.fixture
+def child_script(tmp_path):
+    """The SIGKILLed writer of test_crash.py and test_kill_loop.py, as a script file."""
+    script = tmp_path / "crash_child.py"
+    script.write_text(CHILD)
+    return script
 
 
 @contextlib.contextmanager
@@ -63,3 +77,37 @@ def discarded(journal, container=None):
 # already fails `import safe_data`).
 EXTENSION_EXPECTED = (os.environ.get("SAFE_DATA_NO_EXTENSIONS", "") in ("", "0")
                       and importlib.util.find_spec("safe_data._core") is not None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Implementation:
+    """The container classes of one implementation, as the ``impl`` fixture gives them."""
+
+    name: str  # "c" (the extension) or "py" (the pure-Python twin)
+    SafeList: type
+    SafeDict: type
+    SafeSet: type
+
+    @property
+    def extension(self) -> bool:
+        return self.name == "c"
+
+
+@pytest.fixture(params=["c", "py"])
+def impl(request, monkeypatch):
+    """Each implementation's containers in one run: the extension's (skipped where this run
+    does not load it) and the twin's.  The journals made during the test (the ``journal``
+    fixture waits for this one) get the writer of the same implementation."""
+    if request.param == "c":
+        if not EXTENSION_EXPECTED:
+            pytest.skip("the C extension is not built, or SAFE_DATA_NO_EXTENSIONS=1")
+        from safe_data import _core as implementation
+    else:
+        from safe_data import _core_py as implementation
+
+        # The twin's containers need the twin's writer: the C writer encodes only the C
+        # containers, so a twin container nested in a value would be pickled as a plain
+        # list or dict, not recorded as nested (test_containers.py)
+        monkeypatch.setattr(_impl, "RecordWriter", implementation.RecordWriter)
+    return Implementation(request.param, implementation.SafeList, implementation.SafeDict,
+                          implementation.SafeSet)

@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import safe_data
-from safe_data import SafeDict, SafeList, SafeSet
 
 from .conftest import discarded
 
@@ -77,9 +76,9 @@ def track(container, ever):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=LIST_OPS)
-def test_list_accounting(tmp_path_factory, ops):
+def test_list_accounting(impl, tmp_path_factory, ops):
     with safe_data.Journal(tmp_path_factory.mktemp("j")) as j:
-        safe = SafeList([fresh() for _ in range(6)], journal=j)
+        safe = impl.SafeList([fresh() for _ in range(6)], journal=j)
         ever = {}
         track(safe, ever)
         for op in ops:
@@ -90,12 +89,12 @@ def test_list_accounting(tmp_path_factory, ops):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=LIST_OPS)
-def test_list_behaves_like_the_builtin(tmp_path_factory, ops):
+def test_list_behaves_like_the_builtin(impl, tmp_path_factory, ops):
     with safe_data.Journal(tmp_path_factory.mktemp("j")) as j:
         global _fresh
         start = next(_fresh)
         _fresh = itertools.count(start)
-        safe = SafeList([float(i) for i in range(6)], journal=j)
+        safe = impl.SafeList([float(i) for i in range(6)], journal=j)
         for op in ops:
             apply_list(safe, *op)
         _fresh = itertools.count(start)
@@ -136,12 +135,12 @@ def apply_dict(d, op, k):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=DICT_OPS)
-def test_dict_accounting_and_behaviour(tmp_path_factory, ops):
+def test_dict_accounting_and_behaviour(impl, tmp_path_factory, ops):
     global _fresh
     with safe_data.Journal(tmp_path_factory.mktemp("j")) as j:
         start = next(_fresh)
         _fresh = itertools.count(start)
-        safe = SafeDict({"a": fresh(), "b": fresh()}, journal=j)
+        safe = impl.SafeDict({"a": fresh(), "b": fresh()}, journal=j)
         ever = {}
         track(safe, ever)
         for op in ops:
@@ -187,9 +186,9 @@ def apply_set(s, op, other):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=SET_OPS)
-def test_set_accounting_and_behaviour(tmp_path_factory, ops):
+def test_set_accounting_and_behaviour(impl, tmp_path_factory, ops):
     with safe_data.Journal(tmp_path_factory.mktemp("j")) as j:
-        safe = SafeSet({1, 2, 3}, journal=j)
+        safe = impl.SafeSet({1, 2, 3}, journal=j)
         model = {1, 2, 3}
         expected = Counter()
         for op in ops:

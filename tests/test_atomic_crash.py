@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -230,7 +231,7 @@ def test_a_kill_between_any_two_steps_leaves_the_old_or_the_new_content(tmp_path
     temps_left = 0
     for step in steps:
         where = step["dir"]
-        data = open(os.path.join(where, "state.json"), "rb").read()
+        data = Path(where, "state.json").read_bytes()
         assert problem(data, {0, 1}) is None, (step, calls[step["step"] - 1:step["step"]])
         outcomes.add(json.loads(data)["n"])
         temps_left += len(temps(where))
@@ -245,8 +246,7 @@ def test_a_kill_between_any_two_steps_leaves_the_old_or_the_new_content(tmp_path
 
 def test_negative_control_in_place_writes_are_caught_at_some_step(tmp_path, quiet_recovery):
     _, *steps = run_driver(tmp_path, "steps", "inplace")
-    found = [problem(open(os.path.join(s["dir"], "state.json"), "rb").read(), {0, 1})
-             for s in steps]
+    found = [problem(Path(s["dir"], "state.json").read_bytes(), {0, 1}) for s in steps]
     assert any(p == "the file is empty" for p in found)
     assert any(p and "not a whole version" in p and "0 bytes" not in p for p in found)
 

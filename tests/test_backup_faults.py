@@ -13,6 +13,7 @@ import pytest
 
 import safe_data
 
+from ._helpers import wait_until
 from .backup_server import start_server, stop
 
 TOKEN = "fault-test-token-7c1e"
@@ -79,12 +80,9 @@ def test_server_killed_and_restarted_during_uploads(tmp_path, tokens):
     port = url.rsplit(":", 1)[1]
     proc = client(tmp_path, 0, 5000, url, segment_size=16 << 10)
     try:
-        deadline = time.time() + 30
-        while time.time() < deadline and not list(store.rglob("*.seg.zst")):
-            time.sleep(0.02)
-        assert list(store.rglob("*.seg.zst")), "no upload reached the server"
+        wait_until(lambda: list(store.rglob("*.seg.zst")), 30, "no upload reached the server")
         server.send_signal(signal.SIGKILL)  # mid-upload: no clean shutdown
-        server.wait()
+        stop(server)
         time.sleep(0.5)  # the client meets a dead server and backs off
         server, url = start_server(store, tokens, port=int(port))
         out, err = proc.communicate(timeout=120)

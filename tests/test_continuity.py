@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -21,6 +20,8 @@ import safe_data as sd
 from safe_data import _impl
 from safe_data.journal import format as fmt
 from safe_data.remote.sinks.directory import DirectorySink
+
+from ._helpers import wait_until
 
 SEGMENT_SIZE = 4096  # about 90 small records a segment
 LEDGER = "ledger"
@@ -164,10 +165,8 @@ def test_segments_purged_after_a_backup_acknowledged_them_are_not_reported(tmp_p
         with sd.Uploader(DirectorySink(tmp_path / "store"), journal, seal_every=None,
                          keep_for=0.2) as up:
             up.flush(timeout=30)  # marked, deleted 0.2 s later
-            deadline = time.monotonic() + 30
-            while sealed(path) and time.monotonic() < deadline:
-                time.sleep(0.05)
-        assert not sealed(path)
+            wait_until(lambda: not sealed(path), 30,
+                       lambda: f"the acknowledged segments were not deleted: {sealed(path)}")
         for _ in range(400):
             items.pop()
     purge = subprocess.run([sys.executable, "-m", "safe_data", "--journal", str(path), "purge",

@@ -5,7 +5,8 @@ discards values from SafeList/SafeDict/SafeSet and prints one acknowledgement li
 discarding call *after* the call returned.  The parent kills it with SIGKILL, then opens
 the journal (which recovers the dead writer's ``.open`` segment) and checks with
 :func:`check_acknowledged` that every acknowledged value is in the journal exactly once.
-Two negative controls prove that this checker does detect loss.
+Two negative controls prove that this checker does detect loss.  The child and the checker
+are in _helpers.py (test_kill_loop.py runs them too).
 
 The torn-tail and bit-flip tests damage segment files byte by byte and check what the
 readers, ``verify()`` and recovery report.  Frame offsets are found by parsing the file
@@ -17,15 +18,9 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
 import struct
-import subprocess
-import sys
-import threading
 import time
 import warnings
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -33,222 +28,7 @@ import pytest
 import safe_data as sd
 from safe_data.journal import format as fmt
 
-KILL_TIMEOUT = 30  # seconds a child may run before the harness gives up on it
-
-# --- the child process ------------------------------------------------------------------------
-
-CHILD = r'''
-import os, sys, threading, time
-import safe_data as sd
-
-path, mode, run, segment_size, nthreads, durability = sys.argv[1:7]
-segment_size, nthreads = int(segment_size), int(nthreads)
-journal = sd.Journal(path, segment_size=segment_size, durability=durability)
-out_lock = threading.Lock()
-started = time.monotonic()
-
-
-def ack(*ids):
-    """Acknowledge: the discarding call that removed these values has returned."""
-    line = " ".join(ids) + "\n"
-    with out_lock:
-        sys.stdout.write(line)
-        sys.stdout.flush()
-
-
-def value(vid, i, k):
-    """Value ids are unique; some values are big (compressed or multi-KB frames)."""
-    if i % 53 == 0 and k == "a":
-        return vid + "|" + "x" * 3000           # compressible: an lz4 frame
-    if i % 71 == 0 and k == "b":
-        return vid + "|" + os.urandom(1200).hex()  # incompressible, spans more than a page
-    return vid
-
-
-def containers(t):
-    if mode == "plain":  # negative control: builtins journal nothing
-        return [], {}, set()
-    return (sd.SafeList(name=f"L{t}", journal=journal), sd.SafeDict(name=f"D{t}", journal=journal),
-            sd.SafeSet(name=f"S{t}", journal=journal))
-
-
-def step(L, D, S, t, i):
-    ids = {k: f"{run}.{t}.{i}.{k}" for k in "abc"}
-    a, b, c = (value(ids[k], i, k) for k in "abc")
-    ia, ib, ic = ids["a"], ids["b"], ids["c"]
-    key = "k" + ia
-    op = i % 13
-    if op == 0:
-        L.append(a); assert L.pop() == a; ack(ia)
-    elif op == 1:
-        L.extend([a, b]); L.remove(a); ack(ia); del L[-1]; ack(ib)
-    elif op == 2:
-        L.append(a); L[-1] = b; ack(ia); assert L.pop(0) == b; ack(ib)
-    elif op == 3:
-        L.extend([a, b, c]); del L[0:3]; ack(ia, ib, ic)
-    elif op == 4:
-        L.extend([a, b]); L.clear(); ack(ia, ib)
-    elif op == 5:
-        D[key] = a; D[key] = b; ack(ia); assert D.pop(key) == b; ack(ib)
-    elif op == 6:
-        D[key] = a; del D[key]; ack(ia)
-    elif op == 7:
-        D[key] = a; assert D.popitem() == (key, a); ack(ia)
-    elif op == 8:
-        D[key] = a; D.update({key: b}); ack(ia); D.clear(); ack(ib)
-    elif op == 9:
-        S.add(a); S.discard(a); ack(ia)
-    elif op == 10:
-        S.add(a); S.remove(a); ack(ia)
-    elif op == 11:
-        S.add(a); assert S.pop() == a; ack(ia)
-    else:
-        S.update([a, b]); S -= {a, b}; ack(ia, ib)
-    assert not L and not D and not S
-
-
-def worker(t):
-    L, D, S = containers(t)
-    i = 0
-    while time.monotonic() - started < 60:  # never outlive a crashed test run
-        if mode == "ack-first" and i == 20:
-            # The bug a durability test must catch: acknowledge, then journal.  The
-            # parent kills us right after this acknowledgement.
-            vid = f"{run}.{t}.{i}.a"
-            L.append(vid)
-            ack(vid)
-            time.sleep(3600)
-            L.pop()
-        step(L, D, S, t, i)
-        i += 1
-    os._exit(3)
-
-
-threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(nthreads)]
-for th in threads:
-    th.start()
-for th in threads:
-    th.join()
-'''
-
-
-@pytest.fixture
-def child_script(tmp_path):
-    script = tmp_path / "crash_child.py"
-    script.write_text(CHILD)
-    return script
-
-
-def run_and_kill(script, journal_dir, *, mode="safe", run="r0", threads=1, segment_size=16 << 20,
-                 durability="process", kill_after_acks=None, kill_after_seconds=None,
-                 kill_after_id=None, kill_after_start=None):
-    """Run the child until it has acknowledged ``kill_after_acks`` lines (or the value
-    ``kill_after_id``), or for ``kill_after_seconds`` after its first acknowledgement, or
-    ``kill_after_start`` seconds after it was started (while it imports, opens and
-    recovers the journal, or already discards); SIGKILL it.
-
-    Returns (acknowledged value ids, pid).  Every complete line the child wrote before it
-    died counts: each was printed after its discarding call returned.
-    """
-    stderr_path = Path(script).parent / f"stderr-{run}.txt"
-    with open(stderr_path, "wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, str(script), str(journal_dir), mode, run, str(segment_size),
-             str(threads), durability],
-            stdout=subprocess.PIPE, stderr=stderr)
-    kill = lambda: proc.send_signal(signal.SIGKILL)  # noqa: E731  (no-op once reaped)
-    hung = threading.Event()
-    watchdog = threading.Timer(KILL_TIMEOUT, lambda: (hung.set(), kill()))
-    watchdog.start()
-    timer = None
-    if kill_after_start is not None:
-        timer = threading.Timer(kill_after_start, kill)
-        timer.start()
-    acked, lines = [], 0
-    try:
-        for raw in proc.stdout:
-            if not raw.endswith(b"\n"):
-                break  # a partial last line: the child died inside write(); not counted
-            ids = raw.decode().split()
-            acked.extend(ids)
-            lines += 1
-            if lines == 1 and kill_after_seconds is not None:
-                timer = threading.Timer(kill_after_seconds, kill)
-                timer.start()
-            if lines == kill_after_acks or (kill_after_id is not None and kill_after_id in ids):
-                kill()  # keep reading: acknowledgements already in the pipe count too
-        proc.wait()
-    finally:
-        watchdog.cancel()
-        if timer is not None:
-            timer.cancel()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-    assert not hung.is_set(), f"the kill condition never came; watchdog fired after {KILL_TIMEOUT}s"
-    assert proc.returncode == -signal.SIGKILL, (
-        f"child exited with {proc.returncode}, not by our SIGKILL:\n{stderr_path.read_text()}")
-    assert acked or kill_after_start is not None, \
-        f"the child acknowledged nothing:\n{stderr_path.read_text()}"
-    return acked, proc.pid
-
-
-# --- the checker --------------------------------------------------------------------------
-
-
-def record_values(record):
-    v = record.values
-    return list(v.values()) if isinstance(v, dict) else list(v)
-
-
-def value_id(v):
-    return v.split("|", 1)[0] if isinstance(v, str) else v
-
-
-@dataclass
-class LossReport:
-    acknowledged: int
-    missing: set = field(default_factory=set)  # acknowledged but not in the journal
-    duplicated: set = field(default_factory=set)  # in the journal more than once
-    problems: list = field(default_factory=list)  # verify() after recovery
-    recovered: list = field(default_factory=list)  # Journal.recovered
-    open_left: list = field(default_factory=list)  # .open segments left after recovery
-    writers: set = field(default_factory=set)
-    pids: set = field(default_factory=set)
-
-    @property
-    def lost_nothing(self):
-        return not (self.missing or self.duplicated or self.problems or self.open_left)
-
-
-def check_acknowledged(journal_dir, acknowledged) -> LossReport:
-    """Open the journal (recovering dead writers) and compare it with the acknowledgements."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", sd.JournalWarning)  # recoveries are inspected below
-        j = sd.Journal(journal_dir)
-    try:
-        counts = Counter()
-        report = LossReport(len(acknowledged))
-        for r in j.records(on_error="ignore"):
-            counts.update(value_id(v) for v in record_values(r))
-            report.writers.add(r.writer)
-            report.pids.add(r.pid)
-        report.missing = {v for v in acknowledged if counts[v] == 0}
-        report.duplicated = {v for v, n in counts.items() if n > 1}
-        report.problems = j.verify()
-        report.recovered = j.recovered
-        report.open_left = sorted(p.name for p in Path(journal_dir).glob("*" + fmt.OPEN_SUFFIX))
-        return report
-    finally:
-        j.close()
-
-
-def summary(report):
-    return (f"{report.acknowledged} acknowledged, missing {sorted(report.missing)[:10]} "
-            f"({len(report.missing)}), duplicated {sorted(report.duplicated)[:10]} "
-            f"({len(report.duplicated)}), problems {report.problems}, left open {report.open_left}")
-
+from ._helpers import check_acknowledged, run_and_kill, summary
 
 # --- SIGKILL --------------------------------------------------------------------------------
 

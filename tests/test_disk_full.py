@@ -7,7 +7,6 @@ page the filesystem could not back) shows up as return code -7 instead of killin
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import subprocess
@@ -19,6 +18,8 @@ import pytest
 import safe_data as sd
 from safe_data.journal import format as fmt
 from safe_data.journal.ledger import remove_segments
+
+from ._helpers import mounted_tmpfs
 
 SEGMENT = 64 * 1024
 
@@ -109,23 +110,6 @@ assert j.verify() == []
 j.close()
 print("RESUMED", len(recs), flush=True)
 '''
-
-
-@contextlib.contextmanager
-def mounted_tmpfs(where: Path, size_kib: int):
-    """A real tmpfs of ``size_kib`` KiB at ``where``, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    where.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k,mode=0700", "tmpfs",
-                           str(where)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip() or proc.returncode}")
-    try:
-        yield where
-    finally:
-        if subprocess.run(["umount", str(where)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ the pages say."""
 
 import doctest
 import os
+from pathlib import Path
 
 import pytest
 
@@ -42,7 +43,7 @@ def test_cli_quick_start_commands_run(tmp_path):
         cart = safe_data.SafeList(range(60), name="cart", journal=journal)
         while cart:
             cart.pop()
-    text = open(os.path.join(DOCS, "cli.md"), encoding="utf-8").read()
+    text = Path(DOCS, "cli.md").read_text(encoding="utf-8")
     block = re.search(r"```sh\n(.*?)```", text, re.S).group(1)
     commands = [line.split("#")[0].split(">")[0].split() for line in block.splitlines()
                 if line.startswith("safe-data ")]

@@ -1,8 +1,8 @@
 """The documentation site builds without a single warning (scripts/build_docs.sh).
 
-The docs tools are in the `test` extra (and `docs`); without them these tests are
-skipped.  The build takes a few seconds; it runs on whichever implementation
-the suite runs on, so both docstring sets are checked.
+The docs tools are in the `docs` extra; without them these tests are skipped.  The build
+takes a few seconds; it runs on whichever implementation the suite runs on, so both
+docstring sets are checked.
 """
 
 import importlib.util

@@ -27,6 +27,8 @@ import safe_data
 from safe_data import _faults
 from safe_data.remote.protocol import decompress_segment
 
+from ._helpers import recovering
+
 pytest.importorskip("zstandard")
 
 WORKER = textwrap.dedent("""
@@ -90,7 +92,7 @@ def everything_kept(journal_dir, store_dir, sound=True):
     both still local and backed up, its acknowledgement lost in the crash, counted once:
     the same bytes).  With ``sound``, the journal and that union must verify clean: no
     segment is missing, none is there twice."""
-    with safe_data.Journal(journal_dir) as journal:  # opening recovers the crashed writer
+    with recovering(), safe_data.Journal(journal_dir) as journal:  # opening recovers the crashed writer
         if sound:
             assert journal.verify() == []
         journal.record("list", "pop", "after", None, ["the next process writes"])

@@ -2,6 +2,7 @@
 
 import os
 import struct
+from pathlib import Path
 
 import google_crc32c
 import pytest
@@ -83,7 +84,7 @@ def test_a_frame_is_laid_out_as_documented(journal):
     ab.pop()
     journal.close()
     (seg,) = [n for n in os.listdir(journal.path) if n.endswith(fmt.SEALED_SUFFIX)]
-    data = open(os.path.join(journal.path, seg), "rb").read()
+    data = Path(journal.path, seg).read_bytes()
     magic, version, header_size = struct.unpack_from("<8sHH", data)
     assert (magic, version, header_size) == (b"SAFEDATA", 1, 64)
     assert struct.unpack_from("<I", data, 60)[0] == google_crc32c.value(data[:60])
@@ -117,7 +118,7 @@ def test_both_writers_produce_the_same_segment(tmp_path):
         writer.append(1, b"big", None, ["x" * 100] * 2000)  # compressible, past the probe size
         writer.close()
         (seg,) = os.listdir(directory)
-        data = open(directory / seg, "rb").read()[64:]
+        data = (directory / seg).read_bytes()[64:]
         # blank seq-independent fields that legitimately differ: crc, time, thread
         out, pos = [], 0
         while pos < len(data):

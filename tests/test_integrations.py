@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -533,7 +534,7 @@ def test_doc_examples_run(tmp_path):
 def test_doc_pytest_example_passes(pytester):
     import re
 
-    text = open(DOC, encoding="utf-8").read()
+    text = Path(DOC).read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     (example,) = [b for b in blocks if "discards_nothing" in b and ">>>" not in b]
     pytester.makepyfile(example)

@@ -1,11 +1,12 @@
 """The random SIGKILL loop (docs/guarantees.md): writers killed at random moments, in one
 journal directory, cumulatively; then the journal is compared with every acknowledgement.
 
-Each writer (the child of test_crash.py: threads discarding from SafeList/SafeDict/SafeSet
-into small segments, one line per returned call) is SIGKILLed either at a random moment
-after it started (a quarter of the kills: while Python starts, while ``Journal()`` opens
-the directory and recovers its predecessor, or already discarding) or at a random moment
-after its first acknowledgement.  Each writer recovers the one killed before it.
+Each writer (the child of test_crash.py, in _helpers.py: threads discarding from
+SafeList/SafeDict/SafeSet into small segments, one line per returned call) is SIGKILLed
+either at a random moment after it started (a quarter of the kills: while Python starts,
+while ``Journal()`` opens the directory and recovers its predecessor, or already
+discarding) or at a random moment after its first acknowledgement.  Each writer recovers
+the one killed before it.
 
 ``SAFE_DATA_KILLS`` sets the number of kills (20 by default; the figures of
 docs/guarantees.md come from 200).  ``SAFE_DATA_FIGURES=<file>`` writes the figures there
@@ -19,12 +20,12 @@ import time
 
 import safe_data as sd
 
-from .test_crash import check_acknowledged, child_script, run_and_kill, summary  # noqa: F401
+from ._helpers import check_acknowledged, recovering, run_and_kill, summary
 
 KILLS = int(os.environ.get("SAFE_DATA_KILLS", "20"))
 
 
-def test_random_sigkill_loop_loses_nothing(tmp_path, child_script):  # noqa: F811
+def test_random_sigkill_loop_loses_nothing(tmp_path, child_script):
     seed = int(os.environ.get("SAFE_DATA_TEST_SEED", time.time_ns() % 10**6))
     rng = random.Random(seed)
     journal_dir = tmp_path / "journal"
@@ -50,7 +51,7 @@ def test_random_sigkill_loop_loses_nothing(tmp_path, child_script):  # noqa: F81
     assert len(acked) > KILLS  # the kills did not all land before any work
 
 
-def test_recovery_time_of_a_dead_writers_segment(tmp_path, child_script):  # noqa: F811
+def test_recovery_time_of_a_dead_writers_segment(tmp_path, child_script):
     """Recovery reads a dead writer's whole open segment once; its speed is a figure of
     docs/guarantees.md (seconds per GiB), bounded here only loosely."""
     journal_dir = tmp_path / "journal"
@@ -58,7 +59,7 @@ def test_recovery_time_of_a_dead_writers_segment(tmp_path, child_script):  # noq
     [segment] = list(journal_dir.glob("*.open"))
     size = segment.stat().st_size
     started = time.perf_counter()
-    with sd.Journal(journal_dir):
+    with recovering(), sd.Journal(journal_dir):
         seconds = time.perf_counter() - started
     assert not segment.exists() and segment.with_suffix(".seg").exists()  # recovered: sealed
     per_gib = seconds * (1 << 30) / size

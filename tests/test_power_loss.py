@@ -118,6 +118,7 @@ def kill_and_capture(ext4, tmp_path, durability):
     shutil.copyfile(ext4.path, copy)  # what the filesystem had sent to its device
     proc.wait()
     reader.join()
+    proc.stdout.close()
     acks = [(line.split()[1], float(line.split()[2])) for line in lines if line.startswith("ack ")]
     return acks, killed_at, copy
 

@@ -18,8 +18,8 @@ from safe_data.containers.protect import (SafeBytearray, SafeDefaultDict, SafeDe
                                make_safe)
 from safe_data.containers.proxies import SafeMappingProxy, SafeSequenceProxy, proxy
 
+from ._helpers import CLASSIFICATION, OBJECT_PROTOCOL
 from .conftest import discarded, records
-from .test_methods import CLASSIFICATION, OBJECT_PROTOCOL
 
 DOCS = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "protecting.md")
 

@@ -12,8 +12,8 @@ import safe_data
 from safe_data.errors import JournalClosedError
 from safe_data.containers.proxies import SafeMappingProxy, SafeSequenceProxy, proxy
 
+from ._helpers import CLASSIFICATION, OBJECT_PROTOCOL
 from .conftest import discarded, records
-from .test_methods import CLASSIFICATION, OBJECT_PROTOCOL
 
 
 class DictBacked(MutableMapping):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
@@ -151,7 +152,7 @@ def test_damage_is_reported_and_skipped_as_the_python_path_does(tmp_path, monkey
     journal.seal()
     assert len(list(journal.records())) == 100  # builds the index: then every frame is read in bulk
     (segment,) = [p for p in os.scandir(journal.path) if p.name.endswith(fmt.SEALED_SUFFIX)]
-    data = bytearray(open(segment.path, "rb").read())
+    data = bytearray(Path(segment.path).read_bytes())
     offsets = _frames(bytes(data))
     # the C decoder stops at the first, the rest of the segment is read as the twin reads it
     _rewrite(data, offsets[30], op=200)  # sound, but no operation has that code

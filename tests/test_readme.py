@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -36,7 +37,7 @@ for number, code in enumerate(json.load(open(sys.argv[1])), 1):
 
 
 def python_blocks():
-    text = open(README, encoding="utf-8").read()
+    text = Path(README).read_text(encoding="utf-8")
     return re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
 
 

@@ -9,13 +9,14 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import safe_data as sd
 from safe_data.journal import format as fmt
 
-from .test_disk_full import mounted_tmpfs
+from ._helpers import mounted_tmpfs
 
 WRITER = r"""
 import sys, time, safe_data as sd
@@ -45,7 +46,7 @@ def snapshot(path) -> dict:
     for root, dirs, files in os.walk(path):
         for name in dirs + files:
             full = os.path.join(root, name)
-            data = open(full, "rb").read() if name in files else None
+            data = Path(full).read_bytes() if name in files else None
             found[os.path.relpath(full, path)] = (data, os.stat(full).st_mtime_ns)
     return found
 

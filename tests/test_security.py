@@ -2,21 +2,14 @@
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
 import safe_data
 from safe_data import SafeList, UnverifiedPickle
 
-
-class Canary:
-    """Unpickling this creates a file: proof that a pickle was executed."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
+from ._helpers import Canary, plant
 
 
 class Point:
@@ -25,14 +18,6 @@ class Point:
 
     def __eq__(self, other):
         return isinstance(other, Point) and other.x == self.x
-
-
-def plant(tmp_path, value):
-    """An attacker's journal (its own key) with ``value`` pickled into a valid frame."""
-    attacker = safe_data.Journal(tmp_path / "attacker")
-    SafeList([value], name="planted", journal=attacker).pop()
-    attacker.close()
-    return [os.path.join(attacker.path, n) for n in os.listdir(attacker.path) if n.endswith(".seg")]
 
 
 def test_a_planted_pickle_is_never_executed(tmp_path, journal):
@@ -73,15 +58,17 @@ def test_plain_values_need_no_key(tmp_path, journal):
     moved = tmp_path / "moved"
     shutil.copytree(journal.path, moved)
     os.unlink(moved / "key")
-    (rec,) = safe_data.Journal(moved, readonly=True).records()
+    with safe_data.Journal(moved, readonly=True) as reader:
+        (rec,) = reader.records()
     assert rec.values == [{"a": [1, "x"]}]
 
 
 def test_key_file_is_secret_and_stable(journal):
     path = os.path.join(journal.path, "key")
     assert os.stat(path).st_mode & 0o777 == 0o600 and os.path.getsize(path) == 32
-    before = open(path, "rb").read()
-    assert open(os.path.join(safe_data.Journal(journal.path).path, "key"), "rb").read() == before
+    before = Path(path).read_bytes()
+    with safe_data.Journal(journal.path) as reopened:
+        assert Path(reopened.path, "key").read_bytes() == before
 
 
 def test_a_damaged_key_file_is_a_clear_error(tmp_path):

@@ -12,8 +12,8 @@ import pytest
 
 import safe_data
 
+from .backup_server import start_server, stop
 from .seaweedfs import seaweedfs  # noqa: F401  (a fixture)
-from .test_backup_faults import start_server, stop
 
 
 def cli(*args, env=None, check=True):
@@ -163,7 +163,7 @@ sys.stdin.read()
         assert report["alive"] and report["acked"] == 0 and report["errors"] > 0
     finally:
         child.kill()
-        child.wait()
+        child.communicate()  # reaps it and closes both pipes
     shown = cli("--journal", str(source), "stats").stdout
     assert f"was running (pid {child.pid}, gone since)" in shown  # killed: no final report
 

@@ -30,8 +30,9 @@ import pytest
 
 import safe_data
 
-from .test_backup_faults import TOKEN, start_server, stop
+from .backup_server import start_server, stop
 
+TOKEN = "soak-test-token-3f9a"
 SECONDS = float(os.environ.get("SAFE_DATA_SOAK_SECONDS", "0"))
 CHECK_EVERY = float(os.environ.get("SAFE_DATA_SOAK_CHECK_EVERY", "60"))
 CLIENTS = 3
@@ -84,6 +85,7 @@ class Client:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         self.reader.join()
+        self.proc.stdout.close()
 
 
 def everything(tmp_path, url, clients):
@@ -137,7 +139,7 @@ def test_soak(tmp_path):
             time.sleep(rng.uniform(0.5, 3.0))
             if rng.random() < 0.2:
                 server.send_signal(signal.SIGKILL)
-                server.wait()
+                stop(server)
                 time.sleep(rng.uniform(0, 1))
                 server, url = start_server(store, tokens, port=port)
                 figures["server_kills"] += 1

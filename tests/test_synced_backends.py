@@ -9,39 +9,12 @@ Backend-specific behaviour is in tests/test_synced_backends_<backend>.py.
 
 import importlib.metadata
 import json
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
+from ._helpers import finish, python
 from .conftest import discarded, records
 from .redis_server import redis_client, redis_server  # noqa: F401  (fixtures)
-
-
-def python(code: str, *args: str) -> subprocess.Popen:
-    """A child interpreter running ``code`` (dedented), with ``args`` as ``sys.argv[1:]``
-    and ``say(text)`` to write a line to its stdout (text mode pipes)."""
-    preamble = "import sys\n\ndef say(text):\n    print(text, flush=True)\n\n"
-    return subprocess.Popen([sys.executable, "-c", preamble + textwrap.dedent(code), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def expect_line(proc: subprocess.Popen, line: str) -> None:
-    """Read the next line of a :func:`python` child; fail with its stderr if the line is not
-    ``line``."""
-    got = proc.stdout.readline()
-    if got != line + "\n":
-        proc.kill()
-        _, err = proc.communicate()
-        pytest.fail(f"the child said {got!r}, not {line!r}; its stderr:\n{err}")
-
-
-def finish(proc: subprocess.Popen) -> str:
-    """Wait for a :func:`python` child; return its stdout; fail on a non-zero exit."""
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    return out
 
 
 @pytest.fixture(params=["sqlite", "redis", "zarr", "mongodb (mongomock stand-in)"])

@@ -8,8 +8,8 @@ numcodecs = pytest.importorskip("numcodecs")
 
 from safe_data.synced.backends.collection_zarr import ZarrDict, ZarrList  # noqa: E402
 
+from ._helpers import Canary, expect_line, finish, python  # noqa: E402
 from .conftest import records  # noqa: E402
-from .test_synced_backends import expect_line, finish, python  # noqa: E402
 
 
 @pytest.fixture
@@ -96,7 +96,6 @@ def test_a_root_needs_a_group_and_a_name(store):
 def test_a_planted_pickle_codec_is_never_run(store, journal, tmp_path, monkeypatch):
     """An array whose metadata names the pickle codec would run code when read: refused,
     unless the caller passed that codec itself."""
-    from .test_security import Canary
 
     canary = tmp_path / "canary"
     planted = zarr.open_group(store, mode="a").require_dataset(

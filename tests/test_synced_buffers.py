@@ -3,6 +3,7 @@ and outside changes to a buffered file (the disk wins; the buffered data is jour
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -17,8 +18,8 @@ from safe_data.synced.backends.collection_json import (
 from safe_data.synced.buffers.buffered_collection import BufferedCollection
 from safe_data.synced.errors import BufferedError, MetadataError
 
+from ._helpers import on_disk
 from .conftest import records
-from .test_synced_core import on_disk
 
 DICTS = [BufferedJSONDict, MemoryBufferedJSONDict]
 
@@ -97,7 +98,7 @@ def test_an_outside_change_during_class_buffering_raises_buffered_error(cls, doc
             os.replace(_json_file(doc.filename.parent / "other", [1]), doc.filename)
     (name, reason), = caught.value.files.items()
     assert name == doc.filename and isinstance(reason, MetadataError)
-    assert json.loads(open(doc.filename).read()) == [1]
+    assert json.loads(Path(doc.filename).read_text()) == [1]
 
 
 def _json_file(path, data):

@@ -26,6 +26,7 @@ from safe_data.synced.validators import (
     require_string_key,
 )
 
+from ._helpers import UnlockedJSONDict, on_disk
 from .conftest import records
 
 
@@ -63,11 +64,6 @@ def jdict(tmp_path, journal):
 @pytest.fixture
 def jlist(tmp_path, journal):
     return JSONList(tmp_path / "list.json", journal=journal)
-
-
-def on_disk(collection):
-    with open(collection.filename) as f:
-        return json.load(f)
 
 
 def synced_records(journal):
@@ -455,15 +451,6 @@ def _write_from_threads(collection, n_threads=8, n_keys=40):
     for thread in threads:
         thread.join()
     return errors, n_threads * n_keys
-
-
-class UnlockedJSONDict(JSONDict):
-    """A JSONDict without the process lock, for negative controls: only thread locks."""
-
-    def _resource_lock(self):
-        from safe_data.synced.data_types.synced_collection import _NULL_CONTEXT
-
-        return _NULL_CONTEXT
 
 
 def test_threads_writing_one_collection_lose_nothing(tmp_path, journal):

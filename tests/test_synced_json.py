@@ -5,6 +5,7 @@ import copy
 import json
 import multiprocessing
 import os
+from pathlib import Path
 
 import pytest
 
@@ -12,8 +13,8 @@ import safe_data
 from safe_data.synced.backends.collection_json import (
     BufferedJSONDict, JSONDict, JSONList, MemoryBufferedJSONDict)
 
+from ._helpers import UnlockedJSONDict, on_disk
 from .conftest import records
-from .test_synced_core import UnlockedJSONDict, on_disk
 
 FORK = multiprocessing.get_context("fork")
 
@@ -177,16 +178,18 @@ def _run_incrementers(tmp_path, use_lock, processes=4, times=60):
     for worker in workers:
         worker.join(60)
         assert worker.exitcode == 0
-    return json.loads(open(path).read())["n"], processes * times
+    return json.loads(Path(path).read_text())["n"], processes * times
 
 
 def test_processes_incrementing_under_the_lock_lose_no_update(tmp_path):
     total, expected = _run_incrementers(tmp_path, use_lock=True)
     assert total == expected
     # every increment overwrote the previous value, and each process journaled its own
-    old_values = sorted(r.values["n"] for i in range(4)
-                        for r in records(safe_data.Journal(tmp_path / f"journal-{i}")))
-    assert old_values == list(range(expected))
+    old_values = []
+    for i in range(4):
+        with safe_data.Journal(tmp_path / f"journal-{i}") as journal:
+            old_values += [r.values["n"] for r in records(journal)]
+    assert sorted(old_values) == list(range(expected))
 
 
 def test_negative_control_processes_without_the_lock_lose_updates(tmp_path):
@@ -227,7 +230,7 @@ def _run_appenders(tmp_path, cls_name, processes=4, times=60):
         worker.join(60)
         errors += worker.exitcode
     try:
-        keys = len(json.loads(open(path).read()))
+        keys = len(json.loads(Path(path).read_text()))
     except ValueError:
         keys = -1
     return keys, errors, processes * times

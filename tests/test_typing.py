@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +24,7 @@ def test_mypy_strict_finds_exactly_the_expected_errors(tmp_path):
     )
     got = sorted(re.findall(r"usage\.py:(\d+): error: (.*?)  \[", proc.stdout))
     expected = []
-    for number, line in enumerate(open(USAGE), 1):
+    for number, line in enumerate(Path(USAGE).read_text().splitlines(), 1):
         if "# E: " in line:
             expected.append((str(number), line.split("# E: ", 1)[1].strip()))
     assert got == sorted(expected), proc.stdout + proc.stderr

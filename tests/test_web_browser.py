@@ -2,8 +2,8 @@
 driven by selenium through chromium: connect, search, page, open a record, download a
 restore; the token kept for the session; a phone-width window.
 
-Skipped when selenium, chromium or chromedriver is missing (Debian: the ``chromium`` and
-``chromium-driver`` packages).
+Skipped when selenium (the ``browser`` extra), chromium or chromedriver is missing (Debian:
+the ``chromium`` and ``chromium-driver`` packages).
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 import types
 
 import pytest
 
 pytest.importorskip("aiohttp")
-pytest.importorskip("selenium", reason="the browser test needs selenium (pip install selenium)")
+pytest.importorskip("selenium", reason="the browser test needs selenium: pip install '.[browser]'")
 
 import safe_data  # noqa: E402
+
+from ._helpers import wait_until  # noqa: E402
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))),
                 None)
@@ -162,11 +163,8 @@ def test_search_open_a_record_and_download_a_restore(server, browser):
     restore_container.send_keys("orders")
     browser.find_element(By.ID, "download").click()
     target = browser.downloads / "orders-restore.json"
-    deadline = time.monotonic() + 10
-    while not target.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert target.exists(), (os.listdir(browser.downloads),
-                             browser.find_element(By.ID, "status").text)
+    wait_until(target.exists, 10, lambda: f"no {target.name}: downloaded {os.listdir(browser.downloads)}, "
+                                          f"status {browser.find_element(By.ID, 'status').text!r}")
     assert json.loads(target.read_text()) == [2, 3, 4]
     assert browser.find_element(By.ID, "status").text == "downloaded orders-restore.json"
 
