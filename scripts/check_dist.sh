@@ -47,7 +47,7 @@ grep -q "manylinux" "$work/auditwheel.txt" || { echo "not manylinux-compatible";
 
 echo "== 4. the installed wheel passes the suite, extension required =="
 "$python" -m venv "$work/venv"
-"$work/venv/bin/pip" install -q "$wheel[test,docs,browser]"
+"$work/venv/bin/pip" install -q "$wheel[test,docs,browser,parquet]"
 (cd "$work/src" && SAFE_DATA_REQUIRE_EXTENSIONS=1 "$work/venv/bin/python" -m pytest -q -p no:cacheprovider)
 "$work/venv/bin/python" -c 'import safe_data, safe_data._impl as impl; assert impl.EXTENSION; print("extension loaded from", safe_data.__file__)'
 

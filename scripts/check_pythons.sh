@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The suite on other CPython versions than the development one: for each interpreter given
 # (default: whichever of python3.10 ... python3.14 are found, on PATH or under pyenv), a clean
-# clone, a fresh venv, `pip install '.[test,docs,browser]'` (the extension built from source), then the
+# clone, a fresh venv, `pip install '.[test,docs,browser,parquet]'` (the extension built from source), then the
 # suite on the extension (required) and on the pure-Python twin.
 # Usage: scripts/check_pythons.sh [/path/to/python ...]
 set -euo pipefail
@@ -19,7 +19,7 @@ for python in "${pythons[@]}"; do
     work=$(mktemp -d)
     git clone -q "$repo" "$work/src"
     "$python" -m venv "$work/venv"
-    "$work/venv/bin/pip" install -q "$work/src[test,docs,browser]"
+    "$work/venv/bin/pip" install -q "$work/src[test,docs,browser,parquet]"
     for mode in extension twin; do
         if [ $mode = extension ]; then env=SAFE_DATA_REQUIRE_EXTENSIONS=1; else env=SAFE_DATA_NO_EXTENSIONS=1; fi
         if (cd "$work/src" && env $env "$work/venv/bin/python" -m pytest -q -rfE -p no:cacheprovider > "$work/log" 2>&1); then
