@@ -80,10 +80,14 @@ class Transaction:
         self.note = note
         self.user = user
         self._reverting = reverting or {}
-        self.id: str | None = None
         self.outcome: str | None = None
-        self._begin_seq = 0
-        self._touched: dict[int, Any] = {}  # container_id -> container
+        self._writer = self._begin_seq = 0
+        self._touched: dict[int, Any] = {}  # id(container) -> container (held: ids stay unique)
+
+    @property
+    def id(self) -> str | None:
+        """The unit's id once it has begun (see :func:`undo_log`)."""
+        return unit_id(self._writer, self._begin_seq) if self._begin_seq else None
 
     def __repr__(self):
         state = self.outcome or ("open" if self.id else "not begun")
@@ -91,11 +95,11 @@ class Transaction:
 
     @property
     def containers(self) -> list:
-        return list(self._touched.values())
+        return [c for c in self._touched.values() if c.journal is self.journal]
 
     def __enter__(self) -> Transaction:
         global _open_count
-        if self.id is not None:
+        if self._begin_seq:
             raise TransactionError(f"transaction {self.id} ({self.note!r}) was already used; "
                                    f"open a new one with safe_data.transaction()")
         current = getattr(_local, "transaction", None)
@@ -107,7 +111,7 @@ class Transaction:
                 f"thread; end it first")
         values = {"note": self.note, "user": self.user, **self._reverting}
         self._begin_seq = self.journal.record("txn", "begin", "", None, values)
-        self.id = unit_id(self.journal._manager.writer_id, self._begin_seq)
+        self._writer = self.journal._manager.writer_id
         _local.transaction = self
         with _open_lock:
             _open_count += 1
@@ -128,17 +132,16 @@ class Transaction:
                     watch_records(None)
 
     def _touch(self, container) -> None:
-        cid = container.container_id
-        if cid not in self._touched:
-            self._touched[cid] = container
-            _live[self.journal._manager.writer_id, cid] = container
+        self._touched[id(container)] = container
+        if container.journal is self.journal:  # (those of other journals are units there)
+            _live[self._writer, container.container_id] = container
 
 
 def _watch(container) -> None:
     """The record watcher while transactions are open: note the containers of this
-    thread's transaction's journal (those of other journals are units there)."""
+    thread's transaction (it runs before every record of every container: keep it short)."""
     txn = getattr(_local, "transaction", None)
-    if txn is not None and container.journal is txn.journal:
+    if txn is not None and id(container) not in txn._touched:
         txn._touch(container)
 
 
@@ -292,8 +295,9 @@ def undo(target, n: int = 1, *, containers: Iterable = (), journal: Journal | No
     """Undo a unit, or the last ``n`` operations of one container.
 
     ``target`` is a :class:`Transaction`, a :class:`Unit` of :func:`undo_log` or a unit
-    id (of ``journal``, default the default journal): every container it changed goes back to its state before the unit, newest
-    operation first, as one unit that the undo log shows and :func:`redo` reverts.  The
+    id (of ``journal``, default the default journal): every container it changed goes
+    back to its state before the unit, the one changed last first, as one unit that the
+    undo log shows and :func:`redo` reverts.  The
     containers must be alive in this process: those that recorded inside a transaction
     are found; pass the others as ``containers``.  UndoError, with nothing changed, when
     the unit cannot be undone exactly: undone already, a container changed since by
