@@ -274,6 +274,9 @@ def per_op(meta) -> float:
 TARGETS = [
     ("12 history", "300k", "x_fewest", "<=", 3.0, "history() with 300k others <= 3x with 3k"),
     ("12 restore", "300k", "x_fewest", "<=", 3.0, "restore() with 300k others <= 3x with 3k"),
+    ("13 restore_all: 100 containers", "all", "x_each", "<=", 1.0, "restore_all of 100 containers <= restore() of each"),
+    ("13 transaction", "op in a transaction", "x_op", "<=", 3.0, "an op inside a transaction <= 3x outside"),
+    ("13 transaction", "transaction of 1 op", "x_op", "<=", 30.0, "a transaction of 1 op <= 30 ops"),
     ("7 restore", "discarded", "ops_per_s", ">=", 1e6, "discarded() >= 1M values/s"),
     ("7 restore", "restore", "ops_per_s", ">=", 1e6, "restore() >= 1M values/s"),
     ("1 add: list.append", "c", "x_builtin", "<=", 1.2, "append <= 1.2x builtin time"),
@@ -316,6 +319,8 @@ def compute_ratios(benchmarks) -> None:
     * ``x_atomic_store``: safe_data.atomic's commit time / atomic_store's (group 10).
     * ``speed_over_synced_collections``: synced_collections' time per op / safe_data.synced's
       (group 11; >= 1 means faster than the original).
+    * ``x_each``: restore_all()'s time / restore() of each container's (group 13);
+      ``x_op``: time per op / a versioned append's outside any transaction (group 13).
     * ``import_ms``: median ``python -c "import safe_data"`` minus median ``python -c pass``.
 
     (The ``interleaved_*`` ratios are measured and stored by the clear and durability tests.)
@@ -346,6 +351,10 @@ def compute_ratios(benchmarks) -> None:
                 info["x_atomic_store"] = round(t[variant] / t["atomic_store"], 3)
             if group.startswith("12 ") and "3k" in t:
                 info["x_fewest"] = round(t[variant] / t["3k"], 3)
+            if group.startswith("13 ") and variant != "each" and "each" in t:
+                info["x_each"] = round(t[variant] / t["each"], 3)
+            if group.startswith("13 ") and variant != "op" and "op" in t:
+                info["x_op"] = round(t[variant] / t["op"], 3)
             if variant == "safe_data" and "synced_collections" in t:
                 info["speed_over_synced_collections"] = round(t["synced_collections"] / t[variant], 3)
         if "import safe_data" in rows and "python -c pass" in rows:
@@ -363,7 +372,7 @@ _RATIO_KEYS = ("x_builtin", "net_x_builtin", "raw_pickle_over_clear", "raw_codec
                "bare_durable_mb_per_s", "upload_over_bare_durable", "aiobotocore_mb_per_s",
                "upload_over_aiobotocore", "cpu_uploader_over_no_uploader",
                "uploader_over_no_uploader", "x_atomic_store", "speed_over_synced_collections",
-               "x_fewest")
+               "x_fewest", "x_each", "x_op")
 
 
 def summary_rows(benchmarks) -> list[dict]:
