@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 import weakref
 from datetime import datetime, timezone
+from typing import overload  # (typing is loaded anyway: the codec's NamedTuple)
 
 from .containers import SafeDict, SafeList, SafeSet, _support, watch_records
 from .errors import TransactionError, UndoError
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
 
+    from .history import Container
     from .journal.journal import Journal
 
 #: what a unit's ``outcome`` is while its end marker is missing (still open, or its process died)
@@ -289,6 +291,15 @@ def _second(first: Record, record: Record) -> bool:
 
 
 # --- undo and redo ---------------------------------------------------------------------------
+
+
+@overload
+def undo(target: Container, n: int = 1) -> list[Record]: ...
+
+
+@overload
+def undo(target: Transaction | Unit | str, *, containers: Iterable = (),
+         journal: Journal | None = None) -> Transaction: ...
 
 
 def undo(target, n: int = 1, *, containers: Iterable = (), journal: Journal | None = None) -> Any:
