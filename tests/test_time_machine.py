@@ -220,6 +220,23 @@ def test_units_of_another_process_and_open_units_are_refused(journal, tmp_path):
         other.close()
 
 
+def test_containers_of_another_journal_are_units_there(journal, tmp_path):
+    elsewhere = safe_data.Journal(tmp_path / "elsewhere")
+    try:
+        lst, _, _ = _versioned(journal)
+        other = SafeList([1], name="other", journal=elsewhere, versioned=True)
+        with safe_data.transaction(journal=journal) as txn:
+            lst.append(3)
+            other.append(2)
+        assert txn.containers == [lst]
+        assert safe_data.undo_log(journal, last=1)[0].containers == ["l"]
+        assert [u.is_transaction for u in safe_data.undo_log(elsewhere)] == [False, False]
+        safe_data.undo(txn)
+        assert (lst, other) == ([1, 2], [1, 2])
+    finally:
+        elsewhere.close()
+
+
 def test_undo_inside_a_transaction_is_refused(journal):
     lst, _, _ = _versioned(journal)
     with safe_data.transaction(journal=journal) as txn:
@@ -305,6 +322,17 @@ def test_nested_containers_are_restored_inside_their_parent(journal):
     assert dict(app) == {"orders": [{"items": ["a"]}]}
     now = safe_data.restore_all(journal=journal)
     assert now["orders"] == [] and now['orders[0]'] == taken
+
+
+def test_a_plain_container_nested_in_a_versioned_one_is_reported(journal):
+    box = SafeList([], name="box", journal=journal, versioned=True, deep=True)
+    plain = SafeList([1, 2], name="plain", journal=journal)
+    box.append(plain)  # a safe container stays what it is: not versioned
+    plain.pop()
+    app = safe_data.restore_all(journal=journal)
+    assert "box" not in app and app.incomplete["box"].reason == "nested"
+    assert app.incomplete["box"].partial == [[1, 2]]  # as the box recorded it
+    assert app.incomplete["plain"].reason == "not versioned"
 
 
 def test_a_name_of_two_live_writers_is_ambiguous(journal):
