@@ -426,6 +426,10 @@ def test_restore_all_command(journal):
 # --- model-based: every step compared with a model ------------------------------------------------
 
 
+#: a container and a change: + adds (a new value), - discards
+CHANGES = ["l+", "l-", "d+", "d-", "s+", "s-", "p-"]
+
+
 class TimeMachine(RuleBasedStateMachine):
     """Versioned list, dict and set and a plain list, changed inside and outside
     transactions, units undone and redone; after every step the live containers, and
@@ -509,6 +513,41 @@ class TimeMachine(RuleBasedStateMachine):
         assert self.live["p"].pop() == self.model["p"].pop()
 
     @precondition(lambda self: self.txn is None)
+    @rule(changes=st.lists(st.sampled_from(CHANGES), min_size=1, max_size=4), fail=st.booleans())
+    def whole_transaction(self, changes, fail):
+        """A transaction in one step (so that there are units to undo early and often)."""
+        self.begin("whole")
+        for change in changes:
+            self._change(change)
+        self.end(fail)
+
+    def _change(self, change):
+        live, model = self.live[change[0]], self.model[change[0]]
+        if change[1] == "+":
+            self.counter += 1
+            self._changing(change[0])
+            if change[0] == "l":
+                live.append(self.counter)
+                model.append(self.counter)
+            elif change[0] == "d":
+                key = "abc"[self.counter % 3]
+                live[key] = model[key] = self.counter
+            else:
+                live.add(self.counter)
+                model.add(self.counter)
+        elif model:
+            self._changing(change[0], plain_discard=change[0] == "p")
+            if change[0] in "lp":
+                assert live.pop() == model.pop()
+            elif change[0] == "d":
+                key = min(model)
+                del live[key], model[key]
+            else:
+                value = min(model)
+                live.discard(value)
+                model.discard(value)
+
+    @precondition(lambda self: self.txn is None)
     @rule(note=st.text(max_size=5))
     def begin(self, note):
         txn = safe_data.transaction(note=note, journal=self.journal)
@@ -530,7 +569,14 @@ class TimeMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.txn is None and self.units)
     @rule(data=st.data(), redoing=st.booleans())
     def undo_or_redo(self, data, redoing):
-        unit = data.draw(st.sampled_from(self.units))
+        self._revert(self.units[-1 - data.draw(st.integers(0, min(3, len(self.units) - 1)))], redoing)
+
+    @precondition(lambda self: self.txn is None and self.units)
+    @rule()
+    def undo_or_redo_the_latest(self):  # (a second rule: undo and redo come up twice as often)
+        self._revert(self.units[-1], self.units[-1][5])
+
+    def _revert(self, unit, redoing):
         txn, before, after, plain_discard, recorded, undone = unit
         now, then = (before, after) if redoing else (after, before)
         exact = all(self.model[name] == now[name] for name in before if name != "p")
