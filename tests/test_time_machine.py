@@ -112,10 +112,11 @@ def test_undo_and_redo_a_unit_across_containers(journal):
         del d["a"]
         s.add(2)
         d["b"] = 1
-    undo_txn = safe_data.undo(txn)
+    undo_txn = safe_data.undo(txn, user="bob")
     assert (lst, d, s) == ([1, 2], {"a": 1}, {1})
     log = safe_data.undo_log(journal)
     assert log[0].id == undo_txn.id and log[0].undoes == txn.id and log[0].note == f"undo {txn.id}"
+    assert log[0].user == "bob"
     assert [u for u in log if u.id == txn.id][0].undone
     with pytest.raises(UndoError, match="already undone"):
         safe_data.undo(txn)

@@ -298,22 +298,23 @@ def undo(target: Container, n: int = 1) -> list[Record]: ...
 
 
 @overload
-def undo(target: Transaction | Unit | str, *, containers: Iterable = (),
+def undo(target: Transaction | Unit | str, *, containers: Iterable = (), user: str | None = None,
          journal: Journal | None = None) -> Transaction: ...
 
 
-def undo(target, n: int = 1, *, containers: Iterable = (), journal: Journal | None = None) -> Any:
+def undo(target, n: int = 1, *, containers: Iterable = (), user: str | None = None,
+         journal: Journal | None = None) -> Any:
     """Undo a unit, or the last ``n`` operations of one container.
 
     ``target`` is a :class:`Transaction`, a :class:`Unit` of :func:`undo_log` or a unit
     id (of ``journal``, default the default journal): every container it changed goes
-    back to its state before the unit, the one changed last first, as one unit that the
-    undo log shows and :func:`redo` reverts.  The
-    containers must be alive in this process: those that recorded inside a transaction
-    are found; pass the others as ``containers``.  UndoError, with nothing changed, when
-    the unit cannot be undone exactly: undone already, a container changed since by
-    another unit, not versioned, not alive, or made by another process.  Returns the
-    transaction the undo wrote.
+    back to its state before the unit, the one changed last first, as one unit (by
+    ``user``) that the undo log shows and :func:`redo` reverts.  The containers must be
+    alive in this process: those that recorded inside a transaction are found; pass the
+    others as ``containers``.  UndoError, with nothing changed, when the unit cannot be
+    undone exactly: undone already, a container changed since by another unit, not
+    versioned, not alive, or made by another process.  Returns the transaction the undo
+    wrote.
 
     A container (SafeList, SafeDict, SafeSet): its last ``n`` operations, as
     ``container.undo(n)`` (docs/history.md).
@@ -321,28 +322,29 @@ def undo(target, n: int = 1, *, containers: Iterable = (), journal: Journal | No
     if isinstance(target, (Transaction, Unit, str)):
         if n != 1:
             raise ValueError("n applies to a container's operations, not to a unit")
-        return _revert(target, redoing=False, containers=containers, journal=journal)
+        return _revert(target, redoing=False, containers=containers, user=user, journal=journal)
     return undo_container(target, n)
 
 
-def redo(target, *, containers: Iterable = (), journal: Journal | None = None) -> Transaction:
+def redo(target, *, containers: Iterable = (), user: str | None = None,
+         journal: Journal | None = None) -> Transaction:
     """Re-apply a unit that :func:`undo` reverted (``target`` as for undo): each
     container goes back to the state the unit left, as one new unit.  UndoError, with
     nothing changed, if the unit is not undone now, or a container changed since."""
     if not isinstance(target, (Transaction, Unit, str)):
         raise TypeError(f"redo() re-applies a unit (a transaction, an undo_log() entry or its id), "
                         f"not a {type(target).__name__}")
-    return _revert(target, redoing=True, containers=containers, journal=journal)
+    return _revert(target, redoing=True, containers=containers, user=user, journal=journal)
 
 
-def _revert(target, *, redoing: bool, containers: Iterable, journal) -> Transaction:
+def _revert(target, *, redoing: bool, containers: Iterable, user, journal) -> Transaction:
     journal, wanted = _journal_and_id(target, journal)
     with journal.operation_lock:  # nothing of this process changes between the checks and the change
         log = _Log(journal)
         unit = _unit(log, wanted)
         plan = [_Change(log, unit, identity, redoing, containers) for identity in _order(unit)]
         verb = "redo" if redoing else "undo"
-        with Transaction(journal, f"{verb} {unit.id}", _user_of(target), {verb: unit.id}) as txn:
+        with Transaction(journal, f"{verb} {unit.id}", user, {verb: unit.id}) as txn:
             for change in plan:
                 change.apply()
     return txn
@@ -358,10 +360,6 @@ def _journal_and_id(target, journal) -> tuple:
     if isinstance(target, Unit):
         return target.journal, target.id
     return _support.resolve_journal(journal), target
-
-
-def _user_of(target) -> str | None:
-    return target.user if isinstance(target, (Transaction, Unit)) else None
 
 
 def _unit(log: _Log, wanted: str) -> Unit:
