@@ -278,6 +278,9 @@ TARGETS = [
      "record_batches() >= the single-discard write rate"),
     ("12 history", "300k", "x_fewest", "<=", 3.0, "history() with 300k others <= 3x with 3k"),
     ("12 restore", "300k", "x_fewest", "<=", 3.0, "restore() with 300k others <= 3x with 3k"),
+    ("14 restore_all: 100 containers", "all", "x_each", "<=", 1.0, "restore_all of 100 containers <= restore() of each"),
+    ("14 transaction", "op in a transaction", "x_op", "<=", 3.0, "an op inside a transaction <= 3x outside"),
+    ("14 transaction", "transaction of 1 op", "x_op", "<=", 30.0, "a transaction of 1 op <= 30 ops"),
     ("7 restore", "discarded", "ops_per_s", ">=", 1e6, "discarded() >= 1M values/s"),
     ("7 restore", "restore", "ops_per_s", ">=", 1e6, "restore() >= 1M values/s"),
     ("1 add: list.append", "c", "x_builtin", "<=", 1.2, "append <= 1.2x builtin time"),
@@ -322,6 +325,8 @@ def compute_ratios(benchmarks) -> None:
       (group 11; >= 1 means faster than the original).
     * ``read_over_write``: the write row's time per op / this row's (group 13; >= 1 means
       read back at least as fast as written).
+    * ``x_each``: restore_all()'s time / restore() of each container's (group 14);
+      ``x_op``: time per op / a versioned append's outside any transaction (group 14).
     * ``import_ms``: median ``python -c "import safe_data"`` minus median ``python -c pass``.
 
     (The ``interleaved_*`` ratios are measured and stored by the clear and durability tests.)
@@ -354,6 +359,10 @@ def compute_ratios(benchmarks) -> None:
                 info["read_over_write"] = round(t["write"] / t[variant], 3)
             if group.startswith("12 ") and "3k" in t:
                 info["x_fewest"] = round(t[variant] / t["3k"], 3)
+            if group.startswith("14 ") and variant != "each" and "each" in t:
+                info["x_each"] = round(t[variant] / t["each"], 3)
+            if group.startswith("14 ") and variant != "op" and "op" in t:
+                info["x_op"] = round(t[variant] / t["op"], 3)
             if variant == "safe_data" and "synced_collections" in t:
                 info["speed_over_synced_collections"] = round(t["synced_collections"] / t[variant], 3)
         if "import safe_data" in rows and "python -c pass" in rows:
@@ -371,7 +380,7 @@ _RATIO_KEYS = ("x_builtin", "net_x_builtin", "raw_pickle_over_clear", "raw_codec
                "bare_durable_mb_per_s", "upload_over_bare_durable", "aiobotocore_mb_per_s",
                "upload_over_aiobotocore", "cpu_uploader_over_no_uploader",
                "uploader_over_no_uploader", "x_atomic_store", "speed_over_synced_collections",
-               "x_fewest", "read_over_write")
+               "x_fewest", "read_over_write", "x_each", "x_op")
 
 
 def summary_rows(benchmarks) -> list[dict]:

@@ -48,3 +48,69 @@ def test_one_container_among_others(benchmark, tmp_path, call, size, where):
                  variant=size, ops=1, rounds=7)
     assert len(result) == (TARGET_RECORDS + 1 if call == "history" else len(target))
     journal.close()
+
+
+# --- group 14: the whole application at once, and what a transaction costs ---------------------
+# "14 restore_all: N containers": restore_all() of N versioned lists of 20 records each
+# ("all") against restore() of each one by one ("each", through the segment indexes);
+# ``x_each`` = all / each.  Target: restore_all of 100 containers <= 0.5x restoring each.
+# "14 transaction": a versioned list's append outside any transaction ("op"), inside an open
+# one ("op in a transaction": the record watcher's cost), and a transaction holding one
+# append ("transaction of 1 op": its two markers); ``x_op`` = time per op / "op".
+
+CONTAINERS = {"100 containers": 100, "1000 containers": 1000}
+RECORDS_EACH = 20
+
+
+def _many_containers(path, n: int):
+    journal = safe_data.Journal(path, segment_size=16 << 20)
+    lists = [safe_data.SafeList(name=f"c{i}", journal=journal, versioned=True) for i in range(n)]
+    for r in range(RECORDS_EACH - 1):
+        for lst in lists:
+            lst.append(r)
+    journal.seal()
+    return journal
+
+
+@pytest.mark.parametrize("how", ["all", "each"])
+@pytest.mark.parametrize("size", list(CONTAINERS))
+def test_restore_all(benchmark, tmp_path, size, how):
+    n = CONTAINERS[size]
+    journal = _many_containers(tmp_path / "j", n)
+    if how == "all":
+        def read():
+            return dict(safe_data.restore_all(journal=journal))
+    else:
+        def read():
+            return {f"c{i}": safe_data.restore(f"c{i}", journal=journal) for i in range(n)}
+    read()  # builds the indexes
+    result = run(benchmark, read, group=f"14 restore_all: {size}", variant=how, ops=1,
+                 rounds=3 if n > 100 else 7)
+    assert len(result) == n and result["c0"] == list(range(RECORDS_EACH - 1))
+    journal.close()
+
+
+OPS_PER_ROUND = 2000
+
+
+@pytest.mark.parametrize("how", ["op", "op in a transaction", "transaction of 1 op"])
+def test_transaction_cost(benchmark, tmp_path, how):
+    journal = safe_data.Journal(tmp_path / "j", segment_size=256 << 20)
+    lst = safe_data.SafeList(name="l", journal=journal, versioned=True)
+    append, transaction = lst.append, safe_data.transaction
+    if how == "op":
+        def work():
+            for i in range(OPS_PER_ROUND):
+                append(i)
+    elif how == "op in a transaction":
+        def work():
+            with transaction(note="bench", journal=journal):
+                for i in range(OPS_PER_ROUND):
+                    append(i)
+    else:
+        def work():
+            for i in range(OPS_PER_ROUND):
+                with transaction(note="bench", journal=journal):
+                    append(i)
+    run(benchmark, work, group="14 transaction", variant=how, ops=OPS_PER_ROUND, rounds=15)
+    journal.close()

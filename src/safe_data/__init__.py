@@ -8,6 +8,7 @@ local disk.  See the README and docs/ for the guarantees.
 import sys as _sys
 
 from ._impl import EXTENSION
+from .app_state import AppState, restore_all
 
 # modules that moved into safe_data.containers in 0.2, under their old names too: imports
 # and pickles made by earlier versions name them (tests/test_compat.py)
@@ -16,6 +17,7 @@ from .containers.patching import install, patched, uninstall
 from .containers.protect import SafeBytearray, SafeDefaultDict, SafeDeque, SafeOrderedDict, make_safe
 from .containers.proxies import SafeMappingProxy, SafeSequenceProxy, proxy
 from .errors import (
+    AmbiguousNameError,
     CorruptRecordError,
     CorruptSegmentError,
     DiscardHookWarning,
@@ -29,13 +31,15 @@ from .errors import (
     RecordTooLargeError,
     ReentrantChangeError,
     SafeDataError,
+    TransactionError,
     UndoError,
     UnpicklableValueError,
 )
-from .history import diff, discarded, history, restore, undo
+from .history import diff, discarded, history, restore
 from .journal.codec import UnloadablePickle, UnverifiedPickle
 from .journal.journal import Journal, configure, default_journal
 from .journal.reader import Problem, Record
+from .transactions import Transaction, Unit, redo, transaction, undo, undo_log
 
 for _module in (_support, patching, protect, proxies):
     _sys.modules[f"{__name__}.{_module.__name__.rpartition('.')[2]}"] = _module
@@ -73,7 +77,10 @@ def __getattr__(name):
 __all__ = [
     "EXTENSION", "CorruptRecordError", "CorruptSegmentError", "IncompleteHistoryError", "Journal",
     "JournalClosedError", "UndoError", "diff", "discarded", "history", "restore", "undo",
-    "JournalError", "JournalFullError", "JournalReadOnlyError", "MissingDependencyError", "JournalWarning", "Problem", "Record",
+    "AmbiguousNameError", "AppState", "Transaction", "TransactionError", "Unit", "redo", "restore_all",
+    "transaction", "undo_log",
+    "JournalError", "JournalFullError", "JournalReadOnlyError", "MissingDependencyError", "JournalWarning",
+    "Problem", "Record",
     "RecordTooLargeError", "ReentrantChangeError", "SafeDataError", "SafeDict", "SafeList", "SafeSet",
     "UnloadablePickle", "UnpicklableValueError", "UnverifiedPickle", "configure", "default_journal",
     "make_safe", "proxy", "SafeMappingProxy", "SafeSequenceProxy", "SafeDeque", "SafeOrderedDict",

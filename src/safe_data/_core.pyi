@@ -3,7 +3,7 @@
 # and why, are in tests/typing/stubtest-allowlist-*.txt).  The containers' methods are
 # the builtins' (positional-only as there), plus undo() and the settings as properties.
 from contextlib import AbstractContextManager
-from typing import Any, Iterable, Mapping, TypeVar, overload
+from typing import Any, Callable, Iterable, Mapping, TypeVar, overload
 
 from typing_extensions import Self
 
@@ -11,7 +11,7 @@ from .journal.journal import Journal
 from .journal.reader import Record
 
 __all__ = ["DURABILITY_BATCH", "DURABILITY_FSYNC", "DURABILITY_PROCESS", "RecordWriter",
-           "SafeDict", "SafeList", "SafeSet", "crc32c", "decode_values"]
+           "SafeDict", "SafeList", "SafeSet", "crc32c", "decode_values", "watch_records"]
 
 _T = TypeVar("_T")
 _K = TypeVar("_K")
@@ -24,6 +24,8 @@ DURABILITY_FSYNC: int
 def crc32c(data: bytes | bytearray | memoryview) -> int: ...
 def decode_values(payload: bytes | memoryview, key: bytes | None, trust_pickles: bool,
                   count: int, nested_ids: bool = ...) -> list[Any]: ...
+
+def watch_records(watcher: Callable[[Any], object] | None) -> None: ...
 
 # the extension's own (not exported; the twin has neither)
 def crc32c_is_hardware() -> bool: ...

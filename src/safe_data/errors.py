@@ -76,6 +76,26 @@ class UndoError(SafeDataError):
     """There is nothing (or not enough) left to undo, or the container changed too much."""
 
 
+class TransactionError(SafeDataError, RuntimeError):
+    """A transaction was opened where it cannot be: another one is open in the thread, or
+    the same one is entered twice."""
+
+
+class AmbiguousNameError(SafeDataError, LookupError):
+    """Several containers had that name at that moment, none of them the obvious one
+    (``restore_all``): pick one by identity.  A LookupError but not a KeyError, so that
+    ``.get(name)`` does not quietly answer None."""
+
+    def __init__(self, name: str, identities):
+        self.name = name
+        self.identities = list(identities)
+        which = ", ".join(f"{writer:016x}:{cid}" for writer, cid in self.identities)
+        super().__init__(
+            f"{len(self.identities)} containers were named {name!r} then ({which}), each changed "
+            f"after another was created, so the name alone does not say which one is meant; "
+            f"`.ambiguous[{name!r}]` has each one's state by (writer, container_id)")
+
+
 class IncompleteHistoryError(SafeDataError):
     """The journal cannot say what a container held at that time.
 
@@ -83,7 +103,8 @@ class IncompleteHistoryError(SafeDataError):
     versioned container asked for a moment before its creation), ``"not versioned"``
     (only its discards were recorded), ``"several writers"`` (more than one container of
     that name, in one process or several, changed after its last snapshot), ``"nested"``
-    (a container nested inside it has no exact history for that moment).  ``partial``
+    (a container nested inside it has no exact history for that moment), ``"no identity"``
+    (``restore_all``: records older than container identities).  ``partial``
     holds what the journal does know, as a dict, list or set: the values the container
     discarded after that time (so it held them then); for several writers, the state the
     last snapshot's container left; for a nested one, the state with the copies of the
@@ -104,6 +125,9 @@ class IncompleteHistoryError(SafeDataError):
                   "has no exact history then (it was not versioned, belongs to another "
                   "journal, or its records are missing). `.partial` has the state with the "
                   "copies of the nested containers recorded when they were stored.",
+        "no identity": "the journal cannot rebuild {name!r} {when} among the other containers: its "
+                       "records were written before records carried container identities "
+                       "(format revision 3); restore({name!r}) rebuilds it on its own.",
         "several writers": "the journal cannot rebuild {name!r} {when}: after its last snapshot, "
                            "more than one container of that name (in one process or several) "
                            "changed, so no one state follows from the records. `.partial` has "

@@ -100,7 +100,10 @@ def undo(container: Container, n: int = 1) -> list[Record]:
     journal = container.journal
     with journal.operation_lock:
         mine = _records_of(container)
-        done = {r.key for r in mine if r.op == "undo"}
+        done = set()  # the seqs undone: an undo of a whole unit names all it reverted
+        for r in mine:
+            if r.op == "undo":
+                done.update(r.key if type(r.key) is tuple else (r.key,))
         todo = [r for r in reversed(mine)
                 if r.op != "undo" and r.op not in ADDING_OPS and r.seq not in done][:n]
         if len(todo) < n:
@@ -258,8 +261,14 @@ def _restore(name, at, until, histories, named):
         raise IncompleteHistoryError(name, at, _unmark(state), "nested") from None
 
 
+def global_order(record) -> tuple:
+    """The order of records across writers: time, then writer, then seq (docs/history.md,
+    "One moment across processes"); the journal's readers merge the writers by it."""
+    return record.time_ns, record.writer, record.seq
+
+
 def _after(record, base) -> bool:
-    return (record.time_ns, record.writer, record.seq) > (base.time_ns, base.writer, base.seq)
+    return global_order(record) > global_order(base)
 
 
 def _replay(records, base, until):
@@ -267,6 +276,17 @@ def _replay(records, base, until):
     state = _EMPTY[base.kind](base.values)
     for record in records:
         if _after(record, base) and (until is None or record.time_ns < until):
+            _REPLAY[record.kind](state, record)
+    return state
+
+
+def replay_by_seq(records, base, last_seq: int | None = None):
+    """The state the snapshot ``base`` and the records of its container after it make, in
+    their writer's order (seq), up to seq ``last_seq``: within one writer seq, not the
+    clock, orders records (docs/history.md)."""
+    state = _EMPTY[base.kind](base.values)
+    for record in records:
+        if record.seq > base.seq and (last_seq is None or record.seq <= last_seq):
             _REPLAY[record.kind](state, record)
     return state
 

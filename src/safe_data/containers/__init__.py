@@ -12,9 +12,10 @@ TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers trea
 
 if TYPE_CHECKING:  # type checkers read the stubs of the compiled module
     from .._core import SafeDict, SafeList, SafeSet
+    from ._containers_py import watch_records
 elif _impl.EXTENSION:
-    from ._containers_c import SafeDict, SafeList, SafeSet
+    from ._containers_c import SafeDict, SafeList, SafeSet, watch_records
 else:
-    from ._containers_py import SafeDict, SafeList, SafeSet
+    from ._containers_py import SafeDict, SafeList, SafeSet, watch_records
 
-__all__ = ["SafeDict", "SafeList", "SafeSet"]
+__all__ = ["SafeDict", "SafeList", "SafeSet", "watch_records"]

@@ -82,7 +82,7 @@ cdef extern from *:
     int sd_list_assign(object lst, object key, PyObject* value) except -1
     set sd_set_take_all(object s)
 
-__all__ = ["SafeDict", "SafeList", "SafeSet"]
+__all__ = ["SafeDict", "SafeList", "SafeSet", "watch_records"]
 
 cdef dict _OP = fmt.OP_CODES
 cdef uint8_t OP_LIST_CLEAR = _OP["list", "clear"]
@@ -148,6 +148,20 @@ cdef bytes _encode_name(str name):
     return bname
 
 
+#: called with the container before each record it writes (the transactions of this
+#: process, while one is open: safe_data/transactions.py); None otherwise, so the hot path
+#: pays one pointer test
+cdef object _record_watcher = None
+
+
+def watch_records(watcher):
+    """Call ``watcher(container)`` before each record a container writes, in the writing
+    thread, inside the operation (None: stop).  It must not raise: nothing is recorded
+    or changed if it does."""
+    global _record_watcher
+    _record_watcher = watcher
+
+
 cdef inline object _caller(bint capture):
     return _support.caller_of(_MODULE) if capture else None
 
@@ -190,6 +204,9 @@ cdef class _Binding:
     cdef object _key
     cdef str _parent_label
     cdef PyObject* _self
+    # the container this binding is of (borrowed: the container holds the binding, and only
+    # its own operations record through it), for the record watcher
+    cdef PyObject* _owner
 
     cdef inline int begin(self) except -1:
         """Start an operation on this container: writer.enter(), and refuse one that code
@@ -216,11 +233,15 @@ cdef class _Binding:
     cdef inline int many(self, uint8_t op, object key, object values) except -1:
         if self._parent is not None:
             self.relabel()
+        if _record_watcher is not None:
+            _record_watcher(<object>self._owner)
         return self.writer.record(op, self.bname, self.container_id, key, values, _caller(self.capture))
 
     cdef inline int one(self, uint8_t op, object key, uint8_t tag, object item_key, object item) except -1:
         if self._parent is not None:
             self.relabel()
+        if _record_watcher is not None:
+            _record_watcher(<object>self._owner)
         return self.writer.record_one(op, self.bname, self.container_id, key, tag, item_key, item,
                                       _caller(self.capture))
 
@@ -333,6 +354,7 @@ cdef _Binding _bind(_Binding old, object owner, str kind, name, journal, bint de
     """The binding of a new container; ``__init__`` called again keeps unspecified settings
     and the container's identity (in the same journal)."""
     cdef _Binding b = _Binding.__new__(_Binding)
+    b._owner = <PyObject*>owner
     if old is not None:
         name = old.name if name is None else name
         journal = old.journal if journal is None else journal

@@ -28,10 +28,22 @@ if TYPE_CHECKING:
 # (mypy: the in-place operators keep the builtins' signatures, which differ from the binary
 # ones; "type: ignore[misc]" marks each)
 
-__all__ = ["SafeDict", "SafeList", "SafeSet"]
+__all__ = ["SafeDict", "SafeList", "SafeSet", "watch_records"]
 
 _MISSING = object()
 _OP = fmt.OP_CODES
+
+
+#: called with the container before each record it writes (C: _record_watcher)
+_record_watcher = None
+
+
+def watch_records(watcher):
+    """Call ``watcher(container)`` before each record a container writes, in the writing
+    thread, inside the operation (None: stop).  It must not raise: nothing is recorded
+    or changed if it does."""
+    global _record_watcher
+    _record_watcher = watcher
 
 
 class _Binding:
@@ -40,7 +52,7 @@ class _Binding:
     container's name is a label worked out again before each record (see _containers_c.pyx)."""
 
     __slots__ = ("journal", "writer", "container_id", "name", "bname", "deep", "capture",
-                 "versioned", "active", "_me", "_parent", "_key", "_parent_label", "_self")
+                 "versioned", "active", "_me", "_parent", "_key", "_parent_label", "_self", "_owner")
     journal: Journal
     writer: RecordWriter
     container_id: int
@@ -53,6 +65,7 @@ class _Binding:
     _parent: weakref.ref | None  # a nested container's parent, else None
     _key: object  # where it was last seen in its parent
     _parent_label: str  # the parent's name when _key was noted
+    _owner: weakref.ref  # the container, for the record watcher
 
     def __enter__(self):
         """Start an operation on this container (C: _Binding.begin): take the operation
@@ -73,6 +86,8 @@ class _Binding:
     def many(self, op, key, values):
         if self._parent is not None:
             self.relabel()
+        if _record_watcher is not None:
+            _record_watcher(self._owner())
         caller = _support.caller_of(__name__) if self.capture else None
         self.writer.append(op, self.bname, key, values, caller, self.container_id)
 
@@ -147,6 +162,7 @@ def _bind(old, owner, kind, name, journal, deep, capture, versioned):
     """The binding of a new container; ``__init__`` called again keeps unspecified settings
     and the container's identity (in the same journal)."""
     b = _Binding()
+    b._owner = weakref.ref(owner)
     if old is not None:
         name = old.name if name is None else name
         journal = old.journal if journal is None else journal

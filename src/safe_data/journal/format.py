@@ -1,4 +1,4 @@
-"""The on-disk format, version 1 (revision 4): the one module that implements docs/format.md.
+"""The on-disk format, version 1 (revision 5): the one module that implements docs/format.md.
 
 The writers (``_writer_c.pyx`` and its pure twin ``_writer_py.py``) produce these bytes; this
 module defines the constants both use and decodes them back.  Everything is little-endian.
@@ -126,6 +126,10 @@ OPS: dict[int, tuple[str, str]] = {
     97: ("synced", "del"),      # values = {key or index: value} of what was deleted
     98: ("synced", "clear"),    # values = the whole container before (dict or list)
     99: ("synced", "replace"),  # values = the whole collection before (reset(), outside change)
+    # transaction markers (revision 5, safe_data.transaction): name "", no container number.
+    # The records of the writer's same thread between a begin and its end are the unit's.
+    112: ("txn", "begin"),  # key None; values = {"note": str, "user": str or None} (+ "undo"/"redo": unit id)
+    113: ("txn", "end"),    # key = the begin marker's seq; values = {"outcome": "committed" or "failed"}
 }
 OP_CODES: dict[tuple[str, str], int] = {v: k for k, v in OPS.items()}
 
