@@ -25,8 +25,8 @@ def make_app(mode: str, store_root: str | None) -> web.Application:
         body = await request.read()
         if store is not None:
             await asyncio.get_running_loop().run_in_executor(
-                None, store.put, "bare", request.match_info["id"], body,
-                request.headers["X-Content-SHA256"])
+                None, store.put, "bare", request.match_info["id"], body, request.headers["X-Content-SHA256"]
+            )
         return web.Response(status=201)
 
     app = web.Application(client_max_size=64 << 20)

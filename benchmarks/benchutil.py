@@ -148,7 +148,7 @@ def make_sealed_segments(where) -> tuple[list[str], int]:
     ``where``: 64 KiB random ``bytes`` popped out of a C ``SafeList`` (random, so zstd
     barely shrinks them).  Return (segment file names, their total size)."""
     rnd = os.urandom(_UPLOAD_VALUE_SIZE * (N_SEGMENTS * (UPLOAD_SEGMENT_SIZE // _UPLOAD_VALUE_SIZE) + 8))
-    values = [rnd[i:i + _UPLOAD_VALUE_SIZE] for i in range(0, len(rnd), _UPLOAD_VALUE_SIZE)]
+    values = [rnd[i : i + _UPLOAD_VALUE_SIZE] for i in range(0, len(rnd), _UPLOAD_VALUE_SIZE)]
     with sd.Journal(where, segment_size=UPLOAD_SEGMENT_SIZE) as journal:
         lst = C.SafeList(values, name="blobs", journal=journal)
         while len(lst):
@@ -215,8 +215,7 @@ class ShippingRounds:
             assert stats["acked"] == N_SEGMENTS and stats["rejected"] == 0 and stats["errors"] == 0, stats
 
 
-def benchmark_uploader(benchmark, source, tmp_path, make_sink, *, group: str, rounds: int,
-                       concurrency: int):
+def benchmark_uploader(benchmark, source, tmp_path, make_sink, *, group: str, rounds: int, concurrency: int):
     """Time ``Uploader(make_sink(round number), journal, concurrency=...)`` shipping a
     fresh copy of ``source`` per round; return the raw MB/s (None when not timed)."""
     from safe_data.remote.uploader import Uploader
@@ -225,8 +224,16 @@ def benchmark_uploader(benchmark, source, tmp_path, make_sink, *, group: str, ro
         return Uploader(make_sink(round_no), journal, seal_every=None, concurrency=concurrency)
 
     with ShippingRounds(source, tmp_path, make_uploader) as shipping:
-        run(benchmark, shipping.ship, group=group, variant="uploader", ops=N_SEGMENTS,
-            rounds=rounds, setup=shipping.setup, concurrency=concurrency)
+        run(
+            benchmark,
+            shipping.ship,
+            group=group,
+            variant="uploader",
+            ops=N_SEGMENTS,
+            rounds=rounds,
+            setup=shipping.setup,
+            concurrency=concurrency,
+        )
     shipping.check()
     return mb_per_s(benchmark, source[2]) if benchmark.enabled else None
 
@@ -241,25 +248,43 @@ def mb_per_s(benchmark, raw_bytes) -> float:
 # --- running and recording -------------------------------------------------------------------
 
 
-def run(benchmark, target, *, group: str, variant: str, ops: int, rounds: int, args=(),
-        setup=None, warmup_rounds: int = 1, **info):
+def run(
+    benchmark,
+    target,
+    *,
+    group: str,
+    variant: str,
+    ops: int,
+    rounds: int,
+    args=(),
+    setup=None,
+    warmup_rounds: int = 1,
+    **info,
+):
     """benchmark.pedantic(...) with the suite's bookkeeping in extra_info."""
     benchmark.group = group
     benchmark.extra_info.update(variant=variant, ops=ops, **info)
     if setup is not None:
-        result = benchmark.pedantic(target, setup=setup, rounds=rounds,
-                                    warmup_rounds=warmup_rounds, iterations=1)
+        result = benchmark.pedantic(
+            target, setup=setup, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1
+        )
     else:
-        result = benchmark.pedantic(target, args=args, rounds=rounds,
-                                    warmup_rounds=warmup_rounds, iterations=1)
+        result = benchmark.pedantic(
+            target, args=args, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1
+        )
     if benchmark.stats is None:  # --benchmark-disable: the target ran once, untimed
         return result
     stats = benchmark.stats.stats
     t = per_op(benchmark.stats)
     benchmark.extra_info.update(
-        stat=stat_for(group), ns_per_op=round(t * 1e9, 2), ops_per_s=round(1 / t),
-        **{f"ns_per_op_{name}": round(getattr(stats, name) / ops * 1e9, 2)
-           for name in ("min", "median", "mean")})
+        stat=stat_for(group),
+        ns_per_op=round(t * 1e9, 2),
+        ops_per_s=round(1 / t),
+        **{
+            f"ns_per_op_{name}": round(getattr(stats, name) / ops * 1e9, 2)
+            for name in ("min", "median", "mean")
+        },
+    )
     return result
 
 
@@ -272,13 +297,25 @@ def per_op(meta) -> float:
 
 #: (group prefix, variant, extra_info key, comparison, limit, what) -- checked on C rows
 TARGETS = [
-    ("13 read-back", "records", "read_over_write", ">=", 1.0,
-     "records() >= the single-discard write rate"),
-    ("13 read-back", "record_batches", "read_over_write", ">=", 1.0,
-     "record_batches() >= the single-discard write rate"),
+    ("13 read-back", "records", "read_over_write", ">=", 1.0, "records() >= the single-discard write rate"),
+    (
+        "13 read-back",
+        "record_batches",
+        "read_over_write",
+        ">=",
+        1.0,
+        "record_batches() >= the single-discard write rate",
+    ),
     ("12 history", "300k", "x_fewest", "<=", 3.0, "history() with 300k others <= 3x with 3k"),
     ("12 restore", "300k", "x_fewest", "<=", 3.0, "restore() with 300k others <= 3x with 3k"),
-    ("14 restore_all: 100 containers", "all", "x_each", "<=", 1.0, "restore_all of 100 containers <= restore() of each"),
+    (
+        "14 restore_all: 100 containers",
+        "all",
+        "x_each",
+        "<=",
+        1.0,
+        "restore_all of 100 containers <= restore() of each",
+    ),
     ("14 transaction", "op in a transaction", "x_op", "<=", 3.0, "an op inside a transaction <= 3x outside"),
     ("14 transaction", "transaction of 1 op", "x_op", "<=", 30.0, "a transaction of 1 op <= 30 ops"),
     ("7 restore", "discarded", "ops_per_s", ">=", 1e6, "discarded() >= 1M values/s"),
@@ -289,25 +326,54 @@ TARGETS = [
     ("2 discard: list.pop() 5-field dict", "c", "ops_per_s", ">=", 1e6, "pop 5-field dicts >= 1M ops/s"),
     ("3 clear", "c", "raw_pickle_over_clear", ">=", 0.8, "clear() >= 80% of raw pickle+lz4+mmap speed"),
     ("3 clear", "c", "raw_codec_over_clear", ">=", 0.8, "clear() >= 80% of raw codec+lz4+mmap speed"),
-    ("3 clear", "c", "interleaved_raw_pickle_over_clear", ">=", 0.8,
-     "same, pickle, interleaved rounds"),
+    ("3 clear", "c", "interleaved_raw_pickle_over_clear", ">=", 0.8, "same, pickle, interleaved rounds"),
     ("3 clear", "c", "interleaved_raw_codec_over_clear", ">=", 0.8, "same, codec, interleaved rounds"),
     ("4 durability", "batch", "batch_over_process", "<=", 1.5, "batch within 1.5x of process"),
     ("4 durability", "batch", "interleaved_batch_over_process", "<=", 1.5, "same, interleaved rounds"),
     ("5 footprint: import", "import safe_data", "import_ms", "<=", 50, "import safe_data <= 50 ms"),
     ("5 footprint: heap", "c", "heap_current_growth_kib", "<=", 1024, "heap growth <= 1 MiB / 1M discards"),
     ("8 upload: ", "uploader", "upload_over_bare", ">=", 0.8, "upload >= 80% of bare aiohttp"),
-    ("8 upload: ", "uploader", "upload_over_bare_durable", ">=", 0.8,
-     "upload >= 80% of bare aiohttp + durable store"),
+    (
+        "8 upload: ",
+        "uploader",
+        "upload_over_bare_durable",
+        ">=",
+        0.8,
+        "upload >= 80% of bare aiohttp + durable store",
+    ),
     ("9 S3: ", "uploader", "upload_over_aiobotocore", ">=", 0.8, "S3 upload >= 80% of bare aiobotocore"),
-    ("8 upload: ", "uploader", "uploader_over_no_uploader", "<=", 1.1,
-     "pop() with an uploader running <= 1.1x without"),
-    ("10 atomic: commit() 10k-entry dict, json", "safe_data", "x_atomic_store", "<=", 1.0,
-     "atomic json commit() <= atomic_store's time"),
-    ("11 synced: JSONDict d[k] = v, unbuffered", "safe_data", "speed_over_synced_collections",
-     ">=", 2.0, "synced JSON writes >= 2x synced_collections"),
-    ("11 synced: MemoryBufferedJSONDict", "safe_data", "speed_over_synced_collections", ">=", 1.0,
-     "buffered synced writes >= synced_collections"),
+    (
+        "8 upload: ",
+        "uploader",
+        "uploader_over_no_uploader",
+        "<=",
+        1.1,
+        "pop() with an uploader running <= 1.1x without",
+    ),
+    (
+        "10 atomic: commit() 10k-entry dict, json",
+        "safe_data",
+        "x_atomic_store",
+        "<=",
+        1.0,
+        "atomic json commit() <= atomic_store's time",
+    ),
+    (
+        "11 synced: JSONDict d[k] = v, unbuffered",
+        "safe_data",
+        "speed_over_synced_collections",
+        ">=",
+        2.0,
+        "synced JSON writes >= 2x synced_collections",
+    ),
+    (
+        "11 synced: MemoryBufferedJSONDict",
+        "safe_data",
+        "speed_over_synced_collections",
+        ">=",
+        1.0,
+        "buffered synced writes >= synced_collections",
+    ),
 ]
 
 
@@ -371,31 +437,88 @@ def compute_ratios(benchmarks) -> None:
             rows["import safe_data"].extra_info["import_ms_min"] = round((imp.min - base.min) * 1e3, 2)
 
 
-_RATIO_KEYS = ("x_builtin", "net_x_builtin", "raw_pickle_over_clear", "raw_codec_over_clear",
-               "interleaved_raw_pickle_over_clear", "interleaved_raw_codec_over_clear",
-               "batch_over_process", "interleaved_batch_over_process", "fsync_over_process", "import_ms", "import_ms_min",
-               "importtime_cumulative_ms",
-               "heap_traced_pops", "heap_current_growth_kib", "heap_peak_growth_kib",
-               "rss_anon_growth_kib", "mb_per_s", "bare_mb_per_s", "upload_over_bare",
-               "bare_durable_mb_per_s", "upload_over_bare_durable", "aiobotocore_mb_per_s",
-               "upload_over_aiobotocore", "cpu_uploader_over_no_uploader",
-               "uploader_over_no_uploader", "x_atomic_store", "speed_over_synced_collections",
-               "x_fewest", "read_over_write", "x_each", "x_op")
+_RATIO_KEYS = (
+    "x_builtin",
+    "net_x_builtin",
+    "raw_pickle_over_clear",
+    "raw_codec_over_clear",
+    "interleaved_raw_pickle_over_clear",
+    "interleaved_raw_codec_over_clear",
+    "batch_over_process",
+    "interleaved_batch_over_process",
+    "fsync_over_process",
+    "import_ms",
+    "import_ms_min",
+    "importtime_cumulative_ms",
+    "heap_traced_pops",
+    "heap_current_growth_kib",
+    "heap_peak_growth_kib",
+    "rss_anon_growth_kib",
+    "mb_per_s",
+    "bare_mb_per_s",
+    "upload_over_bare",
+    "bare_durable_mb_per_s",
+    "upload_over_bare_durable",
+    "aiobotocore_mb_per_s",
+    "upload_over_aiobotocore",
+    "cpu_uploader_over_no_uploader",
+    "uploader_over_no_uploader",
+    "x_atomic_store",
+    "speed_over_synced_collections",
+    "x_fewest",
+    "read_over_write",
+    "x_each",
+    "x_op",
+)
 
 
 def summary_rows(benchmarks) -> list[dict]:
     rows = []
-    order = ["loop", "builtin", "pysubclass", "c", "twin", "twin-cw", "raw-pickle", "raw-codec",
-             "process", "batch", "fsync", "python -c pass", "import safe_data", "bare", "bare-durable", "aiobotocore",
-             "no-uploader", "uploader", "uploader-directory", "3k", "30k", "300k", "1M", "write", "records",
-             "record_batches", "export jsonl"]
-    for meta in sorted((m for m in benchmarks if m and "ops" in m.extra_info),
-                       key=lambda m: (m.group, order.index(m.extra_info["variant"])
-                                      if m.extra_info["variant"] in order else len(order))):
+    order = [
+        "loop",
+        "builtin",
+        "pysubclass",
+        "c",
+        "twin",
+        "twin-cw",
+        "raw-pickle",
+        "raw-codec",
+        "process",
+        "batch",
+        "fsync",
+        "python -c pass",
+        "import safe_data",
+        "bare",
+        "bare-durable",
+        "aiobotocore",
+        "no-uploader",
+        "uploader",
+        "uploader-directory",
+        "3k",
+        "30k",
+        "300k",
+        "1M",
+        "write",
+        "records",
+        "record_batches",
+        "export jsonl",
+    ]
+    for meta in sorted(
+        (m for m in benchmarks if m and "ops" in m.extra_info),
+        key=lambda m: (
+            m.group,
+            order.index(m.extra_info["variant"]) if m.extra_info["variant"] in order else len(order),
+        ),
+    ):
         info = meta.extra_info
-        row = {"group": meta.group, "variant": info["variant"], "name": meta.name,
-               "stat": info.get("stat"), "ns_per_op": info.get("ns_per_op"),
-               "ops_per_s": info.get("ops_per_s")}
+        row = {
+            "group": meta.group,
+            "variant": info["variant"],
+            "name": meta.name,
+            "stat": info.get("stat"),
+            "ns_per_op": info.get("ns_per_op"),
+            "ops_per_s": info.get("ops_per_s"),
+        }
         row.update({k: info[k] for k in _RATIO_KEYS if k in info})
         rows.append(row)
     return rows
@@ -424,13 +547,22 @@ def _fmt(value) -> str:
 
 def print_summary(write_line, rows) -> None:
     write_line("")
-    write_line("safe_data benchmark figures (per op, from each row's `stat` round; "
-               "import_ms from medians)", bold=True)
+    write_line(
+        "safe_data benchmark figures (per op, from each row's `stat` round; import_ms from medians)",
+        bold=True,
+    )
     header = ["group", "variant", "stat", "ns/op", "ops/s", "ratios and figures"]
     table = [header] + [
-        [r["group"], r["variant"], r["stat"] or "-", _fmt(r["ns_per_op"]), _fmt(r["ops_per_s"]),
-         "  ".join(f"{k}={_fmt(r[k])}" for k in _RATIO_KEYS if k in r)]
-        for r in rows]
+        [
+            r["group"],
+            r["variant"],
+            r["stat"] or "-",
+            _fmt(r["ns_per_op"]),
+            _fmt(r["ops_per_s"]),
+            "  ".join(f"{k}={_fmt(r[k])}" for k in _RATIO_KEYS if k in r),
+        ]
+        for r in rows
+    ]
     widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
     for n, line in enumerate(table):
         cells = [cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths))]
@@ -442,5 +574,6 @@ def print_summary(write_line, rows) -> None:
         write_line("")
         write_line("targets", bold=True)
         for what, where, value, ok in results:
-            write_line(f"  {'ok  ' if ok else 'MISS'}  {what:45s} {_fmt(value):>10s}   {where}",
-                       red=not ok, green=ok)
+            write_line(
+                f"  {'ok  ' if ok else 'MISS'}  {what:45s} {_fmt(value):>10s}   {where}", red=not ok, green=ok
+            )

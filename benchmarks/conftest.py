@@ -5,8 +5,14 @@ import json
 
 import pytest
 
-from benchutil import (Journals, check_targets, compute_ratios, make_sealed_segments, print_summary,
-                       summary_rows)
+from benchutil import (
+    Journals,
+    check_targets,
+    compute_ratios,
+    make_sealed_segments,
+    print_summary,
+    summary_rows,
+)
 
 
 @pytest.fixture
@@ -28,8 +34,12 @@ def upload_segments(tmp_path_factory):
 
 
 def pytest_addoption(parser):
-    parser.addoption("--bench-summary", default=None, metavar="PATH",
-                     help="write the safe_data ratio summary (rows and targets) as JSON to PATH")
+    parser.addoption(
+        "--bench-summary",
+        default=None,
+        metavar="PATH",
+        help="write the safe_data ratio summary (rows and targets) as JSON to PATH",
+    )
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -43,9 +53,16 @@ def pytest_sessionfinish(session, exitstatus):
         path = session.config.getoption("--bench-summary")
         if path:
             with open(path, "w") as f:
-                json.dump({"rows": rows,
-                           "targets": [dict(zip(("target", "where", "value", "ok"), t))
-                                       for t in check_targets(rows)]}, f, indent=2)
+                json.dump(
+                    {
+                        "rows": rows,
+                        "targets": [
+                            dict(zip(("target", "where", "value", "ok"), t)) for t in check_targets(rows)
+                        ],
+                    },
+                    f,
+                    indent=2,
+                )
     yield
 
 

@@ -25,15 +25,15 @@ import tempfile
 #: scenario -> the statements that build the container and run ``n`` operations
 SCENARIOS = {
     "list.pop() small int": "L = safe_data.SafeList(range(n), name='l', journal=j)\n"
-                            "for _ in range(n): L.pop()",
+    "for _ in range(n): L.pop()",
     "del d[k]": "d = safe_data.SafeDict({str(i): i for i in range(n)}, name='d', journal=j)\n"
-                "for k in list(d): del d[k]",
+    "for k in list(d): del d[k]",
     "d[k] = v overwrite": "d = safe_data.SafeDict({i: i for i in range(100)}, name='d', journal=j)\n"
-                          "for i in range(n): d[i % 100] = i",
+    "for i in range(n): d[i % 100] = i",
     "s.discard(x)": "s = safe_data.SafeSet(range(n), name='s', journal=j)\nfor i in range(n): s.discard(i)",
     "clear() per item, lists of 1000": "for _ in range(n // 1000):\n"
-                                       "    L = safe_data.SafeList(range(1000), name='c', journal=j)\n"
-                                       "    L.clear()",
+    "    L = safe_data.SafeList(range(1000), name='c', journal=j)\n"
+    "    L.clear()",
 }
 
 _PROGRAM = """
@@ -47,17 +47,31 @@ j = safe_data.Journal(tempfile.mkdtemp(dir=sys.argv[2]))
 def count(python: str, body: str, n: int, scratch: str) -> int:
     program = _PROGRAM.format(body=body)
     env = dict(os.environ, PYTHONHASHSEED="0")
-    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                          python, "-c", program, str(n), scratch],
-                         capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            python,
+            "-c",
+            program,
+            str(n),
+            scratch,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     return int(re.search(r"Collected : (\d+)", out.stderr).group(1))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=sys.executable, help="the interpreter of the build to count")
-    parser.add_argument("-n", type=int, default=20000,
-                        help="operations in the shorter run (a multiple of 1000)")
+    parser.add_argument(
+        "-n", type=int, default=20000, help="operations in the shorter run (a multiple of 1000)"
+    )
     args = parser.parse_args()
     if args.n <= 0 or args.n % 1000:
         parser.error("-n must be a positive multiple of 1000")

@@ -28,15 +28,19 @@ ROUNDS = 30
 
 
 def value():
-    return {f"key{i:05d}": {"id": i, "name": f"item {i}", "tags": ["a", "b"], "price": i * 1.5}
-            for i in range(ENTRIES)}
+    return {
+        f"key{i:05d}": {"id": i, "name": f"item {i}", "tags": ["a", "b"], "price": i * 1.5}
+        for i in range(ENTRIES)
+    }
 
 
 def changing(store):
     """A benchmark ``setup``: change one entry, so each commit writes new content."""
+
     def setup():
         store.value["key00000"]["id"] += 1
         return (), {}
+
     return setup
 
 
@@ -50,7 +54,14 @@ def test_commit(benchmark, tmp_path, journals, variant, format):
     else:
         store = atomic.open(path, default=value(), format=format, journal=journals.open())
     store.commit()  # the file exists: every timed commit replaces it
-    run(benchmark, store.commit, group=f"10 atomic: commit() 10k-entry dict, {format}",
-        variant=variant, ops=1, rounds=ROUNDS, setup=changing(store))
+    run(
+        benchmark,
+        store.commit,
+        group=f"10 atomic: commit() 10k-entry dict, {format}",
+        variant=variant,
+        ops=1,
+        rounds=ROUNDS,
+        setup=changing(store),
+    )
     if variant == "safe_data":
         assert len(atomic.versions(path, store.journal)) == ROUNDS + 1  # warm-up round included

@@ -44,8 +44,10 @@ RECORD = {"id": 0, "name": "item-000123", "price": 9.99, "qty": 3, "active": Tru
 DATASETS = {  # id: (group label, builder)
     "ints": ("1M small ints", lambda: list(range(1_000_000))),
     "strs": ("1M short strs", lambda: [f"item-{i:06d}" for i in range(1_000_000)]),
-    "dicts": ("100k 5-field dicts",
-              lambda: [dict(RECORD, id=i, name=f"item-{i:06d}") for i in range(100_000)]),
+    "dicts": (
+        "100k 5-field dicts",
+        lambda: [dict(RECORD, id=i, name=f"item-{i:06d}") for i in range(100_000)],
+    ),
 }
 VARIANTS = ["builtin", "c", "twin", "raw-pickle", "raw-codec"]
 ROUNDS = {"builtin": 10, "c": 30, "twin": 3, "raw-pickle": 30, "raw-codec": 30}
@@ -83,7 +85,7 @@ class RawSink:
         n = len(data)
         if self.pos + n > self.size:
             self._open()
-        self.map[self.pos:self.pos + n] = data
+        self.map[self.pos : self.pos + n] = data
         self.pos += n
 
     def close(self):
@@ -135,8 +137,12 @@ def test_clear(benchmark, journals, tmp_path, data, variant):
         sink = RawSink(str(tmp_path))
         try:
             # a fresh copy per round, like the list clear() empties: same allocation history
-            run(benchmark, raw_pickle if variant == "raw-pickle" else raw_codec,
-                setup=lambda: ((sink, list(values)), {}), **common)
+            run(
+                benchmark,
+                raw_pickle if variant == "raw-pickle" else raw_codec,
+                setup=lambda: ((sink, list(values)), {}),
+                **common,
+            )
         finally:
             sink.close()
         return
@@ -149,4 +155,5 @@ def test_clear(benchmark, journals, tmp_path, data, variant):
         t = interleaved(new, values, str(tmp_path))
         benchmark.extra_info.update(
             interleaved_raw_codec_over_clear=round(t["raw-codec"] / t["clear"], 3),
-            interleaved_raw_pickle_over_clear=round(t["raw-pickle"] / t["clear"], 3))
+            interleaved_raw_pickle_over_clear=round(t["raw-pickle"] / t["clear"], 3),
+        )

@@ -77,9 +77,10 @@ _WRITER = textwrap.dedent("""
 def build_journal(path: str, records: int = RECORDS, writers: int = WRITERS) -> str:
     """Write ``records`` records into ``path`` from ``writers`` concurrent processes."""
     share = records // writers
-    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, path,
-                               str(share + (w < records % writers))])
-             for w in range(writers)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, path, str(share + (w < records % writers))])
+        for w in range(writers)
+    ]
     for proc in procs:
         if proc.wait():
             raise RuntimeError(f"journal writer failed with {proc.returncode}")
@@ -117,8 +118,13 @@ def _first_table_page_seconds(journal: str) -> float:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", PAGE_HEIGHT, PAGE_WIDTH, 0, 0))
     start = time.perf_counter()
-    proc = subprocess.Popen(_cli(journal, "log"), stdin=slave, stdout=slave,
-                            stderr=subprocess.DEVNULL, env=dict(os.environ, TERM="xterm-256color"))
+    proc = subprocess.Popen(
+        _cli(journal, "log"),
+        stdin=slave,
+        stdout=slave,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, TERM="xterm-256color"),
+    )
     os.close(slave)
     try:
         seen = 0
@@ -140,8 +146,11 @@ def _first_table_page_seconds(journal: str) -> float:
 def _status_kib(pid: int) -> dict[str, int]:
     try:
         with open(f"/proc/{pid}/status") as f:
-            return {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in f)
-                    if k in ("RssAnon", "VmHWM")}
+            return {
+                k: int(v.split()[0])
+                for k, v in (line.split(":", 1) for line in f)
+                if k in ("RssAnon", "VmHWM")
+            }
     except (FileNotFoundError, ProcessLookupError, ValueError):
         return {}
 
@@ -150,8 +159,7 @@ def full_listing(journal: str) -> dict:
     """List every record with ``log --json`` into a pipe; return lines, seconds and memory."""
     samples: list[dict[str, int]] = []
     start = time.perf_counter()
-    proc = subprocess.Popen(_cli(journal, "log", "--json"), stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(_cli(journal, "log", "--json"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     stop = threading.Event()
 
     def sample():
@@ -176,10 +184,14 @@ def full_listing(journal: str) -> dict:
         raise RuntimeError(f"log --json exited with {proc.returncode}")
     anon = [s["RssAnon"] for s in samples if "RssAnon" in s]
     at_first_line = anon[min(first_line_sample or 0, len(anon) - 1)] if anon else 0
-    return {"lines": lines, "seconds": seconds, "peak_rss_anon_kib": max(anon, default=0),
-            "rss_anon_at_first_line_kib": at_first_line,
-            "rss_anon_growth_kib": max(anon, default=0) - at_first_line,
-            "vm_hwm_kib": max((s.get("VmHWM", 0) for s in samples), default=0)}
+    return {
+        "lines": lines,
+        "seconds": seconds,
+        "peak_rss_anon_kib": max(anon, default=0),
+        "rss_anon_at_first_line_kib": at_first_line,
+        "rss_anon_growth_kib": max(anon, default=0) - at_first_line,
+        "vm_hwm_kib": max((s.get("VmHWM", 0) for s in samples), default=0),
+    }
 
 
 def command_seconds(journal: str, *args: str) -> float:
@@ -199,25 +211,46 @@ def big_journal(tmp_path_factory):
 @pytest.mark.parametrize("mode", ["plain", "json", "table"])
 def test_log_first_page(benchmark, big_journal, mode):
     seconds = []
-    run(benchmark, lambda: seconds.append(first_page_seconds(big_journal, mode)),
-        group="6 cli: log first page", variant=mode, ops=1, rounds=ROUNDS,
-        records=RECORDS, writers=WRITERS, target_s=FIRST_PAGE_TARGET_S)
+    run(
+        benchmark,
+        lambda: seconds.append(first_page_seconds(big_journal, mode)),
+        group="6 cli: log first page",
+        variant=mode,
+        ops=1,
+        rounds=ROUNDS,
+        records=RECORDS,
+        writers=WRITERS,
+        target_s=FIRST_PAGE_TARGET_S,
+    )
     benchmark.extra_info["first_page_s_max"] = round(max(seconds), 3)
 
 
 def test_log_full_listing(benchmark, big_journal):
     figures = {}
-    run(benchmark, lambda: figures.update(full_listing(big_journal)),
-        group="6 cli: log --json, full listing", variant="json", ops=RECORDS, rounds=1,
-        warmup_rounds=0)
+    run(
+        benchmark,
+        lambda: figures.update(full_listing(big_journal)),
+        group="6 cli: log --json, full listing",
+        variant="json",
+        ops=RECORDS,
+        rounds=1,
+        warmup_rounds=0,
+    )
     assert figures["lines"] == RECORDS
     benchmark.extra_info.update({k: v for k, v in figures.items() if k != "seconds"})
 
 
 @pytest.mark.parametrize("command", ["stats", "verify"])
 def test_full_pass(benchmark, big_journal, command):
-    run(benchmark, lambda: command_seconds(big_journal, command), group=f"6 cli: {command}",
-        variant="plain", ops=RECORDS, rounds=1, warmup_rounds=0)
+    run(
+        benchmark,
+        lambda: command_seconds(big_journal, command),
+        group=f"6 cli: {command}",
+        variant="plain",
+        ops=RECORDS,
+        rounds=1,
+        warmup_rounds=0,
+    )
 
 
 # --- plain report --------------------------------------------------------------------------------
@@ -228,19 +261,22 @@ def report(records: int = RECORDS) -> None:
         journal = os.path.join(tmp, "journal")
         start = time.perf_counter()
         build_journal(journal, records)
-        print(f"journal: {records:,} records from {WRITERS} writers in "
-              f"{time.perf_counter() - start:.1f} s")
+        print(f"journal: {records:,} records from {WRITERS} writers in {time.perf_counter() - start:.1f} s")
         for mode in ("plain", "json", "table"):
             times = sorted(first_page_seconds(journal, mode) for _ in range(ROUNDS))
-            print(f"log first page ({mode}): median {times[len(times) // 2]:.3f} s, "
-                  f"max {times[-1]:.3f} s (target < {FIRST_PAGE_TARGET_S} s)")
+            print(
+                f"log first page ({mode}): median {times[len(times) // 2]:.3f} s, "
+                f"max {times[-1]:.3f} s (target < {FIRST_PAGE_TARGET_S} s)"
+            )
         figures = full_listing(journal)
-        print(f"log --json, all {figures['lines']:,} records: {figures['seconds']:.1f} s "
-              f"({figures['lines'] / figures['seconds']:,.0f} records/s); RssAnon "
-              f"{figures['rss_anon_at_first_line_kib']:,} KiB at the first line, peak "
-              f"{figures['peak_rss_anon_kib']:,} KiB "
-              f"(growth {figures['rss_anon_growth_kib']:,} KiB); "
-              f"VmHWM with mapped segments {figures['vm_hwm_kib']:,} KiB")
+        print(
+            f"log --json, all {figures['lines']:,} records: {figures['seconds']:.1f} s "
+            f"({figures['lines'] / figures['seconds']:,.0f} records/s); RssAnon "
+            f"{figures['rss_anon_at_first_line_kib']:,} KiB at the first line, peak "
+            f"{figures['peak_rss_anon_kib']:,} KiB "
+            f"(growth {figures['rss_anon_growth_kib']:,} KiB); "
+            f"VmHWM with mapped segments {figures['vm_hwm_kib']:,} KiB"
+        )
         for command in ("stats", "verify"):
             print(f"{command}: {command_seconds(journal, command):.1f} s")
 

@@ -47,8 +47,16 @@ def discard_loop(s, values):
 
 def bench(benchmark, journals, variant, group, kind, data, target, args):
     new = container_factory(variant, journals)
-    run(benchmark, target, group=group, variant=variant, ops=N, rounds=ROUNDS[variant],
-        setup=lambda: ((new(kind, data), *args), {}), durability="process")
+    run(
+        benchmark,
+        target,
+        group=group,
+        variant=variant,
+        ops=N,
+        rounds=ROUNDS[variant],
+        setup=lambda: ((new(kind, data), *args), {}),
+        durability="process",
+    )
     if variant != "builtin":  # every timed discard (and the warm-up round's) was journaled
         calls = ROUNDS[variant] + 1 if benchmark.enabled else 1  # --benchmark-disable: one call
         assert records_written(new) == N * calls
@@ -56,29 +64,44 @@ def bench(benchmark, journals, variant, group, kind, data, target, args):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_pop_small_ints(benchmark, journals, variant):
-    bench(benchmark, journals, variant, "2 discard: list.pop() small int", "list", INTS,
-          pop_loop, (N,))
+    bench(benchmark, journals, variant, "2 discard: list.pop() small int", "list", INTS, pop_loop, (N,))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_pop_5field_dicts(benchmark, journals, variant):
-    bench(benchmark, journals, variant, "2 discard: list.pop() 5-field dict", "list", DICTS,
-          pop_loop, (N,))
+    bench(benchmark, journals, variant, "2 discard: list.pop() 5-field dict", "list", DICTS, pop_loop, (N,))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_dict_del(benchmark, journals, variant):
-    bench(benchmark, journals, variant, "2 discard: del d[k] (str key, int value)", "dict",
-          dict(zip(KEYS, INTS)), del_loop, (KEYS,))
+    bench(
+        benchmark,
+        journals,
+        variant,
+        "2 discard: del d[k] (str key, int value)",
+        "dict",
+        dict(zip(KEYS, INTS)),
+        del_loop,
+        (KEYS,),
+    )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_dict_overwrite(benchmark, journals, variant):
-    bench(benchmark, journals, variant, "2 discard: d[k] = v overwrite", "dict",
-          dict(zip(KEYS, INTS)), overwrite_loop, (KEYS, NEW_VALUE))
+    bench(
+        benchmark,
+        journals,
+        variant,
+        "2 discard: d[k] = v overwrite",
+        "dict",
+        dict(zip(KEYS, INTS)),
+        overwrite_loop,
+        (KEYS, NEW_VALUE),
+    )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_set_discard(benchmark, journals, variant):
-    bench(benchmark, journals, variant, "2 discard: s.discard(x) small int", "set", INTS,
-          discard_loop, (INTS,))
+    bench(
+        benchmark, journals, variant, "2 discard: s.discard(x) small int", "set", INTS, discard_loop, (INTS,)
+    )

@@ -43,9 +43,16 @@ def test_pop_durability(benchmark, journals, durability):
     n, rounds = MODES[durability]
     new = container_factory("c", journals, durability=durability)
     values = INTS[:n]
-    run(benchmark, pop_loop, group="4 durability: SafeList.pop() small int [c]",
-        variant=durability, ops=n, rounds=rounds, setup=lambda: ((new("list", values), n), {}),
-        batch_interval=new.journal.batch_interval if durability == "batch" else None)
+    run(
+        benchmark,
+        pop_loop,
+        group="4 durability: SafeList.pop() small int [c]",
+        variant=durability,
+        ops=n,
+        rounds=rounds,
+        setup=lambda: ((new("list", values), n), {}),
+        batch_interval=new.journal.batch_interval if durability == "batch" else None,
+    )
     if durability == "batch" and benchmark.enabled:
         benchmark.extra_info["interleaved_batch_over_process"] = interleaved(journals, n)
 

@@ -46,15 +46,24 @@ VALUES = list(range(CHUNK))
 
 @pytest.fixture(scope="module")
 def python_env(tmp_path_factory):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONDONTWRITEBYTECODE", "SAFE_DATA_NO_EXTENSIONS", "PYTHONPROFILEIMPORTTIME")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONDONTWRITEBYTECODE", "SAFE_DATA_NO_EXTENSIONS", "PYTHONPROFILEIMPORTTIME")
+    }
     env["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.mktemp("pycache"))
     return env
 
 
 def run_python(env, *args):
-    return subprocess.run([sys.executable, *args], env=env, check=True,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(
+        [sys.executable, *args],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def importtime_ms(env, package="safe_data") -> float:
@@ -70,8 +79,16 @@ def importtime_ms(env, package="safe_data") -> float:
 @pytest.mark.parametrize("variant", ["python -c pass", "import safe_data"])
 def test_import_time(benchmark, python_env, variant):
     code = "pass" if variant == "python -c pass" else "import safe_data"
-    run(benchmark, run_python, args=(python_env, "-c", code), group="5 footprint: import",
-        variant=variant, ops=1, rounds=ROUNDS, warmup_rounds=2)
+    run(
+        benchmark,
+        run_python,
+        args=(python_env, "-c", code),
+        group="5 footprint: import",
+        variant=variant,
+        ops=1,
+        rounds=ROUNDS,
+        warmup_rounds=2,
+    )
     if variant == "import safe_data" and benchmark.enabled:
         samples = [importtime_ms(python_env) for _ in range(IMPORTTIME_RUNS)]
         benchmark.extra_info["importtime_cumulative_ms"] = round(statistics.median(samples), 2)
@@ -120,9 +137,20 @@ def traced_pops(x, total):
 def test_heap_growth(benchmark, journals, variant):
     x = container_factory(variant, journals)("list", VALUES)
     pops(x, CHUNK)  # opens the journal's segment, warms every cache on the path
-    rss = run(benchmark, untraced_pops, args=(x,), group="5 footprint: heap (1M pops)",
-              variant=variant, ops=TOTAL, rounds=1, warmup_rounds=0)
+    rss = run(
+        benchmark,
+        untraced_pops,
+        args=(x,),
+        group="5 footprint: heap (1M pops)",
+        variant=variant,
+        ops=TOTAL,
+        rounds=1,
+        warmup_rounds=0,
+    )
     current, peak = traced_pops(x, TRACED[variant])
-    benchmark.extra_info.update(rss_anon_growth_kib=rss, heap_traced_pops=TRACED[variant],
-                                heap_current_growth_kib=round(current / 1024, 1),
-                                heap_peak_growth_kib=round(peak / 1024, 1))
+    benchmark.extra_info.update(
+        rss_anon_growth_kib=rss,
+        heap_traced_pops=TRACED[variant],
+        heap_current_growth_kib=round(current / 1024, 1),
+        heap_peak_growth_kib=round(peak / 1024, 1),
+    )

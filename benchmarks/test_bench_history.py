@@ -38,14 +38,18 @@ def _journal(path, others: int, sealed: bool):
 def test_one_container_among_others(benchmark, tmp_path, call, size, where):
     journal, target = _journal(tmp_path / "j", OTHERS[size], where == "sealed")
     if call == "history":
+
         def read():
             return safe_data.history("target", journal)
     else:
+
         def read():
             return safe_data.restore("target", journal=journal)
+
     read()  # builds the indexes
-    result = run(benchmark, read, group=f"12 {call}: one container, {where} segments",
-                 variant=size, ops=1, rounds=7)
+    result = run(
+        benchmark, read, group=f"12 {call}: one container, {where} segments", variant=size, ops=1, rounds=7
+    )
     assert len(result) == (TARGET_RECORDS + 1 if call == "history" else len(target))
     journal.close()
 
@@ -78,14 +82,18 @@ def test_restore_all(benchmark, tmp_path, size, how):
     n = CONTAINERS[size]
     journal = _many_containers(tmp_path / "j", n)
     if how == "all":
+
         def read():
             return dict(safe_data.restore_all(journal=journal))
     else:
+
         def read():
             return {f"c{i}": safe_data.restore(f"c{i}", journal=journal) for i in range(n)}
+
     read()  # builds the indexes
-    result = run(benchmark, read, group=f"14 restore_all: {size}", variant=how, ops=1,
-                 rounds=3 if n > 100 else 7)
+    result = run(
+        benchmark, read, group=f"14 restore_all: {size}", variant=how, ops=1, rounds=3 if n > 100 else 7
+    )
     assert len(result) == n and result["c0"] == list(range(RECORDS_EACH - 1))
     journal.close()
 
@@ -99,18 +107,22 @@ def test_transaction_cost(benchmark, tmp_path, how):
     lst = safe_data.SafeList(name="l", journal=journal, versioned=True)
     append, transaction = lst.append, safe_data.transaction
     if how == "op":
+
         def work():
             for i in range(OPS_PER_ROUND):
                 append(i)
     elif how == "op in a transaction":
+
         def work():
             with transaction(note="bench", journal=journal):
                 for i in range(OPS_PER_ROUND):
                     append(i)
     else:
+
         def work():
             for i in range(OPS_PER_ROUND):
                 with transaction(note="bench", journal=journal):
                     append(i)
+
     run(benchmark, work, group="14 transaction", variant=how, ops=OPS_PER_ROUND, rounds=15)
     journal.close()

@@ -52,8 +52,9 @@ def read_batches(journal):
 
 
 def export_jsonl(journal, output):
-    main(["--journal", journal.path, "export", "--format", "jsonl", "--output", output],
-         standalone_mode=False)
+    main(
+        ["--journal", journal.path, "export", "--format", "jsonl", "--output", output], standalone_mode=False
+    )
 
 
 @pytest.mark.parametrize("variant", list(ROUNDS))
@@ -61,13 +62,34 @@ def test_read_back(benchmark, journals, written, tmp_path, variant):
     group = "13 read-back: list.pop() small int"
     if variant == "write":
         new = container_factory("c", journals)
-        run(benchmark, pop_loop, group=group, variant=variant, ops=N, rounds=ROUNDS[variant],
-            setup=lambda: ((new("list", INTS), N), {}))
+        run(
+            benchmark,
+            pop_loop,
+            group=group,
+            variant=variant,
+            ops=N,
+            rounds=ROUNDS[variant],
+            setup=lambda: ((new("list", INTS), N), {}),
+        )
     elif variant in ("records", "record_batches"):
-        run(benchmark, read_all if variant == "records" else read_batches, group=group,
-            variant=variant, ops=N, rounds=ROUNDS[variant], args=(written,))
+        run(
+            benchmark,
+            read_all if variant == "records" else read_batches,
+            group=group,
+            variant=variant,
+            ops=N,
+            rounds=ROUNDS[variant],
+            args=(written,),
+        )
     else:
         output = tmp_path / "records.jsonl"
-        run(benchmark, export_jsonl, group=group, variant=variant, ops=N, rounds=ROUNDS[variant],
-            args=(written, str(output)))
+        run(
+            benchmark,
+            export_jsonl,
+            group=group,
+            variant=variant,
+            ops=N,
+            rounds=ROUNDS[variant],
+            args=(written, str(output)),
+        )
         assert sum(1 for _ in output.open()) == N

@@ -69,58 +69,112 @@ def insert_loop(d, seq):
 
 def test_empty_loop(benchmark):
     """Calibration: the bare ``for i in seq: pass`` over a 100k list."""
-    run(benchmark, loop_only, group="0 calibration: empty for loop", variant="loop",
-        ops=N, rounds=ROUNDS, args=(INTS,))
+    run(
+        benchmark,
+        loop_only,
+        group="0 calibration: empty for loop",
+        variant="loop",
+        ops=N,
+        rounds=ROUNDS,
+        args=(INTS,),
+    )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_list_getitem(benchmark, journals, variant):
     x = container_factory(variant, journals)("list", INTS)
-    run(benchmark, getitem_loop, group="1 read: list x[i]", variant=variant, ops=N,
-        rounds=ROUNDS, args=(x, INTS), loop_overhead=True)
+    run(
+        benchmark,
+        getitem_loop,
+        group="1 read: list x[i]",
+        variant=variant,
+        ops=N,
+        rounds=ROUNDS,
+        args=(x, INTS),
+        loop_overhead=True,
+    )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_list_append(benchmark, journals, variant):
     new = container_factory(variant, journals)
     # a fresh empty container each round, built outside the timing
-    run(benchmark, append_loop, group="1 add: list.append", variant=variant, ops=N,
-        rounds=ROUNDS, setup=lambda: ((new("list"), INTS), {}), loop_overhead=True)
+    run(
+        benchmark,
+        append_loop,
+        group="1 add: list.append",
+        variant=variant,
+        ops=N,
+        rounds=ROUNDS,
+        setup=lambda: ((new("list"), INTS), {}),
+        loop_overhead=True,
+    )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_list_iterate(benchmark, journals, variant):
     x = container_factory(variant, journals)("list", INTS)
-    run(benchmark, iterate, group="1 read: list iteration", variant=variant, ops=N,
-        rounds=ROUNDS, args=(x,))
+    run(benchmark, iterate, group="1 read: list iteration", variant=variant, ops=N, rounds=ROUNDS, args=(x,))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_set_contains(benchmark, journals, variant):
     s = container_factory(variant, journals)("set", INTS)
-    run(benchmark, contains_loop, group="1 read: set `x in s` (half hits)", variant=variant,
-        ops=N, rounds=ROUNDS, args=(s, INT_PROBES), loop_overhead=True)
+    run(
+        benchmark,
+        contains_loop,
+        group="1 read: set `x in s` (half hits)",
+        variant=variant,
+        ops=N,
+        rounds=ROUNDS,
+        args=(s, INT_PROBES),
+        loop_overhead=True,
+    )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_dict_contains(benchmark, journals, variant):
     d = container_factory(variant, journals)("dict", dict.fromkeys(KEYS, 0))
-    run(benchmark, contains_loop, group="1 read: dict `k in d` (half hits)", variant=variant,
-        ops=N, rounds=ROUNDS, args=(d, PROBES), loop_overhead=True)
+    run(
+        benchmark,
+        contains_loop,
+        group="1 read: dict `k in d` (half hits)",
+        variant=variant,
+        ops=N,
+        rounds=ROUNDS,
+        args=(d, PROBES),
+        loop_overhead=True,
+    )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_dict_getitem(benchmark, journals, variant):
     d = container_factory(variant, journals)("dict", zip(KEYS, INTS))
-    run(benchmark, getitem_loop, group="1 read: dict d[k]", variant=variant, ops=N,
-        rounds=ROUNDS, args=(d, KEYS), loop_overhead=True)
+    run(
+        benchmark,
+        getitem_loop,
+        group="1 read: dict d[k]",
+        variant=variant,
+        ops=N,
+        rounds=ROUNDS,
+        args=(d, KEYS),
+        loop_overhead=True,
+    )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_dict_get(benchmark, journals, variant):
     d = container_factory(variant, journals)("dict", zip(KEYS, INTS))
-    run(benchmark, get_loop, group="1 read: dict d.get(k) (half hits)", variant=variant,
-        ops=N, rounds=ROUNDS, args=(d, PROBES), loop_overhead=True)
+    run(
+        benchmark,
+        get_loop,
+        group="1 read: dict d.get(k) (half hits)",
+        variant=variant,
+        ops=N,
+        rounds=ROUNDS,
+        args=(d, PROBES),
+        loop_overhead=True,
+    )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -128,5 +182,13 @@ def test_dict_insert(benchmark, journals, variant):
     """``d[k] = v`` of new keys: the safe __setitem__ looks the key up first (nothing to
     journal: no old value)."""
     new = container_factory(variant, journals)
-    run(benchmark, insert_loop, group="1 add: dict d[k] = v (new keys)", variant=variant,
-        ops=N, rounds=ROUNDS, setup=lambda: ((new("dict"), KEYS), {}), loop_overhead=True)
+    run(
+        benchmark,
+        insert_loop,
+        group="1 add: dict d[k] = v (new keys)",
+        variant=variant,
+        ops=N,
+        rounds=ROUNDS,
+        setup=lambda: ((new("dict"), KEYS), {}),
+        loop_overhead=True,
+    )

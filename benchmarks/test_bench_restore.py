@@ -18,8 +18,15 @@ N = 1_000_000
 def test_discarded(benchmark, tmp_path):
     with safe_data.Journal(tmp_path / "j", segment_size=64 << 20) as journal:
         safe_data.SafeList(range(N), name="big", journal=journal).clear()
-        result = run(benchmark, safe_data.discarded, group="7 restore: 1M small ints", variant="discarded",
-                     ops=N, rounds=5, args=("big", journal))
+        result = run(
+            benchmark,
+            safe_data.discarded,
+            group="7 restore: 1M small ints",
+            variant="discarded",
+            ops=N,
+            rounds=5,
+            args=("big", journal),
+        )
         assert len(result) == N
 
 
@@ -28,6 +35,12 @@ def test_restore_versioned(benchmark, tmp_path):
         lst = safe_data.SafeList(range(N), name="v", journal=journal, versioned=True)
         for _ in range(1000):
             lst.pop()
-        result = run(benchmark, lambda: safe_data.restore("v", journal=journal),
-                     group="7 restore: 1M small ints", variant="restore", ops=N - 1000, rounds=5)
+        result = run(
+            benchmark,
+            lambda: safe_data.restore("v", journal=journal),
+            group="7 restore: 1M small ints",
+            variant="restore",
+            ops=N - 1000,
+            rounds=5,
+        )
         assert result == lst

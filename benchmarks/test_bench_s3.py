@@ -44,8 +44,7 @@ _figures: dict[str, float] = {}
 def seaweedfs(tmp_path_factory):
     server = weed.start(tmp_path_factory.mktemp("seaweedfs"))
     try:
-        sink = S3Sink(BUCKET, server.endpoint, access_key=server.access_key,
-                      secret_key=server.secret_key)
+        sink = S3Sink(BUCKET, server.endpoint, access_key=server.access_key, secret_key=server.secret_key)
 
         async def create():
             async with sink:
@@ -62,8 +61,7 @@ def test_s3_aiobotocore(benchmark, upload_segments, seaweedfs):
     where, names, raw_bytes = upload_segments
     cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True)
     raws = [(where / n).read_bytes() for n in names]
-    bodies = [(n[:-4], cctx.compress(raw), hashlib.sha256(raw).hexdigest())
-              for n, raw in zip(names, raws)]
+    bodies = [(n[:-4], cctx.compress(raw), hashlib.sha256(raw).hexdigest()) for n, raw in zip(names, raws)]
     rounds = iter(range(ROUNDS + 2))
 
     async def put_all():
@@ -71,29 +69,51 @@ def test_s3_aiobotocore(benchmark, upload_segments, seaweedfs):
         queue = list(bodies)
         session = aiobotocore_session.get_session()
         async with session.create_client(
-                "s3", endpoint_url=seaweedfs.endpoint, region_name="us-east-1",
-                aws_access_key_id=seaweedfs.access_key,
-                aws_secret_access_key=seaweedfs.secret_key) as client:
+            "s3",
+            endpoint_url=seaweedfs.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=seaweedfs.access_key,
+            aws_secret_access_key=seaweedfs.secret_key,
+        ) as client:
+
             async def worker():
                 while queue:
                     segment_id, body, sha256 = queue.pop()
-                    await client.put_object(Bucket=BUCKET, Key=f"{prefix}/{segment_id}.seg.zst",
-                                            Body=body, Metadata={"sha256": sha256})
+                    await client.put_object(
+                        Bucket=BUCKET,
+                        Key=f"{prefix}/{segment_id}.seg.zst",
+                        Body=body,
+                        Metadata={"sha256": sha256},
+                    )
+
             await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
 
-    run(benchmark, lambda: asyncio.run(put_all()), group=GROUP, variant="aiobotocore",
-        ops=N_SEGMENTS, rounds=ROUNDS, concurrency=CONCURRENCY)
+    run(
+        benchmark,
+        lambda: asyncio.run(put_all()),
+        group=GROUP,
+        variant="aiobotocore",
+        ops=N_SEGMENTS,
+        rounds=ROUNDS,
+        concurrency=CONCURRENCY,
+    )
     if benchmark.enabled:
         _figures["aiobotocore_mb_per_s"] = mb_per_s(benchmark, raw_bytes)
 
 
 def test_s3_uploader(benchmark, upload_segments, seaweedfs, tmp_path):
     def make_sink(round_no):
-        return S3Sink(BUCKET, seaweedfs.endpoint, access_key=seaweedfs.access_key,
-                      secret_key=seaweedfs.secret_key, namespace=f"uploader-{round_no}")
+        return S3Sink(
+            BUCKET,
+            seaweedfs.endpoint,
+            access_key=seaweedfs.access_key,
+            secret_key=seaweedfs.secret_key,
+            namespace=f"uploader-{round_no}",
+        )
 
-    mb = benchmark_uploader(benchmark, upload_segments, tmp_path, make_sink, group=GROUP,
-                            rounds=ROUNDS, concurrency=CONCURRENCY)
+    mb = benchmark_uploader(
+        benchmark, upload_segments, tmp_path, make_sink, group=GROUP, rounds=ROUNDS, concurrency=CONCURRENCY
+    )
     if mb is not None and "aiobotocore_mb_per_s" in _figures:
         benchmark.extra_info["aiobotocore_mb_per_s"] = _figures["aiobotocore_mb_per_s"]
         benchmark.extra_info["upload_over_aiobotocore"] = round(mb / _figures["aiobotocore_mb_per_s"], 3)

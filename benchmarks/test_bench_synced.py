@@ -36,8 +36,7 @@ KEYS = 100
 GROUPS = {  # name: (class name, options, operation, ops per round, rounds)
     "JSONDict d[k] = v, unbuffered": ("JSONDict", {}, "write", 200, 20),
     "JSONDict d[k] = v, write_concern": ("JSONDict", {"write_concern": True}, "write", 50, 10),
-    "MemoryBufferedJSONDict d[k] = v, buffered": ("MemoryBufferedJSONDict", {}, "buffered", 5000,
-                                                  20),
+    "MemoryBufferedJSONDict d[k] = v, buffered": ("MemoryBufferedJSONDict", {}, "buffered", 5000, 20),
     "BufferedJSONDict d[k] = v, buffered": ("BufferedJSONDict", {}, "buffered", 5000, 10),
     "JSONDict d[k] read, unbuffered": ("JSONDict", {}, "read", 1000, 20),
 }
@@ -71,8 +70,16 @@ def test_synced_json(benchmark, journals, tmp_path, group, package):
         options = dict(options, journal=journals.open("c"))
     doc = getattr(PACKAGES[package], class_name)(str(tmp_path / "doc.json"), **options)
     doc.update({f"k{i}": i for i in range(KEYS)})
-    run(benchmark, OPERATIONS[operation], group=f"11 synced: {group}", variant=package,
-        ops=ops, rounds=rounds, args=(doc, ops), keys=KEYS)
+    run(
+        benchmark,
+        OPERATIONS[operation],
+        group=f"11 synced: {group}",
+        variant=package,
+        ops=ops,
+        rounds=rounds,
+        args=(doc, ops),
+        keys=KEYS,
+    )
     assert doc["k5"] == (5 if operation == "read" else ops - 1)
     if package == "safe_data" and operation != "read" and benchmark.enabled:
         journal = options["journal"]

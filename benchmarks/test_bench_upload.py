@@ -91,8 +91,7 @@ class ServerProcess:
         line = self.proc.stdout.readline()
         if not line.startswith("serving on "):
             self.__exit__()
-            raise RuntimeError(f"{self.args} did not start: {line!r}\n"
-                               + open(self.log_path).read()[-2000:])
+            raise RuntimeError(f"{self.args} did not start: {line!r}\n" + open(self.log_path).read()[-2000:])
         self.url = line.split()[-1]
         cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         if len(cpus) > 1:  # a backup server runs on its own machine: keep it off the others
@@ -114,8 +113,18 @@ def backup_server(tmp_path, namespaces) -> ServerProcess:
     tokens = tmp_path / "tokens"
     tokens.write_text("".join(f"{ns}:{token}\n" for ns, token in namespaces.items()))
     tokens.chmod(0o600)
-    return ServerProcess("-m", "safe_data", "serve", "--store", tmp_path / "store", "--port", 0,
-                         "--tokens", tokens, log_path=tmp_path / "server.log")
+    return ServerProcess(
+        "-m",
+        "safe_data",
+        "serve",
+        "--store",
+        tmp_path / "store",
+        "--port",
+        0,
+        "--tokens",
+        tokens,
+        log_path=tmp_path / "server.log",
+    )
 
 
 # --- 1. throughput -----------------------------------------------------------------------------
@@ -132,24 +141,36 @@ def test_upload_bare_aiohttp(benchmark, upload_segments, tmp_path, mode):
     rounds = iter(range(UPLOAD_ROUNDS + 2))
 
     with ServerProcess(BARE_SERVER, mode, store, log_path=tmp_path / "server.log") as server:
+
         async def post_all():
             prefix = f"{next(rounds):016x}"  # a new id per round: every store is a new file
             queue = list(zip(names, bodies, hashes))
             async with aiohttp.ClientSession() as session:
+
                 async def worker():
                     while queue:
                         name, body, sha256 = queue.pop()
-                        async with session.post(f"{server.url}/v1/segments/{prefix}-{name[17:23]}",
-                                                data=body, headers={"Content-Type": "application/zstd",
-                                                                    "X-Content-SHA256": sha256}) as resp:
+                        async with session.post(
+                            f"{server.url}/v1/segments/{prefix}-{name[17:23]}",
+                            data=body,
+                            headers={"Content-Type": "application/zstd", "X-Content-SHA256": sha256},
+                        ) as resp:
                             await resp.read()
                             assert resp.status == 201
+
                 await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
 
         variant = "bare" if mode == "discard" else "bare-durable"
-        run(benchmark, lambda: asyncio.run(post_all()), group=UPLOAD_GROUP, variant=variant,
-            ops=N_SEGMENTS, rounds=UPLOAD_ROUNDS, concurrency=CONCURRENCY,
-            compressed_bytes=sum(map(len, bodies)))
+        run(
+            benchmark,
+            lambda: asyncio.run(post_all()),
+            group=UPLOAD_GROUP,
+            variant=variant,
+            ops=N_SEGMENTS,
+            rounds=UPLOAD_ROUNDS,
+            concurrency=CONCURRENCY,
+            compressed_bytes=sum(map(len, bodies)),
+        )
     if mode == "durable":
         stored = list((store / "bare").glob("*.seg.zst"))
         assert stored and len(stored) % N_SEGMENTS == 0
@@ -161,9 +182,14 @@ def test_upload_uploader(benchmark, upload_segments, tmp_path):
     namespaces = {f"round{i}": f"token-{i}" for i in range(UPLOAD_ROUNDS + 2)}
     with backup_server(tmp_path, namespaces) as server:
         mb = benchmark_uploader(
-            benchmark, upload_segments, tmp_path,
+            benchmark,
+            upload_segments,
+            tmp_path,
             lambda round_no: HttpSink(server.url, namespaces[f"round{round_no}"]),
-            group=UPLOAD_GROUP, rounds=UPLOAD_ROUNDS, concurrency=CONCURRENCY)
+            group=UPLOAD_GROUP,
+            rounds=UPLOAD_ROUNDS,
+            concurrency=CONCURRENCY,
+        )
     for baseline in ("bare", "bare-durable"):
         if mb is not None and f"{baseline}_mb_per_s" in _figures:
             figure = _figures[f"{baseline}_mb_per_s"]
@@ -184,8 +210,16 @@ def _pop_rows(benchmark, journal, variant, **info):
             x.pop()
         cpu_times.append(time.thread_time() - start)
 
-    run(benchmark, pop_loop, group=POP_GROUP, variant=variant, ops=POPS, rounds=POP_ROUNDS,
-        setup=lambda: ((C.SafeList(INTS, name="ints", journal=journal), POPS), {}), **info)
+    run(
+        benchmark,
+        pop_loop,
+        group=POP_GROUP,
+        variant=variant,
+        ops=POPS,
+        rounds=POP_ROUNDS,
+        setup=lambda: ((C.SafeList(INTS, name="ints", journal=journal), POPS), {}),
+        **info,
+    )
     timed = cpu_times[-POP_ROUNDS:]  # (not the warm-up round)
     benchmark.extra_info["cpu_ns_per_op"] = round(sum(timed) / len(timed) / POPS * 1e9, 2)
 
@@ -219,6 +253,8 @@ def test_pop_with_uploader(benchmark, tmp_path, sink):
         benchmark.extra_info["segments_shipped"] = stats["acked"]
     if benchmark.enabled and "pop_ns_no_uploader" in _figures:
         benchmark.extra_info["uploader_over_no_uploader"] = round(
-            benchmark.extra_info["ns_per_op"] / _figures["pop_ns_no_uploader"], 3)
+            benchmark.extra_info["ns_per_op"] / _figures["pop_ns_no_uploader"], 3
+        )
         benchmark.extra_info["cpu_uploader_over_no_uploader"] = round(
-            benchmark.extra_info["cpu_ns_per_op"] / _figures["pop_cpu_ns_no_uploader"], 3)
+            benchmark.extra_info["cpu_ns_per_op"] / _figures["pop_cpu_ns_no_uploader"], 3
+        )

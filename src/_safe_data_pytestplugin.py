@@ -22,8 +22,10 @@ _JOURNAL = pytest.StashKey()
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "discards_nothing: fail the test if it discards a value into its "
-                   "safe_journal (outside safe_journal.expect_discards()); see safe_data docs")
+        "markers",
+        "discards_nothing: fail the test if it discards a value into its "
+        "safe_journal (outside safe_journal.expect_discards()); see safe_data docs",
+    )
 
 
 @pytest.fixture

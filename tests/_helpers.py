@@ -24,8 +24,9 @@ from safe_data.journal import format as fmt
 from safe_data.synced.backends.collection_json import JSONDict
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, message: str | Callable[[], str],
-               interval: float = 0.02):
+def wait_until(
+    predicate: Callable[[], object], timeout: float, message: str | Callable[[], str], interval: float = 0.02
+):
     """Poll ``predicate`` until it is true, and return its value; if it is still false after
     ``timeout`` seconds, fail the test with ``message`` (a callable: what it says then)."""
     deadline = time.monotonic() + timeout
@@ -50,39 +51,118 @@ def recovering():
 # every method of list, dict and set by what it does to the contents (test_methods.py checks
 # that nothing is left out); what the object protocol gives every class is not classified
 OBJECT_PROTOCOL = {
-    "__class__", "__delattr__", "__dir__", "__doc__", "__eq__", "__format__", "__ge__",
-    "__getattribute__", "__getstate__", "__gt__", "__hash__", "__init_subclass__", "__le__",
-    "__lt__", "__ne__", "__new__", "__reduce__", "__reduce_ex__", "__repr__", "__setattr__",
-    "__sizeof__", "__str__", "__subclasshook__", "__class_getitem__",
+    "__class__",
+    "__delattr__",
+    "__dir__",
+    "__doc__",
+    "__eq__",
+    "__format__",
+    "__ge__",
+    "__getattribute__",
+    "__getstate__",
+    "__gt__",
+    "__hash__",
+    "__init_subclass__",
+    "__le__",
+    "__lt__",
+    "__ne__",
+    "__new__",
+    "__reduce__",
+    "__reduce_ex__",
+    "__repr__",
+    "__setattr__",
+    "__sizeof__",
+    "__str__",
+    "__subclasshook__",
+    "__class_getitem__",
     "__module__",  # listed by dir(collections.deque) since CPython 3.13: an attribute, no behaviour
 }
 
 CLASSIFICATION = {
     list: {
-        "reading": {"__contains__", "__getitem__", "__iter__", "__len__", "__reversed__", "copy",
-                    "count", "index", "__add__", "__mul__", "__rmul__"},
+        "reading": {
+            "__contains__",
+            "__getitem__",
+            "__iter__",
+            "__len__",
+            "__reversed__",
+            "copy",
+            "count",
+            "index",
+            "__add__",
+            "__mul__",
+            "__rmul__",
+        },
         "adding": {"append", "extend", "insert", "__iadd__"},
         "reordering": {"sort", "reverse"},
         "discarding": {"clear", "pop", "remove", "__delitem__", "__setitem__", "__imul__", "__init__"},
     },
     dict: {
-        "reading": {"__contains__", "__getitem__", "__iter__", "__len__", "__reversed__", "copy",
-                    "get", "items", "keys", "values", "fromkeys", "__or__", "__ror__"},
+        "reading": {
+            "__contains__",
+            "__getitem__",
+            "__iter__",
+            "__len__",
+            "__reversed__",
+            "copy",
+            "get",
+            "items",
+            "keys",
+            "values",
+            "fromkeys",
+            "__or__",
+            "__ror__",
+        },
         "adding": {"setdefault"},
         "reordering": set(),
-        "discarding": {"clear", "pop", "popitem", "__delitem__", "__setitem__", "update", "__ior__",
-                       "__init__"},
+        "discarding": {
+            "clear",
+            "pop",
+            "popitem",
+            "__delitem__",
+            "__setitem__",
+            "update",
+            "__ior__",
+            "__init__",
+        },
     },
     set: {
-        "reading": {"__contains__", "__iter__", "__len__", "copy", "difference", "intersection",
-                    "isdisjoint", "issubset", "issuperset", "symmetric_difference", "union",
-                    "__and__", "__or__", "__rand__", "__ror__", "__rsub__", "__rxor__", "__sub__",
-                    "__xor__"},
+        "reading": {
+            "__contains__",
+            "__iter__",
+            "__len__",
+            "copy",
+            "difference",
+            "intersection",
+            "isdisjoint",
+            "issubset",
+            "issuperset",
+            "symmetric_difference",
+            "union",
+            "__and__",
+            "__or__",
+            "__rand__",
+            "__ror__",
+            "__rsub__",
+            "__rxor__",
+            "__sub__",
+            "__xor__",
+        },
         "adding": {"add", "update", "__ior__"},
         "reordering": set(),
-        "discarding": {"clear", "pop", "remove", "discard", "difference_update",
-                       "intersection_update", "symmetric_difference_update", "__isub__",
-                       "__iand__", "__ixor__", "__init__"},
+        "discarding": {
+            "clear",
+            "pop",
+            "remove",
+            "discard",
+            "difference_update",
+            "intersection_update",
+            "symmetric_difference_update",
+            "__isub__",
+            "__iand__",
+            "__ixor__",
+            "__init__",
+        },
     },
 }
 
@@ -116,8 +196,12 @@ def python(code: str, *args: str) -> subprocess.Popen:
     """A child interpreter running ``code`` (dedented), with ``args`` as ``sys.argv[1:]``
     and ``say(text)`` to write a line to its stdout (text mode pipes)."""
     preamble = "import sys\n\ndef say(text):\n    print(text, flush=True)\n\n"
-    return subprocess.Popen([sys.executable, "-c", preamble + textwrap.dedent(code), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", preamble + textwrap.dedent(code), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def expect_line(proc: subprocess.Popen, line: str) -> None:
@@ -163,8 +247,11 @@ def mounted_tmpfs(where: Path, size_kib: int):
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     where.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k,mode=0700", "tmpfs",
-                           str(where)], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k,mode=0700", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip() or proc.returncode}")
     try:
@@ -275,9 +362,20 @@ for th in threads:
 '''
 
 
-def run_and_kill(script, journal_dir, *, mode="safe", run="r0", threads=1, segment_size=16 << 20,
-                 durability="process", kill_after_acks=None, kill_after_seconds=None,
-                 kill_after_id=None, kill_after_start=None):
+def run_and_kill(
+    script,
+    journal_dir,
+    *,
+    mode="safe",
+    run="r0",
+    threads=1,
+    segment_size=16 << 20,
+    durability="process",
+    kill_after_acks=None,
+    kill_after_seconds=None,
+    kill_after_id=None,
+    kill_after_start=None,
+):
     """Run the child until it has acknowledged ``kill_after_acks`` lines (or the value
     ``kill_after_id``), or for ``kill_after_seconds`` after its first acknowledgement, or
     ``kill_after_start`` seconds after it was started (while it imports, opens and
@@ -289,9 +387,19 @@ def run_and_kill(script, journal_dir, *, mode="safe", run="r0", threads=1, segme
     stderr_path = Path(script).parent / f"stderr-{run}.txt"
     with open(stderr_path, "wb") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, str(script), str(journal_dir), mode, run, str(segment_size),
-             str(threads), durability],
-            stdout=subprocess.PIPE, stderr=stderr)
+            [
+                sys.executable,
+                str(script),
+                str(journal_dir),
+                mode,
+                run,
+                str(segment_size),
+                str(threads),
+                durability,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
     kill = lambda: proc.send_signal(signal.SIGKILL)  # noqa: E731  (no-op once reaped)
     hung = threading.Event()
     watchdog = threading.Timer(KILL_TIMEOUT, lambda: (hung.set(), kill()))
@@ -324,9 +432,11 @@ def run_and_kill(script, journal_dir, *, mode="safe", run="r0", threads=1, segme
         proc.stdout.close()
     assert not hung.is_set(), f"the kill condition never came; watchdog fired after {KILL_TIMEOUT}s"
     assert proc.returncode == -signal.SIGKILL, (
-        f"child exited with {proc.returncode}, not by our SIGKILL:\n{stderr_path.read_text()}")
-    assert acked or kill_after_start is not None, \
+        f"child exited with {proc.returncode}, not by our SIGKILL:\n{stderr_path.read_text()}"
+    )
+    assert acked or kill_after_start is not None, (
         f"the child acknowledged nothing:\n{stderr_path.read_text()}"
+    )
     return acked, proc.pid
 
 
@@ -380,6 +490,8 @@ def check_acknowledged(journal_dir, acknowledged) -> LossReport:
 
 
 def summary(report):
-    return (f"{report.acknowledged} acknowledged, missing {sorted(report.missing)[:10]} "
-            f"({len(report.missing)}), duplicated {sorted(report.duplicated)[:10]} "
-            f"({len(report.duplicated)}), problems {report.problems}, left open {report.open_left}")
+    return (
+        f"{report.acknowledged} acknowledged, missing {sorted(report.missing)[:10]} "
+        f"({len(report.missing)}), duplicated {sorted(report.duplicated)[:10]} "
+        f"({len(report.duplicated)}), problems {report.problems}, left open {report.open_left}"
+    )

@@ -1,10 +1,10 @@
 """A real ``safe-data serve`` in its own process, on a port of its choosing.
 
-    server, url = start_server(tmp_path / "store", tokens_file)
-    try:
-        ...
-    finally:
-        stop(server)
+server, url = start_server(tmp_path / "store", tokens_file)
+try:
+    ...
+finally:
+    stop(server)
 """
 
 import subprocess
@@ -17,9 +17,23 @@ def start_server(store, tokens, port=0):
     and its URL once it listens (port 0: a free port, read from its first line)."""
     # the server logs every upload: to a file, as a pipe nobody reads would fill and block it
     log = open(f"{store}.log", "a")
-    proc = subprocess.Popen([sys.executable, "-m", "safe_data", "serve", "--store", str(store),
-                             "--port", str(port), "--tokens", str(tokens)],
-                            stdout=subprocess.PIPE, stderr=log, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "safe_data",
+            "serve",
+            "--store",
+            str(store),
+            "--port",
+            str(port),
+            "--tokens",
+            str(tokens),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
     log.close()
     line = proc.stdout.readline()
     assert line.startswith("serving on "), line + Path(f"{store}.log").read_text()[-2000:]

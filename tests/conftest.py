@@ -75,8 +75,10 @@ def discarded(journal, container=None):
 # else the extension wherever it was built (an install on a machine without a C compiler
 # has the twin only; with SAFE_DATA_REQUIRE_EXTENSIONS=1, as in CI, a missing extension
 # already fails `import safe_data`).
-EXTENSION_EXPECTED = (os.environ.get("SAFE_DATA_NO_EXTENSIONS", "") in ("", "0")
-                      and importlib.util.find_spec("safe_data._core") is not None)
+EXTENSION_EXPECTED = (
+    os.environ.get("SAFE_DATA_NO_EXTENSIONS", "") in ("", "0")
+    and importlib.util.find_spec("safe_data._core") is not None
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,5 +111,6 @@ def impl(request, monkeypatch):
         # containers, so a twin container nested in a value would be pickled as a plain
         # list or dict, not recorded as nested (test_containers.py)
         monkeypatch.setattr(_impl, "RecordWriter", implementation.RecordWriter)
-    return Implementation(request.param, implementation.SafeList, implementation.SafeDict,
-                          implementation.SafeSet)
+    return Implementation(
+        request.param, implementation.SafeList, implementation.SafeDict, implementation.SafeSet
+    )

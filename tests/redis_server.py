@@ -47,11 +47,30 @@ def start(directory: Path) -> RedisServer:
     pytest.importorskip("redis", reason="the redis client is not installed (pip install redis)")
     port = free_port()
     log = directory / "redis.log"
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(directory), "--logfile", str(log)]
-    proc = subprocess.Popen(args, cwd=directory, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, preexec_fn=_die_with_parent)
+    args = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(directory),
+        "--logfile",
+        str(log),
+    ]
+    proc = subprocess.Popen(
+        args,
+        cwd=directory,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
     wait_until_ready(proc, lambda: _answers(port), "redis-server", log)
     return RedisServer(port=port, process=proc, directory=directory, log=log)
 

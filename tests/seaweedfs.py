@@ -53,8 +53,9 @@ def new_bucket(store: SeaweedFS, prefix: str) -> str:
     name = prefix + uuid.uuid4().hex[:12]
 
     async def create():
-        async with S3Sink(name, store.endpoint, access_key=store.access_key,
-                          secret_key=store.secret_key) as sink:
+        async with S3Sink(
+            name, store.endpoint, access_key=store.access_key, secret_key=store.secret_key
+        ) as sink:
             await sink.ensure_bucket()
 
     asyncio.run(create())
@@ -100,20 +101,34 @@ def start(directory: Path, access_key: str = ACCESS_KEY, secret_key: str = SECRE
     ports = {
         name: free_port()
         for name in (
-            "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
-            "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc",
-            "admin.port", "admin.port.grpc",
+            "master.port",
+            "master.port.grpc",
+            "volume.port",
+            "volume.port.grpc",
+            "filer.port",
+            "filer.port.grpc",
+            "s3.port",
+            "s3.port.grpc",
+            "admin.port",
+            "admin.port.grpc",
         )
     }
     directory.mkdir(parents=True, exist_ok=True)
     args = [
-        weed, "mini",
-        "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
+        weed,
+        "mini",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-master.telemetry=false",
         f"-dir={directory}",
-        "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        "-webdav=false",
+        "-admin.ui=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
         # the gateway's IAM API writable: tests issue and revoke access keys through it
         "-s3.iam.readOnly=false",
-        f"-filer.localSocket={directory}/filer.sock", f"-s3.localSocket={directory}/s3.sock",
+        f"-filer.localSocket={directory}/filer.sock",
+        f"-s3.localSocket={directory}/s3.sock",
         *(f"-{name}={port}" for name, port in ports.items()),
     ]
     # weed mini's S3 gateway takes its admin identity from the AWS_* variables
@@ -122,14 +137,23 @@ def start(directory: Path, access_key: str = ACCESS_KEY, secret_key: str = SECRE
     log = directory / "weed.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            args, cwd=directory, env=env, stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+            args,
+            cwd=directory,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     wait_until_ready(proc, lambda: _answers(ports["s3.port"]), "weed mini", log)
     return SeaweedFS(
         endpoint=f"http://127.0.0.1:{ports['s3.port']}",
-        access_key=access_key, secret_key=secret_key,
-        process=proc, directory=directory, log=log,
+        access_key=access_key,
+        secret_key=secret_key,
+        process=proc,
+        directory=directory,
+        log=log,
     )
 
 

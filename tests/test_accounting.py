@@ -22,10 +22,33 @@ def fresh():
     return next(_fresh) * 1.0  # floats: never cached, each a distinct object
 
 
-LIST_OPS = st.lists(st.tuples(
-    st.sampled_from(["append", "extend", "insert", "pop", "pop_i", "remove", "del_i", "del_slice",
-                     "set_i", "set_slice", "clear", "imul", "iadd", "sort", "reinit"]),
-    st.integers(-8, 8), st.integers(-8, 8), st.integers(-3, 3).filter(bool)), max_size=40)
+LIST_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "append",
+                "extend",
+                "insert",
+                "pop",
+                "pop_i",
+                "remove",
+                "del_i",
+                "del_slice",
+                "set_i",
+                "set_slice",
+                "clear",
+                "imul",
+                "iadd",
+                "sort",
+                "reinit",
+            ]
+        ),
+        st.integers(-8, 8),
+        st.integers(-8, 8),
+        st.integers(-3, 3).filter(bool),
+    ),
+    max_size=40,
+)
 
 
 def apply_list(x, op, a, b, step):
@@ -70,7 +93,7 @@ def gone_values(container, ever):
 
 
 def track(container, ever):
-    for v in (container.values() if isinstance(container, dict) else container):
+    for v in container.values() if isinstance(container, dict) else container:
         ever.setdefault(id(v), v)  # holding v keeps its id unique
 
 
@@ -104,10 +127,15 @@ def test_list_behaves_like_the_builtin(impl, tmp_path_factory, ops):
         assert safe == plain
 
 
-DICT_OPS = st.lists(st.tuples(
-    st.sampled_from(["set", "del", "pop", "pop_default", "popitem", "update", "ior", "setdefault",
-                     "clear", "reinit"]),
-    st.sampled_from("abcde")), max_size=40)
+DICT_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["set", "del", "pop", "pop_default", "popitem", "update", "ior", "setdefault", "clear", "reinit"]
+        ),
+        st.sampled_from("abcde"),
+    ),
+    max_size=40,
+)
 
 
 def apply_dict(d, op, k):
@@ -154,11 +182,29 @@ def test_dict_accounting_and_behaviour(impl, tmp_path_factory, ops):
         assert Counter(discarded(j)) == gone_values(safe, ever), ops
 
 
-SET_OPS = st.lists(st.tuples(
-    st.sampled_from(["add", "remove", "discard", "pop", "clear", "difference_update",
-                     "intersection_update", "symmetric_difference_update", "isub", "iand", "ixor",
-                     "update", "reinit"]),
-    st.frozensets(st.integers(0, 9), max_size=4)), max_size=40)
+SET_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "add",
+                "remove",
+                "discard",
+                "pop",
+                "clear",
+                "difference_update",
+                "intersection_update",
+                "symmetric_difference_update",
+                "isub",
+                "iand",
+                "ixor",
+                "update",
+                "reinit",
+            ]
+        ),
+        st.frozensets(st.integers(0, 9), max_size=4),
+    ),
+    max_size=40,
+)
 
 
 def apply_set(s, op, other):

@@ -198,8 +198,7 @@ FORMATS = {  # id: (format, open keywords, value, the file's bytes)
     "format-file-text": (Lines(), {"is_binary": False}, ["a", "b"], b"a\nb\n"),
     "format-bstr": (PackedInts(), {}, [1, -2], struct.pack("<2i", 1, -2)),
     "dumps-loads-text": (Reversed, {"is_binary": False}, [1], b"]1["),
-    "wrap-binary": (atomic.WrapBinaryFormat(json), {"is_binary": False}, VALUE,
-                    json.dumps(VALUE).encode()),
+    "wrap-binary": (atomic.WrapBinaryFormat(json), {"is_binary": False}, VALUE, json.dumps(VALUE).encode()),
 }
 
 
@@ -250,12 +249,13 @@ def test_dump_and_load_kwargs_are_passed_through(path):
         assert f.read(2) == b"\x80\x02"
 
     lines = str(path) + ".lines"
-    with atomic.open(lines, default=["x", "y"], format=Lines(), is_binary=False,
-                     dump_kwargs={"end": ";\n"}):
+    with atomic.open(lines, default=["x", "y"], format=Lines(), is_binary=False, dump_kwargs={"end": ";\n"}):
         pass
     assert read(lines) == "x;\ny;\n"
-    assert atomic.open(lines, format=Lines(), is_binary=False,
-                       load_kwargs={"upper": True}).value == ["X;", "Y;"]
+    assert atomic.open(lines, format=Lines(), is_binary=False, load_kwargs={"upper": True}).value == [
+        "X;",
+        "Y;",
+    ]
 
 
 def test_text_is_utf8_read_with_universal_newlines(path):
@@ -329,8 +329,7 @@ def test_a_symlink_is_followed_and_kept(tmp_path):
     with atomic.open(link) as store:
         store.value = 2
     assert link.is_symlink() and real.read_text() == "2"
-    assert [v.content for v in atomic.versions(link)] == [b"1"] == \
-           [v.content for v in atomic.versions(real)]
+    assert [v.content for v in atomic.versions(link)] == [b"1"] == [v.content for v in atomic.versions(real)]
 
 
 def test_a_failing_encode_or_journal_changes_nothing(path, tmp_path):
@@ -352,8 +351,13 @@ def test_a_failing_encode_or_journal_changes_nothing(path, tmp_path):
 def test_opening_removes_dead_writers_temp_files_and_nothing_else(path, tmp_path):
     dead = tmp_path / (TEMP_PREFIX + "0123456789abcdef")
     live = tmp_path / (TEMP_PREFIX + "fedcba9876543210")
-    others = [TEMP_PREFIX + "0123456789ABCDEF", TEMP_PREFIX + "0123", "state.json.tmp",
-              "x" + TEMP_PREFIX + "0123456789abcdef", TEMP_PREFIX + "0123456789abcdef0"]
+    others = [
+        TEMP_PREFIX + "0123456789ABCDEF",
+        TEMP_PREFIX + "0123",
+        "state.json.tmp",
+        "x" + TEMP_PREFIX + "0123456789abcdef",
+        TEMP_PREFIX + "0123456789abcdef0",
+    ]
     for name in [dead.name, live.name, *others]:
         (tmp_path / name).write_text("leftover")
     with open(live) as held:
@@ -383,8 +387,11 @@ def test_check_revision_refuses_to_overwrite_another_writers_update(path):
     with pytest.raises(RevisionConflictError) as caught:
         mine.commit()
     assert isinstance(caught.value, SafeDataError)
-    assert (caught.value.path, caught.value.expected, caught.value.found) == \
-           (os.path.realpath(path), mine.revision, theirs.revision)
+    assert (caught.value.path, caught.value.expected, caught.value.found) == (
+        os.path.realpath(path),
+        mine.revision,
+        theirs.revision,
+    )
     assert "Open it again" in str(caught.value)
     assert json.loads(read(path)) == {"n": 1}  # nothing was written
     with pytest.raises(RevisionConflictError):  # the `with` exit checks too
@@ -448,8 +455,7 @@ def test_processes_incrementing_with_check_revision_lose_no_update(path, tmp_pat
     script = tmp_path / "counter.py"
     script.write_text(COUNTER)
     env = dict(os.environ, SAFE_DATA_HOME=str(tmp_path / "journal"))
-    procs = [subprocess.Popen([sys.executable, str(script), path, "25"], env=env)
-             for _ in range(3)]
+    procs = [subprocess.Popen([sys.executable, str(script), path, "25"], env=env) for _ in range(3)]
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
     assert read(path) == "75"
     with safe_data.Journal(tmp_path / "journal") as journal:
@@ -488,8 +494,13 @@ def test_the_replaced_content_is_journaled_before_the_replace(path, journal):
     store.commit()  # the same content again: nothing discarded either
     (record,) = journal.records()
     file = os.path.realpath(path)
-    assert (record.container, record.kind, record.op, record.key, record.values) == \
-           (file, "file", "replace", file, [b'{"v": 1}'])
+    assert (record.container, record.kind, record.op, record.key, record.values) == (
+        file,
+        "file",
+        "replace",
+        file,
+        [b'{"v": 1}'],
+    )
     named = atomic.open(path, journal=journal, name="settings")
     named.value = 3
     named.commit()
@@ -553,8 +564,10 @@ def test_cli_file_versions_and_restore_file(path, tmp_path, journal):
     assert listing.exit_code == 0
     assert [line.split("\t")[0] for line in listing.output.splitlines()[2:]] == ["1", "2"]
     rows = [json.loads(line) for line in invoke(journal, "file-versions", path, "--json").output.splitlines()]
-    assert [(r["version"], r["bytes"], r["path"]) for r in rows] == \
-           [(1, 3, os.path.realpath(path)), (2, 3, os.path.realpath(path))]
+    assert [(r["version"], r["bytes"], r["path"]) for r in rows] == [
+        (1, 3, os.path.realpath(path)),
+        (2, 3, os.path.realpath(path)),
+    ]
 
     out = invoke(journal, "restore-file", path, "--version", "1", "--output", "-")
     assert out.exit_code == 0 and out.output == '"a"' and read(path) == '"c"'
@@ -592,8 +605,12 @@ def test_cli_file_commands_on_forged_records_warn_and_keep_the_versions(path, tm
         f.write(b"now")
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "safe_data", "--journal", str(tmp_path / "journal"),
-                               *args], capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "safe_data", "--journal", str(tmp_path / "journal"), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     listing = run("file-versions", path, "--json")
     assert listing.returncode == 0 and "Traceback" not in listing.stderr
@@ -609,8 +626,12 @@ def test_cli_file_commands_on_forged_records_warn_and_keep_the_versions(path, tm
     with safe_data.Journal(only_forged) as journal:
         journal.record("file", "replace", file, key=file, values="text")
     for command in (["file-versions", path], ["restore-file", path], ["restore-file", path, "-o", "-"]):
-        proc = subprocess.run([sys.executable, "-m", "safe_data", "--journal", str(only_forged),
-                               *command], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "safe_data", "--journal", str(only_forged), *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert proc.returncode == 3 and "Traceback" not in proc.stderr, (command, proc.stderr)
         assert "holds no file content" in proc.stderr and "no earlier version" in proc.stderr
 
@@ -619,14 +640,19 @@ def test_cli_file_commands_on_forged_records_warn_and_keep_the_versions(path, tm
 
 
 def test_the_doc_examples_run(tmp_path):
-    result = doctest.testfile(os.path.join(DOCS, "atomic.md"), module_relative=False,
-                              globs={"WORKDIR": str(tmp_path)},
-                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testfile(
+        os.path.join(DOCS, "atomic.md"),
+        module_relative=False,
+        globs={"WORKDIR": str(tmp_path)},
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+    )
     assert result.attempted > 0 and result.failed == 0
 
 
 def test_import_safe_data_does_not_import_the_store_or_bson():
-    code = ("import sys, safe_data; print('safe_data.atomic' in sys.modules); "
-            "import safe_data.atomic; print('bson' in sys.modules)")
+    code = (
+        "import sys, safe_data; print('safe_data.atomic' in sys.modules); "
+        "import safe_data.atomic; print('bson' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

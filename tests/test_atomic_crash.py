@@ -45,7 +45,9 @@ def version(n: int, size: int) -> dict:
 BODY = 2000  # items: about 20 KiB of JSON, several pages
 TIMEOUT = 60
 
-DRIVER = inspect.getsource(version) + r'''
+DRIVER = (
+    inspect.getsource(version)
+    + r'''
 import fcntl, json, os, random, signal, sys, time, traceback, warnings
 import safe_data
 from safe_data import atomic
@@ -172,6 +174,7 @@ def random_kills(iterations=25, max_delay=0.02):
 
 steps() if scenario == "steps" else random_kills()
 '''
+)
 
 
 def run_driver(tmp_path, scenario: str, mode: str, seed: int = 0) -> list[dict]:
@@ -179,8 +182,12 @@ def run_driver(tmp_path, scenario: str, mode: str, seed: int = 0) -> list[dict]:
     script.write_text(DRIVER)
     root = tmp_path / "root"
     root.mkdir()
-    proc = subprocess.run([sys.executable, str(script), scenario, mode, str(root), str(BODY),
-                           str(seed)], capture_output=True, text=True, timeout=TIMEOUT)
+    proc = subprocess.run(
+        [sys.executable, str(script), scenario, mode, str(root), str(BODY), str(seed)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return [json.loads(line) for line in proc.stdout.splitlines()]
 
@@ -232,7 +239,7 @@ def test_a_kill_between_any_two_steps_leaves_the_old_or_the_new_content(tmp_path
     for step in steps:
         where = step["dir"]
         data = Path(where, "state.json").read_bytes()
-        assert problem(data, {0, 1}) is None, (step, calls[step["step"] - 1:step["step"]])
+        assert problem(data, {0, 1}) is None, (step, calls[step["step"] - 1 : step["step"]])
         outcomes.add(json.loads(data)["n"])
         temps_left += len(temps(where))
         with safe_data.Journal(os.path.join(where, "journal")) as journal:
@@ -304,10 +311,12 @@ def test_a_fault_at_the_rename_keeps_the_old_file(tmp_path, quiet_recovery, how)
     raises, and the commit removes its temp file itself."""
     path = tmp_path / "state.json"
     path.write_text('"old"')
-    env = dict(os.environ, SAFE_DATA_FAULT=f"atomic.replace:1:{how}",
-               SAFE_DATA_HOME=str(tmp_path / "journal"))
-    proc = subprocess.run([sys.executable, "-c", FAULTED, str(path)], env=env,
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    env = dict(
+        os.environ, SAFE_DATA_FAULT=f"atomic.replace:1:{how}", SAFE_DATA_HOME=str(tmp_path / "journal")
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", FAULTED, str(path)], env=env, capture_output=True, text=True, timeout=TIMEOUT
+    )
     assert path.read_text() == '"old"'
     if how == "abort":
         assert proc.returncode == -6 and len(temps(tmp_path)) == 1

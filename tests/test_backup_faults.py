@@ -44,8 +44,12 @@ def tokens(tmp_path):
 def stored_values(tmp_path, url):
     """Every record the server holds, read back through `safe-data pull`."""
     restored = tmp_path / "restored"
-    subprocess.run([sys.executable, "-m", "safe_data", "--journal", str(restored), "pull", url,
-                    "--token", TOKEN], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "safe_data", "--journal", str(restored), "pull", url, "--token", TOKEN],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     with safe_data.Journal(restored, readonly=True) as journal:  # pull brings no key
         return [tuple(r.values[0][:2]) for r in journal.records()]
 
@@ -54,9 +58,21 @@ def client(tmp_path, number, count, url, segment_size=64 << 10):
     script = tmp_path / "client.py"
     if not script.exists():  # written once: a client must never read it half-written
         script.write_text(CLIENT)
-    return subprocess.Popen([sys.executable, str(script), str(tmp_path / f"journal-{number}"), str(number),
-                             str(count), url, str(segment_size), TOKEN],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(script),
+            str(tmp_path / f"journal-{number}"),
+            str(number),
+            str(count),
+            url,
+            str(segment_size),
+            TOKEN,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_eight_clients_at_once_every_record_stored_once(tmp_path, tokens):

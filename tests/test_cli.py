@@ -29,14 +29,29 @@ from safe_data.cli import main
 from safe_data.journal import format as fmt
 from safe_data.journal.repair import repair
 
-REQUIRED_KEYS = {"seq", "time_ns", "container", "kind", "op", "key", "values", "pid", "thread",
-                 "caller", "writer", "segment", "offset", "container_id"}
+REQUIRED_KEYS = {
+    "seq",
+    "time_ns",
+    "container",
+    "kind",
+    "op",
+    "key",
+    "values",
+    "pid",
+    "thread",
+    "caller",
+    "writer",
+    "segment",
+    "offset",
+    "container_id",
+}
 
 
 def run_cli(journal, *args, env=None, timeout=60):
     prefix = [] if journal is None else ["--journal", str(journal)]
-    return subprocess.run([sys.executable, "-m", "safe_data", *prefix, *args], env=env,
-                          capture_output=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "safe_data", *prefix, *args], env=env, capture_output=True, timeout=timeout
+    )
 
 
 def text(result) -> str:
@@ -62,10 +77,10 @@ def shop(tmp_path):
     of the kinds whose JSON form is special (tuples, bytes, sets, non-str keys)."""
     path = tmp_path / "shop"
     with sd.Journal(path) as j:
-        cart = sd.SafeList(["apple", "bread", (1, 2), b"\x00\xff"], name="cart", journal=j,
-                           capture_caller=True)
-        prefs = sd.SafeDict({"theme": "light", 7: "seven", (1, 2): float("nan")}, name="prefs",
-                            journal=j)
+        cart = sd.SafeList(
+            ["apple", "bread", (1, 2), b"\x00\xff"], name="cart", journal=j, capture_caller=True
+        )
+        prefs = sd.SafeDict({"theme": "light", 7: "seven", (1, 2): float("nan")}, name="prefs", journal=j)
         tags = sd.SafeSet({"sale", "new", "b"}, name="tags", journal=j)
         cart.pop()  # b"\x00\xff"
         cart.pop()  # (1, 2)
@@ -84,8 +99,13 @@ def test_log_json_gives_every_record_with_json_safe_values(shop):
     assert result.returncode == 0, result.stderr
     lines = json_lines(result)
     assert [(r["container"], r["op"]) for r in lines] == [
-        ("cart", "pop"), ("cart", "pop"), ("cart", "remove"), ("prefs", "set"),
-        ("prefs", "clear"), ("tags", "clear")]
+        ("cart", "pop"),
+        ("cart", "pop"),
+        ("cart", "remove"),
+        ("prefs", "set"),
+        ("prefs", "clear"),
+        ("tags", "clear"),
+    ]
     assert all(REQUIRED_KEYS <= set(r) for r in lines)
     values = [r["values"] for r in lines]
     assert values[0] == [base64.b64encode(b"\x00\xff").decode()]  # bytes: base64
@@ -123,8 +143,7 @@ def run_in_terminal(args, cols=120, rows=40) -> tuple[int, str]:
     without its escape sequences)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave,
-                            env=dict(os.environ, TERM="xterm"))
+    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=dict(os.environ, TERM="xterm"))
     os.close(slave)
     output = b""
     while True:
@@ -181,8 +200,10 @@ def test_log_leaves_out_what_versioned_containers_add_unless_asked(tmp_path):
         v.pop(0)
 
     def ops(*args):
-        return [json.loads(line)["op"]
-                for line in invoke(tmp_path / "j", "log", "--json", *args).stdout.splitlines()]
+        return [
+            json.loads(line)["op"]
+            for line in invoke(tmp_path / "j", "log", "--json", *args).stdout.splitlines()
+        ]
 
     assert ops() == ["pop"]
     assert ops("--all") == ["snapshot", "insert", "pop"]
@@ -192,8 +213,14 @@ def test_log_leaves_out_what_versioned_containers_add_unless_asked(tmp_path):
 def test_usage_errors_exit_2(shop):
     result = run_cli(shop, "log", "--since", "yesterday")
     assert result.returncode == cli.EXIT_USAGE and b"neither an ISO time" in result.stderr
-    for args in (["log", "--op", "explode"], ["log", "--limit", "0"], ["show", "cart"],
-                 ["purge"], ["purge", "--max-bytes", "lots"], ["no-such-command"]):
+    for args in (
+        ["log", "--op", "explode"],
+        ["log", "--limit", "0"],
+        ["show", "cart"],
+        ["purge"],
+        ["purge", "--max-bytes", "lots"],
+        ["no-such-command"],
+    ):
         assert invoke(shop, *args).exit_code == cli.EXIT_USAGE, args
 
 
@@ -202,8 +229,7 @@ def test_a_missing_journal_exits_3_and_creates_nothing(tmp_path):
     result = run_cli(missing, "log")
     assert result.returncode == cli.EXIT_NOT_FOUND
     assert b"no journal at" in result.stderr
-    for command in (["stats"], ["verify", "--repair"], ["restore", "cart"],
-                    ["purge", "--older-than", "1d"]):
+    for command in (["stats"], ["verify", "--repair"], ["restore", "cart"], ["purge", "--older-than", "1d"]):
         assert invoke(missing, *command).exit_code == cli.EXIT_NOT_FOUND
     assert not missing.exists()
 
@@ -220,8 +246,11 @@ def test_log_streams_and_stops_quietly_when_the_pipe_closes(tmp_path):
         items = sd.SafeList(range(20_000), name="items", journal=j)
         while items:
             items.pop()
-    proc = subprocess.Popen([sys.executable, "-m", "safe_data", "--journal", str(tmp_path / "j"),
-                             "log", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "safe_data", "--journal", str(tmp_path / "j"), "log", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     first = json.loads(proc.stdout.readline())
     assert first["values"] == [19_999]
     proc.stdout.close()  # like `| head -1`
@@ -281,8 +310,11 @@ def test_restore_discarded_values_as_json_and_pickle(shop, tmp_path):
     assert result.returncode == 0, result.stderr
     with sd.Journal(shop) as j:
         expected = sd.discarded("cart", j)
-    assert json.loads(result.stdout) == cli.jsonable(expected) == [
-        base64.b64encode(b"\x00\xff").decode(), [1, 2], "apple"]
+    assert (
+        json.loads(result.stdout)
+        == cli.jsonable(expected)
+        == [base64.b64encode(b"\x00\xff").decode(), [1, 2], "apple"]
+    )
 
     out = tmp_path / "cart.pickle"
     result = run_cli(shop, "restore", "cart", "--discarded", "--format", "pickle", "--output", str(out))
@@ -370,8 +402,10 @@ def damage(segments) -> dict[str, tuple[bytes, int]]:
 
 def frames_of(data: bytes) -> dict[int, bytes]:
     """{offset: frame bytes} of the frames of a segment that its lengths locate."""
-    return {offset: data[offset:offset + struct.unpack_from("<I", data, offset)[0]]
-            for offset in frame_offsets(data)}
+    return {
+        offset: data[offset : offset + struct.unpack_from("<I", data, offset)[0]]
+        for offset in frame_offsets(data)
+    }
 
 
 def frame_offsets(data: bytes) -> list[int]:
@@ -402,7 +436,8 @@ def test_verify_reports_damage_and_repair_cuts_it_keeping_the_originals(tmp_path
     report = json.loads(result.stdout)
     assert not report["ok"] and report["repaired"] == []
     assert {(p["segment"], p["offset"]) for p in report["problems"]} == {
-        (name, bad) for name, (_, bad) in originals.items()}
+        (name, bad) for name, (_, bad) in originals.items()
+    }
     assert report["remaining"] == report["problems"]
     plain = text(run_cli(path, "verify"))
     assert "3 problems in 3 segments" in plain and "checksum mismatch" in plain
@@ -443,7 +478,7 @@ def test_an_intact_record_that_does_not_decode_is_reported_but_never_cut(tmp_pat
     middle = frame_offsets(bytes(data))[1]
     data[middle + 32] = 250  # an operation code no version knows, under a valid checksum
     length = struct.unpack_from("<I", data, middle)[0]
-    struct.pack_into("<I", data, middle + 4, _impl.crc32c(bytes(data[middle + 8:middle + length])))
+    struct.pack_into("<I", data, middle + 4, _impl.crc32c(bytes(data[middle + 8 : middle + length])))
     segment.write_bytes(bytes(data))
 
     report = json.loads(run_cli(path, "verify", "--repair", "--json").stdout)
@@ -493,8 +528,12 @@ print("done", flush=True)
 def test_repair_seals_a_dead_writers_segment_and_never_touches_a_live_one(tmp_path):
     path = tmp_path / "j"
     dead, sealed, _ = three_sealed_segments(path)
-    live = subprocess.Popen([sys.executable, "-c", LIVE_WRITER, str(path)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    live = subprocess.Popen(
+        [sys.executable, "-c", LIVE_WRITER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert live.stdout.readline().strip() == "ready"
         (live_open,) = path.glob("*" + fmt.OPEN_SUFFIX)
@@ -534,7 +573,10 @@ def test_stats(shop):
     assert figures["records"] == 6 and figures["problems"] == 0
     assert figures["segments"] == {"sealed": 1, "open": 0, "live": 0}
     assert {name: c["records"] for name, c in figures["containers"].items()} == {
-        "cart": 3, "prefs": 2, "tags": 1}
+        "cart": 3,
+        "prefs": 2,
+        "tags": 1,
+    }
     assert sum(c["bytes"] for c in figures["containers"].values()) == figures["record_bytes"]
     cart = figures["containers"]["cart"]
     assert cart["oldest_ns"] <= cart["newest_ns"] and cart["oldest"] <= cart["newest"]
@@ -584,8 +626,9 @@ def backed_up(tmp_path):
         with sd.Uploader(sd.DirectorySink(tmp_path / "backup"), j, keep_for=3600) as uploader:
             uploader.flush(timeout=60)
         sd.SafeList(range(10), name="unsent", journal=j).clear()
-    (unsent,) = set(sealed_segments(path)) - {path / (m + fmt.SEALED_SUFFIX)
-                                              for m in os.listdir(path / "uploaded")}
+    (unsent,) = set(sealed_segments(path)) - {
+        path / (m + fmt.SEALED_SUFFIX) for m in os.listdir(path / "uploaded")
+    }
     return path, unsent
 
 
@@ -666,8 +709,12 @@ def test_purge_by_container_age_and_size(three_ages):
 
 def test_purge_never_deletes_open_segments(three_ages):
     path, segments, _ = three_ages
-    live = subprocess.Popen([sys.executable, "-c", LIVE_WRITER, str(path)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    live = subprocess.Popen(
+        [sys.executable, "-c", LIVE_WRITER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert live.stdout.readline().strip() == "ready"
         code, plan = purged(path, "--older-than", "2999-01-01", "--force")
@@ -686,9 +733,12 @@ def test_jsonable():
     cyclic = [1]
     cyclic.append(cyclic)
     assert cli.jsonable({1: (2, b"ab"), None: {3, 1, 2}, (1, 2): frozenset({"b", "a"}), False: 0}) == {
-        "1": [2, "YWI="], "null": [1, 2, 3], "(1, 2)": ["a", "b"], "false": 0}
-    assert cli.jsonable([float("inf"), float("-inf"), 1.5, True, None]) == [
-        "inf", "-inf", 1.5, True, None]
+        "1": [2, "YWI="],
+        "null": [1, 2, 3],
+        "(1, 2)": ["a", "b"],
+        "false": 0,
+    }
+    assert cli.jsonable([float("inf"), float("-inf"), 1.5, True, None]) == ["inf", "-inf", 1.5, True, None]
     assert sorted(cli.jsonable({1, "a"}), key=str) == [1, "a"]  # unsortable: iteration order
     assert cli.jsonable(cyclic) == [1, "..."]
     assert cli.jsonable(slice(1, 5, None)) == "slice(1, 5, None)"
@@ -696,11 +746,21 @@ def test_jsonable():
     json.dumps(cli.jsonable({"x": [cyclic, {2.5j}]}), allow_nan=False)
 
 
-@pytest.mark.parametrize("value", [
-    [1, "a", None, True, 2.5], {"k": (1, (2, 3))}, {1: "int key", None: 0, 2.5: False},
-    [{3, 1, 2}, frozenset({"z", "y"})], [b"\x00", bytearray(b"ab")], [slice(0, 2, 1), 3j],
-    {(1, 2): "tuple key"}, [float("nan")], [{1, "a"}], [[1, [2, {"x": {4}}]]],
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        [1, "a", None, True, 2.5],
+        {"k": (1, (2, 3))},
+        {1: "int key", None: 0, 2.5: False},
+        [{3, 1, 2}, frozenset({"z", "y"})],
+        [b"\x00", bytearray(b"ab")],
+        [slice(0, 2, 1), 3j],
+        {(1, 2): "tuple key"},
+        [float("nan")],
+        [{1, "a"}],
+        [[1, [2, {"x": {4}}]]],
+    ],
+)
 def test_dumps_takes_a_shortcut_with_the_same_result(value):
     assert cli.dumps(value) == json.dumps(cli.jsonable(value), separators=(",", ":"))
     assert cli.dumps(value, indent=2) == json.dumps(cli.jsonable(value), indent=2)
@@ -718,7 +778,12 @@ def test_time_and_size_parameters():
     assert parse("2026-01-02T05:04:05+02:00") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=utc)
     assert parse("2026-01-02") == datetime(2026, 1, 2, tzinfo=utc)
     assert [cli.SIZE.convert(v, None, None) for v in ("100", "64k", "500M", "2GiB", "1.5kb")] == [
-        100, 64 << 10, 500 << 20, 2 << 30, 1536]
+        100,
+        64 << 10,
+        500 << 20,
+        2 << 30,
+        1536,
+    ]
 
 
 # --- demo and the entry points ---------------------------------------------------------------
@@ -751,17 +816,23 @@ def test_demo_json_and_a_journal_given_after_the_command(tmp_path):
     assert result.returncode == 0 and shown["ok"] and shown["journal"] == str(tmp_path / "j")
     assert shown["restored"] == shown["before"] and shown["survived"] == 1000
     assert [(r["container"], r["op"]) for r in shown["discarded"]] == [
-        ("cart", "pop"), ("cart", "remove"), ("prefs", "set"), ("prefs", "del")]
+        ("cart", "pop"),
+        ("cart", "remove"),
+        ("prefs", "set"),
+        ("prefs", "del"),
+    ]
     assert shown["implementation"] == ("C extension" if sd.EXTENSION else "pure Python")
 
 
 def test_python_dash_m_and_version(tmp_path):
     env = dict(os.environ, SAFE_DATA_HOME=str(tmp_path))
-    out = subprocess.run([sys.executable, "-m", "safe_data", "--version"], env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "safe_data", "--version"], env=env, capture_output=True, text=True, check=True
+    )
     implementation = "C extension" if sd.EXTENSION else "pure Python"
-    assert out.stdout == (f"safe-data, version {sd.__version__} ({implementation}, "
-                          f"Python {sys.version.split()[0]})\n")
+    assert out.stdout == (
+        f"safe-data, version {sd.__version__} ({implementation}, Python {sys.version.split()[0]})\n"
+    )
 
 
 def test_help_texts_are_plain_text():
@@ -773,13 +844,22 @@ def test_help_texts_are_plain_text():
 
 
 def test_the_journal_can_follow_the_command(shop, tmp_path):
-    for args in (["log", "--json"], ["show", "1", "--json"], ["stats", "--json"], ["verify"],
-                 ["restore", "cart", "--discarded"], ["purge", "--older-than", "1d", "--json"],
-                 ["file-versions", str(tmp_path / "nothing")]):
+    for args in (
+        ["log", "--json"],
+        ["show", "1", "--json"],
+        ["stats", "--json"],
+        ["verify"],
+        ["restore", "cart", "--discarded"],
+        ["purge", "--older-than", "1d", "--json"],
+        ["file-versions", str(tmp_path / "nothing")],
+    ):
         before = run_cli(shop, *args)
         after = run_cli(None, *args, "--journal", str(shop))
-        assert (after.returncode, after.stdout, after.stderr) == \
-               (before.returncode, before.stdout, before.stderr), args
+        assert (after.returncode, after.stdout, after.stderr) == (
+            before.returncode,
+            before.stdout,
+            before.stderr,
+        ), args
     assert run_cli(shop, "log", "--journal", str(shop)).returncode == 0  # the same twice: fine
     twice = run_cli(shop, "log", "--journal", str(tmp_path / "other"))
     assert twice.returncode == 2 and b"given before the command" in twice.stderr

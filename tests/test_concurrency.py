@@ -66,7 +66,7 @@ def check_thread_journal(records, expected):
         got = [values for _, values in sorted(per_thread.get(t, []), key=lambda x: x[0])]
         if got != calls:
             first = next((i for i, (a, b) in enumerate(zip(got, calls)) if a != b), min(len(got), len(calls)))
-            findings["order"].append((t, first, got[first:first + 2], calls[first:first + 2]))
+            findings["order"].append((t, first, got[first : first + 2], calls[first : first + 2]))
     return {k: v for k, v in findings.items() if v}
 
 
@@ -80,25 +80,51 @@ def thread_ops(t, n, L, D, S, calls):
         a, b = (t, i, 0), (t, i, 1)
         op = i % 10
         if op == 0:
-            L.append(a); L.pop(); calls.append(frozenset([a]))
+            L.append(a)
+            L.pop()
+            calls.append(frozenset([a]))
         elif op == 1:
-            L.extend([a, b]); del L[:]; calls.append(frozenset([a, b]))
+            L.extend([a, b])
+            del L[:]
+            calls.append(frozenset([a, b]))
         elif op == 2:
-            L.append(a); L[-1] = b; calls.append(frozenset([a])); L.remove(b); calls.append(frozenset([b]))
+            L.append(a)
+            L[-1] = b
+            calls.append(frozenset([a]))
+            L.remove(b)
+            calls.append(frozenset([b]))
         elif op == 3:
-            D[a] = a; D[a] = b; calls.append(frozenset([a])); D.pop(a); calls.append(frozenset([b]))
+            D[a] = a
+            D[a] = b
+            calls.append(frozenset([a]))
+            D.pop(a)
+            calls.append(frozenset([b]))
         elif op == 4:
-            D[a] = a; del D[a]; calls.append(frozenset([a]))
+            D[a] = a
+            del D[a]
+            calls.append(frozenset([a]))
         elif op == 5:
-            D[a] = a; D.update({a: b}); calls.append(frozenset([a])); D.pop(a); calls.append(frozenset([b]))
+            D[a] = a
+            D.update({a: b})
+            calls.append(frozenset([a]))
+            D.pop(a)
+            calls.append(frozenset([b]))
         elif op == 6:
-            S.add(a); S.discard(a); calls.append(frozenset([a]))
+            S.add(a)
+            S.discard(a)
+            calls.append(frozenset([a]))
         elif op == 7:
-            S.add(a); S.remove(a); calls.append(frozenset([a]))
+            S.add(a)
+            S.remove(a)
+            calls.append(frozenset([a]))
         elif op == 8:
-            S.update([a, b]); S -= {a, b}; calls.append(frozenset([a, b]))
+            S.update([a, b])
+            S -= {a, b}
+            calls.append(frozenset([a, b]))
         else:
-            S.add(a); S ^= {a}; calls.append(frozenset([a]))
+            S.add(a)
+            S ^= {a}
+            calls.append(frozenset([a]))
 
 
 @pytest.fixture
@@ -126,8 +152,9 @@ def run_threads(target, nthreads=THREADS):
 
 
 @pytest.mark.parametrize("segment_size", [16 << 20, 64 * 1024], ids=["16MiB", "64KiB-rotating"])
-def test_threads_on_shared_dict_and_set_journal_each_value_once_in_order(tmp_path, segment_size,
-                                                                        eager_thread_switching):
+def test_threads_on_shared_dict_and_set_journal_each_value_once_in_order(
+    tmp_path, segment_size, eager_thread_switching
+):
     with sd.Journal(tmp_path / "journal", segment_size=segment_size) as j:
         D = sd.SafeDict(name="D", journal=j)
         S = sd.SafeSet(name="S", journal=j)
@@ -148,16 +175,27 @@ def test_threads_on_shared_dict_and_set_journal_each_value_once_in_order(tmp_pat
         assert r.thread == idents[record_values(r)[0][0]]
 
 
-@pytest.mark.parametrize("segment_size,capture_caller,pad", [
-    (4096, False, ""), (16 << 20, True, ""), (16 << 20, False, "x" * 600),
-], ids=["4KiB-rotating", "capture_caller", "compressed-values"])
+@pytest.mark.parametrize(
+    "segment_size,capture_caller,pad",
+    [
+        (4096, False, ""),
+        (16 << 20, True, ""),
+        (16 << 20, False, "x" * 600),
+    ],
+    ids=["4KiB-rotating", "capture_caller", "compressed-values"],
+)
 def test_threads_removing_from_one_shared_list_journal_each_value_once(
-        tmp_path, segment_size, capture_caller, pad, eager_thread_switching):
+    tmp_path, segment_size, capture_caller, pad, eager_thread_switching
+):
     """Each thread removes its own values, by value, from one list they all share."""
     n = 1500  # per thread
     with sd.Journal(tmp_path / "journal", segment_size=segment_size) as j:
-        L = sd.SafeList([(t, i, 0, pad) for i in range(n) for t in range(THREADS)], name="L",
-                        journal=j, capture_caller=capture_caller)
+        L = sd.SafeList(
+            [(t, i, 0, pad) for i in range(n) for t in range(THREADS)],
+            name="L",
+            journal=j,
+            capture_caller=capture_caller,
+        )
         calls = {t: [] for t in range(THREADS)}
         failed = []  # remove() calls that raised (ValueError: the value had already gone)
 
@@ -186,7 +224,8 @@ def test_threads_removing_from_one_shared_list_journal_each_value_once(
     assert (failed, still_in, lost, findings) == ([], [], [], {}), (
         f"{len(failed)} remove() calls raised, e.g. {[(v[:3], e) for v, e in failed[:1]]}; {len(still_in)} values "
         f"journaled as removed are still in the list, {len(lost)} values left the list "
-        f"without a record, e.g. {[v[:3] for v in lost[:3]]}")
+        f"without a record, e.g. {[v[:3] for v in lost[:3]]}"
+    )
 
 
 # --- negative controls for the checker ---------------------------------------------------------
@@ -199,7 +238,9 @@ def small_run(tmp_path):
     D = sd.SafeDict(name="D", journal=j)
     S = sd.SafeSet(name="S", journal=j)
     calls = {t: [] for t in range(4)}
-    errors, _ = run_threads(lambda t: thread_ops(t, 200, sd.SafeList(name=f"L{t}", journal=j), D, S, calls[t]), 4)
+    errors, _ = run_threads(
+        lambda t: thread_ops(t, 200, sd.SafeList(name=f"L{t}", journal=j), D, S, calls[t]), 4
+    )
     assert errors == []
     records = list(j.records(on_error="raise"))
     assert check_thread_journal(records, calls) == {}
@@ -261,11 +302,17 @@ def child_journals(journal, c, n=CHILD_OPS, close=True):
     for i in range(n):
         a, b = (c, i, 0), (c, i, 1)
         if i % 3 == 0:
-            L.extend([a, b]); L.pop(); L.pop()
+            L.extend([a, b])
+            L.pop()
+            L.pop()
         elif i % 3 == 1:
-            D[a] = a; D[a] = b; D.pop(a)
+            D[a] = a
+            D[a] = b
+            D.pop(a)
         else:
-            S.update([a, b]); S.discard(a); S.pop()
+            S.update([a, b])
+            S.discard(a)
+            S.pop()
     if close:
         journal.close()
 
@@ -312,16 +359,19 @@ def test_children_journal_into_the_same_directory(tmp_path, method):
     P = sd.SafeList(name="parent", journal=j)
     before, after = 500, 3000
     for i in range(before):  # the parent has an active, half-used segment when it forks
-        P.append(("p", i, 0)); P.pop()
+        P.append(("p", i, 0))
+        P.pop()
     assert len(list(path.glob("*" + fmt.OPEN_SUFFIX))) == 1
 
     children = start_children(method, j, path)
     for i in range(before, after):  # and keeps journaling while the children run
-        P.append(("p", i, 0)); P.pop()
+        P.append(("p", i, 0))
+        P.pop()
     codes = [(c, wait()) for c, _, wait in children]
     assert codes == [(0, 0), (1, 0), (2, 0)]
     for i in range(after, after + 100):  # and after they are gone
-        P.append(("p", i, 0)); P.pop()
+        P.append(("p", i, 0))
+        P.pop()
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", sd.JournalWarning)  # no problem may be reported
@@ -382,7 +432,9 @@ def test_fork_while_other_threads_journal(tmp_path, eager_thread_switching):
             L = sd.SafeList(name=f"busy{t}", journal=j)
             i = 0
             while not stop.is_set():
-                L.append(("busy", t, i)); L.pop(); i += 1
+                L.append(("busy", t, i))
+                L.pop()
+                i += 1
             counts[t] = i
 
         threads = [threading.Thread(target=busy, args=(t,)) for t in range(2)]
@@ -421,7 +473,7 @@ def test_fork_while_other_threads_journal(tmp_path, eager_thread_switching):
 
 # --- a reader next to a writer ------------------------------------------------------------------
 
-WRITER = r'''
+WRITER = r"""
 import os, sys, glob, safe_data as sd
 path = sys.argv[1]
 j = sd.Journal(path, segment_size=1 << 20)
@@ -433,9 +485,9 @@ while True:
     if i % 40 == 0:  # keep the directory small: purge all but the newest sealed segments
         for seg in sorted(glob.glob(os.path.join(path, "*.seg")), key=os.path.getmtime)[:-2]:
             os.unlink(seg)
-'''
+"""
 
-READER = r'''
+READER = r"""
 import sys, time, warnings, safe_data as sd
 warnings.simplefilter("ignore")
 j = sd.Journal(sys.argv[1])
@@ -447,29 +499,35 @@ while time.monotonic() < deadline:
     j.verify()
     passes += 1
 print("passes", passes)
-'''
+"""
 
 
 def test_reading_while_another_process_rotates_segments(tmp_path):
     path = tmp_path / "journal"
     (tmp_path / "writer.py").write_text(WRITER)
     (tmp_path / "reader.py").write_text(READER)
-    writer = subprocess.Popen([sys.executable, str(tmp_path / "writer.py"), str(path)],
-                              stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, str(tmp_path / "writer.py"), str(path)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert writer.stdout.readline() == "ready\n"
-        reader = subprocess.run([sys.executable, str(tmp_path / "reader.py"), str(path), "3"],
-                                capture_output=True, text=True, timeout=60)
+        reader = subprocess.run(
+            [sys.executable, str(tmp_path / "reader.py"), str(path), "3"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         writer.kill()
         writer.wait()
         writer.stdout.close()
     assert reader.returncode == 0, (
-        f"reader exited with {reader.returncode} (-7 is SIGBUS):\n{reader.stderr[-2000:]}")
+        f"reader exited with {reader.returncode} (-7 is SIGBUS):\n{reader.stderr[-2000:]}"
+    )
     assert reader.stdout.startswith("passes")
 
 
-CLOSE_WHILE_READING = r'''
+CLOSE_WHILE_READING = r"""
 import sys, safe_data as sd
 j = sd.Journal(sys.argv[1])
 L = sd.SafeList(["a", "b"], name="L", journal=j)
@@ -479,12 +537,15 @@ assert next(it).values == ["b"]  # the reader has mapped the live 16 MiB .open s
 j.close()                         # sealing truncates that file to its ~150 used bytes
 assert [r.values for r in it] == [["a"]]
 print("ok")
-'''
+"""
 
 
 def test_closing_the_journal_while_iterating_its_records(tmp_path):
     script = tmp_path / "close_while_reading.py"
     script.write_text(CLOSE_WHILE_READING)
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "journal")],
-                          capture_output=True, text=True, timeout=60)
-    assert (proc.returncode, proc.stdout) == (0, "ok\n"), f"exit {proc.returncode} (-7 is SIGBUS): {proc.stderr}"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "journal")], capture_output=True, text=True, timeout=60
+    )
+    assert (proc.returncode, proc.stdout) == (0, "ok\n"), (
+        f"exit {proc.returncode} (-7 is SIGBUS): {proc.stderr}"
+    )

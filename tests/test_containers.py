@@ -47,13 +47,33 @@ def test_list_discards_are_journaled(impl, journal, action, op, key, values):
     assert (rec.container, rec.kind, rec.op, rec.key, rec.values) == ("L", "list", op, key, values)
 
 
-@pytest.mark.parametrize("action", [
-    lambda x: x.append(1), lambda x: x.extend([1, 2]), lambda x: x.insert(0, 1),
-    lambda x: x.__iadd__([1]), lambda x: x.__imul__(2), lambda x: x.sort(), lambda x: x.reverse(),
-    lambda x: x.__setitem__(slice(5, 5), [1, 2]), lambda x: x.__delitem__(slice(3, 1)),
-    lambda x: x.__setitem__(0, x[0]),  # the same object: nothing is lost
-], ids=["append", "extend", "insert", "iadd", "imul2", "sort", "reverse", "insert-slice",
-        "empty-del", "same-object"])
+@pytest.mark.parametrize(
+    "action",
+    [
+        lambda x: x.append(1),
+        lambda x: x.extend([1, 2]),
+        lambda x: x.insert(0, 1),
+        lambda x: x.__iadd__([1]),
+        lambda x: x.__imul__(2),
+        lambda x: x.sort(),
+        lambda x: x.reverse(),
+        lambda x: x.__setitem__(slice(5, 5), [1, 2]),
+        lambda x: x.__delitem__(slice(3, 1)),
+        lambda x: x.__setitem__(0, x[0]),  # the same object: nothing is lost
+    ],
+    ids=[
+        "append",
+        "extend",
+        "insert",
+        "iadd",
+        "imul2",
+        "sort",
+        "reverse",
+        "insert-slice",
+        "empty-del",
+        "same-object",
+    ],
+)
 def test_list_non_discarding_operations_write_nothing(impl, journal, action):
     safe = impl.SafeList([3, 1, 2, 5, 4], journal=journal)
     plain = [3, 1, 2, 5, 4]
@@ -63,15 +83,18 @@ def test_list_non_discarding_operations_write_nothing(impl, journal, action):
     assert records(journal) == []
 
 
-@pytest.mark.parametrize("action,exc", [
-    (lambda x: type(x)(journal=x.journal).pop(), IndexError),
-    (lambda x: x.pop(10), IndexError),
-    (lambda x: x.pop("a"), TypeError),
-    (lambda x: x.remove(42), ValueError),
-    (lambda x: x.__delitem__(10), IndexError),
-    (lambda x: x.__setitem__(10, 1), IndexError),
-    (lambda x: x.__setitem__(slice(None, None, 2), [1]), ValueError),
-])
+@pytest.mark.parametrize(
+    "action,exc",
+    [
+        (lambda x: type(x)(journal=x.journal).pop(), IndexError),
+        (lambda x: x.pop(10), IndexError),
+        (lambda x: x.pop("a"), TypeError),
+        (lambda x: x.remove(42), ValueError),
+        (lambda x: x.__delitem__(10), IndexError),
+        (lambda x: x.__setitem__(10, 1), IndexError),
+        (lambda x: x.__setitem__(slice(None, None, 2), [1]), ValueError),
+    ],
+)
 def test_list_errors_match_the_builtin_and_journal_nothing(impl, journal, action, exc):
     safe = impl.SafeList([1, 2, 3], journal=journal)
     with pytest.raises(exc):
@@ -113,11 +136,27 @@ def test_dict_discards_are_journaled(impl, journal, action, op, key, values):
     assert (rec.container, rec.kind, rec.op, rec.key, rec.values) == ("D", "dict", op, key, values)
 
 
-@pytest.mark.parametrize("action", [
-    lambda d: d.__setitem__("new", 1), lambda d: d.update(new=1), lambda d: d.setdefault("a", 5),
-    lambda d: d.setdefault("n", 5), lambda d: d.pop("missing", None), lambda d: d.__ior__({"n": 1}),
-    lambda d: d.update(a=d["a"]),
-], ids=["add", "update-new", "setdefault-existing", "setdefault-new", "pop-default", "ior-new", "same-object"])
+@pytest.mark.parametrize(
+    "action",
+    [
+        lambda d: d.__setitem__("new", 1),
+        lambda d: d.update(new=1),
+        lambda d: d.setdefault("a", 5),
+        lambda d: d.setdefault("n", 5),
+        lambda d: d.pop("missing", None),
+        lambda d: d.__ior__({"n": 1}),
+        lambda d: d.update(a=d["a"]),
+    ],
+    ids=[
+        "add",
+        "update-new",
+        "setdefault-existing",
+        "setdefault-new",
+        "pop-default",
+        "ior-new",
+        "same-object",
+    ],
+)
 def test_dict_non_discarding_operations_write_nothing(impl, journal, action):
     safe = impl.SafeDict({"a": 1}, journal=journal)
     plain = {"a": 1}
@@ -126,14 +165,17 @@ def test_dict_non_discarding_operations_write_nothing(impl, journal, action):
     assert records(journal) == []
 
 
-@pytest.mark.parametrize("action,exc", [
-    (lambda d: d.pop("zz"), KeyError),
-    (lambda d: d.__delitem__("zz"), KeyError),
-    (lambda d: type(d)(journal=d.journal).popitem(), KeyError),
-    (lambda d: d.__setitem__([], 1), TypeError),
-    (lambda d: d.update([(1, 2, 3)]), ValueError),
-    (lambda d: d.update({}, {}), TypeError),
-])
+@pytest.mark.parametrize(
+    "action,exc",
+    [
+        (lambda d: d.pop("zz"), KeyError),
+        (lambda d: d.__delitem__("zz"), KeyError),
+        (lambda d: type(d)(journal=d.journal).popitem(), KeyError),
+        (lambda d: d.__setitem__([], 1), TypeError),
+        (lambda d: d.update([(1, 2, 3)]), ValueError),
+        (lambda d: d.update({}, {}), TypeError),
+    ],
+)
 def test_dict_errors_match_the_builtin_and_journal_nothing(impl, journal, action, exc):
     safe = impl.SafeDict({"a": 1}, journal=journal)
     with pytest.raises(exc):
@@ -192,11 +234,19 @@ def test_set_pop_journals_the_popped_element(impl, journal):
     assert one_record(journal).values == {value}
 
 
-@pytest.mark.parametrize("action", [
-    lambda s: s.add(1), lambda s: s.update({7}), lambda s: s.__ior__({8}), lambda s: s.discard(42),
-    lambda s: s.difference_update({42}), lambda s: s.intersection_update({1, 2, 3}),
-    lambda s: s.__isub__(set()), lambda s: s.symmetric_difference_update({9}),
-])
+@pytest.mark.parametrize(
+    "action",
+    [
+        lambda s: s.add(1),
+        lambda s: s.update({7}),
+        lambda s: s.__ior__({8}),
+        lambda s: s.discard(42),
+        lambda s: s.difference_update({42}),
+        lambda s: s.intersection_update({1, 2, 3}),
+        lambda s: s.__isub__(set()),
+        lambda s: s.symmetric_difference_update({9}),
+    ],
+)
 def test_set_non_discarding_operations_write_nothing(impl, journal, action):
     safe, plain = impl.SafeSet({1, 2, 3}, journal=journal), {1, 2, 3}
     action(safe)
@@ -283,16 +333,43 @@ def test_sequence_numbers_increase(impl, journal):
 
 def test_default_name_says_where_the_container_was_made(impl, journal):
     safe = impl.SafeList(journal=journal)
-    assert safe.name == f"list@{__name__}:{test_default_name_says_where_the_container_was_made.__code__.co_firstlineno + 1}"
+    assert (
+        safe.name
+        == f"list@{__name__}:{test_default_name_says_where_the_container_was_made.__code__.co_firstlineno + 1}"
+    )
 
 
 def test_values_of_many_types_round_trip(impl, journal):
     from decimal import Decimal
 
-    values = [None, True, False, 0, -1, 2**63 - 1, -(2**63), 2**80, -(2**100), 1.5, float("inf"),
-              "", "héllo ✓", "\ud800", b"\x00\xff", bytearray(b"ab"), (1, (2,)), [1, [2]],
-              {"a": {1: None}}, {1, 2}, frozenset({3}), slice(1, None, -1), Decimal("1.10"),
-              complex(1, 2), impl.SafeList([1], journal=journal), impl.SafeDict({"x": 1}, journal=journal)]
+    values = [
+        None,
+        True,
+        False,
+        0,
+        -1,
+        2**63 - 1,
+        -(2**63),
+        2**80,
+        -(2**100),
+        1.5,
+        float("inf"),
+        "",
+        "héllo ✓",
+        "\ud800",
+        b"\x00\xff",
+        bytearray(b"ab"),
+        (1, (2,)),
+        [1, [2]],
+        {"a": {1: None}},
+        {1, 2},
+        frozenset({3}),
+        slice(1, None, -1),
+        Decimal("1.10"),
+        complex(1, 2),
+        impl.SafeList([1], journal=journal),
+        impl.SafeDict({"x": 1}, journal=journal),
+    ]
     safe = impl.SafeList(values, journal=journal)
     safe.clear()
     got = one_record(journal).values
@@ -358,10 +435,15 @@ class Unpicklable:
         raise TypeError("no pickling here")
 
 
-@pytest.mark.parametrize("action", [
-    lambda c: c.pop(), lambda c: c.clear(), lambda c: c.__delitem__(0),
-    lambda c: c.__setitem__(0, 1),
-])
+@pytest.mark.parametrize(
+    "action",
+    [
+        lambda c: c.pop(),
+        lambda c: c.clear(),
+        lambda c: c.__delitem__(0),
+        lambda c: c.__setitem__(0, 1),
+    ],
+)
 def test_unpicklable_values_raise_and_change_nothing(impl, journal, action):
     import threading
 

@@ -60,11 +60,16 @@ def check(path):
             warnings.simplefilter("ignore", sd.JournalWarning)
             values = [r.values[0] for r in journal.records()]
         problems = journal.verify()
-    verify = subprocess.run([sys.executable, "-m", "safe_data", "--journal", str(path), "verify",
-                             "--json"], capture_output=True, text=True, timeout=60)
+    verify = subprocess.run(
+        [sys.executable, "-m", "safe_data", "--journal", str(path), "verify", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     report = json.loads(verify.stdout)
-    assert sorted((p["segment"], p["offset"], p["reason"]) for p in report["problems"]) == \
-           sorted((p.segment, p.offset, p.reason) for p in problems)  # command and library agree
+    assert sorted((p["segment"], p["offset"], p["reason"]) for p in report["problems"]) == sorted(
+        (p.segment, p.offset, p.reason) for p in problems
+    )  # command and library agree
     return values, problems, verify.returncode
 
 
@@ -81,14 +86,17 @@ def test_a_deleted_segment_is_reported_with_the_records_it_held(tmp_path):
             (journal / victim.name).unlink()
         first, last = seqs[victims[0]][0], seqs[victims[-1]][1]
         got, problems, code = check(journal)
-        assert got == values[:first - 1] + values[last:]
+        assert got == values[: first - 1] + values[last:]
         numbers = [int(v.name[17:23]) for v in victims]
-        which = (f"segment {numbers[0]}" if len(numbers) == 1
-                 else f"segments {numbers[0]}-{numbers[-1]}")
+        which = f"segment {numbers[0]}" if len(numbers) == 1 else f"segments {numbers[0]}-{numbers[-1]}"
         assert code == 1 and [(p.segment, p.reason) for p in problems] == [
-            (victims[0].name, f"{which} of writer {victims[0].name[:16]} missing: not in the "
-                              f"journal, and not in its ledger as purged or set aside: "
-                              f"{records_text(first, last)} lost")]
+            (
+                victims[0].name,
+                f"{which} of writer {victims[0].name[:16]} missing: not in the "
+                f"journal, and not in its ledger as purged or set aside: "
+                f"{records_text(first, last)} lost",
+            )
+        ]
 
 
 def test_a_segment_cut_at_a_frame_boundary_is_reported(tmp_path):
@@ -100,15 +108,16 @@ def test_a_segment_cut_at_a_frame_boundary_is_reported(tmp_path):
     boundaries, pos = [], fmt.SEGMENT_HEADER_SIZE
     while pos < len(data):
         boundaries.append(pos)
-        pos += int.from_bytes(data[pos:pos + 4], "little")
+        pos += int.from_bytes(data[pos : pos + 4], "little")
     for keep, cut in enumerate([boundaries[0], boundaries[len(boundaries) // 2], boundaries[-1]]):
         segment.write_bytes(data[:cut])
         kept = [0, len(boundaries) // 2, len(boundaries) - 1][keep]
         got, problems, code = check(tmp_path / "j")
-        assert got == values[:first - 1 + kept] + values[last:]
+        assert got == values[: first - 1 + kept] + values[last:]
         assert code == 1 and [(p.segment, p.offset) for p in problems] == [(segment.name, cut)]
-        assert problems[0].reason.startswith(f"{records_text(first + kept, last)} missing: the "
-                                             f"segment ends there, its header counts")
+        assert problems[0].reason.startswith(
+            f"{records_text(first + kept, last)} missing: the segment ends there, its header counts"
+        )
     segment.write_bytes(data)
     assert check(tmp_path / "j") == (values, [], 0)
 
@@ -121,11 +130,19 @@ def test_the_same_segment_copied_in_twice_is_reported_and_read_once(tmp_path):
     got, problems, code = check(tmp_path / "j")
     assert got == values and code == 1  # each record once
     assert [(p.segment, p.reason) for p in problems] == [
-        (copy.name, f"the same segment as {original.name} (writer and number "
-                    f"{original.name[:-4]}) copied in again: its records are read once, from "
-                    f"{original.name}")]
-    repaired = subprocess.run([sys.executable, "-m", "safe_data", "--journal", str(tmp_path / "j"),
-                               "verify", "--repair"], capture_output=True, text=True, timeout=60)
+        (
+            copy.name,
+            f"the same segment as {original.name} (writer and number "
+            f"{original.name[:-4]}) copied in again: its records are read once, from "
+            f"{original.name}",
+        )
+    ]
+    repaired = subprocess.run(
+        [sys.executable, "-m", "safe_data", "--journal", str(tmp_path / "j"), "verify", "--repair"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     assert not copy.exists() and (tmp_path / "j" / "damaged" / f"{copy.name}.0.bin").exists()
     assert check(tmp_path / "j") == (values, [], 0)
@@ -141,8 +158,11 @@ def test_a_renamed_segment_is_read_and_reported(tmp_path):
     got, problems, _ = check(tmp_path / "j")
     assert got == values
     assert [(p.segment, p.reason) for p in problems] == [
-        (renamed.name, f"named {renamed.name} but its header says it is segment "
-                       f"{segment.name[:-4]} (renamed?)")]
+        (
+            renamed.name,
+            f"named {renamed.name} but its header says it is segment {segment.name[:-4]} (renamed?)",
+        )
+    ]
 
 
 # --- what left on purpose ------------------------------------------------------------------------
@@ -162,21 +182,27 @@ def test_segments_purged_after_a_backup_acknowledged_them_are_not_reported(tmp_p
         assert not sealed(path)
         for _ in range(400):
             items.pop()
-        with sd.Uploader(DirectorySink(tmp_path / "store"), journal, seal_every=None,
-                         keep_for=0.2) as up:
+        with sd.Uploader(DirectorySink(tmp_path / "store"), journal, seal_every=None, keep_for=0.2) as up:
             up.flush(timeout=30)  # marked, deleted 0.2 s later
-            wait_until(lambda: not sealed(path), 30,
-                       lambda: f"the acknowledged segments were not deleted: {sealed(path)}")
+            wait_until(
+                lambda: not sealed(path),
+                30,
+                lambda: f"the acknowledged segments were not deleted: {sealed(path)}",
+            )
         for _ in range(400):
             items.pop()
-    purge = subprocess.run([sys.executable, "-m", "safe_data", "--journal", str(path), "purge",
-                            "--max-bytes", "8k", "--force"], capture_output=True, text=True, timeout=60)
+    purge = subprocess.run(
+        [sys.executable, "-m", "safe_data", "--journal", str(path), "purge", "--max-bytes", "8k", "--force"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert purge.returncode == 0, purge.stderr
     left = sealed(path)
     assert left
     got, problems, code = check(path)
     assert (problems, code) == ([], 0)
-    assert got == list(range(2999, 2999 - 1200, -1))[-len(got):]  # the newest records, in order
+    assert got == list(range(2999, 2999 - 1200, -1))[-len(got) :]  # the newest records, in order
     lines = (path / LEDGER).read_text().splitlines()
     whys = [json.loads(line.split(" ", 1)[1])["why"] for line in lines]
     assert any(w.startswith("acknowledged by DirectorySink") for w in whys)
@@ -233,7 +259,7 @@ def test_a_killed_writer_reports_nothing_and_what_vanishes_after_is_found(tmp_pa
     with sd.Journal(path) as journal:  # recovers the dead writer's segment
         assert journal.verify() == []
         popped = [r.values[0] for r in journal.records(on_error="raise")]
-    assert popped[:len(acked)] == acked  # everything acknowledged, in order
+    assert popped[: len(acked)] == acked  # everything acknowledged, in order
     victim = sealed(path)[len(sealed(path)) // 2]
     victim.unlink()
     _, problems, code = check(path)
@@ -244,9 +270,10 @@ def as_revision_1(segment: Path) -> None:
     """Rewrite a segment as the first revision of the format wrote it: no counts."""
     data = segment.read_bytes()
     header = fmt.unpack_segment_header(_impl.crc32c, data)
-    head = fmt.pack_segment_header(_impl.crc32c, header.writer_id, header.segment_no,
-                                   header.created_ns, header.pid)
-    segment.write_bytes(head + data[fmt.SEGMENT_HEADER_SIZE:])
+    head = fmt.pack_segment_header(
+        _impl.crc32c, header.writer_id, header.segment_no, header.created_ns, header.pid
+    )
+    segment.write_bytes(head + data[fmt.SEGMENT_HEADER_SIZE :])
 
 
 def test_revision_1_segments_read_and_are_checked_by_their_sequence_numbers(tmp_path):
@@ -258,13 +285,17 @@ def test_revision_1_segments_read_and_are_checked_by_their_sequence_numbers(tmp_
     # a segment cut at a frame boundary: the next segment's first seq tells
     victim = segments[3]
     data = victim.read_bytes()
-    victim.write_bytes(data[:fmt.SEGMENT_HEADER_SIZE])
+    victim.write_bytes(data[: fmt.SEGMENT_HEADER_SIZE])
     got, problems, code = check(tmp_path / "j")
     missing = sorted(set(values) - set(got))
     first, last = values.index(missing[0]) + 1, values.index(missing[-1]) + 1
     assert code == 1 and [(p.segment, p.reason) for p in problems] == [
-        (segments[4].name, f"{records_text(first, last)} missing before this segment (the one "
-                           f"before it ends at seq {first - 1})")]
+        (
+            segments[4].name,
+            f"{records_text(first, last)} missing before this segment (the one "
+            f"before it ends at seq {first - 1})",
+        )
+    ]
     # a segment deleted: its number tells
     victim.unlink()
     _, problems, _ = check(tmp_path / "j")

@@ -35,11 +35,11 @@ from ._helpers import check_acknowledged, run_and_kill, summary
 
 @pytest.mark.parametrize("durability", ["process", "batch", "fsync"])
 @pytest.mark.parametrize("kill_after_acks", [1, 40, 3000])
-def test_sigkill_after_n_acknowledgements_loses_nothing(tmp_path, child_script, kill_after_acks,
-                                                        durability):
+def test_sigkill_after_n_acknowledgements_loses_nothing(tmp_path, child_script, kill_after_acks, durability):
     journal_dir = tmp_path / "journal"
-    acked, pid = run_and_kill(child_script, journal_dir, kill_after_acks=kill_after_acks,
-                              durability=durability)
+    acked, pid = run_and_kill(
+        child_script, journal_dir, kill_after_acks=kill_after_acks, durability=durability
+    )
     assert len(acked) >= kill_after_acks
     report = check_acknowledged(journal_dir, acked)
     assert report.lost_nothing, summary(report)
@@ -51,8 +51,9 @@ def test_sigkill_at_a_random_moment_loses_nothing(tmp_path, child_script, seed):
     rng = random.Random(seed)
     journal_dir = tmp_path / "journal"
     delay = rng.uniform(0.0, 0.3)
-    acked, _ = run_and_kill(child_script, journal_dir, threads=2, segment_size=64 * 1024,
-                            kill_after_seconds=delay)
+    acked, _ = run_and_kill(
+        child_script, journal_dir, threads=2, segment_size=64 * 1024, kill_after_seconds=delay
+    )
     report = check_acknowledged(journal_dir, acked)
     assert report.lost_nothing, f"killed {delay:.3f}s after the first ack: {summary(report)}"
 
@@ -66,8 +67,14 @@ def test_sigkill_under_heavy_load_repeatedly_in_one_directory(tmp_path, child_sc
     journal_dir = tmp_path / "journal"
     acked, pids = [], set()
     for loop in range(5):
-        ids, pid = run_and_kill(child_script, journal_dir, run=f"loop{loop}", threads=3,
-                                segment_size=64 * 1024, kill_after_seconds=rng.uniform(0.05, 0.4))
+        ids, pid = run_and_kill(
+            child_script,
+            journal_dir,
+            run=f"loop{loop}",
+            threads=3,
+            segment_size=64 * 1024,
+            kill_after_seconds=rng.uniform(0.05, 0.4),
+        )
         acked += ids
         pids.add(pid)
         # the previous writer's segment was recovered by this writer's Journal(), so only
@@ -127,7 +134,6 @@ class Pickled:
 
     def __hash__(self):
         return hash(self.n)
-
 
 
 def parse_frames(path):
@@ -262,8 +268,8 @@ def test_torn_write_in_an_open_segment_is_recovered_on_open(tmp_path, cut):
     data = seg.read_bytes()
     last_off, last_len = parse_frames(seg)[-1]
     cut = last_len - 1 if cut is None else cut
-    open_path = open_segment_from(seg, data[:last_off + cut], segment_size)
-    tail = data[last_off:last_off + cut].rstrip(b"\0")
+    open_path = open_segment_from(seg, data[: last_off + cut], segment_size)
+    tail = data[last_off : last_off + cut].rstrip(b"\0")
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -358,7 +364,7 @@ def test_torn_last_frame_in_a_killed_writers_open_segment(tmp_path, child_script
     frames = parse_frames(open_path)
     last_off, last_len = frames[-1]
     data = bytearray(open_path.read_bytes())
-    data[last_off + last_len // 2:last_off + last_len] = bytes(last_len - last_len // 2)
+    data[last_off + last_len // 2 : last_off + last_len] = bytes(last_len - last_len // 2)
     open_path.write_bytes(bytes(data))
     intact_offsets = [off for off, _ in frames[:-1]]
 
@@ -370,7 +376,7 @@ def test_torn_last_frame_in_a_killed_writers_open_segment(tmp_path, child_script
         saved = (journal_dir / "damaged" / f"{open_path.name}.{last_off}.bin").read_bytes()
         # all that follows is kept: the torn frame, and the body of any frame the killed
         # writer had begun after it (a body is written before the length that commits it)
-        assert saved.startswith(bytes(data[last_off:last_off + last_len // 2]).rstrip(b"\0"))
+        assert saved.startswith(bytes(data[last_off : last_off + last_len // 2]).rstrip(b"\0"))
         assert saved == bytes(data[last_off:]).rstrip(b"\0")
         sealed = open_path.with_suffix(fmt.SEALED_SUFFIX)
         assert sealed.stat().st_size == last_off and not open_path.exists()
@@ -390,8 +396,16 @@ def test_torn_last_frame_in_a_killed_writers_open_segment(tmp_path, child_script
 # --- bit flips ----------------------------------------------------------------------------------
 
 # where in frame k the bit is flipped: (label, offset from the frame start; negative: from its end)
-FLIPS = [("crc", 4), ("seq", 8), ("time", 17), ("thread", 24), ("op", 32), ("name", 36),
-         ("payload", 38), ("payload-end", -1)]
+FLIPS = [
+    ("crc", 4),
+    ("seq", 8),
+    ("time", 17),
+    ("thread", 24),
+    ("op", 32),
+    ("name", 36),
+    ("payload", 38),
+    ("payload-end", -1),
+]
 
 
 @pytest.mark.parametrize("label,where", FLIPS, ids=[f[0] for f in FLIPS])
@@ -408,7 +422,7 @@ def test_bit_flip_in_a_frame_costs_that_record_only(tmp_path, k, label, where):
     flip_bit(seg, off + (where if where >= 0 else n + where), bit=3)
 
     got, problems = popped(journal_dir)
-    assert got == values[:k] + values[k + 1:]  # every record but the damaged one
+    assert got == values[:k] + values[k + 1 :]  # every record but the damaged one
     seq = k + 1
     if k < len(values) - 1:
         reason = f"checksum mismatch: record seq {seq} ({n} bytes) skipped, the frames after it verify"
@@ -440,8 +454,12 @@ def test_two_damaged_frames_in_a_row_stop_the_segment_at_the_first(tmp_path):
     got, problems = popped(journal_dir)
     assert got == values[:3]
     assert [(p.offset, p.reason) for p in problems] == [
-        (frames[3][0], f"checksum mismatch (torn write or corruption); "
-                       f"{records_text(4, len(values))} unreadable from here")]
+        (
+            frames[3][0],
+            f"checksum mismatch (torn write or corruption); "
+            f"{records_text(4, len(values))} unreadable from here",
+        )
+    ]
 
 
 def test_repair_keeps_every_readable_record_and_a_hole_for_each_lost_one(tmp_path):
@@ -467,8 +485,12 @@ def test_repair_keeps_every_readable_record_and_a_hole_for_each_lost_one(tmp_pat
     assert copy.read_bytes() == damaged  # the whole original
     scan = scan_to_end(scan_frames(seg.read_bytes(), _impl.crc32c, seg.name, True))
     assert [(h.offset, h.seq, h.span) for h in scan.holes] == [(off, 8, 1)]
-    assert scan.holes[0].saved == {"file": f"damaged/{copy.name}", "offset": off, "bytes": n,
-                                   "reason": scan.holes[0].saved["reason"]}
+    assert scan.holes[0].saved == {
+        "file": f"damaged/{copy.name}",
+        "offset": off,
+        "bytes": n,
+        "reason": scan.holes[0].saved["reason"],
+    }
 
     # damaged again, at a record after the hole and at the very last one (no next frame
     # proves it: the tail is cut, and a hole stands for it)
@@ -480,8 +502,9 @@ def test_repair_keeps_every_readable_record_and_a_hole_for_each_lost_one(tmp_pat
         assert len(repair(j.path, j.verify())) == 1
         assert j.verify() == []
         lost = {7, 20, len(values) - 1}
-        assert [r.values[0] for r in j.records(on_error="raise")] == \
-               [v for i, v in enumerate(values) if i not in lost]
+        assert [r.values[0] for r in j.records(on_error="raise")] == [
+            v for i, v in enumerate(values) if i not in lost
+        ]
     assert [seg.read_bytes()[o + 32] == fmt.OP_HOLE for o, _ in parse_frames(seg)].count(True) == 3
     assert len(list((journal_dir / "damaged").iterdir())) == 2  # each original kept
 
@@ -499,8 +522,8 @@ def test_frames_swapped_between_segments_are_refused(tmp_path):
     (a_off, a_len), (b_off, b_len) = parse_frames(first)[3], parse_frames(second)[5]
     assert a_len == b_len
     a, b = first.read_bytes(), second.read_bytes()
-    first.write_bytes(a[:a_off] + b[b_off:b_off + b_len] + a[a_off + a_len:])
-    second.write_bytes(b[:b_off] + a[a_off:a_off + a_len] + b[b_off + b_len:])
+    first.write_bytes(a[:a_off] + b[b_off : b_off + b_len] + a[a_off + a_len :])
+    second.write_bytes(b[:b_off] + a[a_off : a_off + a_len] + b[b_off + b_len :])
 
     got, problems = popped(journal_dir)
     reasons = {(p.segment, p.offset): p.reason for p in problems}
@@ -547,7 +570,7 @@ def test_every_single_bit_flip_of_a_pickled_record_is_refused_before_unpickling(
         L = sd.SafeList([Pickled(7)], name="L", journal=j)
         L.pop()
     (seg,) = segments(journal_dir)
-    (off, n), = parse_frames(seg)
+    ((off, n),) = parse_frames(seg)
     data = seg.read_bytes()
     loads, unpickled = pickle.loads, []
 
@@ -586,11 +609,17 @@ def test_bit_flip_in_a_frame_length_is_reported_at_that_frame(tmp_path):
         assert [(p.segment, p.offset) for p in problems] == [(seg.name, frames[k][0])], problems
 
 
-@pytest.mark.parametrize("offset,reason", [
-    (0, "not a safe_data segment"), (9, "segment header checksum mismatch"),
-    (16, "segment header checksum mismatch"), (33, "segment header checksum mismatch"),
-    (48, "segment header checksum mismatch"), (61, "segment header checksum mismatch"),
-])
+@pytest.mark.parametrize(
+    "offset,reason",
+    [
+        (0, "not a safe_data segment"),
+        (9, "segment header checksum mismatch"),
+        (16, "segment header checksum mismatch"),
+        (33, "segment header checksum mismatch"),
+        (48, "segment header checksum mismatch"),
+        (61, "segment header checksum mismatch"),
+    ],
+)
 def test_bit_flip_in_a_segment_header(tmp_path, offset, reason):
     journal_dir = tmp_path / "journal"
     with sd.Journal(journal_dir) as j1:  # two writers: two segments
@@ -622,7 +651,7 @@ def test_bit_flip_in_the_header_of_a_dead_writers_open_segment_is_set_aside(tmp_
         (p,) = j.recovered
         assert (p.segment, p.offset) == (open_path.name, 0)
         saved = journal_dir / "damaged" / f"{open_path.name}.0.bin"
-        assert saved.read_bytes()[:len(data)] == bytes(data)  # the whole file, kept
+        assert saved.read_bytes()[: len(data)] == bytes(data)  # the whole file, kept
         assert list(j.records(on_error="raise")) == [] and j.verify() == []
     finally:
         j.close()

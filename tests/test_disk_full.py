@@ -23,7 +23,7 @@ from ._helpers import mounted_tmpfs
 
 SEGMENT = 64 * 1024
 
-FILL = r'''
+FILL = r"""
 import errno, os, sys
 import safe_data as sd
 
@@ -109,7 +109,7 @@ assert [r.values for r in recs if r.container != "L"] == [{"k": "dv"}, {"sv"}]
 assert j.verify() == []
 j.close()
 print("RESUMED", len(recs), flush=True)
-'''
+"""
 
 
 @pytest.fixture
@@ -140,8 +140,7 @@ def fs_free(path):
 
 @pytest.mark.root
 @pytest.mark.parametrize("durability", ["process", "batch", "fsync"])
-def test_full_disk_raises_changes_nothing_and_resumes_after_freeing_space(tmp_path, small_tmpfs,
-                                                                           durability):
+def test_full_disk_raises_changes_nothing_and_resumes_after_freeing_space(tmp_path, small_tmpfs, durability):
     filler = small_tmpfs / "filler"
     filler.write_bytes(os.urandom(SEGMENT))  # freed later to make room again
     assert fs_free(small_tmpfs) < 4 * SEGMENT  # room for the key and ~2 segments only
@@ -168,12 +167,16 @@ def fill_check_and_resume(tmp_path, mnt, filler, durability, min_acked, segment=
     script = tmp_path / "fill.py"
     script.write_text(FILL)
 
-    proc = subprocess.run([sys.executable, str(script), str(journal_dir), str(filler), durability,
-                           str(segment)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(journal_dir), str(filler), durability, str(segment)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, (
         f"filling child exited with {proc.returncode} (-7 is SIGBUS)\n"
-        f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    )
     lines = dict(line.partition(" ")[::2] for line in proc.stdout.splitlines())
     n_acked, err, message = lines["FULL"].split(" ", 2)
     assert int(n_acked) >= min_acked  # it did journal until the disk was full
@@ -280,8 +283,9 @@ def test_full_disk_during_recovery_is_journal_full_and_changes_nothing(tmp_path,
     damaged/ first; on a full disk that is JournalFullError (not a raw OSError), the
     segment is left as it was, and the next open, with space again, recovers it all."""
     journal_dir = small_tmpfs / "journal"
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(journal_dir), "500"],
-                              stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(journal_dir), "500"], stdout=subprocess.PIPE, text=True
+    )
     acked = [int(writer.stdout.readline()) for _ in range(500)]
     writer.kill()  # SIGKILL
     writer.wait()

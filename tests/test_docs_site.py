@@ -19,12 +19,18 @@ DOCS = os.path.join(ROOT, "docs")
 
 _MISSING = [m for m in ("sphinx", "myst_parser", "furo") if importlib.util.find_spec(m) is None]
 pytestmark = pytest.mark.skipif(
-    bool(_MISSING), reason=f"docs tools not installed ({', '.join(_MISSING)}): pip install '.[docs]'")
+    bool(_MISSING), reason=f"docs tools not installed ({', '.join(_MISSING)}): pip install '.[docs]'"
+)
 
 
 def build(out, source=DOCS):
-    return subprocess.run(["bash", SCRIPT, str(out), str(source)], capture_output=True, text=True,
-                          env=dict(os.environ, PYTHON=sys.executable), timeout=120)
+    return subprocess.run(
+        ["bash", SCRIPT, str(out), str(source)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHON=sys.executable),
+        timeout=120,
+    )
 
 
 def test_the_site_builds_without_warnings(tmp_path):
@@ -36,8 +42,12 @@ def test_the_site_builds_without_warnings(tmp_path):
     assert pages <= built, pages - built
     # autodoc really ran (a directive parsed as Markdown would render as plain text, silently)
     api = (tmp_path / "html" / "api.html").read_text(encoding="utf-8")
-    for name in ("safe_data.Journal.records", "safe_data.atomic.open",
-                 "safe_data.synced.SyncedCollection", "safe_data.integrations.sqlalchemy.protect"):
+    for name in (
+        "safe_data.Journal.records",
+        "safe_data.atomic.open",
+        "safe_data.synced.SyncedCollection",
+        "safe_data.integrations.sqlalchemy.protect",
+    ):
         assert f'id="{name}"' in api, name
     # every export of `import safe_data` has its entry: a new export fails until documented
     import safe_data
@@ -64,8 +74,9 @@ def test_a_table_of_contents_fails_the_build(tmp_path):
     source = tmp_path / "docs"
     shutil.copytree(DOCS, source, ignore=shutil.ignore_patterns("_build"))
     api = (source / "api.rst").read_text(encoding="utf-8")  # under the title: it has entries
-    (source / "api.rst").write_text(api.replace("=\n\n", "=\n\n.. contents::\n   :local:\n\n", 1),
-                                    encoding="utf-8")
+    (source / "api.rst").write_text(
+        api.replace("=\n\n", "=\n\n.. contents::\n   :local:\n\n", 1), encoding="utf-8"
+    )
     with open(source / "caveats.md", "a", encoding="utf-8") as f:
         f.write("\n```{contents}\n```\n")
     proc = build(tmp_path / "html", source)

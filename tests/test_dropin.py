@@ -14,7 +14,10 @@ from .conftest import records
 
 MAKERS = {
     "list": (lambda j: SafeList([1, "a", [2]], name="n", journal=j, capture_caller=True), [1, "a", [2]]),
-    "dict": (lambda j: SafeDict({"a": 1, 2: [3]}, name="n", journal=j, capture_caller=True), {"a": 1, 2: [3]}),
+    "dict": (
+        lambda j: SafeDict({"a": 1, 2: [3]}, name="n", journal=j, capture_caller=True),
+        {"a": 1, 2: [3]},
+    ),
     "set": (lambda j: SafeSet({1, "a", (2,)}, name="n", journal=j, capture_caller=True), {1, "a", (2,)}),
 }
 
@@ -121,32 +124,47 @@ def test_builtin_functions_accept_safe_containers(journal):
 
 
 def test_deep_converts_nested_containers_with_path_names(journal):
-    orders = SafeList([{"id": 1, "items": ["a", "b"], "tags": {"x"}}], name="orders", journal=journal,
-                      deep=True)
+    orders = SafeList(
+        [{"id": 1, "items": ["a", "b"], "tags": {"x"}}], name="orders", journal=journal, deep=True
+    )
     assert type(orders[0]) is SafeDict and orders[0].name == "orders[0]"
     assert isinstance(orders[0]["items"], SafeList) and orders[0]["items"].name == 'orders[0]["items"]'
     assert type(orders[0]["tags"]) is SafeSet
     orders[0]["items"].clear()
     orders[0]["tags"].discard("x")
     recs = records(journal)
-    assert [(r.container, r.values) for r in recs] == [('orders[0]["items"]', ["a", "b"]),
-                                                      ('orders[0]["tags"]', {"x"})]
+    assert [(r.container, r.values) for r in recs] == [
+        ('orders[0]["items"]', ["a", "b"]),
+        ('orders[0]["tags"]', {"x"}),
+    ]
 
 
-@pytest.mark.parametrize("add", [
-    lambda c: c.append([1]), lambda c: c.extend([[1]]), lambda c: c.insert(0, [1]),
-    lambda c: c.__iadd__([[1]]), lambda c: c.__setitem__(0, [1]), lambda c: c.__setitem__(slice(0, 1), [[1]]),
-])
+@pytest.mark.parametrize(
+    "add",
+    [
+        lambda c: c.append([1]),
+        lambda c: c.extend([[1]]),
+        lambda c: c.insert(0, [1]),
+        lambda c: c.__iadd__([[1]]),
+        lambda c: c.__setitem__(0, [1]),
+        lambda c: c.__setitem__(slice(0, 1), [[1]]),
+    ],
+)
 def test_deep_list_converts_on_every_add(journal, add):
     lst = SafeList([0], name="l", journal=journal, deep=True)
     add(lst)
     assert any(isinstance(v, SafeList) for v in lst)
 
 
-@pytest.mark.parametrize("add", [
-    lambda d: d.__setitem__("k", {"a": 1}), lambda d: d.update(k={"a": 1}), lambda d: d.setdefault("k", {"a": 1}),
-    lambda d: d.__ior__({"k": {"a": 1}}),
-])
+@pytest.mark.parametrize(
+    "add",
+    [
+        lambda d: d.__setitem__("k", {"a": 1}),
+        lambda d: d.update(k={"a": 1}),
+        lambda d: d.setdefault("k", {"a": 1}),
+        lambda d: d.__ior__({"k": {"a": 1}}),
+    ],
+)
 def test_deep_dict_converts_on_every_add(journal, add):
     d = SafeDict(name="d", journal=journal, deep=True)
     add(d)
@@ -163,9 +181,15 @@ def test_without_deep_nested_values_stay_plain(journal):
 def test_index_errors_are_the_builtins(journal):
     """Out-of-range and too-large indexes raise what list raises (pop: OverflowError past
     ssize_t, as list.pop's argument conversion; del and assignment: IndexError)."""
-    calls = [lambda L: L.pop(2**70), lambda L: L.__delitem__(2**70), lambda L: L.__setitem__(2**70, 0),
-             lambda L: L.pop(5), lambda L: L.__delitem__(-5), lambda L: L.__setitem__(5, 0),
-             lambda L: L.pop("a")]
+    calls = [
+        lambda L: L.pop(2**70),
+        lambda L: L.__delitem__(2**70),
+        lambda L: L.__setitem__(2**70, 0),
+        lambda L: L.pop(5),
+        lambda L: L.__delitem__(-5),
+        lambda L: L.__setitem__(5, 0),
+        lambda L: L.pop("a"),
+    ]
     for call in calls:
         raised = []
         for L in ([1, 2], safe_data.SafeList([1, 2], journal=journal)):

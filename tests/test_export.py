@@ -16,8 +16,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def run_cli(journal, *args):
-    return subprocess.run([sys.executable, "-m", "safe_data", "--journal", str(journal), *args],
-                          capture_output=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "safe_data", "--journal", str(journal), *args],
+        capture_output=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -25,8 +28,9 @@ def journal(tmp_path):
     """Two containers' records over many small segments, with values JSON cannot hold as
     they are (bytes, sets, NaN, tuples, int keys), and a time in the middle."""
     journal = sd.Journal(tmp_path / "journal", segment_size=8192)
-    orders = sd.SafeDict({i: (i, b"\x00raw", {i, -i}, float("nan")) for i in range(300)},
-                         name="orders", journal=journal)
+    orders = sd.SafeDict(
+        {i: (i, b"\x00raw", {i, -i}, float("nan")) for i in range(300)}, name="orders", journal=journal
+    )
     queue = sd.SafeList(range(300), name="queue", journal=journal)
     for i in range(150):
         del orders[i]
@@ -83,14 +87,23 @@ def test_filters_by_container_and_time(journal, tmp_path, file_format):
     # the middle, to the microsecond below (an ISO time holds no more): 10 ms after the
     # records before it
     cut = (EPOCH + timedelta(microseconds=middle // 1000)).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    result = run_cli(reader.path, "export", "--format", file_format, "--output", out,
-                     "--container", "queue", "--since", cut)
+    result = run_cli(
+        reader.path,
+        "export",
+        "--format",
+        file_format,
+        "--output",
+        out,
+        "--container",
+        "queue",
+        "--since",
+        cut,
+    )
     assert result.returncode == 0, result.stderr
     wanted = [r for r in reader.records("queue") if r.time_ns >= middle]
     assert len(wanted) == 150
     assert [row["seq"] for row in _rows(out, file_format)] == [r.seq for r in wanted]
-    until = run_cli(reader.path, "export", "--format", file_format, "--output", out,
-                    "--until", cut)
+    until = run_cli(reader.path, "export", "--format", file_format, "--output", out, "--until", cut)
     assert until.returncode == 0, until.stderr
     assert len(_rows(out, file_format)) == 300
 
@@ -114,13 +127,17 @@ def test_no_match_exits_3_with_an_empty_file(journal, tmp_path):
 def test_parquet_without_pyarrow_says_which_extra_in_one_line(journal, tmp_path):
     reader, _ = journal
     out = tmp_path / "all.parquet"
-    blocked = ("import sys; sys.modules['pyarrow'] = None; from safe_data.cli import main; "
-               "main(['--journal', sys.argv[1], 'export', '--format', 'parquet', '--output', sys.argv[2]])")
-    result = subprocess.run([sys.executable, "-c", blocked, reader.path, str(out)],
-                            capture_output=True, timeout=60)
+    blocked = (
+        "import sys; sys.modules['pyarrow'] = None; from safe_data.cli import main; "
+        "main(['--journal', sys.argv[1], 'export', '--format', 'parquet', '--output', sys.argv[2]])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", blocked, reader.path, str(out)], capture_output=True, timeout=60
+    )
     assert result.returncode == 1
     assert result.stderr.decode().splitlines() == [
-        "Error: --format parquet needs pyarrow: pip install 'safe_data[parquet]'"]
+        "Error: --format parquet needs pyarrow: pip install 'safe_data[parquet]'"
+    ]
     assert not out.exists() and not list(tmp_path.glob(".export-*"))
 
 
@@ -129,8 +146,20 @@ def test_a_progress_bar_on_a_terminal(journal, tmp_path):
 
     reader, _ = journal
     out = tmp_path / "all.jsonl"
-    code, shown = run_in_terminal([sys.executable, "-m", "safe_data", "--journal", reader.path,
-                                   "export", "--format", "jsonl", "--output", str(out)])
+    code, shown = run_in_terminal(
+        [
+            sys.executable,
+            "-m",
+            "safe_data",
+            "--journal",
+            reader.path,
+            "export",
+            "--format",
+            "jsonl",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     assert "exporting to all.jsonl" in shown and f"exported 600 records to {out}" in shown
     assert len(out.read_text().splitlines()) == 600

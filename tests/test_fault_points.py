@@ -81,8 +81,13 @@ def run_worker(tmp_path, fault=None, trace=None, seed=1, *extra):
         env["SAFE_DATA_FAULT"] = fault
     if trace:
         env["SAFE_DATA_FAULT_TRACE"] = str(trace)
-    proc = subprocess.run([sys.executable, "-c", WORKER, str(journal_dir), str(store_dir), str(seed), *extra],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKER, str(journal_dir), str(store_dir), str(seed), *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     acked = [line[4:] for line in proc.stdout.splitlines() if line.startswith("ack ")]
     return proc, acked, journal_dir, store_dir
 
@@ -130,7 +135,9 @@ def test_the_workload_passes_every_site(tmp_path):
     proc, acked, journal_dir, store_dir = run_worker(tmp_path, trace=trace)
     assert proc.returncode == 0 and proc.stdout.endswith("done\n"), proc.stderr
     reached = set(trace.read_text().split())
-    assert reached == set(_faults.SITES) - ELSEWHERE, f"never reached: {set(_faults.SITES) - ELSEWHERE - reached}"
+    assert reached == set(_faults.SITES) - ELSEWHERE, (
+        f"never reached: {set(_faults.SITES) - ELSEWHERE - reached}"
+    )
     assert len(acked) == 150
     check(acked, journal_dir, store_dir, 1)
 
@@ -160,8 +167,9 @@ def test_a_failing_step_is_an_error_and_loses_nothing(tmp_path, site, how):
 
 def test_negative_control_an_uploader_deleting_before_the_ack_is_caught(tmp_path):
     """The same check fails for an uploader that deletes a segment before its ack."""
-    proc, acked, journal_dir, store_dir = run_worker(tmp_path, "upload.send:1:abort", None, 5,
-                                                     "delete-before-ack")
+    proc, acked, journal_dir, store_dir = run_worker(
+        tmp_path, "upload.send:1:abort", None, 5, "delete-before-ack"
+    )
     assert proc.returncode == -6 and acked
     with pytest.raises(AssertionError, match="segments? 1(-[0-9]+)? of writer [0-9a-f]+ missing"):
         check(acked, journal_dir, store_dir, 5)  # verify reports the vanished segment

@@ -24,14 +24,28 @@ except ImportError:  # the pure-Python run of a build without the extension
 
 KEY = b"k" * 32
 
-scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
-           | st.binary() | st.builds(bytearray, st.binary()))
-hashables = st.recursive(scalars.filter(lambda v: type(v) is not bytearray),
-                         lambda inner: st.tuples(inner, inner) | st.frozensets(inner, max_size=3), max_leaves=8)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary()
+    | st.builds(bytearray, st.binary())
+)
+hashables = st.recursive(
+    scalars.filter(lambda v: type(v) is not bytearray),
+    lambda inner: st.tuples(inner, inner) | st.frozensets(inner, max_size=3),
+    max_leaves=8,
+)
 values = st.recursive(
     scalars,
-    lambda inner: (st.lists(inner, max_size=4) | st.tuples(inner, inner)
-                   | st.dictionaries(hashables, inner, max_size=4) | st.sets(hashables, max_size=4)),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(hashables, inner, max_size=4)
+        | st.sets(hashables, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -57,8 +71,19 @@ def test_c_and_python_encoders_write_identical_bytes(value):
 
 
 @pytest.mark.skipif(_core is None, reason="the C extension is not built in this run")
-@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, 2**200, "\udcff", object, slice(1, 2), [[[]]] * 3,
-                                   {"a": {"b": {"c": [1.5, None]}}}])
+@pytest.mark.parametrize(
+    "value",
+    [
+        2**63,
+        -(2**63) - 1,
+        2**200,
+        "\udcff",
+        object,
+        slice(1, 2),
+        [[[]]] * 3,
+        {"a": {"b": {"c": [1.5, None]}}},
+    ],
+)
 def test_c_and_python_agree_on_edge_values(value):
     assert _core.encode_value_bytes(value, KEY) == python_bytes(value)
 
@@ -90,9 +115,9 @@ def test_a_frame_is_laid_out_as_documented(journal):
     assert struct.unpack_from("<I", data, 60)[0] == google_crc32c.value(data[:60])
     frame_len, crc, seq, time_ns, thread, op, flags, name_len = struct.unpack_from("<IIQqQBBH", data, 64)
     assert frame_len == len(data) - 64
-    assert crc == google_crc32c.value(data[64 + 8:64 + frame_len])
+    assert crc == google_crc32c.value(data[64 + 8 : 64 + frame_len])
     assert (seq, fmt.OPS[op], flags, name_len) == (1, ("list", "pop"), fmt.FLAG_ID, 2)
-    body = data[64 + 36:]
+    body = data[64 + 36 :]
     # name, the container's number (LEB128), then key (int 0 -> zigzag 0), then values:
     # a list of one int 7 (zigzag 14)
     assert 0 < ab.container_id < 0x80
@@ -109,8 +134,9 @@ def test_both_writers_produce_the_same_segment(tmp_path):
     for impl in (_core, _core_py):
         directory = tmp_path / impl.__name__
         directory.mkdir()
-        manager = SegmentManager(str(directory), crc32c=google_crc32c.value, segment_size=1 << 20,
-                                 max_bytes=None, durable=False)
+        manager = SegmentManager(
+            str(directory), crc32c=google_crc32c.value, segment_size=1 << 20, max_bytes=None, durable=False
+        )
         writer = impl.RecordWriter(manager, KEY, impl.DURABILITY_PROCESS, 64)
         writer.append(2, b"name", 3, ["x" * 100, {"a": (1, 2.5)}, {1, 2}], ("f.py", 3, "fn"))
         writer.append(16, b"d", None, {"k": b"v"}, None, 300)  # a container's number: 2 bytes
@@ -123,7 +149,7 @@ def test_both_writers_produce_the_same_segment(tmp_path):
         out, pos = [], 0
         while pos < len(data):
             n = struct.unpack_from("<I", data, pos)[0]
-            out.append(data[pos:pos + 4] + data[pos + 8:pos + 16] + data[pos + 32:pos + n])
+            out.append(data[pos : pos + 4] + data[pos + 8 : pos + 16] + data[pos + 32 : pos + n])
             pos += n
         frames.append(out)
     assert frames[0] == frames[1] and len(frames[0]) == 4

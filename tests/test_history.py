@@ -31,11 +31,19 @@ def test_history_and_discarded(journal):
 # --- undo -----------------------------------------------------------------------------------
 
 LIST_UNDO = [
-    lambda x: x.pop(), lambda x: x.pop(0), lambda x: x.remove(12), lambda x: x.__delitem__(2),
-    lambda x: x.__delitem__(slice(1, 4)), lambda x: x.__delitem__(slice(None, None, 2)),
-    lambda x: x.__delitem__(slice(None, None, -2)), lambda x: x.__setitem__(1, "new"),
-    lambda x: x.__setitem__(slice(1, 3), "abcd"), lambda x: x.__setitem__(slice(0, 4), []),
-    lambda x: x.__setitem__(slice(None, None, 2), "xyz"), lambda x: x.clear(), lambda x: x.__imul__(0),
+    lambda x: x.pop(),
+    lambda x: x.pop(0),
+    lambda x: x.remove(12),
+    lambda x: x.__delitem__(2),
+    lambda x: x.__delitem__(slice(1, 4)),
+    lambda x: x.__delitem__(slice(None, None, 2)),
+    lambda x: x.__delitem__(slice(None, None, -2)),
+    lambda x: x.__setitem__(1, "new"),
+    lambda x: x.__setitem__(slice(1, 3), "abcd"),
+    lambda x: x.__setitem__(slice(0, 4), []),
+    lambda x: x.__setitem__(slice(None, None, 2), "xyz"),
+    lambda x: x.clear(),
+    lambda x: x.__imul__(0),
     lambda x: x.__init__([7, 8]),
 ]
 
@@ -54,10 +62,19 @@ def test_list_undo_restores_the_list(journal, action, versioned):
     assert sorted(map(repr, last.values)) == sorted(repr(v) for v in changed if v not in range(10, 15))
 
 
-@pytest.mark.parametrize("action", [
-    lambda d: d.pop("a"), lambda d: d.popitem(), lambda d: d.__delitem__("b"), lambda d: d.__setitem__("a", 9),
-    lambda d: d.update(a=9, z=1), lambda d: d.__ior__({"b": 8}), lambda d: d.clear(), lambda d: d.__init__(a=0),
-])
+@pytest.mark.parametrize(
+    "action",
+    [
+        lambda d: d.pop("a"),
+        lambda d: d.popitem(),
+        lambda d: d.__delitem__("b"),
+        lambda d: d.__setitem__("a", 9),
+        lambda d: d.update(a=9, z=1),
+        lambda d: d.__ior__({"b": 8}),
+        lambda d: d.clear(),
+        lambda d: d.__init__(a=0),
+    ],
+)
 def test_dict_undo_restores_the_values(journal, action):
     d = SafeDict({"a": 1, "b": 2}, name="d", journal=journal)
     action(d)
@@ -68,10 +85,18 @@ def test_dict_undo_restores_the_values(journal, action):
     assert undo_record.op == "undo" and undo_record.values == overwritten
 
 
-@pytest.mark.parametrize("action", [
-    lambda s: s.pop(), lambda s: s.remove(1), lambda s: s.discard(2), lambda s: s.clear(),
-    lambda s: s.__isub__({1, 2}), lambda s: s.__iand__({1}), lambda s: s.symmetric_difference_update({1, 9}),
-])
+@pytest.mark.parametrize(
+    "action",
+    [
+        lambda s: s.pop(),
+        lambda s: s.remove(1),
+        lambda s: s.discard(2),
+        lambda s: s.clear(),
+        lambda s: s.__isub__({1, 2}),
+        lambda s: s.__iand__({1}),
+        lambda s: s.symmetric_difference_update({1, 9}),
+    ],
+)
 def test_set_undo_puts_elements_back(journal, action):
     s = SafeSet({1, 2, 3}, name="s", journal=journal)
     action(s)
@@ -137,11 +162,22 @@ def test_versioned_restore_at_each_moment(journal):
         time.sleep(0.001)
 
     mark()
-    for step in (lambda: lst.append(2), lambda: lst.insert(0, 0), lambda: lst.extend([5, 6]),
-                 lambda: lst.__setitem__(1, "x"), lambda: lst.__setitem__(slice(0, 2), "abc"),
-                 lambda: lst.sort(key=str), lambda: lst.reverse(), lambda: lst.pop(), lambda: lst.remove("a"),
-                 lambda: lst.__delitem__(slice(None, None, 2)), lambda: lst.__iadd__([9]), lambda: lst.__imul__(2),
-                 lambda: lst.clear(), lambda: lst.append("end")):
+    for step in (
+        lambda: lst.append(2),
+        lambda: lst.insert(0, 0),
+        lambda: lst.extend([5, 6]),
+        lambda: lst.__setitem__(1, "x"),
+        lambda: lst.__setitem__(slice(0, 2), "abc"),
+        lambda: lst.sort(key=str),
+        lambda: lst.reverse(),
+        lambda: lst.pop(),
+        lambda: lst.remove("a"),
+        lambda: lst.__delitem__(slice(None, None, 2)),
+        lambda: lst.__iadd__([9]),
+        lambda: lst.__imul__(2),
+        lambda: lst.clear(),
+        lambda: lst.append("end"),
+    ):
         step()
         mark()
     for t, state in zip(times, states):
@@ -162,7 +198,10 @@ def test_versioned_dict_restore_and_diff(journal):
     assert safe_data.restore("d", at=t0, journal=journal) == {"a": 1}
     assert safe_data.restore("d", at=t1, journal=journal) == {"a": 10, "b": 2, "e": 5}
     assert safe_data.diff("d", t0, t1, journal=journal) == {
-        "added": {"b": 2, "e": 5}, "removed": {}, "changed": {"a": (1, 10)}}
+        "added": {"b": 2, "e": 5},
+        "removed": {},
+        "changed": {"a": (1, 10)},
+    }
     d.undo()  # puts "c" back; the snapshot after it keeps restore exact
     assert safe_data.restore("d", journal=journal) == d == {"a": 10, "b": 2, "e": 5, "c": 3}
 
@@ -183,9 +222,32 @@ def test_versioned_survives_copy_and_pickle(journal):
         assert dup.versioned and dup.deep
 
 
-LIST_OPS = st.lists(st.tuples(st.sampled_from(
-    ["append", "insert", "extend", "pop", "remove", "del", "del_slice", "set", "set_slice", "sort",
-     "reverse", "clear", "iadd", "imul", "undo"]), st.integers(-6, 6), st.integers(-6, 6)), max_size=30)
+LIST_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "append",
+                "insert",
+                "extend",
+                "pop",
+                "remove",
+                "del",
+                "del_slice",
+                "set",
+                "set_slice",
+                "sort",
+                "reverse",
+                "clear",
+                "iadd",
+                "imul",
+                "undo",
+            ]
+        ),
+        st.integers(-6, 6),
+        st.integers(-6, 6),
+    ),
+    max_size=30,
+)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -231,9 +293,14 @@ def test_versioned_list_restore_is_exact(tmp_path_factory, ops):
             assert safe_data.restore("v", journal=j) == lst, (op, a, b)
 
 
-DICT_OPS = st.lists(st.tuples(st.sampled_from(
-    ["set", "del", "pop", "popitem", "update", "ior", "setdefault", "clear", "undo"]),
-    st.sampled_from("abcd"), st.integers(0, 9)), max_size=30)
+DICT_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["set", "del", "pop", "popitem", "update", "ior", "setdefault", "clear", "undo"]),
+        st.sampled_from("abcd"),
+        st.integers(0, 9),
+    ),
+    max_size=30,
+)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -266,10 +333,31 @@ def test_versioned_dict_restore_is_exact(tmp_path_factory, ops):
             assert safe_data.restore("v", journal=j) == d, (op, k, v)
 
 
-SET_OPS = st.lists(st.tuples(st.sampled_from(
-    ["add", "update", "ior", "pop", "remove", "discard", "isub", "iand", "ixor", "difference_update",
-     "intersection_update", "symmetric_difference_update", "clear", "reinit", "undo"]),
-    st.frozensets(st.integers(0, 6), max_size=4)), max_size=30)
+SET_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "add",
+                "update",
+                "ior",
+                "pop",
+                "remove",
+                "discard",
+                "isub",
+                "iand",
+                "ixor",
+                "difference_update",
+                "intersection_update",
+                "symmetric_difference_update",
+                "clear",
+                "reinit",
+                "undo",
+            ]
+        ),
+        st.frozensets(st.integers(0, 6), max_size=4),
+    ),
+    max_size=30,
+)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -391,10 +479,29 @@ def test_restore_refuses_a_name_that_several_processes_changed(journal):
     assert info.value.reason == "several writers" and info.value.partial == ["a", "parent"]
 
 
-NESTED_OPS = st.lists(st.tuples(
-    st.sampled_from(["store_dict", "store_list", "store_set", "store_int", "del", "deeper",
-                     "child_set", "child_del", "child_clear", "child_add", "child_pop", "grandchild"]),
-    st.sampled_from("abc"), st.integers(0, 5)), max_size=25)
+NESTED_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "store_dict",
+                "store_list",
+                "store_set",
+                "store_int",
+                "del",
+                "deeper",
+                "child_set",
+                "child_del",
+                "child_clear",
+                "child_add",
+                "child_pop",
+                "grandchild",
+            ]
+        ),
+        st.sampled_from("abc"),
+        st.integers(0, 5),
+    ),
+    max_size=25,
+)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

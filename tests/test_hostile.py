@@ -33,8 +33,12 @@ FUZZ_EXAMPLES = int(os.environ.get("SAFE_DATA_FUZZ_EXAMPLES", "300"))
 
 
 def cli(journal_dir, *args):
-    return subprocess.run([sys.executable, "-m", "safe_data", "--journal", str(journal_dir), *args],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "safe_data", "--journal", str(journal_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -66,11 +70,20 @@ def test_no_reader_runs_a_planted_pickle(planted):
     assert not canary.exists()
 
 
-@pytest.mark.parametrize("command", [
-    ["log"], ["log", "--json"], ["show", "1"], ["show", "--container", "planted"], ["verify"],
-    ["verify", "--repair"], ["stats"], ["restore", "planted", "--to", "-"],
-    ["purge", "--container", "planted", "--dry-run"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["log"],
+        ["log", "--json"],
+        ["show", "1"],
+        ["show", "--container", "planted"],
+        ["verify"],
+        ["verify", "--repair"],
+        ["stats"],
+        ["restore", "planted", "--to", "-"],
+        ["purge", "--container", "planted", "--dry-run"],
+    ],
+)
 def test_no_command_runs_a_planted_pickle(planted, command):
     victim, canary = planted
     cli(victim, *command)
@@ -86,16 +99,20 @@ def test_the_backup_server_and_pull_never_run_a_planted_pickle(planted, tmp_path
     from safe_data.server.stores.directory import DirectoryStore
 
     victim, canary = planted
-    [segment] = [p for p in victim.iterdir() if p.suffix == ".seg"
-                 and "planted".encode() in p.read_bytes()]
+    [segment] = [p for p in victim.iterdir() if p.suffix == ".seg" and "planted".encode() in p.read_bytes()]
     raw = segment.read_bytes()
 
     async def upload():
         app = make_app(DirectoryStore(tmp_path / "store"), {"attacker": "t0ken"})
         async with TestClient(TestServer(app)) as client:
-            async with client.put(f"/v1/segments/{segment.stem}", data=zstandard.compress(raw),
-                                  headers={"Authorization": "Bearer t0ken",
-                                           "X-Content-SHA256": hashlib.sha256(raw).hexdigest()}) as resp:
+            async with client.put(
+                f"/v1/segments/{segment.stem}",
+                data=zstandard.compress(raw),
+                headers={
+                    "Authorization": "Bearer t0ken",
+                    "X-Content-SHA256": hashlib.sha256(raw).hexdigest(),
+                },
+            ) as resp:
                 return resp.status
 
     assert asyncio.run(upload()) == 201
@@ -117,16 +134,19 @@ def test_the_journal_is_private_under_umask_000(tmp_path):
             while items:
                 items.pop()
         from safe_data.remote.sinks.directory import DirectorySink
-        with safe_data.Uploader(DirectorySink(tmp_path / "sink"), tmp_path / "journal", keep_for=60,
-                                seal_every=None) as up:
+
+        with safe_data.Uploader(
+            DirectorySink(tmp_path / "sink"), tmp_path / "journal", keep_for=60, seal_every=None
+        ) as up:
             up.flush(timeout=10)
     finally:
         os.umask(old)
     modes = {}
     for root, dirs, files in os.walk(tmp_path / "journal"):
         for name in dirs + files:
-            modes[os.path.relpath(os.path.join(root, name), tmp_path)] = \
-                stat.S_IMODE(os.stat(os.path.join(root, name)).st_mode)
+            modes[os.path.relpath(os.path.join(root, name), tmp_path)] = stat.S_IMODE(
+                os.stat(os.path.join(root, name)).st_mode
+            )
     assert stat.S_IMODE(os.stat(tmp_path / "journal").st_mode) == 0o700
     assert "journal/key" in modes and "journal/uploaded/status.json" in modes
     assert {p: m for p, m in modes.items() if m not in (0o700, 0o600)} == {}
@@ -190,8 +210,9 @@ def test_a_segment_name_taken_by_a_symlink_is_never_written_through(tmp_path):
 def _sound_segment(tmp_path_factory):
     where = tmp_path_factory.mktemp("fuzz") / "journal"
     with safe_data.Journal(where) as journal:
-        SafeList([1, "two", b"3", [4.0], {"5": None}, Canary("/nonexistent")], name="f",
-                 journal=journal).clear()
+        SafeList(
+            [1, "two", b"3", [4.0], {"5": None}, Canary("/nonexistent")], name="f", journal=journal
+        ).clear()
     [segment] = [p for p in where.iterdir() if p.suffix == ".seg"]
     return segment.read_bytes()
 
@@ -201,8 +222,11 @@ def sound_segment(tmp_path_factory):
     return _sound_segment(tmp_path_factory)
 
 
-@settings(max_examples=FUZZ_EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_fuzz_the_segment_reader(tmp_path_factory, sound_segment, data):
     """Random damage to a sound segment (flips, cuts, splices, garbage): the reader yields
@@ -220,7 +244,7 @@ def test_fuzz_the_segment_reader(tmp_path_factory, sound_segment, data):
         elif how == "splice":
             damaged[at:at] = data.draw(st.binary(max_size=64))
         else:
-            damaged[at:at + 16] = data.draw(st.binary(min_size=16, max_size=16))
+            damaged[at : at + 16] = data.draw(st.binary(min_size=16, max_size=16))
         if not damaged:
             damaged = bytearray(b"\0")
     where = tmp_path_factory.mktemp("fuzzed")
@@ -233,8 +257,9 @@ def test_fuzz_the_segment_reader(tmp_path_factory, sound_segment, data):
             assert not (isinstance(value, Canary)), "a pickle was run"
 
 
-@settings(max_examples=FUZZ_EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(body=st.binary(max_size=4096), flip=st.integers(0, 1 << 20))
 def test_fuzz_the_servers_ingest(sound_segment, body, flip):
     """What the server does with a body (random bytes, or a damaged sound segment): accept

@@ -62,8 +62,7 @@ def test_records_carry_the_path_as_of_the_operation(journal):
     labels = [(r.container, r.op) for r in journal.records()]
     assert labels == [('o[1]["items"]', "pop"), ("d", "pop"), ('d["b"]', "pop")]
     ids = {r.container: r.container_id for r in journal.records()}
-    assert ids == {'o[1]["items"]': first.container_id, "d": d.container_id,
-                   'd["b"]': moved.container_id}
+    assert ids == {'o[1]["items"]': first.container_id, "d": d.container_id, 'd["b"]': moved.container_id}
     assert len(set(ids.values())) == 3
 
 
@@ -178,8 +177,9 @@ def test_both_decoders_read_a_nested_container(decode):
     with pytest.raises(sd.errors.CorruptRecordError, match="not a list, dict or set"):
         decode(nested_payload(fmt.T_TUPLE), None, False, 1)
     with pytest.raises(sd.errors.CorruptRecordError, match="not a list, dict or set"):
-        decode(bytes([fmt.T_LIST, 1]) + bytes([fmt.T_NESTED, 1]) * 100 + bytes([fmt.T_LIST, 0]),
-               None, False, 1)
+        decode(
+            bytes([fmt.T_LIST, 1]) + bytes([fmt.T_NESTED, 1]) * 100 + bytes([fmt.T_LIST, 0]), None, False, 1
+        )
 
 
 def test_a_nested_safe_container_is_written_with_its_number(journal):
@@ -225,8 +225,13 @@ class NestedHistory:
         out = [] if out is None else out
         if isinstance(value, (sd.SafeList, sd.SafeDict, sd.SafeSet)):
             out.append(value)
-            items = list(value) if isinstance(value, list) else list(dict.values(value)) \
-                if isinstance(value, dict) else []
+            items = (
+                list(value)
+                if isinstance(value, list)
+                else list(dict.values(value))
+                if isinstance(value, dict)
+                else []
+            )
             for item in items:
                 self.containers(item, out)
         return out
@@ -260,12 +265,12 @@ class NestedHistory:
             del lst[rng.randrange(n)]
         elif op == 4:
             i = rng.randrange(n)
-            del lst[i:i + rng.randrange(1, 3)]
+            del lst[i : i + rng.randrange(1, 3)]
         elif op == 5:
             lst[rng.randrange(n)] = self.value()
         elif op == 6:
             i = rng.randrange(n)
-            lst[i:i + 1] = [self.value(), self.value()]
+            lst[i : i + 1] = [self.value(), self.value()]
         elif op == 7:
             lst.extend([self.value()])
         elif op == 8:

@@ -50,14 +50,20 @@ def test_require_extensions_fails_loudly_when_missing(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert proc.returncode != 0 and "hidden" in proc.stderr
     env.pop("SAFE_DATA_REQUIRE_EXTENSIONS")
-    proc = subprocess.run([sys.executable, "-c", script + "assert not safe_data.EXTENSION\n"],
-                          env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", script + "assert not safe_data.EXTENSION\n"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 def test_import_does_not_load_heavy_modules():
-    code = ("import sys, safe_data; heavy = [m for m in ('aiohttp', 'zstandard', 'lz4', 'click', 'rich', 'sqlalchemy', "
-            "'difflib', 'hmac') "
-            "if m in sys.modules]; print(heavy)")
+    code = (
+        "import sys, safe_data; heavy = [m for m in ('aiohttp', 'zstandard', 'lz4', 'click', 'rich', 'sqlalchemy', "
+        "'difflib', 'hmac') "
+        "if m in sys.modules]; print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -67,16 +67,20 @@ def test_indexed_reads_find_what_a_full_scan_finds(tmp_path, seed):
             for c in top:
                 name = c.name
                 assert _indexed(journal, container=name) == _full_scan(
-                    journal, lambda r, n=name: r.container == n)
+                    journal, lambda r, n=name: r.container == n
+                )
                 assert _indexed(journal, container=name, nested=True) == _full_scan(
-                    journal, lambda r, n=name: r.container == n or r.container.startswith(n + "["))
+                    journal, lambda r, n=name: r.container == n or r.container.startswith(n + "[")
+                )
                 identity = (journal._manager.writer_id, c.container_id)
                 assert _indexed(journal, identity=identity) == _full_scan(
-                    journal, lambda r, i=identity: (r.writer, r.container_id) == i)
+                    journal, lambda r, i=identity: (r.writer, r.container_id) == i
+                )
             records = list(journal.records())
             middle = records[len(records) // 2].time_ns
             assert _indexed(journal, container="d0", since=middle) == _full_scan(
-                journal, lambda r, t=middle: r.container == "d0" and r.time_ns >= t)
+                journal, lambda r, t=middle: r.container == "d0" and r.time_ns >= t
+            )
         assert len(list(tmp_path.joinpath("j").glob("*.seg"))) > 3  # rotation happened
         assert list(tmp_path.joinpath("j").glob("*" + fmt.INDEX_SUFFIX))
 
@@ -169,7 +173,7 @@ def test_a_damaged_index_is_rebuilt(tmp_path, monkeypatch, needle, damage):
     if damage == "bit flip":
         data[len(data) // 2] ^= 0x10
     elif damage == "truncated":
-        del data[len(data) // 2:]
+        del data[len(data) // 2 :]
     elif damage == "empty":
         data.clear()
     else:
@@ -203,8 +207,10 @@ def test_an_index_pointing_elsewhere_is_not_believed(tmp_path, monkeypatch, need
     def swap(found):  # needle's offsets and another container's: counts still add up
         mine = next(e for e in found.entries if e.name == b"needle")
         other = next(e for e in found.entries if e.name != b"needle" and len(e.offsets) >= 2)
-        mine.offsets, other.offsets = other.offsets[:len(mine.offsets)], (
-            mine.offsets + other.offsets[len(mine.offsets):])
+        mine.offsets, other.offsets = (
+            other.offsets[: len(mine.offsets)],
+            (mine.offsets + other.offsets[len(mine.offsets) :]),
+        )
 
     _rewrite(_last_index(tmp_path / "j"), swap, journal._key)
     _fresh_process_view(monkeypatch)

@@ -49,8 +49,13 @@ def test_callback_gets_each_record_as_the_journal_holds_it(journal):
         assert live.writer == kept.writer
         assert live.segment is None and live.offset is None
     assert [(r.container, r.op, r.key, r.values) for r in got] == [
-        ("l", "pop", 0, [1]), ("l", "clear", None, [2, 3]), ("d", "set", "a", {"a": 1}),
-        ("d", "del", "b", {"b": 2}), ("s", "discard", None, {7}), ("direct", "pop", "k", {"k": "v"})]
+        ("l", "pop", 0, [1]),
+        ("l", "clear", None, [2, 3]),
+        ("d", "set", "a", {"a": 1}),
+        ("d", "del", "b", {"b": 2}),
+        ("s", "discard", None, {7}),
+        ("direct", "pop", "k", {"k": "v"}),
+    ]
     assert type(got[1].values) is list  # a copy, not the container emptied right after
 
 
@@ -181,8 +186,7 @@ def test_callbacks_from_threads(journal):
 
 
 def test_fsync_mode_and_failed_discards(tmp_path):
-    j = safe_data.Journal(tmp_path / "j", durability="fsync", max_bytes=64 << 10,
-                          segment_size=32 << 10)
+    j = safe_data.Journal(tmp_path / "j", durability="fsync", max_bytes=64 << 10, segment_size=32 << 10)
     try:
         got = []
         j.on_discard(got.append)
@@ -264,10 +268,12 @@ def test_configure_log_discards(tmp_path, caplog):
 
 
 def test_import_stays_light():
-    code = ("import sys, safe_data; "
-            "print(sorted(m for m in ('logging', 'safe_data.integrations.metrics', "
-            "'safe_data.integrations.discard_logging', 'safe_data.testing', 'pytest') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, safe_data; "
+        "print(sorted(m for m in ('logging', 'safe_data.integrations.metrics', "
+        "'safe_data.integrations.discard_logging', 'safe_data.testing', 'pytest') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -277,11 +283,19 @@ def test_import_stays_light():
 
 def test_stats_counts_records_bytes_and_pending(tmp_path):
     before = safe_data.stats()
-    names = {"safe_data.records", "safe_data.bytes", "safe_data.journals",
-             "safe_data.discard_hook.errors", "safe_data.upload.pending_segments",
-             "safe_data.upload.pending_bytes", "safe_data.upload.acked_segments",
-             "safe_data.upload.acked_bytes", "safe_data.upload.errors",
-             "safe_data.upload.rejected", "safe_data.upload.running"}
+    names = {
+        "safe_data.records",
+        "safe_data.bytes",
+        "safe_data.journals",
+        "safe_data.discard_hook.errors",
+        "safe_data.upload.pending_segments",
+        "safe_data.upload.pending_bytes",
+        "safe_data.upload.acked_segments",
+        "safe_data.upload.acked_bytes",
+        "safe_data.upload.errors",
+        "safe_data.upload.rejected",
+        "safe_data.upload.running",
+    }
     assert set(before) == names and all(type(v) is int for v in before.values())
     j = safe_data.Journal(tmp_path / "j")
     lst = SafeList(range(10), journal=j)
@@ -322,8 +336,8 @@ def test_stats_bytes_match_the_frames(tmp_path):
         j.seal()
         (seg,) = _segments(j.path, ".seg")
         from safe_data.journal import format as fmt
-        assert safe_data.stats()["safe_data.bytes"] - start == \
-            os.path.getsize(seg) - fmt.SEGMENT_HEADER_SIZE
+
+        assert safe_data.stats()["safe_data.bytes"] - start == os.path.getsize(seg) - fmt.SEGMENT_HEADER_SIZE
     finally:
         j.close()
 
@@ -372,10 +386,12 @@ def test_server_metrics_render_the_new_series():
     from safe_data.server import app
 
     text = app._render_metrics(app._new_metrics())
-    for line in ("# TYPE safe_data_store_unavailable_total counter",
-                 "safe_data_store_unavailable_total 0",
-                 "# TYPE safe_data_uploads_in_progress gauge",
-                 "safe_data_uploads_in_progress 0"):
+    for line in (
+        "# TYPE safe_data_store_unavailable_total counter",
+        "safe_data_store_unavailable_total 0",
+        "# TYPE safe_data_uploads_in_progress gauge",
+        "safe_data_uploads_in_progress 0",
+    ):
         assert line in text.splitlines()
 
 
@@ -423,7 +439,9 @@ def test_temporary_journal_is_the_default_for_the_block(tmp_path):
         assert [r.values for r in expected] == [[2]]
         j.assert_nothing_discarded()
         lst.pop()
-        with pytest.raises(AssertionError, match=r"1 unexpected discard\(s\)(.|\n)*list.pop key=0 values=\[1\]"):
+        with pytest.raises(
+            AssertionError, match=r"1 unexpected discard\(s\)(.|\n)*list.pop key=0 values=\[1\]"
+        ):
             j.assert_nothing_discarded()
         assert len(j.discards(include_expected=True)) == 2
     assert j.closed
@@ -475,10 +493,12 @@ def test_plugin_fixture_and_marker(pytester):
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=4, failed=2)
-    result.stdout.fnmatch_lines([
-        "FAILED *::test_marked_and_discarding - *",
-        "FAILED *::test_helper_fails - *",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "FAILED *::test_marked_and_discarding - *",
+            "FAILED *::test_helper_fails - *",
+        ]
+    )
     result.stdout.no_fnmatch_line("*ERROR*")  # failures in the call phase, not teardown errors
     out = result.stdout.str()
     # the tracebacks' "E" lines: the summary repeats the message only on a wide terminal
@@ -511,8 +531,10 @@ def test_loading_the_plugin_imports_nothing_of_safe_data():
     """pytest loads the plugin at every start wherever safe_data is installed, so it must
     cost nothing: safe_data (and its helpers, safe_data.testing) are imported when a test
     first uses the fixture or the marker."""
-    code = ("import sys, pytest; before = set(sys.modules); "
-            f"import {PLUGIN}; print(sorted(set(sys.modules) - before))")
+    code = (
+        "import sys, pytest; before = set(sys.modules); "
+        f"import {PLUGIN}; print(sorted(set(sys.modules) - before))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str([PLUGIN])
 
@@ -525,9 +547,12 @@ DOC = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "integrations.m
 def test_doc_examples_run(tmp_path):
     import doctest
 
-    result = doctest.testfile(DOC, module_relative=False,
-                              globs={"JOURNAL_DIR": str(tmp_path / "journal")},
-                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testfile(
+        DOC,
+        module_relative=False,
+        globs={"JOURNAL_DIR": str(tmp_path / "journal")},
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+    )
     assert result.attempted > 10 and result.failed == 0
 
 

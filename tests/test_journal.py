@@ -144,7 +144,13 @@ def test_record_and_operation_lock_for_integrations(journal):
             seq = journal.record("row", "delete", "users", (1,), {"id": 1, "name": "ada"})
     (rec,) = records(journal)
     assert (rec.seq, rec.kind, rec.op, rec.container, rec.key, rec.values) == (
-        seq, "row", "delete", "users", (1,), {"id": 1, "name": "ada"})
+        seq,
+        "row",
+        "delete",
+        "users",
+        (1,),
+        {"id": 1, "name": "ada"},
+    )
     with pytest.raises(ValueError, match="unknown operation"):
         journal.record("row", "explode", "users")
 
@@ -172,12 +178,15 @@ def test_reading_a_journal_of_more_segments_than_open_files_allowed(tmp_path):
             L.append(os.urandom(3000))  # incompressible: one record a segment
             L.pop()
         assert len(list((tmp_path / "j").glob("*.seg"))) > 250
-    code = ("import resource, sys, safe_data\n"
-            "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
-            "j = safe_data.Journal(sys.argv[1])\n"
-            "print(len(list(j.records(on_error='raise'))), len(j.verify()))\n")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "j")], capture_output=True,
-                         text=True, timeout=120)
+    code = (
+        "import resource, sys, safe_data\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
+        "j = safe_data.Journal(sys.argv[1])\n"
+        "print(len(list(j.records(on_error='raise'))), len(j.verify()))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "j")], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["300", "0"]
 
@@ -193,8 +202,9 @@ def test_a_segment_purged_while_the_others_are_read_is_skipped_not_reported(tmp_
             L.append(os.urandom(3000))  # incompressible: one record a segment
             L.pop()
         problems = []
-        reading = safe_data.journal.records.read_records(j.path, safe_data._impl.crc32c, j._key,
-                                                        report=problems.append)
+        reading = safe_data.journal.records.read_records(
+            j.path, safe_data._impl.crc32c, j._key, report=problems.append
+        )
         first = next(reading)
         last = sorted((tmp_path / "j").glob("*.seg"))[-1]
         assert ledger.remove_segments(j.path, [str(last)], "test") == [last.name]

@@ -75,11 +75,20 @@ def test_an_empty_key_left_by_a_killed_creator_is_written(tmp_path):
         "import sys, safe_data as sd\n"
         "from tests.test_keyfile import Point\n"
         "with sd.Journal(sys.argv[1]) as j:\n"
-        "    sd.SafeList([Point(int(sys.argv[2]))], name='points', journal=j).pop()\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
-        str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH")]))}  # for tests.*
-    children = [subprocess.Popen([sys.executable, str(script), str(journal), str(n)], env=env,
-                                 stderr=subprocess.PIPE, text=True) for n in range(4)]
+        "    sd.SafeList([Point(int(sys.argv[2]))], name='points', journal=j).pop()\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH")])
+        ),
+    }  # for tests.*
+    children = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(journal), str(n)], env=env, stderr=subprocess.PIPE, text=True
+        )
+        for n in range(4)
+    ]
     for child in children:  # opening together: one writes the key, the others wait for it
         assert child.wait(timeout=60) == 0, child.stderr.read()
         child.stderr.close()

@@ -33,17 +33,35 @@ def test_random_sigkill_loop_loses_nothing(tmp_path, child_script):
     for kill in range(KILLS):
         if rng.random() < 0.25:
             early += 1
-            ids, _ = run_and_kill(child_script, journal_dir, run=f"k{kill}", threads=2,
-                                  segment_size=64 * 1024, kill_after_start=rng.uniform(0.0, 0.5))
+            ids, _ = run_and_kill(
+                child_script,
+                journal_dir,
+                run=f"k{kill}",
+                threads=2,
+                segment_size=64 * 1024,
+                kill_after_start=rng.uniform(0.0, 0.5),
+            )
         else:
-            ids, _ = run_and_kill(child_script, journal_dir, run=f"k{kill}", threads=2,
-                                  segment_size=64 * 1024, kill_after_seconds=rng.uniform(0.0, 0.3))
+            ids, _ = run_and_kill(
+                child_script,
+                journal_dir,
+                run=f"k{kill}",
+                threads=2,
+                segment_size=64 * 1024,
+                kill_after_seconds=rng.uniform(0.0, 0.3),
+            )
         acked += ids
     report = check_acknowledged(journal_dir, acked)
-    figures = {"kills": KILLS, "kills_before_the_first_ack": early, "acknowledged": len(acked),
-               "lost": len(report.missing), "duplicated": len(report.duplicated),
-               "unreadable_segments": len(report.problems), "left_open": len(report.open_left),
-               "seed": seed}
+    figures = {
+        "kills": KILLS,
+        "kills_before_the_first_ack": early,
+        "acknowledged": len(acked),
+        "lost": len(report.missing),
+        "duplicated": len(report.duplicated),
+        "unreadable_segments": len(report.problems),
+        "left_open": len(report.open_left),
+        "seed": seed,
+    }
     if os.environ.get("SAFE_DATA_FIGURES"):
         with open(os.environ["SAFE_DATA_FIGURES"], "w") as f:
             json.dump(figures, f, indent=1)

@@ -27,13 +27,19 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "src" / "safe_data"
 INSTALLED = pathlib.Path(safe_data.__file__).parent
 JOURNAL = PACKAGE / "journal"
 #: what the journal may use: itself and the package's foundation modules
-BELOW_OR_AT = ("safe_data.journal", "safe_data.errors", "safe_data._faults", "safe_data._fs",
-               "safe_data._impl")
+BELOW_OR_AT = (
+    "safe_data.journal",
+    "safe_data.errors",
+    "safe_data._faults",
+    "safe_data._fs",
+    "safe_data._impl",
+)
 
 
 def _allowed(module: str) -> bool:
     return not module.startswith("safe_data") or any(
-        module == name or module.startswith(name + ".") for name in BELOW_OR_AT)
+        module == name or module.startswith(name + ".") for name in BELOW_OR_AT
+    )
 
 
 def _imports_of(path: pathlib.Path) -> set[str]:
@@ -42,9 +48,15 @@ def _imports_of(path: pathlib.Path) -> set[str]:
     package = package.rstrip(".")
     if path.suffix != ".py":  # Cython: its import and cimport statements, read as text
         names = set()
-        for match in re.finditer(r"^\s*from\s+(\.*)([\w.]*)\s+c?import\s+([\w, ()]+)", path.read_text(), re.M):
-            names |= _resolve(package, len(match.group(1)), match.group(2),
-                              [n.strip(" ()") for n in match.group(3).split(",")])
+        for match in re.finditer(
+            r"^\s*from\s+(\.*)([\w.]*)\s+c?import\s+([\w, ()]+)", path.read_text(), re.M
+        ):
+            names |= _resolve(
+                package,
+                len(match.group(1)),
+                match.group(2),
+                [n.strip(" ()") for n in match.group(3).split(",")],
+            )
         for match in re.finditer(r"^\s*c?import\s+([\w.]+)", path.read_text(), re.M):
             names.add(match.group(1))
         return names
@@ -87,11 +99,17 @@ print(json.dumps(sorted(m for m in sys.modules if m != "safe_data")))  # all but
 """
 
 
-@pytest.mark.parametrize("module", [f"safe_data.journal.{p.stem}" for p in _journal_sources()
-                                    if p.suffix == ".py"] + ["safe_data._impl"])
+@pytest.mark.parametrize(
+    "module",
+    [f"safe_data.journal.{p.stem}" for p in _journal_sources() if p.suffix == ".py"] + ["safe_data._impl"],
+)
 def test_importing_the_journal_loads_nothing_above_it(module):
-    out = subprocess.run([sys.executable, "-c", _PROBE, str(INSTALLED), module],
-                         capture_output=True, text=True, env=dict(os.environ))
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(INSTALLED), module],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+    )
     assert out.returncode == 0, out.stderr
     above = [name for name in json.loads(out.stdout) if not _allowed(name)]
     assert above == [], f"importing {module} loads {above}"
@@ -118,33 +136,39 @@ def _python_sources(*directories: pathlib.Path):
 
 
 #: what the shared record formatting may not use: the interfaces it serves
-NOT_FOR_PRESENT = ("click", "rich", "aiohttp", "safe_data.cli", "safe_data.server",
-                   "safe_data.web")
+NOT_FOR_PRESENT = ("click", "rich", "aiohttp", "safe_data.cli", "safe_data.server", "safe_data.web")
 
 
 def test_present_imports_no_interface():
-    found = sorted(name for name in _imports_of(PACKAGE / "present.py")
-                   if _within(name, NOT_FOR_PRESENT))
+    found = sorted(name for name in _imports_of(PACKAGE / "present.py") if _within(name, NOT_FOR_PRESENT))
     assert found == [], f"present.py imports {found}"
 
 
 def test_importing_present_loads_no_interface():
-    out = subprocess.run([sys.executable, "-c", _PROBE, str(INSTALLED), "safe_data.present"],
-                         capture_output=True, text=True, env=dict(os.environ))
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(INSTALLED), "safe_data.present"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+    )
     assert out.returncode == 0, out.stderr
     loaded = [name for name in json.loads(out.stdout) if _within(name, NOT_FOR_PRESENT)]
     assert loaded == [], f"importing safe_data.present loads {loaded}"
 
 
 # the old name of the web view (web/) too: it must not bring the command line back in
-@pytest.mark.parametrize("path", _python_sources(PACKAGE / "server", PACKAGE / "web"),
-                         ids=lambda p: str(p.relative_to(PACKAGE)))
+@pytest.mark.parametrize(
+    "path", _python_sources(PACKAGE / "server", PACKAGE / "web"), ids=lambda p: str(p.relative_to(PACKAGE))
+)
 def test_the_server_and_its_web_view_import_nothing_of_the_command_line(path):
     found = sorted(name for name in _imports_of(path) if _within(name, ("safe_data.cli",)))
     assert found == [], f"{path.relative_to(PACKAGE)} imports {found}"
 
 
 def test_serve_leaves_the_web_view_to_the_server():
-    found = sorted(name for name in _imports_of(PACKAGE / "cli" / "serving.py")
-                   if _within(name, ("safe_data.server.web", "safe_data.web")))
+    found = sorted(
+        name
+        for name in _imports_of(PACKAGE / "cli" / "serving.py")
+        if _within(name, ("safe_data.server.web", "safe_data.web"))
+    )
     assert found == [], f"cli/serving.py imports {found}"

@@ -47,8 +47,13 @@ def test_calls_in_user_code_make_safe_containers():
 
 def test_arguments_are_checked_as_by_the_builtins():
     with patched():
-        for call in (lambda: list(1), lambda: list([], []), lambda: list(x=1),
-                     lambda: set(a=1), lambda: dict(1)):
+        for call in (
+            lambda: list(1),
+            lambda: list([], []),
+            lambda: list(x=1),
+            lambda: set(a=1),
+            lambda: dict(1),
+        ):
             with pytest.raises(TypeError):
                 call()
         with pytest.raises(ValueError):
@@ -138,6 +143,7 @@ def test_type_is_comparisons_see_the_stand_in():
 
 def test_class_statements_subclass_the_real_builtins():
     with patched():
+
         class Rows(list):
             def first(self):
                 return super().__getitem__(0)
@@ -154,8 +160,10 @@ def test_class_keywords_pass_through():
             cls.tag = tag
 
     with patched():
+
         class Tagged(Base, dict, tag="x"):
             pass
+
     assert Tagged.tag == "x" and Tagged.__mro__[2] is D
 
 
@@ -166,6 +174,7 @@ def test_generic_aliases_and_class_attributes_are_the_builtins():
         assert list.__name__ == "list" and list.sort is L.sort
 
         def annotated(rows: list, named: list[str]): ...
+
     assert alias == L[int] and alias.__origin__ is L
     hints = annotated.__annotations__
     assert hints["rows"] is not L and isinstance([], hints["rows"]) and hints["named"] == L[str]

@@ -97,8 +97,11 @@ def kill_and_capture(ext4, tmp_path, durability):
     """Run the worker on the image, SIGKILL it while it writes, copy the image at once.
     Return (acks as [(value prefix, time)], kill time, the copy)."""
     journal_dir = ext4.mountpoint / "journal"
-    proc = subprocess.Popen([sys.executable, "-c", WORKER, str(journal_dir), durability, str(BATCH_INTERVAL)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(journal_dir), durability, str(BATCH_INTERVAL)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     lines, running = [], threading.Event()
 
     def read():  # keep reading: a full pipe would stop the worker before the kill

@@ -14,8 +14,7 @@ import pytest
 import safe_data
 from safe_data.errors import JournalClosedError, UnpicklableValueError
 from safe_data.containers.patching import install, patched, uninstall
-from safe_data.containers.protect import (SafeBytearray, SafeDefaultDict, SafeDeque, SafeOrderedDict,
-                               make_safe)
+from safe_data.containers.protect import SafeBytearray, SafeDefaultDict, SafeDeque, SafeOrderedDict, make_safe
 from safe_data.containers.proxies import SafeMappingProxy, SafeSequenceProxy, proxy
 
 from ._helpers import CLASSIFICATION, OBJECT_PROTOCOL
@@ -23,8 +22,12 @@ from .conftest import discarded, records
 
 DOCS = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "protecting.md")
 
-WRAPPERS = {deque: SafeDeque, OrderedDict: SafeOrderedDict, defaultdict: SafeDefaultDict,
-            bytearray: SafeBytearray}
+WRAPPERS = {
+    deque: SafeDeque,
+    OrderedDict: SafeOrderedDict,
+    defaultdict: SafeDefaultDict,
+    bytearray: SafeBytearray,
+}
 
 _LIST, _DICT = CLASSIFICATION[list], CLASSIFICATION[dict]
 #: every method of each wrapped type, by what it does to the values (house rule 3)
@@ -34,13 +37,15 @@ WRAPPED_CLASSIFICATION = {
         "adding": {"insert"},  # a full bounded deque refuses to insert (IndexError)
         "reordering": {"reverse", "rotate"},
         # with maxlen, what overflows at the other end is dropped
-        "discarding": _LIST["discarding"] | {"popleft", "append", "appendleft", "extend",
-                                             "extendleft", "__iadd__"},
+        "discarding": _LIST["discarding"]
+        | {"popleft", "append", "appendleft", "extend", "extendleft", "__iadd__"},
     },
-    OrderedDict: {**_DICT, "reading": _DICT["reading"] | {"__dict__"},
-                  "reordering": {"move_to_end"}},
-    defaultdict: {**_DICT, "reading": _DICT["reading"] | {"__copy__", "default_factory"},
-                  "adding": _DICT["adding"] | {"__missing__"}},
+    OrderedDict: {**_DICT, "reading": _DICT["reading"] | {"__dict__"}, "reordering": {"move_to_end"}},
+    defaultdict: {
+        **_DICT,
+        "reading": _DICT["reading"] | {"__copy__", "default_factory"},
+        "adding": _DICT["adding"] | {"__missing__"},
+    },
     bytearray: {
         # bytes is immutable: its methods, on a bytearray, only read
         # (__release_buffer__: the buffer protocol, in dir() since CPython 3.13)
@@ -85,8 +90,12 @@ MAPPING_DISCARDS = {
 BYTEARRAY_DISCARDS = {
     name: (call, op, key, bytes(values)) for name, (call, op, key, values) in SEQUENCE_DISCARDS.items()
 }
-DISCARDS = {deque: DEQUE_DISCARDS, OrderedDict: MAPPING_DISCARDS,
-            defaultdict: MAPPING_DISCARDS, bytearray: BYTEARRAY_DISCARDS}
+DISCARDS = {
+    deque: DEQUE_DISCARDS,
+    OrderedDict: MAPPING_DISCARDS,
+    defaultdict: MAPPING_DISCARDS,
+    bytearray: BYTEARRAY_DISCARDS,
+}
 
 PLAIN = {
     deque: lambda: deque([1, 2, 3], maxlen=3),
@@ -100,7 +109,7 @@ TYPES = pytest.mark.parametrize("base", list(WRAPPERS), ids=lambda t: t.__name__
 
 def overrides(wrapper, base, name):
     """Whether ``wrapper`` defines ``name`` itself rather than inheriting the base type's."""
-    return any(name in vars(cls) for cls in wrapper.__mro__[:wrapper.__mro__.index(base)])
+    return any(name in vars(cls) for cls in wrapper.__mro__[: wrapper.__mro__.index(base)])
 
 
 @TYPES
@@ -127,8 +136,9 @@ def test_reading_methods_stay_the_builtins_except_copies(base):
     assert overridden <= {"copy", "__copy__"}  # copies keep the name and journal
 
 
-@pytest.mark.parametrize("base, method", [(b, m) for b in WRAPPERS for m in DISCARDS[b]],
-                         ids=lambda x: getattr(x, "__name__", x))
+@pytest.mark.parametrize(
+    "base, method", [(b, m) for b in WRAPPERS for m in DISCARDS[b]], ids=lambda x: getattr(x, "__name__", x)
+)
 def test_each_discarding_method_journals_what_it_discards(journal, base, method):
     call, op, key, values = DISCARDS[base][method]
     safe, plain = make_safe(PLAIN[base](), name="c", journal=journal), PLAIN[base]()
@@ -178,7 +188,7 @@ def test_a_bounded_deque_journals_every_eviction(journal):
             continue
         [r] = found
         start = maxlen if left else 0
-        assert r.values == combined[start:start + overflow]
+        assert r.values == combined[start : start + overflow]
         assert r.key == (start if overflow == 1 else slice(start, start + overflow, 1))
         assert Counter(r.values) + Counter(safe) == Counter(combined)
 
@@ -280,8 +290,11 @@ def test_make_safe_converts_builtins_and_nested_containers(journal):
 
 
 def test_make_safe_returns_safe_objects_as_they_are(journal):
-    for obj in (safe_data.SafeList(journal=journal), SafeDeque(journal=journal),
-                proxy(UserDict(), journal=journal)):
+    for obj in (
+        safe_data.SafeList(journal=journal),
+        SafeDeque(journal=journal),
+        proxy(UserDict(), journal=journal),
+    ):
         assert make_safe(obj, name="ignored") is obj
 
 
@@ -291,8 +304,9 @@ def test_make_safe_default_name_is_where_it_was_called(journal):
     assert d.name == f"deque@{__name__}:{line}"
 
 
-@pytest.mark.parametrize("obj", [UserDict(), Counter(), type("MyList", (list,), {})(), (1,), 3],
-                         ids=lambda o: type(o).__name__)
+@pytest.mark.parametrize(
+    "obj", [UserDict(), Counter(), type("MyList", (list,), {})(), (1,), 3], ids=lambda o: type(o).__name__
+)
 def test_make_safe_refuses_other_types_and_suggests_proxy(obj):
     with pytest.raises(TypeError, match=r"safe_data\.proxy\(obj\)"):
         make_safe(obj)
@@ -301,8 +315,7 @@ def test_make_safe_refuses_other_types_and_suggests_proxy(obj):
 @TYPES
 def test_wrappers_pickle_and_copy_with_their_settings(journal, base):
     safe = make_safe(PLAIN[base](), name="w", journal=journal, capture_caller=True)
-    for again in (pickle.loads(pickle.dumps(safe)), copy.copy(safe), copy.deepcopy(safe),
-                  safe.copy()):
+    for again in (pickle.loads(pickle.dumps(safe)), copy.copy(safe), copy.deepcopy(safe), safe.copy()):
         assert type(again) is type(safe) and again == safe and again is not safe
         assert (again.name, again.journal, again.capture_caller) == ("w", journal, True)
     if base is deque:

@@ -110,19 +110,31 @@ SEQUENCE_DISCARDS = {
 }
 #: the ABC methods that must journal nothing, with a call
 MAPPING_OTHERS = {
-    "__getitem__": lambda m: m["a"], "__iter__": lambda m: list(m), "__len__": len,
-    "__contains__": lambda m: "a" in m, "get": lambda m: m.get("a"),
-    "keys": lambda m: list(m.keys()), "items": lambda m: list(m.items()),
-    "values": lambda m: list(m.values()), "__eq__": lambda m: m == {"a": 1, "b": 2, "c": 3},
+    "__getitem__": lambda m: m["a"],
+    "__iter__": lambda m: list(m),
+    "__len__": len,
+    "__contains__": lambda m: "a" in m,
+    "get": lambda m: m.get("a"),
+    "keys": lambda m: list(m.keys()),
+    "items": lambda m: list(m.items()),
+    "values": lambda m: list(m.values()),
+    "__eq__": lambda m: m == {"a": 1, "b": 2, "c": 3},
     "setdefault": lambda m: (m.setdefault("a", 5), m.setdefault("n", 5)),
 }
 SEQUENCE_OTHERS = {
-    "__getitem__": lambda s: s[0], "__iter__": lambda s: list(s), "__len__": len,
-    "__contains__": lambda s: 2 in s, "__reversed__": lambda s: list(reversed(s)),
-    "index": lambda s: s.index(2), "count": lambda s: s.count(2),
-    "insert": lambda s: s.insert(0, 0), "append": lambda s: s.append(4),
-    "extend": lambda s: s.extend([5, 6]), "__iadd__": lambda s: s.__iadd__([7]),
-    "reverse": lambda s: s.reverse(), "__eq__": lambda s: s == [1, 2, 3],
+    "__getitem__": lambda s: s[0],
+    "__iter__": lambda s: list(s),
+    "__len__": len,
+    "__contains__": lambda s: 2 in s,
+    "__reversed__": lambda s: list(reversed(s)),
+    "index": lambda s: s.index(2),
+    "count": lambda s: s.count(2),
+    "insert": lambda s: s.insert(0, 0),
+    "append": lambda s: s.append(4),
+    "extend": lambda s: s.extend([5, 6]),
+    "__iadd__": lambda s: s.__iadd__([7]),
+    "reverse": lambda s: s.reverse(),
+    "__eq__": lambda s: s == [1, 2, 3],
 }
 
 
@@ -148,8 +160,9 @@ def test_the_proxy_implements_every_abc_method_itself(abc):
 @ABC_PARAMS
 def test_every_discarding_and_every_other_method_is_exercised(abc):
     builtin, _ = ABCS[abc]
-    discards, others = ((MAPPING_DISCARDS, MAPPING_OTHERS) if abc is MutableMapping
-                        else (SEQUENCE_DISCARDS, SEQUENCE_OTHERS))
+    discards, others = (
+        (MAPPING_DISCARDS, MAPPING_OTHERS) if abc is MutableMapping else (SEQUENCE_DISCARDS, SEQUENCE_OTHERS)
+    )
     methods = abc_methods(abc) - OBJECT_PROTOCOL
     assert set(discards) == methods & CLASSIFICATION[builtin]["discarding"]
     assert set(others) == methods - set(discards) | {"__eq__"}
@@ -204,13 +217,20 @@ def test_sequence_proxy_slices(journal):
         p[::2] = [1]  # extended slice of another size: refused before journaling
     assert list(target) == ["a", 3, 5]
     assert [(r.op, r.key, r.values) for r in records(journal, "s")] == [
-        ("set", (slice(1, 3, 1), 2), [1, 2]), ("del", slice(0, 6, 2), [0, "b", 4])]
+        ("set", (slice(1, 3, 1), 2), [1, 2]),
+        ("del", slice(0, 6, 2), [0, "b", 4]),
+    ]
 
 
 def test_missing_keys_and_indices_raise_and_journal_nothing(journal, mapping):
     m, s = proxy(mapping(), journal=journal), proxy(ListBacked(), journal=journal)
-    for call in (lambda: m.pop("zz"), lambda: m.__delitem__("zz"), lambda: s.pop(),
-                 lambda: s.remove(1), lambda: s.__delitem__(0)):
+    for call in (
+        lambda: m.pop("zz"),
+        lambda: m.__delitem__("zz"),
+        lambda: s.pop(),
+        lambda: s.remove(1),
+        lambda: s.__delitem__(0),
+    ):
         with pytest.raises((KeyError, IndexError, ValueError)):
             call()
     m.clear()

@@ -101,13 +101,27 @@ def assert_accounted(made, kept, journaled):
     twice = journaled - made
     both = kept & journaled
     if lost or twice or both:
-        pytest.fail(f"of {sum(made.values())} values added: {sum(lost.values())} lost (neither "
-                    f"kept nor journaled), {sum(twice.values())} journaled more than once or never "
-                    f"added, {sum(both.values())} both kept and journaled", pytrace=False)
+        pytest.fail(
+            f"of {sum(made.values())} values added: {sum(lost.values())} lost (neither "
+            f"kept nor journaled), {sum(twice.values())} journaled more than once or never "
+            f"added, {sum(both.values())} both kept and journaled",
+            pytrace=False,
+        )
 
 
-LIST_DISCARDS = ["clear", "imul0", "reinit", "pop", "pop0", "remove", "del", "del_slice",
-                 "del_extended", "set", "set_slice"]
+LIST_DISCARDS = [
+    "clear",
+    "imul0",
+    "reinit",
+    "pop",
+    "pop0",
+    "remove",
+    "del",
+    "del_slice",
+    "del_extended",
+    "set",
+    "set_slice",
+]
 
 
 def list_discard(L, rng, new, op):
@@ -128,19 +142,18 @@ def list_discard(L, rng, new, op):
         del L[rng.randrange(-n, n) if n else 0]
     elif op == "del_slice":
         a = rng.randrange(n + 1)
-        del L[a:a + rng.randrange(1, 5)]
+        del L[a : a + rng.randrange(1, 5)]
     elif op == "del_extended":
-        del L[rng.randrange(3)::rng.choice([2, 3, -2])]
+        del L[rng.randrange(3) :: rng.choice([2, 3, -2])]
     elif op == "set":
         L[rng.randrange(-n, n) if n else 0] = new()
     elif op == "set_slice":
         a = rng.randrange(n + 1)
-        L[a:a + rng.randrange(4)] = [new() for _ in range(rng.randrange(4))]
+        L[a : a + rng.randrange(4)] = [new() for _ in range(rng.randrange(4))]
 
 
 def list_adders(L, new):
-    adders = [lambda: L.append(new()),
-              lambda: (L.extend([new(), new()]), L.insert(0, new()))]
+    adders = [lambda: L.append(new()), lambda: (L.extend([new(), new()]), L.insert(0, new()))]
     if L.versioned:  # a versioned reverse journals the whole list: keep the journal small
         return adders + [lambda: L.__iadd__([new()])]
     return adders + [lambda: (L.__iadd__([new()]), L.reverse())]
@@ -152,12 +165,23 @@ def test_list_discards_racing_adders_lose_nothing(tmp_path, seed, kind, switch_e
     rng = random.Random(seed)
     new = Values("v")
     with sd.Journal(tmp_path / "j", segment_size=64 * 1024) as j:
-        L = sd.SafeList([new() for _ in range(50)], name="L", journal=j,
-                        deep=kind == "deep", versioned=kind == "versioned")
+        L = sd.SafeList(
+            [new() for _ in range(50)],
+            name="L",
+            journal=j,
+            deep=kind == "deep",
+            versioned=kind == "versioned",
+        )
 
         def discard(i):
-            list_discard(L, rng, new, LIST_DISCARDS[i % len(LIST_DISCARDS)] if i < 2 * len(LIST_DISCARDS)
-                         else rng.choice(LIST_DISCARDS))
+            list_discard(
+                L,
+                rng,
+                new,
+                LIST_DISCARDS[i % len(LIST_DISCARDS)]
+                if i < 2 * len(LIST_DISCARDS)
+                else rng.choice(LIST_DISCARDS),
+            )
             if len(L) < 5:
                 L.extend(new() for _ in range(20))
 
@@ -166,8 +190,19 @@ def test_list_discards_racing_adders_lose_nothing(tmp_path, seed, kind, switch_e
         assert_accounted(new.made, list(L), discarded_values(j, "L"))
 
 
-SET_DISCARDS = ["clear", "reinit", "pop", "remove", "discard", "isub", "iand", "ixor",
-                "difference_update", "intersection_update", "symmetric_difference_update"]
+SET_DISCARDS = [
+    "clear",
+    "reinit",
+    "pop",
+    "remove",
+    "discard",
+    "isub",
+    "iand",
+    "ixor",
+    "difference_update",
+    "intersection_update",
+    "symmetric_difference_update",
+]
 
 
 def set_discard(S, rng, new, op):
@@ -204,14 +239,20 @@ def test_set_discards_racing_adders_lose_nothing(tmp_path, seed, switch_every_mi
         S = sd.SafeSet([new() for _ in range(50)], name="S", journal=j)
 
         def discard(i):
-            set_discard(S, rng, new, SET_DISCARDS[i % len(SET_DISCARDS)] if i < 2 * len(SET_DISCARDS)
-                        else rng.choice(SET_DISCARDS))
+            set_discard(
+                S,
+                rng,
+                new,
+                SET_DISCARDS[i % len(SET_DISCARDS)]
+                if i < 2 * len(SET_DISCARDS)
+                else rng.choice(SET_DISCARDS),
+            )
             if len(S) < 5:
                 S.update(new() for _ in range(20))
 
-        errors = run_schedule(S, discard, [lambda: S.add(new()),
-                                           lambda: S.update([new(), new()]),
-                                           lambda: S.__ior__({new()})])
+        errors = run_schedule(
+            S, discard, [lambda: S.add(new()), lambda: S.update([new(), new()]), lambda: S.__ior__({new()})]
+        )
         assert errors == [], f"{len(errors)} calls raised; the first: {errors[0]}"
         assert_accounted(new.made, list(S), discarded_values(j, "S"))
 
@@ -247,21 +288,29 @@ def test_dict_discards_racing_adders_lose_nothing(tmp_path, seed, kind, switch_e
     new = Values("d")
     keys = Values("k")
     with sd.Journal(tmp_path / "j", segment_size=64 * 1024) as j:
-        D = sd.SafeDict({keys(): new() for _ in range(50)}, name="D", journal=j,
-                        versioned=kind == "versioned")
+        D = sd.SafeDict(
+            {keys(): new() for _ in range(50)}, name="D", journal=j, versioned=kind == "versioned"
+        )
 
         def discard(i):
-            dict_discard(D, rng, new, keys, DICT_DISCARDS[i % len(DICT_DISCARDS)] if i < 2 * len(DICT_DISCARDS)
-                         else rng.choice(DICT_DISCARDS))
+            dict_discard(
+                D,
+                rng,
+                new,
+                keys,
+                DICT_DISCARDS[i % len(DICT_DISCARDS)]
+                if i < 2 * len(DICT_DISCARDS)
+                else rng.choice(DICT_DISCARDS),
+            )
             if len(D) < 5:
                 D.update((keys(), new()) for _ in range(20))
 
         def set_new_key():
             D[keys()] = new()
 
-        errors = run_schedule(D, discard, [set_new_key,
-                                           lambda: D.setdefault(keys(), new()),
-                                           lambda: D.update({keys(): new()})])
+        errors = run_schedule(
+            D, discard, [set_new_key, lambda: D.setdefault(keys(), new()), lambda: D.update({keys(): new()})]
+        )
         assert errors == [], f"{len(errors)} calls raised; the first: {errors[0]}"
         # every key the adders use is new, so setdefault always stores its default
         assert_accounted(new.made, list(D.values()), discarded_values(j, "D"))
@@ -283,16 +332,27 @@ def test_wrappers_discards_racing_adders_lose_nothing(tmp_path, seed, kind, swit
             C = sd.proxy(target, name="C", journal=j)
             keys = Values("k")
             adders = [lambda: C.__setitem__(keys(), new()), lambda: C.setdefault(keys(), new())]
-            ops = [C.clear, lambda: C.pop(rng.choice(list(target)), None), C.popitem,
-                   lambda: C.update({rng.choice(list(target)): new()}) if target else None]
+            ops = [
+                C.clear,
+                lambda: C.pop(rng.choice(list(target)), None),
+                C.popitem,
+                lambda: C.update({rng.choice(list(target)): new()}) if target else None,
+            ]
         else:
             target = [] if kind == "sequence proxy" else None
-            C = sd.proxy(target, name="C", journal=j) if target is not None else \
-                sd.make_safe(collections.deque(), name="C", journal=j)
+            C = (
+                sd.proxy(target, name="C", journal=j)
+                if target is not None
+                else sd.make_safe(collections.deque(), name="C", journal=j)
+            )
             adders = [lambda: C.append(new()), lambda: (C.extend([new(), new()]), C.insert(0, new()))]
-            ops = [C.clear, C.pop, lambda: C.remove(C[rng.randrange(len(C))]),
-                   lambda: C.__delitem__(rng.randrange(len(C))),
-                   lambda: C.__setitem__(rng.randrange(len(C)), new())]
+            ops = [
+                C.clear,
+                C.pop,
+                lambda: C.remove(C[rng.randrange(len(C))]),
+                lambda: C.__delitem__(rng.randrange(len(C))),
+                lambda: C.__setitem__(rng.randrange(len(C)), new()),
+            ]
 
         def discard(i):
             rng.choice(ops)()

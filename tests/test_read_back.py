@@ -30,8 +30,9 @@ def read(journal: sd.Journal, python_only: bool, monkeypatch, **options):
             made = _impl.FrameDecoder
             patch.setattr(_impl, "FrameDecoder", lambda *args: decoders.append(made(*args)) or decoders[-1])
         problems: list = []
-        records = list(read_records(journal.path, _impl.crc32c, journal._key, report=problems.append,
-                                    **options))
+        records = list(
+            read_records(journal.path, _impl.crc32c, journal._key, report=problems.append, **options)
+        )
     assert bool(decoders) == (_impl.EXTENSION and not python_only)
     return records, problems
 
@@ -46,11 +47,16 @@ def varied(tmp_path):
     pickles, callers, nested containers, names that are not ASCII; in sealed segments and
     the open one."""
     journal = sd.Journal(tmp_path / "journal", segment_size=8192)
-    items = sd.SafeList([1, -2**70, 2.5, "text", b"\x00", bytearray(b"ba"), (1, (2,)), None, True],
-                        name="items", journal=journal, capture_caller=True)
+    items = sd.SafeList(
+        [1, -(2**70), 2.5, "text", b"\x00", bytearray(b"ba"), (1, (2,)), None, True],
+        name="items",
+        journal=journal,
+        capture_caller=True,
+    )
     big = sd.SafeList([list(range(2000)), "x" * 5000], name="größe", journal=journal)
-    table = sd.SafeDict({1: {"a": [1, {2}]}, (1, 2): frozenset({3}), "f": Fraction(1, 3)},
-                        name="table", journal=journal)
+    table = sd.SafeDict(
+        {1: {"a": [1, {2}]}, (1, 2): frozenset({3}), "f": Fraction(1, 3)}, name="table", journal=journal
+    )
     tags = sd.SafeSet({"a", 2, (3, 4)}, name="tags", journal=journal)
     outer = sd.SafeDict(name="outer", journal=journal)
     outer["inner"] = sd.SafeList([1, 2], name="inner", journal=journal)
@@ -81,8 +87,9 @@ def test_c_and_python_paths_give_identical_records(varied, monkeypatch, options)
     for a, b in zip(fast, slow, strict=True):
         assert type(a) is type(b)
         assert [type(v) for v in a] == [type(v) for v in b]
-    assert any(isinstance(r.values, dict) and isinstance(next(iter(r.values.values()), None), Fraction)
-               for r in fast)  # a verified pickle, unpickled
+    assert any(
+        isinstance(r.values, dict) and isinstance(next(iter(r.values.values()), None), Fraction) for r in fast
+    )  # a verified pickle, unpickled
 
 
 @pytest.mark.parametrize("python_only", [False, True])
@@ -127,7 +134,7 @@ def test_record_batches_of_several_writers_are_merged_by_time(tmp_path):
 def _frames(data: bytes) -> list[int]:
     """The offsets of a segment's frames."""
     offsets, pos = [], fmt.SEGMENT_HEADER_SIZE
-    while pos + 4 <= len(data) and (length := int.from_bytes(data[pos:pos + 4], "little")):
+    while pos + 4 <= len(data) and (length := int.from_bytes(data[pos : pos + 4], "little")):
         offsets.append(pos)
         pos += length
     return offsets
@@ -141,7 +148,7 @@ def _rewrite(data: bytearray, pos: int, **fields) -> None:
         header[names.index(name)] = value
     fmt.FRAME_HEADER.pack_into(data, pos, *header)
     length = header[0]
-    data[pos + 4:pos + 8] = _impl.crc32c(bytes(data[pos + 8:pos + length])).to_bytes(4, "little")
+    data[pos + 4 : pos + 8] = _impl.crc32c(bytes(data[pos + 8 : pos + length])).to_bytes(4, "little")
 
 
 def test_damage_is_reported_and_skipped_as_the_python_path_does(tmp_path, monkeypatch):
@@ -215,8 +222,12 @@ def _read_in_subprocess(path, how: str) -> dict:
     # Started by a shell that forks it: a process started straight from this one (vfork,
     # exec) starts with this process's peak RSS as its own ru_maxrss, which would hide
     # any growth below it.
-    result = subprocess.run(["/bin/sh", "-c", '"$@"; exit $?', "sh", sys.executable, "-c", READER,
-                             str(path), how], capture_output=True, timeout=300, check=True)
+    result = subprocess.run(
+        ["/bin/sh", "-c", '"$@"; exit $?', "sh", sys.executable, "-c", READER, str(path), how],
+        capture_output=True,
+        timeout=300,
+        check=True,
+    )
     return json.loads(result.stdout)
 
 
@@ -238,12 +249,15 @@ def test_a_reader_keeping_every_segment_mapped_would_exceed_the_bound(many_segme
     assert read["growth_kib"][0] > RSS_BOUND_KIB, read
 
 
-@pytest.mark.parametrize("payload, reason", [
-    (bytes([fmt.T_STR, 2, 0xC3, 0x28]), "invalid UTF-8"),
-    (bytes([fmt.T_DICT, 1, fmt.T_LIST, 0, fmt.T_NONE]), "unhashable dict key"),
-    (bytes([fmt.T_SET, 1, fmt.T_LIST, 0]), "unhashable set element"),
-    (bytes([fmt.T_FROZENSET, 1, fmt.T_DICT, 0]), "unhashable set element"),
-])
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        (bytes([fmt.T_STR, 2, 0xC3, 0x28]), "invalid UTF-8"),
+        (bytes([fmt.T_DICT, 1, fmt.T_LIST, 0, fmt.T_NONE]), "unhashable dict key"),
+        (bytes([fmt.T_SET, 1, fmt.T_LIST, 0]), "unhashable set element"),
+        (bytes([fmt.T_FROZENSET, 1, fmt.T_DICT, 0]), "unhashable set element"),
+    ],
+)
 def test_values_that_cannot_be_built_are_corrupt_records_in_both_decoders(payload, reason):
     from safe_data.errors import CorruptRecordError
     from safe_data.journal import codec

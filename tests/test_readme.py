@@ -27,13 +27,16 @@ END = "--- end of block ---"
 TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\+\d\d:\d\d")
 
 # run by a fresh interpreter: each block in one shared namespace, an END line after each
-RUNNER = """
+RUNNER = (
+    """
 import json, sys
 namespace = {"__name__": "__main__", "BACKUP_URL": sys.argv[2], "TOKEN": sys.argv[3]}
 for number, code in enumerate(json.load(open(sys.argv[1])), 1):
     exec(compile(code, f"README.md, Python block {number}", "exec"), namespace)
     print(%r, flush=True)
-""" % END
+"""
+    % END
+)
 
 
 def python_blocks():
@@ -62,8 +65,12 @@ def test_every_python_block_of_the_readme_runs(tmp_path):
         work.mkdir()
         proc = subprocess.run(
             [sys.executable, str(tmp_path / "RUNNER.py"), str(tmp_path / "blocks.json"), url, TOKEN],
-            cwd=work, env=dict(os.environ, SAFE_DATA_HOME=str(tmp_path / "journal")),
-            capture_output=True, text=True, timeout=120)
+            cwd=work,
+            env=dict(os.environ, SAFE_DATA_HOME=str(tmp_path / "journal")),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         outputs = proc.stdout.split(END + "\n")
         assert outputs[-1] == "" and len(outputs) == len(blocks) + 1, proc.stdout
@@ -71,13 +78,18 @@ def test_every_python_block_of_the_readme_runs(tmp_path):
             claimed = claimed_output(block)
             got = printed.splitlines()
             assert len(got) == len(claimed), (number, got, claimed)
-            assert [TIME.sub("<time>", line) for line in got] == \
-                [TIME.sub("<time>", line) for line in claimed], number
+            assert [TIME.sub("<time>", line) for line in got] == [
+                TIME.sub("<time>", line) for line in claimed
+            ], number
 
         # the uploader block shipped what the first block discarded
         pulled = tmp_path / "pulled"
-        subprocess.run([sys.executable, "-m", "safe_data", "--journal", str(pulled), "pull", url,
-                        "--token", TOKEN], check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [sys.executable, "-m", "safe_data", "--journal", str(pulled), "pull", url, "--token", TOKEN],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
     finally:
         stop(server)
     with safe_data.Journal(pulled, readonly=True) as journal:
@@ -88,8 +100,10 @@ def test_every_python_block_of_the_readme_runs(tmp_path):
 @pytest.mark.parametrize("module", ["atomic", "synced"])
 def test_subpackages_are_attributes_after_import_safe_data_alone(module):
     """``import safe_data; safe_data.atomic.open(...)`` works, and loads nothing early."""
-    code = (f"import sys, safe_data\n"
-            f"assert 'safe_data.{module}' not in sys.modules\n"
-            f"print(safe_data.{module}.__name__)")
+    code = (
+        f"import sys, safe_data\n"
+        f"assert 'safe_data.{module}' not in sys.modules\n"
+        f"print(safe_data.{module}.__name__)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout == f"safe_data.{module}\n", proc.stderr

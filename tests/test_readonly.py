@@ -31,8 +31,9 @@ time.sleep(3600)  # killed here, its last segment open
 def killed_writer(path, acks=3000) -> list[int]:
     """A real writer killed with SIGKILL after ``acks`` acknowledged pops: its last
     segment stays ``.open``.  Returns what it acknowledged."""
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(acks)],
-                              stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), str(acks)], stdout=subprocess.PIPE, text=True
+    )
     acked = [int(writer.stdout.readline()) for _ in range(acks)]
     writer.send_signal(signal.SIGKILL)
     writer.wait()
@@ -63,7 +64,7 @@ def test_readonly_reads_a_killed_writers_segment_and_changes_nothing(tmp_path):
     assert list(path.glob("*" + fmt.OPEN_SUFFIX))  # left open by the dead writer
     before = snapshot(path)
     values, problems = read_only_view(path)
-    assert values[:len(acked)] == acked and problems == []
+    assert values[: len(acked)] == acked and problems == []
     assert snapshot(path) == before  # nothing recovered, created or touched
 
     with sd.Journal(path, readonly=True) as journal:
@@ -94,10 +95,14 @@ def test_a_journal_on_a_read_only_filesystem(tmp_path):
             sd.Journal(path)
         assert exc.value.errno == errno.EROFS
         values, problems = read_only_view(path)
-        assert values[:len(acked)] == acked and problems == []
+        assert values[: len(acked)] == acked and problems == []
         for command in (["log", "--limit", "1"], ["verify"], ["restore", "items", "--discarded"]):
-            proc = subprocess.run([sys.executable, "-m", "safe_data", "--journal", str(path), *command],
-                                  capture_output=True, text=True, timeout=60)
+            proc = subprocess.run(
+                [sys.executable, "-m", "safe_data", "--journal", str(path), *command],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert proc.returncode == 0, (command, proc.stderr)
         assert snapshot(path) == before
         subprocess.run(["mount", "-o", "remount,rw", str(mnt)], check=True)

@@ -49,9 +49,12 @@ def tags(values):
 
 
 def journaled(journal, name):
-    return [v for r in journal.records(name, on_error="raise")
-            if r.op not in ADDING_OPS
-            for v in (r.values.values() if isinstance(r.values, dict) else r.values)]
+    return [
+        v
+        for r in journal.records(name, on_error="raise")
+        if r.op not in ADDING_OPS
+        for v in (r.values.values() if isinstance(r.values, dict) else r.values)
+    ]
 
 
 @pytest.mark.parametrize("operation", ["pop", "pop0", "remove", "del", "set", "clear", "imul0"])
@@ -173,13 +176,19 @@ def test_wrappers_refuse_a_change_from_inside_their_own_operation(journal, kind)
     import collections
 
     if kind in ("deque", "sequence proxy"):
-        W = sd.make_safe(collections.deque(["a", "b"]), name="W", journal=journal) if kind == "deque" \
+        W = (
+            sd.make_safe(collections.deque(["a", "b"]), name="W", journal=journal)
+            if kind == "deque"
             else sd.proxy(["a", "b"], name="W", journal=journal)
+        )
         W.append(Meddler("m", lambda: W.append("added")))
         change = W.clear
     else:
-        W = sd.make_safe(collections.OrderedDict(a="a"), name="W", journal=journal) if kind == "OrderedDict" \
+        W = (
+            sd.make_safe(collections.OrderedDict(a="a"), name="W", journal=journal)
+            if kind == "OrderedDict"
             else sd.proxy({"a": "a"}, name="W", journal=journal)
+        )
         W["m"] = Meddler("m", lambda: W.pop("a"))
         change = lambda: W.__setitem__("m", "new")  # noqa: E731
     before = list(W.values()) if hasattr(W, "values") else list(W)

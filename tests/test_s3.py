@@ -35,8 +35,10 @@ def sink_args(seaweedfs):
     """Arguments of a sink on a fresh bucket (so tests do not see each other's objects)."""
     bucket = "t-" + uuid.uuid4().hex[:12]
     args = dict(
-        bucket=bucket, endpoint_url=seaweedfs.endpoint,
-        access_key=seaweedfs.access_key, secret_key=seaweedfs.secret_key,
+        bucket=bucket,
+        endpoint_url=seaweedfs.endpoint,
+        access_key=seaweedfs.access_key,
+        secret_key=seaweedfs.secret_key,
         prefix="backups/",
     )
 
@@ -56,7 +58,9 @@ def test_sigv4_matches_aws_published_get_example():
     # Using the Authorization Header)
     empty = hashlib.sha256(b"").hexdigest()
     auth = sign_v4(
-        "GET", "/test.txt", {},
+        "GET",
+        "/test.txt",
+        {},
         {
             "Host": "examplebucket.s3.amazonaws.com",
             "Range": "bytes=0-9",
@@ -66,7 +70,8 @@ def test_sigv4_matches_aws_published_get_example():
         empty,
         access_key="AKIAIOSFODNN7EXAMPLE",
         secret_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        region="us-east-1", amz_date="20130524T000000Z",
+        region="us-east-1",
+        amz_date="20130524T000000Z",
     )
     assert auth == (
         "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
@@ -78,15 +83,18 @@ def test_sigv4_matches_aws_published_get_example():
 def test_sigv4_matches_aws_test_suite_get_vanilla():
     # "get-vanilla" of the AWS Signature V4 test suite
     auth = sign_v4(
-        "GET", "/", {},
+        "GET",
+        "/",
+        {},
         {"Host": "example.amazonaws.com", "X-Amz-Date": "20150830T123600Z"},
         hashlib.sha256(b"").hexdigest(),
-        access_key="AKIDEXAMPLE", secret_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        region="us-east-1", service="service", amz_date="20150830T123600Z",
+        access_key="AKIDEXAMPLE",
+        secret_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        region="us-east-1",
+        service="service",
+        amz_date="20150830T123600Z",
     )
-    assert auth.endswith(
-        "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
-    )
+    assert auth.endswith("Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31")
 
 
 def test_credentials_from_environment_and_repr_hides_secret(monkeypatch):
@@ -270,8 +278,9 @@ def test_silent_endpoint_times_out_as_transient():
 
     async def go():
         port = srv.getsockname()[1]
-        async with S3Sink("bucket", f"http://127.0.0.1:{port}", access_key="a", secret_key="b",
-                          timeout=0.3) as s:
+        async with S3Sink(
+            "bucket", f"http://127.0.0.1:{port}", access_key="a", secret_key="b", timeout=0.3
+        ) as s:
             with pytest.raises(TransientError):
                 await s.put(SEG, *segment(1))
 
@@ -292,7 +301,8 @@ def test_server_error_is_transient_and_honours_retry_after():
     async def go():
         async def slow_down(request):
             return web.Response(
-                status=503, headers={"Retry-After": "7"},
+                status=503,
+                headers={"Retry-After": "7"},
                 body=b"<Error><Code>SlowDown</Code><Message>Reduce your rate</Message></Error>",
             )
 
@@ -305,8 +315,13 @@ def test_server_error_is_transient_and_honours_retry_after():
         port = site._server.sockets[0].getsockname()[1]
         try:
             for check_first in (True, False):  # the HEAD, then the PUT
-                async with S3Sink("bucket", f"http://127.0.0.1:{port}", access_key="a",
-                                  secret_key="b", check_first=check_first) as s:
+                async with S3Sink(
+                    "bucket",
+                    f"http://127.0.0.1:{port}",
+                    access_key="a",
+                    secret_key="b",
+                    check_first=check_first,
+                ) as s:
                     with pytest.raises(TransientError, match="503") as info:
                         await s.put(SEG, *segment(1))
                     assert info.value.retry_after == 7

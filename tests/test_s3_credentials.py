@@ -50,12 +50,12 @@ class RotatingKeys:
         script = tmp_path / "key_process.py"
         script.write_text(KEY_PROCESS)
         with open(os.environ["AWS_CONFIG_FILE"], "a") as config:
-            config.write(f"[profile rotating]\ncredential_process = {sys.executable} {script} "
-                         f"{self.keyfile}\n")
+            config.write(
+                f"[profile rotating]\ncredential_process = {sys.executable} {script} {self.keyfile}\n"
+            )
 
     def publish(self, key_id: str, secret: str) -> None:
-        self.keyfile.write_text(json.dumps({"id": key_id, "secret": secret,
-                                            "expires_in": self.expires_in}))
+        self.keyfile.write_text(json.dumps({"id": key_id, "secret": secret, "expires_in": self.expires_in}))
 
     @property
     def runs(self) -> int:
@@ -69,8 +69,12 @@ class RotatingKeys:
 def iam(seaweedfs):
     """SeaweedFS's IAM API, as its administrator."""
     return botocore_session.get_session().create_client(
-        "iam", endpoint_url=seaweedfs.endpoint, region_name="us-east-1",
-        aws_access_key_id=seaweedfs.access_key, aws_secret_access_key=seaweedfs.secret_key)
+        "iam",
+        endpoint_url=seaweedfs.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=seaweedfs.access_key,
+        aws_secret_access_key=seaweedfs.secret_key,
+    )
 
 
 @pytest.fixture
@@ -78,9 +82,16 @@ def user(iam):
     """A fresh IAM user allowed everything on S3; its first access key is issued by the test."""
     name = "u" + uuid.uuid4().hex[:10]
     iam.create_user(UserName=name)
-    iam.put_user_policy(UserName=name, PolicyName="s3", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": ["arn:aws:s3:::*"]}]}))
+    iam.put_user_policy(
+        UserName=name,
+        PolicyName="s3",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": ["arn:aws:s3:::*"]}],
+            }
+        ),
+    )
     return name
 
 
@@ -96,8 +107,9 @@ def new_key(iam, user) -> tuple[str, str]:
 
 def stored(seaweedfs, bucket) -> list[str]:
     async def go():
-        async with S3Sink(bucket, seaweedfs.endpoint, access_key=seaweedfs.access_key,
-                          secret_key=seaweedfs.secret_key) as sink:
+        async with S3Sink(
+            bucket, seaweedfs.endpoint, access_key=seaweedfs.access_key, secret_key=seaweedfs.secret_key
+        ) as sink:
             return [e["id"] for e in await sink.list(with_sha256=False)]
 
     return asyncio.run(go())
@@ -130,7 +142,8 @@ def ship_across_a_rotation(tmp_path, iam, user, keys: RotatingKeys, sink_for) ->
 
 @pytest.mark.parametrize("source", ["profile", "fixed keys"])
 def test_revoked_keys_are_renewed_from_the_profile_and_the_segment_lands(
-        tmp_path, seaweedfs, iam, user, bucket, source):
+    tmp_path, seaweedfs, iam, user, bucket, source
+):
     keys = RotatingKeys(tmp_path)
 
     def sink_for(first):
@@ -189,8 +202,9 @@ class ExpiringStore:
         self.seen.append((request.method, key))
         self.regions.add(region)
         if key in self.expired:
-            body = (b"<Error><Code>ExpiredToken</Code>"
-                    b"<Message>The provided token has expired.</Message></Error>")
+            body = (
+                b"<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>"
+            )
             return web.Response(status=400, body=b"" if request.method == "HEAD" else body)
         if request.method == "PUT":
             await request.read()
@@ -257,8 +271,14 @@ def test_expired_keys_without_newer_ones_are_transient_not_refused(tmp_path):
 
     async def go():
         async with store as endpoint:
-            async with S3Sink("bucket", endpoint, access_key="AKIDOLD", secret_key="s",
-                              session_token="token", check_first=False) as sink:
+            async with S3Sink(
+                "bucket",
+                endpoint,
+                access_key="AKIDOLD",
+                secret_key="s",
+                session_token="token",
+                check_first=False,
+            ) as sink:
                 with pytest.raises(TransientError, match="expired"):
                     await sink.put(SEG, b"body", "0" * 64)
 
@@ -333,8 +353,9 @@ def test_without_botocore_keys_come_from_the_environment():
 
 
 def cli(*args, check=True):
-    result = subprocess.run([sys.executable, "-m", "safe_data.cli", *args], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "safe_data.cli", *args], capture_output=True, text=True, timeout=120
+    )
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -351,8 +372,9 @@ def test_push_and_pull_take_a_profile_and_a_region(tmp_path, seaweedfs, bucket):
     assert "1 segment downloaded" in cli("--journal", str(restored), "pull", target, *where).stdout
     bad = cli("--journal", str(source), "push", target, "--profile", "nosuch", check=False)
     assert bad.returncode == 2 and "nosuch" in bad.stderr and "Traceback" not in bad.stderr
-    nothing = cli("--journal", str(source), "pull", target, "--endpoint-url", seaweedfs.endpoint,
-                  check=False)  # no keys anywhere: says where to put them
+    nothing = cli(
+        "--journal", str(source), "pull", target, "--endpoint-url", seaweedfs.endpoint, check=False
+    )  # no keys anywhere: says where to put them
     assert nothing.returncode == 2 and "AWS_ACCESS_KEY_ID" in nothing.stderr
 
 
@@ -365,8 +387,16 @@ def test_push_signs_for_the_region_given(tmp_path):
 
     store = ExpiringStore()
     with store.in_thread() as endpoint:
-        push = ("--journal", str(tmp_path / "source"), "push", "s3://bucket", "--endpoint-url",
-                endpoint, "--profile", "backup")
+        push = (
+            "--journal",
+            str(tmp_path / "source"),
+            "push",
+            "s3://bucket",
+            "--endpoint-url",
+            endpoint,
+            "--profile",
+            "backup",
+        )
         discard()
         cli(*push)
         assert store.regions == {"eu-west-3"}  # the profile's

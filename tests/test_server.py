@@ -42,8 +42,9 @@ def make_segment(tmp_path, name="j", n=200):
     path = tmp_path / name
     journal = safe_data.Journal(path)
     try:
-        items = safe_data.SafeList([f"value {i}" for i in range(n)] + [{"k": i} for i in range(20)],
-                                   journal=journal)
+        items = safe_data.SafeList(
+            [f"value {i}" for i in range(n)] + [{"k": i} for i in range(20)], journal=journal
+        )
         for _ in range(30):
             items.pop()
         items.clear()
@@ -79,10 +80,12 @@ def segment(tmp_path):
 
 def run(coro_fn, store, **options):
     """Run ``coro_fn(client)`` against a real server on loopback."""
+
     async def main():
         app = make_app(store, TOKENS, **options)
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             return await coro_fn(client)
+
     return asyncio.run(main())
 
 
@@ -181,11 +184,19 @@ def test_auth(tmp_path, segment, caplog):
 
     async def scenario(client):
         caplog.set_level(logging.DEBUG)
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN},
-                        {"Authorization": f"Basic {TOKEN}"},
-                        {"Authorization": f"Bearer {TOKEN}x"}):
-            for method, path in (("PUT", f"/v1/segments/{seg_id}"), ("GET", "/v1/segments"),
-                                 ("GET", f"/v1/segments/{seg_id}"), ("GET", "/metrics")):
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": TOKEN},
+            {"Authorization": f"Basic {TOKEN}"},
+            {"Authorization": f"Bearer {TOKEN}x"},
+        ):
+            for method, path in (
+                ("PUT", f"/v1/segments/{seg_id}"),
+                ("GET", "/v1/segments"),
+                ("GET", f"/v1/segments/{seg_id}"),
+                ("GET", "/metrics"),
+            ):
                 h = dict(headers, **{"X-Content-SHA256": sha(data)})
                 async with client.request(method, path, headers=h, data=body) as resp:
                     assert resp.status == 401, (headers, method, path)
@@ -195,8 +206,7 @@ def test_auth(tmp_path, segment, caplog):
         # beta sees its own (empty) namespace, never alpha's
         async with client.get("/v1/segments", headers={"Authorization": f"Bearer {OTHER}"}) as resp:
             assert resp.status == 200 and await resp.json() == []
-        async with client.get(f"/v1/segments/{seg_id}",
-                              headers={"Authorization": f"Bearer {OTHER}"}) as resp:
+        async with client.get(f"/v1/segments/{seg_id}", headers={"Authorization": f"Bearer {OTHER}"}) as resp:
             assert resp.status == 404
         async with client.get("/health") as resp:
             assert resp.status == 200 and await resp.json() == {"status": "ok"}
@@ -205,11 +215,24 @@ def test_auth(tmp_path, segment, caplog):
     assert TOKEN not in caplog.text and OTHER not in caplog.text
 
 
-@pytest.mark.parametrize("bad_id", ["..", "%2e%2e", "..%2F..%2Fetc", "a%2Fb", "%00", "abc%00",
-                                    "0123456789abcdef-000001%00", "%2Fetc%2Fpasswd",
-                                    "0123456789ABCDEF-000001", "0123456789abcdef-00001",
-                                    "0123456789abcdef-000001.seg", "0123456789abcdef-000001%0A",
-                                    "x" * 300])
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "..",
+        "%2e%2e",
+        "..%2F..%2Fetc",
+        "a%2Fb",
+        "%00",
+        "abc%00",
+        "0123456789abcdef-000001%00",
+        "%2Fetc%2Fpasswd",
+        "0123456789ABCDEF-000001",
+        "0123456789abcdef-00001",
+        "0123456789abcdef-000001.seg",
+        "0123456789abcdef-000001%0A",
+        "x" * 300,
+    ],
+)
 def test_bad_ids_are_refused_before_storage(tmp_path, segment, bad_id):
     _seg_id, data = segment
     store = DirectoryStore(tmp_path / "store")
@@ -240,12 +263,18 @@ def test_bad_ids_raw_paths(tmp_path, segment):
     async def scenario(client):
         port = client.server.port
         statuses = []
-        for path in ("/v1/segments/..", "/v1/segments/../../x", "/v1/segments//etc/passwd",
-                     "/v1/segments/a/../0123456789abcdef-000001x"):
+        for path in (
+            "/v1/segments/..",
+            "/v1/segments/../../x",
+            "/v1/segments//etc/passwd",
+            "/v1/segments/a/../0123456789abcdef-000001x",
+        ):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            head = (f"PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
-                    f"X-Content-SHA256: {sha(data)}\r\nContent-Length: {len(body)}\r\n"
-                    "Connection: close\r\n\r\n").encode()
+            head = (
+                f"PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                f"X-Content-SHA256: {sha(data)}\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n"
+            ).encode()
             writer.write(head + body)
             await writer.drain()
             answer = await reader.read()
@@ -271,8 +300,9 @@ def test_upload_idempotency_list_get_metrics(tmp_path, segment):
         async with client.put(url, data=body, headers=put_headers(data)) as resp:
             assert resp.status == 200
         # same content, compressed differently: still the same segment
-        async with client.put(url, data=zstandard.ZstdCompressor(level=19).compress(data),
-                              headers=put_headers(data)) as resp:
+        async with client.put(
+            url, data=zstandard.ZstdCompressor(level=19).compress(data), headers=put_headers(data)
+        ) as resp:
             assert resp.status == 200
         # a different valid segment under the same id is refused (its header names another
         # writer, so make the conflict with a body whose id matches: a segment with one
@@ -280,14 +310,19 @@ def test_upload_idempotency_list_get_metrics(tmp_path, segment):
         shorter = _drop_last_frame(data)
         async with client.put(url, data=zstd(shorter), headers=put_headers(shorter)) as resp:
             assert resp.status == 409
-        async with client.put(f"/v1/segments/{other_id}", data=zstd(other),
-                              headers=put_headers(other)) as resp:
+        async with client.put(
+            f"/v1/segments/{other_id}", data=zstd(other), headers=put_headers(other)
+        ) as resp:
             assert resp.status == 201
         async with client.get("/v1/segments", headers=AUTH) as resp:
             listing = await resp.json()
-        assert listing == sorted([{"id": seg_id, "sha256": sha(data), "size": len(body)},
-                                  {"id": other_id, "sha256": sha(other), "size": len(zstd(other))}],
-                                 key=lambda e: e["id"])
+        assert listing == sorted(
+            [
+                {"id": seg_id, "sha256": sha(data), "size": len(body)},
+                {"id": other_id, "sha256": sha(other), "size": len(zstd(other))},
+            ],
+            key=lambda e: e["id"],
+        )
         async with client.get(url, headers=AUTH) as resp:
             assert resp.status == 200
             assert resp.headers["X-Content-SHA256"] == sha(data)
@@ -327,8 +362,12 @@ def _drop_last_frame(data: bytes) -> bytes:
     """The segment without its last frame, its header counting one record fewer: a valid
     sealed segment of the same writer (cutting the frame alone would not be one)."""
     from safe_data import _impl
-    from safe_data.journal.format import (FRAME_HEADER, SEGMENT_HEADER_SIZE, counted_header,
-                                          unpack_segment_header)
+    from safe_data.journal.format import (
+        FRAME_HEADER,
+        SEGMENT_HEADER_SIZE,
+        counted_header,
+        unpack_segment_header,
+    )
 
     pos, last = SEGMENT_HEADER_SIZE, SEGMENT_HEADER_SIZE
     while pos < len(data):
@@ -336,8 +375,7 @@ def _drop_last_frame(data: bytes) -> bytes:
         pos += FRAME_HEADER.unpack_from(data, pos)[0]
     assert last > SEGMENT_HEADER_SIZE
     header = unpack_segment_header(_impl.crc32c, data)
-    head = counted_header(_impl.crc32c, data[:SEGMENT_HEADER_SIZE], header.records - 1,
-                          header.last_seq - 1)
+    head = counted_header(_impl.crc32c, data[:SEGMENT_HEADER_SIZE], header.records - 1, header.last_seq - 1)
     return head + data[SEGMENT_HEADER_SIZE:last]
 
 
@@ -355,14 +393,14 @@ def test_invalid_bodies_are_refused(tmp_path, segment):
     async def scenario(client):
         url = f"/v1/segments/{seg_id}"
         cases = [
-            (zstd(flipped), put_headers(flipped), "checksum"),          # corrupted frame
+            (zstd(flipped), put_headers(flipped), "checksum"),  # corrupted frame
             (zstd(header_flipped), put_headers(header_flipped), "header"),
-            (zstd(data), put_headers(data + b"x"), "SHA256"),           # sha mismatch
+            (zstd(data), put_headers(data + b"x"), "SHA256"),  # sha mismatch
             (zstd(data), {"Authorization": f"Bearer {TOKEN}"}, "SHA256"),  # no sha
             (zstd(data), dict(AUTH, **{"X-Content-SHA256": "abc"}), "SHA256"),
-            (data, put_headers(data), "zstd"),                          # not compressed
+            (data, put_headers(data), "zstd"),  # not compressed
             (zstd(data) + b"trailing junk", put_headers(data), "zstd"),
-            (zstd(data)[:-10], put_headers(data), "zstd"),              # truncated frame
+            (zstd(data)[:-10], put_headers(data), "zstd"),  # truncated frame
             (b"", put_headers(b""), "zstd"),
             (zstd(data[:-1]), put_headers(data[:-1]), "torn"),
             (zstd(data + bytes(64)), put_headers(data + bytes(64)), "zero"),
@@ -397,13 +435,15 @@ def test_zstd_bomb_is_refused_without_inflating(tmp_path):
         times = []
         for body in (honest, liar):
             start = time.monotonic()
-            async with client.put(f"/v1/segments/{seg_id}", data=body,
-                                  headers=dict(AUTH, **{"X-Content-SHA256": "0" * 64})) as resp:
+            async with client.put(
+                f"/v1/segments/{seg_id}", data=body, headers=dict(AUTH, **{"X-Content-SHA256": "0" * 64})
+            ) as resp:
                 assert resp.status == 413, await resp.text()
             times.append(time.monotonic() - start)
         return times
 
     import resource
+
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times = run(scenario, store, max_segment_bytes=1 << 20)
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
@@ -419,31 +459,45 @@ def test_content_length_too_big_is_refused_before_reading(tmp_path):
         port = client.server.port
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         # announce a terabyte, send nothing: the answer must come without the body
-        writer.write((f"PUT /v1/segments/0123456789abcdef-000001 HTTP/1.1\r\nHost: x\r\n"
-                      f"Authorization: Bearer {TOKEN}\r\nX-Content-SHA256: {'0' * 64}\r\n"
-                      f"Content-Length: {1 << 40}\r\n\r\n").encode())
+        writer.write(
+            (
+                f"PUT /v1/segments/0123456789abcdef-000001 HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: Bearer {TOKEN}\r\nX-Content-SHA256: {'0' * 64}\r\n"
+                f"Content-Length: {1 << 40}\r\n\r\n"
+            ).encode()
+        )
         await writer.drain()
         status_line = await asyncio.wait_for(reader.readline(), 5)
         writer.close()
         # Expect: 100-continue is refused before the client sends the body
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write((f"PUT /v1/segments/0123456789abcdef-000001 HTTP/1.1\r\nHost: x\r\n"
-                      f"Authorization: Bearer {TOKEN}\r\nX-Content-SHA256: {'0' * 64}\r\n"
-                      f"Content-Length: {1 << 40}\r\nExpect: 100-continue\r\n\r\n").encode())
+        writer.write(
+            (
+                f"PUT /v1/segments/0123456789abcdef-000001 HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: Bearer {TOKEN}\r\nX-Content-SHA256: {'0' * 64}\r\n"
+                f"Content-Length: {1 << 40}\r\nExpect: 100-continue\r\n\r\n"
+            ).encode()
+        )
         await writer.drain()
         expect_line = await asyncio.wait_for(reader.readline(), 5)
         writer.close()
+
         # a chunked body that grows past the limit
         async def chunks():
             for _ in range(40):
                 yield bytes(64 << 10)
-        async with client.put("/v1/segments/0123456789abcdef-000001", data=chunks(),
-                              headers=dict(AUTH, **{"X-Content-SHA256": "0" * 64})) as resp:
+
+        async with client.put(
+            "/v1/segments/0123456789abcdef-000001",
+            data=chunks(),
+            headers=dict(AUTH, **{"X-Content-SHA256": "0" * 64}),
+        ) as resp:
             chunked_status = resp.status
         return status_line, expect_line, chunked_status
 
-    status_line, expect_line, chunked_status = run(scenario, store, max_segment_bytes=1 << 20,
-                                                   max_body_bytes=1 << 20)
+    status_line, expect_line, chunked_status = run(
+        scenario, store, max_segment_bytes=1 << 20, max_body_bytes=1 << 20
+    )
     assert status_line.split()[1] == b"413", status_line
     assert expect_line.split()[1] == b"413", expect_line
     assert chunked_status == 413
@@ -457,8 +511,7 @@ def test_event_loop_stays_responsive_and_parallel_same_id(tmp_path, segment):
 
     async def scenario(client):
         async def put():
-            async with client.put(f"/v1/segments/{seg_id}", data=body,
-                                  headers=put_headers(data)) as resp:
+            async with client.put(f"/v1/segments/{seg_id}", data=body, headers=put_headers(data)) as resp:
                 return resp.status
 
         async def health():
@@ -479,10 +532,21 @@ def test_event_loop_stays_responsive_and_parallel_same_id(tmp_path, segment):
 
 def _start_cli(tmp_path, *args, env=None):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "safe_data.cli.serving", "--store", str(tmp_path / "store"),
-         "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, **(env or {})))
+        [
+            sys.executable,
+            "-m",
+            "safe_data.cli.serving",
+            "--store",
+            str(tmp_path / "store"),
+            "--port",
+            "0",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, **(env or {})),
+    )
     line = proc.stdout.readline()
     match = re.fullmatch(r"serving on (http://127\.0\.0\.1:(\d+))\n", line)
     if not match:
@@ -535,29 +599,46 @@ def test_cli_serves_and_stops_on_sigterm(tmp_path, segment):
 def test_cli_tokens_from_env_and_sigint(tmp_path):
     proc, base = _start_cli(tmp_path, env={"SAFE_DATA_TOKENS": f"alpha:{TOKEN}, beta:{OTHER}"})
     try:
-        assert _request(base + "/v1/segments", headers={"Authorization": f"Bearer {OTHER}"}) \
-            == (200, b"[]")
+        assert _request(base + "/v1/segments", headers={"Authorization": f"Bearer {OTHER}"}) == (200, b"[]")
     finally:
         err = _stop_cli(proc, signal.SIGINT)
     assert proc.returncode == 0, err
 
 
-@pytest.mark.parametrize("content, message", [
-    ("alpha", "namespace:token"),
-    ("alpha:", "namespace:token"),
-    ("../x:tok", "invalid namespace"),
-    ("a:tokQ1\na:tokQ2", "twice"),
-    ("a:tokQ3\nb:tokQ3", "already used"),
-    ("# nothing\n", "no namespace"),
-], ids=["no-colon", "empty-token", "bad-namespace", "twice", "shared", "empty"])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("alpha", "namespace:token"),
+        ("alpha:", "namespace:token"),
+        ("../x:tok", "invalid namespace"),
+        ("a:tokQ1\na:tokQ2", "twice"),
+        ("a:tokQ3\nb:tokQ3", "already used"),
+        ("# nothing\n", "no namespace"),
+    ],
+    ids=["no-colon", "empty-token", "bad-namespace", "twice", "shared", "empty"],
+)
 def test_cli_bad_tokens(tmp_path, content, message):
     tokens = tmp_path / "tokens"
     tokens.write_text(content)
     tokens.chmod(0o600)
     env = {k: v for k, v in os.environ.items() if k != "SAFE_DATA_TOKENS"}
     result = subprocess.run(
-        [sys.executable, "-m", "safe_data.cli.serving", "--store", str(tmp_path / "s"),
-         "--port", "0", "--tokens", str(tokens)], capture_output=True, text=True, timeout=20, env=env)
+        [
+            sys.executable,
+            "-m",
+            "safe_data.cli.serving",
+            "--store",
+            str(tmp_path / "s"),
+            "--port",
+            "0",
+            "--tokens",
+            str(tokens),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env=env,
+    )
     assert result.returncode == 2
     assert message in result.stderr
     assert "tokQ" not in result.stderr
@@ -566,6 +647,10 @@ def test_cli_bad_tokens(tmp_path, content, message):
 def test_cli_no_tokens_at_all(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "SAFE_DATA_TOKENS"}
     result = subprocess.run(
-        [sys.executable, "-m", "safe_data.cli.serving", "--store", str(tmp_path / "s"),
-         "--port", "0"], capture_output=True, text=True, timeout=20, env=env)
+        [sys.executable, "-m", "safe_data.cli.serving", "--store", str(tmp_path / "s"), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env=env,
+    )
     assert result.returncode == 2 and "SAFE_DATA_TOKENS" in result.stderr

@@ -22,8 +22,19 @@ from safe_data.server.stores.s3 import S3Store, parse_s3_url  # noqa: E402
 from safe_data.server.stores import ConflictError, NotFound, StoreUnavailable  # noqa: E402
 
 from .seaweedfs import new_bucket, seaweedfs  # noqa: E402,F401
-from .test_server import (AUTH, OTHER, TOKEN, _request, _stop_cli, make_segment,  # noqa: E402
-                          put_headers, run, segment, sha, zstd)  # segment: a fixture
+from .test_server import (
+    AUTH,
+    OTHER,
+    TOKEN,
+    _request,
+    _stop_cli,
+    make_segment,  # noqa: E402
+    put_headers,
+    run,
+    segment,
+    sha,
+    zstd,
+)  # segment: a fixture
 
 
 @pytest.fixture
@@ -32,14 +43,18 @@ def bucket(seaweedfs):
 
 
 def new_store(seaweedfs, bucket, prefix="backups/") -> S3Store:
-    return S3Store(bucket, prefix, endpoint_url=seaweedfs.endpoint,
-                   access_key=seaweedfs.access_key, secret_key=seaweedfs.secret_key)
+    return S3Store(
+        bucket,
+        prefix,
+        endpoint_url=seaweedfs.endpoint,
+        access_key=seaweedfs.access_key,
+        secret_key=seaweedfs.secret_key,
+    )
 
 
 def s3_env(seaweedfs) -> dict:
     env = dict(os.environ)  # without this machine's AWS settings (conftest)
-    env.update(AWS_ACCESS_KEY_ID=seaweedfs.access_key,
-               AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key)
+    env.update(AWS_ACCESS_KEY_ID=seaweedfs.access_key, AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key)
     return env
 
 
@@ -67,8 +82,7 @@ def test_store_put_get_list(seaweedfs, bucket, segment):
             with pytest.raises(ConflictError):
                 await store.put("alpha", seg_id, zstd(data + b"x"), sha(data + b"x"))
             assert await store.get("alpha", seg_id) == (body, sha(data))
-            assert await store.list("alpha") == [{"id": seg_id, "sha256": sha(data),
-                                                   "size": len(body)}]
+            assert await store.list("alpha") == [{"id": seg_id, "sha256": sha(data), "size": len(body)}]
             assert await store.list("beta") == []
             with pytest.raises(NotFound):
                 await store.get("beta", seg_id)
@@ -78,9 +92,14 @@ def test_store_put_get_list(seaweedfs, bucket, segment):
                 with pytest.raises(ValueError):
                     await store.put(bad, seg_id, body, sha(data))
             # the layout of docs/remote.md, readable by an S3Sink of that namespace
-            async with S3Sink(bucket, seaweedfs.endpoint, access_key=seaweedfs.access_key,
-                              secret_key=seaweedfs.secret_key, prefix="backups/",
-                              namespace="alpha") as sink:
+            async with S3Sink(
+                bucket,
+                seaweedfs.endpoint,
+                access_key=seaweedfs.access_key,
+                secret_key=seaweedfs.secret_key,
+                prefix="backups/",
+                namespace="alpha",
+            ) as sink:
                 assert sink.key(seg_id) == f"backups/alpha/{seg_id}.seg.zst"
                 assert await sink.head(seg_id) == sha(data)
                 assert await sink.get(seg_id) == body
@@ -118,9 +137,14 @@ def test_server_on_s3(seaweedfs, bucket, segment, tmp_path):
     assert seg2 != seg_id
 
     async def plant():
-        async with S3Sink(bucket, seaweedfs.endpoint, access_key=seaweedfs.access_key,
-                          secret_key=seaweedfs.secret_key, prefix="backups/",
-                          namespace="alpha") as sink:
+        async with S3Sink(
+            bucket,
+            seaweedfs.endpoint,
+            access_key=seaweedfs.access_key,
+            secret_key=seaweedfs.secret_key,
+            prefix="backups/",
+            namespace="alpha",
+        ) as sink:
             await sink.put(seg2, zstd(data2 + b"other"), sha(data2 + b"other"))
 
     asyncio.run(plant())
@@ -135,8 +159,7 @@ def test_server_on_s3(seaweedfs, bucket, segment, tmp_path):
         other = data[:-1] + bytes([data[-1] ^ 1])
         async with client.put(url, data=body, headers=put_headers(other)) as resp:
             out["bad_hash"] = resp.status  # hash does not match the body: refused first
-        async with client.put(f"/v1/segments/{seg2}", data=zstd(data2),
-                              headers=put_headers(data2)) as resp:
+        async with client.put(f"/v1/segments/{seg2}", data=zstd(data2), headers=put_headers(data2)) as resp:
             out["conflict"] = resp.status
         async with client.get("/v1/segments", headers=AUTH) as resp:
             out["list"] = (resp.status, await resp.json())
@@ -156,10 +179,13 @@ def test_server_on_s3(seaweedfs, bucket, segment, tmp_path):
     assert out["bad_hash"] == 400
     assert out["conflict"] == 409
     assert out["list"][0] == 200
-    assert out["list"][1] == sorted([
-        {"id": seg_id, "sha256": sha(data), "size": len(body)},
-        {"id": seg2, "sha256": sha(data2 + b"other"), "size": len(zstd(data2 + b"other"))},
-    ], key=lambda e: e["id"])
+    assert out["list"][1] == sorted(
+        [
+            {"id": seg_id, "sha256": sha(data), "size": len(body)},
+            {"id": seg2, "sha256": sha(data2 + b"other"), "size": len(zstd(data2 + b"other"))},
+        ],
+        key=lambda e: e["id"],
+    )
     assert out["get"] == (200, body, sha(data))
     assert out["other_ns"] == 404
     assert out["other_list"] == []
@@ -176,9 +202,9 @@ def test_parallel_uploads_of_one_id(seaweedfs, bucket, segment):
 
     async def scenario(client):
         async def put():
-            async with client.put(f"/v1/segments/{seg_id}", data=body,
-                                  headers=put_headers(data)) as resp:
+            async with client.put(f"/v1/segments/{seg_id}", data=body, headers=put_headers(data)) as resp:
                 return resp.status
+
         return await asyncio.gather(*[put() for _ in range(8)])
 
     assert sorted(run(scenario, store)) == [200] * 7 + [201]
@@ -186,12 +212,16 @@ def test_parallel_uploads_of_one_id(seaweedfs, bucket, segment):
 
 def test_s3_down_answers_503(segment):
     seg_id, data = segment
-    store = S3Store("nothing", endpoint_url=f"http://127.0.0.1:{_closed_port()}",
-                    access_key="k", secret_key="s", timeout=5)
+    store = S3Store(
+        "nothing",
+        endpoint_url=f"http://127.0.0.1:{_closed_port()}",
+        access_key="k",
+        secret_key="s",
+        timeout=5,
+    )
 
     async def scenario(client):
-        async with client.put(f"/v1/segments/{seg_id}", data=zstd(data),
-                              headers=put_headers(data)) as resp:
+        async with client.put(f"/v1/segments/{seg_id}", data=zstd(data), headers=put_headers(data)) as resp:
             return resp.status, resp.headers.get("Retry-After")
 
     assert run(scenario, store) == (503, "5")
@@ -199,6 +229,7 @@ def test_s3_down_answers_503(segment):
 
 def _closed_port() -> int:
     from .seaweedfs import free_port
+
     return free_port()
 
 
@@ -207,9 +238,12 @@ def _closed_port() -> int:
 
 def _start_cli(store_url, *args, env):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "safe_data.cli.serving", "--store", store_url, "--port", "0",
-         *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [sys.executable, "-m", "safe_data.cli.serving", "--store", store_url, "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     line = proc.stdout.readline()
     match = re.fullmatch(r"serving on (http://127\.0\.0\.1:(\d+))\n", line)
     if not match:
@@ -221,8 +255,7 @@ def _start_cli(store_url, *args, env):
 def test_cli_serve_s3(seaweedfs, bucket, segment):
     seg_id, data = segment
     env = dict(s3_env(seaweedfs), SAFE_DATA_TOKENS=f"alpha:{TOKEN}, beta:{OTHER}")
-    proc, base = _start_cli(f"s3://{bucket}/srv", "--s3-endpoint-url", seaweedfs.endpoint,
-                            env=env)
+    proc, base = _start_cli(f"s3://{bucket}/srv", "--s3-endpoint-url", seaweedfs.endpoint, env=env)
     try:
         assert _request(base + "/health") == (200, b'{"status": "ok"}')
         url = base + f"/v1/segments/{seg_id}"
@@ -230,7 +263,8 @@ def test_cli_serve_s3(seaweedfs, bucket, segment):
         assert _request(url, "PUT", zstd(data), put_headers(data))[0] == 200
         status, listing = _request(base + "/v1/segments", headers=AUTH)
         assert status == 200 and json.loads(listing) == [
-            {"id": seg_id, "sha256": sha(data), "size": len(zstd(data))}]
+            {"id": seg_id, "sha256": sha(data), "size": len(zstd(data))}
+        ]
         assert _request(url, headers=AUTH) == (200, zstd(data))
     finally:
         err = _stop_cli(proc, timeout=15)
@@ -238,36 +272,61 @@ def test_cli_serve_s3(seaweedfs, bucket, segment):
     assert TOKEN not in err and seaweedfs.secret_key not in err
 
     async def check():
-        async with S3Sink(bucket, seaweedfs.endpoint, access_key=seaweedfs.access_key,
-                          secret_key=seaweedfs.secret_key, prefix="srv/",
-                          namespace="alpha") as sink:
+        async with S3Sink(
+            bucket,
+            seaweedfs.endpoint,
+            access_key=seaweedfs.access_key,
+            secret_key=seaweedfs.secret_key,
+            prefix="srv/",
+            namespace="alpha",
+        ) as sink:
             return await sink.head(seg_id)
 
     assert asyncio.run(check()) == sha(data)
 
 
 def test_cli_endpoint_from_env_and_missing_bucket(seaweedfs):
-    env = dict(s3_env(seaweedfs), SAFE_DATA_TOKENS=f"alpha:{TOKEN}",
-               AWS_ENDPOINT_URL=seaweedfs.endpoint)
+    env = dict(s3_env(seaweedfs), SAFE_DATA_TOKENS=f"alpha:{TOKEN}", AWS_ENDPOINT_URL=seaweedfs.endpoint)
     result = subprocess.run(
-        [sys.executable, "-m", "safe_data.cli.serving", "--store",
-         "s3://missing-" + uuid.uuid4().hex[:12], "--port", "0"],
-        capture_output=True, text=True, timeout=30, env=env)
+        [
+            sys.executable,
+            "-m",
+            "safe_data.cli.serving",
+            "--store",
+            "s3://missing-" + uuid.uuid4().hex[:12],
+            "--port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
     assert result.returncode == 1, result.stderr
     assert "does not exist" in result.stderr
     assert seaweedfs.secret_key not in result.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--store", "s3://"], "s3://bucket"),
-    (["--store", "ftp://x/y"], "unknown store URL"),
-    (["--store", "/tmp/x", "--s3-endpoint-url", "http://127.0.0.1:1"], "s3://BUCKET"),
-], ids=["no-bucket", "other-scheme", "endpoint-without-s3"])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--store", "s3://"], "s3://bucket"),
+        (["--store", "ftp://x/y"], "unknown store URL"),
+        (["--store", "/tmp/x", "--s3-endpoint-url", "http://127.0.0.1:1"], "s3://BUCKET"),
+    ],
+    ids=["no-bucket", "other-scheme", "endpoint-without-s3"],
+)
 def test_cli_bad_store(args, message):
-    env = dict(os.environ, SAFE_DATA_TOKENS=f"alpha:{TOKEN}", AWS_ACCESS_KEY_ID="k",
-               AWS_SECRET_ACCESS_KEY="s")
-    result = subprocess.run([sys.executable, "-m", "safe_data.cli.serving", "--port", "0", *args],
-                            capture_output=True, text=True, timeout=20, env=env)
+    env = dict(
+        os.environ, SAFE_DATA_TOKENS=f"alpha:{TOKEN}", AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "safe_data.cli.serving", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env=env,
+    )
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
 
@@ -275,7 +334,21 @@ def test_cli_bad_store(args, message):
 def test_cli_s3_without_credentials():
     env = dict(os.environ)  # without any AWS keys (conftest)
     env["SAFE_DATA_TOKENS"] = f"alpha:{TOKEN}"
-    result = subprocess.run([sys.executable, "-m", "safe_data.cli.serving", "--port", "0",
-                             "--store", "s3://bucket", "--s3-endpoint-url", "http://127.0.0.1:1"],
-                            capture_output=True, text=True, timeout=20, env=env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "safe_data.cli.serving",
+            "--port",
+            "0",
+            "--store",
+            "s3://bucket",
+            "--s3-endpoint-url",
+            "http://127.0.0.1:1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env=env,
+    )
     assert result.returncode == 2 and "AWS_ACCESS_KEY_ID" in result.stderr

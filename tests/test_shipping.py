@@ -17,8 +17,9 @@ from .seaweedfs import seaweedfs  # noqa: F401  (a fixture)
 
 
 def cli(*args, env=None, check=True):
-    proc = subprocess.run([sys.executable, "-m", "safe_data", *args], capture_output=True, text=True,
-                          env=env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "safe_data", *args], capture_output=True, text=True, env=env, timeout=60
+    )
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
@@ -64,8 +65,9 @@ def test_a_wrong_token_keeps_everything_local(tmp_path, server):
     url, _ = server
     source = tmp_path / "source"
     journal_with_records(source, [1, 2, 3])
-    out = cli("--journal", str(source), "push", url, "--token", "not-the-token-9f3a", "--timeout", "10",
-              check=False)
+    out = cli(
+        "--journal", str(source), "push", url, "--token", "not-the-token-9f3a", "--timeout", "10", check=False
+    )
     assert out.returncode == 1 and "refused the token" in out.stderr
     assert out.stderr.count("\n") == 1 and "Warning" not in out.stderr and out.stdout == ""
     assert "not-the-token-9f3a" not in out.stdout + out.stderr  # tokens are never printed
@@ -79,7 +81,10 @@ def test_push_and_pull_with_a_directory(tmp_path):
     cli("--journal", str(restored), "pull", str(backup))
     shutil.copy(source / "key", restored / "key")
     assert [r.values[0] for r in safe_data.Journal(restored).records()] == popped
-    assert cli("--journal", str(tmp_path / "empty"), "pull", str(tmp_path / "nothing"), check=False).returncode == 3
+    assert (
+        cli("--journal", str(tmp_path / "empty"), "pull", str(tmp_path / "nothing"), check=False).returncode
+        == 3
+    )
 
 
 def test_push_and_pull_with_an_s3_bucket(tmp_path, seaweedfs):
@@ -92,13 +97,13 @@ def test_push_and_pull_with_an_s3_bucket(tmp_path, seaweedfs):
     bucket = "push-" + uuid.uuid4().hex[:12]
 
     async def create():
-        async with S3Sink(bucket, seaweedfs.endpoint, access_key=seaweedfs.access_key,
-                          secret_key=seaweedfs.secret_key) as sink:
+        async with S3Sink(
+            bucket, seaweedfs.endpoint, access_key=seaweedfs.access_key, secret_key=seaweedfs.secret_key
+        ) as sink:
             await sink.ensure_bucket()
 
     asyncio.run(create())
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=seaweedfs.access_key,
-               AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key)
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=seaweedfs.access_key, AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key)
     source, restored = tmp_path / "source", tmp_path / "restored"
     popped = journal_with_records(source, ["a", "b"])
     target = f"s3://{bucket}/backups/"
@@ -117,8 +122,9 @@ def test_a_namespace_that_could_escape_the_store_is_a_usage_error(tmp_path, comm
     source = tmp_path / "source"
     journal_with_records(source, ["a"])
     before = sorted(os.listdir(source))
-    proc = cli("--journal", str(source), command, str(tmp_path / "store"), "--namespace", namespace,
-               check=False)
+    proc = cli(
+        "--journal", str(source), command, str(tmp_path / "store"), "--namespace", namespace, check=False
+    )
     assert proc.returncode == 2 and "is not a namespace" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert sorted(os.listdir(source)) == before and not (tmp_path / "store").exists()
@@ -129,7 +135,10 @@ def test_purge_deletes_acknowledged_segments_without_force(tmp_path):
     journal_with_records(source, [1, 2])
     (segment,) = [n for n in os.listdir(source) if n.endswith(".seg")]
     assert cli("--journal", str(source), "purge", "--max-bytes", "0", check=False).returncode == 5
-    assert '"segments": 1' in cli("--journal", str(source), "stats", "--json").stdout.split('"pending_upload"')[1]
+    assert (
+        '"segments": 1'
+        in cli("--journal", str(source), "stats", "--json").stdout.split('"pending_upload"')[1]
+    )
     (source / "uploaded").mkdir()
     (source / "uploaded" / segment[: -len(".seg")]).touch()  # what an uploader writes on ack
     cli("--journal", str(source), "purge", "--max-bytes", "0")
@@ -152,13 +161,14 @@ while not (read_status({str(source)!r}) or {{}}).get("last_error") and time.mono
 print("reported", flush=True)
 sys.stdin.read()
 """
-    child = subprocess.Popen([sys.executable, "-c", program], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", program], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout.readline().strip() == "reported"
         shown = cli("--journal", str(source), "stats").stdout
         assert f"running (pid {child.pid}), to HttpSink('http://127.0.0.1:9', token=<hidden>)" in shown
-        assert "last error:" in shown and "Cannot connect" in shown and "tok\"" not in shown
+        assert "last error:" in shown and "Cannot connect" in shown and 'tok"' not in shown
         report = json.loads(cli("--journal", str(source), "stats", "--json").stdout)["uploader"]
         assert report["alive"] and report["acked"] == 0 and report["errors"] > 0
     finally:
@@ -218,8 +228,9 @@ def test_a_server_that_never_answers_times_out_at_the_connect_timeout(tmp_path, 
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
         url = "http://127.0.0.1:%d" % silent.getsockname()[1]
-        proc, elapsed = timed_cli("--journal", str(source), command, url, "--token", "t",
-                                  "--connect-timeout", "1")
+        proc, elapsed = timed_cli(
+            "--journal", str(source), command, url, "--token", "t", "--connect-timeout", "1"
+        )
     assert_one_error_line(proc, "no answer within 1 s (--connect-timeout)")
     assert 1 <= elapsed < 8
 
@@ -266,21 +277,24 @@ def test_push_gives_up_at_its_timeout_and_keeps_every_segment(tmp_path, stalling
     source = tmp_path / "source"
     journal_with_records(source, [1, 2])
     before = sorted(os.listdir(source))
-    proc, elapsed = timed_cli("--journal", str(source), "push", stalling_server, "--token", "t",
-                              "--timeout", "2")
+    proc, elapsed = timed_cli(
+        "--journal", str(source), "push", stalling_server, "--token", "t", "--timeout", "2"
+    )
     assert_one_error_line(proc, "push did not finish within 2 s (--timeout): 0 of 1 segments")
     assert proc.stdout == "" and 2 <= elapsed < 10
     assert [n for n in os.listdir(source) if n.endswith(".seg")] == [n for n in before if n.endswith(".seg")]
-    proc, _ = timed_cli("--journal", str(source), "push", stalling_server, "--token", "t",
-                        "--timeout", "1", "--json")
+    proc, _ = timed_cli(
+        "--journal", str(source), "push", stalling_server, "--token", "t", "--timeout", "1", "--json"
+    )
     result = json.loads(proc.stdout)
     assert proc.returncode == 1 and result["ok"] is False and result["pending"] == 1
     assert result["error"] in proc.stderr
 
 
 def test_pull_gives_up_at_its_timeout(tmp_path, stalling_server):
-    proc, elapsed = timed_cli("--journal", str(tmp_path / "restored"), "pull", stalling_server,
-                              "--token", "t", "--timeout", "2")
+    proc, elapsed = timed_cli(
+        "--journal", str(tmp_path / "restored"), "pull", stalling_server, "--token", "t", "--timeout", "2"
+    )
     assert_one_error_line(proc, "pull did not finish within 2 s (--timeout)")
     assert 2 <= elapsed < 10
 

@@ -70,9 +70,12 @@ class Client:
     def start(self, run=None):
         self.runs += 1
         run = run or f"c{self.number}r{self.runs}"
-        self.proc = subprocess.Popen([sys.executable, str(self.script), str(self.path), run, self.url,
-                                      TOKEN], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(self.script), str(self.path), run, self.url, TOKEN],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         self.reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
         self.reader.start()
 
@@ -99,8 +102,12 @@ def everything(tmp_path, url, clients):
                 for r in journal.records("soak", on_error="ignore"):
                     records[r.writer, r.seq] = r.values[0]
     restored = tmp_path / f"restored-{time.monotonic_ns()}"
-    proc = subprocess.run([sys.executable, "-m", "safe_data", "--journal", str(restored), "pull", url,
-                           "--token", TOKEN], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "safe_data", "--journal", str(restored), "pull", url, "--token", TOKEN],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-1000:] + proc.stderr[-2000:]
     on_server = []
     with safe_data.Journal(restored) as journal:
@@ -168,8 +175,13 @@ def test_soak(tmp_path):
         stop(server)
     lost, twice = compare(acked, on_server)
     left = [f for c in clients for f in os.listdir(c.path) if f.endswith(".seg")]
-    figures.update(acknowledged=len(acked), on_server=len(on_server), lost=len(lost),
-                   duplicated=len(twice), left_locally=len(left))
+    figures.update(
+        acknowledged=len(acked),
+        on_server=len(on_server),
+        lost=len(lost),
+        duplicated=len(twice),
+        left_locally=len(left),
+    )
     if os.environ.get("SAFE_DATA_FIGURES"):
         with open(os.environ["SAFE_DATA_FIGURES"], "w") as f:
             json.dump(figures, f, indent=1)

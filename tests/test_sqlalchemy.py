@@ -15,11 +15,30 @@ import sys
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import (DateTime, ForeignKey, Numeric, String, Text, bindparam, create_engine, delete,
-                        event, select, text, update)
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Numeric,
+    String,
+    Text,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import (DeclarativeBase, Mapped, Session, mapped_column, relationship,
-                            scoped_session, sessionmaker)
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    relationship,
+    scoped_session,
+    sessionmaker,
+)
 
 import safe_data
 from safe_data.integrations.sqlalchemy import protect, restore_rows, undo_updates, unprotect
@@ -90,10 +109,24 @@ class Manager(Employee):  # single-table inheritance: a row in employees only
     __mapper_args__ = {"polymorphic_identity": "manager"}
 
 
-ANN = {"id": 1, "name": "ann", "email": None, "balance": Decimal("12.50"), "created": CREATED,
-       "bio": "likes tea", "team_id": None}
-BOB = {"id": 2, "name": "bob", "email": "bob@example.org", "balance": Decimal("-3.10"),
-       "created": CREATED + dt.timedelta(days=1), "bio": None, "team_id": None}
+ANN = {
+    "id": 1,
+    "name": "ann",
+    "email": None,
+    "balance": Decimal("12.50"),
+    "created": CREATED,
+    "bio": "likes tea",
+    "team_id": None,
+}
+BOB = {
+    "id": 2,
+    "name": "bob",
+    "email": "bob@example.org",
+    "balance": Decimal("-3.10"),
+    "created": CREATED + dt.timedelta(days=1),
+    "bio": None,
+    "team_id": None,
+}
 POSTS = [{"id": 10, "user_id": 1, "title": "hello"}, {"id": 11, "user_id": 1, "title": "again"}]
 
 
@@ -126,11 +159,14 @@ def table_rows(engine, table):
     """Every row of ``table`` as {column name: value}, by primary key, read with Core."""
     table = Base.metadata.tables[table]
     with engine.connect() as conn:
-        return {tuple(row[c] for c in table.primary_key): {c.name: row[c] for c in table.columns}
-                for row in conn.execute(select(table)).mappings()}
+        return {
+            tuple(row[c] for c in table.primary_key): {c.name: row[c] for c in table.columns}
+            for row in conn.execute(select(table)).mappings()
+        }
 
 
 # --- what a flush journals -----------------------------------------------------------------
+
 
 def test_delete_of_an_expired_object_journals_its_full_row(make_session, journal):
     with make_session() as session:
@@ -180,8 +216,10 @@ def test_foreign_keys_the_flush_sets_to_null_are_journaled(make_session, journal
         session.delete(team)
         session.commit()
     # joining the team overwrote team_id None, leaving it overwrote 7
-    updates = [(r.key, r.values["changed"], r.values["row"]["team_id"])
-               for r in row_records(journal, "users", "update")]
+    updates = [
+        (r.key, r.values["changed"], r.values["row"]["team_id"])
+        for r in row_records(journal, "users", "update")
+    ]
     assert sorted(updates[:2]) == [((1,), ["team_id"], None), ((2,), ["team_id"], None)]
     assert sorted(updates[2:]) == [((1,), ["team_id"], 7), ((2,), ["team_id"], 7)]
     assert [r.values for r in row_records(journal, "teams")] == [{"id": 7, "name": "core"}]
@@ -256,6 +294,7 @@ def test_composite_primary_key(make_session, journal, engine):
 
 # --- session.execute(update(...)) and delete(...) -------------------------------------------
 
+
 def test_bulk_statements_through_the_session_are_journaled(make_session, journal):
     with make_session() as session:
         session.execute(update(User).where(User.id == 1).values(name="ANN"))
@@ -272,8 +311,11 @@ def test_bulk_statements_through_the_session_are_journaled(make_session, journal
     assert update_bob.values == {"row": BOB, "changed": ["email"]}
     assert delete_bob.values == dict(BOB, email=None)
     posts = [(r.op, r.values) for r in row_records(journal, "posts")]
-    assert posts == [("delete", POSTS[1]), ("update", {"row": POSTS[0], "changed": ["title"]}),
-                     ("delete", dict(POSTS[0], title="hi"))]
+    assert posts == [
+        ("delete", POSTS[1]),
+        ("update", {"row": POSTS[0], "changed": ["title"]}),
+        ("delete", dict(POSTS[0], title="hi")),
+    ]
 
 
 def test_core_executemany_through_the_session_is_journaled_per_parameter_set(make_session, journal):
@@ -283,7 +325,9 @@ def test_core_executemany_through_the_session_is_journaled_per_parameter_set(mak
         session.execute(statement, [{"uid": 1, "new_name": "A"}, {"uid": 2, "new_name": "B"}])
         session.commit()
     assert [(r.key, r.values) for r in row_records(journal, "users")] == [
-        ((1,), {"row": ANN, "changed": ["name"]}), ((2,), {"row": BOB, "changed": ["name"]})]
+        ((1,), {"row": ANN, "changed": ["name"]}),
+        ((2,), {"row": BOB, "changed": ["name"]}),
+    ]
 
 
 def test_bulk_statements_on_inherited_classes_journal_only_their_rows(make_session, journal):
@@ -294,10 +338,13 @@ def test_bulk_statements_on_inherited_classes_journal_only_their_rows(make_sessi
         session.execute(delete(Manager))  # single-table: the ORM adds WHERE type = 'manager'
         session.commit()
     [engineer] = row_records(journal, "engineers")
-    assert (engineer.op, engineer.values) == ("update", {"row": {"id": 1, "language": "rust"},
-                                                         "changed": ["language"]})
+    assert (engineer.op, engineer.values) == (
+        "update",
+        {"row": {"id": 1, "language": "rust"}, "changed": ["language"]},
+    )
     assert [(r.op, r.values) for r in row_records(journal, "employees")] == [
-        ("delete", {"id": 2, "name": "max", "type": "manager"})]
+        ("delete", {"id": 2, "name": "max", "type": "manager"})
+    ]
 
 
 def test_sql_outside_the_orm_statements_is_not_journaled(make_session, journal, engine):
@@ -310,6 +357,7 @@ def test_sql_outside_the_orm_statements_is_not_journaled(make_session, journal, 
 
 # --- putting rows back -----------------------------------------------------------------------
 
+
 def test_restore_rows_puts_deleted_rows_back_with_identical_values(make_session, journal, engine):
     before = {name: table_rows(engine, name) for name in ("users", "posts")}
     with make_session() as session:
@@ -320,7 +368,11 @@ def test_restore_rows_puts_deleted_rows_back_with_identical_values(make_session,
         restored = restore_rows(session, User) + restore_rows(session, Post)
         session.commit()
     assert sorted((r.container, r.key) for r in restored) == [
-        ("posts", (10,)), ("posts", (11,)), ("users", (1,)), ("users", (2,))]
+        ("posts", (10,)),
+        ("posts", (11,)),
+        ("users", (1,)),
+        ("users", (2,)),
+    ]
     after = {name: table_rows(engine, name) for name in ("users", "posts")}
     assert after == before
     assert after["users"][(1,)] == ANN and type(after["users"][(1,)]["balance"]) is Decimal
@@ -354,7 +406,8 @@ def test_restore_rows_with_joined_and_single_table_inheritance(make_session, jou
         session.commit()
         assert sorted(r.container for r in restore_rows(session, Engineer)) == ["employees", "engineers"]
         assert [r.values for r in restore_rows(session, Manager)] == [
-            {"id": 2, "name": "max", "type": "manager"}]
+            {"id": 2, "name": "max", "type": "manager"}
+        ]
         session.commit()
         session.expunge_all()
         employees = session.scalars(select(Employee).order_by(Employee.id))
@@ -374,11 +427,14 @@ def test_undo_updates_writes_back_the_values_before_the_window(make_session, jou
     assert first.values["row"] == BOB
     assert table_rows(engine, "users")[(2,)] == BOB
     undo = row_records(journal, "users")[-1]  # the undo is journaled like any update
-    assert undo.values == {"row": dict(BOB, email="two@example.org", name="robert"),
-                           "changed": ["name", "email"]}
+    assert undo.values == {
+        "row": dict(BOB, email="two@example.org", name="robert"),
+        "changed": ["name", "email"],
+    }
 
 
 # --- protecting and unprotecting ---------------------------------------------------------------
+
 
 def test_unprotect_stops_journaling(make_session, journal):
     unprotect(make_session)
@@ -395,7 +451,7 @@ def test_every_kind_of_target_and_the_most_specific_wins(engine, journal, tmp_pa
     try:
         for target in (Session, scoped_session(sessionmaker(engine))):
             protect(target, other)
-            with (Session(engine) if target is Session else target()) as session:
+            with Session(engine) if target is Session else target() as session:
                 session.add(Team(id=1, name="a"))
                 session.commit()
                 session.delete(session.get(Team, 1))

@@ -197,7 +197,8 @@ def test_modules_import_without_their_optional_packages_and_say_what_to_install(
     """In a child interpreter where redis, pymongo, zarr and numcodecs cannot be
     imported: every module imports, its flag (``MONGO``, ``ZARR``) says so, and using one
     names the package to install."""
-    proc = python("""
+    proc = python(
+        """
         import json
 
         for name in ("redis", "pymongo", "bson", "zarr", "numcodecs"):
@@ -219,18 +220,22 @@ def test_modules_import_without_their_optional_packages_and_say_what_to_install(
         doc["works"] = True
         errors["sqlite"] = doc()
         say(json.dumps(errors))
-        """, str(tmp_path / "x.db"), str(tmp_path / "journal"))
+        """,
+        str(tmp_path / "x.db"),
+        str(tmp_path / "journal"),
+    )
     errors = json.loads(finish(proc))
     assert errors["flags"] == [False, False]
     assert errors["redis"][0] == "ValueError" and "pip install 'safe_data[redis]'" in errors["redis"][1]
     assert errors["mongodb"] == ["ImportError", "MongoDBDict needs PyMongo: pip install 'safe_data[mongodb]'"]
-    assert errors["zarr"] == ["ImportError",
-                              "ZarrList needs zarr 2 and numcodecs: pip install 'safe_data[zarr]'"]
+    assert errors["zarr"] == [
+        "ImportError",
+        "ZarrList needs zarr 2 and numcodecs: pip install 'safe_data[zarr]'",
+    ]
     assert errors["sqlite"] == {"works": True}
 
 
-@pytest.mark.parametrize("extra,package", [("redis", "redis"), ("zarr", "zarr"),
-                                           ("mongodb", "pymongo")])
+@pytest.mark.parametrize("extra,package", [("redis", "redis"), ("zarr", "zarr"), ("mongodb", "pymongo")])
 def test_the_extras_the_errors_name_install_the_backends_package(extra, package):
     requires = importlib.metadata.requires("safe_data") or []
     assert extra in importlib.metadata.metadata("safe_data").get_all("Provides-Extra")

@@ -34,8 +34,7 @@ def test_the_value_is_the_collection_as_json(redis_client, journal):
     assert doc.client is redis_client and doc.key == "doc"
 
 
-def test_a_write_never_overwrites_a_change_made_after_its_load(redis_client, other_client,
-                                                               journal):
+def test_a_write_never_overwrites_a_change_made_after_its_load(redis_client, other_client, journal):
     doc = RedisDict(redis_client, "doc", journal=journal)
     doc["mine"] = 1
     with pytest.raises(ConcurrentWriteError, match="'doc' was changed by another client"):
@@ -49,15 +48,14 @@ def test_a_write_never_overwrites_a_change_made_after_its_load(redis_client, oth
 
 
 @pytest.mark.parametrize("change", ["create", "delete"])
-def test_a_key_created_or_deleted_meanwhile_is_a_conflict_too(redis_client, other_client,
-                                                               journal, change):
+def test_a_key_created_or_deleted_meanwhile_is_a_conflict_too(redis_client, other_client, journal, change):
     items = RedisList(redis_client, "items", journal=journal)
     if change == "delete":
         items.append("mine")
     with pytest.raises(ConcurrentWriteError):
         with items._load_and_save:
             if change == "create":
-                other_client.set("items", "[\"theirs\"]")
+                other_client.set("items", '["theirs"]')
             else:
                 other_client.delete("items")
             items._data.append("more")

@@ -70,7 +70,9 @@ def test_processes_opening_a_fresh_database_together_all_get_in(tmp_path, round_
     # Switching a new database to WAL fails at once, without SQLite's busy wait, while
     # another process opens it: before the retry most such rounds lost a child.
     go = tmp_path / "go"
-    procs = [python("""
+    procs = [
+        python(
+            """
         import os
         from safe_data.synced.backends.collection_sqlite import SQLiteList
         db, journal, go, name = sys.argv[1:]
@@ -78,8 +80,14 @@ def test_processes_opening_a_fresh_database_together_all_get_in(tmp_path, round_
         while not os.path.exists(go):
             pass
         SQLiteList(db, "items", journal=journal).append(name)
-    """, str(tmp_path / "fresh.db"), str(tmp_path / "journal"), str(go), str(n))
-             for n in range(6)]
+    """,
+            str(tmp_path / "fresh.db"),
+            str(tmp_path / "journal"),
+            str(go),
+            str(n),
+        )
+        for n in range(6)
+    ]
     for proc in procs:
         expect_line(proc, "ready")
     go.touch()
@@ -95,10 +103,14 @@ def hold_a_write_while_another_process_appends(db, tmp_path, journal):
     items = SQLiteList(db, "items", journal=journal)
     items.append("first")
     with items._load_and_save:
-        proc = child(db, tmp_path / "journal", """
+        proc = child(
+            db,
+            tmp_path / "journal",
+            """
             say("ready")
             items.append("theirs")
-        """)
+        """,
+        )
         expect_line(proc, "ready")
         try:
             proc.wait(timeout=0.5)
@@ -116,8 +128,7 @@ def test_a_write_waits_for_another_process_write_and_keeps_its_update(db, tmp_pa
     assert result == ["first", "ours", "theirs"]
 
 
-def test_negative_control_without_the_transaction_an_update_is_lost(db, tmp_path, journal,
-                                                                    monkeypatch):
+def test_negative_control_without_the_transaction_an_update_is_lost(db, tmp_path, journal, monkeypatch):
     monkeypatch.setattr(SQLiteCollection, "_resource_lock", lambda self: contextlib.nullcontext())
     result, finished_meanwhile = hold_a_write_while_another_process_appends(db, tmp_path, journal)
     assert finished_meanwhile
@@ -126,14 +137,18 @@ def test_negative_control_without_the_transaction_an_update_is_lost(db, tmp_path
 
 
 def test_a_writer_killed_mid_write_leaves_a_whole_value(db, tmp_path):
-    proc = child(db, tmp_path / "journal", """
+    proc = child(
+        db,
+        tmp_path / "journal",
+        """
         i = 0
         while True:
             i += 1
             items.reset([i, "x" * 200_000, i])
             if i == 3:
                 say("writing")
-    """)
+    """,
+    )
     expect_line(proc, "writing")
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
@@ -218,6 +233,7 @@ def test_attr_dict_reads_and_writes_keys_as_attributes(db, journal):
 
 def test_the_docs_examples_run():
     page = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "synced-backends.md")
-    result = doctest.testfile(page, module_relative=False,
-                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testfile(
+        page, module_relative=False, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    )
     assert result.attempted > 0 and result.failed == 0

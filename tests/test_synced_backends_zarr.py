@@ -29,7 +29,9 @@ def test_a_collection_is_a_one_element_object_array(store, journal):
 def test_two_processes_appending_to_one_list_lose_no_update(store, tmp_path):
     """On a directory store the file lock serializes writers of different processes."""
     go = tmp_path / "go"
-    procs = [python("""
+    procs = [
+        python(
+            """
         import os, time, zarr
         from safe_data.synced.backends.collection_zarr import ZarrList
 
@@ -40,7 +42,14 @@ def test_two_processes_appending_to_one_list_lose_no_update(store, tmp_path):
             time.sleep(0.001)
         for i in range(50):
             items.append([name, i])
-        """, store, str(tmp_path / "journal"), name, str(go)) for name in ("a", "b")]
+        """,
+            store,
+            str(tmp_path / "journal"),
+            name,
+            str(go),
+        )
+        for name in ("a", "b")
+    ]
     for proc in procs:
         expect_line(proc, "ready")
     go.touch()
@@ -70,8 +79,7 @@ def test_a_group_of_the_same_name_is_never_replaced(store, journal):
 
 
 def test_records_name_the_store_group_and_array(store, journal):
-    items = ZarrList(zarr.open_group(store, mode="a").require_group("sub"), "items",
-                     journal=journal)
+    items = ZarrList(zarr.open_group(store, mode="a").require_group("sub"), "items", journal=journal)
     items.extend([1, 2])
     del items[0]
     [record] = records(journal)
@@ -81,8 +89,11 @@ def test_records_name_the_store_group_and_array(store, journal):
 
 def test_zarr_3_is_refused_with_what_to_install(store, monkeypatch):
     monkeypatch.setattr(zarr, "__version__", "3.0.0")
-    with pytest.raises(ImportError, match=r"needs zarr 2, and zarr 3.0.0 is installed: "
-                                          r"pip install 'safe_data\[zarr\]'"):
+    with pytest.raises(
+        ImportError,
+        match=r"needs zarr 2, and zarr 3.0.0 is installed: "
+        r"pip install 'safe_data\[zarr\]'",
+    ):
         ZarrDict(zarr.open_group(store, mode="a"), "doc")
 
 
@@ -99,7 +110,8 @@ def test_a_planted_pickle_codec_is_never_run(store, journal, tmp_path, monkeypat
 
     canary = tmp_path / "canary"
     planted = zarr.open_group(store, mode="a").require_dataset(
-        "doc", shape=1, dtype=object, object_codec=numcodecs.Pickle())
+        "doc", shape=1, dtype=object, object_codec=numcodecs.Pickle()
+    )
     planted[0] = {"x": Canary(str(canary))}
     assert not canary.exists()
     doc = ZarrDict(zarr.open_group(store, mode="a"), "doc", journal=journal)

@@ -60,8 +60,7 @@ def test_discards_are_journaled_while_buffered(doc, journal):
     with doc.buffered:
         doc["a"] = 2
         del doc["a"]
-        assert [(r.op, r.values) for r in records(journal)] == [
-            ("set", {"a": 1}), ("del", {"a": 2})]
+        assert [(r.op, r.values) for r in records(journal)] == [("set", {"a": 1}), ("del", {"a": 2})]
 
 
 def test_collections_of_one_file_share_the_buffer(cls, tmp_path, journal):
@@ -96,7 +95,7 @@ def test_an_outside_change_during_class_buffering_raises_buffered_error(cls, doc
         with cls.buffer_backend():
             doc["a"] = 5
             os.replace(_json_file(doc.filename.parent / "other", [1]), doc.filename)
-    (name, reason), = caught.value.files.items()
+    ((name, reason),) = caught.value.files.items()
     assert name == doc.filename and isinstance(reason, MetadataError)
     assert json.loads(Path(doc.filename).read_text()) == [1]
 

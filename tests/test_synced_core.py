@@ -286,8 +286,7 @@ def test_journal_name_defaults_for_other_backends(journal):
     d = MemoryDict(key="k", journal=journal)
     d["a"] = 1
     d["a"] = 2
-    assert [(r.container, r.values) for r in records(journal)] == [
-        (MemoryCollection._backend, {"a": 1})]
+    assert [(r.container, r.values) for r in records(journal)] == [(MemoryCollection._backend, {"a": 1})]
 
 
 # --- validators ----------------------------------------------------------------------------
@@ -392,8 +391,13 @@ def test_numpy_values_are_converted_with_a_warning(jdict):
         jdict["zero_d"] = np.array(7)
     with pytest.warns(NumpyConversionWarning):
         jdict["bool"] = np.bool_(True)
-    assert on_disk(jdict) == {"array": [0, 1, 2], "matrix": [[1, 1], [1, 1]], "scalar": 1.5,
-                              "zero_d": 7, "bool": True}
+    assert on_disk(jdict) == {
+        "array": [0, 1, 2],
+        "matrix": [[1, 1], [1, 1]],
+        "scalar": 1.5,
+        "zero_d": 7,
+        "bool": True,
+    }
     assert type(jdict["scalar"]) is float and isinstance(jdict["array"], JSONList)
     with pytest.raises(TypeError):
         jdict["c"] = np.complex128(1j)

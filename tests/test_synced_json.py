@@ -11,7 +11,11 @@ import pytest
 
 import safe_data
 from safe_data.synced.backends.collection_json import (
-    BufferedJSONDict, JSONDict, JSONList, MemoryBufferedJSONDict)
+    BufferedJSONDict,
+    JSONDict,
+    JSONList,
+    MemoryBufferedJSONDict,
+)
 
 from ._helpers import UnlockedJSONDict, on_disk
 from .conftest import records
@@ -58,8 +62,7 @@ def test_unchanged_files_are_not_read_again(tmp_path, monkeypatch):
     d["a"] = 1
     reads = []
     real_read = collection_json.read_file
-    monkeypatch.setattr(collection_json, "read_file",
-                        lambda path: reads.append(path) or real_read(path))
+    monkeypatch.setattr(collection_json, "read_file", lambda path: reads.append(path) or real_read(path))
     for _ in range(10):
         assert d["a"] == 1
     d["a"] = 2
@@ -151,7 +154,6 @@ def test_a_child_forked_while_a_thread_writes_can_write(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 0 and on_disk(d) == {"a": 1, "b": 2}
 
 
-
 def _increment(path, journal_dir, times, use_lock, start):
     journal = safe_data.Journal(journal_dir)
     counter = JSONDict(path, journal=journal)
@@ -169,9 +171,10 @@ def _run_incrementers(tmp_path, use_lock, processes=4, times=60):
     path = str(tmp_path / "counter.json")
     JSONDict(path)["n"] = 0
     start = FORK.Event()
-    workers = [FORK.Process(target=_increment,
-                            args=(path, str(tmp_path / f"journal-{i}"), times, use_lock, start))
-               for i in range(processes)]
+    workers = [
+        FORK.Process(target=_increment, args=(path, str(tmp_path / f"journal-{i}"), times, use_lock, start))
+        for i in range(processes)
+    ]
     for worker in workers:
         worker.start()
     start.set()
@@ -220,8 +223,7 @@ def _run_appenders(tmp_path, cls_name, processes=4, times=60):
     tmp_path.mkdir(exist_ok=True)
     path = str(tmp_path / "keys.json")
     start = FORK.Event()
-    workers = [FORK.Process(target=_append, args=(path, cls_name, times, start))
-               for _ in range(processes)]
+    workers = [FORK.Process(target=_append, args=(path, cls_name, times, start)) for _ in range(processes)]
     for worker in workers:
         worker.start()
     start.set()
@@ -255,8 +257,9 @@ def test_the_tour_of_docs_synced_runs(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     page = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "synced.md")
-    result = doctest.testfile(page, module_relative=False,
-                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testfile(
+        page, module_relative=False, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    )
     assert result.attempted > 0 and result.failed == 0
 
 

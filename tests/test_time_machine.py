@@ -24,9 +24,11 @@ from .conftest import thread_switch_interval
 
 
 def _versioned(journal):
-    return (SafeList([1, 2], name="l", journal=journal, versioned=True),
-            SafeDict(a=1, name="d", journal=journal, versioned=True),
-            SafeSet({1}, name="s", journal=journal, versioned=True))
+    return (
+        SafeList([1, 2], name="l", journal=journal, versioned=True),
+        SafeDict(a=1, name="d", journal=journal, versioned=True),
+        SafeSet({1}, name="s", journal=journal, versioned=True),
+    )
 
 
 # --- transactions and the undo log -----------------------------------------------------------
@@ -322,7 +324,7 @@ def test_nested_containers_are_restored_inside_their_parent(journal):
     app = safe_data.restore_all(at=t0, journal=journal)
     assert dict(app) == {"orders": [{"items": ["a"]}]}
     now = safe_data.restore_all(journal=journal)
-    assert now["orders"] == [] and now['orders[0]'] == taken
+    assert now["orders"] == [] and now["orders[0]"] == taken
 
 
 def test_a_plain_container_nested_in_a_versioned_one_is_reported(journal):
@@ -382,8 +384,13 @@ def test_a_clock_stepped_back_cuts_by_seq():
     from safe_data.app_state import _cut
 
     # writer 7 wrote seq 2 at t=50, then its clock stepped back: seq 3 at t=10
-    records = [_record(7, 1, 5, "snapshot"), _record(7, 2, 50), _record(7, 3, 10), _record(7, 4, 60),
-               _record(8, 1, 40, "snapshot")]
+    records = [
+        _record(7, 1, 5, "snapshot"),
+        _record(7, 2, 50),
+        _record(7, 3, 10),
+        _record(7, 4, 60),
+        _record(8, 1, 40, "snapshot"),
+    ]
     upto, later = _cut(records, 20)
     assert upto == records[:3] and later == records[3:]
     assert _cut(records, None) == (records, [])
@@ -439,10 +446,12 @@ class TimeMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         self.journal = safe_data.Journal(tempfile.mkdtemp())
-        self.live = {"l": SafeList(name="l", journal=self.journal, versioned=True),
-                     "d": SafeDict(name="d", journal=self.journal, versioned=True),
-                     "s": SafeSet(name="s", journal=self.journal, versioned=True),
-                     "p": SafeList(name="p", journal=self.journal)}
+        self.live = {
+            "l": SafeList(name="l", journal=self.journal, versioned=True),
+            "d": SafeDict(name="d", journal=self.journal, versioned=True),
+            "s": SafeSet(name="s", journal=self.journal, versioned=True),
+            "p": SafeList(name="p", journal=self.journal),
+        }
         self.model = {"l": [], "d": {}, "s": set(), "p": []}
         self.moments = []  # (time, the versioned model then)
         self.txn = None  # the open transaction and what it did: [txn, before, plain_discard, recorded]
@@ -618,8 +627,9 @@ def _copy(value):
 
 
 TestTimeMachine = TimeMachine.TestCase
-TestTimeMachine.settings = settings(max_examples=30, stateful_step_count=25, deadline=None,
-                                    suppress_health_check=[HealthCheck.too_slow])
+TestTimeMachine.settings = settings(
+    max_examples=30, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 # --- threads ------------------------------------------------------------------------------------
@@ -627,8 +637,13 @@ TestTimeMachine.settings = settings(max_examples=30, stateful_step_count=25, dea
 
 def test_each_unit_holds_exactly_its_thread_s_operations(journal):
     threads, rounds = 4, 15
-    containers = {t: (SafeList(name=f"l{t}", journal=journal, versioned=True),
-                      SafeDict(name=f"d{t}", journal=journal, versioned=True)) for t in range(threads)}
+    containers = {
+        t: (
+            SafeList(name=f"l{t}", journal=journal, versioned=True),
+            SafeDict(name=f"d{t}", journal=journal, versioned=True),
+        )
+        for t in range(threads)
+    }
     expected = {}  # note -> the (container, key or value) of its operations, in order
     start = threading.Barrier(threads)
 

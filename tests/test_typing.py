@@ -18,9 +18,9 @@ ALLOWLISTS = os.path.join(HERE, "typing", "stubtest-allowlist-{}.txt")
 
 def test_mypy_strict_finds_exactly_the_expected_errors(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", "--cache-dir",
-         str(tmp_path), USAGE],
-        capture_output=True, text=True,
+        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", "--cache-dir", str(tmp_path), USAGE],
+        capture_output=True,
+        text=True,
     )
     got = sorted(re.findall(r"usage\.py:(\d+): error: (.*?)  \[", proc.stdout))
     expected = []
@@ -42,16 +42,35 @@ sys.exit(stubtest.main())
 """
 
 
-@pytest.mark.parametrize("implementation", [
-    pytest.param("extension", marks=pytest.mark.skipif(
-        importlib.util.find_spec("safe_data._core") is None, reason="the extension is not built")),
-    "twin",
-])
+@pytest.mark.parametrize(
+    "implementation",
+    [
+        pytest.param(
+            "extension",
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("safe_data._core") is None, reason="the extension is not built"
+            ),
+        ),
+        "twin",
+    ],
+)
 def test_the_stub_is_true_of_both_implementations(tmp_path, implementation):
     proc = subprocess.run(
-        [sys.executable, "-c", STUBTEST, implementation, "safe_data._core",
-         "--mypy-config-file", os.devnull,
-         "--allowlist", ALLOWLISTS.format("both"), "--allowlist", ALLOWLISTS.format(implementation)],
-        capture_output=True, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-c",
+            STUBTEST,
+            implementation,
+            "safe_data._core",
+            "--mypy-config-file",
+            os.devnull,
+            "--allowlist",
+            ALLOWLISTS.format("both"),
+            "--allowlist",
+            ALLOWLISTS.format(implementation),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]

@@ -23,8 +23,7 @@ from safe_data.remote.protocol import decompress_segment, parse_retry_after
 from safe_data.remote.sinks import RejectedError, Sink, TransientError
 from safe_data.remote.sinks.directory import DirectorySink
 from safe_data.remote.sinks.http import HttpSink
-from safe_data.remote.uploader import (MARKS_DIR, Uploader, UploaderError, UploadWarning,
-                                       pending_segments)
+from safe_data.remote.uploader import MARKS_DIR, Uploader, UploaderError, UploadWarning, pending_segments
 
 aiohttp = pytest.importorskip("aiohttp")
 zstandard = pytest.importorskip("zstandard")
@@ -47,8 +46,7 @@ def journal(tmp_path):
 def pop_many(journal, n, name="items", start=0):
     """Journal ``n`` records (one pop each) spread over several 4 KiB segments; the popped
     values."""
-    items = SafeList([f"{i:06d}-" + "x" * 150 for i in range(start, start + n)], name=name,
-                     journal=journal)
+    items = SafeList([f"{i:06d}-" + "x" * 150 for i in range(start, start + n)], name=name, journal=journal)
     return [items.pop() for _ in range(n)]
 
 
@@ -202,8 +200,9 @@ def test_directory_sink_roundtrip_and_idempotency(tmp_path):
         await sink.put(segment_id, body, sha)  # same content again: acknowledged
         other = b"SAFEDATA" + bytes(99)
         with pytest.raises(RejectedError, match="another content"):
-            await sink.put(segment_id, zstandard.ZstdCompressor().compress(other),
-                           hashlib.sha256(other).hexdigest())
+            await sink.put(
+                segment_id, zstandard.ZstdCompressor().compress(other), hashlib.sha256(other).hexdigest()
+            )
         with pytest.raises(RejectedError, match="does not match"):
             await sink.put("0123456789abcdef-000002", body, "0" * 64)
         for bad_id in ("../../etc/passwd", segment_id + "\n"):
@@ -227,8 +226,11 @@ def test_directory_sink_and_the_servers_store_read_each_others_entries(tmp_path)
 
     def segment(n):
         raw = b"SAFEDATA" + bytes([n]) * 100
-        return (f"0123456789abcdef-00000{n}", zstandard.ZstdCompressor().compress(raw),
-                hashlib.sha256(raw).hexdigest())
+        return (
+            f"0123456789abcdef-00000{n}",
+            zstandard.ZstdCompressor().compress(raw),
+            hashlib.sha256(raw).hexdigest(),
+        )
 
     sink, store = DirectorySink(tmp_path / "store", namespace="ns"), DirectoryStore(tmp_path / "store")
     by_sink, by_store = segment(1), segment(2)
@@ -290,8 +292,9 @@ def test_rejected_segments_stay_local(journal, tmp_path, recwarn):
     victim = ids[0]
     # another content already stored under the first segment's id
     other = b"SAFEDATA" + os.urandom(64)
-    asyncio.run(store.put(victim, zstandard.ZstdCompressor().compress(other),
-                          hashlib.sha256(other).hexdigest()))
+    asyncio.run(
+        store.put(victim, zstandard.ZstdCompressor().compress(other), hashlib.sha256(other).hexdigest())
+    )
     with Uploader(store, journal, **FAST) as up:
         up.flush(timeout=10)
         stats = up.stats()
@@ -302,7 +305,11 @@ def test_rejected_segments_stay_local(journal, tmp_path, recwarn):
     assert any(victim in str(w.message) for w in recwarn.list)
     stored = directory_contents(store)
     del stored[victim]
-    expected = [v for v in popped if v not in restored_values(journal, {victim: _local_body(journal, victim)}, tmp_path)]
+    expected = [
+        v
+        for v in popped
+        if v not in restored_values(journal, {victim: _local_body(journal, victim)}, tmp_path)
+    ]
     assert sorted(restored_values(journal, stored, tmp_path)) == sorted(expected)
 
 
@@ -370,8 +377,9 @@ def test_marks_arriving_together_share_one_directory_fsync(journal, tmp_path, mo
     journal.seal()
     expected = sealed_ids(journal)
     assert len(expected) >= 12
-    with Uploader(Gate(DirectorySink(tmp_path / "store"), 4), journal, keep_for=3600,
-                  concurrency=4, **FAST) as up:
+    with Uploader(
+        Gate(DirectorySink(tmp_path / "store"), 4), journal, keep_for=3600, concurrency=4, **FAST
+    ) as up:
         up.flush(timeout=20)
     marks_dir = os.path.join(journal.path, MARKS_DIR)
     assert sorted(os.listdir(marks_dir)) == expected + ["status.json"]  # every ack marked
@@ -394,8 +402,11 @@ def test_uploader_threads_stay_in_the_background(journal, tmp_path):
         async def put(self, segment_id, body, sha256):
             await asyncio.sleep(0.05)
 
-    own_priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) \
-        if sys.platform.startswith("linux") else None
+    own_priority = (
+        os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        if sys.platform.startswith("linux")
+        else None
+    )
     with pytest.raises(ValueError, match="compress_threads"):
         Uploader(Slow(), journal, compress_threads=0)
     pop_many(journal, 200)
@@ -522,8 +533,9 @@ def test_fork(journal, tmp_path):
 
 
 def test_http_faults_store_every_record_exactly_once(journal, tmp_path, deletions):
-    backend = FaultyBackend(["503", "500", "reset", "lost-ack", "503", "reset", "500", "lost-ack",
-                             "lost-ack"])
+    backend = FaultyBackend(
+        ["503", "500", "reset", "lost-ack", "503", "reset", "500", "lost-ack", "lost-ack"]
+    )
     events = deletions
     backend.events = events
     popped = pop_many(journal, 150)
@@ -536,8 +548,10 @@ def test_http_faults_store_every_record_exactly_once(journal, tmp_path, deletion
     backend.store[victim] = (hashlib.sha256(other).hexdigest(), zstandard.ZstdCompressor().compress(other))
     with ServerThread(backend.app()) as server:
         sink = Recording(HttpSink(server.url, "token"), events)
-        with Uploader(sink, journal, concurrency=2, **FAST) as up, \
-                pytest.warns(UploadWarning, match=f"{victim} was rejected.*409 conflict.*another content"):
+        with (
+            Uploader(sink, journal, concurrency=2, **FAST) as up,
+            pytest.warns(UploadWarning, match=f"{victim} was rejected.*409 conflict.*another content"),
+        ):
             popped += pop_many(journal, 30, start=1000)
             up.flush(timeout=15)
             stats = up.stats()
@@ -548,7 +562,7 @@ def test_http_faults_store_every_record_exactly_once(journal, tmp_path, deletion
     assert_deleted_only_after_ack(events)
     for what, segment_id in events:
         if what == "deleted":
-            assert ("stored", segment_id) in events[:events.index((what, segment_id))]
+            assert ("stored", segment_id) in events[: events.index((what, segment_id))]
     stored = {i: body for i, (sha, body) in backend.store.items() if i != victim}
     expected = set(popped) - set(restored_values(journal, {victim: _local_body(journal, victim)}, tmp_path))
     values = restored_values(journal, stored, tmp_path)
@@ -628,6 +642,7 @@ def test_http_sink_connection_refused_is_transient():
 
 # --- HttpSink against the real backup server ---------------------------------------------------
 
+
 @pytest.fixture
 def backup_server(tmp_path):
     from safe_data.server.app import make_app
@@ -666,8 +681,9 @@ def test_real_backup_server(journal, tmp_path, backup_server, deletions):
     assert sorted(restored_values(journal, stored, tmp_path)) == sorted(popped)
     # the server's layout is the DirectorySink's: read its directory with a DirectorySink
     same = directory_contents(DirectorySink(backup_server.store_root, namespace="ns"))
-    assert {i: decompress_segment(b) for i, b in same.items()} == \
-        {i: decompress_segment(b) for i, b in stored.items()}
+    assert {i: decompress_segment(b) for i, b in same.items()} == {
+        i: decompress_segment(b) for i, b in stored.items()
+    }
 
 
 def test_real_backup_server_idempotent_and_conflict(journal, tmp_path, backup_server):
@@ -686,15 +702,21 @@ def test_real_backup_server_idempotent_and_conflict(journal, tmp_path, backup_se
             first_frame = int.from_bytes(raw[64:68], "little")
             # a valid segment too: its first frame only, and a header counting just that one
             header = fmt.counted_header(_impl.crc32c, raw[:64], 1, 1)
-            forged = header + raw[64:64 + first_frame]
+            forged = header + raw[64 : 64 + first_frame]
             assert forged != raw
             with pytest.raises(RejectedError, match="409"):
-                await sink.put(segment_id, zstandard.ZstdCompressor().compress(forged),
-                               hashlib.sha256(forged).hexdigest())
+                await sink.put(
+                    segment_id,
+                    zstandard.ZstdCompressor().compress(forged),
+                    hashlib.sha256(forged).hexdigest(),
+                )
             with pytest.raises(RejectedError, match="400"):  # not a valid segment
                 junk = b"junk" * 100
-                await sink.put("0123456789abcdef-000009", zstandard.ZstdCompressor().compress(junk),
-                               hashlib.sha256(junk).hexdigest())
+                await sink.put(
+                    "0123456789abcdef-000009",
+                    zstandard.ZstdCompressor().compress(junk),
+                    hashlib.sha256(junk).hexdigest(),
+                )
         finally:
             await sink.close()
 
@@ -702,8 +724,10 @@ def test_real_backup_server_idempotent_and_conflict(journal, tmp_path, backup_se
 
 
 def test_real_backup_server_wrong_token(journal, tmp_path, backup_server):
-    with Uploader(HttpSink(backup_server.url, "wrong-token-123"), journal, **FAST) as up, \
-            pytest.warns(UploadWarning, match="refused the token"):
+    with (
+        Uploader(HttpSink(backup_server.url, "wrong-token-123"), journal, **FAST) as up,
+        pytest.warns(UploadWarning, match="refused the token"),
+    ):
         pop_many(journal, 10)
         up.flush(timeout=10)
         stats = up.stats()
@@ -714,13 +738,15 @@ def test_real_backup_server_wrong_token(journal, tmp_path, backup_server):
 
 def test_a_decompression_bomb_costs_no_memory():
     """512 MiB of zeros in a 16 KB frame: refused at the limit, not inflated first."""
-    code = ("import resource, zstandard\n"
-            "from safe_data.remote.protocol import decompress_segment\n"
-            "c = zstandard.ZstdCompressor(write_content_size=False).compressobj()\n"
-            "zeros = bytes(1 << 20)  # the bomb is built without ever holding 512 MiB\n"
-            "bomb = b''.join(c.compress(zeros) for _ in range(512)) + c.flush()\n"
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-            "try:\n    decompress_segment(bomb, limit=1 << 20)\nexcept ValueError:\n    pass\n"
-            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n")
+    code = (
+        "import resource, zstandard\n"
+        "from safe_data.remote.protocol import decompress_segment\n"
+        "c = zstandard.ZstdCompressor(write_content_size=False).compressobj()\n"
+        "zeros = bytes(1 << 20)  # the bomb is built without ever holding 512 MiB\n"
+        "bomb = b''.join(c.compress(zeros) for _ in range(512)) + c.flush()\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n    decompress_segment(bomb, limit=1 << 20)\nexcept ValueError:\n    pass\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(out.stdout) < 64  # MiB of peak growth (the unbounded version took 1 GiB)

@@ -48,14 +48,14 @@ class Trap:
 def _fill(path) -> None:
     journal = safe_data.Journal(path)
     try:
-        cart = safe_data.SafeList(["apple", XSS, "eggs", Trap()], name="cart", journal=journal,
-                                  capture_caller=True)
+        cart = safe_data.SafeList(
+            ["apple", XSS, "eggs", Trap()], name="cart", journal=journal, capture_caller=True
+        )
         cart.pop()
         cart.pop()
         cart.pop()
         cart.remove("apple")
-        prefs = safe_data.SafeDict({"theme": "dark", "lang": "en"}, name="cart.prefs",
-                                   journal=journal)
+        prefs = safe_data.SafeDict({"theme": "dark", "lang": "en"}, name="cart.prefs", journal=journal)
         del prefs["lang"]
         orders = safe_data.SafeList([1, 2, 3], name="orders", journal=journal, versioned=True)
         orders.append(4)
@@ -81,10 +81,16 @@ def iso(microseconds: int) -> str:
 
 def run(scenario, tmp_path, *, journal=None, journal_readers=None, ui=True):
     async def main():
-        app = make_app(DirectoryStore(tmp_path / "store"), TOKENS, web_view=ui, journal=journal,
-                       journal_readers=journal_readers)
+        app = make_app(
+            DirectoryStore(tmp_path / "store"),
+            TOKENS,
+            web_view=ui,
+            journal=journal,
+            journal_readers=journal_readers,
+        )
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             return await scenario(client)
+
     return asyncio.run(main())
 
 
@@ -174,16 +180,18 @@ def test_a_journal_needs_the_web_view(tmp_path, journal_dir):
 
 def test_every_api_call_needs_a_token_in_the_header(tmp_path, journal_dir):
     async def scenario(client):
-        queries = [("/ui/api/sources", {}), ("/ui/api/records", {"container": "cart"}),
-                   ("/ui/api/record", {"segment": "0123456789abcdef-000001.seg", "offset": "64"}),
-                   ("/ui/api/restore", {"container": "orders"})]
+        queries = [
+            ("/ui/api/sources", {}),
+            ("/ui/api/records", {"container": "cart"}),
+            ("/ui/api/record", {"segment": "0123456789abcdef-000001.seg", "offset": "64"}),
+            ("/ui/api/restore", {"container": "orders"}),
+        ]
         for path, params in queries:
             for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
                 response = await client.get(path, params=params, headers=headers)
                 assert response.status == 401, (path, headers)
             # a token in the URL is no credential
-            response = await client.get(path, params=dict(params, token=TOKEN,
-                                                          access_token=TOKEN))
+            response = await client.get(path, params=dict(params, token=TOKEN, access_token=TOKEN))
             assert response.status == 401
         info = await get_json(client, "/ui/api/sources")
         assert info["namespace"] == "alpha" and info["sources"] == ["journal", "store"]
@@ -206,15 +214,19 @@ def test_search_by_container_op_and_time(tmp_path, journal_dir):
         assert [r["op"] for r in cart] == ["pop", "pop", "pop", "remove"]
         assert [r["values"] for r in cart[1:]] == ["['eggs']", repr([XSS]), "['apple']"]
         assert all(r["caller"].startswith("test_web.py:") for r in cart)
-        assert {r["container"] for r in await search_all(client, {"container": "cart",
-                                                                  "match": "prefix"})} \
-            == {"cart", "cart.prefs"}
-        assert [r["op"] for r in await search_all(client, {"container": "cart", "op": "remove"})] \
-            == ["remove"]
+        assert {
+            r["container"] for r in await search_all(client, {"container": "cart", "match": "prefix"})
+        } == {"cart", "cart.prefs"}
+        assert [r["op"] for r in await search_all(client, {"container": "cart", "op": "remove"})] == [
+            "remove"
+        ]
         # discards by default, as `safe-data log`; everything on request
         assert [r["op"] for r in await search_all(client, {"container": "orders"})] == ["pop"]
-        assert [r["op"] for r in await search_all(client, {"container": "orders", "op": "*"})] \
-            == ["snapshot", "insert", "pop"]
+        assert [r["op"] for r in await search_all(client, {"container": "orders", "op": "*"})] == [
+            "snapshot",
+            "insert",
+            "pop",
+        ]
         # since is inclusive, until exclusive; ns-exact through ISO times to the microsecond
         since = iso(cart_times[1] // 1000)
         assert len(await search_all(client, {"container": "cart", "since": since})) == 3
@@ -262,8 +274,9 @@ def test_newest_first_is_the_journal_order_reversed(tmp_path):
         for limit in ("1", "7", "40"):
             assert await search_all(client, {"order": "newest", "limit": limit}) == oldest[::-1]
         until = oldest[70]["time"]
-        assert await search_all(client, {"order": "newest", "container": "wb", "until": until}) \
-            == [r for r in oldest[::-1] if r["container"] == "wb" and r["time"] < until]
+        assert await search_all(client, {"order": "newest", "container": "wb", "until": until}) == [
+            r for r in oldest[::-1] if r["container"] == "wb" and r["time"] < until
+        ]
         await get_json(client, "/ui/api/records", {"order": "up"}, status=400)
 
     run(scenario, tmp_path, journal=path)
@@ -285,22 +298,26 @@ def test_a_search_stops_at_its_time_budget_and_resumes(tmp_path, journal_dir, mo
 def test_a_record_shows_its_caller_and_full_values(tmp_path, journal_dir):
     async def scenario(client):
         summary = (await search_all(client, {"container": "cart"}))[2]
-        record = await get_json(client, "/ui/api/record", {"segment": summary["segment"],
-                                                           "offset": str(summary["offset"])})
+        record = await get_json(
+            client, "/ui/api/record", {"segment": summary["segment"], "offset": str(summary["offset"])}
+        )
         assert record["values"] == [XSS] and record["op"] == "pop" and record["key"] == 1
         file, line, function = record["caller"]
         assert file == __file__ and function == "_fill" and isinstance(line, int)
         assert record["caller_text"] == f"{__file__}:{line} in _fill"
         # the segment may be named without its suffix, as `safe-data show` accepts
         stem = summary["segment"].removesuffix(".seg")
-        again = await get_json(client, "/ui/api/record", {"segment": stem,
-                                                          "offset": str(summary["offset"])})
+        again = await get_json(client, "/ui/api/record", {"segment": stem, "offset": str(summary["offset"])})
         assert again == record
-        await get_json(client, "/ui/api/record", {"segment": summary["segment"],
-                                                  "offset": str(summary["offset"] + 1)},
-                       status=404)
-        await get_json(client, "/ui/api/record", {"segment": "0123456789abcdef-000009.seg",
-                                                  "offset": "64"}, status=404)
+        await get_json(
+            client,
+            "/ui/api/record",
+            {"segment": summary["segment"], "offset": str(summary["offset"] + 1)},
+            status=404,
+        )
+        await get_json(
+            client, "/ui/api/record", {"segment": "0123456789abcdef-000009.seg", "offset": "64"}, status=404
+        )
 
     run(scenario, tmp_path, journal=journal_dir)
 
@@ -309,11 +326,13 @@ def test_pickled_values_are_never_unpickled(tmp_path, journal_dir):
     async def scenario(client):
         trap = (await search_all(client, {"container": "cart"}))[0]
         assert re.fullmatch(r"\[<UnverifiedPickle \d+ bytes>\]", trap["values"])
-        record = await get_json(client, "/ui/api/record", {"segment": trap["segment"],
-                                                           "offset": str(trap["offset"])})
+        record = await get_json(
+            client, "/ui/api/record", {"segment": trap["segment"], "offset": str(trap["offset"])}
+        )
         assert re.fullmatch(r"<UnverifiedPickle \d+ bytes>", record["values"][0])
-        restored = await client.get("/ui/api/restore", params={"container": "cart",
-                                                              "mode": "discarded"}, headers=AUTH)
+        restored = await client.get(
+            "/ui/api/restore", params={"container": "cart", "mode": "discarded"}, headers=AUTH
+        )
         assert re.fullmatch(r"<UnverifiedPickle \d+ bytes>", (await restored.json())[0])
 
     run(scenario, tmp_path, journal=journal_dir)
@@ -326,8 +345,11 @@ def test_pickled_values_are_never_unpickled(tmp_path, journal_dir):
 
 def test_browsing_changes_nothing_in_the_journal(tmp_path, journal_dir):
     def snapshot():
-        return {name: hashlib.sha256((journal_dir / name).read_bytes()).hexdigest()
-                for name in sorted(os.listdir(journal_dir)) if (journal_dir / name).is_file()}
+        return {
+            name: hashlib.sha256((journal_dir / name).read_bytes()).hexdigest()
+            for name in sorted(os.listdir(journal_dir))
+            if (journal_dir / name).is_file()
+        }
 
     before = snapshot()
 
@@ -351,26 +373,23 @@ def test_restore_downloads(tmp_path, journal_dir):
     at = iso(orders[1].time_ns // 1000 + 1)
 
     async def scenario(client):
-        response = await client.get("/ui/api/restore", params={"container": "orders"},
-                                    headers=AUTH)
+        response = await client.get("/ui/api/restore", params={"container": "orders"}, headers=AUTH)
         assert response.status == 200
-        assert response.headers["Content-Disposition"] == \
-            'attachment; filename="orders-restore.json"'
+        assert response.headers["Content-Disposition"] == 'attachment; filename="orders-restore.json"'
         assert await response.json() == expected_now
-        response = await client.get("/ui/api/restore", params={"container": "orders", "at": at},
-                                    headers=AUTH)
+        response = await client.get("/ui/api/restore", params={"container": "orders", "at": at}, headers=AUTH)
         assert await response.json() == expected_before
-        discarded = await client.get("/ui/api/restore", params={"container": "cart.prefs",
-                                                               "mode": "discarded"},
-                                     headers=AUTH)
+        discarded = await client.get(
+            "/ui/api/restore", params={"container": "cart.prefs", "mode": "discarded"}, headers=AUTH
+        )
         assert discarded.headers["Content-Disposition"].endswith('"cart.prefs-discarded.json"')
         assert await discarded.json() == [["lang", "en"]]
         # a plain container: refused unless partial, as `safe-data restore`
-        refused = await get_json(client, "/ui/api/restore", {"container": "cart.prefs"},
-                                 status=409)
+        refused = await get_json(client, "/ui/api/restore", {"container": "cart.prefs"}, status=409)
         assert "versioned=True" in refused and "partial" in refused
-        partial = await client.get("/ui/api/restore", params={"container": "cart.prefs",
-                                                             "partial": "1"}, headers=AUTH)
+        partial = await client.get(
+            "/ui/api/restore", params={"container": "cart.prefs", "partial": "1"}, headers=AUTH
+        )
         assert await partial.json() == {"lang": "en"}
         await get_json(client, "/ui/api/restore", {"container": "ghost"}, status=404)
 
@@ -382,8 +401,9 @@ def test_restore_from_the_journal_follows_nested_containers(tmp_path):
     (a versioned deep=True container whose nested list and dict changed)."""
     path = tmp_path / "journal"
     with safe_data.Journal(path) as journal:
-        orders = safe_data.SafeDict({"a": [1, 2, 3], "b": {"x": 1}}, name="orders",
-                                    journal=journal, deep=True, versioned=True)
+        orders = safe_data.SafeDict(
+            {"a": [1, 2, 3], "b": {"x": 1}}, name="orders", journal=journal, deep=True, versioned=True
+        )
         orders["a"].pop()
         orders["a"].append(9)
         del orders["b"]["x"]
@@ -392,8 +412,7 @@ def test_restore_from_the_journal_follows_nested_containers(tmp_path):
     assert expected == {"a": [1, 2, 9], "b": {}}
 
     async def scenario(client):
-        response = await client.get("/ui/api/restore", params={"container": "orders"},
-                                    headers=AUTH)
+        response = await client.get("/ui/api/restore", params={"container": "orders"}, headers=AUTH)
         assert response.status == 200
         assert await response.json() == expected
 
@@ -406,11 +425,15 @@ def test_restore_file_name_is_sanitized(tmp_path):
         safe_data.SafeList([1], name='../"evil"\r\nX-Header: 1', journal=journal).pop()
 
     async def scenario(client):
-        response = await client.get("/ui/api/restore", params={
-            "container": '../"evil"\r\nX-Header: 1', "mode": "discarded"}, headers=AUTH)
+        response = await client.get(
+            "/ui/api/restore",
+            params={"container": '../"evil"\r\nX-Header: 1', "mode": "discarded"},
+            headers=AUTH,
+        )
         assert response.status == 200
-        assert response.headers["Content-Disposition"] == \
-            'attachment; filename="evil_X-Header_1-discarded.json"'
+        assert (
+            response.headers["Content-Disposition"] == 'attachment; filename="evil_X-Header_1-discarded.json"'
+        )
         assert "X-Header" not in response.headers
 
     run(scenario, tmp_path, journal=path)
@@ -419,28 +442,31 @@ def test_restore_file_name_is_sanitized(tmp_path):
 # --- bounds --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path, params", [
-    ("/ui/api/records", {"limit": "0"}),
-    ("/ui/api/records", {"limit": "201"}),
-    ("/ui/api/records", {"limit": "-1"}),
-    ("/ui/api/records", {"limit": "9" * 30}),
-    ("/ui/api/records", {"container": "x" * 1025}),
-    ("/ui/api/records", {"container": "a\x00b"}),
-    ("/ui/api/records", {"match": "regex"}),
-    ("/ui/api/records", {"op": "__import__('os')"}),
-    ("/ui/api/records", {"since": "yesterday"}),
-    ("/ui/api/records", {"until": "9" * 65}),
-    ("/ui/api/records", {"since": "99999999999999w"}),
-    ("/ui/api/records", {"after": "1-2-3"}),
-    ("/ui/api/records", {"source": "../../etc"}),
-    ("/ui/api/record", {"segment": "../../../etc/passwd", "offset": "0"}),
-    ("/ui/api/record", {"segment": "0123456789abcdef-000001.seg"}),
-    ("/ui/api/record", {"segment": "0123456789abcdef-000001.seg", "offset": "x"}),
-    ("/ui/api/restore", {}),
-    ("/ui/api/restore", {"container": "orders", "mode": "pickle"}),
-    ("/ui/api/restore", {"container": "orders", "partial": "yes"}),
-    ("/ui/api/restore", {"container": "orders", "at": "soon"}),
-])
+@pytest.mark.parametrize(
+    "path, params",
+    [
+        ("/ui/api/records", {"limit": "0"}),
+        ("/ui/api/records", {"limit": "201"}),
+        ("/ui/api/records", {"limit": "-1"}),
+        ("/ui/api/records", {"limit": "9" * 30}),
+        ("/ui/api/records", {"container": "x" * 1025}),
+        ("/ui/api/records", {"container": "a\x00b"}),
+        ("/ui/api/records", {"match": "regex"}),
+        ("/ui/api/records", {"op": "__import__('os')"}),
+        ("/ui/api/records", {"since": "yesterday"}),
+        ("/ui/api/records", {"until": "9" * 65}),
+        ("/ui/api/records", {"since": "99999999999999w"}),
+        ("/ui/api/records", {"after": "1-2-3"}),
+        ("/ui/api/records", {"source": "../../etc"}),
+        ("/ui/api/record", {"segment": "../../../etc/passwd", "offset": "0"}),
+        ("/ui/api/record", {"segment": "0123456789abcdef-000001.seg"}),
+        ("/ui/api/record", {"segment": "0123456789abcdef-000001.seg", "offset": "x"}),
+        ("/ui/api/restore", {}),
+        ("/ui/api/restore", {"container": "orders", "mode": "pickle"}),
+        ("/ui/api/restore", {"container": "orders", "partial": "yes"}),
+        ("/ui/api/restore", {"container": "orders", "at": "soon"}),
+    ],
+)
 def test_parameters_are_bounded(tmp_path, journal_dir, path, params):
     async def scenario(client):
         body = await get_json(client, path, params, status=400)
@@ -459,10 +485,15 @@ def _upload(client, path, token):
                 continue
             data = (path / name).read_bytes()
             response = await client.put(
-                f"/v1/segments/{name[:-4]}", data=zstandard.ZstdCompressor().compress(data),
-                headers={"Authorization": f"Bearer {token}",
-                         "X-Content-SHA256": hashlib.sha256(data).hexdigest()})
+                f"/v1/segments/{name[:-4]}",
+                data=zstandard.ZstdCompressor().compress(data),
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "X-Content-SHA256": hashlib.sha256(data).hexdigest(),
+                },
+            )
             assert response.status == 201, await response.text()
+
     return go()
 
 
@@ -471,24 +502,29 @@ def test_store_namespaces_are_browsed_with_their_own_token(tmp_path, journal_dir
         await _upload(client, journal_dir, TOKEN)
         beta = {"Authorization": f"Bearer {OTHER}"}
         info = await get_json(client, "/ui/api/sources", headers=beta)
-        assert info == {"namespace": "beta", "sources": ["store"], "ops": info["ops"],
-                        "journal": None}
+        assert info == {"namespace": "beta", "sources": ["store"], "ops": info["ops"], "journal": None}
         # no journal on this server
         await get_json(client, "/ui/api/records", {"source": "journal"}, status=404)
         cart = await search_all(client, {"source": "store", "container": "cart"})
         assert [r["values"] for r in cart[1:]] == ["['eggs']", repr([XSS]), "['apple']"]
-        page = await get_json(client, "/ui/api/records", {"source": "store", "op": "*"},
-                              headers=beta)
+        page = await get_json(client, "/ui/api/records", {"source": "store", "op": "*"}, headers=beta)
         assert page == {"records": [], "next": None, "undecodable": 0}
-        record = await get_json(client, "/ui/api/record", {
-            "source": "store", "segment": cart[1]["segment"], "offset": str(cart[1]["offset"])})
+        record = await get_json(
+            client,
+            "/ui/api/record",
+            {"source": "store", "segment": cart[1]["segment"], "offset": str(cart[1]["offset"])},
+        )
         assert record["values"] == ["eggs"] and record["caller"][2] == "_fill"
-        await get_json(client, "/ui/api/record", {
-            "source": "store", "segment": cart[1]["segment"], "offset": str(cart[1]["offset"])},
-            headers=beta, status=404)
-        response = await client.get("/ui/api/restore", params={"source": "store",
-                                                               "container": "orders"},
-                                    headers=AUTH)
+        await get_json(
+            client,
+            "/ui/api/record",
+            {"source": "store", "segment": cart[1]["segment"], "offset": str(cart[1]["offset"])},
+            headers=beta,
+            status=404,
+        )
+        response = await client.get(
+            "/ui/api/restore", params={"source": "store", "container": "orders"}, headers=AUTH
+        )
         assert await response.json() == [2, 3, 4]
 
     run(scenario, tmp_path, journal=None)
@@ -500,9 +536,11 @@ def test_serve_refuses_a_journal_without_the_ui(tmp_path):
 
     from safe_data.cli import main
 
-    result = CliRunner().invoke(main, ["serve", "--store", str(tmp_path / "s"), "--no-ui",
-                                       "--journal", str(tmp_path)],
-                                env={"SAFE_DATA_TOKENS": f"alpha:{TOKEN}"})
+    result = CliRunner().invoke(
+        main,
+        ["serve", "--store", str(tmp_path / "s"), "--no-ui", "--journal", str(tmp_path)],
+        env={"SAFE_DATA_TOKENS": f"alpha:{TOKEN}"},
+    )
     assert result.exit_code == 2 and "--no-ui" in result.output
 
 
@@ -513,15 +551,18 @@ def test_the_journal_is_shown_only_to_its_readers_namespaces(tmp_path, journal_d
         assert info["sources"] == ["store"] and info["journal"] is None
         # beta's default source is its store; naming the journal is refused everywhere
         assert await get_json(client, "/ui/api/records", {"op": "*"}, headers=beta) == {
-            "records": [], "next": None, "undecodable": 0}
+            "records": [],
+            "next": None,
+            "undecodable": 0,
+        }
         journal_records = list(safe_data.Journal(journal_dir).records())
         first = journal_records[0]
-        for path, params in [("/ui/api/records", {}),
-                             ("/ui/api/record", {"segment": first.segment,
-                                                 "offset": str(first.offset)}),
-                             ("/ui/api/restore", {"container": "orders"})]:
-            body = await get_json(client, path, dict(params, source="journal"), headers=beta,
-                                  status=403)
+        for path, params in [
+            ("/ui/api/records", {}),
+            ("/ui/api/record", {"segment": first.segment, "offset": str(first.offset)}),
+            ("/ui/api/restore", {"container": "orders"}),
+        ]:
+            body = await get_json(client, path, dict(params, source="journal"), headers=beta, status=403)
             assert "may not read this server's journal" in body
         info = await get_json(client, "/ui/api/sources")
         assert info["sources"] == ["journal", "store"]
@@ -531,20 +572,30 @@ def test_the_journal_is_shown_only_to_its_readers_namespaces(tmp_path, journal_d
     run(scenario, tmp_path, journal=journal_dir, journal_readers=["alpha"])
 
 
-@pytest.mark.parametrize("args,tokens,message", [
-    (["--journal", "{journal}"], f"alpha:{TOKEN},beta:{OTHER}",
-     "the tokens have 2 namespaces: name those whose tokens may browse --journal"),
-    (["--journal", "{journal}", "--journal-namespace", "gamma"], f"alpha:{TOKEN}",
-     "no token has the namespace 'gamma'"),
-    (["--journal-namespace", "alpha"], f"alpha:{TOKEN}", "give --journal too"),
-])
+@pytest.mark.parametrize(
+    "args,tokens,message",
+    [
+        (
+            ["--journal", "{journal}"],
+            f"alpha:{TOKEN},beta:{OTHER}",
+            "the tokens have 2 namespaces: name those whose tokens may browse --journal",
+        ),
+        (
+            ["--journal", "{journal}", "--journal-namespace", "gamma"],
+            f"alpha:{TOKEN}",
+            "no token has the namespace 'gamma'",
+        ),
+        (["--journal-namespace", "alpha"], f"alpha:{TOKEN}", "give --journal too"),
+    ],
+)
 def test_serve_needs_to_know_who_may_browse_its_journal(tmp_path, args, tokens, message):
     from click.testing import CliRunner
 
     from safe_data.cli import main
 
     args = [a.format(journal=tmp_path) for a in args]
-    result = CliRunner().invoke(main, ["serve", "--store", str(tmp_path / "s"), *args],
-                                env={"SAFE_DATA_TOKENS": tokens})
+    result = CliRunner().invoke(
+        main, ["serve", "--store", str(tmp_path / "s"), *args], env={"SAFE_DATA_TOKENS": tokens}
+    )
     assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
     assert TOKEN not in result.output and not (tmp_path / "s").exists()

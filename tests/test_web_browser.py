@@ -25,12 +25,13 @@ import safe_data  # noqa: E402
 
 from ._helpers import wait_until  # noqa: E402
 
-CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))),
-                None)
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                                reason="the browser test needs chromium and chromedriver "
-                                       "(Debian: apt-get install chromium chromium-driver)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="the browser test needs chromium and chromedriver "
+    "(Debian: apt-get install chromium chromium-driver)",
+)
 
 TOKEN = "browser-token-0123456789abcdef"
 XSS = "<script>document.title='owned'</script><img src=x onerror=\"document.title='owned'\">"
@@ -38,8 +39,7 @@ XSS = "<script>document.title='owned'</script><img src=x onerror=\"document.titl
 
 def fill(path) -> None:
     with safe_data.Journal(path) as journal:
-        cart = safe_data.SafeList(["apple", XSS, "eggs"], name="cart", journal=journal,
-                                  capture_caller=True)
+        cart = safe_data.SafeList(["apple", XSS, "eggs"], name="cart", journal=journal, capture_caller=True)
         cart.pop()
         cart.pop()
         orders = safe_data.SafeList([1, 2, 3], name="orders", journal=journal, versioned=True)
@@ -65,9 +65,23 @@ def server(tmp_path):
     fill(journal)
     env = dict(os.environ, SAFE_DATA_TOKENS=f"alpha:{TOKEN}")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "safe_data", "serve", "--store", str(tmp_path / "store"),
-         "--journal", str(journal), "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        [
+            sys.executable,
+            "-m",
+            "safe_data",
+            "serve",
+            "--store",
+            str(tmp_path / "store"),
+            "--journal",
+            str(journal),
+            "--port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
     try:
         line = readline(proc)
         assert line.startswith("serving on http://127.0.0.1:"), (line, proc.stderr.read())
@@ -93,12 +107,25 @@ def browser(tmp_path):
     downloads.mkdir()
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1400,1000", "--no-first-run", "--disable-extensions"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        "--no-first-run",
+        "--disable-extensions",
+    ):
         options.add_argument(argument)
-    options.add_experimental_option("prefs", {
-        "download.default_directory": str(downloads), "download.prompt_for_download": False,
-        "download.directory_upgrade": True, "safebrowsing.enabled": False})
+    options.add_experimental_option(
+        "prefs",
+        {
+            "download.default_directory": str(downloads),
+            "download.prompt_for_download": False,
+            "download.directory_upgrade": True,
+            "safebrowsing.enabled": False,
+        },
+    )
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.downloads = downloads
     try:
@@ -120,7 +147,8 @@ def test_search_open_a_record_and_download_a_restore(server, browser):
     favicon = browser.execute_async_script(
         "const done = arguments[0];"
         "fetch(document.querySelector('link[rel=icon]').href)"
-        ".then(r => done([r.status, r.headers.get('Content-Type')]));")
+        ".then(r => done([r.status, r.headers.get('Content-Type')]));"
+    )
     assert favicon == [200, "image/svg+xml; charset=utf-8"]
 
     # a wrong token is refused, the right one connects
@@ -131,8 +159,10 @@ def test_search_open_a_record_and_download_a_restore(server, browser):
     browser.find_element(By.ID, "connect").click()
     wait.until(ec.visibility_of_element_located((By.ID, "search-form")))
     assert browser.find_element(By.ID, "token").get_attribute("value") == ""
-    assert Select(browser.find_element(By.ID, "source")).first_selected_option.get_attribute(
-        "value") == "journal"
+    assert (
+        Select(browser.find_element(By.ID, "source")).first_selected_option.get_attribute("value")
+        == "journal"
+    )
 
     # search a container
     browser.find_element(By.ID, "container").send_keys("cart")
@@ -163,8 +193,14 @@ def test_search_open_a_record_and_download_a_restore(server, browser):
     restore_container.send_keys("orders")
     browser.find_element(By.ID, "download").click()
     target = browser.downloads / "orders-restore.json"
-    wait_until(target.exists, 10, lambda: f"no {target.name}: downloaded {os.listdir(browser.downloads)}, "
-                                          f"status {browser.find_element(By.ID, 'status').text!r}")
+    wait_until(
+        target.exists,
+        10,
+        lambda: (
+            f"no {target.name}: downloaded {os.listdir(browser.downloads)}, "
+            f"status {browser.find_element(By.ID, 'status').text!r}"
+        ),
+    )
     assert json.loads(target.read_text()) == [2, 3, 4]
     assert browser.find_element(By.ID, "status").text == "downloaded orders-restore.json"
 
@@ -197,8 +233,10 @@ def search(browser, container, *, limit="50", order=None, since=""):
         browser.find_element(By.ID, field).send_keys(value)
     if order:
         Select(browser.find_element(By.ID, "order")).select_by_value(order)
-    browser.execute_script("document.getElementById('summary').textContent = '';"
-                           "document.getElementById('status').textContent = '';")
+    browser.execute_script(
+        "document.getElementById('summary').textContent = '';"
+        "document.getElementById('status').textContent = '';"
+    )
     browser.find_element(By.ID, "search").click()
     wait_for_answer(browser)
 
@@ -208,16 +246,21 @@ def wait_for_answer(browser):
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(browser, 10).until(
-        lambda d: d.find_element(By.ID, "status").text not in ("", "searching...")
-        or d.find_element(By.ID, "summary").text)
+        lambda d: (
+            d.find_element(By.ID, "status").text not in ("", "searching...")
+            or d.find_element(By.ID, "summary").text
+        )
+    )
 
 
 def shown(browser) -> list[str]:
     """The discarded values of the rows shown."""
     from selenium.webdriver.common.by import By
 
-    return [row.find_elements(By.TAG_NAME, "td")[4].text
-            for row in browser.find_elements(By.CSS_SELECTOR, "#results tr.result")]
+    return [
+        row.find_elements(By.TAG_NAME, "td")[4].text
+        for row in browser.find_elements(By.CSS_SELECTOR, "#results tr.result")
+    ]
 
 
 def click_and_wait(browser, button_id):
@@ -228,7 +271,8 @@ def click_and_wait(browser, button_id):
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(browser, 10).until(
-        lambda d: d.find_element(By.ID, "status").text not in ("clicked", "searching..."))
+        lambda d: d.find_element(By.ID, "status").text not in ("clicked", "searching...")
+    )
 
 
 def test_pages_newest_first_and_oldest_first(server, browser):
@@ -283,7 +327,8 @@ def test_the_token_is_kept_for_the_browser_session_only(server, browser):
     assert not browser.find_element(By.ID, "login-form").is_displayed()
     assert TOKEN not in browser.current_url
     storage = browser.execute_script(
-        "return [sessionStorage.getItem('safe-data-token'), localStorage.length, document.cookie]")
+        "return [sessionStorage.getItem('safe-data-token'), localStorage.length, document.cookie]"
+    )
     assert storage == [TOKEN, 0, ""]
 
     browser.find_element(By.ID, "disconnect").click()  # forgets it

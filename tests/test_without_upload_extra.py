@@ -28,8 +28,13 @@ sys.meta_path.insert(0, NoAiohttp())
 
 def run_without_aiohttp(program: str, *args, env=None):
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", NO_AIOHTTP + program, *args], capture_output=True,
-                          text=True, timeout=60, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_AIOHTTP + program, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     return proc, time.monotonic() - started
 
 
@@ -54,16 +59,14 @@ def test_push_to_a_server_or_a_bucket_says_how_to_install_aiohttp(tmp_path):
     before = sorted(os.listdir(source))
     env = dict(os.environ, AWS_ACCESS_KEY_ID="id", AWS_SECRET_ACCESS_KEY="secret")
     for target in ("http://127.0.0.1:9", "s3://bucket"):
-        proc, elapsed = cli_without_aiohttp("--journal", str(source), "push", target, "--token", "t",
-                                            env=env)
+        proc, elapsed = cli_without_aiohttp("--journal", str(source), "push", target, "--token", "t", env=env)
         assert_one_line_saying_how_to_install(proc, elapsed)
     assert sorted(os.listdir(source)) == before
 
 
 def test_serve_says_how_to_install_aiohttp(tmp_path):
     env = dict(os.environ, SAFE_DATA_TOKENS="app:token")
-    proc, elapsed = cli_without_aiohttp("serve", "--store", str(tmp_path / "store"), "--port", "0",
-                                        env=env)
+    proc, elapsed = cli_without_aiohttp("serve", "--store", str(tmp_path / "store"), "--port", "0", env=env)
     assert_one_line_saying_how_to_install(proc, elapsed)
 
 

@@ -57,12 +57,15 @@ if TYPE_CHECKING:  # what __getattr__ below loads on first use, for type checker
     from .remote.uploader import Uploader
 
 #: loaded on first use: the remote backup (aiohttp costs a third of a second to import), stats()
-_LAZY = {"Uploader": "remote.uploader", "HttpSink": "remote.sinks.http",
-         "DirectorySink": "remote.sinks.directory", "S3Sink": "remote.sinks.s3",
-         "stats": "integrations.metrics"}
+_LAZY = {
+    "Uploader": "remote.uploader",
+    "HttpSink": "remote.sinks.http",
+    "DirectorySink": "remote.sinks.directory",
+    "S3Sink": "remote.sinks.s3",
+    "stats": "integrations.metrics",
+}
 #: subpackages imported on first use, so that ``safe_data.atomic.open(...)`` needs no import of its own
-_SUBPACKAGES = frozenset({"atomic", "synced", "integrations", "testing", "remote", "server", "upload",
-                          "web"})
+_SUBPACKAGES = frozenset({"atomic", "synced", "integrations", "testing", "remote", "server", "upload", "web"})
 
 
 def __getattr__(name):
@@ -74,16 +77,62 @@ def __getattr__(name):
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
-    "EXTENSION", "CorruptRecordError", "CorruptSegmentError", "IncompleteHistoryError", "Journal",
-    "JournalClosedError", "UndoError", "diff", "discarded", "history", "restore", "undo",
-    "AmbiguousNameError", "AppState", "Transaction", "TransactionError", "Unit", "redo", "restore_all",
-    "transaction", "undo_log",
-    "JournalError", "JournalFullError", "JournalReadOnlyError", "MissingDependencyError", "JournalWarning",
-    "Problem", "Record",
-    "RecordTooLargeError", "ReentrantChangeError", "SafeDataError", "SafeDict", "SafeList", "SafeSet",
-    "UnloadablePickle", "UnpicklableValueError", "UnverifiedPickle", "configure", "default_journal",
-    "make_safe", "proxy", "SafeMappingProxy", "SafeSequenceProxy", "SafeDeque", "SafeOrderedDict",
-    "SafeDefaultDict", "SafeBytearray", "patched", "install", "uninstall",
-    "Uploader", "HttpSink", "DirectorySink", "S3Sink", "DiscardHookWarning", "stats",
+    "EXTENSION",
+    "CorruptRecordError",
+    "CorruptSegmentError",
+    "IncompleteHistoryError",
+    "Journal",
+    "JournalClosedError",
+    "UndoError",
+    "diff",
+    "discarded",
+    "history",
+    "restore",
+    "undo",
+    "AmbiguousNameError",
+    "AppState",
+    "Transaction",
+    "TransactionError",
+    "Unit",
+    "redo",
+    "restore_all",
+    "transaction",
+    "undo_log",
+    "JournalError",
+    "JournalFullError",
+    "JournalReadOnlyError",
+    "MissingDependencyError",
+    "JournalWarning",
+    "Problem",
+    "Record",
+    "RecordTooLargeError",
+    "ReentrantChangeError",
+    "SafeDataError",
+    "SafeDict",
+    "SafeList",
+    "SafeSet",
+    "UnloadablePickle",
+    "UnpicklableValueError",
+    "UnverifiedPickle",
+    "configure",
+    "default_journal",
+    "make_safe",
+    "proxy",
+    "SafeMappingProxy",
+    "SafeSequenceProxy",
+    "SafeDeque",
+    "SafeOrderedDict",
+    "SafeDefaultDict",
+    "SafeBytearray",
+    "patched",
+    "install",
+    "uninstall",
+    "Uploader",
+    "HttpSink",
+    "DirectorySink",
+    "S3Sink",
+    "DiscardHookWarning",
+    "stats",
 ]

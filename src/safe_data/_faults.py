@@ -25,20 +25,20 @@ __all__ = ["SITES", "FaultInjected", "point", "armed"]
 
 #: Every protocol step with a fault point, in the order a segment's life passes them.
 SITES = (
-    "segment.create",       # the new segment file is created (O_EXCL)
+    "segment.create",  # the new segment file is created (O_EXCL)
     "segment.preallocate",  # its blocks are allocated (ENOSPC here, never SIGBUS later)
-    "segment.header",       # its header is written
-    "segment.publish",      # renamed from .new to .open, locked and headed
-    "dir.fsync",            # the journal directory is fsynced ("batch"/"fsync" modes)
-    "record.write",         # a record is committed into the mapping (before its length)
-    "record.sync",          # fdatasync after a record ("fsync" mode) or of the batch
-    "segment.rotate",       # the active segment is full: seal it, open the next
-    "segment.seal",         # the segment is unmapped and truncated to its records
-    "segment.rename",       # renamed from .open to .seg (sealed)
-    "upload.send",          # the uploader sends a segment to its sink
-    "upload.ack",           # the sink acknowledged it; nothing recorded yet
-    "upload.delete",        # the acknowledged segment is deleted (or marked)
-    "atomic.replace",       # safe_data.atomic renames the new file over the old one
+    "segment.header",  # its header is written
+    "segment.publish",  # renamed from .new to .open, locked and headed
+    "dir.fsync",  # the journal directory is fsynced ("batch"/"fsync" modes)
+    "record.write",  # a record is committed into the mapping (before its length)
+    "record.sync",  # fdatasync after a record ("fsync" mode) or of the batch
+    "segment.rotate",  # the active segment is full: seal it, open the next
+    "segment.seal",  # the segment is unmapped and truncated to its records
+    "segment.rename",  # renamed from .open to .seg (sealed)
+    "upload.send",  # the uploader sends a segment to its sink
+    "upload.ack",  # the sink acknowledged it; nothing recorded yet
+    "upload.delete",  # the acknowledged segment is deleted (or marked)
+    "atomic.replace",  # safe_data.atomic renames the new file over the old one
 )
 
 
@@ -50,10 +50,16 @@ def _parse(spec: str) -> tuple[str, int, str]:
     site, _, rest = spec.partition(":")
     count, _, how = rest.partition(":")
     how = how or "abort"
-    if site not in SITES or not count.isdigit() or int(count) < 1 \
-            or how not in ("abort", "raise", "eio", "enospc"):
-        raise ValueError(f"SAFE_DATA_FAULT={spec!r}: expected <site>:<n>[:abort|raise|eio|enospc] "
-                         f"with n >= 1 and a site among {', '.join(SITES)}")
+    if (
+        site not in SITES
+        or not count.isdigit()
+        or int(count) < 1
+        or how not in ("abort", "raise", "eio", "enospc")
+    ):
+        raise ValueError(
+            f"SAFE_DATA_FAULT={spec!r}: expected <site>:<n>[:abort|raise|eio|enospc] "
+            f"with n >= 1 and a site among {', '.join(SITES)}"
+        )
     return site, int(count), how
 
 

@@ -36,7 +36,7 @@ def write_all(fd: int, data) -> None:
     """Write the whole of ``data`` at the descriptor's position (os.write may write less)."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def write_temp(directory: str, name: str, data) -> str:

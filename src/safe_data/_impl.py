@@ -32,16 +32,19 @@ if TYPE_CHECKING:  # type checkers read the stubs of the compiled module (re-exp
     FrameDecoder: type | None
 elif os.environ.get("SAFE_DATA_NO_EXTENSIONS", "") not in ("", "0"):
     from .journal._writer_py import *  # noqa: F403
+
     EXTENSION = False
     FrameDecoder = None
 else:
     try:
         from .journal._records_c import FrameDecoder
         from .journal._writer_c import *  # noqa: F403
+
         EXTENSION = True
     except ImportError:
         if os.environ.get("SAFE_DATA_REQUIRE_EXTENSIONS", "") not in ("", "0"):
             raise
         from .journal._writer_py import *  # noqa: F403
+
         EXTENSION = False
         FrameDecoder = None

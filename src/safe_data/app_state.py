@@ -74,8 +74,11 @@ class AppState(Mapping):
         return len(self._states)
 
     def __repr__(self):
-        extra = "".join(f", {label}={sorted(names)!r}" for label, names in
-                        (("ambiguous", self.ambiguous), ("incomplete", self.incomplete)) if names)
+        extra = "".join(
+            f", {label}={sorted(names)!r}"
+            for label, names in (("ambiguous", self.ambiguous), ("incomplete", self.incomplete))
+            if names
+        )
         return f"<AppState at={self.at_ns} {self._states!r}{extra}>"
 
 
@@ -159,7 +162,8 @@ class _Restorer:
             except _NotVersioned:
                 if identity not in nested:  # (else its parent reports it)
                     incomplete[names[identity]] = IncompleteHistoryError(
-                        names[identity], self.at, _unmark(state), "nested")
+                        names[identity], self.at, _unmark(state), "nested"
+                    )
         plain: dict[str, list] = {}
         for identity in self.plain:
             plain.setdefault(names[identity], []).extend(self.everything[identity])
@@ -171,15 +175,24 @@ class _Restorer:
             incomplete[name] = IncompleteHistoryError(name, self.at, None, "no identity")
         top = {identity: names[identity] for identity in by_identity if identity not in nested}
         states, ambiguous = self._by_name(top, by_identity)
-        return AppState(self.cut, states, by_identity, names, ambiguous, incomplete,
-                        [unit_id(writer, seq) for (writer, _), seq in self.open.items()])
+        return AppState(
+            self.cut,
+            states,
+            by_identity,
+            names,
+            ambiguous,
+            incomplete,
+            [unit_id(writer, seq) for (writer, _), seq in self.open.items()],
+        )
 
     def _resolved(self, writer, state):
         """``state`` with each nested container replaced by its own state (restored)."""
+
         def nested_state(n: NestedContainer):
             if not n.container_id or (writer, n.container_id) not in self.raw:
                 raise _NotVersioned
             return self.raw[writer, n.container_id]
+
         return _each_nested(state, nested_state)
 
     def _by_name(self, top: dict, by_identity: dict):
@@ -200,5 +213,3 @@ class _Restorer:
 
 class _NotVersioned(Exception):
     """A nested container has no exact history for the moment."""
-
-

@@ -93,7 +93,8 @@ class AmbiguousNameError(SafeDataError, LookupError):
         super().__init__(
             f"{len(self.identities)} containers were named {name!r} then ({which}), each changed "
             f"after another was created, so the name alone does not say which one is meant; "
-            f"`.ambiguous[{name!r}]` has each one's state by (writer, container_id)")
+            f"`.ambiguous[{name!r}]` has each one's state by (writer, container_id)"
+        )
 
 
 class IncompleteHistoryError(SafeDataError):
@@ -114,25 +115,25 @@ class IncompleteHistoryError(SafeDataError):
 
     _MESSAGES = {
         "unknown": "the journal has no record of a container named {name!r}; `safe-data log` "
-                   "lists the names it has",
+        "lists the names it has",
         "not created": "{name!r} did not exist yet {when}: it was created (versioned) at "
-                       "{first}. `.partial` is empty.",
+        "{first}. `.partial` is empty.",
         "not versioned": "the journal cannot rebuild {name!r} {when}: it was not created with "
-                         "versioned=True, so only what it discarded was recorded, not what it "
-                         "held. `.partial` has the values it is known to have held; create it "
-                         "with versioned=True for exact restores.",
+        "versioned=True, so only what it discarded was recorded, not what it "
+        "held. `.partial` has the values it is known to have held; create it "
+        "with versioned=True for exact restores.",
         "nested": "the journal cannot rebuild {name!r} {when}: a container nested inside it "
-                  "has no exact history then (it was not versioned, belongs to another "
-                  "journal, or its records are missing). `.partial` has the state with the "
-                  "copies of the nested containers recorded when they were stored.",
+        "has no exact history then (it was not versioned, belongs to another "
+        "journal, or its records are missing). `.partial` has the state with the "
+        "copies of the nested containers recorded when they were stored.",
         "no identity": "the journal cannot rebuild {name!r} {when} among the other containers: its "
-                       "records were written before records carried container identities "
-                       "(format revision 3); restore({name!r}) rebuilds it on its own.",
+        "records were written before records carried container identities "
+        "(format revision 3); restore({name!r}) rebuilds it on its own.",
         "several writers": "the journal cannot rebuild {name!r} {when}: after its last snapshot, "
-                           "more than one container of that name (in one process or several) "
-                           "changed, so no one state follows from the records. `.partial` has "
-                           "the state the last snapshot's container left; give each container "
-                           "a name of its own.",
+        "more than one container of that name (in one process or several) "
+        "changed, so no one state follows from the records. `.partial` has "
+        "the state the last snapshot's container left; give each container "
+        "a name of its own.",
     }
 
     def __init__(self, name, at, partial, reason: str = "not versioned", first=None):

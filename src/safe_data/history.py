@@ -57,8 +57,11 @@ def _records_of(container, since=None, until=None, **options) -> list:
     under its outermost container's name."""
     journal, root = container.journal, container._b.root
     me = (journal._manager.writer_id, container.container_id)
-    return [r for r in journal.records(root, since, until, nested=root != container.name, **options)
-            if _identity(r) == me]
+    return [
+        r
+        for r in journal.records(root, since, until, nested=root != container.name, **options)
+        if _identity(r) == me
+    ]
 
 
 def discarded(name: str | Container, journal=None, *, since=None, until=None) -> list[Any]:
@@ -95,8 +98,10 @@ def undo(container: Container, n: int = 1) -> list[Record]:
     if n < 1:
         raise ValueError("n must be at least 1")
     if not isinstance(container, (SafeList, SafeDict, SafeSet)):
-        raise TypeError(f"undo() reverts SafeList, SafeDict and SafeSet operations, not "
-                        f"{type(container).__name__}'s; use history() and restore the values yourself")
+        raise TypeError(
+            f"undo() reverts SafeList, SafeDict and SafeSet operations, not "
+            f"{type(container).__name__}'s; use history() and restore the values yourself"
+        )
     journal = container.journal
     with journal.operation_lock:
         mine = _records_of(container)
@@ -104,11 +109,14 @@ def undo(container: Container, n: int = 1) -> list[Record]:
         for r in mine:
             if r.op == "undo":
                 done.update(r.key if type(r.key) is tuple else (r.key,))
-        todo = [r for r in reversed(mine)
-                if r.op != "undo" and r.op not in ADDING_OPS and r.seq not in done][:n]
+        todo = [r for r in reversed(mine) if r.op != "undo" and r.op not in ADDING_OPS and r.seq not in done][
+            :n
+        ]
         if len(todo) < n:
-            raise UndoError(f"{container.name!r} has {len(todo)} operation(s) of this process left "
-                            f"to undo, not {n}; undo reverts this process's own operations")
+            raise UndoError(
+                f"{container.name!r} has {len(todo)} operation(s) of this process left "
+                f"to undo, not {n}; undo reverts this process's own operations"
+            )
         for record in todo:
             gone, apply = _UNDO[record.kind](container, record)
             _record(container, record.kind, "undo", record.seq, gone)  # first: nothing is lost
@@ -130,7 +138,9 @@ def _undo_list(lst, record):
         changes = [(slice(key, key), values)]
     elif op == "del":
         positions = range(key.start, key.stop, key.step)
-        changes = [(slice(p, p), [v]) for p, v in sorted(zip(positions, values, strict=True), key=lambda pv: pv[0])]
+        changes = [
+            (slice(p, p), [v]) for p, v in sorted(zip(positions, values, strict=True), key=lambda pv: pv[0])
+        ]
     elif op == "set" and type(key) is int:
         if key >= len(lst):
             raise UndoError(f"cannot undo: {record.container!r} no longer has index {key}")
@@ -151,13 +161,17 @@ def _undo_list(lst, record):
     def apply():
         for where, items in changes:
             list.__setitem__(lst, where, items)
+
     return gone, apply
 
 
 def _undo_dict(d, record):
     old = record.values
-    gone = {k: dict.__getitem__(d, k) for k in old
-            if dict.__contains__(d, k) and dict.__getitem__(d, k) is not old[k]}
+    gone = {
+        k: dict.__getitem__(d, k)
+        for k in old
+        if dict.__contains__(d, k) and dict.__getitem__(d, k) is not old[k]
+    }
     return gone, lambda: dict.update(d, old)
 
 
@@ -227,8 +241,7 @@ class _Histories:
                 everything = _by_identity(self.journal.records(nested_ids=True))
                 self._by_identity.setdefault(identity, everything.get(identity, []))
             else:  # through the segments' indexes: only that container's records are read
-                self._by_identity[identity] = list(self.journal.records(nested_ids=True,
-                                                                        identity=identity))
+                self._by_identity[identity] = list(self.journal.records(nested_ids=True, identity=identity))
         return self._by_identity.get(identity, [])
 
 
@@ -298,12 +311,14 @@ class _NoHistory(Exception):
 def _with_nested(value, writer, until, histories):
     """``value`` with each nested container (a NestedContainer, as its parent recorded
     it) replaced by its own state at ``until``, replayed from its own records."""
+
     def state(nested):
         records = histories.of((writer, nested.container_id)) if nested.container_id else []
         known = [r for r in records if r.op == "snapshot" and (until is None or r.time_ns < until)]
         if not known:
             raise _NoHistory
         return _replay(records, known[-1], until)
+
     return _each_nested(value, state)
 
 
@@ -329,8 +344,10 @@ def _each_nested(value, state):
 
 def _nested_changed(name, base, until, histories) -> bool:
     inside = name + "["
-    return any(r.container.startswith(inside) and _after(r, base) and (until is None or r.time_ns < until)
-               for r in histories.records)
+    return any(
+        r.container.startswith(inside) and _after(r, base) and (until is None or r.time_ns < until)
+        for r in histories.records
+    )
 
 
 _EMPTY = {"list": list, "dict": dict, "set": set, "row": dict}
@@ -388,8 +405,11 @@ def _partial(everything, at):
     """What ``everything`` (a container's records) tells of it at ``at``: what it discarded
     afterwards."""
     since = None if at is None else to_ns(at)
-    records = [r._replace(values=_unmark(r.values)) for r in everything
-               if r.op not in ADDING_OPS and (since is None or r.time_ns >= since)]
+    records = [
+        r._replace(values=_unmark(r.values))
+        for r in everything
+        if r.op not in ADDING_OPS and (since is None or r.time_ns >= since)
+    ]
     if not records:  # nothing discarded since: nothing is known to have been held
         return _EMPTY[everything[0].kind]()
     kind = records[0].kind
@@ -420,7 +440,9 @@ def diff(name: str, since, until=None, *, journal=None) -> dict[str, Any]:
         return {
             "added": {k: after[k] for k in after.keys() - before.keys()},
             "removed": {k: before[k] for k in before.keys() - after.keys()},
-            "changed": {k: (before[k], after[k]) for k in before.keys() & after.keys() if before[k] != after[k]},
+            "changed": {
+                k: (before[k], after[k]) for k in before.keys() & after.keys() if before[k] != after[k]
+            },
         }
     import difflib
 

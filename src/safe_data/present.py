@@ -130,8 +130,7 @@ def dumps(value, *, indent: int | None = None) -> str:
 
 def _encoders(indent: int | None) -> tuple[json.JSONEncoder, json.JSONEncoder]:
     separators = (",", ":") if indent is None else (",", ": ")
-    fast = json.JSONEncoder(default=_json_default, allow_nan=False, indent=indent,
-                            separators=separators)
+    fast = json.JSONEncoder(default=_json_default, allow_nan=False, indent=indent, separators=separators)
     return fast, json.JSONEncoder(indent=indent, separators=separators)
 
 
@@ -144,9 +143,19 @@ def record_fields(record) -> dict:
     as 16 hex digits, as in segment names) plus ``time``, ``time_ns`` in ISO 8601.
     ``key``, ``values`` and ``caller`` are as decoded: pass the dict to :func:`dumps`."""
     return {
-        "seq": record.seq, "time_ns": record.time_ns, "time": iso(record.time_ns),
-        "container": record.container, "kind": record.kind, "op": record.op,
-        "key": record.key, "values": record.values, "pid": record.pid, "thread": record.thread,
-        "caller": record.caller, "writer": writer_hex(record.writer), "segment": record.segment,
-        "offset": record.offset, "container_id": record.container_id,
+        "seq": record.seq,
+        "time_ns": record.time_ns,
+        "time": iso(record.time_ns),
+        "container": record.container,
+        "kind": record.kind,
+        "op": record.op,
+        "key": record.key,
+        "values": record.values,
+        "pid": record.pid,
+        "thread": record.thread,
+        "caller": record.caller,
+        "writer": writer_hex(record.writer),
+        "segment": record.segment,
+        "offset": record.offset,
+        "container_id": record.container_id,
     }

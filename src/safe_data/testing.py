@@ -36,8 +36,9 @@ class TemporaryJournal(Journal):
         return [r for r in records if not self._is_expected(r)]
 
     def _is_expected(self, record) -> bool:
-        return any(record.writer == writer and first <= record.seq <= last
-                   for writer, first, last in self._expected)
+        return any(
+            record.writer == writer and first <= record.seq <= last for writer, first, last in self._expected
+        )
 
     @contextlib.contextmanager
     def expect_discards(self):
@@ -53,19 +54,25 @@ class TemporaryJournal(Journal):
                 last = self._writer.seq
                 if last >= first:
                     self._expected.append((writer, first, last))
-                    found.extend(r for r in self.records(on_error="raise")
-                                 if r.writer == writer and first <= r.seq <= last)
+                    found.extend(
+                        r
+                        for r in self.records(on_error="raise")
+                        if r.writer == writer and first <= r.seq <= last
+                    )
 
     def assert_nothing_discarded(self) -> None:
         """AssertionError listing the discards (outside :meth:`expect_discards`), if any."""
         unexpected = self.discards()
         if unexpected:
-            lines = [f"  {r.container}: {r.kind}.{r.op} key={r.key!r} values={_short(r.values)}"
-                     for r in unexpected[:20]]
+            lines = [
+                f"  {r.container}: {r.kind}.{r.op} key={r.key!r} values={_short(r.values)}"
+                for r in unexpected[:20]
+            ]
             if len(unexpected) > 20:
                 lines.append(f"  ... and {len(unexpected) - 20} more")
-            raise AssertionError(f"{len(unexpected)} unexpected discard(s) into {self.path}:\n"
-                                 + "\n".join(lines))
+            raise AssertionError(
+                f"{len(unexpected)} unexpected discard(s) into {self.path}:\n" + "\n".join(lines)
+            )
 
 
 def _short(value, limit: int = 200) -> str:

@@ -41,11 +41,19 @@ CONTAINER_KINDS = frozenset({"list", "dict", "set"})
 #: (kind, op of a record) -> the op of the record the same operation of a versioned container
 #: writes right after it (what it discarded, then what it added): one unit, not two
 _SECOND_RECORD = {
-    ("list", "set"): "assign", ("list", "init"): "snapshot", ("list", "undo"): "snapshot",
-    ("dict", "set"): "assign", ("dict", "update"): "assign", ("dict", "|="): "assign",
-    ("dict", "init"): "assign", ("dict", "assign"): "snapshot", ("dict", "undo"): "snapshot",
-    ("set", "symmetric_difference_update"): "insert", ("set", "^="): "insert",
-    ("set", "init"): "snapshot", ("set", "undo"): "snapshot",
+    ("list", "set"): "assign",
+    ("list", "init"): "snapshot",
+    ("list", "undo"): "snapshot",
+    ("dict", "set"): "assign",
+    ("dict", "update"): "assign",
+    ("dict", "|="): "assign",
+    ("dict", "init"): "assign",
+    ("dict", "assign"): "snapshot",
+    ("dict", "undo"): "snapshot",
+    ("set", "symmetric_difference_update"): "insert",
+    ("set", "^="): "insert",
+    ("set", "init"): "snapshot",
+    ("set", "undo"): "snapshot",
 }
 
 _local = threading.local()  # .transaction: the one open in this thread
@@ -102,15 +110,18 @@ class Transaction:
     def __enter__(self) -> Transaction:
         global _open_count
         if self._begin_seq:
-            raise TransactionError(f"transaction {self.id} ({self.note!r}) was already used; "
-                                   f"open a new one with safe_data.transaction()")
+            raise TransactionError(
+                f"transaction {self.id} ({self.note!r}) was already used; "
+                f"open a new one with safe_data.transaction()"
+            )
         current = getattr(_local, "transaction", None)
         if current is not None:
             raise TransactionError(
                 f"transaction {current.id} ({current.note!r}) is still open in this thread: a "
                 f"thread runs one transaction at a time (asyncio tasks share their thread, so two "
                 f"tasks cannot each have one open), because its operations are told apart by "
-                f"thread; end it first")
+                f"thread; end it first"
+            )
         values = {"note": self.note, "user": self.user, **self._reverting}
         self._begin_seq = self.journal.record("txn", "begin", "", None, values)
         self._writer = self.journal._manager.writer_id
@@ -178,8 +189,22 @@ class Unit:
     write); ``undone``: whether it is undone now (by a later undo not redone since).
     """
 
-    __slots__ = ("id", "note", "user", "start_ns", "end_ns", "outcome", "records", "writer", "thread",
-                 "undoes", "redoes", "undone", "journal", "begin_seq")
+    __slots__ = (
+        "id",
+        "note",
+        "user",
+        "start_ns",
+        "end_ns",
+        "outcome",
+        "records",
+        "writer",
+        "thread",
+        "undoes",
+        "redoes",
+        "undone",
+        "journal",
+        "begin_seq",
+    )
 
     def __init__(self, journal, first: Record, begin: bool):
         self.journal = journal
@@ -195,8 +220,7 @@ class Unit:
         self.undone = False
 
     def __repr__(self):
-        return (f"<Unit {self.id} {self.note!r} {self.outcome or 'operation'} "
-                f"{', '.join(self.containers)}>")
+        return f"<Unit {self.id} {self.note!r} {self.outcome or 'operation'} {', '.join(self.containers)}>"
 
     @property
     def start(self) -> datetime:
@@ -262,8 +286,11 @@ class _Log:
             unit = open_units.get(where)
             if unit is None:
                 previous = last_unit.get(where)
-                if (previous is not None and not previous.is_transaction
-                        and _second(previous.records[-1], record)):
+                if (
+                    previous is not None
+                    and not previous.is_transaction
+                    and _second(previous.records[-1], record)
+                ):
                     unit = previous
                 else:
                     unit = self._add(Unit(journal, record, False))
@@ -286,8 +313,11 @@ class _Log:
 
 def _second(first: Record, record: Record) -> bool:
     """Whether ``record`` is the second record of the operation that wrote ``first``."""
-    return (record.seq == first.seq + 1 and _identity(record) == _identity(first)
-            and _SECOND_RECORD.get((first.kind, first.op)) == record.op)
+    return (
+        record.seq == first.seq + 1
+        and _identity(record) == _identity(first)
+        and _SECOND_RECORD.get((first.kind, first.op)) == record.op
+    )
 
 
 # --- undo and redo ---------------------------------------------------------------------------
@@ -298,12 +328,18 @@ def undo(target: Container, n: int = 1) -> list[Record]: ...
 
 
 @overload
-def undo(target: Transaction | Unit | str, *, containers: Iterable = (), user: str | None = None,
-         journal: Journal | None = None) -> Transaction: ...
+def undo(
+    target: Transaction | Unit | str,
+    *,
+    containers: Iterable = (),
+    user: str | None = None,
+    journal: Journal | None = None,
+) -> Transaction: ...
 
 
-def undo(target, n: int = 1, *, containers: Iterable = (), user: str | None = None,
-         journal: Journal | None = None) -> Any:
+def undo(
+    target, n: int = 1, *, containers: Iterable = (), user: str | None = None, journal: Journal | None = None
+) -> Any:
     """Undo a unit, or the last ``n`` operations of one container.
 
     ``target`` is a :class:`Transaction`, a :class:`Unit` of :func:`undo_log` or a unit
@@ -326,14 +362,17 @@ def undo(target, n: int = 1, *, containers: Iterable = (), user: str | None = No
     return undo_container(target, n)
 
 
-def redo(target, *, containers: Iterable = (), user: str | None = None,
-         journal: Journal | None = None) -> Transaction:
+def redo(
+    target, *, containers: Iterable = (), user: str | None = None, journal: Journal | None = None
+) -> Transaction:
     """Re-apply a unit that :func:`undo` reverted (``target`` as for undo): each
     container goes back to the state the unit left, as one new unit.  UndoError, with
     nothing changed, if the unit is not undone now, or a container changed since."""
     if not isinstance(target, (Transaction, Unit, str)):
-        raise TypeError(f"redo() re-applies a unit (a transaction, an undo_log() entry or its id), "
-                        f"not a {type(target).__name__}")
+        raise TypeError(
+            f"redo() re-applies a unit (a transaction, an undo_log() entry or its id), "
+            f"not a {type(target).__name__}"
+        )
     return _revert(target, redoing=True, containers=containers, user=user, journal=journal)
 
 
@@ -367,14 +406,18 @@ def _unit(log: _Log, wanted: str) -> Unit:
     if unit is None:
         raise UndoError(f"the journal {log.journal.path} has no unit {wanted!r}; undo_log() lists them")
     if unit.undoes or unit.redoes:
-        raise UndoError(f"unit {unit.id} is the {'undo' if unit.undoes else 'redo'} of "
-                        f"{unit.undoes or unit.redoes}: undo or redo that unit instead")
+        raise UndoError(
+            f"unit {unit.id} is the {'undo' if unit.undoes else 'redo'} of "
+            f"{unit.undoes or unit.redoes}: undo or redo that unit instead"
+        )
     if unit.outcome == OPEN:
         raise UndoError(f"unit {unit.id} ({unit.note!r}) has not ended (still open, or its process died)")
     if unit.writer != log.journal._manager.writer_id:
-        raise UndoError(f"unit {unit.id} was made by another process (writer {unit.writer:016x}): undo "
-                        f"changes live containers, and those are not in this process; "
-                        f"safe_data.restore() rebuilds their states")
+        raise UndoError(
+            f"unit {unit.id} was made by another process (writer {unit.writer:016x}): undo "
+            f"changes live containers, and those are not in this process; "
+            f"safe_data.restore() rebuilds their states"
+        )
     if not unit.records:
         raise UndoError(f"unit {unit.id} ({unit.note!r}) changed nothing")
     return unit
@@ -395,41 +438,60 @@ class _Change:
         mine = [r for r in unit.records if _identity(r) == identity]
         name = mine[-1].container
         if mine[0].kind not in CONTAINER_KINDS or cid is None:
-            raise UndoError(f"unit {unit.id} holds a {mine[0].kind!r} record ({name!r}): undo of a "
-                            f"unit reverts SafeList, SafeDict and SafeSet operations only")
+            raise UndoError(
+                f"unit {unit.id} holds a {mine[0].kind!r} record ({name!r}): undo of a "
+                f"unit reverts SafeList, SafeDict and SafeSet operations only"
+            )
         self.container = _live_container(identity, given)
         if self.container is None:
-            raise UndoError(f"{name!r} (container {cid}) of unit {unit.id} is not alive in this process "
-                            f"as a container that recorded inside a transaction: pass it, "
-                            f"undo(unit, containers=[...])")
+            raise UndoError(
+                f"{name!r} (container {cid}) of unit {unit.id} is not alive in this process "
+                f"as a container that recorded inside a transaction: pass it, "
+                f"undo(unit, containers=[...])"
+            )
         if not getattr(self.container, "versioned", False):
-            raise UndoError(f"{name!r} is not versioned: the journal knows what it discarded in unit "
-                            f"{unit.id}, not what it added, so the unit cannot be undone exactly "
-                            f"(container.undo() puts its discarded values back)")
+            raise UndoError(
+                f"{name!r} is not versioned: the journal knows what it discarded in unit "
+                f"{unit.id}, not what it added, so the unit cannot be undone exactly "
+                f"(container.undo() puts its discarded values back)"
+            )
         records = log.by_identity[identity]
-        others = [r for r in records if mine[0].seq < r.seq < mine[-1].seq
-                  and log.unit_of.get((r.writer, r.seq)) is not unit]
+        others = [
+            r
+            for r in records
+            if mine[0].seq < r.seq < mine[-1].seq and log.unit_of.get((r.writer, r.seq)) is not unit
+        ]
         if others:
-            raise UndoError(f"{name!r} was changed during unit {unit.id} by another thread "
-                            f"({others[0].op}, seq {others[0].seq}): the unit alone cannot be undone")
+            raise UndoError(
+                f"{name!r} was changed during unit {unit.id} by another thread "
+                f"({others[0].op}, seq {others[0].seq}): the unit alone cannot be undone"
+            )
         if unit.undone != redoing:
-            raise UndoError(f"unit {unit.id} ({unit.note!r}) is already undone: redo() re-applies it"
-                            if unit.undone else f"unit {unit.id} ({unit.note!r}) is not undone: there "
-                                                f"is nothing to redo")
+            raise UndoError(
+                f"unit {unit.id} ({unit.note!r}) is already undone: redo() re-applies it"
+                if unit.undone
+                else f"unit {unit.id} ({unit.note!r}) is not undone: there is nothing to redo"
+            )
         before = _state_through(records, mine[0].seq - 1, name, created_by=mine[0])
         after = _state_through(records, mine[-1].seq, name)
         now = _state_through(records, records[-1].seq, name)
         if now != (before if redoing else after):
             latest = log.unit_of.get((records[-1].writer, records[-1].seq))
-            raise UndoError(f"{name!r} changed since unit {unit.id}, last in unit "
-                            f"{latest.id if latest else '?'} ({records[-1].op}): undo that one first; "
-                            f"nothing was changed")
+            raise UndoError(
+                f"{name!r} changed since unit {unit.id}, last in unit "
+                f"{latest.id if latest else '?'} ({records[-1].op}): undo that one first; "
+                f"nothing was changed"
+            )
         if _contents(self.container) != now:
-            raise UndoError(f"{name!r} is not what its records say (changed by a path that "
-                            f"journals nothing?): nothing was changed")
+            raise UndoError(
+                f"{name!r} is not what its records say (changed by a path that "
+                f"journals nothing?): nothing was changed"
+            )
         if _holds_containers(self.container):
-            raise UndoError(f"{name!r} holds safe containers: undo of a unit reverts flat "
-                            f"containers; undo the nested ones one by one with container.undo()")
+            raise UndoError(
+                f"{name!r} holds safe containers: undo of a unit reverts flat "
+                f"containers; undo the nested ones one by one with container.undo()"
+            )
         self.kind, self.name = mine[0].kind, name
         self.undone_seqs = tuple(r.seq for r in mine)
         self.target = after if redoing else before
@@ -457,8 +519,10 @@ def _state_through(records: list[Record], last_seq: int, name: str, created_by: 
     if not bases:
         if created_by is not None and created_by.op == "snapshot" and created_by is records[0]:
             return _EMPTY[created_by.kind]()  # created inside the unit
-        raise UndoError(f"the journal no longer holds a snapshot of {name!r} before that moment "
-                        f"(purged?): its state then is unknown; nothing was changed")
+        raise UndoError(
+            f"the journal no longer holds a snapshot of {name!r} before that moment "
+            f"(purged?): its state then is unknown; nothing was changed"
+        )
     return replay_by_seq(upto, bases[-1])
 
 

@@ -25,7 +25,15 @@ from .versions import FileVersion, restore_version, versions
 open = open_store
 
 __all__ = [
-    "AbstractFormatBstr", "AbstractFormatFile", "AtomicStore", "FileVersion",
-    "RevisionConflictError", "WrapBinaryFormat", "open", "open_store", "resolve_format",
-    "restore_version", "versions",
+    "AbstractFormatBstr",
+    "AbstractFormatFile",
+    "AtomicStore",
+    "FileVersion",
+    "RevisionConflictError",
+    "WrapBinaryFormat",
+    "open",
+    "open_store",
+    "resolve_format",
+    "restore_version",
+    "versions",
 ]

@@ -75,8 +75,10 @@ def resolve_format(format) -> tuple[bool, object]:
             return True, pickle
         if format == "bson":
             return True, WrapBinaryFormat(_bson())
-        raise ValueError(f"unknown format {format!r}: use 'json', 'pickle', 'bson', or an "
-                         f"object with dump/load or dumps/loads")
+        raise ValueError(
+            f"unknown format {format!r}: use 'json', 'pickle', 'bson', or an "
+            f"object with dump/load or dumps/loads"
+        )
     if callable(getattr(format, "dump", None)) and callable(getattr(format, "load", None)):
         return True, format
     if callable(getattr(format, "dumps", None)) and callable(getattr(format, "loads", None)):
@@ -116,12 +118,15 @@ class Codec:
         data = self._dumps(value, **self._dump_kwargs)
         if self.is_binary:
             if isinstance(data, str):
-                raise TypeError("the format encoded to str, but the store is binary: open it "
-                                "with is_binary=False")
+                raise TypeError(
+                    "the format encoded to str, but the store is binary: open it with is_binary=False"
+                )
             return bytes(data)
         if not isinstance(data, str):
-            raise TypeError(f"the format encoded to {type(data).__name__}, but the store is "
-                            f"text: open it with is_binary=True")
+            raise TypeError(
+                f"the format encoded to {type(data).__name__}, but the store is "
+                f"text: open it with is_binary=True"
+            )
         return data.encode("utf-8")
 
     def decode(self, data: bytes):

@@ -65,8 +65,7 @@ def read_file(path: str) -> bytes | None:
         return None
 
 
-def replace_file(path: str, data: bytes, *, journal, container: str,
-                 expected=ANY_REVISION) -> None:
+def replace_file(path: str, data: bytes, *, journal, container: str, expected=ANY_REVISION) -> None:
     """Make ``data`` the content of the file at ``path`` (an absolute path, symlinks
     resolved), atomically and durably, journaling its previous content first.
 
@@ -79,8 +78,9 @@ def replace_file(path: str, data: bytes, *, journal, container: str,
         before = _stat_or_none(name, dir_fd)
         with _locked(dir_fd):
             temp = TEMP_PREFIX + os.urandom(8).hex()
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                         0o666 if before is None else 0o600, dir_fd=dir_fd)
+            fd = os.open(
+                temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if before is None else 0o600, dir_fd=dir_fd
+            )
             fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             if before is not None:
@@ -185,4 +185,3 @@ def _copy_owner_and_mode(fd: int, st) -> None:
         with contextlib.suppress(PermissionError):
             os.fchown(fd, -1, st.st_gid)
     os.fchmod(fd, stat.S_IMODE(st.st_mode))
-

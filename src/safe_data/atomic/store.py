@@ -31,8 +31,20 @@ class AtomicStore:
         The revision of the file the store last read or wrote (None: there was no file).
     """
 
-    def __init__(self, path, default, format, is_binary, load_kwargs, dump_kwargs,
-                 ignore_inner_exits, *, name=None, journal=None, check_revision=False):
+    def __init__(
+        self,
+        path,
+        default,
+        format,
+        is_binary,
+        load_kwargs,
+        dump_kwargs,
+        ignore_inner_exits,
+        *,
+        name=None,
+        journal=None,
+        check_revision=False,
+    ):
         self.path = path
         self.format = format
         self.is_binary = is_binary
@@ -77,8 +89,13 @@ class AtomicStore:
         data = self._codec.encode(self.value)
         if expected is ANY_REVISION and self.check_revision:
             expected = self.revision
-        replace_file(self._file, data, journal=_support.resolve_journal(self.journal),
-                     container=self.name, expected=expected)
+        replace_file(
+            self._file,
+            data,
+            journal=_support.resolve_journal(self.journal),
+            container=self.name,
+            expected=expected,
+        )
         self._content, self._revision = data, _NOT_HASHED
 
     def __enter__(self) -> AtomicStore:
@@ -92,9 +109,19 @@ class AtomicStore:
             self.commit()
 
 
-def open_store(path, default=None, format=None, is_binary=None, load_kwargs=None,
-               dump_kwargs=None, ignore_inner_exits=False, *, name=None, journal=None,
-               check_revision=False) -> AtomicStore:
+def open_store(
+    path,
+    default=None,
+    format=None,
+    is_binary=None,
+    load_kwargs=None,
+    dump_kwargs=None,
+    ignore_inner_exits=False,
+    *,
+    name=None,
+    journal=None,
+    check_revision=False,
+) -> AtomicStore:
     """Open the store kept in the file at ``path``; its value is the file's content, or
     ``default`` if there is no file.
 
@@ -126,7 +153,15 @@ def open_store(path, default=None, format=None, is_binary=None, load_kwargs=None
         so that an update another writer made since is never silently overwritten.
     """
     is_binary_hint, format = resolve_format(format)
-    return AtomicStore(path, default, format, is_binary_hint if is_binary is None else is_binary,
-                       {} if load_kwargs is None else load_kwargs,
-                       {} if dump_kwargs is None else dump_kwargs, ignore_inner_exits,
-                       name=name, journal=journal, check_revision=check_revision)
+    return AtomicStore(
+        path,
+        default,
+        format,
+        is_binary_hint if is_binary is None else is_binary,
+        {} if load_kwargs is None else load_kwargs,
+        {} if dump_kwargs is None else dump_kwargs,
+        ignore_inner_exits,
+        name=name,
+        journal=journal,
+        check_revision=check_revision,
+    )

@@ -54,9 +54,11 @@ def versions_in(records, file: str, report=None) -> list[FileVersion]:
         if type(r.values) is list and len(r.values) == 1 and type(r.values[0]) is bytes:
             found.append(FileVersion(file, r.values[0], r.time_ns, r))
         else:
-            (report or _warn)(f"the record at {r.segment}:{r.offset} (seq {r.seq}) says it replaced "
-                              f"{file} but holds no file content ({reprlib.repr(r.values)}); it is "
-                              f"not listed as a version")
+            (report or _warn)(
+                f"the record at {r.segment}:{r.offset} (seq {r.seq}) says it replaced "
+                f"{file} but holds no file content ({reprlib.repr(r.values)}); it is "
+                f"not listed as a version"
+            )
     return found
 
 
@@ -83,8 +85,7 @@ def pick(found: list[FileVersion], file: str, version: int | None = None, at=Non
     return later[0]
 
 
-def restore_version(path, version: int | None = None, *, at=None, journal=None,
-                    name=None) -> FileVersion:
+def restore_version(path, version: int | None = None, *, at=None, journal=None, name=None) -> FileVersion:
     """Put an earlier content of the file at ``path`` back, and return it.
 
     ``version`` indexes :func:`versions` (default -1: the newest, what the file held

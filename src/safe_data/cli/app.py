@@ -40,7 +40,7 @@ class _Group(click.Group):
             click.echo("interrupted", err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         except (OSError, safe_data.SafeDataError) as exc:  # a permission, a full disk, a
-            raise Failure(str(exc)) from None                 # refused key: a message
+            raise Failure(str(exc)) from None  # refused key: a message
 
 
 def _discard_stdout() -> None:
@@ -51,11 +51,15 @@ def _discard_stdout() -> None:
 
 
 @click.group(cls=_Group)
-@click.version_option(safe_data.__version__, prog_name="safe-data",
-                      message=f"%(prog)s, version %(version)s ({IMPLEMENTATION}, "
-                              f"Python {sys.version.split()[0]})")
-@journal_option("Journal directory (default: $SAFE_DATA_HOME, else the platform's user "
-                "data directory); also accepted after the command.")
+@click.version_option(
+    safe_data.__version__,
+    prog_name="safe-data",
+    message=f"%(prog)s, version %(version)s ({IMPLEMENTATION}, Python {sys.version.split()[0]})",
+)
+@journal_option(
+    "Journal directory (default: $SAFE_DATA_HOME, else the platform's user "
+    "data directory); also accepted after the command."
+)
 def main() -> None:
     """See, restore and protect what your program discarded.
 
@@ -65,7 +69,19 @@ def main() -> None:
 
 
 _SAME_JOURNAL = "Journal directory, as --journal before the command."
-for _command in (demo, log, show, export, restore, file_versions, restore_file, verify, stats,
-                 purge, push, pull):
+for _command in (
+    demo,
+    log,
+    show,
+    export,
+    restore,
+    file_versions,
+    restore_file,
+    verify,
+    stats,
+    purge,
+    push,
+    pull,
+):
     main.add_command(journal_option(_SAME_JOURNAL)(_command))
 main.add_command(serve)  # its --journal is the journal its web view shows

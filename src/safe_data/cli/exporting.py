@@ -24,14 +24,23 @@ JSON_COLUMNS = ("key", "values", "caller")
 
 
 @click.command()
-@click.option("--since", type=TIME,
-              help="Only records at or after this time (ISO, or an age: 10m, 2h, 1d).")
+@click.option("--since", type=TIME, help="Only records at or after this time (ISO, or an age: 10m, 2h, 1d).")
 @click.option("--until", type=TIME, help="Only records before this time.")
 @click.option("--container", metavar="NAME", help="Only this container's records.")
-@click.option("--format", "file_format", type=click.Choice(["jsonl", "parquet"]), required=True,
-              help="jsonl: one JSON object per line; parquet: a table (needs pyarrow).")
-@click.option("--output", type=click.Path(dir_okay=False), required=True, metavar="FILE",
-              help="The file to write (replaced if it exists).")
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["jsonl", "parquet"]),
+    required=True,
+    help="jsonl: one JSON object per line; parquet: a table (needs pyarrow).",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    required=True,
+    metavar="FILE",
+    help="The file to write (replaced if it exists).",
+)
 @click.pass_obj
 def export(journal_path, since, until, container, file_format, output) -> None:
     """Write every record that matches to FILE, oldest first.
@@ -44,8 +53,9 @@ def export(journal_path, since, until, container, file_format, output) -> None:
     if file_format == "parquet":
         _pyarrow()  # before any record is read
     write = _write_parquet if file_format == "parquet" else _write_jsonl
-    records = matching_records(directory, containers=(container,) if container else (), since=since,
-                               until=until, everything=True)
+    records = matching_records(
+        directory, containers=(container,) if container else (), since=since, until=until, everything=True
+    )
     with _progress(f"exporting to {os.path.basename(output)}", None) as advance:
         count = _written_whole(output, lambda f: write(records, f, advance))
     click.echo(f"exported {_count(count, 'record')} to {output}", err=True)
@@ -93,13 +103,25 @@ def _pyarrow():
 
 
 def _parquet_schema(pa):
-    return pa.schema([
-        ("seq", pa.uint64()), ("time_ns", pa.int64()), ("time", pa.string()),
-        ("container", pa.string()), ("kind", pa.string()), ("op", pa.string()),
-        ("key", pa.string()), ("values", pa.string()), ("pid", pa.int64()), ("thread", pa.uint64()),
-        ("caller", pa.string()), ("writer", pa.string()), ("segment", pa.string()),
-        ("offset", pa.uint64()), ("container_id", pa.uint64()),
-    ])
+    return pa.schema(
+        [
+            ("seq", pa.uint64()),
+            ("time_ns", pa.int64()),
+            ("time", pa.string()),
+            ("container", pa.string()),
+            ("kind", pa.string()),
+            ("op", pa.string()),
+            ("key", pa.string()),
+            ("values", pa.string()),
+            ("pid", pa.int64()),
+            ("thread", pa.uint64()),
+            ("caller", pa.string()),
+            ("writer", pa.string()),
+            ("segment", pa.string()),
+            ("offset", pa.uint64()),
+            ("container_id", pa.uint64()),
+        ]
+    )
 
 
 def _write_parquet(records, f, advance) -> int:

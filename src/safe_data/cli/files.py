@@ -36,27 +36,54 @@ def file_versions(journal_path, path, name, as_json) -> None:
     found = _versions(journal_path, path, name)
     if as_json:
         for number, version in enumerate(found, 1):
-            sys.stdout.write(dumps({
-                "version": number, "path": version.path, "time_ns": version.time_ns,
-                "time": iso(version.time_ns), "bytes": len(version.content),
-                "revision": revision_of(version.content), "seq": version.record.seq,
-                "writer": writer_hex(version.record.writer), "pid": version.record.pid}) + "\n")
+            sys.stdout.write(
+                dumps(
+                    {
+                        "version": number,
+                        "path": version.path,
+                        "time_ns": version.time_ns,
+                        "time": iso(version.time_ns),
+                        "bytes": len(version.content),
+                        "revision": revision_of(version.content),
+                        "seq": version.record.seq,
+                        "writer": writer_hex(version.record.writer),
+                        "pid": version.record.pid,
+                    }
+                )
+                + "\n"
+            )
         return
-    _print_table(("version", "replaced at (UTC)", "size", "revision", "pid"),
-                 [(number, _table_time(v.time_ns), _human_bytes(len(v.content)),
-                   revision_of(v.content), v.record.pid) for number, v in enumerate(found, 1)],
-                 title=found[0].path)
+    _print_table(
+        ("version", "replaced at (UTC)", "size", "revision", "pid"),
+        [
+            (
+                number,
+                _table_time(v.time_ns),
+                _human_bytes(len(v.content)),
+                revision_of(v.content),
+                v.record.pid,
+            )
+            for number, v in enumerate(found, 1)
+        ],
+        title=found[0].path,
+    )
 
 
 @click.command("restore-file")
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--version", "number", type=click.IntRange(min=1), metavar="N",
-              help="The version to restore, numbered as file-versions lists them "
-                   "(default: the newest, what PATH held before its last replace).")
+@click.option(
+    "--version",
+    "number",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="The version to restore, numbered as file-versions lists them "
+    "(default: the newest, what PATH held before its last replace).",
+)
 @click.option("--at", type=TIME, help="The content PATH had at this time.")
 @click.option("--name", help=_NAME_HELP)
-@click.option("--output", "-o", metavar="FILE",
-              help="Write the version there (- for stdout) instead of replacing PATH.")
+@click.option(
+    "--output", "-o", metavar="FILE", help="Write the version there (- for stdout) instead of replacing PATH."
+)
 @click.option("--json", "as_json", is_flag=True, help="What was restored, as one JSON object.")
 @click.pass_obj
 def restore_file(journal_path, path, number, at, name, output, as_json) -> None:
@@ -80,14 +107,25 @@ def restore_file(journal_path, path, number, at, name, output, as_json) -> None:
     except LookupError as exc:
         raise Failure(str(exc), EXIT_NOT_FOUND) from None
     if as_json:
-        sys.stdout.write(dumps({
-            "path": version.path, "output": output and os.path.abspath(output),
-            "time_ns": version.time_ns, "time": iso(version.time_ns),
-            "bytes": len(version.content), "revision": revision_of(version.content)}) + "\n")
+        sys.stdout.write(
+            dumps(
+                {
+                    "path": version.path,
+                    "output": output and os.path.abspath(output),
+                    "time_ns": version.time_ns,
+                    "time": iso(version.time_ns),
+                    "bytes": len(version.content),
+                    "revision": revision_of(version.content),
+                }
+            )
+            + "\n"
+        )
     elif output is None:
-        click.echo(f"restored {version.path} to what it held until {iso(version.time_ns)} "
-                   f"({_human_bytes(len(version.content))}); what it held before is journaled, "
-                   f"so restore-file again undoes this")
+        click.echo(
+            f"restored {version.path} to what it held until {iso(version.time_ns)} "
+            f"({_human_bytes(len(version.content))}); what it held before is journaled, "
+            f"so restore-file again undoes this"
+        )
 
 
 def _versions(journal_path, path: str, name: str | None):
@@ -103,8 +141,9 @@ def _versions(journal_path, path: str, name: str | None):
 def _write(content: bytes, output: str) -> None:
     if output == "-":
         if _is_terminal(sys.stdout) and not _is_text(content):
-            raise click.UsageError("refusing to write binary content to a terminal; use "
-                                   "--output FILE or redirect stdout")
+            raise click.UsageError(
+                "refusing to write binary content to a terminal; use --output FILE or redirect stdout"
+            )
         sys.stdout.flush()
         sys.stdout.buffer.write(content)
         return

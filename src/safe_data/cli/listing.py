@@ -26,16 +26,30 @@ from .params import TIME
 
 
 @click.command()
-@click.option("--container", "containers", multiple=True, metavar="NAME",
-              help="Only this container (repeat for several).")
-@click.option("--op", "ops", multiple=True, type=click.Choice(OP_NAMES), metavar="OP",
-              help="Only this operation, e.g. pop, clear, set (repeat for several).")
-@click.option("--since", type=TIME,
-              help="Only records at or after this time (ISO, or an age: 10m, 2h, 1d).")
+@click.option(
+    "--container",
+    "containers",
+    multiple=True,
+    metavar="NAME",
+    help="Only this container (repeat for several).",
+)
+@click.option(
+    "--op",
+    "ops",
+    multiple=True,
+    type=click.Choice(OP_NAMES),
+    metavar="OP",
+    help="Only this operation, e.g. pop, clear, set (repeat for several).",
+)
+@click.option("--since", type=TIME, help="Only records at or after this time (ISO, or an age: 10m, 2h, 1d).")
 @click.option("--until", type=TIME, help="Only records before this time.")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Stop after N records.")
-@click.option("--all", "everything", is_flag=True,
-              help="Also list what versioned containers added (insert, assign, snapshot).")
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Also list what versioned containers added (insert, assign, snapshot).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per record per line.")
 @click.pass_obj
 def log(journal_path, containers, ops, since, until, limit, everything, as_json) -> None:
@@ -45,8 +59,9 @@ def log(journal_path, containers, ops, since, until, limit, everything, as_json)
     are abbreviated; "show" and --json give them in full.
     """
     directory = _journal_dir(journal_path)
-    records = matching_records(directory, containers=containers, ops=ops, since=since,
-                               until=until, everything=everything)
+    records = matching_records(
+        directory, containers=containers, ops=ops, since=since, until=until, everything=everything
+    )
     if limit is not None:
         records = itertools.islice(records, limit)
     if as_json:
@@ -59,8 +74,7 @@ def log(journal_path, containers, ops, since, until, limit, everything, as_json)
         raise Failure("no records match", EXIT_NOT_FOUND)
 
 
-def matching_records(directory: str, *, containers=(), ops=(), since=None, until=None,
-                     everything=False):
+def matching_records(directory: str, *, containers=(), ops=(), since=None, until=None, everything=False):
     """Stream the journal's records that pass the filters, oldest first.
 
     Records of versioned containers that only add (``insert``, ``assign``, ``snapshot``)
@@ -68,9 +82,15 @@ def matching_records(directory: str, *, containers=(), ops=(), since=None, until
     the way go to stderr as warnings.
     """
     only = containers[0] if len(containers) == 1 else None  # the reader skips others undecoded
-    records = read_records(directory, _impl.crc32c, _read_key(directory), container=only,
-                           since_ns=to_ns(since), until_ns=to_ns(until),
-                           report=lambda problem: _warn(f"journal problem: {problem}"))
+    records = read_records(
+        directory,
+        _impl.crc32c,
+        _read_key(directory),
+        container=only,
+        since_ns=to_ns(since),
+        until_ns=to_ns(until),
+        report=lambda problem: _warn(f"journal problem: {problem}"),
+    )
     wanted_containers, wanted_ops = set(containers), set(ops)
     for record in records:
         if wanted_containers and record.container not in wanted_containers:
@@ -98,19 +118,39 @@ def _write_plain_lines(records) -> int:
     write, count = sys.stdout.write, 0
     write("\t".join(PLAIN_FIELDS) + "\n")
     for r in records:
-        write("\t".join((str(r.seq), writer_hex(r.writer), iso(r.time_ns),
-                         r.container.translate(ONE_LINE), r.op, brief(r.key), brief(r.values),
-                         str(r.pid), str(r.thread), caller_text(r.caller))) + "\n")
+        write(
+            "\t".join(
+                (
+                    str(r.seq),
+                    writer_hex(r.writer),
+                    iso(r.time_ns),
+                    r.container.translate(ONE_LINE),
+                    r.op,
+                    brief(r.key),
+                    brief(r.values),
+                    str(r.pid),
+                    str(r.thread),
+                    caller_text(r.caller),
+                )
+            )
+            + "\n"
+        )
         count += 1
     return count
 
 
 #: column: (header, fixed width or None, ratio of the remaining width for the flexible ones)
 _LOG_COLUMNS = {
-    "seq": ("seq", 7, None), "writer": ("writer", 8, None), "time": ("time (UTC)", 23, None),
-    "short time": ("time (UTC)", 14, None), "container": ("container", None, 2),
-    "op": ("op", 8, None), "key": ("key", None, 1), "discarded": ("discarded", None, 4),
-    "pid": ("pid", 7, None), "caller": ("caller", None, 2),
+    "seq": ("seq", 7, None),
+    "writer": ("writer", 8, None),
+    "time": ("time (UTC)", 23, None),
+    "short time": ("time (UTC)", 14, None),
+    "container": ("container", None, 2),
+    "op": ("op", 8, None),
+    "key": ("key", None, 1),
+    "discarded": ("discarded", None, 4),
+    "pid": ("pid", 7, None),
+    "caller": ("caller", None, 2),
 }
 _PAGE_ROWS = 200
 _PAGE_WAIT = 0.3  # seconds a started page may wait for more rows (sparse matches)
@@ -150,11 +190,16 @@ def _log_cells(record, columns) -> list:
     from rich.text import Text  # cells are Text: a value like "[bold]" is not markup
 
     cells = {
-        "seq": str(record.seq), "writer": writer_hex(record.writer)[:8],
-        "time": _table_time(record.time_ns), "short time": _table_time(record.time_ns)[5:19],
+        "seq": str(record.seq),
+        "writer": writer_hex(record.writer)[:8],
+        "time": _table_time(record.time_ns),
+        "short time": _table_time(record.time_ns)[5:19],
         "container": record.container,
-        "op": record.op, "key": brief(record.key), "discarded": brief(record.values),
-        "pid": str(record.pid), "caller": caller_text(record.caller, short=True),
+        "op": record.op,
+        "key": brief(record.key),
+        "discarded": brief(record.values),
+        "pid": str(record.pid),
+        "caller": caller_text(record.caller, short=True),
     }
     return [Text(cells[c]) for c in columns]
 
@@ -163,15 +208,27 @@ def _log_table(columns, rows, header: bool):
     from rich import box
     from rich.table import Table
 
-    table = Table(box=box.SIMPLE_HEAD, show_header=header, show_edge=False, expand=True,
-                  padding=(0, 1), collapse_padding=True, pad_edge=False)
-    styles = {"time": "dim", "short time": "dim", "container": "bold cyan", "op": "yellow",
-              "writer": "dim"}
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_header=header,
+        show_edge=False,
+        expand=True,
+        padding=(0, 1),
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    styles = {"time": "dim", "short time": "dim", "container": "bold cyan", "op": "yellow", "writer": "dim"}
     for name in columns:
         title, width, ratio = _LOG_COLUMNS[name]
-        table.add_column(title, width=width, ratio=ratio, no_wrap=True, overflow="ellipsis",
-                         style=styles.get(name),
-                         justify="right" if name in ("seq", "pid") else "left")
+        table.add_column(
+            title,
+            width=width,
+            ratio=ratio,
+            no_wrap=True,
+            overflow="ellipsis",
+            style=styles.get(name),
+            justify="right" if name in ("seq", "pid") else "left",
+        )
     for row in rows:
         table.add_row(*row)
     return table
@@ -179,8 +236,7 @@ def _log_table(columns, rows, header: bool):
 
 @click.command()
 @click.argument("address")
-@click.option("--writer", metavar="HEX",
-              help="The writer of SEQ (16 hex digits, or a unique prefix).")
+@click.option("--writer", metavar="HEX", help="The writer of SEQ (16 hex digits, or a unique prefix).")
 @click.option("--json", "as_json", is_flag=True, help="The record as one JSON object.")
 @click.pass_obj
 def show(journal_path, address, writer, as_json) -> None:
@@ -193,14 +249,12 @@ def show(journal_path, address, writer, as_json) -> None:
     if ":" in address:
         segment, _, offset = address.rpartition(":")
         if not offset.isdigit():
-            raise click.BadParameter(f"{address!r}: OFFSET must be a number",
-                                     param_hint="ADDRESS")
+            raise click.BadParameter(f"{address!r}: OFFSET must be a number", param_hint="ADDRESS")
         view, frame = _frame_at(directory, segment, int(offset))
     elif address.isdigit():
         view, frame = _frame_with_seq(directory, int(address), (writer or "").lower())
     else:
-        raise click.BadParameter(f"{address!r} is neither SEQ nor SEGMENT:OFFSET",
-                                 param_hint="ADDRESS")
+        raise click.BadParameter(f"{address!r} is neither SEQ nor SEGMENT:OFFSET", param_hint="ADDRESS")
     assert view.header is not None  # frames come only from segments with a valid header
     try:
         record = decode_frame(frame, view.header, view.name, _read_key(directory), False)
@@ -215,8 +269,12 @@ def show(journal_path, address, writer, as_json) -> None:
 
 
 def _frame_at(directory: str, segment: str, offset: int):
-    for name in (segment, segment + fmt.SEALED_SUFFIX, segment + fmt.OPEN_SUFFIX,
-                 segment.removesuffix(fmt.OPEN_SUFFIX) + fmt.SEALED_SUFFIX):
+    for name in (
+        segment,
+        segment + fmt.SEALED_SUFFIX,
+        segment + fmt.OPEN_SUFFIX,
+        segment.removesuffix(fmt.OPEN_SUFFIX) + fmt.SEALED_SUFFIX,
+    ):
         path = os.path.join(directory, name)
         if os.path.basename(name) == name and os.path.isfile(path):
             break
@@ -243,8 +301,9 @@ def _frame_with_seq(directory: str, seq: int, writer_prefix: str):
         raise Failure(f"no record with seq {seq} in {where}", EXIT_NOT_FOUND)
     if len(found) > 1:
         writers = ", ".join(writer_hex(view.header.writer_id) for view, _ in found)
-        raise click.UsageError(f"seq {seq} exists in {len(found)} writers ({writers}); "
-                               f"choose one with --writer")
+        raise click.UsageError(
+            f"seq {seq} exists in {len(found)} writers ({writers}); choose one with --writer"
+        )
     return found[0]
 
 
@@ -260,11 +319,20 @@ def _seq_in_chain(paths, seq: int):
 
 def _show_fields(record) -> list[tuple[str, object]]:
     return [
-        ("container", record.container if record.container_id is None
-         else f"{record.container} (container {record.container_id} of its writer)"),
-        ("kind", record.kind), ("op", record.op), ("key", record.key), ("values", record.values),
+        (
+            "container",
+            record.container
+            if record.container_id is None
+            else f"{record.container} (container {record.container_id} of its writer)",
+        ),
+        ("kind", record.kind),
+        ("op", record.op),
+        ("key", record.key),
+        ("values", record.values),
         ("time", f"{iso(record.time_ns, ' ')} ({record.time_ns} ns)"),
-        ("seq", record.seq), ("writer", writer_hex(record.writer)), ("pid", record.pid),
+        ("seq", record.seq),
+        ("writer", writer_hex(record.writer)),
+        ("pid", record.pid),
         ("thread", record.thread),
         ("caller", caller_text(record.caller) or "not recorded (capture_caller=True records it)"),
         ("address", f"{record.segment}:{record.offset}"),

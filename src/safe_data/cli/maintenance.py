@@ -18,18 +18,23 @@ from .journal_view import _journal_dir, _read_key, continuity_problems, summariz
 from .output import _count, _dump_json, _human_bytes, _print_table, _table_time, _warn
 from .params import SIZE, TIME
 
-NO_BACKUP_NOTE = ("not yet acknowledged by a remote backup (`safe-data push`, or an Uploader in "
-                  "the program, ships them)")
+NO_BACKUP_NOTE = (
+    "not yet acknowledged by a remote backup (`safe-data push`, or an Uploader in the program, ships them)"
+)
 
 
 # --- verify -------------------------------------------------------------------------------------
 
 
 @click.command()
-@click.option("--repair", "fix", is_flag=True,
-              help="Set the damaged records of sealed segments aside, keeping every readable "
-                   "one, and seal dead writers' segments, after saving the originals in "
-                   "damaged/.")
+@click.option(
+    "--repair",
+    "fix",
+    is_flag=True,
+    help="Set the damaged records of sealed segments aside, keeping every readable "
+    "one, and seal dead writers' segments, after saving the originals in "
+    "damaged/.",
+)
 @click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
 @click.pass_obj
 def verify(journal_path, fix, as_json) -> None:
@@ -48,9 +53,16 @@ def verify(journal_path, fix, as_json) -> None:
         repaired = repair(directory, found)
         remaining, segments = _check(directory, key)
     if as_json:
-        _dump_json({"journal": directory, "ok": not remaining, "segments": segments,
-                    "problems": [_problem_json(p) for p in found], "repaired": repaired,
-                    "remaining": [_problem_json(p) for p in remaining]})
+        _dump_json(
+            {
+                "journal": directory,
+                "ok": not remaining,
+                "segments": segments,
+                "problems": [_problem_json(p) for p in found],
+                "repaired": repaired,
+                "remaining": [_problem_json(p) for p in remaining],
+            }
+        )
     else:
         _report_check(found, repaired, remaining, segments, fix)
     if remaining:
@@ -76,16 +88,22 @@ def _report_check(found, repaired, remaining, segments: int, fix: bool) -> None:
     if not found:
         click.echo(f"{_count(segments, 'segment')} checked: the journal is sound")
         return
-    _print_table(columns, _problem_rows(found),
-                 title=f"{_count(len(found), 'problem')} in {_count(segments, 'segment')}")
+    _print_table(
+        columns,
+        _problem_rows(found),
+        title=f"{_count(len(found), 'problem')} in {_count(segments, 'segment')}",
+    )
     for line in repaired:
         click.echo(f"repaired {line}")
     if not fix:
-        click.echo("run `safe-data verify --repair` to set damaged records aside (the "
-                   "originals are kept in damaged/)")
+        click.echo(
+            "run `safe-data verify --repair` to set damaged records aside (the "
+            "originals are kept in damaged/)"
+        )
     elif remaining:
-        _print_table(columns, _problem_rows(remaining),
-                     title=f"{_count(len(remaining), 'problem')} remaining")
+        _print_table(
+            columns, _problem_rows(remaining), title=f"{_count(len(remaining), 'problem')} remaining"
+        )
     else:
         click.echo("after the repair the journal is sound")
 
@@ -111,8 +129,16 @@ def stats(journal_path, as_json) -> None:
 
 def journal_stats(directory: str) -> dict:
     """The figures ``safe-data stats`` prints, as a JSON-ready dict (docs/cli.md)."""
-    totals = {"records": 0, "record_bytes": 0, "disk_bytes": 0, "sealed": 0, "open": 0,
-              "live": 0, "sealed_bytes": 0, "problems": 0}
+    totals = {
+        "records": 0,
+        "record_bytes": 0,
+        "disk_bytes": 0,
+        "sealed": 0,
+        "open": 0,
+        "live": 0,
+        "sealed_bytes": 0,
+        "problems": 0,
+    }
     containers: dict[bytes, list[int]] = {}
     summaries = []
     for s in summarize_segments(directory, description="counting"):
@@ -130,7 +156,8 @@ def journal_stats(directory: str) -> dict:
     by_size = sorted(containers.items(), key=lambda item: (-item[1][1], item[0]))
     return {
         "journal": directory,
-        "records": totals["records"], "record_bytes": totals["record_bytes"],
+        "records": totals["records"],
+        "record_bytes": totals["record_bytes"],
         "disk_bytes": totals["disk_bytes"],
         "segments": {"sealed": totals["sealed"], "open": totals["open"], "live": totals["live"]},
         "problems": totals["problems"],
@@ -139,9 +166,15 @@ def journal_stats(directory: str) -> dict:
         "uploader": _uploader_status(directory),
         "containers": {
             str(name, "utf-8", "replace"): {
-                "records": records, "bytes": size, "oldest": iso(oldest), "newest": iso(newest),
-                "oldest_ns": oldest, "newest_ns": newest}
-            for name, (records, size, oldest, newest) in by_size},
+                "records": records,
+                "bytes": size,
+                "oldest": iso(oldest),
+                "newest": iso(newest),
+                "oldest_ns": oldest,
+                "newest_ns": newest,
+            }
+            for name, (records, size, oldest, newest) in by_size
+        },
     }
 
 
@@ -173,17 +206,32 @@ def _describe_uploader(status: dict) -> list[tuple[str, str]]:
         state = f"was running (pid {status['pid']}, gone since), to {status['sink']}"
     else:
         state = f"stopped, was shipping to {status['sink']}"
-    lines = [("uploader", f"{state}; report of {status.get('updated')}"),
-             ("  acknowledged", f"{_count(status.get('acked', 0), 'segment')} "
-                                f"({_human_bytes(status.get('acked_bytes', 0))}) since "
-                                f"{status.get('started')}; last at {status.get('last_ack') or '-'}")]
+    lines = [
+        ("uploader", f"{state}; report of {status.get('updated')}"),
+        (
+            "  acknowledged",
+            f"{_count(status.get('acked', 0), 'segment')} "
+            f"({_human_bytes(status.get('acked_bytes', 0))}) since "
+            f"{status.get('started')}; last at {status.get('last_ack') or '-'}",
+        ),
+    ]
     if status.get("last_error"):
         error = " ".join(str(status["last_error"]).split())[:300]  # one line, bounded
-        lines.append(("  last error", f"{status.get('last_error_at')}: {error} "
-                                      f"({_count(status.get('errors', 0), 'error')} in that run)"))
+        lines.append(
+            (
+                "  last error",
+                f"{status.get('last_error_at')}: {error} "
+                f"({_count(status.get('errors', 0), 'error')} in that run)",
+            )
+        )
     if status.get("rejected"):
-        lines.append(("  rejected", f"{_count(len(status['rejected']), 'segment')} kept locally, "
-                                    f"never sent again by that run: {', '.join(sorted(status['rejected']))}"))
+        lines.append(
+            (
+                "  rejected",
+                f"{_count(len(status['rejected']), 'segment')} kept locally, "
+                f"never sent again by that run: {', '.join(sorted(status['rejected']))}",
+            )
+        )
     return lines
 
 
@@ -201,15 +249,24 @@ def _print_stats(figures: dict) -> None:
     lines = [
         ("journal", figures["journal"]),
         ("records", f"{figures['records']:,} ({_human_bytes(figures['record_bytes'])} of frames)"),
-        ("on disk", f"{_human_bytes(figures['disk_bytes'])} in "
-                    f"{_count(segments['sealed'] + segments['open'], 'segment')}: "
-                    f"{segments['sealed']} sealed, {segments['open']} open" + (
-                        f" ({segments['live']} being written; an open segment takes its whole "
-                        f"preallocated size)" if segments["open"] else "")),
+        (
+            "on disk",
+            f"{_human_bytes(figures['disk_bytes'])} in "
+            f"{_count(segments['sealed'] + segments['open'], 'segment')}: "
+            f"{segments['sealed']} sealed, {segments['open']} open"
+            + (
+                f" ({segments['live']} being written; an open segment takes its whole preallocated size)"
+                if segments["open"]
+                else ""
+            ),
+        ),
         ("damaged/", f"{_count(damaged['files'], 'file')}, {_human_bytes(damaged['bytes'])}"),
-        ("pending upload", f"{_count(pending['segments'], 'sealed segment')}, "
-                           f"{_human_bytes(pending['bytes'])}: "
-                           f"{pending['note']}"),
+        (
+            "pending upload",
+            f"{_count(pending['segments'], 'sealed segment')}, "
+            f"{_human_bytes(pending['bytes'])}: "
+            f"{pending['note']}",
+        ),
     ]
     if figures["uploader"] is not None:
         lines += _describe_uploader(figures["uploader"])
@@ -217,8 +274,16 @@ def _print_stats(figures: dict) -> None:
         lines.append(("problems", f"{figures['problems']}: run `safe-data verify` for details"))
     for name, value in lines:
         click.echo(f"{name + ':':<16}{value}")
-    rows = [(name, f"{c['records']:,}", _human_bytes(c["bytes"]), _table_time(c["oldest_ns"]),
-             _table_time(c["newest_ns"])) for name, c in figures["containers"].items()]
+    rows = [
+        (
+            name,
+            f"{c['records']:,}",
+            _human_bytes(c["bytes"]),
+            _table_time(c["oldest_ns"]),
+            _table_time(c["newest_ns"]),
+        )
+        for name, c in figures["containers"].items()
+    ]
     if rows:
         click.echo()
         _print_table(("container", "records", "bytes", "oldest (UTC)", "newest (UTC)"), rows)
@@ -228,16 +293,26 @@ def _print_stats(figures: dict) -> None:
 
 
 @click.command()
-@click.option("--older-than", type=TIME, metavar="TIME",
-              help="Segments whose newest record is older than this (an age: 30d, or an ISO "
-                   "time).")
-@click.option("--container", "containers", multiple=True, metavar="NAME",
-              help="Only segments whose records all belong to these containers (repeatable).")
-@click.option("--max-bytes", type=SIZE, metavar="SIZE",
-              help="Delete the oldest segments until the journal takes at most SIZE on disk "
-                   "(500M, 2G).")
-@click.option("--force", is_flag=True,
-              help="Also delete segments no remote backup has acknowledged.")
+@click.option(
+    "--older-than",
+    type=TIME,
+    metavar="TIME",
+    help="Segments whose newest record is older than this (an age: 30d, or an ISO time).",
+)
+@click.option(
+    "--container",
+    "containers",
+    multiple=True,
+    metavar="NAME",
+    help="Only segments whose records all belong to these containers (repeatable).",
+)
+@click.option(
+    "--max-bytes",
+    type=SIZE,
+    metavar="SIZE",
+    help="Delete the oldest segments until the journal takes at most SIZE on disk (500M, 2G).",
+)
+@click.option("--force", is_flag=True, help="Also delete segments no remote backup has acknowledged.")
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted and kept.")
 @click.option("--json", "as_json", is_flag=True, help="The plan or result as one JSON object.")
 @click.pass_obj
@@ -252,22 +327,32 @@ def purge(journal_path, older_than, containers, max_bytes, force, dry_run, as_js
     if older_than is None and not containers and max_bytes is None:
         raise click.UsageError("say what to purge: --older-than, --container and/or --max-bytes")
     directory = _journal_dir(journal_path)
-    result = retention.purge(directory, older_than_ns=to_ns(older_than), containers=containers,
-                             max_bytes=max_bytes, keep_unsent=not force, dry_run=dry_run,
-                             summaries=summarize_segments(directory, description="scanning"))
+    result = retention.purge(
+        directory,
+        older_than_ns=to_ns(older_than),
+        containers=containers,
+        max_bytes=max_bytes,
+        keep_unsent=not force,
+        dry_run=dry_run,
+        summaries=summarize_segments(directory, description="scanning"),
+    )
     action = "would delete" if dry_run else "deleted"
     if as_json:
-        _dump_json({"journal": directory, "action": action,
-                    "segments": [_segment_json(s) for s in result.deleted],
-                    "bytes": sum(s.disk_bytes for s in result.deleted),
-                    "kept": [_segment_json(s) for s in result.kept],
-                    "kept_bytes": sum(s.disk_bytes for s in result.kept),
-                    "skipped_damaged": result.damaged})
+        _dump_json(
+            {
+                "journal": directory,
+                "action": action,
+                "segments": [_segment_json(s) for s in result.deleted],
+                "bytes": sum(s.disk_bytes for s in result.deleted),
+                "kept": [_segment_json(s) for s in result.kept],
+                "kept_bytes": sum(s.disk_bytes for s in result.kept),
+                "skipped_damaged": result.damaged,
+            }
+        )
     else:
         _report_purge(result, action)
     if result.kept and not dry_run:
-        _warn(f"kept {_count(len(result.kept), 'segment')} {NO_BACKUP_NOTE}; --force deletes "
-              f"them anyway")
+        _warn(f"kept {_count(len(result.kept), 'segment')} {NO_BACKUP_NOTE}; --force deletes them anyway")
         raise click.exceptions.Exit(EXIT_PARTIAL)
 
 
@@ -278,24 +363,42 @@ def _pending(directory: str, summaries) -> dict:
 
 
 def _segment_json(summary: SegmentSummary) -> dict:
-    return {"segment": summary.name, "records": summary.records, "bytes": summary.disk_bytes,
-            "oldest": iso(summary.oldest_ns), "newest": iso(summary.newest_ns),
-            "containers": sorted(summary.container_names)}
+    return {
+        "segment": summary.name,
+        "records": summary.records,
+        "bytes": summary.disk_bytes,
+        "oldest": iso(summary.oldest_ns),
+        "newest": iso(summary.newest_ns),
+        "containers": sorted(summary.container_names),
+    }
 
 
 def _report_purge(result, action: str) -> None:
     if result.damaged:
-        _warn(f"{_count(result.damaged, 'damaged segment')} left alone: damaged segments are "
-              f"never purged; run `safe-data verify --repair` first")
+        _warn(
+            f"{_count(result.damaged, 'damaged segment')} left alone: damaged segments are "
+            f"never purged; run `safe-data verify --repair` first"
+        )
     if not result.deleted and not result.kept:
         click.echo("nothing to purge")
         return
-    for segments, verb, why in ((result.deleted, action, ""),
-                                (result.kept, "kept", ": not yet acknowledged by a remote backup")):
+    for segments, verb, why in (
+        (result.deleted, action, ""),
+        (result.kept, "kept", ": not yet acknowledged by a remote backup"),
+    ):
         if segments:
             total = _human_bytes(sum(s.disk_bytes for s in segments))
-            _print_table(("segment", "records", "bytes", "newest (UTC)", "containers"),
-                         [(s.name, f"{s.records:,}", _human_bytes(s.disk_bytes),
-                           _table_time(s.newest_ns), brief(sorted(s.container_names)))
-                          for s in segments],
-                         title=f"{verb} {_count(len(segments), 'segment')} ({total}){why}")
+            _print_table(
+                ("segment", "records", "bytes", "newest (UTC)", "containers"),
+                [
+                    (
+                        s.name,
+                        f"{s.records:,}",
+                        _human_bytes(s.disk_bytes),
+                        _table_time(s.newest_ns),
+                        brief(sorted(s.container_names)),
+                    )
+                    for s in segments
+                ],
+                title=f"{verb} {_count(len(segments), 'segment')} ({total}){why}",
+            )

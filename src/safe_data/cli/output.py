@@ -26,7 +26,7 @@ def _human_bytes(n: int) -> str:
     exponent = min(max(n.bit_length() - 1, 0) // 10, 4)  # 1024 ** exponent <= n
     if exponent == 0:
         return f"{n} B"
-    return f"{n / 1024 ** exponent:.1f} {('KiB', 'MiB', 'GiB', 'TiB')[exponent - 1]}"
+    return f"{n / 1024**exponent:.1f} {('KiB', 'MiB', 'GiB', 'TiB')[exponent - 1]}"
 
 
 def _is_terminal(stream) -> bool:
@@ -49,8 +49,15 @@ def _print_table(columns, rows, *, title: str | None = None) -> None:
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(*columns, title=title, box=box.SIMPLE_HEAD, title_justify="left",
-                      show_edge=False, pad_edge=False, collapse_padding=True)
+        table = Table(
+            *columns,
+            title=title,
+            box=box.SIMPLE_HEAD,
+            title_justify="left",
+            show_edge=False,
+            pad_edge=False,
+            collapse_padding=True,
+        )
         for row in rows:
             table.add_row(*(Text(str(cell)) for cell in row))
         _console().print(table)
@@ -73,8 +80,7 @@ def _progress(description: str, total: int | None):
     columns = [TextColumn("{task.description}"), BarColumn()]
     if total is not None:
         columns.append(DownloadColumn(binary_units=True))
-    with Progress(*columns, TimeElapsedColumn(), console=_console(stderr=True),
-                  transient=True) as bar:
+    with Progress(*columns, TimeElapsedColumn(), console=_console(stderr=True), transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
 

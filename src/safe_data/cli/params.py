@@ -54,11 +54,20 @@ def journal_option(help_text: str):
         if value is not None:
             before = ctx.parent.obj if ctx.parent is not None else None
             if before is not None and os.path.abspath(before) != os.path.abspath(value):
-                raise click.BadParameter(f"given before the command as {before!r} and after it "
-                                         f"as {value!r}: give one", ctx, param)
+                raise click.BadParameter(
+                    f"given before the command as {before!r} and after it as {value!r}: give one", ctx, param
+                )
             ctx.obj = value
         return value
 
-    return click.option("--journal", "journal_path", type=click.Path(file_okay=False),
-                        metavar="DIR", default=None, callback=remember,
-                        expose_value=False, is_eager=True, help=help_text)
+    return click.option(
+        "--journal",
+        "journal_path",
+        type=click.Path(file_okay=False),
+        metavar="DIR",
+        default=None,
+        callback=remember,
+        expose_value=False,
+        is_eager=True,
+        help=help_text,
+    )

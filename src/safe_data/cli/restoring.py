@@ -20,19 +20,34 @@ from .params import TIME
 
 @click.command()
 @click.argument("name", required=False)
-@click.option("--all", "everything", is_flag=True,
-              help="Every container at one moment (restore_all): a JSON object of the states by "
-                   "name, the ambiguous names by identity and what cannot be restored.")
-@click.option("--at", type=TIME, help="The state at this time (default: after the last record); "
-                                      "with --discarded: what was discarded before it.")
-@click.option("--discarded", "only_discarded", is_flag=True,
-              help="Write every value NAME discarded instead of its state.")
-@click.option("--format", "out_format", type=click.Choice(["json", "pickle"]), default="json",
-              show_default=True)
-@click.option("--output", "-o", default="-", metavar="FILE", show_default=True,
-              help="Where to write (- for stdout).")
-@click.option("--partial", is_flag=True,
-              help="When the state cannot be rebuilt exactly, write what is known of it.")
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Every container at one moment (restore_all): a JSON object of the states by "
+    "name, the ambiguous names by identity and what cannot be restored.",
+)
+@click.option(
+    "--at",
+    type=TIME,
+    help="The state at this time (default: after the last record); "
+    "with --discarded: what was discarded before it.",
+)
+@click.option(
+    "--discarded",
+    "only_discarded",
+    is_flag=True,
+    help="Write every value NAME discarded instead of its state.",
+)
+@click.option(
+    "--format", "out_format", type=click.Choice(["json", "pickle"]), default="json", show_default=True
+)
+@click.option(
+    "--output", "-o", default="-", metavar="FILE", show_default=True, help="Where to write (- for stdout)."
+)
+@click.option(
+    "--partial", is_flag=True, help="When the state cannot be rebuilt exactly, write what is known of it."
+)
 @click.pass_obj
 def restore(journal_path, name, everything, at, only_discarded, out_format, output, partial) -> None:
     """Write a container's past state, or what it discarded; or, with --all, every
@@ -50,16 +65,16 @@ def restore(journal_path, name, everything, at, only_discarded, out_format, outp
     if not everything and name is None:
         raise click.UsageError("give a container NAME, or --all")
     if out_format == "pickle" and output == "-" and _is_terminal(sys.stdout):
-        raise click.UsageError("refusing to write a pickle to a terminal; use --output FILE "
-                               "or redirect stdout")
+        raise click.UsageError(
+            "refusing to write a pickle to a terminal; use --output FILE or redirect stdout"
+        )
     directory = _journal_dir(journal_path)
     if everything:
         _write_result(_everything(directory, at, partial), out_format, output)
         return
     with _warnings_to_stderr():
         # read-only: restore changes nothing (no key created, no segment recovered)
-        with safe_data.Journal(directory, readonly=True) as journal, \
-                _progress(f"reading {name}", None):
+        with safe_data.Journal(directory, readonly=True) as journal, _progress(f"reading {name}", None):
             if next(journal.records(name, on_error="ignore"), None) is None:
                 raise Failure(f"no records of container {name!r} in {directory}", EXIT_NOT_FOUND)
             if only_discarded:
@@ -83,21 +98,28 @@ def _everything(directory: str, at, partial: bool) -> dict:
     """restore_all as builtin values: the states by name, the ambiguous names' states by
     identity (``<writer>:<container_id>``), the incomplete names with their reason (and,
     with ``partial``, what is known)."""
-    with _warnings_to_stderr(), safe_data.Journal(directory, readonly=True) as journal, \
-            _progress("reading every container", None):
+    with (
+        _warnings_to_stderr(),
+        safe_data.Journal(directory, readonly=True) as journal,
+        _progress("reading every container", None),
+    ):
         app = safe_data.restore_all(at=at, journal=journal)
     for name in app.ambiguous:
-        _warn(f"{name!r} names several containers: see \"ambiguous\"")
+        _warn(f'{name!r} names several containers: see "ambiguous"')
     hint = "" if partial else "; --partial writes what is known"
     for name, error in app.incomplete.items():
         _warn(f"{name!r} is not restored ({error.reason}){hint}")
     return {
         "at": None if at is None else at.isoformat(),
         "containers": dict(app),
-        "ambiguous": {name: {f"{writer:016x}:{cid}": state for (writer, cid), state in states.items()}
-                      for name, states in app.ambiguous.items()},
-        "incomplete": {name: {"reason": error.reason, **({"partial": error.partial} if partial else {})}
-                       for name, error in app.incomplete.items()},
+        "ambiguous": {
+            name: {f"{writer:016x}:{cid}": state for (writer, cid), state in states.items()}
+            for name, states in app.ambiguous.items()
+        },
+        "incomplete": {
+            name: {"reason": error.reason, **({"partial": error.partial} if partial else {})}
+            for name, error in app.incomplete.items()
+        },
         "open_transactions": app.open_transactions,
     }
 

@@ -41,13 +41,15 @@ def parse_tokens(text: str, source: str, *, commas: bool) -> dict[str, str]:
         if not sep or not token:
             raise click.UsageError(f"{where}: expected namespace:token")
         if not valid_namespace(namespace):
-            raise click.UsageError(f"{where}: invalid namespace {namespace!r} (letters, digits, "
-                                   "'_', '.', '-', at most 64)")
+            raise click.UsageError(
+                f"{where}: invalid namespace {namespace!r} (letters, digits, '_', '.', '-', at most 64)"
+            )
         if namespace in tokens:
             raise click.UsageError(f"{where}: namespace {namespace!r} given twice")
         if token in tokens.values():
-            raise click.UsageError(f"{where}: the token of {namespace!r} is already used by "
-                                   "another namespace")
+            raise click.UsageError(
+                f"{where}: the token of {namespace!r} is already used by another namespace"
+            )
         tokens[namespace] = token
     return tokens
 
@@ -58,8 +60,10 @@ def load_tokens(tokens_file: str | None) -> dict[str, str]:
             tokens = parse_tokens(f.read(), tokens_file, commas=False)
         mode = os.stat(tokens_file).st_mode
         if mode & 0o077:
-            click.echo(f"warning: {tokens_file} is readable by other users "
-                       f"(mode {mode & 0o777:o}); chmod 600 it", err=True)
+            click.echo(
+                f"warning: {tokens_file} is readable by other users (mode {mode & 0o777:o}); chmod 600 it",
+                err=True,
+            )
     else:
         text = os.environ.get(TOKENS_ENV)
         if not text:
@@ -116,35 +120,80 @@ async def _run(app, host: str, port: int, ui: bool) -> None:
 
 
 @click.command()
-@click.option("--store", "store_spec", required=True, metavar="DIR|s3://BUCKET[/PREFIX]",
-              help="Directory store: <DIR>/<namespace>/<segment id>.seg.zst; or an S3 bucket: "
-                   "objects <PREFIX>/<namespace>/<segment id>.seg.zst (keys and region found "
-                   "as the AWS CLI finds them, e.g. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                   "or AWS_PROFILE).")
-@click.option("--s3-endpoint-url", default=None, metavar="URL",
-              help="S3-compatible endpoint (SeaweedFS, MinIO, ...) for an s3:// store. "
-                   "Default: $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL, else AWS.")
+@click.option(
+    "--store",
+    "store_spec",
+    required=True,
+    metavar="DIR|s3://BUCKET[/PREFIX]",
+    help="Directory store: <DIR>/<namespace>/<segment id>.seg.zst; or an S3 bucket: "
+    "objects <PREFIX>/<namespace>/<segment id>.seg.zst (keys and region found "
+    "as the AWS CLI finds them, e.g. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+    "or AWS_PROFILE).",
+)
+@click.option(
+    "--s3-endpoint-url",
+    default=None,
+    metavar="URL",
+    help="S3-compatible endpoint (SeaweedFS, MinIO, ...) for an s3:// store. "
+    "Default: $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL, else AWS.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on (0: any free port, printed when ready).")
-@click.option("--tokens", "tokens_file", type=click.Path(dir_okay=False, exists=True),
-              metavar="FILE", default=None,
-              help=f"'namespace:token' lines ('#' comments). Default: ${TOKENS_ENV} "
-                   "(same entries, comma- or newline-separated).")
-@click.option("--max-segment-bytes", default=256 << 20, show_default=True,
-              type=click.IntRange(1), help="Largest decompressed segment accepted.")
-@click.option("--journal", "journal_dir", default=None, metavar="DIR",
-              type=click.Path(exists=True, file_okay=False),
-              help="A local journal the web view (/ui/) browses too, read only (default: "
-                   "the global --journal if given, else none).")
-@click.option("--journal-namespace", "journal_readers", multiple=True, metavar="NS",
-              help="A namespace whose tokens may browse --journal (repeatable). Needed when "
-                   "the tokens have several namespaces; with one, it is that one.")
-@click.option("--ui/--no-ui", default=True, show_default=True,
-              help="Serve the web view at /ui/ (docs/web.md).")
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port, printed when ready).",
+)
+@click.option(
+    "--tokens",
+    "tokens_file",
+    type=click.Path(dir_okay=False, exists=True),
+    metavar="FILE",
+    default=None,
+    help=f"'namespace:token' lines ('#' comments). Default: ${TOKENS_ENV} "
+    "(same entries, comma- or newline-separated).",
+)
+@click.option(
+    "--max-segment-bytes",
+    default=256 << 20,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Largest decompressed segment accepted.",
+)
+@click.option(
+    "--journal",
+    "journal_dir",
+    default=None,
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False),
+    help="A local journal the web view (/ui/) browses too, read only (default: "
+    "the global --journal if given, else none).",
+)
+@click.option(
+    "--journal-namespace",
+    "journal_readers",
+    multiple=True,
+    metavar="NS",
+    help="A namespace whose tokens may browse --journal (repeatable). Needed when "
+    "the tokens have several namespaces; with one, it is that one.",
+)
+@click.option(
+    "--ui/--no-ui", default=True, show_default=True, help="Serve the web view at /ui/ (docs/web.md)."
+)
 @click.pass_obj
-def serve(global_journal, store_spec, s3_endpoint_url, host, port, tokens_file,
-          max_segment_bytes, journal_dir, journal_readers, ui) -> None:
+def serve(
+    global_journal,
+    store_spec,
+    s3_endpoint_url,
+    host,
+    port,
+    tokens_file,
+    max_segment_bytes,
+    journal_dir,
+    journal_readers,
+    ui,
+) -> None:
     """Run the backup server: receive sealed segments over HTTP and store them.
 
     Also serves a web view at /ui/: search discarded values in the store (and in the
@@ -164,10 +213,15 @@ def serve(global_journal, store_spec, s3_endpoint_url, host, port, tokens_file,
     tokens = load_tokens(tokens_file)
     journal_readers = _journal_readers(journal_dir, journal_readers, tokens)
     store = _open_store(store_spec, s3_endpoint_url)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        stream=sys.stderr)
-    app = make_app(store, tokens, max_segment_bytes=max_segment_bytes, web_view=ui,
-                   journal=journal_dir, journal_readers=journal_readers)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    app = make_app(
+        store,
+        tokens,
+        max_segment_bytes=max_segment_bytes,
+        web_view=ui,
+        journal=journal_dir,
+        journal_readers=journal_readers,
+    )
     asyncio.run(_run(app, host, port, ui))
 
 
@@ -175,18 +229,20 @@ def _journal_readers(journal_dir, readers: tuple[str, ...], tokens: dict[str, st
     """The namespaces whose tokens may browse the journal: those named, or the only one."""
     if journal_dir is None:
         if readers:
-            raise click.UsageError("--journal-namespace names who may read --journal DIR: "
-                                   "give --journal too")
+            raise click.UsageError("--journal-namespace names who may read --journal DIR: give --journal too")
         return None
     unknown = sorted(set(readers) - set(tokens))
     if unknown:
-        raise click.BadParameter(f"no token has the namespace {unknown[0]!r}",
-                                 param_hint="'--journal-namespace'")
+        raise click.BadParameter(
+            f"no token has the namespace {unknown[0]!r}", param_hint="'--journal-namespace'"
+        )
     if readers:
         return frozenset(readers)
     if len(tokens) > 1:
-        raise click.UsageError(f"the tokens have {len(tokens)} namespaces: name those whose "
-                               "tokens may browse --journal with --journal-namespace NS")
+        raise click.UsageError(
+            f"the tokens have {len(tokens)} namespaces: name those whose "
+            "tokens may browse --journal with --journal-namespace NS"
+        )
     return frozenset(tokens)
 
 
@@ -201,8 +257,9 @@ def _open_store(spec: str, s3_endpoint_url: str | None):
     if s3_endpoint_url is not None:
         raise click.UsageError("--s3-endpoint-url needs an s3://BUCKET store")
     if "://" in spec:
-        raise click.BadParameter(f"unknown store URL {spec!r} (a directory or "
-                                 "s3://BUCKET[/PREFIX])", param_hint="'--store'")
+        raise click.BadParameter(
+            f"unknown store URL {spec!r} (a directory or s3://BUCKET[/PREFIX])", param_hint="'--store'"
+        )
     if os.path.exists(spec) and not os.path.isdir(spec):
         raise click.BadParameter(f"{spec!r} is not a directory", param_hint="'--store'")
     from ..server.stores.directory import DirectoryStore

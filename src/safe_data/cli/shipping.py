@@ -29,9 +29,15 @@ CONNECT_TIMEOUT = 10.0  # seconds to reach the backup: connect, and its first an
 TIMEOUT = 300.0  # seconds for the whole command
 
 
-def make_sink(target: str, token: str | None, namespace: str, endpoint_url: str | None,
-              connect_timeout: float = CONNECT_TIMEOUT, region: str | None = None,
-              profile: str | None = None):
+def make_sink(
+    target: str,
+    token: str | None,
+    namespace: str,
+    endpoint_url: str | None,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    region: str | None = None,
+    profile: str | None = None,
+):
     """A sink for TARGET: ``http(s)://server``, ``s3://bucket[/prefix]`` or a directory."""
     if target.startswith(("http://", "https://")):
         from ..remote.sinks.http import HttpSink
@@ -46,8 +52,15 @@ def make_sink(target: str, token: str | None, namespace: str, endpoint_url: str 
 
         with _usage_error():  # also: no credentials found, an unknown profile
             bucket, prefix = parse_s3_url(target)
-            return S3Sink(bucket, endpoint_url, prefix=prefix, namespace=namespace,
-                          connect_timeout=connect_timeout, region=region, profile=profile)
+            return S3Sink(
+                bucket,
+                endpoint_url,
+                prefix=prefix,
+                namespace=namespace,
+                connect_timeout=connect_timeout,
+                region=region,
+                profile=profile,
+            )
     from ..remote.sinks.directory import DirectorySink
 
     return DirectorySink(target, namespace=namespace)
@@ -75,8 +88,9 @@ def _reach(sink, connect_timeout: float) -> None:
     try:
         asyncio.run(check())
     except asyncio.TimeoutError:
-        raise Failure(f"cannot reach {sink!r}: no answer within {connect_timeout:g} s "
-                      f"(--connect-timeout)") from None
+        raise Failure(
+            f"cannot reach {sink!r}: no answer within {connect_timeout:g} s (--connect-timeout)"
+        ) from None
     except SinkError as exc:
         raise Failure(f"cannot reach the backup: {exc}") from None
 
@@ -110,27 +124,48 @@ _TOKEN = click.option("--token", envvar="SAFE_DATA_TOKEN", help="Bearer token of
 
 def _namespace(ctx, param, value: str) -> str:
     if not valid_namespace(value):
-        raise click.BadParameter(f"{value!r} is not a namespace: 1 to 64 letters, digits, '_', "
-                                 f"'.' or '-', not starting with '.' or '-'")
+        raise click.BadParameter(
+            f"{value!r} is not a namespace: 1 to 64 letters, digits, '_', "
+            f"'.' or '-', not starting with '.' or '-'"
+        )
     return value
 
 
-_NAMESPACE = click.option("--namespace", default="default", show_default=True, callback=_namespace,
-                          help="Namespace in a directory or S3 store (a server takes it from the token).")
-_ENDPOINT = click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL",
-                         help="S3-compatible endpoint (default: AWS).")
-_CONNECT_TIMEOUT = click.option("--connect-timeout", type=float, default=CONNECT_TIMEOUT,
-                                show_default=True, metavar="S", callback=_positive_or_none,
-                                help="Seconds to reach the backup (each connection, and its "
-                                     "first answer); 0: no limit.")
-_TIMEOUT = click.option("--timeout", type=float, default=TIMEOUT, show_default=True, metavar="S",
-                        callback=_positive_or_none,
-                        help="Seconds for the whole command; 0: no limit.")
+_NAMESPACE = click.option(
+    "--namespace",
+    default="default",
+    show_default=True,
+    callback=_namespace,
+    help="Namespace in a directory or S3 store (a server takes it from the token).",
+)
+_ENDPOINT = click.option(
+    "--endpoint-url", envvar="AWS_ENDPOINT_URL", help="S3-compatible endpoint (default: AWS)."
+)
+_CONNECT_TIMEOUT = click.option(
+    "--connect-timeout",
+    type=float,
+    default=CONNECT_TIMEOUT,
+    show_default=True,
+    metavar="S",
+    callback=_positive_or_none,
+    help="Seconds to reach the backup (each connection, and its first answer); 0: no limit.",
+)
+_TIMEOUT = click.option(
+    "--timeout",
+    type=float,
+    default=TIMEOUT,
+    show_default=True,
+    metavar="S",
+    callback=_positive_or_none,
+    help="Seconds for the whole command; 0: no limit.",
+)
 _JSON = click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
-_REGION = click.option("--region", default=None,
-                       help="S3 region (default: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's).")
-_PROFILE = click.option("--profile", default=None,
-                        help="AWS profile of the shared config files (default: $AWS_PROFILE).")
+_REGION = click.option(
+    "--region", default=None, help="S3 region (default: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's)."
+)
+_PROFILE = click.option(
+    "--profile", default=None, help="AWS profile of the shared config files (default: $AWS_PROFILE)."
+)
 
 
 @click.command()
@@ -144,8 +179,9 @@ _PROFILE = click.option("--profile", default=None,
 @_TIMEOUT
 @_JSON
 @click.pass_obj
-def push(journal_path, target, token, namespace, endpoint_url, region, profile, connect_timeout,
-         timeout, as_json) -> None:
+def push(
+    journal_path, target, token, namespace, endpoint_url, region, profile, connect_timeout, timeout, as_json
+) -> None:
     """Upload every sealed segment now, and free the local copies once acknowledged.
 
     TARGET is http(s)://SERVER, s3://BUCKET[/PREFIX] or a directory.  Segments still
@@ -171,20 +207,34 @@ def push(journal_path, target, token, namespace, endpoint_url, region, profile, 
         stats = uploader.stats()
     error = None
     if stats["rejected"]:
-        error = (f"the backup refused {_count(stats['rejected'], 'segment')} "
-                 f"({', '.join(stats['rejected_ids'])}), kept locally: {stats['last_error']}")
+        error = (
+            f"the backup refused {_count(stats['rejected'], 'segment')} "
+            f"({', '.join(stats['rejected_ids'])}), kept locally: {stats['last_error']}"
+        )
     elif not finished:
-        error = (f"push did not finish within {timeout:g} s (--timeout): {stats['acked']} of "
-                 f"{len(pending)} segments acknowledged, the others stay in {directory}"
-                 + (f"; last error: {stats['last_error']}" if stats["last_error"] else ""))
+        error = (
+            f"push did not finish within {timeout:g} s (--timeout): {stats['acked']} of "
+            f"{len(pending)} segments acknowledged, the others stay in {directory}"
+            + (f"; last error: {stats['last_error']}" if stats["last_error"] else "")
+        )
     if as_json:
-        _dump_json({"journal": directory, "target": repr(sink), "ok": error is None,
-                    "acknowledged": stats["acked"], "acknowledged_bytes": stats["acked_bytes"],
-                    "pending": stats["pending_segments"], "refused": stats["rejected_ids"],
-                    "error": error})
+        _dump_json(
+            {
+                "journal": directory,
+                "target": repr(sink),
+                "ok": error is None,
+                "acknowledged": stats["acked"],
+                "acknowledged_bytes": stats["acked_bytes"],
+                "pending": stats["pending_segments"],
+                "refused": stats["rejected_ids"],
+                "error": error,
+            }
+        )
     elif error is None:
-        click.echo(f"{_count(stats['acked'], 'segment')} acknowledged "
-                   f"({_human_bytes(stats['acked_bytes'])}), {stats['pending_segments']} pending")
+        click.echo(
+            f"{_count(stats['acked'], 'segment')} acknowledged "
+            f"({_human_bytes(stats['acked_bytes'])}), {stats['pending_segments']} pending"
+        )
     if error is not None:
         raise Failure(error, EXIT_FAILED)
 
@@ -223,8 +273,9 @@ def _flush(uploader, pending, timeout: float | None) -> bool:
 @_TIMEOUT
 @_JSON
 @click.pass_obj
-def pull(journal_path, target, token, namespace, endpoint_url, region, profile, connect_timeout,
-         timeout, as_json) -> None:
+def pull(
+    journal_path, target, token, namespace, endpoint_url, region, profile, connect_timeout, timeout, as_json
+) -> None:
     """Download the backed-up segments of TARGET into the journal directory.
 
     Segments already present are skipped; the journal's key file does not travel
@@ -266,15 +317,20 @@ def pull(journal_path, target, token, namespace, endpoint_url, region, profile, 
     try:
         asyncio.run(fetch_in_time())
     except asyncio.TimeoutError:
-        error = (f"pull did not finish within {timeout:g} s (--timeout): "
-                 f"{counts['downloaded']} of {counts['listed'] - counts['already_here']} "
-                 f"segments downloaded")
+        error = (
+            f"pull did not finish within {timeout:g} s (--timeout): "
+            f"{counts['downloaded']} of {counts['listed'] - counts['already_here']} "
+            f"segments downloaded"
+        )
     if as_json:
-        _dump_json({"journal": directory, "target": repr(sink), "ok": error is None, **counts,
-                    "error": error})
+        _dump_json(
+            {"journal": directory, "target": repr(sink), "ok": error is None, **counts, "error": error}
+        )
     elif error is None:
-        click.echo(f"{_count(counts['downloaded'], 'segment')} downloaded, "
-                   f"{counts['already_here']} already here, into {directory}")
+        click.echo(
+            f"{_count(counts['downloaded'], 'segment')} downloaded, "
+            f"{counts['already_here']} already here, into {directory}"
+        )
     if error is not None:
         raise Failure(error, EXIT_FAILED)
     if counts["downloaded"] + counts["already_here"] == 0:

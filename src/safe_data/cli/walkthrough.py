@@ -38,8 +38,9 @@ _CRASHING_CHILD = textwrap.dedent("""
 def _walk(journal) -> dict:
     """Run the walk-through on ``journal``; what it showed, as a dict."""
     cart = safe_data.SafeList(["apple", "bread", "milk", "eggs"], name="cart", journal=journal)
-    prefs: safe_data.SafeDict[str, str] = safe_data.SafeDict(theme="light", lang="en", name="prefs", journal=journal,
-                               versioned=True)  # versioned: restore() knows its every state
+    prefs: safe_data.SafeDict[str, str] = safe_data.SafeDict(
+        theme="light", lang="en", name="prefs", journal=journal, versioned=True
+    )  # versioned: restore() knows its every state
     before = {"cart": list(cart), "prefs": dict(prefs)}
     changed_at = time.time_ns()
     cart.pop()
@@ -50,14 +51,20 @@ def _walk(journal) -> dict:
     discards = [r for r in journal.records() if r.op not in ADDING_OPS]
 
     safe_data.undo(cart, 2)  # the values go back at their index, newest first
-    restored = {"cart": list(cart),
-                "prefs": safe_data.restore("prefs", at=changed_at, journal=journal)}
+    restored = {"cart": list(cart), "prefs": safe_data.restore("prefs", at=changed_at, journal=journal)}
 
     child = subprocess.run([sys.executable, "-c", _CRASHING_CHILD, journal.path])
     survived = sum(len(r.values) for r in journal.records("queue"))
-    return {"before": before, "after": after, "discarded": discards, "restored": restored,
-            "killed": child.returncode == -signal.SIGKILL, "child_exit": child.returncode,
-            "survived": survived, "problems": [str(p) for p in journal.verify()]}
+    return {
+        "before": before,
+        "after": after,
+        "discarded": discards,
+        "restored": restored,
+        "killed": child.returncode == -signal.SIGKILL,
+        "child_exit": child.returncode,
+        "survived": survived,
+        "problems": [str(p) for p in journal.verify()],
+    }
 
 
 def _next_commands(path: str, first) -> list[str]:
@@ -65,14 +72,17 @@ def _next_commands(path: str, first) -> list[str]:
     killed child has its own writer, with the same seqs)."""
     journal = f"--journal {path}"
     writer = writer_hex(first.writer)[:8]
-    return [f"safe-data {journal} log", f"safe-data {journal} show {first.seq} --writer {writer}",
-            f"safe-data {journal} restore cart --discarded", f"safe-data {journal} stats",
-            f"rm -r {path}"]
+    return [
+        f"safe-data {journal} log",
+        f"safe-data {journal} show {first.seq} --writer {writer}",
+        f"safe-data {journal} restore cart --discarded",
+        f"safe-data {journal} stats",
+        f"rm -r {path}",
+    ]
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="What the walk-through showed, as one "
-                                                      "JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="What the walk-through showed, as one JSON object.")
 @click.pass_obj
 def demo(journal_path: str | None, as_json: bool) -> None:
     """A short walk-through: discard, list, get it back, survive a kill.
@@ -84,13 +94,24 @@ def demo(journal_path: str | None, as_json: bool) -> None:
     with safe_data.Journal(path) as journal:
         shown = _walk(journal)
     commands = _next_commands(path, shown["discarded"][0])
-    ok = (not shown["problems"] and shown["killed"] and shown["survived"] == 1000
-          and shown["restored"] == shown["before"])
+    ok = (
+        not shown["problems"]
+        and shown["killed"]
+        and shown["survived"] == 1000
+        and shown["restored"] == shown["before"]
+    )
     if as_json:
-        _dump_json({"version": safe_data.__version__, "implementation": IMPLEMENTATION,
-                    "journal": path, "ok": ok, **shown,
-                    "discarded": [record_fields(r) for r in shown["discarded"]],
-                    "next": commands})
+        _dump_json(
+            {
+                "version": safe_data.__version__,
+                "implementation": IMPLEMENTATION,
+                "journal": path,
+                "ok": ok,
+                **shown,
+                "discarded": [record_fields(r) for r in shown["discarded"]],
+                "next": commands,
+            }
+        )
     else:
         _tell(shown, path, commands)
     if not ok:
@@ -109,8 +130,10 @@ def _tell(shown: dict, path: str, commands: list[str]) -> None:
     echo("2. What was discarded, where and when (journal.records()):")
     echo(f"   {'seq':>3} {'time (UTC)':<15} {'container':<9} {'op':<6} {'key':<8} discarded")
     for r in shown["discarded"]:
-        echo(f"   {r.seq:>3} {r.time.strftime('%H:%M:%S.%f'):<15} {r.container:<9} {r.op:<6} "
-             f"{_short(r.key, 8):<8} {_short(r.values)}")
+        echo(
+            f"   {r.seq:>3} {r.time.strftime('%H:%M:%S.%f'):<15} {r.container:<9} {r.op:<6} "
+            f"{_short(r.key, 8):<8} {_short(r.values)}"
+        )
 
     echo("\n3. Get it back:")
     echo(f"   safe_data.undo(cart, 2)              -> cart = {restored['cart']!r}")

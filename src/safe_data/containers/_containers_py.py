@@ -51,8 +51,23 @@ class _Binding:
     unique among the writer's containers), its name and its options.  A nested
     container's name is a label worked out again before each record (see _containers_c.pyx)."""
 
-    __slots__ = ("journal", "writer", "container_id", "name", "bname", "deep", "capture",
-                 "versioned", "active", "_me", "_parent", "_key", "_parent_label", "_self", "_owner")
+    __slots__ = (
+        "journal",
+        "writer",
+        "container_id",
+        "name",
+        "bname",
+        "deep",
+        "capture",
+        "versioned",
+        "active",
+        "_me",
+        "_parent",
+        "_key",
+        "_parent_label",
+        "_self",
+        "_owner",
+    )
     journal: Journal
     writer: RecordWriter
     container_id: int
@@ -137,14 +152,31 @@ class _Binding:
         nested in this one; a safe container of ours nested elsewhere moves here."""
         t = type(value)
         if t is list:
-            value = SafeList(value, name=_support.child_name(self.label(), key), journal=self.journal,
-                             deep=True, capture_caller=self.capture, versioned=self.versioned)
+            value = SafeList(
+                value,
+                name=_support.child_name(self.label(), key),
+                journal=self.journal,
+                deep=True,
+                capture_caller=self.capture,
+                versioned=self.versioned,
+            )
         elif t is dict:
-            value = SafeDict(value, name=_support.child_name(self.label(), key), journal=self.journal,
-                             deep=True, capture_caller=self.capture, versioned=self.versioned)
+            value = SafeDict(
+                value,
+                name=_support.child_name(self.label(), key),
+                journal=self.journal,
+                deep=True,
+                capture_caller=self.capture,
+                versioned=self.versioned,
+            )
         elif t is set:
-            value = SafeSet(value, name=_support.child_name(self.label(), key), journal=self.journal,
-                            capture_caller=self.capture, versioned=self.versioned)
+            value = SafeSet(
+                value,
+                name=_support.child_name(self.label(), key),
+                journal=self.journal,
+                capture_caller=self.capture,
+                versioned=self.versioned,
+            )
         else:
             child = getattr(value, "_b", None) if isinstance(value, (SafeList, SafeDict, SafeSet)) else None
             if child is None or child._parent is None or child.writer is not self.writer:
@@ -230,8 +262,11 @@ def _ssize(i, overflow):
     """An index as list's C code takes it (C: PyNumber_AsSsize_t): ``overflow`` past ssize_t."""
     i = operator.index(i)
     if not -sys.maxsize - 1 <= i <= sys.maxsize:
-        raise overflow("cannot fit 'int' into an index-sized integer" if overflow is IndexError
-                       else "Python int too large to convert to C ssize_t")
+        raise overflow(
+            "cannot fit 'int' into an index-sized integer"
+            if overflow is IndexError
+            else "Python int too large to convert to C ssize_t"
+        )
     return i
 
 
@@ -251,8 +286,9 @@ class SafeList(_Safe, list):
     def __new__(cls, *args, deep=False, versioned=False, **kwargs):
         return list.__new__(_TrackedSafeList if (deep or versioned) and cls is SafeList else cls)
 
-    def __init__(self, iterable=(), *, name=None, journal=None, deep=False, capture_caller=False,
-                 versioned=False):
+    def __init__(
+        self, iterable=(), *, name=None, journal=None, deep=False, capture_caller=False, versioned=False
+    ):
         old = getattr(self, "_b", None)
         b = _bind(old, self, "list", name, journal, deep, capture_caller, versioned)
         # (called again, the settings are the container's: b's, not the arguments)
@@ -324,7 +360,9 @@ class SafeList(_Safe, list):
                         _put_back(self, where.start, where.step, taken)
                         raise
             else:
-                _discard_at(self, _OP["list", "del"], _position(len(self), key, "list assignment index out of range"))
+                _discard_at(
+                    self, _OP["list", "del"], _position(len(self), key, "list assignment index out of range")
+                )
 
     def __setitem__(self, key, value):
         b = self._b
@@ -438,8 +476,9 @@ def _take_slice(lst, key, value):
         list.__delitem__(lst, key)
     else:
         if where.step != 1 and len(taken) != len(value):
-            raise ValueError(f"attempt to assign sequence of size {len(value)} "
-                             f"to extended slice of size {len(taken)}")
+            raise ValueError(
+                f"attempt to assign sequence of size {len(value)} to extended slice of size {len(taken)}"
+            )
         list.__setitem__(lst, key, value)
     return taken, where
 
@@ -533,8 +572,9 @@ class SafeDict(_Safe, dict):
 
     __slots__ = ("_b", "__weakref__")
 
-    def __init__(self, *args, name=None, journal=None, deep=False, capture_caller=False,
-                 versioned=False, **kwargs):
+    def __init__(
+        self, *args, name=None, journal=None, deep=False, capture_caller=False, versioned=False, **kwargs
+    ):
         old = getattr(self, "_b", None)
         self._b = _bind(old, self, "dict", name, journal, deep, capture_caller, versioned)
         self._update(args, kwargs, _OP["dict", "init"], old is not None)  # again: it updates
@@ -646,8 +686,7 @@ class SafeSet(_Safe, set):
     def __new__(cls, *args, versioned=False, **kwargs):
         return set.__new__(_TrackedSafeSet if versioned and cls is SafeSet else cls)
 
-    def __init__(self, iterable=(), *, name=None, journal=None, capture_caller=False,
-                 versioned=False):
+    def __init__(self, iterable=(), *, name=None, journal=None, capture_caller=False, versioned=False):
         old = getattr(self, "_b", None)
         b = _bind(old, self, "set", name, journal, False, capture_caller, versioned)
         if old is None:
@@ -813,5 +852,12 @@ class _TrackedSafeSet(SafeSet):
 
 
 # The value encoder learns these types here: the journal imports nothing above it.
-codec.register_containers({SafeList: fmt.T_LIST, _TrackedSafeList: fmt.T_LIST, SafeDict: fmt.T_DICT,
-                           SafeSet: fmt.T_SET, _TrackedSafeSet: fmt.T_SET})
+codec.register_containers(
+    {
+        SafeList: fmt.T_LIST,
+        _TrackedSafeList: fmt.T_LIST,
+        SafeDict: fmt.T_DICT,
+        SafeSet: fmt.T_SET,
+        _TrackedSafeSet: fmt.T_SET,
+    }
+)

@@ -30,9 +30,7 @@ def child_name(parent: str, key) -> str:
 def auto_name(kind: str, skip_module: str | None = None) -> str:
     """A default name from where the container was created: ``list@myapp.orders:42``."""
     frame: FrameType | None = sys._getframe(1)
-    while frame is not None and (
-        frame.f_globals.get("__name__") in (__name__, skip_module)
-    ):
+    while frame is not None and (frame.f_globals.get("__name__") in (__name__, skip_module)):
         frame = frame.f_back
     if frame is None:
         return kind
@@ -63,8 +61,9 @@ def update_pairs(args: tuple, kwargs: dict) -> list:
             for n, item in enumerate(other):
                 item = tuple(item)
                 if len(item) != 2:
-                    raise ValueError(f"dictionary update sequence element #{n} has length "
-                                     f"{len(item)}; 2 is required")
+                    raise ValueError(
+                        f"dictionary update sequence element #{n} has length {len(item)}; 2 is required"
+                    )
                 pairs.append(item)
     pairs.extend(kwargs.items())
     return pairs
@@ -76,8 +75,11 @@ def resolve_journal(journal):
 
 def settings_of(container, *, for_pickle: bool = False) -> dict:
     """The constructor keywords that recreate ``container``'s behaviour."""
-    settings = {"name": container.name, "journal": container.journal,
-                "capture_caller": container.capture_caller}
+    settings = {
+        "name": container.name,
+        "journal": container.journal,
+        "capture_caller": container.capture_caller,
+    }
     if not isinstance(container, set):
         settings["deep"] = container.deep
     settings["versioned"] = container.versioned
@@ -115,7 +117,9 @@ def rebuild(cls_or_kind, contents, settings):
     if isinstance(cls_or_kind, str):
         from .. import containers  # (they import this module)
 
-        cls = {"list": containers.SafeList, "dict": containers.SafeDict, "set": containers.SafeSet}[cls_or_kind]
+        cls = {"list": containers.SafeList, "dict": containers.SafeDict, "set": containers.SafeSet}[
+            cls_or_kind
+        ]
     else:
         cls = cls_or_kind
     settings = dict(settings)

@@ -45,8 +45,7 @@ class _StandIn(type):
     def __call__(cls, *args, **kwargs):
         # list() and set() refuse keywords: let the builtin say so (their __init__, on a
         # subclass with its own __new__, would ignore them)
-        if (_state.creating or (kwargs and cls._real is not dict)
-                or not _is_user_code(sys._getframe(1))):
+        if _state.creating or (kwargs and cls._real is not dict) or not _is_user_code(sys._getframe(1)):
             return cls._real(*args, **kwargs)
         _state.creating = True  # whatever creating it calls gets builtins (no recursion)
         try:
@@ -69,9 +68,12 @@ class _StandIn(type):
 def _stand_in(name: str) -> _StandIn:
     real = _REAL[name]
     namespace = {
-        "_real": real, "_safe": _SAFE[name], "__doc__": real.__doc__,
+        "_real": real,
+        "_safe": _SAFE[name],
+        "__doc__": real.__doc__,
         # pickle finds builtins.list under these while the stand-in is installed
-        "__module__": "builtins", "__qualname__": name,
+        "__module__": "builtins",
+        "__qualname__": name,
         "__class_getitem__": classmethod(lambda cls, item: types.GenericAlias(cls._real, item)),
     }
     return type.__new__(_StandIn, name, (real,), namespace)  # type.__new__: not a redirect
@@ -109,8 +111,10 @@ def _is_user_code(frame) -> bool:
     if known is None:
         top = module.partition(".")[0]
         known = _user_code[module, filename] = not (
-            top == "safe_data" or top in sys.stdlib_module_names
-            or os.path.realpath(filename).startswith(_LIBRARY_DIRS))
+            top == "safe_data"
+            or top in sys.stdlib_module_names
+            or os.path.realpath(filename).startswith(_LIBRARY_DIRS)
+        )
     return known
 
 

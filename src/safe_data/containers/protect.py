@@ -34,8 +34,7 @@ from ..journal.journal import journal_at
 from . import SafeDict, SafeList, SafeSet, _support
 from .proxies import Journaled, MappingJournaling, SequenceJournaling, _Proxy
 
-__all__ = ["SafeBytearray", "SafeDefaultDict", "SafeDeque", "SafeOrderedDict", "is_safe",
-           "make_safe"]
+__all__ = ["SafeBytearray", "SafeDefaultDict", "SafeDeque", "SafeOrderedDict", "is_safe", "make_safe"]
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
 if TYPE_CHECKING:
@@ -51,8 +50,7 @@ if TYPE_CHECKING:
 def _child(value, name: str, journal, capture_caller: bool):
     """With deep=True: a nested container make_safe knows becomes a safe one named ``name``."""
     if type(value) in _CONVERTERS:
-        return make_safe(value, name=name, deep=True, journal=journal,
-                         capture_caller=capture_caller)
+        return make_safe(value, name=name, deep=True, journal=journal, capture_caller=capture_caller)
     return value
 
 
@@ -95,8 +93,7 @@ class _Protected(Journaled):
         journal = self._journal
         if for_pickle:  # a pickle names the journal by path (None: the default journal)
             journal = None if registry.is_default(journal) else journal.path
-        return {"name": self._name, "journal": journal, "capture_caller": self._capture,
-                **self._options()}
+        return {"name": self._name, "journal": journal, "capture_caller": self._capture, **self._options()}
 
     def _args(self, contents) -> tuple:
         """The positional constructor arguments that recreate it holding ``contents``."""
@@ -110,8 +107,13 @@ class _Protected(Journaled):
 
     def __reduce__(self):
         contents, listitems, dictitems = self._pickled_contents()
-        return (_rebuild, (type(self), self._args(contents), self._settings(for_pickle=True)),
-                None, listitems, dictitems)
+        return (
+            _rebuild,
+            (type(self), self._args(contents), self._settings(for_pickle=True)),
+            None,
+            listitems,
+            dictitems,
+        )
 
     def __reduce_ex__(self, protocol):  # bytearray defines its own; ours must win
         return self.__reduce__()
@@ -184,8 +186,9 @@ class SafeDeque(_ProtectedSequence, deque):
     _raw_clear = deque.clear
     _raw_imul = deque.__imul__
 
-    def __init__(self, iterable=(), maxlen=None, *, name=None, journal=None, deep=False,
-                 capture_caller=False):
+    def __init__(
+        self, iterable=(), maxlen=None, *, name=None, journal=None, deep=False, capture_caller=False
+    ):
         self._bind_settings(name, journal, deep, capture_caller)
         items = [self._adopt(v, i) for i, v in enumerate(iterable)] if deep else list(iterable)
         self._replace(lambda: deque.__init__(self, items, maxlen))
@@ -395,8 +398,9 @@ def _safe_ordered_dict(obj, name, journal, deep, capture):
 
 
 def _safe_defaultdict(obj, name, journal, deep, capture):
-    return SafeDefaultDict(obj.default_factory, obj, name=name, journal=journal, deep=deep,
-                           capture_caller=capture)
+    return SafeDefaultDict(
+        obj.default_factory, obj, name=name, journal=journal, deep=deep, capture_caller=capture
+    )
 
 
 def _safe_bytearray(obj, name, journal, deep, capture):
@@ -404,9 +408,15 @@ def _safe_bytearray(obj, name, journal, deep, capture):
 
 
 #: the exact types make_safe converts (deep=True nests them too), and how
-_CONVERTERS: dict[type, Callable[..., Any]] = {list: _safe_list, dict: _safe_dict, set: _safe_set, deque: _safe_deque,
-               OrderedDict: _safe_ordered_dict, defaultdict: _safe_defaultdict,
-               bytearray: _safe_bytearray}
+_CONVERTERS: dict[type, Callable[..., Any]] = {
+    list: _safe_list,
+    dict: _safe_dict,
+    set: _safe_set,
+    deque: _safe_deque,
+    OrderedDict: _safe_ordered_dict,
+    defaultdict: _safe_defaultdict,
+    bytearray: _safe_bytearray,
+}
 
 
 def is_safe(obj) -> bool:
@@ -419,36 +429,70 @@ def is_safe(obj) -> bool:
 # type cannot tell: a defaultdict typed as a dict is said to give a SafeDict (mypy flags
 # that overlap).
 if TYPE_CHECKING:
+
     @overload
-    def make_safe(obj: list[_T], name: str | None = None, deep: bool = True, journal: Any = None,
-                  capture_caller: bool = False) -> SafeList[_T]: ...
+    def make_safe(
+        obj: list[_T],
+        name: str | None = None,
+        deep: bool = True,
+        journal: Any = None,
+        capture_caller: bool = False,
+    ) -> SafeList[_T]: ...
     @overload
-    def make_safe(obj: defaultdict[Any, Any], name: str | None = None,  # type: ignore[overload-overlap]
-                  deep: bool = True, journal: Any = None,
-                  capture_caller: bool = False) -> SafeDefaultDict: ...
+    def make_safe(
+        obj: defaultdict[Any, Any],
+        name: str | None = None,  # type: ignore[overload-overlap]
+        deep: bool = True,
+        journal: Any = None,
+        capture_caller: bool = False,
+    ) -> SafeDefaultDict: ...
     @overload
-    def make_safe(obj: OrderedDict[Any, Any], name: str | None = None,  # type: ignore[overload-overlap]
-                  deep: bool = True, journal: Any = None,
-                  capture_caller: bool = False) -> SafeOrderedDict: ...
+    def make_safe(
+        obj: OrderedDict[Any, Any],
+        name: str | None = None,  # type: ignore[overload-overlap]
+        deep: bool = True,
+        journal: Any = None,
+        capture_caller: bool = False,
+    ) -> SafeOrderedDict: ...
     @overload
-    def make_safe(obj: dict[_K, _V], name: str | None = None, deep: bool = True, journal: Any = None,
-                  capture_caller: bool = False) -> SafeDict[_K, _V]: ...
+    def make_safe(
+        obj: dict[_K, _V],
+        name: str | None = None,
+        deep: bool = True,
+        journal: Any = None,
+        capture_caller: bool = False,
+    ) -> SafeDict[_K, _V]: ...
     @overload
-    def make_safe(obj: set[_T], name: str | None = None, deep: bool = True, journal: Any = None,
-                  capture_caller: bool = False) -> SafeSet[_T]: ...
+    def make_safe(
+        obj: set[_T],
+        name: str | None = None,
+        deep: bool = True,
+        journal: Any = None,
+        capture_caller: bool = False,
+    ) -> SafeSet[_T]: ...
     @overload
-    def make_safe(obj: deque[Any], name: str | None = None, deep: bool = True, journal: Any = None,
-                  capture_caller: bool = False) -> SafeDeque: ...
+    def make_safe(
+        obj: deque[Any],
+        name: str | None = None,
+        deep: bool = True,
+        journal: Any = None,
+        capture_caller: bool = False,
+    ) -> SafeDeque: ...
     @overload
-    def make_safe(obj: bytearray, name: str | None = None, deep: bool = True, journal: Any = None,
-                  capture_caller: bool = False) -> SafeBytearray: ...
+    def make_safe(
+        obj: bytearray,
+        name: str | None = None,
+        deep: bool = True,
+        journal: Any = None,
+        capture_caller: bool = False,
+    ) -> SafeBytearray: ...
     @overload
-    def make_safe(obj: _J, name: str | None = None, deep: bool = True, journal: Any = None,
-                  capture_caller: bool = False) -> _J: ...
+    def make_safe(
+        obj: _J, name: str | None = None, deep: bool = True, journal: Any = None, capture_caller: bool = False
+    ) -> _J: ...
 
 
-def make_safe(obj, name: str | None = None, deep: bool = True, journal=None,
-              capture_caller: bool = False):
+def make_safe(obj, name: str | None = None, deep: bool = True, journal=None, capture_caller: bool = False):
     """The safe counterpart of a container: a new container that journals what it discards.
 
     Parameters
@@ -488,7 +532,8 @@ def make_safe(obj, name: str | None = None, deep: bool = True, journal=None,
             f"make_safe() converts list, dict, set, collections.deque, OrderedDict, defaultdict "
             f"and bytearray (those exact types), not {type(obj).__qualname__!r}. To protect a "
             f"mutable mapping or sequence without converting it (your own class, a subclass, "
-            f"a shelve, a UserDict), wrap it: safe_data.proxy(obj).")
+            f"a shelve, a UserDict), wrap it: safe_data.proxy(obj)."
+        )
     if name is None:
         name = _support.auto_name(type(obj).__name__, __name__)
     return convert(obj, name, journal, deep, capture_caller)

@@ -242,8 +242,9 @@ class SequenceJournaling(Journaled):
             old = self[key]
             start, stop, step = key.indices(len(self))
             if step != 1 and len(old) != len(value):
-                raise ValueError(f"attempt to assign sequence of size {len(value)} to extended "
-                                 f"slice of size {len(old)}")
+                raise ValueError(
+                    f"attempt to assign sequence of size {len(value)} to extended slice of size {len(old)}"
+                )
             if len(old):  # where the old items were, and how many items replace them
                 self._record("set", (slice(start, stop, step), len(value)), self._values(old))
             if self._deep:
@@ -288,14 +289,15 @@ class _Proxy(Journaled):
     __slots__ = ("_target", "_name", "_journal", "_capture", "_active", "__weakref__")
     __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as the builtins
 
-    def __init__(self, target, *, name: str | None = None, journal=None,
-                 capture_caller: bool = False):
+    def __init__(self, target, *, name: str | None = None, journal=None, capture_caller: bool = False):
         if not isinstance(target, self._abc):
-            raise TypeError(f"{type(self).__name__} wraps a {self._abc.__name__}, not "
-                            f"{type(target).__qualname__!r}")
+            raise TypeError(
+                f"{type(self).__name__} wraps a {self._abc.__name__}, not {type(target).__qualname__!r}"
+            )
         self._target = target
-        self._bind(_support.auto_name(self._kind, __name__) if name is None else name,
-                   journal, capture_caller)
+        self._bind(
+            _support.auto_name(self._kind, __name__) if name is None else name, journal, capture_caller
+        )
 
     @property
     def target(self):
@@ -309,7 +311,8 @@ class _Proxy(Journaled):
         raise AttributeError(
             f"{type(self).__name__} offers only the {self._abc.__name__} interface, so that every "
             f"discarding call is journaled; {attribute!r} is not part of it. Use .target."
-            f"{attribute} to reach the wrapped object directly (not journaled).")
+            f"{attribute} to reach the wrapped object directly (not journaled)."
+        )
 
     # the primitives the journaling methods change the wrapped object with
     def _raw_setitem(self, key, value):
@@ -422,24 +425,38 @@ class SafeSequenceProxy(SequenceJournaling, _Proxy, MutableSequence):
 # container typed only as a MutableSequence or MutableMapping is said to give a proxy
 # (mypy flags that overlap).
 if TYPE_CHECKING:
+
     @overload
-    def proxy(obj: SafeList[_T], name: str | None = None,  # type: ignore[overload-overlap]
-              journal: Any = None, capture_caller: bool = False) -> SafeList[_T]: ...
+    def proxy(
+        obj: SafeList[_T],
+        name: str | None = None,  # type: ignore[overload-overlap]
+        journal: Any = None,
+        capture_caller: bool = False,
+    ) -> SafeList[_T]: ...
     @overload
-    def proxy(obj: SafeDict[_K, _V], name: str | None = None,  # type: ignore[overload-overlap]
-              journal: Any = None, capture_caller: bool = False) -> SafeDict[_K, _V]: ...
+    def proxy(
+        obj: SafeDict[_K, _V],
+        name: str | None = None,  # type: ignore[overload-overlap]
+        journal: Any = None,
+        capture_caller: bool = False,
+    ) -> SafeDict[_K, _V]: ...
     @overload
-    def proxy(obj: SafeSet[_T], name: str | None = None, journal: Any = None,
-              capture_caller: bool = False) -> SafeSet[_T]: ...
+    def proxy(
+        obj: SafeSet[_T], name: str | None = None, journal: Any = None, capture_caller: bool = False
+    ) -> SafeSet[_T]: ...
     @overload
-    def proxy(obj: _J, name: str | None = None, journal: Any = None,
-              capture_caller: bool = False) -> _J: ...
+    def proxy(obj: _J, name: str | None = None, journal: Any = None, capture_caller: bool = False) -> _J: ...
     @overload
-    def proxy(obj: MutableMapping[Any, Any], name: str | None = None, journal: Any = None,
-              capture_caller: bool = False) -> SafeMappingProxy: ...
+    def proxy(
+        obj: MutableMapping[Any, Any],
+        name: str | None = None,
+        journal: Any = None,
+        capture_caller: bool = False,
+    ) -> SafeMappingProxy: ...
     @overload
-    def proxy(obj: MutableSequence[Any], name: str | None = None, journal: Any = None,
-              capture_caller: bool = False) -> SafeSequenceProxy: ...
+    def proxy(
+        obj: MutableSequence[Any], name: str | None = None, journal: Any = None, capture_caller: bool = False
+    ) -> SafeSequenceProxy: ...
 
 
 def proxy(obj, name: str | None = None, journal=None, capture_caller: bool = False):
@@ -482,4 +499,5 @@ def proxy(obj, name: str | None = None, journal=None, capture_caller: bool = Fal
     raise TypeError(
         f"proxy() wraps a collections.abc.MutableMapping or MutableSequence, not "
         f"{type(obj).__qualname__!r}; for a set use safe_data.SafeSet(obj), and for a class "
-        f"of your own, implement (or register with) one of these ABCs")
+        f"of your own, implement (or register with) one of these ABCs"
+    )

@@ -58,6 +58,7 @@ _registry_lock = threading.Lock()  # protect() and unprotect() from several thre
 
 # --- protecting ----------------------------------------------------------------------------
 
+
 def protect(target, journal: Journal | None = None, *, reread: bool = False):
     """Journal every row that sessions of ``target`` delete or overwrite.
 
@@ -115,8 +116,10 @@ def _owner(target):
         return target.class_  # the subclass of Session this factory instantiates
     if isinstance(target, Session) or (isinstance(target, type) and issubclass(target, Session)):
         return target
-    raise TypeError("protect() takes a Session, a Session subclass, a sessionmaker or a "
-                    f"scoped_session, not {type(target).__name__}")
+    raise TypeError(
+        "protect() takes a Session, a Session subclass, a sessionmaker or a "
+        f"scoped_session, not {type(target).__name__}"
+    )
 
 
 def _protection_of(session) -> _Protection | None:
@@ -145,6 +148,7 @@ def _write(journal, op: str, rows) -> None:
 
 # --- rows a flush deletes or updates -------------------------------------------------------
 
+
 def _before_delete(mapper, connection, target) -> None:
     _journal_instance(mapper, connection, target, "delete")
 
@@ -158,8 +162,7 @@ def _journal_instance(mapper, connection, target, op: str) -> None:
     protection = _protection_of(state.session)
     if protection is None:
         return
-    rows = [_instance_row(mapper, connection, state, table, op, protection.reread)
-            for table in mapper.tables]
+    rows = [_instance_row(mapper, connection, state, table, op, protection.reread) for table in mapper.tables]
     _write(_journal_of(protection), op, [row for row in rows if row is not None])
 
 
@@ -203,8 +206,10 @@ def _old_key(mapper, state, table, held) -> tuple:
     """``table``'s primary key of the row as stored now (before a primary key change)."""
     attribute_of = _attribute_keys(mapper)
     identity = {attribute_of[c]: v for c, v in zip(mapper.primary_key, state.key[1], strict=True)}
-    return tuple(identity[attribute_of[c]] if attribute_of.get(c) in identity else held[c.name]
-                 for c in table.primary_key)
+    return tuple(
+        identity[attribute_of[c]] if attribute_of.get(c) in identity else held[c.name]
+        for c in table.primary_key
+    )
 
 
 _attribute_keys_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -233,6 +238,7 @@ def _key_clause(table, key):
 
 
 # --- update() and delete() statements run by session.execute --------------------------------
+
 
 def _before_execute(orm_state) -> None:
     if not (orm_state.is_delete or orm_state.is_update):
@@ -301,9 +307,11 @@ def _by_primary_key(orm_state, mapper) -> bool:
 
 def _rows_by_primary_key(orm_state, mapper, table, query) -> list:
     attribute_names = [_attribute_keys(mapper)[c] for c in table.primary_key]
-    keyed = {tuple(params[name] for name in attribute_names): params
-             for params in orm_state.parameters
-             if all(name in params for name in attribute_names)}  # else SQLAlchemy refuses
+    keyed = {
+        tuple(params[name] for name in attribute_names): params
+        for params in orm_state.parameters
+        if all(name in params for name in attribute_names)
+    }  # else SQLAlchemy refuses
     found = {}
     for chunk in _chunks(list(keyed)):
         for row in _fetch(orm_state, query.where(tuple_(*table.primary_key).in_(chunk)), {}):
@@ -346,9 +354,16 @@ def _assigned_columns(keys, mapper, table) -> list:
 
 # --- putting rows back ---------------------------------------------------------------------
 
-def restore_rows(session: Session, model_or_table: type | Table, *,
-                 since: datetime | int | None = None, until: datetime | int | None = None,
-                 journal: Journal | None = None, only_missing: bool = True) -> list[Record]:
+
+def restore_rows(
+    session: Session,
+    model_or_table: type | Table,
+    *,
+    since: datetime | int | None = None,
+    until: datetime | int | None = None,
+    journal: Journal | None = None,
+    only_missing: bool = True,
+) -> list[Record]:
     """Insert the journaled deleted rows of a table or mapped class again.
 
     For each primary key, the most recent deletion in ``[since, until]`` is restored, with
@@ -378,8 +393,10 @@ def restore_rows(session: Session, model_or_table: type | Table, *,
     journal = _journal_to_read(session, journal)
     restored: list[Record] = []
     for table, belongs in _tables_of(model_or_table):
-        latest = {key: records[-1] for key, records in
-                  _records_by_key(journal, table, "delete", since, until, belongs).items()}
+        latest = {
+            key: records[-1]
+            for key, records in _records_by_key(journal, table, "delete", since, until, belongs).items()
+        }
         if only_missing:
             for key in _existing_keys(session, table, latest):
                 del latest[key]
@@ -389,9 +406,14 @@ def restore_rows(session: Session, model_or_table: type | Table, *,
     return restored
 
 
-def undo_updates(session: Session, model_or_table: type | Table, *,
-                 since: datetime | int | None = None, until: datetime | int | None = None,
-                 journal: Journal | None = None) -> list[Record]:
+def undo_updates(
+    session: Session,
+    model_or_table: type | Table,
+    *,
+    since: datetime | int | None = None,
+    until: datetime | int | None = None,
+    journal: Journal | None = None,
+) -> list[Record]:
     """Write back the columns that journaled updates in ``[since, until]`` overwrote.
 
     Per row, every column changed in the window gets the value it had before the first
@@ -471,7 +493,7 @@ def _parameters(table, row: dict) -> dict:
 
 def _chunks(items: list):
     for start in range(0, len(items), _KEYS_PER_QUERY):
-        yield items[start:start + _KEYS_PER_QUERY]
+        yield items[start : start + _KEYS_PER_QUERY]
 
 
 _LISTENERS = (

@@ -23,8 +23,14 @@ TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers trea
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["DURABILITY_BATCH", "DURABILITY_FSYNC", "DURABILITY_PROCESS", "RecordWriter", "crc32c",
-           "decode_values"]
+__all__ = [
+    "DURABILITY_BATCH",
+    "DURABILITY_FSYNC",
+    "DURABILITY_PROCESS",
+    "RecordWriter",
+    "crc32c",
+    "decode_values",
+]
 
 crc32c = google_crc32c.value
 
@@ -46,7 +52,7 @@ def _worth_compressing(payload) -> bool:
     """Long payloads are compressed only if a probe of their start shrinks (format.md)."""
     if len(payload) <= fmt.LZ4_PROBE_SIZE:
         return True
-    return len(_compress(memoryview(payload)[:fmt.LZ4_PROBE_SIZE])) * 10 <= fmt.LZ4_PROBE_SIZE * 9
+    return len(_compress(memoryview(payload)[: fmt.LZ4_PROBE_SIZE])) * 10 <= fmt.LZ4_PROBE_SIZE * 9
 
 
 class RecordWriter:
@@ -125,8 +131,9 @@ class RecordWriter:
         body = bytes(name + number + payload)
         frame_len = fmt.FRAME_HEADER_SIZE + len(body)
         if frame_len > fmt.MAX_FRAME_LEN:
-            raise RecordTooLargeError(f"a {frame_len}-byte record exceeds the 4 GiB frame limit; "
-                                      "nothing was discarded")
+            raise RecordTooLargeError(
+                f"a {frame_len}-byte record exceeds the 4 GiB frame limit; nothing was discarded"
+            )
         thread = threading.get_ident()
         with self._lock:
             if self._closed:
@@ -138,11 +145,11 @@ class RecordWriter:
             head = fmt.FRAME_HEADER.pack(0, 0, seq, now, thread, op, flags, len(name))
             crc = google_crc32c.extend(crc32c(head[8:]), body)
             pos = self._pos
-            self._map[pos + 8:pos + fmt.FRAME_HEADER_SIZE] = head[8:]
-            self._map[pos + fmt.FRAME_HEADER_SIZE:pos + frame_len] = body
+            self._map[pos + 8 : pos + fmt.FRAME_HEADER_SIZE] = head[8:]
+            self._map[pos + fmt.FRAME_HEADER_SIZE : pos + frame_len] = body
             _faults.point("record.write")
             # the length and CRC last, as the C writer does: a frame is there once they are
-            self._map[pos:pos + 8] = fmt.FRAME_HEADER.pack(frame_len, crc, 0, 0, 0, 0, 0, 0)[:8]
+            self._map[pos : pos + 8] = fmt.FRAME_HEADER.pack(frame_len, crc, 0, 0, 0, 0, 0, 0)[:8]
             self._pos = pos + frame_len
             self._seq = seq
             self._bytes += frame_len

@@ -51,8 +51,9 @@ class RecordBatch:
 
     @classmethod
     def of_records(cls, records: list[Record]) -> RecordBatch:
-        columns: dict[str, list | array] = {field: [getattr(r, field) for r in records]
-                                            for field in Record._fields}
+        columns: dict[str, list | array] = {
+            field: [getattr(r, field) for r in records] for field in Record._fields
+        }
         for field, typecode in NUMBERS.items():
             columns[field] = array(typecode, columns[field])
         return cls(columns)
@@ -60,8 +61,9 @@ class RecordBatch:
     @classmethod
     def of_columns(cls, made: tuple, pid: int, writer: int, segment: str) -> RecordBatch:
         """The batch of what ``FrameDecoder.run(columns=True)`` made, from one segment."""
-        columns: dict = dict(zip(("container", "kind", "op", "key", "values", "caller", "container_id"),
-                                 made[4:], strict=True))
+        columns: dict = dict(
+            zip(("container", "kind", "op", "key", "values", "caller", "container_id"), made[4:], strict=True)
+        )
         for (field, typecode), raw in zip(NUMBERS.items(), made[:4], strict=True):
             columns[field] = array(typecode, raw)
         count = len(columns["seq"])

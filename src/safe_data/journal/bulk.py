@@ -26,8 +26,9 @@ from .reader import Problem, Record, Scan, SegmentView, _decompress, decode_fram
 BATCH = 256
 
 
-def segment_batches(view: SegmentView, key, trust_pickles: bool, nested_ids: bool, report,
-                    columns: bool = False):
+def segment_batches(
+    view: SegmentView, key, trust_pickles: bool, nested_ids: bool, report, columns: bool = False
+):
     """Yield lists of the records of ``view``, in order (with ``columns``, RecordBatches
     of them); ``report(problem)`` is called for a record that does not decode (it is
     skipped), after the records before it were taken.  Afterwards ``view.scan`` and
@@ -44,12 +45,22 @@ def segment_batches(view: SegmentView, key, trust_pickles: bool, nested_ids: boo
     try:
         pos, seq, first = fmt.SEGMENT_HEADER_SIZE, header.first_seq, None
         if _impl.FrameDecoder is not None:
-            decoder = _impl.FrameDecoder(Record, fmt.OPS, _decompress, header.pid, header.writer_id,
-                                         view.name, key, trust_pickles, nested_ids)
+            decoder = _impl.FrameDecoder(
+                Record,
+                fmt.OPS,
+                _decompress,
+                header.pid,
+                header.writer_id,
+                view.name,
+                key,
+                trust_pickles,
+                nested_ids,
+            )
             while True:
                 made, pos, seq = decoder.run(data, pos, seq, BATCH, columns)
-                batch = RecordBatch.of_columns(made, header.pid, header.writer_id, view.name) \
-                    if columns else made
+                batch = (
+                    RecordBatch.of_columns(made, header.pid, header.writer_id, view.name) if columns else made
+                )
                 if len(batch):
                     if first is None:
                         first = seq - len(batch)  # (a run's seqs are consecutive)
@@ -71,8 +82,9 @@ def undecodable(view: SegmentView, frame, exc: CorruptRecordError) -> Problem:
     return Problem(view.name, frame.offset, f"undecodable record: {exc}")
 
 
-def _decoded_batches(frames, view: SegmentView, header: fmt.SegmentHeader, key, trust_pickles: bool,
-                     nested_ids: bool, report):
+def _decoded_batches(
+    frames, view: SegmentView, header: fmt.SegmentHeader, key, trust_pickles: bool, nested_ids: bool, report
+):
     """Yield the records of a :func:`scan_frames` generator in lists; return its Scan."""
     batch: list = []
     while True:

@@ -251,7 +251,7 @@ class Decoder:
         end = self.pos + n
         if end > len(self.data):
             self._fail(f"payload truncated (need {n} bytes)")
-        chunk = self.data[self.pos:end]
+        chunk = self.data[self.pos : end]
         self.pos = end
         return chunk
 
@@ -337,8 +337,9 @@ def load_pickle(data: bytes, tag_mac: bytes, key: bytes | None, trust_pickles: b
         _reading.active -= 1
 
 
-def decode_values(payload, key: bytes | None, trust_pickles: bool, count: int,
-                  nested_ids: bool = False) -> list:
+def decode_values(
+    payload, key: bytes | None, trust_pickles: bool, count: int, nested_ids: bool = False
+) -> list:
     """Decode exactly ``count`` consecutive values filling ``payload`` (the pure decoder)."""
     decoder = Decoder(payload, key, trust_pickles, nested_ids)
     values = [decoder.value() for _ in range(count)]

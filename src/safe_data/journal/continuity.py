@@ -51,13 +51,25 @@ def writer_chains(views):
         kept = copies[0]
         chains.setdefault(writer, []).append(kept)
         if not _named_as_header(kept):
-            problems.append(Problem(kept.name, 0, f"named {kept.name} but its header says it is "
-                                                  f"segment {kept.header.segment_id} (renamed?)",
-                                    kept.live))
-        problems.extend(Problem(copy.name, 0, f"the same segment as {kept.name} (writer and number "
-                                              f"{copy.header.segment_id}) copied in again: its "
-                                              f"records are read once, from {kept.name}")
-                        for copy in copies[1:])
+            problems.append(
+                Problem(
+                    kept.name,
+                    0,
+                    f"named {kept.name} but its header says it is "
+                    f"segment {kept.header.segment_id} (renamed?)",
+                    kept.live,
+                )
+            )
+        problems.extend(
+            Problem(
+                copy.name,
+                0,
+                f"the same segment as {kept.name} (writer and number "
+                f"{copy.header.segment_id}) copied in again: its "
+                f"records are read once, from {kept.name}",
+            )
+            for copy in copies[1:]
+        )
     return chains, problems
 
 
@@ -103,20 +115,35 @@ class ChainContext:
     def _missing_run(self, writer: int, first_missing: int, before, present):
         """(the number after the run of missing segments from ``first_missing``, its Problem)."""
         number = first_missing
-        while (number not in present and (writer, number) not in self.gone
-               and not self._exists(writer, number)):
+        while (
+            number not in present and (writer, number) not in self.gone and not self._exists(writer, number)
+        ):
             number += 1
-        following = (present[number].first if number in present
-                     else self.gone[writer, number].first if (writer, number) in self.gone
-                     else None)
-        numbers = (f"segment {first_missing}" if number - 1 == first_missing
-                   else f"segments {first_missing}-{number - 1}")
-        lost = (f": {records_text(before + 1, following - 1)} lost"
-                if before is not None and following is not None and following > before + 1 else "")
+        following = (
+            present[number].first
+            if number in present
+            else self.gone[writer, number].first
+            if (writer, number) in self.gone
+            else None
+        )
+        numbers = (
+            f"segment {first_missing}"
+            if number - 1 == first_missing
+            else f"segments {first_missing}-{number - 1}"
+        )
+        lost = (
+            f": {records_text(before + 1, following - 1)} lost"
+            if before is not None and following is not None and following > before + 1
+            else ""
+        )
         name = fmt.segment_id(writer, first_missing) + fmt.SEALED_SUFFIX
-        return number, Problem(name, 0, f"{numbers} of writer {writer:016x} missing: not in the "
-                                        f"journal, and not in its ledger as purged or set "
-                                        f"aside{lost}")
+        return number, Problem(
+            name,
+            0,
+            f"{numbers} of writer {writer:016x} missing: not in the "
+            f"journal, and not in its ledger as purged or set "
+            f"aside{lost}",
+        )
 
     def _exists(self, writer: int, number: int) -> bool:
         stem = os.path.join(self.directory, fmt.segment_id(writer, number))
@@ -128,11 +155,15 @@ def _seam(before, span: Span) -> list[Problem]:
     if before is None or span.first is None or span.first == before + 1:
         return []
     if span.first > before + 1:
-        reason = (f"{records_text(before + 1, span.first - 1)} missing before this segment "
-                  f"(the one before it ends at seq {before})")
+        reason = (
+            f"{records_text(before + 1, span.first - 1)} missing before this segment "
+            f"(the one before it ends at seq {before})"
+        )
     else:
-        reason = (f"starts at seq {span.first}, but the segments before it reach seq {before} "
-                  f"already (copied in twice?)")
+        reason = (
+            f"starts at seq {span.first}, but the segments before it reach seq {before} "
+            f"already (copied in twice?)"
+        )
     return [Problem(span.name, fmt.SEGMENT_HEADER_SIZE, reason, span.live)]
 
 

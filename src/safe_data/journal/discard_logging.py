@@ -48,16 +48,24 @@ class DiscardLogger:
             count = len(values)
         except TypeError:
             count = 1
-        logger.log(self.level, "%s.%s discarded %d value(s) from %r (key %r, record %d)",
-                   record.kind, record.op, count, record.container, record.key, record.seq,
-                   extra={
-                       "discard_container": record.container,
-                       "discard_kind": record.kind,
-                       "discard_op": record.op,
-                       "discard_key": record.key,
-                       "discard_count": count,
-                       "discard_values": values,
-                       "discard_seq": record.seq,
-                       "discard_time_ns": record.time_ns,
-                       "discard_journal": self.journal_path,
-                   })
+        logger.log(
+            self.level,
+            "%s.%s discarded %d value(s) from %r (key %r, record %d)",
+            record.kind,
+            record.op,
+            count,
+            record.container,
+            record.key,
+            record.seq,
+            extra={
+                "discard_container": record.container,
+                "discard_kind": record.kind,
+                "discard_op": record.op,
+                "discard_key": record.key,
+                "discard_count": count,
+                "discard_values": values,
+                "discard_seq": record.seq,
+                "discard_time_ns": record.time_ns,
+                "discard_journal": self.journal_path,
+            },
+        )

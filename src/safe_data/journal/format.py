@@ -122,14 +122,14 @@ OPS: dict[int, tuple[str, str]] = {
     80: ("file", "replace"),
     # persistent synced collections (safe_data.synced): key = the path of keys/indexes from
     # the collection's root to the container changed (a tuple; () for the root)
-    96: ("synced", "set"),      # values = {key or index: old value} of what was overwritten
-    97: ("synced", "del"),      # values = {key or index: value} of what was deleted
-    98: ("synced", "clear"),    # values = the whole container before (dict or list)
+    96: ("synced", "set"),  # values = {key or index: old value} of what was overwritten
+    97: ("synced", "del"),  # values = {key or index: value} of what was deleted
+    98: ("synced", "clear"),  # values = the whole container before (dict or list)
     99: ("synced", "replace"),  # values = the whole collection before (reset(), outside change)
     # transaction markers (revision 5, safe_data.transaction): name "", no container number.
     # The records of the writer's same thread between a begin and its end are the unit's.
     112: ("txn", "begin"),  # key None; values = {"note": str, "user": str or None} (+ "undo"/"redo": unit id)
-    113: ("txn", "end"),    # key = the begin marker's seq; values = {"outcome": "committed" or "failed"}
+    113: ("txn", "end"),  # key = the begin marker's seq; values = {"outcome": "committed" or "failed"}
 }
 OP_CODES: dict[tuple[str, str], int] = {v: k for k, v in OPS.items()}
 
@@ -245,8 +245,9 @@ def unpack_segment_header(crc32c, data) -> SegmentHeader:
     """Parse and verify a segment header; raise ValueError with the reason if it is bad."""
     if len(data) < SEGMENT_HEADER_SIZE:
         raise ValueError(f"segment header truncated ({len(data)} of {SEGMENT_HEADER_SIZE} bytes)")
-    (magic, version, size, flags, writer_id, segment_no, created_ns, pid, records,
-     last_seq) = SEGMENT_HEADER.unpack_from(data)
+    (magic, version, size, flags, writer_id, segment_no, created_ns, pid, records, last_seq) = (
+        SEGMENT_HEADER.unpack_from(data)
+    )
     if magic != MAGIC:
         raise ValueError(f"not a safe_data segment (magic {magic!r})")
     (crc,) = SEGMENT_CRC.unpack_from(data, CRC_OFFSET)

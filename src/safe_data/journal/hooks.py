@@ -46,9 +46,22 @@ class DiscardHooks:
         if not callbacks:
             return
         kind, op_name = fmt.OPS[op]
-        record = Record(seq, time_ns, name.decode("utf-8"), kind, op_name, _plain(key),
-                        _plain(values), _pid, threading.get_ident(), caller,
-                        self._manager.writer_id, None, None, container_id or None)
+        record = Record(
+            seq,
+            time_ns,
+            name.decode("utf-8"),
+            kind,
+            op_name,
+            _plain(key),
+            _plain(values),
+            _pid,
+            threading.get_ident(),
+            caller,
+            self._manager.writer_id,
+            None,
+            None,
+            container_id or None,
+        )
         _in_callback.active = True
         try:
             for callback in callbacks:
@@ -78,13 +91,14 @@ def _plain(values):
 def _report(callback, record, exc) -> None:
     global errors
     errors += 1
-    message = (f"on_discard callback {callback!r} raised {type(exc).__name__}: {exc} "
-               f"(record {record.seq} of {record.container!r} is in the journal)")
+    message = (
+        f"on_discard callback {callback!r} raised {type(exc).__name__}: {exc} "
+        f"(record {record.seq} of {record.container!r} is in the journal)"
+    )
     try:
         warnings.warn(message, DiscardHookWarning, stacklevel=2)
     except Exception as escalated:  # warnings turned into errors: still never propagate
-        sys.unraisablehook(_Unraisable(type(escalated), escalated, escalated.__traceback__,
-                                       None, callback))
+        sys.unraisablehook(_Unraisable(type(escalated), escalated, escalated.__traceback__, None, callback))
 
 
 class _Unraisable:

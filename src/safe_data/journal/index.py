@@ -58,8 +58,16 @@ class Selection:
 
     __slots__ = ("names", "prefixes", "writer", "container_ids", "since_ns", "until_ns", "every")
 
-    def __init__(self, names=(), prefixes=(), *, writer: int | None = None, container_ids=(),
-                 since_ns: int | None = None, until_ns: int | None = None):
+    def __init__(
+        self,
+        names=(),
+        prefixes=(),
+        *,
+        writer: int | None = None,
+        container_ids=(),
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+    ):
         self.names = frozenset(names)
         self.prefixes = tuple(prefixes)
         self.writer = writer
@@ -69,12 +77,17 @@ class Selection:
         self.every = not (self.names or self.prefixes or self.container_ids)
 
     def wants(self, name: bytes, writer: int, container_id: int) -> bool:
-        return (self.every or name in self.names or name.startswith(self.prefixes)
-                or (container_id in self.container_ids and writer == self.writer))
+        return (
+            self.every
+            or name in self.names
+            or name.startswith(self.prefixes)
+            or (container_id in self.container_ids and writer == self.writer)
+        )
 
     def overlaps(self, first_ns: int, last_ns: int) -> bool:
-        return ((self.since_ns is None or last_ns >= self.since_ns)
-                and (self.until_ns is None or first_ns < self.until_ns))
+        return (self.since_ns is None or last_ns >= self.since_ns) and (
+            self.until_ns is None or first_ns < self.until_ns
+        )
 
 
 class Entry:
@@ -110,8 +123,11 @@ class SegmentIndex:
 def select(entries: Iterable[Entry], writer: int, selection: Selection) -> list[int]:
     """The offsets of the frames of ``entries`` (of ``writer``'s segment) that
     ``selection`` wants, in file order."""
-    chosen = [e for e in entries if selection.wants(e.name, writer, e.container_id)
-              and selection.overlaps(e.first_ns, e.last_ns)]
+    chosen = [
+        e
+        for e in entries
+        if selection.wants(e.name, writer, e.container_id) and selection.overlaps(e.first_ns, e.last_ns)
+    ]
     if len(chosen) == 1:
         return list(chosen[0].offsets)
     return sorted(offset for entry in chosen for offset in entry.offsets)
@@ -132,8 +148,9 @@ class Builder:
         key = (bytes(frame.name), container_id)  # (a slice of a bytearray: an open segment's)
         entry = self.entries.get(key)
         if entry is None:
-            self.entries[key] = Entry(key[0], container_id, frame.time_ns, frame.time_ns,
-                                       array("I", (frame.offset,)))
+            self.entries[key] = Entry(
+                key[0], container_id, frame.time_ns, frame.time_ns, array("I", (frame.offset,))
+            )
         else:
             entry.offsets.append(frame.offset)
             if frame.time_ns < entry.first_ns:
@@ -147,11 +164,21 @@ class Builder:
 
 def same(a: SegmentIndex, b: SegmentIndex) -> bool:
     """Whether two indexes of a segment say the same."""
+
     def content(i):
         s = i.scan
-        return (i.identity, s.end, s.first_seq, s.last_seq, s.open_ended, s.problems, s.skipped,
-                s.holes, sorted((e.name, e.container_id, e.first_ns, e.last_ns, list(e.offsets))
-                                for e in i.entries))
+        return (
+            i.identity,
+            s.end,
+            s.first_seq,
+            s.last_seq,
+            s.open_ended,
+            s.problems,
+            s.skipped,
+            s.holes,
+            sorted((e.name, e.container_id, e.first_ns, e.last_ns, list(e.offsets)) for e in i.entries),
+        )
+
     return content(a) == content(b)
 
 
@@ -169,12 +196,22 @@ def encode(index: SegmentIndex, key: bytes) -> bytes:
     scan = index.scan
     problems = scan.problems
     stopped = problems.index(scan.stopped) if scan.stopped is not None else None
-    value = [*index.identity,
-             [scan.end, scan.first_seq, scan.last_seq, scan.open_ended, stopped,
-              [[p.offset, p.reason] for p in problems], [list(s) for s in scan.skipped],
-              [list(h) for h in scan.holes]],
-             index.first_ns, index.last_ns,
-             [[e.name, e.container_id, e.first_ns, e.last_ns, _le(e.offsets)] for e in index.entries]]
+    value = [
+        *index.identity,
+        [
+            scan.end,
+            scan.first_seq,
+            scan.last_seq,
+            scan.open_ended,
+            stopped,
+            [[p.offset, p.reason] for p in problems],
+            [list(s) for s in scan.skipped],
+            [list(h) for h in scan.holes],
+        ],
+        index.first_ns,
+        index.last_ns,
+        [[e.name, e.container_id, e.first_ns, e.last_ns, _le(e.offsets)] for e in index.entries],
+    ]
     payload = bytearray()
     encode_value(payload, value, b"")
     return fmt.INDEX_HEADER.pack(fmt.INDEX_MAGIC, len(payload), mac(key, payload)) + payload
@@ -187,18 +224,19 @@ def decode(data: bytes, view: SegmentView, key: bytes) -> SegmentIndex | None:
 
     try:
         magic, length, tag = fmt.INDEX_HEADER.unpack_from(data)
-        payload = data[fmt.INDEX_HEADER.size:]
-        if (magic != fmt.INDEX_MAGIC or length != len(payload)
-                or not compare_digest(tag, mac(key, payload))):
+        payload = data[fmt.INDEX_HEADER.size :]
+        if magic != fmt.INDEX_MAGIC or length != len(payload) or not compare_digest(tag, mac(key, payload)):
             return None
         (value,) = _impl.decode_values(payload, None, False, 1)
         writer, number, size, header_crc, scan_value, first_ns, last_ns, entries = value
         if (writer, number, size, header_crc) != identity_of(view):
             return None
         scan = _scan_from(scan_value, view.name)
-        index = SegmentIndex((writer, number, size, header_crc), scan,
-                             [Entry(name, cid, first, last, _from_le(offsets))
-                              for name, cid, first, last, offsets in entries])
+        index = SegmentIndex(
+            (writer, number, size, header_crc),
+            scan,
+            [Entry(name, cid, first, last, _from_le(offsets)) for name, cid, first, last, offsets in entries],
+        )
     except (CorruptRecordError, ValueError, TypeError, IndexError, OverflowError, struct.error):
         return None
     return index if _accounts_for_every_record(index, view) else None
@@ -219,8 +257,11 @@ def _accounts_for_every_record(index: SegmentIndex, view: SegmentView) -> bool:
     """The offsets, skipped frames and holes cover exactly the records the scan found,
     and those the header counts when the scan was complete: nothing left out."""
     scan = index.scan
-    found = (sum(len(e.offsets) for e in index.entries) + len(scan.skipped)
-             + sum(max(h.span, 1) for h in scan.holes))
+    found = (
+        sum(len(e.offsets) for e in index.entries)
+        + len(scan.skipped)
+        + sum(max(h.span, 1) for h in scan.holes)
+    )
     if scan.first_seq is None or scan.last_seq is None:
         covered = 0
     else:

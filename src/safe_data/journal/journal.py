@@ -90,11 +90,18 @@ class Journal:
         :class:`~safe_data.errors.JournalReadOnlyError` on any discard.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, durability: Durability = "process",
-                 segment_size: int = DEFAULT_SEGMENT_SIZE, max_bytes: int | None = None,
-                 batch_interval: float = 0.05,
-                 compress_threshold: int = fmt.DEFAULT_COMPRESS_THRESHOLD,
-                 trust_pickles: bool = False, readonly: bool = False):
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        durability: Durability = "process",
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        max_bytes: int | None = None,
+        batch_interval: float = 0.05,
+        compress_threshold: int = fmt.DEFAULT_COMPRESS_THRESHOLD,
+        trust_pickles: bool = False,
+        readonly: bool = False,
+    ):
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {sorted(DURABILITY_MODES)}, not {durability!r}")
         if segment_size < 4096:
@@ -108,15 +115,18 @@ class Journal:
             self._key, self._manager, self.recovered = self._open_for_reading()
         else:
             try:
-                self._key, self._manager, self.recovered = self._open_for_writing(segment_size,
-                                                                                  max_bytes)
+                self._key, self._manager, self.recovered = self._open_for_writing(segment_size, max_bytes)
             except OSError as exc:
                 if exc.errno != errno.EROFS:
                     raise
-                raise OSError(errno.EROFS, f"the journal {self.path} is on a read-only "
-                                           f"filesystem: open it with readonly=True to read it") from exc
-        self._writer = _impl.RecordWriter(self._manager, self._key or b"",
-                                          DURABILITY_MODES[durability], compress_threshold)
+                raise OSError(
+                    errno.EROFS,
+                    f"the journal {self.path} is on a read-only "
+                    f"filesystem: open it with readonly=True to read it",
+                ) from exc
+        self._writer = _impl.RecordWriter(
+            self._manager, self._key or b"", DURABILITY_MODES[durability], compress_threshold
+        )
         self._closed = False
         self._flusher: threading.Event | None = None
         self._hooks = DiscardHooks(self._manager)
@@ -136,10 +146,12 @@ class Journal:
         durable = self.durability != "process"
         recovered: list[Problem] = recover_dead_segments(self.path, _impl.crc32c, durable)
         for problem in recovered:
-            warnings.warn(f"recovered a segment left open by a dead process: {problem}",
-                          JournalWarning, stacklevel=3)
-        manager = SegmentManager(self.path, crc32c=_impl.crc32c, segment_size=segment_size,
-                                 max_bytes=max_bytes, durable=durable)
+            warnings.warn(
+                f"recovered a segment left open by a dead process: {problem}", JournalWarning, stacklevel=3
+            )
+        manager = SegmentManager(
+            self.path, crc32c=_impl.crc32c, segment_size=segment_size, max_bytes=max_bytes, durable=durable
+        )
         return key, manager, recovered
 
     def _open_for_reading(self):
@@ -184,8 +196,17 @@ class Journal:
     def __exit__(self, *exc):
         self.close()
 
-    def record(self, kind: str, op: str, container: str, key=None, values=None, *,
-               caller: tuple | None = None, container_id: int = 0) -> int:
+    def record(
+        self,
+        kind: str,
+        op: str,
+        container: str,
+        key=None,
+        values=None,
+        *,
+        caller: tuple | None = None,
+        container_id: int = 0,
+    ) -> int:
         """Journal one record directly; return its sequence number.
 
         For integrations that preserve what they discard themselves (proxies, database
@@ -268,10 +289,17 @@ class Journal:
 
     # --- reading --------------------------------------------------------------------------
 
-    def records(self, container: str | None = None, since: datetime | int | str | None = None,
-                until: datetime | int | str | None = None, *, nested: bool = False,
-                on_error: str = "warn", nested_ids: bool = False,
-                identity: tuple[int, int] | None = None) -> Iterator[Record]:
+    def records(
+        self,
+        container: str | None = None,
+        since: datetime | int | str | None = None,
+        until: datetime | int | str | None = None,
+        *,
+        nested: bool = False,
+        on_error: str = "warn",
+        nested_ids: bool = False,
+        identity: tuple[int, int] | None = None,
+    ) -> Iterator[Record]:
         """Yield the records of every process, oldest first.
 
         ``container`` filters by name (with ``nested=True``, the containers nested in it
@@ -285,24 +313,50 @@ class Journal:
         contents) rather than as its contents.
         """
         report = _reporter(on_error)
-        return read_records(self.path, _impl.crc32c, self._key, container=container,
-                            nested=nested, since_ns=to_ns(since), until_ns=to_ns(until),
-                            trust_pickles=self.trust_pickles, report=report, nested_ids=nested_ids,
-                            identity=identity, save_indexes=not self.readonly)
+        return read_records(
+            self.path,
+            _impl.crc32c,
+            self._key,
+            container=container,
+            nested=nested,
+            since_ns=to_ns(since),
+            until_ns=to_ns(until),
+            trust_pickles=self.trust_pickles,
+            report=report,
+            nested_ids=nested_ids,
+            identity=identity,
+            save_indexes=not self.readonly,
+        )
 
-    def record_batches(self, container: str | None = None, since: datetime | int | str | None = None,
-                       until: datetime | int | str | None = None, *, nested: bool = False,
-                       on_error: str = "warn", nested_ids: bool = False,
-                       identity: tuple[int, int] | None = None) -> Iterator[RecordBatch]:
+    def record_batches(
+        self,
+        container: str | None = None,
+        since: datetime | int | str | None = None,
+        until: datetime | int | str | None = None,
+        *,
+        nested: bool = False,
+        on_error: str = "warn",
+        nested_ids: bool = False,
+        identity: tuple[int, int] | None = None,
+    ) -> Iterator[RecordBatch]:
         """The records of :meth:`records` (same arguments), in the same order, a batch at a
         time: :class:`~safe_data.journal.batches.RecordBatch` holds them column by column
         (``batch.seq``, ``batch.values``...), for readers of many records that need no
         Record object each (docs/history.md, "Reading everything back")."""
-        return read_record_batches(self.path, _impl.crc32c, self._key, container=container,
-                                   nested=nested, since_ns=to_ns(since), until_ns=to_ns(until),
-                                   trust_pickles=self.trust_pickles, report=_reporter(on_error),
-                                   nested_ids=nested_ids, identity=identity,
-                                   save_indexes=not self.readonly)
+        return read_record_batches(
+            self.path,
+            _impl.crc32c,
+            self._key,
+            container=container,
+            nested=nested,
+            since_ns=to_ns(since),
+            until_ns=to_ns(until),
+            trust_pickles=self.trust_pickles,
+            report=_reporter(on_error),
+            nested_ids=nested_ids,
+            identity=identity,
+            save_indexes=not self.readonly,
+        )
 
     def verify(self) -> list[Problem]:
         """Check every frame of every segment, that each sealed segment holds the records
@@ -311,11 +365,17 @@ class Journal:
         the problems (empty when sound)."""
         return [p for p in verify_directory(self.path, _impl.crc32c, self._key) if not p.live]
 
-
     # --- retention ------------------------------------------------------------------------
 
-    def purge(self, older_than: datetime | int | str | None = None, *, containers=(),
-              max_bytes: int | None = None, keep_unsent: bool = True, dry_run: bool = False):
+    def purge(
+        self,
+        older_than: datetime | int | str | None = None,
+        *,
+        containers=(),
+        max_bytes: int | None = None,
+        keep_unsent: bool = True,
+        dry_run: bool = False,
+    ):
         """Delete sealed segments: by age, by container, or down to a size.
 
         ``older_than`` (as ``since`` of :meth:`records`: ``"30d"`` is thirty days ago):
@@ -337,17 +397,30 @@ class Journal:
         if isinstance(containers, str):
             raise TypeError("containers must be a collection of names, not a str")
         if self.readonly and not dry_run:
-            raise JournalReadOnlyError(f"the journal {self.path} was opened with readonly=True: "
-                                       f"it cannot purge (dry_run=True only lists)")
-        return retention.purge(self.path, older_than_ns=to_ns(older_than), containers=tuple(containers),
-                     max_bytes=max_bytes, keep_unsent=keep_unsent, dry_run=dry_run)
+            raise JournalReadOnlyError(
+                f"the journal {self.path} was opened with readonly=True: "
+                f"it cannot purge (dry_run=True only lists)"
+            )
+        return retention.purge(
+            self.path,
+            older_than_ns=to_ns(older_than),
+            containers=tuple(containers),
+            max_bytes=max_bytes,
+            keep_unsent=keep_unsent,
+            dry_run=dry_run,
+        )
+
     # --- internals ------------------------------------------------------------------------
 
     def _start_flusher(self) -> None:
         stop = threading.Event()
         self._flusher = stop
-        threading.Thread(target=_flush_loop, args=(weakref.ref(self), stop, self.batch_interval),
-                         name="safe_data-flusher", daemon=True).start()
+        threading.Thread(
+            target=_flush_loop,
+            args=(weakref.ref(self), stop, self.batch_interval),
+            name="safe_data-flusher",
+            daemon=True,
+        ).start()
 
     def _after_fork_in_child(self) -> None:
         self._writer.after_fork_in_child()
@@ -364,8 +437,9 @@ class _ReadOnlySegments:
         self.directory = directory
 
     def rotate(self, used: int, need: int, last_seq: int):
-        raise JournalReadOnlyError(f"the journal {self.directory} was opened read-only "
-                                   f"(readonly=True); nothing was discarded")
+        raise JournalReadOnlyError(
+            f"the journal {self.directory} was opened read-only (readonly=True); nothing was discarded"
+        )
 
     def seal(self, used: int, last_seq: int) -> None:
         pass  # no segment was ever opened
@@ -390,12 +464,16 @@ def _reporter(on_error: str):
     if on_error == "ignore":
         return None
     if on_error == "raise":
+
         def report(problem):
             raise CorruptSegmentError(problem)
+
         return report
     if on_error == "warn":
+
         def report(problem):
             warnings.warn(f"journal problem: {problem}", JournalWarning, stacklevel=3)
+
         return report
     raise ValueError(f"on_error must be 'warn', 'raise' or 'ignore', not {on_error!r}")
 
@@ -420,8 +498,9 @@ def parse_time(text: str) -> datetime:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{text!r} is neither an ISO time (2026-11-23T21:24:01) nor an age "
-                         f"(30s, 10m, 2h, 1d, 1w)") from None
+        raise ValueError(
+            f"{text!r} is neither an ISO time (2026-11-23T21:24:01) nor an age (30s, 10m, 2h, 1d, 1w)"
+        ) from None
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
@@ -469,8 +548,7 @@ def default_journal() -> Journal:
     return registry.default(lambda: journal_at(default_path()))
 
 
-def configure(path: str | os.PathLike | None = None, *, log_discards: bool = False,
-              **options) -> Journal:
+def configure(path: str | os.PathLike | None = None, *, log_discards: bool = False, **options) -> Journal:
     """Open the journal that containers created without ``journal=`` will use.
 
     Takes the arguments of :class:`Journal`.  Containers created earlier keep theirs.

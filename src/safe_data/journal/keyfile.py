@@ -23,10 +23,18 @@ from . import format as fmt
 
 KEY_FILE = "key"
 KEY_SIZE = 32
-_OPEN_FLAGS = (os.O_NOFOLLOW | os.O_NONBLOCK  # a FIFO must not block the open
-               | getattr(os, "O_CLOEXEC", 0))
-_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFDIR: "a directory", stat.S_IFSOCK: "a socket",
-          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
+_OPEN_FLAGS = (
+    os.O_NOFOLLOW
+    | os.O_NONBLOCK  # a FIFO must not block the open
+    | getattr(os, "O_CLOEXEC", 0)
+)
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
 
 
 def read_key_file(key_path: str) -> bytes:
@@ -78,8 +86,10 @@ def _key_of(fd: int, key_path: str, directory: str) -> bytes:
         key = os.urandom(KEY_SIZE)
         _write_key(fd, key, directory)
     if len(key) != KEY_SIZE:
-        raise SafeDataError(f"journal key file {key_path} is damaged ({len(key)} bytes, expected "
-                            f"{KEY_SIZE}); restore it from a backup or move the journal aside")
+        raise SafeDataError(
+            f"journal key file {key_path} is damaged ({len(key)} bytes, expected "
+            f"{KEY_SIZE}); restore it from a backup or move the journal aside"
+        )
     return key
 
 
@@ -91,8 +101,9 @@ def _write_key(fd: int, key: bytes, directory: str) -> None:
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             os.ftruncate(fd, 0)  # empty again: the next open writes it
-            raise JournalFullError(exc.errno, f"no space left in {directory} to write the "
-                                              f"journal's key; free some space") from exc
+            raise JournalFullError(
+                exc.errno, f"no space left in {directory} to write the journal's key; free some space"
+            ) from exc
         raise
 
 
@@ -103,13 +114,16 @@ def _open_key(key_path: str, mode: int) -> int:
         fd = os.open(key_path, mode | _OPEN_FLAGS)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise SafeDataError(f"journal key {key_path} is a symlink: refusing a key that is not "
-                                f"a plain file of this journal (it could sign forged pickles)") from None
+            raise SafeDataError(
+                f"journal key {key_path} is a symlink: refusing a key that is not "
+                f"a plain file of this journal (it could sign forged pickles)"
+            ) from None
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and mode != os.O_RDONLY:
             return _open_key(key_path, os.O_RDONLY)  # a key we may not write: read it
         if exc.errno == errno.EISDIR:
-            raise SafeDataError(f"journal key {key_path} is a directory, not a regular file; "
-                                f"refusing to use it") from None
+            raise SafeDataError(
+                f"journal key {key_path} is a directory, not a regular file; refusing to use it"
+            ) from None
         raise
     try:
         _check_key_file(os.fstat(fd), key_path)
@@ -122,13 +136,13 @@ def _open_key(key_path: str, mode: int) -> int:
 def _check_key_file(st: os.stat_result, key_path: str) -> None:
     if not stat.S_ISREG(st.st_mode):
         kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
-        raise SafeDataError(f"journal key {key_path} is {kind}, not a regular file; refusing "
-                            f"to use it")
+        raise SafeDataError(f"journal key {key_path} is {kind}, not a regular file; refusing to use it")
     if hasattr(os, "getuid") and (st.st_uid not in (os.getuid(), 0) or st.st_mode & 0o022):
         raise SafeDataError(
             f"journal key {key_path} is owned by another user or writable by others (mode "
             f"{st.st_mode & 0o777:o}): it could have been replaced to forge pickles; refusing "
-            f"to use it. Check the file, then `chmod 600` it")
+            f"to use it. Check the file, then `chmod 600` it"
+        )
 
 
 def _refuse_lost_key(directory: str, key_path: str) -> None:
@@ -140,4 +154,5 @@ def _refuse_lost_key(directory: str, key_path: str) -> None:
             f"segment(s) whose pickled values it signed: a new key would leave them "
             f"unverifiable. Restore `key` from a backup of this journal; to read the records "
             f"without it, open the journal with readonly=True (pickled values then read as "
-            f"UnverifiedPickle); to start afresh, move the segments out of {directory}")
+            f"UnverifiedPickle); to start afresh, move the segments out of {directory}"
+        )

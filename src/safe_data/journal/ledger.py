@@ -119,9 +119,12 @@ def record(directory: str, departures) -> None:
         fsync(fd)
     except OSError as exc:
         if exc.errno in _ENOSPC:
-            raise JournalFullError(exc.errno, f"no space left in {directory} to record in its "
-                                              f"ledger the segments to delete; nothing was "
-                                              f"deleted. Free some space first") from exc
+            raise JournalFullError(
+                exc.errno,
+                f"no space left in {directory} to record in its "
+                f"ledger the segments to delete; nothing was "
+                f"deleted. Free some space first",
+            ) from exc
         raise
     finally:
         os.close(fd)
@@ -146,8 +149,9 @@ def read(directory: str):
     for line in data.splitlines(keepends=True):
         departure = _parse(line)
         if departure is None and line.endswith(b"\n"):
-            problems.append(Problem(LEDGER_FILE, offset, "ledger line does not verify (its "
-                                                         "checksum or fields are wrong)"))
+            problems.append(
+                Problem(LEDGER_FILE, offset, "ledger line does not verify (its checksum or fields are wrong)")
+            )
         elif departure is not None and departure.identity is not None:
             gone[departure.identity] = departure
         offset += len(line)
@@ -163,6 +167,9 @@ def _parse(line: bytes) -> Departure | None:
         departure = Departure(*(fields.get(name) for name in Departure._fields))
     except (ValueError, AttributeError):  # not JSON, or not an object
         return None
-    ok = (isinstance(departure.segment, str) and isinstance(departure.why, str)
-          and all(s is None or type(s) is int for s in (departure.first, departure.last)))
+    ok = (
+        isinstance(departure.segment, str)
+        and isinstance(departure.why, str)
+        and all(s is None or type(s) is int for s in (departure.first, departure.last))
+    )
     return departure if ok else None

@@ -40,8 +40,13 @@ class Problem(namedtuple("Problem", "segment offset reason live", defaults=(Fals
         return f"{self.segment} at byte {self.offset}: {self.reason}"
 
 
-class Record(namedtuple("Record", "seq time_ns container kind op key values pid thread caller "
-                                  "writer segment offset container_id", defaults=(None,))):
+class Record(
+    namedtuple(
+        "Record",
+        "seq time_ns container kind op key values pid thread caller writer segment offset container_id",
+        defaults=(None,),
+    )
+):
     """One preserved discard.
 
     ``values`` holds what was discarded: a list for list operations, a dict
@@ -81,7 +86,7 @@ _ZERO_CHUNK = bytes(1 << 16)
 def is_zero(data, start: int) -> bool:
     """True if ``data[start:]`` is all zero bytes (works on mmaps, chunk by chunk)."""
     for pos in range(start, len(data), len(_ZERO_CHUNK)):
-        chunk = data[pos:pos + len(_ZERO_CHUNK)]
+        chunk = data[pos : pos + len(_ZERO_CHUNK)]
         if chunk != _ZERO_CHUNK[: len(chunk)]:
             return False
     return True
@@ -106,8 +111,7 @@ class Scan:
     (None: none); ``open_ended``: the last hole stands for an unknown number of records.
     """
 
-    __slots__ = ("end", "problems", "stopped", "first_seq", "last_seq", "skipped", "holes",
-                 "open_ended")
+    __slots__ = ("end", "problems", "stopped", "first_seq", "last_seq", "skipped", "holes", "open_ended")
 
     def __init__(self, start: int):
         self.end = start
@@ -134,8 +138,14 @@ class Scan:
         self.problems.append(problem)
 
 
-def scan_frames(data, crc32c, segment: str, sealed: bool, start: int = fmt.SEGMENT_HEADER_SIZE,
-                first_seq: int | None = None):
+def scan_frames(
+    data,
+    crc32c,
+    segment: str,
+    sealed: bool,
+    start: int = fmt.SEGMENT_HEADER_SIZE,
+    first_seq: int | None = None,
+):
     """Yield verified frames of ``data``; return a :class:`Scan`.
 
     A frame is good when its length fits, its CRC32C matches and its sequence number
@@ -160,28 +170,33 @@ def scan_frames(data, crc32c, segment: str, sealed: bool, start: int = fmt.SEGME
             if reason is not None:
                 scan.stop(Problem(segment, pos, reason))
             break
-        if crc32c(data[pos + 8:pos + frame_len]) != _U32.unpack_from(data, pos + 4)[0]:
+        if crc32c(data[pos + 8 : pos + frame_len]) != _U32.unpack_from(data, pos + 4)[0]:
             lost = expected if expected is not None else _claimed_seq(data, pos)
             if not _resumes_at(data, pos + frame_len, crc32c, lost + 1):
                 scan.stop(Problem(segment, pos, "checksum mismatch (torn write or corruption)"))
                 break
-            scan.problems.append(Problem(segment, pos, f"checksum mismatch: record seq {lost} "
-                                                       f"({frame_len} bytes) skipped, the frames "
-                                                       f"after it verify"))
+            scan.problems.append(
+                Problem(
+                    segment,
+                    pos,
+                    f"checksum mismatch: record seq {lost} "
+                    f"({frame_len} bytes) skipped, the frames "
+                    f"after it verify",
+                )
+            )
             scan.skipped.append((pos, frame_len, lost))
             first, expected = lost if first is None else first, lost + 1
             pos += frame_len
             continue
         _, _, seq, time_ns, thread, op, flags, name_len = fmt.FRAME_HEADER.unpack_from(data, pos)
         body = pos + fmt.FRAME_HEADER_SIZE
-        if (seq != expected and expected is not None) or body + name_len > pos + frame_len \
-                or scan.open_ended:
+        if (seq != expected and expected is not None) or body + name_len > pos + frame_len or scan.open_ended:
             scan.stop(Problem(segment, pos, _out_of_place(scan, seq, expected)))
             break
         if first is None:
             first = seq
         if op == fmt.OP_HOLE:
-            hole = _read_hole(pos, frame_len, seq, data[body + name_len:pos + frame_len])
+            hole = _read_hole(pos, frame_len, seq, data[body + name_len : pos + frame_len])
             if hole is None:
                 scan.stop(Problem(segment, pos, "unreadable hole (a repair's placeholder)"))
                 break
@@ -190,8 +205,16 @@ def scan_frames(data, crc32c, segment: str, sealed: bool, start: int = fmt.SEGME
             expected = seq + max(hole.span, 1)
         else:
             expected = seq + 1
-            yield Frame(pos, seq, time_ns, thread, op, flags, data[body:body + name_len],
-                        data[body + name_len:pos + frame_len])
+            yield Frame(
+                pos,
+                seq,
+                time_ns,
+                thread,
+                op,
+                flags,
+                data[body : body + name_len],
+                data[body + name_len : pos + frame_len],
+            )
         pos += frame_len
     scan.end = pos
     if first is not None and expected is not None:
@@ -247,7 +270,7 @@ def _resumes_at(data, pos: int, crc32c, seq: int) -> bool:
     if frame_len is None:
         return False
     stored_crc, stored_seq = _U32.unpack_from(data, pos + 4)[0], _claimed_seq(data, pos)
-    return stored_seq == seq and crc32c(data[pos + 8:pos + frame_len]) == stored_crc
+    return stored_seq == seq and crc32c(data[pos + 8 : pos + frame_len]) == stored_crc
 
 
 def _out_of_place(scan: Scan, seq: int, expected: int | None) -> str:
@@ -286,8 +309,9 @@ def records_text(first: int, last: int) -> str:
     return f"1 record (seq {first})" if count == 1 else f"{count} records (seq {first}-{last})"
 
 
-def decode_frame(frame: Frame, header: fmt.SegmentHeader, segment: str, key, trust_pickles,
-                 nested_ids: bool = False) -> Record:
+def decode_frame(
+    frame: Frame, header: fmt.SegmentHeader, segment: str, key, trust_pickles, nested_ids: bool = False
+) -> Record:
     """Decode a verified frame; raise CorruptRecordError if its content is malformed."""
     try:
         kind, op = fmt.OPS[frame.op]
@@ -302,16 +326,31 @@ def decode_frame(frame: Frame, header: fmt.SegmentHeader, segment: str, key, tru
         payload = payload[size:]
     if frame.flags & fmt.FLAG_COMPRESSED:
         payload = _decompress(payload)
-    decoded = _impl.decode_values(payload, key, trust_pickles, 3 if frame.flags & fmt.FLAG_CALLER else 2,
-                                  nested_ids)
+    decoded = _impl.decode_values(
+        payload, key, trust_pickles, 3 if frame.flags & fmt.FLAG_CALLER else 2, nested_ids
+    )
     rec_key, values = decoded[0], decoded[1]
     caller = decoded[2] if len(decoded) == 3 else None
     try:
         name = str(frame.name, "utf-8")
     except UnicodeDecodeError:
         raise CorruptRecordError("container name is not UTF-8") from None
-    return Record(frame.seq, frame.time_ns, name, kind, op, rec_key, values, header.pid,
-                  frame.thread, caller, header.writer_id, segment, frame.offset, container_id)
+    return Record(
+        frame.seq,
+        frame.time_ns,
+        name,
+        kind,
+        op,
+        rec_key,
+        values,
+        header.pid,
+        frame.thread,
+        caller,
+        header.writer_id,
+        segment,
+        frame.offset,
+        container_id,
+    )
 
 
 def leb128(data) -> tuple[int, int]:
@@ -448,8 +487,9 @@ class SegmentView:
             self.vanished = True
             return
         try:
-            self.scan = yield from scan_frames(data, self.crc32c, self.name, self.sealed,
-                                               first_seq=self.header.first_seq)
+            self.scan = yield from scan_frames(
+                data, self.crc32c, self.name, self.sealed, first_seq=self.header.first_seq
+            )
         finally:
             del data
             self.release()
@@ -482,23 +522,37 @@ class SegmentView:
     def note_problems(self, scan: Scan) -> None:
         """Take what ``scan`` (this segment's, however it was made) found as the problems."""
         if self.header is not None:
-            self.problems.extend(Problem(p.segment, p.offset, p.reason, self.live)
-                                 for p in _with_shortfall(self.header, scan, self.name))
+            self.problems.extend(
+                Problem(p.segment, p.offset, p.reason, self.live)
+                for p in _with_shortfall(self.header, scan, self.name)
+            )
 
 
 def frame_at(data, pos: int, crc32c, scan) -> Frame | None:
     """The record frame at ``pos`` if it is one, verifies and lies within what ``scan``
     (a Scan, or anything with its ``end``, ``first_seq`` and ``last_seq``) covers; else None."""
     frame_len = _frame_length(data, pos, scan.end)
-    if frame_len is None or crc32c(data[pos + 8:pos + frame_len]) != _U32.unpack_from(data, pos + 4)[0]:
+    if frame_len is None or crc32c(data[pos + 8 : pos + frame_len]) != _U32.unpack_from(data, pos + 4)[0]:
         return None
     _, _, seq, time_ns, thread, op, flags, name_len = fmt.FRAME_HEADER.unpack_from(data, pos)
     body = pos + fmt.FRAME_HEADER_SIZE
-    if (op == fmt.OP_HOLE or body + name_len > pos + frame_len or scan.first_seq is None
-            or not scan.first_seq <= seq <= scan.last_seq):
+    if (
+        op == fmt.OP_HOLE
+        or body + name_len > pos + frame_len
+        or scan.first_seq is None
+        or not scan.first_seq <= seq <= scan.last_seq
+    ):
         return None
-    return Frame(pos, seq, time_ns, thread, op, flags, bytes(data[body:body + name_len]),
-                 bytes(data[body + name_len:pos + frame_len]))
+    return Frame(
+        pos,
+        seq,
+        time_ns,
+        thread,
+        op,
+        flags,
+        bytes(data[body : body + name_len]),
+        bytes(data[body + name_len : pos + frame_len]),
+    )
 
 
 def read_all(fd: int) -> bytes:
@@ -536,13 +590,20 @@ def _with_shortfall(header: fmt.SegmentHeader, scan: Scan, name: str) -> list[Pr
         return scan.problems
     lost = records_text(*missing)
     if scan.stopped is None:
-        return scan.problems + [Problem(name, scan.end, f"{lost} missing: the segment ends "
-                                                        f"there, its header counts "
-                                                        f"{header.records} records up to seq "
-                                                        f"{header.last_seq} (cut short?)")]
+        return scan.problems + [
+            Problem(
+                name,
+                scan.end,
+                f"{lost} missing: the segment ends "
+                f"there, its header counts "
+                f"{header.records} records up to seq "
+                f"{header.last_seq} (cut short?)",
+            )
+        ]
     stop = scan.stopped
-    return scan.problems[:-1] + [Problem(stop.segment, stop.offset,
-                                         f"{stop.reason}; {lost} unreadable from here")]
+    return scan.problems[:-1] + [
+        Problem(stop.segment, stop.offset, f"{stop.reason}; {lost} unreadable from here")
+    ]
 
 
 def open_segment(path: str, crc32c) -> SegmentView | None:

@@ -34,10 +34,22 @@ from .reader import (
 )
 
 
-def read_records(directory: str, crc32c, key, *, container=None, nested=False, since_ns=None,
-                 until_ns=None, trust_pickles=False, report=None, nested_ids=False,
-                 identity: tuple[int, int] | None = None, save_indexes: bool = True,
-                 check_indexes: bool = False):
+def read_records(
+    directory: str,
+    crc32c,
+    key,
+    *,
+    container=None,
+    nested=False,
+    since_ns=None,
+    until_ns=None,
+    trust_pickles=False,
+    report=None,
+    nested_ids=False,
+    identity: tuple[int, int] | None = None,
+    save_indexes: bool = True,
+    check_indexes: bool = False,
+):
     """Records of every segment in ``directory``, merged by time (then writer, then seq);
     only ``container``'s if given (and with ``nested``, those of containers nested in it),
     or only those of the container ``identity`` (writer, container number).  With
@@ -54,19 +66,60 @@ def read_records(directory: str, crc32c, key, *, container=None, nested=False, s
     time (:mod:`.bulk`) and handed out one by one by C code: a reader of every record
     pays no Python call per record.
     """
-    return itertools.chain.from_iterable(_batches(
-        directory, crc32c, key, container, nested, since_ns, until_ns, trust_pickles, report,
-        nested_ids, identity, save_indexes, check_indexes, False))
+    return itertools.chain.from_iterable(
+        _batches(
+            directory,
+            crc32c,
+            key,
+            container,
+            nested,
+            since_ns,
+            until_ns,
+            trust_pickles,
+            report,
+            nested_ids,
+            identity,
+            save_indexes,
+            check_indexes,
+            False,
+        )
+    )
 
 
-def read_record_batches(directory: str, crc32c, key, *, container=None, nested=False, since_ns=None,
-                        until_ns=None, trust_pickles=False, report=None, nested_ids=False,
-                        identity: tuple[int, int] | None = None, save_indexes: bool = True):
+def read_record_batches(
+    directory: str,
+    crc32c,
+    key,
+    *,
+    container=None,
+    nested=False,
+    since_ns=None,
+    until_ns=None,
+    trust_pickles=False,
+    report=None,
+    nested_ids=False,
+    identity: tuple[int, int] | None = None,
+    save_indexes: bool = True,
+):
     """:func:`read_records`' records, in the same order, as :class:`~.batches.RecordBatch`
     objects: those of one writer's sealed and open segments, unfiltered, decoded in C
     straight into columns where the extension is built."""
-    for made in _batches(directory, crc32c, key, container, nested, since_ns, until_ns, trust_pickles,
-                         report, nested_ids, identity, save_indexes, False, True):
+    for made in _batches(
+        directory,
+        crc32c,
+        key,
+        container,
+        nested,
+        since_ns,
+        until_ns,
+        trust_pickles,
+        report,
+        nested_ids,
+        identity,
+        save_indexes,
+        False,
+        True,
+    ):
         if isinstance(made, RecordBatch):
             yield made
             continue
@@ -75,8 +128,22 @@ def read_record_batches(directory: str, crc32c, key, *, container=None, nested=F
             yield RecordBatch.of_records(records)
 
 
-def _batches(directory, crc32c, key, container, nested, since_ns, until_ns, trust_pickles, report,
-             nested_ids, identity, save_indexes, check_indexes, columns):
+def _batches(
+    directory,
+    crc32c,
+    key,
+    container,
+    nested,
+    since_ns,
+    until_ns,
+    trust_pickles,
+    report,
+    nested_ids,
+    identity,
+    save_indexes,
+    check_indexes,
+    columns,
+):
     """Iterables of :func:`read_records`' records, in order; with ``columns``, some are
     RecordBatches (a segment read whole: :func:`.bulk.segment_batches`)."""
     views = open_segments(directory, crc32c)
@@ -91,7 +158,9 @@ def _batches(directory, crc32c, key, container, nested, since_ns, until_ns, trus
         (name + b"[",) if nested and name is not None else (),  # nested: _support.child_name
         writer=None if identity is None else identity[0],
         container_ids=() if identity is None else (identity[1],),
-        since_ns=since_ns, until_ns=until_ns)
+        since_ns=since_ns,
+        until_ns=until_ns,
+    )
 
     def wanted_records(view, frames):
         for frame in frames:
@@ -129,8 +198,10 @@ def _batches(directory, crc32c, key, container, nested, since_ns, until_ns, trus
     if len(chains) == 1:  # one writer: its records are in order already
         yield from chain(*chains.values(), columns)
     else:
-        yield heapq.merge(*(itertools.chain.from_iterable(chain(v, False)) for v in chains.values()),
-                          key=lambda r: (r.time_ns, r.writer, r.seq))
+        yield heapq.merge(
+            *(itertools.chain.from_iterable(chain(v, False)) for v in chains.values()),
+            key=lambda r: (r.time_ns, r.writer, r.seq),
+        )
 
 
 def _number(frame) -> int:
@@ -143,8 +214,9 @@ def _number(frame) -> int:
         return 0
 
 
-def _frames(view: SegmentView, wanted: index.Selection, save_key: bytes | None, key: bytes | None,
-            check: bool = False):
+def _frames(
+    view: SegmentView, wanted: index.Selection, save_key: bytes | None, key: bytes | None, check: bool = False
+):
     """The frames of ``view`` a reader wanting ``wanted`` needs: through the segment's
     index when it is sealed and has a sound one, else all of them, by a full scan that
     builds its index (saved, authenticated with ``save_key``, if given).  ``check``: scan
@@ -184,8 +256,9 @@ def _scan_and_index(view: SegmentView, save_key: bytes | None, known: index.Segm
     if known is None or not index.same(known, built):
         index.save(view, built, save_key)
     if known is not None and not index.same(known, built):
-        view.problems.append(Problem(view.name, 0, "its index disagreed with its frames "
-                                                   "(the index was replaced)"))
+        view.problems.append(
+            Problem(view.name, 0, "its index disagreed with its frames (the index was replaced)")
+        )
 
 
 def _open_frames(view: SegmentView, wanted: index.Selection) -> list:
@@ -199,8 +272,9 @@ def _open_frames(view: SegmentView, wanted: index.Selection) -> list:
         return []
     try:
         known = index.growing(view)
-        if known is None or (known.last_offset is not None
-                             and _frame_in(fd, known.last_offset, view.crc32c, known) is None):
+        if known is None or (
+            known.last_offset is not None and _frame_in(fd, known.last_offset, view.crc32c, known) is None
+        ):
             known = index.Growing(view)
         before = known.end
         scan = _scan_tail(view, known, read_frames_from(fd, before), before)
@@ -220,8 +294,14 @@ def _open_frames(view: SegmentView, wanted: index.Selection) -> list:
 def _scan_tail(view: SegmentView, known: index.Growing, tail: bytes, start: int) -> Scan:
     """Scan ``tail``, the segment's bytes from ``start``, adding its frames to ``known``;
     the Scan of the whole segment (offsets in the file, seqs from the first frame)."""
-    frames = scan_frames(tail, view.crc32c, view.name, False, start=0,
-                         first_seq=None if known.last_seq is None else known.last_seq + 1)
+    frames = scan_frames(
+        tail,
+        view.crc32c,
+        view.name,
+        False,
+        start=0,
+        first_seq=None if known.last_seq is None else known.last_seq + 1,
+    )
     while True:
         try:
             frame = next(frames)

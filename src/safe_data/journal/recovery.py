@@ -57,10 +57,12 @@ def _recover_if_dead(directory: str, path: str, crc32c, durable: bool) -> list[P
         except OSError as exc:
             if exc.errno in _ENOSPC:
                 raise JournalFullError(
-                    exc.errno, f"no space left in {directory} to recover "
-                               f"{os.path.basename(path)}, a segment a process that died left "
-                               f"open; it was left as it was, nothing is lost. Free some space "
-                               f"and open the journal again") from exc
+                    exc.errno,
+                    f"no space left in {directory} to recover "
+                    f"{os.path.basename(path)}, a segment a process that died left "
+                    f"open; it was left as it was, nothing is lost. Free some space "
+                    f"and open the journal again",
+                ) from exc
             raise
     finally:
         os.close(fd)
@@ -97,7 +99,7 @@ def _recover_one(directory, path, fd, crc32c, durable) -> list[Problem]:
         except ValueError as exc:
             return _remove_headerless(directory, path, data, exc)
         scan = scan_to_end(scan_frames(data, crc32c, name, sealed=False))
-        tail = bytes(data[scan.end:]).rstrip(b"\0")
+        tail = bytes(data[scan.end :]).rstrip(b"\0")
     finally:
         if isinstance(data, mmap.mmap):
             data.close()
@@ -120,13 +122,15 @@ def _remove_headerless(directory: str, path: str, data, exc: ValueError) -> list
     any of it reached the disk), else moved to damaged/ whole; recorded in the ledger."""
     name = os.path.basename(path)
     if is_zero(data, 0):
-        ledger.remove_segments(directory, [path], "recovered: all zeros, its writer died "
-                                                  "before any of it reached the disk",
-                               durable=False)
+        ledger.remove_segments(
+            directory,
+            [path],
+            "recovered: all zeros, its writer died before any of it reached the disk",
+            durable=False,
+        )
         return []
     saved = _set_aside(directory, name, 0, data[:])
-    ledger.remove_segments(directory, [path], f"recovered: {exc}; moved to {saved}",
-                           durable=False)
+    ledger.remove_segments(directory, [path], f"recovered: {exc}; moved to {saved}", durable=False)
     return [Problem(name, 0, f"{exc}; moved to damaged/")]
 
 

@@ -85,8 +85,7 @@ def _repair_sealed(directory: str, name: str) -> str | None:
         return None
     with source:
         size = os.fstat(source.fileno()).st_size
-        data: mmap.mmap | bytes = (mmap.mmap(source.fileno(), size, prot=mmap.PROT_READ)
-                                   if size else b"")
+        data: mmap.mmap | bytes = mmap.mmap(source.fileno(), size, prot=mmap.PROT_READ) if size else b""
         try:
             try:
                 header = fmt.unpack_segment_header(_impl.crc32c, data)
@@ -110,8 +109,7 @@ def _set_aside_unreadable(directory: str, name: str, source, why: str) -> str:
     """Move a segment whose header does not verify to damaged/, recorded in the ledger
     (it leaves the journal: its records are readable only from the copy)."""
     saved = _save_copy(directory, name, source)
-    ledger.remove_segments(directory, [os.path.join(directory, name)],
-                           f"repaired: {why}; moved to {saved}")
+    ledger.remove_segments(directory, [os.path.join(directory, name)], f"repaired: {why}; moved to {saved}")
     return f"{name}: {why}; the whole segment was moved to {saved}"
 
 
@@ -121,8 +119,7 @@ def _set_aside_copy(directory: str, name: str, source, header: fmt.SegmentHeader
     saved = _save_copy(directory, name, source)
     os.unlink(os.path.join(directory, name))
     fsync_dir(directory)
-    return (f"{name}: a second copy of {header.segment_id}{fmt.SEALED_SUFFIX}; it was moved "
-            f"to {saved}")
+    return f"{name}: a second copy of {header.segment_id}{fmt.SEALED_SUFFIX}; it was moved to {saved}"
 
 
 def _is_second_copy(directory: str, name: str, header: fmt.SegmentHeader, source) -> bool:
@@ -158,8 +155,10 @@ def _rebuilt(data, header: fmt.SegmentHeader, extents, scan: Scan, saved: str) -
     now = time.time_ns()
     reasons = {p.offset: p.reason for p in scan.problems}
     placed = extents + [(h.offset, h.length) for h in scan.holes]
-    placed += [(offset, _hole(seq, 1, now, saved, offset, length, reasons[offset]))
-               for offset, length, seq in scan.skipped]
+    placed += [
+        (offset, _hole(seq, 1, now, saved, offset, length, reasons[offset]))
+        for offset, length, seq in scan.skipped
+    ]
     tail = _tail_hole(header, scan, len(data), now, saved)
     if tail is not None:
         placed.append((scan.end, tail))
@@ -190,8 +189,7 @@ def _tail_hole(header: fmt.SegmentHeader, scan: Scan, size: int, now: int, saved
     return _hole(seq, span, now, saved, scan.end, size - scan.end, scan.stopped.reason)
 
 
-def _hole(seq: int, span: int, time_ns: int, saved: str, offset: int, length: int,
-          reason: str) -> bytes:
+def _hole(seq: int, span: int, time_ns: int, saved: str, offset: int, length: int, reason: str) -> bytes:
     """A hole frame (docs/format.md): it stands for ``span`` records from ``seq``, whose
     bytes are at ``offset`` (``length`` bytes) of the copy ``saved``."""
     payload = bytearray()
@@ -206,13 +204,14 @@ def _hole(seq: int, span: int, time_ns: int, saved: str, offset: int, length: in
 def _describe(scan: Scan, header: fmt.SegmentHeader, size: int) -> str:
     """What the repair did to a segment, for its report."""
     reasons = {p.offset: p.reason for p in scan.problems}
-    done = [f"set aside {records_text(seq, seq)} at byte {offset} ({reasons[offset]})"
-            for offset, _, seq in scan.skipped]
+    done = [
+        f"set aside {records_text(seq, seq)} at byte {offset} ({reasons[offset]})"
+        for offset, _, seq in scan.skipped
+    ]
     if scan.stopped is not None:
         missing = shortfall(header, scan)
         lost = f", {records_text(*missing)}" if missing else ""
-        done.append(f"cut {size - scan.end} bytes from byte {scan.end}{lost} "
-                    f"({scan.stopped.reason})")
+        done.append(f"cut {size - scan.end} bytes from byte {scan.end}{lost} ({scan.stopped.reason})")
     return "; ".join(done)
 
 

@@ -45,18 +45,32 @@ def acknowledged(directory: str) -> set[str]:
         return set()
 
 
-def plan(summaries, *, older_than_ns: int | None = None, containers=(), max_bytes: int | None = None,
-         acked=frozenset(), keep_unsent: bool = True) -> tuple[list, list]:
+def plan(
+    summaries,
+    *,
+    older_than_ns: int | None = None,
+    containers=(),
+    max_bytes: int | None = None,
+    acked=frozenset(),
+    keep_unsent: bool = True,
+) -> tuple[list, list]:
     """(to delete, to keep), oldest first, from the summaries of every segment.
 
     With ``max_bytes``, candidates are taken oldest first while the journal's segments
     take more than that; a kept one frees nothing, so the next one is taken instead.
     """
     summaries = list(summaries)
-    candidates = sorted((s for s in summaries if s.sealed and not s.problems
-                         and (older_than_ns is None or s.newest_ns < older_than_ns)
-                         and (not containers or s.container_names <= set(containers))),
-                        key=lambda s: (s.newest_ns, s.name))
+    candidates = sorted(
+        (
+            s
+            for s in summaries
+            if s.sealed
+            and not s.problems
+            and (older_than_ns is None or s.newest_ns < older_than_ns)
+            and (not containers or s.container_names <= set(containers))
+        ),
+        key=lambda s: (s.newest_ns, s.name),
+    )
     excess = None if max_bytes is None else sum(s.disk_bytes for s in summaries) - max_bytes
     delete, keep = [], []
     for summary in candidates:
@@ -71,17 +85,30 @@ def plan(summaries, *, older_than_ns: int | None = None, containers=(), max_byte
     return delete, keep
 
 
-def purge(directory: str, *, older_than_ns: int | None = None, containers=(),
-          max_bytes: int | None = None, keep_unsent: bool = True, dry_run: bool = False,
-          summaries=None) -> PurgeResult:
+def purge(
+    directory: str,
+    *,
+    older_than_ns: int | None = None,
+    containers=(),
+    max_bytes: int | None = None,
+    keep_unsent: bool = True,
+    dry_run: bool = False,
+    summaries=None,
+) -> PurgeResult:
     """Delete the segments :func:`plan` chooses (see :meth:`Journal.purge
     <safe_data.Journal.purge>`); ``summaries``: those of every segment, if already read."""
     if summaries is None:
         summaries = summarize(segment_sizes(directory)[0])
     summaries = list(summaries)
     acked = acknowledged(directory)
-    delete, keep = plan(summaries, older_than_ns=older_than_ns, containers=containers,
-                        max_bytes=max_bytes, acked=acked, keep_unsent=keep_unsent)
+    delete, keep = plan(
+        summaries,
+        older_than_ns=older_than_ns,
+        containers=containers,
+        max_bytes=max_bytes,
+        acked=acked,
+        keep_unsent=keep_unsent,
+    )
     if not dry_run:
         _delete(directory, delete, acked)
     damaged = sum(1 for s in summaries if s.sealed and s.problems)
@@ -92,8 +119,12 @@ def _delete(directory: str, segments, acked: set) -> None:
     """Delete segments, each recorded in the journal's ledger first, with why it went."""
     backed_up = [s.path for s in segments if s.segment_id in acked]
     unsent = [s.path for s in segments if s.segment_id not in acked]
-    for paths, why in ((backed_up, "purged: acknowledged by a remote backup"),
-                       (unsent, "purged with keep_unsent=False (safe-data purge --force): no "
-                                "remote backup had acknowledged it")):
+    for paths, why in (
+        (backed_up, "purged: acknowledged by a remote backup"),
+        (
+            unsent,
+            "purged with keep_unsent=False (safe-data purge --force): no remote backup had acknowledged it",
+        ),
+    ):
         if paths:
             ledger.remove_segments(directory, paths, why)

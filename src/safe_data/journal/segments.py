@@ -35,13 +35,16 @@ NEW_SUFFIX = ".new"
 STALE_NEW_SECONDS = 60
 
 if hasattr(os, "posix_fallocate"):
+
     def _preallocate(fd: int, size: int) -> None:
         os.posix_fallocate(fd, 0, size)
 else:  # macOS: write zeros so the blocks exist before they are mapped
+
     def _preallocate(fd: int, size: int) -> None:
         chunk = bytes(1 << 20)
         for offset in range(0, size, len(chunk)):
             os.pwrite(fd, chunk[: size - offset], offset)
+
 
 _sync_data = getattr(os, "fdatasync", os.fsync)
 
@@ -60,8 +63,7 @@ class ActiveSegment:
 class SegmentManager:
     """Creates and seals the segments of one writer (one process) in a journal directory."""
 
-    def __init__(self, directory: str, *, crc32c, segment_size: int, max_bytes: int | None,
-                 durable: bool):
+    def __init__(self, directory: str, *, crc32c, segment_size: int, max_bytes: int | None, durable: bool):
         self.directory = directory
         self._crc32c = crc32c
         self.segment_size = segment_size
@@ -153,8 +155,9 @@ class SegmentManager:
                         f"segments, or lower segment_size",
                     ) from exc
                 raise
-            header = fmt.pack_segment_header(self._crc32c, self.writer_id, self.segment_no,
-                                             time.time_ns(), os.getpid())
+            header = fmt.pack_segment_header(
+                self._crc32c, self.writer_id, self.segment_no, time.time_ns(), os.getpid()
+            )
             _faults.point("segment.header")
             os.pwrite(fd, header, 0)
             m = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)

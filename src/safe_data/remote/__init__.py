@@ -34,10 +34,18 @@ if TYPE_CHECKING:  # ``import x as x``: re-exported, for type checkers
 
 #: name -> the module (in this package) that defines it
 _LAZY = {
-    "Uploader": "uploader", "UploaderError": "uploader", "UploadWarning": "uploader",
-    "pending_segments": "_ledger", "read_status": "_ledger",
-    "Sink": "sinks", "SinkError": "sinks", "TransientError": "sinks", "RejectedError": "sinks",
-    "DirectorySink": "sinks.directory", "HttpSink": "sinks.http", "S3Sink": "sinks.s3",
+    "Uploader": "uploader",
+    "UploaderError": "uploader",
+    "UploadWarning": "uploader",
+    "pending_segments": "_ledger",
+    "read_status": "_ledger",
+    "Sink": "sinks",
+    "SinkError": "sinks",
+    "TransientError": "sinks",
+    "RejectedError": "sinks",
+    "DirectorySink": "sinks.directory",
+    "HttpSink": "sinks.http",
+    "S3Sink": "sinks.s3",
 }
 
 __all__ = sorted(_LAZY)

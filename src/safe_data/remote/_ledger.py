@@ -82,8 +82,11 @@ def is_marked(journal_path: str, segment_id: str) -> bool:
 
 def unacknowledged(journal_path: str, segment_ids) -> list[str]:
     """Those of ``segment_ids`` still in the journal directory and not marked."""
-    return [i for i in segment_ids if not is_marked(journal_path, i)
-            and os.path.exists(segment_path(journal_path, i))]
+    return [
+        i
+        for i in segment_ids
+        if not is_marked(journal_path, i) and os.path.exists(segment_path(journal_path, i))
+    ]
 
 
 def write_marks(journal_path: str, segment_ids) -> None:
@@ -130,8 +133,7 @@ def remove_marks(journal_path: str, segment_ids) -> None:
 
 def remove_orphan_marks(journal_path: str, segment_ids) -> None:
     """Remove the marks of segments no longer in the journal directory."""
-    remove_marks(journal_path, [i for i in segment_ids
-                                if not os.path.exists(segment_path(journal_path, i))])
+    remove_marks(journal_path, [i for i in segment_ids if not os.path.exists(segment_path(journal_path, i))])
 
 
 # --- the status report -----------------------------------------------------------------------

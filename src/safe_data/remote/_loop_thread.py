@@ -82,8 +82,9 @@ class LoopThread:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self, main: Callable[[threading.Event], Coroutine[Any, Any, None]]) \
-            -> asyncio.AbstractEventLoop:
+    def start(
+        self, main: Callable[[threading.Event], Coroutine[Any, Any, None]]
+    ) -> asyncio.AbstractEventLoop:
         """Run ``main(ready)`` in the thread until it returns; return the loop once it set
         ``ready``, or raise what it raised before that."""
         ready = threading.Event()

@@ -29,10 +29,24 @@ import google_crc32c
 from ..journal import format as fmt
 from ..journal.reader import scan_frames, scan_to_end, shortfall
 
-__all__ = ["BODY_SUFFIX", "HASH_SUFFIX", "MAX_SEGMENT_BYTES", "MAX_RETRY_AFTER",
-           "valid_segment_id", "valid_namespace", "valid_sha256", "read_hash", "committed",
-           "list_committed", "InvalidSegment", "SegmentTooLarge", "decompress_bounded",
-           "decompress_segment", "verify_segment", "parse_retry_after"]
+__all__ = [
+    "BODY_SUFFIX",
+    "HASH_SUFFIX",
+    "MAX_SEGMENT_BYTES",
+    "MAX_RETRY_AFTER",
+    "valid_segment_id",
+    "valid_namespace",
+    "valid_sha256",
+    "read_hash",
+    "committed",
+    "list_committed",
+    "InvalidSegment",
+    "SegmentTooLarge",
+    "decompress_bounded",
+    "decompress_segment",
+    "verify_segment",
+    "parse_retry_after",
+]
 
 # --- names -----------------------------------------------------------------------------------
 
@@ -88,7 +102,7 @@ def list_committed(directory: str) -> list[dict]:
         return []
     out = []
     for name in sorted(names):
-        segment_id = name[:-len(HASH_SUFFIX)]
+        segment_id = name[: -len(HASH_SUFFIX)]
         if not name.endswith(HASH_SUFFIX) or not valid_segment_id(segment_id):
             continue
         sha256 = read_hash(os.path.join(directory, name))
@@ -143,10 +157,13 @@ def decompress_bounded(body: bytes, max_segment_bytes: int) -> tuple[bytes, str]
         params = zstandard.get_frame_parameters(body)
     except zstandard.ZstdError as exc:
         raise InvalidSegment(f"not a zstd frame: {exc}") from None
-    if params.content_size not in (0, zstandard.CONTENTSIZE_UNKNOWN) \
-            and params.content_size > max_segment_bytes:
-        raise SegmentTooLarge(f"segment of {params.content_size} bytes exceeds the limit "
-                              f"of {max_segment_bytes}")
+    if (
+        params.content_size not in (0, zstandard.CONTENTSIZE_UNKNOWN)
+        and params.content_size > max_segment_bytes
+    ):
+        raise SegmentTooLarge(
+            f"segment of {params.content_size} bytes exceeds the limit of {max_segment_bytes}"
+        )
     window = _max_window(max_segment_bytes)
     if params.window_size > window:
         raise SegmentTooLarge(f"zstd window of {params.window_size} bytes exceeds {window}")
@@ -204,14 +221,15 @@ def verify_segment(data: bytes, segment_id: str | None = None) -> None:
         raise InvalidSegment(str(exc)) from None
     if segment_id is not None and header.segment_id != segment_id:
         raise InvalidSegment(f"segment id {segment_id} does not match its header ({header.segment_id})")
-    scan = scan_to_end(scan_frames(data, crc32c, segment_id or "segment", True,
-                                   first_seq=header.first_seq))
+    scan = scan_to_end(scan_frames(data, crc32c, segment_id or "segment", True, first_seq=header.first_seq))
     if scan.problems:
         problem = scan.problems[0]
         raise InvalidSegment(f"byte {problem.offset}: {problem.reason}")
     if shortfall(header, scan) is not None:
-        raise InvalidSegment(f"byte {scan.end}: the segment ends before the last record its "
-                             f"header counts (seq {header.last_seq})")
+        raise InvalidSegment(
+            f"byte {scan.end}: the segment ends before the last record its "
+            f"header counts (seq {header.last_seq})"
+        )
 
 
 # --- Retry-After -----------------------------------------------------------------------------

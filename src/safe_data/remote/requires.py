@@ -18,6 +18,5 @@ def aiohttp(what: str):
     try:
         import aiohttp as module
     except ImportError as exc:
-        raise MissingDependencyError(f"{what} needs aiohttp, which is not installed: "
-                                     f"{INSTALL}") from exc
+        raise MissingDependencyError(f"{what} needs aiohttp, which is not installed: {INSTALL}") from exc
     return module

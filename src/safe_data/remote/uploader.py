@@ -52,8 +52,16 @@ from ._ledger import MARKS_DIR, PendingSegment, pending_segments, read_status
 from ._loop_thread import LoopThread, live_uploaders, lower_priority, register, unregister
 from .sinks import RejectedError, Sink, TransientError
 
-__all__ = ["Uploader", "UploaderError", "UploadWarning", "PendingSegment", "pending_segments",
-           "MARKS_DIR", "read_status", "live_uploaders"]
+__all__ = [
+    "Uploader",
+    "UploaderError",
+    "UploadWarning",
+    "PendingSegment",
+    "pending_segments",
+    "MARKS_DIR",
+    "read_status",
+    "live_uploaders",
+]
 
 # the old package's name: what applications configure their logging for
 log = logging.getLogger("safe_data.upload")
@@ -174,9 +182,18 @@ class Uploader:
     ``async with Uploader(...) as uploader`` (a task of the running loop).
     """
 
-    def __init__(self, sink: Sink, journal=None, *, seal_every: float | None = 5.0,
-                 keep_for: float = 0.0, concurrency: int = 4, compress_threads: int = 1,
-                 backoff: tuple[float, float] = (0.1, 30.0), exit_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        journal=None,
+        *,
+        seal_every: float | None = 5.0,
+        keep_for: float = 0.0,
+        concurrency: int = 4,
+        compress_threads: int = 1,
+        backoff: tuple[float, float] = (0.1, 30.0),
+        exit_timeout: float = 5.0,
+    ) -> None:
         if not hasattr(sink, "put"):
             raise TypeError(f"sink must be a Sink, not {type(sink).__name__}")
         if concurrency < 1:
@@ -251,8 +268,10 @@ class Uploader:
         :meth:`aflush`."""
         self._check_running()
         if asyncio._get_running_loop() is self._loop or self._in_own_thread():
-            raise UploaderError("flush() would block the uploader's own event loop: "
-                                "use `await uploader.aflush()` in asyncio code")
+            raise UploaderError(
+                "flush() would block the uploader's own event loop: "
+                "use `await uploader.aflush()` in asyncio code"
+            )
         self.journal.seal()
         targets = [s.id for s in _ledger.scan(self.path)[0]]
         assert self._loop is not None
@@ -274,8 +293,9 @@ class Uploader:
         if loop is self._loop:
             waiter = asyncio.ensure_future(self._wait_settled(targets))
         else:
-            waiter = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._wait_settled(targets),
-                                                                          self._loop))
+            waiter = asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(self._wait_settled(targets), self._loop)
+            )
         try:
             done, _ = await asyncio.wait({waiter}, timeout=timeout)
         finally:
@@ -293,8 +313,9 @@ class Uploader:
             self._state = "closed" if not self._forked else self._state
             return
         if self._thread is None:
-            raise UploaderError("this uploader runs in an event loop: use `await uploader.aclose()` "
-                                "(or `async with`)")
+            raise UploaderError(
+                "this uploader runs in an event loop: use `await uploader.aclose()` (or `async with`)"
+            )
         if self._in_own_thread():
             raise UploaderError("close() cannot be called from the uploader's own thread")
         try:
@@ -349,8 +370,11 @@ class Uploader:
         not acknowledged yet, in the journal directory now."""
         self._check_usable()
         pending = pending_segments(self.path)
-        return {"pending_segments": len(pending), "pending_bytes": sum(s.size for s in pending),
-                **self.counters()}
+        return {
+            "pending_segments": len(pending),
+            "pending_bytes": sum(s.size for s in pending),
+            **self.counters(),
+        }
 
     def __enter__(self) -> Uploader:
         return self.start()
@@ -397,20 +421,25 @@ class Uploader:
         if self._forked or os.getpid() != self._pid:
             raise UploaderError(
                 f"this Uploader belongs to process {self._pid}, which forked this one; its thread "
-                f"does not exist here. Create and start a new Uploader in the child process.")
+                f"does not exist here. Create and start a new Uploader in the child process."
+            )
 
     def _check_running(self) -> None:
         self._check_usable()
         if self._state != "running":
-            raise UploaderError("the uploader is not running: call start() (or use `with` / "
-                                "`async with`) first" if self._state == "new" else
-                                "the uploader is closed; create a new one")
+            raise UploaderError(
+                "the uploader is not running: call start() (or use `with` / `async with`) first"
+                if self._state == "new"
+                else "the uploader is closed; create a new one"
+            )
 
     def _timeout_message(self, targets, timeout) -> str:
         left = _ledger.unacknowledged(self.path, [t for t in targets if t not in self._settled])
         detail = f"; last error: {self._last_error}" if self._last_error else ""
-        return (f"{len(left)} segment(s) of {self.path} not acknowledged within {timeout} s; "
-                f"they stay on local disk and are retried{detail}")
+        return (
+            f"{len(left)} segment(s) of {self.path} not acknowledged within {timeout} s; "
+            f"they stay on local disk and are retried{detail}"
+        )
 
     def _request_stop(self) -> None:
         """In the loop: end the main task at its next round (not by cancelling it: a cancel
@@ -427,12 +456,20 @@ class Uploader:
 
     def _status(self, running: bool) -> dict:
         with self._stats_lock:
-            return {"sink": repr(self.sink), "pid": os.getpid(), "running": running,
-                    "started": self._started, "updated": _ledger.now_iso(),
-                    "acked": self._acked, "acked_bytes": self._acked_bytes,
-                    "last_ack": self._last_ack, "errors": self._errors,
-                    "last_error": self._last_error, "last_error_at": self._last_error_at,
-                    "rejected": dict(self._rejected)}
+            return {
+                "sink": repr(self.sink),
+                "pid": os.getpid(),
+                "running": running,
+                "started": self._started,
+                "updated": _ledger.now_iso(),
+                "acked": self._acked,
+                "acked_bytes": self._acked_bytes,
+                "last_ack": self._last_ack,
+                "errors": self._errors,
+                "last_error": self._last_error,
+                "last_error_at": self._last_error_at,
+                "rejected": dict(self._rejected),
+            }
 
     async def _report(self, loop, *, running: bool = True, force: bool = False) -> None:
         """Rewrite the status file if something changed (at most every STATUS_INTERVAL)."""
@@ -453,8 +490,10 @@ class Uploader:
         self._changed = asyncio.Event()  # replaced by a new one each time it is set
         self._tasks: dict[str, asyncio.Task] = {}
         self._compressor = concurrent.futures.ThreadPoolExecutor(
-            self.compress_threads, thread_name_prefix="safe_data-uploader-compress",
-            initializer=lower_priority)
+            self.compress_threads,
+            thread_name_prefix="safe_data-uploader-compress",
+            initializer=lower_priority,
+        )
         self._marks = _GroupCommit(self._acknowledged)
         self._deletions = _GroupCommit(self._delete_now)
         await loop.run_in_executor(None, os.makedirs, os.path.join(self.path, MARKS_DIR), 0o700, True)
@@ -565,8 +604,9 @@ class Uploader:
                     try:
                         await (self._marks if self.keep_for > 0 else self._deletions).mark(segment.id)
                     except OSError as exc:  # it stays: sending it again is harmless
-                        self._error(f"segment {segment.id} was acknowledged, but deleting or "
-                                    f"marking it failed: {exc}")
+                        self._error(
+                            f"segment {segment.id} was acknowledged, but deleting or marking it failed: {exc}"
+                        )
                     else:
                         self._acked_ids.add(segment.id)
                         with self._stats_lock:
@@ -611,8 +651,10 @@ class Uploader:
             self._last_error_at = _ledger.now_iso()
             self._status_dirty = True
         if first:
-            message = (f"segment {segment_id} was rejected by {self.sink!r}: {reason}. It stays in "
-                       f"{self.path}; it is not sent again by this uploader")
+            message = (
+                f"segment {segment_id} was rejected by {self.sink!r}: {reason}. It stays in "
+                f"{self.path}; it is not sent again by this uploader"
+            )
             log.warning("%s", message)
             warnings.warn(message, UploadWarning, stacklevel=1)
 

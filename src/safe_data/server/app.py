@@ -45,8 +45,7 @@ from .stores import ConflictError, NotFound, StoreUnavailable
 aiohttp = _require("The backup server (safe-data serve)")
 from aiohttp import web  # noqa: E402
 
-__all__ = ["make_app", "verify_segment", "decompress_bounded", "SegmentTooLarge",
-           "InvalidSegment"]
+__all__ = ["make_app", "verify_segment", "decompress_bounded", "SegmentTooLarge", "InvalidSegment"]
 
 # the name it has always logged under (before the move): logging configurations name it
 log = logging.getLogger("safe_data.upload.server")
@@ -66,9 +65,18 @@ def _check_upload(body: bytes, sha256: str, segment_id: str, max_segment_bytes: 
 
 
 def _new_metrics() -> dict:
-    return {"stored": 0, "duplicates": 0, "conflicts": 0, "rejected": {}, "unauthorized": 0,
-            "bytes_received": 0, "bytes_stored": 0, "segment_bytes_stored": 0,
-            "store_unavailable": 0, "uploads_in_progress": 0}
+    return {
+        "stored": 0,
+        "duplicates": 0,
+        "conflicts": 0,
+        "rejected": {},
+        "unauthorized": 0,
+        "bytes_received": 0,
+        "bytes_stored": 0,
+        "segment_bytes_stored": 0,
+        "store_unavailable": 0,
+        "uploads_in_progress": 0,
+    }
 
 
 def _render_metrics(m: dict) -> str:
@@ -111,12 +119,17 @@ def _render_metrics(m: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_app(store, tokens: dict[str, str], *,
-             max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,
-             max_body_bytes: int | None = None,
-             max_concurrent_uploads: int = 4, web_view: bool = False,
-             journal: str | os.PathLike | None = None,
-             journal_readers: Iterable[str] | None = None) -> web.Application:
+def make_app(
+    store,
+    tokens: dict[str, str],
+    *,
+    max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,
+    max_body_bytes: int | None = None,
+    max_concurrent_uploads: int = 4,
+    web_view: bool = False,
+    journal: str | os.PathLike | None = None,
+    journal_readers: Iterable[str] | None = None,
+) -> web.Application:
     """The backup server application.
 
     ``tokens`` maps namespace -> bearer token.  ``max_body_bytes`` (the compressed body)
@@ -153,8 +166,9 @@ def make_app(store, tokens: dict[str, str], *,
         except StoreUnavailable as exc:
             metrics["store_unavailable"] += 1
             log.error("store unavailable (%s): %s", method, exc)
-            raise web.HTTPServiceUnavailable(text="storage unavailable, try again later\n",
-                                             headers={"Retry-After": "5"}) from None
+            raise web.HTTPServiceUnavailable(
+                text="storage unavailable, try again later\n", headers={"Retry-After": "5"}
+            ) from None
 
     def authenticate(request: web.Request) -> str:
         match = _BEARER.fullmatch(request.headers.get("Authorization", ""))
@@ -166,8 +180,10 @@ def make_app(store, tokens: dict[str, str], *,
                     found = namespace
         if found is None:
             metrics["unauthorized"] += 1
-            raise web.HTTPUnauthorized(text="missing or invalid bearer token\n",
-                                       headers={"WWW-Authenticate": 'Bearer realm="safe-data"'})
+            raise web.HTTPUnauthorized(
+                text="missing or invalid bearer token\n",
+                headers={"WWW-Authenticate": 'Bearer realm="safe-data"'},
+            )
         return found
 
     def segment_id_of(request: web.Request) -> str:
@@ -180,15 +196,15 @@ def make_app(store, tokens: dict[str, str], *,
         metrics["rejected"][str(code)] = metrics["rejected"].get(str(code), 0) + 1
         log.warning("refused upload %s/%s: %s", namespace, segment_id, reason)
         if code == 413:
-            return web.HTTPRequestEntityTooLarge(max_size=max_body_bytes, actual_size=0,
-                                                 text=reason + "\n")
+            return web.HTTPRequestEntityTooLarge(max_size=max_body_bytes, actual_size=0, text=reason + "\n")
         return web.HTTPBadRequest(text=reason + "\n")
 
     async def read_body(request: web.Request, namespace: str, segment_id: str) -> bytes:
         length = request.content_length
         if length is not None and length > max_body_bytes:
-            raise reject(413, f"body of {length} bytes exceeds the limit of {max_body_bytes}",
-                         namespace, segment_id)
+            raise reject(
+                413, f"body of {length} bytes exceeds the limit of {max_body_bytes}", namespace, segment_id
+            )
         body = bytearray()
         while True:
             chunk = await request.content.read(_READ_CHUNK)
@@ -196,8 +212,7 @@ def make_app(store, tokens: dict[str, str], *,
                 break
             body += chunk
             if len(body) > max_body_bytes:
-                raise reject(413, f"body exceeds the limit of {max_body_bytes} bytes",
-                             namespace, segment_id)
+                raise reject(413, f"body exceeds the limit of {max_body_bytes} bytes", namespace, segment_id)
         return bytes(body)
 
     async def expect_continue(request: web.Request) -> None:
@@ -210,8 +225,9 @@ def make_app(store, tokens: dict[str, str], *,
         namespace = authenticate(request)
         length = request.content_length
         if length is not None and length > max_body_bytes:
-            raise reject(413, f"body of {length} bytes exceeds the limit of {max_body_bytes}",
-                         namespace, None)
+            raise reject(
+                413, f"body of {length} bytes exceeds the limit of {max_body_bytes}", namespace, None
+            )
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     async def put_segment(request: web.Request) -> web.Response:
@@ -234,8 +250,9 @@ def make_app(store, tokens: dict[str, str], *,
         loop = asyncio.get_running_loop()
         async with upload_slots:
             try:
-                size = await loop.run_in_executor(None, _check_upload, body, sha256, segment_id,
-                                                  max_segment_bytes)
+                size = await loop.run_in_executor(
+                    None, _check_upload, body, sha256, segment_id, max_segment_bytes
+                )
             except SegmentTooLarge as exc:
                 raise reject(413, str(exc), namespace, segment_id) from None
             except InvalidSegment as exc:
@@ -245,18 +262,15 @@ def make_app(store, tokens: dict[str, str], *,
             except ConflictError:
                 metrics["conflicts"] += 1
                 log.warning("conflict on %s/%s: other content already stored", namespace, segment_id)
-                raise web.HTTPConflict(text="another content is stored under this segment id\n") \
-                    from None
+                raise web.HTTPConflict(text="another content is stored under this segment id\n") from None
         if outcome == "duplicate":
             metrics["duplicates"] += 1
-            return web.json_response({"id": segment_id, "sha256": sha256, "status": "duplicate"},
-                                     status=200)
+            return web.json_response({"id": segment_id, "sha256": sha256, "status": "duplicate"}, status=200)
         metrics["stored"] += 1
         metrics["bytes_stored"] += len(body)
         metrics["segment_bytes_stored"] += size
         log.info("stored %s/%s (%d bytes, %d compressed)", namespace, segment_id, size, len(body))
-        return web.json_response({"id": segment_id, "sha256": sha256, "status": "stored"},
-                                 status=201)
+        return web.json_response({"id": segment_id, "sha256": sha256, "status": "stored"}, status=201)
 
     async def get_segment(request: web.Request) -> web.StreamResponse:
         namespace = authenticate(request)
@@ -264,13 +278,13 @@ def make_app(store, tokens: dict[str, str], *,
         try:
             if hasattr(store, "locate"):  # a file: streamed from disk, not read into memory
                 path, sha256 = await call_store("locate", namespace, segment_id)
-                return web.FileResponse(path, headers={_SHA_HEADER: sha256,
-                                                       "Content-Type": "application/zstd"})
+                return web.FileResponse(
+                    path, headers={_SHA_HEADER: sha256, "Content-Type": "application/zstd"}
+                )
             body, sha256 = await call_store("get", namespace, segment_id)
         except NotFound:
             raise web.HTTPNotFound(text="no such segment\n") from None
-        return web.Response(body=body, content_type="application/zstd",
-                            headers={_SHA_HEADER: sha256})
+        return web.Response(body=body, content_type="application/zstd", headers={_SHA_HEADER: sha256})
 
     async def list_segments(request: web.Request) -> web.Response:
         namespace = authenticate(request)
@@ -281,9 +295,12 @@ def make_app(store, tokens: dict[str, str], *,
 
     async def metrics_view(request: web.Request) -> web.Response:
         authenticate(request)
-        return web.Response(text=_render_metrics(metrics),
-                            content_type="text/plain", charset="utf-8",
-                            headers={"X-Content-Type-Options": "nosniff"})
+        return web.Response(
+            text=_render_metrics(metrics),
+            content_type="text/plain",
+            charset="utf-8",
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
 
     # client_max_size bounds any body aiohttp reads on its own (chunked included); uploads
     # are read by read_body with the same bound.
@@ -293,8 +310,10 @@ def make_app(store, tokens: dict[str, str], *,
     app[AUTHENTICATE_KEY] = authenticate
     aclose = getattr(store, "aclose", None)
     if aclose is not None:
+
         async def close_store(_app: web.Application) -> None:
             await aclose()
+
         app.on_cleanup.append(close_store)
     app.router.add_put("/v1/segments/{segment_id:[\\s\\S]*}", put_segment, expect_handler=expect_continue)
     app.router.add_get("/v1/segments", list_segments)
@@ -304,6 +323,5 @@ def make_app(store, tokens: dict[str, str], *,
     if web_view:
         from .web import mount  # its modules load only for a server that shows it
 
-        mount(app, journal=journal, journal_readers=journal_readers,
-              max_segment_bytes=max_segment_bytes)
+        mount(app, journal=journal, journal_readers=journal_readers, max_segment_bytes=max_segment_bytes)
     return app

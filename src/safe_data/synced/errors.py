@@ -49,9 +49,11 @@ class MetadataError(BufferException):
 
     def __str__(self):
         path = os.path.abspath(self.filename)
-        return (f"{self.filename} was modified on disk while it was buffered; the version "
-                f"on disk was kept and the buffered data was journaled (see "
-                f"`safe-data log --container {path}`)")
+        return (
+            f"{self.filename} was modified on disk while it was buffered; the version "
+            f"on disk was kept and the buffered data was journaled (see "
+            f"`safe-data log --container {path}`)"
+        )
 
 
 class KeyTypeError(SafeDataError, TypeError):

@@ -16,8 +16,7 @@ import warnings
 NUMPY = importlib.util.find_spec("numpy") is not None
 
 NUMPY_CONVERSION_WARNING = (
-    "Any numpy types provided will be transparently converted to the "
-    "closest base Python equivalents."
+    "Any numpy types provided will be transparently converted to the closest base Python equivalents."
 )
 
 
@@ -62,8 +61,9 @@ def _is_atleast_1d_numpy_array(data) -> bool:
 def _is_numpy_scalar(data) -> bool:
     """A NumPy scalar or 0-d array."""
     np = _numpy()
-    return np is not None and (isinstance(data, (np.number, np.bool_))
-                               or (isinstance(data, np.ndarray) and data.ndim == 0))
+    return np is not None and (
+        isinstance(data, (np.number, np.bool_)) or (isinstance(data, np.ndarray) and data.ndim == 0)
+    )
 
 
 def _is_complex(data) -> bool:

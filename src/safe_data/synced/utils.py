@@ -42,8 +42,7 @@ class AbstractTypeResolver:
             return self.type_map[cls]
         except KeyError:
             pass
-        name = next((name for name, accepts in self.abstract_type_identifiers.items()
-                     if accepts(obj)), None)
+        name = next((name for name, accepts in self.abstract_type_identifiers.items() if accepts(obj)), None)
         if cls not in self.cache_blocklist:
             self.type_map[cls] = name
         return name
@@ -61,7 +60,8 @@ def default(o):
     if _is_numpy_scalar(converted):
         raise ValueError(
             f"cannot JSON-encode a {type(o).__name__}: NumPy values without a Python "
-            "equivalent (extended precision) must be converted by the caller")
+            "equivalent (extended precision) must be converted by the caller"
+        )
     if converted is not o:
         return converted
     to_base = getattr(o, "_to_base", None)
@@ -85,8 +85,7 @@ def _is_abstract(cls) -> bool:
     """Whether ``cls`` has abstract methods left, also while its ``__init_subclass__`` runs
     (before ``ABCMeta`` sets ``__abstractmethods__``); ``inspect.isabstract`` without the
     26 ms import of ``inspect``."""
-    names = {name for name, value in vars(cls).items()
-             if getattr(value, "__isabstractmethod__", False)}
+    names = {name for name, value in vars(cls).items() if getattr(value, "__isabstractmethod__", False)}
     for base in cls.__bases__:
         names.update(getattr(base, "__abstractmethods__", ()))
     return any(getattr(getattr(cls, name, None), "__isabstractmethod__", False) for name in names)

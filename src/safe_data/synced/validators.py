@@ -32,8 +32,9 @@ _container_resolver = AbstractTypeResolver(
 _json_resolver = AbstractTypeResolver(
     {
         # >0-d arrays are sequences here; they are stored as lists
-        "SEQUENCE": lambda obj: (isinstance(obj, Sequence) and not isinstance(obj, str))
-        or _is_atleast_1d_numpy_array(obj),
+        "SEQUENCE": lambda obj: (
+            (isinstance(obj, Sequence) and not isinstance(obj, str)) or _is_atleast_1d_numpy_array(obj)
+        ),
         "NUMPY": _is_numpy_scalar,
         "BASE": lambda obj: isinstance(obj, (str, int, float, bool, type(None))),
         "MAPPING": lambda obj: isinstance(obj, Mapping),

@@ -44,8 +44,9 @@ DEFAULT_REGION = "us-east-1"
 # (a policy denies the bucket) must not make every request re-run the resolver chain.
 RENEW_INTERVAL = 5.0
 
-_NO_KEYS = ("S3 needs credentials: pass access_key and secret_key, set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY")
+_NO_KEYS = (
+    "S3 needs credentials: pass access_key and secret_key, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,8 +146,9 @@ class AwsSettings:
             import botocore.session
         except ImportError:
             if self.profile:
-                raise ValueError(f"the AWS profile {self.profile!r} needs botocore: "
-                                 "pip install 'safe_data[s3]'") from None
+                raise ValueError(
+                    f"the AWS profile {self.profile!r} needs botocore: pip install 'safe_data[s3]'"
+                ) from None
             return None
         from botocore.exceptions import BotoCoreError
 
@@ -163,8 +165,14 @@ class AwsSettings:
             region = self._session.get_config_variable("region")
         return region or DEFAULT_REGION
 
-    def credentials(self, *, access_key: str | None = None, secret_key: str | None = None,
-                    session_token: str | None = None, credentials: Any = None) -> CredentialSource:
+    def credentials(
+        self,
+        *,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        session_token: str | None = None,
+        credentials: Any = None,
+    ) -> CredentialSource:
         """The source of keys (ValueError naming what to set when there is none)."""
         if access_key is not None or secret_key is not None:
             if credentials is not None:
@@ -174,22 +182,32 @@ class AwsSettings:
             return CredentialSource(Keys(access_key, secret_key, session_token or None))
         if credentials is not None:
             if not callable(getattr(credentials, "get_frozen_credentials", None)):
-                raise ValueError("credentials must have get_frozen_credentials() (botocore's "
-                                 f"Credentials), not {type(credentials).__name__}")
+                raise ValueError(
+                    "credentials must have get_frozen_credentials() (botocore's "
+                    f"Credentials), not {type(credentials).__name__}"
+                )
             return CredentialSource(credentials)
         if self._session is None:
             environ = os.environ
             if environ.get("AWS_ACCESS_KEY_ID") and environ.get("AWS_SECRET_ACCESS_KEY"):
-                return CredentialSource(Keys(environ["AWS_ACCESS_KEY_ID"],
-                                             environ["AWS_SECRET_ACCESS_KEY"],
-                                             environ.get("AWS_SESSION_TOKEN") or None))
-            raise ValueError(f"{_NO_KEYS}, or install botocore (pip install 'safe_data[s3]') for "
-                             "profiles, web identity, container and instance credentials")
+                return CredentialSource(
+                    Keys(
+                        environ["AWS_ACCESS_KEY_ID"],
+                        environ["AWS_SECRET_ACCESS_KEY"],
+                        environ.get("AWS_SESSION_TOKEN") or None,
+                    )
+                )
+            raise ValueError(
+                f"{_NO_KEYS}, or install botocore (pip install 'safe_data[s3]') for "
+                "profiles, web identity, container and instance credentials"
+            )
         provider = self._resolve()
         if provider is None:
             where = f"profile {self.profile!r}" if self.profile else "the environment"
-            raise ValueError(f"{_NO_KEYS}, or configure {where} as for the AWS CLI (no "
-                             "credentials were found in any of the places AWS's tools look)")
+            raise ValueError(
+                f"{_NO_KEYS}, or configure {where} as for the AWS CLI (no "
+                "credentials were found in any of the places AWS's tools look)"
+            )
         return CredentialSource(provider, resolve=self._resolve)
 
     def _resolve(self):

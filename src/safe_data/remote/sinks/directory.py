@@ -38,8 +38,13 @@ class DirectorySink(Sink):
     :class:`RejectedError`.
     """
 
-    def __init__(self, path: str | os.PathLike, *, namespace: str = "default",
-                 max_segment_bytes: int = MAX_SEGMENT_BYTES) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        namespace: str = "default",
+        max_segment_bytes: int = MAX_SEGMENT_BYTES,
+    ) -> None:
         if not valid_namespace(namespace):
             raise ValueError(f"invalid namespace {namespace!r}")
         self.root = os.path.abspath(os.fspath(path))
@@ -70,8 +75,10 @@ class DirectorySink(Sink):
         try:
             self._store.put(self.namespace, segment_id, body, sha256)
         except ConflictError as exc:
-            raise RejectedError(f"segment {segment_id} is already stored with another content "
-                                f"(sha256 {exc.stored_sha256}); it is never overwritten") from None
+            raise RejectedError(
+                f"segment {segment_id} is already stored with another content "
+                f"(sha256 {exc.stored_sha256}); it is never overwritten"
+            ) from None
         except OSError as exc:  # disk full, permissions, ...: maybe better later
             raise TransientError(f"cannot write segment {segment_id} to {self.directory}: {exc}") from exc
 

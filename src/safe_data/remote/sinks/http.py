@@ -28,8 +28,7 @@ class HttpSink(Sink):
     ``timeout`` bounds each request, ``connect_timeout`` each connection to the server.
     """
 
-    def __init__(self, url: str, token: str, *, timeout: float = 30,
-                 connect_timeout: float = 10) -> None:
+    def __init__(self, url: str, token: str, *, timeout: float = 30, connect_timeout: float = 10) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError(f"HttpSink needs an http:// or https:// URL, not {url!r}")
         if not token or any(c in token for c in "\r\n"):
@@ -52,7 +51,8 @@ class HttpSink(Sink):
         if self._session is None or self._session.closed or self._session_loop is not loop:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.connect_timeout),
-                headers={"Authorization": f"Bearer {self._token}"})
+                headers={"Authorization": f"Bearer {self._token}"},
+            )
             self._session_loop = loop
         return self._session
 
@@ -82,14 +82,20 @@ class HttpSink(Sink):
     def _fail(self, what: str, status: int, headers, body: bytes):
         message = _server_message(body)
         if status in (401, 403):
-            raise RejectedError(f"{what}: the backup server at {self.url} refused the token "
-                                f"({status} {_REJECTING[status]}): check the token configured for "
-                                f"this client" + (f"; server says: {message}" if message else ""))
+            raise RejectedError(
+                f"{what}: the backup server at {self.url} refused the token "
+                f"({status} {_REJECTING[status]}): check the token configured for "
+                f"this client" + (f"; server says: {message}" if message else "")
+            )
         if status in _REJECTING:
-            raise RejectedError(f"{what}: refused by {self.url} ({status} {_REJECTING[status]})"
-                                + (f": {message}" if message else ""))
-        raise TransientError(f"{what}: {self.url} answered {status}" + (f": {message}" if message else ""),
-                             retry_after=parse_retry_after(headers.get("Retry-After")))
+            raise RejectedError(
+                f"{what}: refused by {self.url} ({status} {_REJECTING[status]})"
+                + (f": {message}" if message else "")
+            )
+        raise TransientError(
+            f"{what}: {self.url} answered {status}" + (f": {message}" if message else ""),
+            retry_after=parse_retry_after(headers.get("Retry-After")),
+        )
 
     async def check(self) -> None:
         """``GET /health``: the server answers."""
@@ -103,8 +109,12 @@ class HttpSink(Sink):
         check_sha(sha256)
         what = f"upload of segment {segment_id}"
         status, headers, answer = await self._request(
-            "PUT", f"/v1/segments/{segment_id}", what=what, data=body,
-            headers={"X-Content-SHA256": sha256, "Content-Type": "application/zstd"})
+            "PUT",
+            f"/v1/segments/{segment_id}",
+            what=what,
+            data=body,
+            headers={"X-Content-SHA256": sha256, "Content-Type": "application/zstd"},
+        )
         if status in (200, 201):
             return
         self._fail(what, status, headers, answer)

@@ -144,13 +144,9 @@ class S3Sink(Sink):
         self.connect_timeout = connect_timeout
         self.check_first = check_first
         self._credentials = settings.credentials(
-            access_key=access_key, secret_key=secret_key, session_token=session_token,
-            credentials=credentials)
-        endpoint = (
-            endpoint_url
-            or os.environ.get("AWS_ENDPOINT_URL_S3")
-            or os.environ.get("AWS_ENDPOINT_URL")
+            access_key=access_key, secret_key=secret_key, session_token=session_token, credentials=credentials
         )
+        endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         if endpoint:
             # custom endpoints (SeaweedFS, MinIO, ...): path-style URLs
             parts = urlsplit(endpoint.rstrip("/"))
@@ -285,17 +281,28 @@ class S3Sink(Sink):
                 raise RejectedError(
                     f"S3 refused the request: this machine's clock is too far off ({message})"
                 )
-            refusal = (f"by {self._origin} for bucket {self.bucket!r} (access key "
-                       f"{keys.access_key!r}): {status} {code} {message}".strip())
+            refusal = (
+                f"by {self._origin} for bucket {self.bucket!r} (access key "
+                f"{keys.access_key!r}): {status} {code} {message}".strip()
+            )
             if code in _EXPIRED:
-                raise TransientError(f"S3 credentials have expired and none newer are available yet, "
-                                     f"refused {refusal}")
+                raise TransientError(
+                    f"S3 credentials have expired and none newer are available yet, refused {refusal}"
+                )
             raise RejectedError(f"S3 credentials were refused {refusal}")
         return status, rheaders, data
 
-    async def _send(self, keys: Keys, method: str, path: str, query: Mapping[str, str],
-                    headers: dict[str, str], body: bytes, payload_sha256: str,
-                    read_limit: int) -> tuple[int, Any, bytes]:
+    async def _send(
+        self,
+        keys: Keys,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        headers: dict[str, str],
+        body: bytes,
+        payload_sha256: str,
+        read_limit: int,
+    ) -> tuple[int, Any, bytes]:
         url, hdrs = self._signed(keys, method, path, query, headers, payload_sha256)
         try:
             async with self._get_session().request(
@@ -363,8 +370,7 @@ class S3Sink(Sink):
         if self.check_first and await self._compare(segment_id, sha256):
             return
         # ~2 ms per MiB: in a worker thread, so the event loop keeps serving other requests
-        content_md5, body_sha256 = await asyncio.get_running_loop().run_in_executor(
-            None, _body_digests, body)
+        content_md5, body_sha256 = await asyncio.get_running_loop().run_in_executor(None, _body_digests, body)
         headers = {
             "content-type": "application/zstd",
             "content-md5": content_md5,
@@ -391,9 +397,7 @@ class S3Sink(Sink):
 
     async def get(self, segment_id: str) -> bytes:
         """The stored zstd-compressed segment; ``KeyError`` if absent."""
-        status, _, data = await self._request(
-            "GET", self._object_path(segment_id), read_limit=_MAX_BODY
-        )
+        status, _, data = await self._request("GET", self._object_path(segment_id), read_limit=_MAX_BODY)
         if status == 404:
             raise KeyError(segment_id)
         if status != 200:
@@ -422,7 +426,7 @@ class S3Sink(Sink):
                 raise TransientError(f"unreadable ListObjectsV2 answer: {exc}") from exc
             for item in root.iter(_NS + "Contents"):
                 key = item.findtext(_NS + "Key") or ""
-                name = key[len(key_prefix):]
+                name = key[len(key_prefix) :]
                 if not key.startswith(key_prefix) or not name.endswith(BODY_SUFFIX):
                     continue
                 seg = name[: -len(BODY_SUFFIX)]

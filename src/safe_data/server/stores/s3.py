@@ -76,8 +76,15 @@ class S3Store:
         # Finds the keys and validates the bucket and endpoint now (ValueError), not on
         # first use; every namespace's sink shares its keys (S3Sink.for_namespace).
         self._probe = S3Sink(
-            bucket, endpoint_url, region=region, profile=profile, access_key=access_key,
-            secret_key=secret_key, session_token=session_token, prefix=prefix, timeout=timeout,
+            bucket,
+            endpoint_url,
+            region=region,
+            profile=profile,
+            access_key=access_key,
+            secret_key=secret_key,
+            session_token=session_token,
+            prefix=prefix,
+            timeout=timeout,
             check_first=False,  # put() does its own HEAD first
         )
         self.bucket = bucket
@@ -186,5 +193,8 @@ class S3Store:
             entries = await self._sink(namespace).list(with_sha256=True)
         except (TransientError, RejectedError, S3Error) as exc:
             raise StoreUnavailable(str(exc)) from None
-        return [{"id": e["id"], "sha256": e["sha256"], "size": e["size"]}
-                for e in entries if e["sha256"] and valid_sha256(e["sha256"])]
+        return [
+            {"id": e["id"], "sha256": e["sha256"], "size": e["size"]}
+            for e in entries
+            if e["sha256"] and valid_sha256(e["sha256"])
+        ]

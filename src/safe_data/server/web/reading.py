@@ -106,8 +106,16 @@ class JournalSource:
         ``nested``, ``nested_ids`` and ``identity``), through the segment indexes, without
         the key: an index is kept in this process's cache only, never read or written
         beside the segment."""
-        return read_records(self.directory, _impl.crc32c, None, container=container,
-                            since_ns=since_ns, until_ns=until_ns, save_indexes=False, **selection)
+        return read_records(
+            self.directory,
+            _impl.crc32c,
+            None,
+            container=container,
+            since_ns=since_ns,
+            until_ns=until_ns,
+            save_indexes=False,
+            **selection,
+        )
 
     def segment(self, name: str):
         """The view of one segment by name (with or without its suffix), or None."""
@@ -136,8 +144,7 @@ class StoreSource:
     """The segments of one namespace of a backup store (a DirectoryStore, or a store with
     coroutine methods such as S3Store, called in ``loop`` from the worker thread)."""
 
-    def __init__(self, store, namespace: str, loop: asyncio.AbstractEventLoop,
-                 max_segment_bytes: int):
+    def __init__(self, store, namespace: str, loop: asyncio.AbstractEventLoop, max_segment_bytes: int):
         self.store = store
         self.namespace = namespace
         self.loop = loop
@@ -161,7 +168,8 @@ class StoreSource:
             writer_and_number = fmt.parse_segment_id(segment_id)  # a store lists valid ids only
             if writer_and_number is not None:
                 chains.setdefault(writer_and_number[0], []).append(
-                    (segment_id + fmt.SEALED_SUFFIX, lambda s=segment_id: self._fetch(s)))
+                    (segment_id + fmt.SEALED_SUFFIX, lambda s=segment_id: self._fetch(s))
+                )
         return [sorted(chain, key=lambda e: e[0]) for chain in chains.values()]
 
     def records(self, container, since_ns, until_ns, **_selection):
@@ -192,13 +200,13 @@ class StoreSource:
 
 def _chain(entries, since_ns, until_ns, newest=False):
     """One writer's frames in order (or newest first), as ((time_ns, writer, seq), view, frame)."""
-    for _name, opener in (reversed(entries) if newest else entries):
+    for _name, opener in reversed(entries) if newest else entries:
         view = opener()
         if view is None or view.header is None:
             continue
         writer = view.header.writer_id
         frames = view.frames()
-        for frame in (reversed(list(frames)) if newest else frames):
+        for frame in reversed(list(frames)) if newest else frames:
             if since_ns is not None and frame.time_ns < since_ns:
                 continue
             if until_ns is not None and frame.time_ns >= until_ns:
@@ -207,8 +215,11 @@ def _chain(entries, since_ns, until_ns, newest=False):
 
 
 def _merged(source, since_ns, until_ns, newest=False):
-    return heapq.merge(*(_chain(c, since_ns, until_ns, newest) for c in source.chains()),
-                       key=lambda item: item[0], reverse=newest)
+    return heapq.merge(
+        *(_chain(c, since_ns, until_ns, newest) for c in source.chains()),
+        key=lambda item: item[0],
+        reverse=newest,
+    )
 
 
 def op_codes(op: str | None) -> frozenset | None:
@@ -221,9 +232,19 @@ def op_codes(op: str | None) -> frozenset | None:
     return frozenset(code for code, (_, name) in fmt.OPS.items() if name == op)
 
 
-def search(source, *, container: str | None = None, prefix: bool = False, op: str | None = None,
-           since_ns: int | None = None, until_ns: int | None = None, after=None,
-           newest: bool = False, limit: int = 50, budget: float = 5.0):
+def search(
+    source,
+    *,
+    container: str | None = None,
+    prefix: bool = False,
+    op: str | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    after=None,
+    newest: bool = False,
+    limit: int = 50,
+    budget: float = 5.0,
+):
     """Up to ``limit`` matching records after position ``after`` in journal order (before
     it if ``newest``: newest first); returns ``(records, next position or None when the
     journal is exhausted, undecodable count)``."""
@@ -240,7 +261,8 @@ def search(source, *, container: str | None = None, prefix: bool = False, op: st
             continue
         scanned += 1
         if (codes is None or frame.op in codes) and (
-                name is None or (frame.name.startswith(name) if prefix else frame.name == name)):
+            name is None or (frame.name.startswith(name) if prefix else frame.name == name)
+        ):
             try:
                 found.append(decode_frame(frame, view.header, view.name, None, False))
             except CorruptRecordError:
@@ -275,10 +297,20 @@ class ReadOnlyJournal:
     def __init__(self, source):
         self.source = source
 
-    def records(self, container=None, since=None, until=None, *, nested=False, nested_ids=False,
-                identity=None, **_options):
-        return self.source.records(container, to_ns(since), to_ns(until), nested=nested,
-                                   nested_ids=nested_ids, identity=identity)
+    def records(
+        self,
+        container=None,
+        since=None,
+        until=None,
+        *,
+        nested=False,
+        nested_ids=False,
+        identity=None,
+        **_options,
+    ):
+        return self.source.records(
+            container, to_ns(since), to_ns(until), nested=nested, nested_ids=nested_ids, identity=identity
+        )
 
 
 def _scanned_records(source, container: str | None, since_ns, until_ns):

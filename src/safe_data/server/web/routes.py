@@ -35,12 +35,16 @@ MAX_SCANS = 2  # searches and restores read the journal in worker threads: at mo
 
 _CURSOR_RE = re.compile(r"([0-9]{1,20})-([0-9a-f]{16})-([0-9]{1,20})")
 _FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_STATIC = {"": ("index.html", "text/html"), "app.js": ("app.js", "text/javascript"),
-           "style.css": ("style.css", "text/css"), "favicon.svg": ("favicon.svg", "image/svg+xml")}
+_STATIC = {
+    "": ("index.html", "text/html"),
+    "app.js": ("app.js", "text/javascript"),
+    "style.css": ("style.css", "text/css"),
+    "favicon.svg": ("favicon.svg", "image/svg+xml"),
+}
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
-                               "connect-src 'self'; img-src 'self'; form-action 'none'; "
-                               "frame-ancestors 'none'; base-uri 'none'",
+    "connect-src 'self'; img-src 'self'; form-action 'none'; "
+    "frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
@@ -52,9 +56,12 @@ JOURNAL_READERS_KEY = web.AppKey[frozenset[str] | None]("journal_readers")  # No
 OPTIONS_KEY = web.AppKey("options", dict)
 
 
-def make_ui_app(*, journal: str | os.PathLike | None = None,
-                journal_readers: Iterable[str] | None = None,
-                max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES) -> web.Application:
+def make_ui_app(
+    *,
+    journal: str | os.PathLike | None = None,
+    journal_readers: Iterable[str] | None = None,
+    max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,
+) -> web.Application:
     """The web view as a sub-application; mount it on a :func:`~safe_data.server.app.make_app`
     application (it uses that application's tokens and store) with :func:`mount`.
 
@@ -63,8 +70,7 @@ def make_ui_app(*, journal: str | os.PathLike | None = None,
     app = web.Application(middlewares=[_security_headers])
     app[JOURNAL_KEY] = None if journal is None else reading.JournalSource(os.fspath(journal))
     app[JOURNAL_READERS_KEY] = None if journal_readers is None else frozenset(journal_readers)
-    app[OPTIONS_KEY] = {"max_segment_bytes": max_segment_bytes,
-                        "scans": asyncio.Semaphore(MAX_SCANS)}
+    app[OPTIONS_KEY] = {"max_segment_bytes": max_segment_bytes, "scans": asyncio.Semaphore(MAX_SCANS)}
     app.router.add_get("/", _static)
     app.router.add_get("/{name:app\\.js|style\\.css|favicon\\.svg}", _static)
     app.router.add_get("/api/sources", _sources)
@@ -74,18 +80,26 @@ def make_ui_app(*, journal: str | os.PathLike | None = None,
     return app
 
 
-def mount(app: web.Application, *, journal: str | os.PathLike | None = None,
-          journal_readers: Iterable[str] | None = None,
-          max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES, prefix: str = "/ui") -> None:
+def mount(
+    app: web.Application,
+    *,
+    journal: str | os.PathLike | None = None,
+    journal_readers: Iterable[str] | None = None,
+    max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,
+    prefix: str = "/ui",
+) -> None:
     """Serve the web view under ``prefix`` of the backup server application ``app``
     (arguments as :func:`make_ui_app`); ``/`` and ``prefix`` redirect to it."""
+
     async def to_page(request: web.Request) -> web.Response:
         raise web.HTTPFound(prefix + "/")
 
     app.router.add_get("/", to_page)
     app.router.add_get(prefix, to_page)  # before the sub-application, which would answer 404
-    app.add_subapp(prefix, make_ui_app(journal=journal, journal_readers=journal_readers,
-                                       max_segment_bytes=max_segment_bytes))
+    app.add_subapp(
+        prefix,
+        make_ui_app(journal=journal, journal_readers=journal_readers, max_segment_bytes=max_segment_bytes),
+    )
 
 
 @web.middleware
@@ -162,21 +176,27 @@ def _source(request: web.Request):
     """The source a request names, once its token is accepted (401 otherwise)."""
     namespace = request.config_dict[AUTHENTICATE_KEY](request)
     journal = _journal_for(request, namespace)
-    name = _choice(request.query, "source", ("journal", "store"),
-                   "journal" if journal is not None else "store")
+    name = _choice(
+        request.query, "source", ("journal", "store"), "journal" if journal is not None else "store"
+    )
     if name == "journal":
         if request.app[JOURNAL_KEY] is None:
-            raise web.HTTPNotFound(text=dumps({"error": "this server browses no journal "
-                                                        "(start it with --journal DIR)"}),
-                                   content_type="application/json")
+            raise web.HTTPNotFound(
+                text=dumps({"error": "this server browses no journal (start it with --journal DIR)"}),
+                content_type="application/json",
+            )
         if journal is None:
-            raise web.HTTPForbidden(text=dumps({"error": f"the tokens of {namespace!r} may not "
-                                                         "read this server's journal"}),
-                                    content_type="application/json")
+            raise web.HTTPForbidden(
+                text=dumps({"error": f"the tokens of {namespace!r} may not read this server's journal"}),
+                content_type="application/json",
+            )
         return journal
-    return reading.StoreSource(request.config_dict[STORE_KEY], namespace,
-                               asyncio.get_running_loop(),
-                               request.app[OPTIONS_KEY]["max_segment_bytes"])
+    return reading.StoreSource(
+        request.config_dict[STORE_KEY],
+        namespace,
+        asyncio.get_running_loop(),
+        request.app[OPTIONS_KEY]["max_segment_bytes"],
+    )
 
 
 async def _in_thread(request: web.Request, fn, *args):
@@ -185,10 +205,11 @@ async def _in_thread(request: web.Request, fn, *args):
         try:
             return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
         except reading.SourceUnavailable:
-            raise web.HTTPServiceUnavailable(text=dumps({"error": "storage unavailable, try "
-                                                                  "again later"}),
-                                             content_type="application/json",
-                                             headers={"Retry-After": "5"}) from None
+            raise web.HTTPServiceUnavailable(
+                text=dumps({"error": "storage unavailable, try again later"}),
+                content_type="application/json",
+                headers={"Retry-After": "5"},
+            ) from None
 
 
 def _json(obj) -> web.Response:
@@ -202,18 +223,33 @@ async def _sources(request: web.Request) -> web.Response:
     namespace = request.config_dict[AUTHENTICATE_KEY](request)
     journal = _journal_for(request, namespace)
     sources = (["journal"] if journal is not None else []) + ["store"]
-    return _json({"namespace": namespace, "sources": sources, "ops": OP_NAMES,
-                  "journal": None if journal is None else os.path.basename(journal.directory)})
+    return _json(
+        {
+            "namespace": namespace,
+            "sources": sources,
+            "ops": OP_NAMES,
+            "journal": None if journal is None else os.path.basename(journal.directory),
+        }
+    )
 
 
 def _summary(record) -> dict:
     """A search result: the record's fields, its key and values abbreviated."""
-    return {"seq": record.seq, "time": iso(record.time_ns), "time_ns": record.time_ns,
-            "container": record.container, "kind": record.kind, "op": record.op,
-            "key": brief(record.key), "values": brief(record.values),
-            "caller": caller_text(record.caller, short=True), "pid": record.pid,
-            "writer": writer_hex(record.writer), "segment": record.segment,
-            "offset": record.offset}
+    return {
+        "seq": record.seq,
+        "time": iso(record.time_ns),
+        "time_ns": record.time_ns,
+        "container": record.container,
+        "kind": record.kind,
+        "op": record.op,
+        "key": brief(record.key),
+        "values": brief(record.values),
+        "caller": caller_text(record.caller, short=True),
+        "pid": record.pid,
+        "writer": writer_hex(record.writer),
+        "segment": record.segment,
+        "offset": record.offset,
+    }
 
 
 async def _records(request: web.Request) -> web.Response:
@@ -232,14 +268,22 @@ async def _records(request: web.Request) -> web.Response:
             raise _bad("after must be a cursor as returned in 'next'")
         after = (int(cursor[1]), int(cursor[2], 16), int(cursor[3]))
     found, position, undecodable = await _in_thread(
-        request, lambda: reading.search(source, container=container or None, prefix=prefix,
-                                        op=op, since_ns=since_ns, until_ns=until_ns,
-                                        after=after, newest=newest, limit=limit,
-                                        budget=SEARCH_BUDGET))
-    next_cursor = None if position is None else \
-        f"{position[0]}-{writer_hex(position[1])}-{position[2]}"
-    return _json({"records": [_summary(r) for r in found], "next": next_cursor,
-                  "undecodable": undecodable})
+        request,
+        lambda: reading.search(
+            source,
+            container=container or None,
+            prefix=prefix,
+            op=op,
+            since_ns=since_ns,
+            until_ns=until_ns,
+            after=after,
+            newest=newest,
+            limit=limit,
+            budget=SEARCH_BUDGET,
+        ),
+    )
+    next_cursor = None if position is None else f"{position[0]}-{writer_hex(position[1])}-{position[2]}"
+    return _json({"records": [_summary(r) for r in found], "next": next_cursor, "undecodable": undecodable})
 
 
 async def _record(request: web.Request) -> web.Response:
@@ -252,9 +296,10 @@ async def _record(request: web.Request) -> web.Response:
         raise _bad("offset is required")
     record = await _in_thread(request, reading.record_at, source, segment, offset)
     if record is None:
-        raise web.HTTPNotFound(text=dumps({"error": f"no record starts at byte {offset} of "
-                                                    f"{segment}"}),
-                               content_type="application/json")
+        raise web.HTTPNotFound(
+            text=dumps({"error": f"no record starts at byte {offset} of {segment}"}),
+            content_type="application/json",
+        )
     fields = record_fields(record)
     fields["caller_text"] = caller_text(record.caller)
     return _json(fields)
@@ -283,17 +328,20 @@ async def _restore(request: web.Request) -> web.Response:
     at_ns = _time_ns(query, "at")
     mode = _choice(query, "mode", ("state", "discarded"), "state")
     partial = _choice(query, "partial", ("0", "1"), "0") == "1"
-    outcome, result = await _in_thread(request, _restore_result, source, name, at_ns, mode,
-                                       partial)
+    outcome, result = await _in_thread(request, _restore_result, source, name, at_ns, mode, partial)
     if outcome == "missing":
-        raise web.HTTPNotFound(text=dumps({"error": f"no records of container {name!r}"}),
-                               content_type="application/json")
+        raise web.HTTPNotFound(
+            text=dumps({"error": f"no records of container {name!r}"}), content_type="application/json"
+        )
     if outcome == "incomplete":
-        raise web.HTTPConflict(text=dumps({"error": result + " Tick 'partial' to download "
-                                                             "what is known."}),
-                               content_type="application/json")
+        raise web.HTTPConflict(
+            text=dumps({"error": result + " Tick 'partial' to download what is known."}),
+            content_type="application/json",
+        )
     stem = _FILENAME_UNSAFE.sub("_", name).strip("._")[:100] or "container"
     filename = f"{stem}-{'discarded' if mode == 'discarded' else 'restore'}.json"
-    return web.Response(body=(dumps(result, indent=2) + "\n").encode("utf-8"),
-                        content_type="application/json",
-                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return web.Response(
+        body=(dumps(result, indent=2) + "\n").encode("utf-8"),
+        content_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -39,15 +39,36 @@ from ..validators import (
 # with the original module's names (its imports included: code written for it, its
 # tests too, imports them from here)
 __all__ = [
-    "JSONCollection", "JSONDict", "JSONList", "JSONAttrDict", "JSONAttrList",
-    "BufferedJSONCollection", "BufferedJSONDict", "BufferedJSONList",
-    "BufferedJSONAttrDict", "BufferedJSONAttrList",
-    "MemoryBufferedJSONCollection", "MemoryBufferedJSONDict", "MemoryBufferedJSONList",
-    "MemoryBufferedJSONAttrDict", "MemoryBufferedJSONAttrList",
-    "json_attr_dict_validator", "json_format_validator", "no_dot_in_key", "require_string_key",
-    "ON_WINDOWS", "AbstractTypeResolver", "AttrDict", "InvalidKeyError", "KeyTypeError",
-    "SerializedFileBufferedCollection", "SharedMemoryFileBufferedCollection", "SyncedCollection",
-    "SyncedCollectionJSONEncoder", "SyncedDict", "SyncedList",
+    "JSONCollection",
+    "JSONDict",
+    "JSONList",
+    "JSONAttrDict",
+    "JSONAttrList",
+    "BufferedJSONCollection",
+    "BufferedJSONDict",
+    "BufferedJSONList",
+    "BufferedJSONAttrDict",
+    "BufferedJSONAttrList",
+    "MemoryBufferedJSONCollection",
+    "MemoryBufferedJSONDict",
+    "MemoryBufferedJSONList",
+    "MemoryBufferedJSONAttrDict",
+    "MemoryBufferedJSONAttrList",
+    "json_attr_dict_validator",
+    "json_format_validator",
+    "no_dot_in_key",
+    "require_string_key",
+    "ON_WINDOWS",
+    "AbstractTypeResolver",
+    "AttrDict",
+    "InvalidKeyError",
+    "KeyTypeError",
+    "SerializedFileBufferedCollection",
+    "SharedMemoryFileBufferedCollection",
+    "SyncedCollection",
+    "SyncedCollectionJSONEncoder",
+    "SyncedDict",
+    "SyncedList",
 ]
 
 #: as in the original (which uses it to skip thread tests); always False here: POSIX only
@@ -59,8 +80,7 @@ def _nested_data(collection):
     try:
         return collection._data
     except AttributeError:
-        raise TypeError(
-            f"Object of type {type(collection).__name__} is not JSON serializable") from None
+        raise TypeError(f"Object of type {type(collection).__name__} is not JSON serializable") from None
 
 
 class JSONCollection(SyncedCollection):
@@ -168,18 +188,21 @@ class JSONCollection(SyncedCollection):
         ``synced_collections`` gives; the file's locks and the journal are shared, not
         copied (they cannot be).  A nested collection is not copied alone."""
         if self._root is not None:
-            raise TypeError(f"a nested {type(self).__name__} cannot be deep-copied alone: "
-                            f"deep-copy its root, or call it for a plain copy of the data")
+            raise TypeError(
+                f"a nested {type(self).__name__} cannot be deep-copied alone: "
+                f"deep-copy its root, or call it for a plain copy of the data"
+            )
         return type(self)(self._filename, self._write_concern, data=self(), journal=self._journal)
 
 
 #: attributes of JSON collections (not keys for attribute access)
-_JSON_ATTRIBUTES = SYNCED_ATTRIBUTES | frozenset((
-    "_filename", "filename", "_abspath", "_lock_file", "_version", "_write_concern"))
+_JSON_ATTRIBUTES = SYNCED_ATTRIBUTES | frozenset(
+    ("_filename", "filename", "_abspath", "_lock_file", "_version", "_write_concern")
+)
 #: attributes of buffered collections
-_BUFFERED_ATTRIBUTES = frozenset((
-    "buffered", "_is_buffered", "_BUFFER_LOCK", "_buffer_context", "_buffered_collections",
-    "_buffer_serial"))
+_BUFFERED_ATTRIBUTES = frozenset(
+    ("buffered", "_is_buffered", "_BUFFER_LOCK", "_buffer_context", "_buffered_collections", "_buffer_serial")
+)
 
 
 class JSONDict(JSONCollection, SyncedDict):
@@ -208,10 +231,10 @@ class JSONDict(JSONCollection, SyncedDict):
 
     _PROTECTED_KEYS = _JSON_ATTRIBUTES
 
-    def __init__(self, filename=None, write_concern=False, data=None, parent=None, *args,
-                 **kwargs):
-        super().__init__(*args, filename=filename, write_concern=write_concern, data=data,
-                         parent=parent, **kwargs)
+    def __init__(self, filename=None, write_concern=False, data=None, parent=None, *args, **kwargs):
+        super().__init__(
+            *args, filename=filename, write_concern=write_concern, data=data, parent=parent, **kwargs
+        )
 
 
 class JSONList(JSONCollection, SyncedList):
@@ -220,10 +243,10 @@ class JSONList(JSONCollection, SyncedList):
     Parameters are those of :class:`JSONDict`, with a non-string sequence as ``data``.
     """
 
-    def __init__(self, filename=None, write_concern=False, data=None, parent=None, *args,
-                 **kwargs):
-        super().__init__(*args, filename=filename, write_concern=write_concern, data=data,
-                         parent=parent, **kwargs)
+    def __init__(self, filename=None, write_concern=False, data=None, parent=None, *args, **kwargs):
+        super().__init__(
+            *args, filename=filename, write_concern=write_concern, data=data, parent=parent, **kwargs
+        )
 
 
 class BufferedJSONCollection(SerializedFileBufferedCollection, JSONCollection):
@@ -238,19 +261,19 @@ class BufferedJSONDict(BufferedJSONCollection, SyncedDict):
 
     _PROTECTED_KEYS = _JSON_ATTRIBUTES | _BUFFERED_ATTRIBUTES
 
-    def __init__(self, filename=None, write_concern=False, data=None, parent=None, *args,
-                 **kwargs):
-        super().__init__(*args, filename=filename, write_concern=write_concern, data=data,
-                         parent=parent, **kwargs)
+    def __init__(self, filename=None, write_concern=False, data=None, parent=None, *args, **kwargs):
+        super().__init__(
+            *args, filename=filename, write_concern=write_concern, data=data, parent=parent, **kwargs
+        )
 
 
 class BufferedJSONList(BufferedJSONCollection, SyncedList):
     """A :class:`JSONList` with serialized buffering."""
 
-    def __init__(self, filename=None, write_concern=False, data=None, parent=None, *args,
-                 **kwargs):
-        super().__init__(*args, filename=filename, write_concern=write_concern, data=data,
-                         parent=parent, **kwargs)
+    def __init__(self, filename=None, write_concern=False, data=None, parent=None, *args, **kwargs):
+        super().__init__(
+            *args, filename=filename, write_concern=write_concern, data=data, parent=parent, **kwargs
+        )
 
 
 class MemoryBufferedJSONCollection(SharedMemoryFileBufferedCollection, JSONCollection):
@@ -265,19 +288,19 @@ class MemoryBufferedJSONDict(MemoryBufferedJSONCollection, SyncedDict):
 
     _PROTECTED_KEYS = _JSON_ATTRIBUTES | _BUFFERED_ATTRIBUTES
 
-    def __init__(self, filename=None, write_concern=False, data=None, parent=None, *args,
-                 **kwargs):
-        super().__init__(*args, filename=filename, write_concern=write_concern, data=data,
-                         parent=parent, **kwargs)
+    def __init__(self, filename=None, write_concern=False, data=None, parent=None, *args, **kwargs):
+        super().__init__(
+            *args, filename=filename, write_concern=write_concern, data=data, parent=parent, **kwargs
+        )
 
 
 class MemoryBufferedJSONList(MemoryBufferedJSONCollection, SyncedList):
     """A :class:`JSONList` with in-memory buffering."""
 
-    def __init__(self, filename=None, write_concern=False, data=None, parent=None, *args,
-                 **kwargs):
-        super().__init__(*args, filename=filename, write_concern=write_concern, data=data,
-                         parent=parent, **kwargs)
+    def __init__(self, filename=None, write_concern=False, data=None, parent=None, *args, **kwargs):
+        super().__init__(
+            *args, filename=filename, write_concern=write_concern, data=data, parent=parent, **kwargs
+        )
 
 
 # Attribute-access forms.  The lists differ from the plain ones only by their backend

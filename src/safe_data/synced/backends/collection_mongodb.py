@@ -16,8 +16,17 @@ from ..data_types.synced_list import SyncedList
 from ..validators import json_format_validator, require_string_key
 
 # with the original module's names (its imports included)
-__all__ = ["MONGO", "MongoDBCollection", "MongoDBDict", "MongoDBList", "SyncedCollection", "SyncedDict",
-           "SyncedList", "json_format_validator", "require_string_key"]
+__all__ = [
+    "MONGO",
+    "MongoDBCollection",
+    "MongoDBDict",
+    "MongoDBList",
+    "SyncedCollection",
+    "SyncedDict",
+    "SyncedList",
+    "json_format_validator",
+    "require_string_key",
+]
 
 #: whether PyMongo's ``bson`` is installed (looked up, not imported)
 MONGO = importlib.util.find_spec("bson") is not None
@@ -60,8 +69,10 @@ class MongoDBCollection(SyncedCollection):
         if kwargs.get("parent") is None:
             _require_pymongo(type(self).__name__)
             if collection is None or uid is None:
-                raise ValueError(f"{type(self).__name__} needs a MongoDB collection and a uid, "
-                                 f"got collection={collection!r}, uid={uid!r}")
+                raise ValueError(
+                    f"{type(self).__name__} needs a MongoDB collection and a uid, "
+                    f"got collection={collection!r}, uid={uid!r}"
+                )
             if "data" in uid:
                 raise ValueError("The key 'data' may not be part of the uid.")
         self._collection = collection
@@ -76,8 +87,7 @@ class MongoDBCollection(SyncedCollection):
         from bson.errors import InvalidDocument
 
         try:
-            self._collection.replace_one(self._uid, {**self._uid, "data": self._to_base()},
-                                         upsert=True)
+            self._collection.replace_one(self._uid, {**self._uid, "data": self._to_base()}, upsert=True)
         except InvalidDocument as error:
             raise TypeError(str(error)) from error
 
@@ -97,8 +107,10 @@ class MongoDBCollection(SyncedCollection):
         return self._uid
 
     def __deepcopy__(self, memo):
-        raise TypeError(f"{type(self).__name__} cannot be deep-copied (its MongoDB "
-                        f"collection cannot): call it for a plain copy of the data")
+        raise TypeError(
+            f"{type(self).__name__} cannot be deep-copied (its MongoDB "
+            f"collection cannot): call it for a plain copy of the data"
+        )
 
 
 class MongoDBDict(MongoDBCollection, SyncedDict):

@@ -23,9 +23,18 @@ from ..utils import SyncedCollectionJSONEncoder
 from ..validators import json_format_validator, require_string_key
 
 # with the original module's names (its imports included)
-__all__ = ["RedisCollection", "RedisDict", "RedisList", "ConcurrentWriteError", "SyncedCollection",
-           "SyncedCollectionJSONEncoder", "SyncedDict", "SyncedList", "json_format_validator",
-           "require_string_key"]
+__all__ = [
+    "RedisCollection",
+    "RedisDict",
+    "RedisList",
+    "ConcurrentWriteError",
+    "SyncedCollection",
+    "SyncedCollectionJSONEncoder",
+    "SyncedDict",
+    "SyncedList",
+    "json_format_validator",
+    "require_string_key",
+]
 
 # KEYS[1] = the key, ARGV[1] = the value expected ('' for none: a JSON text is never
 # empty), ARGV[2] = the new value; returns 1 if it was set
@@ -81,7 +90,8 @@ class RedisCollection(SyncedCollection):
             if client is None or key is None:
                 raise ValueError(
                     f"{type(self).__name__} needs a Redis client (pip install 'safe_data[redis]'; "
-                    f"redis.Redis(...)) and a key, got client={client!r}, key={key!r}")
+                    f"redis.Redis(...)) and a key, got client={client!r}, key={key!r}"
+                )
             self._compare_and_set = client.register_script(_COMPARE_AND_SET)
             self._server = _server_url(client)
             self._stored = b""  # the value last read or written (b"": the key is absent)
@@ -99,7 +109,8 @@ class RedisCollection(SyncedCollection):
         if not self._compare_and_set(keys=[self._key], args=[self._stored, blob]):
             raise ConcurrentWriteError(
                 f"Redis key {self._key!r} was changed by another client since this "
-                f"collection read it; nothing was written: repeat the change")
+                f"collection read it; nothing was written: repeat the change"
+            )
         self._stored = blob
 
     @property
@@ -122,8 +133,10 @@ class RedisCollection(SyncedCollection):
         return self._key
 
     def __deepcopy__(self, memo):
-        raise TypeError(f"{type(self).__name__} cannot be deep-copied (its Redis client "
-                        f"cannot): call it for a plain copy of the data")
+        raise TypeError(
+            f"{type(self).__name__} cannot be deep-copied (its Redis client "
+            f"cannot): call it for a plain copy of the data"
+        )
 
 
 class RedisDict(RedisCollection, SyncedDict):

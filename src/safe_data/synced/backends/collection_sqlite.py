@@ -43,8 +43,9 @@ __all__ = ["SQLiteCollection", "SQLiteDict", "SQLiteList", "SQLiteAttrDict", "SQ
 #: seconds a write waits for another connection's transaction before it fails
 BUSY_TIMEOUT = 30.0
 
-_SCHEMA = ("CREATE TABLE IF NOT EXISTS synced_collections "
-           "(key TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID")
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS synced_collections (key TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID"
+)
 _TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'synced_collections'"
 _SELECT = "SELECT data FROM synced_collections WHERE key = ?"
 _UPSERT = "INSERT OR REPLACE INTO synced_collections (key, data) VALUES (?, ?)"
@@ -79,8 +80,9 @@ class _Database:
         self._lock = threading.RLock()
         self._depth = 0
         # isolation_level=None: no implicit transactions, this class begins and ends them
-        self._connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None,
-                                           check_same_thread=False)
+        self._connection = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
         _while_busy(lambda: self._connection.execute("PRAGMA journal_mode=WAL"))
         if self._connection.execute(_TABLE_EXISTS).fetchone() is None:
             # in a write transaction: a bare CREATE reads the schema, then fails at once
@@ -179,7 +181,8 @@ class SQLiteCollection(SyncedCollection):
             if filename is None or not isinstance(key, str):
                 raise ValueError(
                     f"{type(self).__name__} needs a database filename and a str key, "
-                    f"got filename={filename!r}, key={key!r}")
+                    f"got filename={filename!r}, key={key!r}"
+                )
             filename = os.fspath(filename)
             self._db_path = os.path.realpath(filename)
             _database(self._db_path)  # open it now: a bad path fails here, not at first use

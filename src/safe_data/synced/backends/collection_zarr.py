@@ -24,8 +24,16 @@ from ..data_types.synced_list import SyncedList
 from ..validators import require_string_key
 
 # with the original module's names (its imports included)
-__all__ = ["ZARR", "ZarrCollection", "ZarrDict", "ZarrList", "SyncedCollection", "SyncedDict", "SyncedList",
-           "require_string_key"]
+__all__ = [
+    "ZARR",
+    "ZarrCollection",
+    "ZarrDict",
+    "ZarrList",
+    "SyncedCollection",
+    "SyncedDict",
+    "SyncedList",
+    "require_string_key",
+]
 
 #: whether zarr and numcodecs are installed (looked up, not imported; zarr 3 is refused on use)
 ZARR = all(importlib.util.find_spec(name) is not None for name in ("zarr", "numcodecs"))
@@ -41,11 +49,11 @@ def _zarr2_codecs(user: str):
         import numcodecs
         import zarr
     except ImportError:
-        raise ImportError(f"{user} needs zarr 2 and numcodecs: "
-                          f"pip install 'safe_data[zarr]'") from None
+        raise ImportError(f"{user} needs zarr 2 and numcodecs: pip install 'safe_data[zarr]'") from None
     if int(zarr.__version__.split(".")[0]) >= 3:
-        raise ImportError(f"{user} needs zarr 2, and zarr {zarr.__version__} is installed: "
-                          f"pip install 'safe_data[zarr]'")
+        raise ImportError(
+            f"{user} needs zarr 2, and zarr {zarr.__version__} is installed: pip install 'safe_data[zarr]'"
+        )
     return numcodecs
 
 
@@ -91,8 +99,9 @@ class ZarrCollection(SyncedCollection):
         if kwargs.get("parent") is None:
             numcodecs = _zarr2_codecs(type(self).__name__)
             if group is None or name is None:
-                raise ValueError(f"{type(self).__name__} needs a zarr group and a name, got "
-                                 f"group={group!r}, name={name!r}")
+                raise ValueError(
+                    f"{type(self).__name__} needs a zarr group and a name, got group={group!r}, name={name!r}"
+                )
             if codec is None:
                 codec = numcodecs.JSON()
             self._lock = _lock_for(group, name)
@@ -123,13 +132,15 @@ class ZarrCollection(SyncedCollection):
             if codec.codec_id not in _CODECS_RUNNING_NO_CODE and codec != chosen:
                 raise ValueError(
                     f"refusing to read {self._name!r}: its object codec {codec.codec_id!r} can run "
-                    f"code when decoding (pass that codec as codec= to trust it)")
+                    f"code when decoding (pass that codec as codec= to trust it)"
+                )
 
     def _save_to_resource(self):
         # fill_value=None: a reader between the array's creation and its first write
         # sees None ("absent"), not zarr's default 0
-        array = self._group.require_dataset(self._name, shape=1, dtype=object, fill_value=None,
-                                            object_codec=self._object_codec)
+        array = self._group.require_dataset(
+            self._name, shape=1, dtype=object, fill_value=None, object_codec=self._object_codec
+        )
         array[0] = self._to_base()
 
     def _resource_lock(self):

@@ -27,7 +27,10 @@ class SharedMemoryFileBufferedCollection(FileBufferedCollection):
 
     def _initialize_data_in_buffer(self, modified=False):
         type(self)._buffer[self._abspath] = {
-            "contents": self._data, "metadata": self._version, "modified": modified}
+            "contents": self._data,
+            "metadata": self._version,
+            "modified": modified,
+        }
 
     def _load_from_buffer(self):
         cls = type(self)

@@ -18,8 +18,12 @@ from ..utils import SyncedCollectionJSONEncoder
 from .file_buffered_collection import FileBufferedCollection
 
 # the original module's names (MetadataError is raised by the flush, in file_buffered_collection)
-__all__ = ["FileBufferedCollection", "MetadataError", "SerializedFileBufferedCollection",
-           "SyncedCollectionJSONEncoder"]
+__all__ = [
+    "FileBufferedCollection",
+    "MetadataError",
+    "SerializedFileBufferedCollection",
+    "SyncedCollectionJSONEncoder",
+]
 
 #: serial numbers of buffer contents, never reused in a process
 _serials = itertools.count(1)
@@ -58,8 +62,11 @@ class SerializedFileBufferedCollection(FileBufferedCollection):
         blob = self._encode(self._data)
         serial = next(_serials)
         type(self)._buffer[self._abspath] = {
-            "contents": blob, "hash": self._hash(blob), "metadata": self._version,
-            "serial": serial}
+            "contents": blob,
+            "hash": self._hash(blob),
+            "metadata": self._version,
+            "serial": serial,
+        }
         type(self)._CURRENT_BUFFER_SIZE += len(blob)
         self._buffer_serial = serial
 

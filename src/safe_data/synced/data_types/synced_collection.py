@@ -36,24 +36,36 @@ from ...journal.journal import Journal, default_journal, journal_at
 from ..numpy_utils import _convert_numpy
 from ..utils import AbstractTypeResolver, _CounterContext, _is_abstract, _NullContext
 
-_sc_resolver = AbstractTypeResolver(
-    {"SYNCEDCOLLECTION": lambda obj: isinstance(obj, SyncedCollection)}
-)
+_sc_resolver = AbstractTypeResolver({"SYNCEDCOLLECTION": lambda obj: isinstance(obj, SyncedCollection)})
 _collection_resolver = AbstractTypeResolver(
-    {"COLLECTION": lambda obj: isinstance(obj, Collection)
-     and not isinstance(obj, (str, bytes))}
+    {"COLLECTION": lambda obj: isinstance(obj, Collection) and not isinstance(obj, (str, bytes))}
 )
 
 _NULL_CONTEXT = _NullContext()
 
 #: attributes of every synced collection; attribute-access dicts must not turn them into
 #: keys (backends add theirs, see :class:`~safe_data.synced.data_types.attr_dict.AttrDict`)
-SYNCED_ATTRIBUTES = frozenset((
-    "_data", "_root", "_parent", "_journal", "_suspend_sync", "_load_and_save",
-    "_validators", "_all_validators", "_supports_threading", "_LoadSaveType", "registry",
-    "_thread_lock", "_locks", "_cls_lock", "_threading_support_is_active", "_rlock",
-    "_operation_lock",
-))
+SYNCED_ATTRIBUTES = frozenset(
+    (
+        "_data",
+        "_root",
+        "_parent",
+        "_journal",
+        "_suspend_sync",
+        "_load_and_save",
+        "_validators",
+        "_all_validators",
+        "_supports_threading",
+        "_LoadSaveType",
+        "registry",
+        "_thread_lock",
+        "_locks",
+        "_cls_lock",
+        "_threading_support_is_active",
+        "_rlock",
+        "_operation_lock",
+    )
+)
 
 
 #: the types stored as they are, tested first on hot paths
@@ -290,7 +302,8 @@ class SyncedCollection(Collection):
     def _lock_id(self):
         raise NotImplementedError(
             "Backends must implement the _lock_id property to support multithreaded "
-            "execution: a hashable identifier unique to the resource.")
+            "execution: a hashable identifier unique to the resource."
+        )
 
     @property
     @abstractmethod

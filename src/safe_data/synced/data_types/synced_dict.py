@@ -122,10 +122,8 @@ class SyncedDict(SyncedCollection, MutableMapping):
             old = self._data.get(key, _MISSING)
             # (the scalar tests inline _plain and _from_base: this is the hottest path)
             if old is not _MISSING and old is not value:
-                self._journal_discard("set", {key: old if type(old) in _SCALARS
-                                              else _plain(old)})
-            self._data[key] = (value if type(value) in _SCALARS
-                               else self._from_base(value, parent=self))
+                self._journal_discard("set", {key: old if type(old) in _SCALARS else _plain(old)})
+            self._data[key] = value if type(value) in _SCALARS else self._from_base(value, parent=self)
 
     def update(self, other=None, **kwargs):  # noqa: D102
         if other is None:
@@ -138,8 +136,9 @@ class SyncedDict(SyncedCollection, MutableMapping):
         self._validate(new)
         with self._load_and_save, self._operation_lock:
             data = self._data
-            overwritten = {key: _plain(data[key]) for key, value in new.items()
-                           if key in data and data[key] is not value}
+            overwritten = {
+                key: _plain(data[key]) for key, value in new.items() if key in data and data[key] is not value
+            }
             if overwritten:
                 self._journal_discard("set", overwritten)
             self._update({**data, **new}, _validate=True)

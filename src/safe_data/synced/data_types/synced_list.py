@@ -11,8 +11,10 @@ from .synced_collection import SyncedCollection, _plain, _sc_resolver
 
 _sequence_resolver = AbstractTypeResolver(
     {
-        "SEQUENCE": lambda obj: (isinstance(obj, Sequence) and not isinstance(obj, (str, bytes)))
-        or _is_atleast_1d_numpy_array(obj),
+        "SEQUENCE": lambda obj: (
+            (isinstance(obj, Sequence) and not isinstance(obj, (str, bytes)))
+            or _is_atleast_1d_numpy_array(obj)
+        ),
     },
     cache_blocklist=_numpy_cache_blocklist,
 )
@@ -20,8 +22,7 @@ _sequence_resolver = AbstractTypeResolver(
 
 def _require_sequence(data) -> None:
     if _sequence_resolver.get_type(data) != "SEQUENCE":
-        raise ValueError(
-            f"Unsupported type: {type(data)}. The data must be a non-string sequence or None.")
+        raise ValueError(f"Unsupported type: {type(data)}. The data must be a non-string sequence or None.")
 
 
 class SyncedList(SyncedCollection, MutableSequence):
@@ -109,9 +110,9 @@ class SyncedList(SyncedCollection, MutableSequence):
                     self._validate(new)
                 items[index] = self._from_base(new, parent=self)
             if len(items) > len(data):
-                del items[len(data):]
+                del items[len(data) :]
             elif len(data) > len(items):
-                tail = data[len(items):]
+                tail = data[len(items) :]
                 if not _validate:
                     self._validate(tail)
                 items.extend(self._from_base(value, parent=self) for value in tail)
@@ -151,8 +152,10 @@ class SyncedList(SyncedCollection, MutableSequence):
         with self._load_and_save, self._operation_lock:
             indexes = range(len(self._data))[where]
             if where.step not in (None, 1) and len(values) != len(indexes):
-                raise ValueError(f"attempt to assign sequence of size {len(values)} to "
-                                 f"extended slice of size {len(indexes)}")
+                raise ValueError(
+                    f"attempt to assign sequence of size {len(values)} to "
+                    f"extended slice of size {len(indexes)}"
+                )
             old = {index: _plain(self._data[index]) for index in indexes}
             if old:
                 self._journal_discard("set", old)
