@@ -565,7 +565,10 @@ def print_summary(write_line, rows) -> None:
     ]
     widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
     for n, line in enumerate(table):
-        cells = [cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths))]
+        cells = [
+            cell.ljust(w) if i < 3 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=False))
+        ]
         write_line("  ".join(cells + [line[-1]]).rstrip())
         if n == 0:
             write_line("  ".join("-" * w for w in widths) + "  " + "-" * len(header[-1]))

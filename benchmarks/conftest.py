@@ -4,7 +4,6 @@ ratio rules are in benchutil.py (see benchmarks/README.md)."""
 import json
 
 import pytest
-
 from benchutil import (
     Journals,
     check_targets,
@@ -57,7 +56,8 @@ def pytest_sessionfinish(session, exitstatus):
                     {
                         "rows": rows,
                         "targets": [
-                            dict(zip(("target", "where", "value", "ok"), t)) for t in check_targets(rows)
+                            dict(zip(("target", "where", "value", "ok"), t, strict=True))
+                            for t in check_targets(rows)
                         ],
                     },
                     f,

@@ -18,10 +18,9 @@ chunks; pickle was one C call already, so there the journaling of the replaced c
 """
 
 import pytest
+from benchutil import run
 
 from safe_data import atomic
-
-from benchutil import run
 
 ENTRIES = 10_000
 ROUNDS = 30

@@ -34,8 +34,8 @@ import time
 
 import lz4.block
 import pytest
-
 from benchutil import SEGMENT_SIZE, container_factory, records_written, run
+
 from safe_data import _core
 
 KEY = bytes(32)

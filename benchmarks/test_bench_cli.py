@@ -47,7 +47,6 @@ import threading
 import time
 
 import pytest
-
 from benchutil import run
 
 RECORDS = 1_000_000

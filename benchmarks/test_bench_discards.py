@@ -11,7 +11,6 @@ writer).  One journal (256 MiB segments) per test.
 """
 
 import pytest
-
 from benchutil import container_factory, records_written, run
 
 N = 100_000
@@ -80,7 +79,7 @@ def test_dict_del(benchmark, journals, variant):
         variant,
         "2 discard: del d[k] (str key, int value)",
         "dict",
-        dict(zip(KEYS, INTS)),
+        dict(zip(KEYS, INTS, strict=True)),
         del_loop,
         (KEYS,),
     )
@@ -94,7 +93,7 @@ def test_dict_overwrite(benchmark, journals, variant):
         variant,
         "2 discard: d[k] = v overwrite",
         "dict",
-        dict(zip(KEYS, INTS)),
+        dict(zip(KEYS, INTS, strict=True)),
         overwrite_loop,
         (KEYS, NEW_VALUE),
     )

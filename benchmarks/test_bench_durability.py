@@ -8,9 +8,9 @@
 Each round pops N values (the list is rebuilt in ``setup``, outside the timing).  A
 process/batch round lasts ~40 ms (about one flush interval) and the figure is the mean of
 30 rounds (see benchutil.py), so the flusher's fdatasync and the page faults it causes
-(written-back pages are write-protected again) are in the figure.  ``batch_over_process`` = batch time per op /
-process time per op.  Each mode writes to its own journal, closed after its test (which
-stops the batch flusher).
+(written-back pages are write-protected again) are in the figure.
+``batch_over_process`` = batch time per op / process time per op.  Each mode writes to its
+own journal, closed after its test (which stops the batch flusher).
 
 Cross-check: rows timed one after the other see the kernel in different states, so the
 ``batch`` test also alternates INTERLEAVED rounds on a "process" and a "batch" journal in
@@ -21,7 +21,6 @@ import statistics
 import time
 
 import pytest
-
 from benchutil import container_factory, run
 
 MODES = {  # durability: (pops per round, rounds)

@@ -30,7 +30,6 @@ import sys
 import tracemalloc
 
 import pytest
-
 from benchutil import container_factory, run
 
 ROUNDS = 15

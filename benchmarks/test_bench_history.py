@@ -9,10 +9,9 @@ call's with the fewest others (3k) in the same run.  Target: 300k others <= 3x 3
 """
 
 import pytest
+from benchutil import run
 
 import safe_data
-
-from benchutil import run
 
 OTHERS = {"3k": 3_000, "30k": 30_000, "300k": 300_000, "1M": 1_000_000}
 TARGET_RECORDS = 100

@@ -12,7 +12,6 @@ c/twin vs pysubclass isolates safe_data's own overhead from the generic subclass
 """
 
 import pytest
-
 from benchutil import container_factory, run
 
 N = 100_000
@@ -149,7 +148,7 @@ def test_dict_contains(benchmark, journals, variant):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_dict_getitem(benchmark, journals, variant):
-    d = container_factory(variant, journals)("dict", zip(KEYS, INTS))
+    d = container_factory(variant, journals)("dict", zip(KEYS, INTS, strict=True))
     run(
         benchmark,
         getitem_loop,
@@ -164,7 +163,7 @@ def test_dict_getitem(benchmark, journals, variant):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_dict_get(benchmark, journals, variant):
-    d = container_factory(variant, journals)("dict", zip(KEYS, INTS))
+    d = container_factory(variant, journals)("dict", zip(KEYS, INTS, strict=True))
     run(
         benchmark,
         get_loop,

@@ -8,9 +8,9 @@
 Target: >= 1M values/s.  ``ops`` = values returned, so ``ops_per_s`` is values per second.
 """
 
-import safe_data
-
 from benchutil import run
+
+import safe_data
 
 N = 1_000_000
 

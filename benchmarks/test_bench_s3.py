@@ -21,16 +21,14 @@ import os
 import sys
 
 import pytest
-
 from benchutil import N_SEGMENTS, benchmark_uploader, mb_per_s, run
 
 pytest.importorskip("aiohttp")
 zstandard = pytest.importorskip("zstandard")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tests import seaweedfs as weed  # noqa: E402
-
 from safe_data.remote.sinks.s3 import S3Sink  # noqa: E402
 from safe_data.remote.uploader import ZSTD_LEVEL  # noqa: E402
+from tests import seaweedfs as weed  # noqa: E402
 
 CONCURRENCY = 4
 ROUNDS = 5
@@ -61,7 +59,10 @@ def test_s3_aiobotocore(benchmark, upload_segments, seaweedfs):
     where, names, raw_bytes = upload_segments
     cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True)
     raws = [(where / n).read_bytes() for n in names]
-    bodies = [(n[:-4], cctx.compress(raw), hashlib.sha256(raw).hexdigest()) for n, raw in zip(names, raws)]
+    bodies = [
+        (n[:-4], cctx.compress(raw), hashlib.sha256(raw).hexdigest())
+        for n, raw in zip(names, raws, strict=True)
+    ]
     rounds = iter(range(ROUNDS + 2))
 
     async def put_all():

@@ -26,7 +26,6 @@ memory-buffered writes >= 1.
 """
 
 import pytest
-
 from benchutil import run
 
 original = pytest.importorskip("synced_collections.backends.collection_json")

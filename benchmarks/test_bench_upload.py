@@ -51,11 +51,11 @@ import sys
 import time
 
 import pytest
+from benchutil import N_SEGMENTS, benchmark_uploader, run
+from benchutil import mb_per_s as _mb_per_s
 
 import safe_data
 from safe_data import _core as C
-
-from benchutil import N_SEGMENTS, benchmark_uploader, mb_per_s as _mb_per_s, run
 
 aiohttp = pytest.importorskip("aiohttp")
 zstandard = pytest.importorskip("zstandard")
@@ -144,7 +144,7 @@ def test_upload_bare_aiohttp(benchmark, upload_segments, tmp_path, mode):
 
         async def post_all():
             prefix = f"{next(rounds):016x}"  # a new id per round: every store is a new file
-            queue = list(zip(names, bodies, hashes))
+            queue = list(zip(names, bodies, hashes, strict=True))
             async with aiohttp.ClientSession() as session:
 
                 async def worker():

@@ -12,6 +12,11 @@ from safe_data.journal import registry
 
 from ._helpers import CHILD
 
+# the real servers some tests talk to, each started once per session where installed:
+# defined beside their helpers, made available to every module here
+from .redis_server import redis_client, redis_server  # noqa: F401
+from .seaweedfs import seaweedfs  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):

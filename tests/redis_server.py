@@ -3,9 +3,7 @@
 The server binary comes from the system (Debian: ``apt-get install redis-server``); tests
 using the ``redis_client`` fixture are skipped when it or the ``redis`` client package is
 absent.  The server keeps nothing on disk (``--save '' --appendonly no``) and dies with
-the test process.
-
-    from .redis_server import redis_client, redis_server  # noqa: F401
+the test process.  conftest.py makes the fixtures available to every test module:
 
     def test_something(redis_client):
         redis_client.set("k", b"v")

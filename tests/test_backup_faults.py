@@ -21,7 +21,8 @@ TOKEN = "fault-test-token-7c1e"
 CLIENT = textwrap.dedent("""
     import sys, safe_data
     from safe_data import HttpSink, Uploader
-    path, client, count, url, segment_size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+    path, url = sys.argv[1], sys.argv[4]
+    client, count, segment_size = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[5])
     journal = safe_data.Journal(path, segment_size=segment_size)
     values = safe_data.SafeList([(client, i, "x" * 200) for i in range(count)], name="work", journal=journal)
     with Uploader(HttpSink(url, token=sys.argv[6]), journal, seal_every=0.05,

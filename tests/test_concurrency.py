@@ -65,7 +65,10 @@ def check_thread_journal(records, expected):
     for t, calls in expected.items():
         got = [values for _, values in sorted(per_thread.get(t, []), key=lambda x: x[0])]
         if got != calls:
-            first = next((i for i, (a, b) in enumerate(zip(got, calls)) if a != b), min(len(got), len(calls)))
+            first = next(
+                (i for i, (a, b) in enumerate(zip(got, calls, strict=False)) if a != b),
+                min(len(got), len(calls)),
+            )
             findings["order"].append((t, first, got[first : first + 2], calls[first : first + 2]))
     return {k: v for k, v in findings.items() if v}
 
@@ -222,7 +225,8 @@ def test_threads_removing_from_one_shared_list_journal_each_value_once(
     still_in = [v for v in L if v in journaled]  # journaled as removed, but still there
     lost = sorted(everything - journaled - set(L))  # gone without a record
     assert (failed, still_in, lost, findings) == ([], [], [], {}), (
-        f"{len(failed)} remove() calls raised, e.g. {[(v[:3], e) for v, e in failed[:1]]}; {len(still_in)} values "
+        f"{len(failed)} remove() calls raised, e.g. {[(v[:3], e) for v, e in failed[:1]]}; "
+        f"{len(still_in)} values "
         f"journaled as removed are still in the list, {len(lost)} values left the list "
         f"without a record, e.g. {[v[:3] for v in lost[:3]]}"
     )

@@ -189,7 +189,7 @@ def test_dict_constructor_forms(impl, journal):
     assert impl.SafeDict({"a": 1}, b=2, journal=journal) == {"a": 1, "b": 2}
     assert impl.SafeDict([("a", 1)], journal=journal) == {"a": 1}
     assert impl.SafeDict(a=1, journal=journal) == {"a": 1}
-    assert impl.SafeDict(zip("ab", range(2)), journal=journal) == {"a": 0, "b": 1}
+    assert impl.SafeDict(zip("ab", range(2), strict=True), journal=journal) == {"a": 0, "b": 1}
     assert records(journal) == []
 
 
@@ -333,10 +333,8 @@ def test_sequence_numbers_increase(impl, journal):
 
 def test_default_name_says_where_the_container_was_made(impl, journal):
     safe = impl.SafeList(journal=journal)
-    assert (
-        safe.name
-        == f"list@{__name__}:{test_default_name_says_where_the_container_was_made.__code__.co_firstlineno + 1}"
-    )
+    line = test_default_name_says_where_the_container_was_made.__code__.co_firstlineno + 1
+    assert safe.name == f"list@{__name__}:{line}"
 
 
 def test_values_of_many_types_round_trip(impl, journal):

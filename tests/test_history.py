@@ -2,8 +2,8 @@
 
 import copy
 import datetime
-import pickle
 import os
+import pickle
 import time
 
 import pytest
@@ -180,7 +180,7 @@ def test_versioned_restore_at_each_moment(journal):
     ):
         step()
         mark()
-    for t, state in zip(times, states):
+    for t, state in zip(times, states, strict=True):
         assert safe_data.restore("v", at=t, journal=journal) == state
     assert safe_data.restore("v", journal=journal) == lst
 
@@ -434,7 +434,7 @@ def test_restore_tells_why_it_cannot_answer(journal):
 
     before = time.time_ns()
     time.sleep(0.002)
-    v = SafeList([1, 2], name="v", journal=journal, versioned=True)
+    _v = SafeList([1, 2], name="v", journal=journal, versioned=True)
     with pytest.raises(IncompleteHistoryError, match="did not exist yet") as info:
         safe_data.restore("v", at=before, journal=journal)
     assert (info.value.reason, info.value.partial) == ("not created", [])

@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 
 import safe_data
 from safe_data import SafeList
-from safe_data.journal import format as fmt
 
 from .test_security import Canary, plant
 
@@ -99,7 +98,7 @@ def test_the_backup_server_and_pull_never_run_a_planted_pickle(planted, tmp_path
     from safe_data.server.stores.directory import DirectoryStore
 
     victim, canary = planted
-    [segment] = [p for p in victim.iterdir() if p.suffix == ".seg" and "planted".encode() in p.read_bytes()]
+    [segment] = [p for p in victim.iterdir() if p.suffix == ".seg" and b"planted" in p.read_bytes()]
     raw = segment.read_bytes()
 
     async def upload():

@@ -61,8 +61,8 @@ def test_require_extensions_fails_loudly_when_missing(tmp_path):
 
 def test_import_does_not_load_heavy_modules():
     code = (
-        "import sys, safe_data; heavy = [m for m in ('aiohttp', 'zstandard', 'lz4', 'click', 'rich', 'sqlalchemy', "
-        "'difflib', 'hmac') "
+        "import sys, safe_data; heavy = [m for m in ('aiohttp', 'zstandard', 'lz4', 'click', 'rich', "
+        "'sqlalchemy', 'difflib', 'hmac') "
         "if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

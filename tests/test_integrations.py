@@ -44,7 +44,7 @@ def test_callback_gets_each_record_as_the_journal_holds_it(journal):
     journal.record("dict", "pop", "direct", "k", {"k": "v"})
     stored = records(journal)
     assert len(got) == len(stored) == 6
-    for live, kept in zip(got, stored):
+    for live, kept in zip(got, stored, strict=True):
         assert live[:10] == kept[:10]  # seq time_ns container kind op key values pid thread caller
         assert live.writer == kept.writer
         assert live.segment is None and live.offset is None

@@ -174,7 +174,7 @@ def test_reading_a_journal_of_more_segments_than_open_files_allowed(tmp_path):
 
     with safe_data.Journal(tmp_path / "j", segment_size=4096) as j:
         L = safe_data.SafeList(name="L", journal=j)
-        for i in range(300):
+        for _ in range(300):
             L.append(os.urandom(3000))  # incompressible: one record a segment
             L.pop()
         assert len(list((tmp_path / "j").glob("*.seg"))) > 250
@@ -198,7 +198,7 @@ def test_a_segment_purged_while_the_others_are_read_is_skipped_not_reported(tmp_
 
     with safe_data.Journal(tmp_path / "j", segment_size=4096) as j:
         L = safe_data.SafeList(name="L", journal=j)
-        for i in range(20):
+        for _ in range(20):
             L.append(os.urandom(3000))  # incompressible: one record a segment
             L.pop()
         problems = []

@@ -12,10 +12,10 @@ from itertools import product
 import pytest
 
 import safe_data
-from safe_data.errors import JournalClosedError, UnpicklableValueError
-from safe_data.containers.patching import install, patched, uninstall
+from safe_data.containers.patching import patched
 from safe_data.containers.protect import SafeBytearray, SafeDefaultDict, SafeDeque, SafeOrderedDict, make_safe
-from safe_data.containers.proxies import SafeMappingProxy, SafeSequenceProxy, proxy
+from safe_data.containers.proxies import proxy
+from safe_data.errors import JournalClosedError, UnpicklableValueError
 
 from ._helpers import CLASSIFICATION, OBJECT_PROTOCOL
 from .conftest import discarded, records

@@ -9,8 +9,8 @@ from collections.abc import MutableMapping, MutableSequence
 import pytest
 
 import safe_data
-from safe_data.errors import JournalClosedError
 from safe_data.containers.proxies import SafeMappingProxy, SafeSequenceProxy, proxy
+from safe_data.errors import JournalClosedError
 
 from ._helpers import CLASSIFICATION, OBJECT_PROTOCOL
 from .conftest import discarded, records

@@ -33,9 +33,10 @@ import json, sys
 namespace = {"__name__": "__main__", "BACKUP_URL": sys.argv[2], "TOKEN": sys.argv[3]}
 for number, code in enumerate(json.load(open(sys.argv[1])), 1):
     exec(compile(code, f"README.md, Python block {number}", "exec"), namespace)
-    print(%r, flush=True)
+    print("""
+    + repr(END)
+    + """, flush=True)
 """
-    % END
 )
 
 
@@ -74,7 +75,7 @@ def test_every_python_block_of_the_readme_runs(tmp_path):
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         outputs = proc.stdout.split(END + "\n")
         assert outputs[-1] == "" and len(outputs) == len(blocks) + 1, proc.stdout
-        for number, (block, printed) in enumerate(zip(blocks, outputs), 1):
+        for number, (block, printed) in enumerate(zip(blocks, outputs[:-1], strict=True), 1):
             claimed = claimed_output(block)
             got = printed.splitlines()
             assert len(got) == len(claimed), (number, got, claimed)

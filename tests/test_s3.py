@@ -12,11 +12,11 @@ pytest.importorskip("aiohttp")
 
 import zstandard  # noqa: E402
 
+from safe_data.remote.sinks import RejectedError, Sink, TransientError  # noqa: E402
 from safe_data.remote.sinks._sigv4 import sign_v4  # noqa: E402
 from safe_data.remote.sinks.s3 import S3Sink  # noqa: E402
-from safe_data.remote.sinks import RejectedError, Sink, TransientError  # noqa: E402
 
-from .seaweedfs import free_port, seaweedfs  # noqa: E402,F401
+from .seaweedfs import free_port  # noqa: E402
 
 SEG = "0123456789abcdef-000001"
 

@@ -21,11 +21,11 @@ pytest.importorskip("aiohttp")
 botocore_session = pytest.importorskip("botocore.session")
 
 import safe_data  # noqa: E402
-from safe_data.remote.sinks.s3 import S3Sink  # noqa: E402
 from safe_data.remote.sinks import TransientError  # noqa: E402
+from safe_data.remote.sinks.s3 import S3Sink  # noqa: E402
 from safe_data.remote.uploader import Uploader  # noqa: E402
 
-from .seaweedfs import new_bucket, seaweedfs  # noqa: E402,F401
+from .seaweedfs import new_bucket  # noqa: E402
 
 # A credential_process: prints the keys of KEYFILE, expiring EXPIRES_IN seconds from now
 # (as AWS's tools expect), and counts its runs in KEYFILE.runs.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
 import re
@@ -14,7 +15,6 @@ import sys
 import threading
 import time
 import urllib.request
-import json
 
 import pytest
 
@@ -24,7 +24,7 @@ zstandard = pytest.importorskip("zstandard")
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
 import safe_data  # noqa: E402
-from safe_data.server.app import make_app, verify_segment, InvalidSegment  # noqa: E402
+from safe_data.server.app import InvalidSegment, make_app, verify_segment  # noqa: E402
 from safe_data.server.stores import ConflictError, NotFound  # noqa: E402
 from safe_data.server.stores.directory import DirectoryStore  # noqa: E402
 

@@ -18,10 +18,10 @@ pytest.importorskip("zstandard")
 
 
 from safe_data.remote.sinks.s3 import S3Sink  # noqa: E402
-from safe_data.server.stores.s3 import S3Store, parse_s3_url  # noqa: E402
 from safe_data.server.stores import ConflictError, NotFound, StoreUnavailable  # noqa: E402
+from safe_data.server.stores.s3 import S3Store, parse_s3_url  # noqa: E402
 
-from .seaweedfs import new_bucket, seaweedfs  # noqa: E402,F401
+from .seaweedfs import new_bucket  # noqa: E402
 from .test_server import (
     AUTH,
     OTHER,
@@ -31,7 +31,6 @@ from .test_server import (
     make_segment,  # noqa: E402
     put_headers,
     run,
-    segment,
     sha,
     zstd,
 )  # segment: a fixture

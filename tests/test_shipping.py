@@ -13,7 +13,6 @@ import pytest
 import safe_data
 
 from .backup_server import start_server, stop
-from .seaweedfs import seaweedfs  # noqa: F401  (a fixture)
 
 
 def cli(*args, env=None, check=True):
@@ -227,7 +226,7 @@ def test_a_server_that_never_answers_times_out_at_the_connect_timeout(tmp_path, 
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
-        url = "http://127.0.0.1:%d" % silent.getsockname()[1]
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
         proc, elapsed = timed_cli(
             "--journal", str(source), command, url, "--token", "t", "--connect-timeout", "1"
         )

@@ -14,7 +14,6 @@ import pytest
 
 from ._helpers import finish, python
 from .conftest import discarded, records
-from .redis_server import redis_client, redis_server  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(params=["sqlite", "redis", "zarr", "mongodb (mongomock stand-in)"])

@@ -8,7 +8,6 @@ import threading
 import pytest
 
 from .conftest import discarded, records
-from .redis_server import redis_client, redis_server  # noqa: F401  (fixtures)
 
 redis = pytest.importorskip("redis")
 

@@ -105,8 +105,8 @@ class ServerThread:
 class FaultyBackend:
     """A backup server that misbehaves on cue.  ``script`` lists, per PUT, one of:
     "503" (busy, Retry-After), "500" (internal error, nothing stored), "reset" (connection
-    reset before storing), "lost-ack" (store, then reset before answering), "ok".  After the script: "ok".  Stores like the
-    real one: same id and hash: 200; other hash: 409."""
+    reset before storing), "lost-ack" (store, then reset before answering), "ok".  After the
+    script: "ok".  Stores like the real one: same id and hash: 200; other hash: 409."""
 
     def __init__(self, script=(), retry_after="0"):
         self.script = list(script)
@@ -613,7 +613,7 @@ def test_http_sink_answers(tmp_path):
     with ServerThread(app) as server:
         outcomes = asyncio.run(scenario(server.url))
     assert outcomes[:2] == ["ack", "ack"]
-    for outcome, status in zip(outcomes[2:7], [409, 400, 401, 403, 413]):
+    for outcome, status in zip(outcomes[2:7], [409, 400, 401, 403, 413], strict=True):
         assert outcome[0] == "rejected" and f"because {status}" in outcome[1]
     assert "token" in outcomes[4][1] and "very-secret-token" not in outcomes[4][1]
     for outcome in outcomes[7:]:

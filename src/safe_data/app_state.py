@@ -153,7 +153,12 @@ class _Restorer:
         names = self.names
         nested: set = set()  # the containers inside another one's state (numbers are per writer)
         for (writer, _), state in self.raw.items():
-            _each_nested(state, lambda n, w=writer: nested.add((w, n.container_id)) or n.value)
+
+            def note(inner, writer=writer):
+                nested.add((writer, inner.container_id))
+                return inner.value
+
+            _each_nested(state, note)
         by_identity: dict = {}
         incomplete: dict[str, IncompleteHistoryError] = {}
         for identity, state in self.raw.items():

@@ -25,6 +25,7 @@ from .journal.journal import to_ns
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from .containers import SafeDict, SafeList, SafeSet
@@ -105,7 +106,7 @@ def undo(container: Container, n: int = 1) -> list[Record]:
     journal = container.journal
     with journal.operation_lock:
         mine = _records_of(container)
-        done = set()  # the seqs undone: an undo of a whole unit names all it reverted
+        done: set[int] = set()  # the seqs undone: an undo of a whole unit names all it reverted
         for r in mine:
             if r.op == "undo":
                 done.update(r.key if type(r.key) is tuple else (r.key,))
@@ -398,7 +399,11 @@ def _replay_set(state: set, record):
         state.difference_update(values)
 
 
-_REPLAY = {"list": _replay_list, "dict": _replay_dict, "set": _replay_set}
+_REPLAY: dict[str, Callable[[Any, Any], None]] = {
+    "list": _replay_list,
+    "dict": _replay_dict,
+    "set": _replay_set,
+}
 
 
 def _partial(everything, at):

@@ -9,11 +9,11 @@ from typing_extensions import assert_type
 import safe_data
 from safe_data import SafeDict, SafeList, SafeSet
 from safe_data.atomic import AtomicStore, FileVersion
-from safe_data.synced import SyncedDict
 from safe_data.remote.sinks.directory import DirectorySink
 from safe_data.remote.sinks.http import HttpSink
 from safe_data.remote.sinks.s3 import S3Sink
 from safe_data.remote.uploader import Uploader
+from safe_data.synced import SyncedDict
 
 # containers: generic, every keyword, undo()
 orders: SafeList[int] = SafeList([1, 2], name="orders", versioned=True, deep=True)

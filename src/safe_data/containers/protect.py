@@ -439,17 +439,17 @@ if TYPE_CHECKING:
         capture_caller: bool = False,
     ) -> SafeList[_T]: ...
     @overload
-    def make_safe(
+    def make_safe(  # type: ignore[overload-overlap]
         obj: defaultdict[Any, Any],
-        name: str | None = None,  # type: ignore[overload-overlap]
+        name: str | None = None,
         deep: bool = True,
         journal: Any = None,
         capture_caller: bool = False,
     ) -> SafeDefaultDict: ...
     @overload
-    def make_safe(
+    def make_safe(  # type: ignore[overload-overlap]
         obj: OrderedDict[Any, Any],
-        name: str | None = None,  # type: ignore[overload-overlap]
+        name: str | None = None,
         deep: bool = True,
         journal: Any = None,
         capture_caller: bool = False,

@@ -427,16 +427,16 @@ class SafeSequenceProxy(SequenceJournaling, _Proxy, MutableSequence):
 if TYPE_CHECKING:
 
     @overload
-    def proxy(
+    def proxy(  # type: ignore[overload-overlap]
         obj: SafeList[_T],
-        name: str | None = None,  # type: ignore[overload-overlap]
+        name: str | None = None,
         journal: Any = None,
         capture_caller: bool = False,
     ) -> SafeList[_T]: ...
     @overload
-    def proxy(
+    def proxy(  # type: ignore[overload-overlap]
         obj: SafeDict[_K, _V],
-        name: str | None = None,  # type: ignore[overload-overlap]
+        name: str | None = None,
         journal: Any = None,
         capture_caller: bool = False,
     ) -> SafeDict[_K, _V]: ...
