@@ -495,3 +495,23 @@ def summary(report):
         f"({len(report.missing)}), duplicated {sorted(report.duplicated)[:10]} "
         f"({len(report.duplicated)}), problems {report.problems}, left open {report.open_left}"
     )
+
+
+# --- the backup server's tests (test_server.py, test_server_s3.py) ----------------------------
+
+
+def make_segment(tmp_path, name="j", n=200):
+    """A real sealed segment written by safe_data.Journal: (segment id, bytes)."""
+    path = tmp_path / name
+    journal = safe_data.Journal(path)
+    try:
+        items = safe_data.SafeList(
+            [f"value {i}" for i in range(n)] + [{"k": i} for i in range(20)], journal=journal
+        )
+        for _ in range(30):
+            items.pop()
+        items.clear()
+    finally:
+        journal.close()
+    (seg,) = [p for p in os.listdir(path) if p.endswith(".seg")]
+    return seg[: -len(".seg")], (path / seg).read_bytes()

@@ -10,7 +10,7 @@ import safe_data
 from safe_data import _impl
 from safe_data.journal import registry
 
-from ._helpers import CHILD
+from ._helpers import CHILD, make_segment
 
 # the real servers some tests talk to, each started once per session where installed:
 # defined beside their helpers, made available to every module here
@@ -119,3 +119,9 @@ def impl(request, monkeypatch):
     return Implementation(
         request.param, implementation.SafeList, implementation.SafeDict, implementation.SafeSet
     )
+
+
+@pytest.fixture
+def segment(tmp_path):
+    """A real sealed segment written by a Journal: (segment id, bytes)."""
+    return make_segment(tmp_path)

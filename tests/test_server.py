@@ -28,6 +28,8 @@ from safe_data.server.app import InvalidSegment, make_app, verify_segment  # noq
 from safe_data.server.stores import ConflictError, NotFound  # noqa: E402
 from safe_data.server.stores.directory import DirectoryStore  # noqa: E402
 
+from ._helpers import make_segment  # noqa: E402
+
 TOKEN = "s3cret-token-of-alpha-0123456789"
 OTHER = "another-token-for-beta-987654321"
 TOKENS = {"alpha": TOKEN, "beta": OTHER}
@@ -35,23 +37,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def make_segment(tmp_path, name="j", n=200):
-    """A real sealed segment written by safe_data.Journal: (segment id, bytes)."""
-    path = tmp_path / name
-    journal = safe_data.Journal(path)
-    try:
-        items = safe_data.SafeList(
-            [f"value {i}" for i in range(n)] + [{"k": i} for i in range(20)], journal=journal
-        )
-        for _ in range(30):
-            items.pop()
-        items.clear()
-    finally:
-        journal.close()
-    (seg,) = [p for p in os.listdir(path) if p.endswith(".seg")]
-    return seg[: -len(".seg")], (path / seg).read_bytes()
 
 
 def zstd(data: bytes) -> bytes:
@@ -71,11 +56,6 @@ def store_files(root) -> list[str]:
     for dirpath, _dirs, files in os.walk(root):
         out += [os.path.relpath(os.path.join(dirpath, f), root) for f in files]
     return sorted(out)
-
-
-@pytest.fixture
-def segment(tmp_path):
-    return make_segment(tmp_path)
 
 
 def run(coro_fn, store, **options):

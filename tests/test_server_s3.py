@@ -21,19 +21,19 @@ from safe_data.remote.sinks.s3 import S3Sink  # noqa: E402
 from safe_data.server.stores import ConflictError, NotFound, StoreUnavailable  # noqa: E402
 from safe_data.server.stores.s3 import S3Store, parse_s3_url  # noqa: E402
 
+from ._helpers import make_segment  # noqa: E402
 from .seaweedfs import new_bucket  # noqa: E402
-from .test_server import (
+from .test_server import (  # noqa: E402
     AUTH,
     OTHER,
     TOKEN,
     _request,
     _stop_cli,
-    make_segment,  # noqa: E402
     put_headers,
     run,
     sha,
     zstd,
-)  # segment: a fixture
+)
 
 
 @pytest.fixture
