@@ -318,6 +318,7 @@ TARGETS = [
     ),
     ("14 transaction", "op in a transaction", "x_op", "<=", 3.0, "an op inside a transaction <= 3x outside"),
     ("14 transaction", "transaction of 1 op", "x_op", "<=", 30.0, "a transaction of 1 op <= 30 ops"),
+    ("15 popitem", "1M", "x_1k", "<=", 2.0, "popitem() at 1M entries <= 2x at 1k"),
     ("7 restore", "discarded", "ops_per_s", ">=", 1e6, "discarded() >= 1M values/s"),
     ("7 restore", "restore", "ops_per_s", ">=", 1e6, "restore() >= 1M values/s"),
     ("1 add: list.append", "c", "x_builtin", "<=", 1.2, "append <= 1.2x builtin time"),
@@ -391,6 +392,7 @@ def compute_ratios(benchmarks) -> None:
       (group 11; >= 1 means faster than the original).
     * ``read_over_write``: the write row's time per op / this row's (group 13; >= 1 means
       read back at least as fast as written).
+    * ``x_1k``: popitem()'s time per call / its time with 1k entries (group 15).
     * ``x_each``: restore_all()'s time / restore() of each container's (group 14);
       ``x_op``: time per op / a versioned append's outside any transaction (group 14).
     * ``import_ms``: median ``python -c "import safe_data"`` minus median ``python -c pass``.
@@ -423,6 +425,8 @@ def compute_ratios(benchmarks) -> None:
                 info["x_atomic_store"] = round(t[variant] / t["atomic_store"], 3)
             if group.startswith("13 ") and "write" in t and variant != "write":
                 info["read_over_write"] = round(t["write"] / t[variant], 3)
+            if group.startswith("15 ") and "1k" in t:
+                info["x_1k"] = round(t[variant] / t["1k"], 3)
             if group.startswith("12 ") and "3k" in t:
                 info["x_fewest"] = round(t[variant] / t["3k"], 3)
             if group.startswith("14 ") and variant != "each" and "each" in t:
@@ -466,6 +470,7 @@ _RATIO_KEYS = (
     "x_atomic_store",
     "speed_over_synced_collections",
     "x_fewest",
+    "x_1k",
     "read_over_write",
     "x_each",
     "x_op",

@@ -464,6 +464,15 @@ def test_unpicklable_dict_and_set_values(impl, journal):
     assert records(journal) == []
 
 
+def test_a_popitem_that_cannot_be_journaled_leaves_the_dict_as_it_was(impl, journal):
+    last = Unpicklable()
+    d = impl.SafeDict({"a": 1, "b": 2, "c": last}, journal=journal)
+    with pytest.raises(safe_data.UnpicklableValueError):
+        d.popitem()
+    assert list(d.items()) == [("a", 1), ("b", 2), ("c", last)]  # the same order too
+    assert records(journal) == []
+
+
 def test_a_closed_journal_refuses_and_changes_nothing(impl, tmp_path):
     j = safe_data.Journal(tmp_path / "j")
     safe = impl.SafeList([1, 2], journal=j)
