@@ -319,6 +319,7 @@ TARGETS = [
     ("14 transaction", "op in a transaction", "x_op", "<=", 3.0, "an op inside a transaction <= 3x outside"),
     ("14 transaction", "transaction of 1 op", "x_op", "<=", 30.0, "a transaction of 1 op <= 30 ops"),
     ("15 popitem", "1M", "x_1k", "<=", 2.0, "popitem() at 1M entries <= 2x at 1k"),
+    ("16 update: 1000 new keys", "c", "x_builtin", "<=", 2.0, "update() with 1000 new keys <= 2x builtin"),
     ("7 restore", "discarded", "ops_per_s", ">=", 1e6, "discarded() >= 1M values/s"),
     ("7 restore", "restore", "ops_per_s", ">=", 1e6, "restore() >= 1M values/s"),
     ("1 add: list.append", "c", "x_builtin", "<=", 1.2, "append <= 1.2x builtin time"),

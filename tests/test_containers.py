@@ -1,5 +1,7 @@
 """Each destructive operation journals exactly what it discards, and behaves like the builtin."""
 
+from collections import OrderedDict
+
 import pytest
 
 import safe_data
@@ -423,6 +425,20 @@ def os_random(n):
     import os
 
     return os.urandom(n)
+
+
+@pytest.mark.parametrize(
+    "source", [dict, lambda d: list(d.items()), OrderedDict], ids=["dict", "pairs", "OrderedDict"]
+)
+@pytest.mark.parametrize("versioned", [False, True])
+def test_update_journals_the_same_whatever_the_source(impl, journal, source, versioned):
+    # a plain dict takes the C build's fast path (the dict's own loops), the others go
+    # through pairs: the records must not tell them apart
+    d = impl.SafeDict({1: "a", 2: "b"}, name="u", journal=journal, versioned=versioned)
+    d.update(source({2: "B", 3: "c", 1: "a"}))
+    assert d == {1: "a", 2: "B", 3: "c"}
+    written = [(r.op, r.values) for r in records(journal) if r.op not in ("snapshot",)]
+    assert written == [("update", {2: "b"})] + ([("assign", {2: "B", 3: "c", 1: "a"})] if versioned else [])
 
 
 # --- nothing is lost when journaling fails ------------------------------------------------------

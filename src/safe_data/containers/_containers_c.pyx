@@ -12,7 +12,7 @@
 #   (record_one): no temporary container per pop/del/discard.
 
 cimport cython
-from cpython.dict cimport PyDict_Clear, PyDict_DelItem, PyDict_Next, PyDict_SetItem
+from cpython.dict cimport PyDict_Clear, PyDict_Copy, PyDict_DelItem, PyDict_Next, PyDict_SetItem, PyDict_Update
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_Insert
 from cpython.slice cimport PySlice_AdjustIndices, PySlice_Unpack
 from cpython.object cimport Py_EQ, PyObject, PyObject_RichCompareBool, PyTypeObject, newfunc
@@ -830,6 +830,9 @@ cdef class SafeDict(dict):
 
     cdef _update(self, tuple args, dict kwargs, uint8_t op, bint track=True):
         cdef _Binding b = self._b
+        if not kwargs and len(args) == 1 and type(args[0]) is dict and not b.deep:
+            self._update_from_dict(PyDict_Copy(args[0]), op, track)
+            return
         pairs = _support.update_pairs(args, kwargs)
         if b.deep:
             pairs = [(k, b.convert(v, k)) for k, v in pairs]
@@ -846,6 +849,32 @@ cdef class SafeDict(dict):
             if b.versioned and track and pairs:
                 b.many(OP_DICT_ASSIGN, None, dict(pairs))
             _dict_update(self, pairs)
+        finally:
+            b.end()
+
+    cdef _update_from_dict(self, dict new, uint8_t op, bint track):
+        """``_update`` from a plain dict (``new``, a copy no other code holds): the same
+        records, read and stored by the dict's own C loops rather than through pairs."""
+        cdef _Binding b = self._b
+        cdef Py_ssize_t pos = 0
+        cdef PyObject* key
+        cdef PyObject* value
+        cdef PyObject* found
+        b.begin()
+        try:
+            if len(self):
+                old = None
+                while PyDict_Next(new, &pos, &key, &value):
+                    found = PyDict_GetItemWithError(self, <object>key)
+                    if found != NULL and found != value:
+                        if old is None:
+                            old = {}
+                        old[<object>key] = <object>found
+                if old:
+                    b.many(op, None, old)
+            if b.versioned and track and new:
+                b.many(OP_DICT_ASSIGN, None, new)
+            PyDict_Update(self, new)
         finally:
             b.end()
 
