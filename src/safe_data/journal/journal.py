@@ -312,21 +312,8 @@ class Journal:
         back as a :class:`~safe_data.journal.codec.NestedContainer` (its number and its
         contents) rather than as its contents.
         """
-        report = _reporter(on_error)
-        return read_records(
-            self.path,
-            _impl.crc32c,
-            self._key,
-            container=container,
-            nested=nested,
-            since_ns=to_ns(since),
-            until_ns=to_ns(until),
-            trust_pickles=self.trust_pickles,
-            report=report,
-            nested_ids=nested_ids,
-            identity=identity,
-            save_indexes=not self.readonly,
-        )
+        options = self._read_options(container, since, until, nested, on_error, nested_ids, identity)
+        return read_records(self.path, _impl.crc32c, self._key, **options)
 
     def record_batches(
         self,
@@ -343,20 +330,22 @@ class Journal:
         time: :class:`~safe_data.journal.batches.RecordBatch` holds them column by column
         (``batch.seq``, ``batch.values``...), for readers of many records that need no
         Record object each (docs/history.md, "Reading everything back")."""
-        return read_record_batches(
-            self.path,
-            _impl.crc32c,
-            self._key,
-            container=container,
-            nested=nested,
-            since_ns=to_ns(since),
-            until_ns=to_ns(until),
-            trust_pickles=self.trust_pickles,
-            report=_reporter(on_error),
-            nested_ids=nested_ids,
-            identity=identity,
-            save_indexes=not self.readonly,
-        )
+        options = self._read_options(container, since, until, nested, on_error, nested_ids, identity)
+        return read_record_batches(self.path, _impl.crc32c, self._key, **options)
+
+    def _read_options(self, container, since, until, nested, on_error, nested_ids, identity) -> dict:
+        """The reader's keywords for the arguments of :meth:`records`."""
+        return {
+            "container": container,
+            "nested": nested,
+            "since_ns": to_ns(since),
+            "until_ns": to_ns(until),
+            "trust_pickles": self.trust_pickles,
+            "report": _reporter(on_error),
+            "nested_ids": nested_ids,
+            "identity": identity,
+            "save_indexes": not self.readonly,
+        }
 
     def verify(self) -> list[Problem]:
         """Check every frame of every segment, that each sealed segment holds the records
