@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import pty
+import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import textwrap
 import threading
 import time
@@ -44,6 +49,32 @@ def recovering():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", safe_data.JournalWarning)
         yield
+
+
+# --- reading what a test's journal holds, and more thread switches --------------------------
+
+
+@contextlib.contextmanager
+def thread_switch_interval(seconds: float):
+    """Threads switch every ``seconds`` instead of 5 ms: many more interleavings per run."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
+
+
+def records(journal, container=None):
+    return list(journal.records(container, on_error="raise"))
+
+
+def discarded(journal, container=None):
+    """Every discarded value in the journal, flattened (dict records give their values)."""
+    out = []
+    for r in records(journal, container):
+        out.extend(r.values.values() if isinstance(r.values, dict) else r.values)
+    return out
 
 
 # --- the containers' methods (test_methods.py, test_protect.py, test_proxy.py) -----------------
@@ -515,3 +546,28 @@ def make_segment(tmp_path, name="j", n=200):
         journal.close()
     (seg,) = [p for p in os.listdir(path) if p.endswith(".seg")]
     return seg[: -len(".seg")], (path / seg).read_bytes()
+
+
+# --- the command on a terminal (test_cli.py, test_export.py) ----------------------------------
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def run_in_terminal(args, cols=120, rows=40) -> tuple[int, str]:
+    """Run ``args`` with stdout and stderr on a pseudo-terminal; return (exit code, output
+    without its escape sequences)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=dict(os.environ, TERM="xterm"))
+    os.close(slave)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(master, 1 << 16)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(master)
+    return proc.wait(timeout=60), ANSI_ESCAPE.sub("", output.decode(errors="replace"))

@@ -1,8 +1,6 @@
-import contextlib
 import dataclasses
 import importlib.util
 import os
-import sys
 
 import pytest
 
@@ -51,29 +49,6 @@ def child_script(tmp_path):
     script = tmp_path / "crash_child.py"
     script.write_text(CHILD)
     return script
-
-
-@contextlib.contextmanager
-def thread_switch_interval(seconds: float):
-    """Threads switch every ``seconds`` instead of 5 ms: many more interleavings per run."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(seconds)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(old)
-
-
-def records(journal, container=None):
-    return list(journal.records(container, on_error="raise"))
-
-
-def discarded(journal, container=None):
-    """Every discarded value in the journal, flattened (dict records give their values)."""
-    out = []
-    for r in records(journal, container):
-        out.extend(r.values.values() if isinstance(r.values, dict) else r.values)
-    return out
 
 
 # The implementation this run must be on: the twin when SAFE_DATA_NO_EXTENSIONS asks for it,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import safe_data
 
-from .conftest import discarded
+from ._helpers import discarded
 
 _fresh = itertools.count(10_000)
 

@@ -6,16 +6,13 @@ use click's CliRunner where only the parsing of options is at stake.
 """
 
 import base64
-import fcntl
 import json
 import os
 import pickle
-import pty
 import re
 import struct
 import subprocess
 import sys
-import termios
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -28,6 +25,8 @@ from safe_data import _impl, cli
 from safe_data.cli import main
 from safe_data.journal import format as fmt
 from safe_data.journal.repair import repair
+
+from ._helpers import run_in_terminal
 
 REQUIRED_KEYS = {
     "seq",
@@ -133,29 +132,6 @@ def test_log_is_plain_tab_separated_text_when_piped(shop):
     assert [row.split("\t")[4] for row in rows] == ["pop", "pop", "remove"]
     assert rows[2].split("\t")[6] == "['apple']"
     assert "\x1b[" not in text(result) and result.stderr == b""
-
-
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def run_in_terminal(args, cols=120, rows=40) -> tuple[int, str]:
-    """Run ``args`` with stdout and stderr on a pseudo-terminal; return (exit code, output
-    without its escape sequences)."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=dict(os.environ, TERM="xterm"))
-    os.close(slave)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(master, 1 << 16)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(master)
-    return proc.wait(timeout=60), ANSI_ESCAPE.sub("", output.decode(errors="replace"))
 
 
 def test_log_is_a_rich_table_on_a_terminal(shop):

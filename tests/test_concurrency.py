@@ -28,7 +28,7 @@ import pytest
 import safe_data as sd
 from safe_data.journal import format as fmt
 
-from .conftest import thread_switch_interval
+from ._helpers import thread_switch_interval
 
 THREADS = 8
 OPS = int(os.environ.get("SAFE_DATA_THREAD_OPS", 20_000))  # per thread; 100000 for the long run

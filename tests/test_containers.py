@@ -6,7 +6,7 @@ import pytest
 
 import safe_data
 
-from .conftest import discarded, records
+from ._helpers import discarded, records
 
 
 def one_record(journal, container=None):

@@ -10,7 +10,7 @@ import pytest
 import safe_data
 from safe_data import SafeDict, SafeList, SafeSet
 
-from .conftest import records
+from ._helpers import records
 
 MAKERS = {
     "list": (lambda j: SafeList([1, "a", [2]], name="n", journal=j, capture_caller=True), [1, "a", [2]]),

@@ -12,6 +12,8 @@ import pytest
 import safe_data as sd
 from safe_data.present import dumps, record_fields
 
+from ._helpers import run_in_terminal
+
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -142,8 +144,6 @@ def test_parquet_without_pyarrow_says_which_extra_in_one_line(journal, tmp_path)
 
 
 def test_a_progress_bar_on_a_terminal(journal, tmp_path):
-    from tests.test_cli import run_in_terminal
-
     reader, _ = journal
     out = tmp_path / "all.jsonl"
     code, shown = run_in_terminal(

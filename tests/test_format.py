@@ -15,7 +15,7 @@ from safe_data.errors import CorruptRecordError
 from safe_data.journal import codec
 from safe_data.journal import format as fmt
 
-from .conftest import records
+from ._helpers import records
 
 try:
     from safe_data import _core

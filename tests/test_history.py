@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import safe_data
 from safe_data import IncompleteHistoryError, SafeDict, SafeList, SafeSet, UndoError
 
-from .conftest import records
+from ._helpers import records
 
 
 def test_history_and_discarded(journal):

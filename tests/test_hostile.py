@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import safe_data
 from safe_data import SafeList
 
-from .test_security import Canary, plant
+from ._helpers import Canary, plant
 
 zstandard = pytest.importorskip("zstandard")
 FUZZ_EXAMPLES = int(os.environ.get("SAFE_DATA_FUZZ_EXAMPLES", "300"))

@@ -7,7 +7,7 @@ import sys
 import safe_data
 from safe_data import _core_py
 
-from .conftest import EXTENSION_EXPECTED
+from ._helpers import EXTENSION_EXPECTED
 
 
 def test_expected_implementation_is_loaded():

@@ -19,7 +19,7 @@ import safe_data
 from safe_data import DiscardHookWarning, SafeDict, SafeList, SafeSet
 from safe_data.journal import registry
 
-from .conftest import records
+from ._helpers import records
 
 pytest_plugins = ["pytester"]
 

@@ -9,7 +9,7 @@ import pytest
 import safe_data
 from safe_data import SafeDict, SafeList, SafeSet
 
-from .conftest import records
+from ._helpers import records
 
 
 def test_default_journal_lives_in_safe_data_home(tmp_path):

@@ -13,7 +13,7 @@ import safe_data
 from safe_data import _core_py
 from safe_data.containers.patching import install, patched, uninstall
 
-from .conftest import discarded
+from ._helpers import discarded
 
 REAL = {"list": list, "dict": dict, "set": set}  # captured at import, before any patching
 L, D, S = list, dict, set

@@ -17,8 +17,7 @@ from safe_data.containers.protect import SafeBytearray, SafeDefaultDict, SafeDeq
 from safe_data.containers.proxies import proxy
 from safe_data.errors import JournalClosedError, UnpicklableValueError
 
-from ._helpers import CLASSIFICATION, OBJECT_PROTOCOL
-from .conftest import discarded, records
+from ._helpers import CLASSIFICATION, OBJECT_PROTOCOL, discarded, records
 
 DOCS = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "protecting.md")
 

@@ -12,8 +12,7 @@ import safe_data
 from safe_data.containers.proxies import SafeMappingProxy, SafeSequenceProxy, proxy
 from safe_data.errors import JournalClosedError
 
-from ._helpers import CLASSIFICATION, OBJECT_PROTOCOL
-from .conftest import discarded, records
+from ._helpers import CLASSIFICATION, OBJECT_PROTOCOL, discarded, records
 
 
 class DictBacked(MutableMapping):

@@ -24,7 +24,7 @@ import pytest
 import safe_data as sd
 from safe_data.history import ADDING_OPS
 
-from .conftest import thread_switch_interval
+from ._helpers import thread_switch_interval
 
 SEEDS = range(4)
 DISCARDS = 300  # destructive calls per run

@@ -18,7 +18,7 @@ import pytest
 import safe_data as sd
 from safe_data.history import ADDING_OPS
 
-from .conftest import discarded
+from ._helpers import discarded
 
 
 class Meddler:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import os
@@ -14,41 +13,32 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 import pytest
 
 aiohttp = pytest.importorskip("aiohttp")
 zstandard = pytest.importorskip("zstandard")
 
-from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
 import safe_data  # noqa: E402
-from safe_data.server.app import InvalidSegment, make_app, verify_segment  # noqa: E402
+from safe_data.server.app import InvalidSegment, verify_segment  # noqa: E402
 from safe_data.server.stores import ConflictError, NotFound  # noqa: E402
 from safe_data.server.stores.directory import DirectoryStore  # noqa: E402
 
 from ._helpers import make_segment  # noqa: E402
-
-TOKEN = "s3cret-token-of-alpha-0123456789"
-OTHER = "another-token-for-beta-987654321"
-TOKENS = {"alpha": TOKEN, "beta": OTHER}
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
+from .server_helpers import (  # noqa: E402
+    AUTH,
+    OTHER,
+    TOKEN,
+    http_request,
+    put_headers,
+    run,
+    sha,
+    stop_cli,
+    zstd,
+)
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def zstd(data: bytes) -> bytes:
-    return zstandard.ZstdCompressor().compress(data)
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def put_headers(data: bytes, token=TOKEN) -> dict:
-    return {"Authorization": f"Bearer {token}", "X-Content-SHA256": sha(data)}
 
 
 def store_files(root) -> list[str]:
@@ -56,17 +46,6 @@ def store_files(root) -> list[str]:
     for dirpath, _dirs, files in os.walk(root):
         out += [os.path.relpath(os.path.join(dirpath, f), root) for f in files]
     return sorted(out)
-
-
-def run(coro_fn, store, **options):
-    """Run ``coro_fn(client)`` against a real server on loopback."""
-
-    async def main():
-        app = make_app(store, TOKENS, **options)
-        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-            return await coro_fn(client)
-
-    return asyncio.run(main())
 
 
 # --- the store --------------------------------------------------------------------------------
@@ -535,26 +514,6 @@ def _start_cli(tmp_path, *args, env=None):
     return proc, match.group(1)
 
 
-def _stop_cli(proc, sig=signal.SIGTERM, timeout=10) -> str:
-    """Stop a server started by _start_cli with ``sig``; its stderr (killed, and the test
-    failed, if it does not stop within ``timeout`` seconds)."""
-    proc.send_signal(sig)
-    try:
-        return proc.communicate(timeout=timeout)[1]
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-
-
-def _request(url, method="GET", data=None, headers=None):
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
 def test_cli_serves_and_stops_on_sigterm(tmp_path, segment):
     seg_id, data = segment
     tokens = tmp_path / "tokens"
@@ -562,15 +521,15 @@ def test_cli_serves_and_stops_on_sigterm(tmp_path, segment):
     tokens.chmod(0o600)
     proc, base = _start_cli(tmp_path, "--tokens", str(tokens))
     try:
-        assert _request(base + "/health") == (200, b'{"status": "ok"}')
-        assert _request(base + "/v1/segments")[0] == 401
-        status, _ = _request(base + f"/v1/segments/{seg_id}", "PUT", zstd(data), put_headers(data))
+        assert http_request(base + "/health") == (200, b'{"status": "ok"}')
+        assert http_request(base + "/v1/segments")[0] == 401
+        status, _ = http_request(base + f"/v1/segments/{seg_id}", "PUT", zstd(data), put_headers(data))
         assert status == 201
-        status, listing = _request(base + "/v1/segments", headers=AUTH)
+        status, listing = http_request(base + "/v1/segments", headers=AUTH)
         assert status == 200 and json.loads(listing)[0]["id"] == seg_id
-        assert _request(base + "/v1/segments/..%2f..", "PUT", b"", put_headers(b""))[0] == 400
+        assert http_request(base + "/v1/segments/..%2f..", "PUT", b"", put_headers(b""))[0] == 400
     finally:
-        err = _stop_cli(proc)
+        err = stop_cli(proc)
     assert proc.returncode == 0, err
     assert TOKEN not in err and OTHER not in err
     assert os.path.exists(tmp_path / "store" / "alpha" / f"{seg_id}.seg.zst")
@@ -579,9 +538,12 @@ def test_cli_serves_and_stops_on_sigterm(tmp_path, segment):
 def test_cli_tokens_from_env_and_sigint(tmp_path):
     proc, base = _start_cli(tmp_path, env={"SAFE_DATA_TOKENS": f"alpha:{TOKEN}, beta:{OTHER}"})
     try:
-        assert _request(base + "/v1/segments", headers={"Authorization": f"Bearer {OTHER}"}) == (200, b"[]")
+        assert http_request(base + "/v1/segments", headers={"Authorization": f"Bearer {OTHER}"}) == (
+            200,
+            b"[]",
+        )
     finally:
-        err = _stop_cli(proc, signal.SIGINT)
+        err = stop_cli(proc, signal.SIGINT)
     assert proc.returncode == 0, err
 
 

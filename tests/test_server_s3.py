@@ -23,15 +23,15 @@ from safe_data.server.stores.s3 import S3Store, parse_s3_url  # noqa: E402
 
 from ._helpers import make_segment  # noqa: E402
 from .seaweedfs import new_bucket  # noqa: E402
-from .test_server import (  # noqa: E402
+from .server_helpers import (  # noqa: E402
     AUTH,
     OTHER,
     TOKEN,
-    _request,
-    _stop_cli,
+    http_request,
     put_headers,
     run,
     sha,
+    stop_cli,
     zstd,
 )
 
@@ -256,17 +256,17 @@ def test_cli_serve_s3(seaweedfs, bucket, segment):
     env = dict(s3_env(seaweedfs), SAFE_DATA_TOKENS=f"alpha:{TOKEN}, beta:{OTHER}")
     proc, base = _start_cli(f"s3://{bucket}/srv", "--s3-endpoint-url", seaweedfs.endpoint, env=env)
     try:
-        assert _request(base + "/health") == (200, b'{"status": "ok"}')
+        assert http_request(base + "/health") == (200, b'{"status": "ok"}')
         url = base + f"/v1/segments/{seg_id}"
-        assert _request(url, "PUT", zstd(data), put_headers(data))[0] == 201
-        assert _request(url, "PUT", zstd(data), put_headers(data))[0] == 200
-        status, listing = _request(base + "/v1/segments", headers=AUTH)
+        assert http_request(url, "PUT", zstd(data), put_headers(data))[0] == 201
+        assert http_request(url, "PUT", zstd(data), put_headers(data))[0] == 200
+        status, listing = http_request(base + "/v1/segments", headers=AUTH)
         assert status == 200 and json.loads(listing) == [
             {"id": seg_id, "sha256": sha(data), "size": len(zstd(data))}
         ]
-        assert _request(url, headers=AUTH) == (200, zstd(data))
+        assert http_request(url, headers=AUTH) == (200, zstd(data))
     finally:
-        err = _stop_cli(proc, timeout=15)
+        err = stop_cli(proc, timeout=15)
     assert proc.returncode == 0, err
     assert TOKEN not in err and seaweedfs.secret_key not in err
 

@@ -43,7 +43,7 @@ from sqlalchemy.orm import (
 import safe_data
 from safe_data.integrations.sqlalchemy import protect, restore_rows, undo_updates, unprotect
 
-from .conftest import records
+from ._helpers import records
 
 DOCS = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "sqlalchemy.md")
 CREATED = dt.datetime(2024, 5, 17, 9, 30, 15, 123456)

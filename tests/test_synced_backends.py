@@ -12,8 +12,7 @@ import json
 
 import pytest
 
-from ._helpers import finish, python
-from .conftest import discarded, records
+from ._helpers import discarded, finish, python, records
 
 
 @pytest.fixture(params=["sqlite", "redis", "zarr", "mongodb (mongomock stand-in)"])

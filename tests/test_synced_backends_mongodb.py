@@ -10,7 +10,7 @@ mongomock = pytest.importorskip("mongomock")
 
 from safe_data.synced.backends.collection_mongodb import MongoDBDict, MongoDBList  # noqa: E402
 
-from .conftest import records  # noqa: E402
+from ._helpers import records  # noqa: E402
 
 
 @pytest.fixture

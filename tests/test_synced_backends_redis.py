@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from .conftest import discarded, records
+from ._helpers import discarded, records
 
 redis = pytest.importorskip("redis")
 

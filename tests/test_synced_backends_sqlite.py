@@ -21,8 +21,7 @@ from safe_data.synced.backends.collection_sqlite import (
 )
 from safe_data.synced.errors import InvalidKeyError
 
-from ._helpers import expect_line, finish, python
-from .conftest import discarded
+from ._helpers import discarded, expect_line, finish, python
 
 
 @pytest.fixture

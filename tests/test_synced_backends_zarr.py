@@ -8,8 +8,13 @@ numcodecs = pytest.importorskip("numcodecs")
 
 from safe_data.synced.backends.collection_zarr import ZarrDict, ZarrList  # noqa: E402
 
-from ._helpers import Canary, expect_line, finish, python  # noqa: E402
-from .conftest import records  # noqa: E402
+from ._helpers import (  # noqa: E402
+    Canary,
+    expect_line,
+    finish,
+    python,
+    records,  # noqa: E402
+)
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ from safe_data.synced.backends.collection_json import (
 from safe_data.synced.buffers.buffered_collection import BufferedCollection
 from safe_data.synced.errors import BufferedError, MetadataError
 
-from ._helpers import on_disk
-from .conftest import records
+from ._helpers import on_disk, records
 
 DICTS = [BufferedJSONDict, MemoryBufferedJSONDict]
 

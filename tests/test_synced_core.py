@@ -26,8 +26,7 @@ from safe_data.synced.validators import (
     require_string_key,
 )
 
-from ._helpers import UnlockedJSONDict, on_disk
-from .conftest import records
+from ._helpers import UnlockedJSONDict, on_disk, records
 
 
 class MemoryCollection(SyncedCollection):

@@ -17,8 +17,7 @@ from safe_data.synced.backends.collection_json import (
     MemoryBufferedJSONDict,
 )
 
-from ._helpers import UnlockedJSONDict, on_disk
-from .conftest import records
+from ._helpers import UnlockedJSONDict, on_disk, records
 
 FORK = multiprocessing.get_context("fork")
 

@@ -20,7 +20,7 @@ from safe_data.cli import main
 from safe_data.journal import format as fmt
 from safe_data.journal.reader import Record
 
-from .conftest import thread_switch_interval
+from ._helpers import thread_switch_interval
 
 
 def _versioned(journal):

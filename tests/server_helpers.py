@@ -1,0 +1,68 @@
+"""What the backup server's tests share (test_server.py, test_server_s3.py): tokens, bodies
+and their hashes, a server on loopback, and requests to a ``safe-data serve`` process."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+zstandard = pytest.importorskip("zstandard")
+pytest.importorskip("aiohttp")
+
+from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
+
+from safe_data.server.app import make_app  # noqa: E402
+
+TOKEN = "s3cret-token-of-alpha-0123456789"
+OTHER = "another-token-for-beta-987654321"
+TOKENS = {"alpha": TOKEN, "beta": OTHER}
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def zstd(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor().compress(data)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def put_headers(data: bytes, token=TOKEN) -> dict:
+    return {"Authorization": f"Bearer {token}", "X-Content-SHA256": sha(data)}
+
+
+def run(coro_fn, store, **options):
+    """Run ``coro_fn(client)`` against a real server on loopback."""
+
+    async def main():
+        app = make_app(store, TOKENS, **options)
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            return await coro_fn(client)
+
+    return asyncio.run(main())
+
+
+def stop_cli(proc, sig=signal.SIGTERM, timeout=10) -> str:
+    """Stop a ``safe-data serve`` process with ``sig``; its stderr (killed, and the test
+    failed, if it does not stop within ``timeout`` seconds)."""
+    proc.send_signal(sig)
+    try:
+        return proc.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+
+
+def http_request(url, method="GET", data=None, headers=None):
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
