@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import json
 import os
 import pty
@@ -49,6 +50,16 @@ def recovering():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", safe_data.JournalWarning)
         yield
+
+
+# The implementation this run must be on: the twin when SAFE_DATA_NO_EXTENSIONS asks for it,
+# else the extension wherever it was built (an install on a machine without a C compiler
+# has the twin only; with SAFE_DATA_REQUIRE_EXTENSIONS=1, as in CI, a missing extension
+# already fails `import safe_data`).
+EXTENSION_EXPECTED = (
+    os.environ.get("SAFE_DATA_NO_EXTENSIONS", "") in ("", "0")
+    and importlib.util.find_spec("safe_data._core") is not None
+)
 
 
 # --- reading what a test's journal holds, and more thread switches --------------------------

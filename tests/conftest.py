@@ -1,5 +1,4 @@
 import dataclasses
-import importlib.util
 import os
 
 import pytest
@@ -8,7 +7,7 @@ import safe_data
 from safe_data import _impl
 from safe_data.journal import registry
 
-from ._helpers import CHILD, make_segment
+from ._helpers import CHILD, EXTENSION_EXPECTED, make_segment
 
 # the real servers some tests talk to, each started once per session where installed:
 # defined beside their helpers, made available to every module here
@@ -49,16 +48,6 @@ def child_script(tmp_path):
     script = tmp_path / "crash_child.py"
     script.write_text(CHILD)
     return script
-
-
-# The implementation this run must be on: the twin when SAFE_DATA_NO_EXTENSIONS asks for it,
-# else the extension wherever it was built (an install on a machine without a C compiler
-# has the twin only; with SAFE_DATA_REQUIRE_EXTENSIONS=1, as in CI, a missing extension
-# already fails `import safe_data`).
-EXTENSION_EXPECTED = (
-    os.environ.get("SAFE_DATA_NO_EXTENSIONS", "") in ("", "0")
-    and importlib.util.find_spec("safe_data._core") is not None
-)
 
 
 @dataclasses.dataclass(frozen=True)
