@@ -91,6 +91,8 @@ def test_list_non_discarding_operations_write_nothing(impl, journal, action):
         (lambda x: type(x)(journal=x.journal).pop(), IndexError),
         (lambda x: x.pop(10), IndexError),
         (lambda x: x.pop("a"), TypeError),
+        (lambda x: x.pop(2**70), OverflowError),
+        (lambda x: x.pop(index=0), TypeError),  # list.pop() takes no keyword arguments
         (lambda x: x.remove(42), ValueError),
         (lambda x: x.__delitem__(10), IndexError),
         (lambda x: x.__setitem__(10, 1), IndexError),

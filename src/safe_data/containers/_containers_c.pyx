@@ -57,6 +57,26 @@ cdef extern from *:
         return (PyObject*)out;
     }
 
+    /* Take the item at i (0 <= i < size) out of a list; return the list's reference to
+       it.  It runs no Python code: the list's reference becomes the caller's, so no
+       finalizer runs.  The last item, when the list need not shrink its storage (as
+       list.pop() would), is taken by lowering the size: no slice assignment. */
+    static PyObject* sd_list_take_at(PyObject* list, Py_ssize_t i) {
+        PyListObject* a = (PyListObject*)list;
+        Py_ssize_t n = Py_SIZE(a);
+        PyObject* item = a->ob_item[i];
+        if (i == n - 1 && n - 1 >= (a->allocated >> 1)) {
+            Py_SET_SIZE(a, n - 1);
+            return item;
+        }
+        Py_INCREF(item);
+        if (PyList_SetSlice(list, i, i + 1, NULL) < 0) {
+            Py_DECREF(item);
+            return NULL;
+        }
+        return item;
+    }
+
     /* list's own subscript assignment (a SafeList's slot would find our override). */
     static int sd_list_assign(PyObject* list, PyObject* key, PyObject* value) {
         return PyList_Type.tp_as_mapping->mp_ass_subscript(list, key, value);
@@ -79,6 +99,7 @@ cdef extern from *:
     }
     """
     list sd_list_take_all(object lst)
+    object sd_list_take_at(object lst, Py_ssize_t i)
     int sd_list_assign(object lst, object key, PyObject* value) except -1
     set sd_set_take_all(object s)
 
@@ -244,6 +265,14 @@ cdef class _Binding:
             _record_watcher(<object>self._owner)
         return self.writer.record_one(op, self.bname, self.container_id, key, tag, item_key, item,
                                       _caller(self.capture))
+
+    cdef inline int at(self, uint8_t op, Py_ssize_t index, object item) except -1:
+        """one() of a list's item at ``index`` (the record's key)."""
+        if self._parent is not None:
+            self.relabel()
+        if _record_watcher is not None:
+            _record_watcher(<object>self._owner)
+        return self.writer.record_at(op, self.bname, self.container_id, index, item, _caller(self.capture))
 
     cdef int relabel(self) except -1:
         """A nested container's label as of now: its parent's (itself relabeled) and where
@@ -469,9 +498,10 @@ cdef class SafeList(list):
         finally:
             b.end()
 
-    def pop(self, index=-1):
+    @cython.binding(False)  # a method descriptor, as list.pop is: CPython specialises its calls
+    def pop(self, index=-1, /):
         cdef _Binding b = self._b
-        cdef Py_ssize_t i = operator.index(index)
+        cdef Py_ssize_t i = index if type(index) is int else operator.index(index)
         b.begin()
         try:
             if PyList_GET_SIZE(self) == 0:
@@ -543,9 +573,9 @@ cdef class SafeList(list):
             Py_INCREF(value)  # PyList_SetItem steals a reference
             PyList_SetItem(self, i, value)  # we hold old: no finalizer runs
             try:
-                b.one(OP_LIST_SET, i, T_LIST, None, old)
+                b.at(OP_LIST_SET, i, old)
                 if b.versioned:
-                    b.one(OP_LIST_ASSIGN, i, T_LIST, None, value)
+                    b.at(OP_LIST_ASSIGN, i, value)
             except BaseException:
                 _undo_assign(self, i, 1, [value], [old])
                 raise
@@ -592,10 +622,9 @@ cdef class SafeList(list):
 
 cdef object _discard_at(SafeList lst, uint8_t op, Py_ssize_t i):
     """Take the item at i out, journal it, and put it back if that fails; return it."""
-    item = <object>PyList_GET_ITEM(lst, i)
-    PyList_SetSlice(lst, i, i + 1, NULL)  # we hold item: no finalizer runs
+    item = sd_list_take_at(lst, i)
     try:
-        lst._b.one(op, i, T_LIST, None, item)
+        lst._b.at(op, i, item)
     except BaseException:
         _put_back(lst, i, 1, [item])
         raise

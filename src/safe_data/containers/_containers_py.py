@@ -330,7 +330,7 @@ class SafeList(_Safe, list):
             if len(self):
                 _discard_all(self, _OP["list", "clear"])
 
-    def pop(self, index=-1):
+    def pop(self, index=-1, /):
         b = self._b
         i = _ssize(index, OverflowError)
         with b:

@@ -99,6 +99,10 @@ cdef class RecordWriter:
                     object caller) except -1
     cdef int record_one(self, uint8_t op, bytes name, uint64_t cid, object key, uint8_t tag,
                         object item_key, object item, object caller) except -1
+    cdef int record_at(self, uint8_t op, bytes name, uint64_t cid, Py_ssize_t index, object item,
+                       object caller) except -1
+    cdef int _one(self, Buf* b, uint8_t op, bytes name, uint64_t cid, uint8_t tag, object item_key,
+                  object item, object caller) except -1
     cdef void _take_buffer(self, Buf* b, char* stack)
     cdef void _give_back(self, Buf* b)
     cdef int _finish(self, uint8_t op, bytes name, uint64_t cid, Buf* b, uint8_t flags) except -1

@@ -612,23 +612,10 @@ cdef class RecordWriter:
         """Like record() with values = [item], {item} or {item_key: item}, built in place."""
         cdef char stack[STACK_BUF]
         cdef Buf b
-        cdef Py_ssize_t start
         self._take_buffer(&b, stack)
         try:
             encode_value(&b, key, self._key)
-            start = b.n
-            put_byte(&b, tag)
-            put_byte(&b, 1)
-            if tag == T_DICT and encode(&b, item_key, 1, self._key) == TOO_DEEP:
-                b.n = start
-                encode_pickle(&b, {item_key: item}, self._key)
-            elif encode(&b, item, 1, self._key) == TOO_DEEP:
-                b.n = start
-                encode_pickle(&b, {item_key: item} if tag == T_DICT else ({item} if tag == T_SET else [item]),
-                              self._key)
-            if caller is not None:
-                encode_value(&b, caller, self._key)
-            self._finish(op, name, cid, &b, FLAG_CALLER if caller is not None else 0)
+            self._one(&b, op, name, cid, tag, item_key, item, caller)
         finally:
             self._give_back(&b)
         if self._hooked:
@@ -636,6 +623,41 @@ cdef class RecordWriter:
                        {item_key: item} if tag == T_DICT else ({item} if tag == T_SET else [item]),
                        caller, cid)
         return 0
+
+    cdef int record_at(self, uint8_t op, bytes name, uint64_t cid, Py_ssize_t index, object item,
+                       object caller) except -1:
+        """record_one() of a list's item with its position as the key: the same bytes, but
+        the position is encoded from the C integer (no int object per pop)."""
+        cdef char stack[STACK_BUF]
+        cdef Buf b
+        self._take_buffer(&b, stack)
+        try:
+            put_byte(&b, T_INT)
+            put_varint(&b, (<uint64_t>index << 1) ^ <uint64_t>(index >> 63))
+            self._one(&b, op, name, cid, T_LIST, None, item, caller)
+        finally:
+            self._give_back(&b)
+        if self._hooked:
+            self._hook(self._last_seq, self._last_time, op, name, index, [item], caller, cid)
+        return 0
+
+    cdef int _one(self, Buf* b, uint8_t op, bytes name, uint64_t cid, uint8_t tag, object item_key,
+                  object item, object caller) except -1:
+        """The rest of a one-item record after its key: the item as a one-element list, set
+        or dict, the caller, and the commit."""
+        cdef Py_ssize_t start = b.n
+        put_byte(b, tag)
+        put_byte(b, 1)
+        if tag == T_DICT and encode(b, item_key, 1, self._key) == TOO_DEEP:
+            b.n = start
+            encode_pickle(b, {item_key: item}, self._key)
+        elif encode(b, item, 1, self._key) == TOO_DEEP:
+            b.n = start
+            encode_pickle(b, {item_key: item} if tag == T_DICT else ({item} if tag == T_SET else [item]),
+                          self._key)
+        if caller is not None:
+            encode_value(b, caller, self._key)
+        return self._finish(op, name, cid, b, FLAG_CALLER if caller is not None else 0)
 
     cdef void _take_buffer(self, Buf* b, char* stack):
         """Encode into the writer's scratch buffer when it is free, else on the stack.
