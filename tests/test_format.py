@@ -197,3 +197,64 @@ def test_c_and_python_decoders_agree_on_garbage(data):
 @settings(max_examples=300)
 def test_c_decoder_round_trip(value):
     assert _core.decode_values(python_bytes(value), KEY, False, 1) == [value]
+
+
+def _frames_without_time(journal_path):
+    """Each frame of a closed journal but for its CRC, time and thread."""
+    out = []
+    for name in sorted(os.listdir(journal_path)):
+        if not name.endswith(fmt.SEALED_SUFFIX):
+            continue
+        data = Path(journal_path, name).read_bytes()[64:]
+        pos = 0
+        while pos < len(data) and (n := struct.unpack_from("<I", data, pos)[0]):
+            out.append(data[pos : pos + 4] + data[pos + 8 : pos + 16] + data[pos + 32 : pos + n])
+            pos += n
+    return out
+
+
+def _one_item_discards(impl, journal, key, value):
+    lst = impl.SafeList([value, value, value], name="l", journal=journal)
+    lst.pop()
+    lst.pop(0)
+    del lst[0]
+    lst.append(value)
+    lst[0] = None if value is not None else 0
+    d = impl.SafeDict({key: value}, name="d", journal=journal)
+    d[key] = [value]  # an overwrite
+    d[key] = value
+    del d[key]
+    d[key] = value
+    d.pop(key)
+    d[key] = value
+    d.popitem()
+    s = impl.SafeSet([key], name="s", journal=journal)
+    s.discard(key)
+    s.add(key)
+    s.remove(key)
+
+
+@pytest.mark.skipif(_core is None, reason="the C extension is not built in this run")
+@given(key=hashables.filter(lambda k: type(k) is not float or k == k), value=scalars)
+@settings(max_examples=150, deadline=None)
+def test_one_item_discards_write_the_same_bytes_in_both_implementations(tmp_path_factory, key, value):
+    """A one-item discard of a scalar is written straight into the mapping by the C writer
+    (RecordWriter._direct); every other value goes through a buffer.  Both must give the
+    twin's bytes."""
+    from safe_data import _impl
+
+    frames = []
+    for impl in (_core, _core_py):
+        path = tmp_path_factory.mktemp(impl.__name__.rsplit(".", 1)[-1])
+        saved = _impl.RecordWriter
+        _impl.RecordWriter = impl.RecordWriter
+        try:
+            journal = safe_data.Journal(str(path))
+        finally:
+            _impl.RecordWriter = saved
+        try:
+            _one_item_discards(impl, journal, key, value)
+        finally:
+            journal.close()
+        frames.append(_frames_without_time(path))
+    assert frames[0] == frames[1] and len(frames[0]) == 11

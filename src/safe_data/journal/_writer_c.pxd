@@ -101,6 +101,9 @@ cdef class RecordWriter:
                         object item_key, object item, object caller) except -1
     cdef int record_at(self, uint8_t op, bytes name, uint64_t cid, Py_ssize_t index, object item,
                        object caller) except -1
+    cdef int _direct(self, uint8_t op, bytes name, uint64_t cid, object key, Py_ssize_t index, bint at,
+                     uint8_t tag, object item_key, object item) except -1
+    cdef char* _room(self, Py_ssize_t frame_len) except NULL
     cdef int _one(self, Buf* b, uint8_t op, bytes name, uint64_t cid, uint8_t tag, object item_key,
                   object item, object caller) except -1
     cdef void _take_buffer(self, Buf* b, char* stack)

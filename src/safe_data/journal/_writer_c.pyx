@@ -49,6 +49,8 @@ cdef extern from "Python.h":
     int PyList_SetSlice(object lst, Py_ssize_t low, Py_ssize_t high, PyObject* items) except -1
     Py_ssize_t PyNumber_AsSsize_t(object o, object overflow) except? -1
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
+    bint PyUnicode_IS_ASCII(object s)
+    Py_ssize_t PyUnicode_GET_LENGTH(object s)
     object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
     # the same, NULL on error without Cython raising it (see failed_as)
     PyObject* utf8_or_null "PyUnicode_DecodeUTF8"(const char* s, Py_ssize_t size, const char* errors)
@@ -90,6 +92,10 @@ cdef enum:
     MAX_SCRATCH = 16 * 1024 * 1024
     PREPARE_CHUNK = 256 * 1024
     TOO_DEEP = 2
+
+#: a frame's length is 32 bits (a C variable: the literal alone would be compared as a
+#: Python int)
+cdef Py_ssize_t MAX_FRAME_LEN = 0xFFFFFFFF
 
 DURABILITY_PROCESS = 0
 DURABILITY_BATCH = 1
@@ -319,6 +325,34 @@ cdef int encode(Buf* b, object obj, int depth, bytes key) except -1:
             return TOO_DEEP
         return 0
     return encode_pickle(b, obj, key)
+
+
+cdef inline Py_ssize_t scalar_size(object obj):
+    """The most bytes encode() writes for obj if it is a scalar that it encodes without
+    running Python code or allocating (None, bool, int of 64 bits, float, ASCII str,
+    bytes); -1 for anything else."""
+    cdef type t = type(obj)
+    cdef int overflow = 0
+    if obj is None or t is bool:
+        return 1
+    if t is int:
+        PyLong_AsLongLongAndOverflow(obj, &overflow)
+        return -1 if overflow else 11
+    if t is float:
+        return 9
+    if t is str:
+        return 11 + PyUnicode_GET_LENGTH(obj) if PyUnicode_IS_ASCII(obj) else -1
+    if t is bytes:
+        return 11 + PyBytes_GET_SIZE(obj)
+    return -1
+
+
+cdef inline Py_ssize_t leb128_size(uint64_t v):
+    cdef Py_ssize_t n = 1 if v else 0  # 0: no number written (_commit)
+    while v > 0x7F:
+        n += 1
+        v >>= 7
+    return n
 
 
 cdef int encode_value(Buf* b, object obj, bytes key) except -1:
@@ -612,12 +646,13 @@ cdef class RecordWriter:
         """Like record() with values = [item], {item} or {item_key: item}, built in place."""
         cdef char stack[STACK_BUF]
         cdef Buf b
-        self._take_buffer(&b, stack)
-        try:
-            encode_value(&b, key, self._key)
-            self._one(&b, op, name, cid, tag, item_key, item, caller)
-        finally:
-            self._give_back(&b)
+        if caller is not None or not self._direct(op, name, cid, key, 0, False, tag, item_key, item):
+            self._take_buffer(&b, stack)
+            try:
+                encode_value(&b, key, self._key)
+                self._one(&b, op, name, cid, tag, item_key, item, caller)
+            finally:
+                self._give_back(&b)
         if self._hooked:
             self._hook(self._last_seq, self._last_time, op, name, key,
                        {item_key: item} if tag == T_DICT else ({item} if tag == T_SET else [item]),
@@ -630,16 +665,57 @@ cdef class RecordWriter:
         the position is encoded from the C integer (no int object per pop)."""
         cdef char stack[STACK_BUF]
         cdef Buf b
-        self._take_buffer(&b, stack)
-        try:
-            put_byte(&b, T_INT)
-            put_varint(&b, (<uint64_t>index << 1) ^ <uint64_t>(index >> 63))
-            self._one(&b, op, name, cid, T_LIST, None, item, caller)
-        finally:
-            self._give_back(&b)
+        if caller is not None or not self._direct(op, name, cid, None, index, True, T_LIST, None, item):
+            self._take_buffer(&b, stack)
+            try:
+                put_byte(&b, T_INT)
+                put_varint(&b, (<uint64_t>index << 1) ^ <uint64_t>(index >> 63))
+                self._one(&b, op, name, cid, T_LIST, None, item, caller)
+            finally:
+                self._give_back(&b)
         if self._hooked:
             self._hook(self._last_seq, self._last_time, op, name, index, [item], caller, cid)
         return 0
+
+    cdef int _direct(self, uint8_t op, bytes name, uint64_t cid, object key, Py_ssize_t index, bint at,
+                     uint8_t tag, object item_key, object item) except -1:
+        """Write a one-item record (its key: ``key``, or the position ``index`` if ``at``)
+        straight into the mapping, when every value in it is a scalar that encode() writes
+        without running Python code or allocating, and the payload is too small to compress:
+        no buffer, no copy.  Return 1 when written, 0 for the general path."""
+        cdef Py_ssize_t size = scalar_size(item)
+        cdef Py_ssize_t more
+        cdef Buf b
+        if size < 0:
+            return 0
+        more = 11 if at else scalar_size(key)
+        if more < 0:
+            return 0
+        size += more + 2  # and the one-item container's tag and count
+        if tag == T_DICT:
+            more = scalar_size(item_key)
+            if more < 0:
+                return 0
+            size += more
+        if size >= self._threshold:
+            return 0
+        more = FRAME_HEADER_SIZE + PyBytes_GET_SIZE(name) + leb128_size(cid)
+        b.p = self._room(more + size) + more
+        b.n = 0
+        b.cap = size  # enough: nothing below grows the buffer
+        b.heap = b.scratch = False
+        if at:
+            put_byte(&b, T_INT)
+            put_varint(&b, (<uint64_t>index << 1) ^ <uint64_t>(index >> 63))
+        else:
+            encode(&b, key, 0, self._key)
+        put_byte(&b, tag)
+        put_byte(&b, 1)
+        if tag == T_DICT:
+            encode(&b, item_key, 1, self._key)
+        encode(&b, item, 1, self._key)
+        self._commit(op, 0, name, cid, b.p, b.n)
+        return 1
 
     cdef int _one(self, Buf* b, uint8_t op, bytes name, uint64_t cid, uint8_t tag, object item_key,
                   object item, object caller) except -1:
@@ -734,14 +810,8 @@ cdef class RecordWriter:
             id_bytes[id_len] = <char>cid
             id_len += 1
         frame_len = FRAME_HEADER_SIZE + name_len + id_len + plen
-        if frame_len > 0xFFFFFFFF:
-            raise RecordTooLargeError(f"a {frame_len}-byte record exceeds the 4 GiB frame limit; nothing was discarded")
-        while self._pos + frame_len > self._end:
-            self._rotate(frame_len)
+        p = self._room(frame_len)
         # From here to the end of the copy: no Python calls, so atomic under the GIL.
-        if self._pos + frame_len > self._prepared:
-            self._prepare(self._pos + frame_len)
-        p = self._base + self._pos
         seq = self._seq + 1
         thread = PyThread_get_thread_ident()
         now = sd_now_ns()
@@ -753,7 +823,8 @@ cdef class RecordWriter:
         memcpy(p + 34, &nlen, 2)
         memcpy(p + FRAME_HEADER_SIZE, PyBytes_AS_STRING(name), name_len)
         memcpy(p + FRAME_HEADER_SIZE + name_len, id_bytes, id_len)
-        memcpy(p + FRAME_HEADER_SIZE + name_len + id_len, payload, plen)
+        if payload != p + FRAME_HEADER_SIZE + name_len + id_len:  # else encoded in place (_direct)
+            memcpy(p + FRAME_HEADER_SIZE + name_len + id_len, payload, plen)
         crc = sd_crc32c(0, p + 8, frame_len - 8)
         flen = <uint32_t>frame_len
         memcpy(p + 4, &crc, 4)
@@ -780,6 +851,17 @@ cdef class RecordWriter:
         self._last_seq = seq
         self._last_time = now
         return 0
+
+    cdef char* _room(self, Py_ssize_t frame_len) except NULL:
+        """Make room for a frame of frame_len bytes at the write position (rotating to a new
+        segment, writing zeros ahead); return where it goes."""
+        if frame_len > MAX_FRAME_LEN:
+            raise RecordTooLargeError(f"a {frame_len}-byte record exceeds the 4 GiB frame limit; nothing was discarded")
+        while self._pos + frame_len > self._end:
+            self._rotate(frame_len)
+        if self._pos + frame_len > self._prepared:
+            self._prepare(self._pos + frame_len)
+        return self._base + self._pos
 
     cdef int _prepare(self, Py_ssize_t upto) except -1:
         """Write zeros ahead of the frames, PREPARE_CHUNK at a time.
