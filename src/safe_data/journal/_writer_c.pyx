@@ -50,6 +50,7 @@ cdef extern from "Python.h":
     Py_ssize_t PyNumber_AsSsize_t(object o, object overflow) except? -1
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
     bint PyUnicode_IS_ASCII(object s)
+    void* PyUnicode_DATA(object s)
     Py_ssize_t PyUnicode_GET_LENGTH(object s)
     object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
     # the same, NULL on error without Cython raising it (see failed_as)
@@ -345,6 +346,50 @@ cdef inline Py_ssize_t scalar_size(object obj):
     if t is bytes:
         return 11 + PyBytes_GET_SIZE(obj)
     return -1
+
+
+cdef inline void put_scalar(Buf* b, object obj) noexcept:
+    """encode() of a value scalar_size() accepted, into a buffer it has room in: the same
+    bytes, with no checks left to make."""
+    cdef type t = type(obj)
+    cdef int overflow = 0
+    cdef long long v
+    cdef double d
+    cdef Py_ssize_t size
+    cdef const char* data
+    cdef char* p = b.p + b.n
+    if obj is None:
+        p[0] = <char>T_NONE
+        b.n += 1
+        return
+    if t is bool:
+        p[0] = <char>(T_TRUE if obj is True else T_FALSE)
+        b.n += 1
+        return
+    if t is float:
+        d = PyFloat_AS_DOUBLE(obj)
+        p[0] = <char>T_FLOAT
+        memcpy(p + 1, &d, 8)
+        b.n += 9
+        return
+    if t is int:
+        v = PyLong_AsLongLongAndOverflow(obj, &overflow)
+        p[0] = <char>T_INT
+        b.n += 1
+        put_varint(b, (<uint64_t>v << 1) ^ <uint64_t>(v >> 63))
+        return
+    if t is str:
+        p[0] = <char>T_STR
+        size = PyUnicode_GET_LENGTH(obj)
+        data = <const char*>PyUnicode_DATA(obj)  # ASCII: its UTF-8 bytes
+    else:
+        p[0] = <char>T_BYTES
+        size = PyBytes_GET_SIZE(obj)
+        data = PyBytes_AS_STRING(obj)
+    b.n += 1
+    put_varint(b, <uint64_t>size)
+    memcpy(b.p + b.n, data, size)
+    b.n += size
 
 
 cdef inline Py_ssize_t leb128_size(uint64_t v):
@@ -708,12 +753,13 @@ cdef class RecordWriter:
             put_byte(&b, T_INT)
             put_varint(&b, (<uint64_t>index << 1) ^ <uint64_t>(index >> 63))
         else:
-            encode(&b, key, 0, self._key)
-        put_byte(&b, tag)
-        put_byte(&b, 1)
+            put_scalar(&b, key)
+        b.p[b.n] = <char>tag
+        b.p[b.n + 1] = 1
+        b.n += 2
         if tag == T_DICT:
-            encode(&b, item_key, 1, self._key)
-        encode(&b, item, 1, self._key)
+            put_scalar(&b, item_key)
+        put_scalar(&b, item)
         self._commit(op, 0, name, cid, b.p, b.n)
         return 1
 
