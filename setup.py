@@ -64,6 +64,8 @@ if not _flag("SAFE_DATA_NO_EXTENSIONS"):
             "cdivision": True,
             "initializedcheck": False,
             "embedsignature": True,
+            # as Argument Clinic writes it: inspect.signature() reads it (__text_signature__)
+            "embedsignature.format": "clinic",
         },
     )
 

@@ -939,7 +939,7 @@ cdef class SafeDict(dict):
         finally:
             b.end()
 
-    def pop(self, key, default=_MISSING):
+    def pop(self, key, default=_MISSING, /):
         cdef _Binding b = self._b
         cdef PyObject* found
         b.begin()
@@ -1104,24 +1104,26 @@ cdef class SafeSet(set):
         finally:
             b.end()
 
-    def remove(self, value):
+    @cython.binding(False)  # a method descriptor, as the builtin's: CPython specialises its calls
+    def remove(self, element, /):
         cdef _Binding b = self._b
         b.begin()
         try:
-            if not PySet_Contains(self, value):
-                raise KeyError(value)
-            b.one(OP_SET_REMOVE, None, T_SET, None, value)
-            PySet_Discard(self, value)
+            if not PySet_Contains(self, element):
+                raise KeyError(element)
+            b.one(OP_SET_REMOVE, None, T_SET, None, element)
+            PySet_Discard(self, element)
         finally:
             b.end()
 
-    def discard(self, value):
+    @cython.binding(False)  # a method descriptor, as the builtin's: CPython specialises its calls
+    def discard(self, element, /):
         cdef _Binding b = self._b
         b.begin()
         try:
-            if PySet_Contains(self, value):
-                b.one(OP_SET_DISCARD, None, T_SET, None, value)
-                PySet_Discard(self, value)
+            if PySet_Contains(self, element):
+                b.one(OP_SET_DISCARD, None, T_SET, None, element)
+                PySet_Discard(self, element)
         finally:
             b.end()
 

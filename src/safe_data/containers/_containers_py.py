@@ -633,7 +633,7 @@ class SafeDict(_Safe, dict):
             self._b.many(_OP["dict", "del"], key, {key: old})
             dict.__delitem__(self, key)
 
-    def pop(self, key, *default):
+    def pop(self, key, /, *default):
         if len(default) > 1:
             raise TypeError(f"pop expected at most 2 arguments, got {1 + len(default)}")
         with self._b:
@@ -751,18 +751,18 @@ class SafeSet(_Safe, set):
                 raise
             return value
 
-    def remove(self, value):
+    def remove(self, element, /):
         with self._b:
-            if value not in self:
-                raise KeyError(value)
-            self._b.many(_OP["set", "remove"], None, {value})
-            set.remove(self, value)
+            if element not in self:
+                raise KeyError(element)
+            self._b.many(_OP["set", "remove"], None, {element})
+            set.remove(self, element)
 
-    def discard(self, value):
+    def discard(self, element, /):
         with self._b:
-            if value in self:
-                self._b.many(_OP["set", "discard"], None, {value})
-                set.discard(self, value)
+            if element in self:
+                self._b.many(_OP["set", "discard"], None, {element})
+                set.discard(self, element)
 
     def _remove(self, other, keep_common, op):
         """Remove what is in ``other`` (or, with keep_common, what is not) and journal it."""
