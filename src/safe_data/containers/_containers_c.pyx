@@ -251,27 +251,27 @@ cdef class _Binding:
         self._active = 0
         return self.writer.leave()
 
-    cdef inline int many(self, uint8_t op, object key, object values) except -1:
+    cdef inline int announce(self) except -1:
+        """Before each record: a nested container's label brought up to date, and the
+        record watcher told."""
         if self._parent is not None:
             self.relabel()
         if _record_watcher is not None:
             _record_watcher(<object>self._owner)
+        return 0
+
+    cdef inline int many(self, uint8_t op, object key, object values) except -1:
+        self.announce()
         return self.writer.record(op, self.bname, self.container_id, key, values, _caller(self.capture))
 
     cdef inline int one(self, uint8_t op, object key, uint8_t tag, object item_key, object item) except -1:
-        if self._parent is not None:
-            self.relabel()
-        if _record_watcher is not None:
-            _record_watcher(<object>self._owner)
+        self.announce()
         return self.writer.record_one(op, self.bname, self.container_id, key, tag, item_key, item,
                                       _caller(self.capture))
 
     cdef inline int at(self, uint8_t op, Py_ssize_t index, object item) except -1:
         """one() of a list's item at ``index`` (the record's key)."""
-        if self._parent is not None:
-            self.relabel()
-        if _record_watcher is not None:
-            _record_watcher(<object>self._owner)
+        self.announce()
         return self.writer.record_at(op, self.bname, self.container_id, index, item, _caller(self.capture))
 
     cdef int relabel(self) except -1:
