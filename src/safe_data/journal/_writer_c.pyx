@@ -183,6 +183,12 @@ cdef inline int put_varint(Buf* b, uint64_t v) except -1:
     return 0
 
 
+cdef inline int put_int(Buf* b, long long v) except -1:
+    """An int of 64 bits: its tag, then the value zigzag-encoded as a varint."""
+    put_byte(b, T_INT)
+    return put_varint(b, (<uint64_t>v << 1) ^ <uint64_t>(v >> 63))
+
+
 cdef inline int put_raw(Buf* b, const char* data, Py_ssize_t size) except -1:
     buf_reserve(b, size)
     memcpy(b.p + b.n, data, size)
@@ -238,8 +244,7 @@ cdef int encode(Buf* b, object obj, int depth, bytes key) except -1:
     if t is int:
         v = PyLong_AsLongLongAndOverflow(obj, &overflow)
         if overflow == 0:
-            put_byte(b, T_INT)
-            return put_varint(b, (<uint64_t>v << 1) ^ <uint64_t>(v >> 63))
+            return put_int(b, v)
         raw = obj.to_bytes((obj.bit_length() + 8) // 8, "little", signed=True)
         return put_tagged_bytes(b, T_BIGINT, PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
     if t is str:
@@ -353,7 +358,6 @@ cdef inline void put_scalar(Buf* b, object obj) noexcept:
     bytes, with no checks left to make."""
     cdef type t = type(obj)
     cdef int overflow = 0
-    cdef long long v
     cdef double d
     cdef Py_ssize_t size
     cdef const char* data
@@ -373,10 +377,7 @@ cdef inline void put_scalar(Buf* b, object obj) noexcept:
         b.n += 9
         return
     if t is int:
-        v = PyLong_AsLongLongAndOverflow(obj, &overflow)
-        p[0] = <char>T_INT
-        b.n += 1
-        put_varint(b, (<uint64_t>v << 1) ^ <uint64_t>(v >> 63))
+        put_int(b, PyLong_AsLongLongAndOverflow(obj, &overflow))
         return
     if t is str:
         p[0] = <char>T_STR
@@ -713,8 +714,7 @@ cdef class RecordWriter:
         if caller is not None or not self._direct(op, name, cid, None, index, True, T_LIST, None, item):
             self._take_buffer(&b, stack)
             try:
-                put_byte(&b, T_INT)
-                put_varint(&b, (<uint64_t>index << 1) ^ <uint64_t>(index >> 63))
+                put_int(&b, index)
                 self._one(&b, op, name, cid, T_LIST, None, item, caller)
             finally:
                 self._give_back(&b)
@@ -750,8 +750,7 @@ cdef class RecordWriter:
         b.cap = size  # enough: nothing below grows the buffer
         b.heap = b.scratch = False
         if at:
-            put_byte(&b, T_INT)
-            put_varint(&b, (<uint64_t>index << 1) ^ <uint64_t>(index >> 63))
+            put_int(&b, index)
         else:
             put_scalar(&b, key)
         b.p[b.n] = <char>tag
