@@ -2,6 +2,8 @@
 modules, the record writer and codec ``safe_data.journal._writer_c``, the frame decoder of
 bulk reads ``safe_data.journal._records_c`` and the containers
 ``safe_data.containers._containers_c``; the last two cimport the writer through its ``.pxd``.
+On CPython 3.12 and newer a fourth, ``safe_data.containers._watch_c``: the dict watcher of
+``safe_data.watch()``.
 
 Policy: the extension is always built from the ``.pyx`` (Cython is a build requirement,
 no generated C is shipped); compiler directives live here and only here.
@@ -11,6 +13,7 @@ msgpack and frozenlist do; ``SAFE_DATA_REQUIRE_EXTENSIONS=1`` makes that an erro
 """
 
 import os
+import sys
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -54,9 +57,11 @@ if not _flag("SAFE_DATA_NO_EXTENSIONS"):
             define_macros=[("CYTHON_INLINE", "__attribute__((always_inline)) inline")],
         )
 
+    modules = ["safe_data.journal._writer_c", "safe_data.journal._records_c", "safe_data.containers._containers_c"]
+    if sys.version_info >= (3, 12):  # dict watchers, for safe_data.watch()
+        modules.append("safe_data.containers._watch_c")
     ext_modules = cythonize(
-        [_extension("safe_data.journal._writer_c"), _extension("safe_data.journal._records_c"),
-         _extension("safe_data.containers._containers_c")],
+        [_extension(name) for name in modules],
         compiler_directives={
             "language_level": 3,
             "boundscheck": False,

@@ -50,19 +50,25 @@ __version__ = "0.2.0.dev0"  # the one version source (pyproject.toml reads it)
 TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
 if TYPE_CHECKING:  # what __getattr__ below loads on first use, for type checkers
     from . import atomic, integrations, remote, server, synced, testing, upload, web  # noqa: F401
+    from .containers.watch import flush_watched, unwatch, watch, watched_name
     from .integrations.metrics import stats
     from .remote.sinks.directory import DirectorySink
     from .remote.sinks.http import HttpSink
     from .remote.sinks.s3 import S3Sink
     from .remote.uploader import Uploader
 
-#: loaded on first use: the remote backup (aiohttp costs a third of a second to import), stats()
+#: loaded on first use: the remote backup (aiohttp costs a third of a second to import),
+#: stats(), watch() and its kin
 _LAZY = {
     "Uploader": "remote.uploader",
     "HttpSink": "remote.sinks.http",
     "DirectorySink": "remote.sinks.directory",
     "S3Sink": "remote.sinks.s3",
     "stats": "integrations.metrics",
+    "watch": "containers.watch",
+    "unwatch": "containers.watch",
+    "watched_name": "containers.watch",
+    "flush_watched": "containers.watch",
 }
 #: subpackages imported on first use, so that ``safe_data.atomic.open(...)`` needs no import of its own
 _SUBPACKAGES = frozenset({"atomic", "synced", "integrations", "testing", "remote", "server", "upload", "web"})
@@ -135,4 +141,8 @@ __all__ = [
     "S3Sink",
     "DiscardHookWarning",
     "stats",
+    "watch",
+    "unwatch",
+    "watched_name",
+    "flush_watched",
 ]
