@@ -8,6 +8,7 @@ Python of each build (each its own ``pip install -e .``)::
 
     python benchmarks/instructions.py                  # this interpreter's build
     python benchmarks/instructions.py --python /other/venv/bin/python
+    python benchmarks/instructions.py -k Safe          # the scenarios named ...Safe...
 
 Needs valgrind.  Each operation runs in a loop inside a function, on the builtin and on
 the safe container, so the figures include the loop (the same bytecode for both);
@@ -26,7 +27,10 @@ import tempfile
 
 #: scenario -> (the container, built from ``m`` items, as a builtin and as a safe one; the
 #: loop of ``n`` operations on ``x``).  The container is the same size in both runs, so
-#: building it cancels out; only the operations are counted.
+#: building it cancels out; only the operations are counted.  In the loop, ``{kind}`` is
+#: the class and ``{make}`` the container's expression; ``items`` (10 ints) and ``mapping``
+#: (10 int keys) are there to build from.  The journal ``j`` is the default journal too
+#: (configure()), so ``name=`` alone finds it as an application's code would.
 SCENARIOS = {
     "list.pop() small int": (
         "list(range(m))",
@@ -53,16 +57,45 @@ SCENARIOS = {
         "None",
         "for _ in range(n // 1000):\n        x = {kind}(range(1000), **kw)\n        x.clear()",
     ),
+    "SafeList(name=)": ("list()", "safe_data.SafeList(name='l')", "for _ in range(n): x = {make}"),
+    "SafeDict(name=)": ("dict()", "safe_data.SafeDict(name='d')", "for _ in range(n): x = {make}"),
+    "SafeSet(name=)": ("set()", "safe_data.SafeSet(name='s')", "for _ in range(n): x = {make}"),
+    "SafeList(10 items, name=)": (
+        "list(items)",
+        "safe_data.SafeList(items, name='l')",
+        "for _ in range(n): x = {make}",
+    ),
+    "SafeDict(10 keys, name=)": (
+        "dict(mapping)",
+        "safe_data.SafeDict(mapping, name='d')",
+        "for _ in range(n): x = {make}",
+    ),
+    "SafeSet(10 items, name=)": (
+        "set(items)",
+        "safe_data.SafeSet(items, name='s')",
+        "for _ in range(n): x = {make}",
+    ),
+    "empty SafeDict.update(10 keys)": (
+        "[dict() for _ in range(m)]",
+        "[safe_data.SafeDict(name='d') for _ in range(m)]",
+        "for y in itertools.islice(x, n): y.update(mapping)",
+    ),
+    "empty SafeList.extend(10 items)": (
+        "[list() for _ in range(m)]",
+        "[safe_data.SafeList(name='l') for _ in range(m)]",
+        "for y in itertools.islice(x, n): y.extend(items)",
+    ),
 }
 
 _PROGRAM = """
 import itertools, sys, tempfile, safe_data
 def main(n, m, j):
     kw = dict(name='c', journal=j) if {safe} else {{}}
+    items, mapping = list(range(10)), {{i: i for i in range(10)}}
     x = {make}
     {loop}
 n = int(sys.argv[1])
-main(n, int(sys.argv[3]), safe_data.Journal(tempfile.mkdtemp(dir=sys.argv[2])))
+main(n, int(sys.argv[3]), safe_data.configure(tempfile.mkdtemp(dir=sys.argv[2])))
 """
 
 
@@ -99,6 +132,7 @@ def main() -> None:
     parser.add_argument(
         "-n", type=int, default=20000, help="operations in the shorter run (a multiple of 1000)"
     )
+    parser.add_argument("-k", default="", help="only the scenarios whose name contains this")
     args = parser.parse_args()
     if args.n <= 0 or args.n % 1000:
         parser.error("-n must be a positive multiple of 1000")
@@ -107,9 +141,12 @@ def main() -> None:
         subprocess.run([args.python, "-c", "import safe_data"], check=True)
         print(f"{'operation':34s} {'builtin':>9s} {'safe':>9s}  instructions/op, builtin/safe")
         for name, (plain, safe, loop) in SCENARIOS.items():
+            if args.k not in name:
+                continue
             figures = []
             for kind, make in (("list", plain), ("safe_data.SafeList", safe)):
-                program = _PROGRAM.format(safe=kind != "list", make=make, loop=loop.format(kind=kind))
+                body = loop.format(kind=kind, make=make)
+                program = _PROGRAM.format(safe=kind != "list", make=make, loop=body)
                 figures.append(per_op(args.python, program, args.n, scratch))
             builtin, ours = figures
             print(f"{name:34s} {builtin:9.1f} {ours:9.1f}  {builtin / ours:.2f}")
