@@ -443,6 +443,115 @@ def test_update_journals_the_same_whatever_the_source(impl, journal, source, ver
     assert written == [("update", {2: "b"})] + ([("assign", {2: "B", 3: "c", 1: "a"})] if versioned else [])
 
 
+@pytest.mark.parametrize("versioned", [False, True])
+def test_update_of_an_empty_dict_from_a_dict(impl, journal, versioned):
+    # nothing is overwritten, so nothing is journaled (versioned: the assignment only),
+    # and the caller's dict stays the caller's
+    source = {1: "a", 2: "b"}
+    built = impl.SafeDict(source, name="u", journal=journal, versioned=versioned)
+    updated = impl.SafeDict(name="u", journal=journal, versioned=versioned)
+    updated.update(source)
+    source[3] = "c"
+    assert built == updated == {1: "a", 2: "b"}
+    written = [(r.op, r.values) for r in records(journal) if r.op != "snapshot"]
+    assert written == ([("assign", {1: "a", 2: "b"})] if versioned else [])
+
+
+# --- construction ---------------------------------------------------------------------------
+
+KINDS = ["SafeList", "SafeDict", "SafeSet"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", [1, b"x", ["x"]], ids=["int", "bytes", "list"])
+def test_a_name_that_is_not_a_str_is_a_type_error(impl, journal, kind, name):
+    with pytest.raises(TypeError, match="Expected str, got"):
+        getattr(impl, kind)(name=name, journal=journal)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_default_journal_is_looked_up_at_each_construction(impl, tmp_path, kind):
+    cls = getattr(impl, kind)
+    first = safe_data.configure(tmp_path / "first")
+    a = cls(name="a")
+    second = safe_data.configure(tmp_path / "second")
+    b = cls(name="b")
+    assert a.journal is first and b.journal is second
+    first.close()
+
+
+CONSTRUCTIONS = [
+    # (class, positional arguments, keywords besides name and journal, contents)
+    ("SafeList", lambda: (), {}, []),
+    ("SafeList", lambda: ([1, 2],), {}, [1, 2]),
+    ("SafeList", lambda: ((i for i in range(3)),), {"capture_caller": True}, [0, 1, 2]),
+    ("SafeList", lambda: ((1,),), {"deep": True}, [1]),
+    ("SafeList", lambda: ([[1]],), {"versioned": 1}, [[1]]),
+    ("SafeDict", lambda: (), {}, {}),
+    ("SafeDict", lambda: ({"a": 1},), {"b": 2}, {"a": 1, "b": 2}),
+    ("SafeDict", lambda: ([("a", 1)],), {"deep": True}, {"a": 1}),
+    ("SafeDict", lambda: ({"a": {}},), {"versioned": True}, {"a": {}}),
+    ("SafeSet", lambda: (), {}, set()),
+    ("SafeSet", lambda: ("aab",), {"versioned": True}, {"a", "b"}),
+    ("SafeSet", lambda: (iter([1]),), {"capture_caller": 0}, {1}),
+]
+
+
+@pytest.mark.parametrize("kind, args, kwargs, contents", CONSTRUCTIONS)
+def test_every_way_of_calling_the_class_builds_the_same(impl, journal, kind, args, kwargs, contents):
+    # SafeX(...) takes the class's own vectorcall in the C build; type.__call__ is the
+    # generic tp_new + tp_init, and a subclass always takes that one (a versioned one's
+    # snapshot would pickle a class made here: not for the subclass)
+    cls = getattr(impl, kind)
+    made = [
+        cls(*args(), name="c", journal=journal, **kwargs),
+        type.__call__(cls, *args(), name="c", journal=journal, **kwargs),
+    ]
+    assert type(made[0]) is type(made[1])
+    if not kwargs.get("versioned"):
+        sub = type("Sub", (cls,), {})
+        made.append(sub(*args(), name="c", journal=journal, **kwargs))
+        assert type(made[2]) is sub
+    expected = ("c", journal, *(bool(kwargs.get(k)) for k in ("deep", "capture_caller", "versioned")))
+    for x in made:
+        assert x == contents and isinstance(x, cls)
+        assert (x.name, x.journal, getattr(x, "deep", False), x.capture_caller, x.versioned) == expected
+    assert len({x.container_id for x in made}) == len(made)
+
+
+@pytest.mark.parametrize(
+    "kind, args, kwargs",
+    [
+        ("SafeList", (1, 2), {}),
+        ("SafeList", (5,), {}),
+        ("SafeList", (), {"foo": 1}),
+        ("SafeSet", (), {"deep": True}),
+        ("SafeSet", ([], []), {}),
+        ("SafeDict", ({}, {}), {}),
+        ("SafeDict", ([1],), {}),
+    ],
+)
+def test_constructor_errors_are_the_generic_calls(impl, journal, kind, args, kwargs):
+    cls = getattr(impl, kind)
+    with pytest.raises(TypeError) as direct:
+        cls(*args, journal=journal, **kwargs)
+    with pytest.raises(TypeError) as generic:
+        type.__call__(cls, *args, journal=journal, **kwargs)
+    assert str(direct.value) == str(generic.value)
+
+
+def test_a_subclass_init_with_arguments_of_its_own(impl, journal):
+    class Tagged(impl.SafeDict):
+        def __init__(self, tag, *args, **kwargs):
+            super().__init__(*args, name=tag, journal=journal, **kwargs)
+            self.tag = tag
+
+    t = Tagged("t", {"a": 1}, b=2)
+    assert (t, t.tag, t.name) == ({"a": 1, "b": 2}, "t", "t")
+    t.pop("a")
+    assert one_record(journal).values == {"a": 1}
+
+
 # --- nothing is lost when journaling fails ------------------------------------------------------
 
 

@@ -10,6 +10,10 @@
 #   "optimise" it into a method lookup that finds our own override again.
 # * One discarded item is encoded in place as a one-element list/dict/set
 #   (record_one): no temporary container per pop/del/discard.
+# * Construction: each class's tp_vectorcall parses ``SafeX(iterable, name=..., ...)``
+#   from the caller's stack and calls the same _init_* function as ``__init__``: no
+#   argument tuple, no keyword dict, no base-class __init__ looked up (the twin's
+#   ``__init__`` is that function).  Anything else takes type's own call.
 
 cimport cython
 from cpython.dict cimport PyDict_Clear, PyDict_Copy, PyDict_DelItem, PyDict_Next, PyDict_SetItem, PyDict_Update
@@ -17,6 +21,7 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_Insert
 from cpython.slice cimport PySlice_AdjustIndices, PySlice_Unpack
 from cpython.object cimport Py_EQ, PyObject, PyObject_RichCompareBool, PyTypeObject, newfunc
 from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_GET_SIZE
 from cpython.set cimport PySet_Add, PySet_Contains, PySet_Discard, PySet_Pop
 from libc.stdint cimport uint8_t, uint64_t
 
@@ -30,6 +35,8 @@ from . import _support
 from ..errors import ReentrantChangeError
 from ..journal import codec
 from ..journal import format as fmt
+from ..journal import registry
+from ..journal.journal import default_journal
 
 cdef extern from "Python.h":
     PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
@@ -38,6 +45,8 @@ cdef extern from "Python.h":
     Py_ssize_t PyNumber_AsSsize_t(object o, object overflow) except? -1
     object PyList_New(Py_ssize_t n)
     void PyList_SET_ITEM(object lst, Py_ssize_t i, object item)
+    PyTypeObject PyList_Type
+    PyTypeObject PySet_Type
 
 cdef extern from *:
     """
@@ -103,6 +112,55 @@ cdef extern from *:
     int sd_list_assign(object lst, object key, PyObject* value) except -1
     set sd_set_take_all(object s)
 
+cdef extern from *:
+    """
+    /* The builtin's own __init__ (list.__init__, set.__init__) on a new container,
+       called directly: no method lookup, no descriptor.  No argument: emptied. */
+    static int sd_base_init(PyTypeObject* base, PyObject* self, PyObject* iterable) {
+        PyObject* args = iterable == NULL ? PyTuple_New(0) : PyTuple_Pack(1, iterable);
+        int r;
+        if (args == NULL) return -1;
+        r = base->tp_init(self, args, NULL);
+        Py_DECREF(args);
+        return r;
+    }
+
+    /* type's own call (tp_new, then tp_init) with the arguments of a vectorcall. */
+    static PyObject* sd_type_call(PyObject* cls, PyObject* const* args, size_t nargsf,
+                                  PyObject* kwnames) {
+        Py_ssize_t nargs = PyVectorcall_NARGS(nargsf), i;
+        Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+        PyObject* kwargs = NULL;
+        PyObject* result = NULL;
+        PyObject* tuple = PyTuple_New(nargs);
+        if (tuple == NULL) return NULL;
+        for (i = 0; i < nargs; i++) {
+            Py_INCREF(args[i]);
+            PyTuple_SET_ITEM(tuple, i, args[i]);
+        }
+        if (nkw) {
+            kwargs = PyDict_New();
+            if (kwargs == NULL) goto done;
+            for (i = 0; i < nkw; i++)
+                if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
+                    goto done;
+        }
+        result = PyType_Type.tp_call(cls, tuple, kwargs);
+    done:
+        Py_DECREF(tuple);
+        Py_XDECREF(kwargs);
+        return result;
+    }
+
+    static void sd_set_vectorcall(PyObject* type, void* f) {
+        ((PyTypeObject*)type)->tp_vectorcall = (vectorcallfunc)f;
+    }
+    """
+    int sd_base_init(PyTypeObject* base, object self, PyObject* iterable) except -1
+    object sd_type_call(object cls, PyObject** args, size_t nargsf, PyObject* kwnames)
+    void sd_set_vectorcall(object type, void* f)
+    Py_ssize_t PyVectorcall_NARGS(size_t nargsf)
+
 __all__ = ["SafeDict", "SafeList", "SafeSet", "watch_records"]
 
 cdef dict _OP = fmt.OP_CODES
@@ -141,10 +199,11 @@ cdef uint8_t OP_SET_INSERT = _OP["set", "insert"]
 cdef uint8_t OP_SET_SNAPSHOT = _OP["set", "snapshot"]
 
 cdef object _MISSING = object()
+cdef tuple _NO_ITEMS = ()  # the constructors' default iterable (the empty tuple is one object)
+cdef dict _NO_KEYWORDS = {}  # (read only)
 cdef str _MODULE = __name__
 
 # base-class methods, called through these references (see the note at the top)
-cdef object _list_init = list.__init__
 cdef object _list_getitem = list.__getitem__
 cdef object _list_setitem = list.__setitem__
 cdef object _list_delitem = list.__delitem__
@@ -155,18 +214,33 @@ cdef object _list_sort = list.sort
 cdef object _list_reverse = list.reverse
 cdef object _dict_update = dict.update
 cdef object _dict_setdefault = dict.setdefault
-cdef object _set_init = set.__init__
 cdef object _set_update = set.update
 cdef object _set_intersection = set.intersection
 cdef object _set_difference = set.difference
 cdef object _set_difference_update = set.difference_update
 
 
+cdef Py_ssize_t _MAX_NAME_LEN = fmt.MAX_NAME_LEN
+
+
 cdef bytes _encode_name(str name):
     cdef bytes bname = name.encode("utf-8")
-    if len(bname) > fmt.MAX_NAME_LEN:
-        raise ValueError(f"container name longer than {fmt.MAX_NAME_LEN} bytes")
+    if len(bname) > _MAX_NAME_LEN:
+        raise ValueError(f"container name longer than {_MAX_NAME_LEN} bytes")
     return bname
+
+
+#: the journal registry's globals: the default journal is read from them at every
+#: construction (configure() replaces it), as _support.resolve_journal does
+cdef dict _registry_vars = vars(registry)
+
+
+cdef object _resolve_journal(object journal):
+    if journal is None:
+        journal = _registry_vars["_default"]
+        if journal is None:
+            journal = default_journal()
+    return journal
 
 
 #: called with the container before each record it writes (the transactions of this
@@ -389,7 +463,7 @@ cdef _Binding _bind(_Binding old, object owner, str kind, name, journal, bint de
         journal = old.journal if journal is None else journal
         deep, versioned = old.deep, old.versioned  # fixed when the container was created
         capture = capture or old.capture
-    b.journal = _support.resolve_journal(journal)
+    b.journal = _resolve_journal(journal)
     b.writer = b.journal._writer
     b.name = name if name is not None else _support.auto_name(kind, _MODULE)
     b.bname = _encode_name(b.name)
@@ -402,7 +476,7 @@ cdef _Binding _bind(_Binding old, object owner, str kind, name, journal, bint de
             b.name, b.bname = old.name, old.bname
             b._parent, b._key, b._parent_label, b._self = old._parent, old._key, old._parent_label, old._self
     else:
-        b.container_id = b.writer.next_container_id()
+        b.container_id = b.writer.new_container_id()
     if deep:
         b._me = weakref.ref(owner)
     return b
@@ -417,28 +491,7 @@ cdef class SafeList(list):
 
     def __init__(self, iterable=(), *, name=None, journal=None, deep=False, capture_caller=False,
                  versioned=False):
-        cdef _Binding old = self._b
-        cdef _Binding b = _bind(old, self, "list", name, journal, deep, capture_caller, versioned)
-        if b.deep:  # (called again, the settings are the container's: b's, not the arguments)
-            iterable = [b.convert(v, i) for i, v in enumerate(iterable)]
-        elif type(iterable) is not list:
-            iterable = list(iterable)
-        if old is None:
-            self._b = b
-            _list_init(self, iterable)
-            if versioned:
-                b.many(OP_LIST_SNAPSHOT, None, self)
-            return
-        old.begin()  # __init__ again on a live list: it replaces the contents
-        try:
-            if PyList_GET_SIZE(self):
-                _discard_all(self, OP_LIST_INIT)
-            self._b = b
-            _list_extend(self, iterable)  # after whatever other threads added meanwhile
-            if b.versioned:
-                b.many(OP_LIST_SNAPSHOT, None, self)
-        finally:
-            old.end()
+        _init_list(self, iterable, name, journal, deep, capture_caller, versioned)
 
     def undo(self, n=1):
         """Revert the last ``n`` destructive operations (see :func:`safe_data.undo`)."""
@@ -618,6 +671,32 @@ cdef class SafeList(list):
             return result
         finally:
             b.end()
+
+
+cdef int _init_list(SafeList self, iterable, name, journal, bint deep, bint capture, bint versioned) except -1:
+    cdef _Binding old = self._b
+    cdef _Binding b = _bind(old, self, "list", name, journal, deep, capture, versioned)
+    if b.deep:  # (called again, the settings are the container's: b's, not the arguments)
+        iterable = [b.convert(v, i) for i, v in enumerate(iterable)]
+    if old is None:
+        self._b = b
+        sd_base_init(&PyList_Type, self, NULL if iterable is _NO_ITEMS else <PyObject*>iterable)
+        if versioned:
+            b.many(OP_LIST_SNAPSHOT, None, self)
+        return 0
+    if type(iterable) is not list:
+        iterable = list(iterable)  # the caller's iterable runs before the lock
+    old.begin()  # __init__ again on a live list: it replaces the contents
+    try:
+        if PyList_GET_SIZE(self):
+            _discard_all(self, OP_LIST_INIT)
+        self._b = b
+        _list_extend(self, iterable)  # after whatever other threads added meanwhile
+        if b.versioned:
+            b.many(OP_LIST_SNAPSHOT, None, self)
+    finally:
+        old.end()
+    return 0
 
 
 cdef object _discard_at(SafeList lst, uint8_t op, Py_ssize_t i):
@@ -807,11 +886,7 @@ cdef class SafeDict(dict):
 
     def __init__(self, *args, name=None, journal=None, deep=False, capture_caller=False,
                  versioned=False, **kwargs):
-        cdef bint again = self._b is not None
-        self._b = _bind(self._b, self, "dict", name, journal, deep, capture_caller, versioned)
-        self._update(args, kwargs, OP_DICT_INIT, again)  # __init__ again on a live dict: it updates
-        if versioned and not again:
-            self._b.many(OP_DICT_SNAPSHOT, None, self)
+        _init_dict(self, args, kwargs, name, journal, deep, capture_caller, versioned)
 
     def undo(self, n=1):
         """Revert the last ``n`` destructive operations (see :func:`safe_data.undo`)."""
@@ -859,9 +934,12 @@ cdef class SafeDict(dict):
 
     cdef _update(self, tuple args, dict kwargs, uint8_t op, bint track=True):
         cdef _Binding b = self._b
-        if not kwargs and len(args) == 1 and type(args[0]) is dict and not b.deep:
-            self._update_from_dict(PyDict_Copy(args[0]), op, track)
-            return
+        if not kwargs:
+            if not args:
+                return
+            if len(args) == 1 and type(args[0]) is dict and not b.deep:
+                self._update_from_dict(args[0], op, track)
+                return
         pairs = _support.update_pairs(args, kwargs)
         if b.deep:
             pairs = [(k, b.convert(v, k)) for k, v in pairs]
@@ -882,8 +960,13 @@ cdef class SafeDict(dict):
             b.end()
 
     cdef _update_from_dict(self, dict new, uint8_t op, bint track):
-        """``_update`` from a plain dict (``new``, a copy no other code holds): the same
-        records, read and stored by the dict's own C loops rather than through pairs."""
+        """``_update`` from a plain dict: the same records, read and stored by the dict's
+        own C loops rather than through pairs.
+
+        Into an empty dict nothing is overwritten, and unless it is versioned nothing is
+        journaled: ``new`` is merged as dict.update would.  Else it is copied first (no
+        Python code runs meanwhile): looking its keys up here may run their ``__eq__``,
+        which must not change what is journaled and stored."""
         cdef _Binding b = self._b
         cdef Py_ssize_t pos = 0
         cdef PyObject* key
@@ -891,6 +974,10 @@ cdef class SafeDict(dict):
         cdef PyObject* found
         b.begin()
         try:
+            if not len(self) and not (b.versioned and track):
+                PyDict_Update(self, new)
+                return
+            new = PyDict_Copy(new)
             if len(self):
                 old = None
                 while PyDict_Next(new, &pos, &key, &value):
@@ -1007,6 +1094,16 @@ cdef class SafeDict(dict):
             b.end()
 
 
+cdef int _init_dict(SafeDict self, tuple args, dict kwargs, name, journal, bint deep, bint capture,
+                    bint versioned) except -1:
+    cdef bint again = self._b is not None
+    self._b = _bind(self._b, self, "dict", name, journal, deep, capture, versioned)
+    self._update(args, kwargs, OP_DICT_INIT, again)  # __init__ again on a live dict: it updates
+    if versioned and not again:
+        self._b.many(OP_DICT_SNAPSHOT, None, self)
+    return 0
+
+
 @cython.auto_pickle(False)
 cdef class SafeSet(set):
     """A ``set`` whose every removed element is journaled first."""
@@ -1015,25 +1112,7 @@ cdef class SafeSet(set):
 
     def __init__(self, iterable=(), *, name=None, journal=None, capture_caller=False,
                  versioned=False):
-        cdef _Binding old = self._b
-        cdef _Binding b = _bind(old, self, "set", name, journal, False, capture_caller, versioned)
-        if old is None:
-            self._b = b
-            _set_init(self, iterable)
-            if versioned:
-                b.many(OP_SET_SNAPSHOT, None, set(self))
-            return
-        iterable = list(iterable)
-        old.begin()  # __init__ again on a live set: it replaces the contents
-        try:
-            if len(self):
-                _discard_all_of_set(self, OP_SET_INIT)
-            self._b = b
-            _set_update(self, iterable)  # besides whatever other threads added meanwhile
-            if b.versioned:
-                b.many(OP_SET_SNAPSHOT, None, set(self))
-        finally:
-            old.end()
+        _init_set(self, iterable, name, journal, capture_caller, versioned)
 
     def __repr__(self):  # like the builtin's: set's own repr names subclasses
         return "{" + ", ".join(map(repr, self)) + "}" if len(self) else "set()"
@@ -1185,6 +1264,29 @@ cdef class SafeSet(set):
         return self
 
 
+cdef int _init_set(SafeSet self, iterable, name, journal, bint capture, bint versioned) except -1:
+    cdef _Binding old = self._b
+    cdef _Binding b = _bind(old, self, "set", name, journal, False, capture, versioned)
+    if old is None:
+        self._b = b
+        sd_base_init(&PySet_Type, self, NULL if iterable is _NO_ITEMS else <PyObject*>iterable)
+        if versioned:
+            b.many(OP_SET_SNAPSHOT, None, set(self))
+        return 0
+    iterable = list(iterable)
+    old.begin()  # __init__ again on a live set: it replaces the contents
+    try:
+        if len(self):
+            _discard_all_of_set(self, OP_SET_INIT)
+        self._b = b
+        _set_update(self, iterable)  # besides whatever other threads added meanwhile
+        if b.versioned:
+            b.many(OP_SET_SNAPSHOT, None, set(self))
+    finally:
+        old.end()
+    return 0
+
+
 cdef int _discard_all_of_set(SafeSet s, uint8_t op) except -1:
     """Take every element out, journal them, and put them back if that fails."""
     taken = sd_set_take_all(s)
@@ -1241,6 +1343,93 @@ cdef object _safe_set_new(type cls, PyObject* args, PyObject* kwargs):
 
 
 (<PyTypeObject*>SafeSet).tp_new = <newfunc>_safe_set_new
+
+
+# Construction by vectorcall (see the note at the top).  A call of the class itself with at
+# most one positional argument and no keywords but the settings is parsed here; any other
+# (and a subclass's: tp_vectorcall is not inherited) is type's own call, whose errors are
+# those of __init__.
+
+cdef struct _Settings:
+    PyObject* items  # the positional argument (NULL: none)
+    PyObject* name
+    PyObject* journal
+    PyObject* deep
+    PyObject* capture
+    PyObject* versioned
+
+
+cdef bint _parse(PyObject** args, size_t nargsf, PyObject* kwnames, bint has_deep, _Settings* s):
+    """The settings of a constructor call (borrowed from the caller's stack); False if it
+    is not one this parser takes."""
+    cdef Py_ssize_t i, nargs = PyVectorcall_NARGS(nargsf)
+    cdef Py_ssize_t nkw = 0 if kwnames == NULL else PyTuple_GET_SIZE(<object>kwnames)
+    if nargs > 1:
+        return False
+    s.items = args[0] if nargs else NULL
+    s.name = s.journal = s.deep = s.capture = s.versioned = NULL
+    for i in range(nkw):
+        key = (<tuple>kwnames)[i]
+        if key == "name":
+            s.name = args[nargs + i]
+        elif key == "journal":
+            s.journal = args[nargs + i]
+        elif key == "capture_caller":
+            s.capture = args[nargs + i]
+        elif key == "versioned":
+            s.versioned = args[nargs + i]
+        elif key == "deep" and has_deep:
+            s.deep = args[nargs + i]
+        else:
+            return False
+    return True
+
+
+cdef inline object _arg(PyObject* value, object default):
+    return default if value == NULL else <object>value
+
+
+cdef inline bint _flag(PyObject* value) except -1:
+    return value != NULL and bool(<object>value)
+
+
+cdef object _safe_list_call(object cls, PyObject** args, size_t nargsf, PyObject* kwnames):
+    cdef _Settings s
+    if cls is not SafeList or not _parse(args, nargsf, kwnames, True, &s):
+        return sd_type_call(cls, args, nargsf, kwnames)
+    deep, versioned = _flag(s.deep), _flag(s.versioned)
+    self = _plain_list_new(_TrackedSafeList if deep or versioned else SafeList, <PyObject*>_NO_ITEMS, NULL)
+    _init_list(self, _arg(s.items, _NO_ITEMS), _arg(s.name, None), _arg(s.journal, None), deep,
+               _flag(s.capture), versioned)
+    return self
+
+
+cdef object _safe_dict_call(object cls, PyObject** args, size_t nargsf, PyObject* kwnames):
+    cdef _Settings s
+    if cls is not SafeDict or not _parse(args, nargsf, kwnames, True, &s):
+        return sd_type_call(cls, args, nargsf, kwnames)
+    self = _plain_dict_new(SafeDict, <PyObject*>_NO_ITEMS, NULL)
+    _init_dict(self, _NO_ITEMS if s.items == NULL else (<object>s.items,), _NO_KEYWORDS, _arg(s.name, None),
+               _arg(s.journal, None), _flag(s.deep), _flag(s.capture), _flag(s.versioned))
+    return self
+
+
+cdef object _safe_set_call(object cls, PyObject** args, size_t nargsf, PyObject* kwnames):
+    cdef _Settings s
+    if cls is not SafeSet or not _parse(args, nargsf, kwnames, False, &s):
+        return sd_type_call(cls, args, nargsf, kwnames)
+    versioned = _flag(s.versioned)
+    self = _plain_set_new(_TrackedSafeSet if versioned else SafeSet, <PyObject*>_NO_ITEMS, NULL)
+    _init_set(self, _arg(s.items, _NO_ITEMS), _arg(s.name, None), _arg(s.journal, None),
+              _flag(s.capture), versioned)
+    return self
+
+
+cdef newfunc _plain_dict_new = (<PyTypeObject*>SafeDict).tp_new
+
+sd_set_vectorcall(SafeList, <void*>_safe_list_call)
+sd_set_vectorcall(SafeDict, <void*>_safe_dict_call)
+sd_set_vectorcall(SafeSet, <void*>_safe_set_call)
 
 
 cdef uint64_t _container_number(object container, bytes key) noexcept:

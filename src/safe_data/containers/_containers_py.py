@@ -203,6 +203,8 @@ def _bind(old, owner, kind, name, journal, deep, capture, versioned):
     b.journal = _support.resolve_journal(journal)
     b.writer = b.journal._writer
     b.name = name if name is not None else _support.auto_name(kind, __name__)
+    if type(b.name) is not str:  # (C: the str field's own check)
+        raise TypeError(f"Expected str, got {type(b.name).__name__}")
     b.bname = b.name.encode("utf-8")
     if len(b.bname) > fmt.MAX_NAME_LEN:
         raise ValueError(f"container name longer than {fmt.MAX_NAME_LEN} bytes")
@@ -598,10 +600,21 @@ class SafeDict(_Safe, dict):
         return _support.deepcopy_of(self, memo, dict.update, list(dict.items(self)))
 
     def _update(self, args, kwargs, op, track=True):
-        pairs = _support.update_pairs(args, kwargs)
-        if self._b.deep:
-            pairs = [(k, self._b.convert(v, k)) for k, v in pairs]
+        if not args and not kwargs:
+            return
+        new = None  # a plain dict (C: _update_from_dict)
+        if not kwargs and len(args) == 1 and type(args[0]) is dict and not self._b.deep:
+            new = args[0]
+        else:
+            pairs = _support.update_pairs(args, kwargs)
+            if self._b.deep:
+                pairs = [(k, self._b.convert(v, k)) for k, v in pairs]
         with self._b:
+            if new is not None:
+                if not len(self) and not (self._b.versioned and track):
+                    dict.update(self, new)  # nothing overwritten, nothing journaled
+                    return
+                pairs = list(new.items())  # a copy: looking keys up may run their __eq__
             if len(self):
                 old = {}
                 for k, v in pairs:

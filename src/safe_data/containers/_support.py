@@ -70,7 +70,13 @@ def update_pairs(args: tuple, kwargs: dict) -> list:
 
 
 def resolve_journal(journal):
-    return default_journal() if journal is None else journal
+    """``journal``, or (None) the default journal, read from the registry at every call:
+    configure() replaces it (C: _containers_c._resolve_journal)."""
+    if journal is None:
+        journal = registry._default
+        if journal is None:
+            journal = default_journal()
+    return journal
 
 
 def settings_of(container, *, for_pickle: bool = False) -> dict:

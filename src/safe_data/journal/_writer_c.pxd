@@ -63,6 +63,12 @@ cdef class RecordWriter:
     cdef uint64_t _last_seq  # seq and time of the last record committed, read by append()
     cdef int64_t _last_time  # and by the hook right after the commit (no Python code between)
 
+    cdef inline uint64_t new_container_id(self) noexcept:
+        """A number for a new container, unique among this writer's (codes 1, 2, ...): no
+        Python code runs, so under the GIL two threads never get the same."""
+        self._containers += 1
+        return self._containers
+
     cdef inline int enter(self) except -1:
         """Begin one destructive operation: reading what it discards, journaling it and
         changing the container happen under this reentrant lock, one operation at a

@@ -662,8 +662,7 @@ cdef class RecordWriter:
 
     def next_container_id(self):
         """A number for a new container, unique among this writer's (codes 1, 2, ...)."""
-        self._containers += 1
-        return self._containers
+        return self.new_container_id()
 
     def append(self, int op, bytes name, key, values, caller=None, uint64_t container_id=0):
         """Journal one record; return its sequence number.  Raises before anything is lost."""
