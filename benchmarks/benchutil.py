@@ -23,8 +23,9 @@
   pytest-benchmark's own table.  ``--bench-summary=PATH`` also writes them as JSON.
 
 Statistic: each row is summarised by one round statistic (STAT_BY_GROUP), divided by
-``ops``.  CPU-only groups (0, 1: reads and adds; 17's reads) use the fastest round (``min``): on a
-shared 2-core machine the other statistics mostly measure the neighbours.  Every group
+``ops``.  CPU-only groups (0, 1: reads and adds; 17's reads; 18: constructors) use the
+fastest round (``min``): on a shared 2-core machine the other statistics mostly measure
+the neighbours.  Every group
 that writes to a journal or an mmap uses the ``mean`` round: the first write to a fresh
 page of the mapped segment costs a page fault whose price varies from round to round
 (kernel readahead zero-fills pages ahead, so one round often prepays the next), and only
@@ -42,7 +43,12 @@ from safe_data import _core_py as P
 from safe_data import _impl
 
 SEGMENT_SIZE = 256 << 20  # large: rotations must not dominate
-STAT_BY_GROUP = (("0 ", "min"), ("1 ", "min"), ("17 watch: read", "min"))  # group prefix -> statistic
+STAT_BY_GROUP = (
+    ("0 ", "min"),
+    ("1 ", "min"),
+    ("17 watch: read", "min"),
+    ("18 ", "min"),
+)  # group prefix -> statistic
 DEFAULT_STAT = "mean"
 
 
@@ -321,6 +327,7 @@ TARGETS = [
     ("15 popitem", "1M", "x_1k", "<=", 2.0, "popitem() at 1M entries <= 2x at 1k"),
     ("16 update: 1000 new keys", "c", "x_builtin", "<=", 2.0, "update() with 1000 new keys <= 2x builtin"),
     ("17 watch: read d[k]", "watched", "x_builtin", "<=", 1.05, "reads of a watched dict <= 1.05x builtin"),
+    ("18 construct: ", "c", "x_builtin", "<=", 3.0, "a constructor <= 3x the builtin's"),
     ("7 restore", "discarded", "ops_per_s", ">=", 1e6, "discarded() >= 1M values/s"),
     ("7 restore", "restore", "ops_per_s", ">=", 1e6, "restore() >= 1M values/s"),
     ("1 add: list.append", "c", "x_builtin", "<=", 1.2, "append <= 1.2x builtin time"),

@@ -1,4 +1,4 @@
-"""Instructions per journaled operation, counted by valgrind's callgrind.
+"""Instructions per operation of the safe containers, counted by valgrind's callgrind.
 
 Times on a shared machine move by 2x between identical runs; instruction counts do not.
 Each scenario runs twice, with n and 2n operations, in a fresh interpreter under
