@@ -24,10 +24,8 @@ import math
 import os
 import re
 
-import google_crc32c
-
 from ..journal import format as fmt
-from ..journal.reader import scan_frames, scan_to_end, shortfall
+from .verify import InvalidSegment, SegmentTooLarge, SegmentVerifier, _max_window
 
 __all__ = [
     "BODY_SUFFIX",
@@ -121,24 +119,6 @@ _READ_CHUNK = 1 << 16
 _INFLATE_CHUNK = 1 << 20
 
 
-class InvalidSegment(ValueError):
-    """The body is not a valid sealed segment (or not valid zstd): 400."""
-
-
-class SegmentTooLarge(ValueError):
-    """The body or the decompressed segment exceeds its limit: 413."""
-
-
-def _max_window(max_segment_bytes: int) -> int:
-    # A frame of a segment of n bytes needs a window of at most the next power of two
-    # >= n; streaming compressors may use their level's default (a few MiB).  Anything
-    # bigger is refused before zstd allocates it.
-    window = 8 << 20
-    while window < max_segment_bytes and window < (1 << 27):
-        window <<= 1
-    return window
-
-
 def decompress_bounded(body: bytes, max_segment_bytes: int) -> tuple[bytes, str]:
     """Decompress a one-frame zstd body; return (segment bytes, their SHA-256 hex).
 
@@ -208,28 +188,16 @@ def decompress_segment(body: bytes, limit: int = MAX_SEGMENT_BYTES) -> bytes:
     return decompress_checked(body, limit)[0]
 
 
-def verify_segment(data: bytes, segment_id: str | None = None) -> None:
+def verify_segment(data, segment_id: str | None = None) -> None:
     """Check a sealed segment's header and every frame's length and CRC32C.
 
     Raise InvalidSegment with the reason.  Nothing is decoded or unpickled.  With
-    ``segment_id``, the header's writer id and segment number must match it.
+    ``segment_id``, the header's writer id and segment number must match it.  (The
+    checks of :class:`~safe_data.remote.verify.SegmentVerifier`, on bytes at hand.)
     """
-    crc32c = google_crc32c.value
-    try:
-        header = fmt.unpack_segment_header(crc32c, data)
-    except ValueError as exc:
-        raise InvalidSegment(str(exc)) from None
-    if segment_id is not None and header.segment_id != segment_id:
-        raise InvalidSegment(f"segment id {segment_id} does not match its header ({header.segment_id})")
-    scan = scan_to_end(scan_frames(data, crc32c, segment_id or "segment", True, first_seq=header.first_seq))
-    if scan.problems:
-        problem = scan.problems[0]
-        raise InvalidSegment(f"byte {problem.offset}: {problem.reason}")
-    if shortfall(header, scan) is not None:
-        raise InvalidSegment(
-            f"byte {scan.end}: the segment ends before the last record its "
-            f"header counts (seq {header.last_seq})"
-        )
+    verifier = SegmentVerifier(segment_id)
+    verifier.write(data)
+    verifier.close()
 
 
 # --- Retry-After -----------------------------------------------------------------------------

@@ -1,0 +1,276 @@
+"""Checking a segment received from elsewhere, in bounded memory (docs/remote.md).
+
+A receiver (the backup server, the sinks that read segments back) checks what it is given
+before keeping it: one complete zstd frame whose output stays under a limit, whose SHA-256
+is the one announced, and which is a sealed segment whose header and every frame verify.
+Nothing is decoded or unpickled (a hole's small payload excepted, as the reader does).
+
+Everything here works on a stream: :class:`SegmentVerifier` takes the decompressed bytes
+in pieces of any size, holding at most one frame header (or one hole) at a time, and
+:func:`check_compressed` runs a file through zstd into it.  So checking a 256 MiB segment
+costs a few MiB, whatever its frames' sizes, and a zstd bomb stops at the limit.
+
+The rules are those of :func:`safe_data.journal.reader.scan_frames` on a sealed segment,
+strict: the reader can skip a damaged frame and go on; a receiver refuses the segment at
+its first problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+import google_crc32c
+
+from ..journal import format as fmt
+from ..journal.reader import Scan, _read_hole, shortfall
+
+__all__ = ["InvalidSegment", "SegmentTooLarge", "SegmentVerifier", "check_compressed", "zstd_frame_size"]
+
+_U32 = struct.Struct("<I")
+#: a hole's payload is a count and a small dict; a "hole" larger than this is refused
+_MAX_HOLE = 1 << 16
+_READ_CHUNK = 1 << 16
+_INFLATE_CHUNK = 1 << 20
+
+
+class InvalidSegment(ValueError):
+    """The body is not a valid sealed segment (or not valid zstd): 400."""
+
+
+class SegmentTooLarge(ValueError):
+    """The body or the decompressed segment exceeds its limit: 413."""
+
+
+class SegmentVerifier:
+    """A sealed segment checked as it is written to it, piece by piece.
+
+    ``write(piece)`` raises :class:`InvalidSegment` at the first problem; ``close()``
+    checks the end (the last frame complete, the records the header counts all there).
+    With ``segment_id``, the header's writer id and segment number must match it.
+    """
+
+    def __init__(self, segment_id: str | None = None):
+        self._segment_id = segment_id
+        self._pos = 0  # bytes of the segment taken so far
+        self._pending = bytearray()  # the segment header, a frame header or a hole, in part
+        self._need = fmt.SEGMENT_HEADER_SIZE  # the size _pending is being filled to
+        self._header: fmt.SegmentHeader | None = None
+        self._frame = 0  # offset of the frame being read
+        self._frame_len = 0
+        self._left = 0  # bytes of the current frame's body still to come (streamed)
+        self._crc = 0
+        self._stored_crc = 0
+        self._seq = 0
+        self._hole = False
+        self._expected: int | None = None  # the seq the next frame must carry (None: any)
+        self._first: int | None = None
+        self._open_ended = False
+
+    def _fail(self, offset: int, reason: str):
+        raise InvalidSegment(f"byte {offset}: {reason}")
+
+    def write(self, piece) -> int:
+        view = memoryview(piece).cast("B")
+        i, n = 0, len(view)
+        while i < n:
+            if self._left:  # inside a frame's body: CRC it, keep nothing (a hole excepted)
+                take = min(self._left, n - i)
+                chunk = bytes(view[i : i + take])  # google_crc32c takes bytes only
+                self._crc = google_crc32c.extend(self._crc, chunk)
+                if self._hole:
+                    self._pending += chunk
+                self._left -= take
+                i += take
+                if not self._left:
+                    self._end_frame()
+                continue
+            take = min(self._need - len(self._pending), n - i)
+            self._pending += view[i : i + take]
+            i += take
+            if len(self._pending) == self._need:
+                self._filled()
+        self._pos += n
+        return n
+
+    def _filled(self) -> None:
+        if self._header is None:
+            self._start(bytes(self._pending))
+        else:
+            self._frame_head(bytes(self._pending))
+        self._pending.clear()
+        self._need = fmt.FRAME_HEADER_SIZE
+
+    def _start(self, head: bytes) -> None:
+        try:
+            header = fmt.unpack_segment_header(google_crc32c.value, head)
+        except ValueError as exc:
+            raise InvalidSegment(str(exc)) from None
+        if self._segment_id is not None and header.segment_id != self._segment_id:
+            raise InvalidSegment(
+                f"segment id {self._segment_id} does not match its header ({header.segment_id})"
+            )
+        self._header = header
+        self._expected = header.first_seq
+        self._frame = fmt.SEGMENT_HEADER_SIZE
+
+    def _frame_head(self, head: bytes) -> None:
+        frame_len, stored_crc, seq, _time, _thread, op, _flags, name_len = fmt.FRAME_HEADER.unpack(head)
+        if frame_len == 0:
+            self._fail(self._frame, "zero bytes after the last frame")
+        if frame_len < fmt.FRAME_HEADER_SIZE:
+            self._fail(self._frame, f"invalid frame length {frame_len}")
+        if fmt.FRAME_HEADER_SIZE + name_len > frame_len:
+            self._fail(self._frame, "name longer than its frame")
+        self._frame_len, self._stored_crc, self._seq = frame_len, stored_crc, seq
+        self._hole = op == fmt.OP_HOLE
+        if self._hole and frame_len - fmt.FRAME_HEADER_SIZE - name_len > _MAX_HOLE:
+            self._fail(self._frame, "unreadable hole (a repair's placeholder)")
+        self._crc = google_crc32c.value(head[8:])
+        self._left = frame_len - fmt.FRAME_HEADER_SIZE
+        self._name_len = name_len
+        if not self._left:
+            self._end_frame()
+
+    def _end_frame(self) -> None:
+        seq, pos = self._seq, self._frame
+        if self._crc != self._stored_crc:
+            self._fail(pos, "checksum mismatch (torn write or corruption)")
+        if self._open_ended:
+            self._fail(pos, f"frame seq {seq} after a hole of unknown size")
+        if self._expected is not None and seq != self._expected:
+            self._fail(pos, f"frame out of sequence: seq {seq} where {self._expected} belongs")
+        if self._first is None:
+            self._first = seq
+        if self._hole:
+            hole = _read_hole(pos, self._frame_len, seq, bytes(self._pending[self._name_len :]))
+            self._pending.clear()
+            if hole is None:
+                self._fail(pos, "unreadable hole (a repair's placeholder)")
+            self._open_ended = hole.span == 0
+            self._expected = seq + max(hole.span, 1)
+        else:
+            self._expected = seq + 1
+        self._hole = False
+        self._frame += self._frame_len
+
+    def close(self) -> None:
+        """Check the end; raise :class:`InvalidSegment` if the segment stops short."""
+        if self._header is None:
+            raise InvalidSegment(f"segment header truncated ({self._pos} of {fmt.SEGMENT_HEADER_SIZE} bytes)")
+        got = self._pos - self._frame
+        if got < 4 and got:
+            self._fail(self._frame, f"{got} trailing bytes after the last frame")
+        if got:
+            announced = self._frame_len if self._left else _U32.unpack_from(self._pending)[0]
+            self._fail(self._frame, f"torn frame: {announced} bytes announced, {got} present")
+        scan = Scan(self._frame)
+        if self._first is not None and self._expected is not None:
+            scan.first_seq, scan.last_seq = self._first, self._expected - 1
+        if shortfall(self._header, scan) is not None:
+            self._fail(
+                self._frame,
+                f"the segment ends before the last record its header counts (seq {self._header.last_seq})",
+            )
+
+
+def _max_window(max_segment_bytes: int) -> int:
+    # A frame of a segment of n bytes needs a window of at most the next power of two
+    # >= n; streaming compressors may use their level's default (a few MiB).  Anything
+    # bigger is refused before zstd allocates it.
+    window = 8 << 20
+    while window < max_segment_bytes and window < (1 << 27):
+        window <<= 1
+    return window
+
+
+def zstd_frame_size(f, size: int) -> int:
+    """The size of the zstd frame at the start of the seekable file ``f`` (of ``size``
+    bytes), from its header and block headers; InvalidSegment if it is not one or does not
+    fit.  (zstd's own streaming API does not tell where a frame ends.)"""
+    import zstandard
+
+    f.seek(0)
+    head = f.read(18)
+    try:
+        pos = zstandard.frame_header_size(head)
+        params = zstandard.get_frame_parameters(head)
+    except zstandard.ZstdError as exc:
+        raise InvalidSegment(f"not a zstd frame: {exc}") from None
+    while True:
+        f.seek(pos)
+        block = f.read(3)
+        if len(block) < 3:
+            raise InvalidSegment("zstd: truncated frame")
+        bits = int.from_bytes(block, "little")
+        kind, block_size = (bits >> 1) & 3, bits >> 3
+        if kind == 3:
+            raise InvalidSegment("zstd: reserved block type")
+        pos += 3 + (1 if kind == 1 else block_size)
+        if bits & 1:  # the last block
+            break
+    pos += 4 if params.has_checksum else 0
+    if pos > size:
+        raise InvalidSegment("zstd: truncated frame")
+    return pos
+
+
+class _Inflated:
+    """Where zstd writes the segment: counted against the limit, hashed, verified."""
+
+    def __init__(self, limit: int, verifier: SegmentVerifier):
+        self.limit = limit
+        self.size = 0
+        self.digest = hashlib.sha256()
+        self.verifier = verifier
+
+    def write(self, piece) -> int:
+        self.size += len(piece)
+        if self.size > self.limit:
+            raise SegmentTooLarge(f"segment exceeds the limit of {self.limit} bytes")
+        self.digest.update(piece)
+        return self.verifier.write(piece)
+
+
+def check_compressed(f, max_segment_bytes: int, segment_id: str | None = None) -> tuple[int, str]:
+    """Check the zstd-compressed segment in the seekable binary file ``f``; return (its
+    decompressed size, the SHA-256 hex of the decompressed bytes).
+
+    Raise SegmentTooLarge past ``max_segment_bytes`` and InvalidSegment unless ``f`` holds
+    exactly one complete zstd frame of a valid sealed segment (see :class:`SegmentVerifier`;
+    with ``segment_id``, its header must name it).  The content size in the frame header is
+    never trusted to accept anything; it only lets an honest oversized upload be refused
+    first.  Memory: zstd's window (bounded) plus a chunk in and out.
+    """
+    import zstandard  # lazy: a tenth of a second, and only receivers and readers need it
+
+    size = f.seek(0, 2)
+    f.seek(0)
+    try:
+        params = zstandard.get_frame_parameters(f.read(18))
+    except zstandard.ZstdError as exc:
+        raise InvalidSegment(f"not a zstd frame: {exc}") from None
+    if (
+        params.content_size not in (0, zstandard.CONTENTSIZE_UNKNOWN)
+        and params.content_size > max_segment_bytes
+    ):
+        raise SegmentTooLarge(
+            f"segment of {params.content_size} bytes exceeds the limit of {max_segment_bytes}"
+        )
+    window = _max_window(max_segment_bytes)
+    if params.window_size > window:
+        raise SegmentTooLarge(f"zstd window of {params.window_size} bytes exceeds {window}")
+    left = zstd_frame_size(f, size)
+    if left != size:
+        raise InvalidSegment("zstd: data after the frame (one frame expected)")
+    out = _Inflated(max_segment_bytes, SegmentVerifier(segment_id))
+    dctx = zstandard.ZstdDecompressor(max_window_size=window)
+    f.seek(0)
+    try:
+        with dctx.stream_writer(out, write_size=_INFLATE_CHUNK, closefd=False) as writer:
+            while chunk := f.read(_READ_CHUNK):
+                writer.write(chunk)
+    except zstandard.ZstdError as exc:
+        raise InvalidSegment(f"zstd: {exc}") from None
+    out.verifier.close()
+    return out.size, out.digest.hexdigest()
