@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import re
 import signal
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 
@@ -46,6 +49,23 @@ def run(coro_fn, store, **options):
             return await coro_fn(client)
 
     return asyncio.run(main())
+
+
+def start_cli(*args, env=None) -> tuple[subprocess.Popen, str]:
+    """Start ``safe-data serve --port 0 *args``; (the process, its base URL) once it listens."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "safe_data.cli.serving", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, **(env or {})),
+    )
+    line = proc.stdout.readline()
+    match = re.fullmatch(r"serving on (http://127\.0\.0\.1:(\d+))\n", line)
+    if not match:
+        proc.kill()
+        raise AssertionError(f"unexpected output {line!r}: {proc.communicate()[1]}")
+    return proc, match.group(1)
 
 
 def stop_cli(proc, sig=signal.SIGTERM, timeout=10) -> str:

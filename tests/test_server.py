@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import os
-import re
 import signal
 import stat
 import subprocess
@@ -34,6 +33,7 @@ from .server_helpers import (  # noqa: E402
     put_headers,
     run,
     sha,
+    start_cli,
     stop_cli,
     zstd,
 )
@@ -490,28 +490,7 @@ def test_event_loop_stays_responsive_and_parallel_same_id(tmp_path, segment):
 
 
 def _start_cli(tmp_path, *args, env=None):
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "safe_data.cli.serving",
-            "--store",
-            str(tmp_path / "store"),
-            "--port",
-            "0",
-            *args,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, **(env or {})),
-    )
-    line = proc.stdout.readline()
-    match = re.fullmatch(r"serving on (http://127\.0\.0\.1:(\d+))\n", line)
-    if not match:
-        proc.kill()
-        raise AssertionError(f"unexpected output {line!r}: {proc.stderr.read()}")
-    return proc, match.group(1)
+    return start_cli("--store", str(tmp_path / "store"), *args, env=env)
 
 
 def test_cli_serves_and_stops_on_sigterm(tmp_path, segment):

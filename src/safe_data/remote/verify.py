@@ -18,6 +18,7 @@ its first problem.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import struct
 
 import google_crc32c
@@ -216,31 +217,41 @@ def zstd_frame_size(f, size: int) -> int:
 
 
 class _Inflated:
-    """Where zstd writes the segment: counted against the limit, hashed, verified."""
+    """Where zstd writes the segment: counted against the limit, hashed, verified.
 
-    def __init__(self, limit: int, verifier: SegmentVerifier):
+    The first problem the verifier finds is kept, not raised, until the whole is known:
+    a segment too large is refused as such (413), and a body whose hash does not match
+    as that, whatever its frames, as when the checks ran one after the other."""
+
+    def __init__(self, limit: int, segment_id: str | None):
         self.limit = limit
         self.size = 0
         self.digest = hashlib.sha256()
-        self.verifier = verifier
+        self.verifier = SegmentVerifier(segment_id)
+        self.problem: InvalidSegment | None = None
 
     def write(self, piece) -> int:
         self.size += len(piece)
         if self.size > self.limit:
             raise SegmentTooLarge(f"segment exceeds the limit of {self.limit} bytes")
         self.digest.update(piece)
-        return self.verifier.write(piece)
+        if self.problem is None:
+            try:
+                self.verifier.write(piece)
+            except InvalidSegment as exc:
+                self.problem = exc
+        return len(piece)
 
 
-def check_compressed(f, max_segment_bytes: int, segment_id: str | None = None) -> tuple[int, str]:
-    """Check the zstd-compressed segment in the seekable binary file ``f``; return (its
-    decompressed size, the SHA-256 hex of the decompressed bytes).
+def check_compressed(f, max_segment_bytes: int, sha256: str, segment_id: str | None = None) -> int:
+    """Check the zstd-compressed segment in the seekable binary file ``f``; return its
+    decompressed size.
 
     Raise SegmentTooLarge past ``max_segment_bytes`` and InvalidSegment unless ``f`` holds
     exactly one complete zstd frame of a valid sealed segment (see :class:`SegmentVerifier`;
-    with ``segment_id``, its header must name it).  The content size in the frame header is
-    never trusted to accept anything; it only lets an honest oversized upload be refused
-    first.  Memory: zstd's window (bounded) plus a chunk in and out.
+    with ``segment_id``, its header must name it) whose SHA-256 is ``sha256`` (hex).  The
+    content size in the frame header is never trusted to accept anything; it only lets an
+    honest oversized upload be refused first.  Memory: zstd's window (bounded) plus a chunk in and out.
     """
     import zstandard  # lazy: a tenth of a second, and only receivers and readers need it
 
@@ -263,7 +274,7 @@ def check_compressed(f, max_segment_bytes: int, segment_id: str | None = None) -
     left = zstd_frame_size(f, size)
     if left != size:
         raise InvalidSegment("zstd: data after the frame (one frame expected)")
-    out = _Inflated(max_segment_bytes, SegmentVerifier(segment_id))
+    out = _Inflated(max_segment_bytes, segment_id)
     dctx = zstandard.ZstdDecompressor(max_window_size=window)
     f.seek(0)
     try:
@@ -272,5 +283,9 @@ def check_compressed(f, max_segment_bytes: int, segment_id: str | None = None) -
                 writer.write(chunk)
     except zstandard.ZstdError as exc:
         raise InvalidSegment(f"zstd: {exc}") from None
+    if not hmac.compare_digest(out.digest.hexdigest(), sha256):
+        raise InvalidSegment("X-Content-SHA256 does not match the decompressed segment")
+    if out.problem is not None:
+        raise out.problem
     out.verifier.close()
-    return out.size, out.digest.hexdigest()
+    return out.size

@@ -23,13 +23,16 @@ With ``web_view=True`` the application also serves the web view (:mod:`.web`) un
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import inspect
 import logging
 import os
 import re
+import tempfile
 from collections.abc import Iterable
 
+from .._fs import write_all
 from ..remote.protocol import (
     InvalidSegment,
     SegmentTooLarge,
@@ -39,6 +42,7 @@ from ..remote.protocol import (
     verify_segment,
 )
 from ..remote.requires import aiohttp as _require
+from ..remote.verify import check_compressed
 from .state import AUTHENTICATE_KEY, DEFAULT_MAX_SEGMENT_BYTES, METRICS_KEY, STORE_KEY
 from .stores import ConflictError, NotFound, StoreUnavailable
 
@@ -50,18 +54,16 @@ __all__ = ["make_app", "verify_segment", "decompress_bounded", "SegmentTooLarge"
 # the name it has always logged under (before the move): logging configurations name it
 log = logging.getLogger("safe_data.upload.server")
 
-_READ_CHUNK = 1 << 16
+_BUSY_RETRY_AFTER = "2"  # seconds: about what a slot's upload takes
 _SHA_HEADER = "X-Content-SHA256"
 _BEARER = re.compile(r"Bearer[ ]+(\S+)[ ]*", re.IGNORECASE)
 
 
-def _check_upload(body: bytes, sha256: str, segment_id: str, max_segment_bytes: int) -> int:
-    """Decompress and verify; return the segment's size.  Runs in a worker thread."""
-    data, actual = decompress_bounded(body, max_segment_bytes)
-    if not hmac.compare_digest(actual, sha256):
-        raise InvalidSegment(f"{_SHA_HEADER} does not match the decompressed segment")
-    verify_segment(data, segment_id)
-    return len(data)
+def _check_upload(path: str, sha256: str, segment_id: str, max_segment_bytes: int) -> int:
+    """Decompress and verify the body in the file; return the segment's size.  Runs in a
+    worker thread, in bounded memory (:func:`~safe_data.remote.verify.check_compressed`)."""
+    with open(path, "rb") as f:
+        return check_compressed(f, max_segment_bytes, sha256, segment_id)
 
 
 def _new_metrics() -> dict:
@@ -75,6 +77,7 @@ def _new_metrics() -> dict:
         "bytes_stored": 0,
         "segment_bytes_stored": 0,
         "store_unavailable": 0,
+        "busy": 0,
         "uploads_in_progress": 0,
     }
 
@@ -112,6 +115,9 @@ def _render_metrics(m: dict) -> str:
         "# HELP safe_data_store_unavailable_total Requests answered 503: the storage was unavailable.",
         "# TYPE safe_data_store_unavailable_total counter",
         f"safe_data_store_unavailable_total {m['store_unavailable']}",
+        "# HELP safe_data_uploads_busy_total Uploads answered 503: every upload slot was taken.",
+        "# TYPE safe_data_uploads_busy_total counter",
+        f"safe_data_uploads_busy_total {m['busy']}",
         "# HELP safe_data_uploads_in_progress Uploads being received, checked or stored now.",
         "# TYPE safe_data_uploads_in_progress gauge",
         f"safe_data_uploads_in_progress {m['uploads_in_progress']}",
@@ -126,6 +132,7 @@ def make_app(
     max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,
     max_body_bytes: int | None = None,
     max_concurrent_uploads: int = 4,
+    upload_wait: float = 1.0,
     web_view: bool = False,
     journal: str | os.PathLike | None = None,
     journal_readers: Iterable[str] | None = None,
@@ -134,8 +141,11 @@ def make_app(
 
     ``tokens`` maps namespace -> bearer token.  ``max_body_bytes`` (the compressed body)
     defaults to zstd's worst case for a ``max_segment_bytes`` segment.  At most
-    ``max_concurrent_uploads`` uploads are decompressed and checked at once (each holds up
-    to ``max_body_bytes + max_segment_bytes`` of memory); the others wait their turn.
+    ``max_concurrent_uploads`` uploads are received, checked and stored at once: an upload
+    takes a slot before its body is read, and is answered 503 with ``Retry-After`` when
+    none is free within ``upload_wait`` seconds.  A body is streamed to a file (in the
+    store's :meth:`incoming` directory if it has one, else the temporary directory) and
+    checked from there, so an upload holds a few MiB of memory, whatever its size.
 
     ``web_view``: serve the web view under ``/ui/`` (docs/web.md), showing the tokens the
     store and, if given, the local ``journal`` directory (to the tokens of the namespaces
@@ -155,6 +165,7 @@ def make_app(
     credentials = [(ns, tok.encode("utf-8")) for ns, tok in tokens.items()]
     metrics = _new_metrics()
     upload_slots = asyncio.Semaphore(max_concurrent_uploads)
+    incoming = store.incoming() if hasattr(store, "incoming") else None  # None: the temp dir
 
     async def call_store(method: str, *args):
         """A store method: awaited if it is a coroutine, else run in a worker thread."""
@@ -199,21 +210,26 @@ def make_app(
             return web.HTTPRequestEntityTooLarge(max_size=max_body_bytes, actual_size=0, text=reason + "\n")
         return web.HTTPBadRequest(text=reason + "\n")
 
-    async def read_body(request: web.Request, namespace: str, segment_id: str) -> bytes:
-        length = request.content_length
-        if length is not None and length > max_body_bytes:
-            raise reject(
-                413, f"body of {length} bytes exceeds the limit of {max_body_bytes}", namespace, segment_id
-            )
-        body = bytearray()
-        while True:
-            chunk = await request.content.read(_READ_CHUNK)
-            if not chunk:
-                break
-            body += chunk
-            if len(body) > max_body_bytes:
+    async def take_slot(namespace: str, segment_id: str) -> None:
+        try:
+            await asyncio.wait_for(upload_slots.acquire(), upload_wait)
+        except asyncio.TimeoutError:
+            metrics["busy"] += 1
+            log.warning("busy: upload %s/%s asked to come back later", namespace, segment_id)
+            raise web.HTTPServiceUnavailable(
+                text="every upload slot is taken, try again later\n",
+                headers={"Retry-After": _BUSY_RETRY_AFTER},
+            ) from None
+
+    async def receive_body(request: web.Request, fd: int, namespace: str, segment_id: str) -> int:
+        """The body into the file ``fd``, counted against the limit; its size."""
+        received = 0
+        while chunk := await request.content.readany():
+            received += len(chunk)
+            if received > max_body_bytes:
                 raise reject(413, f"body exceeds the limit of {max_body_bytes} bytes", namespace, segment_id)
-        return bytes(body)
+            write_all(fd, chunk)
+        return received
 
     async def expect_continue(request: web.Request) -> None:
         # "Expect: 100-continue": refuse a bad token or an oversized body before the client
@@ -245,31 +261,49 @@ def make_app(
         sha256 = request.headers.get(_SHA_HEADER, "").strip().lower()
         if not valid_sha256(sha256):
             raise reject(400, f"missing or malformed {_SHA_HEADER}", namespace, segment_id)
-        body = await read_body(request, namespace, segment_id)
-        metrics["bytes_received"] += len(body)
-        loop = asyncio.get_running_loop()
-        async with upload_slots:
+        length = request.content_length
+        if length is not None and length > max_body_bytes:
+            raise reject(
+                413, f"body of {length} bytes exceeds the limit of {max_body_bytes}", namespace, segment_id
+            )
+        await take_slot(namespace, segment_id)
+        try:
+            return await check_and_store(request, namespace, segment_id, sha256)
+        finally:
+            upload_slots.release()
+
+    async def check_and_store(request: web.Request, namespace: str, segment_id: str, sha256: str):
+        fd, path = tempfile.mkstemp(prefix=".upload-", suffix=".tmp", dir=incoming)
+        try:
             try:
-                size = await loop.run_in_executor(
-                    None, _check_upload, body, sha256, segment_id, max_segment_bytes
+                received = await receive_body(request, fd, namespace, segment_id)
+            finally:
+                os.close(fd)
+            metrics["bytes_received"] += received
+            try:
+                size = await asyncio.get_running_loop().run_in_executor(
+                    None, _check_upload, path, sha256, segment_id, max_segment_bytes
                 )
             except SegmentTooLarge as exc:
                 raise reject(413, str(exc), namespace, segment_id) from None
             except InvalidSegment as exc:
                 raise reject(400, str(exc), namespace, segment_id) from None
             try:
-                outcome = await call_store("put", namespace, segment_id, body, sha256)
+                outcome = await call_store("put_file", namespace, segment_id, path, sha256)
             except ConflictError:
                 metrics["conflicts"] += 1
                 log.warning("conflict on %s/%s: other content already stored", namespace, segment_id)
                 raise web.HTTPConflict(text="another content is stored under this segment id\n") from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):  # moved into the store, or not kept
+                os.unlink(path)
         if outcome == "duplicate":
             metrics["duplicates"] += 1
             return web.json_response({"id": segment_id, "sha256": sha256, "status": "duplicate"}, status=200)
         metrics["stored"] += 1
-        metrics["bytes_stored"] += len(body)
+        metrics["bytes_stored"] += received
         metrics["segment_bytes_stored"] += size
-        log.info("stored %s/%s (%d bytes, %d compressed)", namespace, segment_id, size, len(body))
+        log.info("stored %s/%s (%d bytes, %d compressed)", namespace, segment_id, size, received)
         return web.json_response({"id": segment_id, "sha256": sha256, "status": "stored"}, status=201)
 
     async def get_segment(request: web.Request) -> web.StreamResponse:

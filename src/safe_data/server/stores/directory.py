@@ -42,11 +42,28 @@ import hmac
 import os
 import threading
 
-from ..._fs import fsync_dir, write_temp
+from ..._fs import fsync, fsync_dir, write_temp
 from ...remote.protocol import BODY_SUFFIX, HASH_SUFFIX, committed, list_committed, read_hash, valid_sha256
 from . import ConflictError, NotFound, check_names
 
 __all__ = ["DirectoryStore"]
+
+
+#: where the server receives bodies before they are checked (``<root>/.incoming``): on the
+#: store's filesystem, so a checked body is renamed into place; never a namespace (those
+#: start with a letter, digit or underscore)
+INCOMING = ".incoming"
+
+
+def _move_into_place(path: str, directory: str, name: str) -> None:
+    """fsync the file at ``path``, rename it to ``name`` in ``directory``, fsync ``directory``."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(path, os.path.join(directory, name))
+    fsync_dir(directory)
 
 
 def _atomic_write(directory: str, name: str, data: bytes) -> None:
@@ -105,6 +122,22 @@ class DirectoryStore:
         Return ``"stored"`` or ``"duplicate"`` (the same hash is already stored, nothing
         changed); raise :class:`ConflictError` if another hash is stored under that id.
         """
+        return self._put(namespace, segment_id, sha256, lambda d, name: _atomic_write(d, name, compressed))
+
+    def incoming(self) -> str:
+        """The directory for bodies on their way in, to give to :meth:`put_file`."""
+        path = os.path.join(self.root, INCOMING)
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        return path
+
+    def put_file(self, namespace: str, segment_id: str, path: str, sha256: str) -> str:
+        """:meth:`put` of the compressed body in the file at ``path``, a file of this store's
+        filesystem (made in :meth:`incoming`): renamed into place when stored, left where
+        it is otherwise (the caller removes it)."""
+        return self._put(namespace, segment_id, sha256, lambda d, name: _move_into_place(path, d, name))
+
+    def _put(self, namespace: str, segment_id: str, sha256: str, place) -> str:
+        """:meth:`put`, the body written as ``place(directory, name)`` says."""
         check_names(namespace, segment_id)
         sha256 = sha256.lower()
         if not valid_sha256(sha256):
@@ -120,11 +153,11 @@ class DirectoryStore:
                     return "duplicate"
                 # The body of a committed entry was lost (deleted by hand): the same
                 # content has come back, so put it back.  Still acknowledged as duplicate.
-                _atomic_write(directory, body_name, compressed)
+                place(directory, body_name)
                 return "duplicate"
             # No commit record: any body present is a leftover of a crash, never
             # acknowledged, and is replaced.  Body first, hash (the commit) last.
-            _atomic_write(directory, body_name, compressed)
+            place(directory, body_name)
             _atomic_write(directory, hash_name, (sha256 + "\n").encode("ascii"))
             return "stored"
 

@@ -171,6 +171,12 @@ class S3Store:
             if entry[1] == 0:
                 del self._locks[key]
 
+    async def put_file(self, namespace: str, segment_id: str, path: str, sha256: str) -> str:
+        """:meth:`put` of the compressed body in the file at ``path`` (the caller removes
+        the file).  The body is read whole for its single signed ``PUT``."""
+        body = await asyncio.get_running_loop().run_in_executor(None, _read_file, path)
+        return await self.put(namespace, segment_id, body, sha256)
+
     async def get(self, namespace: str, segment_id: str) -> tuple[bytes, str]:
         """Return ``(compressed bytes, sha256)``; raise :class:`NotFound` if absent."""
         check_names(namespace, segment_id)
@@ -198,3 +204,8 @@ class S3Store:
             for e in entries
             if e["sha256"] and valid_sha256(e["sha256"])
         ]
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
