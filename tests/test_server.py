@@ -20,6 +20,8 @@ zstandard = pytest.importorskip("zstandard")
 
 
 import safe_data  # noqa: E402
+from safe_data.remote.sinks import TransientError  # noqa: E402
+from safe_data.remote.sinks.http import HttpSink  # noqa: E402
 from safe_data.server.app import InvalidSegment, verify_segment  # noqa: E402
 from safe_data.server.stores import ConflictError, NotFound  # noqa: E402
 from safe_data.server.stores.directory import DirectoryStore  # noqa: E402
@@ -461,6 +463,52 @@ def test_content_length_too_big_is_refused_before_reading(tmp_path):
     assert expect_line.split()[1] == b"413", expect_line
     assert chunked_status == 413
     assert store_files(tmp_path / "store") == []
+
+
+def test_busy_server_answers_503_before_reading_and_the_sink_retries_later(tmp_path, segment):
+    seg_id, data = segment
+    store = DirectoryStore(tmp_path / "store")
+
+    async def scenario(client):
+        sink = HttpSink(str(client.make_url("")), TOKEN)
+        # the one upload slot, held by an upload whose body is slow to come
+        reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+        writer.write(
+            (
+                f"PUT /v1/segments/0123456789abcdef-000001 HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: Bearer {TOKEN}\r\nX-Content-SHA256: {'0' * 64}\r\n"
+                f"Content-Length: {1 << 20}\r\n\r\n"
+            ).encode()
+            + bytes(1000)
+        )
+        await writer.drain()
+        await wait_for_metric(client, "safe_data_uploads_in_progress 1")
+        try:
+            with pytest.raises(TransientError, match="503") as busy:
+                await sink.put(seg_id, zstd(data), sha(data))
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        await wait_for_metric(client, "safe_data_uploads_in_progress 0")
+        await sink.put(seg_id, zstd(data), sha(data))  # the slot is free again
+        await sink.close()
+        async with client.get("/metrics", headers=AUTH) as resp:
+            return busy.value.retry_after, await resp.text()
+
+    retry_after, metrics = run(scenario, store, max_concurrent_uploads=1, upload_wait=0.05)
+    assert retry_after == 2
+    assert "safe_data_uploads_busy_total 1\n" in metrics
+    assert "safe_data_uploads_stored_total 1\n" in metrics
+    assert store.list("alpha")[0]["id"] == seg_id
+
+
+async def wait_for_metric(client, line: str) -> None:
+    for _ in range(500):
+        async with client.get("/metrics", headers=AUTH) as resp:
+            if line + "\n" in await resp.text():
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no {line!r} in the metrics")
 
 
 def test_event_loop_stays_responsive_and_parallel_same_id(tmp_path, segment):
