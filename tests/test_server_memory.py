@@ -77,7 +77,13 @@ def test_peak_rss_of_concurrent_large_uploads(tmp_path):
     body = zstandard.ZstdCompressor(level=1).compress(data)
     headers = put_headers(data)
     del data
-    proc, base = start_cli("--store", str(tmp_path / "store"), env={"SAFE_DATA_TOKENS": f"alpha:{TOKEN}"})
+    proc, base = start_cli(
+        "--store",
+        str(tmp_path / "store"),
+        "--max-concurrent-uploads",
+        "4",
+        env={"SAFE_DATA_TOKENS": f"alpha:{TOKEN}"},
+    )
     try:
         answers = asyncio.run(upload_all(f"{base}/v1/segments/{segment_id}", body, headers))
         peak = peak_rss(proc.pid)

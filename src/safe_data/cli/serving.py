@@ -162,6 +162,13 @@ async def _run(app, host: str, port: int, ui: bool) -> None:
     help="Largest decompressed segment accepted.",
 )
 @click.option(
+    "--max-concurrent-uploads",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Uploads received and checked at once; others are answered 503 (retry later).",
+)
+@click.option(
     "--journal",
     "journal_dir",
     default=None,
@@ -190,6 +197,7 @@ def serve(
     port,
     tokens_file,
     max_segment_bytes,
+    max_concurrent_uploads,
     journal_dir,
     journal_readers,
     ui,
@@ -218,6 +226,7 @@ def serve(
         store,
         tokens,
         max_segment_bytes=max_segment_bytes,
+        max_concurrent_uploads=max_concurrent_uploads,
         web_view=ui,
         journal=journal_dir,
         journal_readers=journal_readers,
