@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
+from typing import NoReturn
 
 import google_crc32c
 
@@ -68,7 +69,7 @@ class SegmentVerifier:
         self._first: int | None = None
         self._open_ended = False
 
-    def _fail(self, offset: int, reason: str):
+    def _fail(self, offset: int, reason: str) -> NoReturn:
         raise InvalidSegment(f"byte {offset}: {reason}")
 
     def write(self, piece) -> int:
@@ -278,7 +279,7 @@ def check_compressed(f, max_segment_bytes: int, sha256: str, segment_id: str | N
     dctx = zstandard.ZstdDecompressor(max_window_size=window)
     f.seek(0)
     try:
-        with dctx.stream_writer(out, write_size=_INFLATE_CHUNK, closefd=False) as writer:
+        with dctx.stream_writer(out, write_size=_INFLATE_CHUNK, closefd=False) as writer:  # type: ignore[arg-type]  # write() is all it uses
             while chunk := f.read(_READ_CHUNK):
                 writer.write(chunk)
     except zstandard.ZstdError as exc:
