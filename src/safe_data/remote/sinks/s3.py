@@ -91,10 +91,37 @@ def _refuses_keys(method: str, status: int, body: bytes) -> bool:
     return status == 400 and (method == "HEAD" or _error_code(body)[0] in _REFUSED_TOKEN)
 
 
-def _body_digests(body: bytes) -> tuple[str, str]:
+_FILE_CHUNK = 1 << 20
+
+
+def _body_digests(body: bytes | FileBody) -> tuple[str, str]:
     """(Content-MD5 header value, hex SHA-256) of a request body."""
-    md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode("ascii")
-    return md5, hashlib.sha256(body).hexdigest()
+    md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    for chunk in body.read_chunks() if isinstance(body, FileBody) else (body,):
+        md5.update(chunk)
+        sha256.update(chunk)
+    return base64.b64encode(md5.digest()).decode("ascii"), sha256.hexdigest()
+
+
+class FileBody:
+    """A ``PUT`` body read from the file at ``path`` as it is sent, never held whole (the
+    backup server's S3 store sends the bodies it received into a file this way)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.size = os.path.getsize(path)
+
+    def read_chunks(self):
+        with open(self.path, "rb") as f:
+            while chunk := f.read(_FILE_CHUNK):
+                yield chunk
+
+    async def send_chunks(self):
+        # a chunk at a time in a worker thread, so the event loop keeps serving
+        loop = asyncio.get_running_loop()
+        with open(self.path, "rb") as f:
+            while chunk := await loop.run_in_executor(None, f.read, _FILE_CHUNK):
+                yield chunk
 
 
 # --------------------------------------------------------------------------- the sink
@@ -253,14 +280,19 @@ class S3Sink(Sink):
         *,
         query: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
-        body: bytes = b"",
+        body: bytes | FileBody = b"",
         body_sha256: str | None = None,
         read_limit: int = 16 * 1024 * 1024,
     ) -> tuple[int, Any, bytes]:
         """One signed request: (status, response headers, body). Network trouble and
         server errors become ``TransientError``; refused keys are renewed and the request
         sent again once (module docstring)."""
-        payload_sha256 = body_sha256 or (hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256)
+        if isinstance(body, FileBody):
+            if body_sha256 is None:
+                raise ValueError("a FileBody needs its body_sha256")
+            payload_sha256 = body_sha256
+        else:
+            payload_sha256 = body_sha256 or (hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256)
         args = (method, path, query or {}, dict(headers or {}), body, payload_sha256, read_limit)
         keys = await self._credentials.keys()
         status, rheaders, data = await self._send(keys, *args)
@@ -299,15 +331,17 @@ class S3Sink(Sink):
         path: str,
         query: Mapping[str, str],
         headers: dict[str, str],
-        body: bytes,
+        body: bytes | FileBody,
         payload_sha256: str,
         read_limit: int,
     ) -> tuple[int, Any, bytes]:
+        data: Any = body if body or method == "PUT" else None
+        if isinstance(body, FileBody):  # streamed, with its length (S3 takes no chunked PUT)
+            headers = dict(headers, **{"content-length": str(body.size)})
+            data = body.send_chunks()
         url, hdrs = self._signed(keys, method, path, query, headers, payload_sha256)
         try:
-            async with self._get_session().request(
-                method, url, headers=hdrs, data=body if body or method == "PUT" else None
-            ) as resp:
+            async with self._get_session().request(method, url, headers=hdrs, data=data) as resp:
                 data = b""
                 if method != "HEAD":
                     chunks = []
@@ -360,13 +394,14 @@ class S3Sink(Sink):
             f"with other content (sha256 {stored or 'unknown'}, ours {sha256}); not overwritten"
         )
 
-    async def put(self, segment_id: str, body: bytes, sha256: str) -> None:
-        """Store one zstd-compressed segment (*sha256*: hash of the raw segment);
-        returning means acknowledged."""
+    async def put(self, segment_id: str, body: bytes | FileBody, sha256: str) -> None:
+        """Store one zstd-compressed segment (*sha256*: hash of the raw segment), given
+        as bytes or as a :class:`FileBody`; returning means acknowledged."""
         path = self._object_path(segment_id)
         sha256 = sha256.lower()
         check_sha(sha256)
-        body = bytes(body)
+        if not isinstance(body, FileBody):
+            body = bytes(body)
         if self.check_first and await self._compare(segment_id, sha256):
             return
         # ~2 ms per MiB: in a worker thread, so the event loop keeps serving other requests

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from ...remote.protocol import valid_sha256
 from ...remote.sinks import RejectedError, TransientError
-from ...remote.sinks.s3 import S3Error, S3Sink
+from ...remote.sinks.s3 import FileBody, S3Error, S3Sink
 from . import ConflictError, NotFound, StoreUnavailable, check_names
 
 __all__ = ["S3Store", "parse_s3_url"]
@@ -132,7 +132,7 @@ class S3Store:
         except (TransientError, RejectedError) as exc:
             raise StoreUnavailable(str(exc)) from None
 
-    async def put(self, namespace: str, segment_id: str, compressed: bytes, sha256: str) -> str:
+    async def put(self, namespace: str, segment_id: str, compressed: bytes | FileBody, sha256: str) -> str:
         """Store ``compressed`` (whose decompressed SHA-256 is ``sha256``) under the id.
 
         Return ``"stored"`` or ``"duplicate"``; raise :class:`ConflictError` if another
@@ -172,10 +172,9 @@ class S3Store:
                 del self._locks[key]
 
     async def put_file(self, namespace: str, segment_id: str, path: str, sha256: str) -> str:
-        """:meth:`put` of the compressed body in the file at ``path`` (the caller removes
-        the file).  The body is read whole for its single signed ``PUT``."""
-        body = await asyncio.get_running_loop().run_in_executor(None, _read_file, path)
-        return await self.put(namespace, segment_id, body, sha256)
+        """:meth:`put` of the compressed body in the file at ``path``, streamed from it
+        (the caller removes the file)."""
+        return await self.put(namespace, segment_id, FileBody(path), sha256)
 
     async def get(self, namespace: str, segment_id: str) -> tuple[bytes, str]:
         """Return ``(compressed bytes, sha256)``; raise :class:`NotFound` if absent."""
@@ -204,8 +203,3 @@ class S3Store:
             for e in entries
             if e["sha256"] and valid_sha256(e["sha256"])
         ]
-
-
-def _read_file(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
