@@ -62,6 +62,14 @@ cdef class RecordWriter:
     cdef uint64_t _containers  # numbers given to containers (next_container_id)
     cdef uint64_t _last_seq  # seq and time of the last record committed, read by append()
     cdef int64_t _last_time  # and by the hook right after the commit (no Python code between)
+    # group commit ("fsync" mode, see _settle)
+    cdef uint64_t _op_first  # the seqs of the operation's records, put on disk by leave()
+    cdef uint64_t _op_last
+    cdef object _flush_lock  # threading.RLock held by the thread flushing
+    cdef uint64_t _synced  # every record up to this seq is on disk
+    cdef object _failed  # (lo, hi, errno, message) or None: see _fail
+    cdef Py_ssize_t _unsettled  # operations and appends whose records _settle has not answered for
+    cdef uint64_t _flushes  # fdatasync calls made for records
 
     cdef inline uint64_t new_container_id(self) noexcept:
         """A number for a new container, unique among this writer's (codes 1, 2, ...): no
@@ -92,12 +100,17 @@ cdef class RecordWriter:
         return 0
 
     cdef inline int leave(self) except -1:
+        cdef uint64_t first, last
         self._op_depth -= 1
         if self._op_depth == 0:
+            first, last = self._op_first, self._op_last
+            self._op_first = 0
             self._op_owner = 0
             if self._op_waiters:
                 with self._op_free:
                     self._op_free.notify()
+            if first:  # "fsync" mode: the operation's records on disk, outside its lock
+                self._settle(first, last)
         return 0
 
     cdef int _wait_for_operation(self, unsigned long me) except -1
@@ -118,5 +131,9 @@ cdef class RecordWriter:
     cdef int _commit(self, uint8_t op, uint8_t flags, bytes name, uint64_t cid,
                      const char* payload, Py_ssize_t plen) except -1
     cdef int _prepare(self, Py_ssize_t upto) except -1
+    cdef int _settle(self, uint64_t first, uint64_t last) except -1
+    cdef int _flush(self) except -1
+    cdef int _fail(self, uint64_t lo, uint64_t hi, object exc) except -1
     cdef int _rotate(self, Py_ssize_t need) except -1
+    cdef int _seal(self) except -1
     cdef void _release_map(self)

@@ -24,7 +24,7 @@ from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
-from libc.errno cimport EINTR, errno
+from libc.errno cimport EINTR, EIO, errno
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
@@ -34,6 +34,7 @@ from ._format cimport *
 import os
 import pickle
 import threading
+import time
 
 from .. import _faults
 from ..errors import (CorruptRecordError, JournalClosedError, RecordTooLargeError, ReentrantChangeError,
@@ -594,6 +595,7 @@ cdef class RecordWriter:
         self._base = NULL
         self._fd = -1
         self._op_free = threading.Condition(threading.Lock())
+        self._flush_lock = threading.RLock()
 
     def __init__(self, manager, bytes mac_key, int durability, Py_ssize_t compress_threshold):
         self._manager = manager
@@ -654,6 +656,12 @@ cdef class RecordWriter:
     def adding_lock(self):
         """For the Python twin's adding methods (C containers' adds take no lock)."""
         return _OperationLock(self)
+
+    @property
+    def flushes(self):
+        """fdatasync calls made to put records on disk ("fsync" mode; since a fork): fewer
+        than the records when concurrent operations shared them."""
+        return self._flushes
 
     @property
     def mac_key(self):
@@ -844,7 +852,6 @@ cdef class RecordWriter:
         cdef uint16_t nlen = <uint16_t>name_len
         cdef uint32_t flen, crc
         cdef uint64_t seq
-        cdef int fd, rc
         if cid:  # the container's number, LEB128, after the name
             flags |= FLAG_ID
             while cid > 0x7F:
@@ -879,21 +886,84 @@ cdef class RecordWriter:
         self._seq = seq
         self._bytes += <uint64_t>frame_len
         if self._durability == DURABILITY_FSYNC:
-            if faults_armed:
-                _faults.point("record.sync")
-            # on a duplicate, without the GIL: concurrent writers share one flush, and a
-            # rotation meanwhile is harmless (sealing fsyncs the segment in this mode)
-            fd = dup(self._fd)
-            if fd < 0:
-                raise OSError(errno, os.strerror(errno))
-            with nogil:
-                rc = sd_fdatasync(fd)
-                close(fd)
-            if rc != 0:
-                raise OSError(errno, f"fdatasync of the journal segment failed: {os.strerror(errno)}")
-        # after the flush (which let the GIL go): this thread's record, for append() and the hook
+            if self._op_owner == thread:  # on disk once the operation ends, outside its lock
+                if not self._op_first:
+                    self._op_first = seq
+                    self._unsettled += 1
+                self._op_last = seq
+            else:
+                self._unsettled += 1
+                self._settle(seq, seq)
+        # after a flush (which let the GIL go): this thread's record, for append() and the hook
         self._last_seq = seq
         self._last_time = now
+        return 0
+
+    cdef int _settle(self, uint64_t first, uint64_t last) except -1:
+        """Return once the records ``first`` to ``last`` (one operation's, or one append's)
+        are on disk ("fsync" mode); raise OSError if a failed flush or seal covered one.
+
+        Group commit: one thread at a time flushes (it holds the flush lock), with one
+        fdatasync, every record written so far.  Threads that wrote meanwhile wait for the
+        lock, then find their records flushed, or flush for all that wrote since.  The
+        lock is reentrant: a finalizer run by the flushing thread may discard, and settle
+        in turn (it then flushes itself rather than wait for itself).
+        """
+        try:
+            with self._flush_lock:
+                while True:
+                    failed = self._failed
+                    if failed is not None and failed[0] < last and first <= failed[1]:
+                        raise OSError(failed[2], failed[3])
+                    if last <= self._synced:
+                        return 0
+                    self._flush()
+        finally:
+            self._unsettled -= 1
+            if not self._unsettled:
+                self._failed = None  # no record it covered is left to report it
+
+    cdef int _flush(self) except -1:
+        """One fdatasync of the active segment, for every record written so far (those of
+        earlier segments are on disk: sealing fsyncs them, see _seal)."""
+        cdef uint64_t target = self._seq, lo = self._synced
+        cdef int fd, rc = 0, err = 0
+        if self._base == NULL:
+            # a rotation let the GIL go while sealing them; its fsync marks them.  (The
+            # twin's holds its lock throughout: the seal has marked them already.)
+            time.sleep(0.001)
+            return 0
+        fd = dup(self._fd)  # without the GIL, on a duplicate: a rotation may close the original
+        if fd < 0:
+            raise OSError(errno, os.strerror(errno))
+        self._flushes += 1
+        try:
+            if faults_armed:
+                _faults.point("record.sync")
+            with nogil:
+                rc = sd_fdatasync(fd)
+                err = errno
+        except OSError as exc:
+            self._fail(lo, target, exc)
+            return 0
+        finally:
+            close(fd)
+        if rc != 0:
+            self._fail(lo, target, OSError(err, f"fdatasync of the journal segment failed: {os.strerror(err)}"))
+        elif self._synced < target:
+            self._synced = target
+        return 0
+
+    cdef int _fail(self, uint64_t lo, uint64_t hi, object exc) except -1:
+        """Note that the records lo < seq <= hi may not be on disk: a flush or a seal of them
+        failed.  Each reports it to its operation, even after a later flush succeeds: once
+        fdatasync has failed, the kernel may have dropped their dirty pages, and a retry
+        proves nothing about them.  Forgotten when none is left."""
+        code = exc.errno if isinstance(exc, OSError) and exc.errno else EIO
+        failed = self._failed
+        if failed is not None:
+            lo, hi = min(lo, failed[0]), max(hi, failed[1])
+        self._failed = (lo, hi, code, f"records {lo + 1} to {hi} of the journal may not be on disk: {exc}")
         return 0
 
     cdef char* _room(self, Py_ssize_t frame_len) except NULL:
@@ -939,9 +1009,8 @@ cdef class RecordWriter:
                 return 0  # another thread rotated while we waited
             if self._closed:
                 raise JournalClosedError("the journal is closed; nothing was discarded")
-            used = self._pos
-            self._release_map()
-            m, start, end, fd = self._manager.rotate(used, need, self._seq)
+            self._seal()
+            m, start, end, fd = self._manager.open(need, self._seq + 1)
             PyObject_GetBuffer(m, &self._view, PyBUF_WRITABLE)
             self._has_view = True
             self._map = m
@@ -949,6 +1018,21 @@ cdef class RecordWriter:
             self._fd = fd
             self._end = end
             self._pos = self._prepared = start
+        return 0
+
+    cdef int _seal(self) except -1:
+        """Seal the active segment, if any (under self._lock), and note its records on disk
+        ("fsync" mode: sealing fsyncs), or that they may not be if sealing failed."""
+        used = self._pos
+        self._release_map()
+        try:
+            self._manager.seal(used, self._seq)
+        except BaseException as exc:
+            if self._durability == DURABILITY_FSYNC:
+                self._fail(self._synced, self._seq, exc)
+            raise
+        if self._durability == DURABILITY_FSYNC:
+            self._synced = self._seq
         return 0
 
     cdef void _release_map(self):
@@ -982,18 +1066,14 @@ cdef class RecordWriter:
         with self._lock:
             if self._closed or self._base == NULL:
                 return
-            used = self._pos
-            self._release_map()
-            self._manager.seal(used, self._seq)
+            self._seal()
 
     def close(self):
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            used = self._pos
-            self._release_map()
-            self._manager.seal(used, self._seq)
+            self._seal()
 
     def after_fork_in_child(self):
         """A forked child must never write into its parent's segment."""
@@ -1003,8 +1083,12 @@ cdef class RecordWriter:
         self._op_owner = 0
         self._op_depth = 0
         self._op_waiters = 0
+        self._op_first = 0
         self._release_map()
         self._seq = self._last_seq = self._bytes = 0
+        self._flush_lock = threading.RLock()
+        self._synced = self._unsettled = self._flushes = 0
+        self._failed = None
         self._manager.forget_after_fork()
 
 

@@ -7,9 +7,11 @@ Used when the extension is not built, or when ``SAFE_DATA_NO_EXTENSIONS=1``.
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
+import weakref
 
 import google_crc32c
 
@@ -67,7 +69,7 @@ class RecordWriter:
         #: held by a container from reading what it discards to changing itself (see
         #: RecordWriter.enter in _writer_c.pyx); reentrant for pickles that discard.  In this
         #: twin, adding takes it too: Python code cannot take items out in one atomic step
-        self.operation_lock = _OperationLock()
+        self.operation_lock = _OperationLock(self)
         self.adding_lock = self.operation_lock.lock  # adding methods need no epoch
         self._map: Any = None  # the active segment's mmap, None between segments
         self._pos = self._end = 0
@@ -77,6 +79,12 @@ class RecordWriter:
         self._hook = None  # called after each record (Journal.on_discard), or None
         self._bytes = 0  # frame bytes written by this process (safe_data.stats())
         self._containers = 0  # numbers given to containers (next_container_id)
+        # group commit ("fsync" mode, see _settle); all but the flush lock under self._lock
+        self._flush_lock = threading.RLock()  # held by the thread flushing (RLock: see _settle)
+        self._synced = 0  # every record up to this seq is on disk
+        self._failed: tuple | None = None  # (lo, hi, errno, message): see _fail
+        self._unsettled = 0  # operations and appends whose records _settle has not answered for
+        self._flushes = 0  # fdatasync calls made for records (their grouping shows here)
 
     @property
     def seq(self) -> int:
@@ -91,6 +99,12 @@ class RecordWriter:
     def bytes_written(self) -> int:
         """Bytes of the frames this process wrote through this writer (since a fork)."""
         return self._bytes
+
+    @property
+    def flushes(self) -> int:
+        """fdatasync calls made to put records on disk ("fsync" mode; since a fork): fewer
+        than the records when concurrent operations shared them."""
+        return self._flushes
 
     @property
     def mac_key(self) -> bytes:
@@ -135,6 +149,7 @@ class RecordWriter:
                 f"a {frame_len}-byte record exceeds the 4 GiB frame limit; nothing was discarded"
             )
         thread = threading.get_ident()
+        settle = False
         with self._lock:
             if self._closed:
                 raise JournalClosedError("the journal is closed; nothing was discarded")
@@ -154,20 +169,96 @@ class RecordWriter:
             self._seq = seq
             self._bytes += frame_len
             if self._durability == DURABILITY_FSYNC:
-                fd = os.dup(self._fd)
-        if self._durability == DURABILITY_FSYNC:
-            # outside the lock, on a duplicate: concurrent writers share one flush
-            try:
-                sync_data(fd)
-            finally:
-                os.close(fd)
+                ol = self.operation_lock
+                if ol.owner == thread:  # on disk once the operation ends, outside its lock
+                    if not ol.first:
+                        ol.first = seq
+                        self._unsettled += 1
+                    ol.last = seq
+                else:
+                    self._unsettled += 1
+                    settle = True
+        if settle:
+            self._settle(seq, seq)
         if self._hook is not None:
             self._hook(seq, now, op, name, key, values, caller, container_id)
         return seq
 
+    def _settle(self, first: int, last: int) -> None:
+        """Return once the records ``first`` to ``last`` (one operation's, or one append's)
+        are on disk ("fsync" mode); raise OSError if a failed flush or seal covered one.
+
+        Group commit: one thread at a time flushes (it holds the flush lock), with one
+        fdatasync, every record written so far.  Threads that wrote meanwhile wait for the
+        lock, then find their records flushed, or flush for all that wrote since.  The
+        lock is reentrant: a finalizer run by the flushing thread may discard, and settle
+        in turn (it then flushes itself rather than wait for itself).
+        """
+        try:
+            with self._flush_lock:
+                while True:
+                    failed = self._failed
+                    if failed is not None and failed[0] < last and first <= failed[1]:
+                        raise OSError(failed[2], failed[3])
+                    if last <= self._synced:
+                        return
+                    self._flush()
+        finally:
+            with self._lock:
+                self._unsettled -= 1
+                if not self._unsettled:
+                    self._failed = None  # no record it covered is left to report it
+
+    def _flush(self) -> None:
+        """One fdatasync of the active segment, for every record written so far (those of
+        earlier segments are on disk: sealing fsyncs them, see _seal)."""
+        with self._lock:
+            target, lo = self._seq, self._synced
+            if self._map is None:
+                # C: a rotation let the GIL go while sealing them; its fsync marks them.
+                # Here it held self._lock throughout, so the seal has marked them already
+                return
+            fd = os.dup(self._fd)
+            self._flushes += 1
+        try:
+            try:
+                sync_data(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            with self._lock:
+                self._fail(lo, target, exc)
+        else:
+            with self._lock:
+                self._synced = max(self._synced, target)
+
+    def _fail(self, lo: int, hi: int, exc: BaseException) -> None:
+        """Note (under self._lock) that the records lo < seq <= hi may not be on disk: a
+        flush or a seal of them failed.  Each reports it to its operation, even after a later
+        flush succeeds: once fdatasync has failed, the kernel may have dropped their dirty
+        pages, and a retry proves nothing about them.  Forgotten when none is left."""
+        code = exc.errno if isinstance(exc, OSError) and exc.errno else errno.EIO
+        failed = self._failed
+        if failed is not None:
+            lo, hi = min(lo, failed[0]), max(hi, failed[1])
+        self._failed = (lo, hi, code, f"records {lo + 1} to {hi} of the journal may not be on disk: {exc}")
+
     def _rotate(self, need: int) -> None:
+        self._seal()
+        self._map, self._pos, self._end, self._fd = self._manager.open(need, self._seq + 1)
+
+    def _seal(self) -> None:
+        """Seal the active segment, if any (under self._lock), and note its records on disk
+        ("fsync" mode: sealing fsyncs), or that they may not be if sealing failed."""
         used, self._map, self._pos, self._end, self._fd = self._pos, None, 0, 0, -1
-        self._map, self._pos, self._end, self._fd = self._manager.rotate(used, need, self._seq)
+        try:
+            self._manager.seal(used, self._seq)
+        except BaseException as exc:
+            if self._durability == DURABILITY_FSYNC:
+                self._fail(self._synced, self._seq, exc)
+            raise
+        if self._durability == DURABILITY_FSYNC:
+            self._synced = self._seq
 
     def sync(self) -> None:
         """Make every record written so far durable (fdatasync of the active segment)."""
@@ -186,48 +277,61 @@ class RecordWriter:
         with self._lock:
             if self._closed or self._map is None:
                 return
-            used, self._map, self._pos, self._end, self._fd = self._pos, None, 0, 0, -1
-            self._manager.seal(used, self._seq)
+            self._seal()
 
     def close(self) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            used, self._map, self._pos, self._end, self._fd = self._pos, None, 0, 0, -1
-            self._manager.seal(used, self._seq)
+            self._seal()
 
     def after_fork_in_child(self) -> None:
         """A forked child must never write into its parent's segment."""
         self._lock = threading.Lock()
         # another thread of the parent may have been inside an operation: start free,
         # but keep counting epochs (marks left by the parent's threads must not match)
-        epoch, self.operation_lock = self.operation_lock.epoch, _OperationLock()
+        epoch, self.operation_lock = self.operation_lock.epoch, _OperationLock(self)
         self.operation_lock.epoch = epoch
         self.adding_lock = self.operation_lock.lock
         self._map, self._pos, self._end, self._fd, self._seq = None, 0, 0, -1, 0
         self._bytes = 0
+        self._flush_lock = threading.RLock()
+        self._synced = self._unsettled = self._flushes = 0
+        self._failed = None
         self._manager.forget_after_fork()
 
 
 class _OperationLock:
     """RecordWriter.enter/leave of _writer_c.pyx: a reentrant lock that counts the outermost
-    entries (``epoch``), by which a container tells its own operation from another's."""
+    entries (``epoch``), by which a container tells its own operation from another's; in
+    "fsync" mode the records of an operation go to disk once it has left the lock."""
 
-    __slots__ = ("lock", "_depth", "epoch")
+    __slots__ = ("lock", "_depth", "epoch", "owner", "first", "last", "_writer")
 
-    def __init__(self):
+    def __init__(self, writer: RecordWriter):
         self.lock = threading.RLock()
         self._depth = 0
         self.epoch = 0
+        self.owner = 0  # the thread inside, 0 if none
+        self.first = self.last = 0  # the seqs of the operation's records ("fsync" mode)
+        self._writer = weakref.ref(writer)  # the writer holds this lock
 
     def __enter__(self):
         self.lock.acquire()
         self._depth += 1
         if self._depth == 1:
             self.epoch += 1
+            self.owner = threading.get_ident()
         return self
 
     def __exit__(self, *exc):
         self._depth -= 1
+        if self._depth:
+            self.lock.release()
+            return
+        first, last = self.first, self.last
+        self.first = self.owner = 0
         self.lock.release()
+        if first:
+            self._writer()._settle(first, last)

@@ -425,7 +425,7 @@ class _ReadOnlySegments:
     def __init__(self, directory: str):
         self.directory = directory
 
-    def rotate(self, used: int, need: int, last_seq: int):
+    def open(self, need: int, first_seq: int):
         raise JournalReadOnlyError(
             f"the journal {self.directory} was opened read-only (readonly=True); nothing was discarded"
         )

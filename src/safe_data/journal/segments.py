@@ -79,22 +79,23 @@ class SegmentManager:
 
     # --- called by the writer ------------------------------------------------------------
 
-    def rotate(self, used: int, need: int, last_seq: int):
-        """Seal the active segment at ``used`` bytes (its last record numbered ``last_seq``)
-        and open one with ``need`` bytes free.
+    def open(self, need: int, first_seq: int):
+        """Open a new active segment with ``need`` bytes free, its first record to be
+        numbered ``first_seq``; the previous one must be sealed (``seal``) first, which the
+        writer does apart so that it can note what the seal made durable.
 
         Returns (mmap, start, end, fd).  Raises JournalFullError if the quota or the disk
-        cannot take a new segment; the active segment is then still sealed and readable.
+        cannot take a new segment.
         """
-        self.seal(used, last_seq)
-        _faults.point("segment.rotate")  # sealed; the next one not yet there
+        _faults.point("segment.rotate")  # the previous one sealed; the next one not yet there
         size = max(self.segment_size, fmt.SEGMENT_HEADER_SIZE + need)
         self._check_quota(size)
-        self.active = seg = self._create(size, last_seq + 1)
+        self.active = seg = self._create(size, first_seq)
         return seg.map, fmt.SEGMENT_HEADER_SIZE, size, seg.fd
 
     def seal(self, used: int, last_seq: int) -> None:
-        """Seal the active segment at ``used`` bytes; ``last_seq`` is the writer's last seq."""
+        """Seal the active segment at ``used`` bytes; ``last_seq`` is the writer's last seq.
+        When it returns, a durable manager's segment (and all it holds) is on disk."""
         seg, self.active = self.active, None
         if seg is None:
             return
