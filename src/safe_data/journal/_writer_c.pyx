@@ -664,6 +664,11 @@ cdef class RecordWriter:
         return self._flushes
 
     @property
+    def synced(self):
+        """The seq up to which every record is known to be on disk ("fsync" mode)."""
+        return self._synced
+
+    @property
     def mac_key(self):
         """The journal's key, which authenticates pickles (and tells its containers)."""
         return self._key
