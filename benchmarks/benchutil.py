@@ -340,6 +340,8 @@ TARGETS = [
     ("3 clear", "c", "interleaved_raw_codec_over_clear", ">=", 0.8, "same, codec, interleaved rounds"),
     ("4 durability", "batch", "batch_over_process", "<=", 1.5, "batch within 1.5x of process"),
     ("4 durability", "batch", "interleaved_batch_over_process", "<=", 1.5, "same, interleaved rounds"),
+    ("4 durability: fsync", "4 threads", "speed_over_one_thread", ">=", 2.0, "fsync: 4 threads >= 2x 1"),
+    ("4 durability: fsync", "8 threads", "speed_over_one_thread", ">=", 3.0, "fsync: 8 threads >= 3x 1"),
     ("5 footprint: import", "import safe_data", "import_ms", "<=", 50, "import safe_data <= 50 ms"),
     ("5 footprint: heap", "c", "heap_current_growth_kib", "<=", 1024, "heap growth <= 1 MiB / 1M discards"),
     ("8 upload: ", "uploader", "upload_over_bare", ">=", 0.8, "upload >= 80% of bare aiohttp"),
@@ -396,6 +398,8 @@ def compute_ratios(benchmarks) -> None:
     * ``raw_pickle_over_clear`` / ``raw_codec_over_clear``: raw pipeline time / this row's
       time (clear groups; >= 1 means clear() is as fast as the raw pipeline).
     * ``batch_over_process``, ``fsync_over_process``: time per op vs "process" durability.
+    * ``speed_over_one_thread``: the "1 thread" row's time per op / this row's (group 4's
+      fsync rows from threads: what group commit gains).
     * ``x_atomic_store``: safe_data.atomic's commit time / atomic_store's (group 10).
     * ``speed_over_synced_collections``: synced_collections' time per op / safe_data.synced's
       (group 11; >= 1 means faster than the original).
@@ -430,6 +434,8 @@ def compute_ratios(benchmarks) -> None:
                         info[raw.replace("-", "_") + "_over_clear"] = round(t[raw] / t[variant], 3)
             if variant in ("batch", "fsync") and "process" in t:
                 info[f"{variant}_over_process"] = round(t[variant] / t["process"], 3)
+            if variant != "1 thread" and "1 thread" in t:
+                info["speed_over_one_thread"] = round(t["1 thread"] / t[variant], 3)
             if variant == "safe_data" and "atomic_store" in t:
                 info["x_atomic_store"] = round(t[variant] / t["atomic_store"], 3)
             if group.startswith("13 ") and "write" in t and variant != "write":
@@ -460,6 +466,8 @@ _RATIO_KEYS = (
     "batch_over_process",
     "interleaved_batch_over_process",
     "fsync_over_process",
+    "speed_over_one_thread",
+    "records_per_fdatasync",
     "import_ms",
     "import_ms_min",
     "importtime_cumulative_ms",
@@ -500,6 +508,9 @@ def summary_rows(benchmarks) -> list[dict]:
         "process",
         "batch",
         "fsync",
+        "1 thread",
+        "4 threads",
+        "8 threads",
         "python -c pass",
         "import safe_data",
         "bare",

@@ -15,13 +15,22 @@ own journal, closed after its test (which stops the batch flusher).
 Cross-check: rows timed one after the other see the kernel in different states, so the
 ``batch`` test also alternates INTERLEAVED rounds on a "process" and a "batch" journal in
 one loop and stores ``interleaved_batch_over_process`` (ratio of mean round times).
+
+Group commit: ``fsync`` mode with 1, 4 and 8 threads, each popping FSYNC_POPS values from
+its own list on one journal.  A pop returns once its record is on disk, but concurrent
+pops share an fdatasync, so more threads should get more done: ``speed_over_one_thread``
+= the 1-thread row's time per pop / this row's (targets: 2 for 4 threads, 3 for 8), and
+``records_per_fdatasync`` shows the grouping.
 """
 
 import statistics
+import threading
 import time
 
 import pytest
 from benchutil import container_factory, run
+
+from safe_data._core import SafeList
 
 MODES = {  # durability: (pops per round, rounds)
     "process": (200_000, 30),
@@ -30,6 +39,9 @@ MODES = {  # durability: (pops per round, rounds)
 }
 INTS = list(range(max(n for n, _ in MODES.values())))
 INTERLEAVED_ROUNDS = 15
+FSYNC_THREADS = (1, 4, 8)
+FSYNC_POPS = 250  # per thread and round
+FSYNC_THREAD_ROUNDS = 5
 
 
 def pop_loop(x, n):
@@ -67,3 +79,29 @@ def interleaved(journals, n):
             pop_loop(x, n)
             times[mode].append(time.perf_counter() - t0)
     return round(statistics.mean(times["batch"][1:]) / statistics.mean(times["process"][1:]), 3)
+
+
+def pop_in_threads(lists):
+    threads = [threading.Thread(target=pop_loop, args=(x, len(x))) for x in lists]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+@pytest.mark.parametrize("threads", FSYNC_THREADS)
+def test_fsync_pops_from_threads(benchmark, journals, threads):
+    journal = journals.open("c", durability="fsync")
+    values = INTS[:FSYNC_POPS]
+    run(
+        benchmark,
+        pop_in_threads,
+        group="4 durability: fsync SafeList.pop() small int, threads [c]",
+        variant=f"{threads} thread" + "s" * (threads > 1),
+        ops=threads * FSYNC_POPS,
+        rounds=FSYNC_THREAD_ROUNDS,
+        setup=lambda: (([SafeList(values, name=f"t{t}", journal=journal) for t in range(threads)],), {}),
+    )
+    benchmark.extra_info["records_per_fdatasync"] = round(
+        journal._writer.seq / max(journal._writer.flushes, 1), 2
+    )

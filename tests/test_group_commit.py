@@ -39,7 +39,10 @@ def test_threads_share_flushes_and_each_returns_with_its_record_on_disk(impl, tm
     writer = journal._writer
     mine = threading.local()
     journal.on_discard(lambda record: setattr(mine, "seq", record.seq))
-    lists = [impl.SafeList([f"{t}-{i}" for i in range(POPS)], name=f"l{t}", journal=journal) for t in range(THREADS)]
+    lists = [
+        impl.SafeList([f"{t}-{i}" for i in range(POPS)], name=f"l{t}", journal=journal)
+        for t in range(THREADS)
+    ]
     undurable = []
 
     def work(lst):

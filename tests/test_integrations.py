@@ -286,6 +286,7 @@ def test_stats_counts_records_bytes_and_pending(tmp_path):
     names = {
         "safe_data.records",
         "safe_data.bytes",
+        "safe_data.flushes",
         "safe_data.journals",
         "safe_data.discard_hook.errors",
         "safe_data.upload.pending_segments",
@@ -321,6 +322,22 @@ def test_stats_counts_records_bytes_and_pending(tmp_path):
     assert after["safe_data.records"] == before["safe_data.records"] + 3
     assert after["safe_data.bytes"] >= now["safe_data.bytes"]
     assert after["safe_data.journals"] == before["safe_data.journals"]
+
+
+def test_stats_counts_the_fdatasyncs_of_fsync_mode(tmp_path):
+    """One thread: one fdatasync per pop ("fsync" mode), none in "process" mode; a closed
+    journal's still count."""
+    before = safe_data.stats()["safe_data.flushes"]
+    with safe_data.Journal(tmp_path / "p") as j:
+        lst = SafeList(range(10), journal=j)
+        lst.pop()
+    assert safe_data.stats()["safe_data.flushes"] == before
+    with safe_data.Journal(tmp_path / "f", durability="fsync") as j:
+        lst = SafeList(range(10), journal=j)
+        for _ in range(3):
+            lst.pop()
+        assert safe_data.stats()["safe_data.flushes"] == before + 3
+    assert safe_data.stats()["safe_data.flushes"] == before + 3
 
 
 def _segments(path, suffix):

@@ -52,6 +52,9 @@ def stats() -> dict[str, int]:
     ``safe_data.records`` / ``safe_data.bytes``
         Records and frame bytes this process journaled (all journals, open or closed;
         a forked child starts from zero).  Monotonic counters.
+    ``safe_data.flushes``
+        fdatasync calls that put records on disk ("fsync" mode; fewer than the records
+        when threads discarded at once: group commit).  Monotonic counter.
     ``safe_data.journals``
         Journals open in this process.
     ``safe_data.discard_hook.errors``
@@ -67,7 +70,7 @@ def stats() -> dict[str, int]:
     ``safe_data.upload.running``
         Uploaders running in this process.
     """
-    records, nbytes = registry.totals()
+    records, nbytes, flushes = registry.totals()
     journals = registry.open_journals()
     paths = {j.path for j in journals}
     acked = acked_bytes = errors = rejected = running = 0
@@ -89,6 +92,7 @@ def stats() -> dict[str, int]:
     return {
         "safe_data.records": records,
         "safe_data.bytes": nbytes,
+        "safe_data.flushes": flushes,
         "safe_data.journals": len(journals),
         "safe_data.discard_hook.errors": hooks.errors,
         "safe_data.upload.pending_segments": pending_segments,

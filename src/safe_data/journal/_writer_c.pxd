@@ -65,7 +65,8 @@ cdef class RecordWriter:
     # group commit ("fsync" mode, see _settle)
     cdef uint64_t _op_first  # the seqs of the operation's records, put on disk by leave()
     cdef uint64_t _op_last
-    cdef object _flush_lock  # threading.RLock held by the thread flushing
+    cdef object _flushed  # threading.Condition(RLock()): a flush ended
+    cdef unsigned long _flusher  # the thread flushing, 0 if none
     cdef uint64_t _synced  # every record up to this seq is on disk
     cdef object _failed  # (lo, hi, errno, message) or None: see _fail
     cdef Py_ssize_t _unsettled  # operations and appends whose records _settle has not answered for

@@ -595,7 +595,7 @@ cdef class RecordWriter:
         self._base = NULL
         self._fd = -1
         self._op_free = threading.Condition(threading.Lock())
-        self._flush_lock = threading.RLock()
+        self._flushed = threading.Condition(threading.RLock())
 
     def __init__(self, manager, bytes mac_key, int durability, Py_ssize_t compress_threshold):
         self._manager = manager
@@ -623,8 +623,8 @@ cdef class RecordWriter:
 
     def set_hook(self, hook):
         """Call ``hook(seq, time_ns, op, name, key, values, caller, container_id)`` after
-        each record is in the journal (durable as the mode promises), in the writing
-        thread; None: no hook.
+        each record is in the journal, in the writing thread (inside the operation: in
+        "fsync" mode before the flush that ends it); None: no hook.
         """
         self._hook = hook
         self._hooked = hook is not None
@@ -908,21 +908,33 @@ cdef class RecordWriter:
         """Return once the records ``first`` to ``last`` (one operation's, or one append's)
         are on disk ("fsync" mode); raise OSError if a failed flush or seal covered one.
 
-        Group commit: one thread at a time flushes (it holds the flush lock), with one
-        fdatasync, every record written so far.  Threads that wrote meanwhile wait for the
-        lock, then find their records flushed, or flush for all that wrote since.  The
-        lock is reentrant: a finalizer run by the flushing thread may discard, and settle
-        in turn (it then flushes itself rather than wait for itself).
+        Group commit: one thread at a time flushes (the leader, ``_flusher``), with one
+        fdatasync, every record written so far, holding no lock meanwhile.  Threads that
+        wrote meanwhile wait on ``_flushed``; the leader wakes them all when done, and each
+        finds its record on disk, or leads the next flush, for all that wrote since.  A
+        finalizer run by the leader's thread may discard and settle in turn: it flushes
+        itself rather than wait for itself (the condition's lock is reentrant for it).
         """
+        cdef unsigned long me = PyThread_get_thread_ident(), outer
         try:
-            with self._flush_lock:
-                while True:
-                    failed = self._failed
-                    if failed is not None and failed[0] < last and first <= failed[1]:
-                        raise OSError(failed[2], failed[3])
-                    if last <= self._synced:
-                        return 0
+            while True:
+                with self._flushed:
+                    while True:
+                        failed = self._failed
+                        if failed is not None and failed[0] < last and first <= failed[1]:
+                            raise OSError(failed[2], failed[3])
+                        if last <= self._synced:
+                            return 0
+                        if self._flusher in (0, me):
+                            break
+                        self._flushed.wait()
+                    outer, self._flusher = self._flusher, me
+                try:
                     self._flush()
+                finally:
+                    with self._flushed:
+                        self._flusher = outer
+                        self._flushed.notify_all()
         finally:
             self._unsettled -= 1
             if not self._unsettled:
@@ -1091,7 +1103,8 @@ cdef class RecordWriter:
         self._op_first = 0
         self._release_map()
         self._seq = self._last_seq = self._bytes = 0
-        self._flush_lock = threading.RLock()
+        self._flushed = threading.Condition(threading.RLock())
+        self._flusher = 0
         self._synced = self._unsettled = self._flushes = 0
         self._failed = None
         self._manager.forget_after_fork()

@@ -79,8 +79,9 @@ class RecordWriter:
         self._hook = None  # called after each record (Journal.on_discard), or None
         self._bytes = 0  # frame bytes written by this process (safe_data.stats())
         self._containers = 0  # numbers given to containers (next_container_id)
-        # group commit ("fsync" mode, see _settle); all but the flush lock under self._lock
-        self._flush_lock = threading.RLock()  # held by the thread flushing (RLock: see _settle)
+        # group commit ("fsync" mode, see _settle); _flusher under _flushed, the rest under self._lock
+        self._flushed = threading.Condition(threading.RLock())  # a flush ended (see _settle)
+        self._flusher = 0  # the thread flushing, 0 if none
         self._synced = 0  # every record up to this seq is on disk
         self._failed: tuple | None = None  # (lo, hi, errno, message): see _fail
         self._unsettled = 0  # operations and appends whose records _settle has not answered for
@@ -124,8 +125,8 @@ class RecordWriter:
 
     def set_hook(self, hook) -> None:
         """Call ``hook(seq, time_ns, op, name, key, values, caller, container_id)`` after
-        each record is in the journal (durable as the mode promises), in the writing
-        thread; None: no hook.
+        each record is in the journal, in the writing thread (inside the operation: in
+        "fsync" mode before the flush that ends it); None: no hook.
         """
         self._hook = hook
 
@@ -193,21 +194,33 @@ class RecordWriter:
         """Return once the records ``first`` to ``last`` (one operation's, or one append's)
         are on disk ("fsync" mode); raise OSError if a failed flush or seal covered one.
 
-        Group commit: one thread at a time flushes (it holds the flush lock), with one
-        fdatasync, every record written so far.  Threads that wrote meanwhile wait for the
-        lock, then find their records flushed, or flush for all that wrote since.  The
-        lock is reentrant: a finalizer run by the flushing thread may discard, and settle
-        in turn (it then flushes itself rather than wait for itself).
+        Group commit: one thread at a time flushes (the leader, ``_flusher``), with one
+        fdatasync, every record written so far, holding no lock meanwhile.  Threads that
+        wrote meanwhile wait on ``_flushed``; the leader wakes them all when done, and each
+        finds its record on disk, or leads the next flush, for all that wrote since.  A
+        finalizer run by the leader's thread may discard and settle in turn: it flushes
+        itself rather than wait for itself (the condition's lock is reentrant for it).
         """
+        me = threading.get_ident()
         try:
-            with self._flush_lock:
-                while True:
-                    failed = self._failed
-                    if failed is not None and failed[0] < last and first <= failed[1]:
-                        raise OSError(failed[2], failed[3])
-                    if last <= self._synced:
-                        return
+            while True:
+                with self._flushed:
+                    while True:
+                        failed = self._failed
+                        if failed is not None and failed[0] < last and first <= failed[1]:
+                            raise OSError(failed[2], failed[3])
+                        if last <= self._synced:
+                            return
+                        if self._flusher in (0, me):
+                            break
+                        self._flushed.wait()
+                    outer, self._flusher = self._flusher, me
+                try:
                     self._flush()
+                finally:
+                    with self._flushed:
+                        self._flusher = outer
+                        self._flushed.notify_all()
         finally:
             with self._lock:
                 self._unsettled -= 1
@@ -301,7 +314,8 @@ class RecordWriter:
         self.adding_lock = self.operation_lock.lock
         self._map, self._pos, self._end, self._fd, self._seq = None, 0, 0, -1, 0
         self._bytes = 0
-        self._flush_lock = threading.RLock()
+        self._flushed = threading.Condition(threading.RLock())
+        self._flusher = 0
         self._synced = self._unsettled = self._flushes = 0
         self._failed = None
         self._manager.forget_after_fork()

@@ -69,7 +69,8 @@ class Journal:
         ``"process"``: a record survives the process being killed the moment the call
         returns (it is in the shared page cache).  ``"batch"``: also survives power loss,
         except the records of the last ``batch_interval`` seconds.  ``"fsync"``: every
-        record is on disk before the call returns.
+        record is on disk before the call returns (threads discarding at once share
+        one ``fdatasync``; see docs/guarantees.md, "group commit").
     segment_size : int
         Bytes preallocated per segment file.
     max_bytes : int, optional
@@ -227,8 +228,9 @@ class Journal:
         ``record`` is a :class:`~safe_data.journal.reader.Record` (``container``, ``kind``,
         ``op``, ``key``, ``values``, ``seq``, ``time_ns``/``time``, ``pid``, ``thread``,
         ``caller``, ``writer``; ``segment`` and ``offset`` are None).  The callback runs
-        synchronously in the discarding thread, once the record is in the journal (and on
-        disk in the "fsync" mode), inside the operation, with the operation lock held
+        synchronously in the discarding thread, once the record is in the journal (in the
+        "fsync" mode before it is on disk, which it is when the operation returns),
+        inside the operation, with the operation lock held
         (whether the container already shows the change is not specified): keep it short;
         changing the container it reports on raises ReentrantChangeError.
         An exception it raises is reported as a :class:`DiscardHookWarning`; the record

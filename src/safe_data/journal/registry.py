@@ -25,7 +25,7 @@ _journals: weakref.WeakValueDictionary[str, Journal] = weakref.WeakValueDictiona
 _every: weakref.WeakSet[Journal] = weakref.WeakSet()  # for fork and exit hooks
 _default: Journal | None = None
 _lock = threading.RLock()
-_closed_totals = [0, 0]  # records, bytes written by this process to journals since closed
+_closed_totals = [0, 0, 0]  # records, bytes, flushes of this process's journals since closed
 
 
 def register(journal: Journal) -> None:
@@ -45,6 +45,7 @@ def unregister(journal: Journal) -> None:
             _default = None
         _closed_totals[0] += journal._writer.seq
         _closed_totals[1] += journal._writer.bytes_written
+        _closed_totals[2] += journal._writer.flushes
 
 
 def open_at(path: str) -> Journal | None:
@@ -59,15 +60,16 @@ def open_journals() -> list[Journal]:
         return list(_every)
 
 
-def totals() -> tuple[int, int]:
-    """(records, bytes) this process wrote to its journals, open or closed, since it started
-    (or since the fork that made it)."""
+def totals() -> tuple[int, int, int]:
+    """(records, bytes, fdatasyncs of records) this process wrote to its journals, open or
+    closed, since it started (or since the fork that made it)."""
     with _lock:
-        records, nbytes = _closed_totals
+        records, nbytes, flushes = _closed_totals
         for journal in _every:
             records += journal._writer.seq
             nbytes += journal._writer.bytes_written
-    return records, nbytes
+            flushes += journal._writer.flushes
+    return records, nbytes, flushes
 
 
 def default(make: Callable[[], Journal]) -> Journal:
@@ -97,7 +99,7 @@ def swap_default(journal: Journal | None) -> Journal | None:
 def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.RLock()
-    _closed_totals[:] = [0, 0]
+    _closed_totals[:] = [0, 0, 0]
     for journal in list(_every):
         journal._after_fork_in_child()
 
