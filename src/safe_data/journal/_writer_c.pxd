@@ -35,7 +35,7 @@ cdef object rd_value(Rd* r, int depth, object key, bint trust)
 cdef class RecordWriter:
     cdef object _manager
     cdef bytes _key
-    cdef int _durability
+    cdef bint _fsync  # durability is DURABILITY_FSYNC (a C flag: no Python comparison per record)
     cdef Py_ssize_t _threshold
     cdef object _lock
     cdef object _map

@@ -600,7 +600,7 @@ cdef class RecordWriter:
     def __init__(self, manager, bytes mac_key, int durability, Py_ssize_t compress_threshold):
         self._manager = manager
         self._key = mac_key
-        self._durability = durability
+        self._fsync = durability == DURABILITY_FSYNC
         self._threshold = compress_threshold
         self._lock = threading.Lock()
         self._pos = self._end = self._prepared = 0
@@ -890,7 +890,7 @@ cdef class RecordWriter:
         self._pos += frame_len
         self._seq = seq
         self._bytes += <uint64_t>frame_len
-        if self._durability == DURABILITY_FSYNC:
+        if self._fsync:
             if self._op_owner == thread:  # on disk once the operation ends, outside its lock
                 if not self._op_first:
                     self._op_first = seq
@@ -1045,10 +1045,10 @@ cdef class RecordWriter:
         try:
             self._manager.seal(used, self._seq)
         except BaseException as exc:
-            if self._durability == DURABILITY_FSYNC:
+            if self._fsync:
                 self._fail(self._synced, self._seq, exc)
             raise
-        if self._durability == DURABILITY_FSYNC:
+        if self._fsync:
             self._synced = self._seq
         return 0
 

@@ -63,7 +63,7 @@ class RecordWriter:
     def __init__(self, manager, mac_key: bytes, durability: int, compress_threshold: int):
         self._manager = manager
         self._key = mac_key
-        self._durability = durability
+        self._fsync = durability == DURABILITY_FSYNC
         self._threshold = compress_threshold
         self._lock = threading.Lock()
         #: held by a container from reading what it discards to changing itself (see
@@ -174,7 +174,7 @@ class RecordWriter:
             self._pos = pos + frame_len
             self._seq = seq
             self._bytes += frame_len
-            if self._durability == DURABILITY_FSYNC:
+            if self._fsync:
                 ol = self.operation_lock
                 if ol.owner == thread:  # on disk once the operation ends, outside its lock
                     if not ol.first:
@@ -272,10 +272,10 @@ class RecordWriter:
         try:
             self._manager.seal(used, self._seq)
         except BaseException as exc:
-            if self._durability == DURABILITY_FSYNC:
+            if self._fsync:
                 self._fail(self._synced, self._seq, exc)
             raise
-        if self._durability == DURABILITY_FSYNC:
+        if self._fsync:
             self._synced = self._seq
 
     def sync(self) -> None:
