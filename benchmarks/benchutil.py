@@ -342,7 +342,7 @@ TARGETS = [
     ("4 durability", "batch", "interleaved_batch_over_process", "<=", 1.5, "same, interleaved rounds"),
     ("4 durability: fsync", "4 threads", "speed_over_one_thread", ">=", 2.0, "fsync: 4 threads >= 2x 1"),
     ("4 durability: fsync", "8 threads", "speed_over_one_thread", ">=", 3.0, "fsync: 8 threads >= 3x 1"),
-    ("5 footprint: import", "import safe_data", "import_ms", "<=", 50, "import safe_data <= 50 ms"),
+    ("5 footprint: import", "import safe_data", "import_ms", "<=", 30, "import safe_data <= 30 ms"),
     ("5 footprint: heap", "c", "heap_current_growth_kib", "<=", 1024, "heap growth <= 1 MiB / 1M discards"),
     ("8 upload: ", "uploader", "upload_over_bare", ">=", 0.8, "upload >= 80% of bare aiohttp"),
     (

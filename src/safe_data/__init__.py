@@ -8,14 +8,7 @@ local disk.  See the README and docs/ for the guarantees.
 import sys as _sys
 
 from ._impl import EXTENSION
-from .app_state import AppState, restore_all
-
-# modules that moved into safe_data.containers in 0.2, under their old names too: imports
-# and pickles made by earlier versions name them (tests/test_compat.py)
-from .containers import SafeDict, SafeList, SafeSet, _support, patching, protect, proxies  # noqa: E402
-from .containers.patching import install, patched, uninstall
-from .containers.protect import SafeBytearray, SafeDefaultDict, SafeDeque, SafeOrderedDict, make_safe
-from .containers.proxies import SafeMappingProxy, SafeSequenceProxy, proxy
+from .containers import SafeDict, SafeList, SafeSet
 from .errors import (
     AmbiguousNameError,
     CorruptRecordError,
@@ -35,53 +28,95 @@ from .errors import (
     UndoError,
     UnpicklableValueError,
 )
-from .history import diff, discarded, history, restore
 from .journal.codec import UnloadablePickle, UnverifiedPickle
-from .journal.journal import Journal, configure, default_journal
-from .journal.reader import Problem, Record
-from .transactions import Transaction, Unit, redo, transaction, undo, undo_log
-
-for _module in (_support, patching, protect, proxies):
-    _sys.modules[f"{__name__}.{_module.__name__.rpartition('.')[2]}"] = _module
-del _module
 
 __version__ = "0.2.0.dev0"  # the one version source (pyproject.toml reads it)
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
 if TYPE_CHECKING:  # what __getattr__ below loads on first use, for type checkers
-    from . import atomic, integrations, remote, server, synced, testing, upload, web  # noqa: F401
+    from . import app_state, atomic, integrations, remote, server, synced, testing, transactions, upload, web  # noqa: F401
+    from .app_state import AppState, restore_all
+    from .containers import _support, patching, protect, proxies  # noqa: F401
+    from .containers.patching import install, patched, uninstall
+    from .containers.protect import SafeBytearray, SafeDefaultDict, SafeDeque, SafeOrderedDict, make_safe
+    from .containers.proxies import SafeMappingProxy, SafeSequenceProxy, proxy
     from .containers.watch import flush_watched, unwatch, watch, watched_name
+    from .history import diff, discarded, history, restore
     from .integrations.metrics import stats
+    from .journal.journal import Journal, configure, default_journal
+    from .journal.reader import Problem, Record
     from .remote.sinks.directory import DirectorySink
     from .remote.sinks.http import HttpSink
     from .remote.sinks.s3 import S3Sink
     from .remote.uploader import Uploader
+    from .transactions import Transaction, Unit, redo, transaction, undo, undo_log
 
-#: loaded on first use: the remote backup (aiohttp costs a third of a second to import),
-#: stats(), watch() and its kin
-_LAZY = {
-    "Uploader": "remote.uploader",
-    "HttpSink": "remote.sinks.http",
-    "DirectorySink": "remote.sinks.directory",
-    "S3Sink": "remote.sinks.s3",
-    "stats": "integrations.metrics",
-    "watch": "containers.watch",
-    "unwatch": "containers.watch",
-    "watched_name": "containers.watch",
-    "flush_watched": "containers.watch",
+#: loaded on first use, from these modules: the containers need none of them to be made
+#: and to journal (and aiohttp, behind the remote backup, costs a third of a second)
+_LAZY_FROM = {
+    "app_state": ("AppState", "restore_all"),
+    "containers.patching": ("install", "patched", "uninstall"),
+    "containers.protect": ("SafeBytearray", "SafeDefaultDict", "SafeDeque", "SafeOrderedDict", "make_safe"),
+    "containers.proxies": ("SafeMappingProxy", "SafeSequenceProxy", "proxy"),
+    "containers.watch": ("watch", "unwatch", "watched_name", "flush_watched"),
+    "history": ("diff", "discarded", "history", "restore"),
+    "journal.journal": ("Journal", "configure", "default_journal"),
+    "journal.reader": ("Problem", "Record"),
+    "transactions": ("Transaction", "Unit", "redo", "transaction", "undo", "undo_log"),
+    "remote.uploader": ("Uploader",),
+    "remote.sinks.http": ("HttpSink",),
+    "remote.sinks.directory": ("DirectorySink",),
+    "remote.sinks.s3": ("S3Sink",),
+    "integrations.metrics": ("stats",),
 }
-#: subpackages imported on first use, so that ``safe_data.atomic.open(...)`` needs no import of its own
-_SUBPACKAGES = frozenset({"atomic", "synced", "integrations", "testing", "remote", "server", "upload", "web"})
+_LAZY = {name: module for module, names in _LAZY_FROM.items() for name in names}
+#: modules imported on first use, so that ``safe_data.atomic.open(...)`` needs no import of
+#: its own; protect, proxies, patching and _support are the old names (before 0.2) of
+#: modules in safe_data.containers (their files here make ``import safe_data.protect`` and
+#: earlier versions' pickles work)
+_MODULES = frozenset(
+    {
+        "app_state",
+        "atomic",
+        "synced",
+        "integrations",
+        "testing",
+        "transactions",
+        "remote",
+        "server",
+        "upload",
+        "web",
+        "protect",
+        "proxies",
+        "patching",
+        "_support",
+    }
+)
 
 
 def __getattr__(name):
     import importlib
 
     if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    if name in _SUBPACKAGES:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value  # found directly from now on
+        return value
+    if name in _MODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Package(type(_sys)):  # type: ignore[misc]
+    """This package's module type: ``safe_data.history`` stays the function when the
+    module of the same name is imported (the import system sets every module it imports
+    as an attribute of its package, and that one loads after this file, on first use)."""
+
+    def __setattr__(self, name, value):
+        if not (name == "history" and isinstance(value, type(_sys))):
+            super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

@@ -6,13 +6,10 @@ deep conversion and pickling only.
 
 from __future__ import annotations
 
-import json
 import sys
-from copy import deepcopy
 
 from ..journal import registry
 from ..journal.codec import reading
-from ..journal.journal import default_journal, journal_at
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
 if TYPE_CHECKING:
@@ -24,7 +21,11 @@ _OUR_MODULES = ("safe_data.containers._containers_c", "safe_data.containers._con
 
 def child_name(parent: str, key) -> str:
     """The name of a nested container: ``orders[3]["items"]``."""
-    return f"{parent}[{json.dumps(key) if type(key) is str else repr(key)}]"
+    if type(key) is str:
+        import json  # first use here, not at import safe_data: json costs milliseconds
+
+        return f"{parent}[{json.dumps(key)}]"
+    return f"{parent}[{key!r}]"
 
 
 def auto_name(kind: str, skip_module: str | None = None) -> str:
@@ -75,7 +76,7 @@ def resolve_journal(journal):
     if journal is None:
         journal = registry._default
         if journal is None:
-            journal = default_journal()
+            journal = registry.default()
     return journal
 
 
@@ -108,6 +109,8 @@ def copy_of(container):
 def deepcopy_of(container, memo, fill, items):
     """A deep copy with the same settings; ``fill(new, copied_items)`` is the builtin's
     own update method, so copying journals nothing."""
+    from copy import deepcopy  # (the only use of copy: not loaded with the containers)
+
     new = type(container)(**settings_of(container))
     memo[id(container)] = new
     fill(new, deepcopy(items, memo))
@@ -130,5 +133,10 @@ def rebuild(cls_or_kind, contents, settings):
         cls = cls_or_kind
     settings = dict(settings)
     path = settings.pop("journal", None)
-    journal = None if path is None else journal_at(path)
+    if path is None:
+        journal = None
+    else:
+        from ..journal.journal import journal_at  # (loaded with the first journal, not with the containers)
+
+        journal = journal_at(path)
     return cls(contents, journal=journal, **settings)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import pickle
 import struct
 import threading
-from typing import NamedTuple
+from collections import namedtuple
 
 from ..errors import CorruptRecordError, ReentrantChangeError, UnpicklableValueError
 from . import format as fmt
@@ -35,13 +35,19 @@ def reading() -> bool:
     return getattr(_reading, "active", 0) > 0
 
 
-class NestedContainer(NamedTuple):
-    """A safe container nested in a recorded value, as a reader asked to keep identities
-    returns it (``Journal.records(nested_ids=True)``): the container's number in the
-    journal (0: it was bound to another journal) and its contents when recorded."""
+TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
+if TYPE_CHECKING:  # the class below, with the types of its fields
+    from typing import NamedTuple
 
-    container_id: int
-    value: list | dict | set
+    class NestedContainer(NamedTuple):
+        container_id: int
+        value: list | dict | set
+
+else:
+    NestedContainer = namedtuple("NestedContainer", ["container_id", "value"])
+NestedContainer.__doc__ = """A safe container nested in a recorded value, as a reader asked to keep
+identities returns it (``Journal.records(nested_ids=True)``): the container's number in the
+journal (0: it was bound to another journal) and its contents when recorded."""
 
 
 class _TooDeep(Exception):

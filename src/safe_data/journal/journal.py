@@ -536,7 +536,7 @@ def journal_at(path: str) -> Journal:
 
 def default_journal() -> Journal:
     """The journal containers use when none is given (see :func:`configure`)."""
-    return registry.default(lambda: journal_at(default_path()))
+    return registry.default()
 
 
 def configure(path: str | os.PathLike | None = None, *, log_discards: bool = False, **options) -> Journal:

@@ -17,8 +17,6 @@ from ..errors import JournalWarning
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from .journal import Journal
 
 _journals: weakref.WeakValueDictionary[str, Journal] = weakref.WeakValueDictionary()  # by path
@@ -72,14 +70,19 @@ def totals() -> tuple[int, int, int]:
     return records, nbytes, flushes
 
 
-def default(make: Callable[[], Journal]) -> Journal:
-    """The default journal, made by ``make()`` (or found open) the first time."""
+def default() -> Journal:
+    """The default journal: the one ``configure()`` opened, else the one at
+    ``default_path()``, opened (or found open) the first time."""
     global _default
     journal = _default
     if journal is None:
+        # imported here: the containers find the default journal through this module,
+        # and the journal's own modules load with the first journal, not with them
+        from .journal import default_path, journal_at
+
         with _lock:
             if _default is None:
-                _default = make()
+                _default = journal_at(default_path())
             journal = _default
     return journal
 
