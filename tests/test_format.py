@@ -1,12 +1,13 @@
 """The on-disk format: both implementations write the same bytes, and the bytes match docs/format.md."""
 
 import os
+import re
 import struct
 from pathlib import Path
 
 import google_crc32c
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import safe_data
@@ -258,3 +259,27 @@ def test_one_item_discards_write_the_same_bytes_in_both_implementations(tmp_path
             journal.close()
         frames.append(_frames_without_time(path))
     assert frames[0] == frames[1] and len(frames[0]) == 11
+
+
+#: a segment id as docs/format.md states it (16 lowercase hex digits, "-", 6 decimal
+#: digits); fmt.parse_segment_id reads it without a regular expression
+SEGMENT_ID = re.compile(r"([0-9a-f]{16})-([0-9]{6})")
+
+
+@given(
+    st.from_regex(SEGMENT_ID, fullmatch=True)
+    | st.builds(
+        lambda writer, dash, number: writer + dash + number,
+        st.text("0123456789abcdefA", min_size=15, max_size=17),
+        st.sampled_from("-+"),
+        st.text("0123456789²٣ \n", min_size=5, max_size=7),  # (² and ٣ are digits to str.isdigit())
+    )
+)
+@example("0123456789abcdef-00004²")
+@example("0123456789abcdef-٠٠٠٠٤٢")
+@example("0123456789abcdef-000042\n")
+@example("0123456789abcdeF-000042")
+def test_a_segment_id_is_read_as_the_format_states_it(text):
+    match = SEGMENT_ID.fullmatch(text)
+    assert fmt.parse_segment_id(text) == ((int(match[1], 16), int(match[2])) if match else None)
+    assert fmt.is_segment_id(text) is (match is not None)

@@ -57,8 +57,12 @@ DEFERRED = {
     "sqlalchemy",
     "hmac",
     "difflib",
+    "copy",
     "datetime",
+    "enum",
     "json",
+    "pickle",
+    "re",
     "typing",
 }
 

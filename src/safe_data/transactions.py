@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import weakref
 from datetime import datetime, timezone
-from typing import overload  # (typing is loaded anyway: the codec's NamedTuple)
+from typing import overload  # (this module loads on first use, not with import safe_data)
 
 from .containers import SafeDict, SafeList, SafeSet, _support, watch_records
 from .errors import TransactionError, UndoError

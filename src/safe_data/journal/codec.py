@@ -13,7 +13,6 @@ encoder in C; the two must produce identical bytes (tests/test_format.py checks)
 
 from __future__ import annotations
 
-import pickle
 import struct
 import threading
 from collections import namedtuple
@@ -67,6 +66,8 @@ class UnverifiedPickle:
         self.data = data
 
     def load(self):
+        import pickle
+
         return pickle.loads(self.data)
 
     def __repr__(self):
@@ -86,6 +87,8 @@ class UnloadablePickle:
         self.error = error
 
     def load(self):
+        import pickle
+
         return pickle.loads(self.data)
 
     def __repr__(self):
@@ -191,6 +194,10 @@ def _encode(out: bytearray, obj, depth: int, key: bytes) -> None:
 
 
 def _encode_pickle(out: bytearray, obj, key: bytes) -> None:
+    # imported on the first value pickled, not at import safe_data: pickle loads re and
+    # enum, milliseconds that most values (builtins, encoded without it) never need
+    import pickle
+
     try:
         data = pickle.dumps(obj, fmt.PICKLE_PROTOCOL)
     except ReentrantChangeError:
@@ -329,6 +336,7 @@ class Decoder:
 
 def load_pickle(data: bytes, tag_mac: bytes, key: bytes | None, trust_pickles: bool):
     """Unpickle ``data`` only if its MAC verifies under ``key`` (or the caller trusts it)."""
+    import pickle
     from hmac import compare_digest
 
     verified = key is not None and compare_digest(tag_mac, mac(key, data))

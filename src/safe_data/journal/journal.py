@@ -20,7 +20,7 @@ import threading
 import warnings
 import weakref
 from datetime import datetime, timedelta, timezone
-from typing import overload  # (typing is loaded anyway: the codec's NamedTuple)
+from typing import overload  # (this module loads with the first journal, not with import safe_data)
 
 from .. import _impl
 from ..errors import CorruptSegmentError, JournalReadOnlyError, JournalWarning, SafeDataError
