@@ -90,6 +90,8 @@ def test_import_loads_only_what_the_c_containers_need():
 def test_every_public_name_resolves_after_import_alone(tmp_path):
     code = f"""
 import safe_data
+missing = set(safe_data.__all__) - set(dir(safe_data))
+assert not missing, f"not in dir(safe_data): {{sorted(missing)}}"
 for name in safe_data.__all__:
     assert getattr(safe_data, name) is not None, name
     exec(f"from safe_data import {{name}}")

@@ -6,6 +6,7 @@ local disk.  See the README and docs/ for the guarantees.
 """
 
 import sys as _sys
+from types import ModuleType as _ModuleType  # (loaded anyway, by threading)
 
 from ._impl import EXTENSION
 from .containers import SafeDict, SafeList, SafeSet
@@ -106,13 +107,17 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class _Package(type(_sys)):  # type: ignore[misc]
+def __dir__():
+    return sorted({*globals(), *_LAZY, *_MODULES})
+
+
+class _Package(_ModuleType):
     """This package's module type: ``safe_data.history`` stays the function when the
     module of the same name is imported (the import system sets every module it imports
     as an attribute of its package, and that one loads after this file, on first use)."""
 
     def __setattr__(self, name, value):
-        if not (name == "history" and isinstance(value, type(_sys))):
+        if not (name == "history" and isinstance(value, _ModuleType)):
             super().__setattr__(name, value)
 
 
