@@ -36,7 +36,6 @@ from ..errors import ReentrantChangeError
 from ..journal import codec
 from ..journal import format as fmt
 from ..journal import registry
-from ..journal.journal import default_journal
 
 cdef extern from "Python.h":
     PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
@@ -239,7 +238,7 @@ cdef object _resolve_journal(object journal):
     if journal is None:
         journal = _registry_vars["_default"]
         if journal is None:
-            journal = default_journal()
+            journal = registry.default()  # (it opens the default journal the first time)
     return journal
 
 
