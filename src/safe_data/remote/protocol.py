@@ -25,7 +25,7 @@ import os
 import re
 
 from ..journal import format as fmt
-from .verify import InvalidSegment, SegmentTooLarge, SegmentVerifier, _max_window
+from .verify import InvalidSegment, SegmentTooLarge, SegmentVerifier, frame_window
 
 __all__ = [
     "BODY_SUFFIX",
@@ -133,20 +133,7 @@ def decompress_bounded(body: bytes, max_segment_bytes: int) -> tuple[bytes, str]
     """
     import zstandard  # lazy: a tenth of a second, and only receivers and readers need it
 
-    try:
-        params = zstandard.get_frame_parameters(body)
-    except zstandard.ZstdError as exc:
-        raise InvalidSegment(f"not a zstd frame: {exc}") from None
-    if (
-        params.content_size not in (0, zstandard.CONTENTSIZE_UNKNOWN)
-        and params.content_size > max_segment_bytes
-    ):
-        raise SegmentTooLarge(
-            f"segment of {params.content_size} bytes exceeds the limit of {max_segment_bytes}"
-        )
-    window = _max_window(max_segment_bytes)
-    if params.window_size > window:
-        raise SegmentTooLarge(f"zstd window of {params.window_size} bytes exceeds {window}")
+    window = frame_window(zstandard, body, max_segment_bytes)
     dctx = zstandard.ZstdDecompressor(max_window_size=window)
     digest = hashlib.sha256()
     size = 0

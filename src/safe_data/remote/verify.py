@@ -176,13 +176,29 @@ class SegmentVerifier:
             )
 
 
-def _max_window(max_segment_bytes: int) -> int:
+def frame_window(zstandard, head: bytes, max_segment_bytes: int) -> int:
+    """The window zstd may use for the frame whose header starts ``head``; InvalidSegment if
+    it is no zstd frame, SegmentTooLarge if it declares more than ``max_segment_bytes`` or
+    asks for a bigger window than such a segment needs."""
+    try:
+        params = zstandard.get_frame_parameters(head)
+    except zstandard.ZstdError as exc:
+        raise InvalidSegment(f"not a zstd frame: {exc}") from None
+    if (
+        params.content_size not in (0, zstandard.CONTENTSIZE_UNKNOWN)
+        and params.content_size > max_segment_bytes
+    ):
+        raise SegmentTooLarge(
+            f"segment of {params.content_size} bytes exceeds the limit of {max_segment_bytes}"
+        )
     # A frame of a segment of n bytes needs a window of at most the next power of two
     # >= n; streaming compressors may use their level's default (a few MiB).  Anything
     # bigger is refused before zstd allocates it.
     window = 8 << 20
     while window < max_segment_bytes and window < (1 << 27):
         window <<= 1
+    if params.window_size > window:
+        raise SegmentTooLarge(f"zstd window of {params.window_size} bytes exceeds {window}")
     return window
 
 
@@ -258,20 +274,7 @@ def check_compressed(f, max_segment_bytes: int, sha256: str, segment_id: str | N
 
     size = f.seek(0, 2)
     f.seek(0)
-    try:
-        params = zstandard.get_frame_parameters(f.read(18))
-    except zstandard.ZstdError as exc:
-        raise InvalidSegment(f"not a zstd frame: {exc}") from None
-    if (
-        params.content_size not in (0, zstandard.CONTENTSIZE_UNKNOWN)
-        and params.content_size > max_segment_bytes
-    ):
-        raise SegmentTooLarge(
-            f"segment of {params.content_size} bytes exceeds the limit of {max_segment_bytes}"
-        )
-    window = _max_window(max_segment_bytes)
-    if params.window_size > window:
-        raise SegmentTooLarge(f"zstd window of {params.window_size} bytes exceeds {window}")
+    window = frame_window(zstandard, f.read(18), max_segment_bytes)
     left = zstd_frame_size(f, size)
     if left != size:
         raise InvalidSegment("zstd: data after the frame (one frame expected)")
