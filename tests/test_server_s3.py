@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import subprocess
 import sys
 import uuid
@@ -31,6 +30,7 @@ from .server_helpers import (  # noqa: E402
     put_headers,
     run,
     sha,
+    start_cli,
     stop_cli,
     zstd,
 )
@@ -235,26 +235,10 @@ def _closed_port() -> int:
 # --- the CLI ----------------------------------------------------------------------------------
 
 
-def _start_cli(store_url, *args, env):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "safe_data.cli.serving", "--store", store_url, "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    line = proc.stdout.readline()
-    match = re.fullmatch(r"serving on (http://127\.0\.0\.1:(\d+))\n", line)
-    if not match:
-        proc.kill()
-        raise AssertionError(f"unexpected output {line!r}: {proc.stderr.read()}")
-    return proc, match.group(1)
-
-
 def test_cli_serve_s3(seaweedfs, bucket, segment):
     seg_id, data = segment
     env = dict(s3_env(seaweedfs), SAFE_DATA_TOKENS=f"alpha:{TOKEN}, beta:{OTHER}")
-    proc, base = _start_cli(f"s3://{bucket}/srv", "--s3-endpoint-url", seaweedfs.endpoint, env=env)
+    proc, base = start_cli("--store", f"s3://{bucket}/srv", "--s3-endpoint-url", seaweedfs.endpoint, env=env)
     try:
         assert http_request(base + "/health") == (200, b'{"status": "ok"}')
         url = base + f"/v1/segments/{seg_id}"
