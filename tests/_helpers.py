@@ -582,3 +582,39 @@ def run_in_terminal(args, cols=120, rows=40) -> tuple[int, str]:
         output += chunk
     os.close(master)
     return proc.wait(timeout=60), ANSI_ESCAPE.sub("", output.decode(errors="replace"))
+
+
+def frame_extents(data, start: int = fmt.SEGMENT_HEADER_SIZE) -> list[tuple[int, int]]:
+    """(offset, length) of each frame of a segment's bytes (either format version), up to
+    the first that cannot be located (a zero length: the end)."""
+    from safe_data.journal import compact
+
+    classic = struct.unpack_from("<H", data, 8)[0] == fmt.CLASSIC_VERSION
+    out, pos = [], start
+    while pos < len(data):
+        if classic:
+            n = struct.unpack_from("<I", data, pos)[0] if len(data) - pos >= 4 else 0
+            if not fmt.FRAME_HEADER_SIZE <= n <= len(data) - pos:
+                break
+        else:
+            at = compact.extent(data, pos, len(data))
+            if at is None:
+                break
+            n = at[1] - pos
+        out.append((pos, n))
+        pos += n
+    return out
+
+
+def timeless(data, offset: int) -> bytes:
+    """The compact frame at ``offset`` but for what depends on the clock or the thread:
+    its length, CRC, time difference, and a definition's thread."""
+    from safe_data.journal import compact
+
+    body, end = compact.extent(data, offset, len(data))
+    op, rest = data[body + 4], body + 6
+    if op == fmt.OP_DEFINE:
+        _, after = compact.varint(data, rest, end)
+        return bytes(data[body + 4 : after]) + bytes(data[after + 8 : end])
+    _, after = compact.varint(data, rest, end)
+    return bytes(data[body + 4 : rest]) + bytes(data[after:end])

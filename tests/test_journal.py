@@ -73,13 +73,13 @@ def test_filters_by_container_and_time(journal):
 
 def test_rotation_keeps_every_record_in_order(tmp_path):
     with safe_data.Journal(tmp_path / "j", segment_size=4096) as j:
-        safe = SafeList(range(2000), journal=j)
-        for _ in range(2000):
+        safe = SafeList(range(4000), journal=j)
+        for _ in range(4000):
             safe.pop()
         segments = [n for n in os.listdir(j.path) if n.endswith((".seg", ".open"))]
         assert len(segments) > 10
-        assert [r.values[0] for r in j.records()] == list(range(1999, -1, -1))
-        assert [r.seq for r in j.records()] == list(range(1, 2001))
+        assert [r.values[0] for r in j.records()] == list(range(3999, -1, -1))
+        assert [r.seq for r in j.records()] == list(range(1, 4001))
         assert j.verify() == []
 
 

@@ -43,6 +43,12 @@ DURABILITY_FSYNC = 2
 _lz4_compress = None
 
 
+#: what a compact record and its definition take beyond the payload and the name: two
+#: lengths (5 bytes each at most), two CRCs, op and flags twice, dt (10), two slots (10
+#: each), the thread (8) and the container number (10)
+_COMPACT_SLACK = 2 * 5 + 2 * 4 + 4 + 10 + 2 * 10 + 8 + 10
+
+
 def _compress(payload):
     global _lz4_compress
     if _lz4_compress is None:  # lz4 is imported on first use: keeps `import safe_data` light
@@ -76,6 +82,11 @@ class RecordWriter:
         self._fd = -1
         self._seq = 0
         self._closed = False
+        # compact frames (format version 2): the active segment's table, (thread, name,
+        # container number) -> slot, and the time of its last frame (see _commit)
+        self._compact = manager.compact
+        self._slots: dict[tuple, int] = {}
+        self._time = 0
         self._hook = None  # called after each record (Journal.on_discard), or None
         self._bytes = 0  # frame bytes written by this process (safe_data.stats())
         self._containers = 0  # numbers given to containers (next_container_id)
@@ -144,12 +155,16 @@ class RecordWriter:
             if len(packed) < len(payload):
                 payload = packed
                 flags |= fmt.FLAG_COMPRESSED
-        number = bytearray()
-        if container_id:  # the container's number, LEB128, after the name
-            flags |= fmt.FLAG_ID
-            put_varint(number, container_id)
-        body = bytes(name + number + payload)
-        frame_len = fmt.FRAME_HEADER_SIZE + len(body)
+        if not self._compact:
+            number = bytearray()
+            if container_id:  # the container's number, LEB128, after the name
+                flags |= fmt.FLAG_ID
+                put_varint(number, container_id)
+            payload = name + number + payload
+        # the most a frame takes (a compact one: with its definition, each field at most)
+        frame_len = (
+            fmt.FRAME_HEADER_SIZE + len(payload) + (_COMPACT_SLACK + len(name) if self._compact else 0)
+        )
         if frame_len > fmt.MAX_FRAME_LEN:
             raise RecordTooLargeError(
                 f"a {frame_len}-byte record exceeds the 4 GiB frame limit; nothing was discarded"
@@ -163,17 +178,21 @@ class RecordWriter:
                 self._rotate(frame_len)
             seq = self._seq + 1
             now = time.time_ns()
-            head = fmt.FRAME_HEADER.pack(0, 0, seq, now, thread, op, flags, len(name))
-            crc = google_crc32c.extend(crc32c(head[8:]), body)
+            if self._compact:
+                frame = self._compact_frames(seq, now, thread, op, flags, name, container_id, payload)
+            else:
+                frame = fmt.FRAME_HEADER.pack(0, 0, seq, now, thread, op, flags, len(name)) + payload
+                crc = crc32c(frame[8:])
+                frame = fmt.FRAME_HEADER.pack(len(frame), crc, 0, 0, 0, 0, 0, 0)[:8] + frame[8:]
             pos = self._pos
-            self._map[pos + 8 : pos + fmt.FRAME_HEADER_SIZE] = head[8:]
-            self._map[pos + fmt.FRAME_HEADER_SIZE : pos + frame_len] = body
+            self._map[pos + 1 : pos + len(frame)] = frame[1:]
             _faults.point("record.write")
-            # the length and CRC last, as the C writer does: a frame is there once they are
-            self._map[pos : pos + 8] = fmt.FRAME_HEADER.pack(frame_len, crc, 0, 0, 0, 0, 0, 0)[:8]
-            self._pos = pos + frame_len
+            # its first byte last, as the C writer does: the frames are there once it is
+            # (zero before: where the frames end)
+            self._map[pos] = frame[0]
+            self._pos = pos + len(frame)
             self._seq = seq
-            self._bytes += frame_len
+            self._bytes += len(frame)
             if self._fsync:
                 ol = self.operation_lock
                 if ol.owner == thread:  # on disk once the operation ends, outside its lock
@@ -189,6 +208,22 @@ class RecordWriter:
         if self._hook is not None:
             self._hook(seq, now, op, name, key, values, caller, container_id)
         return seq
+
+    def _compact_frames(self, seq, now, thread, op, flags, name, container_id, payload) -> bytes:
+        """The compact frame of a record (format version 2), after the definition of its
+        (thread, name, number) if this segment has none yet."""
+        defined = b""
+        slot = self._slots.get((thread, name, container_id))
+        if slot is None:
+            slot = self._slots[thread, name, container_id] = len(self._slots)
+            defined = fmt.compact_frame(
+                crc32c, seq, self._time, fmt.define_body(slot, thread, container_id, name)
+            )
+        frame = fmt.compact_frame(
+            crc32c, seq, now, fmt.record_body(op, flags, now - self._time, slot, payload)
+        )
+        self._time = now
+        return defined + frame
 
     def _settle(self, first: int, last: int) -> None:
         """Return once the records ``first`` to ``last`` (one operation's, or one append's)
@@ -264,6 +299,8 @@ class RecordWriter:
     def _rotate(self, need: int) -> None:
         self._seal()
         self._map, self._pos, self._end, self._fd = self._manager.open(need, self._seq + 1)
+        self._slots = {}  # a new segment, a new table: every segment is read alone
+        self._time = self._manager.active.created_ns
 
     def _seal(self) -> None:
         """Seal the active segment, if any (under self._lock), and note its records on disk

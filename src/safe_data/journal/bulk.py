@@ -16,7 +16,7 @@ from .. import _impl
 from ..errors import CorruptRecordError
 from . import format as fmt
 from .batches import RecordBatch
-from .reader import Problem, Record, Scan, SegmentView, _decompress, decode_frame, scan_frames
+from .reader import Problem, Record, Scan, SegmentView, _decompress, decode_frame, scan_frames, segment_frames
 
 #: records decoded per call into C (Records, or columns).  Small, so that most of a batch is
 #: taken and gone before the garbage collector's next young-generation pass (every 700
@@ -44,7 +44,7 @@ def segment_batches(
         return
     try:
         pos, seq, first = fmt.SEGMENT_HEADER_SIZE, header.first_seq, None
-        if _impl.FrameDecoder is not None:
+        if _impl.FrameDecoder is not None and not header.compact:
             decoder = _impl.FrameDecoder(
                 Record,
                 fmt.OPS,
@@ -67,7 +67,10 @@ def segment_batches(
                     yield batch
                 if len(batch) < BATCH:
                     break
-        rest = scan_frames(data, view.crc32c, view.name, view.sealed, start=pos, first_seq=seq)
+        if header.compact:
+            rest = segment_frames(data, view.crc32c, view.name, view.sealed, header)
+        else:
+            rest = scan_frames(data, view.crc32c, view.name, view.sealed, start=pos, first_seq=seq)
         decoded = _decoded_batches(rest, view, header, key, trust_pickles, nested_ids, report)
         scan = yield from (_as_columns(decoded) if columns else decoded)
         view.scan = _joined(scan, first, seq)

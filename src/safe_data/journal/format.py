@@ -1,4 +1,4 @@
-"""The on-disk format, version 1 (revision 5): the one module that implements docs/format.md.
+"""The on-disk format, versions 1 and 2 (revision 6): the one module that implements docs/format.md.
 
 The writers (``_writer_c.pyx`` and its pure twin ``_writer_py.py``) produce these bytes; this
 module defines the constants both use and decodes them back.  Everything is little-endian.
@@ -6,7 +6,7 @@ module defines the constants both use and decodes them back.  Everything is litt
 Segment file = 64-byte header, then frames, then zero bytes up to the preallocated size
 (an ``.open`` segment) or end of file (a sealed ``.seg`` segment).
 
-Frame = 36-byte header ``<IIQqQBBH``::
+Version 1 (revisions 1 to 5): frame = 36-byte header ``<IIQqQBBH``::
 
     frame_len   u32  length of the whole frame, header included (0 = no more frames)
     crc         u32  CRC32C of bytes [8, frame_len) of the frame
@@ -21,6 +21,20 @@ then ``name`` (UTF-8), with FLAG_ID the container's number (LEB128; revision 3),
 payload: the codec encodings of ``key``, ``values`` and, with FLAG_CALLER, ``caller``,
 concatenated; with FLAG_COMPRESSED the payload is an lz4 block
 with its uncompressed size stored in front (``lz4.block.compress(store_size=True)``).
+
+Version 2 (revision 6, what writers write): the same header, and compact frames, which
+state only what the frame before them does not tell (see docs/format.md, "Compact frames")::
+
+    len     LEB128  length of the rest of the frame (0 = no more frames)
+    crc     u32     CRC32C of the context (seq u64, time_ns i64: not stored) and the rest
+    op      u8
+    flags   u8      FLAG_COMPRESSED | FLAG_CALLER
+    dt      zigzag LEB128: time_ns - the previous frame's (the first: the header's created)
+    slot    LEB128  which (thread, name, container number) of the segment's table
+
+then the payload as in version 1.  The seq is the previous frame's plus one (the first:
+the header's base seq plus one).  The table is defined by OP_DEFINE frames (op, flags 0,
+slot, thread u64, number LEB128, name), each the first time its triple is used.
 """
 
 from __future__ import annotations
@@ -28,7 +42,11 @@ from __future__ import annotations
 import struct
 
 MAGIC = b"SAFEDATA"
-FORMAT_VERSION = 1
+#: the version writers write: compact frames (revision 6)
+FORMAT_VERSION = 2
+#: 36-byte frame headers (revisions 1 to 5): still read, and written with compact=False
+CLASSIC_VERSION = 1
+VERSIONS = (CLASSIC_VERSION, FORMAT_VERSION)
 
 #: magic, version, header size, flags, writer id, segment number, created ns, pid, and
 #: (with HEADER_COUNTED) the sealed segment's record count and last seq; then the CRC32C
@@ -52,6 +70,15 @@ FLAG_CALLER = 0x02
 #: container that wrote the record, whatever its name (revision 3)
 FLAG_ID = 0x04
 KNOWN_FLAGS = FLAG_COMPRESSED | FLAG_CALLER | FLAG_ID
+
+#: compact frames (version 2): the flags a record may carry, the context its CRC covers
+#: (seq, time_ns), and the fewest bytes after ``len`` (crc, op, flags)
+COMPACT_FLAGS = FLAG_COMPRESSED | FLAG_CALLER
+COMPACT_CONTEXT = struct.Struct("<Qq")
+MIN_COMPACT_BODY = 6
+#: the op code of a definition (version 2): not a record, it adds one (thread, name,
+#: container number) to its segment's table
+OP_DEFINE = 253
 
 #: the op code of a hole: a frame a repair put where records could not be read (their
 #: bytes are in damaged/); it numbers the records it stands for and is not a record
@@ -167,9 +194,14 @@ LZ4_PROBE_SIZE = 65536
 MAX_LZ4_RATIO = 255
 
 
-def pack_segment_header(crc32c, writer_id: int, segment_no: int, created_ns: int, pid: int) -> bytes:
+def pack_segment_header(
+    crc32c, writer_id: int, segment_no: int, created_ns: int, pid: int, base_seq: int | None = None
+) -> bytes:
+    """A new segment's header: version 2 with ``base_seq`` (the seq before its first
+    frame's, in the ``last seq`` field), version 1 without."""
+    version = CLASSIC_VERSION if base_seq is None else FORMAT_VERSION
     head = SEGMENT_HEADER.pack(
-        MAGIC, FORMAT_VERSION, SEGMENT_HEADER_SIZE, 0, writer_id, segment_no, created_ns, pid, 0, 0
+        MAGIC, version, SEGMENT_HEADER_SIZE, 0, writer_id, segment_no, created_ns, pid, 0, base_seq or 0
     )
     return head + SEGMENT_CRC.pack(crc32c(head))
 
@@ -187,11 +219,14 @@ def counted_header(crc32c, header, records: int, last_seq: int) -> bytes:
 class SegmentHeader:
     """The parsed header of a segment file.  ``records`` and ``last_seq`` are what a
     sealed segment states it holds (None when its header does not say: revision 1, or
-    an ``.open`` segment)."""
+    an ``.open`` segment).  ``base_seq``: a version-2 segment's seq before its first
+    frame's (None in version 1, where each frame states its seq)."""
 
-    __slots__ = ("version", "writer_id", "segment_no", "created_ns", "pid", "records", "last_seq")
+    __slots__ = ("version", "writer_id", "segment_no", "created_ns", "pid", "records", "last_seq", "base_seq")
 
-    def __init__(self, version, writer_id, segment_no, created_ns, pid, records=None, last_seq=None):
+    def __init__(
+        self, version, writer_id, segment_no, created_ns, pid, records=None, last_seq=None, base_seq=None
+    ):
         self.version = version
         self.writer_id = writer_id
         self.segment_no = segment_no
@@ -199,6 +234,12 @@ class SegmentHeader:
         self.pid = pid
         self.records = records
         self.last_seq = last_seq
+        self.base_seq = base_seq
+
+    @property
+    def compact(self) -> bool:
+        """Its frames are compact frames (version 2)."""
+        return self.version == FORMAT_VERSION
 
     @property
     def segment_id(self) -> str:
@@ -258,13 +299,66 @@ def unpack_segment_header(crc32c, data) -> SegmentHeader:
     (crc,) = SEGMENT_CRC.unpack_from(data, CRC_OFFSET)
     if crc != crc32c(bytes(data[:CRC_OFFSET])):
         raise ValueError("segment header checksum mismatch")
-    if version != FORMAT_VERSION or size != SEGMENT_HEADER_SIZE:
-        raise ValueError(f"unsupported segment format version {version} (this reader knows {FORMAT_VERSION})")
-    if not flags & HEADER_COUNTED:
-        return SegmentHeader(version, writer_id, segment_no, created_ns, pid)
+    if version not in VERSIONS or size != SEGMENT_HEADER_SIZE:
+        raise ValueError(
+            f"unsupported segment format version {version} "
+            f"(this reader knows {', '.join(map(str, VERSIONS))})"
+        )
     if records > last_seq:
         raise ValueError(f"segment header states {records} records ending at seq {last_seq}")
-    return SegmentHeader(version, writer_id, segment_no, created_ns, pid, records, last_seq)
+    # version 2 states the seq before its first frame's: bytes 52..59 hold it until the
+    # seal, which states the records and the last seq (their difference)
+    base = last_seq - records if version == FORMAT_VERSION else None
+    if not flags & HEADER_COUNTED:
+        return SegmentHeader(version, writer_id, segment_no, created_ns, pid, base_seq=base)
+    return SegmentHeader(version, writer_id, segment_no, created_ns, pid, records, last_seq, base)
+
+
+# --- compact frames (version 2) ---------------------------------------------------------
+
+
+def leb128_bytes(n: int) -> bytes:
+    """``n`` (>= 0) as unsigned LEB128."""
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def zigzag(n: int) -> int:
+    """A signed 64-bit ``n`` as the unsigned number LEB128 stores (small magnitudes small)."""
+    return ((n << 1) ^ (n >> 63)) & 0xFFFFFFFFFFFFFFFF
+
+
+def unzigzag(z: int) -> int:
+    return (z >> 1) ^ -(z & 1)
+
+
+def compact_frame(crc32c, seq: int, time_ns: int, body) -> bytes:
+    """The compact frame of ``body`` (its bytes from ``op`` on), whose context is ``seq``
+    and ``time_ns``: ``len``, the CRC32C of context and body, the body."""
+    crc = crc32c(COMPACT_CONTEXT.pack(seq, time_ns) + bytes(body))
+    return leb128_bytes(4 + len(body)) + SEGMENT_CRC.pack(crc) + bytes(body)
+
+
+def record_body(op: int, flags: int, dt: int, slot: int, payload) -> bytes:
+    """The body of a compact record (or, without a slot, hole: see hole_body)."""
+    return bytes((op, flags)) + leb128_bytes(zigzag(dt)) + leb128_bytes(slot) + bytes(payload)
+
+
+def hole_body(dt: int, payload) -> bytes:
+    """The body of a compact hole: no slot (a hole has no thread, name or number)."""
+    return bytes((OP_HOLE, 0)) + leb128_bytes(zigzag(dt)) + bytes(payload)
+
+
+def define_body(slot: int, thread: int, number: int, name: bytes) -> bytes:
+    """The body of a definition: table entry ``slot`` is (thread, name, number)."""
+    return bytes((OP_DEFINE, 0)) + leb128_bytes(slot) + _U64.pack(thread) + leb128_bytes(number) + name
+
+
+_U64 = struct.Struct("<Q")
 
 
 def index_path(segment_path: str) -> str:

@@ -39,7 +39,7 @@ from .._fs import write_all
 from ..errors import CorruptRecordError
 from . import format as fmt
 from .codec import encode_value, mac
-from .reader import Frame, Hole, Problem, Scan, leb128
+from .reader import Frame, Hole, Problem, Scan
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
 if TYPE_CHECKING:
@@ -141,10 +141,7 @@ class Builder:
         self.entries: dict[tuple[bytes, int], Entry] = {}
 
     def add(self, frame: Frame) -> None:
-        try:
-            container_id = leb128(frame.payload)[0] if frame.flags & fmt.FLAG_ID else 0
-        except CorruptRecordError:  # the record reads as undecodable, found by its name
-            container_id = 0
+        container_id = frame.container_number  # (0 if unreadable: the record reads as undecodable)
         key = (bytes(frame.name), container_id)  # (a slice of a bytearray: an open segment's)
         entry = self.entries.get(key)
         if entry is None:

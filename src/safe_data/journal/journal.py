@@ -83,6 +83,10 @@ class Journal:
     trust_pickles : bool
         Unpickle pickled values even when their MAC does not verify under this journal's
         key (a journal copied from elsewhere without its key).  Only for data you trust.
+    compact : bool
+        Write compact frames (format version 2: about 15 bytes for the discard of a small
+        value, where version 1 took 50 or more).  False writes version-1 segments, which
+        readers older than revision 6 read too (docs/format.md, "Versioning").
     readonly : bool
         Only read: nothing in the directory is created or changed (a journal on a
         read-only filesystem, a copy under inspection).  Segments left open by dead
@@ -102,6 +106,7 @@ class Journal:
         compress_threshold: int = fmt.DEFAULT_COMPRESS_THRESHOLD,
         trust_pickles: bool = False,
         readonly: bool = False,
+        compact: bool = True,
     ):
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {sorted(DURABILITY_MODES)}, not {durability!r}")
@@ -116,7 +121,9 @@ class Journal:
             self._key, self._manager, self.recovered = self._open_for_reading()
         else:
             try:
-                self._key, self._manager, self.recovered = self._open_for_writing(segment_size, max_bytes)
+                self._key, self._manager, self.recovered = self._open_for_writing(
+                    segment_size, max_bytes, compact
+                )
             except OSError as exc:
                 if exc.errno != errno.EROFS:
                     raise
@@ -139,7 +146,7 @@ class Journal:
             self._start_flusher()
         registry.register(self)
 
-    def _open_for_writing(self, segment_size: int, max_bytes: int | None):
+    def _open_for_writing(self, segment_size: int, max_bytes: int | None, compact: bool):
         """(key, segment manager, what recovery set aside): the directory and key made if
         needed, dead writers' segments recovered."""
         _make_private_dir(self.path)
@@ -151,7 +158,12 @@ class Journal:
                 f"recovered a segment left open by a dead process: {problem}", JournalWarning, stacklevel=3
             )
         manager = SegmentManager(
-            self.path, crc32c=_impl.crc32c, segment_size=segment_size, max_bytes=max_bytes, durable=durable
+            self.path,
+            crc32c=_impl.crc32c,
+            segment_size=segment_size,
+            max_bytes=max_bytes,
+            durable=durable,
+            compact=compact,
         )
         return key, manager, recovered
 
@@ -423,6 +435,7 @@ class _ReadOnlySegments:
     """The segment manager of a journal opened read-only: it never creates a segment."""
 
     writer_id = 0  # it never writes a record
+    compact = True
 
     def __init__(self, directory: str):
         self.directory = directory

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 
 from .. import _impl
 from ..errors import CorruptRecordError
+from . import compact as _compact
 from . import format as fmt
 
 _U32 = struct.Struct("<I")
@@ -65,11 +66,15 @@ class Record(
 
 
 class Frame:
-    """A frame whose length and checksum verified; its payload is not decoded yet."""
+    """A frame whose length and checksum verified; its payload is not decoded yet.
 
-    __slots__ = ("offset", "seq", "time_ns", "thread", "op", "flags", "name", "payload")
+    ``number`` is the container's number of a compact frame (from its segment's table;
+    0: none); None for a version-1 frame, whose payload starts with it under FLAG_ID.
+    ``length``: the frame's bytes in the segment."""
 
-    def __init__(self, offset, seq, time_ns, thread, op, flags, name, payload):
+    __slots__ = ("offset", "seq", "time_ns", "thread", "op", "flags", "name", "payload", "number", "length")
+
+    def __init__(self, offset, seq, time_ns, thread, op, flags, name, payload, number=None, length=0):
         self.offset = offset
         self.seq = seq
         self.time_ns = time_ns
@@ -78,6 +83,20 @@ class Frame:
         self.flags = flags
         self.name = name
         self.payload = payload
+        self.number = number
+        self.length = length
+
+    @property
+    def container_number(self) -> int:
+        """The container's number (0: none, or unreadable: decoding says so)."""
+        if self.number is not None:
+            return self.number
+        if not self.flags & fmt.FLAG_ID:
+            return 0
+        try:
+            return leb128(self.payload)[0]
+        except CorruptRecordError:
+            return 0
 
 
 _ZERO_CHUNK = bytes(1 << 16)
@@ -145,6 +164,7 @@ def scan_frames(
     sealed: bool,
     start: int = fmt.SEGMENT_HEADER_SIZE,
     first_seq: int | None = None,
+    compact: _compact.State | None = None,
 ):
     """Yield verified frames of ``data``; return a :class:`Scan`.
 
@@ -158,7 +178,13 @@ def scan_frames(
     right (see :func:`_resumes_at`): it is skipped and reported, and the scan goes on.
     Otherwise nothing after it can be located reliably and the scan stops there.  Holes
     (frames a repair wrote) are not yielded; they count for the records they stand for.
+
+    ``compact``: the frames are compact frames (version 2), read from the
+    :class:`.compact.State` given (its seqs replace ``first_seq``), which the scan
+    advances: a reader may resume at ``scan.end`` with it.
     """
+    if compact is not None:
+        return (yield from _scan_compact(data, crc32c, segment, sealed, start, compact))
     scan = Scan(start)
     expected = first_seq  # the seq the next frame must carry (None: any)
     first = None
@@ -214,12 +240,154 @@ def scan_frames(
                 flags,
                 data[body : body + name_len],
                 data[body + name_len : pos + frame_len],
+                None,
+                frame_len,
             )
         pos += frame_len
     scan.end = pos
     if first is not None and expected is not None:
         scan.first_seq, scan.last_seq = first, expected - 1
     return scan
+
+
+def segment_frames(data, crc32c, segment: str, sealed: bool, header: fmt.SegmentHeader):
+    """:func:`scan_frames` of a whole segment, read as its header says (its version, the
+    seqs it counts)."""
+    if header.compact:
+        return scan_frames(data, crc32c, segment, sealed, compact=_compact.State.of(header))
+    return scan_frames(data, crc32c, segment, sealed, first_seq=header.first_seq)
+
+
+def _scan_compact(data, crc32c, segment: str, sealed: bool, start: int, state: _compact.State):
+    """scan_frames of compact frames: the same checks, the same reports (a frame out of
+    place fails its CRC, whose context it is not in)."""
+    scan = Scan(start)
+    first = None
+    pos, n = start, len(data)
+    while pos < n:
+        at = _compact.extent(data, pos, n)
+        if at is None:
+            reason = _why_no_compact_frame(data, pos, sealed)
+            if reason is not None:
+                scan.stop(Problem(segment, pos, reason))
+            break
+        body, end = at
+        found = _compact.context(data, body, end, state)
+        if found is None or not _compact.verifies(data, body, end, crc32c, found[0], found[1]):
+            if not _skip_compact(data, pos, body, end, crc32c, state, scan, segment):
+                scan.stop(Problem(segment, pos, "checksum mismatch (torn write or corruption)"))
+                break
+            if first is None and scan.skipped:
+                first = scan.skipped[-1][2]
+            pos = end
+            continue
+        seq, time_ns, after = found
+        op = data[body + 4]
+        if scan.open_ended:
+            scan.stop(Problem(segment, pos, _out_of_place(scan, seq, None)))
+            break
+        if op == fmt.OP_DEFINE:
+            problem = _define(data, after, end, state)
+            if problem is not None:
+                scan.problems.append(Problem(segment, pos, problem))
+            pos = end
+            continue
+        if first is None:
+            first = seq
+        state.time_ns = time_ns
+        if op == fmt.OP_HOLE:
+            hole = _read_hole(pos, end - pos, seq, data[after:end])
+            if hole is None:
+                scan.stop(Problem(segment, pos, "unreadable hole (a repair's placeholder)"))
+                break
+            scan.holes.append(hole)
+            scan.open_ended = hole.span == 0
+            state.seq = seq + max(hole.span, 1) - 1
+            pos = end
+            continue
+        state.seq = seq
+        got = _compact.varint(data, after, end)
+        entry = None if got is None or got[0] >= len(state.table) else state.table[got[0]]
+        if entry is None:
+            slot = "unreadable" if got is None else got[0]
+            scan.problems.append(
+                Problem(
+                    segment, pos, f"record seq {seq} skipped: its slot ({slot}) has no definition before it"
+                )
+            )
+            scan.skipped.append((pos, end - pos, seq))
+            pos = end
+            continue
+        thread, name, number = entry
+        yield Frame(
+            pos, seq, time_ns, thread, op, data[body + 5], name, data[got[1] : end], number, end - pos
+        )
+        pos = end
+    scan.end = pos
+    if first is not None:
+        scan.first_seq, scan.last_seq = first, state.seq
+    return scan
+
+
+def _define(data, start: int, end: int, state: _compact.State) -> str | None:
+    """Add a verified definition to the table; why it cannot be taken, if it cannot."""
+    found = _compact.definition(data, start, end)
+    if found is None:
+        return "malformed definition"
+    slot, thread, number, name = found
+    if slot < len(state.table):
+        return f"slot {slot} defined twice"
+    state.table.extend([None] * (slot - len(state.table)))  # a damaged definition skipped
+    state.table.append((thread, name, number))
+    return None
+
+
+def _skip_compact(data, pos, body, end, crc32c, state, scan, segment) -> bool:
+    """Skip the compact frame at ``pos`` whose CRC failed, if a sound frame follows it
+    in one of the states it could leave (it was a record, a time difference later; or it
+    was a definition, which changes neither); record what was skipped."""
+    lost = state.seq + 1
+    got = _compact.varint(data, body + 6, end)
+    if got is not None:
+        after = _compact.State(lost, state.time_ns + fmt.unzigzag(got[0]), state.table)
+        if _compact.sound_at(data, end, crc32c, after):
+            scan.problems.append(
+                Problem(
+                    segment,
+                    pos,
+                    f"checksum mismatch: record seq {lost} ({end - pos} bytes) skipped, "
+                    f"the frames after it verify",
+                )
+            )
+            scan.skipped.append((pos, end - pos, lost))
+            state.seq, state.time_ns = after.seq, after.time_ns
+            return True
+    if _compact.sound_at(data, end, crc32c, state):
+        scan.problems.append(
+            Problem(
+                segment,
+                pos,
+                f"checksum mismatch: a frame that is no record ({end - pos} bytes) skipped, "
+                f"the frames after it verify (records whose definition it was are lost)",
+            )
+        )
+        return True
+    return False
+
+
+def _why_no_compact_frame(data, pos: int, sealed: bool) -> str | None:
+    """_why_no_frame of compact frames."""
+    n = len(data)
+    if data[pos] == 0:
+        if not is_zero(data, pos):
+            return "zeroed bytes followed by data (lost page?)"
+        return f"{n - pos} zero bytes after the last frame" if sealed else None
+    length = _compact.announced(data, pos)
+    if length is None:
+        return f"{n - pos} trailing bytes after the last frame"
+    if length < fmt.MIN_COMPACT_BODY:
+        return f"invalid frame length {length}"
+    return f"torn frame: {length} bytes announced, {n - pos} present"
 
 
 def scan_to_end(frames) -> Scan:
@@ -317,10 +485,10 @@ def decode_frame(
         kind, op = fmt.OPS[frame.op]
     except KeyError:
         raise CorruptRecordError(f"unknown operation code {frame.op}") from None
-    if frame.flags & ~fmt.KNOWN_FLAGS:
+    if frame.flags & ~(fmt.KNOWN_FLAGS if frame.number is None else fmt.COMPACT_FLAGS):
         raise CorruptRecordError(f"unknown flags 0x{frame.flags:02x}")
     payload = frame.payload
-    container_id = None
+    container_id = frame.number or None  # a compact frame's (0: none), from its table
     if frame.flags & fmt.FLAG_ID:
         container_id, size = leb128(payload)
         payload = payload[size:]
@@ -487,9 +655,7 @@ class SegmentView:
             self.vanished = True
             return
         try:
-            self.scan = yield from scan_frames(
-                data, self.crc32c, self.name, self.sealed, first_seq=self.header.first_seq
-            )
+            self.scan = yield from segment_frames(data, self.crc32c, self.name, self.sealed, self.header)
         finally:
             del data
             self.release()
@@ -509,7 +675,10 @@ class SegmentView:
                 self.vanished = True
                 return []
             try:
-                frames = [frame_at(data, offset, self.crc32c, scan) for offset in offsets]
+                if self.header.compact:
+                    frames = _frames_in_passing(data, self, offsets)
+                else:
+                    frames = [frame_at(data, offset, self.crc32c, scan) for offset in offsets]
             finally:
                 del data
                 self.release()
@@ -526,6 +695,19 @@ class SegmentView:
                 Problem(p.segment, p.offset, p.reason, self.live)
                 for p in _with_shortfall(self.header, scan, self.name)
             )
+
+
+def _frames_in_passing(data, view: SegmentView, offsets) -> list:
+    """The compact frames at ``offsets`` (a list of Frames, None where none is): one
+    pass over the segment's frames, decoding none, since a compact frame is read in the
+    state the frames before it leave (its seq, its time, its slot's definition)."""
+    wanted = set(offsets)
+    found = {}
+    frames = segment_frames(data, view.crc32c, view.name, view.sealed, view.header)
+    for frame in frames:
+        if frame.offset in wanted:
+            found[frame.offset] = frame
+    return [found.get(offset) for offset in offsets]
 
 
 def frame_at(data, pos: int, crc32c, scan) -> Frame | None:

@@ -27,7 +27,6 @@ from .reader import (
     SegmentView,
     decode_frame,
     frame_at,
-    leb128,
     open_segments,
     read_frames_from,
     scan_frames,
@@ -204,16 +203,6 @@ def _batches(
         )
 
 
-def _number(frame) -> int:
-    """The container number a frame carries (0: none, or unreadable: decoding says so)."""
-    if not frame.flags & fmt.FLAG_ID:
-        return 0
-    try:
-        return leb128(frame.payload)[0]
-    except CorruptRecordError:
-        return 0
-
-
 def _frames(
     view: SegmentView, wanted: index.Selection, save_key: bytes | None, key: bytes | None, check: bool = False
 ):
@@ -226,7 +215,9 @@ def _frames(
     if view.header is None or (everything and not view.sealed):
         return None
     if not view.sealed:
-        return _open_frames(view, wanted)
+        # a compact frame is read in the state of the frames before it: no reading of
+        # the frames known by their offsets alone (see _open_frames)
+        return view.frames() if view.header.compact else _open_frames(view, wanted)
     found = index.cached(view, key)
     if found is None or check:
         return _scan_and_index(view, save_key, found)
@@ -240,7 +231,9 @@ def _frames(
 
 
 def _is_wanted(frame: Frame, wanted: index.Selection, writer: int) -> bool:
-    return wanted.every or wanted.wants(frame.name, writer, _number(frame) if wanted.container_ids else 0)
+    return wanted.every or wanted.wants(
+        frame.name, writer, frame.container_number if wanted.container_ids else 0
+    )
 
 
 def _scan_and_index(view: SegmentView, save_key: bytes | None, known: index.SegmentIndex | None = None):

@@ -20,7 +20,7 @@ from .._fs import fsync, fsync_dir
 from ..errors import JournalFullError
 from . import format as fmt
 from . import ledger
-from .reader import Problem, is_zero, scan_frames, scan_to_end, segment_paths
+from .reader import Problem, is_zero, scan_to_end, segment_frames, segment_paths
 from .segments import NEW_SUFFIX, STALE_NEW_SECONDS, state_counts
 
 DAMAGED_DIR = "damaged"
@@ -95,10 +95,10 @@ def _recover_one(directory, path, fd, crc32c, durable) -> list[Problem]:
     data = mmap.mmap(fd, size, prot=mmap.PROT_READ) if size else b""
     try:
         try:
-            fmt.unpack_segment_header(crc32c, data)
+            header = fmt.unpack_segment_header(crc32c, data)
         except ValueError as exc:
             return _remove_headerless(directory, path, data, exc)
-        scan = scan_to_end(scan_frames(data, crc32c, name, sealed=False))
+        scan = scan_to_end(segment_frames(data, crc32c, name, False, header))
         tail = bytes(data[scan.end :]).rstrip(b"\0")
     finally:
         if isinstance(data, mmap.mmap):

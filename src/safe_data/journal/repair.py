@@ -144,7 +144,7 @@ def _readable(data, name: str, header: fmt.SegmentHeader) -> tuple[list, Scan]:
             frame = next(frames)
         except StopIteration as stop:
             return extents, stop.value
-        extents.append((frame.offset, fmt.FRAME_HEADER_SIZE + len(frame.name) + len(frame.payload)))
+        extents.append((frame.offset, frame.length))
 
 
 def _rebuilt(data, header: fmt.SegmentHeader, extents, scan: Scan, saved: str) -> list:

@@ -50,21 +50,32 @@ _sync_data = getattr(os, "fdatasync", os.fsync)
 
 
 class ActiveSegment:
-    __slots__ = ("path", "fd", "map", "size", "first_seq")
+    __slots__ = ("path", "fd", "map", "size", "first_seq", "created_ns")
 
-    def __init__(self, path, fd, map_, size, first_seq):
+    def __init__(self, path, fd, map_, size, first_seq, created_ns):
         self.path = path
         self.fd = fd
         self.map = map_
         self.size = size
         self.first_seq = first_seq  # the seq its first record gets
+        self.created_ns = created_ns  # as its header states (a compact frame's first dt is from it)
 
 
 class SegmentManager:
     """Creates and seals the segments of one writer (one process) in a journal directory."""
 
-    def __init__(self, directory: str, *, crc32c, segment_size: int, max_bytes: int | None, durable: bool):
+    def __init__(
+        self,
+        directory: str,
+        *,
+        crc32c,
+        segment_size: int,
+        max_bytes: int | None,
+        durable: bool,
+        compact: bool = True,
+    ):
         self.directory = directory
+        self.compact = compact  # version-2 segments (compact frames), else version 1
         self._crc32c = crc32c
         self.segment_size = segment_size
         self.max_bytes = max_bytes
@@ -156,8 +167,14 @@ class SegmentManager:
                         f"segments, or lower segment_size",
                     ) from exc
                 raise
+            created_ns = time.time_ns()
             header = fmt.pack_segment_header(
-                self._crc32c, self.writer_id, self.segment_no, time.time_ns(), os.getpid()
+                self._crc32c,
+                self.writer_id,
+                self.segment_no,
+                created_ns,
+                os.getpid(),
+                first_seq - 1 if self.compact else None,
             )
             _faults.point("segment.header")
             os.pwrite(fd, header, 0)
@@ -171,7 +188,7 @@ class SegmentManager:
             raise
         if self.durable:
             fsync_dir(self.directory)
-        return ActiveSegment(path, fd, m, size, first_seq)
+        return ActiveSegment(path, fd, m, size, first_seq, created_ns)
 
 
 def state_counts(fd: int, crc32c, records: int, last_seq: int) -> None:

@@ -46,7 +46,7 @@ class SegmentSummary:
         return f"<SegmentSummary {self.name}: {self.records} records, {self.disk_bytes} bytes>"
 
     def count(self, frame) -> None:
-        size = fmt.FRAME_HEADER_SIZE + len(frame.name) + len(frame.payload)
+        size = frame.length
         add_span(self.containers, frame.name, 1, size, frame.time_ns, frame.time_ns)
         self.records += 1
         self.record_bytes += size
