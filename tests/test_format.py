@@ -16,7 +16,7 @@ from safe_data.errors import CorruptRecordError
 from safe_data.journal import codec
 from safe_data.journal import format as fmt
 
-from ._helpers import records
+from ._helpers import frame_extents, records, timeless
 
 try:
     from safe_data import _core
@@ -105,7 +105,9 @@ def test_decoder_rejects_garbage_cleanly(data):
         pass
 
 
-def test_a_frame_is_laid_out_as_documented(journal):
+def test_a_version_1_frame_is_laid_out_as_documented(tmp_path):
+    """compact=False: the frames of format version 1 (compact ones: test_format_compact.py)."""
+    journal = safe_data.Journal(tmp_path / "journal", compact=False)
     ab = safe_data.SafeList([7], name="ab", journal=journal)
     ab.pop()
     journal.close()
@@ -144,17 +146,11 @@ def test_both_writers_produce_the_same_segment(tmp_path):
         writer.append(1, b"big", None, [i * 7919 % 1_000_003 for i in range(100_000)])  # incompressible
         writer.append(1, b"big", None, ["x" * 100] * 2000)  # compressible, past the probe size
         writer.close()
-        (seg,) = os.listdir(directory)
-        data = (directory / seg).read_bytes()[64:]
-        # blank seq-independent fields that legitimately differ: crc, time, thread
-        out, pos = [], 0
-        while pos < len(data):
-            n = struct.unpack_from("<I", data, pos)[0]
-            out.append(data[pos : pos + 4] + data[pos + 8 : pos + 16] + data[pos + 32 : pos + n])
-            pos += n
-        frames.append(out)
-    assert frames[0] == frames[1] and len(frames[0]) == 4
-    flags = [f[4 + 8 + 1] for f in frames[0]]  # kept: length, seq, then op, flags, ...
+        assert len(os.listdir(directory)) == 1
+        frames.append(_frames_without_time(directory))
+    # a definition before the first record of each (thread, name, number)
+    assert frames[0] == frames[1] and len(frames[0]) == 4 + 3
+    flags = [f[1] for f in frames[0] if f[0] != fmt.OP_DEFINE]  # kept: op, flags, ...
     assert flags[2] & fmt.FLAG_COMPRESSED == 0 and flags[3] & fmt.FLAG_COMPRESSED
 
 
@@ -201,16 +197,14 @@ def test_c_decoder_round_trip(value):
 
 
 def _frames_without_time(journal_path):
-    """Each frame of a closed journal but for its CRC, time and thread."""
+    """Each frame of a closed journal but for its length, CRC, time and thread (see
+    _helpers.timeless): the bytes both writers must write alike."""
     out = []
     for name in sorted(os.listdir(journal_path)):
         if not name.endswith(fmt.SEALED_SUFFIX):
             continue
-        data = Path(journal_path, name).read_bytes()[64:]
-        pos = 0
-        while pos < len(data) and (n := struct.unpack_from("<I", data, pos)[0]):
-            out.append(data[pos : pos + 4] + data[pos + 8 : pos + 16] + data[pos + 32 : pos + n])
-            pos += n
+        data = Path(journal_path, name).read_bytes()
+        out.extend(timeless(data, offset) for offset, _ in frame_extents(data))
     return out
 
 
@@ -258,7 +252,7 @@ def test_one_item_discards_write_the_same_bytes_in_both_implementations(tmp_path
         finally:
             journal.close()
         frames.append(_frames_without_time(path))
-    assert frames[0] == frames[1] and len(frames[0]) == 11
+    assert frames[0] == frames[1] and len(frames[0]) == 11 + 3  # and 3 definitions
 
 
 #: a segment id as docs/format.md states it (16 lowercase hex digits, "-", 6 decimal

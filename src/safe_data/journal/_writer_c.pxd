@@ -71,6 +71,14 @@ cdef class RecordWriter:
     cdef object _failed  # (lo, hi, errno, message) or None: see _fail
     cdef Py_ssize_t _unsettled  # operations and appends whose records _settle has not answered for
     cdef uint64_t _flushes  # fdatasync calls made for records
+    # compact frames (format version 2; see _commit_compact)
+    cdef bint _compact  # the manager writes version-2 segments
+    cdef dict _slots  # the active segment's table: key bytes (see slot_key) -> slot
+    cdef int64_t _time  # the time of the segment's last frame (its created time before any)
+    cdef unsigned long _last_thread  # the last record's thread, name (the bytes object itself)
+    cdef bytes _last_name  # and container number, and their slot: most records are of the
+    cdef uint64_t _last_cid  # container of the record before (None: no such record in this
+    cdef Py_ssize_t _last_slot  # segment)
 
     cdef inline uint64_t new_container_id(self) noexcept:
         """A number for a new container, unique among this writer's (codes 1, 2, ...): no
@@ -131,6 +139,9 @@ cdef class RecordWriter:
     cdef int _finish(self, uint8_t op, bytes name, uint64_t cid, Buf* b, uint8_t flags) except -1
     cdef int _commit(self, uint8_t op, uint8_t flags, bytes name, uint64_t cid,
                      const char* payload, Py_ssize_t plen) except -1
+    cdef int _commit_compact(self, uint8_t op, uint8_t flags, bytes name, uint64_t cid,
+                             const char* payload, Py_ssize_t plen) except -1
+    cdef int _committed(self, uint64_t seq, unsigned long thread, int64_t now, Py_ssize_t size) except -1
     cdef int _prepare(self, Py_ssize_t upto) except -1
     cdef int _settle(self, uint64_t first, uint64_t last) except -1
     cdef int _flush(self) except -1

@@ -411,6 +411,52 @@ cdef inline Py_ssize_t leb128_size(uint64_t v):
     return n
 
 
+# --- compact frames (format.py compact_frame is the reference) ------------------------------
+
+cdef inline Py_ssize_t put_leb(char* p, Py_ssize_t at, uint64_t v) noexcept:
+    """Write v as LEB128 at p + at; return where it ends."""
+    while v > 0x7F:
+        p[at] = <char>((v & 0x7F) | 0x80)
+        at += 1
+        v >>= 7
+    p[at] = <char>v
+    return at + 1
+
+
+cdef inline Py_ssize_t leb_size(uint64_t v) noexcept:
+    """The bytes of v as LEB128 (0 takes one)."""
+    return leb128_size(v) if v else 1
+
+
+cdef inline Py_ssize_t put_len(char* p, Py_ssize_t body) noexcept:
+    """A compact frame's length (of a body of ``body`` bytes after the CRC) at p; return
+    where its CRC goes."""
+    return put_leb(p, 0, <uint64_t>(4 + body))
+
+
+cdef inline void put_crc(char* at, const char* end, uint64_t seq, int64_t time_ns) noexcept:
+    """Write at ``at`` the CRC of a compact frame whose bytes after it end at ``end``:
+    CRC32C of its context (seq, time) and of those bytes."""
+    cdef char context[16]
+    cdef uint32_t crc
+    memcpy(context, &seq, 8)
+    memcpy(context + 8, &time_ns, 8)
+    crc = sd_crc32c(sd_crc32c(0, context, 16), at + 4, end - at - 4)
+    memcpy(at, &crc, 4)
+
+
+cdef inline bytes slot_key(unsigned long thread, uint64_t cid, bytes name):
+    """The key of a (thread, name, number) in a writer's table: one bytes object."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(name)
+    cdef bytes key = PyBytes_FromStringAndSize(NULL, 16 + n)
+    cdef char* k = PyBytes_AS_STRING(key)
+    cdef uint64_t t = thread
+    memcpy(k, &t, 8)
+    memcpy(k + 8, &cid, 8)
+    memcpy(k + 16, PyBytes_AS_STRING(name), n)
+    return key
+
+
 cdef int encode_value(Buf* b, object obj, bytes key) except -1:
     """Top level: a value too deep (or cyclic) for the compact encoding is pickled whole."""
     cdef Py_ssize_t start = b.n
@@ -619,6 +665,8 @@ cdef class RecordWriter:
         self._pos = self._end = self._prepared = 0
         self._seq = 0
         self._closed = False
+        self._compact = manager.compact
+        self._slots = {}
 
     def __dealloc__(self):
         if self._has_view:
@@ -756,6 +804,7 @@ cdef class RecordWriter:
         cdef Py_ssize_t size = scalar_size(item)
         cdef Py_ssize_t more
         cdef Buf b
+        cdef char small[STACK_BUF]
         if size < 0:
             return 0
         more = 11 if at else scalar_size(key)
@@ -769,8 +818,13 @@ cdef class RecordWriter:
             size += more
         if size >= self._threshold:
             return 0
-        more = FRAME_HEADER_SIZE + PyBytes_GET_SIZE(name) + leb128_size(cid)
-        b.p = self._room(more + size) + more
+        if self._compact:  # where the payload goes depends on the clock: _commit copies it
+            if size > STACK_BUF:
+                return 0
+            b.p = small
+        else:
+            more = FRAME_HEADER_SIZE + PyBytes_GET_SIZE(name) + leb128_size(cid)
+            b.p = self._room(more + size) + more
         b.n = 0
         b.cap = size  # enough: nothing below grows the buffer
         b.heap = b.scratch = False
@@ -860,6 +914,8 @@ cdef class RecordWriter:
 
     cdef int _commit(self, uint8_t op, uint8_t flags, bytes name, uint64_t cid,
                      const char* payload, Py_ssize_t plen) except -1:
+        if self._compact:
+            return self._commit_compact(op, flags, name, cid, payload, plen)
         cdef Py_ssize_t name_len = PyBytes_GET_SIZE(name)
         cdef char id_bytes[10]
         cdef Py_ssize_t id_len = 0
@@ -900,9 +956,74 @@ cdef class RecordWriter:
         if faults_armed:  # tests only (docs/guarantees.md): a Python call, so not atomic then
             _faults.point("record.write")
         memcpy(p, &flen, 4)  # the length last: the frame exists once it is written
-        self._pos += frame_len
+        return self._committed(seq, thread, now, frame_len)
+
+    cdef int _commit_compact(self, uint8_t op, uint8_t flags, bytes name, uint64_t cid,
+                             const char* payload, Py_ssize_t plen) except -1:
+        """_commit of a compact frame (format version 2), after the definition of its
+        (thread, name, number) if the segment's table has none yet."""
+        cdef Py_ssize_t name_len = PyBytes_GET_SIZE(name)
+        cdef Py_ssize_t slot, at = 0, crc_at
+        cdef char* p = self._room(FRAME_HEADER_SIZE + plen + COMPACT_SLACK + name_len)
+        cdef unsigned long thread
+        cdef int64_t now, dt
+        cdef uint64_t seq
+        cdef char first
+        cdef PyObject* found
+        # From here to the end of the copy: no Python code runs (the slot's key is a bytes
+        # object and the slot an int: allocating them never starts the garbage collector,
+        # whose finalizers could write a record in the middle of this one)
+        seq = self._seq + 1
+        thread = PyThread_get_thread_ident()
+        now = sd_now_ns()
+        if name is self._last_name and thread == self._last_thread and cid == self._last_cid:
+            slot = self._last_slot
+        else:
+            key = slot_key(thread, cid, name)
+            found = PyDict_GetItemWithError(self._slots, key)
+            if found != NULL:
+                slot = <Py_ssize_t><object>found
+            else:  # first use in this segment: define it
+                slot = len(self._slots)
+                self._slots[key] = slot
+                at = crc_at = put_len(p, 2 + leb_size(<uint64_t>slot) + 8 + leb_size(cid) + name_len)
+                first = p[0]  # the first byte is written last (see below)
+                p[0] = 0
+                p[at + 4] = <char>OP_DEFINE
+                p[at + 5] = 0
+                at = put_leb(p, at + 6, <uint64_t>slot)
+                memcpy(p + at, &thread, 8)
+                at = put_leb(p, at + 8, cid)
+                memcpy(p + at, PyBytes_AS_STRING(name), name_len)
+                at += name_len
+                put_crc(p + crc_at, p + at, seq, self._time)
+            self._last_name, self._last_thread, self._last_cid, self._last_slot = name, thread, cid, slot
+        dt = now - self._time
+        crc_at = at + put_len(p + at, 2 + leb_size((<uint64_t>dt << 1) ^ <uint64_t>(dt >> 63))
+                              + leb_size(<uint64_t>slot) + plen)
+        if at == 0:
+            first = p[0]
+            p[0] = 0
+        at = crc_at
+        p[at + 4] = <char>op
+        p[at + 5] = <char>flags
+        at = put_leb(p, at + 6, (<uint64_t>dt << 1) ^ <uint64_t>(dt >> 63))
+        at = put_leb(p, at, <uint64_t>slot)
+        memcpy(p + at, payload, plen)
+        at += plen
+        put_crc(p + crc_at, p + at, seq, now)
+        if faults_armed:  # tests only (docs/guarantees.md): a Python call, so not atomic then
+            _faults.point("record.write")
+        p[0] = first  # the first byte last: the frames exist once it is written (0 before: the end)
+        self._time = now
+        return self._committed(seq, thread, now, at)
+
+    cdef int _committed(self, uint64_t seq, unsigned long thread, int64_t now, Py_ssize_t size) except -1:
+        """What follows the commit of record ``seq`` (``size`` bytes): the writer's state,
+        and in "fsync" mode its way to the disk."""
+        self._pos += size
         self._seq = seq
-        self._bytes += <uint64_t>frame_len
+        self._bytes += <uint64_t>size
         if self._fsync:
             if self._op_owner == thread:  # on disk once the operation ends, outside its lock
                 if not self._op_first:
@@ -1048,6 +1169,10 @@ cdef class RecordWriter:
             self._fd = fd
             self._end = end
             self._pos = self._prepared = start
+            # a new segment, a new table: every segment is read alone
+            self._slots = {}
+            self._last_name = None
+            self._time = self._manager.active.created_ns
         return 0
 
     cdef int _seal(self) except -1:

@@ -43,12 +43,6 @@ DURABILITY_FSYNC = 2
 _lz4_compress = None
 
 
-#: what a compact record and its definition take beyond the payload and the name: two
-#: lengths (5 bytes each at most), two CRCs, op and flags twice, dt (10), two slots (10
-#: each), the thread (8) and the container number (10)
-_COMPACT_SLACK = 2 * 5 + 2 * 4 + 4 + 10 + 2 * 10 + 8 + 10
-
-
 def _compress(payload):
     global _lz4_compress
     if _lz4_compress is None:  # lz4 is imported on first use: keeps `import safe_data` light
@@ -163,7 +157,7 @@ class RecordWriter:
             payload = name + number + payload
         # the most a frame takes (a compact one: with its definition, each field at most)
         frame_len = (
-            fmt.FRAME_HEADER_SIZE + len(payload) + (_COMPACT_SLACK + len(name) if self._compact else 0)
+            fmt.FRAME_HEADER_SIZE + len(payload) + (fmt.COMPACT_SLACK + len(name) if self._compact else 0)
         )
         if frame_len > fmt.MAX_FRAME_LEN:
             raise RecordTooLargeError(

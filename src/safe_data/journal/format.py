@@ -76,6 +76,10 @@ KNOWN_FLAGS = FLAG_COMPRESSED | FLAG_CALLER | FLAG_ID
 COMPACT_FLAGS = FLAG_COMPRESSED | FLAG_CALLER
 COMPACT_CONTEXT = struct.Struct("<Qq")
 MIN_COMPACT_BODY = 6
+#: the most a compact record and its definition take beyond its payload and name (the
+#: room a writer makes for one): two lengths (5 bytes each at most), two CRCs, op and
+#: flags twice, dt (10), two slots (10 each), the thread (8) and the container number (10)
+COMPACT_SLACK = 2 * 5 + 2 * 4 + 4 + 10 + 2 * 10 + 8 + 10
 #: the op code of a definition (version 2): not a record, it adds one (thread, name,
 #: container number) to its segment's table
 OP_DEFINE = 253
