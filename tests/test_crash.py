@@ -26,9 +26,10 @@ from pathlib import Path
 import pytest
 
 import safe_data as sd
+from safe_data.journal import compact
 from safe_data.journal import format as fmt
 
-from ._helpers import check_acknowledged, run_and_kill, summary
+from ._helpers import check_acknowledged, frame_extents, run_and_kill, summary
 
 # --- SIGKILL --------------------------------------------------------------------------------
 
@@ -137,27 +138,27 @@ class Pickled:
 
 
 def parse_frames(path):
-    """[(offset, frame_len)] of the frames in a segment file, up to the first zero length."""
+    """[(offset, length)] of the record frames in a segment file (a compact segment's
+    definitions left out: frame k is record k), up to the first zero length."""
     data = Path(path).read_bytes()
-    frames, pos = [], fmt.SEGMENT_HEADER_SIZE
-    while pos + 4 <= len(data):
-        (frame_len,) = struct.unpack_from("<I", data, pos)
-        if frame_len == 0:
-            break
-        assert fmt.FRAME_HEADER_SIZE <= frame_len <= len(data) - pos, (path, pos, frame_len)
-        frames.append((pos, frame_len))
-        pos += frame_len
-    return frames
+    return [(pos, n) for pos, n in frame_extents(data) if not _is_definition(data, pos)]
+
+
+def _is_definition(data, pos):
+    if struct.unpack_from("<H", data, 8)[0] == fmt.CLASSIC_VERSION:
+        return False
+    body, _ = compact.extent(data, pos, len(data))
+    return data[body + 4] == fmt.OP_DEFINE
 
 
 def segments(journal_dir, suffix=fmt.SEALED_SUFFIX):
     return sorted(Path(journal_dir).glob("*" + suffix))
 
 
-def make_sealed_journal(journal_dir, n=10, name="L", segment_size=64 * 1024):
+def make_sealed_journal(journal_dir, n=10, name="L", segment_size=64 * 1024, compact=True):
     """n pop records in one sealed segment; returns the popped values in order."""
     values = [f"v{i}-" + "y" * (i * 7) for i in range(n)]
-    with sd.Journal(journal_dir, segment_size=segment_size) as j:
+    with sd.Journal(journal_dir, segment_size=segment_size, compact=compact) as j:
         L = sd.SafeList(reversed(values), name=name, journal=j)
         for v in values:
             assert L.pop() == v
@@ -214,7 +215,7 @@ def test_torn_tail_of_a_sealed_segment(tmp_path):
         (p,) = problems
         assert (p.segment, p.offset, p.live) == (seg.name, last_off, False), (cut, p)
         lost = f"; 1 record (seq {len(values)}) unreadable from here"  # the header counts it
-        if cut < 4:
+        if cut < 1:  # (a compact frame's length: 1 byte below 128, a version-1 frame's 4)
             assert p.reason == f"{cut} trailing bytes after the last frame{lost}"
         else:
             assert p.reason == f"torn frame: {last_len} bytes announced, {cut} present{lost}"
@@ -416,7 +417,8 @@ def test_bit_flip_in_a_frame_costs_that_record_only(tmp_path, k, label, where):
     record, reports it and reads on.  The last frame has no next one to prove it: the
     segment's frames end there (the header's count says one record is missing)."""
     journal_dir = tmp_path / "journal"
-    values = make_sealed_journal(journal_dir)
+    # the fields of a version-1 frame (compact ones: test_format_compact.py)
+    values = make_sealed_journal(journal_dir, compact=False)
     (seg,) = segments(journal_dir)
     off, n = parse_frames(seg)[k]
     flip_bit(seg, off + (where if where >= 0 else n + where), bit=3)
@@ -467,8 +469,13 @@ def test_repair_keeps_every_readable_record_and_a_hole_for_each_lost_one(tmp_pat
     record, then on the repaired segment damaged again: every readable record stays, each
     lost one has a hole naming the copy that keeps its bytes, and verify is clean."""
     from safe_data import _impl
-    from safe_data.journal.reader import scan_frames, scan_to_end
+    from safe_data.journal.reader import scan_to_end, segment_frames
     from safe_data.journal.repair import repair
+
+    def holes():
+        data = seg.read_bytes()
+        header = fmt.unpack_segment_header(_impl.crc32c, data)
+        return scan_to_end(segment_frames(data, _impl.crc32c, seg.name, True, header)).holes
 
     journal_dir = tmp_path / "journal"
     values = make_sealed_journal(journal_dir, n=30)
@@ -483,13 +490,13 @@ def test_repair_keeps_every_readable_record_and_a_hole_for_each_lost_one(tmp_pat
         assert [r.values[0] for r in j.records(on_error="raise")] == values[:7] + values[8:]
     (copy,) = (journal_dir / "damaged").iterdir()
     assert copy.read_bytes() == damaged  # the whole original
-    scan = scan_to_end(scan_frames(seg.read_bytes(), _impl.crc32c, seg.name, True))
-    assert [(h.offset, h.seq, h.span) for h in scan.holes] == [(off, 8, 1)]
-    assert scan.holes[0].saved == {
+    (hole,) = holes()
+    assert (hole.offset, hole.seq, hole.span) == (off, 8, 1)
+    assert hole.saved == {
         "file": f"damaged/{copy.name}",
         "offset": off,
         "bytes": n,
-        "reason": scan.holes[0].saved["reason"],
+        "reason": hole.saved["reason"],
     }
 
     # damaged again, at a record after the hole and at the very last one (no next frame
@@ -505,16 +512,17 @@ def test_repair_keeps_every_readable_record_and_a_hole_for_each_lost_one(tmp_pat
         assert [r.values[0] for r in j.records(on_error="raise")] == [
             v for i, v in enumerate(values) if i not in lost
         ]
-    assert [seg.read_bytes()[o + 32] == fmt.OP_HOLE for o, _ in parse_frames(seg)].count(True) == 3
+    assert [h.span for h in holes()] == [1, 1, 1]
     assert len(list((journal_dir / "damaged").iterdir())) == 2  # each original kept
 
 
 def test_frames_swapped_between_segments_are_refused(tmp_path):
     """Two sound frames of the same length exchanged between two segments: each CRC still
-    matches, but each frame is out of sequence where it landed."""
+    matches, but each frame is out of sequence where it landed.  (Version-1 frames, which
+    state their seq; a compact frame copied elsewhere fails its CRC: test_format_compact.py.)"""
     journal_dir = tmp_path / "journal"
     values = [f"v{i:04d}" for i in range(400)]
-    with sd.Journal(journal_dir, segment_size=4096) as j:
+    with sd.Journal(journal_dir, segment_size=4096, compact=False) as j:
         L = sd.SafeList(reversed(values), name="L", journal=j)
         for v in values:
             assert L.pop() == v
@@ -594,7 +602,7 @@ def test_every_single_bit_flip_of_a_pickled_record_is_refused_before_unpickling(
 
 def test_bit_flip_in_a_frame_length_is_reported_at_that_frame(tmp_path):
     journal_dir = tmp_path / "journal"
-    values = make_sealed_journal(journal_dir)
+    values = make_sealed_journal(journal_dir, compact=False)  # (the u32 length of version 1)
     (seg,) = segments(journal_dir)
     frames = parse_frames(seg)
     # (frame, byte of frame_len, bit): +-1, +-16, +-128 (the last frame: past the end), 2**30

@@ -71,12 +71,6 @@ def extent(data, pos: int, n: int) -> tuple[int, int] | None:
     return body, body + length
 
 
-def announced(data, pos: int) -> int | None:
-    """The length the frame at ``pos`` claims (None: not even that can be read)."""
-    got = varint(data, pos, min(len(data), pos + _MAX_LEN_BYTES))
-    return None if got is None else got[0]
-
-
 def context(data, body: int, end: int, state: State) -> tuple[int, int, int] | None:
     """(seq, time_ns, where the slot starts) of the frame whose crc is at ``body``, read
     in ``state``; None if its time difference cannot be read.  A definition carries no

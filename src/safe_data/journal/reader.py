@@ -382,12 +382,13 @@ def _why_no_compact_frame(data, pos: int, sealed: bool) -> str | None:
         if not is_zero(data, pos):
             return "zeroed bytes followed by data (lost page?)"
         return f"{n - pos} zero bytes after the last frame" if sealed else None
-    length = _compact.announced(data, pos)
-    if length is None:
+    got = _compact.varint(data, pos, min(n, pos + 5))
+    if got is None:
         return f"{n - pos} trailing bytes after the last frame"
+    length, body = got
     if length < fmt.MIN_COMPACT_BODY:
         return f"invalid frame length {length}"
-    return f"torn frame: {length} bytes announced, {n - pos} present"
+    return f"torn frame: {length + body - pos} bytes announced, {n - pos} present"
 
 
 def scan_to_end(frames) -> Scan:

@@ -25,7 +25,7 @@ from .._fs import fsync, fsync_dir, write_all
 from . import format as fmt
 from . import ledger
 from .codec import encode_value
-from .reader import Scan, records_text, scan_frames, shortfall
+from .reader import Scan, records_text, segment_frames, shortfall
 from .recovery import DAMAGED_DIR, recover_dead_segments
 from .segments import NEW_SUFFIX
 
@@ -93,11 +93,12 @@ def _repair_sealed(directory: str, name: str) -> str | None:
                 return _set_aside_unreadable(directory, name, source, str(exc))
             if _is_second_copy(directory, name, header, source):
                 return _set_aside_copy(directory, name, source, header)
-            extents, scan = _readable(data, name, header)
+            frames, scan = _readable(data, name, header)
             if not scan.problems:
                 return None
             saved = _save_copy(directory, name, source)
-            pieces = _rebuilt(data, header, extents, scan, saved)
+            rebuild = _rebuilt_compact if header.compact else _rebuilt
+            pieces = rebuild(data, header, frames, scan, saved)
         finally:
             if isinstance(data, mmap.mmap):
                 data.close()
@@ -136,32 +137,65 @@ def _is_second_copy(directory: str, name: str, header: fmt.SegmentHeader, source
 
 
 def _readable(data, name: str, header: fmt.SegmentHeader) -> tuple[list, Scan]:
-    """([(offset, length)] of the frames that verify, the Scan)."""
-    extents: list[tuple[int, int]] = []
-    frames = scan_frames(data, _impl.crc32c, name, sealed=True, first_seq=header.first_seq)
+    """(the frames that verify, the Scan)."""
+    found: list = []
+    frames = segment_frames(data, _impl.crc32c, name, True, header)
     while True:
         try:
-            frame = next(frames)
+            found.append(next(frames))
         except StopIteration as stop:
-            return extents, stop.value
-        extents.append((frame.offset, frame.length))
+            return found, stop.value
 
 
-def _rebuilt(data, header: fmt.SegmentHeader, extents, scan: Scan, saved: str) -> list:
+def _rebuilt_compact(data, header: fmt.SegmentHeader, frames, scan: Scan, saved: str) -> list:
+    """_rebuilt of a compact segment: its frames cannot be copied as they are (each is
+    read in the state the frames before it leave), so the header is kept and the frames
+    written anew, in the same order, from what they hold: each record (with a definition
+    before the first of each (thread, name, number)), the holes already there, a hole for
+    each frame skipped and one for a damaged tail."""
+    crc32c = _impl.crc32c
+    reasons = {p.offset: p.reason for p in scan.problems}
+    placed: list = [(f.offset, f) for f in frames]
+    placed += [(h.offset, (h.seq, _hole_payload(h.span, h.saved))) for h in scan.holes]
+    placed += [
+        (offset, (seq, _hole_payload(1, _saved(saved, offset, length, reasons[offset]))))
+        for offset, length, seq in scan.skipped
+    ]
+    tail = _tail_hole(header, scan, len(data), saved)
+    if tail is not None:
+        placed.append((scan.end, (tail[0], _hole_payload(tail[1], tail[2]))))
+    out = bytearray()
+    time_ns, slots = header.created_ns, {}
+    for _, item in sorted(placed, key=lambda p: p[0]):
+        if isinstance(item, tuple):  # a hole: (seq, payload), at the time of the frame before
+            out += fmt.compact_frame(crc32c, item[0], time_ns, fmt.hole_body(0, item[1]))
+            continue
+        triple = (item.thread, bytes(item.name), item.number)
+        if triple not in slots:
+            slots[triple] = len(slots)
+            body = fmt.define_body(slots[triple], item.thread, item.number, triple[1])
+            out += fmt.compact_frame(crc32c, item.seq, time_ns, body)
+        body = fmt.record_body(item.op, item.flags, item.time_ns - time_ns, slots[triple], item.payload)
+        out += fmt.compact_frame(crc32c, item.seq, item.time_ns, body)
+        time_ns = item.time_ns
+    return [(0, fmt.SEGMENT_HEADER_SIZE), bytes(out)]
+
+
+def _rebuilt(data, header: fmt.SegmentHeader, frames, scan: Scan, saved: str) -> list:
     """The repaired segment, as pieces: (offset, length) of the original to copy, or the
     bytes of a new hole.  The header, then in their order the frames that verify and the
     holes already there, a hole for each frame skipped, and one for a damaged tail whose
     records are not all accounted for."""
     now = time.time_ns()
     reasons = {p.offset: p.reason for p in scan.problems}
-    placed = extents + [(h.offset, h.length) for h in scan.holes]
+    placed = [(f.offset, f.length) for f in frames] + [(h.offset, h.length) for h in scan.holes]
     placed += [
-        (offset, _hole(seq, 1, now, saved, offset, length, reasons[offset]))
+        (offset, _hole(seq, 1, now, _saved(saved, offset, length, reasons[offset])))
         for offset, length, seq in scan.skipped
     ]
-    tail = _tail_hole(header, scan, len(data), now, saved)
+    tail = _tail_hole(header, scan, len(data), saved)
     if tail is not None:
-        placed.append((scan.end, tail))
+        placed.append((scan.end, _hole(tail[0], tail[1], now, tail[2])))
     pieces: list = [(0, fmt.SEGMENT_HEADER_SIZE)]
     for offset, piece in sorted(placed, key=lambda p: p[0]):
         last = pieces[-1]
@@ -172,9 +206,10 @@ def _rebuilt(data, header: fmt.SegmentHeader, extents, scan: Scan, saved: str) -
     return pieces
 
 
-def _tail_hole(header: fmt.SegmentHeader, scan: Scan, size: int, now: int, saved: str):
-    """The hole for the records lost in a damaged tail, or None when there are none (or
-    nothing tells which: a segment without counts and without a readable frame)."""
+def _tail_hole(header: fmt.SegmentHeader, scan: Scan, size: int, saved: str):
+    """(seq, span, where the bytes are) of the hole for the records lost in a damaged
+    tail, or None when there are none (or nothing tells which: a segment without counts
+    and without a readable frame)."""
     if scan.stopped is None:
         return None
     missing = shortfall(header, scan)
@@ -186,15 +221,25 @@ def _tail_hole(header: fmt.SegmentHeader, scan: Scan, size: int, now: int, saved
         seq, span = scan.next_seq, 0  # how many were lost is not known
     else:
         return None
-    return _hole(seq, span, now, saved, scan.end, size - scan.end, scan.stopped.reason)
+    return seq, span, _saved(saved, scan.end, size - scan.end, scan.stopped.reason)
 
 
-def _hole(seq: int, span: int, time_ns: int, saved: str, offset: int, length: int, reason: str) -> bytes:
-    """A hole frame (docs/format.md): it stands for ``span`` records from ``seq``, whose
-    bytes are at ``offset`` (``length`` bytes) of the copy ``saved``."""
+def _saved(saved: str, offset: int, length: int, reason: str) -> dict:
+    """Where a hole's records are: ``length`` bytes at ``offset`` of the copy ``saved``."""
+    return {"file": saved, "offset": offset, "bytes": length, "reason": reason}
+
+
+def _hole_payload(span: int, where: dict) -> bytes:
     payload = bytearray()
     encode_value(payload, span, b"")
-    encode_value(payload, {"file": saved, "offset": offset, "bytes": length, "reason": reason}, b"")
+    encode_value(payload, where, b"")
+    return bytes(payload)
+
+
+def _hole(seq: int, span: int, time_ns: int, where: dict) -> bytes:
+    """A version-1 hole frame (docs/format.md): it stands for ``span`` records from
+    ``seq``, whose bytes are where ``where`` says (see _saved)."""
+    payload = _hole_payload(span, where)
     frame_len = fmt.FRAME_HEADER_SIZE + len(payload)
     head = fmt.FRAME_HEADER.pack(frame_len, 0, seq, time_ns, 0, fmt.OP_HOLE, 0, 0)
     crc = _impl.crc32c(head[8:] + payload)

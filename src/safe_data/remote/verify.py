@@ -24,6 +24,7 @@ from typing import NoReturn
 
 import google_crc32c
 
+from ..journal import compact
 from ..journal import format as fmt
 from ..journal.reader import Scan, _read_hole, shortfall
 
@@ -34,6 +35,9 @@ _U32 = struct.Struct("<I")
 _MAX_HOLE = 1 << 16
 _READ_CHUNK = 1 << 16
 _INFLATE_CHUNK = 1 << 20
+#: what a compact frame's head holds at most after its length: crc, op, flags, dt (10),
+#: slot (10): enough to know its context (seq, time) before its CRC is computed
+_COMPACT_HEAD = 4 + 2 + 10 + 10
 
 
 class InvalidSegment(ValueError):
@@ -68,6 +72,12 @@ class SegmentVerifier:
         self._expected: int | None = None  # the seq the next frame must carry (None: any)
         self._first: int | None = None
         self._open_ended = False
+        # compact frames (version 2): the state the next frame is read in, how many slots
+        # are defined, and the state the frame being read leaves
+        self._state: compact.State | None = None
+        self._defined = 0
+        self._after: tuple[int, int, bool] = (0, 0, False)  # (seq, time, a definition)
+        self._in_length = True  # _pending holds the frame's length (else its head)
 
     def _fail(self, offset: int, reason: str) -> NoReturn:
         raise InvalidSegment(f"byte {offset}: {reason}")
@@ -98,10 +108,69 @@ class SegmentVerifier:
     def _filled(self) -> None:
         if self._header is None:
             self._start(bytes(self._pending))
+        elif self._state is not None:
+            self._compact_part(bytes(self._pending))
+            return
         else:
             self._frame_head(bytes(self._pending))
         self._pending.clear()
-        self._need = fmt.FRAME_HEADER_SIZE
+        self._need = 1 if self._state is not None else fmt.FRAME_HEADER_SIZE
+
+    def _compact_part(self, part: bytes) -> None:
+        """A compact frame's length (a byte at a time), then its head."""
+        if self._in_length:
+            if part[-1] >= 0x80:
+                if len(part) == 5:
+                    self._fail(self._frame, "invalid frame length (more than 32 bits)")
+                self._need += 1
+                return
+            length = compact.varint(part, 0, len(part))[0]  # type: ignore[index]
+            if length == 0:
+                self._fail(self._frame, "zero bytes after the last frame")
+            if length < fmt.MIN_COMPACT_BODY:
+                self._fail(self._frame, f"invalid frame length {length}")
+            self._frame_len = len(part) + length
+            self._len_bytes = len(part)
+            self._in_length = False
+            self._pending.clear()
+            self._need = min(length, _COMPACT_HEAD)
+            return
+        self._pending.clear()
+        self._compact_head(part)  # (a hole's: keeps the start of its payload in _pending)
+        self._in_length = True
+        self._need = 1
+        if not self._left:
+            self._end_frame()
+
+    def _compact_head(self, head: bytes) -> None:
+        """The first bytes of a compact frame's body: its context, its slot, the start of
+        its CRC."""
+        state, pos = self._state, self._frame
+        assert state is not None
+        found = compact.context(head, 0, len(head), state)
+        if found is None:
+            self._fail(pos, "malformed frame (its time difference)")
+        seq, time_ns, after = found
+        op = head[4]
+        got = compact.varint(head, after, len(head))
+        if op == fmt.OP_DEFINE:
+            if got is None or got[0] != self._defined:
+                self._fail(pos, f"a definition of slot {got and got[0]} where {self._defined} belongs")
+        elif op == fmt.OP_HOLE:
+            self._hole = True
+            if self._frame_len - after > _MAX_HOLE:
+                self._fail(pos, "unreadable hole (a repair's placeholder)")
+            self._pending += head[after:]
+        elif got is None or got[0] >= self._defined:
+            self._fail(pos, f"record seq {seq}: its slot has no definition before it")
+        self._after = (seq, time_ns, op == fmt.OP_DEFINE)
+        self._stored_crc = _U32.unpack_from(head)[0]
+        try:
+            context = fmt.COMPACT_CONTEXT.pack(seq, time_ns)
+        except struct.error:
+            self._fail(pos, "checksum mismatch (torn write or corruption)")
+        self._crc = google_crc32c.value(context + head[4:])
+        self._left = self._frame_len - self._len_bytes - len(head)
 
     def _start(self, head: bytes) -> None:
         try:
@@ -115,6 +184,9 @@ class SegmentVerifier:
         self._header = header
         self._expected = header.first_seq
         self._frame = fmt.SEGMENT_HEADER_SIZE
+        if header.compact:
+            self._state = compact.State.of(header)
+            self._need = 1  # (see _filled: a compact frame's length, a byte at a time)
 
     def _frame_head(self, head: bytes) -> None:
         frame_len, stored_crc, seq, _time, _thread, op, _flags, name_len = fmt.FRAME_HEADER.unpack(head)
@@ -134,7 +206,35 @@ class SegmentVerifier:
         if not self._left:
             self._end_frame()
 
+    def _end_compact_frame(self) -> None:
+        """_end_frame of a compact frame: its CRC, then the state it leaves."""
+        state, pos = self._state, self._frame
+        assert state is not None
+        seq, time_ns, definition = self._after
+        if self._crc != self._stored_crc:
+            self._fail(pos, "checksum mismatch (torn write or corruption)")
+        if self._open_ended:
+            self._fail(pos, f"frame seq {seq} after a hole of unknown size")
+        self._frame += self._frame_len
+        if definition:
+            self._defined += 1
+            return
+        if self._first is None:
+            self._first = seq
+        state.seq, state.time_ns = seq, time_ns
+        if self._hole:
+            hole = _read_hole(pos, self._frame_len, seq, bytes(self._pending))
+            self._pending.clear()
+            self._hole = False
+            if hole is None:
+                self._fail(pos, "unreadable hole (a repair's placeholder)")
+            self._open_ended = hole.span == 0
+            state.seq = seq + max(hole.span, 1) - 1
+        self._expected = state.seq + 1
+
     def _end_frame(self) -> None:
+        if self._state is not None:
+            return self._end_compact_frame()
         seq, pos = self._seq, self._frame
         if self._crc != self._stored_crc:
             self._fail(pos, "checksum mismatch (torn write or corruption)")
@@ -161,6 +261,10 @@ class SegmentVerifier:
         if self._header is None:
             raise InvalidSegment(f"segment header truncated ({self._pos} of {fmt.SEGMENT_HEADER_SIZE} bytes)")
         got = self._pos - self._frame
+        if got and self._state is not None:
+            if self._in_length:
+                self._fail(self._frame, f"{got} trailing bytes after the last frame")
+            self._fail(self._frame, f"torn frame: {self._frame_len} bytes announced, {got} present")
         if got < 4 and got:
             self._fail(self._frame, f"{got} trailing bytes after the last frame")
         if got:
