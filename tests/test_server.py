@@ -26,7 +26,7 @@ from safe_data.server.app import InvalidSegment, verify_segment  # noqa: E402
 from safe_data.server.stores import ConflictError, NotFound  # noqa: E402
 from safe_data.server.stores.directory import DirectoryStore  # noqa: E402
 
-from ._helpers import make_segment  # noqa: E402
+from ._helpers import frame_extents, make_segment  # noqa: E402
 from .server_helpers import (  # noqa: E402
     AUTH,
     OTHER,
@@ -323,17 +323,9 @@ def _drop_last_frame(data: bytes) -> bytes:
     """The segment without its last frame, its header counting one record fewer: a valid
     sealed segment of the same writer (cutting the frame alone would not be one)."""
     from safe_data import _impl
-    from safe_data.journal.format import (
-        FRAME_HEADER,
-        SEGMENT_HEADER_SIZE,
-        counted_header,
-        unpack_segment_header,
-    )
+    from safe_data.journal.format import SEGMENT_HEADER_SIZE, counted_header, unpack_segment_header
 
-    pos, last = SEGMENT_HEADER_SIZE, SEGMENT_HEADER_SIZE
-    while pos < len(data):
-        last = pos
-        pos += FRAME_HEADER.unpack_from(data, pos)[0]
+    last = frame_extents(data)[-1][0]
     assert last > SEGMENT_HEADER_SIZE
     header = unpack_segment_header(_impl.crc32c, data)
     head = counted_header(_impl.crc32c, data[:SEGMENT_HEADER_SIZE], header.records - 1, header.last_seq - 1)

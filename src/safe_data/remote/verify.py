@@ -262,7 +262,7 @@ class SegmentVerifier:
             raise InvalidSegment(f"segment header truncated ({self._pos} of {fmt.SEGMENT_HEADER_SIZE} bytes)")
         got = self._pos - self._frame
         if got and self._state is not None:
-            if self._in_length:
+            if self._in_length and not self._left:  # (not even its length is whole)
                 self._fail(self._frame, f"{got} trailing bytes after the last frame")
             self._fail(self._frame, f"torn frame: {self._frame_len} bytes announced, {got} present")
         if got < 4 and got:
