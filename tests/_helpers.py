@@ -612,7 +612,7 @@ def timeless(data, offset: int) -> bytes:
     from safe_data.journal import compact
 
     body, end = compact.extent(data, offset, len(data))
-    op, rest = data[body + 4], body + 6
+    op, rest = data[body + 4], body + 5
     if op == fmt.OP_DEFINE:
         _, after = compact.varint(data, rest, end)
         return bytes(data[body + 4 : after]) + bytes(data[after + 8 : end])

@@ -74,7 +74,7 @@ def check(path):
 
 
 def test_a_deleted_segment_is_reported_with_the_records_it_held(tmp_path):
-    values = write_records(tmp_path / "j")
+    values = write_records(tmp_path / "j", n=1500)
     assert check(tmp_path / "j") == (values, [], 0)  # the control: sound before
     segments = sealed(tmp_path / "j")
     assert len(segments) >= 8

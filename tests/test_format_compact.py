@@ -51,29 +51,29 @@ def test_a_compact_frame_is_laid_out_as_documented(journal):
     assert (records, last_seq) == (1, 1)  # sealed: counted; the base seq is their difference
     assert 0 < ab.container_id < 0x80
     (define, record) = frame_extents(data)
-    # the definition: len, crc, op 253, flags 0, slot 0, thread u64, number, name
+    # the definition: len, crc, op 253, slot 0, thread u64, number, name
     off, n = define
     assert data[off] == n - 1  # len: the bytes after it (one byte: < 128)
     body = data[off + 5 : off + n]
-    assert body[:3] == bytes([fmt.OP_DEFINE, 0, 0])
-    assert struct.unpack_from("<Q", body, 3)[0] == threading.get_ident()
-    assert body[11:] == bytes([ab.container_id]) + b"ab"
+    assert body[:2] == bytes([fmt.OP_DEFINE, 0])
+    assert struct.unpack_from("<Q", body, 2)[0] == threading.get_ident()
+    assert body[10:] == bytes([ab.container_id]) + b"ab"
     context = struct.pack("<Qq", 1, created)  # the next seq, the previous time: the header's
     assert struct.unpack_from("<I", data, off + 1)[0] == google_crc32c.value(context + body)
-    # the record: len, crc, op 2 (list pop), flags 0, dt, slot 0, then the payload as in
-    # version 1: key (int 0 -> zigzag 0), values (a list of one int 7, zigzag 14)
+    # the record: len, crc, op 2 (list pop), dt, slot 0 << 2 | flags 0, then the payload
+    # as in version 1: key (int 0 -> zigzag 0), values (a list of one int 7, zigzag 14)
     off, n = record
     assert data[off] == n - 1 and off + n == len(data)
     body = data[off + 5 : off + n]
-    assert body[:2] == bytes([2, 0])
-    dt, after = compact.varint(body, 2, len(body))
+    assert body[0] == 2
+    dt, after = compact.varint(body, 1, len(body))
     assert body[after:] == bytes([0, fmt.T_INT, 0, fmt.T_LIST, 1, fmt.T_INT, 14])
     (rec,) = _records_of(journal.path)
     assert rec.time_ns == created + fmt.unzigzag(dt)
     context = struct.pack("<Qq", 1, rec.time_ns)
     assert struct.unpack_from("<I", data, off + 1)[0] == google_crc32c.value(context + body)
-    # 15 bytes when the clock moved by less than 64 ns since the segment was made, 16 within 8 us
-    assert n == 14 + len(body[2:after])
+    # 14 bytes when the clock moved by less than 64 ns since the segment was made, 15 within 8 us
+    assert n == 13 + len(body[1:after])
 
 
 def _workload(journal):

@@ -44,6 +44,28 @@ cdef enum:
     MAX_ID_BYTES = 9    # a container number beyond 63 bits goes to reader.leb128
 
 
+cdef inline Py_ssize_t get_leb(const unsigned char* p, Py_ssize_t pos, Py_ssize_t end, uint64_t* out) noexcept:
+    """Read the LEB128 number at pos (before end) into out; where it ends, or -1."""
+    cdef uint64_t v = 0
+    cdef int shift = 0
+    while pos < end and shift < 64:
+        v |= (<uint64_t>(p[pos] & 0x7F)) << shift
+        pos += 1
+        if p[pos - 1] < 0x80:
+            out[0] = v
+            return pos
+        shift += 7
+    return -1
+
+
+cdef inline uint32_t context_crc(uint64_t seq, int64_t time_ns, const unsigned char* rest, Py_ssize_t n) noexcept:
+    """A compact frame's CRC: of its context (seq, time) and of its bytes after the CRC."""
+    cdef char context[16]
+    memcpy(context, &seq, 8)
+    memcpy(context + 8, &time_ns, 8)
+    return sd_crc32c(sd_crc32c(0, context, 16), rest, n)
+
+
 cdef inline void put(object t, Py_ssize_t i, object item) noexcept:
     Py_INCREF(item)  # SET_ITEM steals a reference
     PyTuple_SET_ITEM(t, i, item)
@@ -65,6 +87,11 @@ cdef class FrameDecoder:
     cdef object last_thread_obj
     # what decode() took of the last frame, for record() or append_columns(): no tuple a record
     cdef object _name, _key, _values, _caller, _container_id
+    # compact frames (format version 2): the state a frame is read in (compact.State's)
+    cdef bint compact
+    cdef uint64_t c_seq
+    cdef int64_t c_time
+    cdef list table  # slot -> (thread, name bytes, number, name str, container_id)
 
     def __init__(self, type record_type, dict ops, decompress, pid, writer, str segment, key,
                  bint trust_pickles, bint nested_ids):
@@ -79,6 +106,18 @@ cdef class FrameDecoder:
         self.last_name = b""
         self.last_text = ""
         self.last_thread_obj = None
+        self.compact = False
+        self.table = []
+
+    def start_compact(self, uint64_t base_seq, int64_t created_ns):
+        """Read compact frames (format version 2) from the state of a segment's start."""
+        self.compact = True
+        self.c_seq, self.c_time = base_seq, created_ns
+        self.table = []
+
+    def compact_state(self):
+        """(seq, time_ns, table) where the compact frames stopped: a compact.State's."""
+        return self.c_seq, self.c_time, [entry[:3] for entry in self.table]
 
     def run(self, data, Py_ssize_t pos, expected, Py_ssize_t limit, bint columns=False):
         """Decode up to ``limit`` consecutive frames from byte ``pos`` of ``data`` (a
@@ -98,6 +137,8 @@ cdef class FrameDecoder:
         cdef uint64_t* numbers[4]
         if numbered:
             next_seq = expected
+        if self.compact:
+            return self.run_compact(data, pos, limit, columns)
         if columns:
             made = tuple([PyByteArray_FromStringAndSize(NULL, limit * 8) for _ in range(4)]
                          + [[] for _ in range(7)])
@@ -142,6 +183,125 @@ cdef class FrameDecoder:
             for i in range(4):
                 PyByteArray_Resize(made[i], count * 8)
         return made, pos, (next_seq if numbered else None)
+
+    def run_compact(self, data, Py_ssize_t pos, Py_ssize_t limit, bint columns):
+        """run() of compact frames: from the state the frames before ``pos`` left, which
+        it advances (compact_state() tells it); the same checks as reader._scan_compact,
+        stopping at the first frame it would say anything about."""
+        cdef Py_buffer view
+        cdef const unsigned char* p
+        cdef Py_ssize_t n, count = 0, body, end, at
+        cdef uint64_t length, value, seq, slot, thread, number
+        cdef int64_t time_ns
+        cdef uint32_t crc
+        cdef uint8_t op
+        cdef uint64_t* numbers[4]
+        if columns:
+            made = tuple([PyByteArray_FromStringAndSize(NULL, limit * 8) for _ in range(4)]
+                         + [[] for _ in range(7)])
+            for i in range(4):
+                numbers[i] = <uint64_t*>PyByteArray_AS_STRING(made[i])
+        else:
+            made = []
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        p, n = <const unsigned char*>view.buf, view.len
+        try:
+            while count < limit:
+                body = get_leb(p, pos, n if n - pos < 5 else pos + 5, &length)
+                if body < 0 or length < 6 or length > <uint64_t>(n - body):
+                    break
+                end = body + <Py_ssize_t>length
+                op = p[body + 4]
+                memcpy(&crc, p + body, 4)
+                if op == OP_DEFINE:
+                    if crc != context_crc(self.c_seq + 1, self.c_time, p + body + 4, end - body - 4):
+                        break
+                    at = get_leb(p, body + 5, end, &slot)
+                    if at < 0 or at + 8 > end or slot != <uint64_t>len(self.table):
+                        break
+                    memcpy(&thread, p + at, 8)
+                    at = get_leb(p, at + 8, end, &number)
+                    if at < 0:
+                        break
+                    raw = PyBytes_FromStringAndSize(<const char*>p + at, end - at)
+                    try:
+                        text = PyUnicode_DecodeUTF8(<const char*>p + at, end - at, "strict")
+                    except UnicodeDecodeError:
+                        break  # decode_frame says so, of each record of it
+                    self.table.append((PyLong_FromUnsignedLongLong(thread), raw, PyLong_FromUnsignedLongLong(number),
+                                       text, PyLong_FromUnsignedLongLong(number) if number else None))
+                    pos = end
+                    continue
+                if op == OP_HOLE:
+                    break
+                at = get_leb(p, body + 5, end, &value)
+                if at < 0:
+                    break
+                seq = self.c_seq + 1
+                time_ns = self.c_time + <int64_t>((value >> 1) ^ (0 - (value & 1)))
+                if crc != context_crc(seq, time_ns, p + body + 4, end - body - 4):
+                    break
+                at = get_leb(p, at, end, &value)
+                if at < 0 or (value >> COMPACT_FLAG_BITS) >= <uint64_t>len(self.table):
+                    break
+                entry = self.table[value >> COMPACT_FLAG_BITS]
+                if not self.decode_payload(p + at, end - at, op, <uint8_t>(value & ((1 << COMPACT_FLAG_BITS) - 1))):
+                    break
+                self._name, self._container_id = entry[3], entry[4]
+                if columns:
+                    numbers[0][count] = seq
+                    memcpy(&numbers[1][count], &time_ns, 8)
+                    numbers[2][count] = <uint64_t>entry[0]
+                    numbers[3][count] = <uint64_t>pos
+                    self.append_columns(made, op)
+                else:
+                    PyList_Append(made, self.make_record(seq, time_ns, entry[0], op, pos))
+                self.c_seq, self.c_time = seq, time_ns
+                count += 1
+                pos = end
+        except CorruptRecordError:
+            pass  # the frame at pos does not decode: the Python reader says why
+        finally:
+            PyBuffer_Release(&view)
+        if columns:
+            for i in range(4):
+                PyByteArray_Resize(made[i], count * 8)
+        return made, pos, self.c_seq + 1
+
+    cdef bint decode_payload(self, const unsigned char* b, Py_ssize_t n, uint8_t op, uint8_t flags) except -1:
+        """Decode a verified record's payload into ``_key``, ``_values`` and ``_caller``;
+        False if decode_frame would not take it plainly (an unknown op, bytes left
+        over); CorruptRecordError if it does not decode."""
+        cdef Rd r
+        if self.kinds[op] is None:
+            return False
+        r.p, r.n, r.pos, r.nested_ids = b, n, 0, self.nested_ids
+        if flags & FLAG_COMPRESSED:
+            payload = self.decompress(PyBytes_FromStringAndSize(<const char*>r.p, r.n))
+            r.p, r.n = <const unsigned char*>PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload)
+        self._key = rd_value(&r, 0, self.key, self.trust)
+        self._values = rd_value(&r, 0, self.key, self.trust)
+        self._caller = rd_value(&r, 0, self.key, self.trust) if flags & FLAG_CALLER else None
+        return r.pos == r.n
+
+    cdef object make_record(self, uint64_t seq, int64_t time_ns, object thread, uint8_t op, Py_ssize_t offset):
+        """The Record of what decode_payload() just took, of a compact frame."""
+        record = sd_new_tuple_of(self.record_type, RECORD_FIELDS)
+        put(record, 0, PyLong_FromUnsignedLongLong(seq))
+        put(record, 1, PyLong_FromLongLong(time_ns))
+        put(record, 2, self._name)
+        put(record, 3, self.kinds[op])
+        put(record, 4, self.op_names[op])
+        put(record, 5, self._key)
+        put(record, 6, self._values)
+        put(record, 7, self.pid)
+        put(record, 8, thread)
+        put(record, 9, self._caller)
+        put(record, 10, self.writer)
+        put(record, 11, self.segment)
+        put(record, 12, PyLong_FromLongLong(offset))
+        put(record, 13, self._container_id)
+        return record
 
     cdef bint decode(self, const unsigned char* f, uint32_t frame_len) except -1:
         """Decode the verified frame at ``f`` into ``_name``, ``_key``, ``_values``,

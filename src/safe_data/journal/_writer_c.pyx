@@ -986,12 +986,11 @@ cdef class RecordWriter:
             else:  # first use in this segment: define it
                 slot = len(self._slots)
                 self._slots[key] = slot
-                at = crc_at = put_len(p, 2 + leb_size(<uint64_t>slot) + 8 + leb_size(cid) + name_len)
+                at = crc_at = put_len(p, 1 + leb_size(<uint64_t>slot) + 8 + leb_size(cid) + name_len)
                 first = p[0]  # the first byte is written last (see below)
                 p[0] = 0
                 p[at + 4] = <char>OP_DEFINE
-                p[at + 5] = 0
-                at = put_leb(p, at + 6, <uint64_t>slot)
+                at = put_leb(p, at + 5, <uint64_t>slot)
                 memcpy(p + at, &thread, 8)
                 at = put_leb(p, at + 8, cid)
                 memcpy(p + at, PyBytes_AS_STRING(name), name_len)
@@ -999,16 +998,15 @@ cdef class RecordWriter:
                 put_crc(p + crc_at, p + at, seq, self._time)
             self._last_name, self._last_thread, self._last_cid, self._last_slot = name, thread, cid, slot
         dt = now - self._time
-        crc_at = at + put_len(p + at, 2 + leb_size((<uint64_t>dt << 1) ^ <uint64_t>(dt >> 63))
-                              + leb_size(<uint64_t>slot) + plen)
+        crc_at = at + put_len(p + at, 1 + leb_size((<uint64_t>dt << 1) ^ <uint64_t>(dt >> 63))
+                              + leb_size(<uint64_t>slot << COMPACT_FLAG_BITS | flags) + plen)
         if at == 0:
             first = p[0]
             p[0] = 0
         at = crc_at
         p[at + 4] = <char>op
-        p[at + 5] = <char>flags
-        at = put_leb(p, at + 6, (<uint64_t>dt << 1) ^ <uint64_t>(dt >> 63))
-        at = put_leb(p, at, <uint64_t>slot)
+        at = put_leb(p, at + 5, (<uint64_t>dt << 1) ^ <uint64_t>(dt >> 63))
+        at = put_leb(p, at, <uint64_t>slot << COMPACT_FLAG_BITS | flags)  # flags in its low bits
         memcpy(p + at, payload, plen)
         at += plen
         put_crc(p + crc_at, p + at, seq, now)

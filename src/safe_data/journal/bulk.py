@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from .. import _impl
 from ..errors import CorruptRecordError
+from . import compact
 from . import format as fmt
 from .batches import RecordBatch
-from .reader import Problem, Record, Scan, SegmentView, _decompress, decode_frame, scan_frames, segment_frames
+from .reader import Problem, Record, Scan, SegmentView, _decompress, decode_frame, scan_frames
 
 #: records decoded per call into C (Records, or columns).  Small, so that most of a batch is
 #: taken and gone before the garbage collector's next young-generation pass (every 700
@@ -44,7 +45,8 @@ def segment_batches(
         return
     try:
         pos, seq, first = fmt.SEGMENT_HEADER_SIZE, header.first_seq, None
-        if _impl.FrameDecoder is not None and not header.compact:
+        state = compact.State.of(header) if header.compact else None
+        if _impl.FrameDecoder is not None:
             decoder = _impl.FrameDecoder(
                 Record,
                 fmt.OPS,
@@ -56,6 +58,8 @@ def segment_batches(
                 trust_pickles,
                 nested_ids,
             )
+            if state is not None:
+                decoder.start_compact(state.seq, state.time_ns)
             while True:
                 made, pos, seq = decoder.run(data, pos, seq, BATCH, columns)
                 batch = (
@@ -67,10 +71,9 @@ def segment_batches(
                     yield batch
                 if len(batch) < BATCH:
                     break
-        if header.compact:
-            rest = segment_frames(data, view.crc32c, view.name, view.sealed, header)
-        else:
-            rest = scan_frames(data, view.crc32c, view.name, view.sealed, start=pos, first_seq=seq)
+            if state is not None:  # where the decoder stopped, the reader goes on
+                state = compact.State(*decoder.compact_state())
+        rest = scan_frames(data, view.crc32c, view.name, view.sealed, start=pos, first_seq=seq, compact=state)
         decoded = _decoded_batches(rest, view, header, key, trust_pickles, nested_ids, report)
         scan = yield from (_as_columns(decoded) if columns else decoded)
         view.scan = _joined(scan, first, seq)

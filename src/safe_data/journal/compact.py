@@ -72,12 +72,12 @@ def extent(data, pos: int, n: int) -> tuple[int, int] | None:
 
 
 def context(data, body: int, end: int, state: State) -> tuple[int, int, int] | None:
-    """(seq, time_ns, where the slot starts) of the frame whose crc is at ``body``, read
+    """(seq, time_ns, where the field after dt starts) of the frame whose crc is at ``body``, read
     in ``state``; None if its time difference cannot be read.  A definition carries no
     time: its context is the next seq and the previous time."""
     if data[body + 4] == fmt.OP_DEFINE:
-        return state.seq + 1, state.time_ns, body + 6
-    got = varint(data, body + 6, end)
+        return state.seq + 1, state.time_ns, body + 5
+    got = varint(data, body + 5, end)
     if got is None:
         return None
     dt, after = got
@@ -100,6 +100,11 @@ def sound_at(data, pos: int, crc32c, state: State) -> bool:
         return False
     found = context(data, at[0], at[1], state)
     return found is not None and verifies(data, at[0], at[1], crc32c, found[0], found[1])
+
+
+def slot_and_flags(value: int) -> tuple[int, int]:
+    """A record's slot and flags, from the one number that holds both."""
+    return value >> fmt.COMPACT_FLAG_BITS, value & fmt.COMPACT_FLAGS
 
 
 def definition(data, start: int, end: int) -> tuple[int, int, int, bytes] | None:

@@ -28,12 +28,12 @@ state only what the frame before them does not tell (see docs/format.md, "Compac
     len     LEB128  length of the rest of the frame (0 = no more frames)
     crc     u32     CRC32C of the context (seq u64, time_ns i64: not stored) and the rest
     op      u8
-    flags   u8      FLAG_COMPRESSED | FLAG_CALLER
     dt      zigzag LEB128: time_ns - the previous frame's (the first: the header's created)
-    slot    LEB128  which (thread, name, container number) of the segment's table
+    slot    LEB128  slot << 2 | flags: which (thread, name, container number) of the
+                    segment's table, and FLAG_COMPRESSED | FLAG_CALLER
 
 then the payload as in version 1.  The seq is the previous frame's plus one (the first:
-the header's base seq plus one).  The table is defined by OP_DEFINE frames (op, flags 0,
+the header's base seq plus one).  The table is defined by OP_DEFINE frames (op,
 slot, thread u64, number LEB128, name), each the first time its triple is used.
 """
 
@@ -74,11 +74,13 @@ KNOWN_FLAGS = FLAG_COMPRESSED | FLAG_CALLER | FLAG_ID
 #: compact frames (version 2): the flags a record may carry, the context its CRC covers
 #: (seq, time_ns), and the fewest bytes after ``len`` (crc, op, flags)
 COMPACT_FLAGS = FLAG_COMPRESSED | FLAG_CALLER
+#: a compact record stores its flags in the low bits of its slot's number (slot << 2 | flags)
+COMPACT_FLAG_BITS = 2
 COMPACT_CONTEXT = struct.Struct("<Qq")
-MIN_COMPACT_BODY = 6
-#: the most a compact record and its definition take beyond its payload and name (the
-#: room a writer makes for one): two lengths (5 bytes each at most), two CRCs, op and
-#: flags twice, dt (10), two slots (10 each), the thread (8) and the container number (10)
+MIN_COMPACT_BODY = 6  # crc, op, dt
+#: at least what a compact record and its definition take beyond its payload and name (the
+#: room a writer makes for one): two lengths (5 bytes each at most), two CRCs, two ops,
+#: dt (10), two slots (10 each), the thread (8) and the container number (10), and 2 spare
 COMPACT_SLACK = 2 * 5 + 2 * 4 + 4 + 10 + 2 * 10 + 8 + 10
 #: the op code of a definition (version 2): not a record, it adds one (thread, name,
 #: container number) to its segment's table
@@ -348,18 +350,24 @@ def compact_frame(crc32c, seq: int, time_ns: int, body) -> bytes:
 
 
 def record_body(op: int, flags: int, dt: int, slot: int, payload) -> bytes:
-    """The body of a compact record (or, without a slot, hole: see hole_body)."""
-    return bytes((op, flags)) + leb128_bytes(zigzag(dt)) + leb128_bytes(slot) + bytes(payload)
+    """The body of a compact record (its bytes after the CRC): op, dt, slot and flags
+    in one number, payload."""
+    return (
+        bytes((op,))
+        + leb128_bytes(zigzag(dt))
+        + leb128_bytes(slot << COMPACT_FLAG_BITS | flags)
+        + bytes(payload)
+    )
 
 
 def hole_body(dt: int, payload) -> bytes:
     """The body of a compact hole: no slot (a hole has no thread, name or number)."""
-    return bytes((OP_HOLE, 0)) + leb128_bytes(zigzag(dt)) + bytes(payload)
+    return bytes((OP_HOLE,)) + leb128_bytes(zigzag(dt)) + bytes(payload)
 
 
 def define_body(slot: int, thread: int, number: int, name: bytes) -> bytes:
     """The body of a definition: table entry ``slot`` is (thread, name, number)."""
-    return bytes((OP_DEFINE, 0)) + leb128_bytes(slot) + _U64.pack(thread) + leb128_bytes(number) + name
+    return bytes((OP_DEFINE,)) + leb128_bytes(slot) + _U64.pack(thread) + leb128_bytes(number) + name
 
 
 _U64 = struct.Struct("<Q")

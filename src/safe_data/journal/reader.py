@@ -307,9 +307,10 @@ def _scan_compact(data, crc32c, segment: str, sealed: bool, start: int, state: _
             continue
         state.seq = seq
         got = _compact.varint(data, after, end)
-        entry = None if got is None or got[0] >= len(state.table) else state.table[got[0]]
+        slot, flags = _compact.slot_and_flags(got[0]) if got is not None else (len(state.table), 0)
+        entry = state.table[slot] if slot < len(state.table) else None
         if entry is None:
-            slot = "unreadable" if got is None else got[0]
+            slot = "unreadable" if got is None else slot
             scan.problems.append(
                 Problem(
                     segment, pos, f"record seq {seq} skipped: its slot ({slot}) has no definition before it"
@@ -319,9 +320,7 @@ def _scan_compact(data, crc32c, segment: str, sealed: bool, start: int, state: _
             pos = end
             continue
         thread, name, number = entry
-        yield Frame(
-            pos, seq, time_ns, thread, op, data[body + 5], name, data[got[1] : end], number, end - pos
-        )
+        yield Frame(pos, seq, time_ns, thread, op, flags, name, data[got[1] : end], number, end - pos)
         pos = end
     scan.end = pos
     if first is not None:
@@ -347,7 +346,7 @@ def _skip_compact(data, pos, body, end, crc32c, state, scan, segment) -> bool:
     in one of the states it could leave (it was a record, a time difference later; or it
     was a definition, which changes neither); record what was skipped."""
     lost = state.seq + 1
-    got = _compact.varint(data, body + 6, end)
+    got = _compact.varint(data, body + 5, end)
     if got is not None:
         after = _compact.State(lost, state.time_ns + fmt.unzigzag(got[0]), state.table)
         if _compact.sound_at(data, end, crc32c, after):

@@ -35,9 +35,9 @@ _U32 = struct.Struct("<I")
 _MAX_HOLE = 1 << 16
 _READ_CHUNK = 1 << 16
 _INFLATE_CHUNK = 1 << 20
-#: what a compact frame's head holds at most after its length: crc, op, flags, dt (10),
-#: slot (10): enough to know its context (seq, time) before its CRC is computed
-_COMPACT_HEAD = 4 + 2 + 10 + 10
+#: what a compact frame's head holds at most after its length: crc, op, dt (10), slot
+#: (10): enough to know its context (seq, time) before its CRC is computed
+_COMPACT_HEAD = 4 + 1 + 10 + 10
 
 
 class InvalidSegment(ValueError):
@@ -161,7 +161,7 @@ class SegmentVerifier:
             if self._frame_len - after > _MAX_HOLE:
                 self._fail(pos, "unreadable hole (a repair's placeholder)")
             self._pending += head[after:]
-        elif got is None or got[0] >= self._defined:
+        elif got is None or compact.slot_and_flags(got[0])[0] >= self._defined:
             self._fail(pos, f"record seq {seq}: its slot has no definition before it")
         self._after = (seq, time_ns, op == fmt.OP_DEFINE)
         self._stored_crc = _U32.unpack_from(head)[0]
