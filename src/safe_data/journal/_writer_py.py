@@ -154,7 +154,7 @@ class RecordWriter:
             if container_id:  # the container's number, LEB128, after the name
                 flags |= fmt.FLAG_ID
                 put_varint(number, container_id)
-            payload = name + number + payload
+            payload = bytearray(name + number + payload)
         # the most a frame takes (a compact one: with its definition, each field at most)
         frame_len = (
             fmt.FRAME_HEADER_SIZE + len(payload) + (fmt.COMPACT_SLACK + len(name) if self._compact else 0)

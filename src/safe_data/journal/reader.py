@@ -309,11 +309,11 @@ def _scan_compact(data, crc32c, segment: str, sealed: bool, start: int, state: _
         got = _compact.varint(data, after, end)
         slot, flags = _compact.slot_and_flags(got[0]) if got is not None else (len(state.table), 0)
         entry = state.table[slot] if slot < len(state.table) else None
-        if entry is None:
-            slot = "unreadable" if got is None else slot
+        if got is None or entry is None:
+            which = "unreadable" if got is None else slot
             scan.problems.append(
                 Problem(
-                    segment, pos, f"record seq {seq} skipped: its slot ({slot}) has no definition before it"
+                    segment, pos, f"record seq {seq} skipped: its slot ({which}) has no definition before it"
                 )
             )
             scan.skipped.append((pos, end - pos, seq))
@@ -703,6 +703,7 @@ def _frames_in_passing(data, view: SegmentView, offsets) -> list:
     state the frames before it leave (its seq, its time, its slot's definition)."""
     wanted = set(offsets)
     found = {}
+    assert view.header is not None
     frames = segment_frames(data, view.crc32c, view.name, view.sealed, view.header)
     for frame in frames:
         if frame.offset in wanted:

@@ -165,7 +165,8 @@ def _rebuilt_compact(data, header: fmt.SegmentHeader, frames, scan: Scan, saved:
     if tail is not None:
         placed.append((scan.end, (tail[0], _hole_payload(tail[1], tail[2]))))
     out = bytearray()
-    time_ns, slots = header.created_ns, {}
+    time_ns = header.created_ns
+    slots: dict[tuple, int] = {}
     for _, item in sorted(placed, key=lambda p: p[0]):
         if isinstance(item, tuple):  # a hole: (seq, payload), at the time of the frame before
             out += fmt.compact_frame(crc32c, item[0], time_ns, fmt.hole_body(0, item[1]))
