@@ -360,6 +360,7 @@ TARGETS = [
     ),
     ("5 footprint: import", "import safe_data", "import_ms", "<=", 30, "import safe_data <= 30 ms"),
     ("5 footprint: heap", "c", "heap_current_growth_kib", "<=", 1024, "heap growth <= 1 MiB / 1M discards"),
+    ("5 footprint: disk", "c compact", "disk_bytes_per_discard", "<=", 16, "<= 16 bytes per small discard"),
     ("8 upload: ", "uploader", "upload_over_bare", ">=", 0.8, "upload >= 80% of bare aiohttp"),
     (
         "8 upload: ",
@@ -493,6 +494,7 @@ _RATIO_KEYS = (
     "heap_current_growth_kib",
     "heap_peak_growth_kib",
     "rss_anon_growth_kib",
+    "disk_bytes_per_discard",
     "mb_per_s",
     "bare_mb_per_s",
     "upload_over_bare",
