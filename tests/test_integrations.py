@@ -304,7 +304,7 @@ def test_stats_counts_records_bytes_and_pending(tmp_path):
         lst.pop()
     now = safe_data.stats()
     assert now["safe_data.records"] == before["safe_data.records"] + 3
-    assert now["safe_data.bytes"] - before["safe_data.bytes"] > 3 * 40
+    assert now["safe_data.bytes"] - before["safe_data.bytes"] > 3 * 10  # (compact frames: ~15 bytes each)
     assert now["safe_data.journals"] == before["safe_data.journals"] + 1
     j.seal()
     sealed = _segments(j.path, ".seg")

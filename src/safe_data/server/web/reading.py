@@ -34,7 +34,7 @@ from ...errors import CorruptRecordError
 from ...history import ADDING_OPS
 from ...journal import format as fmt
 from ...journal.journal import to_ns
-from ...journal.reader import SegmentView, decode_frame, scan_frames, segment_paths
+from ...journal.reader import SegmentView, decode_frame, segment_frames, segment_paths
 from ...journal.records import read_records
 
 
@@ -80,7 +80,7 @@ class _BytesView:
     def frames(self):
         if self.header is None:
             return
-        yield from scan_frames(self.data, _impl.crc32c, self.name, True)
+        yield from segment_frames(self.data, _impl.crc32c, self.name, True, self.header)
 
 
 class JournalSource:
