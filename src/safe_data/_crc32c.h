@@ -60,22 +60,47 @@ static uint32_t sd_crc32c_hw(uint32_t crc, const uint8_t *p, size_t n) {
     while (n--) c = _mm_crc32_u8((uint32_t)c, *p++);
     return (uint32_t)c;
 }
+
+/* sd_crc32c_hw over the 16 bytes of a and b (little-endian), then p: in one call */
+__attribute__((target("sse4.2")))
+static uint32_t sd_crc32c_hw_after(uint32_t crc, uint64_t a, uint64_t b, const uint8_t *p, size_t n) {
+    return sd_crc32c_hw((uint32_t)_mm_crc32_u64(_mm_crc32_u64(crc, a), b), p, n);
+}
 #endif
 
+static uint32_t sd_crc32c_sw_after(uint32_t crc, uint64_t a, uint64_t b, const uint8_t *p, size_t n) {
+    uint8_t words[16];
+    memcpy(words, &a, 8);
+    memcpy(words + 8, &b, 8);
+    return sd_crc32c_sw(sd_crc32c_sw(crc, words, 16), p, n);
+}
+
 static uint32_t (*sd_crc32c_impl)(uint32_t, const uint8_t *, size_t) = 0;
+static uint32_t (*sd_crc32c_after_impl)(uint32_t, uint64_t, uint64_t, const uint8_t *, size_t) = 0;
 
 static void sd_crc32c_setup(void) {
     sd_crc32c_init_table();
     sd_crc32c_impl = sd_crc32c_sw;
+    sd_crc32c_after_impl = sd_crc32c_sw_after;
 #ifdef SD_CRC32C_HAVE_HW
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("sse4.2")) sd_crc32c_impl = sd_crc32c_hw;
+    if (__builtin_cpu_supports("sse4.2")) {
+        sd_crc32c_impl = sd_crc32c_hw;
+        sd_crc32c_after_impl = sd_crc32c_hw_after;
+    }
 #endif
     sd_crc32c_ready = 1;
 }
 
 static inline uint32_t sd_crc32c(uint32_t crc, const void *p, size_t n) {
     return ~sd_crc32c_impl(~crc, (const uint8_t *)p, n);
+}
+
+/* The CRC32C of the 16 bytes of a and b (little-endian), then of n bytes at p: a compact
+ * frame's context (seq, time) and its bytes after the CRC, which the frame does not hold
+ * together. */
+static inline uint32_t sd_crc32c_after(uint64_t a, uint64_t b, const void *p, size_t n) {
+    return ~sd_crc32c_after_impl(~0u, a, b, (const uint8_t *)p, n);
 }
 
 static inline int sd_crc32c_hardware(void) {

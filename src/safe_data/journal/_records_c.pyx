@@ -34,6 +34,7 @@ cdef extern from "_records.h":
 cdef extern from "_crc32c.h":
     void sd_crc32c_setup()
     uint32_t sd_crc32c(uint32_t crc, const void* p, size_t n) nogil
+    uint32_t sd_crc32c_after(uint64_t a, uint64_t b, const void* p, size_t n) nogil
 
 sd_crc32c_setup()
 
@@ -60,10 +61,7 @@ cdef inline Py_ssize_t get_leb(const unsigned char* p, Py_ssize_t pos, Py_ssize_
 
 cdef inline uint32_t context_crc(uint64_t seq, int64_t time_ns, const unsigned char* rest, Py_ssize_t n) noexcept:
     """A compact frame's CRC: of its context (seq, time) and of its bytes after the CRC."""
-    cdef char context[16]
-    memcpy(context, &seq, 8)
-    memcpy(context + 8, &time_ns, 8)
-    return sd_crc32c(sd_crc32c(0, context, 16), rest, n)
+    return sd_crc32c_after(seq, <uint64_t>time_ns, rest, n)
 
 
 cdef inline void put(object t, Py_ssize_t i, object item) noexcept:
