@@ -280,3 +280,35 @@ def test_definitions_are_per_segment(tmp_path):
         assert data[body + 4] == fmt.OP_DEFINE, seg.name
     assert len(_records_of(path)) == 200
     assert _verify(path) == []
+
+
+def test_the_stream_verifier_refuses_what_the_reader_reports(tmp_path):
+    """The backup server's check of a received segment (remote.verify, fed a byte at a
+    time and whole) takes the sound compact segment and refuses it with any bit of a
+    frame flipped, and with a record whose slot has no definition."""
+    from safe_data.remote.verify import InvalidSegment, SegmentVerifier
+
+    def verdict(data, piece):
+        verifier = SegmentVerifier()
+        try:
+            for i in range(0, len(data), piece):
+                verifier.write(data[i : i + piece])
+            verifier.close()
+        except InvalidSegment as exc:
+            return str(exc)
+        return None
+
+    _journal_of_pops(tmp_path / "j", n=6)
+    data = _segment(tmp_path / "j").read_bytes()
+    assert verdict(data, 1) is verdict(data, 1 << 20) is None
+    for frame in (0, 3):  # the definition, a record
+        off, n = frame_extents(data)[frame]
+        for bit in range(n * 8):
+            damaged = bytearray(data)
+            damaged[off + bit // 8] ^= 1 << (bit % 8)
+            assert verdict(bytes(damaged), 1) == verdict(bytes(damaged), 1 << 20) is not None, (frame, bit)
+    crc, created = google_crc32c.value, 1_000_000_000
+    head = fmt.counted_header(crc, fmt.pack_segment_header(crc, 0xABC, 1, created, 1, base_seq=0), 1, 1)
+    payload = bytes([fmt.T_INT, 0, fmt.T_LIST, 1, fmt.T_INT, 2])
+    undefined = head + fmt.compact_frame(crc, 1, created + 5, fmt.record_body(2, 0, 5, 0, payload))
+    assert "no definition" in verdict(undefined, 1) == verdict(undefined, 1 << 20)
