@@ -41,9 +41,6 @@ class State:
         """The state before the first frame of the segment whose header is ``header``."""
         return cls(header.base_seq, header.created_ns)
 
-    def copy(self) -> State:
-        return State(self.seq, self.time_ns, list(self.table))
-
 
 def varint(data, pos: int, end: int) -> tuple[int, int] | None:
     """(value, position after it) of the LEB128 number at ``pos``, None if it runs past
@@ -120,14 +117,3 @@ def definition(data, start: int, end: int) -> tuple[int, int, int, bytes] | None
         return None
     number, pos = got
     return slot, thread, number, bytes(data[pos:end])
-
-
-def walk(data, start: int) -> int:
-    """Where the compact frames of ``data`` from ``start`` stop being whole (for a reader
-    of a growing ``.open`` segment: how far to read)."""
-    pos = start
-    while True:
-        at = extent(data, pos, len(data))
-        if at is None:
-            return pos
-        pos = at[1]
