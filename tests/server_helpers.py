@@ -4,6 +4,7 @@ and their hashes, a server on loopback, and requests to a ``safe-data serve`` pr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -42,19 +43,31 @@ def put_headers(data: bytes, token=TOKEN) -> dict:
 
 def run(coro_fn, store, **options):
     """Run ``coro_fn(client)`` against a real server on loopback."""
+    return run_servers(lambda clients: coro_fn(clients[0]), [store], **options)
+
+
+def run_servers(coro_fn, stores, **options):
+    """Run ``coro_fn(clients)`` against one real server on loopback per store (stateless
+    servers in front of one store: the same store several times)."""
 
     async def main():
-        app = make_app(store, TOKENS, **options)
-        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-            return await coro_fn(client)
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(
+                    TestClient(TestServer(make_app(store, TOKENS, **options), host="127.0.0.1"))
+                )
+                for store in stores
+            ]
+            return await coro_fn(clients)
 
     return asyncio.run(main())
 
 
-def start_cli(*args, env=None) -> tuple[subprocess.Popen, str]:
-    """Start ``safe-data serve --port 0 *args``; (the process, its base URL) once it listens."""
+def start_cli(*args, env=None, port=0) -> tuple[subprocess.Popen, str]:
+    """Start ``safe-data serve --port PORT *args`` (0: any free port); (the process, its
+    base URL) once it listens."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "safe_data.cli.serving", "--port", "0", *args],
+        [sys.executable, "-m", "safe_data.cli.serving", "--port", str(port), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -38,14 +38,15 @@ def make_sink(
     region: str | None = None,
     profile: str | None = None,
 ):
-    """A sink for TARGET: ``http(s)://server``, ``s3://bucket[/prefix]`` or a directory."""
+    """A sink for TARGET: ``http(s)://server`` (or several, comma-separated: fail-over),
+    ``s3://bucket[/prefix]`` or a directory."""
     if target.startswith(("http://", "https://")):
         from ..remote.sinks.http import HttpSink
 
         if not token:
             raise Failure("an HTTP backup server needs --token (or SAFE_DATA_TOKEN)", EXIT_USAGE)
         with _usage_error():
-            return HttpSink(target, token, connect_timeout=connect_timeout)
+            return HttpSink(target.split(","), token, connect_timeout=connect_timeout)
     if target.startswith("s3://"):
         from ..remote.sinks.s3 import S3Sink
         from ..server.stores.s3 import parse_s3_url
@@ -184,8 +185,10 @@ def push(
 ) -> None:
     """Upload every sealed segment now, and free the local copies once acknowledged.
 
-    TARGET is http(s)://SERVER, s3://BUCKET[/PREFIX] or a directory.  Segments still
-    being written by running programs are shipped by their own uploader or once sealed.
+    TARGET is http(s)://SERVER (or several servers of one store, comma-separated: each
+    request fails over to the next when one does not answer), s3://BUCKET[/PREFIX] or a
+    directory.  Segments still being written by running programs are shipped by their
+    own uploader or once sealed.
     Exit 1, leaving every segment not acknowledged in place, if the backup cannot be
     reached, refuses a segment or does not finish within the timeout.
     """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from .. import requires
@@ -25,24 +26,53 @@ class HttpSink(Sink):
     errors are transient, honouring ``Retry-After``.  The aiohttp session is created
     lazily in the running event loop, on first use.
 
+    ``url`` is one server, or a list of servers in front of one store (several stateless
+    ``safe-data serve --store s3://...``): fail-over, not k-of-N.  Every request goes to
+    the current server, at first the first of the list.  When it fails transiently (no
+    connection, a timeout, 5xx or 429), the same request goes at once to the next server
+    of the list, and so on, each once; the first that answers becomes the current server
+    and stays so until it fails in turn (there is no switching back).  A rejection (4xx)
+    is the store's answer, the same from every server: it is not tried elsewhere.  When
+    every server failed, the request fails with the last server's transient error, and
+    the uploader retries it later.  Give the clients of one site the list in different
+    orders to spread them over the servers.
+
     ``timeout`` bounds each request, ``connect_timeout`` each connection to the server.
     """
 
-    def __init__(self, url: str, token: str, *, timeout: float = 30, connect_timeout: float = 10) -> None:
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ValueError(f"HttpSink needs an http:// or https:// URL, not {url!r}")
+    def __init__(
+        self,
+        url: str | Sequence[str],
+        token: str,
+        *,
+        timeout: float = 30,
+        connect_timeout: float = 10,
+    ) -> None:
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls:
+            raise ValueError("HttpSink needs at least one server URL")
+        for one in urls:
+            if not isinstance(one, str) or not one.startswith(("http://", "https://")):
+                raise ValueError(f"HttpSink needs http:// or https:// URLs, not {one!r}")
         if not token or any(c in token for c in "\r\n"):
             raise ValueError("HttpSink needs a non-empty token without line breaks")
         requires.aiohttp("HttpSink")
-        self.url = url.rstrip("/")
+        self.urls = tuple(one.rstrip("/") for one in urls)
+        self._current = 0  # index in self.urls of the server requests go to
         self._token = token
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._session = None
         self._session_loop = None
 
+    @property
+    def url(self) -> str:
+        """The server requests go to now (the one that answered last)."""
+        return self.urls[self._current]
+
     def __repr__(self) -> str:
-        return f"HttpSink({self.url!r}, token=<hidden>)"
+        urls = self.urls[0] if len(self.urls) == 1 else list(self.urls)
+        return f"HttpSink({urls!r}, token=<hidden>)"
 
     def _get_session(self):
         import aiohttp
@@ -63,52 +93,73 @@ class HttpSink(Sink):
         self._session_loop = None
 
     async def _request(self, method: str, path: str, *, what: str, **kwargs):
-        """(status, headers, body bytes); transport problems become TransientError."""
+        """(url, status, headers, body bytes) of the first server, from the current one on,
+        that does not fail transiently; it becomes the current server (``self.url``).
+        When all fail: the last one's TransientError."""
+        failure: Exception = TransientError(f"{what}: no server")  # (replaced: there is one at least)
+        for _ in self.urls:
+            index = self._current
+            url = self.urls[index]
+            try:
+                status, headers, body = await self._request_one(url, method, path, what=what, **kwargs)
+            except TransientError as exc:
+                failure = exc
+            else:
+                if status < 500 and status != 429:
+                    return url, status, headers, body
+                failure = self._error(what, url, status, headers, body)
+            # concurrent requests that failed on the same server move on once, not once each
+            if self._current == index:
+                self._current = (index + 1) % len(self.urls)
+        raise failure
+
+    async def _request_one(self, url: str, method: str, path: str, *, what: str, **kwargs):
+        """(status, headers, body bytes) of one server; transport problems become TransientError."""
         import aiohttp
 
         session = self._get_session()
         try:
-            async with session.request(method, self.url + path, allow_redirects=False, **kwargs) as resp:
+            async with session.request(method, url + path, allow_redirects=False, **kwargs) as resp:
                 return resp.status, resp.headers, await resp.read()
         except aiohttp.ServerTimeoutError as exc:  # connecting, or a read, timed out: it says which
-            raise TransientError(f"{what}: {exc}") from None
+            raise TransientError(f"{what}: {url}: {exc}") from None
         except asyncio.TimeoutError:
-            raise TransientError(f"{what}: no answer from {self.url} within {self.timeout} s") from None
+            raise TransientError(f"{what}: no answer from {url} within {self.timeout} s") from None
         except aiohttp.ClientError as exc:
             raise TransientError(f"{what}: {type(exc).__name__}: {exc}") from None
         except OSError as exc:
-            raise TransientError(f"{what}: {exc}") from None
+            raise TransientError(f"{what}: {url}: {exc}") from None
 
-    def _fail(self, what: str, status: int, headers, body: bytes):
+    def _error(self, what: str, url: str, status: int, headers, body: bytes) -> Exception:
         message = _server_message(body)
         if status in (401, 403):
-            raise RejectedError(
-                f"{what}: the backup server at {self.url} refused the token "
+            return RejectedError(
+                f"{what}: the backup server at {url} refused the token "
                 f"({status} {_REJECTING[status]}): check the token configured for "
                 f"this client" + (f"; server says: {message}" if message else "")
             )
         if status in _REJECTING:
-            raise RejectedError(
-                f"{what}: refused by {self.url} ({status} {_REJECTING[status]})"
+            return RejectedError(
+                f"{what}: refused by {url} ({status} {_REJECTING[status]})"
                 + (f": {message}" if message else "")
             )
-        raise TransientError(
-            f"{what}: {self.url} answered {status}" + (f": {message}" if message else ""),
+        return TransientError(
+            f"{what}: {url} answered {status}" + (f": {message}" if message else ""),
             retry_after=parse_retry_after(headers.get("Retry-After")),
         )
 
     async def check(self) -> None:
         """``GET /health``: the server answers."""
-        what = f"GET {self.url}/health"
-        status, headers, answer = await self._request("GET", "/health", what=what)
+        what = "GET /health"
+        url, status, headers, answer = await self._request("GET", "/health", what=what)
         if status != 200:
-            self._fail(what, status, headers, answer)
+            raise self._error(what, url, status, headers, answer)
 
     async def put(self, segment_id: str, body: bytes, sha256: str) -> None:
         check_id(segment_id)
         check_sha(sha256)
         what = f"upload of segment {segment_id}"
-        status, headers, answer = await self._request(
+        url, status, headers, answer = await self._request(
             "PUT",
             f"/v1/segments/{segment_id}",
             what=what,
@@ -117,26 +168,26 @@ class HttpSink(Sink):
         )
         if status in (200, 201):
             return
-        self._fail(what, status, headers, answer)
+        raise self._error(what, url, status, headers, answer)
 
     async def list(self) -> builtins.list[dict[str, Any]]:
-        status, headers, answer = await self._request("GET", "/v1/segments", what="listing segments")
+        url, status, headers, answer = await self._request("GET", "/v1/segments", what="listing segments")
         if status != 200:
-            self._fail("listing segments", status, headers, answer)
+            raise self._error("listing segments", url, status, headers, answer)
         try:
             return json.loads(answer)
         except ValueError:
-            raise TransientError(f"listing segments: {self.url} answered something else than JSON") from None
+            raise TransientError(f"listing segments: {url} answered something else than JSON") from None
 
     async def get(self, segment_id: str) -> bytes:
         if not valid_segment_id(segment_id):
             raise KeyError(segment_id)
         what = f"download of segment {segment_id}"
-        status, headers, answer = await self._request("GET", f"/v1/segments/{segment_id}", what=what)
+        url, status, headers, answer = await self._request("GET", f"/v1/segments/{segment_id}", what=what)
         if status == 404:
             raise KeyError(segment_id)
         if status != 200:
-            self._fail(what, status, headers, answer)
+            raise self._error(what, url, status, headers, answer)
         return answer
 
 
