@@ -80,11 +80,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _answers(port: int) -> bool:
-    """True once the S3 gateway answers HTTP (anonymous requests get 403)."""
+def answers(port: int, path: str = "/") -> bool:
+    """True once a weed server answers HTTP on loopback ``port`` (not with a 5xx; the S3
+    gateway answers anonymous requests with 403)."""
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-        conn.request("GET", "/")
+        conn.request("GET", path)
         status = conn.getresponse().status
         conn.close()
         return status < 500
@@ -145,7 +146,7 @@ def start(directory: Path, access_key: str = ACCESS_KEY, secret_key: str = SECRE
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
-    wait_until_ready(proc, lambda: _answers(ports["s3.port"]), "weed mini", log)
+    wait_until_ready(proc, lambda: answers(ports["s3.port"]), "weed mini", log)
     return SeaweedFS(
         endpoint=f"http://127.0.0.1:{ports['s3.port']}",
         access_key=access_key,
