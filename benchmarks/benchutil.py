@@ -328,6 +328,17 @@ TARGETS = [
     ("16 update: 1000 new keys", "c", "x_builtin", "<=", 2.0, "update() with 1000 new keys <= 2x builtin"),
     ("17 watch: read d[k]", "watched", "x_builtin", "<=", 1.05, "reads of a watched dict <= 1.05x builtin"),
     ("18 construct: ", "c", "x_builtin", "<=", 3.0, "a constructor <= 3x the builtin's"),
+    *(
+        (
+            "19 scale-out",
+            f"servers-{n}",
+            "servers_over_bare",
+            ">=",
+            0.8,
+            f"{n} client(s) via servers >= 0.8x bare S3",
+        )
+        for n in (1, 2, 4, 8)
+    ),
     ("7 restore", "discarded", "ops_per_s", ">=", 1e6, "discarded() >= 1M values/s"),
     ("7 restore", "restore", "ops_per_s", ">=", 1e6, "restore() >= 1M values/s"),
     ("1 add: list.append", "c", "x_builtin", "<=", 1.2, "append <= 1.2x builtin time"),
@@ -502,6 +513,7 @@ _RATIO_KEYS = (
     "upload_over_bare_durable",
     "aiobotocore_mb_per_s",
     "upload_over_aiobotocore",
+    "servers_over_bare",
     "cpu_uploader_over_no_uploader",
     "uploader_over_no_uploader",
     "x_atomic_store",

@@ -30,12 +30,13 @@ from safe_data.errors import CorruptSegmentError  # noqa: E402
 from safe_data.journal import format as fmt  # noqa: E402
 from safe_data.journal.journal import Journal  # noqa: E402
 from safe_data.remote.protocol import decompress_segment  # noqa: E402
+from safe_data.remote.sinks.http import HttpSink  # noqa: E402
 from safe_data.remote.sinks.s3 import S3Sink  # noqa: E402
 
 from ._helpers import wait_until  # noqa: E402
 from .seaweedfs import find_weed, new_bucket  # noqa: E402
 from .seaweedfs_cluster import Cluster  # noqa: E402
-from .server_helpers import TOKEN, start_cli  # noqa: E402
+from .server_helpers import OTHER, TOKEN, start_cli  # noqa: E402
 
 pytestmark = [
     pytest.mark.cluster,
@@ -56,7 +57,7 @@ def test_scale_out(tmp_path):
             os.environ,
             AWS_ACCESS_KEY_ID=cluster.access_key,
             AWS_SECRET_ACCESS_KEY=cluster.secret_key,
-            SAFE_DATA_TOKENS=f"alpha:{TOKEN}",
+            SAFE_DATA_TOKENS=f"alpha:{TOKEN},beta:{OTHER}",
         )
         store_args = ("--store", f"s3://{bucket}/{PREFIX}", "--s3-endpoint-url", cluster.endpoint)
         servers: list[subprocess.Popen] = []
@@ -142,14 +143,20 @@ def test_scale_out(tmp_path):
         damaged = check_client(results[0], listing, _read(restored, on_error="ignore"))
         assert any(victim in p for p in damaged), damaged
 
-        raw = sum(r["counters"]["acked_bytes"] for r in results)
-        bare = asyncio.run(_bare_puts(cluster, bucket, bodies))
+        # throughput: the run above is paced by the clients; these are not
+        items = [(i, body, listing[i]["sha256"]) for i, body in bodies.items() if i != victim]
+        bare_rate = asyncio.run(_rate([_sink(cluster, bucket, prefix="bare") for _ in range(CLIENTS)], items))
+        servers_rate = asyncio.run(
+            _rate([HttpSink([first, second][:: 1 if c % 2 else -1], OTHER) for c in range(CLIENTS)], items)
+        )
+        size = sum(len(body) for _, body, _ in items)
         print(
-            f"\nscale-out: {CLIENTS} clients, {CLIENTS * RECORDS} records, {raw / 1e6:.1f} MB of segments "
-            f"({sum(len(b) for b in bodies.values()) / 1e6:.1f} MB compressed) in {elapsed:.1f} s: "
-            f"{CLIENTS * RECORDS / elapsed:.0f} records/s, {raw / 1e6 / elapsed:.2f} MB/s; bare S3 puts of "
-            f"the same {len(bodies)} segments to the same cluster: {bare:.0f} segments/s vs "
-            f"{len(bodies) / elapsed:.0f} through the servers"
+            f"\nscale-out: {CLIENTS} clients wrote {CLIENTS * RECORDS} records, all stored once, in "
+            f"{elapsed:.1f} s (paced) through 2 servers with a volume server and a server killed; "
+            f"{len(items)} segments ({size / 1e6:.2f} MB zstd) again by {CLIENTS} workers: "
+            f"{servers_rate:.0f} segments/s ({servers_rate * size / len(items) / 1e6:.2f} MB/s) through "
+            f"the servers, {bare_rate:.0f} segments/s ({bare_rate * size / len(items) / 1e6:.2f} MB/s) "
+            f"as bare S3 puts to the same cluster: {servers_rate / bare_rate:.2f}x"
         )
 
 
@@ -235,16 +242,17 @@ def _delete(cluster, bucket, segment_id: str) -> None:
         assert resp.status == 204, resp.status
 
 
-async def _bare_puts(cluster, bucket, bodies: dict[str, bytes]) -> float:
-    """Segments per second of S3 puts of ``bodies`` by CLIENTS concurrent workers."""
-    queue = list(bodies.items())
+async def _rate(sinks, items) -> float:
+    """Segments per second putting ``items`` (id, body, sha256), one worker per sink."""
+    queue = list(items)
     started = time.monotonic()
-    async with _sink(cluster, bucket, prefix="bare") as sink:
 
-        async def worker() -> None:
+    async def worker(sink) -> None:
+        try:
             while queue:
-                segment_id, body = queue.pop()
-                await sink.put(segment_id, body, "0" * 64)
+                await sink.put(*queue.pop())
+        finally:
+            await sink.close()
 
-        await asyncio.gather(*(worker() for _ in range(CLIENTS)))
-    return len(bodies) / (time.monotonic() - started)
+    await asyncio.gather(*(worker(sink) for sink in sinks))
+    return len(items) / (time.monotonic() - started)
