@@ -68,15 +68,23 @@ def cluster(tmp_path_factory):
             AWS_SECRET_ACCESS_KEY=cluster.secret_key,
             SAFE_DATA_TOKENS=",".join(f"{ns}:{token}" for ns, token in TOKENS.items()),
         )
-        servers = [
-            start_cli("--store", f"s3://{bucket}/servers", "--s3-endpoint-url", cluster.endpoint, env=env)
-            for _ in range(2)
-        ]
-        try:
-            yield cluster, bucket, [url for _, url in servers]
-        finally:
-            for proc, _ in servers:
-                stop_cli(proc, timeout=15)
+        with open(root / "serve.log", "w") as log:  # a pipe no one reads would stall them
+            servers = [
+                start_cli(
+                    "--store",
+                    f"s3://{bucket}/servers",
+                    "--s3-endpoint-url",
+                    cluster.endpoint,
+                    env=env,
+                    stderr=log,
+                )
+                for _ in range(2)
+            ]
+            try:
+                yield cluster, bucket, [url for _, url in servers]
+            finally:
+                for proc, _ in servers:
+                    stop_cli(proc, timeout=15)
 
 
 @pytest.fixture(scope="module")

@@ -63,13 +63,14 @@ def run_servers(coro_fn, stores, **options):
     return asyncio.run(main())
 
 
-def start_cli(*args, env=None, port=0) -> tuple[subprocess.Popen, str]:
+def start_cli(*args, env=None, port=0, stderr=subprocess.PIPE) -> tuple[subprocess.Popen, str]:
     """Start ``safe-data serve --port PORT *args`` (0: any free port); (the process, its
-    base URL) once it listens."""
+    base URL) once it listens.  ``stderr``: a file for a server that logs more than a pipe
+    holds (a full pipe no one reads stalls the server)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "safe_data.cli.serving", "--port", str(port), *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         env=dict(os.environ, **(env or {})),
     )

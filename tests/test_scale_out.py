@@ -64,7 +64,8 @@ def test_scale_out(tmp_path):
         stack.callback(lambda: [p.kill() or p.communicate() for p in servers if p.poll() is None])
 
         def serve(port=0) -> str:
-            proc, url = start_cli(*store_args, env=env, port=port)
+            log = stack.enter_context(open(tmp_path / f"serve-{len(servers)}.log", "w"))
+            proc, url = start_cli(*store_args, env=env, port=port, stderr=log)
             servers.append(proc)
             return url
 
