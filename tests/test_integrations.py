@@ -296,6 +296,7 @@ def test_stats_counts_records_bytes_and_pending(tmp_path):
         "safe_data.upload.errors",
         "safe_data.upload.rejected",
         "safe_data.upload.running",
+        "safe_data.upload.last_good_drill_timestamp_seconds",
     }
     assert set(before) == names and all(type(v) is int for v in before.values())
     j = safe_data.Journal(tmp_path / "j")

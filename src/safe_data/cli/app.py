@@ -19,7 +19,7 @@ from .output import IMPLEMENTATION
 from .params import journal_option
 from .restoring import restore
 from .serving import serve
-from .shipping import pull, push
+from .shipping import check_remote, pull, push
 from .walkthrough import demo
 
 
@@ -82,6 +82,7 @@ for _command in (
     purge,
     push,
     pull,
+    check_remote,
 ):
     main.add_command(journal_option(_SAME_JOURNAL)(_command))
 main.add_command(serve)  # its --journal is the journal its web view shows

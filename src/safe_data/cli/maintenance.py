@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import click
 
@@ -164,6 +165,7 @@ def journal_stats(directory: str) -> dict:
         "damaged": _damaged_files(directory),
         "pending_upload": _pending(directory, summaries),
         "uploader": _uploader_status(directory),
+        "drill": _drill_status(directory),
         "containers": {
             str(name, "utf-8", "replace"): {
                 "records": records,
@@ -181,11 +183,19 @@ def journal_stats(directory: str) -> dict:
 def _uploader_status(directory: str) -> dict | None:
     """The report of the last uploader that ran on this journal (docs/remote.md), with
     ``alive``: whether its process still exists."""
-    from ..remote._ledger import read_status  # no network library imported
+    from ..remote._ledger import backlog, read_status  # no network library imported
 
     status = read_status(directory)
     if status is None:
         return None
+    destinations = [d for d in status.get("destinations") or [] if isinstance(d, dict)]
+    waiting = backlog(directory, [str(d.get("name")) for d in destinations])
+    now = time.time()
+    for destination in destinations:
+        left = waiting[str(destination.get("name"))]
+        oldest = left["oldest_pending"]
+        destination["pending"] = left["pending"]
+        destination["lag_seconds"] = None if oldest is None else max(0.0, round(now - oldest, 1))
     alive = False
     if status.get("running") and isinstance(status.get("pid"), int):
         try:
@@ -197,6 +207,51 @@ def _uploader_status(directory: str) -> dict | None:
         else:
             alive = True
     return {**status, "alive": alive}
+
+
+def _drill_status(directory: str) -> dict | None:
+    """The last restore drills' record (docs/remote.md), with ``last_good_age_seconds``."""
+    from ..remote._ledger import DRILL_FILE, last_good_drill, read_status  # no network library
+
+    record = read_status(directory, DRILL_FILE)
+    if record is None:
+        return None
+    when = last_good_drill(directory)
+    return {**record, "last_good_age_seconds": None if when is None else round(time.time() - when, 1)}
+
+
+def _describe_destinations(status: dict) -> list[tuple[str, str]]:
+    """A line per destination of an uploader with several: its backlog and last error."""
+    destinations = status.get("destinations") or []
+    if len(destinations) < 2:
+        return []
+    lines = [
+        ("  destinations", f"{len(destinations)}, {status.get('acks_required')} acknowledgements required")
+    ]
+    for d in destinations:
+        lag = "-" if d.get("lag_seconds") is None else f"{d['lag_seconds']:g} s"
+        text = (
+            f"{d.get('sink')}: {d.get('acked', 0)} acknowledged in that run, "
+            f"{d.get('pending', 0)} pending, lag {lag}"
+        )
+        if d.get("last_error"):
+            text += f"; last error {d.get('last_error_at')}: {' '.join(str(d['last_error']).split())[:200]}"
+        lines.append((f"    {d.get('name')}", text))
+    return lines
+
+
+def _describe_drill(record: dict) -> list[tuple[str, str]]:
+    age = record.get("last_good_age_seconds")
+    lines = [("last good drill", "never" if age is None else f"{record.get('last_good')} ({age:g} s ago)")]
+    for target, run in sorted((record.get("targets") or {}).items()):
+        outcome = "ok" if run.get("ok") else f"FAILED, {_count(run.get('problem_count', 0), 'problem')}"
+        lines.append(
+            (
+                f"  {target}",
+                f"{run.get('last_run')}: {outcome} ({run.get('checked')} of {run.get('listed')} checked)",
+            )
+        )
+    return lines
 
 
 def _describe_uploader(status: dict) -> list[tuple[str, str]]:
@@ -232,7 +287,7 @@ def _describe_uploader(status: dict) -> list[tuple[str, str]]:
                 f"never sent again by that run: {', '.join(sorted(status['rejected']))}",
             )
         )
-    return lines
+    return lines + _describe_destinations(status)
 
 
 def _damaged_files(directory: str) -> dict:
@@ -270,6 +325,8 @@ def _print_stats(figures: dict) -> None:
     ]
     if figures["uploader"] is not None:
         lines += _describe_uploader(figures["uploader"])
+    if figures["drill"] is not None:
+        lines += _describe_drill(figures["drill"])
     if figures["problems"]:
         lines.append(("problems", f"{figures['problems']}: run `safe-data verify` for details"))
     for name, value in lines:

@@ -1,4 +1,5 @@
-"""``push`` and ``pull``: ship sealed segments to a remote backup now, and bring them back.
+"""``push``, ``pull`` and ``check-remote``: ship sealed segments to a remote backup now,
+bring them back, and check that they can be brought back (a restore drill).
 
 Both fail fast and say so in one line: each first checks that the backup answers
 (``Sink.check``) within ``--connect-timeout``, then does its work within ``--timeout``
@@ -170,7 +171,21 @@ _PROFILE = click.option(
 
 
 @click.command()
-@_TARGET
+@click.argument("target", metavar="[TARGET]", required=False)
+@click.option(
+    "--to",
+    "more",
+    multiple=True,
+    metavar="TARGET",
+    help="A destination (repeat for several; TARGET counts as one).",
+)
+@click.option(
+    "--acks-required",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="K",
+    help="Destinations that must acknowledge a segment before it is freed (default: all).",
+)
 @_TOKEN
 @_NAMESPACE
 @_ENDPOINT
@@ -181,27 +196,54 @@ _PROFILE = click.option(
 @_JSON
 @click.pass_obj
 def push(
-    journal_path, target, token, namespace, endpoint_url, region, profile, connect_timeout, timeout, as_json
+    journal_path,
+    target,
+    more,
+    acks_required,
+    token,
+    namespace,
+    endpoint_url,
+    region,
+    profile,
+    connect_timeout,
+    timeout,
+    as_json,
 ) -> None:
     """Upload every sealed segment now, and free the local copies once acknowledged.
 
-    TARGET is http(s)://SERVER (or several servers of one store, comma-separated: each
-    request fails over to the next when one does not answer), s3://BUCKET[/PREFIX] or a
-    directory.  Segments still being written by running programs are shipped by their
-    own uploader or once sealed.
-    Exit 1, leaving every segment not acknowledged in place, if the backup cannot be
-    reached, refuses a segment or does not finish within the timeout.
+    TARGET (or each --to) is http(s)://SERVER (or several servers of one store,
+    comma-separated: each request fails over to the next when one does not answer),
+    s3://BUCKET[/PREFIX] or a directory.  With several destinations, a segment is freed
+    once --acks-required of them acknowledged it; a destination that cannot be reached is
+    reported, and does not stop the others.  Segments still being written by running
+    programs are shipped by their own uploader or once sealed.  Exit 1, leaving every
+    segment not acknowledged in place, if too few destinations can be reached, one refuses
+    a segment or the push does not finish within the timeout.
     """
     from ..journal.journal import Journal
     from ..remote.uploader import Uploader, pending_segments
 
     started = time.monotonic()
     directory = _journal_dir(journal_path)
-    sink = make_sink(target, token, namespace, endpoint_url, connect_timeout, region, profile)
-    _reach(sink, connect_timeout)
+    targets = ([target] if target else []) + list(more)
+    if not targets:
+        raise Failure("push needs a TARGET or --to TARGET", EXIT_USAGE)
+    required = len(targets) if acks_required is None else acks_required
+    if required > len(targets):
+        raise Failure(
+            f"--acks-required {required}, but only {_count(len(targets), 'destination')}", EXIT_USAGE
+        )
+    sinks = [make_sink(t, token, namespace, endpoint_url, connect_timeout, region, profile) for t in targets]
+    unreachable = _unreachable(sinks, connect_timeout)
+    if len(sinks) - len(unreachable) < required:
+        raise Failure(" ".join(unreachable))
+    for problem in unreachable:  # the others go on; this one's segments wait for it
+        click.echo(f"warning: {problem}", err=True)
+    sink = sinks[0]
     pending = pending_segments(directory)
     with _uploader_quiet():
-        uploader = Uploader(sink, Journal(directory), seal_every=None).start()
+        where = {"sink": sink} if len(sinks) == 1 else {"sinks": sinks, "acks_required": required}
+        uploader = Uploader(journal=Journal(directory), seal_every=None, **where).start()
         try:
             left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
             finished = _flush(uploader, pending, left)
@@ -224,12 +266,13 @@ def push(
         _dump_json(
             {
                 "journal": directory,
-                "target": repr(sink),
+                "target": repr(sink) if len(sinks) == 1 else [repr(s) for s in sinks],
                 "ok": error is None,
                 "acknowledged": stats["acked"],
                 "acknowledged_bytes": stats["acked_bytes"],
                 "pending": stats["pending_segments"],
                 "refused": stats["rejected_ids"],
+                "unreachable": unreachable,
                 "error": error,
             }
         )
@@ -240,6 +283,17 @@ def push(
         )
     if error is not None:
         raise Failure(error, EXIT_FAILED)
+
+
+def _unreachable(sinks, connect_timeout: float) -> list[str]:
+    """One line for each of ``sinks`` that cannot be reached or refuses us."""
+    problems = []
+    for sink in sinks:
+        try:
+            _reach(sink, connect_timeout)
+        except Failure as exc:
+            problems.append(exc.message)
+    return problems
 
 
 def _flush(uploader, pending, timeout: float | None) -> bool:
@@ -281,13 +335,16 @@ def pull(
 ) -> None:
     """Download the backed-up segments of TARGET into the journal directory.
 
-    Segments already present are skipped; the journal's key file does not travel
+    Segments already present are skipped, each downloaded one is verified (its hash,
+    header and every frame) before it is written; the journal's key file does not travel
     (copy it back to read pickled values: docs/remote.md).  Exit 1 if the backup cannot
-    be reached or the download does not finish within the timeout (what was downloaded
-    stays), 3 if the backup holds nothing.
+    be reached, a segment does not verify (it is not written, the others are) or the
+    download does not finish within the timeout (what was downloaded stays), 3 if the
+    backup holds nothing.
     """
     from ..journal.journal import default_path
-    from ..remote.protocol import decompress_segment
+    from ..remote.drill import fetch_verified
+    from ..remote.protocol import InvalidSegment, SegmentTooLarge, decompress_segment
 
     started = time.monotonic()
     directory = os.path.abspath(journal_path or default_path())
@@ -295,6 +352,7 @@ def pull(
     _reach(sink, connect_timeout)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     counts = {"downloaded": 0, "already_here": 0, "listed": 0}
+    invalid: list[str] = []
 
     async def fetch() -> None:
         try:
@@ -306,8 +364,13 @@ def pull(
                     if os.path.exists(path):
                         counts["already_here"] += 1
                     else:
-                        _write_new(path, decompress_segment(await sink.get(entry["id"])))
-                        counts["downloaded"] += 1
+                        try:
+                            body = await fetch_verified(sink, entry["id"], entry.get("sha256"))
+                        except (InvalidSegment, SegmentTooLarge) as exc:
+                            invalid.append(f"segment {entry['id']} does not verify, not written: {exc}")
+                        else:
+                            _write_new(path, decompress_segment(body))
+                            counts["downloaded"] += 1
                     advance(1)
         finally:
             await sink.close()
@@ -325,6 +388,8 @@ def pull(
             f"{counts['downloaded']} of {counts['listed'] - counts['already_here']} "
             f"segments downloaded"
         )
+    if error is None and invalid:
+        error = "\n".join(invalid)
     if as_json:
         _dump_json(
             {"journal": directory, "target": repr(sink), "ok": error is None, **counts, "error": error}
@@ -347,3 +412,96 @@ def _write_new(path: str, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.rename(temporary, path)
+
+
+def _subset(ctx, param, value: str):
+    from ..remote.drill import parse_subset
+
+    try:
+        return parse_subset(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command("check-remote")
+@_TARGET
+@click.option(
+    "--read-data-subset",
+    "subset",
+    default="5%",
+    show_default=True,
+    callback=_subset,
+    metavar="N|P%",
+    help="Segments to download and verify: a number, or a percentage of those listed (at least 1).",
+)
+@_TOKEN
+@_NAMESPACE
+@_ENDPOINT
+@_REGION
+@_PROFILE
+@_CONNECT_TIMEOUT
+@_TIMEOUT
+@_JSON
+@click.pass_obj
+def check_remote(
+    journal_path,
+    target,
+    subset,
+    token,
+    namespace,
+    endpoint_url,
+    region,
+    profile,
+    connect_timeout,
+    timeout,
+    as_json,
+) -> None:
+    """A restore drill: download a sample of TARGET's segments and verify them.
+
+    Each sampled segment is checked as a restore would read it (its hash, header and
+    every frame); every segment this journal knows TARGET acknowledged must be listed.
+    The result is recorded in the journal directory for safe-data stats.  Exit 1, one
+    line per problem, if anything is missing or does not verify, or the drill does not
+    finish within the timeout.
+    """
+    from ..journal.journal import default_path
+    from ..remote import drill
+
+    directory = os.path.abspath(journal_path or default_path())
+    sink = make_sink(target, token, namespace, endpoint_url, connect_timeout, region, profile)
+    _reach(sink, connect_timeout)
+    known = directory if os.path.isdir(directory) else None
+
+    async def run() -> drill.DrillReport:
+        try:
+            return await asyncio.wait_for(drill.drill(sink, known, subset), timeout)
+        finally:
+            await sink.close()
+
+    try:
+        report = asyncio.run(run())
+    except asyncio.TimeoutError:
+        report = drill.DrillReport(
+            repr(sink), problems=[f"the drill did not finish within {timeout:g} s (--timeout)"]
+        )
+    if known is not None:
+        drill.record(known, report)
+    if as_json:
+        _dump_json(
+            {
+                "journal": known,
+                "target": report.target,
+                "ok": report.ok,
+                "listed": report.listed,
+                "checked": report.checked,
+                "expected": report.expected,
+                "problems": report.problems,
+            }
+        )
+    elif report.ok:
+        click.echo(
+            f"{_count(len(report.checked), 'segment')} of {report.listed} downloaded and verified; "
+            f"{report.expected} acknowledged segments known here, all listed"
+        )
+    if not report.ok:
+        raise Failure("\n".join(report.problems), EXIT_FAILED)

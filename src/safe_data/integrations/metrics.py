@@ -15,6 +15,7 @@ import sys
 from ..journal import format as fmt
 from ..journal import hooks, registry
 from ..journal.retention import MARKS_DIR
+from ..remote._ledger import last_good_drill
 
 __all__ = ["stats"]
 
@@ -69,6 +70,10 @@ def stats() -> dict[str, int]:
         segments refused for good.
     ``safe_data.upload.running``
         Uploaders running in this process.
+    ``safe_data.upload.last_good_drill_timestamp_seconds``
+        When the last good restore drill of any of those directories' backups ran
+        (seconds since the epoch; 0: never), by ``safe-data check-remote`` or an
+        uploader's ``drill_every`` (gauge: alert on ``time() - it``).
     """
     records, nbytes, flushes = registry.totals()
     journals = registry.open_journals()
@@ -85,10 +90,12 @@ def stats() -> dict[str, int]:
             running += counters["running"]
             paths.add(uploader.path)
     pending_segments = pending_bytes = 0
+    drilled = 0.0
     for path in sorted(paths):
         segments, size = _pending(path)
         pending_segments += segments
         pending_bytes += size
+        drilled = max(drilled, last_good_drill(path) or 0.0)
     return {
         "safe_data.records": records,
         "safe_data.bytes": nbytes,
@@ -102,4 +109,5 @@ def stats() -> dict[str, int]:
         "safe_data.upload.errors": errors,
         "safe_data.upload.rejected": rejected,
         "safe_data.upload.running": running,
+        "safe_data.upload.last_good_drill_timestamp_seconds": int(drilled),
     }

@@ -2,16 +2,21 @@
 are pending, the acknowledgement marks, the status report, deleting acknowledged segments.
 
 The marks live in ``<journal>/uploaded/`` (``MARKS_DIR``): an empty file named after each
-segment a sink acknowledged that is kept for a retention period, plus ``status.json``, the
-last uploader's report.  (Not to be confused with the journal's own ledger of departed
+segment that enough destinations acknowledged and that is kept for a retention period,
+plus ``status.json``, the last uploader's report, and ``drill.json``, the last restore
+drill's.  An uploader with several destinations also marks what each one acknowledged,
+in ``uploaded/to/<destination>/<segment id>``, so that a restart sends a segment only to
+the destinations that miss it.  (Not to be confused with the journal's own ledger of departed
 segments, :mod:`safe_data.journal.ledger`, which every deletion here is recorded in first.)
 """
 
 from __future__ import annotations
 
+import calendar
 import collections
 import json
 import os
+import threading
 import time
 
 from .._fs import fsync, fsync_dir
@@ -23,6 +28,10 @@ __all__ = ["PendingSegment", "pending_segments", "read_status", "MARKS_DIR"]
 
 #: the last uploader's report, in MARKS_DIR (not a segment id, so never taken for a mark)
 STATUS_FILE = "status.json"
+#: the last restore drill's report, in MARKS_DIR
+DRILL_FILE = "drill.json"
+#: the per-destination marks, in MARKS_DIR (not a segment id either)
+DESTINATIONS_DIR = "to"
 
 PendingSegment = collections.namedtuple("PendingSegment", "id path size mtime")
 PendingSegment.__doc__ = "A sealed segment not yet acknowledged by a sink."
@@ -34,6 +43,34 @@ def segment_path(journal_path: str, segment_id: str) -> str:
 
 def _mark_path(journal_path: str, segment_id: str) -> str:
     return os.path.join(journal_path, MARKS_DIR, segment_id)
+
+
+def destination_dir(journal_path: str, destination: str) -> str:
+    """Where the marks of what ``destination`` acknowledged are."""
+    return os.path.join(journal_path, MARKS_DIR, DESTINATIONS_DIR, destination)
+
+
+def destination_marks(journal_path: str, destination: str) -> set[str]:
+    """Ids of the segments ``destination`` acknowledged that are still marked for it."""
+    try:
+        return {m for m in os.listdir(destination_dir(journal_path, destination)) if fmt.is_segment_id(m)}
+    except FileNotFoundError:
+        return set()
+
+
+def acknowledged_by(journal_path: str, segment_id: str, destinations) -> list[str]:
+    """Those of ``destinations`` (names) that acknowledged ``segment_id``."""
+    return [
+        d for d in destinations if os.path.exists(os.path.join(destination_dir(journal_path, d), segment_id))
+    ]
+
+
+def remove_destination_marks(journal_path: str, destinations, segment_ids) -> None:
+    """Remove the per-destination marks of these segments (once they left the journal)."""
+    for destination in destinations:
+        folder = destination_dir(journal_path, destination)
+        for segment_id in segment_ids:
+            _unlink(os.path.join(folder, segment_id))
 
 
 def scan(journal_path: str):
@@ -89,14 +126,18 @@ def unacknowledged(journal_path: str, segment_ids) -> list[str]:
     ]
 
 
-def write_marks(journal_path: str, segment_ids) -> None:
-    """The durable records that a sink acknowledged these segments (docs/remote.md): each
-    mark created and fsynced (all but the first fsync find nothing left to write), then
-    one fsync of the directory for the whole batch."""
+def write_marks(journal_path: str, segment_ids, destination: str | None = None) -> None:
+    """The durable records that enough destinations (or, with ``destination``, that one)
+    acknowledged these segments (docs/remote.md): each mark created and fsynced (all but
+    the first fsync find nothing left to write), then one fsync of the directory for the
+    whole batch."""
     marks_dir = os.path.join(journal_path, MARKS_DIR)
+    if destination is not None:
+        marks_dir = destination_dir(journal_path, destination)
     if not os.path.isdir(marks_dir):
         os.makedirs(marks_dir, mode=0o700, exist_ok=True)
         fsync_dir(journal_path)
+        fsync_dir(os.path.dirname(marks_dir))
     for segment_id in segment_ids:
         fd = os.open(os.path.join(marks_dir, segment_id), os.O_WRONLY | os.O_CREAT, 0o600)
         try:
@@ -115,11 +156,12 @@ def _unlink(path: str) -> bool:
     return True
 
 
-def remove_acknowledged(journal_path: str, segment_ids, sink) -> list[str]:
-    """Delete segments ``sink`` acknowledged, each recorded in the journal's ledger first;
-    return the ids of those deleted (the others were already gone)."""
+def remove_acknowledged(journal_path: str, segment_ids, by: str) -> list[str]:
+    """Delete segments acknowledged ``by`` (the sinks, as their reprs, that a restore
+    drill looks for), each recorded in the journal's ledger first; return the ids of
+    those deleted (the others were already gone)."""
     id_of = {segment_path(journal_path, i): i for i in segment_ids}
-    present = ledger.record_removal(journal_path, list(id_of), f"acknowledged by {sink!r}")
+    present = ledger.record_removal(journal_path, list(id_of), f"acknowledged by {by}")
     removed = [p for p in present if _unlink(p)]
     for path in removed:
         ledger.remove_index(path)
@@ -139,29 +181,80 @@ def remove_orphan_marks(journal_path: str, segment_ids) -> None:
 # --- the status report -----------------------------------------------------------------------
 
 
-def read_status(journal_path: str | os.PathLike) -> dict | None:
+def read_status(journal_path: str | os.PathLike, name: str = STATUS_FILE) -> dict | None:
     """The report the last uploader of this journal directory left (``safe-data stats``
     shows it): ``sink``, ``pid``, ``running``, ``started``/``updated`` (ISO times), and
     for that run ``acked``, ``acked_bytes``, ``last_ack``, ``errors``, ``last_error``,
-    ``last_error_at``, ``rejected`` (id -> reason).  None if there is none."""
+    ``last_error_at``, ``rejected`` (id -> reason), ``acks_required`` and
+    ``destinations`` (each one's ``name``, ``sink``, counters and last error).  None if
+    there is none.  With ``name=DRILL_FILE``: the last restore drill's report
+    (:func:`safe_data.remote.drill.record`)."""
     try:
-        with open(os.path.join(os.fspath(journal_path), MARKS_DIR, STATUS_FILE), "rb") as f:
+        with open(os.path.join(os.fspath(journal_path), MARKS_DIR, name), "rb") as f:
             status = json.loads(f.read(1 << 20))
     except (FileNotFoundError, ValueError):
         return None
     return status if isinstance(status, dict) else None
 
 
-def write_status(journal_path: str, status: dict) -> None:
-    """Replace the report atomically (temp file, rename; no fsync: it is informational)."""
+def write_status(journal_path: str, status: dict, name: str = STATUS_FILE) -> None:
+    """Replace the report (or, with ``name``, another one) atomically (temp file, rename;
+    no fsync: it is informational)."""
     marks_dir = os.path.join(journal_path, MARKS_DIR)
-    tmp = os.path.join(marks_dir, f".{STATUS_FILE}.{os.getpid()}.tmp")
+    os.makedirs(marks_dir, mode=0o700, exist_ok=True)
+    tmp = os.path.join(marks_dir, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(status, f, indent=1)
-    os.replace(tmp, os.path.join(marks_dir, STATUS_FILE))
+    os.replace(tmp, os.path.join(marks_dir, name))
+
+
+def last_good_drill(journal_path: str | os.PathLike) -> float | None:
+    """When the last good restore drill of this journal's backup ran (seconds since the
+    epoch; of any destination), or None if none did (docs/remote.md)."""
+    when = (read_status(journal_path, DRILL_FILE) or {}).get("last_good")
+    if not isinstance(when, str):
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(when, "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return None
 
 
 def now_iso() -> str:
     """The time as the report spells it (UTC, to the second)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def backlog(journal_path: str | os.PathLike, destinations: list[str]) -> dict[str, dict]:
+    """What each destination (by name) still misses: ``{name: {"pending": sealed
+    segments present it did not acknowledge, "oldest_pending": the oldest one's mtime or
+    None}}``.  With one destination, its acknowledgements are the marks in ``uploaded/``
+    and the segments deleted after them.  (A segment deleted once enough destinations
+    held it is missed by the others for good: it is no longer anyone's backlog.)"""
+    path = os.fspath(journal_path)
+    sealed: dict[str, float] = {}
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                segment_id = fmt.sealed_segment_id(entry.name)
+                if segment_id is None:
+                    continue
+                try:
+                    sealed[segment_id] = entry.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+    except FileNotFoundError:
+        pass
+    out = {}
+    for name in destinations:
+        if len(destinations) == 1:
+            try:
+                held = set(os.listdir(os.path.join(path, MARKS_DIR)))
+            except FileNotFoundError:
+                held = set()
+        else:
+            held = destination_marks(path, name)
+        missing = [mtime for segment_id, mtime in sealed.items() if segment_id not in held]
+        out[name] = {"pending": len(missing), "oldest_pending": min(missing, default=None)}
+    return out

@@ -1,4 +1,4 @@
-"""The uploader: ships sealed segments to a sink, and only then lets the local copy go.
+"""The uploader: ships sealed segments to a sink (or several), and only then lets the local copy go.
 
 See docs/remote.md for the contract.  In short, for each sealed ``<id>.seg`` of the
 journal directory without a ``uploaded/<id>`` mark: read it, hash it (SHA-256 of the raw
@@ -29,6 +29,13 @@ what it popped; now about 10-15%):
 Every sealed segment in the directory is shipped, whichever process wrote it, so one
 uploader can serve several writers; two uploaders on one directory are harmless (the
 sink's idempotency absorbs the duplicate sends).
+
+Several destinations (``sinks=[a, b, c], acks_required=2``): each destination
+(:mod:`.destinations`) has its own segments in flight and its own retries, and marks what
+it acknowledged in ``uploaded/to/<name>/``; a segment is acknowledged (marked in
+``uploaded/``, or deleted) once ``acks_required`` destinations hold it.  Until it is
+deleted, the destinations that miss it keep receiving it; a restart sends it only to
+those.  A segment's compressed body is made once and shared by its destinations.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from ..journal.journal import Journal, default_journal, journal_at
 from . import _ledger
 from ._ledger import MARKS_DIR, PendingSegment, pending_segments, read_status
 from ._loop_thread import LoopThread, live_uploaders, lower_priority, register, unregister
+from .destinations import Destination, destinations_of
 from .sinks import RejectedError, Sink, TransientError
 
 __all__ = [
@@ -110,10 +118,10 @@ class _GroupCommit:
 
     def __init__(self, write_batch) -> None:
         self._write_batch = write_batch  # blocking: (list of ids) -> None
-        self._waiting: list[tuple[str, asyncio.Future]] = []
+        self._waiting: list[tuple[Any, asyncio.Future]] = []
         self._drainer: asyncio.Task | None = None
 
-    async def mark(self, segment_id: str) -> None:
+    async def mark(self, segment_id: Any) -> None:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._waiting.append((segment_id, done))
@@ -155,10 +163,23 @@ class Uploader:
     sink : Sink
         Where segments go (:class:`~safe_data.remote.sinks.directory.DirectorySink`,
         :class:`~safe_data.remote.sinks.http.HttpSink`, ``S3Sink``).  The uploader closes it
-        when it stops.
+        when it stops.  Give either ``sink`` or ``sinks``.
     journal : Journal or path, optional
         The journal whose directory is shipped; default: the default journal.  A path opens
         (or finds) this process's journal there.
+    sinks : list of Sink, or {name: Sink}
+        Several destinations, each with its own retries: a segment counts as acknowledged
+        (and may be deleted) once ``acks_required`` of them hold it.  A destination's
+        name (given, or derived from the sink's URL or path) is where its marks live:
+        keep it stable across restarts.
+    acks_required : int, optional
+        How many destinations must acknowledge a segment (default: all of them).
+    drill_every : float, optional
+        Seconds between restore drills (:func:`safe_data.remote.drill.drill`) of each
+        destination: a sample of ``drill_subset`` downloaded and verified, the result
+        recorded for ``safe-data stats``.  None or 0: no drills.
+    drill_subset : str or int
+        The sample of a drill: a percentage (``"5%"``) or a number of segments (at least 1).
     seal_every : float
         Seconds between seals of this process's active segment, so that records do not sit
         unsent in it; 0 or None: seal only on :meth:`flush` (and when segments fill up).
@@ -184,9 +205,13 @@ class Uploader:
 
     def __init__(
         self,
-        sink: Sink,
+        sink: Sink | None = None,
         journal=None,
         *,
+        sinks=None,
+        acks_required: int | None = None,
+        drill_every: float | None = None,
+        drill_subset: str | int = "5%",
         seal_every: float | None = 5.0,
         keep_for: float = 0.0,
         concurrency: int = 4,
@@ -194,8 +219,16 @@ class Uploader:
         backoff: tuple[float, float] = (0.1, 30.0),
         exit_timeout: float = 5.0,
     ) -> None:
-        if not hasattr(sink, "put"):
-            raise TypeError(f"sink must be a Sink, not {type(sink).__name__}")
+        from .drill import parse_subset  # (no network library: cheap)
+
+        if (sink is None) == (sinks is None):
+            raise TypeError("give the uploader either a sink or sinks=[...], not both")
+        destinations = destinations_of({"sink": sink} if sinks is None else sinks)
+        required = len(destinations) if acks_required is None else int(acks_required)
+        if not 1 <= required <= len(destinations):
+            raise ValueError(f"acks_required must be between 1 and {len(destinations)} (the destinations)")
+        if drill_every is not None and drill_every < 0:
+            raise ValueError("drill_every must not be negative")
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if compress_threads < 1:
@@ -211,7 +244,17 @@ class Uploader:
             journal = default_journal()
         elif not isinstance(journal, Journal):
             journal = journal_at(os.fspath(journal))
+        #: the sink of a single-destination uploader; None with ``sinks=``
         self.sink = sink
+        self.destinations: list[Destination] = destinations
+        self.sinks = [d.sink for d in destinations]
+        self.acks_required = required
+        # With one destination its acknowledgements are the marks in uploaded/ (the
+        # layout of before several destinations existed); with more, each has its own.
+        self._several = len(destinations) > 1
+        self._names = [d.name for d in destinations]
+        self.drill_every = drill_every or 0.0
+        self.drill_subset = parse_subset(drill_subset)
         self.journal = journal
         self.path = journal.path
         self.seal_every = seal_every or 0.0
@@ -239,10 +282,15 @@ class Uploader:
         self._status_dirty = True
         self._status_written = 0.0  # monotonic time of the last report
         self._settled: set[str] = set()  # acknowledged or rejected, this run
-        self._acked_ids: set[str] = set()  # acknowledged, this run
+        self._acked_ids: set[str] = set()  # acknowledged by enough destinations, this run
+        # id -> (future of _prepare, names of the destinations using it)
+        self._bodies: dict[str, tuple[asyncio.Future, set[str]]] = {}
 
     def __repr__(self) -> str:
-        return f"<Uploader {self.path!r} -> {self.sink!r} ({self._state})>"
+        where = (
+            repr(self.sink) if self.sink is not None else f"{self.sinks!r} ({self.acks_required} required)"
+        )
+        return f"<Uploader {self.path!r} -> {where} ({self._state})>"
 
     # --- public API ------------------------------------------------------------------------
 
@@ -352,8 +400,11 @@ class Uploader:
 
     def counters(self) -> dict[str, Any]:
         """What this uploader did since it started, without looking at the disk (cheap):
-        ``acked``/``acked_bytes``, ``rejected`` (count) and ``rejected_ids``, ``errors``
-        (transient failures), ``last_error``, ``running``."""
+        ``acked``/``acked_bytes`` (segments acknowledged by enough destinations),
+        ``rejected`` (count) and ``rejected_ids`` (segments too many destinations refused),
+        ``errors`` (transient failures), ``last_error``, ``running``, and
+        ``destinations``: each one's ``name``, ``sink``, ``acked``, ``acked_bytes``,
+        ``last_ack``, ``errors``, ``last_error``, ``last_error_at``, ``rejected``."""
         with self._stats_lock:
             return {
                 "acked": self._acked,
@@ -363,6 +414,7 @@ class Uploader:
                 "errors": self._errors,
                 "last_error": self._last_error,
                 "running": self._state == "running",
+                "destinations": [d.status() for d in self.destinations],
             }
 
     def stats(self) -> dict[str, Any]:
@@ -447,17 +499,23 @@ class Uploader:
         self._stop = True
         self._wake.set()
 
-    def _error(self, message: str) -> None:
+    def _error(self, message: str, destination: Destination | None = None) -> None:
         with self._stats_lock:
             self._errors += 1
             self._last_error = message
             self._last_error_at = _ledger.now_iso()
             self._status_dirty = True
+            if destination is not None:
+                destination.errors += 1
+                destination.last_error = message
+                destination.last_error_at = self._last_error_at
 
     def _status(self, running: bool) -> dict:
         with self._stats_lock:
             return {
-                "sink": repr(self.sink),
+                "sink": repr(self.sink) if self.sink is not None else repr(self.sinks),
+                "acks_required": self.acks_required,
+                "destinations": [d.status() for d in self.destinations],
                 "pid": os.getpid(),
                 "running": running,
                 "started": self._started,
@@ -488,7 +546,7 @@ class Uploader:
         self._wake = asyncio.Event()
         self._stop = False
         self._changed = asyncio.Event()  # replaced by a new one each time it is set
-        self._tasks: dict[str, asyncio.Task] = {}
+        self._tasks: dict[tuple[str, str], asyncio.Task] = {}  # (destination, segment id) -> task
         self._compressor = concurrent.futures.ThreadPoolExecutor(
             self.compress_threads,
             thread_name_prefix="safe_data-uploader-compress",
@@ -496,8 +554,10 @@ class Uploader:
         )
         self._marks = _GroupCommit(self._acknowledged)
         self._deletions = _GroupCommit(self._delete_now)
+        self._destination_marks = _GroupCommit(self._acknowledged_by_destination)
         await loop.run_in_executor(None, os.makedirs, os.path.join(self.path, MARKS_DIR), 0o700, True)
         self._started = _ledger.now_iso()
+        drills = loop.create_task(self._drills()) if self.drill_every else None
         ready.set()
         next_seal = time.monotonic() + self.seal_every if self.seal_every else None
         try:
@@ -523,18 +583,20 @@ class Uploader:
                     wait = min(wait, max(0.0, next_seal - time.monotonic()))
                 await _wait_event(self._wake, wait)
         finally:
-            tasks = list(self._tasks.values())
+            tasks = list(self._tasks.values()) + ([drills] if drills is not None else [])
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self._destination_marks.aclose()
             await self._marks.aclose()
             await self._deletions.aclose()
             await self._report(loop, running=False, force=True)
             self._compressor.shutdown(wait=False, cancel_futures=True)
-            try:
-                await self.sink.close()
-            except Exception as exc:  # noqa: BLE001 - stopping anyway
-                log.warning("closing %r failed: %s", self.sink, exc)
+            for sink in self.sinks:
+                try:
+                    await sink.close()
+                except Exception as exc:  # noqa: BLE001 - stopping anyway
+                    log.warning("closing %r failed: %s", sink, exc)
 
     async def _round(self, loop) -> float:
         """Start shipping what is pending, delete what is due; seconds until the next round."""
@@ -554,19 +616,47 @@ class Uploader:
                 wait = min(wait, left)
         if due or orphans:
             await loop.run_in_executor(None, self._tidy, due, orphans)
-        for segment in pending:
-            if len(self._tasks) >= self.concurrency:
-                break
-            if segment.id in self._tasks or segment.id in self._rejected or segment.id in self._acked_ids:
-                continue  # (a scan may predate an acknowledgement made while it ran)
-            self._tasks[segment.id] = loop.create_task(self._ship(segment))
+        held: dict[str, set[str]] = {}
+        if self._several:  # what each destination holds, and the segments kept after their
+            # acknowledgement, which the destinations that miss them still receive
+            held = await loop.run_in_executor(None, self._destination_scan, pending, marked)
+            pending = pending + [
+                PendingSegment(i, _ledger.segment_path(self.path, i), 0, t)
+                for i, t in sorted(marked.items(), key=lambda item: (item[1], item[0]))
+                if i not in due
+            ]
+        for destination in self.destinations:
+            done = held.get(destination.name, set())
+            for segment in pending:
+                if len(destination.in_flight) >= self.concurrency:
+                    break
+                if (
+                    segment.id in destination.in_flight
+                    or segment.id in destination.rejected
+                    or segment.id in destination.acked_ids  # (a scan may predate an acknowledgement)
+                    or segment.id in done
+                ):
+                    continue
+                destination.in_flight.add(segment.id)
+                self._tasks[destination.name, segment.id] = loop.create_task(self._ship(destination, segment))
         return wait
+
+    def _destination_scan(self, pending, marked) -> dict[str, set[str]]:
+        """(In a worker thread) {destination: the present segments it acknowledged};
+        the marks of segments gone from the journal are removed."""
+        present = {s.id for s in pending} | set(marked)
+        held = {}
+        for name in self._names:
+            marks = _ledger.destination_marks(self.path, name)
+            _ledger.remove_destination_marks(self.path, [name], marks - present)
+            held[name] = marks & present
+        return held
 
     def _tidy(self, due, orphans) -> None:
         # never delete what no sink holds (or another uploader just deleted)
         marked = [i for i in due if _ledger.is_marked(self.path, i)]
         try:
-            for segment_id in _ledger.remove_acknowledged(self.path, marked, self.sink):
+            for segment_id in self._remove_acknowledged(marked):
                 log.debug("deleted acknowledged segment %s", segment_id)
         except OSError as exc:
             self._error(f"cannot delete acknowledged segments {', '.join(marked)}: {exc}")
@@ -574,8 +664,23 @@ class Uploader:
             _ledger.remove_marks(self.path, marked)
         _ledger.remove_orphan_marks(self.path, orphans)
 
-    async def _ship(self, segment: PendingSegment) -> None:
-        loop = asyncio.get_running_loop()
+    def _remove_acknowledged(self, segment_ids) -> list[str]:
+        """Delete acknowledged segments, the journal's ledger naming the sinks that hold
+        each (what a restore drill of a sink checks); the ids deleted."""
+        if not self._several:
+            return _ledger.remove_acknowledged(self.path, segment_ids, repr(self.sink))
+        holders: dict[str, list[str]] = {}
+        for segment_id in segment_ids:
+            names = set(_ledger.acknowledged_by(self.path, segment_id, self._names))
+            by = ", ".join(repr(d.sink) for d in self.destinations if d.name in names)
+            holders.setdefault(by, []).append(segment_id)
+        removed = []
+        for by, ids in holders.items():
+            removed += _ledger.remove_acknowledged(self.path, ids, by)
+        _ledger.remove_destination_marks(self.path, self._names, removed)
+        return removed
+
+    async def _ship(self, destination: Destination, segment: PendingSegment) -> None:
         attempt = 0
         prepared = None
         try:
@@ -583,49 +688,101 @@ class Uploader:
                 retry_after = None
                 try:
                     if prepared is None:
-                        prepared = await loop.run_in_executor(self._compressor, _prepare, segment.path)
-                        if prepared is None:  # gone: deleted by another uploader after its ack
-                            return
+                        prepared = await self._body(destination, segment)
+                    if prepared is None:  # gone: deleted by another uploader after its ack
+                        return
                     size, sha256, body = prepared
                     _faults.point("upload.send")
-                    await self.sink.put(segment.id, body, sha256)
+                    await destination.sink.put(segment.id, body, sha256)
                     _faults.point("upload.ack")
                 except RejectedError as exc:
-                    self._reject(segment.id, str(exc))
+                    self._reject(destination, segment.id, str(exc))
                     return
                 except TransientError as exc:
                     retry_after = exc.retry_after
-                    self._error(str(exc) or type(exc).__name__)
+                    self._error(str(exc) or type(exc).__name__, destination)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - a sink bug or an unreadable file: retry
-                    self._error(f"segment {segment.id}: {type(exc).__name__}: {exc}")
+                    self._error(f"segment {segment.id}: {type(exc).__name__}: {exc}", destination)
                 else:
                     try:
-                        await (self._marks if self.keep_for > 0 else self._deletions).mark(segment.id)
+                        await self._acknowledge(destination, segment.id, size)
                     except OSError as exc:  # it stays: sending it again is harmless
-                        self._error(
-                            f"segment {segment.id} was acknowledged, but deleting or marking it failed: {exc}"
-                        )
+                        message = f"segment {segment.id} was acknowledged, but deleting or marking it failed"
+                        self._error(f"{message}: {exc}", destination)
                     else:
-                        self._acked_ids.add(segment.id)
-                        with self._stats_lock:
-                            self._acked += 1
-                            self._acked_bytes += size
-                            self._last_ack = _ledger.now_iso()
-                            self._status_dirty = True
                         return
                 first, longest = self.backoff
                 delay = random.uniform(0, min(longest, first * (2 ** min(attempt, 60))))
                 if retry_after is not None:
                     delay = max(delay, retry_after)
                 attempt += 1
-                log.debug("segment %s: retry in %.2f s", segment.id, delay)
+                log.debug("segment %s to %s: retry in %.2f s", segment.id, destination.name, delay)
                 await asyncio.sleep(delay)
         finally:
-            self._tasks.pop(segment.id, None)
+            self._release_body(destination, segment.id)
+            destination.in_flight.discard(segment.id)
+            self._tasks.pop((destination.name, segment.id), None)
             self._settle(segment.id)
             self._wake.set()
+
+    async def _body(self, destination: Destination, segment: PendingSegment):
+        """(raw size, sha256, zstd body) of a segment, made once for all its destinations
+        and held until the last of them is done with it; None if the segment is gone.
+        A failed attempt (an unreadable file) is not kept: the next one reads again."""
+        entry = self._bodies.get(segment.id)
+        if entry is None or (entry[0].done() and (entry[0].cancelled() or entry[0].exception())):
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(self._compressor, _prepare, segment.path)
+            entry = self._bodies[segment.id] = (future, entry[1] if entry else set())
+        entry[1].add(destination.name)
+        return await asyncio.shield(entry[0])  # one destination stopping does not cancel it
+
+    def _release_body(self, destination: Destination, segment_id: str) -> None:
+        entry = self._bodies.get(segment_id)
+        if entry is not None:
+            entry[1].discard(destination.name)
+            if not entry[1]:
+                del self._bodies[segment_id]
+
+    async def _acknowledge(self, destination: Destination, segment_id: str, size: int) -> None:
+        """``destination`` acknowledged a segment: mark it for that destination; once
+        enough destinations did, mark the segment (with a retention period) or delete it."""
+        if self._several:
+            await self._destination_marks.mark((destination.name, segment_id))
+            holders = await asyncio.get_running_loop().run_in_executor(
+                None, _ledger.acknowledged_by, self.path, segment_id, self._names
+            )
+        with self._stats_lock:
+            destination.acked_ids.add(segment_id)
+            destination.acked += 1
+            destination.acked_bytes += size
+            destination.last_ack = _ledger.now_iso()
+            self._status_dirty = True
+        if segment_id in self._acked_ids or (self._several and len(holders) < self.acks_required):
+            return
+        self._acked_ids.add(segment_id)  # before the wait: the last acknowledgements race here
+        try:
+            await (self._marks if self.keep_for > 0 else self._deletions).mark(segment_id)
+        except BaseException:
+            self._acked_ids.discard(segment_id)
+            with self._stats_lock:
+                destination.acked_ids.discard(segment_id)
+            raise
+        with self._stats_lock:
+            self._acked += 1
+            self._acked_bytes += size
+            self._last_ack = _ledger.now_iso()
+            self._status_dirty = True
+
+    def _acknowledged_by_destination(self, marks: list[tuple[str, str]]) -> None:
+        """(In a worker thread) mark a batch of (destination, segment id) acknowledgements,
+        so that a restart sends a segment only to the destinations that miss it."""
+        for name in self._names:
+            ids = [i for n, i in marks if n == name]
+            if ids:
+                _ledger.write_marks(self.path, ids, destination=name)
 
     def _acknowledged(self, segment_ids: list[str]) -> None:
         """(In a worker thread) mark a batch of acknowledged segments, for the retention
@@ -640,23 +797,49 @@ class Uploader:
         survive a crash, the segment is sent again, and the sink answers "already stored"
         (a mark would cost two fsyncs per segment to save that resend)."""
         _faults.point("upload.delete")
-        for segment_id in _ledger.remove_acknowledged(self.path, segment_ids, self.sink):
+        for segment_id in self._remove_acknowledged(segment_ids):
             log.debug("segment %s acknowledged and deleted", segment_id)
 
-    def _reject(self, segment_id: str, reason: str) -> None:
+    def _reject(self, destination: Destination, segment_id: str, reason: str) -> None:
+        """A destination refused a segment for good; once too many did for the others to
+        make up ``acks_required``, the segment is rejected (kept, and waited for no more)."""
         with self._stats_lock:
-            first = segment_id not in self._rejected
-            self._rejected[segment_id] = reason
+            first = segment_id not in destination.rejected
+            destination.rejected[segment_id] = reason
+            destination.last_error = reason
+            destination.last_error_at = _ledger.now_iso()
+            refusals = sum(segment_id in d.rejected for d in self.destinations)
+            if refusals > len(self.destinations) - self.acks_required:
+                self._rejected[segment_id] = reason
             self._last_error = reason
-            self._last_error_at = _ledger.now_iso()
+            self._last_error_at = destination.last_error_at
             self._status_dirty = True
         if first:
             message = (
-                f"segment {segment_id} was rejected by {self.sink!r}: {reason}. It stays in "
-                f"{self.path}; it is not sent again by this uploader"
+                f"segment {segment_id} was rejected by {destination.sink!r}: {reason}. It stays in "
+                f"{self.path}; it is not sent there again by this uploader"
             )
             log.warning("%s", message)
             warnings.warn(message, UploadWarning, stacklevel=1)
+
+    async def _drills(self) -> None:
+        """Every ``drill_every`` seconds, a restore drill of each destination, recorded
+        for ``safe-data stats``; a failed one is logged (it never stops the uploader)."""
+        from . import drill  # lazy: zstandard and the verifier, only with drills
+
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.drill_every)
+            for destination in self.destinations:
+                report = await drill.drill(destination.sink, self.path, self.drill_subset)
+                try:
+                    await loop.run_in_executor(None, drill.record, self.path, report)
+                except OSError as exc:
+                    log.warning("cannot record the restore drill in %s: %s", self.path, exc)
+                if not report.ok:
+                    log.warning(
+                        "restore drill of %r failed: %s", destination.sink, "; ".join(report.problems[:5])
+                    )
 
     def _settle(self, segment_id: str) -> None:
         self._settled.add(segment_id)
