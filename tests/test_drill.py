@@ -159,3 +159,32 @@ def test_subsets():
             parse_subset(bad)
     assert sample_size(0.05, 3) == 1 and sample_size(0.05, 100) == 5 and sample_size(0.05, 101) == 6
     assert sample_size(10, 3) == 3 and sample_size(0.5, 0) == 0
+
+
+def test_a_server_shows_the_drills_of_the_journal_it_shows(tmp_path):
+    from safe_data.server.stores.directory import DirectoryStore
+
+    from .server_helpers import AUTH, run
+
+    journal = tmp_path / "journal"
+    ids = shipped_journal(journal, str(tmp_path / "backup"))
+    assert ids
+
+    async def scenario(client):
+        metrics = await (await client.get("/metrics", headers=AUTH)).text()
+        sources = await (await client.get("/ui/api/sources", headers=AUTH)).json()
+        return metrics, sources
+
+    store = DirectoryStore(tmp_path / "store")
+    metrics, sources = run(scenario, store, web_view=True, journal=journal)
+    assert (
+        "\nsafe_data_last_good_drill_timestamp_seconds 0\n" in metrics and sources["last_good_drill"] is None
+    )
+    ok(cli("--journal", str(journal), "check-remote", str(tmp_path / "backup")))
+    metrics, sources = run(scenario, store, web_view=True, journal=journal)
+    when = _ledger.last_good_drill(str(journal))
+    assert f"\nsafe_data_last_good_drill_timestamp_seconds {when:.0f}\n" in metrics
+    assert sources["last_good_drill"] == _ledger.read_status(str(journal), _ledger.DRILL_FILE)["last_good"]
+    # without a journal, a server cannot know of its clients' drills: no such gauge
+    metrics, _ = run(scenario, store, web_view=True)
+    assert "drill" not in metrics

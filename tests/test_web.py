@@ -502,7 +502,13 @@ def test_store_namespaces_are_browsed_with_their_own_token(tmp_path, journal_dir
         await _upload(client, journal_dir, TOKEN)
         beta = {"Authorization": f"Bearer {OTHER}"}
         info = await get_json(client, "/ui/api/sources", headers=beta)
-        assert info == {"namespace": "beta", "sources": ["store"], "ops": info["ops"], "journal": None}
+        assert info == {
+            "namespace": "beta",
+            "sources": ["store"],
+            "ops": info["ops"],
+            "journal": None,
+            "last_good_drill": None,
+        }
         # no journal on this server
         await get_json(client, "/ui/api/records", {"source": "journal"}, status=404)
         cart = await search_all(client, {"source": "store", "container": "cart"})

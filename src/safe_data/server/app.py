@@ -33,6 +33,7 @@ import tempfile
 from collections.abc import Iterable
 
 from .._fs import write_all
+from ..remote._ledger import last_good_drill
 from ..remote.protocol import (
     InvalidSegment,
     SegmentTooLarge,
@@ -82,7 +83,7 @@ def _new_metrics() -> dict:
     }
 
 
-def _render_metrics(m: dict) -> str:
+def _render_metrics(m: dict, journal: str | None) -> str:
     lines = [
         "# HELP safe_data_uploads_stored_total Segments stored (201).",
         "# TYPE safe_data_uploads_stored_total counter",
@@ -122,6 +123,14 @@ def _render_metrics(m: dict) -> str:
         "# TYPE safe_data_uploads_in_progress gauge",
         f"safe_data_uploads_in_progress {m['uploads_in_progress']}",
     ]
+    if journal is not None:  # what a server can tell of drills: those of the journal it shows
+        drilled = last_good_drill(journal) or 0
+        lines += [
+            "# HELP safe_data_last_good_drill_timestamp_seconds When the last good restore drill of "
+            "the backup of the journal this server shows (--journal) ran; 0: never.",
+            "# TYPE safe_data_last_good_drill_timestamp_seconds gauge",
+            f"safe_data_last_good_drill_timestamp_seconds {drilled:.0f}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -164,6 +173,7 @@ def make_app(
     # exit on a match, so the time does not tell which namespace or how many exist).
     credentials = [(ns, tok.encode("utf-8")) for ns, tok in tokens.items()]
     metrics = _new_metrics()
+    journal_dir = None if journal is None else os.fspath(journal)
     upload_slots = asyncio.Semaphore(max_concurrent_uploads)
     incoming = store.incoming() if hasattr(store, "incoming") else None  # None: the temp dir
 
@@ -329,8 +339,9 @@ def make_app(
 
     async def metrics_view(request: web.Request) -> web.Response:
         authenticate(request)
+        text = await asyncio.get_running_loop().run_in_executor(None, _render_metrics, metrics, journal_dir)
         return web.Response(
-            text=_render_metrics(metrics),
+            text=text,
             content_type="text/plain",
             charset="utf-8",
             headers={"X-Content-Type-Options": "nosniff"},

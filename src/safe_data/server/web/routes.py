@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import time
 from collections.abc import Iterable
 from importlib import resources
 
@@ -23,6 +24,7 @@ from aiohttp import web
 from ...errors import IncompleteHistoryError
 from ...journal.journal import parse_time, to_ns
 from ...present import OP_NAMES, brief, caller_text, dumps, iso, record_fields, writer_hex
+from ...remote._ledger import last_good_drill
 from ..state import AUTHENTICATE_KEY, DEFAULT_MAX_SEGMENT_BYTES, STORE_KEY
 from . import reading
 
@@ -223,14 +225,24 @@ async def _sources(request: web.Request) -> web.Response:
     namespace = request.config_dict[AUTHENTICATE_KEY](request)
     journal = _journal_for(request, namespace)
     sources = (["journal"] if journal is not None else []) + ["store"]
+    drill = None
+    if journal is not None:
+        drill = await asyncio.get_running_loop().run_in_executor(None, _last_good_drill, journal.directory)
     return _json(
         {
             "namespace": namespace,
             "sources": sources,
             "ops": OP_NAMES,
             "journal": None if journal is None else os.path.basename(journal.directory),
+            "last_good_drill": drill,
         }
     )
+
+
+def _last_good_drill(directory: str) -> str | None:
+    """When the last good restore drill of the journal's backup ran (ISO), or None."""
+    when = last_good_drill(directory)
+    return None if when is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
 def _summary(record) -> dict:

@@ -70,8 +70,9 @@
       const source = $("source");
       source.replaceChildren();
       for (const name of info.sources) {
-        option(source, name, name === "journal" ? "journal " + (info.journal || "")
-                                                : "store: " + info.namespace);
+        option(source, name, name === "journal"
+          ? "journal " + (info.journal || "") + " (last good restore drill: " + (info.last_good_drill || "never") + ")"
+          : "store: " + info.namespace);
       }
       const op = $("op");
       while (op.options.length > 2) op.remove(2);
