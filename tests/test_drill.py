@@ -74,7 +74,7 @@ def test_a_good_remote_passes_and_stats_show_when(tmp_path, server):
     assert drill["last_good"] and 0 <= drill["last_good_age_seconds"] < 60
     (target,) = drill["targets"]
     assert url in target and drill["targets"][target]["ok"]
-    assert "last good drill:" in ok(cli("--journal", str(journal), "stats")).stdout
+    assert "restore drill:  last good 20" in ok(cli("--journal", str(journal), "stats")).stdout
 
 
 def test_a_tampered_object_fails(tmp_path, server):

@@ -242,15 +242,12 @@ def _describe_destinations(status: dict) -> list[tuple[str, str]]:
 
 def _describe_drill(record: dict) -> list[tuple[str, str]]:
     age = record.get("last_good_age_seconds")
-    lines = [("last good drill", "never" if age is None else f"{record.get('last_good')} ({age:g} s ago)")]
+    good = "never good" if age is None else f"last good {record.get('last_good')} ({age:g} s ago)"
+    lines = [("restore drill", good)]
     for target, run in sorted((record.get("targets") or {}).items()):
         outcome = "ok" if run.get("ok") else f"FAILED, {_count(run.get('problem_count', 0), 'problem')}"
-        lines.append(
-            (
-                f"  {target}",
-                f"{run.get('last_run')}: {outcome} ({run.get('checked')} of {run.get('listed')} checked)",
-            )
-        )
+        checked = f"{run.get('checked')} of {run.get('listed')} checked"
+        lines.append(("  last run", f"{run.get('last_run')} of {target}: {outcome} ({checked})"))
     return lines
 
 
