@@ -180,6 +180,9 @@ def test_a_restart_sends_only_to_the_destinations_that_miss_a_segment(journal, t
                 up.flush(timeout=3)
             ids = sealed_ids(journal)
             assert sorted(_ledger.destination_marks(journal.path, "a")) == ids  # a has them all
+            destinations = up.stats()["destinations"]
+            backlog = {d["name"]: (d["pending"], d["lag_seconds"] is None) for d in destinations}
+            assert backlog == {"a": (0, True), "b": (len(ids), False)}
             up.close(timeout=0.1)
     assert sealed_ids(journal) == ids  # 1 of 2 acknowledgements: kept
     figures = stats_json(journal)["uploader"]

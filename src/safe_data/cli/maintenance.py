@@ -183,19 +183,13 @@ def journal_stats(directory: str) -> dict:
 def _uploader_status(directory: str) -> dict | None:
     """The report of the last uploader that ran on this journal (docs/remote.md), with
     ``alive``: whether its process still exists."""
-    from ..remote._ledger import backlog, read_status  # no network library imported
+    from ..remote._ledger import read_status, with_backlog  # no network library imported
 
     status = read_status(directory)
     if status is None:
         return None
     destinations = [d for d in status.get("destinations") or [] if isinstance(d, dict)]
-    waiting = backlog(directory, [str(d.get("name")) for d in destinations])
-    now = time.time()
-    for destination in destinations:
-        left = waiting[str(destination.get("name"))]
-        oldest = left["oldest_pending"]
-        destination["pending"] = left["pending"]
-        destination["lag_seconds"] = None if oldest is None else max(0.0, round(now - oldest, 1))
+    status["destinations"] = with_backlog(directory, destinations)
     alive = False
     if status.get("running") and isinstance(status.get("pid"), int):
         try:

@@ -136,8 +136,12 @@ def write_marks(journal_path: str, segment_ids, destination: str | None = None) 
         marks_dir = destination_dir(journal_path, destination)
     if not os.path.isdir(marks_dir):
         os.makedirs(marks_dir, mode=0o700, exist_ok=True)
-        fsync_dir(journal_path)
-        fsync_dir(os.path.dirname(marks_dir))
+        parent = os.path.dirname(marks_dir)  # each new directory's entry, up to the journal's
+        while True:
+            fsync_dir(parent)
+            if parent == journal_path or len(parent) <= len(journal_path):
+                break
+            parent = os.path.dirname(parent)
     for segment_id in segment_ids:
         fd = os.open(os.path.join(marks_dir, segment_id), os.O_WRONLY | os.O_CREAT, 0o600)
         try:
@@ -226,12 +230,13 @@ def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def backlog(journal_path: str | os.PathLike, destinations: list[str]) -> dict[str, dict]:
-    """What each destination (by name) still misses: ``{name: {"pending": sealed
-    segments present it did not acknowledge, "oldest_pending": the oldest one's mtime or
-    None}}``.  With one destination, its acknowledgements are the marks in ``uploaded/``
-    and the segments deleted after them.  (A segment deleted once enough destinations
-    held it is missed by the others for good: it is no longer anyone's backlog.)"""
+def with_backlog(journal_path: str | os.PathLike, destinations: list[dict]) -> list[dict]:
+    """The destinations' reports (each with its ``name``) with what each still misses:
+    ``pending``, the sealed segments present it did not acknowledge, and
+    ``lag_seconds``, the age of the oldest of them (None: none).  With one destination,
+    its acknowledgements are the marks in ``uploaded/`` (and the segments deleted after
+    them).  A segment deleted once enough destinations held it is missed by the others
+    for good: it is no longer anyone's backlog."""
     path = os.fspath(journal_path)
     sealed: dict[str, float] = {}
     try:
@@ -246,15 +251,17 @@ def backlog(journal_path: str | os.PathLike, destinations: list[str]) -> dict[st
                     continue
     except FileNotFoundError:
         pass
-    out = {}
-    for name in destinations:
+    now = time.time()
+    out = []
+    for destination in destinations:
         if len(destinations) == 1:
             try:
                 held = set(os.listdir(os.path.join(path, MARKS_DIR)))
             except FileNotFoundError:
                 held = set()
         else:
-            held = destination_marks(path, name)
+            held = destination_marks(path, str(destination.get("name")))
         missing = [mtime for segment_id, mtime in sealed.items() if segment_id not in held]
-        out[name] = {"pending": len(missing), "oldest_pending": min(missing, default=None)}
+        lag = None if not missing else max(0.0, round(now - min(missing), 1))
+        out.append({**destination, "pending": len(missing), "lag_seconds": lag})
     return out

@@ -54,7 +54,7 @@ from typing import Any
 from .. import _faults
 from ..errors import SafeDataError
 from ..journal.journal import Journal, default_journal, journal_at
-from . import _ledger
+from . import _ledger, drill
 from ._ledger import MARKS_DIR, PendingSegment, pending_segments, read_status
 from ._loop_thread import LoopThread, live_uploaders, lower_priority, register, unregister
 from .destinations import Destination, destinations_of
@@ -219,8 +219,6 @@ class Uploader:
         backoff: tuple[float, float] = (0.1, 30.0),
         exit_timeout: float = 5.0,
     ) -> None:
-        from .drill import parse_subset  # (no network library: cheap)
-
         if (sink is None) == (sinks is None):
             raise TypeError("give the uploader either a sink or sinks=[...], not both")
         destinations = destinations_of({"sink": sink} if sinks is None else sinks)
@@ -254,7 +252,7 @@ class Uploader:
         self._several = len(destinations) > 1
         self._names = [d.name for d in destinations]
         self.drill_every = drill_every or 0.0
-        self.drill_subset = parse_subset(drill_subset)
+        self.drill_subset = drill.parse_subset(drill_subset)
         self.journal = journal
         self.path = journal.path
         self.seal_every = seal_every or 0.0
@@ -419,13 +417,17 @@ class Uploader:
 
     def stats(self) -> dict[str, Any]:
         """:meth:`counters`, and ``pending_segments``/``pending_bytes``: the sealed segments
-        not acknowledged yet, in the journal directory now."""
+        not acknowledged yet, in the journal directory now; each destination's with its
+        ``pending`` segments (present, not acknowledged by it) and ``lag_seconds`` (the
+        age of the oldest of them)."""
         self._check_usable()
         pending = pending_segments(self.path)
+        counters = self.counters()
         return {
             "pending_segments": len(pending),
             "pending_bytes": sum(s.size for s in pending),
-            **self.counters(),
+            **counters,
+            "destinations": _ledger.with_backlog(self.path, counters["destinations"]),
         }
 
     def __enter__(self) -> Uploader:
@@ -825,17 +827,16 @@ class Uploader:
     async def _drills(self) -> None:
         """Every ``drill_every`` seconds, a restore drill of each destination, recorded
         for ``safe-data stats``; a failed one is logged (it never stops the uploader)."""
-        from . import drill  # lazy: zstandard and the verifier, only with drills
-
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.drill_every)
             for destination in self.destinations:
-                report = await drill.drill(destination.sink, self.path, self.drill_subset)
                 try:
+                    report = await drill.drill(destination.sink, self.path, self.drill_subset)
                     await loop.run_in_executor(None, drill.record, self.path, report)
-                except OSError as exc:
-                    log.warning("cannot record the restore drill in %s: %s", self.path, exc)
+                except Exception:  # noqa: BLE001 - a sink's bug or a full disk: the next one may work
+                    log.exception("the restore drill of %r could not run or be recorded", destination.sink)
+                    continue
                 if not report.ok:
                     log.warning(
                         "restore drill of %r failed: %s", destination.sink, "; ".join(report.problems[:5])

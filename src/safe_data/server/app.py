@@ -83,7 +83,7 @@ def _new_metrics() -> dict:
     }
 
 
-def _render_metrics(m: dict, journal: str | None) -> str:
+def _render_metrics(m: dict, journal: str | None = None) -> str:
     lines = [
         "# HELP safe_data_uploads_stored_total Segments stored (201).",
         "# TYPE safe_data_uploads_stored_total counter",
