@@ -48,7 +48,7 @@ def server(tmp_path):
     stop(proc)
 
 
-def shipped_journal(path, target, *options, n=60):
+def shipped_journal(path, target, *options, n=150):
     """A journal of ``n`` pops over several segments, pushed to ``target``; its segment ids."""
     with safe_data.Journal(path, segment_size=4096) as journal:
         items = SafeList([f"{i:06d}-" + "x" * 150 for i in range(n)], name="items", journal=journal)
