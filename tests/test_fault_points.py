@@ -40,8 +40,8 @@ WORKER = textwrap.dedent("""
     if sys.argv[4:] == ["delete-before-ack"]:  # the negative control's broken uploader
         import safe_data.remote.uploader as uploader_module
         read = uploader_module._prepare
-        def read_and_delete(path):
-            prepared = read(path)
+        def read_and_delete(path, recipients):
+            prepared = read(path, recipients)
             os.unlink(path)
             return prepared
         uploader_module._prepare = read_and_delete

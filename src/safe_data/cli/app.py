@@ -13,6 +13,7 @@ import safe_data
 from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, Failure
 from .exporting import export
 from .files import file_versions, restore_file
+from .keys import keygen
 from .listing import log, show
 from .maintenance import purge, stats, verify
 from .output import IMPLEMENTATION
@@ -85,4 +86,5 @@ for _command in (
     check_remote,
 ):
     main.add_command(journal_option(_SAME_JOURNAL)(_command))
+main.add_command(keygen)
 main.add_command(serve)  # its --journal is the journal its web view shows

@@ -161,6 +161,21 @@ _TIMEOUT = click.option(
     callback=_positive_or_none,
     help="Seconds for the whole command; 0: no limit.",
 )
+_RECIPIENT = click.option(
+    "--recipient",
+    "recipients",
+    multiple=True,
+    envvar="SAFE_DATA_RECIPIENTS",
+    metavar="AGE1...",
+    help="Encrypt each segment to this age recipient before it leaves (repeatable; "
+    "$SAFE_DATA_RECIPIENTS: space-separated).",
+)
+_IDENTITY = click.option(
+    "--identity",
+    envvar="SAFE_DATA_IDENTITY_FILE",
+    type=click.Path(dir_okay=False),
+    help="age identity file that decrypts encrypted segments (safe-data keygen).",
+)
 _JSON = click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
 _REGION = click.option(
     "--region", default=None, help="S3 region (default: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's)."
@@ -193,6 +208,7 @@ _PROFILE = click.option(
 @_PROFILE
 @_CONNECT_TIMEOUT
 @_TIMEOUT
+@_RECIPIENT
 @_JSON
 @click.pass_obj
 def push(
@@ -207,6 +223,7 @@ def push(
     profile,
     connect_timeout,
     timeout,
+    recipients,
     as_json,
 ) -> None:
     """Upload every sealed segment now, and free the local copies once acknowledged.
@@ -215,11 +232,13 @@ def push(
     comma-separated: each request fails over to the next when one does not answer),
     s3://BUCKET[/PREFIX] or a directory.  With several destinations, a segment is freed
     once --acks-required of them acknowledged it; a destination that cannot be reached is
-    reported, and does not stop the others.  Segments still being written by running
-    programs are shipped by their own uploader or once sealed.  Exit 1, leaving every
-    segment not acknowledged in place, if too few destinations can be reached, one refuses
-    a segment or the push does not finish within the timeout.
+    reported, and does not stop the others.  With --recipient, every segment is
+    age-encrypted before it leaves: the backups store only ciphertext.  Segments still
+    being written by running programs are shipped by their own uploader or once sealed.
+    Exit 1, leaving every segment not acknowledged in place, if too few destinations can
+    be reached, one refuses a segment or the push does not finish within the timeout.
     """
+    from ..journal.encryption import parse_recipients
     from ..journal.journal import Journal
     from ..remote.uploader import Uploader, pending_segments
 
@@ -233,6 +252,10 @@ def push(
         raise Failure(
             f"--acks-required {required}, but only {_count(len(targets), 'destination')}", EXIT_USAGE
         )
+    recipients = list(recipients) or None
+    if recipients is not None:
+        with _usage_error():  # a malformed recipient: before anything is sent
+            parse_recipients(recipients)
     sinks = [make_sink(t, token, namespace, endpoint_url, connect_timeout, region, profile) for t in targets]
     unreachable = _unreachable(sinks, connect_timeout)
     if len(sinks) - len(unreachable) < required:
@@ -243,7 +266,9 @@ def push(
     pending = pending_segments(directory)
     with _uploader_quiet():
         where = {"sink": sink} if len(sinks) == 1 else {"sinks": sinks, "acks_required": required}
-        uploader = Uploader(journal=Journal(directory), seal_every=None, **where).start()
+        uploader = Uploader(
+            journal=Journal(directory), seal_every=None, recipients=recipients, **where
+        ).start()
         try:
             left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
             finished = _flush(uploader, pending, left)
@@ -328,25 +353,39 @@ def _flush(uploader, pending, timeout: float | None) -> bool:
 @_PROFILE
 @_CONNECT_TIMEOUT
 @_TIMEOUT
+@_IDENTITY
 @_JSON
 @click.pass_obj
 def pull(
-    journal_path, target, token, namespace, endpoint_url, region, profile, connect_timeout, timeout, as_json
+    journal_path,
+    target,
+    token,
+    namespace,
+    endpoint_url,
+    region,
+    profile,
+    connect_timeout,
+    timeout,
+    identity,
+    as_json,
 ) -> None:
     """Download the backed-up segments of TARGET into the journal directory.
 
     Segments already present are skipped, each downloaded one is verified (its hash,
-    header and every frame) before it is written; the journal's key file does not travel
-    (copy it back to read pickled values: docs/remote.md).  Exit 1 if the backup cannot
-    be reached, a segment does not verify (it is not written, the others are) or the
-    download does not finish within the timeout (what was downloaded stays), 3 if the
-    backup holds nothing.
+    header and every frame; an encrypted one is decrypted with --identity first) before
+    it is written; the journal's key file does not travel (copy it back to read pickled
+    values: docs/remote.md).  Exit 1 if the backup cannot be reached, a segment cannot be
+    decrypted or does not verify (it is not written, the others are) or the download does
+    not finish within the timeout (what was downloaded stays), 3 if the backup holds
+    nothing.
     """
+    from ..journal.encryption import DecryptionError, read_identities
     from ..journal.journal import default_path
     from ..remote.drill import fetch_verified
     from ..remote.protocol import InvalidSegment, SegmentTooLarge, decompress_segment
 
     started = time.monotonic()
+    identities = None if identity is None else read_identities(identity)
     directory = os.path.abspath(journal_path or default_path())
     sink = make_sink(target, token, namespace, endpoint_url, connect_timeout, region, profile)
     _reach(sink, connect_timeout)
@@ -365,7 +404,7 @@ def pull(
                         counts["already_here"] += 1
                     else:
                         try:
-                            body = await fetch_verified(sink, entry["id"], entry.get("sha256"))
+                            body = await fetch_verified(sink, entry["id"], entry.get("sha256"), identities)
                         except (InvalidSegment, SegmentTooLarge) as exc:
                             invalid.append(f"segment {entry['id']} does not verify, not written: {exc}")
                         else:
@@ -382,6 +421,8 @@ def pull(
     error = None
     try:
         asyncio.run(fetch_in_time())
+    except (DecryptionError, InvalidSegment, SegmentTooLarge) as exc:
+        raise Failure(f"pull stopped, nothing written for this segment: {exc}") from None
     except asyncio.TimeoutError:
         error = (
             f"pull did not finish within {timeout:g} s (--timeout): "
@@ -441,6 +482,7 @@ def _subset(ctx, param, value: str):
 @_PROFILE
 @_CONNECT_TIMEOUT
 @_TIMEOUT
+@_IDENTITY
 @_JSON
 @click.pass_obj
 def check_remote(
@@ -454,19 +496,24 @@ def check_remote(
     profile,
     connect_timeout,
     timeout,
+    identity,
     as_json,
 ) -> None:
     """A restore drill: download a sample of TARGET's segments and verify them.
 
     Each sampled segment is checked as a restore would read it (its hash, header and
-    every frame); every segment this journal knows TARGET acknowledged must be listed.
+    every frame; an encrypted one is decrypted with --identity and checked inside, or
+    without one checked as stored); every segment this journal knows TARGET acknowledged
+    must be listed.
     The result is recorded in the journal directory for safe-data stats.  Exit 1, one
     line per problem, if anything is missing or does not verify, or the drill does not
     finish within the timeout.
     """
+    from ..journal.encryption import read_identities
     from ..journal.journal import default_path
     from ..remote import drill
 
+    identities = None if identity is None else read_identities(identity)
     directory = os.path.abspath(journal_path or default_path())
     sink = make_sink(target, token, namespace, endpoint_url, connect_timeout, region, profile)
     _reach(sink, connect_timeout)
@@ -474,7 +521,7 @@ def check_remote(
 
     async def run() -> drill.DrillReport:
         try:
-            return await asyncio.wait_for(drill.drill(sink, known, subset), timeout)
+            return await asyncio.wait_for(drill.drill(sink, known, subset, identities=identities), timeout)
         finally:
             await sink.close()
 
@@ -494,13 +541,18 @@ def check_remote(
                 "ok": report.ok,
                 "listed": report.listed,
                 "checked": report.checked,
+                "undecrypted": report.undecrypted,
                 "expected": report.expected,
                 "problems": report.problems,
             }
         )
     elif report.ok:
+        undecrypted = (
+            f" ({report.undecrypted} encrypted: ciphertext only, no --identity)" if report.undecrypted else ""
+        )
+        checked = _count(len(report.checked), "segment")
         click.echo(
-            f"{_count(len(report.checked), 'segment')} of {report.listed} downloaded and verified; "
+            f"{checked} of {report.listed} downloaded and verified{undecrypted}; "
             f"{report.expected} acknowledged segments known here, all listed"
         )
     if not report.ok:

@@ -3,10 +3,12 @@
 A drill lists a remote, downloads a random sample of its segments, and verifies each as
 a receiver does (:func:`~safe_data.remote.verify.check_compressed`: one zstd frame,
 decompressed in bounded memory, the SHA-256 the listing gives, the segment header and
-every frame's CRC).  It also compares the listing with what this journal knows the remote
-acknowledged: a segment the journal's ledger deleted as acknowledged by that sink, or
-still marked for it, must be listed.  Every problem is one line of the report; the report
-is recorded in ``<journal>/uploaded/drill.json``, where ``safe-data stats`` and
+every frame's CRC); an age-encrypted segment is checked as stored (its ciphertext's
+SHA-256), then decrypted with the identity, if the drill has one, and checked inside.
+It also compares the listing with what this journal knows the remote acknowledged: a
+segment the journal's ledger deleted as acknowledged by that sink, or still marked for
+it, must be listed.  Every problem is one line of the report; the report is recorded in
+``<journal>/uploaded/drill.json``, where ``safe-data stats`` and
 ``safe_data.stats()`` find the time of the last good drill
 (:func:`safe_data.remote._ledger.last_good_drill`).
 
@@ -23,11 +25,11 @@ import math
 import random
 import re
 
-from ..journal import ledger
+from ..journal import encryption, ledger
 from . import _ledger
 from .protocol import MAX_SEGMENT_BYTES
 from .sinks import SinkError
-from .verify import InvalidSegment, SegmentTooLarge, check_compressed
+from .verify import InvalidSegment, SegmentTooLarge, check_compressed, check_encrypted
 
 __all__ = ["DrillReport", "drill", "fetch_verified", "parse_subset", "record"]
 
@@ -60,19 +62,39 @@ def sample_size(subset: float | int, listed: int) -> int:
     return min(listed, max(1, wanted))
 
 
-async def fetch_verified(sink, segment_id: str, sha256: str | None) -> bytes:
+async def fetch_verified(
+    sink, segment_id: str, sha256: str | None, identities=None, *, ciphertext_suffices: bool = False
+) -> bytes:
     """Download one segment from ``sink`` and verify it; its zstd body.
 
-    KeyError if the sink does not have it; InvalidSegment (or SegmentTooLarge) if it is
-    not the sealed segment ``segment_id`` whose raw SHA-256 is ``sha256``, with the
-    reason.  The check decompresses in bounded memory, in a worker thread.
+    An age-encrypted copy is checked as stored (its form, and ``sha256`` against the
+    ciphertext), then decrypted with ``identities`` (see
+    :func:`~safe_data.journal.encryption.read_identities`) and the segment inside
+    verified; a plain copy must decompress to the sealed segment ``segment_id`` whose
+    SHA-256 is ``sha256``.  KeyError if the sink does not have it; DecryptionError if it
+    cannot be decrypted (no identity, or not one of its recipients); InvalidSegment (or
+    SegmentTooLarge) with the reason if it does not verify.  With
+    ``ciphertext_suffices`` and no identities, an encrypted copy is checked as stored
+    only and returned still encrypted (a drill on a host that holds only recipients).
+    The checks decompress in bounded memory, in a worker thread; nothing is unpickled.
     """
     if sha256 is None:
         raise InvalidSegment("its listing gives no SHA-256 to check it against")
     body = await sink.get(segment_id)
-    await asyncio.get_running_loop().run_in_executor(
-        None, check_compressed, io.BytesIO(body), MAX_SEGMENT_BYTES, sha256, segment_id
+    return await asyncio.get_running_loop().run_in_executor(
+        None, _verified, body, segment_id, sha256, identities, ciphertext_suffices
     )
+
+
+def _verified(body: bytes, segment_id: str, sha256: str, identities, ciphertext_suffices: bool) -> bytes:
+    if not encryption.is_encrypted(body):
+        check_compressed(io.BytesIO(body), MAX_SEGMENT_BYTES, sha256, segment_id)
+        return body
+    check_encrypted(io.BytesIO(body), sha256)
+    if identities is None and ciphertext_suffices:
+        return body
+    body = encryption.decrypt(body, identities, f"segment {segment_id}")
+    check_compressed(io.BytesIO(body), MAX_SEGMENT_BYTES, None, segment_id)
     return body
 
 
@@ -80,13 +102,16 @@ async def fetch_verified(sink, segment_id: str, sha256: str | None) -> bytes:
 class DrillReport:
     """What a drill of ``target`` (the sink's repr) found: ``listed`` segments on the
     remote, ``checked`` (ids downloaded and verified), ``expected`` (ids this journal
-    knows the remote acknowledged), ``problems`` (one line each), ``time`` (ISO)."""
+    knows the remote acknowledged), ``problems`` (one line each), ``time`` (ISO);
+    ``undecrypted``: how many of the checked were encrypted and, without an identity,
+    verified as stored ciphertext only."""
 
     target: str
     listed: int = 0
     checked: list[str] = dataclasses.field(default_factory=list)
     expected: int = 0
     problems: list[str] = dataclasses.field(default_factory=list)
+    undecrypted: int = 0
     time: str = dataclasses.field(default_factory=_ledger.now_iso)
 
     @property
@@ -118,9 +143,13 @@ def acknowledged_by_sink(journal_path: str, sink) -> set[str]:
     return known
 
 
-async def drill(sink, journal_path: str | None = None, subset: float | int = 0.05, rng=random) -> DrillReport:
+async def drill(
+    sink, journal_path: str | None = None, subset: float | int = 0.05, rng=random, identities=None
+) -> DrillReport:
     """Run one drill of ``sink`` (``subset`` from :func:`parse_subset`); never raises for
-    what it finds: an unreachable sink, a missing or damaged segment are problems."""
+    what it finds: an unreachable sink, a missing, damaged or undecryptable segment are
+    problems.  Encrypted segments are decrypted and checked inside with ``identities``;
+    without, they are checked as stored (see :func:`fetch_verified`)."""
     report = DrillReport(repr(sink))
     expected: set[str] = set()
     if journal_path is not None:
@@ -142,15 +171,20 @@ async def drill(sink, journal_path: str | None = None, subset: float | int = 0.0
     for entry in rng.sample(entries, sample_size(subset, len(entries))):
         segment_id = entry["id"]
         try:
-            await fetch_verified(sink, segment_id, entry.get("sha256"))
+            body = await fetch_verified(
+                sink, segment_id, entry.get("sha256"), identities, ciphertext_suffices=True
+            )
         except KeyError:
             report.problems.append(f"segment {segment_id}: listed, but the download found nothing")
         except (InvalidSegment, SegmentTooLarge) as exc:
             report.problems.append(f"segment {segment_id}: does not verify: {exc}")
+        except encryption.DecryptionError as exc:
+            report.problems.append(f"segment {segment_id}: cannot be decrypted: {exc}")
         except (SinkError, OSError) as exc:
             report.problems.append(f"segment {segment_id}: download failed: {exc}")
         else:
             report.checked.append(segment_id)
+            report.undecrypted += encryption.is_encrypted(body)
     return report
 
 
@@ -171,6 +205,7 @@ def record(journal_path: str, report: DrillReport) -> dict:
         "last_good": report.time if report.ok else previous.get("last_good"),
         "listed": report.listed,
         "checked": len(report.checked),
+        "undecrypted": report.undecrypted,
         "expected": report.expected,
         "problem_count": len(report.problems),
         "problems": report.problems[:MAX_RECORDED_PROBLEMS],

@@ -25,7 +25,8 @@ import os
 import re
 
 from ..journal import format as fmt
-from .verify import InvalidSegment, SegmentTooLarge, SegmentVerifier, frame_window
+from ..journal.encryption import is_encrypted
+from .verify import InvalidSegment, SegmentTooLarge, SegmentVerifier, check_encrypted, frame_window
 
 __all__ = [
     "BODY_SUFFIX",
@@ -43,6 +44,7 @@ __all__ = [
     "decompress_bounded",
     "decompress_segment",
     "verify_segment",
+    "check_stored",
     "parse_retry_after",
 ]
 
@@ -185,6 +187,15 @@ def verify_segment(data, segment_id: str | None = None) -> None:
     verifier = SegmentVerifier(segment_id)
     verifier.write(data)
     verifier.close()
+
+
+def check_stored(body: bytes, sha256: str, limit: int = MAX_SEGMENT_BYTES) -> None:
+    """A sink's check of a body before it stores it: an age file's form and ciphertext
+    hash, or a zstd body's decompressed hash (ValueError with the reason)."""
+    if is_encrypted(body):
+        check_encrypted(io.BytesIO(body), sha256)
+    elif decompress_checked(body, limit)[1] != sha256:
+        raise ValueError("content does not match its sha256")
 
 
 # --- Retry-After -----------------------------------------------------------------------------

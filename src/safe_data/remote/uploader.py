@@ -53,6 +53,7 @@ from typing import Any
 
 from .. import _faults
 from ..errors import SafeDataError
+from ..journal import encryption
 from ..journal.journal import Journal, default_journal, journal_at
 from . import _ledger, drill
 from ._ledger import MARKS_DIR, PendingSegment, pending_segments, read_status
@@ -88,8 +89,9 @@ class UploadWarning(UserWarning):
     """A sink rejected a segment for good; it stays in the journal directory."""
 
 
-def _prepare(path: str):
-    """(raw size, sha256 hex, zstd body) of a segment file, or None if it is gone."""
+def _prepare(path: str, recipients: list | None):
+    """(raw size, sha256 hex, zstd body) of a segment file, or None if it is gone.  With
+    ``recipients``, the body is the age file of the zstd body, and the hash its own."""
     import zstandard  # lazy: only a running uploader compresses
 
     try:
@@ -98,7 +100,10 @@ def _prepare(path: str):
     except FileNotFoundError:
         return None
     body = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(raw)
-    return len(raw), hashlib.sha256(raw).hexdigest(), body
+    if recipients is None:
+        return len(raw), hashlib.sha256(raw).hexdigest(), body
+    body = encryption.encrypt(body, recipients)
+    return len(raw), hashlib.sha256(body).hexdigest(), body
 
 
 async def _wait_event(event: asyncio.Event, timeout: float) -> None:
@@ -195,6 +200,9 @@ class Uploader:
         a ``Retry-After`` from the sink takes precedence.
     exit_timeout : float
         At interpreter exit, a running uploader flushes for at most this long.
+    recipients : list of str, optional
+        age X25519 recipients (``age1...``): each segment is encrypted to all of them after
+        compression, before it leaves (docs/security.md); needs the ``encrypt`` extra.
 
     Notes
     -----
@@ -218,6 +226,7 @@ class Uploader:
         compress_threads: int = 1,
         backoff: tuple[float, float] = (0.1, 30.0),
         exit_timeout: float = 5.0,
+        recipients: list[str] | None = None,
     ) -> None:
         if (sink is None) == (sinks is None):
             raise TypeError("give the uploader either a sink or sinks=[...], not both")
@@ -261,6 +270,8 @@ class Uploader:
         self.compress_threads = int(compress_threads)
         self.backoff = (float(first), float(longest))
         self.exit_timeout = exit_timeout
+        # parsed now: a bad recipient or a missing pyrage is an error here, not a retry loop
+        self.recipients = None if recipients is None else encryption.parse_recipients(recipients)
         self._pid = os.getpid()
         self._forked = False
         self._state = "new"  # new, running, closed
@@ -730,13 +741,13 @@ class Uploader:
             self._wake.set()
 
     async def _body(self, destination: Destination, segment: PendingSegment):
-        """(raw size, sha256, zstd body) of a segment, made once for all its destinations
+        """(raw size, sha256, body) of a segment (see :func:`_prepare`), made once for all its destinations
         and held until the last of them is done with it; None if the segment is gone.
         A failed attempt (an unreadable file) is not kept: the next one reads again."""
         entry = self._bodies.get(segment.id)
         if entry is None or (entry[0].done() and (entry[0].cancelled() or entry[0].exception())):
             loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self._compressor, _prepare, segment.path)
+            future = loop.run_in_executor(self._compressor, _prepare, segment.path, self.recipients)
             entry = self._bodies[segment.id] = (future, entry[1] if entry else set())
         entry[1].add(destination.name)
         return await asyncio.shield(entry[0])  # one destination stopping does not cancel it

@@ -26,11 +26,24 @@ import google_crc32c
 
 from ..journal import compact
 from ..journal import format as fmt
+from ..journal.encryption import AGE_HEADER, is_encrypted
 from ..journal.reader import Scan, _read_hole, shortfall
 
-__all__ = ["InvalidSegment", "SegmentTooLarge", "SegmentVerifier", "check_compressed", "zstd_frame_size"]
+__all__ = [
+    "InvalidSegment",
+    "SegmentTooLarge",
+    "SegmentVerifier",
+    "check_body",
+    "check_compressed",
+    "check_encrypted",
+    "zstd_frame_size",
+]
 
 _U32 = struct.Struct("<I")
+#: an age header (version line, recipient stanzas, MAC line) longer than this is refused
+_MAX_AGE_HEADER = 1 << 16
+#: the smallest age payload: a 16-byte nonce and one chunk's 16-byte tag
+_MIN_AGE_PAYLOAD = 32
 #: a hole's payload is a count and a small dict; a "hole" larger than this is refused
 _MAX_HOLE = 1 << 16
 _READ_CHUNK = 1 << 16
@@ -364,15 +377,16 @@ class _Inflated:
         return len(piece)
 
 
-def check_compressed(f, max_segment_bytes: int, sha256: str, segment_id: str | None = None) -> int:
+def check_compressed(f, max_segment_bytes: int, sha256: str | None, segment_id: str | None = None) -> int:
     """Check the zstd-compressed segment in the seekable binary file ``f``; return its
     decompressed size.
 
     Raise SegmentTooLarge past ``max_segment_bytes`` and InvalidSegment unless ``f`` holds
     exactly one complete zstd frame of a valid sealed segment (see :class:`SegmentVerifier`;
-    with ``segment_id``, its header must name it) whose SHA-256 is ``sha256`` (hex).  The
-    content size in the frame header is never trusted to accept anything; it only lets an
-    honest oversized upload be refused first.  Memory: zstd's window (bounded) plus a chunk in and out.
+    with ``segment_id``, its header must name it) whose SHA-256 is ``sha256`` (hex; None
+    when only the ciphertext it was decrypted from has a known hash).  The content size in
+    the frame header is never trusted to accept anything; it only lets an honest oversized
+    upload be refused first.  Memory: zstd's window (bounded) plus a chunk in and out.
     """
     import zstandard  # lazy: a tenth of a second, and only receivers and readers need it
 
@@ -391,9 +405,47 @@ def check_compressed(f, max_segment_bytes: int, sha256: str, segment_id: str | N
                 writer.write(chunk)
     except zstandard.ZstdError as exc:
         raise InvalidSegment(f"zstd: {exc}") from None
-    if not hmac.compare_digest(out.digest.hexdigest(), sha256):
+    if sha256 is not None and not hmac.compare_digest(out.digest.hexdigest(), sha256):
         raise InvalidSegment("X-Content-SHA256 does not match the decompressed segment")
     if out.problem is not None:
         raise out.problem
     out.verifier.close()
     return out.size
+
+
+def check_encrypted(f, sha256: str) -> int:
+    """Check the age file in the seekable binary file ``f``; return its size.
+
+    Without the identity, a receiver can check only the form: an age header with at least
+    one X25519 recipient stanza and a MAC line, followed by a payload, and the SHA-256 of
+    the whole ciphertext, which is what is announced for an encrypted body.  Whoever
+    decrypts it checks the segment inside (:func:`safe_data.remote.drill.fetch_verified`).
+    """
+    size = f.seek(0, 2)
+    f.seek(0)
+    head = f.read(_MAX_AGE_HEADER)
+    end = head.find(b"\n--- ")
+    if not is_encrypted(head) or end < 0:
+        raise InvalidSegment("age: no complete header (version line, recipients, MAC line)")
+    mac_end = head.find(b"\n", end + 1)
+    lines = head[len(AGE_HEADER) : end].split(b"\n")
+    if mac_end < 0 or not any(line.startswith(b"-> X25519 ") for line in lines):
+        raise InvalidSegment("age: the header has no X25519 recipient or no MAC line")
+    if size - (mac_end + 1) < _MIN_AGE_PAYLOAD:
+        raise InvalidSegment("age: truncated payload")
+    f.seek(0)
+    digest = hashlib.sha256()
+    while chunk := f.read(_INFLATE_CHUNK):
+        digest.update(chunk)
+    if not hmac.compare_digest(digest.hexdigest(), sha256):
+        raise InvalidSegment("X-Content-SHA256 does not match the encrypted body")
+    return size
+
+
+def check_body(f, max_segment_bytes: int, sha256: str, segment_id: str | None = None) -> int:
+    """:func:`check_encrypted` if ``f`` holds an age file (its first bytes say so), else
+    :func:`check_compressed`: the size of the ciphertext, or of the decompressed segment."""
+    f.seek(0)
+    if is_encrypted(f.read(len(AGE_HEADER))):
+        return check_encrypted(f, sha256)
+    return check_compressed(f, max_segment_bytes, sha256, segment_id)

@@ -43,7 +43,7 @@ from ..remote.protocol import (
     verify_segment,
 )
 from ..remote.requires import aiohttp as _require
-from ..remote.verify import check_compressed
+from ..remote.verify import check_body
 from .state import AUTHENTICATE_KEY, DEFAULT_MAX_SEGMENT_BYTES, METRICS_KEY, STORE_KEY
 from .stores import ConflictError, NotFound, StoreUnavailable
 
@@ -61,10 +61,11 @@ _BEARER = re.compile(r"Bearer[ ]+(\S+)[ ]*", re.IGNORECASE)
 
 
 def _check_upload(path: str, sha256: str, segment_id: str, max_segment_bytes: int) -> int:
-    """Decompress and verify the body in the file; return the segment's size.  Runs in a
-    worker thread, in bounded memory (:func:`~safe_data.remote.verify.check_compressed`)."""
+    """Decompress and verify the body in the file; return the segment's size (an encrypted
+    body: only its form and hash, and its size).  Runs in a worker thread, in bounded
+    memory (:func:`~safe_data.remote.verify.check_body`)."""
     with open(path, "rb") as f:
-        return check_compressed(f, max_segment_bytes, sha256, segment_id)
+        return check_body(f, max_segment_bytes, sha256, segment_id)
 
 
 def _new_metrics() -> dict:

@@ -2,7 +2,8 @@
 
 A sink stores whole sealed segments.  The :class:`~safe_data.remote.uploader.Uploader`
 calls :meth:`Sink.put` with the segment id, the zstd-compressed segment and the SHA-256
-of the raw (uncompressed) segment, and reads the outcome:
+of the raw (uncompressed) segment (with recipients: the age file of the compressed
+segment and the SHA-256 of that ciphertext), and reads the outcome:
 
 * ``put`` returns: the sink **acknowledges** the segment: that exact content is durably
   stored (or already was).  Only then may the local copy go.
@@ -56,8 +57,10 @@ class Sink(abc.ABC):
     @abc.abstractmethod
     async def put(self, segment_id: str, body: bytes, sha256: str) -> None:
         """Store one segment: ``body`` is the zstd-compressed segment, ``sha256`` the hex
-        SHA-256 of the raw segment.  Return only once it is durably stored (or already
-        was, with that hash); raise :class:`TransientError` or :class:`RejectedError`."""
+        SHA-256 of the raw segment; or ``body`` is an age file of the compressed segment
+        (it starts with ``age-encryption.org/v1``), ``sha256`` the SHA-256 of that body.
+        Return only once it is durably stored (or already was, with that hash); raise
+        :class:`TransientError` or :class:`RejectedError`."""
 
     async def check(self) -> None:  # noqa: B027 - optional: most sinks have nothing to check
         """Raise :class:`TransientError` if the sink cannot be reached now, or

@@ -12,8 +12,8 @@ from ...server.stores import ConflictError
 from ...server.stores.directory import DirectoryStore
 from ..protocol import (
     MAX_SEGMENT_BYTES,
+    check_stored,
     committed,
-    decompress_checked,
     list_committed,
     valid_namespace,
     valid_segment_id,
@@ -32,7 +32,7 @@ class DirectorySink(Sink):
     sink and a server may share one.  Writes are atomic and durable; the hash file,
     written last, commits an entry, so a crash at any point leaves nothing a retry does
     not complete.  The body is decompressed (with a size limit) and its hash checked
-    before anything is written.
+    before anything is written; an encrypted body, its form and the hash of its ciphertext.
 
     Same id and same hash again: acknowledged, nothing written.  Same id, another hash:
     :class:`RejectedError`.
@@ -67,11 +67,9 @@ class DirectorySink(Sink):
 
     def _put(self, segment_id: str, body: bytes, sha256: str) -> None:
         try:
-            _raw, digest = decompress_checked(body, self.max_segment_bytes)
+            check_stored(body, sha256, self.max_segment_bytes)
         except ValueError as exc:
             raise RejectedError(f"segment {segment_id}: {exc}") from None
-        if digest != sha256:
-            raise RejectedError(f"segment {segment_id}: content does not match its sha256")
         try:
             self._store.put(self.namespace, segment_id, body, sha256)
         except ConflictError as exc:

@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from ...journal.encryption import is_encrypted
 from .. import requires
 from ..protocol import parse_retry_after, valid_segment_id
 from . import RejectedError, Sink, TransientError, check_id, check_sha
@@ -164,7 +165,7 @@ class HttpSink(Sink):
             f"/v1/segments/{segment_id}",
             what=what,
             data=body,
-            headers={"X-Content-SHA256": sha256, "Content-Type": "application/zstd"},
+            headers={"X-Content-SHA256": sha256, "Content-Type": _content_type(body)},
         )
         if status in (200, 201):
             return
@@ -189,6 +190,10 @@ class HttpSink(Sink):
         if status != 200:
             raise self._error(what, url, status, headers, answer)
         return answer
+
+
+def _content_type(body: bytes) -> str:
+    return "application/octet-stream" if is_encrypted(body) else "application/zstd"
 
 
 def _server_message(body: bytes) -> str:
