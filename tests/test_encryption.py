@@ -232,3 +232,58 @@ def test_round_trip_through_the_server_on_s3(tmp_path, seaweedfs):
         stop_cli(proc, timeout=15)
     os.replace(source / "key", restored / "key")
     assert [r.values[0] for r in safe_data.Journal(restored).records()] == popped
+
+
+# --- encrypt_to: sealed segments encrypted at rest -------------------------------------------
+
+
+def sealed_bodies(path) -> list:
+    return [(path / name).read_bytes() for name in segments(path)]
+
+
+def test_sealed_segments_are_encrypted_at_rest_and_read_back_with_the_identity(tmp_path, monkeypatch):
+    recipient = keygen(tmp_path / "id")
+    journal_dir = tmp_path / "j"
+    with safe_data.Journal(journal_dir, encrypt_to=[recipient], segment_size=4096) as journal:
+        lst = safe_data.SafeList([SECRET] + [f"card-{i}" for i in range(200)], name="cards", journal=journal)
+        while lst:
+            lst.pop()
+    bodies = sealed_bodies(journal_dir)
+    assert len(bodies) > 1
+    assert all(body.startswith(b"age-encryption.org/v1") and SECRET not in body for body in bodies)
+    assert not list(journal_dir.glob("*.idx"))  # an index names containers: never on disk
+
+    # without the identity: a clear problem per segment, no record, no crash
+    with pytest.warns(safe_data.JournalWarning, match="is age-encrypted: give the identity"):
+        assert list(safe_data.Journal(journal_dir, readonly=True).records()) == []
+    out = cli("--journal", str(journal_dir), "verify", check=False)
+    assert out.returncode == 1 and "SAFE_DATA_IDENTITY_FILE" in out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    out = cli("--journal", str(journal_dir), "verify", "--repair", check=False)
+    assert "encrypted at rest, left as it is" in out.stdout + out.stderr
+    assert sealed_bodies(journal_dir) == bodies  # repair never sets them aside
+
+    monkeypatch.setenv("SAFE_DATA_IDENTITY_FILE", str(tmp_path / "id"))
+    values = [r.values[0] for r in safe_data.Journal(journal_dir, readonly=True).records()]
+    assert len(values) == 201 and SECRET in values
+    assert safe_data.Journal(journal_dir, readonly=True).verify() == []
+    keygen(tmp_path / "other")
+    monkeypatch.setenv("SAFE_DATA_IDENTITY_FILE", str(tmp_path / "other"))
+    with pytest.warns(safe_data.JournalWarning, match="encrypted to another recipient"):
+        assert list(safe_data.Journal(journal_dir, readonly=True).records()) == []
+
+
+def test_encrypt_to_encrypts_what_was_sealed_before_and_ships_it_as_it_is(tmp_path):
+    recipient = keygen(tmp_path / "id")
+    source, backup, restored = tmp_path / "source", tmp_path / "backup", tmp_path / "restored"
+    popped = journal_with_secrets(source)  # sealed in plaintext
+    assert SECRET in b"".join(sealed_bodies(source))
+    with safe_data.Journal(source, encrypt_to=[recipient]) as journal:
+        assert all(body.startswith(AGE_HEADER) for body in sealed_bodies(source))
+        with safe_data.Uploader(DirectorySink(backup), journal, seal_every=None):
+            pass  # no recipients: the segment is encrypted already, and goes as it is
+    (body,) = (backup / "default").glob("*.seg.zst")
+    assert body.read_bytes().startswith(AGE_HEADER) and SECRET not in body.read_bytes()
+    cli("--journal", str(restored), "pull", str(backup), "--identity", str(tmp_path / "id"))
+    os.replace(source / "key", restored / "key")
+    assert [r.values[0] for r in safe_data.Journal(restored).records()] == popped

@@ -18,6 +18,7 @@ unencrypted path stay without it.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
 
 from ..errors import MissingDependencyError, SafeDataError
@@ -33,6 +34,10 @@ __all__ = [
     "encrypt",
     "decrypt",
     "new_identity",
+    "seal_file",
+    "seal_plaintext_segments",
+    "open_at_rest",
+    "reader_identities",
 ]
 
 #: the first bytes of every age file
@@ -40,6 +45,10 @@ AGE_HEADER = b"age-encryption.org/v1\n"
 #: an identity file for the readers and ``safe-data pull`` when none is given
 IDENTITY_ENV = "SAFE_DATA_IDENTITY_FILE"
 INSTALL = "pip install 'safe_data[encrypt]'"
+#: zstd level of an encrypted segment at rest, the uploader's (remote/uploader.py)
+ZSTD_LEVEL = 1
+#: a segment decrypted at rest may not decompress to more than this (remote/protocol.py's)
+MAX_SEGMENT_BYTES = 256 << 20
 
 
 class DecryptionError(SafeDataError, ValueError):
@@ -119,7 +128,7 @@ def decrypt(body: bytes, identities: list | None, what: str) -> bytes:
     if identities is None:
         raise DecryptionError(
             f"{what} is age-encrypted: give the identity it was encrypted to "
-            f"(--identity FILE, or {IDENTITY_ENV})"
+            f"({IDENTITY_ENV}, or pull --identity FILE)"
         )
     pyrage = _pyrage("decrypting segments")
     try:
@@ -136,3 +145,95 @@ def new_identity() -> tuple[str, str]:
     """A new X25519 identity: (secret key ``AGE-SECRET-KEY-1...``, recipient ``age1...``)."""
     identity = _pyrage("generating an identity").x25519.Identity.generate()
     return str(identity), str(identity.to_public())
+
+
+# --- sealed segments at rest (Journal(encrypt_to=...)) ---------------------------------------
+
+
+def seal_file(path: str, recipients: list, durable: bool) -> bool:
+    """Replace the plaintext sealed segment at ``path`` by its age file (of its zstd
+    compression: the body an uploader sends), atomically; drop its index, which names its
+    containers.  False if it is gone or already encrypted."""
+    import zstandard  # lazy: only an encrypting journal compresses at seal
+
+    from .._fs import fsync, fsync_dir, write_all
+    from .format import index_path
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return False
+    if is_encrypted(raw):
+        return False
+    body = encrypt(
+        zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(raw), recipients
+    )
+    tmp = f"{path}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        write_all(fd, body)
+        if durable:
+            fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    try:
+        os.unlink(index_path(path))
+    except FileNotFoundError:
+        pass
+    if durable:
+        fsync_dir(os.path.dirname(path))
+    return True
+
+
+def seal_plaintext_segments(directory: str, recipients: list, durable: bool) -> int:
+    """Encrypt every sealed segment of ``directory`` still in plaintext (sealed before
+    ``encrypt_to`` was given, by a process without it, or left so by a crash between a
+    seal and its encryption); how many."""
+    from .format import SEALED_SUFFIX
+
+    done = 0
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(SEALED_SUFFIX):
+            done += seal_file(os.path.join(directory, name), recipients, durable)
+    return done
+
+
+_identities_lock = threading.Lock()
+_identities_cache: dict = {}
+
+
+def reader_identities() -> list | None:
+    """The identities of ``SAFE_DATA_IDENTITY_FILE`` for the readers (cached while the file
+    is unchanged), or None when it is not set."""
+    path = identity_from_env()
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+        stamp = (path, st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = (path, None, None)
+    with _identities_lock:
+        if stamp not in _identities_cache:
+            _identities_cache.clear()
+            _identities_cache[stamp] = read_identities(path)
+        return _identities_cache[stamp]
+
+
+def open_at_rest(body: bytes, what: str) -> bytes:
+    """The segment in an age file at rest, decrypted with :func:`reader_identities` and
+    decompressed (at most :data:`MAX_SEGMENT_BYTES`).  DecryptionError says why not.
+    The caller verifies its frames as for any segment."""
+    import zstandard
+
+    plain = decrypt(body, reader_identities(), what)
+    try:
+        # the size a frame declares is what zstd allocates: never more than the limit
+        declared = zstandard.get_frame_parameters(plain).content_size
+        if declared != zstandard.CONTENTSIZE_UNKNOWN and declared > MAX_SEGMENT_BYTES:
+            raise DecryptionError(f"{what}: decrypted, but declares {declared} bytes, over the limit")
+        return zstandard.ZstdDecompressor().decompress(plain, max_output_size=MAX_SEGMENT_BYTES)
+    except zstandard.ZstdError as exc:
+        raise DecryptionError(f"{what}: decrypted, but not a zstd-compressed segment ({exc})") from None

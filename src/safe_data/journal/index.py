@@ -344,7 +344,7 @@ def cached(view: SegmentView, key: bytes | None) -> SegmentIndex | None:
         if index is not None:
             _cache.move_to_end(slot)
             return index
-    if not key:
+    if not key or view.encrypted:  # (an encrypted segment's index is never on disk)
         return None
     try:
         with open(fmt.index_path(view.path), "rb") as f:
@@ -371,7 +371,7 @@ def save(view: SegmentView, index: SegmentIndex, key: bytes | None) -> None:
     journal that cannot take it (no key, read-only, full) simply goes without: the index
     is derived data."""
     remember(view, index)
-    if not key:
+    if not key or view.encrypted:  # its containers' names, ids and times would be in clear
         return
     path = fmt.index_path(view.path)
     tmp = f"{path}.{os.getpid()}.{os.urandom(6).hex()}.tmp"

@@ -24,8 +24,8 @@ from typing import overload  # (this module loads with the first journal, not wi
 
 from .. import _impl
 from ..errors import CorruptSegmentError, JournalReadOnlyError, JournalWarning, SafeDataError
+from . import encryption, registry
 from . import format as fmt
-from . import registry
 from .hooks import DiscardHooks
 from .keyfile import load_or_create_key, read_key
 from .reader import Problem, Record
@@ -93,6 +93,11 @@ class Journal:
         processes are read as recovery would keep them, in memory only; without a key
         file, pickled values read as ``UnverifiedPickle``.  Containers bound to it raise
         :class:`~safe_data.errors.JournalReadOnlyError` on any discard.
+    encrypt_to : list of str, optional
+        age recipients (``age1...``): each sealed segment of the directory is replaced by
+        its age file when sealed (and any still in plaintext when the journal opens);
+        readers then need an identity in ``SAFE_DATA_IDENTITY_FILE``.  The segment being
+        written stays plaintext until sealed (docs/security.md, "Encryption at rest").
     """
 
     def __init__(
@@ -107,6 +112,7 @@ class Journal:
         trust_pickles: bool = False,
         readonly: bool = False,
         compact: bool = True,
+        encrypt_to: list[str] | None = None,
     ):
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {sorted(DURABILITY_MODES)}, not {durability!r}")
@@ -117,12 +123,14 @@ class Journal:
         self.batch_interval = batch_interval
         self.trust_pickles = trust_pickles
         self.readonly = readonly
+        # parsed first: a bad recipient or a missing pyrage fails here, before any write
+        recipients = None if encrypt_to is None else encryption.parse_recipients(encrypt_to)
         if readonly:
             self._key, self._manager, self.recovered = self._open_for_reading()
         else:
             try:
                 self._key, self._manager, self.recovered = self._open_for_writing(
-                    segment_size, max_bytes, compact
+                    segment_size, max_bytes, compact, recipients
                 )
             except OSError as exc:
                 if exc.errno != errno.EROFS:
@@ -146,9 +154,12 @@ class Journal:
             self._start_flusher()
         registry.register(self)
 
-    def _open_for_writing(self, segment_size: int, max_bytes: int | None, compact: bool):
+    def _open_for_writing(
+        self, segment_size: int, max_bytes: int | None, compact: bool, recipients: list | None
+    ):
         """(key, segment manager, what recovery set aside): the directory and key made if
-        needed, dead writers' segments recovered."""
+        needed, dead writers' segments recovered (and, with ``recipients``, every sealed
+        segment encrypted)."""
         _make_private_dir(self.path)
         key = load_or_create_key(self.path)
         durable = self.durability != "process"
@@ -157,6 +168,8 @@ class Journal:
             warnings.warn(
                 f"recovered a segment left open by a dead process: {problem}", JournalWarning, stacklevel=3
             )
+        if recipients is not None:
+            encryption.seal_plaintext_segments(self.path, recipients, durable)
         manager = SegmentManager(
             self.path,
             crc32c=_impl.crc32c,
@@ -164,6 +177,7 @@ class Journal:
             max_bytes=max_bytes,
             durable=durable,
             compact=compact,
+            encrypt_to=recipients,
         )
         return key, manager, recovered
 

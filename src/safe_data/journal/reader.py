@@ -24,6 +24,7 @@ from .. import _impl
 from ..errors import CorruptRecordError
 from . import compact as _compact
 from . import format as fmt
+from .encryption import is_encrypted
 
 _U32 = struct.Struct("<I")
 _READ_CHUNK = 1 << 20
@@ -585,26 +586,48 @@ class SegmentView:
         self.live = is_live(path)
         self.crc32c = crc32c
         self._data = None
+        self.problems: list[Problem] = []
+        self.encrypted = False  # an age file at rest (Journal(encrypt_to=...)): read decrypted
+        self._plain: bytes | None = None
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             self.inode = (st.st_dev, st.st_ino)
             self.size = st.st_size
             head = f.read(fmt.SEGMENT_HEADER_SIZE)
+            if self.sealed and is_encrypted(head):
+                self.encrypted = True
+                head = self._decrypt(head + f.read())
         self.header = None
         self.header_crc = fmt.SEGMENT_CRC.unpack_from(head, fmt.CRC_OFFSET)[0] if len(head) >= 64 else None
-        self.problems: list[Problem] = []
         self.scan: Scan | None = None
         self.vanished = False  # purged or set aside between its listing and its reading
+        if self.encrypted and self._plain is None:
+            return  # the problem says why it cannot be read
         try:
             self.header = fmt.unpack_segment_header(crc32c, head)
         except ValueError as exc:
             self.problems.append(Problem(self.name, 0, str(exc), self.live))
+
+    def _decrypt(self, body: bytes) -> bytes:
+        """The head of the decrypted segment (kept whole in memory: ``data``), or b"" with
+        the reason as a problem."""
+        from .encryption import DecryptionError, open_at_rest
+
+        try:
+            self._plain = open_at_rest(body, f"segment {self.name} (encrypted at rest)")
+        except DecryptionError as exc:
+            self.problems.append(Problem(self.name, 0, str(exc)))
+            return b""
+        self.size = len(self._plain)
+        return self._plain[: fmt.SEGMENT_HEADER_SIZE]
 
     @property
     def data(self):
         """The segment's bytes: a sealed one mapped now (until ``release()``), an ``.open``
         one read now.  (An ``.open`` segment may be sealed, truncated, by its writer at any
         moment; a mapping would then fault with SIGBUS.)"""
+        if self._plain is not None:
+            return self._plain
         if self._data is None:
             if self.sealed:
                 with open(self.path, "rb") as f:

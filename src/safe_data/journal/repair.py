@@ -25,6 +25,7 @@ from .._fs import fsync, fsync_dir, write_all
 from . import format as fmt
 from . import ledger
 from .codec import encode_value
+from .encryption import AGE_HEADER, is_encrypted
 from .reader import Scan, records_text, segment_frames, shortfall
 from .recovery import DAMAGED_DIR, recover_dead_segments
 from .segments import NEW_SUFFIX
@@ -87,6 +88,8 @@ def _repair_sealed(directory: str, name: str) -> str | None:
         size = os.fstat(source.fileno()).st_size
         data: mmap.mmap | bytes = mmap.mmap(source.fileno(), size, prot=mmap.PROT_READ) if size else b""
         try:
+            if is_encrypted(data[: len(AGE_HEADER)]):  # age authenticates it: nothing to mend
+                return f"{name}: encrypted at rest, left as it is (read it with its identity)"
             try:
                 header = fmt.unpack_segment_header(_impl.crc32c, data)
             except ValueError as exc:

@@ -22,10 +22,11 @@ import mmap
 import os
 import threading
 import time
+import warnings
 
 from .. import _faults
 from .._fs import fsync, fsync_dir
-from ..errors import JournalFullError
+from ..errors import JournalFullError, JournalWarning
 from . import format as fmt
 
 _ENOSPC = (errno.ENOSPC, errno.EDQUOT)
@@ -73,9 +74,11 @@ class SegmentManager:
         max_bytes: int | None,
         durable: bool,
         compact: bool = True,
+        encrypt_to: list | None = None,
     ):
         self.directory = directory
         self.compact = compact  # version-2 segments (compact frames), else version 1
+        self.encrypt_to = encrypt_to  # parsed age recipients: sealed segments are encrypted
         self._crc32c = crc32c
         self.segment_size = segment_size
         self.max_bytes = max_bytes
@@ -117,10 +120,28 @@ class SegmentManager:
         if self.durable:
             fsync(seg.fd)
         _faults.point("segment.rename")
-        os.rename(seg.path, seg.path[: -len(fmt.OPEN_SUFFIX)] + fmt.SEALED_SUFFIX)
+        sealed = seg.path[: -len(fmt.OPEN_SUFFIX)] + fmt.SEALED_SUFFIX
+        os.rename(seg.path, sealed)
         if self.durable:
             fsync_dir(self.directory)
         os.close(seg.fd)  # releases the flock
+        if self.encrypt_to is not None:
+            self._encrypt(sealed)
+
+    def _encrypt(self, sealed: str) -> None:
+        """Replace a segment just sealed by its age file.  Sealed first, then encrypted: a
+        crash in between leaves a plaintext sealed segment, which the next journal opened
+        with ``encrypt_to`` encrypts; a failure (a full disk) leaves it so too, and says it."""
+        from .encryption import seal_file
+
+        try:
+            seal_file(sealed, self.encrypt_to, self.durable)
+        except OSError as exc:
+            warnings.warn(
+                f"{sealed} stays in plaintext until the journal is opened again: cannot encrypt it: {exc}",
+                JournalWarning,
+                stacklevel=2,
+            )
 
     def forget_after_fork(self) -> None:
         """In a forked child: drop the parent's segment without touching it."""

@@ -91,7 +91,9 @@ class UploadWarning(UserWarning):
 
 def _prepare(path: str, recipients: list | None):
     """(raw size, sha256 hex, zstd body) of a segment file, or None if it is gone.  With
-    ``recipients``, the body is the age file of the zstd body, and the hash its own."""
+    ``recipients``, the body is the age file of the zstd body, and the hash its own; a
+    segment encrypted at rest already is that body, sent as it is (its size is the
+    ciphertext's)."""
     import zstandard  # lazy: only a running uploader compresses
 
     try:
@@ -99,6 +101,8 @@ def _prepare(path: str, recipients: list | None):
             raw = f.read()
     except FileNotFoundError:
         return None
+    if encryption.is_encrypted(raw):
+        return len(raw), hashlib.sha256(raw).hexdigest(), raw
     body = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(raw)
     if recipients is None:
         return len(raw), hashlib.sha256(raw).hexdigest(), body
