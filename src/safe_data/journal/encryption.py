@@ -210,6 +210,7 @@ def reader_identities() -> list | None:
     path = identity_from_env()
     if path is None:
         return None
+    stamp: tuple
     try:
         st = os.stat(path)
         stamp = (path, st.st_mtime_ns, st.st_size)

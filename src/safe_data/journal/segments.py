@@ -126,16 +126,16 @@ class SegmentManager:
             fsync_dir(self.directory)
         os.close(seg.fd)  # releases the flock
         if self.encrypt_to is not None:
-            self._encrypt(sealed)
+            self._encrypt(sealed, self.encrypt_to)
 
-    def _encrypt(self, sealed: str) -> None:
+    def _encrypt(self, sealed: str, recipients: list) -> None:
         """Replace a segment just sealed by its age file.  Sealed first, then encrypted: a
         crash in between leaves a plaintext sealed segment, which the next journal opened
         with ``encrypt_to`` encrypts; a failure (a full disk) leaves it so too, and says it."""
         from .encryption import seal_file
 
         try:
-            seal_file(sealed, self.encrypt_to, self.durable)
+            seal_file(sealed, recipients, self.durable)
         except OSError as exc:
             warnings.warn(
                 f"{sealed} stays in plaintext until the journal is opened again: cannot encrypt it: {exc}",
