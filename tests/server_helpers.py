@@ -41,6 +41,21 @@ def put_headers(data: bytes, token=TOKEN) -> dict:
     return {"Authorization": f"Bearer {token}", "X-Content-SHA256": sha(data)}
 
 
+def drop_last_frame(data: bytes) -> bytes:
+    """The segment without its last frame, its header counting one record fewer: a valid
+    sealed segment of the same writer (cutting the frame alone would not be one)."""
+    from safe_data import _impl
+    from safe_data.journal.format import SEGMENT_HEADER_SIZE, counted_header, unpack_segment_header
+
+    from ._helpers import frame_extents
+
+    last = frame_extents(data)[-1][0]
+    assert last > SEGMENT_HEADER_SIZE
+    header = unpack_segment_header(_impl.crc32c, data)
+    head = counted_header(_impl.crc32c, data[:SEGMENT_HEADER_SIZE], header.records - 1, header.last_seq - 1)
+    return head + data[SEGMENT_HEADER_SIZE:last]
+
+
 def run(coro_fn, store, **options):
     """Run ``coro_fn(client)`` against a real server on loopback."""
     return run_servers(lambda clients: coro_fn(clients[0]), [store], **options)

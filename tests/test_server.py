@@ -31,6 +31,7 @@ from .server_helpers import (  # noqa: E402
     AUTH,
     OTHER,
     TOKEN,
+    drop_last_frame,
     http_request,
     put_headers,
     run,
@@ -268,7 +269,7 @@ def test_upload_idempotency_list_get_metrics(tmp_path, segment):
         # a different valid segment under the same id is refused (its header names another
         # writer, so make the conflict with a body whose id matches: a segment with one
         # frame fewer is still a valid sealed segment of that writer)
-        shorter = _drop_last_frame(data)
+        shorter = drop_last_frame(data)
         async with client.put(url, data=zstd(shorter), headers=put_headers(shorter)) as resp:
             assert resp.status == 409
         async with client.put(
@@ -317,19 +318,6 @@ def test_upload_idempotency_list_get_metrics(tmp_path, segment):
     finally:
         journal.close()
     assert recs and recs[-1].op == "clear"
-
-
-def _drop_last_frame(data: bytes) -> bytes:
-    """The segment without its last frame, its header counting one record fewer: a valid
-    sealed segment of the same writer (cutting the frame alone would not be one)."""
-    from safe_data import _impl
-    from safe_data.journal.format import SEGMENT_HEADER_SIZE, counted_header, unpack_segment_header
-
-    last = frame_extents(data)[-1][0]
-    assert last > SEGMENT_HEADER_SIZE
-    header = unpack_segment_header(_impl.crc32c, data)
-    head = counted_header(_impl.crc32c, data[:SEGMENT_HEADER_SIZE], header.records - 1, header.last_seq - 1)
-    return head + data[SEGMENT_HEADER_SIZE:last]
 
 
 def test_invalid_bodies_are_refused(tmp_path, segment):

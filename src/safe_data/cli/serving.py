@@ -15,11 +15,17 @@ import click
 TOKENS_ENV = "SAFE_DATA_TOKENS"
 
 
-def parse_tokens(text: str, source: str, *, commas: bool) -> dict[str, str]:
-    """``namespace:token`` entries, one a line (or comma-separated); ``#`` starts a comment.
+#: the roles a tokens entry may end with (``namespace:token:admin``); append is the default
+ROLES = ("append", "admin")
+
+
+def parse_tokens(text: str, source: str, *, commas: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """``namespace:token[:role]`` entries, one a line (or comma-separated); ``#`` starts a
+    comment.  The role is ``append`` (the default: upload, list, download) or ``admin``
+    (may also delete).  Return (namespace -> append-only token, namespace -> admin token).
 
     Raise click.UsageError on a malformed entry, an invalid namespace, an empty token, a
-    namespace given twice or a token shared by two namespaces.  Tokens never appear in
+    namespace given twice with one role or a token given twice.  Tokens never appear in
     the messages.
     """
     from ..remote.protocol import valid_namespace
@@ -33,28 +39,33 @@ def parse_tokens(text: str, source: str, *, commas: bool) -> dict[str, str]:
             part = part.strip()
             if part:
                 entries.append((number, part))
-    tokens: dict[str, str] = {}
+    tables: dict[str, dict[str, str]] = {role: {} for role in ROLES}
+    seen: set[str] = set()
     for number, entry in entries:
         namespace, sep, token = entry.partition(":")
+        role = "append"
+        head, _, last = token.rpartition(":")
+        if last.strip() in ROLES:
+            token, role = head, last.strip()
         namespace, token = namespace.strip(), token.strip()
         where = f"{source}, line {number}"
         if not sep or not token:
-            raise click.UsageError(f"{where}: expected namespace:token")
+            raise click.UsageError(f"{where}: expected namespace:token or namespace:token:admin")
         if not valid_namespace(namespace):
             raise click.UsageError(
                 f"{where}: invalid namespace {namespace!r} (letters, digits, '_', '.', '-', at most 64)"
             )
-        if namespace in tokens:
-            raise click.UsageError(f"{where}: namespace {namespace!r} given twice")
-        if token in tokens.values():
-            raise click.UsageError(
-                f"{where}: the token of {namespace!r} is already used by another namespace"
-            )
-        tokens[namespace] = token
-    return tokens
+        if namespace in tables[role]:
+            raise click.UsageError(f"{where}: namespace {namespace!r} given twice (role {role})")
+        if token in seen:
+            raise click.UsageError(f"{where}: the token of {namespace!r} is already used by another entry")
+        seen.add(token)
+        tables[role][namespace] = token
+    return tables["append"], tables["admin"]
 
 
-def load_tokens(tokens_file: str | None) -> dict[str, str]:
+def load_tokens(tokens_file: str | None) -> tuple[dict[str, str], dict[str, str]]:
+    """(append-only tokens, admin tokens) from the file or $SAFE_DATA_TOKENS."""
     if tokens_file is not None:
         with open(tokens_file, encoding="utf-8") as f:
             tokens = parse_tokens(f.read(), tokens_file, commas=False)
@@ -69,7 +80,7 @@ def load_tokens(tokens_file: str | None) -> dict[str, str]:
         if not text:
             raise click.UsageError(f"no tokens: give --tokens FILE or set {TOKENS_ENV}")
         tokens = parse_tokens(text, TOKENS_ENV, commas=True)
-    if not tokens:
+    if not any(tokens):
         raise click.UsageError("no namespace:token entries found")
     return tokens
 
@@ -151,8 +162,9 @@ async def _run(app, host: str, port: int, ui: bool) -> None:
     type=click.Path(dir_okay=False, exists=True),
     metavar="FILE",
     default=None,
-    help=f"'namespace:token' lines ('#' comments). Default: ${TOKENS_ENV} "
-    "(same entries, comma- or newline-separated).",
+    help=f"'namespace:token' lines (append-only tokens, for clients) and "
+    "'namespace:token:admin' lines (may also delete); '#' comments. Default: "
+    f"${TOKENS_ENV} (same entries, comma- or newline-separated).",
 )
 @click.option(
     "--max-segment-bytes",
@@ -218,13 +230,14 @@ def serve(
         raise click.UsageError("--journal is for the web view: drop --no-ui or --journal")
     if journal_dir is not None and not os.path.isdir(journal_dir):
         raise click.BadParameter(f"no journal at {journal_dir}", param_hint="'--journal'")
-    tokens = load_tokens(tokens_file)
-    journal_readers = _journal_readers(journal_dir, journal_readers, tokens)
+    tokens, admin_tokens = load_tokens(tokens_file)
+    journal_readers = _journal_readers(journal_dir, journal_readers, set(tokens) | set(admin_tokens))
     store = _open_store(store_spec, s3_endpoint_url)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     app = make_app(
         store,
         tokens,
+        admin_tokens=admin_tokens,
         max_segment_bytes=max_segment_bytes,
         max_concurrent_uploads=max_concurrent_uploads,
         web_view=ui,
@@ -234,25 +247,25 @@ def serve(
     asyncio.run(_run(app, host, port, ui))
 
 
-def _journal_readers(journal_dir, readers: tuple[str, ...], tokens: dict[str, str]):
+def _journal_readers(journal_dir, readers: tuple[str, ...], namespaces: set[str]):
     """The namespaces whose tokens may browse the journal: those named, or the only one."""
     if journal_dir is None:
         if readers:
             raise click.UsageError("--journal-namespace names who may read --journal DIR: give --journal too")
         return None
-    unknown = sorted(set(readers) - set(tokens))
+    unknown = sorted(set(readers) - namespaces)
     if unknown:
         raise click.BadParameter(
             f"no token has the namespace {unknown[0]!r}", param_hint="'--journal-namespace'"
         )
     if readers:
         return frozenset(readers)
-    if len(tokens) > 1:
+    if len(namespaces) > 1:
         raise click.UsageError(
-            f"the tokens have {len(tokens)} namespaces: name those whose "
+            f"the tokens have {len(namespaces)} namespaces: name those whose "
             "tokens may browse --journal with --journal-namespace NS"
         )
-    return frozenset(tokens)
+    return frozenset(namespaces)
 
 
 def _open_store(spec: str, s3_endpoint_url: str | None):

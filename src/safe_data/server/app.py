@@ -16,6 +16,11 @@ methods run in a worker thread) or any object with the same methods as coroutine
 ``aclose()`` is awaited when the application shuts down).  A
 :class:`~safe_data.server.stores.StoreUnavailable` from the store answers 503.
 
+Tokens have a role: a namespace's client tokens are append-only (they upload, list and
+download; nothing they send can change or remove a stored segment), its admin tokens may
+also ``DELETE /v1/segments/<id>`` (403 for an append-only token).  A deletion leaves a
+tombstone, listed by ``GET /v1/deletions`` (:mod:`safe_data.remote.tombstones`).
+
 With ``web_view=True`` the application also serves the web view (:mod:`.web`) under
 ``/ui/``.
 """
@@ -55,6 +60,8 @@ __all__ = ["make_app", "verify_segment", "decompress_bounded", "SegmentTooLarge"
 # the name it has always logged under (before the move): logging configurations name it
 log = logging.getLogger("safe_data.upload.server")
 
+#: the roles of tokens: append-only (the default, for clients) and admin (may delete)
+APPEND, ADMIN = "append", "admin"
 _BUSY_RETRY_AFTER = "2"  # seconds: about what a slot's upload takes
 _SHA_HEADER = "X-Content-SHA256"
 _BEARER = re.compile(r"Bearer[ ]+(\S+)[ ]*", re.IGNORECASE)
@@ -75,6 +82,8 @@ def _new_metrics() -> dict:
         "conflicts": 0,
         "rejected": {},
         "unauthorized": 0,
+        "forbidden": 0,
+        "deleted": 0,
         "bytes_received": 0,
         "bytes_stored": 0,
         "segment_bytes_stored": 0,
@@ -105,6 +114,12 @@ def _render_metrics(m: dict, journal: str | None = None) -> str:
         "# HELP safe_data_requests_unauthorized_total Requests refused for a missing or bad token (401).",
         "# TYPE safe_data_requests_unauthorized_total counter",
         f"safe_data_requests_unauthorized_total {m['unauthorized']}",
+        "# HELP safe_data_requests_forbidden_total Deletions refused to an append-only token (403).",
+        "# TYPE safe_data_requests_forbidden_total counter",
+        f"safe_data_requests_forbidden_total {m['forbidden']}",
+        "# HELP safe_data_segments_deleted_total Segments deleted (by retention or an admin token).",
+        "# TYPE safe_data_segments_deleted_total counter",
+        f"safe_data_segments_deleted_total {m['deleted']}",
         "# HELP safe_data_upload_received_bytes_total Compressed bytes received in uploads.",
         "# TYPE safe_data_upload_received_bytes_total counter",
         f"safe_data_upload_received_bytes_total {m['bytes_received']}",
@@ -139,6 +154,7 @@ def make_app(
     store,
     tokens: dict[str, str],
     *,
+    admin_tokens: dict[str, str] | None = None,
     max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,
     max_body_bytes: int | None = None,
     max_concurrent_uploads: int = 4,
@@ -149,7 +165,8 @@ def make_app(
 ) -> web.Application:
     """The backup server application.
 
-    ``tokens`` maps namespace -> bearer token.  ``max_body_bytes`` (the compressed body)
+    ``tokens`` maps namespace -> its append-only bearer token, ``admin_tokens`` namespace
+    -> its admin token (which may also delete).  ``max_body_bytes`` (the compressed body)
     defaults to zstd's worst case for a ``max_segment_bytes`` segment.  At most
     ``max_concurrent_uploads`` uploads are received, checked and stored at once: an upload
     takes a slot before its body is read, and is answered 503 with ``Retry-After`` when
@@ -167,12 +184,16 @@ def make_app(
         raise ValueError("max_segment_bytes must be positive")
     if max_body_bytes is None:
         max_body_bytes = max_segment_bytes + (max_segment_bytes >> 7) + (1 << 16)
-    for namespace, token in tokens.items():
-        if not token:
-            raise ValueError(f"empty token for namespace {namespace!r}")
-    # Encoded once; compared in constant time against every namespace's token (no early
-    # exit on a match, so the time does not tell which namespace or how many exist).
-    credentials = [(ns, tok.encode("utf-8")) for ns, tok in tokens.items()]
+    roles = [(tokens, APPEND), (admin_tokens or {}, ADMIN)]
+    for table, _role in roles:
+        for namespace, token in table.items():
+            if not token:
+                raise ValueError(f"empty token for namespace {namespace!r}")
+    # Encoded once; compared in constant time against every token (no early exit on a
+    # match, so the time does not tell which namespace or how many exist).
+    credentials = [(ns, tok.encode("utf-8"), role) for table, role in roles for ns, tok in table.items()]
+    if len({tok for _ns, tok, _role in credentials}) != len(credentials):
+        raise ValueError("a token is given twice: every namespace and role needs its own token")
     metrics = _new_metrics()
     journal_dir = None if journal is None else os.fspath(journal)
     upload_slots = asyncio.Semaphore(max_concurrent_uploads)
@@ -192,14 +213,15 @@ def make_app(
                 text="storage unavailable, try again later\n", headers={"Retry-After": "5"}
             ) from None
 
-    def authenticate(request: web.Request) -> str:
+    def identify(request: web.Request) -> tuple[str, str]:
+        """(namespace, role) of the request's token, or HTTPUnauthorized."""
         match = _BEARER.fullmatch(request.headers.get("Authorization", ""))
         found = None
         if match:
             offered = match.group(1).encode("utf-8", "replace")
-            for namespace, token in credentials:
+            for namespace, token, role in credentials:
                 if hmac.compare_digest(offered, token) and found is None:
-                    found = namespace
+                    found = (namespace, role)
         if found is None:
             metrics["unauthorized"] += 1
             raise web.HTTPUnauthorized(
@@ -207,6 +229,9 @@ def make_app(
                 headers={"WWW-Authenticate": 'Bearer realm="safe-data"'},
             )
         return found
+
+    def authenticate(request: web.Request) -> str:
+        return identify(request)[0]
 
     def segment_id_of(request: web.Request) -> str:
         segment_id = request.match_info["segment_id"]
@@ -308,9 +333,9 @@ def make_app(
         finally:
             with contextlib.suppress(FileNotFoundError):  # moved into the store, or not kept
                 os.unlink(path)
-        if outcome == "duplicate":
+        if outcome in ("duplicate", "deleted"):  # deleted: stored once, deleted since, not again
             metrics["duplicates"] += 1
-            return web.json_response({"id": segment_id, "sha256": sha256, "status": "duplicate"}, status=200)
+            return web.json_response({"id": segment_id, "sha256": sha256, "status": outcome}, status=200)
         metrics["stored"] += 1
         metrics["bytes_stored"] += received
         metrics["segment_bytes_stored"] += size
@@ -330,6 +355,26 @@ def make_app(
         except NotFound:
             raise web.HTTPNotFound(text="no such segment\n") from None
         return web.Response(body=body, content_type="application/zstd", headers={_SHA_HEADER: sha256})
+
+    async def delete_segment(request: web.Request) -> web.Response:
+        namespace, role = identify(request)
+        if role != ADMIN:
+            metrics["forbidden"] += 1
+            log.warning("refused a delete in %s: append-only token", namespace)
+            raise web.HTTPForbidden(text="this token is append-only: deleting needs an admin token\n")
+        segment_id = segment_id_of(request)
+        reason = request.query.get("reason") or "deleted with an admin token"
+        try:
+            tombstone = await call_store("delete", namespace, segment_id, reason)
+        except NotFound:
+            raise web.HTTPNotFound(text="no such segment\n") from None
+        metrics["deleted"] += 1
+        log.info("deleted %s/%s: %s", namespace, segment_id, tombstone["reason"])
+        return web.json_response(tombstone)
+
+    async def list_deletions(request: web.Request) -> web.Response:
+        namespace = authenticate(request)
+        return web.json_response(await call_store("deletions", namespace))
 
     async def list_segments(request: web.Request) -> web.Response:
         namespace = authenticate(request)
@@ -364,6 +409,8 @@ def make_app(
     app.router.add_put("/v1/segments/{segment_id:[\\s\\S]*}", put_segment, expect_handler=expect_continue)
     app.router.add_get("/v1/segments", list_segments)
     app.router.add_get("/v1/segments/{segment_id:[\\s\\S]*}", get_segment)
+    app.router.add_delete("/v1/segments/{segment_id:[\\s\\S]*}", delete_segment)
+    app.router.add_get("/v1/deletions", list_deletions)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics_view)
     if web_view:

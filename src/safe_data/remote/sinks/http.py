@@ -175,10 +175,7 @@ class HttpSink(Sink):
         url, status, headers, answer = await self._request("GET", "/v1/segments", what="listing segments")
         if status != 200:
             raise self._error("listing segments", url, status, headers, answer)
-        try:
-            return json.loads(answer)
-        except ValueError:
-            raise TransientError(f"listing segments: {url} answered something else than JSON") from None
+        return self._json("listing segments", url, answer)
 
     async def get(self, segment_id: str) -> bytes:
         if not valid_segment_id(segment_id):
@@ -190,6 +187,37 @@ class HttpSink(Sink):
         if status != 200:
             raise self._error(what, url, status, headers, answer)
         return answer
+
+    async def delete(self, segment_id: str, reason: str | None = None) -> dict[str, Any]:
+        """``DELETE /v1/segments/{id}`` (an admin token's right): the tombstone the server
+        left (:mod:`safe_data.remote.tombstones`); ``KeyError`` if no such segment,
+        RejectedError (403) for an append-only token."""
+        check_id(segment_id)
+        what = f"deletion of segment {segment_id}"
+        params = {"reason": reason} if reason else None
+        url, status, headers, answer = await self._request(
+            "DELETE", f"/v1/segments/{segment_id}", what=what, params=params
+        )
+        if status == 404:
+            raise KeyError(segment_id)
+        if status != 200:
+            raise self._error(what, url, status, headers, answer)
+        return self._json(what, url, answer)
+
+    async def deletions(self) -> builtins.list[dict[str, Any]]:
+        """``GET /v1/deletions``: the tombstones of this namespace."""
+        what = "listing deletions"
+        url, status, headers, answer = await self._request("GET", "/v1/deletions", what=what)
+        if status != 200:
+            raise self._error(what, url, status, headers, answer)
+        return self._json(what, url, answer)
+
+    @staticmethod
+    def _json(what: str, url: str, answer: bytes):
+        try:
+            return json.loads(answer)
+        except ValueError:
+            raise TransientError(f"{what}: {url} answered something else than JSON") from None
 
 
 def _content_type(body: bytes) -> str:

@@ -6,8 +6,8 @@ hash in the user metadata ``x-amz-meta-sha256``.
 Why a small AWS Signature V4 signer over aiohttp instead of aiobotocore: aiobotocore pins
 botocore (and therefore boto3) to narrow version ranges, which routinely conflicts with
 whatever else an application installs, and importing it costs about half a second. The
-sink needs four calls (PUT, HEAD and GET object, ListObjectsV2, plus CreateBucket for
-tests and demos); signing them is ~60 lines of ``hmac``/``hashlib`` (:mod:`._sigv4`).
+sink needs five calls (PUT, HEAD, GET and DELETE object, ListObjectsV2, plus CreateBucket
+for tests and demos); signing them is ~60 lines of ``hmac``/``hashlib`` (:mod:`._sigv4`).
 
 Acknowledgement rules (docs/remote.md):
 
@@ -213,9 +213,9 @@ class S3Sink(Sink):
     def endpoint(self) -> str:
         return self._origin
 
-    def key(self, segment_id: str) -> str:
-        """The object key of a segment."""
-        return f"{self.prefix}{self.namespace}/{segment_id}{BODY_SUFFIX}"
+    def key(self, segment_id: str, suffix: str = BODY_SUFFIX) -> str:
+        """The object key of a segment (of its tombstone: ``suffix=".deleted"``)."""
+        return f"{self.prefix}{self.namespace}/{segment_id}{suffix}"
 
     async def __aenter__(self) -> S3Sink:
         return self
@@ -358,9 +358,9 @@ class S3Sink(Sink):
                 f"S3 {method} {self._origin}{path} failed: {type(exc).__name__}: {exc}"
             ) from exc
 
-    def _object_path(self, segment_id: str) -> str:
+    def _object_path(self, segment_id: str, suffix: str = BODY_SUFFIX) -> str:
         check_id(segment_id)
-        return self._base_path + "/" + uri_encode(self.key(segment_id), keep_slash=True)
+        return self._base_path + "/" + uri_encode(self.key(segment_id, suffix), keep_slash=True)
 
     # -- the Sink interface -----------------------------------------------------------
 
@@ -375,12 +375,19 @@ class S3Sink(Sink):
     async def head(self, segment_id: str) -> str | None:
         """The stored hash of *segment_id* (``""`` if the object has none), or ``None``
         if it is not stored."""
+        found = await self.stat(segment_id)
+        return None if found is None else found[0]
+
+    async def stat(self, segment_id: str) -> tuple[str, int] | None:
+        """(:meth:`head`'s hash, the object's size), or ``None`` if it is not stored."""
         status, headers, _ = await self._request("HEAD", self._object_path(segment_id))
         if status == 404:
             return None
         if status != 200:
             raise TransientError(f"S3 HEAD {self.key(segment_id)} answered {status}")
-        return (headers.get("x-amz-meta-sha256") or "").strip().lower()
+        return (headers.get("x-amz-meta-sha256") or "").strip().lower(), int(
+            headers.get("Content-Length") or 0
+        )
 
     async def _compare(self, segment_id: str, sha256: str) -> bool:
         """True if already stored with that hash; RejectedError if stored with another."""
@@ -440,10 +447,48 @@ class S3Sink(Sink):
             raise S3Error(status, code, message)
         return data
 
-    async def list(self, *, with_sha256: bool = True) -> list[dict[str, Any]]:
+    async def delete(self, segment_id: str, suffix: str = BODY_SUFFIX) -> None:
+        """``DELETE`` the segment's object (or its tombstone's); an absent one is no error."""
+        key = self.key(segment_id, suffix)
+        status, _, data = await self._request("DELETE", self._object_path(segment_id, suffix))
+        if status not in (200, 204, 404):
+            code, message = _error_code(data)
+            raise RejectedError(f"S3 DELETE {key} refused: {status} {code} {message}".strip())
+
+    async def put_small(self, segment_id: str, suffix: str, data: bytes) -> None:
+        """Write a small object beside the segment (its tombstone), replacing any."""
+        key = self.key(segment_id, suffix)
+        content_md5, body_sha256 = _body_digests(data)
+        status, _, answer = await self._request(
+            "PUT",
+            self._object_path(segment_id, suffix),
+            headers={"content-type": "application/json", "content-md5": content_md5},
+            body=data,
+            body_sha256=body_sha256,
+        )
+        if status != 200:
+            code, message = _error_code(answer)
+            raise RejectedError(f"S3 PUT {key} refused: {status} {code} {message}".strip())
+
+    async def get_small(self, segment_id: str, suffix: str) -> bytes | None:
+        """A small object beside the segment (at most 64 KiB), or None if absent."""
+        status, _, data = await self._request(
+            "GET", self._object_path(segment_id, suffix), read_limit=1 << 16
+        )
+        if status == 404:
+            return None
+        if status != 200:
+            code, message = _error_code(data)
+            raise S3Error(status, code, message)
+        return data
+
+    async def list(self, *, with_sha256: bool = True, suffix: str = BODY_SUFFIX) -> list[dict[str, Any]]:
         """``[{"id", "sha256", "size"}]`` of the namespace, sorted by id (ListObjectsV2,
         paginated). The hash costs one HEAD per object: ``with_sha256=False`` leaves
-        ``sha256`` as ``None``."""
+        ``sha256`` as ``None``.  ``suffix``: the objects beside the segments instead
+        (their tombstones: ``".deleted"``, without hashes)."""
+        if suffix != BODY_SUFFIX:
+            with_sha256 = False
         key_prefix = f"{self.prefix}{self.namespace}/"
         out: list[dict[str, Any]] = []
         token: str | None = None
@@ -462,9 +507,9 @@ class S3Sink(Sink):
             for item in root.iter(_NS + "Contents"):
                 key = item.findtext(_NS + "Key") or ""
                 name = key[len(key_prefix) :]
-                if not key.startswith(key_prefix) or not name.endswith(BODY_SUFFIX):
+                if not key.startswith(key_prefix) or not name.endswith(suffix):
                     continue
-                seg = name[: -len(BODY_SUFFIX)]
+                seg = name[: -len(suffix)]
                 if valid_segment_id(seg):
                     out.append({"id": seg, "size": int(item.findtext(_NS + "Size") or 0), "sha256": None})
             truncated = (root.findtext(_NS + "IsTruncated") or "false").lower() == "true"

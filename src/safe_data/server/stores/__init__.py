@@ -3,7 +3,8 @@ segments of every namespace, and the refusals they share.
 
 :class:`~.directory.DirectoryStore` (a directory; its methods block) and
 :class:`~.s3.S3Store` (an S3 bucket; its methods are coroutines) have the same methods:
-``put``, ``get`` and ``list``.
+``put``, ``get``, ``list``, ``delete`` and ``deletions`` (the tombstones of
+:mod:`safe_data.remote.tombstones`).
 """
 
 from __future__ import annotations

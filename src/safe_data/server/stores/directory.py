@@ -32,10 +32,16 @@ Concurrent puts of one id (threads of this process, or other processes sharing t
 directory: a server and a sink, two sinks) are serialised by a per-id thread lock (from a
 fixed pool) plus an ``flock`` on the namespace directory, so the check-then-write sequence
 is atomic.
+
+:meth:`DirectoryStore.delete` writes the tombstone (:mod:`safe_data.remote.tombstones`)
+``<segment id>.deleted`` first, then removes the hash file (the entry is gone), then the
+body: a crash in between leaves a tombstone and at most an uncommitted body, which no
+reader counts.  A put of a deleted id answers ``"deleted"`` (same content) or a conflict.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import hmac
@@ -43,6 +49,7 @@ import os
 import threading
 
 from ..._fs import fsync, fsync_dir, write_temp
+from ...remote import tombstones
 from ...remote.protocol import BODY_SUFFIX, HASH_SUFFIX, committed, list_committed, read_hash, valid_sha256
 from . import ConflictError, NotFound, check_names
 
@@ -119,8 +126,9 @@ class DirectoryStore:
     def put(self, namespace: str, segment_id: str, compressed: bytes, sha256: str) -> str:
         """Store ``compressed`` (whose decompressed SHA-256 is ``sha256``) under the id.
 
-        Return ``"stored"`` or ``"duplicate"`` (the same hash is already stored, nothing
-        changed); raise :class:`ConflictError` if another hash is stored under that id.
+        Return ``"stored"``, ``"duplicate"`` (the same hash is already stored, nothing
+        changed) or ``"deleted"`` (that content was stored and deleted since: it is not
+        stored again); raise :class:`ConflictError` if another hash is stored under that id.
         """
         return self._put(namespace, segment_id, sha256, lambda d, name: _atomic_write(d, name, compressed))
 
@@ -146,7 +154,13 @@ class DirectoryStore:
         body_name, hash_name = segment_id + BODY_SUFFIX, segment_id + HASH_SUFFIX
         with self._locked(namespace, segment_id, directory):
             stored = read_hash(os.path.join(directory, hash_name))
-            if stored is not None:
+            if stored is None:
+                tombstone = self._tombstone(directory, segment_id)
+                if tombstone is not None:
+                    if not hmac.compare_digest(tombstone["sha256"], sha256):
+                        raise ConflictError(segment_id, tombstone["sha256"], sha256)
+                    return "deleted"
+            else:
                 if not hmac.compare_digest(stored, sha256):
                     raise ConflictError(segment_id, stored, sha256)
                 if os.path.exists(os.path.join(directory, body_name)):
@@ -185,3 +199,46 @@ class DirectoryStore:
         where ``size`` is the size of the stored (compressed) body in bytes."""
         check_names(namespace)
         return list_committed(self._namespace_dir(namespace, create=False))
+
+    def delete(self, namespace: str, segment_id: str, reason: str) -> dict:
+        """Delete a committed entry, its tombstone written first; return the tombstone.
+        Raise :class:`NotFound` if there is no such entry."""
+        check_names(namespace, segment_id)
+        directory = self._namespace_dir(namespace, create=False)
+        if not os.path.isdir(directory):
+            raise NotFound(segment_id)
+        with self._locked(namespace, segment_id, directory):
+            entry = committed(directory, segment_id)
+            if entry is None:
+                raise NotFound(segment_id)
+            path, sha256 = entry
+            tombstone = tombstones.make(segment_id, sha256, os.stat(path).st_size, reason)
+            _atomic_write(directory, segment_id + tombstones.TOMBSTONE_SUFFIX, tombstones.encode(tombstone))
+            os.unlink(os.path.join(directory, segment_id + HASH_SUFFIX))  # the commit record first
+            fsync_dir(directory)
+            os.unlink(path)
+            fsync_dir(directory)
+            return tombstone
+
+    def _tombstone(self, directory: str, segment_id: str) -> dict | None:
+        try:
+            with open(os.path.join(directory, segment_id + tombstones.TOMBSTONE_SUFFIX), "rb") as f:
+                return tombstones.decode(f.read(4096), segment_id)
+        except FileNotFoundError:
+            return None
+
+    def deletions(self, namespace: str) -> builtins.list[dict]:
+        """The tombstones of the namespace, sorted by id."""
+        check_names(namespace)
+        directory = self._namespace_dir(namespace, create=False)
+        try:
+            names = sorted(os.listdir(directory))
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            if name.endswith(tombstones.TOMBSTONE_SUFFIX):
+                tombstone = self._tombstone(directory, name[: -len(tombstones.TOMBSTONE_SUFFIX)])
+                if tombstone is not None:
+                    out.append(tombstone)
+        return out

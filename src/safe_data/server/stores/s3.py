@@ -22,6 +22,11 @@ sinks' aiohttp sessions live) instead of running them in a worker thread.  Call
   ``If-None-Match`` (some SeaweedFS versions) cannot be made to overwrite an object by two
   concurrent uploads to one server.
 
+``delete`` writes the tombstone (:mod:`safe_data.remote.tombstones`) as the object
+``<prefix><namespace>/<segment id>.deleted`` before it deletes the segment's object; a
+``put`` of an id without an object looks for a tombstone (one more ``GET``) and answers
+``"deleted"`` (same content) or a conflict.
+
 Answers of the object store that mean "not now" (5xx, timeouts, refused credentials, a
 missing bucket) raise :class:`~safe_data.server.stores.StoreUnavailable` (the server
 answers 503, the uploader retries).
@@ -30,9 +35,11 @@ answers 503, the uploader retries).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 from urllib.parse import urlsplit
 
+from ...remote import tombstones
 from ...remote.protocol import valid_sha256
 from ...remote.sinks import RejectedError, TransientError
 from ...remote.sinks.s3 import FileBody, S3Error, S3Sink
@@ -135,7 +142,8 @@ class S3Store:
     async def put(self, namespace: str, segment_id: str, compressed: bytes | FileBody, sha256: str) -> str:
         """Store ``compressed`` (whose decompressed SHA-256 is ``sha256``) under the id.
 
-        Return ``"stored"`` or ``"duplicate"``; raise :class:`ConflictError` if another
+        Return ``"stored"``, ``"duplicate"`` or ``"deleted"`` (stored and deleted since:
+        not stored again); raise :class:`ConflictError` if another
         hash is stored under that id, :class:`StoreUnavailable` if the object store fails.
         """
         check_names(namespace, segment_id)
@@ -143,6 +151,33 @@ class S3Store:
         if not valid_sha256(sha256):
             raise ValueError("sha256 must be 64 hex digits")
         sink = self._sink(namespace)
+        async with self._locked(namespace, segment_id):
+            stored = await self._stored_hash(sink, segment_id)
+            if stored is None:
+                tombstone = await self._tombstone(sink, segment_id)
+                if tombstone is not None:
+                    if not hmac.compare_digest(tombstone["sha256"], sha256):
+                        raise ConflictError(segment_id, tombstone["sha256"], sha256)
+                    return "deleted"
+            else:
+                if not hmac.compare_digest(stored, sha256):
+                    raise ConflictError(segment_id, stored, sha256)
+                return "duplicate"
+            try:
+                await sink.put(segment_id, compressed, sha256)
+            except RejectedError as exc:
+                # lost a race with another writer: its hash decides
+                stored = await self._stored_hash(sink, segment_id)
+                if stored is not None and not hmac.compare_digest(stored, sha256):
+                    raise ConflictError(segment_id, stored, sha256) from None
+                raise StoreUnavailable(str(exc)) from None
+            except TransientError as exc:
+                raise StoreUnavailable(str(exc)) from None
+            return "stored"
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, namespace: str, segment_id: str):
+        """Serialise this process's puts and deletes of one id."""
         key = (namespace, segment_id)
         entry = self._locks.get(key)
         if entry is None:
@@ -150,26 +185,46 @@ class S3Store:
         entry[1] += 1  # users of the lock: it is dropped when none is left
         try:
             async with entry[0]:
-                stored = await self._stored_hash(sink, segment_id)
-                if stored is not None:
-                    if not hmac.compare_digest(stored, sha256):
-                        raise ConflictError(segment_id, stored, sha256)
-                    return "duplicate"
-                try:
-                    await sink.put(segment_id, compressed, sha256)
-                except RejectedError as exc:
-                    # lost a race with another writer: its hash decides
-                    stored = await self._stored_hash(sink, segment_id)
-                    if stored is not None and not hmac.compare_digest(stored, sha256):
-                        raise ConflictError(segment_id, stored, sha256) from None
-                    raise StoreUnavailable(str(exc)) from None
-                except TransientError as exc:
-                    raise StoreUnavailable(str(exc)) from None
-                return "stored"
+                yield
         finally:
             entry[1] -= 1
             if entry[1] == 0:
                 del self._locks[key]
+
+    async def _tombstone(self, sink: S3Sink, segment_id: str) -> dict | None:
+        try:
+            data = await sink.get_small(segment_id, tombstones.TOMBSTONE_SUFFIX)
+        except (TransientError, RejectedError, S3Error) as exc:
+            raise StoreUnavailable(str(exc)) from None
+        return None if data is None else tombstones.decode(data, segment_id)
+
+    async def delete(self, namespace: str, segment_id: str, reason: str) -> dict:
+        """Delete the segment's object, its tombstone written first; return the tombstone.
+        Raise :class:`NotFound` if it is not stored."""
+        check_names(namespace, segment_id)
+        sink = self._sink(namespace)
+        async with self._locked(namespace, segment_id):
+            try:
+                found = await sink.stat(segment_id)
+                if found is None or not valid_sha256(found[0]):
+                    raise NotFound(segment_id)
+                tombstone = tombstones.make(segment_id, found[0], found[1], reason)
+                await sink.put_small(segment_id, tombstones.TOMBSTONE_SUFFIX, tombstones.encode(tombstone))
+                await sink.delete(segment_id)
+            except (TransientError, RejectedError, S3Error) as exc:
+                raise StoreUnavailable(str(exc)) from None
+            return tombstone
+
+    async def deletions(self, namespace: str) -> list[dict]:
+        """The tombstones of the namespace, sorted by id."""
+        check_names(namespace)
+        sink = self._sink(namespace)
+        try:
+            entries = await sink.list(suffix=tombstones.TOMBSTONE_SUFFIX)
+        except (TransientError, RejectedError, S3Error) as exc:
+            raise StoreUnavailable(str(exc)) from None
+        found = await asyncio.gather(*(self._tombstone(sink, e["id"]) for e in entries))
+        return [t for t in found if t is not None]
 
     async def put_file(self, namespace: str, segment_id: str, path: str, sha256: str) -> str:
         """:meth:`put` of the compressed body in the file at ``path``, streamed from it
