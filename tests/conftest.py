@@ -33,6 +33,29 @@ def _isolated_home(tmp_path, monkeypatch):
         default.close()
 
 
+@pytest.fixture(params=["directory", "s3"])
+def server_store(request, tmp_path):
+    """A backup server's store: a DirectoryStore, or an S3Store on a fresh bucket of a
+    real SeaweedFS (skipped where it is not installed)."""
+    pytest.importorskip("aiohttp")
+    if request.param == "directory":
+        from safe_data.server.stores.directory import DirectoryStore
+
+        return DirectoryStore(tmp_path / "store")
+    from safe_data.server.stores.s3 import S3Store
+
+    from .seaweedfs import new_bucket
+
+    weed = request.getfixturevalue("seaweedfs")
+    return S3Store(
+        new_bucket(weed, "store-"),
+        "backups/",
+        endpoint_url=weed.endpoint,
+        access_key=weed.access_key,
+        secret_key=weed.secret_key,
+    )
+
+
 @pytest.fixture
 def journal(request, tmp_path):
     if "impl" in request.fixturenames:

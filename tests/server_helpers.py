@@ -27,6 +27,8 @@ TOKEN = "s3cret-token-of-alpha-0123456789"
 OTHER = "another-token-for-beta-987654321"
 TOKENS = {"alpha": TOKEN, "beta": OTHER}
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ADMIN = "admin-token-of-alpha-abcdefghijkl"  # alpha's admin token, where a test gives it
+ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 
 def zstd(data: bytes) -> bytes:

@@ -26,7 +26,7 @@ from safe_data.server.app import InvalidSegment, verify_segment  # noqa: E402
 from safe_data.server.stores import ConflictError, NotFound  # noqa: E402
 from safe_data.server.stores.directory import DirectoryStore  # noqa: E402
 
-from ._helpers import frame_extents, make_segment  # noqa: E402
+from ._helpers import make_segment  # noqa: E402
 from .server_helpers import (  # noqa: E402
     AUTH,
     OTHER,

@@ -15,10 +15,10 @@ from safe_data.remote.sinks import RejectedError  # noqa: E402
 from safe_data.remote.sinks.http import HttpSink  # noqa: E402
 from safe_data.server.app import make_app  # noqa: E402
 from safe_data.server.stores.directory import DirectoryStore  # noqa: E402
-from safe_data.server.stores.s3 import S3Store  # noqa: E402
 
-from .seaweedfs import new_bucket  # noqa: E402
 from .server_helpers import (  # noqa: E402
+    ADMIN,
+    ADMIN_AUTH,
     AUTH,
     TOKEN,
     TOKENS,
@@ -32,26 +32,9 @@ from .server_helpers import (  # noqa: E402
     zstd,
 )
 
-ADMIN = "admin-token-of-alpha-abcdefghijkl"
-ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
-
-@pytest.fixture(params=["directory", "s3"])
-def store(request, tmp_path):
-    """A DirectoryStore, or an S3Store on a fresh bucket of a real SeaweedFS."""
-    if request.param == "directory":
-        return DirectoryStore(tmp_path / "store")
-    seaweedfs = request.getfixturevalue("seaweedfs")
-    return S3Store(
-        new_bucket(seaweedfs, "roles-"),
-        "backups/",
-        endpoint_url=seaweedfs.endpoint,
-        access_key=seaweedfs.access_key,
-        secret_key=seaweedfs.secret_key,
-    )
-
-
-def test_append_only_token_cannot_delete_or_overwrite_admin_can(store, segment):
+def test_append_only_token_cannot_delete_or_overwrite_admin_can(server_store, segment):
+    store = server_store
     seg_id, data = segment
     other = drop_last_frame(data)  # another valid segment under the same id
 

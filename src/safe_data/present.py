@@ -27,6 +27,14 @@ def iso(time_ns: int, sep: str = "T") -> str:
     return (EPOCH + timedelta(microseconds=time_ns // 1000)).isoformat(sep)
 
 
+def human_bytes(n: int) -> str:
+    """``512 B``, ``1.5 KiB``, ``10.0 GiB``."""
+    exponent = min(max(n.bit_length() - 1, 0) // 10, 4)  # 1024 ** exponent <= n
+    if exponent == 0:
+        return f"{n} B"
+    return f"{n / 1024**exponent:.1f} {('KiB', 'MiB', 'GiB', 'TiB')[exponent - 1]}"
+
+
 def writer_hex(writer: int) -> str:
     """A writer id as segment names spell it: 16 hex digits."""
     return f"{writer:016x}"

@@ -12,11 +12,11 @@ import safe_data
 
 from ..atomic.replace import revision_of
 from ..atomic.versions import pick, restore_version, versions_in
-from ..present import dumps, iso, writer_hex
+from ..present import dumps, human_bytes, iso, writer_hex
 from .exits import EXIT_NOT_FOUND, Failure
 from .journal_view import _journal_dir
 from .listing import matching_records
-from .output import _human_bytes, _is_terminal, _print_table, _table_time, _warn, _warnings_to_stderr
+from .output import _is_terminal, _print_table, _table_time, _warn, _warnings_to_stderr
 from .params import TIME
 
 _NAME_HELP = "The store's name= if it was opened with one (default: the file's absolute path)."
@@ -59,7 +59,7 @@ def file_versions(journal_path, path, name, as_json) -> None:
             (
                 number,
                 _table_time(v.time_ns),
-                _human_bytes(len(v.content)),
+                human_bytes(len(v.content)),
                 revision_of(v.content),
                 v.record.pid,
             )
@@ -123,7 +123,7 @@ def restore_file(journal_path, path, number, at, name, output, as_json) -> None:
     elif output is None:
         click.echo(
             f"restored {version.path} to what it held until {iso(version.time_ns)} "
-            f"({_human_bytes(len(version.content))}); what it held before is journaled, "
+            f"({human_bytes(len(version.content))}); what it held before is journaled, "
             f"so restore-file again undoes this"
         )
 

@@ -13,10 +13,10 @@ from ..journal.reader import Problem
 from ..journal.recovery import DAMAGED_DIR
 from ..journal.repair import repair
 from ..journal.summary import SegmentSummary, add_span
-from ..present import brief, iso
+from ..present import brief, human_bytes, iso
 from .exits import EXIT_FAILED, EXIT_PARTIAL
 from .journal_view import _journal_dir, _read_key, continuity_problems, summarize_segments
-from .output import _count, _dump_json, _human_bytes, _print_table, _table_time, _warn
+from .output import _count, _dump_json, _print_table, _table_time, _warn
 from .params import SIZE, TIME
 
 NO_BACKUP_NOTE = (
@@ -257,7 +257,7 @@ def _describe_uploader(status: dict) -> list[tuple[str, str]]:
         (
             "  acknowledged",
             f"{_count(status.get('acked', 0), 'segment')} "
-            f"({_human_bytes(status.get('acked_bytes', 0))}) since "
+            f"({human_bytes(status.get('acked_bytes', 0))}) since "
             f"{status.get('started')}; last at {status.get('last_ack') or '-'}",
         ),
     ]
@@ -294,10 +294,10 @@ def _print_stats(figures: dict) -> None:
     segments, damaged, pending = figures["segments"], figures["damaged"], figures["pending_upload"]
     lines = [
         ("journal", figures["journal"]),
-        ("records", f"{figures['records']:,} ({_human_bytes(figures['record_bytes'])} of frames)"),
+        ("records", f"{figures['records']:,} ({human_bytes(figures['record_bytes'])} of frames)"),
         (
             "on disk",
-            f"{_human_bytes(figures['disk_bytes'])} in "
+            f"{human_bytes(figures['disk_bytes'])} in "
             f"{_count(segments['sealed'] + segments['open'], 'segment')}: "
             f"{segments['sealed']} sealed, {segments['open']} open"
             + (
@@ -306,11 +306,11 @@ def _print_stats(figures: dict) -> None:
                 else ""
             ),
         ),
-        ("damaged/", f"{_count(damaged['files'], 'file')}, {_human_bytes(damaged['bytes'])}"),
+        ("damaged/", f"{_count(damaged['files'], 'file')}, {human_bytes(damaged['bytes'])}"),
         (
             "pending upload",
             f"{_count(pending['segments'], 'sealed segment')}, "
-            f"{_human_bytes(pending['bytes'])}: "
+            f"{human_bytes(pending['bytes'])}: "
             f"{pending['note']}",
         ),
     ]
@@ -326,7 +326,7 @@ def _print_stats(figures: dict) -> None:
         (
             name,
             f"{c['records']:,}",
-            _human_bytes(c["bytes"]),
+            human_bytes(c["bytes"]),
             _table_time(c["oldest_ns"]),
             _table_time(c["newest_ns"]),
         )
@@ -435,14 +435,14 @@ def _report_purge(result, action: str) -> None:
         (result.kept, "kept", ": not yet acknowledged by a remote backup"),
     ):
         if segments:
-            total = _human_bytes(sum(s.disk_bytes for s in segments))
+            total = human_bytes(sum(s.disk_bytes for s in segments))
             _print_table(
                 ("segment", "records", "bytes", "newest (UTC)", "containers"),
                 [
                     (
                         s.name,
                         f"{s.records:,}",
-                        _human_bytes(s.disk_bytes),
+                        human_bytes(s.disk_bytes),
                         _table_time(s.newest_ns),
                         brief(sorted(s.container_names)),
                     )

@@ -22,13 +22,6 @@ def _table_time(time_ns: int) -> str:
     return (EPOCH + timedelta(microseconds=time_ns // 1000)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-def _human_bytes(n: int) -> str:
-    exponent = min(max(n.bit_length() - 1, 0) // 10, 4)  # 1024 ** exponent <= n
-    if exponent == 0:
-        return f"{n} B"
-    return f"{n / 1024**exponent:.1f} {('KiB', 'MiB', 'GiB', 'TiB')[exponent - 1]}"
-
-
 def _is_terminal(stream) -> bool:
     try:
         return stream.isatty()

@@ -162,8 +162,8 @@ async def _run(app, host: str, port: int, ui: bool) -> None:
     type=click.Path(dir_okay=False, exists=True),
     metavar="FILE",
     default=None,
-    help=f"'namespace:token' lines (append-only tokens, for clients) and "
-    "'namespace:token:admin' lines (may also delete); '#' comments. Default: "
+    help=f"'namespace:token' lines (append-only tokens, for clients); a line ending in "
+    "':admin' gives an admin token (may also delete); '#' comments. Default: "
     f"${TOKENS_ENV} (same entries, comma- or newline-separated).",
 )
 @click.option(
@@ -198,6 +198,15 @@ async def _run(app, host: str, port: int, ui: bool) -> None:
     "the tokens have several namespaces; with one, it is that one.",
 )
 @click.option(
+    "--quota",
+    "quota_specs",
+    multiple=True,
+    metavar="NS=SIZE",
+    help="Most bytes the namespace NS may hold, compressed as stored (10GiB, 500M); "
+    "repeatable. An upload that does not fit is answered 507: the client keeps it and "
+    "retries later.",
+)
+@click.option(
     "--ui/--no-ui", default=True, show_default=True, help="Serve the web view at /ui/ (docs/web.md)."
 )
 @click.pass_obj
@@ -212,6 +221,7 @@ def serve(
     max_concurrent_uploads,
     journal_dir,
     journal_readers,
+    quota_specs,
     ui,
 ) -> None:
     """Run the backup server: receive sealed segments over HTTP and store them.
@@ -231,13 +241,16 @@ def serve(
     if journal_dir is not None and not os.path.isdir(journal_dir):
         raise click.BadParameter(f"no journal at {journal_dir}", param_hint="'--journal'")
     tokens, admin_tokens = load_tokens(tokens_file)
-    journal_readers = _journal_readers(journal_dir, journal_readers, set(tokens) | set(admin_tokens))
+    namespaces = set(tokens) | set(admin_tokens)
+    journal_readers = _journal_readers(journal_dir, journal_readers, namespaces)
+    quotas = _quotas(quota_specs, namespaces)
     store = _open_store(store_spec, s3_endpoint_url)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     app = make_app(
         store,
         tokens,
         admin_tokens=admin_tokens,
+        quotas=quotas,
         max_segment_bytes=max_segment_bytes,
         max_concurrent_uploads=max_concurrent_uploads,
         web_view=ui,
@@ -266,6 +279,23 @@ def _journal_readers(journal_dir, readers: tuple[str, ...], namespaces: set[str]
             "tokens may browse --journal with --journal-namespace NS"
         )
     return frozenset(namespaces)
+
+
+def _quotas(specs: tuple[str, ...], namespaces: set[str]) -> dict[str, int]:
+    """``NS=SIZE`` options -> namespace -> bytes."""
+    from .params import SIZE
+
+    quotas: dict[str, int] = {}
+    for spec in specs:
+        namespace, sep, size = spec.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected NS=SIZE, got {spec!r}", param_hint="'--quota'")
+        if namespace not in namespaces:
+            raise click.BadParameter(f"no token has the namespace {namespace!r}", param_hint="'--quota'")
+        if namespace in quotas:
+            raise click.BadParameter(f"namespace {namespace!r} given twice", param_hint="'--quota'")
+        quotas[namespace] = SIZE.convert(size, None, None)
+    return quotas
 
 
 def _open_store(spec: str, s3_endpoint_url: str | None):

@@ -21,10 +21,11 @@ import warnings
 import click
 
 from ..journal import format as fmt
+from ..present import human_bytes
 from ..remote.protocol import valid_namespace
 from .exits import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_USAGE, Failure
 from .journal_view import _journal_dir
-from .output import _count, _dump_json, _human_bytes, _progress
+from .output import _count, _dump_json, _progress
 
 CONNECT_TIMEOUT = 10.0  # seconds to reach the backup: connect, and its first answer
 TIMEOUT = 300.0  # seconds for the whole command
@@ -304,7 +305,7 @@ def push(
     elif error is None:
         click.echo(
             f"{_count(stats['acked'], 'segment')} acknowledged "
-            f"({_human_bytes(stats['acked_bytes'])}), {stats['pending_segments']} pending"
+            f"({human_bytes(stats['acked_bytes'])}), {stats['pending_segments']} pending"
         )
     if error is not None:
         raise Failure(error, EXIT_FAILED)

@@ -49,6 +49,7 @@ from ..remote.protocol import (
 )
 from ..remote.requires import aiohttp as _require
 from ..remote.verify import check_body
+from .quotas import Quotas
 from .state import AUTHENTICATE_KEY, DEFAULT_MAX_SEGMENT_BYTES, METRICS_KEY, STORE_KEY
 from .stores import ConflictError, NotFound, StoreUnavailable
 
@@ -63,6 +64,7 @@ log = logging.getLogger("safe_data.upload.server")
 #: the roles of tokens: append-only (the default, for clients) and admin (may delete)
 APPEND, ADMIN = "append", "admin"
 _BUSY_RETRY_AFTER = "2"  # seconds: about what a slot's upload takes
+_FULL_RETRY_AFTER = "300"  # seconds: room is made by people or retention, not in a moment
 _SHA_HEADER = "X-Content-SHA256"
 _BEARER = re.compile(r"Bearer[ ]+(\S+)[ ]*", re.IGNORECASE)
 
@@ -89,6 +91,7 @@ def _new_metrics() -> dict:
         "segment_bytes_stored": 0,
         "store_unavailable": 0,
         "busy": 0,
+        "over_quota": 0,
         "uploads_in_progress": 0,
     }
 
@@ -135,6 +138,9 @@ def _render_metrics(m: dict, journal: str | None = None) -> str:
         "# HELP safe_data_uploads_busy_total Uploads answered 503: every upload slot was taken.",
         "# TYPE safe_data_uploads_busy_total counter",
         f"safe_data_uploads_busy_total {m['busy']}",
+        "# HELP safe_data_uploads_over_quota_total Uploads answered 507: the namespace's quota is full.",
+        "# TYPE safe_data_uploads_over_quota_total counter",
+        f"safe_data_uploads_over_quota_total {m['over_quota']}",
         "# HELP safe_data_uploads_in_progress Uploads being received, checked or stored now.",
         "# TYPE safe_data_uploads_in_progress gauge",
         f"safe_data_uploads_in_progress {m['uploads_in_progress']}",
@@ -155,6 +161,7 @@ def make_app(
     tokens: dict[str, str],
     *,
     admin_tokens: dict[str, str] | None = None,
+    quotas: dict[str, int] | None = None,
     max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,
     max_body_bytes: int | None = None,
     max_concurrent_uploads: int = 4,
@@ -166,13 +173,17 @@ def make_app(
     """The backup server application.
 
     ``tokens`` maps namespace -> its append-only bearer token, ``admin_tokens`` namespace
-    -> its admin token (which may also delete).  ``max_body_bytes`` (the compressed body)
-    defaults to zstd's worst case for a ``max_segment_bytes`` segment.  At most
-    ``max_concurrent_uploads`` uploads are received, checked and stored at once: an upload
-    takes a slot before its body is read, and is answered 503 with ``Retry-After`` when
-    none is free within ``upload_wait`` seconds.  A body is streamed to a file (in the
-    store's :meth:`incoming` directory if it has one, else the temporary directory) and
-    checked from there, so an upload holds a few MiB of memory, whatever its size.
+    -> its admin token (which may also delete).  ``quotas``: namespace -> the most bytes
+    (compressed, as stored) it may hold; an upload that does not fit is answered 507
+    before its body is read when it declares its size (:mod:`.quotas`).
+
+    ``max_body_bytes`` (the compressed body) defaults to zstd's worst case for a
+    ``max_segment_bytes`` segment.  At most ``max_concurrent_uploads`` uploads are
+    received, checked and stored at once: an upload takes a slot before its body is read,
+    and is answered 503 with ``Retry-After`` when none is free within ``upload_wait``
+    seconds.  A body is streamed to a file (in the store's :meth:`incoming` directory if
+    it has one, else the temporary directory) and checked from there, so an upload holds
+    a few MiB of memory, whatever its size.
 
     ``web_view``: serve the web view under ``/ui/`` (docs/web.md), showing the tokens the
     store and, if given, the local ``journal`` directory (to the tokens of the namespaces
@@ -196,6 +207,7 @@ def make_app(
         raise ValueError("a token is given twice: every namespace and role needs its own token")
     metrics = _new_metrics()
     journal_dir = None if journal is None else os.fspath(journal)
+    quota = Quotas(quotas)
     upload_slots = asyncio.Semaphore(max_concurrent_uploads)
     incoming = store.incoming() if hasattr(store, "incoming") else None  # None: the temp dir
 
@@ -257,13 +269,27 @@ def make_app(
                 headers={"Retry-After": _BUSY_RETRY_AFTER},
             ) from None
 
+    async def check_quota(namespace: str, size: int) -> None:
+        """507 unless ``size`` more bytes fit in the namespace's quota."""
+        if quota.needs_count(namespace):
+            quota.counted(namespace, await call_store("usage", namespace))
+        refusal = quota.refusal(namespace, size)
+        if refusal is not None:
+            metrics["over_quota"] += 1
+            log.warning("over quota: %s", refusal)
+            raise web.HTTPInsufficientStorage(text=refusal + "\n", headers={"Retry-After": _FULL_RETRY_AFTER})
+
     async def receive_body(request: web.Request, fd: int, namespace: str, segment_id: str) -> int:
-        """The body into the file ``fd``, counted against the limit; its size."""
+        """The body into the file ``fd``, counted against the limit (and the quota, when
+        the size was not declared); its size."""
         received = 0
+        room = quota.room(namespace) if request.content_length is None else None
         while chunk := await request.content.readany():
             received += len(chunk)
             if received > max_body_bytes:
                 raise reject(413, f"body exceeds the limit of {max_body_bytes} bytes", namespace, segment_id)
+            if room is not None and received > room:
+                await check_quota(namespace, received)
             write_all(fd, chunk)
         return received
 
@@ -280,6 +306,7 @@ def make_app(
             raise reject(
                 413, f"body of {length} bytes exceeds the limit of {max_body_bytes}", namespace, None
             )
+        await check_quota(namespace, length or 0)
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     async def put_segment(request: web.Request) -> web.Response:
@@ -302,10 +329,13 @@ def make_app(
             raise reject(
                 413, f"body of {length} bytes exceeds the limit of {max_body_bytes}", namespace, segment_id
             )
+        await check_quota(namespace, length or 0)
         await take_slot(namespace, segment_id)
+        quota.reserve(namespace, length or 0)
         try:
             return await check_and_store(request, namespace, segment_id, sha256)
         finally:
+            quota.release(namespace, length or 0)
             upload_slots.release()
 
     async def check_and_store(request: web.Request, namespace: str, segment_id: str, sha256: str):
@@ -337,6 +367,7 @@ def make_app(
             metrics["duplicates"] += 1
             return web.json_response({"id": segment_id, "sha256": sha256, "status": outcome}, status=200)
         metrics["stored"] += 1
+        quota.stored(namespace, received)
         metrics["bytes_stored"] += received
         metrics["segment_bytes_stored"] += size
         log.info("stored %s/%s (%d bytes, %d compressed)", namespace, segment_id, size, received)
@@ -369,6 +400,7 @@ def make_app(
         except NotFound:
             raise web.HTTPNotFound(text="no such segment\n") from None
         metrics["deleted"] += 1
+        quota.deleted(namespace, tombstone["size"])
         log.info("deleted %s/%s: %s", namespace, segment_id, tombstone["reason"])
         return web.json_response(tombstone)
 
@@ -387,7 +419,7 @@ def make_app(
         authenticate(request)
         text = await asyncio.get_running_loop().run_in_executor(None, _render_metrics, metrics, journal_dir)
         return web.Response(
-            text=text,
+            text=text + "\n".join(quota.metrics()) + "\n",
             content_type="text/plain",
             charset="utf-8",
             headers={"X-Content-Type-Options": "nosniff"},

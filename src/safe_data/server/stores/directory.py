@@ -200,6 +200,10 @@ class DirectoryStore:
         check_names(namespace)
         return list_committed(self._namespace_dir(namespace, create=False))
 
+    def usage(self, namespace: str) -> int:
+        """Bytes of the namespace's stored (compressed) bodies."""
+        return sum(entry["size"] for entry in self.list(namespace))
+
     def delete(self, namespace: str, segment_id: str, reason: str) -> dict:
         """Delete a committed entry, its tombstone written first; return the tombstone.
         Raise :class:`NotFound` if there is no such entry."""

@@ -215,6 +215,15 @@ class S3Store:
                 raise StoreUnavailable(str(exc)) from None
             return tombstone
 
+    async def usage(self, namespace: str) -> int:
+        """Bytes of the namespace's stored (compressed) objects (one listing, no HEADs)."""
+        check_names(namespace)
+        try:
+            entries = await self._sink(namespace).list(with_sha256=False)
+        except (TransientError, RejectedError, S3Error) as exc:
+            raise StoreUnavailable(str(exc)) from None
+        return sum(e["size"] for e in entries)
+
     async def deletions(self, namespace: str) -> list[dict]:
         """The tombstones of the namespace, sorted by id."""
         check_names(namespace)
