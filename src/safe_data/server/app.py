@@ -209,6 +209,7 @@ def make_app(
     journal_dir = None if journal is None else os.fspath(journal)
     quota = Quotas(quotas)
     upload_slots = asyncio.Semaphore(max_concurrent_uploads)
+    holding: set[int] = set()  # id() of the requests holding a slot (ended: given back)
     incoming = store.incoming() if hasattr(store, "incoming") else None  # None: the temp dir
 
     async def call_store(method: str, *args):
@@ -258,7 +259,9 @@ def make_app(
             return web.HTTPRequestEntityTooLarge(max_size=max_body_bytes, actual_size=0, text=reason + "\n")
         return web.HTTPBadRequest(text=reason + "\n")
 
-    async def take_slot(namespace: str, segment_id: str) -> None:
+    async def take_slot(request: web.Request, namespace: str, segment_id: str | None) -> None:
+        """An upload slot for the request, held until :func:`free_slot` or the end of the
+        request's task (a client told 100 Continue may never send its body)."""
         try:
             await asyncio.wait_for(upload_slots.acquire(), upload_wait)
         except asyncio.TimeoutError:
@@ -268,6 +271,13 @@ def make_app(
                 text="every upload slot is taken, try again later\n",
                 headers={"Retry-After": _BUSY_RETRY_AFTER},
             ) from None
+        holding.add(id(request))
+        request.task.add_done_callback(lambda _task: free_slot(request))
+
+    def free_slot(request: web.Request) -> None:
+        if id(request) in holding:
+            holding.discard(id(request))
+            upload_slots.release()
 
     async def check_quota(namespace: str, size: int) -> None:
         """507 unless ``size`` more bytes fit in the namespace's quota."""
@@ -294,8 +304,8 @@ def make_app(
         return received
 
     async def expect_continue(request: web.Request) -> None:
-        # "Expect: 100-continue": refuse a bad token or an oversized body before the client
-        # sends it.
+        # "Expect: 100-continue": refuse a bad token, an oversized body, a full quota or a
+        # busy server before the client sends the body.
         if request.version != aiohttp.HttpVersion11:
             return
         if request.headers.get("Expect", "").lower() != "100-continue":
@@ -307,6 +317,8 @@ def make_app(
                 413, f"body of {length} bytes exceeds the limit of {max_body_bytes}", namespace, None
             )
         await check_quota(namespace, length or 0)
+        # the slot now, so that a client waiting for 100 is told 503 before it sends
+        await take_slot(request, namespace, None)
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     async def put_segment(request: web.Request) -> web.Response:
@@ -330,13 +342,14 @@ def make_app(
                 413, f"body of {length} bytes exceeds the limit of {max_body_bytes}", namespace, segment_id
             )
         await check_quota(namespace, length or 0)
-        await take_slot(namespace, segment_id)
+        if id(request) not in holding:  # not taken by expect_continue
+            await take_slot(request, namespace, segment_id)
         quota.reserve(namespace, length or 0)
         try:
             return await check_and_store(request, namespace, segment_id, sha256)
         finally:
             quota.release(namespace, length or 0)
-            upload_slots.release()
+            free_slot(request)
 
     async def check_and_store(request: web.Request, namespace: str, segment_id: str, sha256: str):
         fd, path = tempfile.mkstemp(prefix=".upload-", suffix=".tmp", dir=incoming)
