@@ -104,6 +104,12 @@ async def _run(app, host: str, port: int, ui: bool) -> None:
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     try:
+        incoming = getattr(app[STORE_KEY], "incoming", None)
+        if incoming is not None:  # a directory store: what a killed server left there
+            from ..server.incoming import clean
+
+            for name in clean(incoming()):
+                click.echo(f"removed {name}: left in .incoming by a server that is gone", err=True)
         check = getattr(app[STORE_KEY], "check", None)
         if check is not None:  # S3: the bucket exists and the credentials are accepted
             try:

@@ -49,6 +49,7 @@ from ..remote.protocol import (
 )
 from ..remote.requires import aiohttp as _require
 from ..remote.verify import check_body
+from .incoming import temp_prefix
 from .quotas import Quotas
 from .state import AUTHENTICATE_KEY, DEFAULT_MAX_SEGMENT_BYTES, METRICS_KEY, STORE_KEY
 from .stores import ConflictError, NotFound, StoreUnavailable
@@ -352,7 +353,7 @@ def make_app(
             free_slot(request)
 
     async def check_and_store(request: web.Request, namespace: str, segment_id: str, sha256: str):
-        fd, path = tempfile.mkstemp(prefix=".upload-", suffix=".tmp", dir=incoming)
+        fd, path = tempfile.mkstemp(prefix=temp_prefix(), suffix=".tmp", dir=incoming)
         try:
             try:
                 received = await receive_body(request, fd, namespace, segment_id)
