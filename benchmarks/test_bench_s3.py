@@ -26,8 +26,8 @@ from benchutil import N_SEGMENTS, benchmark_uploader, mb_per_s, run
 pytest.importorskip("aiohttp")
 zstandard = pytest.importorskip("zstandard")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from safe_data.journal.format import ZSTD_LEVEL  # noqa: E402
 from safe_data.remote.sinks.s3 import S3Sink  # noqa: E402
-from safe_data.remote.uploader import ZSTD_LEVEL  # noqa: E402
 from tests import seaweedfs as weed  # noqa: E402
 
 CONCURRENCY = 4

@@ -36,9 +36,10 @@ pytest.importorskip("aiohttp")
 zstandard = pytest.importorskip("zstandard")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import safe_data as sd  # noqa: E402
+from safe_data.journal.format import ZSTD_LEVEL  # noqa: E402
 from safe_data.remote.sinks.http import HttpSink  # noqa: E402
 from safe_data.remote.sinks.s3 import S3Sink  # noqa: E402
-from safe_data.remote.uploader import ZSTD_LEVEL, Uploader  # noqa: E402
+from safe_data.remote.uploader import Uploader  # noqa: E402
 from tests.seaweedfs import find_weed, new_bucket  # noqa: E402
 from tests.seaweedfs_cluster import Cluster  # noqa: E402
 from tests.server_helpers import start_cli, stop_cli  # noqa: E402

@@ -60,9 +60,10 @@ from safe_data import _core as C
 aiohttp = pytest.importorskip("aiohttp")
 zstandard = pytest.importorskip("zstandard")
 
+from safe_data.journal.format import ZSTD_LEVEL  # noqa: E402
 from safe_data.remote.sinks.directory import DirectorySink  # noqa: E402
 from safe_data.remote.sinks.http import HttpSink  # noqa: E402
-from safe_data.remote.uploader import ZSTD_LEVEL, Uploader  # noqa: E402
+from safe_data.remote.uploader import Uploader  # noqa: E402
 
 CONCURRENCY = 4  # Uploader's default
 UPLOAD_ROUNDS = 5

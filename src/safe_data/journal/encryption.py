@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterable
 
 from ..errors import MissingDependencyError, SafeDataError
+from .format import MAX_SEGMENT_BYTES, ZSTD_LEVEL
 
 __all__ = [
     "AGE_HEADER",
@@ -45,10 +46,6 @@ AGE_HEADER = b"age-encryption.org/v1\n"
 #: an identity file for the readers and ``safe-data pull`` when none is given
 IDENTITY_ENV = "SAFE_DATA_IDENTITY_FILE"
 INSTALL = "pip install 'safe_data[encrypt]'"
-#: zstd level of an encrypted segment at rest, the uploader's (remote/uploader.py)
-ZSTD_LEVEL = 1
-#: a segment decrypted at rest may not decompress to more than this (remote/protocol.py's)
-MAX_SEGMENT_BYTES = 256 << 20
 
 
 class DecryptionError(SafeDataError, ValueError):

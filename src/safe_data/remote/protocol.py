@@ -26,6 +26,7 @@ import re
 
 from ..journal import format as fmt
 from ..journal.encryption import is_encrypted
+from ..journal.format import MAX_SEGMENT_BYTES
 from .verify import InvalidSegment, SegmentTooLarge, SegmentVerifier, check_encrypted, frame_window
 
 __all__ = [
@@ -57,8 +58,6 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 BODY_SUFFIX = fmt.SEALED_SUFFIX + ".zst"
 HASH_SUFFIX = ".sha256"
 
-#: receivers refuse a segment that decompresses to more than this (docs/remote.md)
-MAX_SEGMENT_BYTES = 256 << 20
 
 valid_segment_id = fmt.is_segment_id
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..journal.format import MAX_SEGMENT_BYTES
 from ..remote.requires import aiohttp as _require
 
 _require("The backup server (safe-data serve)")
 from aiohttp import web  # noqa: E402
 
 #: the largest decompressed segment accepted, unless told otherwise
-DEFAULT_MAX_SEGMENT_BYTES = 256 << 20
+DEFAULT_MAX_SEGMENT_BYTES = MAX_SEGMENT_BYTES
 
 STORE_KEY = web.AppKey("store", object)  # a DirectoryStore, S3Store, ...
 METRICS_KEY = web.AppKey("metrics", dict)
