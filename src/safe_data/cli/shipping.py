@@ -186,6 +186,13 @@ _PROFILE = click.option(
 )
 
 
+def _remote_options(command):
+    """The options every command that talks to a backup takes, in the order help lists them."""
+    for option in reversed((_TOKEN, _NAMESPACE, _ENDPOINT, _REGION, _PROFILE, _CONNECT_TIMEOUT, _TIMEOUT)):
+        command = option(command)
+    return command
+
+
 @click.command()
 @click.argument("target", metavar="[TARGET]", required=False)
 @click.option(
@@ -202,13 +209,7 @@ _PROFILE = click.option(
     metavar="K",
     help="Destinations that must acknowledge a segment before it is freed (default: all).",
 )
-@_TOKEN
-@_NAMESPACE
-@_ENDPOINT
-@_REGION
-@_PROFILE
-@_CONNECT_TIMEOUT
-@_TIMEOUT
+@_remote_options
 @_RECIPIENT
 @_JSON
 @click.pass_obj
@@ -347,13 +348,7 @@ def _flush(uploader, pending, timeout: float | None) -> bool:
 
 @click.command()
 @_TARGET
-@_TOKEN
-@_NAMESPACE
-@_ENDPOINT
-@_REGION
-@_PROFILE
-@_CONNECT_TIMEOUT
-@_TIMEOUT
+@_remote_options
 @_IDENTITY
 @_JSON
 @click.pass_obj
@@ -476,13 +471,7 @@ def _subset(ctx, param, value: str):
     metavar="N|P%",
     help="Segments to download and verify: a number, or a percentage of those listed (at least 1).",
 )
-@_TOKEN
-@_NAMESPACE
-@_ENDPOINT
-@_REGION
-@_PROFILE
-@_CONNECT_TIMEOUT
-@_TIMEOUT
+@_remote_options
 @_IDENTITY
 @_JSON
 @click.pass_obj
