@@ -69,7 +69,7 @@ assert_type(uploader.start(), safe_data.Uploader)
 assert_type(safe_data.S3Sink("bucket", endpoint_url="http://127.0.0.1:8333"), safe_data.S3Sink)
 assert_type(safe_data.DirectorySink("backup"), safe_data.DirectorySink)
 assert_type(safe_data.stats(), dict[str, int])
-safe_data.Uploader("http://backup:8765")  # E: Argument 1 to "Uploader" has incompatible type "str"; expected "Sink"
+safe_data.Uploader("http://backup:8765")  # E: Argument 1 to "Uploader" has incompatible type "str"; expected "Sink | None"
 
 # the subpackages, loaded on first use
 with safe_data.atomic.open("state.json", default={}) as store:
