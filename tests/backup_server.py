@@ -40,6 +40,15 @@ def start_server(store, tokens, port=0):
     return proc, line.split()[-1]
 
 
+def start_server_for(tmp_path, token, namespace="app"):
+    """:func:`start_server` on ``tmp_path/"store"``, with a tokens file (0600) giving
+    ``namespace`` the token ``token``; the process and its URL."""
+    tokens = Path(tmp_path) / "tokens"
+    tokens.write_text(f"{namespace}:{token}\n")
+    tokens.chmod(0o600)
+    return start_server(Path(tmp_path) / "store", tokens)
+
+
 def stop(server):
     """Stop the server (at once if already killed) and close its end of the pipe."""
     server.terminate()

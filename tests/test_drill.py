@@ -21,7 +21,7 @@ from safe_data.remote.sinks.directory import DirectorySink  # noqa: E402
 from safe_data.remote.uploader import Uploader  # noqa: E402
 
 from ._helpers import wait_until  # noqa: E402
-from .backup_server import start_server, stop  # noqa: E402
+from .backup_server import start_server_for, stop  # noqa: E402
 from .seaweedfs import new_bucket  # noqa: E402
 
 TOKEN = "s3cret-token-of-the-app"
@@ -40,10 +40,7 @@ def ok(proc):
 
 @pytest.fixture
 def server(tmp_path):
-    tokens = tmp_path / "tokens"
-    tokens.write_text(f"app:{TOKEN}\n")
-    tokens.chmod(0o600)
-    proc, url = start_server(tmp_path / "store", tokens)
+    proc, url = start_server_for(tmp_path, TOKEN)
     yield url, tmp_path / "store" / "app"
     stop(proc)
 

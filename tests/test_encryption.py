@@ -24,7 +24,7 @@ from safe_data.remote.protocol import HASH_SUFFIX  # noqa: E402
 from safe_data.remote.sinks.directory import DirectorySink  # noqa: E402
 from safe_data.remote.sinks.s3 import S3Sink  # noqa: E402
 
-from .backup_server import start_server, stop  # noqa: E402
+from .backup_server import start_server_for, stop  # noqa: E402
 from .seaweedfs import new_bucket  # noqa: E402
 from .server_helpers import http_request, start_cli, stop_cli  # noqa: E402
 
@@ -67,10 +67,7 @@ def segments(path) -> list:
 
 @pytest.fixture
 def server(tmp_path):
-    tokens = tmp_path / "tokens"
-    tokens.write_text(f"app:{TOKEN}\n")
-    tokens.chmod(0o600)
-    proc, url = start_server(tmp_path / "store", tokens)
+    proc, url = start_server_for(tmp_path, TOKEN)
     yield url, tmp_path / "store" / "app"
     stop(proc)
 

@@ -18,7 +18,7 @@ import pytest
 
 import safe_data
 
-from .backup_server import start_server, stop
+from .backup_server import start_server_for, stop
 
 README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
 TOKEN = "readme-test-token-52b8"
@@ -57,10 +57,7 @@ def test_every_python_block_of_the_readme_runs(tmp_path):
     assert len(blocks) >= 4
     (tmp_path / "blocks.json").write_text(json.dumps(blocks))
     (tmp_path / "RUNNER.py").write_text(RUNNER)
-    tokens = tmp_path / "tokens"
-    tokens.write_text(f"app:{TOKEN}\n")
-    tokens.chmod(0o600)
-    server, url = start_server(tmp_path / "store", tokens)
+    server, url = start_server_for(tmp_path, TOKEN)
     try:
         work = tmp_path / "reader"
         work.mkdir()
