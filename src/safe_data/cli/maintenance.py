@@ -7,7 +7,7 @@ import time
 
 import click
 
-from ..journal import retention
+from ..journal import ledger, retention
 from ..journal.journal import to_ns
 from ..journal.reader import Problem
 from ..journal.recovery import DAMAGED_DIR
@@ -49,6 +49,7 @@ def verify(journal_path, fix, as_json) -> None:
     directory = _journal_dir(journal_path)
     key = _read_key(directory)
     found, segments = _check(directory, key)
+    deleted = _deleted_on_backup(directory)
     repaired, remaining = [], found
     if fix and found:
         repaired = repair(directory, found)
@@ -62,12 +63,25 @@ def verify(journal_path, fix, as_json) -> None:
                 "problems": [_problem_json(p) for p in found],
                 "repaired": repaired,
                 "remaining": [_problem_json(p) for p in remaining],
+                "deleted_on_backup": [{"segment": d.segment, "why": d.why} for d in deleted],
             }
         )
     else:
         _report_check(found, repaired, remaining, segments, fix)
+        for d in deleted:
+            click.echo(f"segment {d.segment}: {d.why} (not missing: recorded by pull)")
     if remaining:
         raise click.exceptions.Exit(EXIT_FAILED)
+
+
+def _deleted_on_backup(directory: str) -> list:
+    """The ledger's departures of segments the backup deleted (``safe-data pull`` records
+    them), which are not in the journal: reported as such, never as missing."""
+    departures, _problems = ledger.read(directory)
+    return sorted(
+        (d for d in departures.values() if d.why.startswith(ledger.DELETED_ON_BACKUP)),
+        key=lambda d: d.segment,
+    )
 
 
 def _check(directory: str, key) -> tuple[list[Problem], int]:

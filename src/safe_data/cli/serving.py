@@ -213,6 +213,46 @@ async def _run(app, host: str, port: int, ui: bool) -> None:
     "retries later.",
 )
 @click.option(
+    "--keep-within",
+    default=None,
+    metavar="DURATION",
+    help="Retention: keep every segment whose newest record is younger than this "
+    "(30d, 12h, 2w); older ones go unless --keep-daily or --keep-weekly keep them.",
+)
+@click.option(
+    "--keep-daily",
+    default=0,
+    type=click.IntRange(0),
+    metavar="N",
+    help="Retention: beyond --keep-within, keep the newest segment of each writer on "
+    "each of the N most recent days (UTC) that have segments.",
+)
+@click.option(
+    "--keep-weekly",
+    default=0,
+    type=click.IntRange(0),
+    metavar="N",
+    help="Retention: likewise, for each of the N most recent ISO weeks.",
+)
+@click.option(
+    "--retention-every",
+    default="1h",
+    show_default=True,
+    metavar="DURATION",
+    help="How often the server applies the retention policy (and once at start).",
+)
+@click.option(
+    "--prune-now",
+    is_flag=True,
+    help="Apply the retention policy once to every namespace, print what went and why, "
+    "and exit (no server is started).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="With --prune-now: delete nothing, print what would go and why.",
+)
+@click.option(
     "--ui/--no-ui", default=True, show_default=True, help="Serve the web view at /ui/ (docs/web.md)."
 )
 @click.pass_obj
@@ -228,6 +268,12 @@ def serve(
     journal_dir,
     journal_readers,
     quota_specs,
+    keep_within,
+    keep_daily,
+    keep_weekly,
+    retention_every,
+    prune_now,
+    dry_run,
     ui,
 ) -> None:
     """Run the backup server: receive sealed segments over HTTP and store them.
@@ -236,6 +282,10 @@ def serve(
     --journal DIR given), see a record and its caller, download a restore.  Prints
     'serving on http://HOST:PORT' when ready (then 'web view on URL'); SIGTERM or Ctrl-C
     stop it.
+
+    With --keep-within, --keep-daily or --keep-weekly the server deletes what the policy
+    does not keep, at start and every --retention-every (docs/remote.md, "Retention on
+    the server"); without, it never deletes (only an admin token does).
     """
     import logging
 
@@ -250,7 +300,11 @@ def serve(
     namespaces = set(tokens) | set(admin_tokens)
     journal_readers = _journal_readers(journal_dir, journal_readers, namespaces)
     quotas = _quotas(quota_specs, namespaces)
+    policy, every = _retention(keep_within, keep_daily, keep_weekly, retention_every, prune_now, dry_run)
     store = _open_store(store_spec, s3_endpoint_url)
+    if prune_now:
+        asyncio.run(_prune(store, sorted(namespaces), policy, dry_run))
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     app = make_app(
         store,
@@ -262,8 +316,67 @@ def serve(
         web_view=ui,
         journal=journal_dir,
         journal_readers=journal_readers,
+        retention=policy,
+        retention_every=every,
     )
     asyncio.run(_run(app, host, port, ui))
+
+
+def _retention(keep_within, keep_daily, keep_weekly, every, prune_now, dry_run):
+    """(the retention Policy, seconds between passes) from the options."""
+    from ..server.retention import Policy, parse_duration
+
+    try:
+        within = None if keep_within is None else parse_duration(keep_within)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--keep-within'") from None
+    try:
+        seconds = parse_duration(every)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--retention-every'") from None
+    policy = Policy(within, keep_daily, keep_weekly)
+    if dry_run and not prune_now:
+        raise click.UsageError("--dry-run goes with --prune-now")
+    if prune_now and not policy:
+        raise click.UsageError("--prune-now needs a policy: --keep-within, --keep-daily or --keep-weekly")
+    return policy, seconds
+
+
+async def _prune(store, namespaces: list[str], policy, dry_run: bool) -> None:
+    """``--prune-now``: one retention pass over ``namespaces``, each segment that goes (or
+    would) printed with why, then a summary line."""
+    import time
+
+    from ..present import human_bytes
+    from ..server.retention import run_pass, store_caller
+    from ..server.stores import StoreUnavailable
+
+    verb = "would delete" if dry_run else "deleted"
+    gone = kept = freed = 0
+    try:
+        for namespace in namespaces:
+            result = await run_pass(store_caller(store), namespace, policy, time.time(), dry_run=dry_run)
+            going = [d for d in result.decisions if not d.keep] if dry_run else result.deleted
+            for d in going:
+                click.echo(f"{verb} {namespace}/{d.id} ({_when(d.newest)}, {human_bytes(d.size)}): {d.why}")
+            gone += len(going)
+            kept += result.kept
+            freed += sum(d.size for d in going)
+    except StoreUnavailable as exc:
+        raise click.ClickException(f"store unavailable: {exc}") from None
+    finally:
+        aclose = getattr(store, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    click.echo(f"retention ({policy}): {kept} kept, {gone} {verb}, {human_bytes(freed)} freed" + (
+        " (dry run: nothing deleted)" if dry_run else ""
+    ))
+
+
+def _when(seconds: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _journal_readers(journal_dir, readers: tuple[str, ...], namespaces: set[str]):

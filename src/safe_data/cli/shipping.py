@@ -369,7 +369,9 @@ def pull(
 
     Segments already present are skipped, each downloaded one is verified (its hash,
     header and every frame; an encrypted one is decrypted with --identity first) before
-    it is written; the journal's key file does not travel (copy it back to read pickled
+    it is written; a segment the backup deleted (its retention, an admin token) is
+    counted and recorded in the journal's ledger, so that safe-data verify reads it as
+    deleted, not lost; the journal's key file does not travel (copy it back to read pickled
     values: docs/remote.md).  Exit 1 if the backup cannot be reached, a segment cannot be
     decrypted or does not verify (it is not written, the others are) or the download does
     not finish within the timeout (what was downloaded stays), 3 if the backup holds
@@ -377,6 +379,7 @@ def pull(
     """
     from ..journal.encryption import DecryptionError, read_identities
     from ..journal.journal import default_path
+    from ..remote._ledger import record_backup_deletions
     from ..remote.drill import fetch_verified
     from ..remote.protocol import InvalidSegment, SegmentTooLarge, decompress_segment
 
@@ -386,13 +389,19 @@ def pull(
     sink = make_sink(target, token, namespace, endpoint_url, connect_timeout, region, profile)
     _reach(sink, connect_timeout)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    counts = {"downloaded": 0, "already_here": 0, "listed": 0}
+    counts = {"downloaded": 0, "already_here": 0, "listed": 0, "deleted_on_backup": 0}
     invalid: list[str] = []
 
     async def fetch() -> None:
         try:
             entries = await sink.list()
             counts["listed"] = len(entries)
+            if hasattr(sink, "deletions"):  # what the backup deleted: recorded, not a gap
+                deleted = await sink.deletions()
+                counts["deleted_on_backup"] = len(deleted)
+                await asyncio.get_running_loop().run_in_executor(
+                    None, record_backup_deletions, directory, deleted
+                )
             with _progress(f"downloading {_count(len(entries), 'segment')}", len(entries)) as advance:
                 for entry in entries:
                     path = os.path.join(directory, entry["id"] + fmt.SEALED_SUFFIX)
@@ -432,9 +441,11 @@ def pull(
             {"journal": directory, "target": repr(sink), "ok": error is None, **counts, "error": error}
         )
     elif error is None:
+        deleted = counts["deleted_on_backup"]
         click.echo(
             f"{_count(counts['downloaded'], 'segment')} downloaded, "
             f"{counts['already_here']} already here, into {directory}"
+            + (f"; {deleted} deleted on the backup (recorded in the journal's ledger)" if deleted else "")
         )
     if error is not None:
         raise Failure(error, EXIT_FAILED)
@@ -533,6 +544,7 @@ def check_remote(
                 "checked": report.checked,
                 "undecrypted": report.undecrypted,
                 "expected": report.expected,
+                "deleted": report.deleted,
                 "problems": report.problems,
             }
         )
@@ -541,9 +553,16 @@ def check_remote(
             f" ({report.undecrypted} encrypted: ciphertext only, no --identity)" if report.undecrypted else ""
         )
         checked = _count(len(report.checked), "segment")
+        listed = (
+            f"{report.expected - len(report.deleted)} listed, {len(report.deleted)} deleted by the backup"
+            if report.deleted
+            else "all listed"
+        )
         click.echo(
             f"{checked} of {report.listed} downloaded and verified{undecrypted}; "
-            f"{report.expected} acknowledged segments known here, all listed"
+            f"{report.expected} acknowledged segments known here, {listed}"
         )
+        for line in report.deleted:
+            click.echo(line)
     if not report.ok:
         raise Failure("\n".join(report.problems), EXIT_FAILED)

@@ -28,6 +28,9 @@ from . import format as fmt
 from .reader import Problem
 
 LEDGER_FILE = "ledger"
+#: how the ``why`` of a segment deleted from the backup (by the server's retention) starts:
+#: ``safe-data pull`` records those it was told of, so the journal it fills has no gap
+DELETED_ON_BACKUP = "deleted on the backup"
 _ENOSPC = (errno.ENOSPC, errno.EDQUOT)
 
 

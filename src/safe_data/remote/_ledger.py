@@ -23,6 +23,7 @@ from .._fs import fsync, fsync_dir
 from ..journal import format as fmt
 from ..journal import ledger
 from ..journal.retention import MARKS_DIR
+from . import tombstones
 
 __all__ = ["PendingSegment", "pending_segments", "read_status", "MARKS_DIR"]
 
@@ -170,6 +171,23 @@ def remove_acknowledged(journal_path: str, segment_ids, by: str) -> list[str]:
     for path in removed:
         ledger.remove_index(path)
     return [id_of[path] for path in removed]
+
+
+def record_backup_deletions(journal_path: str, deleted) -> int:
+    """Record in the journal's ledger the segments the backup deleted (their tombstones,
+    :mod:`.tombstones`) that are neither in the journal nor in its ledger already, so
+    that its continuity check reads them as deleted, not lost; how many were recorded."""
+    gone, _problems = ledger.read(journal_path)
+    deleted = [t for t in deleted if tombstones.decode(tombstones.encode(t), t.get("id")) is not None]
+    departures = [
+        ledger.Departure(t["id"], None, None, tombstones.describe(t, "on the backup"), t["deleted_at"])
+        for t in deleted
+        if fmt.parse_segment_id(t["id"]) not in gone
+        and not os.path.exists(segment_path(journal_path, t["id"]))
+    ]
+    if departures:
+        ledger.record(journal_path, departures)
+    return len(departures)
 
 
 def remove_marks(journal_path: str, segment_ids) -> None:

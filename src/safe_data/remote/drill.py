@@ -7,7 +7,9 @@ every frame's CRC); an age-encrypted segment is checked as stored (its ciphertex
 SHA-256), then decrypted with the identity, if the drill has one, and checked inside.
 It also compares the listing with what this journal knows the remote acknowledged: a
 segment the journal's ledger deleted as acknowledged by that sink, or still marked for
-it, must be listed.  Every problem is one line of the report; the report is recorded in
+it, must be listed, unless the remote says it deleted it (a tombstone, listed by
+``deletions()`` where the sink has it: the server's retention or an admin token), which
+is reported as such and is no problem.  Every problem is one line of the report; the report is recorded in
 ``<journal>/uploaded/drill.json``, where ``safe-data stats`` and
 ``safe_data.stats()`` find the time of the last good drill
 (:func:`safe_data.remote._ledger.last_good_drill`).
@@ -26,7 +28,7 @@ import random
 import re
 
 from ..journal import encryption, ledger
-from . import _ledger
+from . import _ledger, tombstones
 from .protocol import MAX_SEGMENT_BYTES
 from .sinks import SinkError
 from .verify import InvalidSegment, SegmentTooLarge, check_compressed, check_encrypted
@@ -104,7 +106,8 @@ class DrillReport:
     remote, ``checked`` (ids downloaded and verified), ``expected`` (ids this journal
     knows the remote acknowledged), ``problems`` (one line each), ``time`` (ISO);
     ``undecrypted``: how many of the checked were encrypted and, without an identity,
-    verified as stored ciphertext only."""
+    verified as stored ciphertext only; ``deleted``: the acknowledged segments the remote
+    deleted (one line each: ``segment <id>: deleted by retention on <date>``)."""
 
     target: str
     listed: int = 0
@@ -112,6 +115,7 @@ class DrillReport:
     expected: int = 0
     problems: list[str] = dataclasses.field(default_factory=list)
     undecrypted: int = 0
+    deleted: list[str] = dataclasses.field(default_factory=list)
     time: str = dataclasses.field(default_factory=_ledger.now_iso)
 
     @property
@@ -164,8 +168,18 @@ async def drill(
         return report
     report.listed = len(entries)
     listed = {entry["id"] for entry in entries}
-    for segment_id in sorted(expected - listed):
-        report.problems.append(f"segment {segment_id}: acknowledged by {sink!r}, but missing from it")
+    missing = expected - listed
+    deleted: dict[str, dict] = {}
+    if missing and hasattr(sink, "deletions"):
+        try:
+            deleted = {t["id"]: t for t in await sink.deletions() if isinstance(t, dict) and "id" in t}
+        except (SinkError, OSError) as exc:
+            report.problems.append(f"cannot list the deletions of {sink!r}: {exc}")
+    for segment_id in sorted(missing):
+        if segment_id in deleted:
+            report.deleted.append(f"segment {segment_id}: {tombstones.describe(deleted[segment_id])}")
+        else:
+            report.problems.append(f"segment {segment_id}: acknowledged by {sink!r}, but missing from it")
     if not entries:
         report.problems.append(f"{sink!r} holds no segment: nothing could be read back")
     for entry in rng.sample(entries, sample_size(subset, len(entries))):
@@ -207,6 +221,7 @@ def record(journal_path: str, report: DrillReport) -> dict:
         "checked": len(report.checked),
         "undecrypted": report.undecrypted,
         "expected": report.expected,
+        "deleted": len(report.deleted),
         "problem_count": len(report.problems),
         "problems": report.problems[:MAX_RECORDED_PROBLEMS],
     }

@@ -17,6 +17,9 @@ from .protocol import valid_segment_id, valid_sha256
 
 __all__ = ["TOMBSTONE_SUFFIX", "MAX_REASON", "make", "encode", "decode", "describe"]
 
+#: the reason of the server's retention (safe_data.server.retention)
+RETENTION = "retention"
+
 TOMBSTONE_SUFFIX = ".deleted"
 #: the longest reason kept (characters): a tombstone stays small
 MAX_REASON = 200
@@ -58,6 +61,12 @@ def decode(data: bytes, segment_id: str) -> dict | None:
     return {k: tombstone[k] for k in ("id", "sha256", "size", "deleted_at", "reason")}
 
 
-def describe(tombstone: dict) -> str:
-    """``deleted on 2026-01-31 (reason)``: how readers report a deleted segment."""
-    return f"deleted on {tombstone['deleted_at'][:10]} ({tombstone['reason']})"
+def describe(tombstone: dict, where: str = "") -> str:
+    """``deleted by retention on 2026-01-31``, or ``deleted on 2026-01-31 (reason)`` for
+    another reason: how readers report a deleted segment; ``where``, e.g. ``"on the
+    backup"``, follows ``deleted``."""
+    deleted = f"deleted {where} " if where else "deleted "
+    date = tombstone["deleted_at"][:10]
+    if tombstone["reason"] == RETENTION:
+        return f"{deleted}by retention on {date}"
+    return f"{deleted}on {date} ({tombstone['reason']})"

@@ -85,6 +85,10 @@ class SegmentVerifier:
         self._expected: int | None = None  # the seq the next frame must carry (None: any)
         self._first: int | None = None
         self._open_ended = False
+        self._time = 0  # the time of the frame being read (version 1)
+        #: the time (ns) of the newest frame verified so far: the segment's time for the
+        #: server's retention (server/retention.py); None before the first
+        self.newest_ns: int | None = None
         # compact frames (version 2): the state the next frame is read in, how many slots
         # are defined, and the state the frame being read leaves
         self._state: compact.State | None = None
@@ -202,7 +206,7 @@ class SegmentVerifier:
             self._need = 1  # (see _filled: a compact frame's length, a byte at a time)
 
     def _frame_head(self, head: bytes) -> None:
-        frame_len, stored_crc, seq, _time, _thread, op, _flags, name_len = fmt.FRAME_HEADER.unpack(head)
+        frame_len, stored_crc, seq, self._time, _thread, op, _flags, name_len = fmt.FRAME_HEADER.unpack(head)
         if frame_len == 0:
             self._fail(self._frame, "zero bytes after the last frame")
         if frame_len < fmt.FRAME_HEADER_SIZE:
@@ -229,6 +233,7 @@ class SegmentVerifier:
         if self._open_ended:
             self._fail(pos, f"frame seq {seq} after a hole of unknown size")
         self._frame += self._frame_len
+        self._saw_time(time_ns)
         if definition:
             self._defined += 1
             return
@@ -257,6 +262,7 @@ class SegmentVerifier:
             self._fail(pos, f"frame out of sequence: seq {seq} where {self._expected} belongs")
         if self._first is None:
             self._first = seq
+        self._saw_time(self._time)
         if self._hole:
             hole = _read_hole(pos, self._frame_len, seq, bytes(self._pending[self._name_len :]))
             self._pending.clear()
@@ -268,6 +274,10 @@ class SegmentVerifier:
             self._expected = seq + 1
         self._hole = False
         self._frame += self._frame_len
+
+    def _saw_time(self, time_ns: int) -> None:
+        if self.newest_ns is None or time_ns > self.newest_ns:
+            self.newest_ns = time_ns
 
     def close(self) -> None:
         """Check the end; raise :class:`InvalidSegment` if the segment stops short."""
@@ -378,8 +388,13 @@ class _Inflated:
 
 
 def check_compressed(f, max_segment_bytes: int, sha256: str | None, segment_id: str | None = None) -> int:
-    """Check the zstd-compressed segment in the seekable binary file ``f``; return its
-    decompressed size.
+    """See :func:`_check_compressed`: the decompressed size."""
+    return _check_compressed(f, max_segment_bytes, sha256, segment_id).size
+
+
+def _check_compressed(f, max_segment_bytes: int, sha256: str | None, segment_id: str | None) -> _Inflated:
+    """Check the zstd-compressed segment in the seekable binary file ``f``; return what
+    came out of it (its decompressed ``size``, and its ``verifier``).
 
     Raise SegmentTooLarge past ``max_segment_bytes`` and InvalidSegment unless ``f`` holds
     exactly one complete zstd frame of a valid sealed segment (see :class:`SegmentVerifier`;
@@ -410,7 +425,7 @@ def check_compressed(f, max_segment_bytes: int, sha256: str | None, segment_id: 
     if out.problem is not None:
         raise out.problem
     out.verifier.close()
-    return out.size
+    return out
 
 
 def check_encrypted(f, sha256: str) -> int:
@@ -442,10 +457,14 @@ def check_encrypted(f, sha256: str) -> int:
     return size
 
 
-def check_body(f, max_segment_bytes: int, sha256: str, segment_id: str | None = None) -> int:
+def check_body(
+    f, max_segment_bytes: int, sha256: str, segment_id: str | None = None
+) -> tuple[int, int | None]:
     """:func:`check_encrypted` if ``f`` holds an age file (its first bytes say so), else
-    :func:`check_compressed`: the size of the ciphertext, or of the decompressed segment."""
+    :func:`check_compressed`: (the size of the ciphertext, or of the decompressed segment;
+    the time in ns of its newest record, None for a ciphertext, which cannot be read)."""
     f.seek(0)
     if is_encrypted(f.read(len(AGE_HEADER))):
-        return check_encrypted(f, sha256)
-    return check_compressed(f, max_segment_bytes, sha256, segment_id)
+        return check_encrypted(f, sha256), None
+    out = _check_compressed(f, max_segment_bytes, sha256, segment_id)
+    return out.size, out.verifier.newest_ns

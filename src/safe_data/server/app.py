@@ -35,9 +35,11 @@ import logging
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterable
 
 from .._fs import write_all
+from ..present import human_bytes
 from ..remote._ledger import last_good_drill
 from ..remote.protocol import (
     InvalidSegment,
@@ -51,6 +53,7 @@ from ..remote.requires import aiohttp as _require
 from ..remote.verify import check_body
 from .incoming import temp_prefix
 from .quotas import Quotas
+from .retention import Policy, run_pass
 from .state import AUTHENTICATE_KEY, DEFAULT_MAX_SEGMENT_BYTES, METRICS_KEY, STORE_KEY
 from .stores import ConflictError, NotFound, StoreUnavailable
 
@@ -70,12 +73,16 @@ _SHA_HEADER = "X-Content-SHA256"
 _BEARER = re.compile(r"Bearer[ ]+(\S+)[ ]*", re.IGNORECASE)
 
 
-def _check_upload(path: str, sha256: str, segment_id: str, max_segment_bytes: int) -> int:
+def _check_upload(path: str, sha256: str, segment_id: str, max_segment_bytes: int) -> tuple[int, float]:
     """Decompress and verify the body in the file; return the segment's size (an encrypted
-    body: only its form and hash, and its size).  Runs in a worker thread, in bounded
-    memory (:func:`~safe_data.remote.verify.check_body`)."""
+    body: only its form and hash, and its size) and its time for retention: that of its
+    newest record, or now for an encrypted body (which cannot be read; a time sent by the
+    client could not be checked).  Runs in a worker thread, in bounded memory
+    (:func:`~safe_data.remote.verify.check_body`)."""
+    received = time.time()
     with open(path, "rb") as f:
-        return check_body(f, max_segment_bytes, sha256, segment_id)
+        size, newest_ns = check_body(f, max_segment_bytes, sha256, segment_id)
+    return size, received if newest_ns is None else newest_ns / 1e9
 
 
 def _new_metrics() -> dict:
@@ -87,6 +94,8 @@ def _new_metrics() -> dict:
         "unauthorized": 0,
         "forbidden": 0,
         "deleted": 0,
+        "retention_deleted": 0,
+        "retention_last_run": 0.0,
         "bytes_received": 0,
         "bytes_stored": 0,
         "segment_bytes_stored": 0,
@@ -124,6 +133,13 @@ def _render_metrics(m: dict, journal: str | None = None) -> str:
         "# HELP safe_data_segments_deleted_total Segments deleted (by retention or an admin token).",
         "# TYPE safe_data_segments_deleted_total counter",
         f"safe_data_segments_deleted_total {m['deleted']}",
+        "# HELP safe_data_retention_deleted_total Segments deleted by the server's retention.",
+        "# TYPE safe_data_retention_deleted_total counter",
+        f"safe_data_retention_deleted_total {m['retention_deleted']}",
+        "# HELP safe_data_retention_last_run_timestamp_seconds When the last retention pass "
+        "finished; 0: never.",
+        "# TYPE safe_data_retention_last_run_timestamp_seconds gauge",
+        f"safe_data_retention_last_run_timestamp_seconds {m['retention_last_run']:.0f}",
         "# HELP safe_data_upload_received_bytes_total Compressed bytes received in uploads.",
         "# TYPE safe_data_upload_received_bytes_total counter",
         f"safe_data_upload_received_bytes_total {m['bytes_received']}",
@@ -170,6 +186,8 @@ def make_app(
     web_view: bool = False,
     journal: str | os.PathLike | None = None,
     journal_readers: Iterable[str] | None = None,
+    retention: Policy | None = None,
+    retention_every: float = 3600.0,
 ) -> web.Application:
     """The backup server application.
 
@@ -185,6 +203,10 @@ def make_app(
     seconds.  A body is streamed to a file (in the store's :meth:`incoming` directory if
     it has one, else the temporary directory) and checked from there, so an upload holds
     a few MiB of memory, whatever its size.
+
+    ``retention``: the policy (:mod:`.retention`) a pass applies to every namespace at
+    start and every ``retention_every`` seconds after (none: nothing is ever deleted but by
+    an admin token).
 
     ``web_view``: serve the web view under ``/ui/`` (docs/web.md), showing the tokens the
     store and, if given, the local ``journal`` directory (to the tokens of the namespaces
@@ -361,7 +383,7 @@ def make_app(
                 os.close(fd)
             metrics["bytes_received"] += received
             try:
-                size = await asyncio.get_running_loop().run_in_executor(
+                size, newest = await asyncio.get_running_loop().run_in_executor(
                     None, _check_upload, path, sha256, segment_id, max_segment_bytes
                 )
             except SegmentTooLarge as exc:
@@ -369,7 +391,7 @@ def make_app(
             except InvalidSegment as exc:
                 raise reject(400, str(exc), namespace, segment_id) from None
             try:
-                outcome = await call_store("put_file", namespace, segment_id, path, sha256)
+                outcome = await call_store("put_file", namespace, segment_id, path, sha256, newest)
             except ConflictError:
                 metrics["conflicts"] += 1
                 log.warning("conflict on %s/%s: other content already stored", namespace, segment_id)
@@ -418,6 +440,34 @@ def make_app(
         log.info("deleted %s/%s: %s", namespace, segment_id, tombstone["reason"])
         return web.json_response(tombstone)
 
+    async def retention_pass() -> None:
+        """One pass of the retention policy over every namespace, logged in one line."""
+        assert retention
+        results = []
+        for namespace in sorted({ns for ns, _tok, _role in credentials}):
+            result = await run_pass(call_store, namespace, retention, time.time())
+            for decision in result.deleted:
+                quota.deleted(namespace, decision.size)
+            metrics["deleted"] += len(result.deleted)
+            metrics["retention_deleted"] += len(result.deleted)
+            results.append(result)
+        metrics["retention_last_run"] = time.time()
+        log.info(
+            "retention (%s): %d kept, %d deleted, %s freed",
+            retention,
+            sum(r.kept for r in results),
+            sum(len(r.deleted) for r in results),
+            human_bytes(sum(r.freed for r in results)),
+        )
+
+    async def retention_loop() -> None:
+        while True:
+            try:
+                await retention_pass()
+            except Exception as exc:  # a store unavailable for now: next time
+                log.error("retention pass failed, tried again in %gs: %s", retention_every, exc)
+            await asyncio.sleep(retention_every)
+
     async def list_deletions(request: web.Request) -> web.Response:
         namespace = authenticate(request)
         return web.json_response(await call_store("deletions", namespace))
@@ -452,6 +502,16 @@ def make_app(
             await aclose()
 
         app.on_cleanup.append(close_store)
+    if retention:
+
+        async def start_retention(app: web.Application):
+            task = asyncio.get_running_loop().create_task(retention_loop())
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        app.cleanup_ctx.append(start_retention)
     app.router.add_put("/v1/segments/{segment_id:[\\s\\S]*}", put_segment, expect_handler=expect_continue)
     app.router.add_get("/v1/segments", list_segments)
     app.router.add_get("/v1/segments/{segment_id:[\\s\\S]*}", get_segment)

@@ -378,6 +378,16 @@ class S3Sink(Sink):
         found = await self.stat(segment_id)
         return None if found is None else found[0]
 
+    async def metadata(self, segment_id: str) -> Mapping[str, str] | None:
+        """The headers of the segment's object (its user metadata, ``Last-Modified``),
+        or ``None`` if it is not stored."""
+        status, headers, _ = await self._request("HEAD", self._object_path(segment_id))
+        if status == 404:
+            return None
+        if status != 200:
+            raise TransientError(f"S3 HEAD {self.key(segment_id)} answered {status}")
+        return headers
+
     async def stat(self, segment_id: str) -> tuple[str, int] | None:
         """(:meth:`head`'s hash, the object's size), or ``None`` if it is not stored."""
         status, headers, _ = await self._request("HEAD", self._object_path(segment_id))
@@ -401,9 +411,12 @@ class S3Sink(Sink):
             f"with other content (sha256 {stored or 'unknown'}, ours {sha256}); not overwritten"
         )
 
-    async def put(self, segment_id: str, body: bytes | FileBody, sha256: str) -> None:
+    async def put(
+        self, segment_id: str, body: bytes | FileBody, sha256: str, metadata: Mapping[str, str] | None = None
+    ) -> None:
         """Store one zstd-compressed segment (*sha256*: hash of the raw segment), given
-        as bytes or as a :class:`FileBody`; returning means acknowledged."""
+        as bytes or as a :class:`FileBody`; returning means acknowledged.  ``metadata``:
+        more user metadata of the object (``x-amz-meta-<name>``)."""
         path = self._object_path(segment_id)
         sha256 = sha256.lower()
         check_sha(sha256)
@@ -418,6 +431,7 @@ class S3Sink(Sink):
             "content-md5": content_md5,
             "if-none-match": "*",
             "x-amz-meta-sha256": sha256,
+            **{f"x-amz-meta-{name}": value for name, value in (metadata or {}).items()},
         }
         status, _, data = await self._request(
             "PUT", path, headers=headers, body=body, body_sha256=body_sha256

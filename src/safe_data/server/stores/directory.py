@@ -10,6 +10,11 @@ Directories are created with mode 0700, files with 0600.
 Every file is written atomically and durably: a temporary file in the same directory,
 write, fsync, rename over the final name, fsync the directory.
 
+Beside them, ``<segment id>.newest`` holds the time of the segment (seconds since the
+epoch, as text) that the server's retention goes by (:mod:`safe_data.server.retention`),
+written before the hash file; an entry without one (stored by a sink) has its body's
+modification time.
+
 Order: the body (``.seg.zst``) first, the hash file last.  The hash file is the commit
 record of an entry, and a reader (:func:`~safe_data.remote.protocol.committed`) sees an
 entry only through it:
@@ -60,6 +65,8 @@ __all__ = ["DirectoryStore"]
 #: store's filesystem, so a checked body is renamed into place; never a namespace (those
 #: start with a letter, digit or underscore)
 INCOMING = ".incoming"
+#: the file beside an entry that holds its time for retention
+NEWEST_SUFFIX = ".newest"
 
 
 def _move_into_place(path: str, directory: str, name: str) -> None:
@@ -138,13 +145,18 @@ class DirectoryStore:
         os.makedirs(path, mode=0o700, exist_ok=True)
         return path
 
-    def put_file(self, namespace: str, segment_id: str, path: str, sha256: str) -> str:
+    def put_file(
+        self, namespace: str, segment_id: str, path: str, sha256: str, newest: float | None = None
+    ) -> str:
         """:meth:`put` of the compressed body in the file at ``path``, a file of this store's
         filesystem (made in :meth:`incoming`): renamed into place when stored, left where
-        it is otherwise (the caller removes it)."""
-        return self._put(namespace, segment_id, sha256, lambda d, name: _move_into_place(path, d, name))
+        it is otherwise (the caller removes it).  ``newest``: the segment's time for
+        retention (seconds since the epoch), kept when it is stored."""
+        return self._put(
+            namespace, segment_id, sha256, lambda d, name: _move_into_place(path, d, name), newest
+        )
 
-    def _put(self, namespace: str, segment_id: str, sha256: str, place) -> str:
+    def _put(self, namespace: str, segment_id: str, sha256: str, place, newest: float | None = None) -> str:
         """:meth:`put`, the body written as ``place(directory, name)`` says."""
         check_names(namespace, segment_id)
         sha256 = sha256.lower()
@@ -172,6 +184,8 @@ class DirectoryStore:
             # No commit record: any body present is a leftover of a crash, never
             # acknowledged, and is replaced.  Body first, hash (the commit) last.
             place(directory, body_name)
+            if newest is not None:
+                _atomic_write(directory, segment_id + NEWEST_SUFFIX, f"{newest:.3f}\n".encode("ascii"))
             _atomic_write(directory, hash_name, (sha256 + "\n").encode("ascii"))
             return "stored"
 
@@ -204,6 +218,27 @@ class DirectoryStore:
         """Bytes of the namespace's stored (compressed) bodies."""
         return sum(entry["size"] for entry in self.list(namespace))
 
+    def retention_entries(self, namespace: str) -> builtins.list[dict]:
+        """The entries of :meth:`list`, each with its ``newest``: the segment's time for
+        retention (seconds since the epoch), its body's modification time if the store
+        was not told."""
+        directory = self._namespace_dir(namespace, create=False)
+        entries = self.list(namespace)
+        for entry in entries:
+            entry["newest"] = self._newest(directory, entry["id"])
+        return entries
+
+    def _newest(self, directory: str, segment_id: str) -> float:
+        try:
+            with open(os.path.join(directory, segment_id + NEWEST_SUFFIX), "rb") as f:
+                return float(f.read(64))
+        except (FileNotFoundError, ValueError):
+            pass
+        try:
+            return os.stat(os.path.join(directory, segment_id + BODY_SUFFIX)).st_mtime
+        except FileNotFoundError:  # deleted since it was listed: it goes nowhere
+            return 0.0
+
     def delete(self, namespace: str, segment_id: str, reason: str) -> dict:
         """Delete a committed entry, its tombstone written first; return the tombstone.
         Raise :class:`NotFound` if there is no such entry."""
@@ -221,6 +256,8 @@ class DirectoryStore:
             os.unlink(os.path.join(directory, segment_id + HASH_SUFFIX))  # the commit record first
             fsync_dir(directory)
             os.unlink(path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, segment_id + NEWEST_SUFFIX))
             fsync_dir(directory)
             return tombstone
 

@@ -22,6 +22,9 @@ sinks' aiohttp sessions live) instead of running them in a worker thread.  Call
   ``If-None-Match`` (some SeaweedFS versions) cannot be made to overwrite an object by two
   concurrent uploads to one server.
 
+``put`` keeps the segment's time for retention (:mod:`safe_data.server.retention`) in the
+user metadata ``x-amz-meta-newest`` (seconds since the epoch).
+
 ``delete`` writes the tombstone (:mod:`safe_data.remote.tombstones`) as the object
 ``<prefix><namespace>/<segment id>.deleted`` before it deletes the segment's object; a
 ``put`` of an id without an object looks for a tombstone (one more ``GET``) and answers
@@ -36,7 +39,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import hmac
+import time
 from urllib.parse import urlsplit
 
 from ...remote import tombstones
@@ -60,6 +65,22 @@ def parse_s3_url(url: str) -> tuple[str, str]:
             raise ValueError(f"invalid prefix in {url!r}")
         prefix += "/"
     return bucket, prefix
+
+
+#: the user metadata of an object that holds its time for retention (x-amz-meta-newest)
+NEWEST_METADATA = "newest"
+
+
+def _newest(headers) -> float:
+    """An object's time for retention from its HEAD: its metadata, else Last-Modified."""
+    try:
+        return float(headers.get(f"x-amz-meta-{NEWEST_METADATA}") or "")
+    except ValueError:
+        pass
+    try:
+        return email.utils.parsedate_to_datetime(headers.get("Last-Modified") or "").timestamp()
+    except (TypeError, ValueError):
+        return time.time()  # no time at all: as if just stored, so it is kept
 
 
 class S3Store:
@@ -139,7 +160,14 @@ class S3Store:
         except (TransientError, RejectedError) as exc:
             raise StoreUnavailable(str(exc)) from None
 
-    async def put(self, namespace: str, segment_id: str, compressed: bytes | FileBody, sha256: str) -> str:
+    async def put(
+        self,
+        namespace: str,
+        segment_id: str,
+        compressed: bytes | FileBody,
+        sha256: str,
+        newest: float | None = None,
+    ) -> str:
         """Store ``compressed`` (whose decompressed SHA-256 is ``sha256``) under the id.
 
         Return ``"stored"``, ``"duplicate"`` or ``"deleted"`` (stored and deleted since:
@@ -164,7 +192,8 @@ class S3Store:
                     raise ConflictError(segment_id, stored, sha256)
                 return "duplicate"
             try:
-                await sink.put(segment_id, compressed, sha256)
+                metadata = None if newest is None else {NEWEST_METADATA: f"{newest:.3f}"}
+                await sink.put(segment_id, compressed, sha256, metadata)
             except RejectedError as exc:
                 # lost a race with another writer: its hash decides
                 stored = await self._stored_hash(sink, segment_id)
@@ -235,10 +264,30 @@ class S3Store:
         found = await asyncio.gather(*(self._tombstone(sink, e["id"]) for e in entries))
         return [t for t in found if t is not None]
 
-    async def put_file(self, namespace: str, segment_id: str, path: str, sha256: str) -> str:
+    async def put_file(
+        self, namespace: str, segment_id: str, path: str, sha256: str, newest: float | None = None
+    ) -> str:
         """:meth:`put` of the compressed body in the file at ``path``, streamed from it
         (the caller removes the file)."""
-        return await self.put(namespace, segment_id, FileBody(path), sha256)
+        return await self.put(namespace, segment_id, FileBody(path), sha256, newest)
+
+    async def retention_entries(self, namespace: str) -> list[dict]:
+        """The entries of the namespace (``{"id", "size", "newest"}``), ``newest`` being
+        the segment's time for retention (seconds since the epoch): the object's metadata
+        ``x-amz-meta-newest``, its ``Last-Modified`` if the store was not told.  One
+        listing and a ``HEAD`` per object."""
+        check_names(namespace)
+        sink = self._sink(namespace)
+        try:
+            entries = await sink.list(with_sha256=False)
+            found = await asyncio.gather(*(sink.metadata(e["id"]) for e in entries))
+        except (TransientError, RejectedError, S3Error) as exc:
+            raise StoreUnavailable(str(exc)) from None
+        out = []
+        for entry, headers in zip(entries, found, strict=True):
+            if headers is not None:  # (None: deleted since it was listed)
+                out.append({"id": entry["id"], "size": entry["size"], "newest": _newest(headers)})
+        return out
 
     async def get(self, namespace: str, segment_id: str) -> tuple[bytes, str]:
         """Return ``(compressed bytes, sha256)``; raise :class:`NotFound` if absent."""
