@@ -28,6 +28,7 @@ from .server_helpers import ADMIN, TOKEN, http_request, put_headers, start_cli, 
 
 DAY = 86400
 POLICY = ["--keep-within", "3d", "--keep-daily", "2", "--keep-weekly", "2"]
+SAID = "keep-within 3d, keep-daily 2, keep-weekly 2"  # how the server says it
 
 # A journal whose records carry the times given: the pure-Python writer (whose clock is
 # time.time_ns) in a process of its own, one sealed segment per time.
@@ -131,22 +132,12 @@ def test_retention_on_a_real_server_and_what_readers_report(tmp_path, store_args
     store, env = store_args
     env = dict(env, SAFE_DATA_TOKENS=f"alpha:{TOKEN},alpha:{ADMIN}:admin")
     times = week_times(time.time())
-    journal_a, journal_b = tmp_path / "a", tmp_path / "b"
-    names = dict(
-        zip(
-            [n for n in times if n[0] == "a"],
-            write_journal(journal_a, [t for n, t in times.items() if n[0] == "a"]),
-            strict=True,
-        )
-    )
-    names.update(
-        zip(
-            [n for n in times if n[0] == "b"],
-            write_journal(journal_b, [t for n, t in times.items() if n[0] == "b"]),
-            strict=True,
-        )
-    )
-    bodies = {n: (journal_a if n[0] == "a" else journal_b).joinpath(i + ".seg").read_bytes() for n, i in names.items()}
+    journals = {writer: tmp_path / writer for writer in "ab"}
+    names, bodies = {}, {}  # a1 -> its segment id, its bytes
+    for writer, journal in journals.items():
+        mine = [n for n in times if n[0] == writer]
+        names.update(zip(mine, write_journal(journal, [times[n] for n in mine]), strict=True))
+        bodies.update({n: journal.joinpath(names[n] + ".seg").read_bytes() for n in mine})
     goes = {names[n] for n in GOES}
     port = free_port()  # both servers on one URL: the journals' ledgers name it
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115  (closed below)
@@ -154,7 +145,7 @@ def test_retention_on_a_real_server_and_what_readers_report(tmp_path, store_args
         # 1. no policy: the server deletes nothing
         server, url = start_cli(*store, env=env, stderr=log, port=port)
         try:
-            for journal in (journal_a, journal_b):
+            for journal in journals.values():
                 pushed = cli("--journal", str(journal), "push", url, "--token", TOKEN)
                 assert pushed.returncode == 0, pushed.stderr
             assert len(listing(url)) == len(names)
@@ -167,14 +158,13 @@ def test_retention_on_a_real_server_and_what_readers_report(tmp_path, store_args
         lines = dry.stdout.splitlines()
         assert {line.split()[2].split("/")[1] for line in lines[:-1]} == goes
         assert all(line.startswith("would delete alpha/") and "older than 3d" in line for line in lines[:-1])
-        assert lines[-1].startswith("retention (keep-within 3d, keep-daily 2, keep-weekly 2): 6 kept, 3 would delete")
+        assert lines[-1].startswith(f"retention ({SAID}): 6 kept, 3 would delete")
 
         # 3. the server with the policy: a pass at start deletes exactly those, tombstones first
         server, url = start_cli(*store, *POLICY, env=env, stderr=log, port=port)
         try:
-            wait_until(
-                lambda: metric(url, "safe_data_retention_last_run_timestamp_seconds") > 0, 30, "no retention pass"
-            )
+            last_run = "safe_data_retention_last_run_timestamp_seconds"
+            wait_until(lambda: metric(url, last_run) > 0, 30, "no retention pass")
             assert {e["id"] for e in listing(url)} == set(names.values()) - goes
             tombstones = listing(url, "deletions")
             assert {t["id"] for t in tombstones} == goes
@@ -193,7 +183,7 @@ def test_retention_on_a_real_server_and_what_readers_report(tmp_path, store_args
             assert {e["id"] for e in listing(url)} == set(names.values()) - goes
 
             # 5. a drill of the journal that uploaded them: deleted by retention, no problem
-            drill = cli("--journal", str(journal_a), "check-remote", url, "--token", TOKEN)
+            drill = cli("--journal", str(journals["a"]), "check-remote", url, "--token", TOKEN)
             assert drill.returncode == 0, drill.stderr
             today = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
             for name in sorted(GOES):
@@ -208,7 +198,7 @@ def test_retention_on_a_real_server_and_what_readers_report(tmp_path, store_args
             stop_cli(server)
     finally:
         log.close()
-    assert re.search(r"retention \(keep-within 3d, keep-daily 2, keep-weekly 2\): 6 kept, 3 deleted", (tmp_path / "serve.log").read_text())
+    assert f"retention ({SAID}): 6 kept, 3 deleted" in (tmp_path / "serve.log").read_text()
     verified = cli("--journal", str(restored), "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     for name in sorted(GOES):

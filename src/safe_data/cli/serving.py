@@ -368,9 +368,12 @@ async def _prune(store, namespaces: list[str], policy, dry_run: bool) -> None:
         aclose = getattr(store, "aclose", None)
         if aclose is not None:
             await aclose()
-    click.echo(f"retention ({policy}): {kept} kept, {gone} {verb}, {human_bytes(freed)} freed" + (
-        " (dry run: nothing deleted)" if dry_run else ""
-    ))
+    freeing = (
+        f"{human_bytes(freed)} would be freed (dry run: nothing deleted)"
+        if dry_run
+        else (f"{human_bytes(freed)} freed")
+    )
+    click.echo(f"retention ({policy}): {kept} kept, {gone} {verb}, {freeing}")
 
 
 def _when(seconds: float) -> str:
