@@ -118,7 +118,10 @@ def plan(entries, policy: Policy, now: float) -> list[Decision]:
             kept[entry["id"]] = f"within {_duration_text(policy.keep_within)}"
         else:
             older.append(entry)
-    for count, period, name in ((policy.keep_daily, _day, "daily"), (policy.keep_weekly, _week, "weekly")):
+    for count, period, name, on in (
+        (policy.keep_daily, _day, "daily", "on"),
+        (policy.keep_weekly, _week, "weekly", "in"),
+    ):
         if not count:
             continue
         newest_of: dict[tuple[str, str], dict] = {}  # (period, writer) -> its newest segment
@@ -131,7 +134,7 @@ def plan(entries, policy: Policy, now: float) -> list[Decision]:
         recent = sorted({when for when, _writer in newest_of}, reverse=True)[:count]
         for (when, writer), entry in sorted(newest_of.items()):
             if when in recent:
-                kept.setdefault(entry["id"], f"{name}: the newest of writer {writer} on {when}")
+                kept.setdefault(entry["id"], f"{name}: the newest of writer {writer} {on} {when}")
     beyond = f"older than {_duration_text(policy.keep_within)}" if policy.keep_within else "older"
     decisions = [
         Decision(
