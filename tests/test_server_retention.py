@@ -205,3 +205,32 @@ def test_retention_on_a_real_server_and_what_readers_report(tmp_path, store_args
         assert f"segment {names[name]}: deleted on the backup by retention on {today}" in verified.stdout
     assert "missing" not in verified.stdout.replace("(not missing", "")
     shutil.rmtree(restored)
+
+
+def test_an_encrypted_segment_goes_by_the_time_the_server_received_it(tmp_path):
+    """The server cannot read an age body's records: its time is when it arrived, so a
+    segment of old records is kept as if new (its plain twin is not)."""
+    pytest.importorskip("pyrage")
+    old = time.time() - 40 * DAY
+    plain, secret = tmp_path / "plain", tmp_path / "secret"
+    (plain_id,) = write_journal(plain, [old])
+    (secret_id,) = write_journal(secret, [old])
+    recipient = cli("keygen", "--output", str(tmp_path / "id")).stdout.strip()
+    store = ["--store", str(tmp_path / "store")]
+    env = {"SAFE_DATA_TOKENS": f"alpha:{TOKEN}"}
+    server, url = start_cli(*store, env=env, stderr=subprocess.DEVNULL)
+    try:
+        for journal, more in ((plain, []), (secret, ["--recipient", recipient])):
+            pushed = cli("--journal", str(journal), "push", url, "--token", TOKEN, *more)
+            assert pushed.returncode == 0, pushed.stderr
+    finally:
+        stop_cli(server)
+    dry = cli("serve", *store, "--prune-now", "--dry-run", "--keep-within", "30d", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert [line.split()[2] for line in dry.stdout.splitlines()[:-1]] == [f"alpha/{plain_id}"]
+    # beside each entry: the time of its newest record, or when the server received it
+    newest = {
+        i: float((tmp_path / "store" / "alpha" / f"{i}.newest").read_text()) for i in (plain_id, secret_id)
+    }
+    assert newest[plain_id] == pytest.approx(old, abs=0.01)
+    assert time.time() - 600 < newest[secret_id] <= time.time()
