@@ -21,6 +21,10 @@ download; nothing they send can change or remove a stored segment), its admin to
 also ``DELETE /v1/segments/<id>`` (403 for an append-only token).  A deletion leaves a
 tombstone, listed by ``GET /v1/deletions`` (:mod:`safe_data.remote.tombstones`).
 
+With a ``retention`` policy the application deletes, at start and periodically, what the
+policy does not keep (:mod:`.retention`); each stored segment's time (its newest
+record, read during the checks above) is kept with it for that.
+
 With ``web_view=True`` the application also serves the web view (:mod:`.web`) under
 ``/ui/``.
 """

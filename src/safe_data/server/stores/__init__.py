@@ -4,7 +4,8 @@ segments of every namespace, and the refusals they share.
 :class:`~.directory.DirectoryStore` (a directory; its methods block) and
 :class:`~.s3.S3Store` (an S3 bucket; its methods are coroutines) have the same methods:
 ``put``, ``get``, ``list``, ``delete`` and ``deletions`` (the tombstones of
-:mod:`safe_data.remote.tombstones`).
+:mod:`safe_data.remote.tombstones`), and ``retention_entries`` (the entries with the
+time retention goes by, :mod:`safe_data.server.retention`).
 """
 
 from __future__ import annotations
