@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # what __getattr__ below loads on first use, for type checker
     from .containers.protect import SafeBytearray, SafeDefaultDict, SafeDeque, SafeOrderedDict, make_safe
     from .containers.proxies import SafeMappingProxy, SafeSequenceProxy, proxy
     from .containers.watch import flush_watched, unwatch, watch, watched_name
+    from .erasure import forget
     from .history import diff, discarded, history, restore
     from .integrations.metrics import stats
     from .journal.journal import Journal, configure, default_journal
@@ -61,6 +62,7 @@ _LAZY_FROM = {
     "containers.proxies": ("SafeMappingProxy", "SafeSequenceProxy", "proxy"),
     "containers.watch": ("watch", "unwatch", "watched_name", "flush_watched"),
     "history": ("diff", "discarded", "history", "restore"),
+    "erasure": ("forget",),
     "journal.journal": ("Journal", "configure", "default_journal"),
     "journal.reader": ("Problem", "Record"),
     "transactions": ("Transaction", "Unit", "redo", "transaction", "undo", "undo_log"),
@@ -134,6 +136,7 @@ __all__ = [
     "UndoError",
     "diff",
     "discarded",
+    "forget",
     "history",
     "restore",
     "undo",

@@ -39,6 +39,7 @@ SITES = (
     "upload.ack",  # the sink acknowledged it; nothing recorded yet
     "upload.delete",  # the acknowledged segment is deleted (or marked)
     "atomic.replace",  # safe_data.atomic renames the new file over the old one
+    "segment.rewrite",  # a repaired or forgetting segment's new file is durable, not renamed yet
 )
 
 

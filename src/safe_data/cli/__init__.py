@@ -12,7 +12,8 @@ The modules: ``app`` (the click group), ``exits`` (exit codes, :class:`Failure`)
 ``params`` (option types), ``output`` (text and JSON on stdout; what a record looks
 like is :mod:`safe_data.present`'s), ``journal_view`` (read-only segment summaries),
 and the commands: ``listing`` (log, show), ``restoring`` (restore), ``files``
-(file-versions, restore-file), ``maintenance`` (verify, stats, purge) and
+(file-versions, restore-file), ``maintenance`` (verify, stats, purge), ``forgetting``
+(forget) and
 ``walkthrough`` (demo).
 """
 

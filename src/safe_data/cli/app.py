@@ -13,6 +13,7 @@ import safe_data
 from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, Failure
 from .exporting import export
 from .files import file_versions, restore_file
+from .forgetting import forget
 from .keys import keygen
 from .listing import log, show
 from .maintenance import purge, stats, verify
@@ -81,6 +82,7 @@ for _command in (
     verify,
     stats,
     purge,
+    forget,
     push,
     pull,
     check_remote,

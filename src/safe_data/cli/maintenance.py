@@ -48,18 +48,19 @@ def verify(journal_path, fix, as_json) -> None:
     """
     directory = _journal_dir(journal_path)
     key = _read_key(directory)
-    found, segments = _check(directory, key)
+    found, segments, forgotten = _check(directory, key)
     deleted = _deleted_on_backup(directory)
     repaired, remaining = [], found
     if fix and found:
         repaired = repair(directory, found)
-        remaining, segments = _check(directory, key)
+        remaining, segments, forgotten = _check(directory, key)
     if as_json:
         _dump_json(
             {
                 "journal": directory,
                 "ok": not remaining,
                 "segments": segments,
+                "forgotten": forgotten,
                 "problems": [_problem_json(p) for p in found],
                 "repaired": repaired,
                 "remaining": [_problem_json(p) for p in remaining],
@@ -70,6 +71,8 @@ def verify(journal_path, fix, as_json) -> None:
         _report_check(found, repaired, remaining, segments, fix)
         for d in deleted:
             click.echo(f"segment {d.segment}: {d.why} (not missing: recorded by pull)")
+        if forgotten:
+            click.echo(f"{_count(forgotten, 'record')} forgotten on request (`safe-data forget --log` says which)")
     if remaining:
         raise click.exceptions.Exit(EXIT_FAILED)
 
@@ -84,10 +87,12 @@ def _deleted_on_backup(directory: str) -> list:
     )
 
 
-def _check(directory: str, key) -> tuple[list[Problem], int]:
+def _check(directory: str, key) -> tuple[list[Problem], int, int]:
+    """(the problems, the segments checked, the records forgotten on request in them)."""
     summaries = list(summarize_segments(directory, key=key, decode=True, description="verifying"))
     problems = [p for s in summaries for p in s.problems if not p.live]
-    return problems + continuity_problems(directory, summaries), len(summaries)
+    forgotten = sum(s.forgotten for s in summaries)
+    return problems + continuity_problems(directory, summaries), len(summaries), forgotten
 
 
 def _problem_json(problem: Problem) -> dict:
@@ -153,6 +158,7 @@ def journal_stats(directory: str) -> dict:
         "live": 0,
         "sealed_bytes": 0,
         "problems": 0,
+        "forgotten": 0,
     }
     containers: dict[bytes, list[int]] = {}
     summaries = []
@@ -165,6 +171,7 @@ def journal_stats(directory: str) -> dict:
         totals["live"] += s.live
         totals["sealed_bytes"] += s.disk_bytes if s.sealed else 0
         totals["problems"] += sum(not p.live for p in s.problems)
+        totals["forgotten"] += s.forgotten
         for name, span in s.containers.items():
             add_span(containers, name, *span)
     totals["problems"] += len(continuity_problems(directory, summaries))
@@ -176,6 +183,7 @@ def journal_stats(directory: str) -> dict:
         "disk_bytes": totals["disk_bytes"],
         "segments": {"sealed": totals["sealed"], "open": totals["open"], "live": totals["live"]},
         "problems": totals["problems"],
+        "forgotten": totals["forgotten"],
         "damaged": _damaged_files(directory),
         "pending_upload": _pending(directory, summaries),
         "uploader": _uploader_status(directory),
@@ -328,6 +336,8 @@ def _print_stats(figures: dict) -> None:
             f"{pending['note']}",
         ),
     ]
+    if figures["forgotten"]:
+        lines.append(("forgotten", f"{_count(figures['forgotten'], 'record')} on request (`safe-data forget --log`)"))
     if figures["uploader"] is not None:
         lines += _describe_uploader(figures["uploader"])
     if figures["drill"] is not None:

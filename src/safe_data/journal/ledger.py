@@ -113,8 +113,20 @@ def record_removal(directory: str, paths, why: str) -> list[str]:
 
 def record(directory: str, departures) -> None:
     """Append ``departures`` to the ledger in one write and make them durable."""
-    lines = b"".join(_line(d) for d in departures)
-    path = os.path.join(directory, LEDGER_FILE)
+    append(
+        directory,
+        LEDGER_FILE,
+        [d._asdict() for d in departures],
+        "record in its ledger the segments to delete; nothing was deleted",
+    )
+
+
+def append(directory: str, filename: str, objects, doing: str) -> None:
+    """Append ``objects`` as checksummed JSON lines to ``<directory>/<filename>`` in one
+    write and make them durable (the ledger's format, shared by the forgotten log);
+    ``doing`` ends the JournalFullError raised when the disk is full."""
+    lines = b"".join(checked_line(o) for o in objects)
+    path = os.path.join(directory, filename)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
         created = os.fstat(fd).st_size == 0
@@ -123,10 +135,7 @@ def record(directory: str, departures) -> None:
     except OSError as exc:
         if exc.errno in _ENOSPC:
             raise JournalFullError(
-                exc.errno,
-                f"no space left in {directory} to record in its "
-                f"ledger the segments to delete; nothing was "
-                f"deleted. Free some space first",
+                exc.errno, f"no space left in {directory} to {doing}. Free some space first"
             ) from exc
         raise
     finally:
@@ -135,9 +144,22 @@ def record(directory: str, departures) -> None:
         fsync_dir(directory)
 
 
-def _line(departure: Departure) -> bytes:
-    body = json.dumps(departure._asdict(), separators=(",", ":")).encode()
+def checked_line(obj: dict) -> bytes:
+    """The CRC32C of ``obj``'s JSON (8 hex digits), a space, the JSON, a newline."""
+    body = json.dumps(obj, separators=(",", ":")).encode()
     return b"%08x %s\n" % (_impl.crc32c(body), body)
+
+
+def parse_checked(line: bytes) -> dict | None:
+    """The object of a :func:`checked_line`, or None if it does not verify."""
+    crc, _, body = line.rstrip(b"\n").partition(b" ")
+    try:
+        if int(crc, 16) != _impl.crc32c(body):
+            return None
+        fields = json.loads(body)
+    except ValueError:
+        return None
+    return fields if isinstance(fields, dict) else None
 
 
 def read(directory: str):
@@ -162,14 +184,10 @@ def read(directory: str):
 
 
 def _parse(line: bytes) -> Departure | None:
-    crc, _, body = line.rstrip(b"\n").partition(b" ")
-    try:
-        if int(crc, 16) != _impl.crc32c(body):
-            return None
-        fields = json.loads(body)
-        departure = Departure(*(fields.get(name) for name in Departure._fields))
-    except (ValueError, AttributeError):  # not JSON, or not an object
+    fields = parse_checked(line)
+    if fields is None:
         return None
+    departure = Departure(*(fields.get(name) for name in Departure._fields))
     ok = (
         isinstance(departure.segment, str)
         and isinstance(departure.why, str)

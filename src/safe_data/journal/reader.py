@@ -116,9 +116,15 @@ class Hole(namedtuple("Hole", "offset length seq span saved")):
     """A frame (at ``offset``, ``length`` bytes) a repair put where records could not be
     read: it stands for ``span`` records from ``seq`` (0: an unknown number, up to the
     next segment) whose bytes were set aside; ``saved`` says where (a dict: ``file`` in
-    damaged/, ``offset`` and ``bytes`` there, ``reason``)."""
+    damaged/, ``offset`` and ``bytes`` there, ``reason``), or, for records forgotten on
+    request (:mod:`.forget`), ``{"forgotten": <forget id>, "reason": ...}``."""
 
     __slots__ = ()
+
+    @property
+    def forgotten(self) -> bool:
+        """The records it stands for were forgotten on request, not lost to damage."""
+        return "forgotten" in self.saved
 
 
 class Scan:

@@ -18,15 +18,15 @@ from __future__ import annotations
 import mmap
 import os
 import shutil
-import time
+from collections import namedtuple
 
-from .. import _impl
+from .. import _faults, _impl
 from .._fs import fsync, fsync_dir, write_all
 from . import format as fmt
 from . import ledger
 from .codec import encode_value
 from .encryption import AGE_HEADER, is_encrypted
-from .reader import Scan, records_text, segment_frames, shortfall
+from .reader import Hole, Scan, records_text, segment_frames, shortfall
 from .recovery import DAMAGED_DIR, recover_dead_segments
 from .segments import NEW_SUFFIX
 
@@ -100,12 +100,11 @@ def _repair_sealed(directory: str, name: str) -> str | None:
             if not scan.problems:
                 return None
             saved = _save_copy(directory, name, source)
-            rebuild = _rebuilt_compact if header.compact else _rebuilt
-            pieces = rebuild(data, header, frames, scan, saved)
+            pieces = rebuilt(header, frames, scan.holes + _holes_for_damage(header, scan, len(data), saved))
         finally:
             if isinstance(data, mmap.mmap):
                 data.close()
-        _replace(directory, path, source, pieces)
+        replace_segment(directory, path, source, pieces)
     return f"{name}: {_describe(scan, header, size)}; the original was saved to {saved}"
 
 
@@ -150,29 +149,38 @@ def _readable(data, name: str, header: fmt.SegmentHeader) -> tuple[list, Scan]:
             return found, stop.value
 
 
-def _rebuilt_compact(data, header: fmt.SegmentHeader, frames, scan: Scan, saved: str) -> list:
-    """_rebuilt of a compact segment: its frames cannot be copied as they are (each is
-    read in the state the frames before it leave), so the header is kept and the frames
-    written anew, in the same order, from what they hold: each record (with a definition
-    before the first of each (thread, name, number)), the holes already there, a hole for
-    each frame skipped and one for a damaged tail."""
+class NewHole(namedtuple("NewHole", "offset seq span saved")):
+    """A hole to write where the frame(s) at ``offset`` were: it stands for ``span``
+    records from ``seq``; ``saved`` says what became of them (see :class:`.reader.Hole`)."""
+
+    __slots__ = ()
+
+
+def rebuilt(header: fmt.SegmentHeader, frames, holes) -> list:
+    """A sealed segment rewritten, as pieces for :func:`replace_segment`: its header, then
+    in the order of their offsets ``frames`` (Frames that verified, kept) and ``holes``
+    (Holes already there, kept; NewHoles, written).  The records of ``frames`` and the
+    spans of ``holes`` must account for every seq the segment's header counts.
+
+    Every rewrite of a segment (a repair, forgetting records) goes through here: the new
+    file keeps the header, the seq chain and the time chain of the old one."""
+    placed = sorted([(f.offset, f) for f in frames] + [(h.offset, h) for h in holes], key=lambda p: p[0])
+    return _rebuilt_compact(header, placed) if header.compact else _rebuilt(header, placed)
+
+
+def _rebuilt_compact(header: fmt.SegmentHeader, placed) -> list:
+    """rebuilt() of a compact segment: its frames cannot be copied as they are (each is
+    read in the state the frames before it leave), so they are written anew, in the same
+    order, from what they hold: each record (with a definition before the first of each
+    (thread, name, number)) and each hole, at the time of the frame before it."""
     crc32c = _impl.crc32c
-    reasons = {p.offset: p.reason for p in scan.problems}
-    placed: list = [(f.offset, f) for f in frames]
-    placed += [(h.offset, (h.seq, _hole_payload(h.span, h.saved))) for h in scan.holes]
-    placed += [
-        (offset, (seq, _hole_payload(1, _saved(saved, offset, length, reasons[offset]))))
-        for offset, length, seq in scan.skipped
-    ]
-    tail = _tail_hole(header, scan, len(data), saved)
-    if tail is not None:
-        placed.append((scan.end, (tail[0], _hole_payload(tail[1], tail[2]))))
     out = bytearray()
     time_ns = header.created_ns
     slots: dict[tuple, int] = {}
-    for _, item in sorted(placed, key=lambda p: p[0]):
-        if isinstance(item, tuple):  # a hole: (seq, payload), at the time of the frame before
-            out += fmt.compact_frame(crc32c, item[0], time_ns, fmt.hole_body(0, item[1]))
+    for _, item in placed:
+        if isinstance(item, (Hole, NewHole)):
+            body = fmt.hole_body(0, _hole_payload(item.span, item.saved))
+            out += fmt.compact_frame(crc32c, item.seq, time_ns, body)
             continue
         triple = (item.thread, bytes(item.name), item.number)
         if triple not in slots:
@@ -185,29 +193,37 @@ def _rebuilt_compact(data, header: fmt.SegmentHeader, frames, scan: Scan, saved:
     return [(0, fmt.SEGMENT_HEADER_SIZE), bytes(out)]
 
 
-def _rebuilt(data, header: fmt.SegmentHeader, frames, scan: Scan, saved: str) -> list:
-    """The repaired segment, as pieces: (offset, length) of the original to copy, or the
-    bytes of a new hole.  The header, then in their order the frames that verify and the
-    holes already there, a hole for each frame skipped, and one for a damaged tail whose
-    records are not all accounted for."""
-    now = time.time_ns()
-    reasons = {p.offset: p.reason for p in scan.problems}
-    placed = [(f.offset, f.length) for f in frames] + [(h.offset, h.length) for h in scan.holes]
-    placed += [
-        (offset, _hole(seq, 1, now, _saved(saved, offset, length, reasons[offset])))
-        for offset, length, seq in scan.skipped
-    ]
-    tail = _tail_hole(header, scan, len(data), saved)
-    if tail is not None:
-        placed.append((scan.end, _hole(tail[0], tail[1], now, tail[2])))
+def _rebuilt(header: fmt.SegmentHeader, placed) -> list:
+    """rebuilt() of a version-1 segment: (offset, length) ranges of the original to copy
+    (the frames and the holes kept; contiguous ones in one range), and the bytes of each
+    new hole, at the time of the frame before it."""
     pieces: list = [(0, fmt.SEGMENT_HEADER_SIZE)]
-    for offset, piece in sorted(placed, key=lambda p: p[0]):
+    time_ns = header.created_ns
+    for offset, item in placed:
+        if isinstance(item, NewHole):
+            pieces.append(_hole(item.seq, item.span, time_ns, item.saved))
+            continue
+        if not isinstance(item, Hole):
+            time_ns = item.time_ns
         last = pieces[-1]
-        if isinstance(piece, int) and isinstance(last, tuple) and sum(last) == offset:
-            pieces[-1] = (last[0], last[1] + piece)  # contiguous frames: one copy
+        if isinstance(last, tuple) and sum(last) == offset:
+            pieces[-1] = (last[0], last[1] + item.length)  # contiguous frames: one copy
         else:
-            pieces.append((offset, piece) if isinstance(piece, int) else piece)
+            pieces.append((offset, item.length))
     return pieces
+
+
+def _holes_for_damage(header: fmt.SegmentHeader, scan: Scan, size: int, saved: str) -> list[NewHole]:
+    """A hole for each frame skipped, and one for a damaged tail whose records are not all
+    accounted for: their bytes are in the copy ``saved``."""
+    reasons = {p.offset: p.reason for p in scan.problems}
+    holes = [
+        NewHole(offset, seq, 1, _saved(saved, offset, length, reasons[offset])) for offset, length, seq in scan.skipped
+    ]
+    tail = _tail_hole(header, scan, size, saved)
+    if tail is not None:
+        holes.append(NewHole(scan.end, *tail))
+    return holes
 
 
 def _tail_hole(header: fmt.SegmentHeader, scan: Scan, size: int, saved: str):
@@ -290,9 +306,10 @@ def _exclusive_file(directory: str, stem: str, suffix: str) -> tuple[int, str]:
             n += 1
 
 
-def _replace(directory: str, path: str, source, pieces) -> None:
+def replace_segment(directory: str, path: str, source, pieces) -> None:
     """Atomically replace ``path`` by ``pieces``: (offset, length) ranges of ``source``
-    and bytes."""
+    and bytes; its index (derived from the old file) goes.  A crash at any step leaves
+    either the old file or the new one at ``path``."""
     # The .new suffix is the journal's own for files being built: should we crash before
     # the rename, recovery removes the leftover once it is stale.
     building = path + NEW_SUFFIX
@@ -306,8 +323,10 @@ def _replace(directory: str, path: str, source, pieces) -> None:
         fsync(fd)
     finally:
         os.close(fd)
+    _faults.point("segment.rewrite")
     os.rename(building, path)
     fsync_dir(directory)
+    ledger.remove_index(path)
 
 
 def _copy_range(source, fd: int, offset: int, length: int) -> None:

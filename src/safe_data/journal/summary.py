@@ -22,8 +22,8 @@ class SegmentSummary:
 
     ``name``, ``path``, ``sealed``, ``live`` (being written by a running process),
     ``records``, ``record_bytes`` (of frames), ``disk_bytes`` (allocated blocks),
-    ``oldest_ns``/``newest_ns`` (its records' times), ``container_names`` and
-    ``problems``.
+    ``oldest_ns``/``newest_ns`` (its records' times), ``container_names``, ``forgotten``
+    (records forgotten on request: holes, not records) and ``problems``.
     """
 
     def __init__(self, view: SegmentView, disk_bytes: int):
@@ -41,6 +41,7 @@ class SegmentSummary:
         #: container name (bytes) -> [records, bytes, oldest ns, newest ns]
         self.containers: dict[bytes, list[int]] = {}
         self.problems: list[Problem] = []
+        self.forgotten = 0
 
     def __repr__(self) -> str:
         return f"<SegmentSummary {self.name}: {self.records} records, {self.disk_bytes} bytes>"
@@ -126,6 +127,8 @@ def _summarize(view: SegmentView, key, decode: bool, advance) -> SegmentSummary:
     summary.problems.extend(view.problems)
     if view.header is not None and not view.vanished:  # (vanished: purged meanwhile)
         summary.span = Span.of(view.name, view.header, view.scan, view.live)
+    if view.scan is not None:
+        summary.forgotten = sum(h.span for h in view.scan.holes if h.forgotten)
     advance(summary.size - reported)
     return summary
 

@@ -1,0 +1,107 @@
+"""Erasure on request: :func:`forget` takes records out of the journal for good.
+
+The journal layer does the work (:mod:`.journal.forget`: sealed segments rewritten with a
+hole where each run of chosen records was; :mod:`.journal.forgotten`: the log of what was
+forgotten); this module says which records, the way history() names containers.
+"""
+
+from __future__ import annotations
+
+import getpass
+
+from .containers import _support
+from .errors import JournalReadOnlyError
+from .journal.forget import Choice, Forgotten
+from .journal.forget import forget as _forget
+from .journal.journal import to_ns
+
+TYPE_CHECKING = False  # typing costs milliseconds at import; type checkers treat this name as True
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from .journal.reader import Record
+
+
+def forget(
+    container: Any = None,
+    *,
+    name: str | None = None,
+    identity: tuple[int, int] | None = None,
+    before=None,
+    after=None,
+    journal=None,
+    predicate: Callable[[Record], bool] | None = None,
+    dry_run: bool = False,
+) -> Forgotten:
+    """Remove records from the journal for good: their values cannot be read back.
+
+    Parameters
+    ----------
+    container : SafeList, SafeDict, SafeSet, str or callable, optional
+        A safe container: its own records, by identity (as :func:`history` finds them),
+        from its journal.  A str: as ``name``.  A callable: as ``predicate``.
+    name : str, optional
+        The records of every container of that name, and of those nested in them
+        (``orders[3]["items"]`` is in ``orders``).
+    identity : (int, int), optional
+        A container's ``(writer, container_id)`` (as records carry it): its records,
+        whatever its name; what ``container`` gives for a container of this process.
+    before, after : datetime, int, or str, optional
+        Only records older than ``before`` / at least as recent as ``after`` (as the
+        ``safe-data`` command takes times: ISO, or an age such as ``"30d"``).
+    journal : Journal, optional
+        Default: the container's, else the default journal.
+    predicate : callable, optional
+        Called with each :class:`Record` the other criteria chose: forget it if true.
+    dry_run : bool
+        Change nothing; the result says what would be forgotten.
+
+    Returns
+    -------
+    Forgotten
+        ``id`` (in the journal's forgotten log and in the segments), ``segments``
+        ({segment id: records}), ``records`` (their sum), ``unsealed`` (segments other
+        running processes are still writing that hold chosen records: not forgotten).
+
+    Notes
+    -----
+    This process's segment being written is sealed first, so every record it wrote is
+    in a sealed segment.  Each sealed segment holding chosen records is rewritten
+    atomically with a hole, marked forgotten, in their place; ``verify`` reports them as
+    forgotten, not as damage.  Copies already shipped to a backup are not touched here:
+    ``safe-data forget --remote`` replaces them (docs/security.md, "Forgetting").
+    """
+    if callable(container):  # (no safe container is callable)
+        container, predicate = None, container
+    if isinstance(container, str):
+        container, name = None, container
+    asked: dict = {} if identity is None else {"identity": list(identity)}
+    if container is not None:
+        journal = container.journal
+        identity = (journal._manager.writer_id, container.container_id)
+        asked.update(container=container.name, identity=list(identity))
+    journal = _support.resolve_journal(journal)
+    if name is None and identity is None and predicate is None and before is None and after is None:
+        raise ValueError("say what to forget: a container, name=, before=, after= and/or predicate=")
+    before_ns, after_ns = to_ns(before), to_ns(after)
+    asked.update(name=name, before_ns=before_ns, after_ns=after_ns)
+    if predicate is not None:
+        asked["predicate"] = getattr(predicate, "__qualname__", type(predicate).__name__)
+    asked["user"] = getpass.getuser()
+    choice = Choice(
+        names=() if name is None else (name,),
+        identity=identity,
+        after_ns=after_ns,
+        before_ns=before_ns,
+        predicate=predicate,
+        asked={k: v for k, v in asked.items() if v is not None},
+    )
+    if journal.readonly and not dry_run:
+        raise JournalReadOnlyError(
+            f"the journal {journal.path} was opened with readonly=True: it cannot forget (dry_run=True only lists)"
+        )
+    if not journal.readonly and not journal.closed:
+        journal.seal()  # this process's records are in sealed segments: all can go
+    recipients = getattr(journal._manager, "encrypt_to", None)
+    return _forget(journal.path, choice, journal._key, recipients=recipients, dry_run=dry_run)

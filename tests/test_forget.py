@@ -1,0 +1,208 @@
+"""Erasure on request: safe_data.forget() and `safe-data forget`.
+
+What must hold: the chosen records' values are nowhere in the journal directory any more;
+every other record is still there, exactly once; the journal verifies (the holes left
+say "forgotten", not damage); a crash at any step of a rewrite leaves each segment old or
+new; the forgotten log says what was forgotten, never the values.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import safe_data
+from safe_data.journal import forgotten
+
+SECRET = "s3cr3t-of-alice"
+
+
+def _everything_in(directory) -> bytes:
+    """Every byte of every file under the journal directory."""
+    out = bytearray()
+    for root, _, files in os.walk(directory):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                out += f.read()
+    return bytes(out)
+
+
+def _values(journal, **options) -> list:
+    return [
+        v
+        for r in journal.records(**options)
+        for v in (r.values.values() if isinstance(r.values, dict) else r.values)
+    ]
+
+
+def _two_containers(impl, journal):
+    """alice (secrets), bob (not): discards interleaved over several segments."""
+    alice = impl.SafeDict({f"k{i}": f"{SECRET}-{i}" for i in range(300)}, name="alice", journal=journal)
+    bob = impl.SafeList([f"bob-{i}" for i in range(300)], name="bob", journal=journal)
+    for i in range(300):
+        del alice[f"k{i}"]
+        bob.pop(0)
+        if i % 100 == 99:
+            journal.seal()
+    return alice, bob
+
+
+@pytest.mark.parametrize("compact", [True, False], ids=["v2", "v1"])
+def test_forget_a_container_keeps_every_other_record(impl, tmp_path, compact):
+    journal = safe_data.Journal(tmp_path / "journal", compact=compact)
+    with journal:
+        alice, _ = _two_containers(impl, journal)
+        bob_before = [r[:10] for r in journal.records("bob")]
+        assert SECRET.encode() in _everything_in(journal.path)
+
+        result = safe_data.forget(alice)
+
+        assert result.records == 300 and len(result.segments) == 3 and not result.unsealed
+        assert list(journal.records("alice")) == []
+        assert [r[:10] for r in journal.records("bob")] == bob_before  # exactly once each
+        assert _values(journal, container="bob") == [f"bob-{i}" for i in range(300)]
+        assert journal.verify() == []
+        assert SECRET.encode() not in _everything_in(journal.path)
+        # the journal goes on: new records follow the rewritten segments
+        alice["new"] = 1
+        del alice["new"]
+        assert [r.values for r in journal.records("alice")] == [{"new": 1}]
+        assert journal.verify() == []
+
+
+def test_forget_by_identity_leaves_a_namesake(impl, journal):
+    first = impl.SafeList(["one", "two"], name="same", journal=journal)
+    second = impl.SafeList(["three", "four"], name="same", journal=journal)
+    first.clear()
+    second.clear()
+    assert safe_data.forget(first).records == 1
+    assert _values(journal, container="same") == ["three", "four"]
+    assert safe_data.forget(name="same", journal=journal).records == 1
+    assert list(journal.records("same")) == []
+
+
+def test_forget_by_time_and_predicate(impl, journal):
+    items = impl.SafeList(range(10), name="items", journal=journal)
+    for _ in range(10):
+        items.pop()
+    records = list(journal.records("items"))
+    middle = records[5].time_ns
+    gone = safe_data.forget(name="items", before=middle, journal=journal, predicate=lambda r: r.values[0] % 2)
+    assert gone.records == sum(1 for r in records if r.time_ns < middle and r.values[0] % 2)
+    kept = [v for r in journal.records("items") for v in r.values]
+    assert kept == [v for r in records for v in r.values if not (r.time_ns < middle and v % 2)]
+    assert journal.verify() == []
+
+
+def test_dry_run_changes_nothing(impl, journal):
+    alice, _ = _two_containers(impl, journal)
+    before = _everything_in(journal.path)
+    result = safe_data.forget(name="alice", journal=journal, dry_run=True)
+    assert result.records == 300
+    after = _everything_in(journal.path)
+    assert SECRET.encode() in after and not os.path.exists(os.path.join(journal.path, "forgotten"))
+    assert len(list(journal.records("alice"))) == 300
+    assert len(before) <= len(after)  # (only the seal's new segment and indexes were added)
+
+
+def test_forget_needs_a_choice(journal):
+    with pytest.raises(ValueError, match="say what to forget"):
+        safe_data.forget(journal=journal)
+
+
+def test_the_log_says_what_was_forgotten_without_the_values(impl, journal):
+    alice, _ = _two_containers(impl, journal)
+    result = safe_data.forget(alice)
+    entries = forgotten.read(journal.path)
+    assert {e.segment for e in entries} == set(result.segments)
+    assert all(e.id == result.id and e.asked["container"] == "alice" for e in entries)
+    assert sum(e.records for e in entries) == 300
+    assert sum(b - a + 1 for e in entries for a, b in e.seqs) == 300
+    with open(os.path.join(journal.path, forgotten.FORGOTTEN_FILE), "rb") as f:
+        assert SECRET.encode() not in f.read()
+
+
+def test_verify_and_stats_report_forgotten_not_damage(impl, journal):
+    _two_containers(impl, journal)
+    safe_data.forget(name="alice", journal=journal)
+    out = _cli(journal.path, "verify", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["ok"] and report["forgotten"] == 300 and report["problems"] == []
+    assert "300 records forgotten on request" in _cli(journal.path, "verify").stdout
+    stats = json.loads(_cli(journal.path, "stats", "--json").stdout)
+    assert stats["forgotten"] == 300 and "alice" not in stats["containers"]
+
+
+def _cli(journal_dir, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "safe_data", "--journal", str(journal_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+FORGETTER = textwrap.dedent("""
+    import sys
+    import safe_data
+    journal = safe_data.Journal(sys.argv[1])
+    safe_data.forget(name="alice", journal=journal)
+    print("forgotten", flush=True)
+""")
+
+
+@pytest.mark.parametrize(
+    ("fault", "left"),
+    [("segment.rewrite:2", "old"), ("dir.fsync:3", "new")],
+    ids=["before-the-rename", "after-the-rename"],
+)
+def test_a_crash_mid_rewrite_leaves_the_old_or_the_new_segment(impl, tmp_path, fault, left):
+    """The forgetting process is killed (SIGABRT) at the second segment's rewrite: the
+    first is new, the second old (killed before its rename) or new (after it, before the
+    directory's fsync; the first segment's passes are its own and the forgotten log's
+    creation), the third old; never a segment missing, never a record twice."""
+    journal = safe_data.Journal(tmp_path / "journal")
+    _two_containers(impl, journal)
+    journal.close()
+    script = tmp_path / "forgetter.py"
+    script.write_text(FORGETTER)
+    env = {**os.environ, "SAFE_DATA_FAULT": f"{fault}:abort"}
+    proc = subprocess.run([sys.executable, str(script), journal.path], env=env, capture_output=True, timeout=120)
+    assert proc.returncode != 0 and b"forgotten" not in proc.stdout, proc.stderr
+
+    with safe_data.Journal(journal.path) as reopened:
+        assert reopened.verify() == []
+        per_segment = {}
+        for r in reopened.records("alice"):
+            per_segment.setdefault(r.segment, []).append(r.values)
+        kept = sum(len(v) for v in per_segment.values())
+        assert kept == (200 if left == "old" else 100), sorted(per_segment)
+        assert _values(reopened, container="bob") == [f"bob-{i}" for i in range(300)]
+        # forgetting again finishes the job
+        assert safe_data.forget(name="alice", journal=reopened).records == kept
+        assert list(reopened.records("alice")) == [] and reopened.verify() == []
+
+
+def test_the_command_lists_forgets_and_logs(impl, journal):
+    _two_containers(impl, journal)
+    journal.close()  # (the command seals nothing of another process's: this one is done)
+    dry = _cli(journal.path, "forget", "--name", "alice", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    plan = json.loads(dry.stdout)
+    assert plan["action"] == "would forget" and plan["records"] == 300 and len(plan["segments"]) == 3
+    assert SECRET.encode() in _everything_in(journal.path)
+
+    done = _cli(journal.path, "forget", "--name", "alice")
+    assert done.returncode == 0, done.stderr
+    assert "forgot 300 records in 3 segments" in done.stdout
+    assert SECRET.encode() not in _everything_in(journal.path)
+    assert _cli(journal.path, "forget", "--name", "alice").returncode == 3  # nothing left
+
+    log = json.loads(_cli(journal.path, "forget", "--log", "--json").stdout)
+    assert sum(e["records"] for e in log) == 300 and {e["asked"]["name"] for e in log} == {"alice"}
+    assert "alice" in _cli(journal.path, "forget", "--log").stdout
+    assert _cli(journal.path, "forget").returncode == 2  # no choice: a usage error
