@@ -36,7 +36,7 @@ class IdentityType(click.ParamType):
     "identity",
     type=IdentityType(),
     metavar="WRITER:ID",
-    help="The records of one container, by identity (writer and container_id of `log --json`).",
+    help="The records of one container, by identity (writer and container_id of log --json).",
 )
 @click.option("--before", type=TIME, metavar="TIME", help="Only records older than this (ISO, or an age: 30d).")
 @click.option("--after", type=TIME, metavar="TIME", help="Only records at least this recent.")
@@ -56,7 +56,7 @@ def forget(journal_path, name, identity, before, after, recipients, dry_run, sho
     """Erase records for good: rewrite the sealed segments that hold them.
 
     Each run of chosen records becomes a hole marked forgotten; every other record
-    stays, and `verify` reports the holes as forgotten, not as damage.  The journal's
+    stays, and verify reports the holes as forgotten, not as damage.  The journal's
     forgotten log says what was asked, which segments and how many records (never the
     values): --log lists it.  Records in segments other processes are still writing
     are not forgotten (exit 5): forget again once they are sealed.

@@ -17,7 +17,6 @@ step leaves each segment either old or new, never neither.
 
 from __future__ import annotations
 
-import io
 import mmap
 import os
 import secrets
@@ -75,16 +74,24 @@ class Choice:
         return self.before_ns is None or frame.time_ns < self.before_ns
 
 
-def forget(directory: str, choice: Choice, key: bytes | None, *, recipients=None, dry_run=False) -> Forgotten:
+def new_id() -> str:
+    """A forget's id: its time (UTC) and 8 random hex digits."""
+    return time.strftime("%Y%m%dT%H%M%SZ-", time.gmtime()) + secrets.token_hex(4)
+
+
+def forget(
+    directory: str, choice: Choice, key: bytes | None, *, recipients=None, dry_run=False, forget_id=None
+) -> Forgotten:
     """Forget the records ``choice`` picks from every sealed segment of the journal at
     ``directory`` (``key``: its key, to decode values for a predicate; ``recipients``: the
-    parsed age recipients to encrypt segments encrypted at rest to again).
+    parsed age recipients to encrypt segments encrypted at rest to again; ``forget_id``:
+    the id to use, default :func:`new_id`).
 
     Raises SafeDataError, before any change to it, for a chosen segment that is damaged
     (repair it first: ``safe-data verify --fix``) or encrypted at rest without an identity
     or without recipients to encrypt it to again.
     """
-    forget_id = time.strftime("%Y%m%dT%H%M%SZ-", time.gmtime()) + secrets.token_hex(4)
+    forget_id = forget_id or new_id()
     segments, unsealed = {}, []
     for path in segment_paths(directory):
         if not path.endswith(fmt.SEALED_SUFFIX):
@@ -121,28 +128,34 @@ def _forget_in(directory, path, choice, key, forget_id, recipients, dry_run):
         try:
             encrypted = is_encrypted(mapped[: len(AGE_HEADER)])
             data = _decrypted(name, mapped, recipients) if encrypted else mapped
-            found = _chosen(name, data, choice, key)
-            if found is None:
-                return None
-            header, frames, holes, runs = found
-            if dry_run:
-                return header.segment_id, runs
-            gone = {f.seq for f in frames if any(a <= f.seq <= b for a, b in runs)}
-            kept = [f for f in frames if f.seq not in gone]
-            saved = {"forgotten": forget_id, "reason": FORGOTTEN_REASON}
-            new = [NewHole(_offset_of(frames, a), a, b - a + 1, saved) for a, b in runs]
-            pieces = rebuilt(header, kept, holes + new)
-            if encrypted:  # rewritten in plaintext, then encrypted again as at a seal
-                plain = io.BytesIO(bytes(data))
-                replace_segment(directory, path, plain, [_joined(plain, pieces)])
+            found = rewritten(name, data, choice, key, forget_id)
         finally:
             if isinstance(mapped, mmap.mmap):
                 mapped.close()
-        if not encrypted:
-            replace_segment(directory, path, source, pieces)
-    if encrypted:
-        seal_file(path, recipients, durable=True)
-    return header.segment_id, runs
+    if found is None:
+        return None
+    segment_id, runs, new = found
+    if not dry_run:
+        replace_segment(directory, path, None, [new])
+        if encrypted:  # rewritten in plaintext, then encrypted again as at a seal
+            seal_file(path, recipients, durable=True)
+    return segment_id, runs
+
+
+def rewritten(name: str, data, choice: Choice, key, forget_id: str):
+    """(segment id, [[first, last] seqs chosen], the segment's bytes without them) of the
+    sealed segment ``data`` (its file name ``name``), or None when nothing in it is
+    chosen.  The same segment, choice and id give the same bytes, wherever it is
+    rewritten (the local journal, a copy fetched from a backup)."""
+    found = _chosen(name, data, choice, key)
+    if found is None:
+        return None
+    header, frames, holes, runs = found
+    gone = {seq for first, last in runs for seq in range(first, last + 1)}
+    kept = [f for f in frames if f.seq not in gone]
+    saved = {"forgotten": forget_id, "reason": FORGOTTEN_REASON}
+    new = [NewHole(_offset_of(frames, first), first, last - first + 1, saved) for first, last in runs]
+    return header.segment_id, runs, _joined(data, rebuilt(header, kept, holes + new))
 
 
 def _decrypted(name: str, data, recipients) -> bytes:
@@ -215,12 +228,9 @@ def _offset_of(frames: list, seq: int) -> int:
     return next(f.offset for f in frames if f.seq == seq)
 
 
-def _joined(source: io.BytesIO, pieces) -> bytes:
-    """The bytes ``pieces`` (as for replace_segment) make of ``source``."""
+def _joined(data, pieces) -> bytes:
+    """The bytes ``pieces`` (as :func:`.repair.rebuilt` gives them) make of ``data``."""
     out = bytearray()
     for piece in pieces:
-        if isinstance(piece, tuple):
-            out += source.getbuffer()[piece[0] : piece[0] + piece[1]]
-        else:
-            out += piece
+        out += data[piece[0] : piece[0] + piece[1]] if isinstance(piece, tuple) else piece
     return bytes(out)

@@ -435,8 +435,11 @@ def make_app(
             raise web.HTTPForbidden(text="this token is append-only: deleting needs an admin token\n")
         segment_id = segment_id_of(request)
         reason = request.query.get("reason") or "deleted with an admin token"
+        replaced_by = request.query.get("replaced_by") or None  # a forget's rewrite may take its place
+        if replaced_by is not None and not valid_sha256(replaced_by):
+            raise reject(400, "replaced_by must be a SHA-256 (64 hex digits)", namespace, segment_id)
         try:
-            tombstone = await call_store("delete", namespace, segment_id, reason)
+            tombstone = await call_store("delete", namespace, segment_id, reason, replaced_by)
         except NotFound:
             raise web.HTTPNotFound(text="no such segment\n") from None
         metrics["deleted"] += 1

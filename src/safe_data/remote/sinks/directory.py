@@ -8,7 +8,7 @@ import functools
 import os
 from typing import Any
 
-from ...server.stores import ConflictError
+from ...server.stores import ConflictError, NotFound
 from ...server.stores.directory import DirectoryStore
 from ..protocol import (
     MAX_SEGMENT_BYTES,
@@ -79,6 +79,24 @@ class DirectorySink(Sink):
             ) from None
         except OSError as exc:  # disk full, permissions, ...: maybe better later
             raise TransientError(f"cannot write segment {segment_id} to {self.directory}: {exc}") from exc
+
+    async def delete(
+        self, segment_id: str, reason: str | None = None, replaced_by: str | None = None
+    ) -> dict[str, Any]:
+        """Delete a stored segment, leaving a tombstone, as a server's DELETE does
+        (:meth:`HttpSink.delete <safe_data.remote.sinks.http.HttpSink.delete>`); KeyError
+        if it is not stored."""
+        check_id(segment_id)
+        why = reason or "deleted"
+        return await asyncio.get_running_loop().run_in_executor(
+            None, self._delete, segment_id, why, replaced_by
+        )
+
+    def _delete(self, segment_id: str, reason: str, replaced_by: str | None) -> dict[str, Any]:
+        try:
+            return self._store.delete(self.namespace, segment_id, reason, replaced_by)
+        except NotFound:
+            raise KeyError(segment_id) from None
 
     async def list(self) -> builtins.list[dict[str, Any]]:
         return await asyncio.get_running_loop().run_in_executor(None, list_committed, self.directory)

@@ -188,15 +188,18 @@ class HttpSink(Sink):
             raise self._error(what, url, status, headers, answer)
         return answer
 
-    async def delete(self, segment_id: str, reason: str | None = None) -> dict[str, Any]:
+    async def delete(
+        self, segment_id: str, reason: str | None = None, replaced_by: str | None = None
+    ) -> dict[str, Any]:
         """``DELETE /v1/segments/{id}`` (an admin token's right): the tombstone the server
         left (:mod:`safe_data.remote.tombstones`); ``KeyError`` if no such segment,
-        RejectedError (403) for an append-only token."""
+        RejectedError (403) for an append-only token.  ``replaced_by``: the SHA-256 of
+        the content a put of that id may store next (a forget's rewrite)."""
         check_id(segment_id)
         what = f"deletion of segment {segment_id}"
-        params = {"reason": reason} if reason else None
+        params = {k: v for k, v in (("reason", reason), ("replaced_by", replaced_by)) if v}
         url, status, headers, answer = await self._request(
-            "DELETE", f"/v1/segments/{segment_id}", what=what, params=params
+            "DELETE", f"/v1/segments/{segment_id}", what=what, params=params or None
         )
         if status == 404:
             raise KeyError(segment_id)

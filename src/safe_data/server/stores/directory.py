@@ -168,9 +168,10 @@ class DirectoryStore:
             stored = read_hash(os.path.join(directory, hash_name))
             if stored is None:
                 tombstone = self._tombstone(directory, segment_id)
-                if tombstone is not None:
-                    if not hmac.compare_digest(tombstone["sha256"], sha256):
-                        raise ConflictError(segment_id, tombstone["sha256"], sha256)
+                admitted = None if tombstone is None else tombstones.admits(tombstone, sha256)
+                if tombstone is not None and admitted is None:
+                    raise ConflictError(segment_id, tombstone["sha256"], sha256)
+                if admitted == "deleted":
                     return "deleted"
             else:
                 if not hmac.compare_digest(stored, sha256):
@@ -239,9 +240,10 @@ class DirectoryStore:
         except FileNotFoundError:  # deleted since it was listed: it goes nowhere
             return 0.0
 
-    def delete(self, namespace: str, segment_id: str, reason: str) -> dict:
-        """Delete a committed entry, its tombstone written first; return the tombstone.
-        Raise :class:`NotFound` if there is no such entry."""
+    def delete(self, namespace: str, segment_id: str, reason: str, replaced_by: str | None = None) -> dict:
+        """Delete a committed entry, its tombstone written first; return the tombstone
+        (``replaced_by``: see :mod:`safe_data.remote.tombstones`).  Raise
+        :class:`NotFound` if there is no such entry."""
         check_names(namespace, segment_id)
         directory = self._namespace_dir(namespace, create=False)
         if not os.path.isdir(directory):
@@ -251,7 +253,9 @@ class DirectoryStore:
             if entry is None:
                 raise NotFound(segment_id)
             path, sha256 = entry
-            tombstone = tombstones.make(segment_id, sha256, os.stat(path).st_size, reason)
+            tombstone = tombstones.make(
+                segment_id, sha256, os.stat(path).st_size, reason, replaced_by=replaced_by
+            )
             _atomic_write(directory, segment_id + tombstones.TOMBSTONE_SUFFIX, tombstones.encode(tombstone))
             os.unlink(os.path.join(directory, segment_id + HASH_SUFFIX))  # the commit record first
             fsync_dir(directory)

@@ -183,9 +183,10 @@ class S3Store:
             stored = await self._stored_hash(sink, segment_id)
             if stored is None:
                 tombstone = await self._tombstone(sink, segment_id)
-                if tombstone is not None:
-                    if not hmac.compare_digest(tombstone["sha256"], sha256):
-                        raise ConflictError(segment_id, tombstone["sha256"], sha256)
+                admitted = None if tombstone is None else tombstones.admits(tombstone, sha256)
+                if tombstone is not None and admitted is None:
+                    raise ConflictError(segment_id, tombstone["sha256"], sha256)
+                if admitted == "deleted":
                     return "deleted"
             else:
                 if not hmac.compare_digest(stored, sha256):
@@ -227,9 +228,12 @@ class S3Store:
             raise StoreUnavailable(str(exc)) from None
         return None if data is None else tombstones.decode(data, segment_id)
 
-    async def delete(self, namespace: str, segment_id: str, reason: str) -> dict:
-        """Delete the segment's object, its tombstone written first; return the tombstone.
-        Raise :class:`NotFound` if it is not stored."""
+    async def delete(
+        self, namespace: str, segment_id: str, reason: str, replaced_by: str | None = None
+    ) -> dict:
+        """Delete the segment's object, its tombstone written first; return the tombstone
+        (``replaced_by``: see :mod:`safe_data.remote.tombstones`).  Raise
+        :class:`NotFound` if it is not stored."""
         check_names(namespace, segment_id)
         sink = self._sink(namespace)
         async with self._locked(namespace, segment_id):
@@ -237,7 +241,7 @@ class S3Store:
                 found = await sink.stat(segment_id)
                 if found is None or not valid_sha256(found[0]):
                     raise NotFound(segment_id)
-                tombstone = tombstones.make(segment_id, found[0], found[1], reason)
+                tombstone = tombstones.make(segment_id, found[0], found[1], reason, replaced_by=replaced_by)
                 await sink.put_small(segment_id, tombstones.TOMBSTONE_SUFFIX, tombstones.encode(tombstone))
                 await sink.delete(segment_id)
             except (TransientError, RejectedError, S3Error) as exc:
