@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -171,7 +172,9 @@ def test_a_crash_mid_rewrite_leaves_the_old_or_the_new_segment(impl, tmp_path, f
     script = tmp_path / "forgetter.py"
     script.write_text(FORGETTER)
     env = {**os.environ, "SAFE_DATA_FAULT": f"{fault}:abort"}
-    proc = subprocess.run([sys.executable, str(script), journal.path], env=env, capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(script), journal.path], env=env, capture_output=True, timeout=120
+    )
     assert proc.returncode != 0 and b"forgotten" not in proc.stdout, proc.stderr
 
     with safe_data.Journal(journal.path) as reopened:
@@ -206,3 +209,141 @@ def test_the_command_lists_forgets_and_logs(impl, journal):
     assert sum(e["records"] for e in log) == 300 and {e["asked"]["name"] for e in log} == {"alice"}
     assert "alice" in _cli(journal.path, "forget", "--log").stdout
     assert _cli(journal.path, "forget").returncode == 2  # no choice: a usage error
+
+
+# --- in backups: a real `safe-data serve` on a directory, and on a real SeaweedFS -------------
+
+APPEND, ADMIN = "append-token-of-the-app", "admin-token-of-the-app"
+
+
+@pytest.fixture(params=["directory", "seaweedfs"])
+def backup_server(request, tmp_path):
+    """A real `safe-data serve` (append-only and admin tokens for namespace "app"), on a
+    directory store or on a fresh bucket of a real SeaweedFS: its URL."""
+    pytest.importorskip("aiohttp")
+    pytest.importorskip("zstandard")
+    from .server_helpers import start_cli, stop_cli
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"app:{APPEND}\napp:{ADMIN}:admin\n")
+    tokens.chmod(0o600)
+    args, env = ["--store", str(tmp_path / "store")], None
+    if request.param == "seaweedfs":
+        from .seaweedfs import new_bucket
+
+        weed = request.getfixturevalue("seaweedfs")
+        args = ["--store", f"s3://{new_bucket(weed, 'forget-')}/srv", "--s3-endpoint-url", weed.endpoint]
+        env = {"AWS_ACCESS_KEY_ID": weed.access_key, "AWS_SECRET_ACCESS_KEY": weed.secret_key}
+    with open(tmp_path / "server.log", "w") as log:
+        proc, url = start_cli(*args, "--tokens", str(tokens), env=env, stderr=log)
+    yield url
+    stop_cli(proc, timeout=15)
+
+
+def _stored_segments(url) -> dict:
+    """{segment id: the segment's bytes} of everything the server holds for "app"."""
+    import asyncio
+
+    from safe_data.remote.protocol import decompress_segment
+    from safe_data.remote.sinks.http import HttpSink
+
+    async def fetch():
+        sink = HttpSink(url, APPEND)
+        try:
+            return {e["id"]: decompress_segment(await sink.get(e["id"])) for e in await sink.list()}
+        finally:
+            await sink.close()
+
+    return asyncio.run(fetch())
+
+
+def test_forget_across_local_and_backup(impl, tmp_path, backup_server):
+    """Two segments shipped (and so deleted here), one still only here: forgetting alice
+    with --remote rewrites the local one and replaces the two in the backup (their
+    rewrites kept here first); a journal pulled back from the backup has every bob record
+    once and no alice record, and verifies; the server's tombstones say why; an
+    append-only token cannot do it."""
+    url = backup_server
+    journal = safe_data.Journal(tmp_path / "journal")
+    alice = impl.SafeDict({f"k{i}": f"{SECRET}-{i}" for i in range(300)}, name="alice", journal=journal)
+    bob = impl.SafeList([f"bob-{i}" for i in range(300)], name="bob", journal=journal)
+    for i in range(300):
+        del alice[f"k{i}"]
+        bob.pop(0)
+        if i == 199:
+            journal.seal()
+            pushed = _cli(journal.path, "push", url, "--token", APPEND)
+            assert pushed.returncode == 0, pushed.stderr
+        elif i % 100 == 99:
+            journal.seal()
+    journal.close()
+    shipped = _stored_segments(url)
+    assert len(shipped) == 2 and all(SECRET.encode() in raw for raw in shipped.values())
+
+    refused = _cli(journal.path, "forget", "--name", "alice", "--remote", url, "--token", APPEND)
+    assert refused.returncode == 1 and "admin" in refused.stderr, refused.stderr
+    assert _stored_segments(url) == shipped  # nothing replaced (the local copy was rewritten)
+
+    dry = _cli(
+        journal.path, "forget", "--name", "alice", "--remote", url, "--token", ADMIN, "--dry-run", "--json"
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert [sum(s.values()) for s in json.loads(dry.stdout)["backups"].values()] == [200]
+    assert _stored_segments(url) == shipped
+
+    done = _cli(journal.path, "forget", "--name", "alice", "--remote", url, "--token", ADMIN, "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    ((backup, segments),) = report["backups"].items()
+    assert sorted(segments) == sorted(shipped) and sum(segments.values()) == 200
+
+    stored = _stored_segments(url)
+    assert sorted(stored) == sorted(shipped)
+    assert not any(SECRET.encode() in raw for raw in stored.values())
+    assert SECRET.encode() not in _everything_in(journal.path)
+    # the rewrites were kept here before the backup's copies went: the same bytes
+    for segment_id, raw in stored.items():
+        assert (Path(journal.path) / f"{segment_id}.seg").read_bytes() == raw
+    with safe_data.Journal(journal.path, readonly=True) as here:
+        assert here.verify() == []
+    pulled = tmp_path / "pulled"
+    assert _cli(pulled, "pull", url, "--token", APPEND).returncode == 0
+    for name in os.listdir(journal.path):  # the segment only here, and the key
+        if name.endswith(".seg") or name == "key":
+            os.replace(os.path.join(journal.path, name), pulled / name)
+    with safe_data.Journal(pulled, readonly=True) as back:
+        assert list(back.records("alice")) == []
+        assert _values(back, container="bob") == [f"bob-{i}" for i in range(300)]
+        problems = [p for p in back.verify() if "ledger" not in p.reason]
+        assert problems == []
+    deletions = _deletions(url)
+    assert {d["id"] for d in deletions} == set(shipped)
+    assert all(d["reason"].startswith("forget ") and len(d["replaced_by"]) == 64 for d in deletions)
+
+
+def _deletions(url) -> list:
+    import asyncio
+
+    from safe_data.remote.sinks.http import HttpSink
+
+    async def fetch():
+        sink = HttpSink(url, APPEND)
+        try:
+            return await sink.deletions()
+        finally:
+            await sink.close()
+
+    return asyncio.run(fetch())
+
+
+def test_restore_says_records_were_forgotten(impl, journal):
+    """restore() never rebuilds a state from what forgetting left as if it were whole."""
+    prefs = impl.SafeDict({"theme": "dark", "lang": "en"}, name="prefs", journal=journal, versioned=True)
+    prefs["theme"] = "light"
+    assert safe_data.restore("prefs", journal=journal) == {"theme": "light", "lang": "en"}
+    safe_data.forget(name="prefs", journal=journal, predicate=lambda r: r.op == "snapshot")
+    with pytest.raises(safe_data.IncompleteHistoryError, match="forgotten on request") as exc:
+        safe_data.restore("prefs", journal=journal)
+    assert exc.value.reason == "forgotten" and exc.value.partial == {"theme": "dark"}
+    entry = forgotten.read(journal.path)[-1]
+    assert entry.containers == ["prefs"] and entry.asked["predicate"].endswith("<lambda>")

@@ -7,10 +7,12 @@ forgotten); this module says which records, the way history() names containers.
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 
 from .containers import _support
 from .errors import JournalReadOnlyError
+from .journal import encryption
 from .journal.forget import Choice, Forgotten
 from .journal.forget import forget as _forget
 from .journal.journal import to_ns
@@ -32,6 +34,8 @@ def forget(
     after=None,
     journal=None,
     predicate: Callable[[Record], bool] | None = None,
+    backups=(),
+    recipients: list[str] | None = None,
     dry_run: bool = False,
 ) -> Forgotten:
     """Remove records from the journal for good: their values cannot be read back.
@@ -54,6 +58,14 @@ def forget(
         Default: the container's, else the default journal.
     predicate : callable, optional
         Called with each :class:`Record` the other criteria chose: forget it if true.
+    backups : list of sinks, optional
+        Backups to forget in too (:class:`HttpSink` with an admin token,
+        :class:`DirectorySink`, :class:`S3Sink`): each stored segment holding chosen
+        records, shipped and perhaps gone from here, is replaced by its rewrite
+        (docs/remote.md, "Forgetting").  Encrypted copies are decrypted with
+        ``SAFE_DATA_IDENTITY_FILE`` and encrypted again to ``recipients``.
+    recipients : list of str, optional
+        age recipients (``age1...``) for rewrites of encrypted backed-up segments.
     dry_run : bool
         Change nothing; the result says what would be forgotten.
 
@@ -66,11 +78,11 @@ def forget(
 
     Notes
     -----
-    This process's segment being written is sealed first, so every record it wrote is
+    The backups are asked from this thread, with :func:`asyncio.run`: call it outside a
+    running event loop.  This process's segment being written is sealed first, so every record it wrote is
     in a sealed segment.  Each sealed segment holding chosen records is rewritten
     atomically with a hole, marked forgotten, in their place; ``verify`` reports them as
-    forgotten, not as damage.  Copies already shipped to a backup are not touched here:
-    ``safe-data forget --remote`` replaces them (docs/security.md, "Forgetting").
+    forgotten, not as damage (docs/security.md, "Forgetting").
     """
     if callable(container):  # (no safe container is callable)
         container, predicate = None, container
@@ -99,9 +111,39 @@ def forget(
     )
     if journal.readonly and not dry_run:
         raise JournalReadOnlyError(
-            f"the journal {journal.path} was opened with readonly=True: it cannot forget (dry_run=True only lists)"
+            f"the journal {journal.path} was opened with readonly=True: "
+            f"it cannot forget (dry_run=True only lists)"
         )
     if not journal.readonly and not journal.closed:
         journal.seal()  # this process's records are in sealed segments: all can go
-    recipients = getattr(journal._manager, "encrypt_to", None)
-    return _forget(journal.path, choice, journal._key, recipients=recipients, dry_run=dry_run)
+    at_rest = getattr(journal._manager, "encrypt_to", None)
+    result = _forget(journal.path, choice, journal._key, recipients=at_rest, dry_run=dry_run)
+    if backups:
+        parsed = None if recipients is None else encryption.parse_recipients(recipients)
+        done = asyncio.run(_in_backups(backups, journal, choice, result.id, parsed, dry_run))
+        result = result._replace(backups=done)
+    return result
+
+
+async def _in_backups(backups, journal, choice, forget_id, recipients, dry_run) -> dict:
+    from .remote.forgetting import forget_in_backup
+
+    done = {}
+    identities = encryption.reader_identities()
+    for sink in backups:
+        try:
+            done[repr(sink)] = await forget_in_backup(
+                sink,
+                journal.path,
+                choice,
+                journal._key,
+                forget_id,
+                identities=identities,
+                recipients=recipients,
+                dry_run=dry_run,
+            )
+        finally:
+            close = getattr(sink, "close", None)
+            if close is not None:
+                await close()
+    return done

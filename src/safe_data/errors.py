@@ -105,7 +105,8 @@ class IncompleteHistoryError(SafeDataError):
     (only its discards were recorded), ``"several writers"`` (more than one container of
     that name, in one process or several, changed after its last snapshot), ``"nested"``
     (a container nested inside it has no exact history for that moment), ``"no identity"``
-    (``restore_all``: records older than container identities).  ``partial``
+    (``restore_all``: records older than container identities), ``"forgotten"`` (records
+    of that name were forgotten on request: ``safe_data.forget``).  ``partial``
     holds what the journal does know, as a dict, list or set: the values the container
     discarded after that time (so it held them then); for several writers, the state the
     last snapshot's container left; for a nested one, the state with the copies of the
@@ -129,6 +130,9 @@ class IncompleteHistoryError(SafeDataError):
         "no identity": "the journal cannot rebuild {name!r} {when} among the other containers: its "
         "records were written before records carried container identities "
         "(format revision 3); restore({name!r}) rebuilds it on its own.",
+        "forgotten": "the journal cannot rebuild {name!r} {when}: records of that name were "
+        "forgotten on request (`safe-data forget --log` lists them). `.partial` has "
+        "the values it is known to have held among the records left.",
         "several writers": "the journal cannot rebuild {name!r} {when}: after its last snapshot, "
         "more than one container of that name (in one process or several) "
         "changed, so no one state follows from the records. `.partial` has "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from .containers import SafeDict, SafeList, SafeSet, _support
 from .errors import IncompleteHistoryError, UndoError
+from .journal import forgotten
 from .journal.codec import NestedContainer
 from .journal.journal import to_ns
 
@@ -208,7 +209,8 @@ def restore(name: str | Container, *, at=None, journal=None) -> list[Any] | dict
     Where the journal cannot know the state it never guesses: it raises
     :class:`IncompleteHistoryError`, whose ``reason`` says why (an unknown name, a moment
     before the container was created, a container that was not versioned, several
-    containers of that name, a nested container without an exact history) and whose
+    containers of that name, a nested container without an exact history, records of
+    that name (or of the container it is nested in) forgotten on request) and whose
     ``partial`` holds what the journal does know.
     """
     until = None if at is None else to_ns(at) + 1
@@ -220,6 +222,8 @@ def restore(name: str | Container, *, at=None, journal=None) -> list[Any] | dict
     else:
         histories = _Histories(_support.resolve_journal(journal), name)
         named = [r for r in histories.records if r.container == name]
+    if forgotten.names(histories.journal.path) & {name, name.split("[", 1)[0]}:
+        raise IncompleteHistoryError(name, at, _partial(named, at) if named else None, "forgotten")
     if not named:
         raise IncompleteHistoryError(name, at, None, "unknown")
     return _restore(name, at, until, histories, named)

@@ -72,7 +72,9 @@ def verify(journal_path, fix, as_json) -> None:
         for d in deleted:
             click.echo(f"segment {d.segment}: {d.why} (not missing: recorded by pull)")
         if forgotten:
-            click.echo(f"{_count(forgotten, 'record')} forgotten on request (`safe-data forget --log` says which)")
+            click.echo(
+                f"{_count(forgotten, 'record')} forgotten on request (`safe-data forget --log` says which)"
+            )
     if remaining:
         raise click.exceptions.Exit(EXIT_FAILED)
 
@@ -337,7 +339,9 @@ def _print_stats(figures: dict) -> None:
         ),
     ]
     if figures["forgotten"]:
-        lines.append(("forgotten", f"{_count(figures['forgotten'], 'record')} on request (`safe-data forget --log`)"))
+        lines.append(
+            ("forgotten", f"{_count(figures['forgotten'], 'record')} on request (`safe-data forget --log`)")
+        )
     if figures["uploader"] is not None:
         lines += _describe_uploader(figures["uploader"])
     if figures["drill"] is not None:

@@ -25,8 +25,8 @@ from collections import namedtuple
 
 from .. import _impl
 from ..errors import CorruptRecordError, SafeDataError
-from . import format as fmt
 from . import forgotten
+from . import format as fmt
 from .encryption import AGE_HEADER, is_encrypted, open_at_rest, seal_file
 from .reader import Frame, decode_frame, is_live, segment_frames, segment_paths
 from .repair import NewHole, rebuilt, replace_segment
@@ -35,11 +35,11 @@ from .repair import NewHole, rebuilt, replace_segment
 FORGOTTEN_REASON = "forgotten on request"
 
 
-class Forgotten(namedtuple("Forgotten", "id segments unsealed")):
+class Forgotten(namedtuple("Forgotten", "id segments unsealed backups", defaults=({},))):
     """What a forget did (or, dry, would do): ``id`` (in the forgotten log and the holes),
     ``segments`` ({segment id: records forgotten}), ``unsealed`` (the open segments of
     other running writers that hold chosen records: not forgotten; forget again once they
-    are sealed)."""
+    are sealed), ``backups`` ({backup: {segment id: records}} of the backups given)."""
 
     __slots__ = ()
 
@@ -100,11 +100,11 @@ def forget(
             continue
         found = _forget_in(directory, path, choice, key, forget_id, recipients, dry_run)
         if found:
-            segment_id, seqs = found
+            segment_id, seqs, names = found
             segments[segment_id] = sum(last - first + 1 for first, last in seqs)
             if not dry_run:
                 entry = forgotten.Entry(
-                    forget_id, _now(), choice.asked, segment_id, segments[segment_id], seqs
+                    forget_id, _now(), choice.asked, segment_id, segments[segment_id], seqs, names
                 )
                 forgotten.append(directory, [entry])
     return Forgotten(forget_id, segments, unsealed)
@@ -115,8 +115,8 @@ def _now() -> str:
 
 
 def _forget_in(directory, path, choice, key, forget_id, recipients, dry_run):
-    """(segment id, [[first, last] seqs forgotten]) of one sealed segment, or None when
-    it holds no chosen record (or vanished)."""
+    """(segment id, [[first, last] seqs forgotten], [container names]) of one sealed
+    segment, or None when it holds no chosen record (or vanished)."""
     name = os.path.basename(path)
     try:
         source = open(path, "rb")
@@ -134,19 +134,20 @@ def _forget_in(directory, path, choice, key, forget_id, recipients, dry_run):
                 mapped.close()
     if found is None:
         return None
-    segment_id, runs, new = found
+    segment_id, runs, new, names = found
     if not dry_run:
         replace_segment(directory, path, None, [new])
         if encrypted:  # rewritten in plaintext, then encrypted again as at a seal
             seal_file(path, recipients, durable=True)
-    return segment_id, runs
+    return segment_id, runs, names
 
 
 def rewritten(name: str, data, choice: Choice, key, forget_id: str):
-    """(segment id, [[first, last] seqs chosen], the segment's bytes without them) of the
-    sealed segment ``data`` (its file name ``name``), or None when nothing in it is
-    chosen.  The same segment, choice and id give the same bytes, wherever it is
-    rewritten (the local journal, a copy fetched from a backup)."""
+    """(segment id, [[first, last] seqs chosen], the segment's bytes without them, the
+    sorted names of the containers of the chosen records) of the sealed segment ``data``
+    (its file name ``name``), or None when nothing in it is chosen.  The same segment,
+    choice and id give the same bytes, wherever it is rewritten (the local journal, a
+    copy fetched from a backup)."""
     found = _chosen(name, data, choice, key)
     if found is None:
         return None
@@ -155,7 +156,8 @@ def rewritten(name: str, data, choice: Choice, key, forget_id: str):
     kept = [f for f in frames if f.seq not in gone]
     saved = {"forgotten": forget_id, "reason": FORGOTTEN_REASON}
     new = [NewHole(_offset_of(frames, first), first, last - first + 1, saved) for first, last in runs]
-    return header.segment_id, runs, _joined(data, rebuilt(header, kept, holes + new))
+    names = sorted({str(f.name, "utf-8", "replace") for f in frames if f.seq in gone})
+    return header.segment_id, runs, _joined(data, rebuilt(header, kept, holes + new)), names
 
 
 def _decrypted(name: str, data, recipients) -> bytes:
@@ -208,7 +210,9 @@ def _is_chosen(frame: Frame, header, name: str, choice: Choice, key) -> bool:
     try:
         record = decode_frame(frame, header, name, key, False)
     except CorruptRecordError as exc:
-        raise SafeDataError(f"segment {name}: a record at byte {frame.offset} does not decode ({exc})") from None
+        raise SafeDataError(
+            f"segment {name}: a record at byte {frame.offset} does not decode ({exc})"
+        ) from None
     return bool(choice.predicate(record))
 
 

@@ -3,7 +3,8 @@
 Each forget (:mod:`.forget`) appends to ``<journal>/forgotten`` one line per segment it
 rewrote, after the rename made the rewrite durable: ``{"id": forget id, "time": ISO UTC,
 "asked": what was asked (names, identity, times, whether a predicate chose too, the user),
-"segment": "<writer>-<n>", "records": how many, "seqs": [[first, last], ...]}``.  The holes
+"segment": "<writer>-<n>", "records": how many, "seqs": [[first, last], ...],
+"containers": the names of the containers whose records went}``.  The holes
 the rewrite left in the segment carry the same id (docs/format.md, "Holes"), so each side
 proves the other: a hole whose id the log lacks was forgotten by a process that died
 before it could append, and still reads as forgotten.  The lines are checksummed as the
@@ -20,7 +21,7 @@ from . import ledger
 FORGOTTEN_FILE = "forgotten"
 
 
-class Entry(namedtuple("Entry", "id time asked segment records seqs")):
+class Entry(namedtuple("Entry", "id time asked segment records seqs containers", defaults=([],))):
     """One line of the forgotten log (see the module's docstring)."""
 
     __slots__ = ()
@@ -34,6 +35,11 @@ def append(directory: str, entries) -> None:
         [e._asdict() for e in entries],
         "log what was forgotten (the segment was rewritten; its holes say forgotten)",
     )
+
+
+def names(directory: str) -> set[str]:
+    """The names of the containers some of whose records were forgotten."""
+    return {n for e in read(directory) if isinstance(e.containers, list) for n in e.containers}
 
 
 def read(directory: str) -> list[Entry]:

@@ -218,7 +218,8 @@ def _holes_for_damage(header: fmt.SegmentHeader, scan: Scan, size: int, saved: s
     accounted for: their bytes are in the copy ``saved``."""
     reasons = {p.offset: p.reason for p in scan.problems}
     holes = [
-        NewHole(offset, seq, 1, _saved(saved, offset, length, reasons[offset])) for offset, length, seq in scan.skipped
+        NewHole(offset, seq, 1, _saved(saved, offset, length, reasons[offset]))
+        for offset, length, seq in scan.skipped
     ]
     tail = _tail_hole(header, scan, size, saved)
     if tail is not None:
