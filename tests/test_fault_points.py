@@ -72,7 +72,8 @@ WORKER = textwrap.dedent("""
 """)
 
 #: sites the workload above does not pass through (tested where they live)
-ELSEWHERE = {"atomic.replace", "segment.rewrite"}  # tested with the atomic store, test_forget.py
+# tested with the atomic store, and in test_forget.py
+ELSEWHERE = {"atomic.replace", "segment.rewrite", "forget.replace"}
 
 
 def run_worker(tmp_path, fault=None, trace=None, seed=1, *extra):

@@ -259,10 +259,9 @@ def _stored_segments(url) -> dict:
 
 def test_forget_across_local_and_backup(impl, tmp_path, backup_server):
     """Two segments shipped (and so deleted here), one still only here: forgetting alice
-    with --remote rewrites the local one and replaces the two in the backup (their
-    rewrites kept here first); a journal pulled back from the backup has every bob record
-    once and no alice record, and verifies; the server's tombstones say why; an
-    append-only token cannot do it."""
+    with --remote rewrites the local one and replaces the two in the backup; a journal
+    pulled back from the backup has every bob record once and no alice record, and
+    verifies; the server's tombstones say why; an append-only token cannot do it."""
     url = backup_server
     journal = safe_data.Journal(tmp_path / "journal")
     alice = impl.SafeDict({f"k{i}": f"{SECRET}-{i}" for i in range(300)}, name="alice", journal=journal)
@@ -301,9 +300,7 @@ def test_forget_across_local_and_backup(impl, tmp_path, backup_server):
     assert sorted(stored) == sorted(shipped)
     assert not any(SECRET.encode() in raw for raw in stored.values())
     assert SECRET.encode() not in _everything_in(journal.path)
-    # the rewrites were kept here before the backup's copies went: the same bytes
-    for segment_id, raw in stored.items():
-        assert (Path(journal.path) / f"{segment_id}.seg").read_bytes() == raw
+    assert _pending(journal.path) == []  # each replacement's body went once stored
     with safe_data.Journal(journal.path, readonly=True) as here:
         assert here.verify() == []
     pulled = tmp_path / "pulled"
@@ -319,6 +316,49 @@ def test_forget_across_local_and_backup(impl, tmp_path, backup_server):
     deletions = _deletions(url)
     assert {d["id"] for d in deletions} == set(shipped)
     assert all(d["reason"].startswith("forget ") and len(d["replaced_by"]) == 64 for d in deletions)
+
+
+def _pending(journal_dir) -> list:
+    """The replacements' bodies waiting in the journal's forgetting/ (any backup)."""
+    return sorted(p.name for p in Path(journal_dir, "forgetting").glob("*/*"))
+
+
+def test_a_crash_between_deletion_and_upload_loses_nothing(tmp_path, backup_server):
+    """The forgetting process dies (SIGABRT) after the backup deleted the first segment,
+    before its replacement was stored: the replacement's body waits in forgetting/, and
+    the next forget stores it first, then finishes; bob's records are all in the backup."""
+    url = backup_server
+    with safe_data.Journal(tmp_path / "journal") as journal:
+        alice = safe_data.SafeList([f"{SECRET}-{i}" for i in range(100)], name="alice", journal=journal)
+        bob = safe_data.SafeList([f"bob-{i}" for i in range(100)], name="bob", journal=journal)
+        for i in range(100):
+            alice.pop(0)
+            bob.pop(0)
+            if i % 50 == 49:
+                journal.seal()
+    assert _cli(journal.path, "push", url, "--token", APPEND).returncode == 0
+    forget = ("forget", "--name", "alice", "--remote", url, "--token", ADMIN)
+    env = {**os.environ, "SAFE_DATA_FAULT": "forget.replace:1:abort"}
+    crashed = subprocess.run(
+        [sys.executable, "-m", "safe_data", "--journal", journal.path, *forget],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert crashed.returncode != 0
+    assert len(_stored_segments(url)) == 1 and len(_pending(journal.path)) == 1
+
+    again = _cli(journal.path, *forget)
+    assert again.returncode == 0, again.stderr
+    stored = _stored_segments(url)
+    assert len(stored) == 2 and _pending(journal.path) == []
+    assert not any(SECRET.encode() in raw for raw in stored.values())
+    pulled = tmp_path / "pulled"
+    assert _cli(pulled, "pull", url, "--token", APPEND).returncode == 0
+    os.replace(os.path.join(journal.path, "key"), pulled / "key")
+    with safe_data.Journal(pulled, readonly=True) as back:
+        assert _values(back, container="bob") == [f"bob-{i}" for i in range(100)]
+        assert list(back.records("alice")) == []
 
 
 def _deletions(url) -> list:

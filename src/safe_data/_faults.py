@@ -40,6 +40,7 @@ SITES = (
     "upload.delete",  # the acknowledged segment is deleted (or marked)
     "atomic.replace",  # safe_data.atomic renames the new file over the old one
     "segment.rewrite",  # a repaired or forgetting segment's new file is durable, not renamed yet
+    "forget.replace",  # a forget deleted a backup's copy; its replacement is not stored yet
 )
 
 

@@ -10,10 +10,12 @@ only; its tombstone keeps the deletion on record), then the new one is stored un
 same id.  Segments gone from the local journal (shipped and deleted) are found this way
 too.
 
-Before the backup's copy is deleted, the rewrite is made durable in the local journal,
-so no record that is not forgotten is ever only in flight: a crash, or a server too old
-to take the replacement (409), leaves it in the journal, and the uploader (or the next
-forget) ships it; the tombstone admits exactly it.
+Before the backup's copy is deleted, the body of its replacement is made durable in
+``<journal>/forgetting/<backup>/<segment id>.<sha256>`` (removed once stored), so no
+record that is not forgotten is ever only in flight: after a crash, or a server too old
+to take the replacement, the next forget in that backup uploads it first (the tombstone
+admits exactly it).  It is not put among the journal's segments: a backup's namespace may hold
+other hosts' segments, which this journal's uploader must not ship elsewhere.
 """
 
 from __future__ import annotations
@@ -21,12 +23,17 @@ from __future__ import annotations
 import hashlib
 import os
 
+from .. import _faults
+from .._fs import fsync_dir, write_temp
 from ..journal import encryption
 from ..journal.forget import Choice, rewritten
 from ..journal.format import SEALED_SUFFIX, ZSTD_LEVEL
-from ..journal.repair import replace_segment
+from .destinations import derived_name
 from .drill import fetch_verified
-from .protocol import decompress_segment
+from .protocol import decompress_segment, valid_segment_id, valid_sha256
+
+#: where the bodies of replacements wait until the backup stored them (see above)
+PENDING_DIR = "forgetting"
 
 
 async def forget_in_backup(
@@ -48,6 +55,8 @@ async def forget_in_backup(
     replaced before stays replaced.
     """
     forgotten: dict[str, int] = {}
+    if not dry_run:
+        await _finish_pending(sink, journal_path)
     for entry in await sink.list():
         segment_id, sha256 = entry["id"], entry.get("sha256")
         # checked as stored; an age body is decrypted here, its frames checked by rewritten()
@@ -70,8 +79,9 @@ async def forget_in_backup(
                 f"to encrypt its rewrite to (--recipient)"
             )
         body, new_sha256 = _body(new, recipients if encrypted else None)
-        _keep(journal_path, segment_id, new)
+        pending = _keep(journal_path, sink, segment_id, new_sha256, body)
         await _replace(sink, segment_id, body, new_sha256, f"forget {forget_id}")
+        os.unlink(pending)
     return forgotten
 
 
@@ -86,19 +96,40 @@ def _body(raw: bytes, recipients) -> tuple[bytes, str]:
     return body, hashlib.sha256(body).hexdigest()
 
 
-def _keep(journal_path: str, segment_id: str, raw: bytes) -> None:
-    """Write the rewritten segment into the journal, atomically: in place of a copy of the
-    segment there (the rewrite of an earlier forget that did not finish, or the original
-    kept after its upload) unless that one is encrypted at rest (the local forget rewrote
-    it already, and it stays encrypted)."""
-    path = os.path.join(journal_path, segment_id + SEALED_SUFFIX)
+def _pending_dir(journal_path: str, sink) -> str:
+    """``<journal>/forgetting/<the backup's derived name>``: each backup's own."""
+    return os.path.join(journal_path, PENDING_DIR, derived_name(sink))
+
+
+def _keep(journal_path: str, sink, segment_id: str, sha256: str, body: bytes) -> str:
+    """Make the replacement's body durable in the backup's pending directory; its path."""
+    directory = _pending_dir(journal_path, sink)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, f"{segment_id}.{sha256}")
+    os.replace(write_temp(directory, f"{segment_id}.{sha256}", body), path)
+    fsync_dir(directory)
+    return path
+
+
+async def _finish_pending(sink, journal_path: str) -> None:
+    """Upload the replacements an earlier forget made durable but did not store (it died
+    between the deletion and the upload); each goes once stored, or at once when the
+    backup still lists its segment (the deletion never happened, as when the token could
+    not delete: the listing's segment is forgotten in as any other)."""
+    directory = _pending_dir(journal_path, sink)
     try:
-        with open(path, "rb") as f:
-            if encryption.is_encrypted(f.read(len(encryption.AGE_HEADER))):
-                return
+        names = sorted(os.listdir(directory))
     except FileNotFoundError:
-        pass
-    replace_segment(journal_path, path, None, [raw])
+        return
+    listed = {e["id"] for e in await sink.list()}
+    for name in names:
+        segment_id, _, sha256 = name.partition(".")
+        if not (valid_segment_id(segment_id) and valid_sha256(sha256)):
+            continue  # (a temp file left by a crash mid-write: nothing was deleted for it)
+        if segment_id not in listed:
+            with open(os.path.join(directory, name), "rb") as f:
+                await sink.put(segment_id, f.read(), sha256)
+        os.unlink(os.path.join(directory, name))
 
 
 async def _replace(sink, segment_id: str, body: bytes, sha256: str, reason: str) -> None:
@@ -116,6 +147,7 @@ async def _replace(sink, segment_id: str, body: bytes, sha256: str, reason: str)
             if tombstone.get("replaced_by") != sha256:
                 raise ValueError(
                     f"{sink!r} deleted segment {segment_id} but cannot take its replacement "
-                    f"(a server older than forget): the rewrite stays in the journal"
+                    f"(a server older than forget): its body stays in the journal's {PENDING_DIR}/"
                 )
+    _faults.point("forget.replace")  # deleted in the backup, its replacement not yet stored
     await sink.put(segment_id, body, sha256)
