@@ -387,3 +387,26 @@ def test_restore_says_records_were_forgotten(impl, journal):
     assert exc.value.reason == "forgotten" and exc.value.partial == {"theme": "dark"}
     entry = forgotten.read(journal.path)[-1]
     assert entry.containers == ["prefs"] and entry.asked["predicate"].endswith("<lambda>")
+
+
+def test_a_journal_encrypted_at_rest_needs_its_identity(impl, tmp_path, monkeypatch):
+    pytest.importorskip("pyrage")
+    pytest.importorskip("zstandard")
+    from safe_data.journal.encryption import IDENTITY_ENV, new_identity
+
+    secret_key, recipient = new_identity()
+    identity = tmp_path / "identity"
+    identity.write_text(secret_key + "\n")
+    with safe_data.Journal(tmp_path / "journal", encrypt_to=[recipient]) as journal:
+        alice, _ = _two_containers(impl, journal)
+        monkeypatch.delenv(IDENTITY_ENV, raising=False)
+        with pytest.raises(safe_data.SafeDataError, match="age-encrypted"):
+            safe_data.forget(alice)
+        monkeypatch.setenv(IDENTITY_ENV, str(identity))
+        assert safe_data.forget(alice).records == 300
+        assert list(journal.records("alice")) == []
+        assert _values(journal, container="bob") == [f"bob-{i}" for i in range(300)]
+        assert journal.verify() == []
+        segments = [n for n in os.listdir(journal.path) if n.endswith(".seg")]
+        for name in segments:  # encrypted again
+            assert (Path(journal.path) / name).read_bytes().startswith(b"age-encryption.org/v1")
