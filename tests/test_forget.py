@@ -208,6 +208,9 @@ def test_the_command_lists_forgets_and_logs(impl, journal):
     log = json.loads(_cli(journal.path, "forget", "--log", "--json").stdout)
     assert sum(e["records"] for e in log) == 300 and {e["asked"]["name"] for e in log} == {"alice"}
     assert "alice" in _cli(journal.path, "forget", "--log").stdout
+    listed = _cli(journal.path, "log", "--container", "alice")
+    assert listed.returncode == 3 and "300 records forgotten on request" in listed.stderr
+    assert "forgotten" not in _cli(journal.path, "log", "--container", "bob").stderr
     assert _cli(journal.path, "forget").returncode == 2  # no choice: a usage error
 
 

@@ -14,6 +14,7 @@ import click
 from .. import _impl
 from ..errors import CorruptRecordError
 from ..history import ADDING_OPS
+from ..journal import forgotten
 from ..journal import format as fmt
 from ..journal.journal import to_ns
 from ..journal.reader import decode_frame, segment_paths
@@ -21,7 +22,7 @@ from ..journal.records import read_records
 from ..present import ONE_LINE, OP_NAMES, brief, caller_text, dumps, iso, record_fields, writer_hex
 from .exits import EXIT_NOT_FOUND, Failure
 from .journal_view import _journal_dir, _open_view, _read_key
-from .output import _console, _dump_json, _is_terminal, _table_time, _warn
+from .output import _console, _count, _dump_json, _is_terminal, _table_time, _warn
 from .params import TIME
 
 
@@ -70,8 +71,22 @@ def log(journal_path, containers, ops, since, until, limit, everything, as_json)
         count = _write_log_tables(records)
     else:
         count = _write_plain_lines(records)
+    _note_forgotten(directory, containers)
     if not count:
         raise Failure("no records match", EXIT_NOT_FOUND)
+
+
+def _note_forgotten(directory: str, containers) -> None:
+    """Say on stderr how many records (of these containers) were forgotten on request:
+    they are not listed, and not lost to damage."""
+    entries = [
+        e
+        for e in forgotten.read(directory)
+        if not containers or set(containers) & set(e.containers if isinstance(e.containers, list) else ())
+    ]
+    if entries:
+        count = sum(e.records for e in entries if isinstance(e.records, int))
+        _warn(f"{_count(count, 'record')} forgotten on request, not listed (`safe-data forget --log`)")
 
 
 def matching_records(directory: str, *, containers=(), ops=(), since=None, until=None, everything=False):
