@@ -10,9 +10,12 @@ time retention goes by, :mod:`safe_data.server.retention`).
 
 from __future__ import annotations
 
-from ...remote.protocol import valid_namespace, valid_segment_id
+import hmac
 
-__all__ = ["StoreError", "ConflictError", "NotFound", "StoreUnavailable"]
+from ...remote import tombstones
+from ...remote.protocol import valid_namespace, valid_segment_id, valid_sha256
+
+__all__ = ["StoreError", "ConflictError", "NotFound", "StoreUnavailable", "checked_sha256", "upload_answer"]
 
 
 class StoreError(Exception):
@@ -44,3 +47,30 @@ def check_names(namespace: str, segment_id: str | None = None) -> None:
         raise ValueError(f"invalid namespace {namespace!r}")
     if segment_id is not None and not valid_segment_id(segment_id):
         raise ValueError(f"invalid segment id {segment_id!r}")
+
+
+def checked_sha256(sha256: str) -> str:
+    """``sha256`` in lower case; ValueError unless it is 64 hex digits."""
+    sha256 = sha256.lower()
+    if not valid_sha256(sha256):
+        raise ValueError("sha256 must be 64 hex digits")
+    return sha256
+
+
+def upload_answer(segment_id: str, sha256: str, stored: str | None, tombstone: dict | None) -> str | None:
+    """What a put of ``sha256`` under ``segment_id`` answers, given the hash stored there
+    (None: nothing committed) and, when nothing is, its tombstone (None: never deleted):
+    ``"duplicate"`` (the same content is stored), ``"deleted"`` (the same content was
+    stored and deleted since: not stored again) or None (store it).  Raise
+    :class:`ConflictError` if other content is stored, or was deleted without naming
+    this content as its replacement."""
+    if stored is not None:
+        if not hmac.compare_digest(stored, sha256):
+            raise ConflictError(segment_id, stored, sha256)
+        return "duplicate"
+    if tombstone is None:
+        return None
+    admitted = tombstones.admits(tombstone, sha256)
+    if admitted is None:
+        raise ConflictError(segment_id, tombstone["sha256"], sha256)
+    return "deleted" if admitted == "deleted" else None

@@ -49,14 +49,13 @@ from __future__ import annotations
 import builtins
 import contextlib
 import fcntl
-import hmac
 import os
 import threading
 
 from ..._fs import fsync, fsync_dir, write_temp
 from ...remote import tombstones
-from ...remote.protocol import BODY_SUFFIX, HASH_SUFFIX, committed, list_committed, read_hash, valid_sha256
-from . import ConflictError, NotFound, check_names
+from ...remote.protocol import BODY_SUFFIX, HASH_SUFFIX, committed, list_committed, read_hash
+from . import NotFound, check_names, checked_sha256, upload_answer
 
 __all__ = ["DirectoryStore"]
 
@@ -159,29 +158,19 @@ class DirectoryStore:
     def _put(self, namespace: str, segment_id: str, sha256: str, place, newest: float | None = None) -> str:
         """:meth:`put`, the body written as ``place(directory, name)`` says."""
         check_names(namespace, segment_id)
-        sha256 = sha256.lower()
-        if not valid_sha256(sha256):
-            raise ValueError("sha256 must be 64 hex digits")
+        sha256 = checked_sha256(sha256)
         directory = self._namespace_dir(namespace, create=True)
         body_name, hash_name = segment_id + BODY_SUFFIX, segment_id + HASH_SUFFIX
         with self._locked(namespace, segment_id, directory):
             stored = read_hash(os.path.join(directory, hash_name))
-            if stored is None:
-                tombstone = self._tombstone(directory, segment_id)
-                admitted = None if tombstone is None else tombstones.admits(tombstone, sha256)
-                if tombstone is not None and admitted is None:
-                    raise ConflictError(segment_id, tombstone["sha256"], sha256)
-                if admitted == "deleted":
-                    return "deleted"
-            else:
-                if not hmac.compare_digest(stored, sha256):
-                    raise ConflictError(segment_id, stored, sha256)
-                if os.path.exists(os.path.join(directory, body_name)):
-                    return "duplicate"
+            tombstone = self._tombstone(directory, segment_id) if stored is None else None
+            answer = upload_answer(segment_id, sha256, stored, tombstone)
+            if answer == "duplicate" and not os.path.exists(os.path.join(directory, body_name)):
                 # The body of a committed entry was lost (deleted by hand): the same
                 # content has come back, so put it back.  Still acknowledged as duplicate.
                 place(directory, body_name)
-                return "duplicate"
+            if answer is not None:
+                return answer
             # No commit record: any body present is a leftover of a crash, never
             # acknowledged, and is replaced.  Body first, hash (the commit) last.
             place(directory, body_name)

@@ -48,7 +48,7 @@ from ...remote import tombstones
 from ...remote.protocol import valid_sha256
 from ...remote.sinks import RejectedError, TransientError
 from ...remote.sinks.s3 import FileBody, S3Error, S3Sink
-from . import ConflictError, NotFound, StoreUnavailable, check_names
+from . import ConflictError, NotFound, StoreUnavailable, check_names, checked_sha256, upload_answer
 
 __all__ = ["S3Store", "parse_s3_url"]
 
@@ -175,23 +175,14 @@ class S3Store:
         hash is stored under that id, :class:`StoreUnavailable` if the object store fails.
         """
         check_names(namespace, segment_id)
-        sha256 = sha256.lower()
-        if not valid_sha256(sha256):
-            raise ValueError("sha256 must be 64 hex digits")
+        sha256 = checked_sha256(sha256)
         sink = self._sink(namespace)
         async with self._locked(namespace, segment_id):
             stored = await self._stored_hash(sink, segment_id)
-            if stored is None:
-                tombstone = await self._tombstone(sink, segment_id)
-                admitted = None if tombstone is None else tombstones.admits(tombstone, sha256)
-                if tombstone is not None and admitted is None:
-                    raise ConflictError(segment_id, tombstone["sha256"], sha256)
-                if admitted == "deleted":
-                    return "deleted"
-            else:
-                if not hmac.compare_digest(stored, sha256):
-                    raise ConflictError(segment_id, stored, sha256)
-                return "duplicate"
+            tombstone = await self._tombstone(sink, segment_id) if stored is None else None
+            answer = upload_answer(segment_id, sha256, stored, tombstone)
+            if answer is not None:
+                return answer
             try:
                 metadata = None if newest is None else {NEWEST_METADATA: f"{newest:.3f}"}
                 await sink.put(segment_id, compressed, sha256, metadata)
