@@ -206,6 +206,17 @@ def test_retention_on_a_real_server_and_what_readers_report(tmp_path, store_args
     assert "missing" not in verified.stdout.replace("(not missing", "")
     shutil.rmtree(restored)
 
+    # 7. pull straight from the store (the server down): its tombstones are read there too
+    direct = tmp_path / "direct"
+    endpoint = ["--endpoint-url", store[3]] if len(store) > 2 else []
+    pulled = cli("--journal", str(direct), "pull", store[1], "--namespace", "alpha", *endpoint, env=env)
+    assert pulled.returncode == 0, pulled.stderr
+    assert "3 deleted on the backup" in pulled.stdout
+    verified = cli("--journal", str(direct), "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    for name in sorted(GOES):
+        assert f"segment {names[name]}: deleted on the backup by retention on {today}" in verified.stdout
+
 
 def test_an_encrypted_segment_goes_by_the_time_the_server_received_it(tmp_path):
     """The server cannot read an age body's records: its time is when it arrived, so a

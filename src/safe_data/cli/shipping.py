@@ -396,12 +396,11 @@ def pull(
         try:
             entries = await sink.list()
             counts["listed"] = len(entries)
-            if hasattr(sink, "deletions"):  # what the backup deleted: recorded, not a gap
-                deleted = await sink.deletions()
-                counts["deleted_on_backup"] = len(deleted)
-                await asyncio.get_running_loop().run_in_executor(
-                    None, record_backup_deletions, directory, deleted
-                )
+            deleted = await sink.deletions()  # what the backup deleted: recorded, not a gap
+            counts["deleted_on_backup"] = len(deleted)
+            await asyncio.get_running_loop().run_in_executor(
+                None, record_backup_deletions, directory, deleted
+            )
             with _progress(f"downloading {_count(len(entries), 'segment')}", len(entries)) as advance:
                 for entry in entries:
                     path = os.path.join(directory, entry["id"] + fmt.SEALED_SUFFIX)

@@ -170,7 +170,7 @@ async def drill(
     listed = {entry["id"] for entry in entries}
     missing = expected - listed
     deleted: dict[str, dict] = {}
-    if missing and hasattr(sink, "deletions"):
+    if missing:
         try:
             deleted = {t["id"]: t for t in await sink.deletions() if isinstance(t, dict) and "id" in t}
         except (SinkError, OSError) as exc:

@@ -78,6 +78,12 @@ class Sink(abc.ABC):
         """Optional: the zstd-compressed segment (KeyError if absent)."""
         raise NotImplementedError(f"{type(self).__name__} cannot read segments back")
 
+    async def deletions(self) -> builtins.list[dict[str, Any]]:
+        """The tombstones (:mod:`safe_data.remote.tombstones`) of the segments deleted from
+        the store, sorted by id; none for a sink that keeps none (a segment gone from it is
+        then reported missing, never taken for deleted)."""
+        return []
+
 
 def check_id(segment_id: str) -> None:
     """RejectedError unless ``segment_id`` is a segment id (sent nowhere otherwise)."""

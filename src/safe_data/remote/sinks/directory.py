@@ -101,6 +101,12 @@ class DirectorySink(Sink):
     async def list(self) -> builtins.list[dict[str, Any]]:
         return await asyncio.get_running_loop().run_in_executor(None, list_committed, self.directory)
 
+    async def deletions(self) -> builtins.list[dict[str, Any]]:
+        """The tombstones the store keeps beside the segments, sorted by id."""
+        if not os.path.isdir(self.directory):  # (the store would create its root)
+            return []
+        return await asyncio.get_running_loop().run_in_executor(None, self._store.deletions, self.namespace)
+
     async def get(self, segment_id: str) -> bytes:
         if not valid_segment_id(segment_id):
             raise KeyError(segment_id)

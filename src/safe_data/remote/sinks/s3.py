@@ -40,6 +40,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .. import tombstones
 from ..protocol import BODY_SUFFIX, MAX_SEGMENT_BYTES, parse_retry_after, valid_namespace, valid_segment_id
 from ..requires import aiohttp as _require
 from . import RejectedError, Sink, TransientError, check_id, check_sha
@@ -536,6 +537,15 @@ class S3Sink(Sink):
             for e, h in zip(out, hashes, strict=True):
                 e["sha256"] = h
         return out
+
+    async def deletions(self) -> list[dict[str, Any]]:
+        """The tombstones beside the segments (a backup server on this bucket writes one
+        before it deletes a segment), sorted by id; an unreadable one is left out, so its
+        segment is reported missing."""
+        entries = await self.list(suffix=tombstones.TOMBSTONE_SUFFIX)
+        found = await asyncio.gather(*(self.get_small(e["id"], tombstones.TOMBSTONE_SUFFIX) for e in entries))
+        decoded = (tombstones.decode(data, e["id"]) for e, data in zip(entries, found, strict=True) if data)
+        return [t for t in decoded if t is not None]
 
     async def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist (for tests and demos)."""

@@ -251,13 +251,10 @@ class S3Store:
     async def deletions(self, namespace: str) -> list[dict]:
         """The tombstones of the namespace, sorted by id."""
         check_names(namespace)
-        sink = self._sink(namespace)
         try:
-            entries = await sink.list(suffix=tombstones.TOMBSTONE_SUFFIX)
+            return await self._sink(namespace).deletions()
         except (TransientError, RejectedError, S3Error) as exc:
             raise StoreUnavailable(str(exc)) from None
-        found = await asyncio.gather(*(self._tombstone(sink, e["id"]) for e in entries))
-        return [t for t in found if t is not None]
 
     async def put_file(
         self, namespace: str, segment_id: str, path: str, sha256: str, newest: float | None = None
