@@ -222,7 +222,8 @@ def restore(name: str | Container, *, at=None, journal=None) -> list[Any] | dict
     else:
         histories = _Histories(_support.resolve_journal(journal), name)
         named = [r for r in histories.records if r.container == name]
-    if forgotten.names(histories.journal.path) & {name, name.split("[", 1)[0]}:
+    path = histories.journal.path
+    if path is not None and forgotten.names(path) & {name, name.split("[", 1)[0]}:
         raise IncompleteHistoryError(name, at, _partial(named, at) if named else None, "forgotten")
     if not named:
         raise IncompleteHistoryError(name, at, None, "unknown")

@@ -292,10 +292,12 @@ def record_at(source, segment: str, offset: int):
 
 class ReadOnlyJournal:
     """What :func:`safe_data.restore` and :func:`safe_data.discarded` need of a journal
-    (its ``records``), over a source, read only and without its key."""
+    (its ``records``, and its ``path`` for its log of forgotten records: None for a
+    store, which keeps no such log), over a source, read only and without its key."""
 
     def __init__(self, source):
         self.source = source
+        self.path = source.directory if isinstance(source, JournalSource) else None
 
     def records(
         self,
