@@ -245,6 +245,10 @@ class RecordWriter:
                         self._flushed.wait()
                     outer, self._flusher = self._flusher, me
                 try:
+                    # let the threads just woken by the last flush write their records
+                    # first (a GIL switch, ~1 us against a ~1 ms fdatasync): one flush then
+                    # covers them, rather than each leading a flush of its own
+                    time.sleep(0)
                     self._flush()
                 finally:
                     with self._flushed:
