@@ -30,6 +30,16 @@ from safe_data.journal import format as fmt
 from safe_data.synced.backends.collection_json import JSONDict
 
 
+def journal_cli(journal_dir, *args, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``safe-data --journal JOURNAL_DIR ARGS...`` in a process of its own, its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "safe_data", "--journal", str(journal_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def wait_until(
     predicate: Callable[[], object], timeout: float, message: str | Callable[[], str], interval: float = 0.02
 ):

@@ -18,6 +18,8 @@ import pytest
 import safe_data
 from safe_data.journal import forgotten
 
+from ._helpers import journal_cli
+
 SECRET = "s3cr3t-of-alice"
 
 
@@ -129,22 +131,13 @@ def test_the_log_says_what_was_forgotten_without_the_values(impl, journal):
 def test_verify_and_stats_report_forgotten_not_damage(impl, journal):
     _two_containers(impl, journal)
     safe_data.forget(name="alice", journal=journal)
-    out = _cli(journal.path, "verify", "--json")
+    out = journal_cli(journal.path, "verify", "--json")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["ok"] and report["forgotten"] == 300 and report["problems"] == []
-    assert "300 records forgotten on request" in _cli(journal.path, "verify").stdout
-    stats = json.loads(_cli(journal.path, "stats", "--json").stdout)
+    assert "300 records forgotten on request" in journal_cli(journal.path, "verify").stdout
+    stats = json.loads(journal_cli(journal.path, "stats", "--json").stdout)
     assert stats["forgotten"] == 300 and "alice" not in stats["containers"]
-
-
-def _cli(journal_dir, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "safe_data", "--journal", str(journal_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 FORGETTER = textwrap.dedent("""
@@ -193,25 +186,25 @@ def test_a_crash_mid_rewrite_leaves_the_old_or_the_new_segment(impl, tmp_path, f
 def test_the_command_lists_forgets_and_logs(impl, journal):
     _two_containers(impl, journal)
     journal.close()  # (the command seals nothing of another process's: this one is done)
-    dry = _cli(journal.path, "forget", "--name", "alice", "--dry-run", "--json")
+    dry = journal_cli(journal.path, "forget", "--name", "alice", "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     plan = json.loads(dry.stdout)
     assert plan["action"] == "would forget" and plan["records"] == 300 and len(plan["segments"]) == 3
     assert SECRET.encode() in _everything_in(journal.path)
 
-    done = _cli(journal.path, "forget", "--name", "alice")
+    done = journal_cli(journal.path, "forget", "--name", "alice")
     assert done.returncode == 0, done.stderr
     assert "forgot 300 records in 3 segments" in done.stdout
     assert SECRET.encode() not in _everything_in(journal.path)
-    assert _cli(journal.path, "forget", "--name", "alice").returncode == 3  # nothing left
+    assert journal_cli(journal.path, "forget", "--name", "alice").returncode == 3  # nothing left
 
-    log = json.loads(_cli(journal.path, "forget", "--log", "--json").stdout)
+    log = json.loads(journal_cli(journal.path, "forget", "--log", "--json").stdout)
     assert sum(e["records"] for e in log) == 300 and {e["asked"]["name"] for e in log} == {"alice"}
-    assert "alice" in _cli(journal.path, "forget", "--log").stdout
-    listed = _cli(journal.path, "log", "--container", "alice")
+    assert "alice" in journal_cli(journal.path, "forget", "--log").stdout
+    listed = journal_cli(journal.path, "log", "--container", "alice")
     assert listed.returncode == 3 and "300 records forgotten on request" in listed.stderr
-    assert "forgotten" not in _cli(journal.path, "log", "--container", "bob").stderr
-    assert _cli(journal.path, "forget").returncode == 2  # no choice: a usage error
+    assert "forgotten" not in journal_cli(journal.path, "log", "--container", "bob").stderr
+    assert journal_cli(journal.path, "forget").returncode == 2  # no choice: a usage error
 
 
 # --- in backups: a real `safe-data serve` on a directory, and on a real SeaweedFS -------------
@@ -274,7 +267,7 @@ def test_forget_across_local_and_backup(impl, tmp_path, backup_server):
         bob.pop(0)
         if i == 199:
             journal.seal()
-            pushed = _cli(journal.path, "push", url, "--token", APPEND)
+            pushed = journal_cli(journal.path, "push", url, "--token", APPEND)
             assert pushed.returncode == 0, pushed.stderr
         elif i % 100 == 99:
             journal.seal()
@@ -282,18 +275,18 @@ def test_forget_across_local_and_backup(impl, tmp_path, backup_server):
     shipped = _stored_segments(url)
     assert len(shipped) == 2 and all(SECRET.encode() in raw for raw in shipped.values())
 
-    refused = _cli(journal.path, "forget", "--name", "alice", "--remote", url, "--token", APPEND)
+    refused = journal_cli(journal.path, "forget", "--name", "alice", "--remote", url, "--token", APPEND)
     assert refused.returncode == 1 and "admin" in refused.stderr, refused.stderr
     assert _stored_segments(url) == shipped  # nothing replaced (the local copy was rewritten)
 
-    dry = _cli(
+    dry = journal_cli(
         journal.path, "forget", "--name", "alice", "--remote", url, "--token", ADMIN, "--dry-run", "--json"
     )
     assert dry.returncode == 0, dry.stderr
     assert [sum(s.values()) for s in json.loads(dry.stdout)["backups"].values()] == [200]
     assert _stored_segments(url) == shipped
 
-    done = _cli(journal.path, "forget", "--name", "alice", "--remote", url, "--token", ADMIN, "--json")
+    done = journal_cli(journal.path, "forget", "--name", "alice", "--remote", url, "--token", ADMIN, "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     ((backup, segments),) = report["backups"].items()
@@ -307,7 +300,7 @@ def test_forget_across_local_and_backup(impl, tmp_path, backup_server):
     with safe_data.Journal(journal.path, readonly=True) as here:
         assert here.verify() == []
     pulled = tmp_path / "pulled"
-    assert _cli(pulled, "pull", url, "--token", APPEND).returncode == 0
+    assert journal_cli(pulled, "pull", url, "--token", APPEND).returncode == 0
     for name in os.listdir(journal.path):  # the segment only here, and the key
         if name.endswith(".seg") or name == "key":
             os.replace(os.path.join(journal.path, name), pulled / name)
@@ -339,7 +332,7 @@ def test_a_crash_between_deletion_and_upload_loses_nothing(tmp_path, backup_serv
             bob.pop(0)
             if i % 50 == 49:
                 journal.seal()
-    assert _cli(journal.path, "push", url, "--token", APPEND).returncode == 0
+    assert journal_cli(journal.path, "push", url, "--token", APPEND).returncode == 0
     forget = ("forget", "--name", "alice", "--remote", url, "--token", ADMIN)
     env = {**os.environ, "SAFE_DATA_FAULT": "forget.replace:1:abort"}
     crashed = subprocess.run(
@@ -351,13 +344,13 @@ def test_a_crash_between_deletion_and_upload_loses_nothing(tmp_path, backup_serv
     assert crashed.returncode != 0
     assert len(_stored_segments(url)) == 1 and len(_pending(journal.path)) == 1
 
-    again = _cli(journal.path, *forget)
+    again = journal_cli(journal.path, *forget)
     assert again.returncode == 0, again.stderr
     stored = _stored_segments(url)
     assert len(stored) == 2 and _pending(journal.path) == []
     assert not any(SECRET.encode() in raw for raw in stored.values())
     pulled = tmp_path / "pulled"
-    assert _cli(pulled, "pull", url, "--token", APPEND).returncode == 0
+    assert journal_cli(pulled, "pull", url, "--token", APPEND).returncode == 0
     os.replace(os.path.join(journal.path, "key"), pulled / "key")
     with safe_data.Journal(pulled, readonly=True) as back:
         assert _values(back, container="bob") == [f"bob-{i}" for i in range(100)]

@@ -16,8 +16,6 @@ import io
 import os
 import shutil
 import stat
-import subprocess
-import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,19 +24,10 @@ from hypothesis import strategies as st
 import safe_data
 from safe_data import SafeList
 
-from ._helpers import Canary, plant
+from ._helpers import Canary, journal_cli, plant
 
 zstandard = pytest.importorskip("zstandard")
 FUZZ_EXAMPLES = int(os.environ.get("SAFE_DATA_FUZZ_EXAMPLES", "300"))
-
-
-def cli(journal_dir, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "safe_data", "--journal", str(journal_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 @pytest.fixture
@@ -86,7 +75,7 @@ def test_no_reader_runs_a_planted_pickle(planted):
 )
 def test_no_command_runs_a_planted_pickle(planted, command):
     victim, canary = planted
-    cli(victim, *command)
+    journal_cli(victim, *command)
     assert not canary.exists(), command
 
 
@@ -117,9 +106,9 @@ def test_the_backup_server_and_pull_never_run_a_planted_pickle(planted, tmp_path
 
     assert asyncio.run(upload()) == 201
     pulled = tmp_path / "pulled"
-    proc = cli(pulled, "pull", str(tmp_path / "store"), "--namespace", "attacker")
+    proc = journal_cli(pulled, "pull", str(tmp_path / "store"), "--namespace", "attacker")
     assert proc.returncode == 0, proc.stderr
-    cli(pulled, "log")
+    journal_cli(pulled, "log")
     with safe_data.Journal(pulled, readonly=True) as journal:  # no key: the pickle is not trusted
         [record] = [r for r in journal.records() if r.container == "planted"]
         assert isinstance(record.values[0], safe_data.UnverifiedPickle)
@@ -168,7 +157,7 @@ def test_a_key_that_could_have_been_planted_is_refused(tmp_path):
     key.symlink_to(attacker_key)
     with pytest.raises(safe_data.SafeDataError, match="is a symlink"):
         safe_data.Journal(journal_dir)
-    proc = cli(journal_dir, "log")
+    proc = journal_cli(journal_dir, "log")
     assert proc.returncode != 0 and "refus" in proc.stderr and "Traceback" not in proc.stderr
     key.unlink()
     shutil.copy(attacker_key, key)

@@ -29,7 +29,7 @@ from . import forgotten
 from . import format as fmt
 from .encryption import AGE_HEADER, is_encrypted, open_at_rest, seal_file
 from .reader import Frame, decode_frame, is_live, segment_frames, segment_paths
-from .repair import NewHole, rebuilt, replace_segment
+from .repair import NewHole, readable_frames, rebuilt, replace_segment
 
 #: the ``reason`` of a forgotten hole's ``saved`` (its ``forgotten`` key holds the id)
 FORGOTTEN_REASON = "forgotten on request"
@@ -173,14 +173,7 @@ def _chosen(name: str, data, choice: Choice, key):
     """(header, frames, holes, [[first, last], ...] runs of chosen seqs) of a segment,
     or None when nothing in it is chosen.  SafeDataError if it is damaged."""
     header = fmt.unpack_segment_header(_impl.crc32c, data)
-    frames: list = []
-    scanning = segment_frames(data, _impl.crc32c, name, True, header)
-    while True:
-        try:
-            frames.append(next(scanning))
-        except StopIteration as stop:
-            scan = stop.value
-            break
+    frames, scan = readable_frames(data, name, header)
     runs: list[list[int]] = []
     last_chosen = None
     for frame in frames:

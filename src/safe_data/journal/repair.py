@@ -96,7 +96,7 @@ def _repair_sealed(directory: str, name: str) -> str | None:
                 return _set_aside_unreadable(directory, name, source, str(exc))
             if _is_second_copy(directory, name, header, source):
                 return _set_aside_copy(directory, name, source, header)
-            frames, scan = _readable(data, name, header)
+            frames, scan = readable_frames(data, name, header)
             if not scan.problems:
                 return None
             saved = _save_copy(directory, name, source)
@@ -138,7 +138,7 @@ def _is_second_copy(directory: str, name: str, header: fmt.SegmentHeader, source
     return (other.st_dev, other.st_ino) != (mine.st_dev, mine.st_ino)
 
 
-def _readable(data, name: str, header: fmt.SegmentHeader) -> tuple[list, Scan]:
+def readable_frames(data, name: str, header: fmt.SegmentHeader) -> tuple[list, Scan]:
     """(the frames that verify, the Scan)."""
     found: list = []
     frames = segment_frames(data, _impl.crc32c, name, True, header)
