@@ -10,10 +10,10 @@ Directories are created with mode 0700, files with 0600.
 Every file is written atomically and durably: a temporary file in the same directory,
 write, fsync, rename over the final name, fsync the directory.
 
-Beside them, ``<segment id>.newest`` holds the time of the segment (seconds since the
-epoch, as text) that the server's retention goes by (:mod:`safe_data.server.retention`),
-written before the hash file; an entry without one (stored by a sink) has its body's
-modification time.
+The body's modification time is the time of the segment that the server's retention
+goes by (:mod:`safe_data.server.retention`): set before the body is fsynced, so it is as
+durable as the body and costs no file of its own (an entry stored by a sink keeps the
+time it was written).
 
 Order: the body (``.seg.zst``) first, the hash file last.  The hash file is the commit
 record of an entry, and a reader (:func:`~safe_data.remote.protocol.committed`) sees an
@@ -64,14 +64,15 @@ __all__ = ["DirectoryStore"]
 #: store's filesystem, so a checked body is renamed into place; never a namespace (those
 #: start with a letter, digit or underscore)
 INCOMING = ".incoming"
-#: the file beside an entry that holds its time for retention
-NEWEST_SUFFIX = ".newest"
 
 
-def _move_into_place(path: str, directory: str, name: str) -> None:
-    """fsync the file at ``path``, rename it to ``name`` in ``directory``, fsync ``directory``."""
+def _move_into_place(path: str, directory: str, name: str, mtime: float | None = None) -> None:
+    """Set the modification time of the file at ``path`` (if given), fsync it, rename it
+    to ``name`` in ``directory``, fsync ``directory``."""
     fd = os.open(path, os.O_RDONLY)
     try:
+        if mtime is not None:
+            os.utime(fd, (mtime, mtime))
         fsync(fd)
     finally:
         os.close(fd)
@@ -152,10 +153,10 @@ class DirectoryStore:
         it is otherwise (the caller removes it).  ``newest``: the segment's time for
         retention (seconds since the epoch), kept when it is stored."""
         return self._put(
-            namespace, segment_id, sha256, lambda d, name: _move_into_place(path, d, name), newest
+            namespace, segment_id, sha256, lambda d, name: _move_into_place(path, d, name, newest)
         )
 
-    def _put(self, namespace: str, segment_id: str, sha256: str, place, newest: float | None = None) -> str:
+    def _put(self, namespace: str, segment_id: str, sha256: str, place) -> str:
         """:meth:`put`, the body written as ``place(directory, name)`` says."""
         check_names(namespace, segment_id)
         sha256 = checked_sha256(sha256)
@@ -174,8 +175,6 @@ class DirectoryStore:
             # No commit record: any body present is a leftover of a crash, never
             # acknowledged, and is replaced.  Body first, hash (the commit) last.
             place(directory, body_name)
-            if newest is not None:
-                _atomic_write(directory, segment_id + NEWEST_SUFFIX, f"{newest:.3f}\n".encode("ascii"))
             _atomic_write(directory, hash_name, (sha256 + "\n").encode("ascii"))
             return "stored"
 
@@ -210,8 +209,7 @@ class DirectoryStore:
 
     def retention_entries(self, namespace: str) -> builtins.list[dict]:
         """The entries of :meth:`list`, each with its ``newest``: the segment's time for
-        retention (seconds since the epoch), its body's modification time if the store
-        was not told."""
+        retention (seconds since the epoch): its body's modification time."""
         directory = self._namespace_dir(namespace, create=False)
         entries = self.list(namespace)
         for entry in entries:
@@ -219,11 +217,6 @@ class DirectoryStore:
         return entries
 
     def _newest(self, directory: str, segment_id: str) -> float:
-        try:
-            with open(os.path.join(directory, segment_id + NEWEST_SUFFIX), "rb") as f:
-                return float(f.read(64))
-        except (FileNotFoundError, ValueError):
-            pass
         try:
             return os.stat(os.path.join(directory, segment_id + BODY_SUFFIX)).st_mtime
         except FileNotFoundError:  # deleted since it was listed: it goes nowhere
@@ -249,8 +242,6 @@ class DirectoryStore:
             os.unlink(os.path.join(directory, segment_id + HASH_SUFFIX))  # the commit record first
             fsync_dir(directory)
             os.unlink(path)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(directory, segment_id + NEWEST_SUFFIX))
             fsync_dir(directory)
             return tombstone
 
