@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import copy
 import datetime as _dt
 import hashlib
@@ -538,7 +539,7 @@ class S3Sink(Sink):
                 e["sha256"] = h
         return out
 
-    async def deletions(self) -> list[dict[str, Any]]:
+    async def deletions(self) -> builtins.list[dict[str, Any]]:
         """The tombstones beside the segments (a backup server on this bucket writes one
         before it deletes a segment), sorted by id; an unreadable one is left out, so its
         segment is reported missing."""
