@@ -40,6 +40,7 @@ from .server_helpers import OTHER, TOKEN, start_cli  # noqa: E402
 
 pytestmark = [
     pytest.mark.cluster,
+    pytest.mark.one_pass,  # it checks the servers and the store, whichever containers fill them
     pytest.mark.skipif(find_weed() is None, reason="the SeaweedFS 'weed' binary is not installed"),
 ]
 
