@@ -72,8 +72,8 @@ WORKER = textwrap.dedent("""
 """)
 
 #: sites the workload above does not pass through (tested where they live)
-# tested with the atomic store, and in test_forget.py
-ELSEWHERE = {"atomic.replace", "segment.rewrite", "forget.replace"}
+# tested with the atomic store, in test_forget.py and test_shred.py
+ELSEWHERE = {"atomic.replace", "segment.rewrite", "forget.replace", "forget.shred"}
 
 
 def run_worker(tmp_path, fault=None, trace=None, seed=1, *extra):

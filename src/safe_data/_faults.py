@@ -41,6 +41,7 @@ SITES = (
     "atomic.replace",  # safe_data.atomic renames the new file over the old one
     "segment.rewrite",  # a repaired or forgetting segment's new file is durable, not renamed yet
     "forget.replace",  # a forget deleted a backup's copy; its replacement is not stored yet
+    "forget.shred",  # a forget stored a backup's replacement; the old data key is not destroyed yet
 )
 
 

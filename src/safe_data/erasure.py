@@ -36,6 +36,7 @@ def forget(
     predicate: Callable[[Record], bool] | None = None,
     backups=(),
     recipients: list[str] | None = None,
+    key_store=None,
     dry_run: bool = False,
 ) -> Forgotten:
     """Remove records from the journal for good: their values cannot be read back.
@@ -66,6 +67,12 @@ def forget(
         ``SAFE_DATA_IDENTITY_FILE`` and encrypted again to ``recipients``.
     recipients : list of str, optional
         age recipients (``age1...``) for rewrites of encrypted backed-up segments.
+    key_store : KeyStore or path, optional
+        The key store the backups' segments were shipped with (crypto-shredding,
+        docs/security.md): their data keys are unwrapped with ``SAFE_DATA_IDENTITY_FILE``,
+        each replacement gets a new one (wrapped to ``recipients``), and the replaced
+        version's key is destroyed, so that no copy of it anywhere can be read again.
+        Needs ``backups`` and ``recipients``; closed when done.
     dry_run : bool
         Change nothing; the result says what would be forgotten.
 
@@ -109,6 +116,15 @@ def forget(
         predicate=predicate,
         asked={k: v for k, v in asked.items() if v is not None},
     )
+    if key_store is not None and (not backups or recipients is None):
+        raise ValueError(
+            "key_store destroys the data keys of the backups' segments forget replaces: "
+            "give backups= and the recipients= to wrap their replacements' keys to"
+        )
+    if key_store is not None:
+        from .remote.keystores import key_store_of
+
+        key_store = key_store_of(key_store)
     if journal.readonly and not dry_run:
         raise JournalReadOnlyError(
             f"the journal {journal.path} was opened with readonly=True: "
@@ -120,12 +136,20 @@ def forget(
     result = _forget(journal.path, choice, journal._key, recipients=at_rest, dry_run=dry_run)
     if backups:
         parsed = None if recipients is None else encryption.parse_recipients(recipients)
-        done = asyncio.run(_in_backups(backups, journal, choice, result.id, parsed, dry_run))
+        done = asyncio.run(_in_backups(backups, journal, choice, result.id, parsed, key_store, dry_run))
         result = result._replace(backups=done)
     return result
 
 
-async def _in_backups(backups, journal, choice, forget_id, recipients, dry_run) -> dict:
+async def _in_backups(backups, journal, choice, forget_id, recipients, key_store, dry_run) -> dict:
+    try:
+        return await _each_backup(backups, journal, choice, forget_id, recipients, key_store, dry_run)
+    finally:
+        if key_store is not None:
+            await key_store.close()
+
+
+async def _each_backup(backups, journal, choice, forget_id, recipients, key_store, dry_run) -> dict:
     from .remote.forgetting import forget_in_backup
 
     done = {}
@@ -140,6 +164,7 @@ async def _in_backups(backups, journal, choice, forget_id, recipients, dry_run) 
                 forget_id,
                 identities=identities,
                 recipients=recipients,
+                key_store=key_store,
                 dry_run=dry_run,
             )
         finally:

@@ -106,7 +106,9 @@ class IncompleteHistoryError(SafeDataError):
     that name, in one process or several, changed after its last snapshot), ``"nested"``
     (a container nested inside it has no exact history for that moment), ``"no identity"``
     (``restore_all``: records older than container identities), ``"forgotten"`` (records
-    of that name were forgotten on request: ``safe_data.forget``).  ``partial``
+    of that name were forgotten on request: ``safe_data.forget``), ``"shredded"`` (records
+    of that name were in a segment whose data key a forget destroyed, as ``pull`` found
+    it: crypto-shredding).  ``partial``
     holds what the journal does know, as a dict, list or set: the values the container
     discarded after that time (so it held them then); for several writers, the state the
     last snapshot's container left; for a nested one, the state with the copies of the
@@ -133,6 +135,10 @@ class IncompleteHistoryError(SafeDataError):
         "forgotten": "the journal cannot rebuild {name!r} {when}: records of that name were "
         "forgotten on request (`safe-data forget --log` lists them). `.partial` has "
         "the values it is known to have held among the records left.",
+        "shredded": "the journal cannot rebuild {name!r} {when}: records of that name were in a "
+        "backed-up segment whose data key a forget destroyed, so it cannot be read "
+        "(`safe-data forget --log` lists them). `.partial` has the values it is known to "
+        "have held among the records left.",
         "several writers": "the journal cannot rebuild {name!r} {when}: after its last snapshot, "
         "more than one container of that name (in one process or several) "
         "changed, so no one state follows from the records. `.partial` has "

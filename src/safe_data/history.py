@@ -210,7 +210,8 @@ def restore(name: str | Container, *, at=None, journal=None) -> list[Any] | dict
     :class:`IncompleteHistoryError`, whose ``reason`` says why (an unknown name, a moment
     before the container was created, a container that was not versioned, several
     containers of that name, a nested container without an exact history, records of
-    that name (or of the container it is nested in) forgotten on request) and whose
+    that name (or of the container it is nested in) forgotten on request, or in a
+    backed-up segment whose data key a forget destroyed) and whose
     ``partial`` holds what the journal does know.
     """
     until = None if at is None else to_ns(at) + 1
@@ -223,8 +224,9 @@ def restore(name: str | Container, *, at=None, journal=None) -> list[Any] | dict
         histories = _Histories(_support.resolve_journal(journal), name)
         named = [r for r in histories.records if r.container == name]
     path = histories.journal.path
-    if path is not None and forgotten.names(path) & {name, name.split("[", 1)[0]}:
-        raise IncompleteHistoryError(name, at, _partial(named, at) if named else None, "forgotten")
+    for shredded, reason in ((False, "forgotten"), (True, "shredded")):
+        if path is not None and forgotten.names(path, shredded) & {name, name.split("[", 1)[0]}:
+            raise IncompleteHistoryError(name, at, _partial(named, at) if named else None, reason)
     if not named:
         raise IncompleteHistoryError(name, at, None, "unknown")
     return _restore(name, at, until, histories, named)

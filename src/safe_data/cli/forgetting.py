@@ -18,11 +18,14 @@ from .shipping import (
     _CONNECT_TIMEOUT,
     _ENDPOINT,
     _IDENTITY,
+    _KEY_STORE,
     _NAMESPACE,
     _PROFILE,
     _RECIPIENT,
     _REGION,
     _TOKEN,
+    _reach_key_store,
+    make_key_store,
     make_sink,
 )
 
@@ -82,6 +85,7 @@ class IdentityType(click.ParamType):
 @_CONNECT_TIMEOUT
 @_RECIPIENT
 @_IDENTITY
+@_KEY_STORE
 @click.option("--dry-run", is_flag=True, help="Only list the segments and records that would be forgotten.")
 @click.option("--log", "show_log", is_flag=True, help="List what was forgotten so far, and change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
@@ -102,6 +106,7 @@ def forget(
     connect_timeout,
     recipients,
     identity,
+    key_store_target,
     dry_run,
     show_log,
     as_json,
@@ -117,7 +122,10 @@ def forget(
     With --remote, every segment of each backup that holds chosen records (shipped
     from here, and perhaps gone from here since) is replaced by its rewrite: a server
     needs an admin token.  Encrypted copies are decrypted with --identity and encrypted
-    again to --recipient.
+    again to --recipient.  With --key-store (the one they were pushed with), their data
+    keys are unwrapped with --identity, each replacement gets a new one, and the old
+    version's key is destroyed once the replacement is stored: every copy of the old
+    version, wherever it is (immutable buckets, tapes), can no longer be read.
     """
     directory = _journal_dir(journal_path)
     if show_log:
@@ -132,6 +140,12 @@ def forget(
     if identity is not None:  # what the readers of encrypted segments look for
         os.environ[IDENTITY_ENV] = identity
     sinks = [make_sink(t, token, namespace, endpoint_url, connect_timeout, region, profile) for t in targets]
+    key_store = None
+    if key_store_target is not None:
+        key_store = make_key_store(
+            key_store_target, namespace, endpoint_url, connect_timeout, region, profile
+        )
+        _reach_key_store(key_store, connect_timeout)
     with Journal(directory, encrypt_to=list(at_rest) or None) as journal:
         try:
             result = forget_records(
@@ -142,6 +156,7 @@ def forget(
                 journal=journal,
                 backups=sinks,
                 recipients=list(recipients) or None,
+                key_store=key_store,
                 dry_run=dry_run,
             )
         except (ValueError, SafeDataError, SinkError) as exc:
@@ -187,8 +202,15 @@ def _print_log(entries, as_json: bool) -> None:
     if as_json:
         _dump_json([e._asdict() for e in entries])
         return
-    rows = [(e.time, e.id, e.segment, f"{e.records:,}", _asked(e.asked)) for e in entries]
+    rows = [(e.time, e.id, _segment(e), f"{e.records or 0:,}", _asked(e.asked)) for e in entries]
     _print_table(("time (UTC)", "forget", "segment", "records", "asked"), rows)
+
+
+def _segment(entry) -> str:
+    """The segment, and for a shred which version's data key was destroyed."""
+    if not isinstance(entry.shredded, dict):
+        return str(entry.segment)
+    return f"{entry.segment} (data key of {str(entry.shredded.get('sha256'))[:12]} destroyed)"
 
 
 def _asked(asked) -> str:

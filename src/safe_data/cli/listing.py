@@ -82,7 +82,8 @@ def _note_forgotten(directory: str, containers) -> None:
     entries = [
         e
         for e in forgotten.read(directory)
-        if not containers or set(containers) & set(e.containers if isinstance(e.containers, list) else ())
+        if not e.shredded  # (a shred repeats the records its forget counted)
+        and (not containers or set(containers) & set(e.containers if isinstance(e.containers, list) else ()))
     ]
     if entries:
         count = sum(e.records for e in entries if isinstance(e.records, int))

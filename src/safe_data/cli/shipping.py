@@ -69,6 +69,49 @@ def make_sink(
     return DirectorySink(target, namespace=namespace)
 
 
+def make_key_store(
+    target: str,
+    namespace: str,
+    endpoint_url: str | None,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    region: str | None = None,
+    profile: str | None = None,
+):
+    """The key store at TARGET: ``s3://bucket[/prefix]`` (through the S3 sink's client,
+    with the same options) or a directory; a backup server cannot hold keys."""
+    if target.startswith(("http://", "https://")):
+        raise Failure(
+            "a backup server cannot hold data keys (it stores only bodies it verifies as "
+            "segments): give --key-store a directory or s3://BUCKET[/PREFIX]",
+            EXIT_USAGE,
+        )
+    if target.startswith("s3://"):
+        from ..remote.keystores.s3 import S3KeyStore
+
+        return S3KeyStore(make_sink(target, None, namespace, endpoint_url, connect_timeout, region, profile))
+    from ..remote.keystores.directory import DirectoryKeyStore
+
+    return DirectoryKeyStore(target)
+
+
+def _reach_key_store(key_store, connect_timeout: float) -> None:
+    """Exit at once, in one line, if there is no key store to read from there."""
+    from ..remote.keystores import KeyStoreError
+
+    async def check() -> None:
+        try:
+            await asyncio.wait_for(key_store.check(), connect_timeout or None)
+        finally:
+            await key_store.close()
+
+    try:
+        asyncio.run(check())
+    except asyncio.TimeoutError:
+        raise Failure(f"cannot reach {key_store!r}: no answer within {connect_timeout:g} s") from None
+    except KeyStoreError as exc:
+        raise Failure(str(exc)) from None
+
+
 @contextlib.contextmanager
 def _usage_error():
     """A target the sink refuses (no S3 credentials, a bad URL or token): exit 2."""
@@ -177,6 +220,14 @@ _IDENTITY = click.option(
     type=click.Path(dir_okay=False),
     help="age identity file that decrypts encrypted segments (safe-data keygen).",
 )
+_KEY_STORE = click.option(
+    "--key-store",
+    "key_store_target",
+    envvar="SAFE_DATA_KEY_STORE",
+    metavar="DIR|s3://BUCKET[/PREFIX]",
+    help="Key store of per-segment data keys (crypto-shredding): a directory or an S3 "
+    "bucket apart from the segments' (--namespace, --endpoint-url, --region, --profile apply).",
+)
 _JSON = click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
 _REGION = click.option(
     "--region", default=None, help="S3 region (default: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's)."
@@ -211,6 +262,7 @@ def _remote_options(command):
 )
 @_remote_options
 @_RECIPIENT
+@_KEY_STORE
 @_JSON
 @click.pass_obj
 def push(
@@ -226,6 +278,7 @@ def push(
     connect_timeout,
     timeout,
     recipients,
+    key_store_target,
     as_json,
 ) -> None:
     """Upload every sealed segment now, and free the local copies once acknowledged.
@@ -235,7 +288,9 @@ def push(
     s3://BUCKET[/PREFIX] or a directory.  With several destinations, a segment is freed
     once --acks-required of them acknowledged it; a destination that cannot be reached is
     reported, and does not stop the others.  With --recipient, every segment is
-    age-encrypted before it leaves: the backups store only ciphertext.  Segments still
+    age-encrypted before it leaves: the backups store only ciphertext; with --key-store
+    too, each to a data key of its own, stored (wrapped to the recipients) in the key store
+    first, which a forget can destroy (docs/security.md).  Segments still
     being written by running programs are shipped by their own uploader or once sealed.
     Exit 1, leaving every segment not acknowledged in place, if too few destinations can
     be reached, one refuses a segment or the push does not finish within the timeout.
@@ -258,6 +313,15 @@ def push(
     if recipients is not None:
         with _usage_error():  # a malformed recipient: before anything is sent
             parse_recipients(recipients)
+    key_store = None
+    if key_store_target is not None:
+        if recipients is None:
+            raise Failure(
+                "--key-store needs --recipient: the data keys are stored encrypted to them", EXIT_USAGE
+            )
+        key_store = make_key_store(
+            key_store_target, namespace, endpoint_url, connect_timeout, region, profile
+        )
     sinks = [make_sink(t, token, namespace, endpoint_url, connect_timeout, region, profile) for t in targets]
     unreachable = _unreachable(sinks, connect_timeout)
     if len(sinks) - len(unreachable) < required:
@@ -269,7 +333,7 @@ def push(
     with _uploader_quiet():
         where = {"sink": sink} if len(sinks) == 1 else {"sinks": sinks, "acks_required": required}
         uploader = Uploader(
-            journal=Journal(directory), seal_every=None, recipients=recipients, **where
+            journal=Journal(directory), seal_every=None, recipients=recipients, key_store=key_store, **where
         ).start()
         try:
             left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
@@ -350,6 +414,7 @@ def _flush(uploader, pending, timeout: float | None) -> bool:
 @_TARGET
 @_remote_options
 @_IDENTITY
+@_KEY_STORE
 @_JSON
 @click.pass_obj
 def pull(
@@ -363,6 +428,7 @@ def pull(
     connect_timeout,
     timeout,
     identity,
+    key_store_target,
     as_json,
 ) -> None:
     """Download the backed-up segments of TARGET into the journal directory.
@@ -372,15 +438,19 @@ def pull(
     it is written; a segment the backup deleted (its retention, an admin token) is
     counted and recorded in the journal's ledger, so that safe-data verify reads it as
     deleted, not lost; the journal's key file does not travel (copy it back to read pickled
-    values: docs/remote.md).  Exit 1 if the backup cannot be reached, a segment cannot be
+    values: docs/remote.md).  Segments shipped with a key store need it (--key-store) and
+    the --identity their data keys are wrapped to; one whose data key a forget destroyed
+    is reported as shredded, not written, and recorded in the journal's ledger and
+    forgotten log.  Exit 1 if the backup cannot be reached, a segment cannot be
     decrypted or does not verify (it is not written, the others are) or the download does
     not finish within the timeout (what was downloaded stays), 3 if the backup holds
     nothing.
     """
     from ..journal.encryption import DecryptionError, read_identities
     from ..journal.journal import default_path
-    from ..remote._ledger import record_backup_deletions
+    from ..remote._ledger import record_backup_deletions, record_shredded
     from ..remote.drill import fetch_verified
+    from ..remote.keystores import KeyStoreError, Shredded
     from ..remote.protocol import InvalidSegment, SegmentTooLarge, decompress_segment
 
     started = time.monotonic()
@@ -388,9 +458,16 @@ def pull(
     directory = os.path.abspath(journal_path or default_path())
     sink = make_sink(target, token, namespace, endpoint_url, connect_timeout, region, profile)
     _reach(sink, connect_timeout)
+    key_store = None
+    if key_store_target is not None:
+        key_store = make_key_store(
+            key_store_target, namespace, endpoint_url, connect_timeout, region, profile
+        )
+        _reach_key_store(key_store, connect_timeout)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    counts = {"downloaded": 0, "already_here": 0, "listed": 0, "deleted_on_backup": 0}
+    counts = {"downloaded": 0, "already_here": 0, "listed": 0, "deleted_on_backup": 0, "shredded": 0}
     invalid: list[str] = []
+    shredded: list = []
 
     async def fetch() -> None:
         try:
@@ -408,15 +485,26 @@ def pull(
                         counts["already_here"] += 1
                     else:
                         try:
-                            body = await fetch_verified(sink, entry["id"], entry.get("sha256"), identities)
+                            body = await fetch_verified(
+                                sink, entry["id"], entry.get("sha256"), identities, key_store=key_store
+                            )
                         except (InvalidSegment, SegmentTooLarge) as exc:
                             invalid.append(f"segment {entry['id']} does not verify, not written: {exc}")
+                        except Shredded as exc:
+                            shredded.append(exc)
                         else:
                             _write_new(path, decompress_segment(body))
                             counts["downloaded"] += 1
                     advance(1)
+            if shredded:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, record_shredded, directory, shredded, identities, repr(sink), repr(key_store)
+                )
+                counts["shredded"] = len(shredded)
         finally:
             await sink.close()
+            if key_store is not None:
+                await key_store.close()
 
     async def fetch_in_time() -> None:
         left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
@@ -425,7 +513,7 @@ def pull(
     error = None
     try:
         asyncio.run(fetch_in_time())
-    except (DecryptionError, InvalidSegment, SegmentTooLarge) as exc:
+    except (DecryptionError, InvalidSegment, SegmentTooLarge, KeyStoreError) as exc:
         raise Failure(f"pull stopped, nothing written for this segment: {exc}") from None
     except asyncio.TimeoutError:
         error = (
@@ -446,9 +534,11 @@ def pull(
             f"{counts['already_here']} already here, into {directory}"
             + (f"; {deleted} deleted on the backup (recorded in the journal's ledger)" if deleted else "")
         )
+        for found in shredded:
+            click.echo(f"{found}; recorded in the journal's ledger and forgotten log")
     if error is not None:
         raise Failure(error, EXIT_FAILED)
-    if counts["downloaded"] + counts["already_here"] == 0:
+    if counts["downloaded"] + counts["already_here"] + counts["shredded"] == 0:
         raise Failure(f"nothing to pull from {target}", EXIT_NOT_FOUND)
 
 
@@ -483,6 +573,7 @@ def _subset(ctx, param, value: str):
 )
 @_remote_options
 @_IDENTITY
+@_KEY_STORE
 @_JSON
 @click.pass_obj
 def check_remote(
@@ -497,14 +588,16 @@ def check_remote(
     connect_timeout,
     timeout,
     identity,
+    key_store_target,
     as_json,
 ) -> None:
     """A restore drill: download a sample of TARGET's segments and verify them.
 
     Each sampled segment is checked as a restore would read it (its hash, header and
     every frame; an encrypted one is decrypted with --identity and checked inside, or
-    without one checked as stored); every segment this journal knows TARGET acknowledged
-    must be listed.
+    without one checked as stored; one shipped with a key store is opened with its data key
+    from --key-store, and one whose key a forget destroyed is reported as shredded, which
+    is no problem); every segment this journal knows TARGET acknowledged must be listed.
     The result is recorded in the journal directory for safe-data stats.  Exit 1, one
     line per problem, if anything is missing or does not verify, or the drill does not
     finish within the timeout.
@@ -517,13 +610,23 @@ def check_remote(
     directory = os.path.abspath(journal_path or default_path())
     sink = make_sink(target, token, namespace, endpoint_url, connect_timeout, region, profile)
     _reach(sink, connect_timeout)
+    key_store = None
+    if key_store_target is not None:
+        key_store = make_key_store(
+            key_store_target, namespace, endpoint_url, connect_timeout, region, profile
+        )
+        _reach_key_store(key_store, connect_timeout)
     known = directory if os.path.isdir(directory) else None
 
     async def run() -> drill.DrillReport:
         try:
-            return await asyncio.wait_for(drill.drill(sink, known, subset, identities=identities), timeout)
+            return await asyncio.wait_for(
+                drill.drill(sink, known, subset, identities=identities, key_store=key_store), timeout
+            )
         finally:
             await sink.close()
+            if key_store is not None:
+                await key_store.close()
 
     try:
         report = asyncio.run(run())
@@ -544,6 +647,7 @@ def check_remote(
                 "undecrypted": report.undecrypted,
                 "expected": report.expected,
                 "deleted": report.deleted,
+                "shredded": report.shredded,
                 "problems": report.problems,
             }
         )
@@ -561,7 +665,7 @@ def check_remote(
             f"{checked} of {report.listed} downloaded and verified{undecrypted}; "
             f"{report.expected} acknowledged segments known here, {listed}"
         )
-        for line in report.deleted:
+        for line in report.deleted + report.shredded:
             click.echo(line)
     if not report.ok:
         raise Failure("\n".join(report.problems), EXIT_FAILED)

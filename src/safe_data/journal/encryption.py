@@ -35,6 +35,7 @@ __all__ = [
     "encrypt",
     "decrypt",
     "new_identity",
+    "parse_identity",
     "seal_file",
     "seal_plaintext_segments",
     "open_at_rest",
@@ -142,6 +143,15 @@ def new_identity() -> tuple[str, str]:
     """A new X25519 identity: (secret key ``AGE-SECRET-KEY-1...``, recipient ``age1...``)."""
     identity = _pyrage("generating an identity").x25519.Identity.generate()
     return str(identity), str(identity.to_public())
+
+
+def parse_identity(text: str):
+    """The X25519 identity of an ``AGE-SECRET-KEY-1...`` string; DecryptionError if it is not one."""
+    pyrage = _pyrage("decrypting segments")
+    try:
+        return pyrage.x25519.Identity.from_str(text.strip())
+    except pyrage.IdentityError:
+        raise DecryptionError("not an age identity (AGE-SECRET-KEY-1...)") from None
 
 
 # --- sealed segments at rest (Journal(encrypt_to=...)) ---------------------------------------

@@ -160,6 +160,14 @@ def rewritten(name: str, data, choice: Choice, key, forget_id: str):
     return header.segment_id, runs, _joined(data, rebuilt(header, kept, holes + new)), names
 
 
+def container_names(name: str, data) -> list[str]:
+    """The sorted names of the containers with records in the sealed segment ``data``
+    (its file name ``name``), as checked as :func:`rewritten` reads it."""
+    header = fmt.unpack_segment_header(_impl.crc32c, data)
+    frames = segment_frames(data, _impl.crc32c, name, False, header)
+    return sorted({str(f.name, "utf-8", "replace") for f in frames})
+
+
 def _decrypted(name: str, data, recipients) -> bytes:
     if recipients is None:
         raise SafeDataError(

@@ -190,6 +190,42 @@ def record_backup_deletions(journal_path: str, deleted) -> int:
     return len(departures)
 
 
+def record_shredded(journal_path: str, found, identities, backup: str, key_store: str) -> None:
+    """Record the segments a pull found shredded (:class:`.keystores.Shredded`, each read
+    with ``identities`` for what was forgotten): in the journal's ledger, so that its
+    continuity check reads each as gone on purpose, not lost; in its forgotten log, so that
+    ``restore()`` says which containers lost records: every container the version held,
+    not only those forgotten (once per forget and version)."""
+    from ..journal import forgotten
+    from .keystores.data_keys import unseal_details
+
+    gone, _problems = ledger.read(journal_path)
+    departures, entries = [], []
+    for shredded in found:
+        why = f"shredded by forget {shredded.forget_id} (its data key was destroyed in {key_store})"
+        if fmt.parse_segment_id(shredded.segment_id) not in gone:
+            departures.append(ledger.Departure(shredded.segment_id, None, None, why, shredded.time))
+        if forgotten.has_shred(journal_path, shredded.forget_id, shredded.segment_id, shredded.sha256):
+            continue
+        details = unseal_details(shredded.sealed, identities)
+        entries.append(
+            forgotten.Entry(
+                shredded.forget_id,
+                shredded.time,
+                {},
+                shredded.segment_id,
+                details.get("records"),
+                details.get("seqs") or [],
+                details.get("held") or details.get("containers") or [],
+                {"sha256": shredded.sha256, "key_store": key_store, "pulled_from": backup},
+            )
+        )
+    if departures:
+        ledger.record(journal_path, departures)
+    if entries:
+        forgotten.append(journal_path, entries)
+
+
 def remove_marks(journal_path: str, segment_ids) -> None:
     for segment_id in segment_ids:
         _unlink(_mark_path(journal_path, segment_id))

@@ -29,6 +29,7 @@ import re
 
 from ..journal import encryption, ledger
 from . import _ledger, tombstones
+from .keystores import KeyStoreError, Shredded, data_keys
 from .protocol import MAX_SEGMENT_BYTES
 from .sinks import SinkError
 from .verify import InvalidSegment, SegmentTooLarge, check_compressed, check_encrypted
@@ -65,7 +66,13 @@ def sample_size(subset: float | int, listed: int) -> int:
 
 
 async def fetch_verified(
-    sink, segment_id: str, sha256: str | None, identities=None, *, ciphertext_suffices: bool = False
+    sink,
+    segment_id: str,
+    sha256: str | None,
+    identities=None,
+    *,
+    ciphertext_suffices: bool = False,
+    key_store=None,
 ) -> bytes:
     """Download one segment from ``sink`` and verify it; its zstd body.
 
@@ -73,9 +80,12 @@ async def fetch_verified(
     ciphertext), then decrypted with ``identities`` (see
     :func:`~safe_data.journal.encryption.read_identities`) and the segment inside
     verified; a plain copy must decompress to the sealed segment ``segment_id`` whose
-    SHA-256 is ``sha256``.  KeyError if the sink does not have it; DecryptionError if it
-    cannot be decrypted (no identity, or not one of its recipients); InvalidSegment (or
-    SegmentTooLarge) with the reason if it does not verify.  With
+    SHA-256 is ``sha256``.  With a ``key_store`` (:mod:`.keystores`), an encrypted copy
+    is opened with its data key, which ``identities`` unwrap (a copy the store has no key
+    for, with the long-term identities).  KeyError if the sink does not have it;
+    DecryptionError if it cannot be decrypted (no identity, or not one of its
+    recipients); :class:`~.keystores.Shredded` if its data key was destroyed by a forget;
+    InvalidSegment (or SegmentTooLarge) with the reason if it does not verify.  With
     ``ciphertext_suffices`` and no identities, an encrypted copy is checked as stored
     only and returned still encrypted (a drill on a host that holds only recipients).
     The checks decompress in bounded memory, in a worker thread; nothing is unpickled.
@@ -83,19 +93,33 @@ async def fetch_verified(
     if sha256 is None:
         raise InvalidSegment("its listing gives no SHA-256 to check it against")
     body = await sink.get(segment_id)
-    return await asyncio.get_running_loop().run_in_executor(
-        None, _verified, body, segment_id, sha256, identities, ciphertext_suffices
+    loop = asyncio.get_running_loop()
+    hint = " (shipped with a key store? give it too: --key-store)"
+    if key_store is not None and identities is not None and encryption.is_encrypted(body):
+        # checked as stored before the key store is asked for that version's key
+        await loop.run_in_executor(None, check_encrypted, io.BytesIO(body), sha256)
+        identities, long_term = await data_keys.identities_for(key_store, segment_id, sha256, identities)
+        hint = f" (and {key_store!r} holds no data key for it)" if long_term else ""
+    return await loop.run_in_executor(
+        None, _verified, body, segment_id, sha256, identities, ciphertext_suffices, hint
     )
 
 
-def _verified(body: bytes, segment_id: str, sha256: str, identities, ciphertext_suffices: bool) -> bytes:
+def _verified(
+    body: bytes, segment_id: str, sha256: str, identities, ciphertext_suffices: bool, hint: str
+) -> bytes:
     if not encryption.is_encrypted(body):
         check_compressed(io.BytesIO(body), MAX_SEGMENT_BYTES, sha256, segment_id)
         return body
     check_encrypted(io.BytesIO(body), sha256)
     if identities is None and ciphertext_suffices:
         return body
-    body = encryption.decrypt(body, identities, f"segment {segment_id}")
+    try:
+        body = encryption.decrypt(body, identities, f"segment {segment_id}")
+    except encryption.DecryptionError as exc:
+        if identities is None or "another recipient" not in str(exc):
+            raise
+        raise encryption.DecryptionError(f"{exc}{hint}") from None
     check_compressed(io.BytesIO(body), MAX_SEGMENT_BYTES, None, segment_id)
     return body
 
@@ -107,7 +131,9 @@ class DrillReport:
     knows the remote acknowledged), ``problems`` (one line each), ``time`` (ISO);
     ``undecrypted``: how many of the checked were encrypted and, without an identity,
     verified as stored ciphertext only; ``deleted``: the acknowledged segments the remote
-    deleted (one line each: ``segment <id>: deleted by retention on <date>``)."""
+    deleted (one line each: ``segment <id>: deleted by retention on <date>``);
+    ``shredded``: the checked segments whose data key a forget destroyed (one line each),
+    which are no problem either."""
 
     target: str
     listed: int = 0
@@ -116,6 +142,7 @@ class DrillReport:
     problems: list[str] = dataclasses.field(default_factory=list)
     undecrypted: int = 0
     deleted: list[str] = dataclasses.field(default_factory=list)
+    shredded: list[str] = dataclasses.field(default_factory=list)
     time: str = dataclasses.field(default_factory=_ledger.now_iso)
 
     @property
@@ -148,12 +175,18 @@ def acknowledged_by_sink(journal_path: str, sink) -> set[str]:
 
 
 async def drill(
-    sink, journal_path: str | None = None, subset: float | int = 0.05, rng=random, identities=None
+    sink,
+    journal_path: str | None = None,
+    subset: float | int = 0.05,
+    rng=random,
+    identities=None,
+    key_store=None,
 ) -> DrillReport:
     """Run one drill of ``sink`` (``subset`` from :func:`parse_subset`); never raises for
     what it finds: an unreachable sink, a missing, damaged or undecryptable segment are
-    problems.  Encrypted segments are decrypted and checked inside with ``identities``;
-    without, they are checked as stored (see :func:`fetch_verified`)."""
+    problems, a shredded one is not.  Encrypted segments are decrypted and checked inside
+    with ``identities`` (and the ``key_store`` of their data keys); without, they are
+    checked as stored (see :func:`fetch_verified`)."""
     report = DrillReport(repr(sink))
     expected: set[str] = set()
     if journal_path is not None:
@@ -186,14 +219,23 @@ async def drill(
         segment_id = entry["id"]
         try:
             body = await fetch_verified(
-                sink, segment_id, entry.get("sha256"), identities, ciphertext_suffices=True
+                sink,
+                segment_id,
+                entry.get("sha256"),
+                identities,
+                ciphertext_suffices=True,
+                key_store=key_store,
             )
+        except Shredded as exc:
+            report.shredded.append(str(exc))
         except KeyError:
             report.problems.append(f"segment {segment_id}: listed, but the download found nothing")
         except (InvalidSegment, SegmentTooLarge) as exc:
             report.problems.append(f"segment {segment_id}: does not verify: {exc}")
         except encryption.DecryptionError as exc:
             report.problems.append(f"segment {segment_id}: cannot be decrypted: {exc}")
+        except KeyStoreError as exc:
+            report.problems.append(f"segment {segment_id}: {exc}")
         except (SinkError, OSError) as exc:
             report.problems.append(f"segment {segment_id}: download failed: {exc}")
         else:
@@ -222,6 +264,7 @@ def record(journal_path: str, report: DrillReport) -> dict:
         "undecrypted": report.undecrypted,
         "expected": report.expected,
         "deleted": len(report.deleted),
+        "shredded": len(report.shredded),
         "problem_count": len(report.problems),
         "problems": report.problems[:MAX_RECORDED_PROBLEMS],
     }

@@ -56,10 +56,11 @@ from ..errors import SafeDataError
 from ..journal import encryption
 from ..journal.format import ZSTD_LEVEL
 from ..journal.journal import Journal, default_journal, journal_at
-from . import _ledger, drill
+from . import _ledger, drill, keystores
 from ._ledger import MARKS_DIR, PendingSegment, pending_segments, read_status
 from ._loop_thread import LoopThread, live_uploaders, lower_priority, register, unregister
 from .destinations import Destination, destinations_of
+from .keystores import data_keys
 from .sinks import RejectedError, Sink, TransientError
 
 __all__ = [
@@ -87,11 +88,13 @@ class UploadWarning(UserWarning):
     """A sink rejected a segment for good; it stays in the journal directory."""
 
 
-def _prepare(path: str, recipients: list | None):
-    """(raw size, sha256 hex, zstd body) of a segment file, or None if it is gone.  With
-    ``recipients``, the body is the age file of the zstd body, and the hash its own; a
-    segment encrypted at rest already is that body, sent as it is (its size is the
-    ciphertext's)."""
+def _prepare(path: str, recipients: list | None, data_key: bool = False):
+    """(raw size, sha256 hex, zstd body, wrapped data key or None) of a segment file, or
+    None if it is gone.  With ``recipients``, the body is the age file of the zstd body,
+    and the hash its own; with ``data_key`` too, that age file is encrypted to a fresh
+    data key alone, which comes wrapped to ``recipients`` (:mod:`.keystores.data_keys`).
+    A segment encrypted at rest already is its body, sent as it is (its size is the
+    ciphertext's); not with a data key: the uploader cannot decrypt it (RejectedError)."""
     import zstandard  # lazy: only a running uploader compresses
 
     try:
@@ -100,12 +103,20 @@ def _prepare(path: str, recipients: list | None):
     except FileNotFoundError:
         return None
     if encryption.is_encrypted(raw):
-        return len(raw), hashlib.sha256(raw).hexdigest(), raw
+        if data_key:
+            raise RejectedError(
+                f"{os.path.basename(path)} is encrypted at rest to the long-term recipients: a "
+                f"key store cannot shred it (ship it without a key store, or without encrypt_to)"
+            )
+        return len(raw), hashlib.sha256(raw).hexdigest(), raw, None
     body = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(raw)
     if recipients is None:
-        return len(raw), hashlib.sha256(raw).hexdigest(), body
+        return len(raw), hashlib.sha256(raw).hexdigest(), body, None
+    if data_key:
+        body, sha256, wrapped = data_keys.seal(body, recipients)
+        return len(raw), sha256, body, wrapped
     body = encryption.encrypt(body, recipients)
-    return len(raw), hashlib.sha256(body).hexdigest(), body
+    return len(raw), hashlib.sha256(body).hexdigest(), body, None
 
 
 async def _wait_event(event: asyncio.Event, timeout: float) -> None:
@@ -205,6 +216,10 @@ class Uploader:
     recipients : list of str, optional
         age X25519 recipients (``age1...``): each segment is encrypted to all of them after
         compression, before it leaves (docs/security.md); needs the ``encrypt`` extra.
+    key_store : KeyStore or path, optional
+        Crypto-shredding (:mod:`.keystores`): each segment is encrypted to a fresh data
+        key of its own instead, and that key, wrapped to ``recipients``, is stored here
+        before the segment is sent.  Needs ``recipients``.  The uploader closes it.
 
     Notes
     -----
@@ -229,6 +244,7 @@ class Uploader:
         backoff: tuple[float, float] = (0.1, 30.0),
         exit_timeout: float = 5.0,
         recipients: list[str] | None = None,
+        key_store=None,
     ) -> None:
         if (sink is None) == (sinks is None):
             raise TypeError("give the uploader either a sink or sinks=[...], not both")
@@ -274,6 +290,12 @@ class Uploader:
         self.exit_timeout = exit_timeout
         # parsed now: a bad recipient or a missing pyrage is an error here, not a retry loop
         self.recipients = None if recipients is None else encryption.parse_recipients(recipients)
+        if key_store is not None and self.recipients is None:
+            raise ValueError(
+                "a key store needs recipients: the data keys are stored encrypted to them "
+                "(Uploader(..., recipients=[...], key_store=...), push --recipient)"
+            )
+        self.key_store = None if key_store is None else keystores.key_store_of(key_store)
         self._pid = os.getpid()
         self._forked = False
         self._state = "new"  # new, running, closed
@@ -612,6 +634,8 @@ class Uploader:
                     await sink.close()
                 except Exception as exc:  # noqa: BLE001 - stopping anyway
                     log.warning("closing %r failed: %s", sink, exc)
+            if self.key_store is not None:
+                await self.key_store.close()
 
     async def _round(self, loop) -> float:
         """Start shipping what is pending, delete what is due; seconds until the next round."""
@@ -745,14 +769,28 @@ class Uploader:
     async def _body(self, destination: Destination, segment: PendingSegment):
         """(raw size, sha256, body) of a segment (see :func:`_prepare`), made once for all its destinations
         and held until the last of them is done with it; None if the segment is gone.
-        A failed attempt (an unreadable file) is not kept: the next one reads again."""
+        A failed attempt (an unreadable file, a key store that failed) is not kept: the next
+        one reads again."""
         entry = self._bodies.get(segment.id)
         if entry is None or (entry[0].done() and (entry[0].cancelled() or entry[0].exception())):
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self._compressor, _prepare, segment.path, self.recipients)
+            future = asyncio.ensure_future(self._made(segment))
             entry = self._bodies[segment.id] = (future, entry[1] if entry else set())
         entry[1].add(destination.name)
         return await asyncio.shield(entry[0])  # one destination stopping does not cancel it
+
+    async def _made(self, segment: PendingSegment):
+        loop = asyncio.get_running_loop()
+        key_store = self.key_store
+        prepared = await loop.run_in_executor(
+            self._compressor, _prepare, segment.path, self.recipients, key_store is not None
+        )
+        if prepared is None:
+            return None
+        size, sha256, body, wrapped = prepared
+        if key_store is not None and wrapped is not None:
+            # its key first: a segment stored without its key would be lost
+            await key_store.put(segment.id, sha256, wrapped)
+        return size, sha256, body
 
     def _release_body(self, destination: Destination, segment_id: str) -> None:
         entry = self._bodies.get(segment_id)
