@@ -41,8 +41,8 @@ WORKER = textwrap.dedent("""
     if sys.argv[4:] == ["delete-before-ack"]:  # the negative control's broken uploader
         import safe_data.remote.uploader as uploader_module
         read = uploader_module._prepare
-        def read_and_delete(path, recipients):
-            prepared = read(path, recipients)
+        def read_and_delete(path, *options):
+            prepared = read(path, *options)
             os.unlink(path)
             return prepared
         uploader_module._prepare = read_and_delete

@@ -320,6 +320,22 @@ def test_forget_shreds_every_copy_of_the_old_version(impl, tmp_path, stores, ide
     assert shredded.returncode == 0, shredded.stderr
     assert json.loads(shredded.stdout)["shredded"] == 2
     assert not list(old.glob("*.seg"))
+    drill = _cli(
+        stores,
+        tmp_path / "elsewhere",
+        "check-remote",
+        str(immutable),
+        "--read-data-subset",
+        "100%",
+        "--identity",
+        str(path),
+        "--key-store",
+        stores.keys,
+        "--json",
+    )
+    assert drill.returncode == 0, drill.stderr  # shredded is not a problem
+    report = json.loads(drill.stdout)
+    assert len(report["shredded"]) == 2 and report["checked"] == [] and report["problems"] == []
     with safe_data.Journal(old, readonly=True) as lost:
         assert [p for p in lost.verify() if "missing" in p.reason or "lost" in p.reason] == []
         for name in ("alice", "bob"):

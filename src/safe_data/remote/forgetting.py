@@ -101,7 +101,7 @@ async def forget_in_backup(
         body, new_sha256, wrapped = _body(new, recipients if encrypted else None, key_store is not None)
         if wrapped is not None:  # the new key before the new segment, as the uploader does
             await key_store.put(segment_id, new_sha256, wrapped)
-        pending = _keep(journal_path, sink, segment_id, new_sha256, body)
+        pending = _keep(journal_path, sink, f"{segment_id}.{new_sha256}", body)
         shred = None
         if keyed:  # the old version's key goes once the replacement is stored
             # sealed into the marker: a pull of an old copy says which containers it cannot read
@@ -113,7 +113,9 @@ async def forget_in_backup(
                 "sealed": data_keys.seal_details(details, recipients),
                 "details": details,
             }
-            shred = _keep(journal_path, sink, f"{segment_id}.{sha256}", "", json.dumps(note).encode())
+            shred = _keep(
+                journal_path, sink, f"{segment_id}.{sha256}{SHRED_SUFFIX}", json.dumps(note).encode()
+            )
         await _replace(sink, segment_id, body, new_sha256, f"forget {forget_id}")
         if shred is not None:
             await _shred(sink, journal_path, key_store, shred)
@@ -140,12 +142,12 @@ def _pending_dir(journal_path: str, sink) -> str:
     return os.path.join(journal_path, PENDING_DIR, derived_name(sink))
 
 
-def _keep(journal_path: str, sink, segment_id: str, sha256: str, body: bytes) -> str:
-    """Make the replacement's body durable in the backup's pending directory (with an
-    empty ``sha256``: a shred to do, ``segment_id`` naming the old version); its path."""
+def _keep(journal_path: str, sink, name: str, body: bytes) -> str:
+    """Make ``body`` durable as ``name`` in the backup's pending directory (a replacement's
+    body: ``<segment id>.<sha256>``; a shred to do: ``<segment id>.<old sha256>.shred``);
+    its path."""
     directory = _pending_dir(journal_path, sink)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    name = f"{segment_id}.{sha256}" if sha256 else segment_id + SHRED_SUFFIX
     path = os.path.join(directory, name)
     os.replace(write_temp(directory, name, body), path)
     fsync_dir(directory)
