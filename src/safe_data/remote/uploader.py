@@ -35,7 +35,9 @@ Several destinations (``sinks=[a, b, c], acks_required=2``): each destination
 it acknowledged in ``uploaded/to/<name>/``; a segment is acknowledged (marked in
 ``uploaded/``, or deleted) once ``acks_required`` destinations hold it.  Until it is
 deleted, the destinations that miss it keep receiving it; a restart sends it only to
-those.  A segment's compressed body is made once and shared by its destinations.
+those.  A segment's compressed body is made once and shared by its destinations; an
+encrypted one is also kept on disk until the segment is freed (:mod:`._prepared`), so that
+every attempt, destination and run sends the same ciphertext.
 """
 
 from __future__ import annotations
@@ -54,9 +56,9 @@ from typing import Any
 from .. import _faults
 from ..errors import SafeDataError
 from ..journal import encryption
-from ..journal.format import ZSTD_LEVEL
+from ..journal.format import SEALED_SUFFIX, ZSTD_LEVEL
 from ..journal.journal import Journal, default_journal, journal_at
-from . import _ledger, drill, keystores
+from . import _ledger, _prepared, drill, keystores
 from ._ledger import MARKS_DIR, PendingSegment, pending_segments, read_status
 from ._loop_thread import LoopThread, live_uploaders, lower_priority, register, unregister
 from .destinations import Destination, destinations_of
@@ -93,6 +95,8 @@ def _prepare(path: str, recipients: list | None, data_key: bool = False):
     None if it is gone.  With ``recipients``, the body is the age file of the zstd body,
     and the hash its own; with ``data_key`` too, that age file is encrypted to a fresh
     data key alone, which comes wrapped to ``recipients`` (:mod:`.keystores.data_keys`).
+    A body this makes by encrypting is kept (:mod:`._prepared`), and one kept before is
+    sent as it is, whatever the options now: it may be stored somewhere already.
     A segment encrypted at rest already is its body, sent as it is (its size is the
     ciphertext's); not with a data key: the uploader cannot decrypt it (RejectedError)."""
     import zstandard  # lazy: only a running uploader compresses
@@ -109,14 +113,27 @@ def _prepare(path: str, recipients: list | None, data_key: bool = False):
                 f"key store cannot shred it (ship it without a key store, or without encrypt_to)"
             )
         return len(raw), hashlib.sha256(raw).hexdigest(), raw, None
+    journal_path, segment_id = os.path.dirname(path), os.path.basename(path)[: -len(SEALED_SUFFIX)]
+    raw_sha256 = hashlib.sha256(raw).hexdigest()
+    kept = _prepared.load(journal_path, segment_id, raw_sha256)
+    if kept is not None:
+        body, wrapped = kept
+        if wrapped is not None and not data_key:
+            raise RejectedError(
+                f"segment {segment_id} was encrypted to a data key by an earlier upload, which may "
+                f"have stored it: give the key store (--key-store) to ship it"
+            )
+        return len(raw), hashlib.sha256(body).hexdigest(), body, wrapped
     body = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(raw)
     if recipients is None:
-        return len(raw), hashlib.sha256(raw).hexdigest(), body, None
+        return len(raw), raw_sha256, body, None
+    wrapped = None
     if data_key:
-        body, sha256, wrapped = data_keys.seal(body, recipients)
-        return len(raw), sha256, body, wrapped
-    body = encryption.encrypt(body, recipients)
-    return len(raw), hashlib.sha256(body).hexdigest(), body, None
+        body, _, wrapped = data_keys.seal(body, recipients)
+    else:
+        body = encryption.encrypt(body, recipients)
+    body, wrapped = _prepared.keep(journal_path, segment_id, raw_sha256, body, wrapped)
+    return len(raw), hashlib.sha256(body).hexdigest(), body, wrapped
 
 
 async def _wait_event(event: asyncio.Event, timeout: float) -> None:
@@ -664,6 +681,9 @@ class Uploader:
                 for i, t in sorted(marked.items(), key=lambda item: (item[1], item[0]))
                 if i not in due
             ]
+        # the kept bodies of segments no destination misses any more go (:mod:`._prepared`)
+        needed = [s.id for s in pending if not all(s.id in held.get(n, ()) for n in self._names)]
+        await loop.run_in_executor(None, _prepared.tidy, self.path, needed)
         for destination in self.destinations:
             done = held.get(destination.name, set())
             for segment in pending:
@@ -705,18 +725,20 @@ class Uploader:
 
     def _remove_acknowledged(self, segment_ids) -> list[str]:
         """Delete acknowledged segments, the journal's ledger naming the sinks that hold
-        each (what a restore drill of a sink checks); the ids deleted."""
+        each (what a restore drill of a sink checks), and their kept bodies; the ids deleted."""
         if not self._several:
-            return _ledger.remove_acknowledged(self.path, segment_ids, repr(self.sink))
-        holders: dict[str, list[str]] = {}
-        for segment_id in segment_ids:
-            names = set(_ledger.acknowledged_by(self.path, segment_id, self._names))
-            by = ", ".join(repr(d.sink) for d in self.destinations if d.name in names)
-            holders.setdefault(by, []).append(segment_id)
-        removed = []
-        for by, ids in holders.items():
-            removed += _ledger.remove_acknowledged(self.path, ids, by)
-        _ledger.remove_destination_marks(self.path, self._names, removed)
+            removed = _ledger.remove_acknowledged(self.path, segment_ids, repr(self.sink))
+        else:
+            holders: dict[str, list[str]] = {}
+            for segment_id in segment_ids:
+                names = set(_ledger.acknowledged_by(self.path, segment_id, self._names))
+                by = ", ".join(repr(d.sink) for d in self.destinations if d.name in names)
+                holders.setdefault(by, []).append(segment_id)
+            removed = []
+            for by, ids in holders.items():
+                removed += _ledger.remove_acknowledged(self.path, ids, by)
+            _ledger.remove_destination_marks(self.path, self._names, removed)
+        _prepared.remove(self.path, removed)
         return removed
 
     async def _ship(self, destination: Destination, segment: PendingSegment) -> None:
@@ -788,7 +810,8 @@ class Uploader:
             return None
         size, sha256, body, wrapped = prepared
         if key_store is not None and wrapped is not None:
-            # its key first: a segment stored without its key would be lost
+            # its key first: a segment stored without its key would be lost (put again for
+            # a body kept by an earlier run, which may have died before putting it)
             await key_store.put(segment.id, sha256, wrapped)
         return size, sha256, body
 
@@ -843,6 +866,15 @@ class Uploader:
         _faults.point("upload.delete")
         _ledger.write_marks(self.path, segment_ids)
         log.debug("acknowledged: %s", ", ".join(segment_ids))
+        # kept for their retention period; their bodies not, unless a destination misses them
+        if self._several:
+            everywhere = len(self._names)
+            segment_ids = [
+                i
+                for i in segment_ids
+                if len(_ledger.acknowledged_by(self.path, i, self._names)) == everywhere
+            ]
+        _prepared.remove(self.path, segment_ids)
 
     def _delete_now(self, segment_ids: list[str]) -> None:
         """(In a worker thread) delete a batch of acknowledged segments without marks:
