@@ -24,8 +24,8 @@
 
 Statistic: each row is summarised by one round statistic (STAT_BY_GROUP), divided by
 ``ops``.  CPU-only groups (0, 1: reads and adds; 17's reads; 18: constructors) use the
-fastest round (``min``): on a shared 2-core machine the other statistics mostly measure
-the neighbours.  Every group
+fastest round (``min``), and so does 20 (encryption): on a shared 2-core machine the other
+statistics mostly measure the neighbours.  Every group
 that writes to a journal or an mmap uses the ``mean`` round: the first write to a fresh
 page of the mapped segment costs a page fault whose price varies from round to round
 (kernel readahead zero-fills pages ahead, so one round often prepays the next), and only
@@ -48,6 +48,7 @@ STAT_BY_GROUP = (
     ("1 ", "min"),
     ("17 watch: read", "min"),
     ("18 ", "min"),
+    ("20 ", "min"),
 )  # group prefix -> statistic
 DEFAULT_STAT = "mean"
 
@@ -434,6 +435,8 @@ def compute_ratios(benchmarks) -> None:
     * ``read_over_write``: the write row's time per op / this row's (group 13; >= 1 means
       read back at least as fast as written).
     * ``x_1k``: popitem()'s time per call / its time with 1k entries (group 15).
+    * ``x_recipient``: encrypting a body to a fresh data key (and wrapping it) / to the
+      recipient (group 20).
     * ``x_each``: restore_all()'s time / restore() of each container's (group 14);
       ``x_op``: time per op / a versioned append's outside any transaction (group 14).
     * ``import_ms``: median ``python -c "import safe_data"`` minus median ``python -c pass``.
@@ -468,6 +471,8 @@ def compute_ratios(benchmarks) -> None:
                 info["x_atomic_store"] = round(t[variant] / t["atomic_store"], 3)
             if group.startswith("13 ") and "write" in t and variant != "write":
                 info["read_over_write"] = round(t["write"] / t[variant], 3)
+            if group.startswith("20 ") and variant != "recipient" and "recipient" in t:
+                info["x_recipient"] = round(t[variant] / t["recipient"], 3)
             if group.startswith("15 ") and "1k" in t:
                 info["x_1k"] = round(t[variant] / t["1k"], 3)
             if group.startswith("12 ") and "3k" in t:
@@ -520,6 +525,7 @@ _RATIO_KEYS = (
     "speed_over_synced_collections",
     "x_fewest",
     "x_1k",
+    "x_recipient",
     "read_over_write",
     "x_each",
     "x_op",
