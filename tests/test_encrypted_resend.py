@@ -29,7 +29,7 @@ from safe_data.remote.sinks.http import HttpSink  # noqa: E402
 from safe_data.remote.uploader import Uploader, UploadWarning  # noqa: E402
 
 from .backup_server import start_server, start_server_for, stop  # noqa: E402
-from .seaweedfs import new_bucket  # noqa: E402
+from .seaweedfs import free_port, new_bucket  # noqa: E402
 from .server_helpers import start_cli, stop_cli  # noqa: E402
 
 TOKEN = "s3cret-token-of-app-0123456789"
@@ -236,3 +236,117 @@ def test_bodies_of_segments_gone_are_tidied(impl, tmp_path, identity):
     ) as up:
         up.flush(timeout=60)
     assert sealed(journal) == [] and prepared(journal) == []
+
+
+SECRET = "alice-secret-4f2a"
+ADMIN = "admin-token-of-app-0123456789"
+
+
+def journal_of_alice_and_bob(impl, path) -> None:
+    """alice (secrets) and bob discard in turn: both segments hold records of both."""
+    with safe_data.Journal(path) as journal:
+        alice = impl.SafeList([f"{SECRET}-{i}" for i in range(100)], name="alice", journal=journal)
+        bob = impl.SafeList([f"bob-{i}" for i in range(100)], name="bob", journal=journal)
+        for i in range(100):
+            alice.pop(0)
+            bob.pop(0)
+            if i % 50 == 49:
+                journal.seal()
+
+
+def kept_plaintexts(path, identity_file) -> list:
+    """The segments kept in ``<journal>/uploading/``, decrypted with the identity."""
+    import zstandard
+
+    identities = encryption.read_identities(identity_file)
+    out = []
+    for name in prepared(path):
+        body = Path(path, "uploading", name, "body").read_bytes()
+        out.append(zstandard.ZstdDecompressor().decompress(encryption.decrypt(body, identities, name)))
+    return out
+
+
+def ship_to_nowhere(path, recipient) -> None:
+    """An uploader round whose destination is down: each segment's body made, kept, not sent."""
+    dead = HttpSink(f"http://127.0.0.1:{free_port()}", TOKEN, connect_timeout=0.2)
+    with pytest.warns(UploadWarning, match="not acknowledged"):
+        with Uploader(dead, journal=path, recipients=[recipient], **FAST) as up:
+            with pytest.raises(TimeoutError):
+                up.flush(timeout=2)
+            up.close(timeout=0.1)
+
+
+def test_a_forget_leaves_no_kept_body_of_what_it_forgot(impl, tmp_path, identity):
+    """The bodies kept for a destination that is down hold the segments as they were: a
+    forget drops those of the segments it rewrote (they would still decrypt to alice's
+    values); one left by a forget that died before dropping it goes at the uploader's
+    next round, which sees it is of another version of its segment."""
+    path, recipient = identity
+    journal = tmp_path / "journal"
+    journal_of_alice_and_bob(impl, journal)
+    ship_to_nowhere(journal, recipient)
+    assert len(prepared(journal)) == 2
+    assert all(SECRET.encode() in plain for plain in kept_plaintexts(journal, path))
+
+    with safe_data.Journal(journal) as opened:
+        assert safe_data.forget(name="alice", journal=opened).records == 100
+    assert prepared(journal) == []
+
+    # a forget that died after its rewrites, before dropping the bodies: as the journal
+    # layer leaves it
+    from safe_data.journal.forget import Choice, forget
+
+    other = tmp_path / "other"
+    journal_of_alice_and_bob(impl, other)
+    ship_to_nowhere(other, recipient)
+    with safe_data.Journal(other) as opened:
+        key = opened._key
+    assert forget(str(other), Choice(names=("alice",), asked={}), key).records == 100
+    assert len(prepared(other)) == 2
+    ship_to_nowhere(other, recipient)  # a round: stale bodies go, the rewrites' are made
+    plains = kept_plaintexts(other, path)
+    assert len(plains) == 2 and not any(SECRET.encode() in plain for plain in plains)
+
+
+def test_forget_in_a_backup_and_the_uploader_send_the_same_rewrite(impl, tmp_path, identity, monkeypatch):
+    """a holds the encrypted segments while b is down, so they stay in the journal; a
+    forget in a replaces a's copies with encrypted rewrites.  When b comes back, the
+    uploader sends b the very body the forget stored in a.  (Encrypted again, it differed
+    from a's copy; and were it sent to a again, after a lost acknowledgement, a would
+    refuse it for good: 409.)"""
+    path, recipient = identity
+    monkeypatch.setenv(encryption.IDENTITY_ENV, str(path))
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"app:{TOKEN}\napp:{ADMIN}:admin\n")
+    tokens.chmod(0o600)
+    proc_a, url_a = start_server(tmp_path / "a", tokens)
+    proc_b, url_b = start_server(tmp_path / "b", tokens)
+    stop(proc_b)  # down from the start
+    journal = tmp_path / "journal"
+    try:
+        journal_of_alice_and_bob(impl, journal)
+        with pytest.warns(UploadWarning, match="not acknowledged"):
+            sinks = {"a": HttpSink(url_a, TOKEN), "b": HttpSink(url_b, TOKEN)}
+            with Uploader(sinks=sinks, journal=journal, recipients=[recipient], **FAST) as up:
+                with pytest.raises(TimeoutError):
+                    up.flush(timeout=3)
+                up.close(timeout=0.1)
+        assert len(held(url_a)) == 2 and len(sealed(journal)) == 2
+
+        with safe_data.Journal(journal) as opened:
+            result = safe_data.forget(
+                name="alice", journal=opened, backups=[HttpSink(url_a, ADMIN)], recipients=[recipient]
+            )
+        assert (
+            result.records == 100 and sum(n for done in result.backups.values() for n in done.values()) == 100
+        )
+
+        proc_b, url_b = start_server(tmp_path / "b", tokens)  # back, on another port
+        sinks = {"a": HttpSink(url_a, TOKEN), "b": HttpSink(url_b, TOKEN)}
+        with Uploader(sinks=sinks, journal=journal, recipients=[recipient], **FAST) as up:
+            up.flush(timeout=60)
+        assert sealed(journal) == [] and prepared(journal) == []
+        assert held(url_b) == held(url_a) and len(held(url_a)) == 2
+    finally:
+        stop(proc_a)
+        stop(proc_b)

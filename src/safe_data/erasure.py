@@ -134,6 +134,12 @@ def forget(
         journal.seal()  # this process's records are in sealed segments: all can go
     at_rest = getattr(journal._manager, "encrypt_to", None)
     result = _forget(journal.path, choice, journal._key, recipients=at_rest, dry_run=dry_run)
+    if result.segments and not dry_run:
+        from .remote import _prepared
+
+        # the bodies kept for the uploader of the segments as they were would still
+        # decrypt to what was forgotten
+        _prepared.drop_other_versions(journal.path, result.segments)
     if backups:
         parsed = None if recipients is None else encryption.parse_recipients(recipients)
         done = asyncio.run(_in_backups(backups, journal, choice, result.id, parsed, key_store, dry_run))

@@ -28,7 +28,6 @@ so a forget that dies after the replacement and before the shred leaves it to th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -37,7 +36,8 @@ from .. import _faults
 from .._fs import fsync_dir, write_temp
 from ..journal import encryption, forgotten
 from ..journal.forget import Choice, container_names, rewritten
-from ..journal.format import SEALED_SUFFIX, ZSTD_LEVEL
+from ..journal.format import SEALED_SUFFIX
+from . import _prepared
 from .destinations import derived_name
 from .drill import fetch_verified
 from .keystores import data_keys
@@ -98,7 +98,11 @@ async def forget_in_backup(
                 f"segment {segment_id} is age-encrypted in the backup: give the recipients "
                 f"to encrypt its rewrite to (--recipient)"
             )
-        body, new_sha256, wrapped = _body(new, recipients if encrypted else None, key_store is not None)
+        # as the uploader makes it, and kept for it if the segment is still here to ship
+        here = os.path.exists(os.path.join(journal_path, segment_id + SEALED_SUFFIX))
+        body, new_sha256, wrapped = _prepared.made(
+            journal_path, segment_id, new, recipients if encrypted else None, key_store is not None, here
+        )
         if wrapped is not None:  # the new key before the new segment, as the uploader does
             await key_store.put(segment_id, new_sha256, wrapped)
         pending = _keep(journal_path, sink, f"{segment_id}.{new_sha256}", body)
@@ -121,20 +125,6 @@ async def forget_in_backup(
             await _shred(sink, journal_path, key_store, shred)
         os.unlink(pending)
     return done
-
-
-def _body(raw: bytes, recipients, data_key: bool) -> tuple[bytes, str, bytes | None]:
-    """(the body to upload, its hash, its wrapped data key or None) of the segment
-    ``raw``, as the uploader makes them."""
-    import zstandard
-
-    body = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(raw)
-    if recipients is None:
-        return body, hashlib.sha256(raw).hexdigest(), None
-    if data_key:
-        return data_keys.seal(body, recipients)
-    body = encryption.encrypt(body, recipients)
-    return body, hashlib.sha256(body).hexdigest(), None
 
 
 def _pending_dir(journal_path: str, sink) -> str:

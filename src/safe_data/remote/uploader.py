@@ -56,13 +56,12 @@ from typing import Any
 from .. import _faults
 from ..errors import SafeDataError
 from ..journal import encryption
-from ..journal.format import SEALED_SUFFIX, ZSTD_LEVEL
+from ..journal.format import SEALED_SUFFIX
 from ..journal.journal import Journal, default_journal, journal_at
 from . import _ledger, _prepared, drill, keystores
 from ._ledger import MARKS_DIR, PendingSegment, pending_segments, read_status
 from ._loop_thread import LoopThread, live_uploaders, lower_priority, register, unregister
 from .destinations import Destination, destinations_of
-from .keystores import data_keys
 from .sinks import RejectedError, Sink, TransientError
 
 __all__ = [
@@ -91,16 +90,10 @@ class UploadWarning(UserWarning):
 
 
 def _prepare(path: str, recipients: list | None, data_key: bool = False):
-    """(raw size, sha256 hex, zstd body, wrapped data key or None) of a segment file, or
-    None if it is gone.  With ``recipients``, the body is the age file of the zstd body,
-    and the hash its own; with ``data_key`` too, that age file is encrypted to a fresh
-    data key alone, which comes wrapped to ``recipients`` (:mod:`.keystores.data_keys`).
-    A body this makes by encrypting is kept (:mod:`._prepared`), and one kept before is
-    sent as it is, whatever the options now: it may be stored somewhere already.
-    A segment encrypted at rest already is its body, sent as it is (its size is the
-    ciphertext's); not with a data key: the uploader cannot decrypt it (RejectedError)."""
-    import zstandard  # lazy: only a running uploader compresses
-
+    """(raw size, sha256 hex, body, wrapped data key or None) of a segment file as it is
+    sent (:func:`._prepared.made`), or None if it is gone.  A segment encrypted at rest
+    already is its body, sent as it is (its size is the ciphertext's); not with a data
+    key: the uploader cannot decrypt it (RejectedError)."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -113,27 +106,9 @@ def _prepare(path: str, recipients: list | None, data_key: bool = False):
                 f"key store cannot shred it (ship it without a key store, or without encrypt_to)"
             )
         return len(raw), hashlib.sha256(raw).hexdigest(), raw, None
-    journal_path, segment_id = os.path.dirname(path), os.path.basename(path)[: -len(SEALED_SUFFIX)]
-    raw_sha256 = hashlib.sha256(raw).hexdigest()
-    kept = _prepared.load(journal_path, segment_id, raw_sha256)
-    if kept is not None:
-        body, wrapped = kept
-        if wrapped is not None and not data_key:
-            raise RejectedError(
-                f"segment {segment_id} was encrypted to a data key by an earlier upload, which may "
-                f"have stored it: give the key store (--key-store) to ship it"
-            )
-        return len(raw), hashlib.sha256(body).hexdigest(), body, wrapped
-    body = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(raw)
-    if recipients is None:
-        return len(raw), raw_sha256, body, None
-    wrapped = None
-    if data_key:
-        body, _, wrapped = data_keys.seal(body, recipients)
-    else:
-        body = encryption.encrypt(body, recipients)
-    body, wrapped = _prepared.keep(journal_path, segment_id, raw_sha256, body, wrapped)
-    return len(raw), hashlib.sha256(body).hexdigest(), body, wrapped
+    segment_id = os.path.basename(path)[: -len(SEALED_SUFFIX)]
+    body, sha256, wrapped = _prepared.made(os.path.dirname(path), segment_id, raw, recipients, data_key)
+    return len(raw), sha256, body, wrapped
 
 
 async def _wait_event(event: asyncio.Event, timeout: float) -> None:
