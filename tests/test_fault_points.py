@@ -173,8 +173,12 @@ def test_negative_control_an_uploader_deleting_before_the_ack_is_caught(tmp_path
         tmp_path, "upload.send:1:abort", None, 5, "delete-before-ack"
     )
     assert proc.returncode == -6 and acked
-    with pytest.raises(AssertionError, match="segments? 1(-[0-9]+)? of writer [0-9a-f]+ missing"):
-        check(acked, journal_dir, store_dir, 5)  # verify reports the vanished segment
+    # verify reports the vanished segments when a later segment of the writer is there;
+    # when the crash came before one was (a flush had just sealed the last), nothing in
+    # the journal can tell, and the values check below catches it
+    vanished = "segments? 1(-[0-9]+)? of writer [0-9a-f]+ missing"
+    with pytest.raises(AssertionError, match=f"{vanished}|acknowledged values lost"):
+        check(acked, journal_dir, store_dir, 5)
     shutil.rmtree(store_dir.parent / "union", ignore_errors=True)
     with pytest.raises(AssertionError, match="acknowledged values lost"):
         check(acked, journal_dir, store_dir, 5, sound=False)  # and the values are gone
