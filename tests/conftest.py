@@ -38,9 +38,9 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setattr(registry, "_default", None)
+    previous = registry.swap_default(None)
     yield
-    default = registry._default
+    default = registry.swap_default(previous)
     if default is not None:
         default.close()
 

@@ -5,6 +5,7 @@ from collections import OrderedDict
 import pytest
 
 import safe_data
+from safe_data.journal.format import MAX_NAME_LEN
 
 from ._helpers import discarded, records
 
@@ -462,6 +463,11 @@ def test_update_of_an_empty_dict_from_a_dict(impl, journal, versioned):
 KINDS = ["SafeList", "SafeDict", "SafeSet"]
 
 
+def holding(kind, value):
+    """What a container of ``kind`` can be built from to hold ``value``."""
+    return {"x": value} if kind == "SafeDict" else [value]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", [1, b"x", ["x"]], ids=["int", "bytes", "list"])
 def test_a_name_that_is_not_a_str_is_a_type_error(impl, journal, kind, name):
@@ -478,6 +484,62 @@ def test_the_default_journal_is_looked_up_at_each_construction(impl, tmp_path, k
     b = cls(name="b")
     assert a.journal is first and b.journal is second
     first.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_default_journal_that_closed_is_not_used_again(impl, tmp_path, kind):
+    cls = getattr(impl, kind)
+    first = safe_data.configure(tmp_path / "first")
+    a = cls(name="a")
+    first.close()
+    b = cls(name="b")  # on the journal at default_path(), opened for it
+    assert a.journal is first and b.journal is safe_data.default_journal()
+    assert b.journal is not first and not b.journal.closed
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_default_journal_swapped_in_for_a_block_is_used_in_it_only(impl, tmp_path, kind):
+    from safe_data.testing import temporary_journal
+
+    cls = getattr(impl, kind)
+    outer = safe_data.configure(tmp_path / "outer")
+    with temporary_journal(tmp_path / "inner") as inner:
+        a = cls(holding(kind, 1), name="a")
+        a.clear()
+        assert a.journal is inner and discarded(inner) == [1]
+    b = cls(holding(kind, 2), name="b")
+    b.clear()
+    assert b.journal is outer and discarded(outer) == [2]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_containers_of_one_name_are_two_containers(impl, journal, kind):
+    cls = getattr(impl, kind)
+    name = "twins"  # the same str object for both
+    a, b = (cls(holding(kind, n), name=name, journal=journal) for n in (1, 2))
+    assert a.container_id != b.container_id
+    b.clear()
+    a.clear()
+    assert [(r.container, r.container_id) for r in records(journal)] == [
+        (name, b.container_id),
+        (name, a.container_id),
+    ]
+    assert discarded(journal) == [2, 1]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_name_that_cannot_be_stored_is_refused_at_every_construction(impl, journal, kind):
+    # (the same str object each time: a name encoded once is not taken on trust again)
+    cls = getattr(impl, kind)
+    longest = "é" * (MAX_NAME_LEN // 2)  # its UTF-8 bytes are counted, not its characters
+    too_long, unencodable = longest + "é", "lone \udc80 surrogate"
+    assert [cls(name=longest, journal=journal).name for _ in range(2)] == [longest, longest]
+    for _ in range(2):
+        with pytest.raises(ValueError, match=f"container name longer than {MAX_NAME_LEN} bytes"):
+            cls(name=too_long, journal=journal)
+    for _ in range(2):
+        with pytest.raises(UnicodeEncodeError):
+            cls(name=unencodable, journal=journal)
 
 
 CONSTRUCTIONS = [

@@ -446,7 +446,7 @@ def test_server_counts_store_unavailable():
 def test_temporary_journal_is_the_default_for_the_block(tmp_path):
     from safe_data.testing import temporary_journal
 
-    previous = registry._default
+    previous = registry.current()
     with temporary_journal(tmp_path / "t") as j:
         assert safe_data.default_journal() is j
         lst = SafeList([1, 2])
@@ -463,7 +463,7 @@ def test_temporary_journal_is_the_default_for_the_block(tmp_path):
             j.assert_nothing_discarded()
         assert len(j.discards(include_expected=True)) == 2
     assert j.closed
-    assert registry._default is previous
+    assert registry.current() is previous
 
 
 def test_plugin_fixture_and_marker(pytester):

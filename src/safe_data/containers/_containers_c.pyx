@@ -222,24 +222,29 @@ cdef object _set_difference_update = set.difference_update
 cdef Py_ssize_t _MAX_NAME_LEN = fmt.MAX_NAME_LEN
 
 
+#: the last name encoded, and its bytes: a name written in the code is the same str object
+#: at every call, so a loop of SafeDict(name="d") encodes it once (containers may share the
+#: bytes: they are immutable, and a record is told apart by its container's number)
+cdef str _last_name = None
+cdef bytes _last_bname = None
+
+
 cdef bytes _encode_name(str name):
-    cdef bytes bname = name.encode("utf-8")
+    global _last_name, _last_bname
+    cdef bytes bname
+    if name is _last_name:
+        return _last_bname
+    bname = name.encode("utf-8")
     if len(bname) > _MAX_NAME_LEN:
         raise ValueError(f"container name longer than {_MAX_NAME_LEN} bytes")
+    _last_bname = bname  # (no Python code runs between the two: no thread sees half)
+    _last_name = name
     return bname
 
 
-#: the journal registry's globals: the default journal is read from them at every
-#: construction (configure() replaces it), as _support.resolve_journal does
-cdef dict _registry_vars = vars(registry)
-
-
-cdef object _resolve_journal(object journal):
-    if journal is None:
-        journal = _registry_vars["_default"]
-        if journal is None:
-            journal = registry.default()  # (it opens the default journal the first time)
-    return journal
+#: the registry's [default journal, its writer], read at every construction (configure()
+#: replaces them in place), as _support.resolve_journal does: no lookup
+cdef list _default_slot = registry._default_slot
 
 
 #: called with the container before each record it writes (the transactions of this
@@ -462,8 +467,12 @@ cdef _Binding _bind(_Binding old, object owner, str kind, name, journal, bint de
         journal = old.journal if journal is None else journal
         deep, versioned = old.deep, old.versioned  # fixed when the container was created
         capture = capture or old.capture
-    b.journal = _resolve_journal(journal)
-    b.writer = b.journal._writer
+    if journal is None and PyList_GET_ITEM(_default_slot, 0) != <PyObject*>None:
+        b.journal = <object>PyList_GET_ITEM(_default_slot, 0)
+        b.writer = <object>PyList_GET_ITEM(_default_slot, 1)
+    else:  # (registry.default() opens the default journal the first time)
+        b.journal = registry.default() if journal is None else journal
+        b.writer = b.journal._writer
     b.name = name if name is not None else _support.auto_name(kind, _MODULE)
     b.bname = _encode_name(b.name)
     b.deep = deep

@@ -72,9 +72,9 @@ def update_pairs(args: tuple, kwargs: dict) -> list:
 
 def resolve_journal(journal):
     """``journal``, or (None) the default journal, read from the registry at every call:
-    configure() replaces it (C: _containers_c._resolve_journal)."""
+    configure() replaces it (C: _containers_c._bind reads the same slot)."""
     if journal is None:
-        journal = registry._default
+        journal = registry._default_slot[0]
         if journal is None:
             journal = registry.default()
     return journal

@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 
 _journals: weakref.WeakValueDictionary[str, Journal] = weakref.WeakValueDictionary()  # by path
 _every: weakref.WeakSet[Journal] = weakref.WeakSet()  # for fork and exit hooks
-_default: Journal | None = None
+#: the default journal and its writer ([None, None] until one is opened): one list the C
+#: containers hold and read at every construction without a lookup, so it is changed in
+#: place, by _set_default only (one slice assignment: a reader never sees half of it)
+_default_slot: list = [None, None]
 _lock = threading.RLock()
 _closed_totals = [0, 0, 0]  # records, bytes, flushes of this process's journals since closed
 
@@ -34,13 +37,12 @@ def register(journal: Journal) -> None:
 
 def unregister(journal: Journal) -> None:
     """Forget a journal that closed, counting what its writer wrote into the totals."""
-    global _default
     with _lock:
         if _journals.get(journal.path) is journal:
             del _journals[journal.path]
         _every.discard(journal)
-        if _default is journal:
-            _default = None
+        if _default_slot[0] is journal:
+            _set_default(None)
         _closed_totals[0] += journal._writer.seq
         _closed_totals[1] += journal._writer.bytes_written
         _closed_totals[2] += journal._writer.flushes
@@ -73,30 +75,38 @@ def totals() -> tuple[int, int, int]:
 def default() -> Journal:
     """The default journal: the one ``configure()`` opened, else the one at
     ``default_path()``, opened (or found open) the first time."""
-    global _default
-    journal = _default
+    journal = _default_slot[0]
     if journal is None:
         # imported here: the containers find the default journal through this module,
         # and the journal's own modules load with the first journal, not with them
         from .journal import default_path, journal_at
 
         with _lock:
-            if _default is None:
-                _default = journal_at(default_path())
-            journal = _default
+            if _default_slot[0] is None:
+                _set_default(journal_at(default_path()))
+            journal = _default_slot[0]
     return journal
 
 
+def current() -> Journal | None:
+    """The default journal if one is open (``default()`` opens one), else None."""
+    return _default_slot[0]
+
+
 def is_default(journal: Journal) -> bool:
-    return journal is _default
+    return journal is _default_slot[0]
 
 
 def swap_default(journal: Journal | None) -> Journal | None:
     """Make ``journal`` the default journal; return the previous one."""
-    global _default
     with _lock:
-        previous, _default = _default, journal
+        previous = _default_slot[0]
+        _set_default(journal)
     return previous
+
+
+def _set_default(journal: Journal | None) -> None:
+    _default_slot[:] = (journal, None if journal is None else journal._writer)
 
 
 def _after_fork_in_child() -> None:
