@@ -45,6 +45,18 @@ def _isolated_home(tmp_path, monkeypatch):
         default.close()
 
 
+@pytest.fixture
+def identity(tmp_path):
+    """(identity file, its recipient): a long-term age key pair (needs pyrage)."""
+    from safe_data.journal import encryption
+
+    secret, recipient = encryption.new_identity()
+    path = tmp_path / "identity"
+    path.write_text(secret + "\n")
+    path.chmod(0o600)
+    return path, recipient
+
+
 @pytest.fixture(params=["directory", "s3"])
 def server_store(request, tmp_path):
     """A backup server's store: a DirectoryStore, or an S3Store on a fresh bucket of a

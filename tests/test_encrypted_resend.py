@@ -68,16 +68,6 @@ def backup(request, tmp_path):
     stop_cli(proc, timeout=15)
 
 
-@pytest.fixture
-def identity(tmp_path):
-    """(identity file, its recipient): the long-term key pair."""
-    secret, recipient = encryption.new_identity()
-    path = tmp_path / "identity"
-    path.write_text(secret + "\n")
-    path.chmod(0o600)
-    return path, recipient
-
-
 def cli(backup, journal_dir, *args, fault=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAFE_DATA_FAULT")}
     env.update(backup.env)
@@ -185,13 +175,29 @@ def held(url) -> dict:
     return asyncio.run(fetch())
 
 
+def tokens_file(tmp_path, lines: str) -> Path:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(lines)
+    tokens.chmod(0o600)
+    return tokens
+
+
+def ship_while_b_is_down(journal, url_a, url_b, recipient) -> None:
+    """An uploader round to a and b (down): a takes every segment, the journal keeps them
+    for b."""
+    with pytest.warns(UploadWarning, match="not acknowledged"):
+        sinks = {"a": HttpSink(url_a, TOKEN), "b": HttpSink(url_b, TOKEN)}
+        with Uploader(sinks=sinks, journal=journal, recipients=[recipient], **FAST) as up:
+            with pytest.raises(TimeoutError):
+                up.flush(timeout=3)
+            up.close(timeout=0.1)
+
+
 def test_two_destinations_one_down_at_first_get_the_same_ciphertext(impl, tmp_path, identity):
     """a takes every segment while b is down; the uploader stops, b comes back, the next
     one sends b what a has: the very same bytes (encrypted again, they differed)."""
     _, recipient = identity
-    tokens = tmp_path / "tokens"
-    tokens.write_text(f"app:{TOKEN}\n")
-    tokens.chmod(0o600)
+    tokens = tokens_file(tmp_path, f"app:{TOKEN}\n")
     proc_a, url_a = start_server(tmp_path / "a", tokens)
     proc_b, url_b = start_server(tmp_path / "b", tokens)
     stop(proc_b)  # down from the start
@@ -199,12 +205,7 @@ def test_two_destinations_one_down_at_first_get_the_same_ciphertext(impl, tmp_pa
     try:
         journal_of_two_segments(impl, journal)
         segments = sealed(journal)
-        with pytest.warns(UploadWarning, match="not acknowledged"):
-            sinks = {"a": HttpSink(url_a, TOKEN), "b": HttpSink(url_b, TOKEN)}
-            with Uploader(sinks=sinks, journal=journal, recipients=[recipient], **FAST) as up:
-                with pytest.raises(TimeoutError):
-                    up.flush(timeout=3)
-                up.close(timeout=0.1)
+        ship_while_b_is_down(journal, url_a, url_b, recipient)
         assert sealed(journal) == segments and len(held(url_a)) == 2
         assert prepared(journal)  # kept for b
 
@@ -316,21 +317,14 @@ def test_forget_in_a_backup_and_the_uploader_send_the_same_rewrite(impl, tmp_pat
     refuse it for good: 409.)"""
     path, recipient = identity
     monkeypatch.setenv(encryption.IDENTITY_ENV, str(path))
-    tokens = tmp_path / "tokens"
-    tokens.write_text(f"app:{TOKEN}\napp:{ADMIN}:admin\n")
-    tokens.chmod(0o600)
+    tokens = tokens_file(tmp_path, f"app:{TOKEN}\napp:{ADMIN}:admin\n")
     proc_a, url_a = start_server(tmp_path / "a", tokens)
     proc_b, url_b = start_server(tmp_path / "b", tokens)
     stop(proc_b)  # down from the start
     journal = tmp_path / "journal"
     try:
         journal_of_alice_and_bob(impl, journal)
-        with pytest.warns(UploadWarning, match="not acknowledged"):
-            sinks = {"a": HttpSink(url_a, TOKEN), "b": HttpSink(url_b, TOKEN)}
-            with Uploader(sinks=sinks, journal=journal, recipients=[recipient], **FAST) as up:
-                with pytest.raises(TimeoutError):
-                    up.flush(timeout=3)
-                up.close(timeout=0.1)
+        ship_while_b_is_down(journal, url_a, url_b, recipient)
         assert len(held(url_a)) == 2 and len(sealed(journal)) == 2
 
         with safe_data.Journal(journal) as opened:

@@ -78,16 +78,6 @@ def stores(request, tmp_path):
     )
 
 
-@pytest.fixture
-def identity(tmp_path):
-    """(identity file, its recipient): the long-term key pair."""
-    secret, recipient = encryption.new_identity()
-    path = tmp_path / "identity"
-    path.write_text(secret + "\n")
-    path.chmod(0o600)
-    return path, recipient
-
-
 def _cli(stores, journal_dir, *args):
     env = {**os.environ, **(stores.env or {})}
     return subprocess.run(
