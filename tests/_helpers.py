@@ -30,6 +30,21 @@ from safe_data.journal import format as fmt
 from safe_data.synced.backends.collection_json import JSONDict
 
 
+def alice_and_bob(impl, path, secret: str, each: int) -> str:
+    """A journal at ``path`` where alice (values ``<secret>-<i>``) and bob pop ``each``
+    values apiece, in turn, sealed at the half and at the end: two segments, each holding
+    records of both.  Its path."""
+    with safe_data.Journal(path) as journal:
+        alice = impl.SafeList([f"{secret}-{i}" for i in range(each)], name="alice", journal=journal)
+        bob = impl.SafeList([f"bob-{i}" for i in range(each)], name="bob", journal=journal)
+        for i in range(each):
+            alice.pop(0)
+            bob.pop(0)
+            if i % (each // 2) == each // 2 - 1:
+                journal.seal()
+    return str(path)
+
+
 def journal_cli(journal_dir, *args, timeout: float = 120) -> subprocess.CompletedProcess:
     """``safe-data --journal JOURNAL_DIR ARGS...`` in a process of its own, its output as text."""
     return subprocess.run(

@@ -28,6 +28,7 @@ from safe_data.journal import encryption  # noqa: E402
 from safe_data.remote.sinks.http import HttpSink  # noqa: E402
 from safe_data.remote.uploader import Uploader, UploadWarning  # noqa: E402
 
+from ._helpers import alice_and_bob  # noqa: E402
 from .backup_server import start_server, start_server_for, stop  # noqa: E402
 from .seaweedfs import free_port, new_bucket  # noqa: E402
 from .server_helpers import start_cli, stop_cli  # noqa: E402
@@ -243,18 +244,6 @@ SECRET = "alice-secret-4f2a"
 ADMIN = "admin-token-of-app-0123456789"
 
 
-def journal_of_alice_and_bob(impl, path) -> None:
-    """alice (secrets) and bob discard in turn: both segments hold records of both."""
-    with safe_data.Journal(path) as journal:
-        alice = impl.SafeList([f"{SECRET}-{i}" for i in range(100)], name="alice", journal=journal)
-        bob = impl.SafeList([f"bob-{i}" for i in range(100)], name="bob", journal=journal)
-        for i in range(100):
-            alice.pop(0)
-            bob.pop(0)
-            if i % 50 == 49:
-                journal.seal()
-
-
 def kept_plaintexts(path, identity_file) -> list:
     """The segments kept in ``<journal>/uploading/``, decrypted with the identity."""
     import zstandard
@@ -284,7 +273,7 @@ def test_a_forget_leaves_no_kept_body_of_what_it_forgot(impl, tmp_path, identity
     next round, which sees it is of another version of its segment."""
     path, recipient = identity
     journal = tmp_path / "journal"
-    journal_of_alice_and_bob(impl, journal)
+    alice_and_bob(impl, journal, SECRET, 100)
     ship_to_nowhere(journal, recipient)
     assert len(prepared(journal)) == 2
     assert all(SECRET.encode() in plain for plain in kept_plaintexts(journal, path))
@@ -298,7 +287,7 @@ def test_a_forget_leaves_no_kept_body_of_what_it_forgot(impl, tmp_path, identity
     from safe_data.journal.forget import Choice, forget
 
     other = tmp_path / "other"
-    journal_of_alice_and_bob(impl, other)
+    alice_and_bob(impl, other, SECRET, 100)
     ship_to_nowhere(other, recipient)
     with safe_data.Journal(other) as opened:
         key = opened._key
@@ -323,7 +312,7 @@ def test_forget_in_a_backup_and_the_uploader_send_the_same_rewrite(impl, tmp_pat
     stop(proc_b)  # down from the start
     journal = tmp_path / "journal"
     try:
-        journal_of_alice_and_bob(impl, journal)
+        alice_and_bob(impl, journal, SECRET, 100)
         ship_while_b_is_down(journal, url_a, url_b, recipient)
         assert len(held(url_a)) == 2 and len(sealed(journal)) == 2
 

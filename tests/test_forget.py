@@ -18,7 +18,7 @@ import pytest
 import safe_data
 from safe_data.journal import forgotten
 
-from ._helpers import journal_cli
+from ._helpers import alice_and_bob, journal_cli
 
 SECRET = "s3cr3t-of-alice"
 
@@ -324,34 +324,27 @@ def test_a_crash_between_deletion_and_upload_loses_nothing(tmp_path, backup_serv
     before its replacement was stored: the replacement's body waits in forgetting/, and
     the next forget stores it first, then finishes; bob's records are all in the backup."""
     url = backup_server
-    with safe_data.Journal(tmp_path / "journal") as journal:
-        alice = safe_data.SafeList([f"{SECRET}-{i}" for i in range(100)], name="alice", journal=journal)
-        bob = safe_data.SafeList([f"bob-{i}" for i in range(100)], name="bob", journal=journal)
-        for i in range(100):
-            alice.pop(0)
-            bob.pop(0)
-            if i % 50 == 49:
-                journal.seal()
-    assert journal_cli(journal.path, "push", url, "--token", APPEND).returncode == 0
+    journal = alice_and_bob(safe_data, tmp_path / "journal", SECRET, 100)
+    assert journal_cli(journal, "push", url, "--token", APPEND).returncode == 0
     forget = ("forget", "--name", "alice", "--remote", url, "--token", ADMIN)
     env = {**os.environ, "SAFE_DATA_FAULT": "forget.replace:1:abort"}
     crashed = subprocess.run(
-        [sys.executable, "-m", "safe_data", "--journal", journal.path, *forget],
+        [sys.executable, "-m", "safe_data", "--journal", journal, *forget],
         env=env,
         capture_output=True,
         timeout=120,
     )
     assert crashed.returncode != 0
-    assert len(_stored_segments(url)) == 1 and len(_pending(journal.path)) == 1
+    assert len(_stored_segments(url)) == 1 and len(_pending(journal)) == 1
 
-    again = journal_cli(journal.path, *forget)
+    again = journal_cli(journal, *forget)
     assert again.returncode == 0, again.stderr
     stored = _stored_segments(url)
-    assert len(stored) == 2 and _pending(journal.path) == []
+    assert len(stored) == 2 and _pending(journal) == []
     assert not any(SECRET.encode() in raw for raw in stored.values())
     pulled = tmp_path / "pulled"
     assert journal_cli(pulled, "pull", url, "--token", APPEND).returncode == 0
-    os.replace(os.path.join(journal.path, "key"), pulled / "key")
+    os.replace(os.path.join(journal, "key"), pulled / "key")
     with safe_data.Journal(pulled, readonly=True) as back:
         assert _values(back, container="bob") == [f"bob-{i}" for i in range(100)]
         assert list(back.records("alice")) == []

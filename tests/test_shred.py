@@ -30,6 +30,8 @@ from safe_data.remote.keystores import Shredded  # noqa: E402
 from safe_data.remote.protocol import decompress_segment  # noqa: E402
 from safe_data.remote.sinks.directory import DirectorySink  # noqa: E402
 
+from ._helpers import alice_and_bob  # noqa: E402
+
 SECRET = "s3cr3t-of-alice"
 
 
@@ -97,19 +99,6 @@ def _values(journal, container) -> list:
     ]
 
 
-def _journal_of_two(impl, path):
-    """alice (secrets) and bob discard in turn: every segment holds records of both."""
-    with safe_data.Journal(path) as journal:
-        alice = impl.SafeList([f"{SECRET}-{i}" for i in range(200)], name="alice", journal=journal)
-        bob = impl.SafeList([f"bob-{i}" for i in range(200)], name="bob", journal=journal)
-        for i in range(200):
-            alice.pop(0)
-            bob.pop(0)
-            if i % 100 == 99:
-                journal.seal()
-    return str(path)
-
-
 def _stored(stores) -> dict:
     """{segment id: (sha256, body)} of what the backup holds."""
 
@@ -152,7 +141,7 @@ def test_push_and_pull_with_a_key_store(impl, tmp_path, stores, identity):
     key store; pull and check-remote read it back with the key store and the identity,
     and say in one line what is missing without either."""
     path, recipient = identity
-    journal = _journal_of_two(impl, tmp_path / "journal")
+    journal = alice_and_bob(impl, tmp_path / "journal", SECRET, 200)
     pushed = _cli(
         stores, journal, "push", stores.backup, "--recipient", recipient, "--key-store", stores.keys
     )
@@ -215,7 +204,7 @@ async def _keys_of(stores, stored) -> dict:
 
 def test_a_wrong_identity_cannot_unwrap_the_data_keys(impl, tmp_path, stores, identity):
     _, recipient = identity
-    journal = _journal_of_two(impl, tmp_path / "journal")
+    journal = alice_and_bob(impl, tmp_path / "journal", SECRET, 200)
     pushed = _cli(
         stores, journal, "push", stores.backup, "--recipient", recipient, "--key-store", stores.keys
     )
@@ -250,7 +239,7 @@ def test_forget_shreds_every_copy_of_the_old_version(impl, tmp_path, stores, ide
     segment shredded by that forget, and restore() says so."""
     path, recipient = identity
     identities = encryption.read_identities(path)
-    journal = _journal_of_two(impl, tmp_path / "journal")
+    journal = alice_and_bob(impl, tmp_path / "journal", SECRET, 200)
     pushed = _cli(
         stores, journal, "push", stores.backup, "--recipient", recipient, "--key-store", stores.keys
     )
@@ -345,7 +334,7 @@ def test_a_crash_before_the_shred_is_finished_by_the_next_forget(tmp_path, ident
     the key store refuses to go on, the next one with it destroys the key and logs it."""
     path, recipient = identity
     stores = Stores(str(tmp_path / "backup"), str(tmp_path / "keys"))
-    journal = _journal_of_two(safe_data, tmp_path / "journal")
+    journal = alice_and_bob(safe_data, tmp_path / "journal", SECRET, 200)
     pushed = _cli(
         stores, journal, "push", stores.backup, "--recipient", recipient, "--key-store", stores.keys
     )
