@@ -91,6 +91,26 @@ def _cli(stores, journal_dir, *args):
     )
 
 
+def _drill(stores, journal, target, identity_path) -> dict:
+    """``check-remote TARGET`` of every segment, with the identity and the key store: its
+    JSON report (the command must succeed)."""
+    drill = _cli(
+        stores,
+        journal,
+        "check-remote",
+        target,
+        "--read-data-subset",
+        "100%",
+        "--identity",
+        str(identity_path),
+        "--key-store",
+        stores.keys,
+        "--json",
+    )
+    assert drill.returncode == 0, drill.stderr
+    return json.loads(drill.stdout)
+
+
 def _values(journal, container) -> list:
     return [
         v
@@ -176,21 +196,7 @@ def test_push_and_pull_with_a_key_store(impl, tmp_path, stores, identity):
     with safe_data.Journal(pulled, readonly=True) as restored:
         assert _values(restored, "bob") == [f"bob-{i}" for i in range(200)]
         assert _values(restored, "alice") == [f"{SECRET}-{i}" for i in range(200)]
-    drill = _cli(
-        stores,
-        journal,
-        "check-remote",
-        stores.backup,
-        "--read-data-subset",
-        "100%",
-        "--identity",
-        str(path),
-        "--key-store",
-        stores.keys,
-        "--json",
-    )
-    assert drill.returncode == 0, drill.stderr
-    report = json.loads(drill.stdout)
+    report = _drill(stores, journal, stores.backup, path)
     assert len(report["checked"]) == 2 and report["undecrypted"] == 0 and report["shredded"] == []
 
 
@@ -299,21 +305,7 @@ def test_forget_shreds_every_copy_of_the_old_version(impl, tmp_path, stores, ide
     assert shredded.returncode == 0, shredded.stderr
     assert json.loads(shredded.stdout)["shredded"] == 2
     assert not list(old.glob("*.seg"))
-    drill = _cli(
-        stores,
-        tmp_path / "elsewhere",
-        "check-remote",
-        str(immutable),
-        "--read-data-subset",
-        "100%",
-        "--identity",
-        str(path),
-        "--key-store",
-        stores.keys,
-        "--json",
-    )
-    assert drill.returncode == 0, drill.stderr  # shredded is not a problem
-    report = json.loads(drill.stdout)
+    report = _drill(stores, tmp_path / "elsewhere", str(immutable), path)  # shredded: no problem
     assert len(report["shredded"]) == 2 and report["checked"] == [] and report["problems"] == []
     with safe_data.Journal(old, readonly=True) as lost:
         assert [p for p in lost.verify() if "missing" in p.reason or "lost" in p.reason] == []
