@@ -345,7 +345,14 @@ cdef class _Binding:
         self.announce()
         return self.writer.record(op, self.bname, self.container_id, key, values, _caller(self.capture))
 
+    cdef inline bint plain(self) noexcept:
+        """Its records need nothing around them: no label to work out again, no caller to
+        capture, no watcher or hook to call (writer.direct() may write them)."""
+        return self._parent is None and not self.capture and _record_watcher is None and not self.writer._hooked
+
     cdef inline int one(self, uint8_t op, object key, uint8_t tag, object item_key, object item) except -1:
+        if self.plain() and self.writer.direct(op, self.bname, self.container_id, key, 0, False, tag, item_key, item):
+            return 0
         self.announce()
         return self.writer.record_one(op, self.bname, self.container_id, key, tag, item_key, item,
                                       _caller(self.capture))
@@ -712,6 +719,10 @@ cdef int _init_list(SafeList self, iterable, name, journal, bint deep, bint capt
 
 cdef object _discard_at(SafeList lst, uint8_t op, Py_ssize_t i):
     """Take the item at i out, journal it, and put it back if that fails; return it."""
+    cdef _Binding b = lst._b
+    if b.plain() and b.writer.direct(op, b.bname, b.container_id, None, i, True, T_LIST, None,
+                                     <object>PyList_GET_ITEM(lst, i)):
+        return sd_list_take_at(lst, i)  # journaled, and no code ran since: still the item at i
     item = sd_list_take_at(lst, i)
     try:
         lst._b.at(op, i, item)

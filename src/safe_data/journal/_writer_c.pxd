@@ -2,6 +2,7 @@
 # called directly (no Python call on the hot path), and the containers' registration;
 # and what the frame decoder (_records_c.pyx) uses: the value decoder.
 
+cimport cython
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 cdef extern from "Python.h":
@@ -32,6 +33,17 @@ cdef struct Rd:
 cdef object rd_value(Rd* r, int depth, object key, bint trust)
 
 
+#: a compact frame between open_compact and close_compact (_writer_c.pyx)
+cdef struct OpenFrame:
+    char* p  # where its bytes (and its definition's, if any) start
+    Py_ssize_t crc_at
+    char first  # its first byte, written last
+    uint64_t seq
+    int64_t now
+    unsigned long thread
+
+
+@cython.final  # (cdef methods called directly, which the C compiler may inline)
 cdef class RecordWriter:
     cdef object _manager
     cdef bytes _key
@@ -129,9 +141,17 @@ cdef class RecordWriter:
                         object item_key, object item, object caller) except -1
     cdef int record_at(self, uint8_t op, bytes name, uint64_t cid, Py_ssize_t index, object item,
                        object caller) except -1
-    cdef int _direct(self, uint8_t op, bytes name, uint64_t cid, object key, Py_ssize_t index, bint at,
+    cdef int direct(self, uint8_t op, bytes name, uint64_t cid, object key, Py_ssize_t index, bint at,
                      uint8_t tag, object item_key, object item) except -1
-    cdef char* _room(self, Py_ssize_t frame_len) except NULL
+    cdef inline char* _room(self, Py_ssize_t frame_len) except NULL:
+        """Make room for a frame of frame_len bytes at the write position; return where it
+        goes.  Zeros are written ahead of the frames (_prepare): when they reach that far,
+        there is nothing to do (a frame that fits within them is under the frame limit)."""
+        if frame_len <= self._prepared - self._pos:
+            return self._base + self._pos
+        return self._make_room(frame_len)
+
+    cdef char* _make_room(self, Py_ssize_t frame_len) except NULL
     cdef int _one(self, Buf* b, uint8_t op, bytes name, uint64_t cid, uint8_t tag, object item_key,
                   object item, object caller) except -1
     cdef void _take_buffer(self, Buf* b, char* stack)
@@ -141,7 +161,20 @@ cdef class RecordWriter:
                      const char* payload, Py_ssize_t plen) except -1
     cdef int _commit_compact(self, uint8_t op, uint8_t flags, bytes name, uint64_t cid,
                              const char* payload, Py_ssize_t plen) except -1
-    cdef int _committed(self, uint64_t seq, unsigned long thread, int64_t now, Py_ssize_t size) except -1
+    cdef inline int _committed(self, uint64_t seq, unsigned long thread, int64_t now, Py_ssize_t size) except -1:
+        """What follows the commit of record ``seq`` (``size`` bytes): the writer's state,
+        and in "fsync" mode its way to the disk."""
+        self._pos += size
+        self._seq = seq
+        self._bytes += <uint64_t>size
+        if self._fsync:
+            self._to_disk(seq, thread)
+        # after a flush (which let the GIL go): this thread's record, for append() and the hook
+        self._last_seq = seq
+        self._last_time = now
+        return 0
+
+    cdef int _to_disk(self, uint64_t seq, unsigned long thread) except -1
     cdef int _prepare(self, Py_ssize_t upto) except -1
     cdef int _settle(self, uint64_t first, uint64_t last) except -1
     cdef int _flush(self) except -1

@@ -20,7 +20,6 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_Next
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
@@ -75,6 +74,10 @@ cdef extern from "_crc32c.h":
     uint32_t sd_crc32c_after(uint64_t a, uint64_t b, const void* p, size_t n) nogil
     int sd_crc32c_hardware()
 
+cdef extern from "_encode.h":
+    bint sd_int_value(object obj, long long* v) noexcept
+    Py_ssize_t sd_leb_size(uint64_t v) noexcept
+
 cdef extern from "_sys.h":
     const char* sd_zeros
     enum: SD_ZERO_SIZE
@@ -94,6 +97,14 @@ cdef enum:
     MAX_SCRATCH = 16 * 1024 * 1024
     PREPARE_CHUNK = 256 * 1024
     TOO_DEEP = 2
+
+#: a scalar value as read_scalar() read it: its tag, then (T_INT) the zigzag value as LEB128,
+#: (T_FLOAT) the double's 8 bytes, or (T_STR, T_BYTES) the size as LEB128 and the data
+cdef struct Scalar:
+    uint8_t tag
+    uint64_t word
+    const char* data
+    Py_ssize_t size  # the bytes put_scalar writes
 
 #: a frame's length is 32 bits (a C variable: the literal alone would be compared as a
 #: Python int)
@@ -243,7 +254,6 @@ cdef int put_nested(Buf* b, object container, bytes key) except -1:
 cdef int encode(Buf* b, object obj, int depth, bytes key) except -1:
     """Append the encoding of obj; return TOO_DEEP (nothing usable written) past the limit."""
     cdef type t = type(obj)
-    cdef int overflow = 0
     cdef long long v
     cdef double d
     cdef Py_ssize_t size, i, pos
@@ -253,8 +263,7 @@ cdef int encode(Buf* b, object obj, int depth, bytes key) except -1:
     if obj is None:
         return put_byte(b, T_NONE)
     if t is int:
-        v = PyLong_AsLongLongAndOverflow(obj, &overflow)
-        if overflow == 0:
+        if sd_int_value(obj, &v):
             return put_int(b, v)
         raw = obj.to_bytes((obj.bit_length() + 8) // 8, "little", signed=True)
         return put_tagged_bytes(b, T_BIGINT, PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
@@ -344,72 +353,73 @@ cdef int encode(Buf* b, object obj, int depth, bytes key) except -1:
     return encode_pickle(b, obj, key)
 
 
-cdef inline Py_ssize_t scalar_size(object obj):
-    """The most bytes encode() writes for obj if it is a scalar that it encodes without
-    running Python code or allocating (None, bool, int of 64 bits, float, ASCII str,
-    bytes); -1 for anything else."""
+cdef inline bint read_scalar(object obj, Scalar* s) noexcept:
+    """Read into s a value that encode() writes without running Python code or allocating
+    (an int of 64 bits, None, bool, float, ASCII str, bytes), once: what put_scalar writes
+    and how many bytes that is.  False for anything else."""
     cdef type t = type(obj)
-    cdef int overflow = 0
-    if obj is None or t is bool:
-        return 1
-    if t is int:
-        PyLong_AsLongLongAndOverflow(obj, &overflow)
-        return -1 if overflow else 11
-    if t is float:
-        return 9
-    if t is str:
-        return 11 + PyUnicode_GET_LENGTH(obj) if PyUnicode_IS_ASCII(obj) else -1
-    if t is bytes:
-        return 11 + PyBytes_GET_SIZE(obj)
-    return -1
-
-
-cdef inline void put_scalar(Buf* b, object obj) noexcept:
-    """encode() of a value scalar_size() accepted, into a buffer it has room in: the same
-    bytes, with no checks left to make."""
-    cdef type t = type(obj)
-    cdef int overflow = 0
+    cdef long long v
     cdef double d
-    cdef Py_ssize_t size
-    cdef const char* data
-    cdef char* p = b.p + b.n
-    if obj is None:
-        p[0] = <char>T_NONE
-        b.n += 1
-        return
-    if t is bool:
-        p[0] = <char>(T_TRUE if obj is True else T_FALSE)
-        b.n += 1
-        return
-    if t is float:
-        d = PyFloat_AS_DOUBLE(obj)
-        p[0] = <char>T_FLOAT
-        memcpy(p + 1, &d, 8)
-        b.n += 9
-        return
     if t is int:
-        put_int(b, PyLong_AsLongLongAndOverflow(obj, &overflow))
-        return
-    if t is str:
-        p[0] = <char>T_STR
-        size = PyUnicode_GET_LENGTH(obj)
-        data = <const char*>PyUnicode_DATA(obj)  # ASCII: its UTF-8 bytes
+        if not sd_int_value(obj, &v):
+            return False
+        s.tag = T_INT
+        s.word = (<uint64_t>v << 1) ^ <uint64_t>(v >> 63)  # zigzag
+        s.size = 1 + leb_size(s.word)
+    elif obj is None:
+        s.tag = T_NONE
+        s.size = 1
+    elif t is bool:
+        s.tag = T_TRUE if obj is True else T_FALSE
+        s.size = 1
+    elif t is float:
+        d = PyFloat_AS_DOUBLE(obj)
+        s.tag = T_FLOAT
+        memcpy(&s.word, &d, 8)
+        s.size = 9
+    elif t is str:
+        if not PyUnicode_IS_ASCII(obj):
+            return False
+        s.tag = T_STR
+        s.word = <uint64_t>PyUnicode_GET_LENGTH(obj)
+        s.data = <const char*>PyUnicode_DATA(obj)  # ASCII: its UTF-8 bytes
+        s.size = 1 + leb_size(s.word) + <Py_ssize_t>s.word
+    elif t is bytes:
+        s.tag = T_BYTES
+        s.word = <uint64_t>PyBytes_GET_SIZE(obj)
+        s.data = PyBytes_AS_STRING(obj)
+        s.size = 1 + leb_size(s.word) + <Py_ssize_t>s.word
     else:
-        p[0] = <char>T_BYTES
-        size = PyBytes_GET_SIZE(obj)
-        data = PyBytes_AS_STRING(obj)
-    b.n += 1
-    put_varint(b, <uint64_t>size)
-    memcpy(b.p + b.n, data, size)
-    b.n += size
+        return False
+    return True
 
 
-cdef inline Py_ssize_t leb128_size(uint64_t v):
-    cdef Py_ssize_t n = 1 if v else 0  # 0: no number written (_commit)
-    while v > 0x7F:
-        n += 1
-        v >>= 7
-    return n
+cdef inline void int_scalar(Py_ssize_t v, Scalar* s) noexcept:
+    """read_scalar() of the int v, from the C integer (a list's position: no int object)."""
+    s.tag = T_INT
+    s.word = (<uint64_t>v << 1) ^ <uint64_t>(v >> 63)
+    s.size = 1 + leb_size(s.word)
+
+
+cdef inline Py_ssize_t put_scalar(char* p, Py_ssize_t at, const Scalar* s) noexcept:
+    """Write at p + at the bytes encode() writes for the value read into s (s.size of
+    them); return where they end."""
+    p[at] = <char>s.tag
+    if s.tag == T_INT:
+        return put_leb(p, at + 1, s.word)
+    if s.tag == T_FLOAT:
+        memcpy(p + at + 1, &s.word, 8)
+        return at + 9
+    if s.tag == T_STR or s.tag == T_BYTES:
+        at = put_leb(p, at + 1, s.word)
+        memcpy(p + at, s.data, <size_t>s.word)
+        return at + <Py_ssize_t>s.word
+    return at + 1
+
+
+cdef inline Py_ssize_t leb128_size(uint64_t v) noexcept:
+    """The bytes of v as LEB128, none for 0 (_commit writes no number then)."""
+    return sd_leb_size(v) if v else 0
 
 
 # --- compact frames (format.py compact_frame is the reference) ------------------------------
@@ -426,7 +436,7 @@ cdef inline Py_ssize_t put_leb(char* p, Py_ssize_t at, uint64_t v) noexcept:
 
 cdef inline Py_ssize_t leb_size(uint64_t v) noexcept:
     """The bytes of v as LEB128 (0 takes one)."""
-    return leb128_size(v) if v else 1
+    return sd_leb_size(v)
 
 
 cdef inline Py_ssize_t put_len(char* p, Py_ssize_t body) noexcept:
@@ -452,6 +462,72 @@ cdef inline bytes slot_key(unsigned long thread, uint64_t cid, bytes name):
     memcpy(k + 8, &cid, 8)
     memcpy(k + 16, PyBytes_AS_STRING(name), n)
     return key
+
+
+cdef inline Py_ssize_t compact_need(Py_ssize_t plen, bytes name) noexcept:
+    """The room a compact frame of a ``plen``-byte payload needs, its definition included."""
+    return FRAME_HEADER_SIZE + plen + COMPACT_SLACK + PyBytes_GET_SIZE(name)
+
+
+cdef inline Py_ssize_t open_compact(RecordWriter w, OpenFrame* f, char* p, uint8_t op, uint8_t flags,
+                                    bytes name, uint64_t cid, Py_ssize_t plen, unsigned long thread) except -1:
+    """Begin at ``p`` (with compact_need() bytes of room) a compact frame of ``thread`` for
+    a payload of ``plen`` bytes, after the definition of its (thread, name, number) if the
+    segment's table has none yet: write everything up to the payload and return where it
+    goes (from p); close_compact ends the frame.  Between the two, no Python code runs:
+    the frame is written atomically under the GIL.  (The slot's key is a bytes object and
+    the slot an int: allocating them never starts the garbage collector, whose finalizers
+    could write a record in the middle of this one.)"""
+    cdef Py_ssize_t name_len = PyBytes_GET_SIZE(name)
+    cdef Py_ssize_t slot, at = 0, crc_at
+    cdef uint64_t seq = w._seq + 1, zdt
+    cdef int64_t now = sd_now_ns()
+    cdef PyObject* found
+    if name is w._last_name and thread == w._last_thread and cid == w._last_cid:
+        slot = w._last_slot
+    else:
+        key = slot_key(thread, cid, name)
+        found = PyDict_GetItemWithError(w._slots, key)
+        if found != NULL:
+            slot = <Py_ssize_t><object>found
+        else:  # first use in this segment: define it
+            slot = len(w._slots)
+            w._slots[key] = slot
+            at = crc_at = put_len(p, 1 + leb_size(<uint64_t>slot) + 8 + leb_size(cid) + name_len)
+            f.first = p[0]  # the first byte is written last (see close_compact)
+            p[0] = 0
+            p[at + 4] = <char>OP_DEFINE
+            at = put_leb(p, at + 5, <uint64_t>slot)
+            memcpy(p + at, &thread, 8)
+            at = put_leb(p, at + 8, cid)
+            memcpy(p + at, PyBytes_AS_STRING(name), name_len)
+            at += name_len
+            put_crc(p + crc_at, p + at, seq, w._time)
+        w._last_name, w._last_thread, w._last_cid, w._last_slot = name, thread, cid, slot
+    zdt = (<uint64_t>(now - w._time) << 1) ^ <uint64_t>((now - w._time) >> 63)  # zigzag
+    crc_at = at + put_len(p + at, 1 + leb_size(zdt) + leb_size(<uint64_t>slot << COMPACT_FLAG_BITS | flags) + plen)
+    if at == 0:
+        f.first = p[0]
+        p[0] = 0
+    p[crc_at + 4] = <char>op
+    at = put_leb(p, crc_at + 5, zdt)
+    f.p = p
+    f.crc_at = crc_at
+    f.seq = seq
+    f.now = now
+    f.thread = thread
+    return put_leb(p, at, <uint64_t>slot << COMPACT_FLAG_BITS | flags)  # flags in its low bits
+
+
+cdef inline int close_compact(RecordWriter w, OpenFrame* f, Py_ssize_t end) except -1:
+    """End the frame open_compact began, whose payload ends at ``f.p + end``: its CRC, then
+    its first byte, which makes it (and its definition) exist."""
+    put_crc(f.p + f.crc_at, f.p + end, f.seq, f.now)
+    if faults_armed:  # tests only (docs/guarantees.md): a Python call, so not atomic then
+        _faults.point("record.write")
+    f.p[0] = f.first  # the first byte last: the frames exist once it is written (0 before: the end)
+    w._time = f.now
+    return w._committed(f.seq, f.thread, f.now, end)
 
 
 cdef int encode_value(Buf* b, object obj, bytes key) except -1:
@@ -762,7 +838,7 @@ cdef class RecordWriter:
         """Like record() with values = [item], {item} or {item_key: item}, built in place."""
         cdef char stack[STACK_BUF]
         cdef Buf b
-        if caller is not None or not self._direct(op, name, cid, key, 0, False, tag, item_key, item):
+        if caller is not None or not self.direct(op, name, cid, key, 0, False, tag, item_key, item):
             self._take_buffer(&b, stack)
             try:
                 encode_value(&b, key, self._key)
@@ -781,7 +857,7 @@ cdef class RecordWriter:
         the position is encoded from the C integer (no int object per pop)."""
         cdef char stack[STACK_BUF]
         cdef Buf b
-        if caller is not None or not self._direct(op, name, cid, None, index, True, T_LIST, None, item):
+        if caller is not None or not self.direct(op, name, cid, None, index, True, T_LIST, None, item):
             self._take_buffer(&b, stack)
             try:
                 put_int(&b, index)
@@ -792,53 +868,58 @@ cdef class RecordWriter:
             self._hook(self._last_seq, self._last_time, op, name, index, [item], caller, cid)
         return 0
 
-    cdef int _direct(self, uint8_t op, bytes name, uint64_t cid, object key, Py_ssize_t index, bint at,
-                     uint8_t tag, object item_key, object item) except -1:
+    cdef int direct(self, uint8_t op, bytes name, uint64_t cid, object key, Py_ssize_t index, bint at,
+                    uint8_t tag, object item_key, object item) except -1:
         """Write a one-item record (its key: ``key``, or the position ``index`` if ``at``)
         straight into the mapping, when every value in it is a scalar that encode() writes
         without running Python code or allocating, and the payload is too small to compress:
-        no buffer, no copy.  Return 1 when written, 0 for the general path."""
-        cdef Py_ssize_t size = scalar_size(item)
-        cdef Py_ssize_t more
-        cdef Buf b
-        cdef char small[STACK_BUF]
-        if size < 0:
+        no buffer, no copy, each value read once, no Python code run.  Return 1 when
+        written; 0, having written nothing, for the general path: a value that is not such a
+        scalar, a payload to compress, or no room ready (made then, which runs Python code:
+        the caller must read its values again).
+
+        A container's operation calls it before it changes anything (its thread holds the
+        operation lock): when it returns 1, what it journaled is still what is there."""
+        cdef Scalar k, ik, v
+        cdef Py_ssize_t size, need, end
+        cdef char* p
+        cdef OpenFrame f
+        if not read_scalar(item, &v):
             return 0
-        more = 11 if at else scalar_size(key)
-        if more < 0:
+        if at:
+            int_scalar(index, &k)
+        elif not read_scalar(key, &k):
             return 0
-        size += more + 2  # and the one-item container's tag and count
+        size = k.size + 2 + v.size  # and the one-item container's tag and count
         if tag == T_DICT:
-            more = scalar_size(item_key)
-            if more < 0:
+            if not read_scalar(item_key, &ik):
                 return 0
-            size += more
+            size += ik.size
         if size >= self._threshold:
             return 0
-        if self._compact:  # where the payload goes depends on the clock: _commit copies it
-            if size > STACK_BUF:
-                return 0
-            b.p = small
+        if self._compact:
+            need = compact_need(size, name)
         else:
-            more = FRAME_HEADER_SIZE + PyBytes_GET_SIZE(name) + leb128_size(cid)
-            b.p = self._room(more + size) + more
-        b.n = 0
-        b.cap = size  # enough: nothing below grows the buffer
-        b.heap = b.scratch = False
-        if at:
-            put_int(&b, index)
+            need = FRAME_HEADER_SIZE + PyBytes_GET_SIZE(name) + leb128_size(cid) + size
+        if need > self._prepared - self._pos:
+            self._make_room(need)
+            return 0
+        p = self._base + self._pos
+        if self._compact:
+            end = open_compact(self, &f, p, op, 0, name, cid, size, self._op_owner)
         else:
-            put_scalar(&b, key)
-        b.p[b.n] = <char>tag
-        b.p[b.n + 1] = 1
-        b.n += 2
+            end = need - size
+        end = put_scalar(p, end, &k)
+        p[end] = <char>tag
+        p[end + 1] = 1
+        end += 2
         if tag == T_DICT:
-            put_scalar(&b, item_key)
-        put_scalar(&b, item)
-        if self._compact:  # (directly: _commit's dispatch costs a tenth of the record)
-            self._commit_compact(op, 0, name, cid, b.p, b.n)
+            end = put_scalar(p, end, &ik)
+        end = put_scalar(p, end, &v)
+        if self._compact:
+            close_compact(self, &f, end)
         else:
-            self._commit(op, 0, name, cid, b.p, b.n)
+            self._commit(op, 0, name, cid, p + need - size, size)
         return 1
 
     cdef int _one(self, Buf* b, uint8_t op, bytes name, uint64_t cid, uint8_t tag, object item_key,
@@ -948,7 +1029,7 @@ cdef class RecordWriter:
         memcpy(p + 34, &nlen, 2)
         memcpy(p + FRAME_HEADER_SIZE, PyBytes_AS_STRING(name), name_len)
         memcpy(p + FRAME_HEADER_SIZE + name_len, id_bytes, id_len)
-        if payload != p + FRAME_HEADER_SIZE + name_len + id_len:  # else encoded in place (_direct)
+        if payload != p + FRAME_HEADER_SIZE + name_len + id_len:  # else encoded in place (direct)
             memcpy(p + FRAME_HEADER_SIZE + name_len + id_len, payload, plen)
         crc = sd_crc32c(0, p + 8, frame_len - 8)
         flen = <uint32_t>frame_len
@@ -960,80 +1041,23 @@ cdef class RecordWriter:
 
     cdef int _commit_compact(self, uint8_t op, uint8_t flags, bytes name, uint64_t cid,
                              const char* payload, Py_ssize_t plen) except -1:
-        """_commit of a compact frame (format version 2), after the definition of its
-        (thread, name, number) if the segment's table has none yet."""
-        cdef Py_ssize_t name_len = PyBytes_GET_SIZE(name)
-        cdef Py_ssize_t slot, at = 0, crc_at
-        cdef char* p = self._room(FRAME_HEADER_SIZE + plen + COMPACT_SLACK + name_len)
-        cdef unsigned long thread
-        cdef int64_t now, dt
-        cdef uint64_t seq
-        cdef char first
-        cdef PyObject* found
-        # From here to the end of the copy: no Python code runs (the slot's key is a bytes
-        # object and the slot an int: allocating them never starts the garbage collector,
-        # whose finalizers could write a record in the middle of this one)
-        seq = self._seq + 1
-        thread = PyThread_get_thread_ident()
-        now = sd_now_ns()
-        if name is self._last_name and thread == self._last_thread and cid == self._last_cid:
-            slot = self._last_slot
-        else:
-            key = slot_key(thread, cid, name)
-            found = PyDict_GetItemWithError(self._slots, key)
-            if found != NULL:
-                slot = <Py_ssize_t><object>found
-            else:  # first use in this segment: define it
-                slot = len(self._slots)
-                self._slots[key] = slot
-                at = crc_at = put_len(p, 1 + leb_size(<uint64_t>slot) + 8 + leb_size(cid) + name_len)
-                first = p[0]  # the first byte is written last (see below)
-                p[0] = 0
-                p[at + 4] = <char>OP_DEFINE
-                at = put_leb(p, at + 5, <uint64_t>slot)
-                memcpy(p + at, &thread, 8)
-                at = put_leb(p, at + 8, cid)
-                memcpy(p + at, PyBytes_AS_STRING(name), name_len)
-                at += name_len
-                put_crc(p + crc_at, p + at, seq, self._time)
-            self._last_name, self._last_thread, self._last_cid, self._last_slot = name, thread, cid, slot
-        dt = now - self._time
-        crc_at = at + put_len(p + at, 1 + leb_size((<uint64_t>dt << 1) ^ <uint64_t>(dt >> 63))
-                              + leb_size(<uint64_t>slot << COMPACT_FLAG_BITS | flags) + plen)
-        if at == 0:
-            first = p[0]
-            p[0] = 0
-        at = crc_at
-        p[at + 4] = <char>op
-        at = put_leb(p, at + 5, (<uint64_t>dt << 1) ^ <uint64_t>(dt >> 63))
-        at = put_leb(p, at, <uint64_t>slot << COMPACT_FLAG_BITS | flags)  # flags in its low bits
+        """_commit of a compact frame (format version 2)."""
+        cdef OpenFrame f
+        cdef char* p = self._room(compact_need(plen, name))
+        cdef Py_ssize_t at = open_compact(self, &f, p, op, flags, name, cid, plen, PyThread_get_thread_ident())
         memcpy(p + at, payload, plen)
-        at += plen
-        put_crc(p + crc_at, p + at, seq, now)
-        if faults_armed:  # tests only (docs/guarantees.md): a Python call, so not atomic then
-            _faults.point("record.write")
-        p[0] = first  # the first byte last: the frames exist once it is written (0 before: the end)
-        self._time = now
-        return self._committed(seq, thread, now, at)
+        return close_compact(self, &f, at + plen)
 
-    cdef int _committed(self, uint64_t seq, unsigned long thread, int64_t now, Py_ssize_t size) except -1:
-        """What follows the commit of record ``seq`` (``size`` bytes): the writer's state,
-        and in "fsync" mode its way to the disk."""
-        self._pos += size
-        self._seq = seq
-        self._bytes += <uint64_t>size
-        if self._fsync:
-            if self._op_owner == thread:  # on disk once the operation ends, outside its lock
-                if not self._op_first:
-                    self._op_first = seq
-                    self._unsettled += 1
-                self._op_last = seq
-            else:
+    cdef int _to_disk(self, uint64_t seq, unsigned long thread) except -1:
+        """_committed's part in "fsync" mode: record ``seq`` on its way to the disk."""
+        if self._op_owner == thread:  # on disk once the operation ends, outside its lock
+            if not self._op_first:
+                self._op_first = seq
                 self._unsettled += 1
-                self._settle(seq, seq)
-        # after a flush (which let the GIL go): this thread's record, for append() and the hook
-        self._last_seq = seq
-        self._last_time = now
+            self._op_last = seq
+        else:
+            self._unsettled += 1
+            self._settle(seq, seq)
         return 0
 
     cdef int _settle(self, uint64_t first, uint64_t last) except -1:
@@ -1119,9 +1143,8 @@ cdef class RecordWriter:
         self._failed = (lo, hi, code, f"records {lo + 1} to {hi} of the journal may not be on disk: {exc}")
         return 0
 
-    cdef char* _room(self, Py_ssize_t frame_len) except NULL:
-        """Make room for a frame of frame_len bytes at the write position (rotating to a new
-        segment, writing zeros ahead); return where it goes."""
+    cdef char* _make_room(self, Py_ssize_t frame_len) except NULL:
+        """_room's slow part: rotate to a new segment, write zeros ahead."""
         if frame_len > MAX_FRAME_LEN:
             raise RecordTooLargeError(f"a {frame_len}-byte record exceeds the 4 GiB frame limit; nothing was discarded")
         while self._pos + frame_len > self._end:
