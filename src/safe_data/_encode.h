@@ -25,9 +25,40 @@ static inline int sd_int_value(PyObject *obj, long long *v) {
     return !overflow;  /* (an exact int: no error but the overflow) */
 }
 
-/* The bytes of v as LEB128 (0 takes one). */
+/* The bytes of v as LEB128 (0 takes one): seven bits a byte, looked up by the leading
+ * zero bits (a division by 7 costs more than the rest of the lookup). */
+static const uint8_t sd_leb_sizes[64] = {
+    10, 9, 9, 9, 9, 9, 9, 9, 8, 8, 8, 8, 8, 8, 8, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, 6, 5, 5, 5,
+    5, 5, 5, 5, 4, 4, 4, 4, 4, 4, 4, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1};
+
 static inline Py_ssize_t sd_leb_size(uint64_t v) {
-    return (63 - __builtin_clzll(v | 1)) / 7 + 1;
+    return sd_leb_sizes[__builtin_clzll(v | 1)];
+}
+
+/* Write v as LEB128 at p + at; return where it ends.  Most numbers in a frame (lengths,
+ * slots, a position, a small int) take one to three bytes: those without a loop. */
+static inline Py_ssize_t sd_put_leb(char *p, Py_ssize_t at, uint64_t v) {
+    if (v < 0x80) {
+        p[at] = (char)v;
+        return at + 1;
+    }
+    if (v < 0x4000) {
+        p[at] = (char)(v | 0x80);
+        p[at + 1] = (char)(v >> 7);
+        return at + 2;
+    }
+    if (v < 0x200000) {
+        p[at] = (char)(v | 0x80);
+        p[at + 1] = (char)((v >> 7) | 0x80);
+        p[at + 2] = (char)(v >> 14);
+        return at + 3;
+    }
+    while (v > 0x7F) {
+        p[at++] = (char)((v & 0x7F) | 0x80);
+        v >>= 7;
+    }
+    p[at] = (char)v;
+    return at + 1;
 }
 
 #endif

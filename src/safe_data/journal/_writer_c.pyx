@@ -77,6 +77,7 @@ cdef extern from "_crc32c.h":
 cdef extern from "_encode.h":
     bint sd_int_value(object obj, long long* v) noexcept
     Py_ssize_t sd_leb_size(uint64_t v) noexcept
+    Py_ssize_t put_leb "sd_put_leb"(char* p, Py_ssize_t at, uint64_t v) noexcept
 
 cdef extern from "_sys.h":
     const char* sd_zeros
@@ -423,16 +424,6 @@ cdef inline Py_ssize_t leb128_size(uint64_t v) noexcept:
 
 
 # --- compact frames (format.py compact_frame is the reference) ------------------------------
-
-cdef inline Py_ssize_t put_leb(char* p, Py_ssize_t at, uint64_t v) noexcept:
-    """Write v as LEB128 at p + at; return where it ends."""
-    while v > 0x7F:
-        p[at] = <char>((v & 0x7F) | 0x80)
-        at += 1
-        v >>= 7
-    p[at] = <char>v
-    return at + 1
-
 
 cdef inline Py_ssize_t leb_size(uint64_t v) noexcept:
     """The bytes of v as LEB128 (0 takes one)."""
