@@ -37,6 +37,12 @@ SCENARIOS = {
         "safe_data.SafeList(range(m), name='l', journal=j)",
         "for _ in range(n): x.pop()",
     ),
+    "list.pop() 5-field dict": (
+        "[{'id': i, 'name': f'item-{i:06d}', 'price': 9.99, 'qty': 3, 'active': True} for i in range(m)]",
+        "safe_data.SafeList([{'id': i, 'name': f'item-{i:06d}', 'price': 9.99, 'qty': 3, 'active': True}"
+        " for i in range(m)], name='l', journal=j)",
+        "for _ in range(n): x.pop()",
+    ),
     "del d[k]": (
         "{str(i): i for i in range(m)}",
         "safe_data.SafeDict({str(i): i for i in range(m)}, name='d', journal=j)",

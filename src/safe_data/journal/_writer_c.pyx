@@ -20,7 +20,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_Next
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.errno cimport EINTR, EIO, errno
@@ -41,6 +41,17 @@ from . import format as fmt
 from .codec import NestedContainer, load_pickle as _load_pickle, mac as _mac
 
 cdef extern from "Python.h":
+    # (borrowed pointers: no reference taken, see read_scalar)
+    PyTypeObject* type_of "Py_TYPE"(PyObject* o)
+    PyTypeObject PyLong_Type, PyUnicode_Type, PyFloat_Type, PyBool_Type, PyBytes_Type
+    PyObject* none_p "Py_None"
+    PyObject* true_p "Py_True"
+    bint unicode_is_ascii "PyUnicode_IS_ASCII"(PyObject* s)
+    Py_ssize_t unicode_length "PyUnicode_GET_LENGTH"(PyObject* s)
+    void* unicode_data "PyUnicode_DATA"(PyObject* s)
+    double float_value "PyFloat_AS_DOUBLE"(PyObject* f)
+    Py_ssize_t bytes_size "PyBytes_GET_SIZE"(PyObject* b)
+    const char* bytes_data "PyBytes_AS_STRING"(PyObject* b)
     PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
     object PyMemoryView_FromMemory(char* mem, Py_ssize_t size, int flags)
     int PyBUF_READ
@@ -75,7 +86,7 @@ cdef extern from "_crc32c.h":
     int sd_crc32c_hardware()
 
 cdef extern from "_encode.h":
-    bint sd_int_value(object obj, long long* v) noexcept
+    bint sd_int_value(PyObject* obj, long long* v) noexcept
     Py_ssize_t sd_leb_size(uint64_t v) noexcept
     Py_ssize_t put_leb "sd_put_leb"(char* p, Py_ssize_t at, uint64_t v) noexcept
 
@@ -255,36 +266,21 @@ cdef int put_nested(Buf* b, object container, bytes key) except -1:
 cdef int encode(Buf* b, object obj, int depth, bytes key) except -1:
     """Append the encoding of obj; return TOO_DEEP (nothing usable written) past the limit."""
     cdef type t = type(obj)
-    cdef long long v
-    cdef double d
     cdef Py_ssize_t size, i, pos
     cdef const char* s
     cdef PyObject* k
     cdef PyObject* val
-    if obj is None:
-        return put_byte(b, T_NONE)
-    if t is int:
-        if sd_int_value(obj, &v):
-            return put_int(b, v)
+    if put_if_scalar(b, <PyObject*>obj):  # None, bool, an int of 64 bits, float, ASCII str, bytes
+        return 0
+    if t is int:  # of more than 64 bits
         raw = obj.to_bytes((obj.bit_length() + 8) // 8, "little", signed=True)
         return put_tagged_bytes(b, T_BIGINT, PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
-    if t is str:
+    if t is str:  # not ASCII
         try:
             s = PyUnicode_AsUTF8AndSize(obj, &size)
         except UnicodeEncodeError:  # lone surrogates: let pickle keep them
             return encode_pickle(b, obj, key)
         return put_tagged_bytes(b, T_STR, s, size)
-    if t is float:
-        d = PyFloat_AS_DOUBLE(obj)
-        buf_reserve(b, 9)
-        b.p[b.n] = <char>T_FLOAT
-        memcpy(b.p + b.n + 1, &d, 8)
-        b.n += 9
-        return 0
-    if t is bool:
-        return put_byte(b, T_TRUE if obj else T_FALSE)
-    if t is bytes:
-        return put_tagged_bytes(b, T_BYTES, PyBytes_AS_STRING(obj), PyBytes_GET_SIZE(obj))
     if t is bytearray:
         return put_tagged_bytes(b, T_BYTEARRAY, PyByteArray_AS_STRING(obj), PyByteArray_GET_SIZE(obj))
     if t is list or t is _safe_list or t is _tracked_safe_list:
@@ -299,9 +295,10 @@ cdef int encode(Buf* b, object obj, int depth, bytes key) except -1:
         while i < size:
             if PyList_GET_SIZE(obj) != size:
                 raise RuntimeError("list changed size while it was being journaled")
-            item = <object>PyList_GET_ITEM(obj, i)
-            if encode(b, item, depth + 1, key) == TOO_DEEP:
-                return TOO_DEEP
+            if not put_if_scalar(b, PyList_GET_ITEM(obj, i)):
+                item = <object>PyList_GET_ITEM(obj, i)  # a strong reference: encoding may run code (pickle)
+                if encode(b, item, depth + 1, key) == TOO_DEEP:
+                    return TOO_DEEP
             i += 1
         return 0
     if t is dict or t is _safe_dict:
@@ -315,11 +312,16 @@ cdef int encode(Buf* b, object obj, int depth, bytes key) except -1:
         pos = 0
         i = 0
         while PyDict_Next(obj, &pos, &k, &val):
-            kobj = <object>k  # strong references: encoding may run code (pickle)
-            vobj = <object>val
-            if encode(b, kobj, depth + 1, key) == TOO_DEEP or encode(b, vobj, depth + 1, key) == TOO_DEEP:
-                return TOO_DEEP
             i += 1
+            if not put_if_scalar(b, k):
+                kobj = <object>k  # strong references: encoding may run code (pickle)
+                vobj = <object>val
+                if encode(b, kobj, depth + 1, key) == TOO_DEEP or encode(b, vobj, depth + 1, key) == TOO_DEEP:
+                    return TOO_DEEP
+            elif not put_if_scalar(b, val):  # (no code ran: the borrowed references held)
+                vobj = <object>val
+                if encode(b, vobj, depth + 1, key) == TOO_DEEP:
+                    return TOO_DEEP
         if i != size or len(obj) != size:
             raise RuntimeError("dict changed size while it was being journaled")
         return 0
@@ -354,44 +356,56 @@ cdef int encode(Buf* b, object obj, int depth, bytes key) except -1:
     return encode_pickle(b, obj, key)
 
 
-cdef inline bint read_scalar(object obj, Scalar* s) noexcept:
+cdef inline bint read_scalar(PyObject* obj, Scalar* s) noexcept:
     """Read into s a value that encode() writes without running Python code or allocating
     (an int of 64 bits, None, bool, float, ASCII str, bytes), once: what put_scalar writes
-    and how many bytes that is.  False for anything else."""
-    cdef type t = type(obj)
+    and how many bytes that is.  False for anything else.  (A borrowed pointer: reading it
+    takes no reference, and nothing runs that could free it.)"""
+    cdef PyTypeObject* t = type_of(obj)
     cdef long long v
     cdef double d
-    if t is int:
+    if t is &PyLong_Type:
         if not sd_int_value(obj, &v):
             return False
         s.tag = T_INT
         s.word = (<uint64_t>v << 1) ^ <uint64_t>(v >> 63)  # zigzag
         s.size = 1 + leb_size(s.word)
-    elif obj is None:
-        s.tag = T_NONE
-        s.size = 1
-    elif t is bool:
-        s.tag = T_TRUE if obj is True else T_FALSE
-        s.size = 1
-    elif t is float:
-        d = PyFloat_AS_DOUBLE(obj)
+    elif t is &PyUnicode_Type:
+        if not unicode_is_ascii(obj):
+            return False
+        s.tag = T_STR
+        s.word = <uint64_t>unicode_length(obj)
+        s.data = <const char*>unicode_data(obj)  # ASCII: its UTF-8 bytes
+        s.size = 1 + leb_size(s.word) + <Py_ssize_t>s.word
+    elif t is &PyFloat_Type:
+        d = float_value(obj)
         s.tag = T_FLOAT
         memcpy(&s.word, &d, 8)
         s.size = 9
-    elif t is str:
-        if not PyUnicode_IS_ASCII(obj):
-            return False
-        s.tag = T_STR
-        s.word = <uint64_t>PyUnicode_GET_LENGTH(obj)
-        s.data = <const char*>PyUnicode_DATA(obj)  # ASCII: its UTF-8 bytes
-        s.size = 1 + leb_size(s.word) + <Py_ssize_t>s.word
-    elif t is bytes:
+    elif obj is none_p:
+        s.tag = T_NONE
+        s.size = 1
+    elif t is &PyBool_Type:
+        s.tag = T_TRUE if obj is true_p else T_FALSE
+        s.size = 1
+    elif t is &PyBytes_Type:
         s.tag = T_BYTES
-        s.word = <uint64_t>PyBytes_GET_SIZE(obj)
-        s.data = PyBytes_AS_STRING(obj)
+        s.word = <uint64_t>bytes_size(obj)
+        s.data = bytes_data(obj)
         s.size = 1 + leb_size(s.word) + <Py_ssize_t>s.word
     else:
         return False
+    return True
+
+
+cdef inline bint put_if_scalar(Buf* b, PyObject* obj) except -1:
+    """encode() of obj if read_scalar() reads it (no recursion, no Python code); False,
+    having written nothing, if it does not."""
+    cdef Scalar s
+    if not read_scalar(obj, &s):
+        return False
+    buf_reserve(b, s.size)
+    b.n = put_scalar(b.p, b.n, &s)
     return True
 
 
@@ -875,15 +889,15 @@ cdef class RecordWriter:
         cdef Py_ssize_t size, need, end
         cdef char* p
         cdef OpenFrame f
-        if not read_scalar(item, &v):
+        if not read_scalar(<PyObject*>item, &v):
             return 0
         if at:
             int_scalar(index, &k)
-        elif not read_scalar(key, &k):
+        elif not read_scalar(<PyObject*>key, &k):
             return 0
         size = k.size + 2 + v.size  # and the one-item container's tag and count
         if tag == T_DICT:
-            if not read_scalar(item_key, &ik):
+            if not read_scalar(<PyObject*>item_key, &ik):
                 return 0
             size += ik.size
         if size >= self._threshold:
