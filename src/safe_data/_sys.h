@@ -3,7 +3,6 @@
 #define SAFE_DATA_SYS_H
 
 #include <stdint.h>
-#include <time.h>
 #include <unistd.h>
 
 #if defined(__APPLE__)
@@ -16,11 +15,5 @@
 #define SD_ZERO_SIZE 65536
 static const char sd_zeros_buf[SD_ZERO_SIZE] = {0};
 static const char *sd_zeros = sd_zeros_buf;
-
-static inline int64_t sd_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 #endif

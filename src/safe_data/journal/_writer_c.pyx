@@ -85,6 +85,10 @@ cdef extern from "_crc32c.h":
     uint32_t sd_crc32c_after(uint64_t a, uint64_t b, const void* p, size_t n) nogil
     int sd_crc32c_hardware()
 
+cdef extern from "_clock.h":
+    void sd_clock_setup()
+    int64_t sd_now_ns() noexcept
+
 cdef extern from "_encode.h":
     bint sd_int_value(PyObject* obj, long long* v) noexcept
     Py_ssize_t sd_leb_size(uint64_t v) noexcept
@@ -95,11 +99,11 @@ cdef extern from "_sys.h":
     enum: SD_ZERO_SIZE
     ssize_t pwrite(int fd, const void* buf, size_t n, long offset)
     int sd_fdatasync(int fd) nogil
-    int64_t sd_now_ns() nogil
     int dup(int fd)
     int close(int fd) nogil
 
 sd_crc32c_setup()
+sd_clock_setup()
 
 __all__ = ["DURABILITY_BATCH", "DURABILITY_FSYNC", "DURABILITY_PROCESS", "RecordWriter", "crc32c",
            "decode_values"]
