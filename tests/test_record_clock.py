@@ -20,7 +20,7 @@ TOLERANCE_NS = 5_000
 
 def outside(record_times, brackets):
     """How far (ns) each record time lies outside its bracket (0 inside)."""
-    return [max(t0 - t, t - t1, 0) for t, (t0, t1) in zip(record_times, brackets)]
+    return [max(t0 - t, t - t1, 0) for t, (t0, t1) in zip(record_times, brackets, strict=True)]
 
 
 def test_record_times_are_the_wall_clock_across_anchors(journal):
@@ -36,5 +36,6 @@ def test_record_times_are_the_wall_clock_across_anchors(journal):
     times = [r.time_ns for r in journal.records() if r.container == "clock"]
     assert len(times) == len(brackets)
     off = outside(times, brackets)
-    assert max(off) <= TOLERANCE_NS, f"{sum(o > TOLERANCE_NS for o in off)} of {len(off)} records off, worst {max(off)} ns"
-
+    assert max(off) <= TOLERANCE_NS, (
+        f"{sum(o > TOLERANCE_NS for o in off)} of {len(off)} records off, worst {max(off)} ns"
+    )

@@ -5,6 +5,7 @@
 
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 /* The value of the exact int `obj` in *v; 0 if it does not fit in 64 bits. */
 static inline int sd_int_value(PyObject *obj, long long *v) {
@@ -59,6 +60,30 @@ static inline Py_ssize_t sd_put_leb(char *p, Py_ssize_t at, uint64_t v) {
     }
     p[at] = (char)v;
     return at + 1;
+}
+
+/* memcpy(to, from, n) for the few bytes of a short str or bytes without a call (which
+ * costs more than the copy): two overlapping words, or three bytes. */
+static inline void sd_copy(char *to, const char *from, size_t n) {
+    uint64_t a, b;
+    uint32_t c, d;
+    if (n > 16) {
+        memcpy(to, from, n);
+    } else if (n >= 8) {
+        memcpy(&a, from, 8);
+        memcpy(&b, from + n - 8, 8);
+        memcpy(to, &a, 8);
+        memcpy(to + n - 8, &b, 8);
+    } else if (n >= 4) {
+        memcpy(&c, from, 4);
+        memcpy(&d, from + n - 4, 4);
+        memcpy(to, &c, 4);
+        memcpy(to + n - 4, &d, 4);
+    } else if (n) {
+        to[0] = from[0];
+        to[n / 2] = from[n / 2];
+        to[n - 1] = from[n - 1];
+    }
 }
 
 #endif

@@ -44,6 +44,12 @@ cdef extern from "Python.h":
     # (borrowed pointers: no reference taken, see read_scalar)
     PyTypeObject* type_of "Py_TYPE"(PyObject* o)
     PyTypeObject PyLong_Type, PyUnicode_Type, PyFloat_Type, PyBool_Type, PyBytes_Type
+    PyTypeObject PyDict_Type, PyList_Type, PyTuple_Type
+    Py_ssize_t var_size "Py_SIZE"(PyObject* o)
+    Py_ssize_t dict_size "PyDict_GET_SIZE"(PyObject* d)
+    bint dict_next "PyDict_Next"(PyObject* d, Py_ssize_t* pos, PyObject** k, PyObject** v)
+    PyObject* list_item "PyList_GET_ITEM"(PyObject* l, Py_ssize_t i)
+    PyObject* tuple_item "PyTuple_GET_ITEM"(PyObject* t, Py_ssize_t i)
     PyObject* none_p "Py_None"
     PyObject* true_p "Py_True"
     bint unicode_is_ascii "PyUnicode_IS_ASCII"(PyObject* s)
@@ -93,6 +99,7 @@ cdef extern from "_encode.h":
     bint sd_int_value(PyObject* obj, long long* v) noexcept
     Py_ssize_t sd_leb_size(uint64_t v) noexcept
     Py_ssize_t put_leb "sd_put_leb"(char* p, Py_ssize_t at, uint64_t v) noexcept
+    void sd_copy(char* to, const char* frm, size_t n) noexcept
 
 cdef extern from "_sys.h":
     const char* sd_zeros
@@ -113,6 +120,7 @@ cdef enum:
     MAX_SCRATCH = 16 * 1024 * 1024
     PREPARE_CHUNK = 256 * 1024
     TOO_DEEP = 2
+    FLAT_MAX = 16  # scalars in a Flat
 
 #: a scalar value as read_scalar() read it: its tag, then (T_INT) the zigzag value as LEB128,
 #: (T_FLOAT) the double's 8 bytes, or (T_STR, T_BYTES) the size as LEB128 and the data
@@ -121,6 +129,15 @@ cdef struct Scalar:
     uint64_t word
     const char* data
     Py_ssize_t size  # the bytes put_scalar writes
+
+#: a list, tuple or dict of scalars as read_flat() read it: its tag, count, and the
+#: scalars in order (a dict's keys and values interleaved)
+cdef struct Flat:
+    uint8_t tag
+    Py_ssize_t count
+    Py_ssize_t n  # scalars in items
+    Scalar items[FLAT_MAX]
+    Py_ssize_t size  # the bytes put_flat writes
 
 #: a frame's length is 32 bits (a C variable: the literal alone would be compared as a
 #: Python int)
@@ -402,6 +419,53 @@ cdef inline bint read_scalar(PyObject* obj, Scalar* s) noexcept:
     return True
 
 
+cdef bint read_flat(PyObject* obj, Flat* f) noexcept:
+    """Read into f a value that encode() at depth 1 writes without running Python code: a
+    list, tuple or dict (the builtin types: a safe container inside a value is written as
+    a reference to it) of at most FLAT_MAX scalars.  False for anything else."""
+    cdef PyTypeObject* t = type_of(obj)
+    cdef Py_ssize_t i = 0, pos = 0
+    cdef PyObject* k
+    cdef PyObject* v
+    f.size = 0
+    if t is &PyDict_Type:
+        f.count = dict_size(obj)
+        if f.count * 2 > FLAT_MAX:
+            return False
+        while dict_next(obj, &pos, &k, &v):
+            if not read_scalar(k, &f.items[i]) or not read_scalar(v, &f.items[i + 1]):
+                return False
+            f.size += f.items[i].size + f.items[i + 1].size
+            i += 2
+        f.tag = T_DICT
+    elif t is &PyList_Type or t is &PyTuple_Type:
+        f.count = var_size(obj)
+        if f.count > FLAT_MAX:
+            return False
+        while i < f.count:
+            if not read_scalar(list_item(obj, i) if t is &PyList_Type else tuple_item(obj, i), &f.items[i]):
+                return False
+            f.size += f.items[i].size
+            i += 1
+        f.tag = T_LIST if t is &PyList_Type else T_TUPLE
+    else:
+        return False
+    f.n = i
+    f.size += 1 + leb_size(<uint64_t>f.count)
+    return True
+
+
+cdef inline Py_ssize_t put_flat(char* p, Py_ssize_t at, const Flat* f) noexcept:
+    """Write at p + at what encode() writes for the value read into f (f.size bytes);
+    return where they end."""
+    cdef Py_ssize_t i
+    p[at] = <char>f.tag
+    at = put_leb(p, at + 1, <uint64_t>f.count)
+    for i in range(f.n):
+        at = put_scalar(p, at, &f.items[i])
+    return at
+
+
 cdef inline bint put_if_scalar(Buf* b, PyObject* obj) except -1:
     """encode() of obj if read_scalar() reads it (no recursion, no Python code); False,
     having written nothing, if it does not."""
@@ -431,7 +495,7 @@ cdef inline Py_ssize_t put_scalar(char* p, Py_ssize_t at, const Scalar* s) noexc
         return at + 9
     if s.tag == T_STR or s.tag == T_BYTES:
         at = put_leb(p, at + 1, s.word)
-        memcpy(p + at, s.data, <size_t>s.word)
+        sd_copy(p + at, s.data, <size_t>s.word)
         return at + <Py_ssize_t>s.word
     return at + 1
 
@@ -880,21 +944,27 @@ cdef class RecordWriter:
     cdef int direct(self, uint8_t op, bytes name, uint64_t cid, object key, Py_ssize_t index, bint at,
                     uint8_t tag, object item_key, object item) except -1:
         """Write a one-item record (its key: ``key``, or the position ``index`` if ``at``)
-        straight into the mapping, when every value in it is a scalar that encode() writes
-        without running Python code or allocating, and the payload is too small to compress:
-        no buffer, no copy, each value read once, no Python code run.  Return 1 when
-        written; 0, having written nothing, for the general path: a value that is not such a
-        scalar, a payload to compress, or no room ready (made then, which runs Python code:
-        the caller must read its values again).
+        straight into the mapping, when its keys are scalars and its item a scalar or a
+        small list, tuple or dict of them (read_flat), which encode() writes without
+        running Python code or allocating, and the payload is too small to compress: no
+        buffer, no copy, each value read once, no Python code run.  Return 1 when written;
+        0, having written nothing, for the general path: other values, a payload to
+        compress, or no room ready (made then, which runs Python code: the caller must
+        read its values again).
 
         A container's operation calls it before it changes anything (its thread holds the
         operation lock): when it returns 1, what it journaled is still what is there."""
         cdef Scalar k, ik, v
+        cdef Flat fv
+        cdef bint flat = False
         cdef Py_ssize_t size, need, end
         cdef char* p
         cdef OpenFrame f
         if not read_scalar(<PyObject*>item, &v):
-            return 0
+            if not read_flat(<PyObject*>item, &fv):
+                return 0
+            flat = True
+            v.size = fv.size
         if at:
             int_scalar(index, &k)
         elif not read_scalar(<PyObject*>key, &k):
@@ -924,7 +994,7 @@ cdef class RecordWriter:
         end += 2
         if tag == T_DICT:
             end = put_scalar(p, end, &ik)
-        end = put_scalar(p, end, &v)
+        end = put_flat(p, end, &fv) if flat else put_scalar(p, end, &v)
         if self._compact:
             close_compact(self, &f, end)
         else:
