@@ -198,6 +198,7 @@ cdef uint8_t OP_SET_INSERT = _OP["set", "insert"]
 cdef uint8_t OP_SET_SNAPSHOT = _OP["set", "snapshot"]
 
 cdef object _MISSING = object()
+cdef object _LAST = -1  # list.pop()'s default index (the interpreter's one -1 object)
 cdef tuple _NO_ITEMS = ()  # the constructors' default iterable (the empty tuple is one object)
 cdef dict _NO_KEYWORDS = {}  # (read only)
 cdef str _MODULE = __name__
@@ -572,7 +573,9 @@ cdef class SafeList(list):
     @cython.binding(False)  # a method descriptor, as list.pop is: CPython specialises its calls
     def pop(self, index=-1, /):
         cdef _Binding b = self._b
-        cdef Py_ssize_t i = index if type(index) is int else operator.index(index)
+        # (the default -1 without a conversion: -1 is also its error value, which costs a
+        # check of the error indicator)
+        cdef Py_ssize_t i = -1 if index is _LAST else index if type(index) is int else operator.index(index)
         b.begin()
         try:
             if PyList_GET_SIZE(self) == 0:

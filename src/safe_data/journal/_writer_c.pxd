@@ -8,6 +8,11 @@ from libc.stdint cimport int64_t, uint8_t, uint64_t
 cdef extern from "Python.h":
     unsigned long PyThread_get_thread_ident()
 
+cdef extern from "<pthread.h>":
+    # PyThread_get_thread_ident() on POSIX (the same number), without the call into the
+    # interpreter: enter() asks for it once per operation
+    unsigned long thread_ident "(unsigned long)pthread_self"() nogil
+
 cdef struct Buf:
     char* p
     Py_ssize_t n
@@ -109,7 +114,7 @@ cdef class RecordWriter:
         holds the GIL throughout, so that is atomic.  Only a thread that finds another
         owner (which let the GIL go in a slow path) waits, on a Condition.
         """
-        cdef unsigned long me = PyThread_get_thread_ident()
+        cdef unsigned long me = thread_ident()
         if self._op_owner == me:
             self._op_depth += 1  # reentered: a pickled value discarding from another container
         elif self._op_owner == 0:

@@ -97,7 +97,7 @@ cdef extern from "_clock.h":
 
 cdef extern from "_encode.h":
     bint sd_int_value(PyObject* obj, long long* v) noexcept
-    Py_ssize_t sd_leb_size(uint64_t v) noexcept
+    Py_ssize_t leb_size "sd_leb_size"(uint64_t v) noexcept  # (0 takes one byte)
     Py_ssize_t put_leb "sd_put_leb"(char* p, Py_ssize_t at, uint64_t v) noexcept
     void sd_copy(char* to, const char* frm, size_t n) noexcept
 
@@ -502,15 +502,10 @@ cdef inline Py_ssize_t put_scalar(char* p, Py_ssize_t at, const Scalar* s) noexc
 
 cdef inline Py_ssize_t leb128_size(uint64_t v) noexcept:
     """The bytes of v as LEB128, none for 0 (_commit writes no number then)."""
-    return sd_leb_size(v) if v else 0
+    return leb_size(v) if v else 0
 
 
 # --- compact frames (format.py compact_frame is the reference) ------------------------------
-
-cdef inline Py_ssize_t leb_size(uint64_t v) noexcept:
-    """The bytes of v as LEB128 (0 takes one)."""
-    return sd_leb_size(v)
-
 
 cdef inline Py_ssize_t put_len(char* p, Py_ssize_t body) noexcept:
     """A compact frame's length (of a body of ``body`` bytes after the CRC) at p; return
