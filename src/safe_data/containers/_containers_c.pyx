@@ -721,14 +721,16 @@ cdef int _init_list(SafeList self, iterable, name, journal, bint deep, bint capt
 
 
 cdef object _discard_at(SafeList lst, uint8_t op, Py_ssize_t i):
-    """Take the item at i out, journal it, and put it back if that fails; return it."""
+    """Journal the item at i and take it out; return it.  What writer.direct() writes is
+    journaled first (no code runs between that and taking it out); anything else is
+    taken out, journaled, and put back if that fails."""
     cdef _Binding b = lst._b
     if b.plain() and b.writer.direct(op, b.bname, b.container_id, None, i, True, T_LIST, None,
                                      <object>PyList_GET_ITEM(lst, i)):
-        return sd_list_take_at(lst, i)  # journaled, and no code ran since: still the item at i
+        return sd_list_take_at(lst, i)
     item = sd_list_take_at(lst, i)
     try:
-        lst._b.at(op, i, item)
+        b.at(op, i, item)
     except BaseException:
         _put_back(lst, i, 1, [item])
         raise

@@ -147,7 +147,7 @@ cdef class RecordWriter:
     cdef int record_at(self, uint8_t op, bytes name, uint64_t cid, Py_ssize_t index, object item,
                        object caller) except -1
     cdef int direct(self, uint8_t op, bytes name, uint64_t cid, object key, Py_ssize_t index, bint at,
-                     uint8_t tag, object item_key, object item) except -1
+                    uint8_t tag, object item_key, object item) except -1
     cdef inline char* _room(self, Py_ssize_t frame_len) except NULL:
         """Make room for a frame of frame_len bytes at the write position; return where it
         goes.  Zeros are written ahead of the frames (_prepare): when they reach that far,
