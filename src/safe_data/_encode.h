@@ -1,5 +1,6 @@
 /* What the C value encoder (journal/_writer_c.pyx) needs that Cython does not say: an
- * int's value without a call when it has one digit, and LEB128 sizes without a loop. */
+ * int's value without a call when it has one digit, LEB128 numbers and their sizes
+ * without a loop, and short copies without a call. */
 #ifndef SAFE_DATA_ENCODE_H
 #define SAFE_DATA_ENCODE_H
 

@@ -225,19 +225,20 @@ cdef inline int put_byte(Buf* b, uint8_t v) except -1:
 cdef inline int put_varint(Buf* b, uint64_t v) except -1:
     if b.n + 10 > b.cap:
         buf_grow(b, 10)
-    while v > 0x7F:
-        b.p[b.n] = <char>((v & 0x7F) | 0x80)
-        b.n += 1
-        v >>= 7
-    b.p[b.n] = <char>v
-    b.n += 1
+    b.n = put_leb(b.p, b.n, v)
     return 0
+
+
+cdef inline uint64_t zigzag(int64_t v) noexcept:
+    """v with its sign in the low bit (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...): small
+    numbers of either sign take few LEB128 bytes."""
+    return (<uint64_t>v << 1) ^ <uint64_t>(v >> 63)
 
 
 cdef inline int put_int(Buf* b, long long v) except -1:
     """An int of 64 bits: its tag, then the value zigzag-encoded as a varint."""
     put_byte(b, T_INT)
-    return put_varint(b, (<uint64_t>v << 1) ^ <uint64_t>(v >> 63))
+    return put_varint(b, zigzag(v))
 
 
 cdef inline int put_raw(Buf* b, const char* data, Py_ssize_t size) except -1:
@@ -388,9 +389,7 @@ cdef inline bint read_scalar(PyObject* obj, Scalar* s) noexcept:
     if t is &PyLong_Type:
         if not sd_int_value(obj, &v):
             return False
-        s.tag = T_INT
-        s.word = (<uint64_t>v << 1) ^ <uint64_t>(v >> 63)  # zigzag
-        s.size = 1 + leb_size(s.word)
+        int_scalar(v, s)
     elif t is &PyUnicode_Type:
         if not unicode_is_ascii(obj):
             return False
@@ -477,10 +476,11 @@ cdef inline bint put_if_scalar(Buf* b, PyObject* obj) except -1:
     return True
 
 
-cdef inline void int_scalar(Py_ssize_t v, Scalar* s) noexcept:
-    """read_scalar() of the int v, from the C integer (a list's position: no int object)."""
+cdef inline void int_scalar(int64_t v, Scalar* s) noexcept:
+    """read_scalar() of the int v, from the C integer (also a list's position: no int
+    object)."""
     s.tag = T_INT
-    s.word = (<uint64_t>v << 1) ^ <uint64_t>(v >> 63)
+    s.word = zigzag(v)
     s.size = 1 + leb_size(s.word)
 
 
@@ -572,7 +572,7 @@ cdef inline Py_ssize_t open_compact(RecordWriter w, OpenFrame* f, char* p, uint8
             at += name_len
             put_crc(p + crc_at, p + at, seq, w._time)
         w._last_name, w._last_thread, w._last_cid, w._last_slot = name, thread, cid, slot
-    zdt = (<uint64_t>(now - w._time) << 1) ^ <uint64_t>((now - w._time) >> 63)  # zigzag
+    zdt = zigzag(now - w._time)
     crc_at = at + put_len(p + at, 1 + leb_size(zdt) + leb_size(<uint64_t>slot << COMPACT_FLAG_BITS | flags) + plen)
     if at == 0:
         f.first = p[0]
