@@ -95,6 +95,9 @@ class SegmentVerifier:
         self._defined = 0
         self._after: tuple[int, int, bool] = (0, 0, False)  # (seq, time, a definition)
         self._in_length = True  # _pending holds the frame's length (else its head)
+        #: what a compact frame's head says is wrong, told once its CRC matched: a flipped
+        #: bit there is a checksum mismatch, not the undefined slot it makes the head name
+        self._head_problem: str | None = None
 
     def _fail(self, offset: int, reason: str) -> NoReturn:
         raise InvalidSegment(f"byte {offset}: {reason}")
@@ -172,14 +175,14 @@ class SegmentVerifier:
         got = compact.varint(head, after, len(head))
         if op == fmt.OP_DEFINE:
             if got is None or got[0] != self._defined:
-                self._fail(pos, f"a definition of slot {got and got[0]} where {self._defined} belongs")
+                self._head_problem = f"a definition of slot {got and got[0]} where {self._defined} belongs"
         elif op == fmt.OP_HOLE:
             self._hole = True
             if self._frame_len - after > _MAX_HOLE:
                 self._fail(pos, "unreadable hole (a repair's placeholder)")
             self._pending += head[after:]
         elif got is None or compact.slot_and_flags(got[0])[0] >= self._defined:
-            self._fail(pos, f"record seq {seq}: its slot has no definition before it")
+            self._head_problem = f"record seq {seq}: its slot has no definition before it"
         self._after = (seq, time_ns, op == fmt.OP_DEFINE)
         self._stored_crc = _U32.unpack_from(head)[0]
         try:
@@ -230,6 +233,8 @@ class SegmentVerifier:
         seq, time_ns, definition = self._after
         if self._crc != self._stored_crc:
             self._fail(pos, "checksum mismatch (torn write or corruption)")
+        if self._head_problem is not None:
+            self._fail(pos, self._head_problem)
         if self._open_ended:
             self._fail(pos, f"frame seq {seq} after a hole of unknown size")
         self._frame += self._frame_len
