@@ -92,7 +92,6 @@ cdef extern from "_crc32c.h":
     int sd_crc32c_hardware()
 
 cdef extern from "_clock.h":
-    void sd_clock_setup()
     int64_t sd_now_ns() noexcept
 
 cdef extern from "_encode.h":
@@ -110,7 +109,6 @@ cdef extern from "_sys.h":
     int close(int fd) nogil
 
 sd_crc32c_setup()
-sd_clock_setup()
 
 __all__ = ["DURABILITY_BATCH", "DURABILITY_FSYNC", "DURABILITY_PROCESS", "RecordWriter", "crc32c",
            "decode_values"]
