@@ -13,6 +13,10 @@ cdef extern from "<pthread.h>":
     # interpreter: enter() asks for it once per operation
     unsigned long thread_ident "(unsigned long)pthread_self"() nogil
 
+cdef extern from "_prefault.h":
+    ctypedef struct sd_prefaulter:
+        pass
+
 cdef struct Buf:
     char* p
     Py_ssize_t n
@@ -61,7 +65,8 @@ cdef class RecordWriter:
     cdef char* _base
     cdef Py_ssize_t _pos
     cdef Py_ssize_t _end
-    cdef Py_ssize_t _prepared  # zeros written up to here (see _prepare)
+    cdef Py_ssize_t _prepared  # zeros written or pages populated up to here (see _prepare)
+    cdef sd_prefaulter* _prefaulter  # populates the active segment's pages ahead, or NULL
     cdef int _fd
     cdef uint64_t _seq
     cdef bint _closed
@@ -187,3 +192,5 @@ cdef class RecordWriter:
     cdef int _rotate(self, Py_ssize_t need) except -1
     cdef int _seal(self) except -1
     cdef void _release_map(self)
+    cdef void _start_prefaulter(self)
+    cdef void _drop_prefaulter(self)

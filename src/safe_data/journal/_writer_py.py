@@ -113,6 +113,12 @@ class RecordWriter:
         return self._flushes
 
     @property
+    def prefaulted_to(self) -> int:
+        """0: this writer has no prefaulter (the C writer's thread that faults a segment's
+        pages in ahead of its records)."""
+        return 0
+
+    @property
     def synced(self) -> int:
         """The seq up to which every record is known to be on disk ("fsync" mode)."""
         return self._synced
@@ -338,6 +344,13 @@ class RecordWriter:
                 return
             self._closed = True
             self._seal()
+
+    def before_fork(self) -> None:
+        """Nothing to end: this writer has no thread of its own (the C writer's prefaulter
+        has one)."""
+
+    def after_fork_in_parent(self) -> None:
+        """Nothing to start again (see before_fork)."""
 
     def after_fork_in_child(self) -> None:
         """A forked child must never write into its parent's segment."""
