@@ -7,17 +7,20 @@ Linux and the C writer only: elsewhere, and in the pure-Python writer, the threa
 writes a record takes the page faults itself, as it always did.
 """
 
+import gc
 import os
 import resource
 import subprocess
 import sys
 import textwrap
 import time
+import weakref
 
 import pytest
 
 import safe_data as sd
 from safe_data.journal import format as fmt
+from safe_data.journal import registry
 
 from ._helpers import EXTENSION_EXPECTED
 
@@ -34,6 +37,18 @@ def wait_for(condition, seconds=20.0):
     while not condition():
         assert time.monotonic() < deadline, "the prefaulter did not get there"
         time.sleep(0.001)
+
+
+def exit_code(pid, seconds=30.0):
+    """The forked child's exit code; it fails the test if the child hangs."""
+    deadline = time.monotonic() + seconds
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        time.sleep(0.01)
+    return os.waitstatus_to_exitcode(done[1])
 
 
 def thread_page_faults():
@@ -117,14 +132,7 @@ def test_a_fork_ends_the_prefaulter_and_the_parent_starts_it_again(tmp_path):
             code = 0
         finally:
             os._exit(code)
-    deadline = time.monotonic() + 30
-    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child hung")
-        time.sleep(0.01)
-    assert os.waitstatus_to_exitcode(done[1]) == 0
+    assert exit_code(pid) == 0
     wait_for(lambda: writer.prefaulted_to > 0)  # the parent's prefaulter again
     for _ in range(499):
         items.pop()
@@ -132,6 +140,32 @@ def test_a_fork_ends_the_prefaulter_and_the_parent_starts_it_again(tmp_path):
     popped = sorted(r.values[0] for r in journal.records() if r.container == "items")
     by_parent, by_child = [999, *range(500, 999)], range(499, 999)
     assert popped == sorted([*by_parent, *by_child])
+
+
+def test_a_child_drops_a_prefaulter_the_fork_hooks_did_not_reach(tmp_path, monkeypatch):
+    """A writer whose journal the fork hooks do not see (the journal dropped while its
+    containers hold the writer) keeps its prefaulter across a fork.  In the child no
+    thread runs it and its lock may have been held at the fork: dropping the writer there
+    must leave it untouched (joining its thread would wait for ever)."""
+    journal = sd.Journal(tmp_path / "journal", segment_size=256 << 20)
+    items = sd.SafeList(range(1000), name="items", journal=journal)
+    items.pop()
+    writer = journal._writer
+    wait_for(lambda: writer.prefaulted_to > 0)
+    monkeypatch.setattr(registry, "_every", weakref.WeakSet())  # the hooks find no journal
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            del items, writer, journal  # the last references: the writer is deallocated
+            gc.collect()
+            code = 0
+        finally:
+            os._exit(code)
+    assert exit_code(pid) == 0
+    items.pop()  # the parent's own prefaulter still works
+    wait_for(lambda: writer.prefaulted_to > 0)
+    journal.close()
 
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="CPython 3.12 added the warning")

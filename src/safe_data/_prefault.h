@@ -17,9 +17,11 @@ at most the window, in CPU and in dirty pages.
 The writer offers a new segment's mapping and withdraws it before the mapping is
 released.  The thread holds the lock while it populates a chunk and leaves it between
 chunks when a withdrawal waits, so a withdrawal waits one chunk at most and no populate
-runs after it, on an address that may already map something else.  A forked child has
-no such thread: it drops its copy without touching it (the lock may have been held at
-the fork) and starts its own.  No Python code or object is involved. */
+runs after it, on an address that may already map something else.  The writer ends its
+prefaulter before a fork; a forked child that still holds one (a writer the fork hooks
+did not reach) has no thread behind it, and its lock may have been held at the fork:
+sd_prefault_mine() tells, and the child drops it without touching it (a few bytes) and
+starts its own.  No Python code or object is involved. */
 #ifndef SAFE_DATA_PREFAULT_H
 #define SAFE_DATA_PREFAULT_H
 
@@ -30,6 +32,7 @@ the fork) and starts its own.  No Python code or object is involved. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23  /* Linux 5.14; older kernels answer EINVAL */
@@ -48,6 +51,7 @@ typedef struct {
     int withdrawing;      /* a withdrawal waits for the lock */
     int idle;             /* the thread waits for want to rise (or for an offer) */
     int exiting;
+    pid_t pid;            /* the process whose thread it is */
 } sd_prefaulter;
 
 static int sd_prefault_refused;  /* the kernel has no MADV_POPULATE_WRITE: never start again */
@@ -97,6 +101,7 @@ static sd_prefaulter* sd_prefault_new(void) {
     int rc;
     if (__atomic_load_n(&sd_prefault_refused, __ATOMIC_RELAXED)) return NULL;
     if ((pf = (sd_prefaulter*)calloc(1, sizeof *pf)) == NULL) return NULL;
+    pf->pid = getpid();
     pthread_mutex_init(&pf->lock, NULL);
     pthread_cond_init(&pf->wake, NULL);
     pthread_attr_init(&attr);
@@ -110,6 +115,11 @@ static sd_prefaulter* sd_prefault_new(void) {
         return NULL;
     }
     return pf;
+}
+
+/* pf if its thread runs in this process, else NULL (a parent's, copied by a fork). */
+static inline sd_prefaulter* sd_prefault_mine(sd_prefaulter* pf) {
+    return pf != NULL && pf->pid == getpid() ? pf : NULL;
 }
 
 /* Offer the mapping at base, whose records start at ``from`` and which ends at ``end``,
@@ -167,6 +177,7 @@ static void sd_prefault_free(sd_prefaulter* pf) {
 
 typedef struct sd_prefaulter sd_prefaulter;
 static sd_prefaulter* sd_prefault_new(void) { return NULL; }
+static inline sd_prefaulter* sd_prefault_mine(sd_prefaulter* pf) { return NULL; }
 static void sd_prefault_offer(sd_prefaulter* pf, char* base, size_t from, size_t end, size_t want) {}
 static inline void sd_prefault_want(sd_prefaulter* pf, size_t want) {}
 static inline size_t sd_prefault_ready(sd_prefaulter* pf) { return 0; }

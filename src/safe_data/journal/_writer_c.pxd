@@ -192,5 +192,6 @@ cdef class RecordWriter:
     cdef int _rotate(self, Py_ssize_t need) except -1
     cdef int _seal(self) except -1
     cdef void _release_map(self)
+    cdef sd_prefaulter* _prefaulter_here(self) noexcept
     cdef void _start_prefaulter(self)
     cdef void _drop_prefaulter(self)

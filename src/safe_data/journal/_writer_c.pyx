@@ -110,6 +110,7 @@ cdef extern from "_sys.h":
 
 cdef extern from "_prefault.h":
     sd_prefaulter* sd_prefault_new()
+    sd_prefaulter* sd_prefault_mine(sd_prefaulter* pf)
     void sd_prefault_offer(sd_prefaulter* pf, char* base, size_t start, size_t end, size_t want)
     void sd_prefault_want(sd_prefaulter* pf, size_t want) noexcept
     size_t sd_prefault_ready(sd_prefaulter* pf) noexcept
@@ -835,7 +836,7 @@ cdef class RecordWriter:
     def prefaulted_to(self):
         """The offset in the active segment up to which its pages are faulted in ahead of
         the records by the writer's prefaulter thread (_prefault.h); 0 if none has been."""
-        return sd_prefault_ready(self._prefaulter) if self._prefaulter != NULL else 0
+        return sd_prefault_ready(self._prefaulter) if self._prefaulter_here() != NULL else 0
 
     def set_hook(self, hook):
         """Call ``hook(seq, time_ns, op, name, key, values, caller, container_id)`` after
@@ -1253,7 +1254,7 @@ cdef class RecordWriter:
         cdef Py_ssize_t target = self._prepared + PREPARE_CHUNK
         cdef Py_ssize_t n
         cdef ssize_t written
-        if self._prefaulter != NULL:
+        if self._prefaulter_here() != NULL:
             sd_prefault_want(self._prefaulter, <size_t>(upto + PREFAULT_AHEAD))
             n = <Py_ssize_t>sd_prefault_ready(self._prefaulter)
             if n >= upto:  # come back a chunk on, to keep it ahead
@@ -1313,7 +1314,7 @@ cdef class RecordWriter:
         return 0
 
     cdef void _release_map(self):
-        if self._prefaulter != NULL:  # before the mapping can be unmapped
+        if self._prefaulter_here() != NULL:  # before the mapping can be unmapped
             sd_prefault_withdraw(self._prefaulter)
         self._base = NULL
         self._pos = self._end = self._prepared = 0
@@ -1357,16 +1358,22 @@ cdef class RecordWriter:
             finally:
                 self._drop_prefaulter()
 
+    cdef sd_prefaulter* _prefaulter_here(self) noexcept:
+        """The prefaulter, if its thread runs in this process; a forked child forgets its
+        parent's without touching it (_prefault.h)."""
+        self._prefaulter = sd_prefault_mine(self._prefaulter)
+        return self._prefaulter
+
     cdef void _start_prefaulter(self):
         """Have the active segment's pages faulted in ahead of the records (_prefault.h)."""
-        if self._prefaulter == NULL:
+        if self._prefaulter_here() == NULL:
             self._prefaulter = sd_prefault_new()
         if self._prefaulter != NULL:
             sd_prefault_offer(self._prefaulter, self._base, <size_t>self._pos, <size_t>self._end,
                               <size_t>(self._pos + PREFAULT_AHEAD))
 
     cdef void _drop_prefaulter(self):
-        if self._prefaulter != NULL:
+        if self._prefaulter_here() != NULL:
             sd_prefault_withdraw(self._prefaulter)
             sd_prefault_free(self._prefaulter)
             self._prefaulter = NULL
