@@ -127,6 +127,11 @@ def start(directory: Path, access_key: str = ACCESS_KEY, secret_key: str = SECRE
         "-s3.port.lance=0",
         # the gateway's IAM API writable: tests issue and revoke access keys through it
         "-s3.iam.readOnly=false",
+        # as many volumes as the suite's buckets need, whatever the disk's free space (by
+        # default weed counts free space / 128 MiB, 7 volumes per bucket: with 44 GiB free
+        # the session's instance ran out of writable volumes at test_shred); volumes grow
+        # as they are written, so the count reserves nothing
+        "-volume.max=2000",
         f"-filer.localSocket={directory}/filer.sock",
         f"-s3.localSocket={directory}/s3.sock",
         *(f"-{name}={port}" for name, port in ports.items()),
