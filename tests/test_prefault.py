@@ -1,7 +1,7 @@
 """The C writer's prefaulter (src/safe_data/_prefault.h): a thread of the writer's own
 faults in the pages of the active segment's mapping a window ahead of the records, so
 that the thread that discards takes no page fault for them.  It lets go of a mapping
-before the mapping is released, ends before a fork and starts again after it.
+before the mapping is released, ends before a fork and starts again with the records after it.
 
 Linux and the C writer only: elsewhere, and in the pure-Python writer, the thread that
 writes a record takes the page faults itself, as it always did.
@@ -133,7 +133,11 @@ def test_a_fork_ends_the_prefaulter_and_the_parent_starts_it_again(tmp_path):
         finally:
             os._exit(code)
     assert exit_code(pid) == 0
-    wait_for(lambda: writer.prefaulted_to > 0)  # the parent's prefaulter again
+    assert writer.prefaulted_to == 0  # ended before the fork...
+    more = sd.SafeList(range(40_000), name="more", journal=journal)
+    for _ in range(40_000):  # ... and started again by the next chunk of records
+        more.pop()
+    wait_for(lambda: writer.prefaulted_to > 0)
     for _ in range(499):
         items.pop()
     journal.close()

@@ -1254,7 +1254,9 @@ cdef class RecordWriter:
         cdef Py_ssize_t target = self._prepared + PREPARE_CHUNK
         cdef Py_ssize_t n
         cdef ssize_t written
-        if self._prefaulter_here() != NULL:
+        if self._prefaulter_here() == NULL:  # (a fork ended it: again from here)
+            self._start_prefaulter()
+        if self._prefaulter != NULL:
             sd_prefault_want(self._prefaulter, <size_t>(upto + PREFAULT_AHEAD))
             n = <Py_ssize_t>sd_prefault_ready(self._prefaulter)
             if n >= upto:  # come back a chunk on, to keep it ahead
@@ -1365,7 +1367,8 @@ cdef class RecordWriter:
         return self._prefaulter
 
     cdef void _start_prefaulter(self):
-        """Have the active segment's pages faulted in ahead of the records (_prefault.h)."""
+        """Have the active segment's pages faulted in ahead of the records (_prefault.h):
+        from each new segment's start, and from where the records are after a fork."""
         if self._prefaulter_here() == NULL:
             self._prefaulter = sd_prefault_new()
         if self._prefaulter != NULL:
@@ -1379,13 +1382,11 @@ cdef class RecordWriter:
             self._prefaulter = NULL
 
     def before_fork(self):
-        """End the prefaulter's thread: a child has none of its parent's threads (and
-        CPython 3.12+ warns at a fork of a process with threads)."""
+        """End the prefaulter's thread: a child has none of its parent's threads, and
+        CPython 3.12+ warns at a fork of a process with threads (3.13 counts them after
+        the fork's hooks for the parent, so the next chunk of records starts it again,
+        not such a hook)."""
         self._drop_prefaulter()
-
-    def after_fork_in_parent(self):
-        if self._base != NULL:
-            self._start_prefaulter()
 
     def after_fork_in_child(self):
         """A forked child must never write into its parent's segment."""

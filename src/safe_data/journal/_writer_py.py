@@ -349,9 +349,6 @@ class RecordWriter:
         """Nothing to end: this writer has no thread of its own (the C writer's prefaulter
         has one)."""
 
-    def after_fork_in_parent(self) -> None:
-        """Nothing to start again (see before_fork)."""
-
     def after_fork_in_child(self) -> None:
         """A forked child must never write into its parent's segment."""
         self._lock = threading.Lock()

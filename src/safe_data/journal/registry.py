@@ -114,11 +114,6 @@ def _before_fork() -> None:
         journal._writer.before_fork()
 
 
-def _after_fork_in_parent() -> None:
-    for journal in list(_every):
-        journal._writer.after_fork_in_parent()
-
-
 def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.RLock()
@@ -135,7 +130,5 @@ def _close_all() -> None:
             warnings.warn(f"could not seal {journal.path} at exit: {exc}", JournalWarning, stacklevel=1)
 
 
-os.register_at_fork(
-    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
-)
+os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 atexit.register(_close_all)
